@@ -1,0 +1,29 @@
+// reliability_lab._core: the private extension module. This file is its table of contents; each
+// register_<area>.cc binds one area of the C++ core. The typed public API lives in Python
+// (python/reliability_lab/), which is the only importer of this module.
+#include <pybind11/pybind11.h>
+
+namespace rlab::bindings {
+namespace py = pybind11;
+
+void RegisterCore(py::module_& m);         // clocks, seeded random streams, outcomes
+void RegisterBackoff(py::module_& m);      // exponential backoff with jitter
+void RegisterRetry(py::module_& m);        // the retry decision loop
+void RegisterRetryBudget(py::module_& m);  // token-bucket and ratio retry budgets
+void RegisterBreaker(py::module_& m);      // circuit breaker
+void RegisterBulkhead(py::module_& m);     // bulkhead admission
+void RegisterThrottle(py::module_& m);     // adaptive client-side throttling
+
+}  // namespace rlab::bindings
+
+PYBIND11_MODULE(_core, m) {
+  using namespace rlab::bindings;
+  m.doc() = "reliability-lab native core (private; use the reliability_lab package)";
+  RegisterCore(m);
+  RegisterBackoff(m);
+  RegisterRetry(m);
+  RegisterRetryBudget(m);
+  RegisterBreaker(m);
+  RegisterBulkhead(m);
+  RegisterThrottle(m);
+}
