@@ -1,1 +1,325 @@
-// placeholder
+#include "rlab/policy/circuit_breaker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "rlab/core/clock.h"
+#include "rlab/core/validate.h"
+
+namespace rlab {
+namespace {
+
+constexpr int kMaxCount = 1'000'000;
+
+uint64_t MakeToken(uint64_t generation, bool probe) { return (generation << 1) | (probe ? 1 : 0); }
+
+}  // namespace
+
+std::string_view BreakerStateName(BreakerState state) {
+  switch (state) {
+    case BreakerState::kClosed:
+      return "closed";
+    case BreakerState::kOpen:
+      return "open";
+    case BreakerState::kHalfOpen:
+      return "half_open";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateBreakerConfig(const BreakerConfig& c) {
+  const double max_s = kMaxDurationS;
+  absl::Status s = FirstError({
+      CheckIntRange("consecutive_failures", c.consecutive_failures, 0, kMaxCount),
+      CheckRange("failure_rate_threshold", c.failure_rate_threshold, 0.0, 1.0),
+      CheckRange("slow_call_rate_threshold", c.slow_call_rate_threshold, 0.0, 1.0),
+      CheckRange("slow_call_duration_s", NsToSeconds(c.slow_call_duration_ns), 0.0, max_s),
+      CheckIntRange("window_size", c.window_size, 1, kMaxCount),
+      CheckDuration("window_s", NsToSeconds(c.window_ns)),
+      CheckIntRange("window_buckets", c.window_buckets, 1, 1000),
+      CheckIntRange("minimum_calls", c.minimum_calls, 1, kMaxCount),
+      CheckDuration("open_for_s", NsToSeconds(c.open_for_ns)),
+      CheckRange("open_growth", c.open_growth, 1.0, 1000.0),
+      CheckRange("max_open_for_s", NsToSeconds(c.max_open_for_ns), 0.0, max_s),
+      CheckIntRange("half_open_max_calls", c.half_open_max_calls, 1, kMaxCount),
+      CheckIntRange("success_threshold", c.success_threshold, 1, kMaxCount),
+  });
+  if (!s.ok()) return s;
+  if (c.consecutive_failures == 0 && c.failure_rate_threshold == 0.0 &&
+      c.slow_call_rate_threshold == 0.0) {
+    return absl::InvalidArgumentError(
+        "at least one trip policy must be enabled: consecutive_failures >= 1, "
+        "failure_rate_threshold in (0, 1] or slow_call_rate_threshold in (0, 1]");
+  }
+  if (c.slow_call_rate_threshold > 0.0 && c.slow_call_duration_ns <= 0) {
+    return absl::InvalidArgumentError(
+        "slow_call_duration_s must be in (0, 1e+06] when slow_call_rate_threshold is set");
+  }
+  if (c.max_open_for_ns != 0 && c.max_open_for_ns < c.open_for_ns) {
+    return absl::InvalidArgumentError(
+        "max_open_for_s must be 0 (no growth cap beyond open_for_s) or >= open_for_s");
+  }
+  if (c.window == WindowKind::kTime && c.window_ns / c.window_buckets < 1) {
+    return absl::InvalidArgumentError("window_buckets must be <= window_s in nanoseconds");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CircuitBreaker>> CircuitBreaker::Create(
+    const BreakerConfig& config) {
+  absl::Status s = ValidateBreakerConfig(config);
+  if (!s.ok()) return s;
+  return std::make_unique<CircuitBreaker>(config);
+}
+
+CircuitBreaker::CircuitBreaker(const BreakerConfig& config)
+    : config_(config), listeners_(std::make_shared<const ListenerList>()) {
+  const bool rates = config_.failure_rate_threshold > 0.0 || config_.slow_call_rate_threshold > 0.0;
+  if (rates && config_.window == WindowKind::kCount) count_window_.emplace(config_.window_size);
+  if (rates && config_.window == WindowKind::kTime) {
+    time_window_.emplace(config_.window_ns, config_.window_buckets);
+  }
+}
+
+BreakerPermit CircuitBreaker::Allow(int64_t now_ns) {
+  BreakerPermit permit;
+  bool queued = false;
+  {
+    MutexLock lock(&mu_);
+    if (state_ == BreakerState::kOpen) {
+      if (now_ns < open_until_ns_) {
+        ++counters_.rejected_open;
+        permit.rejection = OutcomeKind::kBreakerOpen;
+        permit.retry_in_ns = open_until_ns_ - now_ns;
+        return permit;
+      }
+      TransitionLocked(BreakerState::kHalfOpen, now_ns);
+      queued = true;
+    }
+    if (state_ == BreakerState::kClosed) {
+      ++counters_.admitted;
+      permit.admitted = true;
+      permit.token = MakeToken(generation_, false);
+    } else if (half_open_in_flight_ < config_.half_open_max_calls) {
+      ++half_open_in_flight_;
+      ++counters_.admitted;
+      permit.admitted = true;
+      permit.token = MakeToken(generation_, true);
+    } else {
+      ++counters_.rejected_half_open_full;
+      permit.rejection = OutcomeKind::kBreakerHalfOpenFull;
+    }
+  }
+  if (queued) DispatchPending();
+  return permit;
+}
+
+void CircuitBreaker::Record(uint64_t token, CallResult result, int64_t now_ns,
+                            int64_t duration_ns) {
+  const bool slow =
+      config_.slow_call_duration_ns > 0 && duration_ns > config_.slow_call_duration_ns;
+  bool queued = false;
+  {
+    MutexLock lock(&mu_);
+    if (TokenGeneration(token) != generation_) {
+      // Admitted under an earlier state: its result says nothing about the current one, and the
+      // transition already reset the probe slots it may have held.
+      ++counters_.stale;
+      return;
+    }
+    counters_.slow += slow ? 1 : 0;
+    switch (result) {
+      case CallResult::kSuccess:
+        ++counters_.successes;
+        break;
+      case CallResult::kFailure:
+        ++counters_.failures;
+        break;
+      case CallResult::kIgnored:
+        ++counters_.ignored;
+        break;
+    }
+    const size_t before = pending_.size();
+    if (state_ == BreakerState::kClosed) {
+      RecordClosedLocked(result, slow, now_ns);
+    } else if (state_ == BreakerState::kHalfOpen && TokenIsProbe(token)) {
+      --half_open_in_flight_;
+      if (result == CallResult::kFailure) {
+        TransitionLocked(BreakerState::kOpen, now_ns);
+      } else if (result == CallResult::kSuccess &&
+                 ++half_open_successes_ >= config_.success_threshold) {
+        TransitionLocked(BreakerState::kClosed, now_ns);
+      }
+    }
+    queued = pending_.size() != before;
+  }
+  if (queued) DispatchPending();
+}
+
+void CircuitBreaker::RecordClosedLocked(CallResult result, bool slow, int64_t now_ns) {
+  if (result == CallResult::kIgnored) return;
+  const bool failure = result == CallResult::kFailure;
+  consecutive_failures_ = failure ? consecutive_failures_ + 1 : 0;
+  if (config_.consecutive_failures > 0 && consecutive_failures_ >= config_.consecutive_failures) {
+    TransitionLocked(BreakerState::kOpen, now_ns);
+    return;
+  }
+  int64_t calls = 0, failures = 0, slow_calls = 0;
+  if (count_window_) {
+    count_window_->Add(failure, slow);
+    calls = count_window_->calls();
+    failures = count_window_->failures();
+    slow_calls = count_window_->slow();
+  } else if (time_window_) {
+    time_window_->AddAll(now_ns, {1, failure ? 1 : 0, slow ? 1 : 0});
+    const auto& totals = time_window_->Totals(now_ns);
+    calls = totals[0];
+    failures = totals[1];
+    slow_calls = totals[2];
+  } else {
+    return;
+  }
+  if (calls < config_.minimum_calls) return;
+  const double n = static_cast<double>(calls);
+  const bool rate_trip = config_.failure_rate_threshold > 0.0 &&
+                         static_cast<double>(failures) / n >= config_.failure_rate_threshold;
+  const bool slow_trip = config_.slow_call_rate_threshold > 0.0 &&
+                         static_cast<double>(slow_calls) / n >= config_.slow_call_rate_threshold;
+  if (rate_trip || slow_trip) TransitionLocked(BreakerState::kOpen, now_ns);
+}
+
+int64_t CircuitBreaker::OpenDurationLocked() const {
+  if (config_.open_growth == 1.0 || trips_in_row_ <= 1) return config_.open_for_ns;
+  const double cap_ns = static_cast<double>(config_.max_open_for_ns > 0 ? config_.max_open_for_ns
+                                                                        : config_.open_for_ns);
+  const double grown = static_cast<double>(config_.open_for_ns) *
+                       std::pow(config_.open_growth, static_cast<double>(trips_in_row_ - 1));
+  return static_cast<int64_t>(std::min(grown, cap_ns));
+}
+
+void CircuitBreaker::TransitionLocked(BreakerState to, int64_t now_ns) {
+  const BreakerState from = state_;
+  state_ = to;
+  ++generation_;
+  ++counters_.transitions;
+  consecutive_failures_ = 0;
+  half_open_in_flight_ = 0;
+  half_open_successes_ = 0;
+  if (count_window_) count_window_->Reset();
+  if (time_window_) time_window_->Reset();
+  if (to == BreakerState::kOpen) {
+    ++trips_in_row_;
+    open_until_ns_ = now_ns + OpenDurationLocked();
+  } else if (to == BreakerState::kClosed) {
+    trips_in_row_ = 0;
+  }
+  pending_.push_back({from, to, now_ns, generation_});
+}
+
+void CircuitBreaker::MaybeHalfOpenLocked(int64_t now_ns) {
+  if (state_ == BreakerState::kOpen && now_ns >= open_until_ns_) {
+    TransitionLocked(BreakerState::kHalfOpen, now_ns);
+  }
+}
+
+BreakerState CircuitBreaker::State(int64_t now_ns) {
+  BreakerState state;
+  bool queued;
+  {
+    MutexLock lock(&mu_);
+    const size_t before = pending_.size();
+    MaybeHalfOpenLocked(now_ns);
+    state = state_;
+    queued = pending_.size() != before;
+  }
+  if (queued) DispatchPending();
+  return state;
+}
+
+BreakerState CircuitBreaker::PeekState() const {
+  MutexLock lock(&mu_);
+  return state_;
+}
+
+BreakerSnapshot CircuitBreaker::Snapshot(int64_t now_ns) {
+  BreakerSnapshot snap;
+  bool queued;
+  {
+    MutexLock lock(&mu_);
+    const size_t before = pending_.size();
+    MaybeHalfOpenLocked(now_ns);
+    queued = pending_.size() != before;
+    snap = counters_;
+    snap.state = state_;
+    snap.generation = generation_;
+    snap.consecutive_failures = consecutive_failures_;
+    if (count_window_) {
+      snap.window_calls = count_window_->calls();
+      snap.window_failures = count_window_->failures();
+      snap.window_slow = count_window_->slow();
+    } else if (time_window_) {
+      const auto& totals = time_window_->Totals(now_ns);
+      snap.window_calls = totals[0];
+      snap.window_failures = totals[1];
+      snap.window_slow = totals[2];
+    }
+    snap.half_open_in_flight = half_open_in_flight_;
+    snap.half_open_successes = half_open_successes_;
+    snap.open_until_ns = open_until_ns_;
+    snap.trips_in_row = trips_in_row_;
+  }
+  if (queued) DispatchPending();
+  return snap;
+}
+
+void CircuitBreaker::ForceState(BreakerState state, int64_t now_ns) {
+  {
+    MutexLock lock(&mu_);
+    if (state == BreakerState::kClosed) trips_in_row_ = 0;
+    TransitionLocked(state, now_ns);
+  }
+  DispatchPending();
+}
+
+void CircuitBreaker::AddListener(Listener listener) {
+  MutexLock lock(&mu_);
+  auto next = std::make_shared<ListenerList>(*listeners_);
+  next->push_back(std::move(listener));
+  listeners_ = std::move(next);
+}
+
+void CircuitBreaker::ClearListeners() {
+  MutexLock lock(&mu_);
+  listeners_ = std::make_shared<const ListenerList>();
+}
+
+void CircuitBreaker::DispatchPending() {
+  // One dispatcher at a time drains the queue in order; a thread that finds a dispatcher at work
+  // leaves its transitions to it. This keeps listener calls outside the lock, serial, and in
+  // transition order even when several threads cause transitions at once.
+  for (;;) {
+    std::vector<BreakerTransition> batch;
+    std::shared_ptr<const ListenerList> listeners;
+    {
+      MutexLock lock(&mu_);
+      if (dispatching_ || pending_.empty()) return;
+      dispatching_ = true;
+      batch.swap(pending_);
+      listeners = listeners_;
+    }
+    for (const BreakerTransition& t : batch) {
+      for (const Listener& listener : *listeners) {
+        try {
+          listener(t);
+        } catch (...) {
+          // A failing listener must not wedge the breaker or starve the other listeners.
+        }
+      }
+    }
+    MutexLock lock(&mu_);
+    dispatching_ = false;
+  }
+}
+
+}  // namespace rlab
