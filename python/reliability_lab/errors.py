@@ -22,12 +22,27 @@ class Rejected(ReliabilityLabError):
 
 
 class BreakerOpen(Rejected):
-    """The circuit breaker is open: calls fail fast until ``retry_in`` seconds have passed."""
+    """The circuit breaker is open: calls fail fast until ``retry_in`` seconds have passed.
+
+    Raised from native code on the hot path, so the fields live in ``args`` and the message is
+    built only when printed.
+    """
 
     def __init__(self, name: str, retry_in: float) -> None:
-        super().__init__(f"circuit breaker {name!r} is open (half-open in {retry_in:.3f} s)")
-        self.name = name
-        self.retry_in = retry_in
+        super().__init__(name, retry_in)
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return str(self.args[0])
+
+    @property
+    def retry_in(self) -> float:
+        """Seconds until the breaker admits a half-open probe."""
+        return float(self.args[1])
+
+    def __str__(self) -> str:
+        return f"circuit breaker {self.name!r} is open (half-open in {self.retry_in:.3f} s)"
 
 
 class BreakerHalfOpenFull(Rejected):
@@ -38,32 +53,71 @@ class BreakerHalfOpenFull(Rejected):
     """
 
     def __init__(self, name: str, max_calls: int) -> None:
-        super().__init__(
-            f"circuit breaker {name!r} is half-open and all {max_calls} probe slot(s) are taken"
+        super().__init__(name, max_calls)
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return str(self.args[0])
+
+    @property
+    def max_calls(self) -> int:
+        """The breaker's ``half_open_max_calls``."""
+        return int(self.args[1])
+
+    def __str__(self) -> str:
+        return (
+            f"circuit breaker {self.name!r} is half-open and all {self.max_calls} probe slot(s)"
+            " are taken"
         )
-        self.name = name
-        self.max_calls = max_calls
 
 
 class BulkheadFull(Rejected):
     """The bulkhead has no free slot and no room (or no time left) to wait for one."""
 
     def __init__(self, name: str, max_concurrent: int, max_waiting: int) -> None:
-        super().__init__(
-            f"bulkhead {name!r} is full ({max_concurrent} running, {max_waiting} may wait)"
+        super().__init__(name, max_concurrent, max_waiting)
+
+    @property
+    def name(self) -> str:
+        """The bulkhead's name."""
+        return str(self.args[0])
+
+    @property
+    def max_concurrent(self) -> int:
+        """Calls allowed to run at once."""
+        return int(self.args[1])
+
+    @property
+    def max_waiting(self) -> int:
+        """Calls allowed to wait for a slot."""
+        return int(self.args[2])
+
+    def __str__(self) -> str:
+        return (
+            f"bulkhead {self.name!r} is full ({self.max_concurrent} running,"
+            f" {self.max_waiting} may wait)"
         )
-        self.name = name
-        self.max_concurrent = max_concurrent
-        self.max_waiting = max_waiting
 
 
 class Throttled(Rejected):
     """The adaptive throttle rejected the call locally (client-side load shedding)."""
 
     def __init__(self, name: str, probability: float) -> None:
-        super().__init__(f"throttle {name!r} rejected the call (p_reject = {probability:.3f})")
-        self.name = name
-        self.probability = probability
+        super().__init__(name, probability)
+
+    @property
+    def name(self) -> str:
+        """The throttle's name."""
+        return str(self.args[0])
+
+    @property
+    def probability(self) -> float:
+        """The rejection probability at the time of the call."""
+        return float(self.args[1])
+
+    def __str__(self) -> str:
+        return f"throttle {self.name!r} rejected the call (p_reject = {self.probability:.3f})"
 
 
 class RetryError(ReliabilityLabError):
