@@ -41,7 +41,7 @@ TEST(BreakerConfigTest, ValidationNamesTheParameter) {
               ::testing::HasSubstr("failure_rate_threshold must be a finite number in [0, 1]"));
   c = BreakerConfig();
   c.open_for_ns = 0;
-  EXPECT_THAT(std::string(ValidateBreakerConfig(c).message()), ::testing::HasSubstr("open_for_s"));
+  EXPECT_THAT(std::string(ValidateBreakerConfig(c).message()), ::testing::HasSubstr("open_for must be"));
   c = BreakerConfig();
   c.consecutive_failures = 0;
   EXPECT_FALSE(ValidateBreakerConfig(c).ok());  // no trip policy at all

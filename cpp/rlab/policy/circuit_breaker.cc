@@ -34,14 +34,14 @@ absl::Status ValidateBreakerConfig(const BreakerConfig& c) {
       CheckIntRange("consecutive_failures", c.consecutive_failures, 0, kMaxCount),
       CheckRange("failure_rate_threshold", c.failure_rate_threshold, 0.0, 1.0),
       CheckRange("slow_call_rate_threshold", c.slow_call_rate_threshold, 0.0, 1.0),
-      CheckRange("slow_call_duration_s", NsToSeconds(c.slow_call_duration_ns), 0.0, max_s),
+      CheckRange("slow_call_duration", NsToSeconds(c.slow_call_duration_ns), 0.0, max_s),
       CheckIntRange("window_size", c.window_size, 1, kMaxCount),
-      CheckDuration("window_s", NsToSeconds(c.window_ns)),
+      CheckDuration("window_duration", NsToSeconds(c.window_ns)),
       CheckIntRange("window_buckets", c.window_buckets, 1, 1000),
       CheckIntRange("minimum_calls", c.minimum_calls, 1, kMaxCount),
-      CheckDuration("open_for_s", NsToSeconds(c.open_for_ns)),
+      CheckDuration("open_for", NsToSeconds(c.open_for_ns)),
       CheckRange("open_growth", c.open_growth, 1.0, 1000.0),
-      CheckRange("max_open_for_s", NsToSeconds(c.max_open_for_ns), 0.0, max_s),
+      CheckRange("max_open_for", NsToSeconds(c.max_open_for_ns), 0.0, max_s),
       CheckIntRange("half_open_max_calls", c.half_open_max_calls, 1, kMaxCount),
       CheckIntRange("success_threshold", c.success_threshold, 1, kMaxCount),
   });
@@ -54,14 +54,14 @@ absl::Status ValidateBreakerConfig(const BreakerConfig& c) {
   }
   if (c.slow_call_rate_threshold > 0.0 && c.slow_call_duration_ns <= 0) {
     return absl::InvalidArgumentError(
-        "slow_call_duration_s must be in (0, 1e+06] when slow_call_rate_threshold is set");
+        "slow_call_duration must be in (0, 1e+06] seconds when slow_call_rate_threshold is set");
   }
   if (c.max_open_for_ns != 0 && c.max_open_for_ns < c.open_for_ns) {
     return absl::InvalidArgumentError(
-        "max_open_for_s must be 0 (no growth cap beyond open_for_s) or >= open_for_s");
+        "max_open_for must be 0 (no cap beyond open_for) or >= open_for");
   }
   if (c.window == WindowKind::kTime && c.window_ns / c.window_buckets < 1) {
-    return absl::InvalidArgumentError("window_buckets must be <= window_s in nanoseconds");
+    return absl::InvalidArgumentError("window_buckets must be <= window_duration in nanoseconds");
   }
   return absl::OkStatus();
 }
