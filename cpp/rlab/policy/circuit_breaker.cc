@@ -84,26 +84,48 @@ CircuitBreaker::CircuitBreaker(const BreakerConfig& config)
 
 BreakerPermit CircuitBreaker::Allow(int64_t now_ns) {
   BreakerPermit permit;
+  // Lock-free fast paths for the two common cases, closed and open-and-not-yet-expired: the state
+  // word is published under the lock, so a reader sees a state that held at some instant during
+  // this call. A call admitted just before a trip records under the old generation and is
+  // ignored, exactly as if it had taken the lock first.
+  const uint64_t word = word_.load(std::memory_order_acquire);
+  const auto fast_state = static_cast<BreakerState>(word & 3);
+  if (fast_state == BreakerState::kClosed) {
+    admitted_.fetch_add(1, std::memory_order_relaxed);
+    permit.admitted = true;
+    permit.token = MakeToken(word >> 2, false);
+    return permit;
+  }
+  if (fast_state == BreakerState::kOpen) {
+    const int64_t open_until_ns = open_until_ns_.load(std::memory_order_relaxed);
+    if (now_ns < open_until_ns) {
+      rejected_open_.fetch_add(1, std::memory_order_relaxed);
+      permit.rejection = OutcomeKind::kBreakerOpen;
+      permit.retry_in_ns = open_until_ns - now_ns;
+      return permit;
+    }
+  }
   bool queued = false;
   {
     MutexLock lock(&mu_);
     if (state_ == BreakerState::kOpen) {
-      if (now_ns < open_until_ns_) {
-        ++counters_.rejected_open;
+      const int64_t open_until_ns = open_until_ns_.load(std::memory_order_relaxed);
+      if (now_ns < open_until_ns) {
+        rejected_open_.fetch_add(1, std::memory_order_relaxed);
         permit.rejection = OutcomeKind::kBreakerOpen;
-        permit.retry_in_ns = open_until_ns_ - now_ns;
+        permit.retry_in_ns = open_until_ns - now_ns;
         return permit;
       }
       TransitionLocked(BreakerState::kHalfOpen, now_ns);
       queued = true;
     }
     if (state_ == BreakerState::kClosed) {
-      ++counters_.admitted;
+      admitted_.fetch_add(1, std::memory_order_relaxed);
       permit.admitted = true;
       permit.token = MakeToken(generation_, false);
     } else if (half_open_in_flight_ < config_.half_open_max_calls) {
       ++half_open_in_flight_;
-      ++counters_.admitted;
+      admitted_.fetch_add(1, std::memory_order_relaxed);
       permit.admitted = true;
       permit.token = MakeToken(generation_, true);
     } else {
@@ -210,15 +232,16 @@ void CircuitBreaker::TransitionLocked(BreakerState to, int64_t now_ns) {
   if (time_window_) time_window_->Reset();
   if (to == BreakerState::kOpen) {
     ++trips_in_row_;
-    open_until_ns_ = now_ns + OpenDurationLocked();
+    open_until_ns_.store(now_ns + OpenDurationLocked(), std::memory_order_relaxed);
   } else if (to == BreakerState::kClosed) {
     trips_in_row_ = 0;
   }
+  word_.store((generation_ << 2) | static_cast<uint64_t>(to), std::memory_order_release);
   pending_.push_back({from, to, now_ns, generation_});
 }
 
 void CircuitBreaker::MaybeHalfOpenLocked(int64_t now_ns) {
-  if (state_ == BreakerState::kOpen && now_ns >= open_until_ns_) {
+  if (state_ == BreakerState::kOpen && now_ns >= open_until_ns_.load(std::memory_order_relaxed)) {
     TransitionLocked(BreakerState::kHalfOpen, now_ns);
   }
 }
@@ -251,6 +274,8 @@ BreakerSnapshot CircuitBreaker::Snapshot(int64_t now_ns) {
     MaybeHalfOpenLocked(now_ns);
     queued = pending_.size() != before;
     snap = counters_;
+    snap.admitted = admitted_.load(std::memory_order_relaxed);
+    snap.rejected_open = rejected_open_.load(std::memory_order_relaxed);
     snap.state = state_;
     snap.generation = generation_;
     snap.consecutive_failures = consecutive_failures_;
@@ -266,7 +291,7 @@ BreakerSnapshot CircuitBreaker::Snapshot(int64_t now_ns) {
     }
     snap.half_open_in_flight = half_open_in_flight_;
     snap.half_open_successes = half_open_successes_;
-    snap.open_until_ns = open_until_ns_;
+    snap.open_until_ns = open_until_ns_.load(std::memory_order_relaxed);
     snap.trips_in_row = trips_in_row_;
   }
   if (queued) DispatchPending();

@@ -9,6 +9,7 @@
 // sleeps or starts a thread. It guards its own state with a mutex because the live engine shares
 // one breaker between many workers.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -190,9 +191,14 @@ class CircuitBreaker {
   std::optional<TimeWindowCounter> time_window_ ABSL_GUARDED_BY(mu_);
   int half_open_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int half_open_successes_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t open_until_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  // Written under mu_; read without it by Allow's fast path.
+  std::atomic<int64_t> open_until_ns_{0};
   int trips_in_row_ ABSL_GUARDED_BY(mu_) = 0;
   BreakerSnapshot counters_ ABSL_GUARDED_BY(mu_);  // lifetime counters only
+  // (generation << 2) | state, published under mu_ for Allow's lock-free fast path.
+  std::atomic<uint64_t> word_{0};
+  std::atomic<int64_t> admitted_{0};
+  std::atomic<int64_t> rejected_open_{0};
 
   // Listener dispatch: transitions are queued under mu_ and delivered by one thread at a time.
   std::vector<BreakerTransition> pending_ ABSL_GUARDED_BY(mu_);
