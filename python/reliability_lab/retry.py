@@ -1,0 +1,501 @@
+"""Retry for Python callables, driven by the core's retry state machine.
+
+``Retry`` wraps a function: ``Retry(max_attempts=3).call(fn, *args)``, ``@Retry(...)`` or
+``@retry(...)``. A call that succeeds costs one ``try``/``except`` around the function and a
+counter increment: no native call, no clock read. After a failure the decision is the native
+``RetryLoop``'s (the same state machine the engines run), so Python and the engines agree on every
+rule:
+
+* ``max_attempts`` counts attempts, the first call included (3 means at most 2 retries).
+* Only retryable outcomes are retried (``retry_on``; by default timeouts, connection errors and
+  HTTP 429, 500, 502, 503, 504). Everything else is permanent and re-raised unchanged at once.
+* Local rejections (:class:`~reliability_lab.errors.Rejected`: breaker, bulkhead, throttle) and
+  cancellation (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``,
+  ``asyncio.CancelledError``) are never retried, whatever ``retry_on`` says.
+* A ``retry_after`` hint on the exception (seconds) is honoured, capped at ``max_retry_after``.
+* With a deadline, no attempt starts at or after it and no sleep is started that would end at or
+  after it (:class:`~reliability_lab.errors.DeadlineExceeded`). An attempt already running is not
+  interrupted: Python cannot pre-empt the callable.
+* A retry budget, if given, sees every call and attempt and may refuse a retry
+  (:class:`~reliability_lab.errors.RetryBudgetExhausted`).
+
+How exceptions are classified into outcomes:
+
+==========================================================  ====================================
+``errors.Rejected`` and subclasses                          local rejection: permanent, re-raised
+``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``,   ``cancelled``: permanent, re-raised
+``asyncio.CancelledError``, ``concurrent.futures``'s
+``errors.DeadlineExceeded`` (a nested deadline)             ``deadline_exceeded``: ends "deadline"
+``TimeoutError`` (and asyncio / concurrent.futures's)       ``timeout``
+``ConnectionError`` (reset, refused, aborted, broken pipe)  ``connection_reset``
+an int ``status_code`` or ``status`` in [300, 599] on the   that HTTP status, e.g. ``"503"``
+exception or on its ``response``
+anything else                                               ``error``
+==========================================================  ====================================
+
+``retry_on`` accepts outcome names (``"timeout"``, ``"connection_reset"``, ``"error"``, ``"503"``,
+``"5xx"``, ``"4xx"``, ``"default"`` for the default set) and exception classes (an instance of a
+listed class is retryable whatever its outcome). Plain exceptions such as ``ValueError`` are *not*
+retried by default: a bug does not go away on the second try. Add ``"error"`` or the class.
+
+Sleeps go through ``clock.sleep``: the steady clock sleeps with the GIL released, a
+:class:`~reliability_lab.clock.ManualClock` just advances, so tests never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import itertools
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeAlias, TypeVar, overload
+
+from reliability_lab import _core
+from reliability_lab.backoff import Backoff
+from reliability_lab.clock import Clock, default_clock
+from reliability_lab.errors import (
+    BreakerHalfOpenFull,
+    BreakerOpen,
+    BulkheadFull,
+    DeadlineExceeded,
+    Rejected,
+    RetryBudgetExhausted,
+    RetryExhausted,
+    Throttled,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RetryOnItem: TypeAlias = "str | type[BaseException]"
+"""One entry of ``retry_on``: an outcome name or an exception class."""
+
+RetryOn: TypeAlias = "RetryOnItem | Iterable[RetryOnItem]"
+"""What ``retry_on`` accepts: one entry or an iterable of entries."""
+
+DEFAULT_RETRY_ON: tuple[str, ...] = (
+    "timeout",
+    "connection_reset",
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+)
+"""The outcomes retried by default: the transient ones."""
+
+END_REASONS: tuple[str, ...] = tuple(_core.retry_end_reasons())
+"""How a retried call can end: succeeded, exhausted, permanent, deadline, budget."""
+
+_MAX_DURATION_S = 1e6  # the core's kMaxDurationS
+_CANCELLED: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+    asyncio.CancelledError,
+    concurrent.futures.CancelledError,
+)
+_TIMEOUTS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    asyncio.TimeoutError,
+    concurrent.futures.TimeoutError,
+)
+# Any local-rejection kind gives the same decision (permanent); the specific names keep labels
+# meaningful.
+_REJECTION_KINDS: tuple[tuple[type[Rejected], str], ...] = (
+    (BreakerOpen, "breaker_open"),
+    (BreakerHalfOpenFull, "breaker_half_open_full"),
+    (BulkheadFull, "bulkhead_full"),
+    (Throttled, "throttled"),
+)
+
+
+class RetryBudgetLike(Protocol):
+    """What :class:`Retry` needs from a retry budget (``now`` in seconds on the Retry's clock).
+
+    ``reliability_lab.budget.TokenBucket`` and ``RatioBudget`` implement it; so can any object.
+    """
+
+    def on_request(self, now: float, /) -> object:
+        """A call's first attempt is about to be sent."""
+
+    def try_acquire_retry(self, now: float, /) -> bool:
+        """Asks to send one retry now; False refuses it."""
+
+    def on_outcome(self, now: float, success: bool, retryable_failure: bool, /) -> object:
+        """An attempt ended: a success, a retryable failure, or neither (permanent)."""
+
+
+@dataclass(frozen=True)
+class RetryStats:
+    """How the calls of one :class:`Retry` ended, and how many retries they made.
+
+    The field names are the end reasons (usable as metric labels).
+    """
+
+    succeeded: int
+    exhausted: int
+    permanent: int
+    deadline: int
+    budget: int
+    retries: int
+
+    @property
+    def calls(self) -> int:
+        """Calls that have ended."""
+        return self.succeeded + self.exhausted + self.permanent + self.deadline + self.budget
+
+
+def _count_value(counter: itertools.count[int]) -> int:
+    # itertools.count is the cheapest counter whose increment is atomic under the GIL (one C
+    # call); its repr is the only stable way to read it without advancing it.
+    return int(repr(counter)[len("count(") : -1])
+
+
+def _check_duration(name: str, value: float, allow_zero: bool) -> None:
+    # Mirrors the core's CheckDuration message.
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and math.isfinite(value) and value <= _MAX_DURATION_S
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bracket = "[" if allow_zero else "("
+        shown = f"{value:g}" if number else repr(value)
+        raise ValueError(f"{name} must be a finite number in {bracket}0, 1e+06], got {shown}")
+
+
+def _retry_after_ns(exc: BaseException) -> int:
+    hint = getattr(exc, "retry_after", None)
+    if isinstance(hint, bool) or not isinstance(hint, (int, float)):
+        return -1
+    if not math.isfinite(hint) or hint < 0:
+        return -1
+    return round(min(float(hint), _MAX_DURATION_S) * 1e9)
+
+
+def _http_status(exc: BaseException) -> int | None:
+    for source in (exc, getattr(exc, "response", None)):
+        if source is None:
+            continue
+        for attr in ("status_code", "status"):
+            status = getattr(source, attr, None)
+            # 1xx/2xx on an exception is not a success: only error statuses count.
+            if isinstance(status, int) and not isinstance(status, bool) and 300 <= status <= 599:
+                return status
+    return None
+
+
+def _parse_retry_on(retry_on: RetryOn) -> tuple[list[str], tuple[type[BaseException], ...]]:
+    items: Iterable[Any] = (retry_on,) if isinstance(retry_on, (str, type)) else retry_on
+    names: list[str] = []
+    classes: list[type[BaseException]] = []
+    for item in items:
+        if isinstance(item, str):
+            names.extend(DEFAULT_RETRY_ON if item == "default" else (item,))
+        elif isinstance(item, type) and issubclass(item, BaseException):
+            classes.append(item)
+        else:
+            raise TypeError(
+                f"retry_on entries must be outcome names or exception classes, got {item!r}"
+            )
+    return names, tuple(classes)
+
+
+@dataclass(frozen=True, eq=False)
+class Retry:
+    """Retries a Python callable with backoff, by the core's retry rules.
+
+    Use ``retry.call(fn, *args, **kwargs)``, ``retry.call_within(timeout, fn, ...)``,
+    ``retry.call_until(deadline, fn, ...)``, or decorate: ``@Retry(max_attempts=5)``.
+
+    Attributes:
+        max_attempts: attempts per call, the first included, in [1, 1000000].
+        backoff: the delays between attempts.
+        retry_on: outcome names and/or exception classes to retry (see the module docs).
+        max_retry_after: cap in seconds on an exception's ``retry_after`` hint, in [0, 1e6].
+        budget: an optional shared retry budget (:class:`RetryBudgetLike`).
+        clock: where time is read and sleeps happen; the steady clock if None.
+        seed: seeds the jitter draws (deterministic delays); OS entropy if None.
+        timeout: if set, every call gets a deadline this many seconds after it starts.
+        on_retry: called as ``on_retry(attempt, exception, delay)`` before each sleep, where
+            ``attempt`` is the number of the attempt that just failed (1 = first call).
+
+    Raises:
+        ValueError: an invalid parameter, named with its allowed range.
+    """
+
+    max_attempts: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+    retry_on: RetryOn = DEFAULT_RETRY_ON
+    max_retry_after: float = 60.0
+    budget: RetryBudgetLike | None = None
+    clock: Clock | None = None
+    seed: int | None = None
+    timeout: float | None = None
+    on_retry: Callable[[int, BaseException, float], object] | None = None
+
+    # Derived in __post_init__; not parameters.
+    _config: _core.RetryConfig = field(init=False, repr=False)
+    _classes: tuple[type[BaseException], ...] = field(init=False, repr=False)
+    _clock: Clock = field(init=False, repr=False)
+    _rng: random.Random = field(init=False, repr=False)
+    _plain: bool = field(init=False, repr=False)
+    _counters: dict[str, itertools.count[int]] = field(init=False, repr=False)
+    _tick_succeeded: Callable[[], int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names, classes = _parse_retry_on(self.retry_on)
+        if self.timeout is not None:
+            _check_duration("timeout", self.timeout, allow_zero=False)
+        config = _core.RetryConfig(
+            max_attempts=self.max_attempts,
+            backoff=self.backoff._native(),
+            retry_on=names,
+            max_retry_after=self.max_retry_after,
+        )
+        init = functools.partial(object.__setattr__, self)
+        init("_config", config)
+        init("_classes", classes)
+        init("_clock", self.clock if self.clock is not None else default_clock())
+        init("_rng", random.Random(self.seed))
+        # The fast path needs no loop at all: nothing to tell a budget, no deadline to check.
+        init("_plain", self.budget is None and self.timeout is None)
+        counters = {reason: itertools.count() for reason in (*END_REASONS, "retries")}
+        init("_counters", counters)
+        init("_tick_succeeded", counters["succeeded"].__next__)
+
+    # -- calling ---------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Calls ``fn(*args, **kwargs)``, retrying per this policy; returns its result."""
+        if self._plain:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+            else:
+                self._tick_succeeded()
+                return result
+            # Outside the except block, so that later attempts' exceptions do not chain to it.
+            return self._run(fn, args, kwargs, None, error)
+        return self._run(fn, args, kwargs, self._deadline_ns(None), None)
+
+    def call_within(
+        self, timeout: float, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Like :meth:`call`, with a deadline ``timeout`` seconds from now."""
+        _check_duration("timeout", timeout, allow_zero=True)
+        deadline_ns = self._now_ns() + round(timeout * 1e9)
+        return self._run(fn, args, kwargs, self._deadline_ns(deadline_ns), None)
+
+    def call_until(
+        self, deadline: float, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Like :meth:`call`, with an absolute ``deadline`` in seconds on this policy's clock."""
+        if not (isinstance(deadline, (int, float)) and math.isfinite(deadline)):
+            raise ValueError(f"deadline must be a finite number of seconds, got {deadline!r}")
+        return self._run(fn, args, kwargs, self._deadline_ns(round(deadline * 1e9)), None)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorates ``fn`` so that every call is retried by this policy.
+
+        The wrapper's ``retry`` attribute is this policy (for :meth:`stats`).
+        """
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                "Retry wraps synchronous callables; calling a coroutine function only creates a "
+                "coroutine, so nothing would ever be retried"
+            )
+        if self._plain:
+            succeeded = self._tick_succeeded
+            run = self._run
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    error = exc
+                else:
+                    succeeded()
+                    return result
+                return run(fn, args, kwargs, None, error)
+
+        else:
+            call = self.call
+
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                return call(fn, *args, **kwargs)
+
+        wrapper.__dict__["retry"] = self
+        return wrapper
+
+    # -- statistics ------------------------------------------------------------------------------
+
+    def stats(self) -> RetryStats:
+        """How this policy's calls have ended so far (each counter is exact; the set is not an
+        atomic snapshot while calls are in flight)."""
+        c = self._counters
+        return RetryStats(
+            succeeded=_count_value(c["succeeded"]),
+            exhausted=_count_value(c["exhausted"]),
+            permanent=_count_value(c["permanent"]),
+            deadline=_count_value(c["deadline"]),
+            budget=_count_value(c["budget"]),
+            retries=_count_value(c["retries"]),
+        )
+
+    # -- the failure path ------------------------------------------------------------------------
+
+    def _now_ns(self) -> int:
+        return self._clock.now_ns()
+
+    def _deadline_ns(self, deadline_ns: int | None) -> int | None:
+        if self.timeout is None:
+            return deadline_ns
+        by_timeout = self._now_ns() + round(self.timeout * 1e9)
+        return by_timeout if deadline_ns is None else min(deadline_ns, by_timeout)
+
+    def _classify(self, exc: BaseException) -> tuple[str, int, bool | None]:
+        """The outcome label, Retry-After hint (ns, -1 for none) and retryability override."""
+        if isinstance(exc, Rejected):
+            for cls, kind in _REJECTION_KINDS:
+                if isinstance(exc, cls):
+                    return kind, -1, None
+            return "throttled", -1, None
+        if isinstance(exc, _CANCELLED):
+            return "cancelled", -1, None
+        if isinstance(exc, DeadlineExceeded):
+            return "deadline_exceeded", -1, None
+        retryable = True if self._classes and isinstance(exc, self._classes) else None
+        hint = _retry_after_ns(exc)
+        if isinstance(exc, _TIMEOUTS):
+            return "timeout", hint, retryable
+        if isinstance(exc, ConnectionError):
+            return "connection_reset", hint, retryable
+        status = _http_status(exc)
+        if status is not None:
+            return f"http_{status}", hint, retryable
+        return "error", hint, retryable
+
+    def _run(
+        self,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        deadline_ns: int | None,
+        error: BaseException | None,
+    ) -> R:
+        """The retry loop; ``error`` is the first attempt's exception if it already ran."""
+        clock = self._clock
+        loop = _core.RetryLoop(self._config, self.budget, deadline_ns)
+        if error is not None:
+            loop.on_attempt_start(clock.now_ns())  # no deadline, no budget: always admitted
+        last: BaseException | None = None
+        while True:
+            if error is None:
+                if not loop.on_attempt_start(clock.now_ns()):
+                    self._give_up("deadline", loop.attempts, last)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    error = exc
+                else:
+                    loop.on_attempt_end("success", clock.now_ns(), 0.0)
+                    self._tick_succeeded()
+                    return result
+            outcome, retry_after_ns, retryable = self._classify(error)
+            step = loop.on_attempt_end(
+                outcome, clock.now_ns(), self._rng.random(), retry_after_ns, retryable
+            )
+            last, error = error, None
+            if step.done:
+                self._give_up(step.reason, loop.attempts, last)
+            next(self._counters["retries"])
+            if self.on_retry is not None:
+                self.on_retry(loop.attempts, last, step.delay)
+            clock.sleep(step.delay)
+
+    def _give_up(self, reason: str | None, attempts: int, error: BaseException | None) -> NoReturn:
+        """Counts the end of a failed call and raises what it ended with."""
+        reason = reason or "permanent"
+        next(self._counters[reason])
+        if reason == "permanent" and error is not None:
+            raise error  # unchanged: the caller sees the real failure
+        last = f"; last error: {error!r}" if error is not None else ""
+        if reason == "budget":
+            raise RetryBudgetExhausted(
+                f"retry budget refused a retry after {attempts} attempt(s){last}", attempts
+            ) from error
+        if reason == "deadline":
+            raise DeadlineExceeded(
+                f"deadline reached after {attempts} attempt(s){last}", attempts
+            ) from error
+        raise RetryExhausted(f"all {attempts} attempt(s) failed{last}", attempts) from error
+
+
+@overload
+def retry(fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def retry(
+    fn: None = None,
+    /,
+    *,
+    max_attempts: int = 3,
+    backoff: Backoff | None = None,
+    retry_on: RetryOn = DEFAULT_RETRY_ON,
+    max_retry_after: float = 60.0,
+    budget: RetryBudgetLike | None = None,
+    clock: Clock | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+    on_retry: Callable[[int, BaseException, float], object] | None = None,
+) -> Retry: ...
+
+
+def retry(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    max_attempts: int = 3,
+    backoff: Backoff | None = None,
+    retry_on: RetryOn = DEFAULT_RETRY_ON,
+    max_retry_after: float = 60.0,
+    budget: RetryBudgetLike | None = None,
+    clock: Clock | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+    on_retry: Callable[[int, BaseException, float], object] | None = None,
+) -> Callable[P, R] | Retry:
+    """Decorator form of :class:`Retry`: ``@retry`` or ``@retry(max_attempts=5, ...)``."""
+    policy = Retry(
+        max_attempts=max_attempts,
+        backoff=backoff if backoff is not None else Backoff(),
+        retry_on=retry_on,
+        max_retry_after=max_retry_after,
+        budget=budget,
+        clock=clock,
+        seed=seed,
+        timeout=timeout,
+        on_retry=on_retry,
+    )
+    return policy if fn is None else policy(fn)
+
+
+__all__ = [
+    "DEFAULT_RETRY_ON",
+    "END_REASONS",
+    "Retry",
+    "RetryBudgetLike",
+    "RetryOn",
+    "RetryOnItem",
+    "RetryStats",
+    "retry",
+]
