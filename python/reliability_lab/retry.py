@@ -222,7 +222,8 @@ class Retry:
         seed: seeds the jitter draws (deterministic delays); OS entropy if None.
         timeout: if set, every call gets a deadline this many seconds after it starts.
         on_retry: called as ``on_retry(attempt, exception, delay)`` before each sleep, where
-            ``attempt`` is the number of the attempt that just failed (1 = first call).
+            ``attempt`` is the number of the attempt that just failed (1 = first call). It runs
+            with no lock held; an exception it raises ends the call and propagates.
 
     Raises:
         ValueError: an invalid parameter, named with its allowed range.
