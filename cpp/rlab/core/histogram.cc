@@ -1,0 +1,55 @@
+#include "rlab/core/histogram.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace rlab {
+
+int LogHistogram::Index(uint64_t v) {
+  // Values below kSub have their own bucket each; above, the top kSubBits + 1 bits select one.
+  if (v < static_cast<uint64_t>(kSub)) return static_cast<int>(v);
+  const int msb = 63 - __builtin_clzll(v);
+  const int shift = msb - kSubBits;
+  return (shift + 1) * kSub + static_cast<int>((v >> shift) - kSub);
+}
+
+int64_t LogHistogram::Midpoint(int index) {
+  if (index < kSub) return index;
+  const int shift = index / kSub - 1;
+  const uint64_t mantissa = static_cast<uint64_t>(index % kSub + kSub);
+  const uint64_t low = mantissa << shift;
+  const uint64_t width = uint64_t{1} << shift;
+  return static_cast<int64_t>(low + width / 2);
+}
+
+void LogHistogram::Add(int64_t value) {
+  const uint64_t v = value < 0 ? 0 : static_cast<uint64_t>(value);
+  ++counts_[Index(v)];
+  ++count_;
+  sum_ += v;
+  max_ = std::max<int64_t>(max_, static_cast<int64_t>(v));
+  min_ = std::min<int64_t>(min_, static_cast<int64_t>(v));
+}
+
+void LogHistogram::Merge(const LogHistogram& other) {
+  for (int i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
+  count_ += other.count_;
+  sum_ += other.sum_;
+  max_ = std::max(max_, other.max_);
+  min_ = std::min(min_, other.min_);
+}
+
+int64_t LogHistogram::Quantile(double q) const {
+  if (count_ == 0) return 0;
+  q = std::clamp(q, 0.0, 1.0);
+  // The rank of the sample at quantile q (1-based, nearest-rank definition).
+  const int64_t rank = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * count_)));
+  int64_t seen = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    seen += counts_[i];
+    if (seen >= rank) return std::clamp(Midpoint(i), min(), max_);
+  }
+  return max_;
+}
+
+}  // namespace rlab

@@ -1,0 +1,203 @@
+#ifndef RLAB_MODEL_ORDER_FLOW_H_
+#define RLAB_MODEL_ORDER_FLOW_H_
+
+// The per-order flow, written once and interpreted by both engines (DESIGN §1): an order calls
+// its dependencies in sequence, each through its policy stack (bulkhead → breaker ↔ retry →
+// per-attempt timeout). The flow never waits: it returns what the engine must do next — make an
+// attempt, sleep, wait for a bulkhead slot, or nothing because the order is done — and the engine
+// reports back. The simulated engine schedules events; the live engine blocks a thread.
+
+#include <array>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "rlab/core/mutex.h"
+#include "rlab/core/outcome.h"
+#include "rlab/core/rng.h"
+#include "rlab/model/faults.h"
+#include "rlab/model/scenario.h"
+#include "rlab/policy/bulkhead.h"
+#include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/retry.h"
+#include "rlab/policy/retry_budget.h"
+#include "rlab/policy/throttle.h"
+
+namespace rlab {
+
+// Where an order is in its life. The last five are terminal.
+enum class OrderStatus : uint8_t {
+  kPending = 0,
+  kQueued,
+  kProcessing,
+  kCompleted,
+  kFailed,
+  kRejected,
+  kExpired,
+  kCancelled,
+};
+inline constexpr int kNumOrderStatuses = 8;
+
+// "pending", "queued", "processing", "completed", "failed", "rejected", "expired", "cancelled".
+std::string_view OrderStatusName(OrderStatus status);
+// True for the terminal states.
+inline bool IsTerminal(OrderStatus s) { return s >= OrderStatus::kCompleted; }
+
+// Why an order failed or was rejected; kNone otherwise.
+enum class FailReason : uint8_t {
+  kNone = 0,
+  kExhausted,     // every attempt failed with a retryable outcome
+  kPermanent,     // a local rejection other than the breaker (bulkhead full, throttled)
+  kBreakerOpen,   // the breaker refused (open or half-open-full)
+  kBudget,        // the retry budget refused a retry
+  kDeadline,      // the order's deadline passed while it was being processed
+  kNonRetryable,  // the dependency answered with a non-retryable outcome (e.g. a 4xx)
+  kQueueFull,     // rejected at intake: the job queue was full
+  kShutdown,      // cancelled by a shutdown (live engine)
+};
+inline constexpr int kNumFailReasons = 9;
+
+// "", "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
+// "queue_full", "shutdown".
+std::string_view FailReasonName(FailReason reason);
+
+// A bounded least-recently-used cache of each key's last good value time, for fallbacks.
+// Thread-safe (the live engine shares it).
+class FallbackCache {
+ public:
+  explicit FallbackCache(int capacity) : capacity_(capacity) {}
+  // Remembers that `key` had a good value at `now_ns`.
+  void Put(int key, int64_t now_ns);
+  // Whether `key` has a value no older than `ttl_ns` at `now_ns`.
+  bool Fresh(int key, int64_t now_ns, int64_t ttl_ns);
+
+ private:
+  const int capacity_;
+  Mutex mu_;
+  std::list<std::pair<int, int64_t>> lru_ ABSL_GUARDED_BY(mu_);  // front: most recent
+  absl::flat_hash_map<int, std::list<std::pair<int, int64_t>>::iterator> index_
+      ABSL_GUARDED_BY(mu_);
+};
+
+// One dependency's shared state: its fault model and policies, used by every order.
+struct DependencyRuntime {
+  // Builds the policies of `config` (which must be valid).
+  explicit DependencyRuntime(const DependencyConfig& config);
+
+  const DependencyConfig* config;
+  FaultModel faults;
+  RetryConfig retry;  // a single attempt when the scenario has none
+  std::unique_ptr<CircuitBreaker> breaker;
+  std::unique_ptr<RetryBudget> budget;
+  TokenBucketBudget* token_bucket = nullptr;  // = budget when it is a token bucket
+  RatioBudget* ratio_budget = nullptr;        // = budget when it is a ratio budget
+  std::unique_ptr<Bulkhead> bulkhead;
+  std::unique_ptr<AdaptiveThrottle> throttle;
+  std::unique_ptr<FallbackCache> cache;
+};
+
+// What the engine must do next for an order.
+struct FlowAction {
+  enum class Kind : uint8_t {
+    kAttempt,       // call dependency `dep` now; give up on it at `until_ns`
+    kSleep,         // wait until `until_ns` (a backoff), then call OnSleepDone
+    kWaitBulkhead,  // wait for a slot of dependency `dep`'s bulkhead until `until_ns`
+    kDone,          // the order is terminal (see OrderFlow::status())
+  };
+  Kind kind = Kind::kDone;
+  int dep = 0;
+  int64_t until_ns = 0;  // kAttempt: the attempt's timeout (deadline-capped); kNoDeadline: none
+  // kAttempt only: true when until_ns comes from the order's deadline rather than the attempt
+  // timeout, so that running out of time is reported as the caller's deadline.
+  bool until_is_deadline = false;
+};
+
+// Counters an engine aggregates across orders (per dependency).
+struct FlowStats {
+  int64_t calls = 0;     // attempts sent to the dependency
+  int64_t retries = 0;   // attempts after the first of a loop
+  int64_t failures = 0;  // attempts that did not succeed (answered or not)
+  int64_t rejected_breaker = 0;
+  int64_t rejected_bulkhead = 0;
+  int64_t rejected_throttle = 0;
+  int64_t fallbacks = 0;  // failures absorbed by a fallback (the order went on, degraded)
+  std::array<int64_t, kNumRetryEndReasons> retry_ends{};  // how retry loops ended
+};
+
+// The flow of one order. Not thread-safe: an order has one owner at a time.
+class OrderFlow {
+ public:
+  // `deps` and `stats` (one per dependency) must outlive the flow. `deadline_ns` is absolute
+  // (kNoDeadline for none).
+  OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
+            int64_t deadline_ns);
+
+  // Processing starts at `now_ns` (a worker took the order).
+  FlowAction Begin(int64_t now_ns, RandomStream& rng);
+  // The current attempt ended with `outcome` at `now_ns`; `committed` says whether its effect
+  // happened (for the charge ledger).
+  FlowAction OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool committed,
+                           RandomStream& rng);
+  // A backoff sleep ended.
+  FlowAction OnSleepDone(int64_t now_ns, RandomStream& rng);
+  // The bulkhead handed this order a slot after a wait.
+  FlowAction OnBulkheadAdmitted(int64_t now_ns, RandomStream& rng);
+  // The bulkhead wait ran out (max_wait or the deadline): the engine already cancelled the wait.
+  FlowAction OnBulkheadTimeout(int64_t now_ns, RandomStream& rng);
+  // Ends the order as cancelled (shutdown), releasing whatever it holds; returns handoffs().
+  uint32_t Cancel(int64_t now_ns);
+
+  OrderStatus status() const { return status_; }
+  FailReason reason() const { return reason_; }
+  bool degraded() const { return degraded_; }
+  int attempts() const { return attempts_; }        // attempts over all dependencies
+  int charges() const { return charges_; }          // committed charges (before deduplication)
+  int applied_charges() const { return applied_; }  // charges the ledger applied
+  // Bit d is set when the last call released dependency d's bulkhead slot to a waiter, which the
+  // engine must then wake with OnBulkheadAdmitted. Reset by every call.
+  uint32_t handoffs() const { return handoffs_; }
+  int current_dep() const { return dep_; }
+
+ private:
+  FlowAction StartDependency(int64_t now_ns, RandomStream& rng);
+  FlowAction AfterBulkhead(int64_t now_ns, RandomStream& rng);
+  FlowAction StartAttempt(int64_t now_ns, RandomStream& rng);
+  FlowAction EndAttempt(int64_t now_ns, const Outcome& outcome, RandomStream& rng);
+  FlowAction FinishDependency(int64_t now_ns, bool ok, FailReason reason, RandomStream& rng);
+  FlowAction Finish(OrderStatus status, FailReason reason);
+  void ReleaseBulkhead();
+
+  std::vector<DependencyRuntime>* deps_;
+  std::vector<FlowStats>* stats_;
+  int key_;
+  int64_t deadline_ns_;
+  int dep_ = 0;
+  std::optional<RetryLoop> loop_;
+  uint64_t breaker_token_ = 0;  // breaker-outside-retry: the permit of the whole loop
+  int64_t breaker_start_ns_ = 0;
+  bool holds_breaker_ = false;
+  bool holds_bulkhead_ = false;
+  Outcome last_outcome_;
+  OrderStatus status_ = OrderStatus::kProcessing;
+  FailReason reason_ = FailReason::kNone;
+  bool degraded_ = false;
+  bool dep_committed_ = false;  // the current dependency's effect already happened once
+  int attempts_ = 0;
+  int charges_ = 0;
+  int applied_ = 0;
+  uint32_t handoffs_ = 0;
+  int64_t attempt_start_ns_ = 0;
+};
+
+// Maps an attempt outcome to what the breaker should count: dependency faults (timeouts, resets,
+// 5xx, 429) are failures; cancellations and the caller's deadline are ignored; other answers,
+// 4xx included, show a healthy dependency.
+CallResult BreakerResultOf(const Outcome& outcome);
+
+}  // namespace rlab
+
+#endif  // RLAB_MODEL_ORDER_FLOW_H_

@@ -1,0 +1,166 @@
+#ifndef RLAB_MODEL_SCENARIO_H_
+#define RLAB_MODEL_SCENARIO_H_
+
+// The whole description of an experiment: load, intake, workers, and the dependencies each order
+// calls with their fault models and policy stacks. Both engines run from this one structure; the
+// Python `Scenario` dataclass tree maps onto it field by field (seconds there, nanoseconds here).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "rlab/core/clock.h"
+#include "rlab/policy/bulkhead.h"
+#include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/retry.h"
+#include "rlab/policy/retry_budget.h"
+#include "rlab/policy/throttle.h"
+
+namespace rlab {
+
+// A distribution of durations (latency, think time). Python: Constant(value), Exponential(mean),
+// LogNormal(median, sigma), Uniform(low, high), Mixture([(weight, dist), ...]).
+struct LatencyDist {
+  enum class Kind : uint8_t { kConstant, kExponential, kLogNormal, kUniform, kMixture };
+  Kind kind = Kind::kConstant;
+  // kConstant: a = value; kExponential: a = mean; kLogNormal: a = median, b = sigma;
+  // kUniform: [a, b]. Seconds.
+  double a = 0.0;
+  double b = 0.0;
+  // kMixture only: weights (> 0, normalised when sampling) and components (no nested mixtures).
+  std::vector<double> weights;
+  std::vector<LatencyDist> components;
+};
+
+// The kinds of failure a dependency produces, as relative weights (normalised when drawing).
+struct FailureMix {
+  double http500 = 0.0;
+  double http503 = 1.0;
+  double http429 = 0.0;  // answered with a Retry-After hint of retry_after_ns
+  double timeout = 0.0;  // the call hangs past the caller's attempt timeout
+  double connection_reset = 0.0;
+  int64_t retry_after_ns = kNsPerSecond;
+};
+
+// A time window that overrides parts of the fault model: outages, brownouts, recoveries.
+struct FaultPhase {
+  std::string name;  // e.g. "outage"; used in summaries (time to detect / recover)
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  std::optional<double> failure_rate;
+  std::optional<FailureMix> mix;
+  std::optional<LatencyDist> latency;
+  double latency_multiplier = 1.0;  // applied to whichever latency is in force
+};
+
+// How much work a dependency can take at once. Without it, a dependency serves every call in
+// parallel; with it, at most max_in_service calls are served and the rest wait in line, and
+// latency may grow with load (the ingredient of retry storms and metastable failures).
+struct CapacityConfig {
+  int max_in_service = 0;  // 0: unlimited
+  int max_queue = -1;      // calls allowed to wait; beyond it the call fails at once with 503; -1: unbounded
+  // Service time is multiplied by 1 + load_slope * max(0, load - load_knee), where load is the
+  // number of calls in service or waiting when service starts.
+  double load_slope = 0.0;
+  int load_knee = 0;
+  // Whether the server drops a waiting call whose caller already gave up (timed out). Real
+  // servers usually do not, and that wasted work is what keeps a metastable failure going.
+  bool drop_abandoned = false;
+};
+
+// One dependency's behaviour: what fails, how long calls take, and when.
+struct FaultModelConfig {
+  double failure_rate = 0.0;  // probability that an attempt fails, in [0, 1]
+  FailureMix mix;
+  LatencyDist latency;  // service time of every attempt
+  std::vector<FaultPhase> phases;
+  CapacityConfig capacity;
+  // Probability that a successful attempt commits its effect but loses the response: the caller
+  // sees a timeout, and a retry without an idempotency key charges twice.
+  double ambiguous_rate = 0.0;
+  // How long a hung call lasts when the caller set no attempt timeout and has no deadline.
+  int64_t hang_ns = 30 * kNsPerSecond;
+};
+
+// What a non-critical dependency falls back to when its call fails. With a fallback the order
+// continues, marked degraded; without one a failure fails the order.
+struct FallbackConfig {
+  enum class Kind : uint8_t { kNone, kCache, kDefault, kCacheOrDefault };
+  Kind kind = Kind::kNone;
+  int cache_capacity = 1000;             // LRU entries, one per order key
+  int64_t cache_ttl_ns = 60 * kNsPerSecond;  // a cached value older than this is not served
+};
+
+// How retry and breaker are composed around a dependency.
+enum class Composition : uint8_t {
+  // Retry wraps the breaker; a breaker rejection is permanent and stops the loop at once
+  // (seeds 000/003).
+  kRetryOutsideBreaker,
+  // The breaker admits the whole retry loop once and records its final result (seed 002's
+  // breaker-gated retries).
+  kBreakerOutsideRetry,
+};
+
+// One named dependency with its fault model and its policy stack; any policy may be absent.
+struct DependencyConfig {
+  std::string name = "payment";
+  FaultModelConfig faults;
+  std::optional<RetryConfig> retry;  // absent: one attempt
+  std::optional<BreakerConfig> breaker;
+  std::optional<TokenBucketBudgetConfig> token_bucket;  // at most one budget
+  std::optional<RatioBudgetConfig> ratio_budget;
+  std::optional<BulkheadConfig> bulkhead;
+  std::optional<ThrottleConfig> throttle;
+  int64_t attempt_timeout_ns = 0;  // 0: none (the order deadline still caps each attempt)
+  Composition composition = Composition::kRetryOutsideBreaker;
+  FallbackConfig fallback;
+  // Whether charges carry the order's idempotency key (the ledger then applies a retried charge
+  // once). Only meaningful for a dependency with `charges`.
+  bool idempotency_keys = true;
+  bool charges = false;  // this dependency takes money: the ledger counts its committed calls
+};
+
+// One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over
+// [start, end) (equal rates give a step; short high segments give spikes).
+struct RateSegment {
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  double rate_start = 0.0;  // orders per second
+  double rate_end = 0.0;
+};
+
+// Where orders come from.
+struct ArrivalConfig {
+  enum class Kind : uint8_t { kPoisson, kConstant, kSchedule, kTrace, kClosedLoop };
+  Kind kind = Kind::kPoisson;
+  double rate = 100.0;                // kPoisson, kConstant: orders per second
+  std::vector<RateSegment> schedule;  // kSchedule: a Poisson process with this time-varying rate
+  std::vector<int64_t> trace_ns;      // kTrace: arrival times, ascending
+  int clients = 10;                   // kClosedLoop: each sends its next order when the last ends
+  LatencyDist think_time;             // kClosedLoop: pause between an order's end and the next
+};
+
+// The experiment.
+struct ScenarioConfig {
+  ArrivalConfig arrivals;
+  int workers = 8;
+  int queue_capacity = 64;
+  int64_t duration_ns = 60 * kNsPerSecond;  // arrivals stop here; in-flight orders then drain
+  uint64_t seed = 0;
+  int64_t order_deadline_ns = 0;  // 0: none; otherwise absolute deadline = arrival + this
+  // The worker sleeps through backoff (false, the seed lab) or parks the order in a delay queue
+  // and serves others meanwhile (true).
+  bool release_worker_during_backoff = false;
+  int num_keys = 1000;  // orders carry a key in [0, num_keys): what fallback caches are keyed by
+  std::vector<DependencyConfig> dependencies;
+};
+
+// Checks everything, naming the dotted path of the first bad field as the Python API spells it,
+// with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").
+absl::Status ValidateScenario(const ScenarioConfig& config);
+
+}  // namespace rlab
+
+#endif  // RLAB_MODEL_SCENARIO_H_

@@ -1,0 +1,605 @@
+#include "rlab/sim/sim_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+
+namespace rlab {
+namespace {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+// An attempt's outcome packed into an event's 32-bit payload: kind, HTTP status, committed.
+uint32_t Pack(const Outcome& o, bool committed) {
+  return static_cast<uint32_t>(o.kind) | (static_cast<uint32_t>(o.http_status) << 4) |
+         (committed ? 1u << 14 : 0u);
+}
+
+Outcome Unpack(uint32_t p, int64_t retry_after_ns) {
+  Outcome o;
+  o.kind = static_cast<OutcomeKind>(p & 0xF);
+  o.http_status = static_cast<int16_t>((p >> 4) & 0x3FF);
+  o.retry_after_ns = o.kind == OutcomeKind::kHttpStatus ? retry_after_ns : -1;
+  return o;
+}
+
+bool Committed(uint32_t p) { return (p >> 14) & 1; }
+
+double RateAt(const std::vector<RateSegment>& schedule, int64_t t_ns) {
+  for (const RateSegment& s : schedule) {
+    if (t_ns >= s.start_ns && t_ns < s.end_ns) {
+      const double f =
+          static_cast<double>(t_ns - s.start_ns) / static_cast<double>(s.end_ns - s.start_ns);
+      return s.rate_start + f * (s.rate_end - s.rate_start);
+    }
+  }
+  return 0.0;
+}
+
+int64_t Seconds(double s) { return SecondsToNs(s); }
+
+}  // namespace
+
+SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
+    : config_(config),
+      options_(options),
+      rng_(config.seed),
+      arrival_rng_(rng_.Stream("arrivals")),
+      key_rng_(rng_.Stream("keys")),
+      think_rng_(rng_.Stream("think")) {
+  const size_t n = config_.dependencies.size();
+  deps_.reserve(n);
+  for (const DependencyConfig& d : config_.dependencies) {
+    deps_.emplace_back(d);
+    fault_rngs_.push_back(rng_.Stream("faults/" + d.name));
+    policy_rngs_.push_back(rng_.Stream("policy/" + d.name));
+  }
+  stats_.resize(n);
+  servers_.resize(n);
+  result_.deps.resize(n);
+  idle_workers_ = config_.workers;
+  for (size_t i = 0; i < n; ++i) {
+    if (deps_[i].breaker) {
+      const int dep = static_cast<int>(i);
+      deps_[i].breaker->AddListener([this, dep](const BreakerTransition& t) {
+        if (t.to == BreakerState::kOpen) ++result_.deps[dep].trips;
+        if (options_.record_events) {
+          result_.transitions.push_back(
+              {t.at_ns, dep, SimTransition::Kind::kBreaker, t.from, t.to, -1});
+        }
+      });
+    }
+  }
+  if (options_.record_events) {
+    for (size_t i = 0; i < n; ++i) {
+      const auto& phases = config_.dependencies[i].faults.phases;
+      for (size_t p = 0; p < phases.size(); ++p) {
+        result_.transitions.push_back({phases[p].start_ns, static_cast<int>(i),
+                                       SimTransition::Kind::kPhaseStart, BreakerState::kClosed,
+                                       BreakerState::kClosed, static_cast<int>(p)});
+        result_.transitions.push_back({phases[p].end_ns, static_cast<int>(i),
+                                       SimTransition::Kind::kPhaseEnd, BreakerState::kClosed,
+                                       BreakerState::kClosed, static_cast<int>(p)});
+      }
+    }
+  }
+  for (const RateSegment& s : config_.arrivals.schedule) {
+    schedule_max_rate_ = std::max({schedule_max_rate_, s.rate_start, s.rate_end});
+  }
+  last_.deps.resize(n);
+}
+
+void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, uint32_t c) {
+  events_.Push(t_ns, type, a, b, c);
+}
+
+absl::Status SimEngine::Run() {
+  const ArrivalConfig& arr = config_.arrivals;
+  if (options_.record_orders) {
+    double expected = 0.0;
+    switch (arr.kind) {
+      case ArrivalConfig::Kind::kPoisson:
+      case ArrivalConfig::Kind::kConstant:
+        expected = arr.rate * NsToSeconds(config_.duration_ns);
+        break;
+      case ArrivalConfig::Kind::kTrace:
+        expected = static_cast<double>(arr.trace_ns.size());
+        break;
+      default:
+        break;
+    }
+    result_.orders.reserve(static_cast<size_t>(std::min(expected * 1.02 + 64.0, 5e8)));
+  }
+  if (arr.kind == ArrivalConfig::Kind::kClosedLoop) {
+    for (int c = 0; c < arr.clients; ++c) ScheduleClient(c, SampleNs(arr.think_time, think_rng_));
+  } else {
+    ScheduleNextArrival(0);
+  }
+  InitTimeSeries();
+  if (options_.sample_every_ns > 0) Schedule(options_.sample_every_ns, kSample);
+
+  while (!events_.empty()) {
+    if (options_.until_ns >= 0 && events_.Top().t_ns > options_.until_ns) break;
+    const SimEvent e = events_.Pop();
+    now_ns_ = e.t_ns;
+    if (++result_.events > options_.max_events) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "the simulation stopped after max_events = %d events at t = %.3f s with %d orders in "
+          "flight; raise max_events, or check for work that never ends (e.g. hung calls with "
+          "no attempt timeout)",
+          options_.max_events, NsToSeconds(now_ns_), in_system_));
+    }
+    switch (e.type) {
+      case kArrival:
+        NewOrder(now_ns_, -1);
+        ScheduleNextArrival(now_ns_);
+        break;
+      case kClientSubmit:
+        NewOrder(now_ns_, static_cast<int>(e.a));
+        break;
+      case kAttemptEnd:
+        OnAttemptEnd(e.a, e.b, e.c, now_ns_);
+        break;
+      case kServiceDone:
+        OnServiceDone(static_cast<int>(e.a), now_ns_);
+        break;
+      case kSleepEnd: {
+        Active& a = active_[e.a];
+        if (!a.live || a.gen != e.b) break;
+        ++a.gen;
+        if (a.holds_worker) {
+          Apply(e.a, a.flow->OnSleepDone(now_ns_, FlowRng(e.a)), now_ns_);
+        } else {
+          ready_.push_back(e.a);
+          DispatchWork(now_ns_);
+        }
+        break;
+      }
+      case kBulkheadTimeout: {
+        Active& a = active_[e.a];
+        if (!a.live || a.gen != e.b) break;
+        ++a.gen;
+        const int dep = a.flow->current_dep();
+        deps_[dep].bulkhead->CancelWait(true);
+        Apply(e.a, a.flow->OnBulkheadTimeout(now_ns_, FlowRng(e.a)), now_ns_);
+        break;
+      }
+      case kSample: {
+        const bool arrivals_over = now_ns_ >= config_.duration_ns;
+        Sample(now_ns_, false);
+        if (!(arrivals_over && in_system_ == 0)) {
+          Schedule(now_ns_ + options_.sample_every_ns, kSample);
+        }
+        break;
+      }
+    }
+  }
+  if (options_.until_ns >= 0 && now_ns_ < options_.until_ns && !events_.empty()) {
+    now_ns_ = options_.until_ns;
+  }
+  // Close the integrals at the end time.
+  SetInSystem(now_ns_, 0);
+  SetBusy(now_ns_, 0);
+  result_.end_ns = now_ns_;
+  result_.in_flight = in_system_;
+  if (options_.sample_every_ns > 0) Sample(now_ns_, true);
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    DependencyTotals& t = result_.deps[i];
+    t.flow = stats_[i];
+    if (deps_[i].breaker) t.breaker = deps_[i].breaker->Snapshot(now_ns_);
+    if (deps_[i].token_bucket)
+      t.budget_tokens = deps_[i].token_bucket->Snapshot().milli_tokens * 1e-3;
+  }
+  std::stable_sort(result_.transitions.begin(), result_.transitions.end(),
+                   [](const SimTransition& x, const SimTransition& y) { return x.t_ns < y.t_ns; });
+  return absl::OkStatus();
+}
+
+void SimEngine::ScheduleNextArrival(int64_t now_ns) {
+  const ArrivalConfig& arr = config_.arrivals;
+  int64_t next = kNever;
+  switch (arr.kind) {
+    case ArrivalConfig::Kind::kPoisson:
+      next = now_ns + std::max<int64_t>(1, Seconds(arrival_rng_.Exponential(1.0 / arr.rate)));
+      // The first arrival of a Poisson process starts from 0 too, so now_ns = 0 is correct.
+      break;
+    case ArrivalConfig::Kind::kConstant:
+      next = now_ns + std::max<int64_t>(1, Seconds(1.0 / arr.rate));
+      break;
+    case ArrivalConfig::Kind::kSchedule: {
+      // Thinning (Lewis & Shedler): candidates at the peak rate, kept with probability
+      // rate(t) / peak.
+      if (schedule_max_rate_ <= 0.0) break;
+      int64_t t = now_ns;
+      for (;;) {
+        t += std::max<int64_t>(1, Seconds(arrival_rng_.Exponential(1.0 / schedule_max_rate_)));
+        if (t >= config_.duration_ns) break;
+        if (arrival_rng_.Uniform01() * schedule_max_rate_ < RateAt(arr.schedule, t)) {
+          next = t;
+          break;
+        }
+      }
+      break;
+    }
+    case ArrivalConfig::Kind::kTrace:
+      if (trace_next_ < arr.trace_ns.size()) next = arr.trace_ns[trace_next_++];
+      break;
+    case ArrivalConfig::Kind::kClosedLoop:
+      break;
+  }
+  if (next < config_.duration_ns) Schedule(next, kArrival);
+}
+
+void SimEngine::ScheduleClient(int client, int64_t at_ns) {
+  if (at_ns < config_.duration_ns) Schedule(at_ns, kClientSubmit, static_cast<uint32_t>(client));
+}
+
+uint32_t SimEngine::AllocSlot() {
+  if (!free_slots_.empty()) {
+    const uint32_t s = free_slots_.back();
+    free_slots_.pop_back();
+    return s;
+  }
+  active_.emplace_back();
+  return static_cast<uint32_t>(active_.size() - 1);
+}
+
+RandomStream& SimEngine::FlowRng(uint32_t slot) {
+  return policy_rngs_[active_[slot].flow ? active_[slot].flow->current_dep() : 0];
+}
+
+void SimEngine::NewOrder(int64_t now_ns, int client) {
+  ++result_.arrived;
+  int64_t record = -1;
+  if (options_.record_orders) {
+    record = static_cast<int64_t>(result_.orders.size());
+    result_.orders.emplace_back();
+    result_.orders.back().arrival_ns = now_ns;
+  }
+  const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
+  if (!worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity) {
+    Account(OrderStatus::kRejected, FailReason::kQueueFull, false, now_ns, now_ns, false);
+    if (record >= 0) {
+      OrderRecord& r = result_.orders[record];
+      r.end_ns = now_ns;
+      r.status = static_cast<uint8_t>(OrderStatus::kRejected);
+      r.reason = static_cast<uint8_t>(FailReason::kQueueFull);
+    }
+    if (client >= 0)
+      ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
+    return;
+  }
+  const uint32_t slot = AllocSlot();
+  Active& a = active_[slot];
+  a.flow.reset();
+  a.arrival_ns = now_ns;
+  a.start_ns = -1;
+  a.deadline_ns = config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
+  a.record = record;
+  a.client = client;
+  a.key = static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+  a.attempt_dep = -1;
+  a.holds_worker = false;
+  a.live = true;
+  ++a.gen;
+  SetInSystem(now_ns, +1);
+  job_queue_.push_back(slot);
+  DispatchWork(now_ns);
+}
+
+void SimEngine::DispatchWork(int64_t now_ns) {
+  if (dispatching_) return;  // the outer loop picks up whatever the nested call freed
+  dispatching_ = true;
+  while (idle_workers_ > 0 && (!ready_.empty() || !job_queue_.empty())) {
+    if (!ready_.empty()) {
+      const uint32_t slot = ready_.front();
+      ready_.pop_front();
+      Active& a = active_[slot];
+      a.holds_worker = true;
+      --idle_workers_;
+      SetBusy(now_ns, +1);
+      Apply(slot, a.flow->OnSleepDone(now_ns, FlowRng(slot)), now_ns);
+      continue;
+    }
+    const uint32_t slot = job_queue_.front();
+    job_queue_.pop_front();
+    Active& a = active_[slot];
+    if (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns) {
+      // Nobody waits for this order any more: drop it without calling a dependency.
+      FinishWithoutFlow(slot, OrderStatus::kExpired, FailReason::kNone, now_ns);
+      continue;
+    }
+    Start(slot, now_ns);
+  }
+  dispatching_ = false;
+}
+
+void SimEngine::Start(uint32_t slot, int64_t now_ns) {
+  Active& a = active_[slot];
+  a.holds_worker = true;
+  --idle_workers_;
+  SetBusy(now_ns, +1);
+  a.start_ns = now_ns;
+  result_.queue_wait.Add(now_ns - a.arrival_ns);
+  if (a.record >= 0) result_.orders[a.record].start_ns = now_ns;
+  a.flow.emplace(&deps_, &stats_, a.key, a.deadline_ns);
+  Apply(slot, a.flow->Begin(now_ns, FlowRng(slot)), now_ns);
+}
+
+void SimEngine::Apply(uint32_t slot, const FlowAction& action, int64_t now_ns) {
+  // Read the hand-offs before Handle may finish (and recycle) the slot.
+  const uint32_t handoffs = active_[slot].flow->handoffs();
+  Handle(slot, action, now_ns);
+  for (uint32_t mask = handoffs; mask != 0; mask &= mask - 1) {
+    const int dep = __builtin_ctz(mask);
+    auto& waiters = servers_[dep].bulkhead_waiters;
+    while (!waiters.empty()) {
+      const auto [w, gen] = waiters.front();
+      waiters.pop_front();
+      Active& a = active_[w];
+      if (!a.live || a.gen != gen) continue;  // gave up already (its wait was cancelled)
+      ++a.gen;
+      Apply(w, a.flow->OnBulkheadAdmitted(now_ns, FlowRng(w)), now_ns);
+      break;
+    }
+  }
+}
+
+void SimEngine::Handle(uint32_t slot, const FlowAction& action, int64_t now_ns) {
+  Active& a = active_[slot];
+  switch (action.kind) {
+    case FlowAction::Kind::kAttempt:
+      DoAttempt(slot, action, now_ns);
+      return;
+    case FlowAction::Kind::kSleep:
+      ++a.gen;
+      Schedule(action.until_ns, kSleepEnd, slot, a.gen);
+      if (config_.release_worker_during_backoff && a.holds_worker) {
+        a.holds_worker = false;
+        ++idle_workers_;
+        SetBusy(now_ns, -1);
+        DispatchWork(now_ns);
+      }
+      return;
+    case FlowAction::Kind::kWaitBulkhead:
+      ++a.gen;
+      servers_[action.dep].bulkhead_waiters.emplace_back(slot, a.gen);
+      if (action.until_ns != kNoDeadline) Schedule(action.until_ns, kBulkheadTimeout, slot, a.gen);
+      return;
+    case FlowAction::Kind::kDone:
+      Finish(slot, now_ns);
+      return;
+  }
+}
+
+void SimEngine::DoAttempt(uint32_t slot, const FlowAction& action, int64_t now_ns) {
+  Active& a = active_[slot];
+  const int dep = action.dep;
+  Server& srv = servers_[dep];
+  const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
+  ++a.gen;
+  a.attempt_dep = dep;
+  ++srv.in_flight;
+  if (cap.max_in_service == 0) {
+    result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, srv.in_flight);
+    BeginService(dep, slot, a.gen, action.until_ns, action.until_is_deadline, true, now_ns);
+    return;
+  }
+  if (srv.in_service < cap.max_in_service) {
+    ++srv.in_service;
+    BeginService(dep, slot, a.gen, action.until_ns, action.until_is_deadline, true, now_ns);
+    return;
+  }
+  if (cap.max_queue >= 0 && static_cast<int>(srv.line.size()) >= cap.max_queue) {
+    ++result_.deps[dep].rejected_by_capacity;
+    a.retry_after_ns = -1;
+    Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false));
+    return;
+  }
+  srv.line.push_back({slot, a.gen, action.until_ns, action.until_is_deadline});
+  result_.deps[dep].max_load = std::max<int64_t>(
+      result_.deps[dep].max_load, srv.in_service + static_cast<int64_t>(srv.line.size()));
+  if (action.until_ns != kNoDeadline) {
+    const Outcome o = Outcome::Of(action.until_is_deadline ? OutcomeKind::kDeadlineExceeded
+                                                           : OutcomeKind::kTimeout);
+    Schedule(action.until_ns, kAttemptEnd, slot, a.gen, Pack(o, false));
+  }
+}
+
+void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until_ns,
+                             bool until_is_deadline, bool caller_waiting, int64_t now_ns) {
+  Server& srv = servers_[dep];
+  const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
+  const bool limited = cap.max_in_service > 0;
+  const int load = limited ? srv.in_service + static_cast<int>(srv.line.size()) : srv.in_flight;
+  if (limited) {
+    result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, load);
+  }
+  const AttemptDraw draw = deps_[dep].faults.Draw(now_ns, load, fault_rngs_[dep]);
+  if (limited) Schedule(now_ns + draw.service_ns, kServiceDone, static_cast<uint32_t>(dep));
+  if (!caller_waiting) {
+    ++result_.deps[dep].wasted_service;
+    return;
+  }
+  Active& a = active_[slot];
+  // The caller's view: the answer, unless its timeout (or deadline) comes first.
+  const int64_t answer_ns = draw.hangs ? kNever : now_ns + draw.service_ns;
+  if (answer_ns <= until_ns) {
+    a.retry_after_ns = draw.outcome.retry_after_ns;
+    Schedule(answer_ns, kAttemptEnd, slot, gen, Pack(draw.outcome, draw.committed));
+    return;
+  }
+  const Outcome timeout =
+      Outcome::Of(until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
+  // No answer in time. (A call that waited in line already has this timeout event; the second
+  // one carries the commit flag and whichever runs first ends the attempt.)
+  int64_t end_ns = until_ns;
+  if (end_ns == kNever) end_ns = now_ns + config_.dependencies[dep].faults.hang_ns;
+  Schedule(end_ns, kAttemptEnd, slot, gen, Pack(timeout, draw.committed));
+}
+
+void SimEngine::OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64_t now_ns) {
+  Active& a = active_[slot];
+  // Stale events (an answer after a timeout, or the reverse) find the attempt already over.
+  if (!a.live || a.gen != gen || a.attempt_dep < 0) return;
+  const int dep = a.attempt_dep;
+  a.attempt_dep = -1;
+  ++a.gen;
+  --servers_[dep].in_flight;
+  const Outcome outcome = Unpack(packed, a.retry_after_ns);
+  Apply(slot, a.flow->OnAttemptDone(now_ns, outcome, Committed(packed), FlowRng(slot)), now_ns);
+}
+
+void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
+  Server& srv = servers_[dep];
+  --srv.in_service;
+  const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
+  while (!srv.line.empty()) {
+    const LineEntry w = srv.line.front();
+    srv.line.pop_front();
+    const Active& a = active_[w.slot];
+    const bool waiting = a.live && a.gen == w.gen && a.attempt_dep == dep;
+    if (!waiting && cap.drop_abandoned) continue;
+    ++srv.in_service;
+    BeginService(dep, w.slot, w.gen, w.until_ns, w.until_is_deadline, waiting, now_ns);
+    return;
+  }
+}
+
+void SimEngine::Finish(uint32_t slot, int64_t now_ns) {
+  Active& a = active_[slot];
+  const OrderFlow& f = *a.flow;
+  result_.charges += f.charges();
+  result_.applied_charges += f.applied_charges();
+  if (f.applied_charges() > 1) ++result_.double_charged_orders;
+  if (a.record >= 0) {
+    OrderRecord& r = result_.orders[a.record];
+    r.attempts = static_cast<uint16_t>(std::min(f.attempts(), 65535));
+    r.degraded = f.degraded() ? 1 : 0;
+    r.charges = static_cast<uint8_t>(std::min(f.charges(), 255));
+    r.applied = static_cast<uint8_t>(std::min(f.applied_charges(), 255));
+  }
+  FinishWithoutFlow(slot, f.status(), f.reason(), now_ns);
+}
+
+void SimEngine::FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason reason,
+                                  int64_t now_ns) {
+  Active& a = active_[slot];
+  const bool degraded = a.flow && a.flow->degraded();
+  Account(status, reason, degraded, a.arrival_ns, now_ns, true);
+  if (a.record >= 0) {
+    OrderRecord& r = result_.orders[a.record];
+    r.end_ns = now_ns;
+    r.status = static_cast<uint8_t>(status);
+    r.reason = static_cast<uint8_t>(reason);
+  }
+  const int client = a.client;
+  const bool held = a.holds_worker;
+  a.live = false;
+  a.holds_worker = false;
+  ++a.gen;
+  a.flow.reset();
+  free_slots_.push_back(slot);
+  SetInSystem(now_ns, -1);
+  if (client >= 0) {
+    ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
+  }
+  if (held) {
+    ++idle_workers_;
+    SetBusy(now_ns, -1);
+    DispatchWork(now_ns);
+  }
+}
+
+void SimEngine::Account(OrderStatus status, FailReason reason, bool degraded, int64_t arrival_ns,
+                        int64_t end_ns, bool admitted) {
+  ++result_.by_status[static_cast<size_t>(status)];
+  if (reason != FailReason::kNone) ++result_.by_reason[static_cast<size_t>(reason)];
+  if (degraded) ++result_.degraded;
+  const int64_t sojourn_ns = end_ns - arrival_ns;
+  result_.sojourn_sum_s += NsToSeconds(sojourn_ns);
+  if (status == OrderStatus::kCompleted) result_.latency_completed.Add(sojourn_ns);
+  if (admitted) result_.latency_terminal.Add(sojourn_ns);
+}
+
+void SimEngine::SetInSystem(int64_t now_ns, int delta) {
+  result_.in_system_integral_s +=
+      static_cast<double>(in_system_) * NsToSeconds(now_ns - last_in_system_change_ns_);
+  last_in_system_change_ns_ = now_ns;
+  in_system_ += delta;
+}
+
+void SimEngine::SetBusy(int64_t now_ns, int delta) {
+  result_.busy_integral_ns += static_cast<int64_t>(busy_) * (now_ns - last_busy_change_ns_);
+  last_busy_change_ns_ = now_ns;
+  busy_ += delta;
+}
+
+void SimEngine::InitTimeSeries() {
+  if (options_.sample_every_ns <= 0) return;
+  auto& c = result_.ts_columns;
+  c = {"t", "arrivals", "completed", "failed", "rejected", "expired", "degraded"};
+  for (FailReason r : {FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
+                       FailReason::kBudget, FailReason::kDeadline, FailReason::kNonRetryable}) {
+    c.push_back(absl::StrFormat("failed_%s", std::string(FailReasonName(r))));
+  }
+  c.insert(c.end(), {"queue_depth", "busy_workers", "in_system"});
+  for (const DependencyConfig& d : config_.dependencies) {
+    for (const char* m : {"calls", "retries", "failures", "rejected_breaker", "breaker_state",
+                          "budget_tokens", "in_flight"}) {
+      c.push_back(absl::StrFormat("%s.%s", d.name, m));
+    }
+  }
+  result_.ts.assign(c.size(), {});
+}
+
+void SimEngine::Sample(int64_t now_ns, bool final) {
+  auto& ts = result_.ts;
+  if (ts.empty()) return;
+  // The final row closes a partial interval; skip it when a regular sample just did.
+  if (final && now_ns <= last_sample_ns_) return;
+  last_sample_ns_ = now_ns;
+  size_t col = 0;
+  auto put = [&](double v) { ts[col++].push_back(v); };
+  const auto& st = result_.by_status;
+  auto delta_status = [&](OrderStatus s) {
+    return static_cast<double>(st[static_cast<size_t>(s)] -
+                               last_.by_status[static_cast<size_t>(s)]);
+  };
+  put(NsToSeconds(now_ns));
+  put(static_cast<double>(result_.arrived - last_.arrived));
+  put(delta_status(OrderStatus::kCompleted));
+  put(delta_status(OrderStatus::kFailed));
+  put(delta_status(OrderStatus::kRejected));
+  put(delta_status(OrderStatus::kExpired));
+  put(static_cast<double>(result_.degraded - last_.degraded));
+  for (FailReason r : {FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
+                       FailReason::kBudget, FailReason::kDeadline, FailReason::kNonRetryable}) {
+    const size_t i = static_cast<size_t>(r);
+    put(static_cast<double>(result_.by_reason[i] - last_.by_reason[i]));
+  }
+  put(static_cast<double>(job_queue_.size()));
+  put(static_cast<double>(busy_));
+  put(static_cast<double>(in_system_));
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    const FlowStats& s = stats_[d];
+    const FlowStats& l = last_.deps[d];
+    put(static_cast<double>(s.calls - l.calls));
+    put(static_cast<double>(s.retries - l.retries));
+    put(static_cast<double>(s.failures - l.failures));
+    put(static_cast<double>(s.rejected_breaker - l.rejected_breaker));
+    put(deps_[d].breaker ? static_cast<double>(deps_[d].breaker->State(now_ns)) : 0.0);
+    put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
+                              : std::numeric_limits<double>::quiet_NaN());
+    put(static_cast<double>(servers_[d].in_flight));
+  }
+  last_.arrived = result_.arrived;
+  last_.by_status = result_.by_status;
+  last_.by_reason = result_.by_reason;
+  last_.degraded = result_.degraded;
+  last_.deps = stats_;
+}
+
+}  // namespace rlab
