@@ -52,4 +52,12 @@ int64_t LogHistogram::Quantile(double q) const {
   return max_;
 }
 
+int64_t LogHistogram::CountAtOrBelow(int64_t value) const {
+  if (value < 0) return 0;
+  const int last = Index(static_cast<uint64_t>(value));
+  int64_t n = 0;
+  for (int i = 0; i <= last; ++i) n += counts_[i];
+  return n;
+}
+
 }  // namespace rlab

@@ -21,6 +21,10 @@ class LogHistogram {
   // The value below which a fraction `q` in [0, 1] of samples lie (0 when empty).
   int64_t Quantile(double q) const;
 
+  // How many samples are <= `value`, exact up to the bucket holding `value` (used for fixed
+  // Prometheus bucket bounds).
+  int64_t CountAtOrBelow(int64_t value) const;
+
   int64_t count() const { return count_; }
   int64_t max() const { return max_; }
   int64_t min() const { return count_ ? min_ : 0; }
