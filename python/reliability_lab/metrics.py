@@ -1,0 +1,154 @@
+"""Prometheus metric families: one set of names for both engines.
+
+The simulated engine builds these families from a run's totals; the live engine exports the same
+families from its native registry while it runs. Label values always come from fixed sets
+(statuses, reasons, dependency names from the scenario, breaker states), never from request data,
+so cardinality is bounded by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+PREFIX = "rlab"
+
+#: Upper bounds (seconds) of the order latency histogram, shared by both engines.
+LATENCY_BOUNDS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+#: Retry results, as the seed lab labels them.
+RETRY_RESULTS = ("retried", "succeeded", "exhausted", "permanent_failure", "budget_exhausted",
+                 "deadline")
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
+    """Builds the metric families from an engine's totals (the raw dict a run returns)."""
+    out: list[Metric] = []
+    jobs = CounterMetricFamily(
+        f"{PREFIX}_worker_jobs", "Orders that reached a terminal state, by status.",
+        labels=["status"],
+    )
+    for status in ("completed", "failed", "rejected", "expired", "cancelled"):
+        jobs.add_metric([status], float(totals["counts"].get(status, 0)))
+    out.append(jobs)
+
+    reasons = CounterMetricFamily(
+        f"{PREFIX}_order_failures", "Orders failed or rejected, by reason.", labels=["reason"]
+    )
+    for reason, n in totals["reasons"].items():
+        reasons.add_metric([reason], float(n))
+    out.append(reasons)
+
+    arrived = CounterMetricFamily(f"{PREFIX}_orders_arrived", "Orders submitted.")
+    arrived.add_metric([], float(totals["counts"]["arrived"]))
+    out.append(arrived)
+
+    in_flight = GaugeMetricFamily(f"{PREFIX}_orders_in_flight", "Orders admitted, not terminal.")
+    in_flight.add_metric([], float(totals.get("in_flight", 0)))
+    out.append(in_flight)
+
+    calls = CounterMetricFamily(
+        f"{PREFIX}_dependency_calls", "Attempts sent to a dependency.", labels=["dependency"]
+    )
+    failures = CounterMetricFamily(
+        f"{PREFIX}_dependency_failures",
+        "Attempts that did not succeed, by dependency.",
+        labels=["dependency"],
+    )
+    retries = CounterMetricFamily(
+        f"{PREFIX}_retry_attempts", "Retry loop events by result.", labels=["dependency", "result"]
+    )
+    rejections = CounterMetricFamily(
+        f"{PREFIX}_policy_rejections",
+        "Calls refused locally by a policy.",
+        labels=["dependency", "policy"],
+    )
+    trips = CounterMetricFamily(
+        f"{PREFIX}_breaker_trips", "Transitions of a breaker into open.", labels=["dependency"]
+    )
+    state = GaugeMetricFamily(
+        f"{PREFIX}_breaker_state",
+        "1 for the breaker's current state, 0 for the others.",
+        labels=["dependency", "state"],
+    )
+    for dep in totals["dependencies"]:
+        name = dep["name"]
+        calls.add_metric([name], float(dep["calls"]))
+        failures.add_metric([name], float(dep["failures"]))
+        ends = dep["retry_ends"]
+        for label, value in (
+            ("retried", dep["retries"]),
+            ("succeeded", ends["succeeded"]),
+            ("exhausted", ends["exhausted"]),
+            ("permanent_failure", ends["permanent"]),
+            ("budget_exhausted", ends["budget"]),
+            ("deadline", ends["deadline"]),
+        ):
+            retries.add_metric([name, label], float(value))
+        for policy, key in (
+            ("breaker", "rejected_breaker"),
+            ("bulkhead", "rejected_bulkhead"),
+            ("throttle", "rejected_throttle"),
+        ):
+            rejections.add_metric([name, policy], float(dep[key]))
+        trips.add_metric([name], float(dep["trips"]))
+        if dep["breaker_state"] is not None:
+            for s in BREAKER_STATES:
+                state.add_metric([name, s], 1.0 if dep["breaker_state"] == s else 0.0)
+    out.extend([calls, failures, retries, rejections, trips, state])
+
+    bounds: Sequence[float] = totals["latency_bounds"]
+    cumulative: Sequence[int] = totals["latency_buckets"]
+    count = totals["latency_terminal"]["count"]
+    latency = HistogramMetricFamily(
+        f"{PREFIX}_order_latency_seconds", "Arrival to terminal state, admitted orders."
+    )
+    buckets = [(_le(b), float(n)) for b, n in zip(bounds, cumulative)] + [("+Inf", float(count))]
+    latency.add_metric([], buckets, sum_value=float(totals["latency_sum"]))
+    out.append(latency)
+    return out
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+class StaticCollector(Collector):
+    """A prometheus_client collector serving a fixed list of families."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self._families)
+
+
+def exposition(families: Iterable[Metric]) -> str:
+    """The Prometheus text exposition of `families`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StaticCollector(families))
+    return generate_latest(registry).decode()
+
+
+__all__ = [
+    "BREAKER_STATES",
+    "LATENCY_BOUNDS",
+    "PREFIX",
+    "RETRY_RESULTS",
+    "StaticCollector",
+    "exposition",
+    "families_from_totals",
+]
