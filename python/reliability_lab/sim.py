@@ -1,0 +1,204 @@
+"""The simulated engine: run a :class:`~reliability_lab.scenario.Scenario` in virtual time.
+
+``simulate(scenario)`` runs the native discrete-event engine with the GIL released and returns a
+:class:`Result` with pandas views of what happened. The same seed gives identical results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from prometheus_client.core import Metric
+
+from reliability_lab import _core
+from reliability_lab.metrics import LATENCY_BOUNDS, exposition, families_from_totals
+from reliability_lab.scenario import Scenario
+
+#: The default cap on events processed by one run.
+DEFAULT_MAX_EVENTS = 4_000_000_000
+
+
+@dataclass
+class Result:
+    """What one simulated run produced.
+
+    Attributes:
+        scenario: the scenario that was run.
+        summary: headline numbers (success rate, goodput, latency quantiles, load amplification,
+            breaker trips, time to detect / recover per fault phase, double charges, ...).
+        orders: one row per order (``None`` when the scenario keeps no per-order records).
+        timeseries: one row per ``sample_every`` virtual seconds; flows are per interval,
+            gauges (queue depth, busy workers, breaker state) are levels at the sample time.
+        events: breaker transitions and fault phase edges, in time order.
+        totals: the raw counters the native engine returned.
+    """
+
+    scenario: Scenario
+    summary: pd.Series
+    orders: pd.DataFrame | None
+    timeseries: pd.DataFrame
+    events: pd.DataFrame
+    totals: dict[str, Any] = field(repr=False)
+
+    @property
+    def metrics(self) -> list[Metric]:
+        """The run's totals as Prometheus metric families (the live engine's names)."""
+        return families_from_totals(self.totals)
+
+    def metrics_text(self) -> str:
+        """The metric families in Prometheus text exposition format."""
+        return exposition(self.metrics)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (
+            f"Result(arrived={int(s['arrived'])}, success_rate={s['success_rate']:.4f}, "
+            f"p99={s['latency_p99']:.4f}s, calls_per_order={s['calls_per_order']:.3f})"
+        )
+
+
+def simulate(
+    scenario: Scenario, *, until: float | None = None, max_events: int = DEFAULT_MAX_EVENTS
+) -> Result:
+    """Runs ``scenario`` in virtual time and returns its :class:`Result`.
+
+    Args:
+        scenario: what to run.
+        until: stop at this virtual time even if orders are still in flight (they are then
+            reported as in flight); by default arrivals stop at ``scenario.duration`` and the
+            run continues until every order is terminal.
+        max_events: a run needing more events stops with ``RuntimeError`` instead of hanging.
+    """
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a Scenario, got {type(scenario).__name__}")
+    if until is not None and not (math.isfinite(until) and until >= 0):
+        raise ValueError(f"until must be a finite number >= 0, got {until!r}")
+    if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
+        raise ValueError(f"max_events must be an integer >= 1, got {max_events!r}")
+    raw = _core.simulate(
+        scenario.to_dict(),
+        sample_every=float(scenario.sample_every) if scenario.sample_every else 0.0,
+        record_orders=bool(scenario.record_orders),
+        record_events=bool(scenario.record_events),
+        until=-1.0 if until is None else float(until),
+        max_events=max_events,
+        latency_bounds=list(LATENCY_BOUNDS),
+    )
+    return _build_result(scenario, raw)
+
+
+def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
+    status_names: list[str] = raw.pop("status_names")
+    reason_names: list[str] = raw.pop("reason_names")
+    orders = None
+    if raw.get("orders") is not None:
+        cols = raw.pop("orders")
+        orders = pd.DataFrame(
+            {
+                "arrival": cols["arrival"],
+                "start": cols["start"],
+                "end": cols["end"],
+                "status": pd.Categorical.from_codes(cols["status"], categories=status_names),
+                "reason": pd.Categorical.from_codes(cols["reason"], categories=reason_names),
+                "attempts": cols["attempts"],
+                "degraded": cols["degraded"],
+                "charges": cols["charges"],
+                "applied_charges": cols["applied_charges"],
+            }
+        )
+        orders["latency"] = orders["end"] - orders["arrival"]
+        orders["queue_wait"] = orders["start"] - orders["arrival"]
+        orders.index.name = "order"
+    else:
+        raw.pop("orders", None)
+    timeseries = pd.DataFrame(raw.pop("timeseries"))
+    events = pd.DataFrame(raw.pop("events"), columns=["t", "dependency", "kind", "from", "to"])
+    summary = _summary(scenario, raw, events)
+    return Result(scenario, summary, orders, timeseries, events, raw)
+
+
+def _summary(scenario: Scenario, raw: dict[str, Any], events: pd.DataFrame) -> pd.Series:
+    counts = raw["counts"]
+    arrived = counts["arrived"]
+    end = raw["end"]
+    lat = raw["latency_completed"]
+    nan = float("nan")
+    s: dict[str, float] = {
+        "arrived": arrived,
+        "completed": counts["completed"],
+        "failed": counts["failed"],
+        "rejected": counts["rejected"],
+        "expired": counts["expired"],
+        "cancelled": counts["cancelled"],
+        "in_flight": raw["in_flight"],
+        "success_rate": counts["completed"] / arrived if arrived else nan,
+        "goodput": counts["completed"] / end if end > 0 else nan,
+        "latency_mean": lat["mean"] if lat["count"] else nan,
+        "latency_p50": lat["p50"] if lat["count"] else nan,
+        "latency_p95": lat["p95"] if lat["count"] else nan,
+        "latency_p99": lat["p99"] if lat["count"] else nan,
+        "latency_max": lat["max"] if lat["count"] else nan,
+        "queue_wait_mean": raw["queue_wait"]["mean"] if raw["queue_wait"]["count"] else nan,
+        "degraded_fraction": raw["degraded"] / arrived if arrived else nan,
+        "double_charged_orders": raw["double_charged_orders"],
+        "charges": raw["charges"],
+        "applied_charges": raw["applied_charges"],
+        "utilization": raw["busy_integral"] / (scenario.workers * end) if end > 0 else nan,
+        "mean_in_system": raw["in_system_integral"] / end if end > 0 else nan,
+        "mean_sojourn": raw["sojourn_sum"] / arrived if arrived else nan,
+        "end_time": end,
+        "events_processed": raw["events"],
+    }
+    for reason, n in raw["reasons"].items():
+        s[f"failed_{reason}"] = n
+    total_calls = 0
+    for dep in raw["dependencies"]:
+        name = dep["name"]
+        total_calls += dep["calls"]
+        s[f"{name}.calls"] = dep["calls"]
+        s[f"{name}.calls_per_order"] = dep["calls"] / arrived if arrived else nan
+        s[f"{name}.retries"] = dep["retries"]
+        s[f"{name}.trips"] = dep["trips"]
+        s[f"{name}.rejected_breaker"] = dep["rejected_breaker"]
+        s[f"{name}.fallbacks"] = dep["fallbacks"]
+        s[f"{name}.wasted_service"] = dep["wasted_service"]
+        for phase, start, stop in dep["phases"]:
+            detect, recover = _detect_recover(events, name, start, stop)
+            s[f"{name}.{phase}.time_to_detect"] = detect
+            s[f"{name}.{phase}.time_to_recover"] = recover
+    s["calls_per_order"] = total_calls / arrived if arrived else nan
+    return pd.Series(s, dtype=float, name="summary")
+
+
+def _detect_recover(
+    events: pd.DataFrame, dep: str, start: float, stop: float
+) -> tuple[float, float]:
+    """Time from a phase's start to the breaker's first opening inside it, and from the phase's
+    end to the breaker closing again (0 if it was closed at the end). NaN where it never did."""
+    b = events[(events["dependency"] == dep) & (events["kind"] == "breaker")]
+    if b.empty:
+        return float("nan"), float("nan")
+    t = b["t"].to_numpy()
+    to = b["to"].to_numpy()
+    opened = t[(t >= start) & (t < stop) & (to == "open")]
+    detect = float(opened[0] - start) if opened.size else float("nan")
+    before_end = to[t <= stop]
+    state_at_end = before_end[-1] if before_end.size else "closed"
+    if state_at_end == "closed":
+        return detect, 0.0
+    closed_after = t[(t > stop) & (to == "closed")]
+    recover = float(closed_after[0] - stop) if closed_after.size else float("nan")
+    return detect, recover
+
+
+def littles_law(result: Result) -> tuple[float, float]:
+    """(L, λ·W) measured on the run: mean number in system, and arrival rate x mean sojourn."""
+    s = result.summary
+    lam = s["arrived"] / s["end_time"]
+    return float(s["mean_in_system"]), float(lam * s["mean_sojourn"])
+
+
+__all__ = ["DEFAULT_MAX_EVENTS", "Result", "littles_law", "simulate"]
