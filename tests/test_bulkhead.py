@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import functools
 import math
@@ -127,6 +128,21 @@ def test_waiter_gets_the_slot_fifo_with_the_gil_released() -> None:
         t.join(10)
     assert order == [0, 1, 2, 3]
     assert bh.stats().admitted == 5 and bh.active == 0
+
+
+def test_ctrl_c_interrupts_a_wait_without_limit() -> None:
+    bh = Bulkhead(1, max_waiting=1)  # max_wait None: only the interrupt can end the wait
+    holder = _Holder(bh)
+    timer = threading.Timer(0.1, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bh.call(lambda: None)
+    finally:
+        timer.join()
+        holder.done()
+    s = bh.stats()
+    assert (s.abandoned, s.waiting, s.active, s.admitted) == (1, 0, 0, 1)
 
 
 def test_concurrency_bound_with_real_threads() -> None:

@@ -63,6 +63,7 @@ class BlockingBulkhead {
 
   // Gauges and counters (see BulkheadStats).
   BulkheadStats Stats() const { return state_.Stats(); }
+  // The configuration it was built with.
   const BulkheadConfig& config() const { return state_.config(); }
 
  private:

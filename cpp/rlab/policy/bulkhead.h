@@ -85,6 +85,7 @@ class Bulkhead {
 
   // A consistent snapshot of gauges and counters.
   BulkheadStats Stats() const;
+  // The configuration it was built with.
   const BulkheadConfig& config() const { return config_; }
 
  private:

@@ -153,12 +153,14 @@ class RatioBudget final : public RetryBudget {
   RatioBudgetSnapshot Snapshot(int64_t now_ns);
   // Retries the window always allows: min_retries_per_s x window.
   double floor_retries() const { return floor_retries_; }
+  // The configuration it was built with.
   const RatioBudgetConfig& config() const { return config_; }
 
  private:
   static constexpr int kRequests = 0;
   static constexpr int kRetries = 1;
 
+  // ratio x requests + floor: the retries a window with `requests` requests may hold.
   double Allowance(int64_t requests) const;
 
   const RatioBudgetConfig config_;

@@ -80,6 +80,7 @@ class AdaptiveThrottle {
   double RejectProbability(int64_t now_ns);
   // Window counts at `now_ns` (expires buckets up to `now_ns`).
   ThrottleSnapshot Snapshot(int64_t now_ns);
+  // The configuration it was built with.
   const ThrottleConfig& config() const { return config_; }
 
   // The SRE formula on raw counts: max(0, (requests - k * accepts) / (requests + 1)).
