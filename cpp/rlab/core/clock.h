@@ -14,7 +14,9 @@ inline constexpr int64_t kNsPerSecond = 1'000'000'000;
 int64_t SecondsToNs(double seconds);
 
 // Converts nanoseconds to seconds.
-inline double NsToSeconds(int64_t ns) { return static_cast<double>(ns) * 1e-9; }
+// Division (not multiplication by 1e-9) keeps whole seconds exact: 60e9 ns is 60.0, not
+// 60.00000000000001.
+inline double NsToSeconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 // A source of the current time. Policies never hold one: engines read it and pass `now_ns` in.
 class Clock {
