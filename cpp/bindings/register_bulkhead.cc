@@ -15,9 +15,6 @@
 namespace rlab::bindings {
 namespace {
 
-// Nanoseconds to seconds by division, which is correctly rounded: 60e9 ns gives exactly 60.0
-// (NsToSeconds multiplies by 1e-9 and gives 60.00000000000001).
-double ExactSeconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 // The ident of Python's main thread: only there can a signal (Ctrl-C) be delivered.
 unsigned long main_thread_ident = 0;
@@ -33,7 +30,7 @@ BulkheadConfig MakeConfig(int64_t max_concurrent, int64_t max_waiting,
 
 std::optional<double> MaxWaitSeconds(const BulkheadConfig& config) {
   if (config.max_wait_ns < 0) return std::nullopt;
-  return ExactSeconds(config.max_wait_ns);
+  return NsToSeconds(config.max_wait_ns);
 }
 
 // Blocks with the GIL released. On the main thread the wait polls for signals, so Ctrl-C

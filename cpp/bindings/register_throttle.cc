@@ -14,9 +14,6 @@
 namespace rlab::bindings {
 namespace {
 
-// Nanoseconds to seconds by division, which is correctly rounded: 60e9 ns gives exactly 60.0
-// (NsToSeconds multiplies by 1e-9 and gives 60.00000000000001).
-double ExactSeconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 // `now` in seconds on the caller's clock, as nanoseconds; any finite value is a valid instant.
 int64_t NowArgNs(double now) {
@@ -84,7 +81,7 @@ void RegisterThrottle(py::module_& m) {
           py::arg("now"), "Window counts as of `now`.")
       .def_property_readonly("k", [](const AdaptiveThrottle& t) { return t.config().k; })
       .def_property_readonly(
-          "window", [](const AdaptiveThrottle& t) { return ExactSeconds(t.config().window_ns); })
+          "window", [](const AdaptiveThrottle& t) { return NsToSeconds(t.config().window_ns); })
       .def_property_readonly("buckets",
                              [](const AdaptiveThrottle& t) { return t.config().num_buckets; })
       .def_static("probability", &AdaptiveThrottle::Probability, py::arg("k"), py::arg("requests"),

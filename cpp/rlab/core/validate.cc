@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
 
 namespace rlab {
 namespace {
@@ -35,6 +36,12 @@ absl::Status CheckIntRange(std::string_view name, int64_t value, int64_t lo, int
 absl::Status CheckDuration(std::string_view name, double seconds, bool allow_zero) {
   return CheckRange(name, seconds, 0.0, kMaxDurationS, allow_zero ? Bound::kClosed : Bound::kOpen,
                     Bound::kClosed);
+}
+
+absl::Status CheckDurationNs(std::string_view name, int64_t ns, bool allow_zero) {
+  constexpr int64_t kMaxNs = static_cast<int64_t>(kMaxDurationS) * kNsPerSecond;
+  if ((allow_zero ? ns >= 0 : ns > 0) && ns <= kMaxNs) return absl::OkStatus();
+  return CheckDuration(name, NsToSeconds(ns), allow_zero);
 }
 
 }  // namespace rlab

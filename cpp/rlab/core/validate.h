@@ -30,6 +30,11 @@ inline constexpr double kMaxDurationS = 1e6;
 // A duration in seconds, finite and inside (0, kMaxDurationS] (or [0, ...] when `allow_zero`).
 absl::Status CheckDuration(std::string_view name, double seconds, bool allow_zero = false);
 
+// A duration given in nanoseconds, checked as CheckDuration checks seconds. Checked in
+// nanoseconds so that the documented maximum itself passes; the message still speaks in seconds,
+// like the Python parameter.
+absl::Status CheckDurationNs(std::string_view name, int64_t ns, bool allow_zero = false);
+
 // Returns the first error among `statuses`, or OK.
 inline absl::Status FirstError(std::initializer_list<absl::Status> statuses) {
   for (const absl::Status& s : statuses) {

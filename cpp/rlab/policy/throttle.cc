@@ -7,19 +7,6 @@
 #include "rlab/core/validate.h"
 
 namespace rlab {
-namespace {
-
-// A duration given in nanoseconds, checked exactly in nanoseconds (NsToSeconds(1e15) is a hair
-// above 1e6, so a round trip through seconds would refuse the documented maximum); the message
-// still speaks in seconds, like the Python parameter.
-absl::Status CheckDurationNs(std::string_view name, int64_t ns, bool allow_zero = false) {
-  constexpr int64_t kMaxNs = static_cast<int64_t>(kMaxDurationS) * kNsPerSecond;
-  if ((allow_zero ? ns >= 0 : ns > 0) && ns <= kMaxNs) return absl::OkStatus();
-  return CheckDuration(name, NsToSeconds(ns), allow_zero);
-}
-
-}  // namespace
-
 absl::Status Validate(const ThrottleConfig& c) {
   absl::Status s = FirstError({
       CheckRange("k", c.k, 1.0, 1000.0),
