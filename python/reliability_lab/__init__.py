@@ -1,6 +1,62 @@
-"""reliability-lab: reproduce production reliability problems and measure the patterns that fix them."""
+"""reliability-lab: reproduce production reliability problems and measure the patterns that fix them.
 
-from reliability_lab import _core
+The policies (``CircuitBreaker``, ``Retry``, ``Backoff``, ``TokenBucket``, ``RatioBudget``,
+``Bulkhead``, ``AdaptiveThrottle``) are usable on their own around any Python callable; the
+``Scenario`` tree and ``simulate`` run the whole order pipeline in virtual time.
+"""
 
-__all__ = ["_core"]
+from reliability_lab.backoff import JITTER_MODES, Backoff
+from reliability_lab.breaker import Breaker, CircuitBreaker, Permit, Transition
+from reliability_lab.budget import RatioBudget, RatioBudgetConfig, TokenBucket, TokenBucketConfig
+from reliability_lab.bulkhead import Bulkhead, BulkheadConfig
+from reliability_lab.clock import Clock, ManualClock, SteadyClock, default_clock
+from reliability_lab.errors import (
+    BreakerHalfOpenFull,
+    BreakerOpen,
+    BulkheadFull,
+    DeadlineExceeded,
+    Rejected,
+    ReliabilityLabError,
+    RetryBudgetExhausted,
+    RetryError,
+    RetryExhausted,
+    Throttled,
+)
+from reliability_lab.retry import Retry, RetryStats, retry
+from reliability_lab.throttle import AdaptiveThrottle, ThrottleConfig
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "JITTER_MODES",
+    "AdaptiveThrottle",
+    "Backoff",
+    "Breaker",
+    "BreakerHalfOpenFull",
+    "BreakerOpen",
+    "Bulkhead",
+    "BulkheadConfig",
+    "BulkheadFull",
+    "CircuitBreaker",
+    "Clock",
+    "DeadlineExceeded",
+    "ManualClock",
+    "Permit",
+    "RatioBudget",
+    "RatioBudgetConfig",
+    "Rejected",
+    "ReliabilityLabError",
+    "Retry",
+    "RetryBudgetExhausted",
+    "RetryError",
+    "RetryExhausted",
+    "RetryStats",
+    "SteadyClock",
+    "Throttled",
+    "ThrottleConfig",
+    "TokenBucket",
+    "TokenBucketConfig",
+    "Transition",
+    "default_clock",
+    "retry",
+]
