@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from reliability_lab.breaker import Breaker, CircuitBreaker, Transition
 from reliability_lab.clock import ManualClock
 from reliability_lab.errors import BreakerHalfOpenFull, BreakerOpen, Rejected
@@ -255,10 +256,8 @@ def test_probe_limit_and_legal_ordered_transitions(
     held = []
     for op, k in ops:
         if op == "allow":
-            try:
+            with contextlib.suppress(BreakerOpen, BreakerHalfOpenFull):
                 held.append(cb.allow())
-            except (BreakerOpen, BreakerHalfOpenFull):
-                pass
         elif op == "tick":
             clock.advance(0.25 * k)
         elif held:
@@ -269,7 +268,7 @@ def test_probe_limit_and_legal_ordered_transitions(
         assert snap["state"] == (seen[-1].to_state if seen else "closed")
     assert all((t.from_state, t.to_state) in LEGAL for t in seen)
     assert [t.generation for t in seen] == list(range(1, len(seen) + 1))
-    for a, b in zip(seen, seen[1:]):
+    for a, b in itertools.pairwise(seen):
         assert a.to_state == b.from_state
 
 
@@ -309,8 +308,9 @@ def test_many_threads_on_one_breaker_account_for_every_call() -> None:
         t.join()
     assert not errors
     snap = cb.snapshot()
-    assert snap["admitted"] == snap["successes"] + snap["failures"] + snap["ignored"] + snap["stale"]
+    recorded = snap["successes"] + snap["failures"] + snap["ignored"] + snap["stale"]
+    assert snap["admitted"] == recorded
     assert snap["transitions"] == len(seen) > 0
     assert worst_in_flight <= 2
-    for a, b in zip(seen, seen[1:]):
+    for a, b in itertools.pairwise(seen):
         assert a.to_state == b.from_state

@@ -1,4 +1,4 @@
-"""reliability-lab: reproduce production reliability problems and measure the patterns that fix them.
+"""reliability-lab: reproduce production reliability problems, measure the patterns that fix them.
 
 The policies (``CircuitBreaker``, ``Retry``, ``Backoff``, ``TokenBucket``, ``RatioBudget``,
 ``Bulkhead``, ``AdaptiveThrottle``) are usable on their own around any Python callable; the
@@ -52,8 +52,8 @@ __all__ = [
     "RetryExhausted",
     "RetryStats",
     "SteadyClock",
-    "Throttled",
     "ThrottleConfig",
+    "Throttled",
     "TokenBucket",
     "TokenBucketConfig",
     "Transition",

@@ -116,7 +116,8 @@ def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
     latency = HistogramMetricFamily(
         f"{PREFIX}_order_latency_seconds", "Arrival to terminal state, admitted orders."
     )
-    buckets = [(_le(b), float(n)) for b, n in zip(bounds, cumulative)] + [("+Inf", float(count))]
+    buckets = [(_le(b), float(n)) for b, n in zip(bounds, cumulative, strict=True)]
+    buckets.append(("+Inf", float(count)))
     latency.add_metric([], buckets, sum_value=float(totals["latency_sum"]))
     out.append(latency)
     return out

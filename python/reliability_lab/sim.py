@@ -96,13 +96,14 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
     orders = None
     if raw.get("orders") is not None:
         cols = raw.pop("orders")
+        statuses, reasons = pd.Index(status_names), pd.Index(reason_names)
         orders = pd.DataFrame(
             {
                 "arrival": cols["arrival"],
                 "start": cols["start"],
                 "end": cols["end"],
-                "status": pd.Categorical.from_codes(cols["status"], categories=status_names),
-                "reason": pd.Categorical.from_codes(cols["reason"], categories=reason_names),
+                "status": pd.Categorical.from_codes(cols["status"], categories=statuses),
+                "reason": pd.Categorical.from_codes(cols["reason"], categories=reasons),
                 "attempts": cols["attempts"],
                 "degraded": cols["degraded"],
                 "charges": cols["charges"],
