@@ -1,0 +1,406 @@
+#include "rlab/model/faults.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/validate.h"
+
+namespace rlab {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Sigma beyond this makes the tail meaningless (the 99th percentile would be e^23 medians).
+constexpr double kMaxLogNormalSigma = 10.0;
+constexpr int64_t kMaxCapacityCount = 1'000'000;
+constexpr int64_t kMaxQueueCount = 10'000'000;
+constexpr double kMaxLatencyMultiplier = 1e6;
+
+// The uniform draws of one sample: the mixture's component pick, then two for the component
+// (Box-Muller needs two; the others use the first).
+struct SampleDraws {
+  double pick;
+  double u1;
+  double u2;
+};
+
+SampleDraws DrawSample(RandomStream& rng) {
+  SampleDraws d;
+  d.pick = rng.Uniform01();
+  d.u1 = rng.Uniform01();
+  d.u2 = rng.Uniform01();
+  return d;
+}
+
+// A non-mixture distribution's draw in seconds, by inversion (one or two uniforms each).
+double SampleSimpleSeconds(const LatencyDist& dist, double u1, double u2) {
+  switch (dist.kind) {
+    case LatencyDist::Kind::kConstant:
+      return dist.a;
+    case LatencyDist::Kind::kExponential:
+      // 1 - u lies in (0, 1], so the log is finite.
+      return -dist.a * std::log1p(-u1);
+    case LatencyDist::Kind::kLogNormal: {
+      // Box-Muller with a fixed two draws, rather than RandomStream::Normal: the polar method
+      // rejects and caches a spare, so its draw count varies and would shift later draws.
+      const double radius = std::sqrt(-2.0 * std::log1p(-u1));
+      const double z = radius * std::cos(2.0 * std::numbers::pi * u2);
+      return dist.a * std::exp(dist.b * z);
+    }
+    case LatencyDist::Kind::kUniform:
+      return dist.a + (dist.b - dist.a) * u1;
+    case LatencyDist::Kind::kMixture:
+      break;  // not simple; ValidateLatency forbids nested mixtures
+  }
+  return 0.0;
+}
+
+double SampleSeconds(const LatencyDist& dist, const SampleDraws& d) {
+  if (dist.kind != LatencyDist::Kind::kMixture) return SampleSimpleSeconds(dist, d.u1, d.u2);
+  const size_t n = std::min(dist.weights.size(), dist.components.size());
+  if (n == 0) return 0.0;
+  double total = 0.0;
+  for (size_t i = 0; i < n; ++i) total += dist.weights[i];
+  const double x = d.pick * total;
+  double cumulative = 0.0;
+  size_t chosen = n - 1;  // rounding can leave x at the very top: take the last component
+  for (size_t i = 0; i < n; ++i) {
+    cumulative += dist.weights[i];
+    if (x < cumulative) {
+      chosen = i;
+      break;
+    }
+  }
+  return SampleSimpleSeconds(dist.components[chosen], d.u1, d.u2);
+}
+
+// Seconds to capped nanoseconds: NaN and negatives give 0, anything huge gives kMaxSampleNs.
+int64_t ToCappedNs(double seconds) {
+  if (!(seconds > 0.0)) return 0;
+  if (seconds >= kMaxDurationS) return kMaxSampleNs;
+  return std::min(SecondsToNs(seconds), kMaxSampleNs);
+}
+
+std::string Join(std::string_view path, std::string_view field) {
+  if (path.empty()) return std::string(field);
+  return absl::StrFormat("%s.%s", path, field);
+}
+
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+double MixTotal(const FailureMix& mix) {
+  return mix.http500 + mix.http503 + mix.http429 + mix.timeout + mix.connection_reset;
+}
+
+absl::Status ValidateMix(std::string_view path, const FailureMix& mix) {
+  return FirstError({
+      CheckRange(Join(path, "http500"), mix.http500, 0.0, kInf),
+      CheckRange(Join(path, "http503"), mix.http503, 0.0, kInf),
+      CheckRange(Join(path, "http429"), mix.http429, 0.0, kInf),
+      CheckRange(Join(path, "timeout"), mix.timeout, 0.0, kInf),
+      CheckRange(Join(path, "connection_reset"), mix.connection_reset, 0.0, kInf),
+      CheckDuration(Join(path, "retry_after"), NsToSeconds(mix.retry_after_ns),
+                    /*allow_zero=*/true),
+  });
+}
+
+// A failing call needs a kind to fail with: the mix in force must have some weight.
+absl::Status CheckMixUsable(std::string_view mix_path, const FailureMix& mix,
+                            std::string_view rate_path, double failure_rate) {
+  const double total = MixTotal(mix);
+  if (failure_rate > 0.0 && !(total > 0.0 && std::isfinite(total))) {
+    return Invalid(
+        absl::StrFormat("%s must have a positive, finite total weight when %s > 0, got total %g",
+                        mix_path, rate_path, total));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCapacity(std::string_view path, const CapacityConfig& c) {
+  return FirstError({
+      CheckIntRange(Join(path, "max_in_service"), c.max_in_service, 0, kMaxCapacityCount),
+      CheckIntRange(Join(path, "max_queue"), c.max_queue, -1, kMaxQueueCount),
+      CheckRange(Join(path, "load_slope"), c.load_slope, 0.0, kInf),
+      CheckIntRange(Join(path, "load_knee"), c.load_knee, 0, kMaxQueueCount),
+  });
+}
+
+// How a phase is named in messages: by its name when that is non-empty and unique, else by index.
+std::string PhaseLabel(const std::vector<FaultPhase>& phases, size_t i) {
+  const std::string& name = phases[i].name;
+  const bool unique =
+      !name.empty() && std::count_if(phases.begin(), phases.end(),
+                                     [&](const FaultPhase& p) { return p.name == name; }) == 1;
+  return unique ? absl::StrFormat("phases[%s]", name) : absl::StrFormat("phases[%d]", i);
+}
+
+absl::Status ValidatePhase(std::string_view path, const FaultModelConfig& config,
+                           const std::string& label, const FaultPhase& phase) {
+  const std::string p = Join(path, label);
+  const double start_s = NsToSeconds(phase.start_ns);
+  const double end_s = NsToSeconds(phase.end_ns);
+  if (phase.start_ns < 0) {
+    return Invalid(absl::StrFormat("%s.start must be >= 0, got %g", p, start_s));
+  }
+  if (phase.end_ns <= phase.start_ns) {
+    return Invalid(
+        absl::StrFormat("%s.end must be greater than start (%g), got %g", p, start_s, end_s));
+  }
+  if (phase.failure_rate.has_value()) {
+    absl::Status s = CheckRange(p + ".failure_rate", *phase.failure_rate, 0.0, 1.0);
+    if (!s.ok()) return s;
+  }
+  const double rate = phase.failure_rate.value_or(config.failure_rate);
+  const std::string rate_path =
+      phase.failure_rate.has_value() ? p + ".failure_rate" : Join(path, "failure_rate");
+  if (phase.mix.has_value()) {
+    absl::Status s = ValidateMix(p + ".mix", *phase.mix);
+    if (!s.ok()) return s;
+    s = CheckMixUsable(p + ".mix", *phase.mix, rate_path, rate);
+    if (!s.ok()) return s;
+  } else {
+    // The phase fails calls with the model's own mix, which need not be usable outside it.
+    absl::Status s = CheckMixUsable(Join(path, "mix"), config.mix, rate_path, rate);
+    if (!s.ok()) return s;
+  }
+  if (phase.latency.has_value()) {
+    absl::Status s = ValidateLatency(p + ".latency", *phase.latency);
+    if (!s.ok()) return s;
+  }
+  return CheckRange(p + ".latency_multiplier", phase.latency_multiplier, 0.0, kMaxLatencyMultiplier,
+                    Bound::kOpen, Bound::kClosed);
+}
+
+absl::Status ValidatePhases(std::string_view path, const FaultModelConfig& config) {
+  const std::vector<FaultPhase>& phases = config.phases;
+  std::vector<std::string> labels;
+  labels.reserve(phases.size());
+  for (size_t i = 0; i < phases.size(); ++i) {
+    labels.push_back(PhaseLabel(phases, i));
+    absl::Status s = ValidatePhase(path, config, labels.back(), phases[i]);
+    if (!s.ok()) return s;
+  }
+  // Phases may be given in any order; overlap is checked on the sorted order, and reported in
+  // the order the user gave them.
+  std::vector<size_t> order(phases.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return phases[x].start_ns < phases[y].start_ns; });
+  for (size_t k = 1; k < order.size(); ++k) {
+    size_t a = order[k - 1];
+    size_t b = order[k];
+    if (phases[b].start_ns < phases[a].end_ns) {
+      if (b < a) std::swap(a, b);
+      return Invalid(absl::StrFormat(
+          "%s [%g, %g) overlaps %s [%g, %g): phases must not overlap", Join(path, labels[a]),
+          NsToSeconds(phases[a].start_ns), NsToSeconds(phases[a].end_ns), labels[b],
+          NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Picks a failure kind from the mix with the uniform draw `u`.
+Outcome PickFailure(const FailureMix& mix, double u) {
+  const std::array<double, 5> weights = {mix.http500, mix.http503, mix.http429, mix.timeout,
+                                         mix.connection_reset};
+  double total = 0.0;
+  for (double w : weights) total += w;
+  const double x = u * total;
+  double cumulative = 0.0;
+  int chosen = -1;
+  int last_positive = 1;  // 503 if the mix is somehow empty: validation prevents it
+  for (int i = 0; i < static_cast<int>(weights.size()); ++i) {
+    if (weights[i] > 0.0) last_positive = i;
+    cumulative += weights[i];
+    if (chosen < 0 && x < cumulative) chosen = i;
+  }
+  if (chosen < 0) chosen = last_positive;
+  switch (chosen) {
+    case 0:
+      return Outcome::Http(500);
+    case 1:
+      return Outcome::Http(503);
+    case 2:
+      return Outcome::Http(429, mix.retry_after_ns);
+    case 3:
+      return Outcome::Of(OutcomeKind::kTimeout);
+    default:
+      return Outcome::Of(OutcomeKind::kConnectionReset);
+  }
+}
+
+}  // namespace
+
+int64_t SampleNs(const LatencyDist& dist, RandomStream& rng) {
+  return ToCappedNs(SampleSeconds(dist, DrawSample(rng)));
+}
+
+double MeanSeconds(const LatencyDist& dist) {
+  switch (dist.kind) {
+    case LatencyDist::Kind::kConstant:
+    case LatencyDist::Kind::kExponential:
+      return dist.a;
+    case LatencyDist::Kind::kLogNormal:
+      return dist.a * std::exp(dist.b * dist.b / 2.0);
+    case LatencyDist::Kind::kUniform:
+      return (dist.a + dist.b) / 2.0;
+    case LatencyDist::Kind::kMixture: {
+      const size_t n = std::min(dist.weights.size(), dist.components.size());
+      double total = 0.0;
+      double weighted = 0.0;
+      for (size_t i = 0; i < n; ++i) {
+        total += dist.weights[i];
+        weighted += dist.weights[i] * MeanSeconds(dist.components[i]);
+      }
+      return total > 0.0 ? weighted / total : 0.0;
+    }
+  }
+  return 0.0;
+}
+
+absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist) {
+  switch (dist.kind) {
+    case LatencyDist::Kind::kConstant:
+      return CheckDuration(Join(path, "value"), dist.a, /*allow_zero=*/true);
+    case LatencyDist::Kind::kExponential:
+      return CheckDuration(Join(path, "mean"), dist.a, /*allow_zero=*/true);
+    case LatencyDist::Kind::kLogNormal:
+      return FirstError({
+          CheckDuration(Join(path, "median"), dist.a, /*allow_zero=*/true),
+          CheckRange(Join(path, "sigma"), dist.b, 0.0, kMaxLogNormalSigma),
+      });
+    case LatencyDist::Kind::kUniform: {
+      absl::Status s = FirstError({
+          CheckDuration(Join(path, "low"), dist.a, /*allow_zero=*/true),
+          CheckDuration(Join(path, "high"), dist.b, /*allow_zero=*/true),
+      });
+      if (!s.ok()) return s;
+      if (dist.b < dist.a) {
+        return Invalid(absl::StrFormat("%s must be >= %s (%g), got %g", Join(path, "high"),
+                                       Join(path, "low"), dist.a, dist.b));
+      }
+      return absl::OkStatus();
+    }
+    case LatencyDist::Kind::kMixture: {
+      if (dist.components.empty()) {
+        return Invalid(absl::StrFormat("%s must not be empty", Join(path, "components")));
+      }
+      if (dist.weights.size() != dist.components.size()) {
+        return Invalid(absl::StrFormat("%s must have one entry per component (%d), got %d",
+                                       Join(path, "weights"), dist.components.size(),
+                                       dist.weights.size()));
+      }
+      double total = 0.0;
+      for (size_t i = 0; i < dist.weights.size(); ++i) {
+        absl::Status s = CheckRange(absl::StrFormat("%s[%d]", Join(path, "weights"), i),
+                                    dist.weights[i], 0.0, kInf, Bound::kOpen, Bound::kClosed);
+        if (!s.ok()) return s;
+        total += dist.weights[i];
+      }
+      if (!std::isfinite(total)) {
+        return Invalid(absl::StrFormat("%s must have a finite sum", Join(path, "weights")));
+      }
+      for (size_t i = 0; i < dist.components.size(); ++i) {
+        const std::string component = absl::StrFormat("%s[%d]", Join(path, "components"), i);
+        if (dist.components[i].kind == LatencyDist::Kind::kMixture) {
+          return Invalid(absl::StrFormat("%s must not itself be a mixture", component));
+        }
+        absl::Status s = ValidateLatency(component, dist.components[i]);
+        if (!s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }
+  }
+  return Invalid(
+      absl::StrFormat("%s has an unknown distribution kind %d", path, static_cast<int>(dist.kind)));
+}
+
+absl::Status ValidateFaultModel(std::string_view path, const FaultModelConfig& config) {
+  absl::Status s = FirstError({
+      CheckRange(Join(path, "failure_rate"), config.failure_rate, 0.0, 1.0),
+      ValidateMix(Join(path, "mix"), config.mix),
+  });
+  if (!s.ok()) return s;
+  s = CheckMixUsable(Join(path, "mix"), config.mix, Join(path, "failure_rate"),
+                     config.failure_rate);
+  if (!s.ok()) return s;
+  s = ValidateLatency(Join(path, "latency"), config.latency);
+  if (!s.ok()) return s;
+  s = ValidatePhases(path, config);
+  if (!s.ok()) return s;
+  return FirstError({
+      ValidateCapacity(Join(path, "capacity"), config.capacity),
+      CheckRange(Join(path, "ambiguous_rate"), config.ambiguous_rate, 0.0, 1.0),
+      CheckDuration(Join(path, "hang"), NsToSeconds(config.hang_ns)),
+  });
+}
+
+FaultModel::FaultModel(const FaultModelConfig& config) : config_(config) {}
+
+const FaultPhase* FaultModel::PhaseAt(int64_t now_ns) const {
+  for (const FaultPhase& phase : config_.phases) {
+    if (phase.start_ns <= now_ns && now_ns < phase.end_ns) return &phase;
+  }
+  return nullptr;
+}
+
+double FaultModel::FailureRateAt(int64_t now_ns) const {
+  const FaultPhase* phase = PhaseAt(now_ns);
+  return phase != nullptr && phase->failure_rate.has_value() ? *phase->failure_rate
+                                                             : config_.failure_rate;
+}
+
+AttemptDraw FaultModel::Draw(int64_t now_ns, int load, RandomStream& rng) const {
+  const FaultPhase* phase = PhaseAt(now_ns);
+  double failure_rate = config_.failure_rate;
+  const FailureMix* mix = &config_.mix;
+  const LatencyDist* latency = &config_.latency;
+  double multiplier = 1.0;
+  if (phase != nullptr) {
+    if (phase->failure_rate.has_value()) failure_rate = *phase->failure_rate;
+    if (phase->mix.has_value()) mix = &*phase->mix;
+    if (phase->latency.has_value()) latency = &*phase->latency;
+    multiplier = phase->latency_multiplier;
+  }
+
+  // Every draw is taken whether or not it is used, in a fixed order, so that attempt i always
+  // reads the same uniforms: raising failure_rate turns some successes into failures and changes
+  // nothing else (common random numbers across a sweep).
+  const double u_fail = rng.Uniform01();
+  const double u_kind = rng.Uniform01();
+  const double u_ambiguous = rng.Uniform01();
+  const double sample_s = SampleSeconds(*latency, DrawSample(rng));
+
+  const CapacityConfig& capacity = config_.capacity;
+  const double excess_load =
+      static_cast<double>(std::max<int64_t>(0, int64_t{load} - capacity.load_knee));
+  const double load_factor = 1.0 + capacity.load_slope * excess_load;
+
+  AttemptDraw draw;
+  draw.service_ns = ToCappedNs(sample_s * multiplier * load_factor);
+  if (u_fail < failure_rate) {
+    draw.outcome = PickFailure(*mix, u_kind);
+    draw.hangs = draw.outcome.kind == OutcomeKind::kTimeout;
+    draw.committed = false;
+  } else if (u_ambiguous < config_.ambiguous_rate) {
+    // The effect happened but the answer is lost: the caller can only time out, and a retry
+    // without an idempotency key charges twice.
+    draw.outcome = Outcome::Of(OutcomeKind::kTimeout);
+    draw.hangs = true;
+    draw.committed = true;
+  } else {
+    draw.outcome = Outcome::Success();
+    draw.committed = true;
+  }
+  return draw;
+}
+
+}  // namespace rlab

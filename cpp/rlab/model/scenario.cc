@@ -1,0 +1,233 @@
+#include "rlab/model/scenario.h"
+
+#include <array>
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/validate.h"
+#include "rlab/model/faults.h"
+
+namespace rlab {
+namespace {
+
+constexpr double kMaxArrivalRate = 1e7;  // orders per second
+constexpr int64_t kMaxClients = 1'000'000;
+constexpr int64_t kMaxWorkers = 100'000;
+constexpr int64_t kMaxQueueCapacity = 10'000'000;
+constexpr int64_t kMaxNumKeys = 1'000'000'000;
+constexpr int64_t kMaxCacheCapacity = 10'000'000;
+constexpr size_t kMaxDependencies = 16;
+
+// Top-level scenario fields. A dependency may not take one of these names: sweep paths such as
+// "workers" or "arrivals.rate" would otherwise be ambiguous with "<dependency>.<field>".
+constexpr std::array<std::string_view, 9> kReservedNames = {"arrivals",
+                                                            "workers",
+                                                            "queue_capacity",
+                                                            "duration",
+                                                            "seed",
+                                                            "order_deadline",
+                                                            "release_worker_during_backoff",
+                                                            "num_keys",
+                                                            "dependencies"};
+
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+// Re-issues a policy's error (which names only its own field) under the dotted path of the
+// policy inside the scenario, e.g. "payment.breaker." + "open_for must be ...".
+absl::Status Prefixed(std::string_view prefix, const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrFormat("%s%s", prefix, status.message()));
+}
+
+absl::Status CheckNonNegativeTime(std::string_view name, int64_t ns) {
+  if (ns >= 0) return absl::OkStatus();
+  return Invalid(absl::StrFormat("%s must be >= 0, got %g", name, NsToSeconds(ns)));
+}
+
+absl::Status ValidateSchedule(const std::vector<RateSegment>& schedule) {
+  if (schedule.empty()) return Invalid("arrivals.schedule must have at least one segment");
+  bool any_positive = false;
+  for (size_t i = 0; i < schedule.size(); ++i) {
+    const RateSegment& seg = schedule[i];
+    const std::string p = absl::StrFormat("arrivals.schedule[%d]", i);
+    absl::Status s = FirstError({
+        CheckNonNegativeTime(p + ".start", seg.start_ns),
+        CheckRange(p + ".rate_start", seg.rate_start, 0.0, kMaxArrivalRate),
+        CheckRange(p + ".rate_end", seg.rate_end, 0.0, kMaxArrivalRate),
+    });
+    if (!s.ok()) return s;
+    if (seg.end_ns <= seg.start_ns) {
+      return Invalid(absl::StrFormat("%s.end must be greater than start (%g), got %g", p,
+                                     NsToSeconds(seg.start_ns), NsToSeconds(seg.end_ns)));
+    }
+    if (i > 0 && seg.start_ns < schedule[i - 1].end_ns) {
+      return Invalid(absl::StrFormat(
+          "%s.start must be >= arrivals.schedule[%d].end (%g), got %g: segments must be sorted "
+          "and must not overlap",
+          p, i - 1, NsToSeconds(schedule[i - 1].end_ns), NsToSeconds(seg.start_ns)));
+    }
+    any_positive = any_positive || seg.rate_start > 0.0 || seg.rate_end > 0.0;
+  }
+  if (!any_positive) return Invalid("arrivals.schedule must have a positive rate somewhere");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
+  if (trace_ns.empty()) return Invalid("arrivals.trace must have at least one arrival time");
+  for (size_t i = 0; i < trace_ns.size(); ++i) {
+    if (trace_ns[i] < 0) {
+      return Invalid(
+          absl::StrFormat("arrivals.trace[%d] must be >= 0, got %g", i, NsToSeconds(trace_ns[i])));
+    }
+    // Equal times are fine (a burst); going back in time is not.
+    if (i > 0 && trace_ns[i] < trace_ns[i - 1]) {
+      return Invalid(absl::StrFormat(
+          "arrivals.trace must be in ascending order, got trace[%d] = %g after trace[%d] = %g", i,
+          NsToSeconds(trace_ns[i]), i - 1, NsToSeconds(trace_ns[i - 1])));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateArrivals(const ArrivalConfig& a) {
+  switch (a.kind) {
+    case ArrivalConfig::Kind::kPoisson:
+    case ArrivalConfig::Kind::kConstant:
+      return CheckRange("arrivals.rate", a.rate, 0.0, kMaxArrivalRate, Bound::kOpen,
+                        Bound::kClosed);
+    case ArrivalConfig::Kind::kSchedule:
+      return ValidateSchedule(a.schedule);
+    case ArrivalConfig::Kind::kTrace:
+      return ValidateTrace(a.trace_ns);
+    case ArrivalConfig::Kind::kClosedLoop:
+      return FirstError({
+          CheckIntRange("arrivals.clients", a.clients, 1, kMaxClients),
+          ValidateLatency("arrivals.think_time", a.think_time),
+      });
+  }
+  return Invalid(
+      absl::StrFormat("arrivals has an unknown arrival kind %d", static_cast<int>(a.kind)));
+}
+
+bool IsNameChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+absl::Status ValidateDependencyName(const ScenarioConfig& config, size_t index) {
+  const std::string& name = config.dependencies[index].name;
+  const std::string p = absl::StrFormat("dependencies[%d].name", index);
+  if (name.empty()) return Invalid(absl::StrFormat("%s must not be empty", p));
+  for (char c : name) {
+    if (!IsNameChar(c)) {
+      // Names become dotted-path segments and metric label values.
+      return Invalid(absl::StrFormat(
+          "%s must contain only letters, digits and underscores, got \"%s\"", p, name));
+    }
+  }
+  for (std::string_view reserved : kReservedNames) {
+    if (name == reserved) {
+      return Invalid(absl::StrFormat(
+          "%s must not be \"%s\": it is a scenario field, and paths would be ambiguous", p, name));
+    }
+  }
+  for (size_t j = 0; j < index; ++j) {
+    if (config.dependencies[j].name == name) {
+      return Invalid(absl::StrFormat("%s \"%s\" is already used by dependencies[%d]", p, name, j));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFallback(const std::string& name, const FallbackConfig& f) {
+  switch (f.kind) {
+    case FallbackConfig::Kind::kNone:
+    case FallbackConfig::Kind::kDefault:
+      return absl::OkStatus();
+    case FallbackConfig::Kind::kCache:
+    case FallbackConfig::Kind::kCacheOrDefault:
+      return FirstError({
+          CheckIntRange(name + ".fallback.cache_capacity", f.cache_capacity, 1, kMaxCacheCapacity),
+          CheckDuration(name + ".fallback.cache_ttl", NsToSeconds(f.cache_ttl_ns)),
+      });
+  }
+  return Invalid(
+      absl::StrFormat("%s.fallback has an unknown kind %d", name, static_cast<int>(f.kind)));
+}
+
+absl::Status ValidateDependency(const DependencyConfig& d) {
+  const std::string& n = d.name;
+  absl::Status s = ValidateFaultModel(n + ".faults", d.faults);
+  if (!s.ok()) return s;
+  if (d.retry.has_value()) {
+    s = Prefixed(n + ".retry.", Validate(*d.retry));
+    if (!s.ok()) return s;
+  }
+  if (d.breaker.has_value()) {
+    s = Prefixed(n + ".breaker.", ValidateBreakerConfig(*d.breaker));
+    if (!s.ok()) return s;
+  }
+  if (d.token_bucket.has_value() && d.ratio_budget.has_value()) {
+    return Invalid(
+        absl::StrFormat("%s.budget must be either a token bucket or a ratio budget, not both", n));
+  }
+  if (d.token_bucket.has_value()) {
+    s = Prefixed(n + ".budget.", Validate(*d.token_bucket));
+    if (!s.ok()) return s;
+  }
+  if (d.ratio_budget.has_value()) {
+    s = Prefixed(n + ".budget.", Validate(*d.ratio_budget));
+    if (!s.ok()) return s;
+  }
+  if (d.bulkhead.has_value()) {
+    s = Prefixed(n + ".bulkhead.", Validate(*d.bulkhead));
+    if (!s.ok()) return s;
+  }
+  if (d.throttle.has_value()) {
+    s = Prefixed(n + ".throttle.", Validate(*d.throttle));
+    if (!s.ok()) return s;
+  }
+  s = CheckDuration(n + ".attempt_timeout", NsToSeconds(d.attempt_timeout_ns),
+                    /*allow_zero=*/true);
+  if (!s.ok()) return s;
+  if (d.composition != Composition::kRetryOutsideBreaker &&
+      d.composition != Composition::kBreakerOutsideRetry) {
+    return Invalid(absl::StrFormat("%s.composition has an unknown value %d", n,
+                                   static_cast<int>(d.composition)));
+  }
+  return ValidateFallback(n, d.fallback);
+}
+
+}  // namespace
+
+absl::Status ValidateScenario(const ScenarioConfig& config) {
+  absl::Status s = FirstError({
+      ValidateArrivals(config.arrivals),
+      CheckIntRange("workers", config.workers, 1, kMaxWorkers),
+      CheckIntRange("queue_capacity", config.queue_capacity, 0, kMaxQueueCapacity),
+      CheckDuration("duration", NsToSeconds(config.duration_ns)),
+      CheckDuration("order_deadline", NsToSeconds(config.order_deadline_ns),
+                    /*allow_zero=*/true),
+      CheckIntRange("num_keys", config.num_keys, 1, kMaxNumKeys),
+  });
+  if (!s.ok()) return s;
+  const size_t n = config.dependencies.size();
+  if (n < 1 || n > kMaxDependencies) {
+    return Invalid(absl::StrFormat("dependencies must have between 1 and %d entries, got %d",
+                                   kMaxDependencies, n));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    s = ValidateDependencyName(config, i);
+    if (!s.ok()) return s;
+  }
+  for (const DependencyConfig& d : config.dependencies) {
+    s = ValidateDependency(d);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rlab
