@@ -1,0 +1,753 @@
+// The Python Scenario dict into the C++ ScenarioConfig, and back (for tests). See the header.
+#include "scenario_from_py.h"
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/outcome.h"
+#include "rlab/core/validate.h"
+#include "rlab/policy/backoff.h"
+#include "rlab/policy/bulkhead.h"
+#include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/retry.h"
+#include "rlab/policy/retry_budget.h"
+#include "rlab/policy/throttle.h"
+
+namespace rlab::bindings {
+namespace {
+
+constexpr int64_t kSchemaVersion = 1;
+
+[[noreturn]] void Fail(const std::string& message) { throw py::value_error(message); }
+
+std::string Repr(py::handle h) {
+  try {
+    std::string r = py::repr(h).cast<std::string>();
+    if (r.size() > 80) r = r.substr(0, 77) + "...";
+    return r;
+  } catch (const py::error_already_set&) {
+    return "<unprintable>";
+  }
+}
+
+std::string Join(std::string_view path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return absl::StrFormat("%s.%s", path, key);
+}
+
+// A number (int or float, not bool), as a double; `path` names it in errors.
+double ToDouble(py::handle h, const std::string& path) {
+  PyObject* o = h.ptr();
+  if (PyFloat_Check(o)) return PyFloat_AS_DOUBLE(o);
+  if (PyLong_Check(o) && !PyBool_Check(o)) {
+    const double v = PyLong_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      Fail(absl::StrFormat("%s must be a finite number, got %s", path, Repr(h)));
+    }
+    return v;
+  }
+  Fail(absl::StrFormat("%s must be a number, got %s", path, Repr(h)));
+}
+
+// An integer (not bool) in [lo, hi].
+int64_t ToInt(py::handle h, const std::string& path, int64_t lo, int64_t hi) {
+  PyObject* o = h.ptr();
+  if (!PyLong_Check(o) || PyBool_Check(o)) {
+    Fail(absl::StrFormat("%s must be an integer in [%d, %d], got %s", path, lo, hi, Repr(h)));
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (overflow != 0 || (v == -1 && PyErr_Occurred()) || v < lo || v > hi) {
+    PyErr_Clear();
+    Fail(absl::StrFormat("%s must be an integer in [%d, %d], got %s", path, lo, hi, Repr(h)));
+  }
+  return v;
+}
+
+// One dict of the schema: every key must be read exactly once, and Finish() rejects the rest.
+class Obj {
+ public:
+  Obj(py::handle h, std::string path) : path_(std::move(path)) {
+    if (!PyDict_Check(h.ptr())) {
+      Fail(absl::StrFormat("%s must be a dict, got %s", path_.empty() ? "scenario" : path_,
+                           Repr(h)));
+    }
+    dict_ = py::reinterpret_borrow<py::dict>(h);
+  }
+
+  const std::string& path() const { return path_; }
+  std::string At(std::string_view key) const { return Join(path_, key); }
+
+  py::handle Get(const char* key) {
+    PyObject* v = PyDict_GetItemString(dict_.ptr(), key);
+    if (v == nullptr) {
+      Fail(absl::StrFormat("%s: missing key '%s'", path_.empty() ? "scenario" : path_, key));
+    }
+    seen_.insert(key);
+    return v;
+  }
+  bool IsNone(const char* key) { return Get(key).is_none(); }
+
+  double Number(const char* key) { return ToDouble(Get(key), At(key)); }
+  std::optional<double> OptionalNumber(const char* key) {
+    if (IsNone(key)) return std::nullopt;
+    return Number(key);
+  }
+  // Seconds in [0, 1e6], as nanoseconds.
+  int64_t Seconds(const char* key) {
+    const double s = Number(key);
+    ThrowIfError(CheckDuration(At(key), s, /*allow_zero=*/true));
+    return SecondsToNs(s);
+  }
+  int64_t Int(const char* key, int64_t lo, int64_t hi) { return ToInt(Get(key), At(key), lo, hi); }
+  int Int32(const char* key) {
+    return static_cast<int>(
+        Int(key, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+  }
+  int64_t Int64(const char* key) {
+    return Int(key, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+  }
+  bool Bool(const char* key) {
+    py::handle v = Get(key);
+    if (!PyBool_Check(v.ptr())) {
+      Fail(absl::StrFormat("%s must be True or False, got %s", At(key), Repr(v)));
+    }
+    return v.ptr() == Py_True;
+  }
+  std::string Str(const char* key) {
+    py::handle v = Get(key);
+    if (!PyUnicode_Check(v.ptr())) {
+      Fail(absl::StrFormat("%s must be a string, got %s", At(key), Repr(v)));
+    }
+    return v.cast<std::string>();
+  }
+  // A list (or tuple) value.
+  py::sequence List(const char* key) {
+    py::handle v = Get(key);
+    if (!PyList_Check(v.ptr()) && !PyTuple_Check(v.ptr())) {
+      Fail(absl::StrFormat("%s must be a list, got %s", At(key), Repr(v)));
+    }
+    return py::reinterpret_borrow<py::sequence>(v);
+  }
+  // The "type" tag of a union-valued object.
+  std::string Tag() {
+    py::handle v = Get("type");
+    if (!PyUnicode_Check(v.ptr())) {
+      Fail(absl::StrFormat("%s must be a string, got %s", At("type"), Repr(v)));
+    }
+    return v.cast<std::string>();
+  }
+
+  // Rejects keys nobody read.
+  void Finish() const {
+    for (auto item : dict_) {
+      const std::string key = py::str(item.first).cast<std::string>();
+      if (!seen_.contains(key)) {
+        Fail(absl::StrFormat("%s is not a field of the scenario schema", At(key)));
+      }
+    }
+  }
+
+ private:
+  std::string path_;
+  py::dict dict_;
+  absl::flat_hash_set<std::string> seen_;
+};
+
+[[noreturn]] void BadTag(const std::string& path, const std::string& tag,
+                         std::string_view allowed) {
+  Fail(absl::StrFormat("%s must be one of %s, got '%s'", Join(path, "type"), allowed, tag));
+}
+
+template <typename Enum, size_t N>
+Enum ParseChoice(const std::string& path, const std::string& value,
+                 const std::pair<std::string_view, Enum> (&choices)[N]) {
+  std::vector<std::string> names;
+  for (const auto& [name, e] : choices) {
+    if (value == name) return e;
+    names.push_back(absl::StrFormat("'%s'", name));
+  }
+  Fail(absl::StrFormat("%s must be one of %s, got '%s'", path, absl::StrJoin(names, ", "), value));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency, faults
+
+LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixture = true) {
+  Obj o(h, path);
+  const std::string tag = o.Tag();
+  LatencyDist dist;
+  if (tag == "constant") {
+    dist.kind = LatencyDist::Kind::kConstant;
+    dist.a = o.Number("value");
+  } else if (tag == "exponential") {
+    dist.kind = LatencyDist::Kind::kExponential;
+    dist.a = o.Number("mean");
+  } else if (tag == "lognormal") {
+    dist.kind = LatencyDist::Kind::kLogNormal;
+    dist.a = o.Number("median");
+    dist.b = o.Number("sigma");
+  } else if (tag == "uniform") {
+    dist.kind = LatencyDist::Kind::kUniform;
+    dist.a = o.Number("low");
+    dist.b = o.Number("high");
+  } else if (tag == "mixture" && allow_mixture) {
+    dist.kind = LatencyDist::Kind::kMixture;
+    const py::sequence weights = o.List("weights");
+    for (size_t i = 0; i < weights.size(); ++i) {
+      dist.weights.push_back(ToDouble(weights[i], absl::StrFormat("%s[%d]", o.At("weights"), i)));
+    }
+    const py::sequence components = o.List("components");
+    for (size_t i = 0; i < components.size(); ++i) {
+      dist.components.push_back(
+          ReadLatency(components[i], absl::StrFormat("%s[%d]", o.At("components"), i), false));
+    }
+  } else if (tag == "mixture") {
+    Fail(absl::StrFormat("%s must not itself be a mixture", path));
+  } else {
+    BadTag(path, tag, "'constant', 'exponential', 'lognormal', 'uniform', 'mixture'");
+  }
+  o.Finish();
+  return dist;
+}
+
+FailureMix ReadMix(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  FailureMix mix;
+  mix.http500 = o.Number("http500");
+  mix.http503 = o.Number("http503");
+  mix.http429 = o.Number("http429");
+  mix.timeout = o.Number("timeout");
+  mix.connection_reset = o.Number("connection_reset");
+  mix.retry_after_ns = o.Seconds("retry_after");
+  o.Finish();
+  return mix;
+}
+
+// Phases are named in paths as the core names them: by name when unique, else by index.
+std::vector<std::string> PhaseLabels(const py::sequence& phases) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    py::object item = phases[i];
+    std::string name;
+    if (PyDict_Check(item.ptr())) {
+      PyObject* n = PyDict_GetItemString(item.ptr(), "name");
+      if (n != nullptr && PyUnicode_Check(n)) name = py::handle(n).cast<std::string>();
+    }
+    names.push_back(std::move(name));
+  }
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < names.size(); ++i) {
+    size_t count = 0;
+    for (const std::string& n : names) count += n == names[i] ? 1 : 0;
+    labels.push_back(!names[i].empty() && count == 1 ? absl::StrFormat("phases[%s]", names[i])
+                                                     : absl::StrFormat("phases[%d]", i));
+  }
+  return labels;
+}
+
+FaultPhase ReadPhase(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  const std::string tag = o.Tag();
+  if (tag != "phase") BadTag(path, tag, "'phase'");
+  FaultPhase p;
+  p.name = o.Str("name");
+  p.start_ns = o.Seconds("start");
+  p.end_ns = o.Seconds("end");
+  p.failure_rate = o.OptionalNumber("failure_rate");
+  if (!o.IsNone("mix")) p.mix = ReadMix(o.Get("mix"), o.At("mix"));
+  if (!o.IsNone("latency")) p.latency = ReadLatency(o.Get("latency"), o.At("latency"));
+  p.latency_multiplier = o.Number("latency_multiplier");
+  o.Finish();
+  return p;
+}
+
+CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  CapacityConfig c;
+  c.max_in_service = o.Int32("max_in_service");
+  c.max_queue = o.Int32("max_queue");
+  c.load_slope = o.Number("load_slope");
+  c.load_knee = o.Int32("load_knee");
+  c.drop_abandoned = o.Bool("drop_abandoned");
+  o.Finish();
+  return c;
+}
+
+FaultModelConfig ReadFaults(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  FaultModelConfig f;
+  f.failure_rate = o.Number("failure_rate");
+  f.mix = ReadMix(o.Get("mix"), o.At("mix"));
+  f.latency = ReadLatency(o.Get("latency"), o.At("latency"));
+  const py::sequence phases = o.List("phases");
+  const std::vector<std::string> labels = PhaseLabels(phases);
+  for (size_t i = 0; i < phases.size(); ++i) {
+    f.phases.push_back(ReadPhase(phases[i], Join(path, labels[i])));
+  }
+  f.capacity = ReadCapacity(o.Get("capacity"), o.At("capacity"));
+  f.ambiguous_rate = o.Number("ambiguous_rate");
+  f.hang_ns = o.Seconds("hang");
+  o.Finish();
+  return f;
+}
+
+FallbackConfig ReadFallback(py::handle h, const std::string& path) {
+  static constexpr std::pair<std::string_view, FallbackConfig::Kind> kKinds[] = {
+      {"none", FallbackConfig::Kind::kNone},
+      {"cache", FallbackConfig::Kind::kCache},
+      {"default", FallbackConfig::Kind::kDefault},
+      {"cache_or_default", FallbackConfig::Kind::kCacheOrDefault},
+  };
+  Obj o(h, path);
+  FallbackConfig f;
+  f.kind = ParseChoice(o.At("kind"), o.Str("kind"), kKinds);
+  f.cache_capacity = o.Int32("cache_capacity");
+  f.cache_ttl_ns = o.Seconds("cache_ttl");
+  o.Finish();
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+
+// Re-raises a policy's own error (which names only its field) under `prefix`.
+void ThrowPrefixed(const std::string& prefix, const absl::Status& status) {
+  if (status.ok()) return;
+  ThrowIfError(absl::Status(status.code(), absl::StrFormat("%s.%s", prefix, status.message())));
+}
+
+BackoffConfig ReadBackoff(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  BackoffConfig b;
+  b.initial_ns = o.Seconds("initial");
+  b.multiplier = o.Number("multiplier");
+  b.max_ns = o.Seconds("max_delay");
+  absl::StatusOr<Jitter> jitter = ParseJitter(o.Str("jitter"));
+  ThrowPrefixed(path, jitter.status());
+  b.jitter = *jitter;
+  b.jitter_factor = o.Number("jitter_factor");
+  o.Finish();
+  // Validated here: the retry's own validation would name these "retry.<field>", not
+  // "retry.backoff.<field>" as the Python API spells them.
+  ThrowPrefixed(path, Validate(b));
+  return b;
+}
+
+RetryConfig ReadRetry(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  RetryConfig r;
+  r.max_attempts = o.Int32("max_attempts");
+  r.backoff = ReadBackoff(o.Get("backoff"), o.At("backoff"));
+  const py::sequence retry_on = o.List("retry_on");
+  std::vector<std::string> names;
+  for (size_t i = 0; i < retry_on.size(); ++i) {
+    py::object item = retry_on[i];
+    if (!PyUnicode_Check(item.ptr())) {
+      Fail(absl::StrFormat("%s[%d] must be an outcome name, got %s", o.At("retry_on"), i,
+                           Repr(item)));
+    }
+    names.push_back(item.cast<std::string>());
+  }
+  r.retryable = ValueOrThrow(OutcomeSet::Parse(o.At("retry_on"), names));
+  r.max_retry_after_ns = o.Seconds("max_retry_after");
+  o.Finish();
+  return r;
+}
+
+BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
+  static constexpr std::pair<std::string_view, WindowKind> kWindows[] = {
+      {"count", WindowKind::kCount},
+      {"time", WindowKind::kTime},
+  };
+  Obj o(h, path);
+  BreakerConfig b;
+  b.consecutive_failures = o.Int32("consecutive_failures");
+  b.failure_rate_threshold = o.Number("failure_rate_threshold");
+  b.slow_call_rate_threshold = o.Number("slow_call_rate_threshold");
+  b.slow_call_duration_ns = o.Seconds("slow_call_duration");
+  b.window = ParseChoice(o.At("window"), o.Str("window"), kWindows);
+  b.window_size = o.Int32("window_size");
+  b.window_ns = o.Seconds("window_duration");
+  b.window_buckets = o.Int32("window_buckets");
+  b.minimum_calls = o.Int32("minimum_calls");
+  b.open_for_ns = o.Seconds("open_for");
+  b.open_growth = o.Number("open_growth");
+  b.max_open_for_ns = o.Seconds("max_open_for");
+  b.half_open_max_calls = o.Int32("half_open_max_calls");
+  b.success_threshold = o.Int32("success_threshold");
+  o.Finish();
+  return b;
+}
+
+void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
+  Obj o(h, path);
+  const std::string tag = o.Tag();
+  if (tag == "token_bucket") {
+    TokenBucketBudgetConfig t;
+    t.max_tokens = o.Number("max_tokens");
+    t.token_ratio = o.Number("token_ratio");
+    dep.token_bucket = t;
+  } else if (tag == "ratio") {
+    RatioBudgetConfig r;
+    r.ratio = o.Number("ratio");
+    r.window_ns = o.Seconds("window");
+    r.min_retries_per_s = o.Number("min_retries_per_second");
+    r.num_buckets = o.Int32("buckets");
+    dep.ratio_budget = r;
+  } else {
+    BadTag(path, tag, "'token_bucket', 'ratio'");
+  }
+  o.Finish();
+}
+
+BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  BulkheadConfig b;
+  b.max_concurrent = o.Int64("max_concurrent");
+  b.max_waiting = o.Int64("max_waiting");
+  b.max_wait_ns = o.IsNone("max_wait") ? -1 : o.Seconds("max_wait");  // None: no limit
+  o.Finish();
+  return b;
+}
+
+ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  ThrottleConfig t;
+  t.k = o.Number("k");
+  t.window_ns = o.Seconds("window");
+  t.num_buckets = o.Int32("buckets");
+  o.Finish();
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dependencies, arrivals, the scenario
+
+DependencyConfig ReadDependency(py::handle h, size_t index) {
+  static constexpr std::pair<std::string_view, Composition> kCompositions[] = {
+      {"retry_outside_breaker", Composition::kRetryOutsideBreaker},
+      {"breaker_outside_retry", Composition::kBreakerOutsideRetry},
+  };
+  const std::string fallback_path = absl::StrFormat("dependencies[%d]", index);
+  DependencyConfig d;
+  {
+    Obj named(h, fallback_path);
+    d.name = named.Str("name");
+  }
+  // Addressed by name, as in the Python API, once the name is usable in a path.
+  bool usable = !d.name.empty();
+  for (char c : d.name) {
+    usable = usable && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || c == '_');
+  }
+  Obj o(h, usable ? d.name : fallback_path);
+  o.Str("name");
+  d.faults = ReadFaults(o.Get("faults"), o.At("faults"));
+  if (!o.IsNone("retry")) d.retry = ReadRetry(o.Get("retry"), o.At("retry"));
+  if (!o.IsNone("breaker")) d.breaker = ReadBreaker(o.Get("breaker"), o.At("breaker"));
+  if (!o.IsNone("budget")) ReadBudget(o.Get("budget"), o.At("budget"), d);
+  if (!o.IsNone("bulkhead")) d.bulkhead = ReadBulkhead(o.Get("bulkhead"), o.At("bulkhead"));
+  if (!o.IsNone("throttle")) d.throttle = ReadThrottle(o.Get("throttle"), o.At("throttle"));
+  d.attempt_timeout_ns = o.Seconds("attempt_timeout");
+  d.composition = ParseChoice(o.At("composition"), o.Str("composition"), kCompositions);
+  d.fallback = ReadFallback(o.Get("fallback"), o.At("fallback"));
+  d.idempotency_keys = o.Bool("idempotency_keys");
+  d.charges = o.Bool("charges");
+  o.Finish();
+  return d;
+}
+
+ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  const std::string tag = o.Tag();
+  ArrivalConfig a;
+  if (tag == "poisson" || tag == "constant_rate") {
+    a.kind = tag == "poisson" ? ArrivalConfig::Kind::kPoisson : ArrivalConfig::Kind::kConstant;
+    a.rate = o.Number("rate");
+  } else if (tag == "schedule") {
+    a.kind = ArrivalConfig::Kind::kSchedule;
+    const py::sequence segments = o.List("segments");
+    for (size_t i = 0; i < segments.size(); ++i) {
+      Obj s(segments[i], absl::StrFormat("%s[%d]", o.At("segments"), i));
+      RateSegment seg;
+      seg.start_ns = s.Seconds("start");
+      seg.end_ns = s.Seconds("end");
+      seg.rate_start = s.Number("rate_start");
+      seg.rate_end = s.Number("rate_end");
+      s.Finish();
+      a.schedule.push_back(seg);
+    }
+  } else if (tag == "trace") {
+    a.kind = ArrivalConfig::Kind::kTrace;
+    const py::sequence times = o.List("times");
+    const std::string times_path = o.At("times");
+    a.trace_ns.reserve(times.size());
+    for (size_t i = 0; i < times.size(); ++i) {
+      const std::string p = absl::StrFormat("%s[%d]", times_path, i);
+      const double t = ToDouble(times[i], p);
+      ThrowIfError(CheckDuration(p, t, /*allow_zero=*/true));
+      a.trace_ns.push_back(SecondsToNs(t));
+    }
+  } else if (tag == "closed_loop") {
+    a.kind = ArrivalConfig::Kind::kClosedLoop;
+    a.clients = o.Int32("clients");
+    a.think_time = ReadLatency(o.Get("think_time"), o.At("think_time"));
+  } else {
+    BadTag(path, tag, "'poisson', 'constant_rate', 'schedule', 'trace', 'closed_loop'");
+  }
+  o.Finish();
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-back
+
+py::dict LatencyToDict(const LatencyDist& l) {
+  static constexpr std::string_view kKinds[] = {"constant", "exponential", "lognormal", "uniform",
+                                                "mixture"};
+  py::dict d;
+  d["kind"] = std::string(kKinds[static_cast<int>(l.kind)]);
+  d["a"] = l.a;
+  d["b"] = l.b;
+  py::list weights, components;
+  for (double w : l.weights) weights.append(w);
+  for (const LatencyDist& c : l.components) components.append(LatencyToDict(c));
+  d["weights"] = weights;
+  d["components"] = components;
+  return d;
+}
+
+py::dict MixToDict(const FailureMix& m) {
+  py::dict d;
+  d["http500"] = m.http500;
+  d["http503"] = m.http503;
+  d["http429"] = m.http429;
+  d["timeout"] = m.timeout;
+  d["connection_reset"] = m.connection_reset;
+  d["retry_after_ns"] = m.retry_after_ns;
+  return d;
+}
+
+template <typename T, typename F>
+py::object OptionalToPy(const std::optional<T>& v, F f) {
+  if (!v.has_value()) return py::none();
+  return f(*v);
+}
+
+py::dict DependencyToDict(const DependencyConfig& dep) {
+  py::dict d;
+  d["name"] = dep.name;
+  const FaultModelConfig& f = dep.faults;
+  py::dict faults;
+  faults["failure_rate"] = f.failure_rate;
+  faults["mix"] = MixToDict(f.mix);
+  faults["latency"] = LatencyToDict(f.latency);
+  py::list phases;
+  for (const FaultPhase& p : f.phases) {
+    py::dict pd;
+    pd["name"] = p.name;
+    pd["start_ns"] = p.start_ns;
+    pd["end_ns"] = p.end_ns;
+    pd["failure_rate"] = OptionalToPy(p.failure_rate, [](double x) { return py::float_(x); });
+    pd["mix"] = OptionalToPy(p.mix, MixToDict);
+    pd["latency"] = OptionalToPy(p.latency, LatencyToDict);
+    pd["latency_multiplier"] = p.latency_multiplier;
+    phases.append(pd);
+  }
+  faults["phases"] = phases;
+  py::dict cap;
+  cap["max_in_service"] = f.capacity.max_in_service;
+  cap["max_queue"] = f.capacity.max_queue;
+  cap["load_slope"] = f.capacity.load_slope;
+  cap["load_knee"] = f.capacity.load_knee;
+  cap["drop_abandoned"] = f.capacity.drop_abandoned;
+  faults["capacity"] = cap;
+  faults["ambiguous_rate"] = f.ambiguous_rate;
+  faults["hang_ns"] = f.hang_ns;
+  d["faults"] = faults;
+  d["retry"] = OptionalToPy(dep.retry, [](const RetryConfig& r) {
+    py::dict rd;
+    rd["max_attempts"] = r.max_attempts;
+    rd["initial_ns"] = r.backoff.initial_ns;
+    rd["multiplier"] = r.backoff.multiplier;
+    rd["max_ns"] = r.backoff.max_ns;
+    rd["jitter"] = std::string(JitterName(r.backoff.jitter));
+    rd["jitter_factor"] = r.backoff.jitter_factor;
+    rd["retryable"] = r.retryable.Names();
+    rd["max_retry_after_ns"] = r.max_retry_after_ns;
+    return rd;
+  });
+  d["breaker"] = OptionalToPy(dep.breaker, [](const BreakerConfig& b) {
+    py::dict bd;
+    bd["consecutive_failures"] = b.consecutive_failures;
+    bd["failure_rate_threshold"] = b.failure_rate_threshold;
+    bd["slow_call_rate_threshold"] = b.slow_call_rate_threshold;
+    bd["slow_call_duration_ns"] = b.slow_call_duration_ns;
+    bd["window"] = b.window == WindowKind::kCount ? "count" : "time";
+    bd["window_size"] = b.window_size;
+    bd["window_ns"] = b.window_ns;
+    bd["window_buckets"] = b.window_buckets;
+    bd["minimum_calls"] = b.minimum_calls;
+    bd["open_for_ns"] = b.open_for_ns;
+    bd["open_growth"] = b.open_growth;
+    bd["max_open_for_ns"] = b.max_open_for_ns;
+    bd["half_open_max_calls"] = b.half_open_max_calls;
+    bd["success_threshold"] = b.success_threshold;
+    return bd;
+  });
+  d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketBudgetConfig& t) {
+    py::dict td;
+    td["max_tokens"] = t.max_tokens;
+    td["token_ratio"] = t.token_ratio;
+    return td;
+  });
+  d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
+    py::dict rd;
+    rd["ratio"] = r.ratio;
+    rd["window_ns"] = r.window_ns;
+    rd["min_retries_per_s"] = r.min_retries_per_s;
+    rd["num_buckets"] = r.num_buckets;
+    return rd;
+  });
+  d["bulkhead"] = OptionalToPy(dep.bulkhead, [](const BulkheadConfig& b) {
+    py::dict bd;
+    bd["max_concurrent"] = b.max_concurrent;
+    bd["max_waiting"] = b.max_waiting;
+    bd["max_wait_ns"] = b.max_wait_ns;
+    return bd;
+  });
+  d["throttle"] = OptionalToPy(dep.throttle, [](const ThrottleConfig& t) {
+    py::dict td;
+    td["k"] = t.k;
+    td["window_ns"] = t.window_ns;
+    td["num_buckets"] = t.num_buckets;
+    return td;
+  });
+  d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
+  d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
+                                                                          : "breaker_outside_retry";
+  static constexpr std::string_view kFallbacks[] = {"none", "cache", "default", "cache_or_default"};
+  py::dict fb;
+  fb["kind"] = std::string(kFallbacks[static_cast<int>(dep.fallback.kind)]);
+  fb["cache_capacity"] = dep.fallback.cache_capacity;
+  fb["cache_ttl_ns"] = dep.fallback.cache_ttl_ns;
+  d["fallback"] = fb;
+  d["idempotency_keys"] = dep.idempotency_keys;
+  d["charges"] = dep.charges;
+  return d;
+}
+
+}  // namespace
+
+ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) {
+  Obj o(d, "");
+  const int64_t version = o.Int("version", 0, std::numeric_limits<int64_t>::max());
+  if (version != kSchemaVersion) {
+    Fail(absl::StrFormat("version must be %d, got %d", kSchemaVersion, version));
+  }
+  ScenarioConfig c;
+  c.arrivals = ReadArrivals(o.Get("arrivals"), "arrivals");
+  c.workers = o.Int32("workers");
+  c.queue_capacity = o.Int32("queue_capacity");
+  c.duration_ns = o.Seconds("duration");
+  {
+    py::handle seed = o.Get("seed");
+    if (!PyLong_Check(seed.ptr()) || PyBool_Check(seed.ptr())) {
+      Fail(absl::StrFormat("seed must be an integer in [0, 2**64 - 1], got %s", Repr(seed)));
+    }
+    const unsigned long long v = PyLong_AsUnsignedLongLong(seed.ptr());
+    if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+      PyErr_Clear();
+      Fail(absl::StrFormat("seed must be an integer in [0, 2**64 - 1], got %s", Repr(seed)));
+    }
+    c.seed = v;
+  }
+  const py::sequence deps = o.List("dependencies");
+  for (size_t i = 0; i < deps.size(); ++i) c.dependencies.push_back(ReadDependency(deps[i], i));
+  c.order_deadline_ns = o.Seconds("order_deadline");
+  c.release_worker_during_backoff = o.Bool("release_worker_during_backoff");
+  c.num_keys = o.Int32("num_keys");
+  ScenarioRunOptions run;
+  run.sample_every_ns = o.Seconds("sample_every");
+  run.record_orders = o.Bool("record_orders");
+  run.record_events = o.Bool("record_events");
+  o.Finish();
+  if (options != nullptr) *options = run;
+  return c;
+}
+
+ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) {
+  ScenarioConfig config = ScenarioFromDict(d, options);
+  ThrowIfError(ValidateScenario(config));
+  return config;
+}
+
+py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
+  static constexpr std::string_view kArrivalKinds[] = {"poisson", "constant", "schedule", "trace",
+                                                       "closed_loop"};
+  py::dict d;
+  py::dict a;
+  a["kind"] = std::string(kArrivalKinds[static_cast<int>(c.arrivals.kind)]);
+  a["rate"] = c.arrivals.rate;
+  py::list schedule;
+  for (const RateSegment& s : c.arrivals.schedule) {
+    schedule.append(py::make_tuple(s.start_ns, s.end_ns, s.rate_start, s.rate_end));
+  }
+  a["schedule"] = schedule;
+  py::list trace;
+  for (int64_t t : c.arrivals.trace_ns) trace.append(t);
+  a["trace_ns"] = trace;
+  a["clients"] = c.arrivals.clients;
+  a["think_time"] = LatencyToDict(c.arrivals.think_time);
+  d["arrivals"] = a;
+  d["workers"] = c.workers;
+  d["queue_capacity"] = c.queue_capacity;
+  d["duration_ns"] = c.duration_ns;
+  d["seed"] = c.seed;
+  d["order_deadline_ns"] = c.order_deadline_ns;
+  d["release_worker_during_backoff"] = c.release_worker_during_backoff;
+  d["num_keys"] = c.num_keys;
+  py::list deps;
+  for (const DependencyConfig& dep : c.dependencies) deps.append(DependencyToDict(dep));
+  d["dependencies"] = deps;
+  return d;
+}
+
+void RegisterScenario(py::module_& m) {
+  m.def(
+      "validate_scenario", [](const py::dict& d) { ValidatedScenarioFromDict(d); },
+      py::arg("scenario"),
+      "Converts a Scenario.to_dict() dict to the engines' config and validates it; raises "
+      "ValueError naming the dotted path of the first problem.");
+  m.def(
+      "scenario_config_dump",
+      [](const py::dict& d) {
+        ScenarioRunOptions options;
+        py::dict out = ScenarioConfigToDict(ScenarioFromDict(d, &options));
+        out["sample_every_ns"] = options.sample_every_ns;
+        out["record_orders"] = options.record_orders;
+        out["record_events"] = options.record_events;
+        return out;
+      },
+      py::arg("scenario"),
+      "The config the engines would run for a Scenario.to_dict() dict (C++ field names, "
+      "nanoseconds), without validating it. For tests and debugging.");
+}
+
+}  // namespace rlab::bindings

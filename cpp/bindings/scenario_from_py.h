@@ -1,0 +1,46 @@
+#ifndef RLAB_BINDINGS_SCENARIO_FROM_PY_H_
+#define RLAB_BINDINGS_SCENARIO_FROM_PY_H_
+
+// The Python Scenario (reliability_lab.scenario) into the C++ ScenarioConfig. The bridge is the
+// plain dict of Scenario.to_dict(): every key at every level is required and no other key is
+// allowed, so that a schema change on one side fails loudly instead of being half-read. Seconds
+// become nanoseconds (after a finiteness and range check), strings become enums, and anything
+// malformed raises ValueError naming its dotted path as the Python API spells it
+// ("payment.breaker.open_for", "payment.faults.phases[outage].start", "arrivals.rate").
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#include "rlab/core/clock.h"
+#include "rlab/model/scenario.h"
+
+namespace rlab::bindings {
+
+namespace py = pybind11;
+
+// The scenario fields that configure a run rather than the model (read by the engines).
+struct ScenarioRunOptions {
+  int64_t sample_every_ns = kNsPerSecond;  // 0: no time series
+  bool record_orders = true;
+  bool record_events = true;
+};
+
+// Reads a dict produced by Scenario.to_dict(). Does not run ValidateScenario (the caller does,
+// or calls ValidatedScenarioFromDict); it checks only what the conversion itself needs. Fills
+// `options` when given.
+ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options = nullptr);
+
+// ScenarioFromDict, then ValidateScenario; raises ValueError on the first problem.
+ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* options = nullptr);
+
+// The config read back as a dict with the C++ field names and integer nanoseconds (for tests
+// and debugging: it shows exactly what the engines will run).
+py::dict ScenarioConfigToDict(const ScenarioConfig& config);
+
+// Binds validate_scenario(d) -> None and scenario_config_dump(d) -> dict.
+void RegisterScenario(py::module_& m);
+
+}  // namespace rlab::bindings
+
+#endif  // RLAB_BINDINGS_SCENARIO_FROM_PY_H_
