@@ -13,6 +13,8 @@ void RegisterRetryBudget(py::module_& m);  // token-bucket and ratio retry budge
 void RegisterBreaker(py::module_& m);      // circuit breaker
 void RegisterBulkhead(py::module_& m);     // bulkhead admission
 void RegisterThrottle(py::module_& m);     // adaptive client-side throttling
+void RegisterScenario(py::module_& m);     // scenario validation (dict -> ScenarioConfig)
+void RegisterSim(py::module_& m);          // the simulated engine
 
 }  // namespace rlab::bindings
 
@@ -26,4 +28,6 @@ PYBIND11_MODULE(_core, m) {
   RegisterBreaker(m);
   RegisterBulkhead(m);
   RegisterThrottle(m);
+  RegisterScenario(m);
+  RegisterSim(m);
 }

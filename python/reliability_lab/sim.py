@@ -151,7 +151,7 @@ def _summary(scenario: Scenario, raw: dict[str, Any], events: pd.DataFrame) -> p
         "mean_in_system": raw["in_system_integral"] / end if end > 0 else nan,
         "mean_sojourn": raw["sojourn_sum"] / arrived if arrived else nan,
         "end_time": end,
-        "events_processed": raw["events"],
+        "events_processed": raw["events_processed"],
     }
     for reason, n in raw["reasons"].items():
         s[f"failed_{reason}"] = n

@@ -97,45 +97,45 @@ TEST(ValidateScenarioTest, PoissonAndConstantRates) {
 TEST(ValidateScenarioTest, Schedule) {
   ScenarioConfig c = Valid();
   c.arrivals.kind = ArrivalConfig::Kind::kSchedule;
-  EXPECT_EQ(Check(c), "arrivals.schedule must have at least one segment");
+  EXPECT_EQ(Check(c), "arrivals.segments must have at least one segment");
   c.arrivals.schedule = {
       {0, 10 * kS, 100, 100}, {10 * kS, 12 * kS, 1000, 1000}, {20 * kS, 30 * kS, 100, 0}};
   EXPECT_EQ(Check(c), "OK");
   ScenarioConfig bad = c;
   bad.arrivals.schedule[1].end_ns = 10 * kS;
-  EXPECT_EQ(Check(bad), "arrivals.schedule[1].end must be greater than start (10), got 10");
+  EXPECT_EQ(Check(bad), "arrivals.segments[1].end must be greater than start (10), got 10");
   bad = c;
   bad.arrivals.schedule[0].start_ns = -kS;
-  EXPECT_EQ(Check(bad), "arrivals.schedule[0].start must be >= 0, got -1");
+  EXPECT_EQ(Check(bad), "arrivals.segments[0].start must be >= 0, got -1");
   bad = c;
   bad.arrivals.schedule[2].rate_end = -1;
   EXPECT_EQ(Check(bad),
-            "arrivals.schedule[2].rate_end must be a finite number in [0, 1e+07], got -1");
+            "arrivals.segments[2].rate_end must be a finite number in [0, 1e+07], got -1");
   bad = c;
   bad.arrivals.schedule[1].rate_start = std::nan("");
   EXPECT_EQ(Check(bad),
-            "arrivals.schedule[1].rate_start must be a finite number in [0, 1e+07], got nan");
+            "arrivals.segments[1].rate_start must be a finite number in [0, 1e+07], got nan");
   bad = c;
   bad.arrivals.schedule[2].start_ns = 11 * kS;
   EXPECT_EQ(Check(bad),
-            "arrivals.schedule[2].start must be >= arrivals.schedule[1].end (12), got 11: "
+            "arrivals.segments[2].start must be >= arrivals.segments[1].end (12), got 11: "
             "segments must be sorted and must not overlap");
   bad = c;
   for (RateSegment& s : bad.arrivals.schedule) s.rate_start = s.rate_end = 0;
-  EXPECT_EQ(Check(bad), "arrivals.schedule must have a positive rate somewhere");
+  EXPECT_EQ(Check(bad), "arrivals.segments must have a positive rate somewhere");
 }
 
 TEST(ValidateScenarioTest, Trace) {
   ScenarioConfig c = Valid();
   c.arrivals.kind = ArrivalConfig::Kind::kTrace;
-  EXPECT_EQ(Check(c), "arrivals.trace must have at least one arrival time");
+  EXPECT_EQ(Check(c), "arrivals.times must have at least one arrival time");
   c.arrivals.trace_ns = {0, kS, kS, 3 * kS};  // equal times are a burst
   EXPECT_EQ(Check(c), "OK");
   c.arrivals.trace_ns = {0, 2 * kS, kS};
   EXPECT_EQ(Check(c),
-            "arrivals.trace must be in ascending order, got trace[2] = 1 after trace[1] = 2");
+            "arrivals.times must be in ascending order, got times[2] = 1 after times[1] = 2");
   c.arrivals.trace_ns = {-kS / 2, kS};
-  EXPECT_EQ(Check(c), "arrivals.trace[0] must be >= 0, got -0.5");
+  EXPECT_EQ(Check(c), "arrivals.times[0] must be >= 0, got -0.5");
 }
 
 TEST(ValidateScenarioTest, ClosedLoop) {

@@ -49,11 +49,11 @@ absl::Status CheckNonNegativeTime(std::string_view name, int64_t ns) {
 }
 
 absl::Status ValidateSchedule(const std::vector<RateSegment>& schedule) {
-  if (schedule.empty()) return Invalid("arrivals.schedule must have at least one segment");
+  if (schedule.empty()) return Invalid("arrivals.segments must have at least one segment");
   bool any_positive = false;
   for (size_t i = 0; i < schedule.size(); ++i) {
     const RateSegment& seg = schedule[i];
-    const std::string p = absl::StrFormat("arrivals.schedule[%d]", i);
+    const std::string p = absl::StrFormat("arrivals.segments[%d]", i);
     absl::Status s = FirstError({
         CheckNonNegativeTime(p + ".start", seg.start_ns),
         CheckRange(p + ".rate_start", seg.rate_start, 0.0, kMaxArrivalRate),
@@ -66,27 +66,27 @@ absl::Status ValidateSchedule(const std::vector<RateSegment>& schedule) {
     }
     if (i > 0 && seg.start_ns < schedule[i - 1].end_ns) {
       return Invalid(absl::StrFormat(
-          "%s.start must be >= arrivals.schedule[%d].end (%g), got %g: segments must be sorted "
+          "%s.start must be >= arrivals.segments[%d].end (%g), got %g: segments must be sorted "
           "and must not overlap",
           p, i - 1, NsToSeconds(schedule[i - 1].end_ns), NsToSeconds(seg.start_ns)));
     }
     any_positive = any_positive || seg.rate_start > 0.0 || seg.rate_end > 0.0;
   }
-  if (!any_positive) return Invalid("arrivals.schedule must have a positive rate somewhere");
+  if (!any_positive) return Invalid("arrivals.segments must have a positive rate somewhere");
   return absl::OkStatus();
 }
 
 absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
-  if (trace_ns.empty()) return Invalid("arrivals.trace must have at least one arrival time");
+  if (trace_ns.empty()) return Invalid("arrivals.times must have at least one arrival time");
   for (size_t i = 0; i < trace_ns.size(); ++i) {
     if (trace_ns[i] < 0) {
       return Invalid(
-          absl::StrFormat("arrivals.trace[%d] must be >= 0, got %g", i, NsToSeconds(trace_ns[i])));
+          absl::StrFormat("arrivals.times[%d] must be >= 0, got %g", i, NsToSeconds(trace_ns[i])));
     }
     // Equal times are fine (a burst); going back in time is not.
     if (i > 0 && trace_ns[i] < trace_ns[i - 1]) {
       return Invalid(absl::StrFormat(
-          "arrivals.trace must be in ascending order, got trace[%d] = %g after trace[%d] = %g", i,
+          "arrivals.times must be in ascending order, got times[%d] = %g after times[%d] = %g", i,
           NsToSeconds(trace_ns[i]), i - 1, NsToSeconds(trace_ns[i - 1])));
     }
   }

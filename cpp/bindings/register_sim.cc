@@ -1,0 +1,203 @@
+// The simulated engine, bound for Python: one call runs a scenario with the GIL released and
+// returns plain arrays and dicts, which reliability_lab.sim turns into pandas objects.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "rlab/core/clock.h"
+#include "rlab/model/order_flow.h"
+#include "rlab/model/scenario.h"
+#include "rlab/sim/sim_engine.h"
+#include "scenario_from_py.h"
+
+namespace rlab::bindings {
+namespace {
+
+template <typename T, typename F>
+py::array_t<T> Column(const std::vector<OrderRecord>& orders, F field) {
+  py::array_t<T> out(static_cast<py::ssize_t>(orders.size()));
+  T* p = out.mutable_data();
+  for (size_t i = 0; i < orders.size(); ++i) p[i] = static_cast<T>(field(orders[i]));
+  return out;
+}
+
+py::dict HistogramDict(const LogHistogram& h) {
+  py::dict d;
+  d["count"] = h.count();
+  d["mean"] = NsToSeconds(static_cast<int64_t>(h.mean()));
+  d["p50"] = NsToSeconds(h.Quantile(0.50));
+  d["p95"] = NsToSeconds(h.Quantile(0.95));
+  d["p99"] = NsToSeconds(h.Quantile(0.99));
+  d["max"] = NsToSeconds(h.max());
+  return d;
+}
+
+// Cumulative counts at fixed bounds (seconds), for a Prometheus histogram.
+std::vector<int64_t> Buckets(const LogHistogram& h, const std::vector<double>& bounds_s) {
+  std::vector<int64_t> out;
+  out.reserve(bounds_s.size());
+  for (double b : bounds_s) out.push_back(h.CountAtOrBelow(SecondsToNs(b)));
+  return out;
+}
+
+py::dict ResultDict(const ScenarioConfig& sc, SimResult& r, const std::vector<double>& bounds_s) {
+  py::dict out;
+  py::dict counts;
+  counts["arrived"] = r.arrived;
+  for (int s = 0; s < kNumOrderStatuses; ++s) {
+    counts[py::str(std::string(OrderStatusName(static_cast<OrderStatus>(s))))] = r.by_status[s];
+  }
+  py::dict reasons;
+  for (int s = 1; s < kNumFailReasons; ++s) {
+    reasons[py::str(std::string(FailReasonName(static_cast<FailReason>(s))))] = r.by_reason[s];
+  }
+  out["counts"] = counts;
+  std::vector<std::string> status_names, reason_names;
+  for (int s = 0; s < kNumOrderStatuses; ++s) {
+    status_names.emplace_back(OrderStatusName(static_cast<OrderStatus>(s)));
+  }
+  for (int s = 0; s < kNumFailReasons; ++s) {
+    reason_names.emplace_back(FailReasonName(static_cast<FailReason>(s)));
+  }
+  out["status_names"] = status_names;
+  out["reason_names"] = reason_names;
+  out["reasons"] = reasons;
+  out["degraded"] = r.degraded;
+  out["in_flight"] = r.in_flight;
+  out["latency_completed"] = HistogramDict(r.latency_completed);
+  out["latency_terminal"] = HistogramDict(r.latency_terminal);
+  out["queue_wait"] = HistogramDict(r.queue_wait);
+  out["latency_bounds"] = bounds_s;
+  out["latency_buckets"] = Buckets(r.latency_terminal, bounds_s);
+  out["latency_sum"] = NsToSeconds(static_cast<int64_t>(
+      r.latency_terminal.mean() * static_cast<double>(r.latency_terminal.count())));
+  out["sojourn_sum"] = r.sojourn_sum_s;
+  out["in_system_integral"] = r.in_system_integral_s;
+  out["busy_integral"] = NsToSeconds(r.busy_integral_ns);
+  out["end"] = NsToSeconds(r.end_ns);
+  out["charges"] = r.charges;
+  out["applied_charges"] = r.applied_charges;
+  out["double_charged_orders"] = r.double_charged_orders;
+  out["events_processed"] = r.events;
+
+  py::list deps;
+  for (size_t i = 0; i < r.deps.size(); ++i) {
+    const DependencyTotals& t = r.deps[i];
+    py::dict d;
+    d["name"] = sc.dependencies[i].name;
+    d["calls"] = t.flow.calls;
+    d["retries"] = t.flow.retries;
+    d["failures"] = t.flow.failures;
+    d["rejected_breaker"] = t.flow.rejected_breaker;
+    d["rejected_bulkhead"] = t.flow.rejected_bulkhead;
+    d["rejected_throttle"] = t.flow.rejected_throttle;
+    d["fallbacks"] = t.flow.fallbacks;
+    py::dict ends;
+    for (int e = 0; e < kNumRetryEndReasons; ++e) {
+      ends[py::str(std::string(RetryEndReasonName(static_cast<RetryEndReason>(e))))] =
+          t.flow.retry_ends[e];
+    }
+    d["retry_ends"] = ends;
+    d["trips"] = t.trips;
+    d["breaker_state"] = t.breaker
+                             ? py::object(py::str(std::string(BreakerStateName(t.breaker->state))))
+                             : py::object(py::none());
+    d["budget_tokens"] = t.budget_tokens;
+    d["wasted_service"] = t.wasted_service;
+    d["rejected_by_capacity"] = t.rejected_by_capacity;
+    d["max_load"] = t.max_load;
+    py::list phases;
+    for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
+      phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));
+    }
+    d["phases"] = phases;
+    deps.append(d);
+  }
+  out["dependencies"] = deps;
+
+  if (!r.orders.empty() || r.arrived == 0) {
+    const auto& o = r.orders;
+    py::dict orders;
+    orders["arrival"] =
+        Column<double>(o, [](const OrderRecord& x) { return NsToSeconds(x.arrival_ns); });
+    orders["start"] = Column<double>(o, [](const OrderRecord& x) {
+      return x.start_ns < 0 ? std::nan("") : NsToSeconds(x.start_ns);
+    });
+    orders["end"] = Column<double>(o, [](const OrderRecord& x) {
+      return x.end_ns < 0 ? std::nan("") : NsToSeconds(x.end_ns);
+    });
+    orders["attempts"] = Column<int32_t>(o, [](const OrderRecord& x) { return x.attempts; });
+    orders["status"] = Column<int8_t>(o, [](const OrderRecord& x) { return x.status; });
+    orders["reason"] = Column<int8_t>(o, [](const OrderRecord& x) { return x.reason; });
+    orders["degraded"] = Column<bool>(o, [](const OrderRecord& x) { return x.degraded != 0; });
+    orders["charges"] = Column<int32_t>(o, [](const OrderRecord& x) { return x.charges; });
+    orders["applied_charges"] = Column<int32_t>(o, [](const OrderRecord& x) { return x.applied; });
+    out["orders"] = orders;
+    std::vector<OrderRecord>().swap(r.orders);  // free early: the arrays own the data now
+  } else {
+    out["orders"] = py::none();
+  }
+
+  py::dict ts;
+  for (size_t c = 0; c < r.ts_columns.size(); ++c) {
+    ts[py::str(r.ts_columns[c])] =
+        py::array_t<double>(static_cast<py::ssize_t>(r.ts[c].size()), r.ts[c].data());
+  }
+  out["timeseries"] = ts;
+
+  py::list events;
+  for (const SimTransition& t : r.transitions) {
+    const std::string& dep = sc.dependencies[t.dep].name;
+    if (t.kind == SimTransition::Kind::kBreaker) {
+      events.append(py::make_tuple(NsToSeconds(t.t_ns), dep, "breaker",
+                                   std::string(BreakerStateName(t.from)),
+                                   std::string(BreakerStateName(t.to))));
+    } else {
+      const std::string& phase = sc.dependencies[t.dep].faults.phases[t.phase].name;
+      events.append(py::make_tuple(
+          NsToSeconds(t.t_ns), dep,
+          t.kind == SimTransition::Kind::kPhaseStart ? "phase_start" : "phase_end", phase, phase));
+    }
+  }
+  out["events"] = events;
+  return out;
+}
+
+}  // namespace
+
+void RegisterSim(py::module_& m) {
+  m.def(
+      "simulate",
+      [](const py::dict& scenario, double sample_every, bool record_orders, bool record_events,
+         double until, int64_t max_events, const std::vector<double>& latency_bounds) {
+        auto config = std::make_shared<ScenarioConfig>(ScenarioFromDict(scenario));
+        ThrowIfError(ValidateScenario(*config));
+        SimOptions opt;
+        opt.sample_every_ns =
+            sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
+        opt.record_orders = record_orders;
+        opt.record_events = record_events;
+        opt.until_ns = until < 0 ? -1 : DurationArgNs("until", until, true);
+        if (max_events < 1) throw py::value_error("max_events must be >= 1");
+        opt.max_events = max_events;
+        auto engine = std::make_unique<SimEngine>(*config, opt);
+        absl::Status status;
+        {
+          py::gil_scoped_release release;
+          status = engine->Run();
+        }
+        ThrowIfError(status);
+        return ResultDict(*config, engine->result(), latency_bounds);
+      },
+      py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
+      py::arg("record_events") = true, py::arg("until") = -1.0,
+      py::arg("max_events") = int64_t{4'000'000'000}, py::arg("latency_bounds"),
+      "Runs a scenario (a Scenario.to_dict()) in virtual time; returns raw arrays and counters.");
+}
+
+}  // namespace rlab::bindings
