@@ -1,13 +1,19 @@
 // Hot-path costs of the policies, single-threaded and uncontended unless a benchmark says
-// otherwise. Targets (issue: foundation): breaker Allow + Record <= 30 ns.
+// otherwise. Targets (issue: foundation): breaker Allow + Record <= 30 ns. Backoff and the token
+// bucket have no numeric target; bench/run.py reports them for information.
 #include <benchmark/benchmark.h>
 
+#include <array>
+#include <cstddef>
 #include <future>
+#include <string>
 #include <thread>
 
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
+#include "rlab/policy/backoff.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/retry_budget.h"
 
 namespace rlab {
 namespace {
@@ -78,6 +84,97 @@ void BM_RandomUniform(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(rng.Uniform01());
 }
 BENCHMARK(BM_RandomUniform);
+
+// ---------------------------------------------------------------------------------------------
+// Backoff: one delay computation, per jitter mode (Arg = the Jitter enum value).
+
+// Uniform draws made before timing, so that the benchmark measures the delay arithmetic and not
+// the random generator (BM_RandomUniform measures that). 64 draws, cycled.
+const std::array<double, 64>& PrecomputedUniforms() {
+  static const std::array<double, 64> draws = [] {
+    std::array<double, 64> d{};
+    RandomStream rng(7);
+    for (double& u : d) u = rng.Uniform01();
+    return d;
+  }();
+  return draws;
+}
+
+BackoffConfig BenchBackoffConfig(int64_t jitter) {
+  BackoffConfig config;  // initial 0.1 s, multiplier 2, max 30 s
+  config.jitter = static_cast<Jitter>(jitter);
+  config.jitter_factor = 0.5;
+  return config;
+}
+
+// The pure function: retry numbers cycle 1..8 (below and at the cap of 30 s), the previous delay
+// is fed back as a caller would for the decorrelated recurrence.
+void BM_BackoffDelayNs(benchmark::State& state) {
+  const BackoffConfig config = BenchBackoffConfig(state.range(0));
+  const auto& draws = PrecomputedUniforms();
+  int64_t previous_ns = config.initial_ns;
+  size_t i = 0;
+  for (auto _ : state) {
+    const int64_t retry = static_cast<int64_t>(i & 7) + 1;
+    previous_ns = BackoffDelayNs(config, retry, previous_ns, draws[i & 63]);
+    benchmark::DoNotOptimize(previous_ns);
+    ++i;
+  }
+  state.SetLabel(std::string(JitterName(config.jitter)));
+}
+BENCHMARK(BM_BackoffDelayNs)->DenseRange(0, kNumJitterModes - 1)->ArgName("jitter");
+
+// The stateful sequence of one caller, including the draw from a seeded stream (what the engines
+// do per retry); reset every 8 retries, like a call that used up its attempts.
+void BM_BackoffNextDelayWithDraw(benchmark::State& state) {
+  Backoff backoff(BenchBackoffConfig(state.range(0)));
+  RandomStream rng(11);
+  for (auto _ : state) {
+    if (backoff.retries() == 8) backoff.Reset();
+    benchmark::DoNotOptimize(backoff.NextDelayNs(rng.Uniform01()));
+  }
+  state.SetLabel(std::string(JitterName(backoff.config().jitter)));
+}
+BENCHMARK(BM_BackoffNextDelayWithDraw)->DenseRange(0, kNumJitterModes - 1)->ArgName("jitter");
+
+// ---------------------------------------------------------------------------------------------
+// Token bucket retry budget (gRFC A6), uncontended: each call takes the bucket's mutex once.
+
+void BM_TokenBucketTryAcquireRetry(benchmark::State& state) {
+  TokenBucketBudget budget(TokenBucketBudgetConfig{});
+  int64_t now_ns = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(budget.TryAcquireRetry(++now_ns));
+}
+BENCHMARK(BM_TokenBucketTryAcquireRetry);
+
+// Outcomes alternate success / retryable failure, so that the level really moves (and clamps).
+void BM_TokenBucketOnOutcome(benchmark::State& state) {
+  TokenBucketBudget budget(TokenBucketBudgetConfig{});
+  int64_t now_ns = 0;
+  bool success = false;
+  for (auto _ : state) {
+    success = !success;
+    budget.OnOutcome(++now_ns, success, !success);
+  }
+  benchmark::DoNotOptimize(budget.milli_tokens());
+}
+BENCHMARK(BM_TokenBucketOnOutcome);
+
+// What a retry loop does per failed attempt: record the retryable failure, then ask for a retry.
+void BM_TokenBucketFailureThenAcquire(benchmark::State& state) {
+  TokenBucketBudget budget(TokenBucketBudgetConfig{});
+  int64_t now_ns = 0;
+  size_t i = 0;
+  for (auto _ : state) {
+    ++now_ns;
+    // 19 successes (+1.9 tokens) per retryable failure (-1): the bucket stays near full and the
+    // retry is allowed, as in a healthy system.
+    const bool success = (i++ % 20) != 0;
+    budget.OnOutcome(now_ns, success, !success);
+    if (!success) benchmark::DoNotOptimize(budget.TryAcquireRetry(now_ns));
+  }
+}
+BENCHMARK(BM_TokenBucketFailureThenAcquire);
 
 }  // namespace
 }  // namespace rlab

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""reliability-lab benchmarks against the peer tools: one command, one process, ratios printed.
+
+    python bench/run.py [--quick] [--only NAME[,NAME...]] [--json PATH] [--cpp-binary PATH]
+
+NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), or one of those three.
+Prints a table per group (ours, the peer, the ratio, the target, PASS/MISS) and writes every
+figure with its method details to bench/results.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TOP = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import cpp_bench  # noqa: E402
+import py_policies  # noqa: E402
+import sim_vs_simpy  # noqa: E402
+from harness import Row, best_of, judge_max, judge_ratio, print_table  # noqa: E402
+
+GROUPS = {
+    "cpp": ["cpp"],
+    "breaker": ["breaker"],
+    "retry": ["retry"],
+    "sim": ["mmc", "retrying", "memory"],
+}
+ALL = ["cpp", "breaker", "retry", "mmc", "retrying", "memory"]
+TITLES = {
+    "cpp": "C++ policies (Google Benchmark; best of repeats, ns per operation)",
+    "breaker": "Circuit breaker guarding a Python function (ns per call; ratio = peer / ours)",
+    "retry": "Retry wrapper on a succeeding Python function (ns per call; ratio = peer / ours)",
+    "mmc": "Simulated engine vs SimPy: M/M/c (orders simulated per wall-clock second)",
+    "retrying": "Simulated engine vs SimPy: retrying client (orders per wall-clock second)",
+    "memory": "Simulated engine memory (M/M/c; bytes per order)",
+}
+
+
+def _selected(only: str | None) -> list[str]:
+    if not only:
+        return list(ALL)
+    out: list[str] = []
+    for name in only.split(","):
+        name = name.strip()
+        if name in GROUPS:
+            out += GROUPS[name]
+        elif name in ALL:
+            out.append(name)
+        else:
+            raise SystemExit(
+                f"--only: unknown benchmark {name!r}; choose from {sorted(GROUPS) + ALL}"
+            )
+    return [n for n in ALL if n in out]
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(TOP), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _rl_info() -> dict[str, Any]:
+    import reliability_lab as rl
+
+    return {"version": rl.__version__, "module": os.path.dirname(rl.__file__)}
+
+
+# ------------------------------------------------------------------------------------------------
+# The simulated engine against SimPy
+
+
+def _sim_available() -> str | None:
+    """None if our simulate() can run, else why not."""
+    try:
+        from reliability_lab import _core
+        from reliability_lab.sim import simulate  # noqa: F401
+    except Exception as e:  # the simulator is an in-progress part of the package
+        return f"reliability_lab.sim not importable: {e!r}"
+    if not hasattr(_core, "simulate"):
+        return "reliability_lab._core has no simulate() yet (native engine not bound)"
+    return None
+
+
+def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
+    label = {"mmc": "M/M/c, c=20, 180/s", "retrying": "retrying client, c=29, 180/s"}[kind]
+    target = {"mmc": 40.0, "retrying": 30.0}[kind]
+    model = "mmc" if kind == "mmc" else "retry"
+    ours_h = 2_000.0 if quick else sim_vs_simpy.FULL_HORIZON
+    peer_h = 300.0 if quick else 2_000.0
+    ours_n = 2 if quick else 5
+    peer_n = 1 if quick else 3
+    peer_name = f"SimPy {sim_vs_simpy.versions()['simpy']}"
+    why = _sim_available()
+    infos: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
+
+    def peer_run() -> float:
+        r, info = sim_vs_simpy.simpy_rate(model, peer_h)
+        infos["peer"].append(info)
+        return r
+
+    peer_best, peer_all = best_of(peer_run, peer_n)
+    if why is not None:
+        return [
+            Row(
+                kind,
+                label,
+                "orders/s",
+                None,
+                peer_best,
+                peer_name,
+                None,
+                f">= {target:g}x",
+                "SKIP",
+                f"ours not run: {why}",
+                {"peer_horizon_s": peer_h, "peer_rates": peer_all, "peer_runs": infos["peer"]},
+            )
+        ]
+
+    def ours_run() -> float:
+        r, info = sim_vs_simpy.ours_rate(model, ours_h)
+        infos["ours"].append(info)
+        return r
+
+    ours_run()  # warm-up (first import of pandas paths, allocator)
+    infos["ours"].clear()
+    ours_best, ours_all = best_of(ours_run, ours_n)
+    ratio = ours_best / peer_best
+    o, p = infos["ours"][0], infos["peer"][0]
+    note = (
+        f"horizons: ours {ours_h:,.0f} s ({o['arrived']:,} orders, best of {ours_n}), SimPy "
+        f"{peer_h:,.0f} s ({p['arrived']:,} orders, best of {peer_n}); rates compared. "
+        f"Mean sojourn ours {o['mean_sojourn']:.4f} s vs SimPy {p['mean_sojourn']:.4f} s; "
+        f"calls/order {o['calls_per_order']:.3f} vs {p['calls_per_order']:.3f}"
+    )
+    return [
+        Row(
+            kind,
+            label,
+            "orders/s",
+            ours_best,
+            peer_best,
+            peer_name,
+            ratio,
+            f">= {target:g}x",
+            judge_ratio(ratio, target),
+            note,
+            {
+                "ours_horizon_s": ours_h,
+                "peer_horizon_s": peer_h,
+                "ours_rates": ours_all,
+                "peer_rates": peer_all,
+                "ours_runs": infos["ours"],
+                "peer_runs": infos["peer"],
+            },
+        )
+    ]
+
+
+def _memory_rows(quick: bool) -> list[Row]:
+    why = _sim_available()
+    if why is not None:
+        return [
+            Row(
+                "memory",
+                "bytes/order, per-order records",
+                "bytes/order",
+                None,
+                target="<= 64 B",
+                status="SKIP",
+                note=f"not run: {why}",
+            )
+        ]
+    h1, h2 = (500.0, 2_000.0) if quick else (2_000.0, sim_vs_simpy.FULL_HORIZON)
+    rows = []
+    for records in (True, False):
+        a = sim_vs_simpy.run_memory_probe(h1, records)
+        b = sim_vs_simpy.run_memory_probe(h2, records)
+        da = max(0, a["rss_peak"] - a["rss_before"])
+        db = max(0, b["rss_peak"] - b["rss_before"])
+        slope = (db - da) / (b["arrived"] - a["arrived"])
+        details = {"short": a, "long": b, "peak_delta_short": da, "peak_delta_long": db}
+        if records:
+            frame = b["orders_frame_bytes"] / b["arrived"]
+            rows.append(
+                Row(
+                    "memory",
+                    "per-order records: peak RSS slope",
+                    "bytes/order",
+                    slope,
+                    target="<= 64 B",
+                    status=judge_max(slope, 64.0),
+                    note=(
+                        f"peak RSS growth {da / 2**20:,.1f} MiB at {a['arrived']:,} orders -> "
+                        f"{db / 2**20:,.1f} MiB at {b['arrived']:,}; the orders DataFrame the "
+                        f"Result keeps is {frame:,.1f} B/order"
+                    ),
+                    details={**details, "orders_frame_bytes_per_order": frame},
+                )
+            )
+        else:
+            rows.append(
+                Row(
+                    "memory",
+                    "summary only: peak RSS slope",
+                    "bytes/order",
+                    slope,
+                    target="flat (< 1 B)",
+                    status=judge_max(slope, 1.0),
+                    note=(
+                        f"peak RSS growth {da / 2**20:,.2f} MiB at {a['arrived']:,} orders, "
+                        f"{db / 2**20:,.2f} MiB at {b['arrived']:,}"
+                    ),
+                    details=details,
+                )
+            )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="short repeats and horizons (smoke test)")
+    ap.add_argument(
+        "--only", help="comma-separated groups or benchmarks: " + ", ".join([*GROUPS, *ALL[3:]])
+    )
+    ap.add_argument(
+        "--json", type=Path, default=HERE / "results.json", help="where to write results"
+    )
+    ap.add_argument("--cpp-binary", type=Path, default=cpp_bench.DEFAULT_BINARY)
+    args = ap.parse_args()
+    selected = _selected(args.only)
+    quick = args.quick
+    min_time, repeats = (0.05, 3) if quick else (0.2, 7)
+
+    t_start = time.time()
+    print(f"reliability-lab benchmarks ({'quick' if quick else 'full'}): {', '.join(selected)}")
+    print(
+        f"python {platform.python_version()} ({sys.executable}), {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
+
+    runners: dict[str, Callable[[], list[Row]]] = {
+        "cpp": lambda: _cpp_rows(args.cpp_binary, quick),
+        "breaker": lambda: py_policies.run_breaker(min_time, repeats),
+        "retry": lambda: py_policies.run_retry(min_time, repeats),
+        "mmc": lambda: _sim_rate_rows("mmc", quick),
+        "retrying": lambda: _sim_rate_rows("retrying", quick),
+        "memory": lambda: _memory_rows(quick),
+    }
+    rows: list[Row] = []
+    for name in selected:
+        got = runners[name]()
+        print_table(TITLES[name], got)
+        sys.stdout.flush()
+        rows += got
+
+    judged = [r for r in rows if r.status in ("PASS", "MISS")]
+    misses = [r for r in judged if r.status == "MISS"]
+    skipped = [r for r in rows if r.status == "SKIP"]
+    print(
+        f"\n{len(judged) - len(misses)}/{len(judged)} targets met"
+        + (f"; MISS: {', '.join(f'{r.group}: {r.name}' for r in misses)}" if misses else "")
+        + (f"; {len(skipped)} skipped" if skipped else "")
+    )
+
+    meta = {
+        "command": " ".join([os.path.relpath(sys.executable, TOP), *sys.argv]),
+        "quick": quick,
+        "selected": selected,
+        "started": datetime.datetime.fromtimestamp(t_start, datetime.timezone.utc).isoformat(),
+        "wall_s": time.time() - t_start,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "git_commit": _git_commit(),
+        "reliability_lab": _rl_info(),
+        "peers": {**py_policies.versions(), **sim_vs_simpy.versions()},
+        "python_timing": {
+            "method": "timeit, best of interleaved repeats, gc off",
+            "min_time_per_repeat_s": min_time,
+            "repeats": repeats,
+        },
+        "cpp_context": _CPP_CONTEXT,
+    }
+    args.json.write_text(
+        json.dumps({"meta": meta, "results": [r.to_dict() for r in rows]}, indent=2) + "\n"
+    )
+    print(f"wrote {os.path.relpath(args.json)}")
+    return 0
+
+
+_CPP_CONTEXT: dict[str, Any] = {}
+
+
+def _cpp_rows(binary: Path, quick: bool) -> list[Row]:
+    rows, context = cpp_bench.run(binary, quick=quick, repeats=1 if quick else 5)
+    _CPP_CONTEXT.update(context)
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())

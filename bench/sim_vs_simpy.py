@@ -1,0 +1,278 @@
+"""The simulated engine against SimPy (issue 3), same interpreter, same run.
+
+Two pipelines, each written once as a reliability_lab Scenario and once as an idiomatic SimPy
+model (a ``simpy.Resource`` with capacity c for the workers, one generator process per order,
+Python's ``random`` for the draws):
+
+* M/M/c: Poisson arrivals at 180/s, c = 20 workers, exponential service of mean 0.1 s.
+* A retrying client: the same arrivals and service per attempt; each attempt fails with p = 0.3;
+  at most 4 attempts; before attempt k+1 a full-jitter backoff U(0, 0.1 * 2^(k-1)) s during which
+  the worker is released (the order queues for a worker again afterwards); c = 29.
+
+Both sides stop arrivals at the horizon and run until every order has finished, and both keep
+counters only (no per-order records: our side runs with ``record_orders=False``, no time-series
+sampling). The figure is orders simulated per wall-clock second (best of N runs).
+
+Memory is measured in fresh subprocesses (``python bench/sim_vs_simpy.py --memory-probe ...``):
+see :func:`memory_probe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+LAMBDA = 180.0  # orders per second
+SERVICE_MEAN = 0.1  # seconds
+MMC_WORKERS = 20
+RETRY_WORKERS = 29
+FAIL_P = 0.3
+MAX_ATTEMPTS = 4
+BACKOFF_INITIAL = 0.1
+FULL_HORIZON = 10_000.0  # virtual seconds (about 1.8 M orders)
+SEED = 12345
+
+# ------------------------------------------------------------------------------------------------
+# SimPy models (idiomatic: a Resource for the workers, a generator process per order)
+
+
+@dataclass
+class SimpyStats:
+    arrived: int = 0
+    completed: int = 0
+    failed: int = 0
+    attempts: int = 0
+    sojourn_sum: float = 0.0
+
+
+def simpy_mmc(horizon: float, seed: int = SEED) -> SimpyStats:
+    import simpy
+
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    workers = simpy.Resource(env, capacity=MMC_WORKERS)
+    stats = SimpyStats()
+
+    def order(env: simpy.Environment) -> Any:
+        arrival = env.now
+        with workers.request() as req:
+            yield req
+            yield env.timeout(rng.expovariate(1.0 / SERVICE_MEAN))
+        stats.completed += 1
+        stats.sojourn_sum += env.now - arrival
+
+    def source(env: simpy.Environment) -> Any:
+        while True:
+            yield env.timeout(rng.expovariate(LAMBDA))
+            if env.now >= horizon:
+                return
+            stats.arrived += 1
+            env.process(order(env))
+
+    env.process(source(env))
+    env.run()  # arrivals stop at the horizon; runs until every order has finished
+    return stats
+
+
+def simpy_retry(horizon: float, seed: int = SEED) -> SimpyStats:
+    import simpy
+
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    workers = simpy.Resource(env, capacity=RETRY_WORKERS)
+    stats = SimpyStats()
+
+    def order(env: simpy.Environment) -> Any:
+        arrival = env.now
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with workers.request() as req:
+                yield req
+                yield env.timeout(rng.expovariate(1.0 / SERVICE_MEAN))
+            stats.attempts += 1
+            if rng.random() >= FAIL_P:
+                stats.completed += 1
+                break
+            if attempt == MAX_ATTEMPTS:
+                stats.failed += 1
+                break
+            # Full jitter; the worker was released at the end of the with block.
+            yield env.timeout(rng.uniform(0.0, BACKOFF_INITIAL * 2.0 ** (attempt - 1)))
+        stats.sojourn_sum += env.now - arrival
+
+    def source(env: simpy.Environment) -> Any:
+        while True:
+            yield env.timeout(rng.expovariate(LAMBDA))
+            if env.now >= horizon:
+                return
+            stats.arrived += 1
+            env.process(order(env))
+
+    env.process(source(env))
+    env.run()
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------
+# Our scenarios
+
+
+def scenario(kind: str, horizon: float, *, record_orders: bool = False, seed: int = SEED) -> Any:
+    from reliability_lab.backoff import Backoff
+    from reliability_lab.retry import Retry
+    from reliability_lab.scenario import Dependency, Exponential, Faults, Poisson, Scenario
+
+    if kind == "mmc":
+        dep = Dependency(
+            "payment", faults=Faults(failure_rate=0.0, latency=Exponential(SERVICE_MEAN))
+        )
+        workers, release = MMC_WORKERS, False
+    elif kind == "retry":
+        dep = Dependency(
+            "payment",
+            faults=Faults(failure_rate=FAIL_P, latency=Exponential(SERVICE_MEAN)),
+            retry=Retry(
+                max_attempts=MAX_ATTEMPTS,
+                backoff=Backoff(
+                    initial=BACKOFF_INITIAL, multiplier=2.0, max_delay=30.0, jitter="full"
+                ),
+            ),
+        )
+        workers, release = RETRY_WORKERS, True
+    else:
+        raise ValueError(kind)
+    return Scenario(
+        arrivals=Poisson(LAMBDA),
+        duration=horizon,
+        workers=workers,
+        queue_capacity=10_000_000,  # the largest allowed: effectively the unbounded M/M/c queue
+        seed=seed,
+        dependencies=[dep],
+        release_worker_during_backoff=release,
+        sample_every=0.0,
+        record_orders=record_orders,
+        record_events=False,
+    )
+
+
+def ours_rate(
+    kind: str, horizon: float, *, record_orders: bool = False
+) -> tuple[float, dict[str, Any]]:
+    from reliability_lab.sim import simulate
+
+    sc = scenario(kind, horizon, record_orders=record_orders)
+    gc.collect()
+    t0 = time.perf_counter()
+    res = simulate(sc)
+    wall = time.perf_counter() - t0
+    s = res.summary
+    arrived = int(s["arrived"])
+    info = {
+        "arrived": arrived,
+        "completed": int(s["completed"]),
+        "failed": int(s["failed"]),
+        "wall_s": wall,
+        "mean_sojourn": float(s["mean_sojourn"]),
+        "calls_per_order": float(s["calls_per_order"]),
+        "in_flight": int(s["in_flight"]),
+    }
+    return arrived / wall, info
+
+
+def simpy_rate(kind: str, horizon: float) -> tuple[float, dict[str, Any]]:
+    fn = simpy_mmc if kind == "mmc" else simpy_retry
+    gc.collect()
+    t0 = time.perf_counter()
+    st = fn(horizon)
+    wall = time.perf_counter() - t0
+    info = {
+        "arrived": st.arrived,
+        "completed": st.completed,
+        "failed": st.failed,
+        "wall_s": wall,
+        "mean_sojourn": st.sojourn_sum / st.arrived if st.arrived else float("nan"),
+        "calls_per_order": (st.attempts / st.arrived) if kind == "retry" else 1.0,
+    }
+    return st.arrived / wall, info
+
+
+def versions() -> dict[str, str]:
+    try:
+        return {"simpy": metadata.version("simpy")}
+    except metadata.PackageNotFoundError:
+        return {"simpy": "not installed"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Memory
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
+    """Runs in a fresh process: imports everything and warms up with a 10 s run, reads the current
+    RSS, runs the M/M/c scenario for ``horizon`` seconds and reads the peak RSS (ru_maxrss) while
+    the Result is still alive. Also reports the sizes of what the Result retains."""
+    from reliability_lab.sim import simulate
+
+    simulate(scenario("mmc", 10.0, record_orders=record_orders))
+    gc.collect()
+    before = _rss_bytes()
+    res = simulate(scenario("mmc", horizon, record_orders=record_orders))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    after = _rss_bytes()
+    orders_bytes = 0
+    if res.orders is not None:
+        orders_bytes = int(res.orders.memory_usage(deep=True, index=True).sum())
+    return {
+        "horizon": horizon,
+        "record_orders": record_orders,
+        "arrived": int(res.summary["arrived"]),
+        "rss_before": before,
+        "rss_peak": peak,
+        "rss_after": after,
+        "orders_frame_bytes": orders_bytes,
+    }
+
+
+def run_memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--memory-probe",
+        "--horizon",
+        str(horizon),
+        *(["--records"] if record_orders else []),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe failed:\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--memory-probe", action="store_true")
+    p.add_argument("--horizon", type=float, default=1000.0)
+    p.add_argument("--records", action="store_true")
+    a = p.parse_args()
+    if a.memory_probe:
+        print(json.dumps(memory_probe(a.horizon, a.records)))
+
+
+if __name__ == "__main__":
+    main()
