@@ -462,7 +462,8 @@ class Capacity:
             once with 503; -1 is unbounded.
         load_slope, load_knee: service time is multiplied by
             ``1 + load_slope * max(0, load - load_knee)`` where load counts the calls in service
-            or waiting; load_slope finite >= 0, load_knee in [0, 1e7].
+            (this one included; without ``max_in_service``, every call in flight);
+            load_slope finite >= 0, load_knee in [0, 1e7].
         drop_abandoned: whether the server drops a waiting call whose caller gave up. Real
             servers usually do not, and that wasted work keeps a metastable failure going.
     """

@@ -62,7 +62,8 @@ struct CapacityConfig {
   int max_in_service = 0;  // 0: unlimited
   int max_queue = -1;      // calls allowed to wait; beyond it the call fails at once with 503; -1: unbounded
   // Service time is multiplied by 1 + load_slope * max(0, load - load_knee), where load is the
-  // number of calls in service or waiting when service starts.
+  // number of calls in service when service starts (this one included): calls in flight when
+  // there is no capacity limit, at most max_in_service with one.
   double load_slope = 0.0;
   int load_knee = 0;
   // Whether the server drops a waiting call whose caller already gave up (timed out). Real

@@ -413,7 +413,9 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until
   Server& srv = servers_[dep];
   const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
   const bool limited = cap.max_in_service > 0;
-  const int load = limited ? srv.in_service + static_cast<int>(srv.line.size()) : srv.in_flight;
+  // Load that slows the server: the calls it is serving at once (this one included). Calls
+  // waiting in its line cost time by waiting, not by slowing the others down.
+  const int load = limited ? srv.in_service : srv.in_flight;
   if (limited) {
     result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, load);
   }
