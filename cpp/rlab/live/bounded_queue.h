@@ -1,0 +1,157 @@
+#ifndef RLAB_LIVE_BOUNDED_QUEUE_H_
+#define RLAB_LIVE_BOUNDED_QUEUE_H_
+
+// The live engine's job queue: bounded, multi-producer, multi-consumer. Producers never block: a
+// full queue rejects at once, which is the backpressure of DESIGN §2 (a full queue turns into a
+// `rejected` order, never into unbounded memory or a stalled load generator). Consumers block
+// until a job arrives, the queue is closed and empty, or their timeout passes.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "rlab/core/mutex.h"
+
+namespace rlab {
+
+// What TryPush did.
+enum class PushResult : uint8_t {
+  kOk = 0,      // queued
+  kFull = 1,    // rejected: the queue holds `capacity` items
+  kClosed = 2,  // rejected: the queue was closed
+};
+
+// What Pop did.
+enum class PopResult : uint8_t {
+  kOk = 0,       // an item was taken
+  kTimeout = 1,  // the timeout passed with the queue open and empty
+  kClosed = 2,   // the queue is closed and empty: no item will ever come
+};
+
+// "ok", "full" or "closed".
+std::string_view PushResultName(PushResult result);
+// "ok", "timeout" or "closed".
+std::string_view PopResultName(PopResult result);
+
+// A bounded FIFO queue for many producers and many consumers. Thread-safe.
+template <typename T>
+class BoundedQueue {
+ public:
+  // `capacity` >= 1 items may be queued at once (smaller values are raised to 1).
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  BoundedQueue(const BoundedQueue&) = delete;
+  BoundedQueue& operator=(const BoundedQueue&) = delete;
+
+  // Appends `item` unless the queue is full or closed; never blocks. On rejection `item` is left
+  // untouched, so the caller still owns it.
+  PushResult TryPush(T& item) {
+    {
+      MutexLock lock(&mu_);
+      if (closed_) return PushResult::kClosed;
+      if (items_.size() >= capacity_) return PushResult::kFull;
+      items_.push_back(std::move(item));
+      // Waking a consumer costs a system call: skip it when nobody sleeps.
+      if (sleepers_ == 0) return PushResult::kOk;
+    }
+    not_empty_.notify_one();
+    return PushResult::kOk;
+  }
+
+  // TryPush for temporaries.
+  PushResult TryPush(T&& item) { return TryPush(item); }
+
+  // Takes the oldest item, waiting at most `timeout_ns` (< 0: without limit) for one. Items
+  // queued before Close are still handed out; kClosed only once the queue is closed and empty.
+  PopResult Pop(T* out, int64_t timeout_ns = -1) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::nanoseconds(timeout_ns < 0 ? 0 : timeout_ns);
+    MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> native(mu_.native(), std::adopt_lock);
+    PopResult result = PopResult::kOk;
+    while (items_.empty()) {
+      if (closed_) {
+        result = PopResult::kClosed;
+        break;
+      }
+      ++sleepers_;
+      bool timed_out = false;
+      if (timeout_ns < 0) {
+        not_empty_.wait(native);
+      } else {
+        timed_out = not_empty_.wait_until(native, deadline) == std::cv_status::timeout;
+      }
+      --sleepers_;
+      if (timed_out && items_.empty() && !closed_) {
+        result = PopResult::kTimeout;
+        break;
+      }
+    }
+    if (result == PopResult::kOk) {
+      *out = std::move(items_.front());
+      items_.pop_front();
+    }
+    native.release();  // MutexLock unlocks
+    return result;
+  }
+
+  // Takes the oldest item if there is one; never blocks.
+  bool TryPop(T* out) {
+    MutexLock lock(&mu_);
+    if (items_.empty()) return false;
+    *out = std::move(items_.front());
+    items_.pop_front();
+    return true;
+  }
+
+  // Refuses every later push and wakes every waiting consumer; queued items stay to be popped
+  // or drained. Idempotent.
+  void Close() {
+    {
+      MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    not_empty_.notify_all();
+  }
+
+  // Removes and returns every queued item, oldest first (a shutdown cancels them).
+  std::vector<T> Drain() {
+    std::vector<T> out;
+    MutexLock lock(&mu_);
+    out.reserve(items_.size());
+    for (T& item : items_) out.push_back(std::move(item));
+    items_.clear();
+    return out;
+  }
+
+  // Items queued now.
+  size_t size() const {
+    MutexLock lock(&mu_);
+    return items_.size();
+  }
+  // Whether Close was called.
+  bool closed() const {
+    MutexLock lock(&mu_);
+    return closed_;
+  }
+  // The most items queued at once.
+  size_t capacity() const { return capacity_; }
+
+ private:
+  const size_t capacity_;
+  mutable Mutex mu_;
+  std::condition_variable not_empty_;
+  std::deque<T> items_ ABSL_GUARDED_BY(mu_);
+  int sleepers_ ABSL_GUARDED_BY(mu_) = 0;  // consumers blocked in Pop
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace rlab
+
+#endif  // RLAB_LIVE_BOUNDED_QUEUE_H_
