@@ -47,6 +47,7 @@ from reliability_lab.scenario import (
     Uniform,
 )
 from reliability_lab.sim import Result, simulate
+from reliability_lab.sweep import Range, pareto_front, summarize, sweep
 from reliability_lab.throttle import AdaptiveThrottle, ThrottleConfig
 
 __version__ = "0.1.0"
@@ -81,6 +82,7 @@ __all__ = [
     "Permit",
     "Phase",
     "Poisson",
+    "Range",
     "RateSegment",
     "RatioBudget",
     "RatioBudgetConfig",
@@ -104,6 +106,9 @@ __all__ = [
     "Transition",
     "Uniform",
     "default_clock",
+    "pareto_front",
     "retry",
     "simulate",
+    "summarize",
+    "sweep",
 ]

@@ -1,0 +1,469 @@
+"""Parameter sweeps: run a scenario over a grid (or random samples) of parameters and seeds.
+
+``sweep(scenario, grid, seeds)`` simulates every (point, seed) pair and returns a tidy
+DataFrame, one row per run::
+
+    df = rl.sweep(sc, {"payment.breaker.consecutive_failures": range(1, 21),
+                       "payment.faults.failure_rate": [0.1, 0.3, 0.5]},
+                  seeds=range(5))
+    rl.summarize(df, by=["payment.breaker.consecutive_failures"], metric="success_rate")
+
+**Grid search** (``n=None``): ``grid`` maps dotted paths (as :meth:`Scenario.replace
+<reliability_lab.scenario.Scenario.replace>` takes them) to sequences of values; the points are
+their cartesian product, the first path varying slowest.
+
+**Random search** (``n`` given): ``n`` points are drawn; each path's value is a :class:`Range`
+(uniform, log-uniform, or integer), a ``(low, high)`` tuple (a uniform :class:`Range` of
+floats), or a list of values (one picked uniformly). The draws come from ``random_state``, so the
+same call gives the same points.
+
+**Parallelism.** The native engine releases the GIL, so by default the runs go to a
+``ThreadPoolExecutor`` with one thread per core. ``executor=`` takes any
+:class:`concurrent.futures.Executor` instead: a ``ProcessPoolExecutor``, or a Dask cluster's
+``client.get_executor()`` to spread a sweep over many machines::
+
+    from dask.distributed import Client
+    with Client("tcp://scheduler:8786") as client:
+        df = rl.sweep(sc, grid, seeds=range(20), executor=client.get_executor())
+
+Scenarios pickle (through their dict form), so any executor can ship them. Runs are grouped in
+chunks (``chunksize``) to amortise the per-task cost of remote executors.
+
+**Determinism.** Each run's randomness comes from its scenario's ``seed`` (set to each value of
+``seeds``); the rows are in (point, seed) order whatever order the runs finish in, so the same
+call gives the same DataFrame.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+import numbers
+import os
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from reliability_lab.scenario import Scenario
+from reliability_lab.sim import Result, simulate
+
+#: What ``metrics=`` accepts: None (every summary column), a list of summary column names, or a
+#: function of the :class:`~reliability_lab.sim.Result` returning named numbers.
+Metrics: TypeAlias = Sequence[str] | Callable[[Result], Mapping[str, float]] | None
+
+
+@dataclass(frozen=True)
+class Range:
+    """A range to sample from in a random search.
+
+    Attributes:
+        low, high: finite bounds, ``low < high``.
+        log: sample log-uniformly (``low`` must then be > 0).
+        integer: sample integers in ``[low, high]`` (both bounds included); with ``log``, the
+            integers are drawn log-uniformly.
+    """
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+        if not self.low < self.high:
+            raise ValueError(f"high must be greater than low ({self.low:g}), got {self.high:g}")
+        if self.log and not self.low > 0:
+            raise ValueError(f"low must be > 0 when log is True, got {self.low:g}")
+        if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError(
+                f"low and high must be whole numbers when integer is True, "
+                f"got {self.low:g} and {self.high:g}"
+            )
+
+    def sample(self, rng: random.Random) -> float | int:
+        """One draw from this range."""
+        if self.integer:
+            if self.log:
+                x = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
+                return int(min(math.floor(x), self.high))
+            return rng.randint(int(self.low), int(self.high))
+        if self.log:
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return rng.uniform(self.low, self.high)
+
+
+# ------------------------------------------------------------------------------------------------
+# The points
+
+
+def _grid_points(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    axes = []
+    for path, values in grid.items():
+        if isinstance(values, Range):
+            raise ValueError(f"grid[{path!r}] is a Range: give n=... for a random search")
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+            raise ValueError(
+                f"grid[{path!r}] must be a sequence of values, got {values!r} "
+                f"(a single value: [{values!r}])"
+            )
+        vals = [_native(v) for v in values]
+        if not vals:
+            raise ValueError(f"grid[{path!r}] must have at least one value")
+        axes.append(vals)
+    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _native(value: Any) -> Any:
+    """NumPy scalars (from np.arange, np.linspace, a pandas column) as Python numbers: the
+    scenario's integer fields take Python ints only."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _chooser(choices: list[Any]) -> Callable[[random.Random], Any]:
+    return lambda rng: choices[rng.randrange(len(choices))]
+
+
+def _random_points(grid: Mapping[str, Any], n: int, random_state: int) -> list[dict[str, Any]]:
+    samplers: list[Callable[[random.Random], Any]] = []
+    for path, spec in grid.items():
+        if isinstance(spec, tuple) and len(spec) == 2 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in spec
+        ):
+            try:
+                spec = Range(float(spec[0]), float(spec[1]))
+            except ValueError as e:
+                raise ValueError(f"grid[{path!r}]: {e}") from None
+        if isinstance(spec, Range):
+            samplers.append(spec.sample)
+        elif isinstance(spec, (list, range, np.ndarray, pd.Series)) and len(spec) > 0:
+            samplers.append(_chooser([_native(v) for v in spec]))
+        else:
+            raise ValueError(
+                f"grid[{path!r}] must be a Range, a (low, high) tuple or a non-empty list of "
+                f"values in a random search, got {spec!r}"
+            )
+    rng = random.Random(random_state)
+    return [
+        {path: s(rng) for path, s in zip(grid, samplers, strict=True)} for _ in range(n)
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The runs (module level: executors in other processes import them by name)
+
+
+def _run_chunk(
+    scenario: Scenario,
+    tasks: list[tuple[int, int]],
+    points: Mapping[int, dict[str, Any]],
+    metrics: Metrics,
+) -> list[tuple[int, dict[str, float]]]:
+    """Runs ``tasks`` ((point number, seed) pairs); ``points`` holds the chunk's points by
+    number. Returns (task number in the chunk, metrics) pairs."""
+    out = []
+    cache: dict[int, Scenario] = {}
+    for k, (p, seed) in enumerate(tasks):
+        base = cache.get(p)
+        if base is None:
+            base = cache[p] = scenario.replace(points[p]) if points[p] else scenario
+        result = simulate(base.replace(seed=seed))
+        out.append((k, _metrics_of(result, metrics)))
+    return out
+
+
+def _metrics_of(result: Result, metrics: Metrics) -> dict[str, float]:
+    s = result.summary
+    if metrics is None:
+        return {str(k): float(v) for k, v in s.items()}
+    if callable(metrics):
+        values = metrics(result)
+        if not isinstance(values, Mapping):
+            raise TypeError(f"metrics(result) must return a mapping, got {type(values).__name__}")
+        return {str(k): v for k, v in values.items()}
+    return {name: float(s[name]) if name in s.index else math.nan for name in metrics}
+
+
+def _check_int(name: str, value: object, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def sweep(
+    scenario: Scenario,
+    grid: Mapping[str, Any],
+    seeds: Iterable[int] = range(1),
+    *,
+    n: int | None = None,
+    executor: Executor | None = None,
+    max_workers: int | None = None,
+    progress: bool = True,
+    metrics: Metrics = None,
+    chunksize: int | None = None,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Simulates ``scenario`` at every point of ``grid`` with every seed; one row per run.
+
+    Args:
+        scenario: the base scenario; each point replaces some of its dotted paths.
+        grid: dotted path -> values. Without ``n``: sequences of values, swept as a cartesian
+            product (the first path varies slowest). With ``n``: a :class:`Range`, a
+            ``(low, high)`` tuple or a list of choices per path. An empty grid runs the scenario
+            itself.
+        seeds: the scenario seeds to run every point with (integers in [0, 2**64 - 1]).
+        n: the number of random points (random search), >= 1; None for a grid.
+        executor: where to run; default: a ThreadPoolExecutor of ``max_workers`` threads,
+            closed on return. A given executor is used as is and left open.
+        max_workers: threads of the default pool, >= 1 (default: ``os.cpu_count()``); 1 runs
+            everything in the calling thread.
+        progress: show a tqdm progress bar.
+        metrics: which numbers to keep per run: None (every column of ``Result.summary``), a
+            list of summary column names, or a function ``Result -> {name: number}`` (it must
+            pickle for executors in other processes: a module-level function). Unless it is a
+            function, runs switch off per-order records and time series
+            (``record_orders=False``, ``sample_every=0``), which the summary does not use.
+        chunksize: runs per executor task (default: about 8 tasks per worker, at most 64 runs
+            each); >= 1.
+        random_state: seeds the draws of a random search.
+
+    Returns:
+        A DataFrame with columns ``point`` (the point's number), one column per grid path (its
+        value), ``seed``, then the metrics; rows in (point, seed) order.
+
+    Raises:
+        ValueError: a bad argument, or a point that is not a valid scenario (named by path,
+            before anything runs).
+    """
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"scenario must be a Scenario, got {type(scenario).__name__}")
+    if not isinstance(grid, Mapping):
+        raise ValueError(f"grid must be a mapping of dotted paths to values, got {grid!r}")
+    if "seed" in grid:
+        raise ValueError("grid must not contain 'seed': pass seeds=... instead")
+    seed_list = [_check_int("seeds[]", s, 0) for s in seeds]
+    if not seed_list:
+        raise ValueError("seeds must have at least one seed")
+    if n is None:
+        points = _grid_points(grid)
+    else:
+        points = _random_points(grid, _check_int("n", n, 1), random_state)
+    if max_workers is not None:
+        max_workers = _check_int("max_workers", max_workers, 1)
+    if chunksize is not None:
+        chunksize = _check_int("chunksize", chunksize, 1)
+    if metrics is not None and not callable(metrics):
+        if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
+            raise ValueError(f"metrics must be a list of summary column names, got {metrics!r}")
+        metrics = list(metrics)
+    if not callable(metrics):
+        scenario = scenario.replace({"record_orders": False, "sample_every": 0.0})
+    # Validate every point here, so that a bad value fails fast and names its path.
+    for i, point in enumerate(points):
+        try:
+            scenario.replace(point)
+        except ValueError as e:
+            raise ValueError(f"grid point {i} {point!r}: {e}") from None
+
+    tasks = [(p, s) for p in range(len(points)) for s in seed_list]
+    workers = max_workers or os.cpu_count() or 1
+    if chunksize is None:
+        chunksize = max(1, min(64, math.ceil(len(tasks) / (8 * workers))))
+    chunks = [tasks[i : i + chunksize] for i in range(0, len(tasks), chunksize)]
+    rows: list[dict[str, float] | None] = [None] * len(tasks)
+    bar = _progress_bar(len(tasks), progress)
+    try:
+        if executor is None and workers == 1:
+            for c, chunk in enumerate(chunks):
+                sub = {p: points[p] for p, _ in chunk}
+                _store(rows, c * chunksize, _run_chunk(scenario, chunk, sub, metrics), bar)
+        else:
+            own = executor is None
+            ex = executor if executor is not None else ThreadPoolExecutor(workers)
+            try:
+                futures: dict[Future[list[tuple[int, dict[str, float]]]], int] = {}
+                for c, chunk in enumerate(chunks):
+                    sub = {p: points[p] for p, _ in chunk}
+                    futures[ex.submit(_run_chunk, scenario, chunk, sub, metrics)] = c * chunksize
+                for fut in as_completed(futures):
+                    _store(rows, futures[fut], fut.result(), bar)
+            finally:
+                if own:
+                    ex.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    records = []
+    for (p, seed), values in zip(tasks, rows, strict=True):
+        assert values is not None
+        records.append({"point": p, **points[p], "seed": seed, **values})
+    df: pd.DataFrame = pd.DataFrame.from_records(records)
+    return df
+
+
+def _store(
+    rows: list[dict[str, float] | None], start: int,
+    results: list[tuple[int, dict[str, float]]], bar: Any,
+) -> None:
+    for k, values in results:
+        rows[start + k] = values
+    if bar is not None:
+        bar.update(len(results))
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    tqdm = importlib.import_module("tqdm").tqdm  # untyped: no stubs needed
+    return tqdm(total=total, desc="sweep", unit="run", leave=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reductions
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom (numeric
+    inversion of the CDF; accurate to about 1e-9). ``p`` in (0, 1), ``df`` >= 1."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    df = _check_int("df", df, 1)
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    if p == 0.5:
+        return 0.0
+    # The CDF through the regularized incomplete beta function, by its continued fraction.
+    def cdf(t: float) -> float:
+        x = df / (df + t * t)
+        return 1 - 0.5 * _betainc(df / 2, 0.5, x)
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if cdf(mid) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) (Numerical Recipes' betacf)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    lbeta = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    front = math.exp(lbeta + a * math.log(x) + b * math.log1p(-x))
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        num = m * (b - m) * x / ((a + m2 - 1) * (a + m2))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c if abs(c) > tiny else tiny
+        f *= d * c
+        num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c if abs(c) > tiny else tiny
+        delta = d * c
+        f *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return front * f / a
+
+
+def summarize(
+    df: pd.DataFrame, by: str | Sequence[str], metric: str, *, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean and confidence interval of ``metric`` across the runs of each group (usually: the
+    seeds of each point).
+
+    Args:
+        df: a sweep's DataFrame (any DataFrame with the columns named).
+        by: the column(s) to group by, e.g. the grid's paths.
+        metric: the column to reduce. NaN values (e.g. a time to detect where the breaker never
+            opened) are left out; ``n`` counts the others.
+        confidence: the interval's level, in (0, 1).
+
+    Returns:
+        One row per group, sorted by ``by``: the ``by`` columns, then ``mean``, ``std``, ``n``,
+        ``ci_low``, ``ci_high`` (Student's t interval of the mean; NaN where ``n`` < 2).
+    """
+    by_cols = [by] if isinstance(by, str) else list(by)
+    if not by_cols:
+        raise ValueError("by must name at least one column")
+    missing = [c for c in [*by_cols, metric] if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the DataFrame")
+    if not (isinstance(confidence, float) and 0 < confidence < 1):
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    g = df.groupby(by_cols, sort=True, dropna=False)[metric]
+    out = g.agg(["mean", "std", "count"]).rename(columns={"count": "n"}).reset_index()
+    half = []
+    for std, count in zip(out["std"], out["n"], strict=True):
+        if count < 2 or not math.isfinite(std):
+            half.append(math.nan)
+        else:
+            half.append(t_quantile(0.5 + confidence / 2, int(count) - 1) * std / math.sqrt(count))
+    out["ci_low"] = out["mean"] - np.asarray(half)
+    out["ci_high"] = out["mean"] + np.asarray(half)
+    out["n"] = out["n"].astype(int)
+    result: pd.DataFrame = out
+    return result
+
+
+def pareto_front(
+    df: pd.DataFrame, x: str, y: str, maximize: bool | tuple[bool, bool] = (False, True)
+) -> pd.DataFrame:
+    """The rows of ``df`` not dominated in (``x``, ``y``): no other row is at least as good in
+    both and strictly better in one.
+
+    Args:
+        df: e.g. a sweep's DataFrame, or :func:`summarize`-like means per point.
+        x, y: the two metric columns.
+        maximize: whether larger is better, for both (a bool) or per column (``(x, y)``); the
+            default minimises ``x`` and maximises ``y`` (e.g. dependency load vs. success rate).
+
+    Returns:
+        The non-dominated rows (rows with NaN in x or y left out; of identical points, the
+        first), sorted by ``x`` ascending.
+    """
+    for c in (x, y):
+        if c not in df.columns:
+            raise ValueError(f"column {c!r} is not in the DataFrame")
+    mx, my = (maximize, maximize) if isinstance(maximize, bool) else maximize
+    d = df[df[x].notna() & df[y].notna()]
+    xs = d[x].to_numpy(dtype=float) * (-1 if mx else 1)
+    ys = d[y].to_numpy(dtype=float) * (-1 if my else 1)
+    order = np.lexsort((ys, xs))  # by x, then y, both "smaller is better"
+    keep = []
+    best = math.inf
+    for i in order:
+        if ys[i] < best:
+            keep.append(i)
+            best = ys[i]
+    front: pd.DataFrame = d.iloc[keep].sort_values(x, kind="stable")
+    return front
+
+
+__all__ = ["Metrics", "Range", "pareto_front", "summarize", "sweep", "t_quantile"]
