@@ -1,0 +1,343 @@
+"""Plots of runs and sweeps (matplotlib). Each function returns what it drew on.
+
+* :func:`timeline` — one run over time: arrivals, completions and failures by reason, queue
+  depth and busy workers, a dependency's calls, retries and failures; its circuit breaker's
+  state as coloured bands (closed / open / half-open) and the fault phases shaded.
+* :func:`heatmap` — a metric over two swept parameters (mean across seeds).
+* :func:`tradeoff` — a metric against a parameter (or another metric), one curve per value of
+  ``by``, with confidence bands across seeds.
+
+Nothing here picks a backend: the functions work under Agg (files, tests, CI) as in Jupyter.
+Figures are made with ``pyplot`` so that notebooks show them; close them (``plt.close(fig)``)
+when making many in a script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from reliability_lab.sim import Result
+from reliability_lab.sweep import summarize
+
+#: Colours of the breaker states in :func:`timeline`.
+BREAKER_COLORS = {"closed": "#4caf50", "open": "#e53935", "half_open": "#ffb300"}
+_STATE_CODES = {0: "closed", 1: "open", 2: "half_open"}
+_PHASE_COLOR = "#9e9e9e"
+_REASON_COLORS = {
+    "exhausted": "#d62728",
+    "breaker_open": "#9467bd",
+    "permanent": "#8c564b",
+    "budget": "#e377c2",
+    "deadline": "#7f7f7f",
+    "non_retryable": "#bcbd22",
+}
+
+
+def _breaker_intervals(
+    result: Result, dep: str, end: float
+) -> list[tuple[float, float, str]]:
+    """(start, end, state) intervals of ``dep``'s breaker, from the events when recorded, else
+    from the sampled state."""
+    ev = result.events
+    if not ev.empty:
+        b = ev[(ev["dependency"] == dep) & (ev["kind"] == "breaker")]
+        if not b.empty:
+            out = []
+            t_prev, state = 0.0, "closed"
+            for t, to in zip(b["t"].to_numpy(float), b["to"].astype(str), strict=True):
+                out.append((t_prev, float(t), state))
+                t_prev, state = float(t), to
+            out.append((t_prev, end, state))
+            return [iv for iv in out if iv[1] > iv[0]]
+        if result.scenario.record_events:
+            return [(0.0, end, "closed")]
+    col = f"{dep}.breaker_state"
+    ts = result.timeseries
+    if col not in ts.columns or ts.empty:
+        return []
+    step = float(result.scenario.sample_every)
+    return [
+        (float(t) - step, float(t), _STATE_CODES.get(int(code), "closed"))
+        for t, code in zip(ts["t"], ts[col], strict=True)
+    ]
+
+
+def _shade_phases(ax: Axes, result: Result, dep: str | None, label: bool) -> None:
+    for d in result.scenario.dependencies:
+        if dep is not None and d.name != dep:
+            continue
+        for p in d.faults.phases:
+            ax.axvspan(p.start, p.end, color=_PHASE_COLOR, alpha=0.18, lw=0, zorder=0)
+            if label:
+                ax.text(
+                    (p.start + p.end) / 2, 0.97, f"{d.name}: {p.name}",
+                    transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+                    color="#424242",
+                )
+
+
+def timeline(
+    result: Result,
+    *,
+    dependency: str | None = None,
+    figsize: tuple[float, float] = (10.0, 7.0),
+    title: str | None = None,
+) -> Figure:
+    """One run over time, in four panels sharing the time axis.
+
+    1. The breaker's state as a coloured strip (green closed, red open, amber half-open).
+    2. Orders per second: arrivals, completions, and failures by reason (plus queue-full
+       rejections and expiries), stacked.
+    3. Queue depth and busy workers (levels at each sample; the worker pool's size dashed).
+    4. The dependency's calls, retries, failures and breaker rejections per second.
+
+    Fault phases are shaded grey in every panel, and the breaker's open periods faintly red.
+
+    Args:
+        result: a run whose scenario sampled time series (``sample_every`` > 0).
+        dependency: the dependency of panels 1 and 4 (default: the first one with a breaker,
+            else the first).
+        figsize: the figure's size in inches.
+        title: the figure's title (default: a one-line summary of the run).
+
+    Returns:
+        The Figure (its axes are ``fig.axes``).
+    """
+    ts = result.timeseries
+    if ts.empty:
+        raise ValueError("result has no time series: run the scenario with sample_every > 0")
+    sc = result.scenario
+    names = [d.name for d in sc.dependencies]
+    if dependency is None:
+        with_breaker = [d.name for d in sc.dependencies if d.breaker is not None]
+        dependency = with_breaker[0] if with_breaker else names[0]
+    elif dependency not in names:
+        raise ValueError(f"dependency must be one of {names}, got {dependency!r}")
+    dep = dependency
+    step = float(sc.sample_every)
+    t = ts["t"].to_numpy(float)
+    end = float(max(t[-1], result.summary["end_time"]))
+    has_breaker = sc.dependency(dep).breaker is not None
+
+    fig, axes = plt.subplots(
+        4, 1, sharex=True, figsize=figsize,
+        gridspec_kw={"height_ratios": [0.35, 2.2, 1.4, 1.6], "hspace": 0.12},
+    )
+    strip, flows, levels, calls = axes
+
+    # 1. Breaker state strip.
+    intervals = _breaker_intervals(result, dep, end) if has_breaker else []
+    for a, b, state in intervals:
+        strip.axvspan(a, b, color=BREAKER_COLORS.get(state, "white"), lw=0)
+    strip.set_yticks([])
+    strip.set_ylabel("breaker", rotation=0, ha="right", va="center", fontsize=9)
+    if not has_breaker:
+        strip.text(0.5, 0.5, f"{dep}: no breaker", transform=strip.transAxes, ha="center",
+                   va="center", fontsize=8)
+    else:
+        strip.legend(
+            handles=[Patch(color=c, label=s.replace("_", "-")) for s, c in BREAKER_COLORS.items()],
+            loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, fontsize=8, frameon=False,
+        )
+    for ax in (flows, levels, calls):
+        for a, b, state in intervals:
+            if state == "open":
+                ax.axvspan(a, b, color=BREAKER_COLORS["open"], alpha=0.07, lw=0, zorder=0)
+    for ax in axes:
+        _shade_phases(ax, result, None, label=ax is flows)
+
+    # 2. Order flows per second.
+    left = t - step
+    bottom = np.zeros(len(t))
+    layers: list[tuple[str, str, str]] = [("completed", "completed", "#2ca02c")]
+    for col in ts.columns:
+        if col.startswith("failed_") and ts[col].sum() > 0:
+            reason = col[len("failed_"):]
+            layers.append((col, f"failed: {reason}", _REASON_COLORS.get(reason, "#ff7f0e")))
+    for col, label, color in (("rejected", "rejected: queue full", "#17becf"),
+                              ("expired", "expired", "#aec7e8")):
+        if col in ts.columns and ts[col].sum() > 0:
+            layers.append((col, label, color))
+    for col, label, color in layers:
+        v = ts[col].to_numpy(float) / step
+        flows.bar(left, v, width=step, bottom=bottom, align="edge", color=color, label=label,
+                  lw=0)
+        bottom = bottom + v
+    flows.step(t, ts["arrivals"].to_numpy(float) / step, where="pre", color="black", lw=1.2,
+               label="arrivals")
+    flows.set_ylabel("orders / s")
+    flows.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+
+    # 3. Queue depth and busy workers.
+    levels.plot(t, ts["queue_depth"], color="#1f77b4", lw=1.2, label="queue depth")
+    levels.plot(t, ts["busy_workers"], color="#ff7f0e", lw=1.2, label="busy workers")
+    levels.axhline(sc.workers, color="#ff7f0e", ls="--", lw=0.8, label=f"workers ({sc.workers})")
+    levels.set_ylabel("orders")
+    levels.set_ylim(bottom=0)
+    levels.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+
+    # 4. The dependency.
+    for col, label, color in (
+        (f"{dep}.calls", "calls", "#1f77b4"),
+        (f"{dep}.retries", "retries", "#ff7f0e"),
+        (f"{dep}.failures", "failures", "#d62728"),
+        (f"{dep}.rejected_breaker", "breaker rejections", "#9467bd"),
+    ):
+        if col in ts.columns:
+            calls.step(t, ts[col].to_numpy(float) / step, where="pre", color=color, lw=1.2,
+                       label=label)
+    calls.set_ylabel(f"{dep} / s")
+    calls.set_ylim(bottom=0)
+    calls.set_xlabel("time (s)")
+    calls.set_xlim(0, end)
+    calls.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+
+    if title is None:
+        s = result.summary
+        title = (
+            f"{int(s['arrived'])} orders, success {s['success_rate']:.1%}, "
+            f"{s['calls_per_order']:.2f} calls/order, p99 {s['latency_p99']:.3f} s"
+        )
+    strip.set_title(title, fontsize=10, loc="left")
+    fig.subplots_adjust(left=0.08, right=0.8, top=0.93, bottom=0.08)
+    return fig
+
+
+def _label(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def heatmap(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    metric: str,
+    *,
+    ax: Axes | None = None,
+    cmap: str = "viridis",
+    annotate: bool | None = None,
+    fmt: str = ".2f",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Axes:
+    """The mean of ``metric`` over the (``x``, ``y``) grid of a sweep, as coloured cells.
+
+    Args:
+        df: a sweep's DataFrame (several rows per cell, e.g. seeds, are averaged).
+        x, y: the parameters on the horizontal and vertical axes (their values become
+            categorical ticks, sorted).
+        metric: the column to show.
+        ax: draw here (default: a new figure).
+        cmap, vmin, vmax: the colour scale.
+        annotate: write each cell's value (default: when there are at most 150 cells).
+        fmt: the format of the annotations.
+
+    Returns:
+        The Axes.
+    """
+    for c in (x, y, metric):
+        if c not in df.columns:
+            raise ValueError(f"column {c!r} is not in the DataFrame")
+    table = df.pivot_table(index=y, columns=x, values=metric, aggfunc="mean", dropna=False)
+    table = table.sort_index().sort_index(axis=1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.5 * table.shape[1] + 2.5),
+                                      max(3.0, 0.4 * table.shape[0] + 1.5)))
+    values = table.to_numpy(float)
+    im = ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(table.shape[1]), [_label(v) for v in table.columns],
+                  rotation=45 if table.shape[1] > 8 else 0)
+    ax.set_yticks(range(table.shape[0]), [_label(v) for v in table.index])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.figure.colorbar(im, ax=ax, label=f"{metric} (mean)")
+    if annotate is None:
+        annotate = values.size <= 150
+    if annotate:
+        lo, hi = np.nanmin(values), np.nanmax(values)
+        mid = (lo + hi) / 2
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                v = values[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7,
+                            color="black" if v > mid else "white")
+    return ax
+
+
+def tradeoff(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    by: str | None = None,
+    *,
+    ax: Axes | None = None,
+    confidence: float = 0.95,
+    logx: bool = False,
+    markers: bool = True,
+    labels: Sequence[str] | None = None,
+) -> Axes:
+    """``y`` against ``x``: the mean across the runs at each ``x`` (e.g. seeds) with its
+    confidence band, one curve per value of ``by``.
+
+    Args:
+        df: a sweep's DataFrame.
+        x: the horizontal axis: a swept parameter (numeric).
+        y: the metric.
+        by: one curve per value of this column (default: one curve).
+        ax: draw here (default: a new figure).
+        confidence: the band's level (Student's t interval of the mean), in (0, 1).
+        logx: a logarithmic x axis.
+        markers: mark the points.
+        labels: the curves' legend labels (default: the values of ``by``, under the legend
+            title ``by``).
+
+    Returns:
+        The Axes.
+    """
+    for c in (x, y) + ((by,) if by is not None else ()):
+        if c not in df.columns:
+            raise ValueError(f"column {c!r} is not in the DataFrame")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.0))
+    groups: list[tuple[Any, pd.DataFrame]] = (
+        [(None, df)] if by is None else list(df.groupby(by, sort=True))
+    )
+    if labels is not None and len(labels) != len(groups):
+        raise ValueError(f"labels must have one entry per curve ({len(groups)}), got {len(labels)}")
+    for k, (key, part) in enumerate(groups):
+        s = summarize(part, x, y, confidence=confidence)
+        xs = s[x].to_numpy(float)
+        if labels is not None:
+            label = labels[k]
+        elif by is None:
+            label = y
+        else:
+            label = _label(key[0] if isinstance(key, tuple) else key)
+        (line,) = ax.plot(xs, s["mean"], marker="o" if markers else None, ms=3.5, lw=1.4,
+                          label=label)
+        ok = s["ci_low"].notna().to_numpy()
+        if ok.any():
+            ax.fill_between(xs[ok], s["ci_low"][ok], s["ci_high"][ok], color=line.get_color(),
+                            alpha=0.2, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    if by is not None or labels is not None:
+        ax.legend(fontsize=8, title=by if labels is None else None, title_fontsize=8)
+    return ax
+
+
+__all__ = ["BREAKER_COLORS", "heatmap", "timeline", "tradeoff"]
