@@ -222,17 +222,41 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak_rss() -> bool:
+    """Resets the kernel's high-water mark (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    """VmHWM: the peak RSS since the last reset (or since the start)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
     """Runs in a fresh process: imports everything and warms up with a 10 s run, reads the current
-    RSS, runs the M/M/c scenario for ``horizon`` seconds and reads the peak RSS (ru_maxrss) while
-    the Result is still alive. Also reports the sizes of what the Result retains."""
+    RSS and resets the kernel's peak-RSS mark, runs the M/M/c scenario for ``horizon`` seconds and
+    reads the peak RSS while the Result is still alive. Also reports the size of the orders table
+    the Result retains."""
     from reliability_lab.sim import simulate
 
     simulate(scenario("mmc", 10.0, record_orders=record_orders))
     gc.collect()
+    reset = _reset_peak_rss()
     before = _rss_bytes()
     res = simulate(scenario("mmc", horizon, record_orders=record_orders))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     after = _rss_bytes()
     orders_bytes = 0
     if res.orders is not None:
@@ -244,6 +268,7 @@ def memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
         "rss_before": before,
         "rss_peak": peak,
         "rss_after": after,
+        "peak_reset": reset,
         "orders_frame_bytes": orders_bytes,
     }
 
