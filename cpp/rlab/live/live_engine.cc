@@ -1,0 +1,1184 @@
+#include "rlab/live/live_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "rlab/model/faults.h"
+
+namespace rlab {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+constexpr std::array<OrderStatus, 5> kTerminal = {OrderStatus::kCompleted, OrderStatus::kFailed,
+                                                  OrderStatus::kRejected, OrderStatus::kExpired,
+                                                  OrderStatus::kCancelled};
+constexpr std::array<FailReason, 6> kSeriesReasons = {
+    FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
+    FailReason::kBudget,    FailReason::kDeadline,  FailReason::kNonRetryable};
+constexpr std::array<BreakerState, 3> kStates = {BreakerState::kClosed, BreakerState::kOpen,
+                                                 BreakerState::kHalfOpen};
+
+// A key for an order that brought none: a fixed mix of its id and the seed, so it needs no
+// shared random stream (Submit runs on many threads).
+int32_t KeyOf(int64_t id, uint64_t seed, int num_keys) {
+  uint64_t z = static_cast<uint64_t>(id) + seed + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<int32_t>(z % static_cast<uint64_t>(std::max(1, num_keys)));
+}
+
+double RateAt(const std::vector<RateSegment>& schedule, int64_t t_ns) {
+  for (const RateSegment& s : schedule) {
+    if (t_ns >= s.start_ns && t_ns < s.end_ns) {
+      const double f =
+          static_cast<double>(t_ns - s.start_ns) / static_cast<double>(s.end_ns - s.start_ns);
+      return s.rate_start + f * (s.rate_end - s.rate_start);
+    }
+  }
+  return 0.0;
+}
+
+std::string Name(std::string_view v) { return std::string(v); }
+
+void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
+  int64_t cur = a.load(std::memory_order_relaxed);
+  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioConfig& config,
+                                                               const LiveOptions& options) {
+  if (absl::Status s = ValidateScenario(config); !s.ok()) return s;
+  if (config.release_worker_during_backoff) {
+    return absl::UnimplementedError(
+        "release_worker_during_backoff is not supported by the live engine: its workers hold "
+        "an order through its backoff sleeps (simulate() supports both)");
+  }
+  if (config.dependencies.size() > 32) {
+    return absl::InvalidArgumentError("the live engine supports at most 32 dependencies");
+  }
+  if (options.sample_every_ns < 0) {
+    return absl::InvalidArgumentError("sample_every must be >= 0");
+  }
+  std::unique_ptr<LiveEngine> e(new LiveEngine(config, options));
+  if (absl::Status s = e->InitMetrics(); !s.ok()) return s;
+  return e;
+}
+
+LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
+    : config_(config),
+      options_(options),
+      rng_(config.seed),
+      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))),
+      chunks_(std::make_unique<std::atomic<Chunk*>[]>(kMaxChunks)) {
+  const size_t n = config_.dependencies.size();
+  deps_.reserve(n);
+  for (const DependencyConfig& d : config_.dependencies) deps_.emplace_back(d);
+  dep_in_flight_ = std::make_unique<std::atomic<int64_t>[]>(n);
+  dep_max_load_ = std::make_unique<std::atomic<int64_t>[]>(n);
+  for (size_t i = 0; i < n; ++i) {
+    dep_in_flight_[i].store(0);
+    dep_max_load_[i].store(0);
+    bulkhead_lines_.push_back(std::make_unique<BulkheadLine>());
+    auto server = std::make_unique<Server>();
+    {
+      MutexLock lock(&server->mu);
+      server->rng.emplace(rng_.Stream("server/" + config_.dependencies[i].name));
+    }
+    servers_.push_back(std::move(server));
+  }
+  for (int64_t c = 0; c < kMaxChunks; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
+  for (int i = 0; i < config_.workers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    w->stats.resize(n);
+    w->published.resize(n);
+    for (const DependencyConfig& d : config_.dependencies) {
+      w->fault_rngs.push_back(rng_.Stream("faults/" + d.name, static_cast<uint64_t>(i)));
+      w->policy_rngs.push_back(rng_.Stream("policy/" + d.name, static_cast<uint64_t>(i)));
+    }
+    workers_.push_back(std::move(w));
+  }
+  {
+    MutexLock lock(&aux_mu_);
+    aux_.stats.resize(n);
+  }
+  if (options_.record_events) {
+    MutexLock lock(&events_mu_);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& phases = config_.dependencies[i].faults.phases;
+      for (size_t p = 0; p < phases.size(); ++p) {
+        transitions_.push_back({phases[p].start_ns, static_cast<int>(i),
+                                SimTransition::Kind::kPhaseStart, BreakerState::kClosed,
+                                BreakerState::kClosed, static_cast<int>(p)});
+        transitions_.push_back({phases[p].end_ns, static_cast<int>(i),
+                                SimTransition::Kind::kPhaseEnd, BreakerState::kClosed,
+                                BreakerState::kClosed, static_cast<int>(p)});
+      }
+    }
+    // Phase edges are known in advance: only breaker transitions are news for TakeTransitions.
+    transitions_taken_ = transitions_.size();
+  }
+  InitTimeSeries();
+}
+
+LiveEngine::~LiveEngine() {
+  Shutdown(0);
+  for (int64_t c = 0; c < kMaxChunks; ++c) delete chunks_[c].load(std::memory_order_acquire);
+}
+
+absl::Status LiveEngine::InitMetrics() {
+  std::vector<std::string> dep_names;
+  std::vector<std::string> breaker_deps;
+  for (const DependencyConfig& d : config_.dependencies) {
+    dep_names.push_back(d.name);
+    if (d.breaker) breaker_deps.push_back(d.name);
+  }
+  std::vector<std::string> statuses, reasons, outcome_names, state_names;
+  for (OrderStatus s : kTerminal) statuses.push_back(Name(OrderStatusName(s)));
+  for (int r = 1; r < kNumFailReasons; ++r) {
+    reasons.push_back(Name(FailReasonName(static_cast<FailReason>(r))));
+  }
+  for (int k = 0; k < kNumOutcomeKinds; ++k) {
+    outcome_names.push_back(Name(OutcomeKindName(static_cast<OutcomeKind>(k))));
+  }
+  for (BreakerState s : kStates) state_names.push_back(Name(BreakerStateName(s)));
+  const std::vector<std::string> retry_results = {
+      "retried", "succeeded", "exhausted", "permanent_failure", "deadline", "budget_exhausted"};
+  const std::vector<std::string> policies = {"breaker", "bulkhead", "throttle"};
+
+  auto jobs =
+      registry_.AddCounter("rlab_worker_jobs", "Orders that reached a terminal state, by status.",
+                           {"status"}, LabelProduct({statuses}));
+  if (!jobs.ok()) return jobs.status();
+  for (size_t i = 0; i < kTerminal.size(); ++i) {
+    by_status_[static_cast<size_t>(kTerminal[i])] = &(*jobs)->at(i);
+  }
+  auto failures =
+      registry_.AddCounter("rlab_order_failures", "Orders failed or rejected, by reason.",
+                           {"reason"}, LabelProduct({reasons}));
+  if (!failures.ok()) return failures.status();
+  for (int r = 1; r < kNumFailReasons; ++r) by_reason_[r] = &(*failures)->at(r - 1);
+  auto arrived = registry_.AddCounter("rlab_orders_arrived", "Orders submitted.", {}, {{}});
+  if (!arrived.ok()) return arrived.status();
+  arrived_ = &(*arrived)->at(0);
+  auto in_flight =
+      registry_.AddGauge("rlab_orders_in_flight", "Orders admitted, not terminal.", {}, {{}});
+  if (!in_flight.ok()) return in_flight.status();
+  in_flight_ = &(*in_flight)->at(0);
+  auto degraded = registry_.AddCounter("rlab_orders_degraded",
+                                       "Orders completed on a fallback (degraded).", {}, {{}});
+  if (!degraded.ok()) return degraded.status();
+  degraded_ = &(*degraded)->at(0);
+
+  dep_metrics_.resize(config_.dependencies.size());
+  auto calls = registry_.AddCounter("rlab_dependency_calls", "Attempts sent to a dependency.",
+                                    {"dependency"}, LabelProduct({dep_names}));
+  auto dep_failures = registry_.AddCounter("rlab_dependency_failures",
+                                           "Attempts that did not succeed, by dependency.",
+                                           {"dependency"}, LabelProduct({dep_names}));
+  auto failure_kinds =
+      registry_.AddCounter("rlab_dependency_failure_outcomes",
+                           "Attempts that did not succeed, by dependency and outcome kind.",
+                           {"dependency", "outcome"}, LabelProduct({dep_names, outcome_names}));
+  auto retries =
+      registry_.AddCounter("rlab_retry_attempts", "Retry loop events by result.",
+                           {"dependency", "result"}, LabelProduct({dep_names, retry_results}));
+  auto rejections =
+      registry_.AddCounter("rlab_policy_rejections", "Calls refused locally by a policy.",
+                           {"dependency", "policy"}, LabelProduct({dep_names, policies}));
+  auto fallbacks =
+      registry_.AddCounter("rlab_fallbacks", "Dependency failures absorbed by a fallback.",
+                           {"dependency"}, LabelProduct({dep_names}));
+  auto trips = registry_.AddCounter("rlab_breaker_trips", "Transitions of a breaker into open.",
+                                    {"dependency"}, LabelProduct({dep_names}));
+  auto dep_in_flight =
+      registry_.AddGauge("rlab_dependency_in_flight", "Attempts in progress, by dependency.",
+                         {"dependency"}, LabelProduct({dep_names}));
+  for (const auto* s :
+       {&calls, &dep_failures, &failure_kinds, &retries, &rejections, &fallbacks, &trips}) {
+    if (!s->ok()) return s->status();
+  }
+  if (!dep_in_flight.ok()) return dep_in_flight.status();
+  for (size_t d = 0; d < dep_names.size(); ++d) {
+    DepMetrics& m = dep_metrics_[d];
+    m.calls = &(*calls)->at(d);
+    m.failures = &(*dep_failures)->at(d);
+    for (int k = 0; k < kNumOutcomeKinds; ++k) {
+      m.failure_kinds[k] = &(*failure_kinds)->at(d * kNumOutcomeKinds + k);
+    }
+    for (size_t r = 0; r < retry_results.size(); ++r) {
+      m.retry[r] = &(*retries)->at(d * retry_results.size() + r);
+    }
+    m.rejected_breaker = &(*rejections)->at(d * 3 + 0);
+    m.rejected_bulkhead = &(*rejections)->at(d * 3 + 1);
+    m.rejected_throttle = &(*rejections)->at(d * 3 + 2);
+    m.fallbacks = &(*fallbacks)->at(d);
+    m.trips = &(*trips)->at(d);
+    m.in_flight = &(*dep_in_flight)->at(d);
+  }
+  if (!breaker_deps.empty()) {
+    auto state = registry_.AddGauge(
+        "rlab_breaker_state", "1 for the breaker's current state, 0 for the others.",
+        {"dependency", "state"}, LabelProduct({breaker_deps, state_names}));
+    if (!state.ok()) return state.status();
+    auto changes = registry_.AddCounter(
+        "rlab_breaker_transitions", "Breaker state changes, by from and to state.",
+        {"dependency", "from", "to"}, LabelProduct({breaker_deps, state_names, state_names}));
+    if (!changes.ok()) return changes.status();
+    size_t b = 0;
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (!deps_[d].breaker) continue;
+      DepMetrics& m = dep_metrics_[d];
+      for (size_t s = 0; s < 3; ++s) m.state[s] = &(*state)->at(b * 3 + s);
+      for (size_t f = 0; f < 3; ++f) {
+        for (size_t t = 0; t < 3; ++t) m.transitions[f][t] = &(*changes)->at(b * 9 + f * 3 + t);
+      }
+      m.state[0]->Set(1.0);
+      ++b;
+      const int dep = static_cast<int>(d);
+      deps_[d].breaker->AddListener(
+          [this, dep](const BreakerTransition& t) { OnTransition(dep, t); });
+    }
+  }
+
+  auto latency = registry_.AddHistogram("rlab_order_latency_seconds",
+                                        "Arrival to terminal state, admitted orders.", {}, {{}},
+                                        options_.latency_bounds_s);
+  if (!latency.ok()) return latency.status();
+  latency_ = &(*latency)->at(0);
+  auto depth = registry_.AddGauge("rlab_queue_depth", "Orders waiting in the job queue.", {}, {{}});
+  if (!depth.ok()) return depth.status();
+  queue_depth_ = &(*depth)->at(0);
+  auto busy = registry_.AddGauge("rlab_busy_workers", "Workers holding an order.", {}, {{}});
+  if (!busy.ok()) return busy.status();
+  busy_workers_ = &(*busy)->at(0);
+  auto workers = registry_.AddGauge("rlab_workers", "Worker threads in the pool.", {}, {{}});
+  if (!workers.ok()) return workers.status();
+  (*workers)->at(0).Set(config_.workers);
+  return absl::OkStatus();
+}
+
+void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
+  DepMetrics& m = dep_metrics_[dep];
+  m.transitions[static_cast<size_t>(t.from)][static_cast<size_t>(t.to)]->Add();
+  if (t.to == BreakerState::kOpen) m.trips->Add();
+  for (size_t s = 0; s < 3; ++s) m.state[s]->Set(s == static_cast<size_t>(t.to) ? 1.0 : 0.0);
+  MutexLock lock(&events_mu_);
+  transitions_.push_back({t.at_ns, dep, SimTransition::Kind::kBreaker, t.from, t.to, -1});
+}
+
+int64_t LiveEngine::NowNs() const {
+  if (!started_.load(std::memory_order_acquire)) return 0;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                              start_)
+      .count();
+}
+
+SteadyTime LiveEngine::ToSteady(int64_t t_ns) const {
+  return start_ + std::chrono::nanoseconds(t_ns);
+}
+
+LiveEngine::OrderSlot& LiveEngine::Slot(int64_t id) const {
+  Chunk* c = chunks_[id >> kChunkBits].load(std::memory_order_acquire);
+  return c->slots[static_cast<size_t>(id & (kChunkSize - 1))];
+}
+
+absl::Status LiveEngine::Start() {
+  if (shutdown_begun_.load()) return absl::FailedPreconditionError("the engine was shut down");
+  if (started_.load()) return absl::FailedPreconditionError("the engine is already started");
+  start_ = std::chrono::steady_clock::now();
+  started_.store(true, std::memory_order_release);
+  accepting_.store(true, std::memory_order_release);
+  {
+    MutexLock lock(&exit_mu_);
+    workers_running_ = static_cast<int>(workers_.size());
+  }
+  for (auto& w : workers_) {
+    Worker* p = w.get();
+    p->thread = std::thread([this, p] { WorkerLoop(*p); });
+  }
+  if (options_.sample_every_ns > 0) sampler_ = std::thread([this] { SamplerLoop(); });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> LiveEngine::Submit(int key) {
+  // Announce the submit before checking intake; Shutdown closes intake and then waits for the
+  // announced submits to finish (both sequentially consistent), so no order is half-submitted
+  // when Shutdown counts and drains.
+  submitting_.fetch_add(1, std::memory_order_seq_cst);
+  struct Leave {
+    std::atomic<int>& n;
+    ~Leave() { n.fetch_sub(1, std::memory_order_seq_cst); }
+  } leave{submitting_};
+  if (!accepting_.load(std::memory_order_seq_cst)) {
+    return absl::FailedPreconditionError(
+        started_.load() ? "the engine is shutting down: it accepts no new orders"
+                        : "the engine is not started");
+  }
+  // The cap keeps a margin below the table's size for submitters racing past the check (far
+  // more than there can be threads), so every id handed out has a slot.
+  if (next_id_.load(std::memory_order_relaxed) >= kMaxChunks * kChunkSize - kChunkSize) {
+    return absl::ResourceExhaustedError("the live engine keeps at most about 2^30 orders per run");
+  }
+  const int64_t id = next_id_.fetch_add(1, std::memory_order_acq_rel);
+  const int64_t chunk = id >> kChunkBits;
+  if (chunks_[chunk].load(std::memory_order_acquire) == nullptr) {
+    auto* fresh = new Chunk();
+    Chunk* expected = nullptr;
+    if (!chunks_[chunk].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) {
+      delete fresh;  // another submitter won the race
+    }
+  }
+  OrderSlot& o = Slot(id);
+  const int64_t now = NowNs();
+  o.record.arrival_ns = now;
+  o.key =
+      key >= 0 ? key % std::max(1, config_.num_keys) : KeyOf(id, config_.seed, config_.num_keys);
+  o.deadline_ns = config_.order_deadline_ns > 0 ? now + config_.order_deadline_ns : kNoDeadline;
+  o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
+  arrived_->Add();
+  in_system_.fetch_add(1, std::memory_order_acq_rel);
+  int64_t item = id;
+  switch (queue_.TryPush(item)) {
+    case PushResult::kOk:
+      return id;
+    case PushResult::kFull:
+      in_system_.fetch_sub(1, std::memory_order_acq_rel);
+      Finish(nullptr, o, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now, false);
+      return id;
+    case PushResult::kClosed:
+      // Shutdown closed the queue between the intake check and the push: the order arrived
+      // before intake stopped, so it is cancelled like any order the shutdown found queued.
+      in_system_.fetch_sub(1, std::memory_order_acq_rel);
+      Finish(nullptr, o, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now, false);
+      return id;
+  }
+  return id;
+}
+
+void LiveEngine::WorkerLoop(Worker& w) {
+  int64_t id = 0;
+  while (queue_.Pop(&id) == PopResult::kOk) Process(w, id);
+  PublishStats(w);
+  {
+    MutexLock lock(&exit_mu_);
+    --workers_running_;
+  }
+  exit_cv_.notify_all();
+}
+
+void LiveEngine::Process(Worker& w, int64_t id) {
+  OrderSlot& o = Slot(id);
+  const int64_t start = NowNs();
+  if (cancel_.load(std::memory_order_acquire)) {
+    Finish(&w, o, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
+    return;
+  }
+  if (o.deadline_ns != kNoDeadline && start >= o.deadline_ns) {
+    // Nobody waits for this order any more: drop it without calling a dependency.
+    Finish(&w, o, id, OrderStatus::kExpired, FailReason::kNone, nullptr, start, true);
+    return;
+  }
+  o.record.start_ns = start;
+  o.status.store(static_cast<uint8_t>(OrderStatus::kProcessing), std::memory_order_release);
+  w.queue_wait.Add(start - o.record.arrival_ns);
+  busy_.fetch_add(1, std::memory_order_relaxed);
+  OrderFlow flow(&deps_, &w.stats, o.key, o.deadline_ns);
+  auto rng = [&]() -> RandomStream& { return w.policy_rngs[flow.current_dep()]; };
+  FlowAction a = flow.Begin(start, rng());
+  bool cancelled = false;
+  while (a.kind != FlowAction::Kind::kDone && !cancelled) {
+    DeliverHandoffs(flow.handoffs());
+    PublishStats(w);
+    switch (a.kind) {
+      case FlowAction::Kind::kAttempt: {
+        const AttemptEnd end = DoAttempt(w, a);
+        if (end.interrupted) {
+          cancelled = true;
+          break;
+        }
+        if (!end.outcome.ok()) {
+          dep_metrics_[a.dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
+        }
+        a = flow.OnAttemptDone(NowNs(), end.outcome, end.committed, rng());
+        break;
+      }
+      case FlowAction::Kind::kSleep:
+        if (SleepUntil(a.until_ns) == WaitEnd::kInterrupted) {
+          cancelled = true;
+          break;
+        }
+        a = flow.OnSleepDone(NowNs(), rng());
+        break;
+      case FlowAction::Kind::kWaitBulkhead:
+        switch (WaitBulkhead(a.dep, a.until_ns)) {
+          case WaitEnd::kDone:
+            a = flow.OnBulkheadAdmitted(NowNs(), rng());
+            break;
+          case WaitEnd::kTimeout:
+            a = flow.OnBulkheadTimeout(NowNs(), rng());
+            break;
+          case WaitEnd::kInterrupted:
+            cancelled = true;
+            break;
+        }
+        break;
+      case FlowAction::Kind::kDone:
+        break;
+    }
+  }
+  const int64_t now = NowNs();
+  if (cancelled) {
+    DeliverHandoffs(flow.Cancel(now));
+  } else {
+    DeliverHandoffs(flow.handoffs());
+  }
+  PublishStats(w);
+  busy_.fetch_sub(1, std::memory_order_relaxed);
+  w.busy_ns += now - start;
+  Finish(&w, o, id, flow.status(), flow.reason(), &flow, now, true);
+}
+
+LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
+  const int dep = a.dep;
+  const int64_t now = NowNs();
+  const int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
+  AttemptEnd end;
+  const FaultModelConfig& fm = config_.dependencies[dep].faults;
+  if (fm.capacity.max_in_service > 0) {
+    end = DoLimitedAttempt(w, a, now);
+  } else {
+    AtomicMax(dep_max_load_[dep], load);
+    const AttemptDraw draw = deps_[dep].faults.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
+    const Outcome timeout =
+        Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
+    if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
+      end.interrupted = SleepUntil(now + draw.service_ns) == WaitEnd::kInterrupted;
+      end.outcome = draw.outcome;
+    } else {
+      // No answer in time: the caller waits until its own timeout (or the hang's end).
+      const int64_t until = a.until_ns == kNoDeadline ? now + fm.hang_ns : a.until_ns;
+      end.interrupted = SleepUntil(until) == WaitEnd::kInterrupted;
+      end.outcome = timeout;
+    }
+    end.committed = draw.committed;
+  }
+  dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+  return end;
+}
+
+void LiveEngine::ReapLocked(Server& s, int dep, int64_t now_ns) {
+  const FaultModelConfig& fm = config_.dependencies[dep].faults;
+  const size_t max = static_cast<size_t>(fm.capacity.max_in_service);
+  bool freed = false;
+  for (;;) {
+    int64_t start_ns = 0;
+    if (!s.ends.empty() && s.ends.top() <= now_ns) {
+      start_ns = s.ends.top();
+      s.ends.pop();
+      freed = true;
+      // The freed slot goes straight to an abandoned call at the head of the line, at the time
+      // it freed (exact even when nobody was around to notice then).
+      if (s.line.empty() || !s.line.front().abandoned) continue;
+    } else if (!s.line.empty() && s.line.front().abandoned && s.ends.size() < max) {
+      start_ns = now_ns;
+    } else {
+      break;
+    }
+    s.line.pop_front();
+    ++s.wasted;
+    const AttemptDraw d =
+        deps_[dep].faults.Draw(start_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
+    s.ends.push(start_ns + d.service_ns);
+  }
+  if (freed) s.cv.notify_all();
+}
+
+LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FlowAction& a, int64_t now) {
+  const int dep = a.dep;
+  const FaultModelConfig& fm = config_.dependencies[dep].faults;
+  const CapacityConfig& cap = fm.capacity;
+  const size_t max = static_cast<size_t>(cap.max_in_service);
+  Server& s = *servers_[dep];
+  const Outcome timeout =
+      Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
+  AttemptEnd end;
+  AttemptDraw draw;
+  {
+    MutexLock lock(&s.mu);
+    std::unique_lock<std::mutex> native(s.mu.native(), std::adopt_lock);
+    ReapLocked(s, dep, now);
+    bool serve = s.line.empty() && s.ends.size() < max;
+    if (!serve) {
+      if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
+        ++s.rejected;
+        native.release();
+        end.outcome = Outcome::Http(503);
+        return end;
+      }
+      const uint64_t ticket = s.next_ticket++;
+      s.line.push_back({ticket, false});
+      s.max_load =
+          std::max<int64_t>(s.max_load, static_cast<int64_t>(s.ends.size() + s.line.size()));
+      auto mine = [&s, ticket] {
+        return std::find_if(s.line.begin(), s.line.end(),
+                            [ticket](const LineEntry& e) { return e.ticket == ticket; });
+      };
+      for (;;) {
+        now = NowNs();
+        ReapLocked(s, dep, now);
+        if (s.line.front().ticket == ticket && s.ends.size() < max) {
+          s.line.pop_front();
+          break;
+        }
+        const bool interrupted = cancel_.load(std::memory_order_acquire);
+        if (interrupted || now >= a.until_ns) {
+          // The caller gives up; unless the server drops such calls, it still serves this one
+          // when its turn comes (wasted work).
+          auto it = mine();
+          if (interrupted || cap.drop_abandoned) {
+            s.line.erase(it);
+          } else {
+            it->abandoned = true;
+          }
+          s.cv.notify_all();
+          native.release();
+          end.interrupted = interrupted;
+          end.outcome = timeout;
+          return end;
+        }
+        int64_t wake = a.until_ns;
+        if (!s.ends.empty()) wake = std::min(wake, s.ends.top());
+        if (wake == kNoDeadline) {
+          s.cv.wait(native);
+        } else {
+          s.cv.wait_until(native, ToSteady(wake));
+        }
+      }
+    }
+    const int load = static_cast<int>(s.ends.size() + 1);
+    s.max_load = std::max<int64_t>(s.max_load, load);
+    draw = deps_[dep].faults.Draw(now, load, w.fault_rngs[dep]);
+    s.ends.push(now + draw.service_ns);
+    s.cv.notify_all();
+    native.release();
+  }
+  if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
+    end.interrupted = SleepUntil(now + draw.service_ns) == WaitEnd::kInterrupted;
+    end.outcome = draw.outcome;
+  } else {
+    const int64_t until = a.until_ns == kNoDeadline ? now + fm.hang_ns : a.until_ns;
+    end.interrupted = SleepUntil(until) == WaitEnd::kInterrupted;
+    end.outcome = timeout;
+  }
+  end.committed = draw.committed;
+  return end;
+}
+
+LiveEngine::WaitEnd LiveEngine::SleepUntil(int64_t t_ns) const {
+  if (cancel_.load(std::memory_order_acquire)) return WaitEnd::kInterrupted;
+  if (t_ns <= NowNs()) return WaitEnd::kDone;
+  std::unique_lock<std::mutex> lock(sleep_mu_.native());
+  const bool forever = t_ns == kNoDeadline;
+  const SteadyTime deadline = forever ? SteadyTime::max() : ToSteady(t_ns);
+  while (!cancel_.load(std::memory_order_acquire)) {
+    if (forever) {
+      sleep_cv_.wait(lock);
+    } else if (sleep_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return cancel_.load(std::memory_order_acquire) ? WaitEnd::kInterrupted : WaitEnd::kDone;
+    }
+  }
+  return WaitEnd::kInterrupted;
+}
+
+LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
+  BulkheadLine& b = *bulkhead_lines_[dep];
+  BulkheadWaiter self;
+  WaitEnd end = WaitEnd::kDone;
+  bool give_back = false;
+  {
+    MutexLock lock(&b.mu);
+    if (b.pending_grants > 0) {
+      --b.pending_grants;
+      return WaitEnd::kDone;
+    }
+    b.waiters.push_back(&self);
+    std::unique_lock<std::mutex> native(b.mu.native(), std::adopt_lock);
+    while (!self.granted) {
+      if (cancel_.load(std::memory_order_acquire)) {
+        end = WaitEnd::kInterrupted;
+        break;
+      }
+      if (until_ns != kNoDeadline && NowNs() >= until_ns) {
+        end = WaitEnd::kTimeout;
+        break;
+      }
+      if (until_ns == kNoDeadline) {
+        self.cv.wait(native);
+      } else {
+        self.cv.wait_until(native, ToSteady(until_ns));
+      }
+    }
+    if (!self.granted) {
+      if (deps_[dep].bulkhead->CancelWait(end == WaitEnd::kTimeout)) {
+        b.waiters.erase(std::find(b.waiters.begin(), b.waiters.end(), &self));
+      } else {
+        // Our place was already consumed by a release whose hand-off is on its way here: wait
+        // for it (it is imminent) rather than leak the slot.
+        while (!self.granted) self.cv.wait(native);
+      }
+    }
+    if (self.granted) {
+      give_back = end == WaitEnd::kInterrupted;
+      if (!give_back) end = WaitEnd::kDone;
+    }
+    native.release();
+  }
+  if (give_back && deps_[dep].bulkhead->Release() == BulkheadRelease::kHandedOff) {
+    DeliverHandoffs(1u << dep);
+  }
+  return end;
+}
+
+void LiveEngine::DeliverHandoffs(uint32_t mask) {
+  for (; mask != 0; mask &= mask - 1) {
+    BulkheadLine& b = *bulkhead_lines_[__builtin_ctz(mask)];
+    MutexLock lock(&b.mu);
+    if (b.waiters.empty()) {
+      ++b.pending_grants;
+      continue;
+    }
+    BulkheadWaiter* w = b.waiters.front();
+    b.waiters.pop_front();
+    w->granted = true;
+    // Under the lock: the waiter cannot return (destroying its cv) before it sees `granted`.
+    w->cv.notify_one();
+  }
+}
+
+void LiveEngine::PublishStats(Worker& w) {
+  for (size_t d = 0; d < w.stats.size(); ++d) {
+    const FlowStats& s = w.stats[d];
+    FlowStats& p = w.published[d];
+    DepMetrics& m = dep_metrics_[d];
+    auto push = [](Counter* c, int64_t now, int64_t& before) {
+      if (now != before) {
+        c->Add(now - before);
+        before = now;
+      }
+    };
+    push(m.calls, s.calls, p.calls);
+    push(m.failures, s.failures, p.failures);
+    push(m.retry[0], s.retries, p.retries);
+    push(m.rejected_breaker, s.rejected_breaker, p.rejected_breaker);
+    push(m.rejected_bulkhead, s.rejected_bulkhead, p.rejected_bulkhead);
+    push(m.rejected_throttle, s.rejected_throttle, p.rejected_throttle);
+    push(m.fallbacks, s.fallbacks, p.fallbacks);
+    for (int e = 0; e < kNumRetryEndReasons; ++e) {
+      push(m.retry[1 + e], s.retry_ends[e], p.retry_ends[e]);
+    }
+  }
+}
+
+void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status, FailReason reason,
+                        const OrderFlow* flow, int64_t now_ns, bool admitted) {
+  (void)id;
+  OrderRecord& r = o.record;
+  r.end_ns = now_ns;
+  r.status = static_cast<uint8_t>(status);
+  r.reason = static_cast<uint8_t>(reason);
+  const bool degraded = flow != nullptr && flow->degraded();
+  if (flow != nullptr) {
+    r.attempts = static_cast<uint16_t>(std::min(flow->attempts(), 65535));
+    r.degraded = degraded ? 1 : 0;
+    r.charges = static_cast<uint8_t>(std::min(flow->charges(), 255));
+    r.applied = static_cast<uint8_t>(std::min(flow->applied_charges(), 255));
+  }
+  o.reason = static_cast<uint8_t>(reason);
+  by_status_[static_cast<size_t>(status)]->Add();
+  if (reason != FailReason::kNone) by_reason_[static_cast<size_t>(reason)]->Add();
+  if (degraded) degraded_->Add();
+  const int64_t sojourn_ns = now_ns - r.arrival_ns;
+  if (admitted) latency_->Observe(NsToSeconds(sojourn_ns));
+  auto account = [&](Worker& acc) {
+    acc.sojourn_sum_s += NsToSeconds(sojourn_ns);
+    if (status == OrderStatus::kCompleted) acc.latency_completed.Add(sojourn_ns);
+    if (admitted) acc.latency_terminal.Add(sojourn_ns);
+    if (flow != nullptr) {
+      acc.charges += flow->charges();
+      acc.applied_charges += flow->applied_charges();
+      if (flow->applied_charges() > 1) ++acc.double_charged;
+    }
+  };
+  if (w != nullptr) {
+    account(*w);
+  } else {
+    MutexLock lock(&aux_mu_);
+    account(aux_);
+  }
+  // The publication point: readers that see the terminal status see the record too.
+  o.status.store(static_cast<uint8_t>(status), std::memory_order_seq_cst);
+  if (admitted) in_system_.fetch_sub(1, std::memory_order_seq_cst);
+  NotifyDone();
+}
+
+void LiveEngine::NotifyDone() {
+  // Dekker-style pairing with WaitUntil: it raises done_waiters_ and then reads the status; we
+  // wrote the status and then read done_waiters_ (both sequentially consistent), so at least one
+  // side sees the other.
+  if (done_waiters_.load(std::memory_order_seq_cst) == 0) return;
+  { MutexLock lock(&done_mu_); }
+  done_cv_.notify_all();
+}
+
+absl::StatusOr<LiveOrderView> LiveEngine::View(int64_t id) const {
+  if (id < 0 || id >= next_id_.load(std::memory_order_acquire) ||
+      chunks_[id >> kChunkBits].load(std::memory_order_acquire) == nullptr) {
+    return absl::NotFoundError(absl::StrFormat("no order with id %d", id));
+  }
+  const OrderSlot& o = Slot(id);
+  LiveOrderView v;
+  v.status = static_cast<OrderStatus>(o.status.load(std::memory_order_acquire));
+  if (IsTerminal(v.status)) {
+    v.reason = static_cast<FailReason>(o.reason);
+    v.record = o.record;
+  } else {
+    // Only the submitter's fields: a worker may be writing the others right now.
+    v.record.arrival_ns = o.record.arrival_ns;
+  }
+  return v;
+}
+
+bool LiveEngine::WaitUntil(int64_t id, SteadyTime deadline, bool forever,
+                           bool stop_with_load) const {
+  auto done = [&] {
+    if (stop_with_load && load_stop_.load(std::memory_order_acquire)) return true;
+    if (id >= 0) {
+      return IsTerminal(static_cast<OrderStatus>(Slot(id).status.load(std::memory_order_seq_cst)));
+    }
+    return in_system_.load(std::memory_order_seq_cst) == 0 &&
+           load_active_.load(std::memory_order_seq_cst) == 0;
+  };
+  done_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  std::unique_lock<std::mutex> lock(done_mu_.native());
+  bool ok = true;
+  while (!done()) {
+    if (forever) {
+      done_cv_.wait(lock);
+    } else if (done_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      ok = done();
+      break;
+    }
+  }
+  lock.unlock();
+  done_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  return ok;
+}
+
+bool LiveEngine::Wait(int64_t id, int64_t timeout_ns) const {
+  if (!View(id).ok()) return false;
+  const SteadyTime deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
+  return WaitUntil(id, deadline, timeout_ns < 0, false) &&
+         IsTerminal(static_cast<OrderStatus>(Slot(id).status.load(std::memory_order_acquire)));
+}
+
+bool LiveEngine::WaitIdle(int64_t timeout_ns) const {
+  const SteadyTime deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
+  return WaitUntil(-1, deadline, timeout_ns < 0, false);
+}
+
+absl::Status LiveEngine::StartLoad() {
+  if (!accepting_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError("the engine is not running (not started, or shut down)");
+  }
+  MutexLock lock(&load_mu_);
+  if (!load_threads_.empty()) return absl::FailedPreconditionError("the load is already started");
+  const int64_t t0 = NowNs();
+  const int64_t end = t0 + config_.duration_ns;
+  if (config_.arrivals.kind == ArrivalConfig::Kind::kClosedLoop) {
+    load_active_.store(config_.arrivals.clients, std::memory_order_seq_cst);
+    for (int c = 0; c < config_.arrivals.clients; ++c) {
+      load_threads_.emplace_back([this, c, t0, end] { ClosedLoopClient(c, t0, end); });
+    }
+  } else {
+    load_active_.store(1, std::memory_order_seq_cst);
+    load_threads_.emplace_back([this, t0, end] { OpenLoop(t0, end); });
+  }
+  return absl::OkStatus();
+}
+
+void LiveEngine::StopLoad() {
+  load_stop_.store(true, std::memory_order_seq_cst);
+  std::vector<std::thread> threads;
+  {
+    MutexLock lock(&load_mu_);
+    threads.swap(load_threads_);
+  }
+  load_cv_.notify_all();
+  { MutexLock lock(&done_mu_); }
+  done_cv_.notify_all();
+  for (std::thread& t : threads) t.join();
+}
+
+bool LiveEngine::LoadRunning() const { return load_active_.load(std::memory_order_acquire) > 0; }
+
+bool LiveEngine::LoadSleepUntil(int64_t t_ns) const {
+  if (load_stop_.load(std::memory_order_acquire)) return false;
+  if (t_ns <= NowNs()) return true;
+  std::unique_lock<std::mutex> lock(load_mu_.native());
+  const SteadyTime deadline = ToSteady(t_ns);
+  while (!load_stop_.load(std::memory_order_acquire)) {
+    if (load_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+  }
+  return !load_stop_.load(std::memory_order_acquire);
+}
+
+void LiveEngine::LoadThreadDone() {
+  load_active_.fetch_sub(1, std::memory_order_seq_cst);
+  { MutexLock lock(&done_mu_); }
+  done_cv_.notify_all();
+}
+
+void LiveEngine::OpenLoop(int64_t t0, int64_t end) {
+  const ArrivalConfig& arr = config_.arrivals;
+  RandomStream rng = rng_.Stream("arrivals");
+  double peak = 0.0;
+  for (const RateSegment& s : arr.schedule) peak = std::max({peak, s.rate_start, s.rate_end});
+  const int64_t duration = end - t0;
+  int64_t offset = 0;  // of the last arrival, from t0
+  size_t trace_next = 0;
+  for (;;) {
+    int64_t next = std::numeric_limits<int64_t>::max();
+    switch (arr.kind) {
+      case ArrivalConfig::Kind::kPoisson:
+        next = offset + std::max<int64_t>(1, SecondsToNs(rng.Exponential(1.0 / arr.rate)));
+        break;
+      case ArrivalConfig::Kind::kConstant:
+        next = offset + std::max<int64_t>(1, SecondsToNs(1.0 / arr.rate));
+        break;
+      case ArrivalConfig::Kind::kSchedule: {
+        // Thinning (Lewis & Shedler), as the simulated engine does.
+        if (peak <= 0.0) break;
+        int64_t t = offset;
+        for (;;) {
+          t += std::max<int64_t>(1, SecondsToNs(rng.Exponential(1.0 / peak)));
+          if (t >= duration) break;
+          if (rng.Uniform01() * peak < RateAt(arr.schedule, t)) {
+            next = t;
+            break;
+          }
+        }
+        break;
+      }
+      case ArrivalConfig::Kind::kTrace:
+        if (trace_next < arr.trace_ns.size()) next = arr.trace_ns[trace_next++];
+        break;
+      case ArrivalConfig::Kind::kClosedLoop:
+        break;
+    }
+    if (next >= duration) break;
+    offset = next;
+    // Behind schedule (a burst, or a rate beyond one sleep per order): submit at once.
+    if (!LoadSleepUntil(t0 + offset)) break;
+    if (!Submit(-1).ok()) break;
+  }
+  LoadThreadDone();
+}
+
+void LiveEngine::ClosedLoopClient(int client, int64_t t0, int64_t end) {
+  RandomStream think = rng_.Stream("think", static_cast<uint64_t>(client));
+  int64_t t = t0 + SampleNs(config_.arrivals.think_time, think);
+  while (t < end) {
+    if (!LoadSleepUntil(t)) break;
+    absl::StatusOr<int64_t> id = Submit(-1);
+    if (!id.ok()) break;
+    WaitUntil(*id, SteadyTime::max(), true, true);
+    if (load_stop_.load(std::memory_order_acquire)) break;
+    t = NowNs() + SampleNs(config_.arrivals.think_time, think);
+  }
+  LoadThreadDone();
+}
+
+void LiveEngine::SamplerLoop() {
+  int64_t next = options_.sample_every_ns;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(sample_mu_.native());
+      const SteadyTime deadline = ToSteady(next);
+      bool stop = false;
+      while (true) {
+        // Shutdown sets it holding sample_mu_ before notifying, so no wake-up is lost.
+        stop = sample_stop_.load(std::memory_order_acquire);
+        if (stop) break;
+        if (sample_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+      }
+      if (stop) return;
+    }
+    Sample(next, false);
+    next += options_.sample_every_ns;
+  }
+}
+
+void LiveEngine::InitTimeSeries() {
+  if (options_.sample_every_ns <= 0) return;
+  auto& c = ts_columns_;
+  c = {"t", "arrivals", "completed", "failed", "rejected", "expired", "degraded"};
+  for (FailReason r : kSeriesReasons) {
+    c.push_back(absl::StrFormat("failed_%s", Name(FailReasonName(r))));
+  }
+  c.insert(c.end(), {"queue_depth", "busy_workers", "in_system"});
+  for (const DependencyConfig& d : config_.dependencies) {
+    for (const char* m : {"calls", "retries", "failures", "rejected_breaker", "breaker_state",
+                          "budget_tokens", "in_flight"}) {
+      c.push_back(absl::StrFormat("%s.%s", d.name, m));
+    }
+  }
+  ts_.assign(c.size(), {});
+  last_.deps.assign(config_.dependencies.size(), {});
+}
+
+void LiveEngine::Sample(int64_t now_ns, bool final) {
+  if (ts_.empty()) return;
+  // The final row closes a partial interval; skip it when a regular sample just did.
+  if (final && now_ns <= last_sample_ns_) return;
+  last_sample_ns_ = now_ns;
+  size_t col = 0;
+  auto put = [&](double v) { ts_[col++].push_back(v); };
+  std::array<int64_t, kNumOrderStatuses> st{};
+  for (OrderStatus s : kTerminal) {
+    st[static_cast<size_t>(s)] = by_status_[static_cast<size_t>(s)]->value();
+  }
+  std::array<int64_t, kNumFailReasons> rs{};
+  for (int r = 1; r < kNumFailReasons; ++r) rs[r] = by_reason_[r]->value();
+  const int64_t arrived = arrived_->value();
+  const int64_t degraded = degraded_->value();
+  auto delta = [&](OrderStatus s) {
+    const size_t i = static_cast<size_t>(s);
+    return static_cast<double>(st[i] - last_.by_status[i]);
+  };
+  put(NsToSeconds(now_ns));
+  put(static_cast<double>(arrived - last_.arrived));
+  put(delta(OrderStatus::kCompleted));
+  put(delta(OrderStatus::kFailed));
+  put(delta(OrderStatus::kRejected));
+  put(delta(OrderStatus::kExpired));
+  put(static_cast<double>(degraded - last_.degraded));
+  for (FailReason r : kSeriesReasons) {
+    const size_t i = static_cast<size_t>(r);
+    put(static_cast<double>(rs[i] - last_.by_reason[i]));
+  }
+  put(static_cast<double>(queue_.size()));
+  put(static_cast<double>(busy_.load(std::memory_order_relaxed)));
+  put(static_cast<double>(in_system_.load(std::memory_order_relaxed)));
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    const DepMetrics& m = dep_metrics_[d];
+    const std::array<int64_t, 4> now = {m.calls->value(), m.retry[0]->value(), m.failures->value(),
+                                        m.rejected_breaker->value()};
+    for (size_t k = 0; k < 4; ++k) put(static_cast<double>(now[k] - last_.deps[d][k]));
+    last_.deps[d] = now;
+    put(deps_[d].breaker ? static_cast<double>(deps_[d].breaker->State(now_ns)) : 0.0);
+    put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
+                              : std::numeric_limits<double>::quiet_NaN());
+    put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
+  }
+  last_.arrived = arrived;
+  last_.by_status = st;
+  last_.by_reason = rs;
+  last_.degraded = degraded;
+}
+
+std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
+  const int64_t now = NowNs();
+  queue_depth_->Set(static_cast<double>(queue_.size()));
+  busy_workers_->Set(static_cast<double>(busy_.load(std::memory_order_relaxed)));
+  in_flight_->Set(static_cast<double>(in_system_.load(std::memory_order_relaxed)));
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    DepMetrics& m = dep_metrics_[d];
+    m.in_flight->Set(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
+    // State(now) moves an expired open breaker to half-open (its listener updates the gauges),
+    // so the exported state is what the next call would see.
+    if (deps_[d].breaker && started_.load()) deps_[d].breaker->State(now);
+  }
+  return registry_.Snapshot();
+}
+
+std::vector<SimTransition> LiveEngine::TakeTransitions() {
+  MutexLock lock(&events_mu_);
+  std::vector<SimTransition> out;
+  for (size_t i = transitions_taken_; i < transitions_.size(); ++i) {
+    if (transitions_[i].kind == SimTransition::Kind::kBreaker) out.push_back(transitions_[i]);
+  }
+  transitions_taken_ = transitions_.size();
+  return out;
+}
+
+absl::StatusOr<const SimResult*> LiveEngine::result() const {
+  if (!shut_down_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError("the result is complete only after shutdown");
+  }
+  return &result_;
+}
+
+ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
+  MutexLock lock(&shutdown_mu_);
+  if (shut_down_.load(std::memory_order_acquire)) return report_;
+  const SteadyTime began = std::chrono::steady_clock::now();
+  shutdown_begun_.store(true, std::memory_order_seq_cst);
+  accepting_.store(false, std::memory_order_seq_cst);
+  ShutdownReport report;
+  if (!started_.load(std::memory_order_acquire)) {
+    BuildResult(0);
+    report_ = report;
+    shut_down_.store(true, std::memory_order_release);
+    return report_;
+  }
+  const int64_t cancelled_before =
+      by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value();
+  const int64_t terminal_before = next_id_.load() - in_system_.load();
+  StopLoad();
+  // Submits that passed the intake check finish in a moment (they never block).
+  while (submitting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
+  queue_.Close();
+  {
+    // The grace period: workers finish what they hold and what is queued, then exit.
+    std::unique_lock<std::mutex> exit_lock(exit_mu_.native());
+    const SteadyTime deadline = began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
+    while (workers_running_.load() > 0) {
+      if (timeout_ns < 0) {
+        exit_cv_.wait(exit_lock);
+      } else if (exit_cv_.wait_until(exit_lock, deadline) == std::cv_status::timeout) {
+        break;
+      }
+    }
+    report.timed_out = workers_running_.load() > 0;
+  }
+  if (report.timed_out) {
+    // Out of time: interrupt every wait, then cancel what is still queued.
+    {
+      std::lock_guard<std::mutex> sleep_lock(sleep_mu_.native());
+      cancel_.store(true, std::memory_order_seq_cst);
+    }
+    sleep_cv_.notify_all();
+    for (auto& s : servers_) {
+      { MutexLock l(&s->mu); }
+      s->cv.notify_all();
+    }
+    for (auto& b : bulkhead_lines_) {
+      MutexLock l(&b->mu);
+      for (BulkheadWaiter* w : b->waiters) w->cv.notify_one();
+    }
+    for (int64_t id : queue_.Drain()) {
+      Finish(nullptr, Slot(id), id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
+             NowNs(), true);
+    }
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  if (sampler_.joinable()) {
+    {
+      std::lock_guard<std::mutex> sample_lock(sample_mu_.native());
+      sample_stop_.store(true, std::memory_order_release);
+    }
+    sample_cv_.notify_all();
+    sampler_.join();
+  }
+  const int64_t end = NowNs();
+  Sample(end, true);
+  BuildResult(end);
+  report.cancelled =
+      by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;
+  report.finished_in_time = next_id_.load() - terminal_before - report.cancelled;
+  report.elapsed_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - began)
+          .count();
+  report_ = report;
+  shut_down_.store(true, std::memory_order_release);
+  return report_;
+}
+
+void LiveEngine::BuildResult(int64_t end_ns) {
+  SimResult& r = result_;
+  r.arrived = next_id_.load();
+  for (OrderStatus s : kTerminal) {
+    r.by_status[static_cast<size_t>(s)] = by_status_[static_cast<size_t>(s)]->value();
+  }
+  for (int i = 1; i < kNumFailReasons; ++i) r.by_reason[i] = by_reason_[i]->value();
+  r.degraded = degraded_->value();
+  r.in_flight = in_system_.load();
+  r.end_ns = end_ns;
+  r.deps.assign(deps_.size(), {});
+  auto merge = [&r](const Worker& w) {
+    r.latency_completed.Merge(w.latency_completed);
+    r.latency_terminal.Merge(w.latency_terminal);
+    r.queue_wait.Merge(w.queue_wait);
+    r.sojourn_sum_s += w.sojourn_sum_s;
+    r.busy_integral_ns += w.busy_ns;
+    r.charges += w.charges;
+    r.applied_charges += w.applied_charges;
+    r.double_charged_orders += w.double_charged;
+    for (size_t d = 0; d < w.stats.size(); ++d) {
+      FlowStats& t = r.deps[d].flow;
+      const FlowStats& s = w.stats[d];
+      t.calls += s.calls;
+      t.retries += s.retries;
+      t.failures += s.failures;
+      t.rejected_breaker += s.rejected_breaker;
+      t.rejected_bulkhead += s.rejected_bulkhead;
+      t.rejected_throttle += s.rejected_throttle;
+      t.fallbacks += s.fallbacks;
+      for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
+    }
+  };
+  for (const auto& w : workers_) merge(*w);
+  {
+    MutexLock lock(&aux_mu_);
+    merge(aux_);
+  }
+  // Every order is terminal by now, so the integral of the number in the system is the sum of
+  // the time each order spent in it (rejected orders spent none).
+  r.in_system_integral_s = r.sojourn_sum_s;
+  r.events = r.arrived;
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    DependencyTotals& t = r.deps[d];
+    if (deps_[d].breaker) t.breaker = deps_[d].breaker->Snapshot(end_ns);
+    t.trips = dep_metrics_[d].trips->value();
+    if (deps_[d].token_bucket) {
+      t.budget_tokens = deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3;
+    }
+    Server& s = *servers_[d];
+    MutexLock lock(&s.mu);
+    t.wasted_service = s.wasted;
+    t.rejected_by_capacity = s.rejected;
+    t.max_load = std::max(s.max_load, dep_max_load_[d].load());
+  }
+  if (options_.record_orders) {
+    for (int64_t id = 0; id < r.arrived; ++id) r.orders.emplace_back() = Slot(id).record;
+  }
+  r.ts_columns = ts_columns_;
+  r.ts = ts_;
+  {
+    MutexLock lock(&events_mu_);
+    if (options_.record_events) {
+      for (const SimTransition& t : transitions_) {
+        if (t.t_ns <= end_ns) r.transitions.push_back(t);
+      }
+    }
+  }
+  std::stable_sort(r.transitions.begin(), r.transitions.end(),
+                   [](const SimTransition& x, const SimTransition& y) { return x.t_ns < y.t_ns; });
+}
+
+}  // namespace rlab
