@@ -264,14 +264,14 @@ def heatmap(
     if annotate is None:
         annotate = values.size <= 150
     if annotate:
-        lo, hi = np.nanmin(values), np.nanmax(values)
-        mid = (lo + hi) / 2
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 v = values[i, j]
                 if np.isfinite(v):
+                    r, g, b, _ = im.cmap(im.norm(v))
+                    light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # the cell's luminance
                     ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7,
-                            color="black" if v > mid else "white")
+                            color="black" if light else "white")
     return ax
 
 
