@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,12 +19,52 @@
 namespace rlab::bindings {
 namespace {
 
-template <typename T, typename F>
-py::array_t<T> Column(const std::vector<OrderRecord>& orders, F field) {
-  py::array_t<T> out(static_cast<py::ssize_t>(orders.size()));
-  T* p = out.mutable_data();
-  for (size_t i = 0; i < orders.size(); ++i) p[i] = static_cast<T>(field(orders[i]));
-  return out;
+// Converts the per-order records into NumPy columns, freeing each chunk of records as soon as
+// it is copied, so that the records and the columns are never both whole in memory.
+py::dict OrderColumns(OrderRecords& o) {
+  const auto n = static_cast<py::ssize_t>(o.size());
+  py::array_t<double> arrival(n), start(n), end(n);
+  py::array_t<uint16_t> attempts(n);
+  py::array_t<int8_t> status(n), reason(n);
+  py::array_t<bool> degraded(n);
+  py::array_t<uint8_t> charges(n), applied(n);
+  double* pa = arrival.mutable_data();
+  double* ps = start.mutable_data();
+  double* pe = end.mutable_data();
+  uint16_t* pt = attempts.mutable_data();
+  int8_t* pst = status.mutable_data();
+  int8_t* pr = reason.mutable_data();
+  bool* pd = degraded.mutable_data();
+  uint8_t* pc = charges.mutable_data();
+  uint8_t* pp = applied.mutable_data();
+  const double nan = std::nan("");
+  size_t i = 0;
+  for (size_t c = 0; c < o.num_chunks(); ++c) {
+    for (const OrderRecord& x : o.chunk(c)) {
+      pa[i] = NsToSeconds(x.arrival_ns);
+      ps[i] = x.start_ns < 0 ? nan : NsToSeconds(x.start_ns);
+      pe[i] = x.end_ns < 0 ? nan : NsToSeconds(x.end_ns);
+      pt[i] = x.attempts;
+      pst[i] = static_cast<int8_t>(x.status);
+      pr[i] = static_cast<int8_t>(x.reason);
+      pd[i] = x.degraded != 0;
+      pc[i] = x.charges;
+      pp[i] = x.applied;
+      ++i;
+    }
+    o.ReleaseChunk(c);
+  }
+  py::dict d;
+  d["arrival"] = arrival;
+  d["start"] = start;
+  d["end"] = end;
+  d["attempts"] = attempts;
+  d["status"] = status;
+  d["reason"] = reason;
+  d["degraded"] = degraded;
+  d["charges"] = charges;
+  d["applied_charges"] = applied;
+  return d;
 }
 
 py::dict HistogramDict(const LogHistogram& h) {
@@ -45,7 +86,8 @@ std::vector<int64_t> Buckets(const LogHistogram& h, const std::vector<double>& b
   return out;
 }
 
-py::dict ResultDict(const ScenarioConfig& sc, SimResult& r, const std::vector<double>& bounds_s) {
+py::dict ResultDict(const ScenarioConfig& sc, SimResult& r, const std::vector<double>& bounds_s,
+                    bool with_orders) {
   py::dict out;
   py::dict counts;
   counts["arrived"] = r.arrived;
@@ -120,25 +162,9 @@ py::dict ResultDict(const ScenarioConfig& sc, SimResult& r, const std::vector<do
   }
   out["dependencies"] = deps;
 
-  if (!r.orders.empty() || r.arrived == 0) {
-    const auto& o = r.orders;
-    py::dict orders;
-    orders["arrival"] =
-        Column<double>(o, [](const OrderRecord& x) { return NsToSeconds(x.arrival_ns); });
-    orders["start"] = Column<double>(o, [](const OrderRecord& x) {
-      return x.start_ns < 0 ? std::nan("") : NsToSeconds(x.start_ns);
-    });
-    orders["end"] = Column<double>(o, [](const OrderRecord& x) {
-      return x.end_ns < 0 ? std::nan("") : NsToSeconds(x.end_ns);
-    });
-    orders["attempts"] = Column<int32_t>(o, [](const OrderRecord& x) { return x.attempts; });
-    orders["status"] = Column<int8_t>(o, [](const OrderRecord& x) { return x.status; });
-    orders["reason"] = Column<int8_t>(o, [](const OrderRecord& x) { return x.reason; });
-    orders["degraded"] = Column<bool>(o, [](const OrderRecord& x) { return x.degraded != 0; });
-    orders["charges"] = Column<int32_t>(o, [](const OrderRecord& x) { return x.charges; });
-    orders["applied_charges"] = Column<int32_t>(o, [](const OrderRecord& x) { return x.applied; });
-    out["orders"] = orders;
-    std::vector<OrderRecord>().swap(r.orders);  // free early: the arrays own the data now
+  if (with_orders) {
+    out["orders"] = OrderColumns(r.orders);
+    r.orders = OrderRecords();  // the columns own the data now
   } else {
     out["orders"] = py::none();
   }
@@ -192,7 +218,7 @@ void RegisterSim(py::module_& m) {
           status = engine->Run();
         }
         ThrowIfError(status);
-        return ResultDict(*config, engine->result(), latency_bounds);
+        return ResultDict(*config, engine->result(), latency_bounds, record_orders);
       },
       py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
       py::arg("record_events") = true, py::arg("until") = -1.0,

@@ -108,7 +108,8 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
                 "degraded": cols["degraded"],
                 "charges": cols["charges"],
                 "applied_charges": cols["applied_charges"],
-            }
+            },
+            copy=False,  # the native columns are fresh: adopt them instead of copying
         )
         orders["latency"] = orders["end"] - orders["arrival"]
         orders["queue_wait"] = orders["start"] - orders["arrival"]

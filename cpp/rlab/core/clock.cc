@@ -6,15 +6,6 @@
 
 namespace rlab {
 
-int64_t SecondsToNs(double seconds) {
-  constexpr double kMax = static_cast<double>(std::numeric_limits<int64_t>::max());
-  const double ns = seconds * 1e9;
-  if (std::isnan(ns)) return 0;
-  if (ns >= kMax) return std::numeric_limits<int64_t>::max();
-  if (ns <= -kMax) return std::numeric_limits<int64_t>::min();
-  return static_cast<int64_t>(std::llround(ns));
-}
-
 int64_t SteadyClock::NowNs() const {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -28,8 +19,7 @@ int64_t ManualClock::AdvanceNs(int64_t delta_ns) {
 
 int64_t ManualClock::AdvanceToNs(int64_t t_ns) {
   int64_t cur = now_ns_.load(std::memory_order_acquire);
-  while (cur < t_ns &&
-         !now_ns_.compare_exchange_weak(cur, t_ns, std::memory_order_acq_rel)) {
+  while (cur < t_ns && !now_ns_.compare_exchange_weak(cur, t_ns, std::memory_order_acq_rel)) {
   }
   return cur < t_ns ? t_ns : cur;
 }

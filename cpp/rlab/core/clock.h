@@ -9,9 +9,17 @@ namespace rlab {
 // Time is integer nanoseconds everywhere in the core; seconds appear only at the Python boundary.
 inline constexpr int64_t kNsPerSecond = 1'000'000'000;
 
-// Converts finite seconds to nanoseconds, rounding to the nearest nanosecond and saturating at
-// the int64 range. Callers validate their inputs first; this never fails.
-int64_t SecondsToNs(double seconds);
+// Converts finite seconds to nanoseconds, rounding to the nearest nanosecond (half away from
+// zero) and saturating at the int64 range; NaN gives 0. Callers validate their inputs first;
+// this never fails. Inline and branch-light: the simulator converts every sampled duration.
+inline int64_t SecondsToNs(double seconds) {
+  constexpr double kMax = 9.2233720368547758e18;  // 2^63
+  const double ns = seconds * 1e9;
+  if (!(ns == ns)) return 0;
+  if (ns >= kMax) return INT64_MAX;
+  if (ns <= -kMax) return INT64_MIN;
+  return ns >= 0 ? static_cast<int64_t>(ns + 0.5) : -static_cast<int64_t>(-ns + 0.5);
+}
 
 // Converts nanoseconds to seconds.
 // Division (not multiplication by 1e-9) keeps whole seconds exact: 60e9 ns is 60.0, not

@@ -12,8 +12,8 @@ namespace rlab {
 //
 // Why not absl::Mutex: Debian's libabsl is built without ThreadSanitizer instrumentation, so TSan
 // cannot see absl::Mutex's happens-before edges and reports false races; and that build keeps
-// deadlock detection on (about 3x slower per lock pair). std::mutex is intercepted by TSan and costs
-// one uncontended atomic pair.
+// deadlock detection on (about 3x slower per lock pair). std::mutex is intercepted by TSan and
+// costs one uncontended atomic pair.
 class ABSL_LOCKABLE Mutex {
  public:
   Mutex() = default;

@@ -10,16 +10,15 @@ namespace rlab {
 namespace {
 
 constexpr std::array<std::string_view, kNumOutcomeKinds> kKindNames = {
-    "success",      "timeout",    "connection_reset",   "http_status",
-    "error",        "cancelled",  "deadline_exceeded",  "breaker_open",
-    "breaker_half_open_full",     "bulkhead_full",      "throttled",
+    "success",           "timeout",      "connection_reset",
+    "http_status",       "error",        "cancelled",
+    "deadline_exceeded", "breaker_open", "breaker_half_open_full",
+    "bulkhead_full",     "throttled",
 };
 
 }  // namespace
 
-std::string_view OutcomeKindName(OutcomeKind kind) {
-  return kKindNames[static_cast<size_t>(kind)];
-}
+std::string_view OutcomeKindName(OutcomeKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
 
 absl::StatusOr<OutcomeKind> ParseOutcomeKind(std::string_view name) {
   for (size_t i = 0; i < kKindNames.size(); ++i) {
@@ -53,8 +52,8 @@ absl::StatusOr<OutcomeSet> OutcomeSet::Parse(std::string_view field,
     const auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), status);
     if (ec == std::errc() && ptr == name.data() + name.size()) {
       if (status < 300 || status > 599) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: HTTP status must be in [300, 599], got %d", field, status));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: HTTP status must be in [300, 599], got %d", field, status));
       }
       s.AddStatus(status);
       continue;

@@ -43,7 +43,8 @@ struct Outcome {
   static constexpr Outcome Of(OutcomeKind kind) { return {kind, 0, -1}; }
   // A status answer; 2xx counts as success.
   static constexpr Outcome Http(int status, int64_t retry_after_ns = -1) {
-    if (status >= 200 && status < 300) return {OutcomeKind::kSuccess, static_cast<int16_t>(status), -1};
+    if (status >= 200 && status < 300)
+      return {OutcomeKind::kSuccess, static_cast<int16_t>(status), -1};
     return {OutcomeKind::kHttpStatus, static_cast<int16_t>(status), retry_after_ns};
   }
 

@@ -12,8 +12,6 @@ uint64_t SplitMix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 }  // namespace
 
 RandomStream::RandomStream(uint64_t seed) {
@@ -21,23 +19,10 @@ RandomStream::RandomStream(uint64_t seed) {
   for (uint64_t& word : s_) word = SplitMix64(x);
 }
 
-uint64_t RandomStream::NextU64() {
-  const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = Rotl(s_[3], 45);
-  return result;
-}
-
-double RandomStream::Uniform01() { return static_cast<double>(NextU64() >> 11) * 0x1.0p-53; }
-
 double RandomStream::Exponential(double mean) {
-  // 1 - U lies in (0, 1], so the log is finite.
-  return -mean * std::log1p(-Uniform01());
+  // 1 - U is exact for a 53-bit U and lies in (0, 1], so the log is finite; log is about twice
+  // as fast as log1p, which matters in the simulator's hottest path.
+  return -mean * std::log(1.0 - Uniform01());
 }
 
 double RandomStream::Normal() {

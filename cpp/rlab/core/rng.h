@@ -14,10 +14,20 @@ class RandomStream {
   // Seeds the stream's state from `seed` through SplitMix64.
   explicit RandomStream(uint64_t seed);
 
-  // The next 64 raw bits.
-  uint64_t NextU64();
+  // The next 64 raw bits. Inline: the simulator draws several per order.
+  uint64_t NextU64() {
+    const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = Rotl(s_[3], 45);
+    return result;
+  }
   // A uniform draw in [0, 1) with 53 bits of precision.
-  double Uniform01();
+  double Uniform01() { return static_cast<double>(NextU64() >> 11) * 0x1.0p-53; }
   // A uniform draw in [lo, hi).
   double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform01(); }
   // True with probability `p`.
@@ -32,6 +42,8 @@ class RandomStream {
   uint64_t UniformIndex(uint64_t n);
 
  private:
+  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
   uint64_t s_[4];
   double spare_normal_ = 0.0;
   bool has_spare_normal_ = false;

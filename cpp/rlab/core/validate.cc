@@ -21,10 +21,10 @@ absl::Status CheckRange(std::string_view name, double value, double lo, double h
   const bool below = lo_bound == Bound::kOpen ? !(value > lo) : !(value >= lo);
   const bool above = hi_bound == Bound::kOpen ? !(value < hi) : !(value <= hi);
   if (std::isfinite(value) && !below && !above) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "%s must be a finite number in %c%s, %s%c, got %g", name,
-      lo_bound == Bound::kOpen ? '(' : '[', FormatBound(lo), FormatBound(hi),
-      hi_bound == Bound::kOpen ? ')' : ']', value));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s must be a finite number in %c%s, %s%c, got %g", name,
+                      lo_bound == Bound::kOpen ? '(' : '[', FormatBound(lo), FormatBound(hi),
+                      hi_bound == Bound::kOpen ? ')' : ']', value));
 }
 
 absl::Status CheckIntRange(std::string_view name, int64_t value, int64_t lo, int64_t hi) {

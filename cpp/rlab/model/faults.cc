@@ -46,11 +46,11 @@ double SampleSimpleSeconds(const LatencyDist& dist, double u1, double u2) {
       return dist.a;
     case LatencyDist::Kind::kExponential:
       // 1 - u lies in (0, 1], so the log is finite.
-      return -dist.a * std::log1p(-u1);
+      return -dist.a * std::log(1.0 - u1);  // 1 - u1 is exact; log beats log1p
     case LatencyDist::Kind::kLogNormal: {
       // Box-Muller with a fixed two draws, rather than RandomStream::Normal: the polar method
       // rejects and caches a spare, so its draw count varies and would shift later draws.
-      const double radius = std::sqrt(-2.0 * std::log1p(-u1));
+      const double radius = std::sqrt(-2.0 * std::log(1.0 - u1));
       const double z = radius * std::cos(2.0 * std::numbers::pi * u2);
       return dist.a * std::exp(dist.b * z);
     }

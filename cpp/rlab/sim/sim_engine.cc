@@ -97,21 +97,6 @@ void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, u
 
 absl::Status SimEngine::Run() {
   const ArrivalConfig& arr = config_.arrivals;
-  if (options_.record_orders) {
-    double expected = 0.0;
-    switch (arr.kind) {
-      case ArrivalConfig::Kind::kPoisson:
-      case ArrivalConfig::Kind::kConstant:
-        expected = arr.rate * NsToSeconds(config_.duration_ns);
-        break;
-      case ArrivalConfig::Kind::kTrace:
-        expected = static_cast<double>(arr.trace_ns.size());
-        break;
-      default:
-        break;
-    }
-    result_.orders.reserve(static_cast<size_t>(std::min(expected * 1.02 + 64.0, 5e8)));
-  }
   if (arr.kind == ArrivalConfig::Kind::kClosedLoop) {
     for (int c = 0; c < arr.clients; ++c) ScheduleClient(c, SampleNs(arr.think_time, think_rng_));
   } else {
@@ -183,6 +168,9 @@ absl::Status SimEngine::Run() {
   SetInSystem(now_ns_, 0);
   SetBusy(now_ns_, 0);
   result_.end_ns = now_ns_;
+  // Accumulated in nanoseconds (no division per event); seconds once, here.
+  result_.sojourn_sum_s = sojourn_sum_ns_ / 1e9;
+  result_.in_system_integral_s = in_system_integral_ns_ / 1e9;
   result_.in_flight = in_system_;
   if (options_.sample_every_ns > 0) Sample(now_ns_, true);
   for (size_t i = 0; i < deps_.size(); ++i) {
@@ -521,14 +509,14 @@ void SimEngine::Account(OrderStatus status, FailReason reason, bool degraded, in
   if (reason != FailReason::kNone) ++result_.by_reason[static_cast<size_t>(reason)];
   if (degraded) ++result_.degraded;
   const int64_t sojourn_ns = end_ns - arrival_ns;
-  result_.sojourn_sum_s += NsToSeconds(sojourn_ns);
+  sojourn_sum_ns_ += static_cast<double>(sojourn_ns);
   if (status == OrderStatus::kCompleted) result_.latency_completed.Add(sojourn_ns);
   if (admitted) result_.latency_terminal.Add(sojourn_ns);
 }
 
 void SimEngine::SetInSystem(int64_t now_ns, int delta) {
-  result_.in_system_integral_s +=
-      static_cast<double>(in_system_) * NsToSeconds(now_ns - last_in_system_change_ns_);
+  in_system_integral_ns_ +=
+      static_cast<double>(in_system_) * static_cast<double>(now_ns - last_in_system_change_ns_);
   last_in_system_change_ns_ = now_ns;
   in_system_ += delta;
 }

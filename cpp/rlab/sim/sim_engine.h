@@ -47,6 +47,58 @@ struct OrderRecord {
 };
 static_assert(sizeof(OrderRecord) == 32);
 
+// Per-order records in fixed-size chunks: growth never copies what is already recorded (no 2x
+// peak of a growing vector), and a consumer can convert and free them chunk by chunk.
+class OrderRecords {
+ public:
+  static constexpr size_t kChunk = size_t{1} << 16;
+
+  // Appends a default record and returns it.
+  OrderRecord& emplace_back() {
+    if (size_ % kChunk == 0) {
+      chunks_.emplace_back();
+      chunks_.back().reserve(kChunk);
+    }
+    ++size_;
+    return chunks_.back().emplace_back();
+  }
+  // Grows to `n` records (new ones default); never shrinks.
+  void resize(size_t n) {
+    while (size_ < n) emplace_back();
+  }
+  OrderRecord& operator[](size_t i) { return chunks_[i / kChunk][i % kChunk]; }
+  const OrderRecord& operator[](size_t i) const { return chunks_[i / kChunk][i % kChunk]; }
+  OrderRecord& back() { return chunks_.back().back(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t num_chunks() const { return chunks_.size(); }
+  const std::vector<OrderRecord>& chunk(size_t i) const { return chunks_[i]; }
+  // Frees chunk `i` (its records must no longer be needed; indexing into it is then invalid).
+  void ReleaseChunk(size_t i) { std::vector<OrderRecord>().swap(chunks_[i]); }
+
+  // Read-only iteration in order.
+  class const_iterator {
+   public:
+    const_iterator(const OrderRecords* r, size_t i) : r_(r), i_(i) {}
+    const OrderRecord& operator*() const { return (*r_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const const_iterator& o) const { return i_ != o.i_; }
+
+   private:
+    const OrderRecords* r_;
+    size_t i_;
+  };
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size_}; }
+
+ private:
+  std::vector<std::vector<OrderRecord>> chunks_;
+  size_t size_ = 0;
+};
+
 // A state change worth plotting: a breaker transition or a fault phase edge.
 struct SimTransition {
   enum class Kind : uint8_t { kBreaker = 0, kPhaseStart = 1, kPhaseEnd = 2 };
@@ -88,7 +140,7 @@ struct SimResult {
   int64_t double_charged_orders = 0;
   int64_t events = 0;
   std::vector<DependencyTotals> deps;
-  std::vector<OrderRecord> orders;
+  OrderRecords orders;
   std::vector<std::string> ts_columns;
   std::vector<std::vector<double>> ts;  // one vector per column
   std::vector<SimTransition> transitions;
@@ -197,6 +249,8 @@ class SimEngine {
   bool dispatching_ = false;
   int in_system_ = 0;
   int64_t last_in_system_change_ns_ = 0;
+  double in_system_integral_ns_ = 0.0;
+  double sojourn_sum_ns_ = 0.0;
   int busy_ = 0;
   int64_t last_busy_change_ns_ = 0;
   size_t trace_next_ = 0;
