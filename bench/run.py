@@ -3,7 +3,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--json PATH] [--cpp-binary PATH]
 
-NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), or one of those three.
+NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), live, sweep, service, or one
+of mmc, retrying, memory.
 Prints a table per group (ours, the peer, the ratio, the target, PASS/MISS) and writes every
 figure with its method details to bench/results.json. See bench/README.md.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -37,8 +39,13 @@ GROUPS = {
     "breaker": ["breaker"],
     "retry": ["retry"],
     "sim": ["mmc", "retrying", "memory"],
+    "live": ["live"],
+    "sweep": ["sweep"],
+    "service": ["service"],
 }
-ALL = ["cpp", "breaker", "retry", "mmc", "retrying", "memory"]
+ALL = ["cpp", "breaker", "retry", "mmc", "retrying", "memory", "live", "sweep", "service"]
+# Benchmarks that live in their own module, each exposing ``rows(quick: bool) -> list[Row]``.
+MODULES = {"live": "live_bench", "sweep": "sweep_bench", "service": "service_bench"}
 TITLES = {
     "cpp": "C++ policies (Google Benchmark; best of repeats, ns per operation)",
     "breaker": "Circuit breaker guarding a Python function (ns per call; ratio = peer / ours)",
@@ -46,6 +53,9 @@ TITLES = {
     "mmc": "Simulated engine vs SimPy: M/M/c (orders simulated per wall-clock second)",
     "retrying": "Simulated engine vs SimPy: retrying client (orders per wall-clock second)",
     "memory": "Simulated engine memory (M/M/c; bytes per order)",
+    "live": "Live engine: no-op orders through the queue and the workers (orders per second)",
+    "sweep": "Breaker-threshold sweep: 1,000 configurations x 60 s at 200 orders/s (12 M orders)",
+    "service": "HTTP order service on loopback: accepted orders/s and accept latency",
 }
 
 
@@ -265,7 +275,8 @@ def main() -> int:
     )
     ap.add_argument("--quick", action="store_true", help="short repeats and horizons (smoke test)")
     ap.add_argument(
-        "--only", help="comma-separated groups or benchmarks: " + ", ".join([*GROUPS, *ALL[3:]])
+        "--only",
+        help="comma-separated groups or benchmarks: " + ", ".join(dict.fromkeys([*GROUPS, *ALL])),
     )
     ap.add_argument(
         "--json", type=Path, default=HERE / "results.json", help="where to write results"
@@ -291,6 +302,7 @@ def main() -> int:
         "mmc": lambda: _sim_rate_rows("mmc", quick),
         "retrying": lambda: _sim_rate_rows("retrying", quick),
         "memory": lambda: _memory_rows(quick),
+        **{name: _module_runner(name, quick) for name in MODULES},
     }
     rows: list[Row] = []
     for name in selected:
@@ -342,6 +354,20 @@ def main() -> int:
 
 
 _CPP_CONTEXT: dict[str, Any] = {}
+
+
+def _module_runner(name: str, quick: bool) -> Callable[[], list[Row]]:
+    """Runs bench/<module>.py's rows(quick); a module that cannot be imported is a SKIP row."""
+
+    def run() -> list[Row]:
+        try:
+            module = importlib.import_module(MODULES[name])
+        except ImportError as e:
+            return [Row(name, name, "", None, status="SKIP", note=f"not run: {e}")]
+        got: list[Row] = module.rows(quick)
+        return got
+
+    return run
 
 
 def _cpp_rows(binary: Path, quick: bool) -> list[Row]:
