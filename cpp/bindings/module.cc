@@ -15,6 +15,7 @@ void RegisterBulkhead(py::module_& m);     // bulkhead admission
 void RegisterThrottle(py::module_& m);     // adaptive client-side throttling
 void RegisterScenario(py::module_& m);     // scenario validation (dict -> ScenarioConfig)
 void RegisterSim(py::module_& m);          // the simulated engine
+void RegisterLive(py::module_& m);         // the live engine (real threads)
 
 }  // namespace rlab::bindings
 
@@ -30,4 +31,5 @@ PYBIND11_MODULE(_core, m) {
   RegisterThrottle(m);
   RegisterScenario(m);
   RegisterSim(m);
+  RegisterLive(m);
 }

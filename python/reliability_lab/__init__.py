@@ -2,7 +2,8 @@
 
 The policies (``CircuitBreaker``, ``Retry``, ``Backoff``, ``TokenBucket``, ``RatioBudget``,
 ``Bulkhead``, ``AdaptiveThrottle``) are usable on their own around any Python callable; the
-``Scenario`` tree and ``simulate`` run the whole order pipeline in virtual time.
+``Scenario`` tree and ``simulate`` run the whole order pipeline in virtual time, and ``Lab``
+runs it live on real threads.
 """
 
 from reliability_lab.backoff import JITTER_MODES, Backoff
@@ -21,6 +22,14 @@ from reliability_lab.errors import (
     RetryError,
     RetryExhausted,
     Throttled,
+)
+from reliability_lab.live import (
+    TERMINAL_STATES,
+    Lab,
+    LabClosedError,
+    OrderHandle,
+    OrderView,
+    ShutdownReport,
 )
 from reliability_lab.retry import Retry, RetryStats, retry
 from reliability_lab.scenario import (
@@ -54,6 +63,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "JITTER_MODES",
+    "TERMINAL_STATES",
     "AdaptiveThrottle",
     "Backoff",
     "Breaker",
@@ -75,9 +85,13 @@ __all__ = [
     "FailureMix",
     "Fallback",
     "Faults",
+    "Lab",
+    "LabClosedError",
     "LogNormal",
     "ManualClock",
     "Mixture",
+    "OrderHandle",
+    "OrderView",
     "Outage",
     "Permit",
     "Phase",
@@ -97,6 +111,7 @@ __all__ = [
     "RetryStats",
     "Scenario",
     "Schedule",
+    "ShutdownReport",
     "SteadyClock",
     "ThrottleConfig",
     "Throttled",

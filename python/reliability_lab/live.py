@@ -1,0 +1,475 @@
+"""The live engine: run a :class:`~reliability_lab.scenario.Scenario` on real threads.
+
+::
+
+    with rl.Lab(scenario) as lab:
+        handles = lab.submit_many(100)      # or lab.submit(), or lab.start_load()
+        handles[0].wait()
+        print(lab.metrics_text())           # Prometheus exposition; lab.serve_metrics(9100)
+    lab.result.summary                      # the same Result shape as simulate()
+
+Orders go through a bounded job queue (a full queue rejects at once) to a pool of native worker
+threads that never touch the GIL. Each worker runs the same per-order flow as the simulated
+engine, but blocking: a dependency call really takes its latency, a backoff really sleeps, and
+fault phases start and end on the wall clock, measured from the start of the lab.
+
+Leaving the ``with`` block shuts the lab down: intake stops, the workers get ``shutdown_timeout``
+seconds to finish what they hold and what is queued, the rest is cancelled, and every thread is
+joined. This also happens when the block exits through an exception, and at once (no grace time)
+on ``KeyboardInterrupt``. Afterwards every submitted order is in exactly one terminal state.
+
+Logs are JSON lines on the ``reliability_lab`` logger: breaker transitions, retry loops given up,
+and shutdown progress. Callbacks (``on_transition``) run on the lab's log thread with no native
+lock held.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from reliability_lab import _core
+from reliability_lab.errors import ReliabilityLabError
+from reliability_lab.metrics import LATENCY_BOUNDS
+from reliability_lab.scenario import Scenario
+from reliability_lab.sim import Result, _build_result
+
+_log = logging.getLogger("reliability_lab")
+
+#: The terminal order states: every order ends in exactly one of them.
+TERMINAL_STATES = frozenset({"completed", "failed", "rejected", "expired", "cancelled"})
+
+# Waits are cut into slices this long, so that Ctrl-C is noticed between them.
+_WAIT_SLICE = 0.05
+
+
+class LabClosedError(ReliabilityLabError, RuntimeError):
+    """The lab is not running (not started yet, or shut down): it accepts no new orders."""
+
+
+def _log_event(event: str, **fields: Any) -> None:
+    if _log.isEnabledFor(logging.INFO):
+        _log.info(json.dumps({"event": event, **fields}, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """A snapshot of one order. Times are seconds since the lab started; ``nan`` until known.
+
+    Attributes:
+        id: the order's id (its submission index).
+        status: ``pending``, ``queued``, ``processing`` or one of :data:`TERMINAL_STATES`.
+        reason: why it failed, was rejected or cancelled (``""`` otherwise).
+        arrival, start, end: when it was submitted, taken by a worker, and became terminal.
+        attempts: dependency attempts made (once terminal).
+        degraded: completed on a fallback.
+        charges, applied_charges: committed charges, and those the ledger applied.
+    """
+
+    id: int
+    status: str
+    reason: str
+    arrival: float
+    start: float
+    end: float
+    attempts: int
+    degraded: bool
+    charges: int
+    applied_charges: int
+
+
+@dataclass(frozen=True)
+class ShutdownReport:
+    """How a shutdown went.
+
+    Attributes:
+        finished_in_time: orders that became terminal normally during the grace time.
+        cancelled: orders cancelled because the grace time ran out.
+        timed_out: whether the grace time ran out with work left.
+        elapsed: seconds the shutdown took.
+    """
+
+    finished_in_time: int
+    cancelled: int
+    timed_out: bool
+    elapsed: float
+
+
+class OrderHandle:
+    """A submitted order: read its status, or wait for it to end."""
+
+    __slots__ = ("_engine", "id")
+
+    def __init__(self, engine: _core.LiveEngine, order_id: int) -> None:
+        self._engine = engine
+        self.id = order_id
+
+    @property
+    def status(self) -> str:
+        """The order's current status."""
+        return self._engine.status(self.id)[0]
+
+    @property
+    def reason(self) -> str:
+        """Why the order failed, was rejected or cancelled (``""`` otherwise or while running)."""
+        return self._engine.status(self.id)[1]
+
+    def done(self) -> bool:
+        """Whether the order is in a terminal state."""
+        return self.status in TERMINAL_STATES
+
+    def view(self) -> OrderView:
+        """A snapshot of everything known about the order."""
+        return OrderView(id=self.id, **self._engine.view(self.id))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until the order is terminal, at most ``timeout`` seconds (``None``: no limit).
+
+        Returns whether it is. The GIL is released while waiting; Ctrl-C interrupts the wait.
+        """
+        return _wait_sliced(lambda t: self._engine.wait(self.id, t), timeout)
+
+    def __repr__(self) -> str:
+        return f"OrderHandle(id={self.id}, status={self.status!r})"
+
+
+def _wait_sliced(wait: Callable[[float], bool], timeout: float | None) -> bool:
+    """Runs a native wait in short slices, so that Ctrl-C raises KeyboardInterrupt between them."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        raise ValueError(f"timeout must be None or a finite number >= 0, got {timeout!r}")
+    remaining = math.inf if timeout is None else timeout
+    while True:
+        step = min(_WAIT_SLICE, remaining)
+        if wait(step):
+            return True
+        remaining -= step
+        if remaining <= 0:
+            return False
+
+
+class LiveCollector(Collector):
+    """A prometheus_client collector reading the live engine's native metrics registry.
+
+    Family names and labels are those of the simulated engine's metrics (see
+    :mod:`reliability_lab.metrics`), plus live-only gauges (queue depth, busy workers, ...).
+    """
+
+    def __init__(self, engine: _core.LiveEngine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterable[Metric]:
+        for fam in self._engine.metrics():
+            name, help_text, labels = fam["name"], fam["help"], fam["labels"]
+            metric: Metric
+            if fam["type"] == "counter":
+                metric = CounterMetricFamily(name, help_text, labels=labels)
+                for values, value, _, _, _ in fam["series"]:
+                    metric.add_metric(values, value)
+            elif fam["type"] == "gauge":
+                metric = GaugeMetricFamily(name, help_text, labels=labels)
+                for values, value, _, _, _ in fam["series"]:
+                    metric.add_metric(values, value)
+            else:
+                metric = HistogramMetricFamily(name, help_text, labels=labels)
+                for values, _, cumulative, total, count in fam["series"]:
+                    buckets = [
+                        (repr(float(b)), float(n))
+                        for b, n in zip(fam["bounds"], cumulative, strict=True)
+                    ]
+                    buckets.append(("+Inf", float(count)))
+                    metric.add_metric(values, buckets, sum_value=total)
+            yield metric
+
+
+class Lab:
+    """A scenario running live: real threads, real sleeps, Prometheus metrics, graceful shutdown.
+
+    Args:
+        scenario: what to run (its arrivals drive :meth:`start_load`; its workers, queue, deadline
+            and dependencies drive everything else).
+        shutdown_timeout: the grace time, in seconds, that leaving the ``with`` block gives the
+            workers before cancelling what is left.
+        log_interval: seconds between checks for breaker transitions and retry loops given up,
+            which are logged (and passed to ``on_transition``) from a background thread.
+        on_transition: called as ``on_transition(t, dependency, from_state, to_state)`` for every
+            breaker transition, on the log thread, with no native lock held.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        shutdown_timeout: float = 5.0,
+        log_interval: float = 0.1,
+        on_transition: Callable[[float, str, str, str], None] | None = None,
+    ) -> None:
+        if not isinstance(scenario, Scenario):
+            raise TypeError(f"scenario must be a Scenario, got {type(scenario).__name__}")
+        if not (math.isfinite(shutdown_timeout) and shutdown_timeout >= 0):
+            raise ValueError(
+                f"shutdown_timeout must be a finite number >= 0, got {shutdown_timeout!r}"
+            )
+        if not (math.isfinite(log_interval) and log_interval > 0):
+            raise ValueError(f"log_interval must be a finite number > 0, got {log_interval!r}")
+        self.scenario = scenario
+        self.shutdown_timeout = float(shutdown_timeout)
+        self._log_interval = float(log_interval)
+        self._on_transition = on_transition
+        self._engine = _core.LiveEngine(
+            scenario.to_dict(),
+            sample_every=float(scenario.sample_every) if scenario.sample_every else 0.0,
+            record_orders=bool(scenario.record_orders),
+            record_events=bool(scenario.record_events),
+            latency_bounds=list(LATENCY_BOUNDS),
+        )
+        self._collector = LiveCollector(self._engine)
+        self._started = False
+        self._report: ShutdownReport | None = None
+        self._result: Result | None = None
+        self._lock = threading.Lock()  # serialises start and shutdown
+        self._stop_logging = threading.Event()
+        self._log_thread: threading.Thread | None = None
+        self._given_up: dict[tuple[str, str], float] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Lab:
+        """Starts the worker threads; the lab's clock (and its fault phases) starts now."""
+        with self._lock:
+            if self._report is not None:
+                raise LabClosedError("the lab was shut down; create a new Lab to run again")
+            if self._started:
+                return self
+            self._engine.start()
+            self._started = True
+            self._log_thread = threading.Thread(
+                target=self._log_loop, name="reliability_lab-log", daemon=True
+            )
+            self._log_thread.start()
+        _log_event(
+            "lab_started",
+            workers=self.scenario.workers,
+            queue_capacity=self.scenario.queue_capacity,
+            dependencies=[d.name for d in self.scenario.dependencies],
+        )
+        return self
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Ctrl-C means "stop now": no grace time. Any other exit lets in-flight work finish.
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.shutdown(0.0 if interrupted else self.shutdown_timeout)
+
+    def shutdown(self, timeout: float | None = 5.0) -> ShutdownReport:
+        """Stops intake and the load generators, gives the workers ``timeout`` seconds (``None``:
+        no limit) to finish in-flight and queued orders, cancels the rest and joins every thread.
+
+        Idempotent: later calls return the first call's report.
+        """
+        if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+            raise ValueError(f"timeout must be None or a finite number >= 0, got {timeout!r}")
+        with self._lock:
+            if self._report is not None:
+                return self._report
+            _log_event(
+                "shutdown_started",
+                timeout=timeout,
+                in_flight=self._engine.in_system,
+                arrived=self._engine.arrived,
+            )
+            raw = self._engine.shutdown(timeout)
+            self._stop_logging.set()
+            if self._log_thread is not None:
+                self._log_thread.join()
+            self._poll_logs()  # what happened after the log thread's last look
+            self._report = ShutdownReport(**raw)
+            _log_event("shutdown_complete", **raw)
+            return self._report
+
+    @property
+    def running(self) -> bool:
+        """Whether the lab is started and not shut down."""
+        return self._started and self._report is None
+
+    # --- orders ----------------------------------------------------------------------------
+
+    def submit(self, key: int | None = None) -> OrderHandle:
+        """Submits one order (``key`` selects its fallback-cache entry; default: derived from
+        the id) and returns its handle at once. A full queue rejects the order (status
+        ``rejected``, reason ``queue_full``); a lab that is not running raises
+        :class:`LabClosedError`.
+        """
+        if key is not None and (isinstance(key, bool) or not isinstance(key, int) or key < 0):
+            raise ValueError(f"key must be None or an integer >= 0, got {key!r}")
+        try:
+            order_id = self._engine.submit(-1 if key is None else key)
+        except RuntimeError as e:
+            raise LabClosedError(str(e)) from None
+        return OrderHandle(self._engine, order_id)
+
+    def submit_many(self, n: int) -> list[OrderHandle]:
+        """Submits ``n`` orders in one native call (the GIL released) and returns their handles."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        try:
+            ids = self._engine.submit_many(n)
+        except RuntimeError as e:
+            raise LabClosedError(str(e)) from None
+        engine = self._engine
+        return [OrderHandle(engine, int(i)) for i in ids]
+
+    def handle(self, order_id: int) -> OrderHandle:
+        """The handle of order ``order_id`` (from Python or from a load generator)."""
+        if not 0 <= order_id < self._engine.arrived:
+            raise KeyError(f"no order with id {order_id}")
+        return OrderHandle(self._engine, order_id)
+
+    @property
+    def handles(self) -> list[OrderHandle]:
+        """Handles of every order submitted so far, load generators' included, in id order."""
+        return [OrderHandle(self._engine, i) for i in range(self._engine.arrived)]
+
+    @property
+    def arrived(self) -> int:
+        """Orders submitted so far (accepted or rejected)."""
+        return int(self._engine.arrived)
+
+    @property
+    def in_flight(self) -> int:
+        """Admitted orders not yet terminal."""
+        return int(self._engine.in_system)
+
+    def now(self) -> float:
+        """Seconds since the lab started (the clock of fault phases and order times)."""
+        return float(self._engine.now())
+
+    # --- load ------------------------------------------------------------------------------
+
+    def start_load(self) -> None:
+        """Starts the scenario's native load generator (open-loop arrivals on one thread, or one
+        thread per closed-loop client) for ``scenario.duration`` seconds from now."""
+        try:
+            self._engine.start_load()
+        except RuntimeError as e:
+            raise LabClosedError(str(e)) from None
+
+    def stop_load(self) -> None:
+        """Stops the load generators and joins them."""
+        self._engine.stop_load()
+
+    @property
+    def load_running(self) -> bool:
+        """Whether a load generator is still producing orders."""
+        return bool(self._engine.load_running())
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Waits until the load generators are done and no order is in flight; returns whether
+        that happened within ``timeout`` seconds (``None``: no limit)."""
+        return _wait_sliced(self._engine.wait_idle, timeout)
+
+    # --- results and metrics ---------------------------------------------------------------
+
+    @property
+    def result(self) -> Result:
+        """The run's :class:`~reliability_lab.sim.Result` (available after shutdown)."""
+        if self._report is None:
+            raise RuntimeError("the result is available after shutdown()")
+        if self._result is None:
+            raw = self._engine.result(
+                list(LATENCY_BOUNDS), with_orders=bool(self.scenario.record_orders)
+            )
+            self._result = _build_result(self.scenario, raw)
+        return self._result
+
+    @property
+    def collector(self) -> Collector:
+        """The prometheus_client collector over the native registry (register it anywhere)."""
+        return self._collector
+
+    def metrics(self) -> list[Metric]:
+        """The current metric families."""
+        return list(self._collector.collect())
+
+    def metrics_text(self) -> str:
+        """The current metrics in Prometheus text exposition format."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self._collector)
+        return generate_latest(registry).decode()
+
+    def serve_metrics(self, port: int, addr: str = "127.0.0.1") -> tuple[Any, threading.Thread]:
+        """Serves ``/metrics`` over HTTP on ``addr:port`` (port 0 picks a free port; read it from
+        ``server.server_port``) from a daemon thread. Returns ``(server, thread)``; call
+        ``server.shutdown()`` to stop it. Binds to localhost unless told otherwise."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self._collector)
+        server, thread = start_http_server(port, addr=addr, registry=registry)
+        _log_event("metrics_serving", addr=addr, port=server.server_port)
+        return server, thread
+
+    # --- logging ---------------------------------------------------------------------------
+
+    def _log_loop(self) -> None:
+        while not self._stop_logging.wait(self._log_interval):
+            self._poll_logs()
+
+    def _poll_logs(self) -> None:
+        # No native lock is held here: take_transitions and metrics copy out and return.
+        for t, dep, frm, to in self._engine.take_transitions():
+            _log_event("breaker_transition", t=t, dependency=dep, **{"from": frm, "to": to})
+            if self._on_transition is not None:
+                try:
+                    self._on_transition(t, dep, frm, to)
+                except Exception:  # a listener's bug must not stop the logging
+                    _log.exception("on_transition raised")
+        for fam in self._engine.metrics():
+            if fam["name"] != "rlab_retry_attempts":
+                continue
+            for (dep, result), value, _, _, _ in fam["series"]:
+                if result in ("exhausted", "budget_exhausted", "deadline"):
+                    before = self._given_up.get((dep, result), 0.0)
+                    if value > before:
+                        self._given_up[(dep, result)] = value
+                        _log_event(
+                            "retries_given_up",
+                            dependency=dep,
+                            result=result,
+                            count=int(value - before),
+                            total=int(value),
+                        )
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else ("shut down" if self._report else "not started")
+        return f"Lab({state}, arrived={self.arrived}, in_flight={self.in_flight})"
+
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Lab",
+    "LabClosedError",
+    "LiveCollector",
+    "OrderHandle",
+    "OrderView",
+    "ShutdownReport",
+]
