@@ -1,0 +1,188 @@
+"""``reliability-lab serve`` / ``python -m reliability_lab.service``: run the order service.
+
+SIGTERM (or the first Ctrl-C) drains: readiness turns 503 and intake stops at once, while GETs
+keep being served; in-flight orders get the shutdown budget to finish, the rest are recorded as
+cancelled, the writer flushes, and the process exits 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from reliability_lab.service.app import create_app
+from reliability_lab.service.config import ADMIN_TOKEN_ENV, ServiceConfig, load_scenario
+from reliability_lab.service.core import OrderService, log_event
+from reliability_lab.service.logs import configure_logging
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server with a drain-first signal policy.
+
+    uvicorn stops listening at the first signal and then re-raises it after serving (so the exit
+    status would be -SIGTERM). Here the first signal only starts the drain; the listener stays
+    up so that probes can see 503 while in-flight work finishes, and the exit is a clean 0.
+    """
+
+    def __init__(self, config: uvicorn.Config, service: OrderService) -> None:
+        super().__init__(config)
+        self.service = service
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._signalled = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._signalled or self._loop is None or not self.service.started:
+            # A second signal, or one before we are up: leave now.
+            self.should_exit = True
+            self.force_exit = self._signalled
+            return
+        self._signalled = True
+        self.service.begin_drain()  # readiness and intake flip before anything else runs
+        self._loop.call_soon_threadsafe(self._start_drain, sig)
+
+    def _start_drain(self, sig: int) -> None:
+        assert self._loop is not None
+        self._loop.create_task(self._drain(sig))
+
+    async def _drain(self, sig: int) -> None:
+        log_event("signal_received", signal=signal.Signals(sig).name)
+        await asyncio.to_thread(self.service.drain)
+        self.should_exit = True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="reliability-lab serve",
+        description="The order service over HTTP on the live engine, with durable storage.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one")
+    p.add_argument(
+        "--database",
+        default=os.environ.get("RLAB_DATABASE", "reliability-lab.sqlite3"),
+        help="SQLite path or sqlite:///PATH (default), or postgresql://... (env RLAB_DATABASE)",
+    )
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help="scenario JSON file (Scenario.to_json); default: the seed payment lab",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=None,
+        help=f"bearer token of the admin endpoints (or env {ADMIN_TOKEN_ENV})",
+    )
+    p.add_argument(
+        "--shutdown-budget",
+        type=float,
+        default=10.0,
+        help="seconds in-flight orders get on SIGTERM (default 10)",
+    )
+    p.add_argument(
+        "--ledger", default=None, help="payment ledger file (default: next to the SQLite file)"
+    )
+    p.add_argument("--max-body-bytes", type=int, default=16 * 1024)
+    p.add_argument(
+        "--port-file", default=None, help="write {port, pid} as JSON here once listening"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", help="log every request as JSON")
+    return p
+
+
+def config_from_args(argv: list[str] | None = None) -> ServiceConfig:
+    """Parses command-line arguments into a :class:`ServiceConfig` (ValueError on bad ones)."""
+    a = build_parser().parse_args(argv)
+    token = a.admin_token if a.admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
+    return ServiceConfig(
+        host=a.host,
+        port=a.port,
+        database=a.database,
+        scenario=load_scenario(a.scenario),
+        admin_token=token or None,
+        shutdown_budget=a.shutdown_budget,
+        ledger_path=a.ledger,
+        max_body_bytes=a.max_body_bytes,
+        port_file=a.port_file,
+        log_level=a.log_level,
+        access_log=a.access_log,
+    )
+
+
+def serve(config: ServiceConfig) -> int:
+    """Runs the service until SIGTERM/SIGINT; returns the exit status."""
+    configure_logging(config.log_level)
+    service = OrderService(config)
+    app = create_app(config, service)
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    port = sock.getsockname()[1]
+    ucfg = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(5, int(config.shutdown_budget) + 5),
+        backlog=2048,
+    )
+    server = _DrainingServer(ucfg, service)
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            log_event("listening", host=config.host, port=port, database=service.store.dialect.name)
+            if config.port_file:
+                tmp = Path(config.port_file + ".tmp")
+                tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))
+                tmp.replace(config.port_file)  # atomic: readers never see half a file
+        await task
+
+    # uvicorn's loop choice (uvloop when installed), driven by hand: asyncio.Runner is 3.11+.
+    factory: Any = getattr(ucfg, "get_loop_factory", lambda: None)()
+    loop = factory() if factory is not None else asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    if not service.started:
+        return 1  # the lifespan failed (e.g. the database is unreachable): uvicorn logged why
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reliability-lab [serve] [options]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "serve":
+        args = args[1:]
+    elif args and not args[0].startswith("-"):
+        print(f"reliability-lab: unknown command {args[0]!r}; try 'serve'", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as e:
+        print(f"reliability-lab serve: {e}", file=sys.stderr)
+        return 2
+    return serve(config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The service's configuration and its default scenario."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import reliability_lab as rl
+from reliability_lab.scenario import Scenario
+from reliability_lab.service.store import parse_database_url
+
+#: The environment variable read for the admin bearer token when none is given.
+ADMIN_TOKEN_ENV = "RLAB_ADMIN_TOKEN"
+
+
+def default_scenario() -> Scenario:
+    """The seed lab's payment service, sized for an HTTP front end.
+
+    A payment dependency that fails 30% of the time with exponential latency (mean 50 ms), four
+    attempts with full-jitter backoff outside a breaker that opens after five consecutive
+    failures; charges carry idempotency keys. 64 workers behind a queue of 4,096.
+    """
+    return Scenario(
+        arrivals=rl.Poisson(rate=100.0),  # unused: orders come from HTTP, not a generator
+        workers=64,
+        queue_capacity=4096,
+        duration=1e6,
+        seed=42,
+        sample_every=0.0,
+        record_orders=False,  # a long-running service must not keep every order in memory
+        record_events=False,
+        dependencies=[
+            rl.Dependency(
+                "payment",
+                faults=rl.Faults(failure_rate=0.3, latency=rl.Exponential(mean=0.05)),
+                retry=rl.Retry(
+                    max_attempts=4, backoff=rl.Backoff(initial=0.05, max_delay=1.0, jitter="full")
+                ),
+                breaker=rl.Breaker(consecutive_failures=5, open_for=5.0),
+                idempotency_keys=True,
+                charges=True,
+            )
+        ],
+    )
+
+
+def load_scenario(path: str | os.PathLike[str] | None) -> Scenario:
+    """The scenario in a JSON file (:meth:`Scenario.to_json` format), or the default one."""
+    if path is None:
+        return default_scenario()
+    text = Path(path).read_text()
+    return Scenario.from_json(text)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How to run the order service.
+
+    Attributes:
+        host: the address to bind (loopback unless told otherwise).
+        port: the TCP port, in [0, 65535]; 0 picks a free one (see ``port_file``).
+        database: a SQLite path or ``sqlite:///PATH`` (default), or ``postgresql://...``.
+        scenario: the scenario the live engine runs (its arrivals are unused).
+        admin_token: the bearer token of the admin endpoints; None disables them (403).
+        shutdown_budget: seconds that SIGTERM gives in-flight orders to finish, in [0, 3600].
+        ledger_path: the payment provider's ledger file; None puts it next to the SQLite file
+            (or in the working directory for PostgreSQL).
+        max_body_bytes: the largest request body accepted, in [1, 16 MiB].
+        port_file: once listening, the service writes ``{"port": ..., "pid": ...}`` here.
+        log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        access_log: log every request (one JSON line each).
+        store_timeout: seconds a POST waits for its order to be committed before answering 503,
+            in (0, 600].
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database: str = "reliability-lab.sqlite3"
+    scenario: Scenario | None = None
+    admin_token: str | None = None
+    shutdown_budget: float = 10.0
+    ledger_path: str | None = None
+    max_body_bytes: int = 16 * 1024
+    port_file: str | None = None
+    log_level: str = "info"
+    access_log: bool = False
+    store_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.port, bool)
+            or not isinstance(self.port, int)
+            or not (0 <= self.port <= 65535)
+        ):
+            raise ValueError(f"port must be an integer in [0, 65535], got {self.port!r}")
+        parse_database_url(self.database)
+        if not (
+            isinstance(self.shutdown_budget, (int, float))
+            and math.isfinite(self.shutdown_budget)
+            and 0 <= self.shutdown_budget <= 3600
+        ):
+            raise ValueError(
+                f"shutdown_budget must be a number of seconds in [0, 3600], "
+                f"got {self.shutdown_budget!r}"
+            )
+        if (
+            isinstance(self.max_body_bytes, bool)
+            or not isinstance(self.max_body_bytes, int)
+            or not (1 <= self.max_body_bytes <= 16 * 1024 * 1024)
+        ):
+            raise ValueError(
+                f"max_body_bytes must be an integer in [1, 16777216], got {self.max_body_bytes!r}"
+            )
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(
+                f"log_level must be one of debug, info, warning, error; got {self.log_level!r}"
+            )
+        if self.admin_token is not None and len(self.admin_token) < 8:
+            raise ValueError("admin_token must be at least 8 characters long")
+        if not (
+            isinstance(self.store_timeout, (int, float))
+            and math.isfinite(self.store_timeout)
+            and 0 < self.store_timeout <= 600
+        ):
+            raise ValueError(
+                f"store_timeout must be a number of seconds in (0, 600], got {self.store_timeout!r}"
+            )
+
+    @property
+    def effective_scenario(self) -> Scenario:
+        """The scenario to run (the default one when none was given)."""
+        return self.scenario if self.scenario is not None else default_scenario()
+
+    @property
+    def effective_ledger_path(self) -> Path:
+        """Where the payment ledger lives."""
+        if self.ledger_path is not None:
+            return Path(self.ledger_path)
+        kind, target = parse_database_url(self.database)
+        if kind == "sqlite":
+            return Path(target + ".ledger")
+        return Path("reliability-lab.ledger")
