@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import reliability_lab as rl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from reliability_lab.live import TERMINAL_STATES, Lab, LabClosedError
+from reliability_lab.live import TERMINAL_STATES, Lab, LabClosedError, OrderHandle
 
 
 def scenario(**kw: object) -> rl.Scenario:
@@ -241,3 +243,178 @@ def test_interleaved_submits_and_shutdowns_conserve_orders(
     assert len(set(submitted)) == len(submitted)
     all_terminal(lab)
     assert lab.arrived == len(submitted)
+
+
+# --- metrics completeness --------------------------------------------------------------------
+
+
+def test_metric_families_cover_the_issue_and_use_fixed_labels() -> None:
+    dep = rl.Dependency(
+        "payment",
+        faults=rl.Faults(failure_rate=0.5, latency=rl.Constant(0.0005)),
+        retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
+        breaker=rl.Breaker(consecutive_failures=50),
+        bulkhead=rl.BulkheadConfig(max_concurrent=2),
+    )
+    with Lab(scenario(dependency=dep)) as lab:
+        for h in lab.submit_many(30):
+            h.wait(timeout=10)
+        families = {f.name: f for f in text_string_to_metric_families(lab.metrics_text())}
+    retry_results = {
+        s.labels["result"] for s in families["rlab_retry_attempts"].samples if "result" in s.labels
+    }
+    assert retry_results == {
+        "retried",
+        "succeeded",
+        "exhausted",
+        "permanent_failure",
+        "deadline",
+        "budget_exhausted",
+    }
+    changes = families["rlab_breaker_transitions"].samples
+    assert {(s.labels["from"], s.labels["to"]) for s in changes} >= {
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    }
+    state = {s.labels["state"]: s.value for s in families["rlab_breaker_state"].samples}
+    assert state == {"closed": 1.0, "open": 0.0, "half_open": 0.0}
+    policies = {s.labels["policy"] for s in families["rlab_policy_rejections"].samples}
+    assert "bulkhead" in policies
+    assert "rlab_dependency_failure_outcomes" in families
+    assert families["rlab_busy_workers"].samples[0].value == 0.0
+    statuses = {s.labels["status"] for s in families["rlab_worker_jobs"].samples}
+    assert statuses == set(TERMINAL_STATES)
+    # Every label value comes from a fixed set: nothing carries an order id or a free string.
+    for fam in families.values():
+        for s in fam.samples:
+            for name, value in s.labels.items():
+                if name in ("le", "dependency"):
+                    continue
+                assert not any(ch.isdigit() for ch in value), (fam.name, name, value)
+
+
+def test_retries_given_up_are_logged_as_json(caplog: pytest.LogCaptureFixture) -> None:
+    dep = rl.Dependency(
+        "payment",
+        faults=rl.Faults(failure_rate=1.0, latency=rl.Constant(0.0005)),
+        retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
+    )
+    caplog.set_level(logging.INFO, logger="reliability_lab")
+    with Lab(scenario(dependency=dep)) as lab:
+        assert all(h.wait(timeout=10) for h in lab.submit_many(5))
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name == "reliability_lab"]
+    given_up = [e for e in events if e["event"] == "retries_given_up"]
+    assert sum(e["count"] for e in given_up if e["result"] == "exhausted") == 5
+
+
+# --- service hooks ---------------------------------------------------------------------------
+
+
+def charging(idempotency_keys: bool = True) -> rl.Scenario:
+    dep = rl.Dependency(
+        "payment",
+        faults=rl.Faults(latency=rl.Constant(0.0005)),
+        charges=True,
+        idempotency_keys=idempotency_keys,
+    )
+    return scenario(dependency=dep, queue_capacity=256)
+
+
+def run_keys(lab: Lab, keys: list[str]) -> list[OrderHandle]:
+    handles = [lab.submit(idempotency_key=k) for k in keys]
+    assert all(h.wait(timeout=10) for h in handles)
+    return handles
+
+
+def test_idempotency_keys_deduplicate_charges_in_memory() -> None:
+    with Lab(charging()) as lab:
+        handles = run_keys(lab, ["a", "a", "b"])
+        applied = [h.view().applied_charges for h in handles]
+        assert sorted(applied[:2]) == [0, 1] and applied[2] == 1  # the two "a" orders race
+        with pytest.raises(ValueError, match="idempotency_key"):
+            lab.submit(idempotency_key="has space")
+        with pytest.raises(ValueError, match="idempotency_key"):
+            lab.submit(idempotency_key="")
+        with pytest.raises(TypeError, match="idempotency_key"):
+            lab.submit(idempotency_key=5)  # type: ignore[arg-type]
+    assert lab.result.summary["arrived"] == 3
+
+
+@pytest.mark.parametrize("idempotency_keys", [True, False])
+def test_durable_ledger_across_restarts(tmp_path: Path, idempotency_keys: bool) -> None:
+    ledger = tmp_path / "payments.ledger"
+    keys = [f"order-{i}" for i in range(10)]
+    for _run in range(2):  # the second run re-drives every order, as after a kill -9
+        with Lab(charging(idempotency_keys), ledger_path=ledger) as lab:
+            run_keys(lab, keys)
+            info = lab.internals()["ledger"]
+            assert info["path"] == str(ledger)
+    lines = ledger.read_text().splitlines()
+    counts = Counter(lines)
+    assert set(counts) == {f"payment\t{k}" for k in keys}
+    if idempotency_keys:
+        assert all(n == 1 for n in counts.values())  # nothing charged twice
+        assert lab.result.summary["applied_charges"] == 0
+    else:
+        assert all(n == 2 for n in counts.values())  # the check can fail: double charges
+        assert info["double_charged"] == 10
+
+
+def test_malformed_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    ledger = tmp_path / "bad.ledger"
+    ledger.write_text("payment\tk1\nnot a ledger line\n")
+    with pytest.raises(ValueError, match="line 2 is malformed"):
+        Lab(charging(), ledger_path=ledger)
+
+
+def test_order_events_trace_each_order() -> None:
+    with Lab(charging(), order_events=True) as lab:
+        handles = lab.submit_many(10)
+        assert all(h.wait(timeout=10) for h in handles)
+        events = lab.take_order_events()
+        assert lab.take_order_events() == []
+    by_order: dict[int, list[str]] = {}
+    for oid, status, reason, t, attempts, charges in events:
+        by_order.setdefault(oid, []).append(status)
+        assert t >= 0.0
+        if status == "completed":
+            assert (reason, attempts, charges) == ("", 1, 1)
+    assert by_order == {h.id: ["queued", "processing", "completed"] for h in handles}
+    with Lab(charging()) as lab:
+        lab.submit().wait(timeout=10)
+        assert lab.take_order_events() == []
+
+
+def test_set_faults_switches_outcomes_while_running() -> None:
+    with Lab(charging()) as lab:
+        assert all(h.wait(timeout=10) for h in lab.submit_many(5))
+        lab.set_faults("payment", rl.Faults(failure_rate=1.0, latency=rl.Constant(0.0005)))
+        down = lab.submit_many(5)
+        assert all(h.wait(timeout=10) for h in down)
+        assert {h.status for h in down} == {"failed"}
+        assert lab.internals()["dependencies"]["payment"]["faults_version"] == 1
+        lab.set_faults("payment", rl.Faults(latency=rl.Constant(0.0005)))
+        up = lab.submit_many(5)
+        assert all(h.wait(timeout=10) for h in up)
+        assert {h.status for h in up} == {"completed"}
+        with pytest.raises(KeyError, match="inventory"):
+            lab.set_faults("inventory", rl.Faults())
+        with pytest.raises(TypeError, match="Faults"):
+            lab.set_faults("payment", {"failure_rate": 0.5})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="failure_rate"):
+            lab.set_faults("payment", rl.Faults(failure_rate=1.5))
+
+
+def test_internals_snapshot() -> None:
+    dep = rl.Dependency(
+        "payment", faults=rl.Faults(latency=rl.Constant(0.0005)), breaker=rl.Breaker()
+    )
+    with Lab(scenario(dependency=dep, workers=3, queue_capacity=32)) as lab:
+        info = lab.internals()
+    assert info["running"] is True
+    assert (info["queue_capacity"], info["workers"], info["queue_depth"]) == (32, 3, 0)
+    assert info["dependencies"]["payment"]["breaker_state"] == "closed"
+    assert info["dependencies"]["payment"]["in_flight_calls"] == 0
+    assert info["ledger"]["path"] is None
+    assert lab.internals()["running"] is False

@@ -212,9 +212,13 @@ void RegisterLive(py::module_& m) {
   py::class_<LiveEngine>(m, "LiveEngine",
                          "The live engine: a scenario on real threads (see reliability_lab.live).")
       .def(py::init([](const py::dict& scenario, double sample_every, bool record_orders,
-                       bool record_events, const std::vector<double>& latency_bounds) {
+                       bool record_events, const std::vector<double>& latency_bounds,
+                       const std::string& ledger_path, bool ledger_fsync, bool order_events) {
              const ScenarioConfig config = ValidatedScenarioFromDict(scenario);
              LiveOptions o;
+             o.ledger_path = ledger_path;
+             o.ledger_fsync = ledger_fsync;
+             o.order_events = order_events;
              o.sample_every_ns =
                  sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
              o.record_orders = record_orders;
@@ -223,7 +227,8 @@ void RegisterLive(py::module_& m) {
              return ValueOrThrow(LiveEngine::Create(config, o));
            }),
            py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
-           py::arg("record_events") = true, py::arg("latency_bounds"))
+           py::arg("record_events") = true, py::arg("latency_bounds"), py::arg("ledger_path") = "",
+           py::arg("ledger_fsync") = false, py::arg("order_events") = false)
       .def("start",
            [](LiveEngine& e) {
              absl::Status s;
@@ -234,8 +239,84 @@ void RegisterLive(py::module_& m) {
              ThrowIfError(s);
            })
       .def(
-          "submit", [](LiveEngine& e, int key) { return ValueOrThrow(e.Submit(key)); },
-          py::arg("key") = -1)
+          "submit",
+          [](LiveEngine& e, int key, const std::string& idempotency_key) {
+            return ValueOrThrow(e.Submit(key, idempotency_key));
+          },
+          py::arg("key") = -1, py::arg("idempotency_key") = "")
+      .def(
+          "set_faults",
+          [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
+            // The scenario with the new faults in place: the converter and its dotted-path
+            // validation are the scenario's own.
+            const ScenarioConfig sc = ValidatedScenarioFromDict(scenario);
+            for (const DependencyConfig& d : sc.dependencies) {
+              if (d.name != dependency) continue;
+              absl::Status s;
+              {
+                py::gil_scoped_release release;
+                s = e.SetFaults(dependency, d.faults);
+              }
+              if (s.code() == absl::StatusCode::kNotFound)
+                throw py::key_error(std::string(s.message()));
+              ThrowIfError(s);
+              return;
+            }
+            throw py::key_error("no dependency named '" + dependency + "'");
+          },
+          py::arg("dependency"), py::arg("scenario"))
+      .def("take_order_events",
+           [](LiveEngine& e) {
+             std::vector<LiveOrderEvent> events;
+             {
+               py::gil_scoped_release release;
+               events = e.TakeOrderEvents();
+             }
+             py::list out(events.size());
+             for (size_t i = 0; i < events.size(); ++i) {
+               const LiveOrderEvent& v = events[i];
+               out[i] = py::make_tuple(v.id, Str(OrderStatusName(v.status)),
+                                       Str(FailReasonName(v.reason)), NsToSeconds(v.t_ns),
+                                       v.attempts, v.charges);
+             }
+             return out;
+           })
+      .def("internals",
+           [](const LiveEngine& e) {
+             LiveInternals in;
+             {
+               py::gil_scoped_release release;
+               in = e.Internals();
+             }
+             py::dict d;
+             d["running"] = in.running;
+             d["queue_depth"] = in.queue_depth;
+             d["queue_capacity"] = in.queue_capacity;
+             d["workers"] = in.workers;
+             d["busy_workers"] = in.busy_workers;
+             d["in_flight"] = in.in_flight;
+             d["arrived"] = in.arrived;
+             py::dict deps;
+             for (const LiveInternals::Dep& x : in.deps) {
+               py::dict dd;
+               dd["breaker_state"] = x.breaker
+                                         ? py::object(py::str(Str(BreakerStateName(*x.breaker))))
+                                         : py::object(py::none());
+               dd["in_flight_calls"] = x.in_flight_calls;
+               dd["faults_version"] = x.faults_version;
+               deps[py::str(x.name)] = dd;
+             }
+             d["dependencies"] = deps;
+             py::dict ledger;
+             ledger["path"] = in.ledger_path.empty() ? py::object(py::none())
+                                                     : py::object(py::str(in.ledger_path));
+             ledger["entries"] = in.ledger_entries;
+             ledger["double_charged"] = in.ledger_double_charged;
+             ledger["write_errors"] = in.ledger_write_errors;
+             d["ledger"] = ledger;
+             d["order_events_pending"] = in.order_events_pending;
+             return d;
+           })
       .def(
           "submit_many",
           [](LiveEngine& e, int64_t n) {

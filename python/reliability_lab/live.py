@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from reliability_lab import _core
 from reliability_lab.errors import ReliabilityLabError
 from reliability_lab.metrics import LATENCY_BOUNDS
-from reliability_lab.scenario import Scenario
+from reliability_lab.scenario import Faults, Scenario
 from reliability_lab.sim import Result, _build_result
 
 _log = logging.getLogger("reliability_lab")
@@ -208,6 +209,13 @@ class Lab:
             which are logged (and passed to ``on_transition``) from a background thread.
         on_transition: called as ``on_transition(t, dependency, from_state, to_state)`` for every
             breaker transition, on the log thread, with no native lock held.
+        ledger_path: the simulated payment provider's durable ledger, an append-only file (one
+            ``<dependency>\t<idempotency key>`` line per APPLIED charge, so a pair written twice is
+            a double charge). Loaded at construction (a malformed line raises ValueError); each
+            applied charge is written with one ``write(2)`` before the charging attempt's response
+            reaches the order, so a ``kill -9`` loses none. ``None``: in memory.
+        ledger_fsync: also ``fdatasync`` every ledger line (survives power loss; slower).
+        order_events: record every order status change for :meth:`take_order_events`.
     """
 
     def __init__(
@@ -217,6 +225,9 @@ class Lab:
         shutdown_timeout: float = 5.0,
         log_interval: float = 0.1,
         on_transition: Callable[[float, str, str, str], None] | None = None,
+        ledger_path: str | os.PathLike[str] | None = None,
+        ledger_fsync: bool = False,
+        order_events: bool = False,
     ) -> None:
         if not isinstance(scenario, Scenario):
             raise TypeError(f"scenario must be a Scenario, got {type(scenario).__name__}")
@@ -236,6 +247,9 @@ class Lab:
             record_orders=bool(scenario.record_orders),
             record_events=bool(scenario.record_events),
             latency_bounds=list(LATENCY_BOUNDS),
+            ledger_path="" if ledger_path is None else os.fspath(ledger_path),
+            ledger_fsync=bool(ledger_fsync),
+            order_events=bool(order_events),
         )
         self._collector = LiveCollector(self._engine)
         self._started = False
@@ -315,16 +329,27 @@ class Lab:
 
     # --- orders ----------------------------------------------------------------------------
 
-    def submit(self, key: int | None = None) -> OrderHandle:
+    def submit(self, key: int | None = None, idempotency_key: str | None = None) -> OrderHandle:
         """Submits one order (``key`` selects its fallback-cache entry; default: derived from
         the id) and returns its handle at once. A full queue rejects the order (status
         ``rejected``, reason ``queue_full``); a lab that is not running raises
         :class:`LabClosedError`.
+
+        ``idempotency_key`` is the key the order's charges carry to the payment ledger (1 to 200
+        printable ASCII characters, no spaces); orders sharing it are charged once by a
+        dependency with ``idempotency_keys=True``. Default: derived from the order's id, unique
+        to this lab.
         """
         if key is not None and (isinstance(key, bool) or not isinstance(key, int) or key < 0):
             raise ValueError(f"key must be None or an integer >= 0, got {key!r}")
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise TypeError(
+                f"idempotency_key must be None or a str, got {type(idempotency_key).__name__}"
+            )
+        if idempotency_key == "":
+            raise ValueError("idempotency_key must be None or 1 to 200 characters, got ''")
         try:
-            order_id = self._engine.submit(-1 if key is None else key)
+            order_id = self._engine.submit(-1 if key is None else key, idempotency_key or "")
         except RuntimeError as e:
             raise LabClosedError(str(e)) from None
         return OrderHandle(self._engine, order_id)
@@ -388,6 +413,42 @@ class Lab:
         """Waits until the load generators are done and no order is in flight; returns whether
         that happened within ``timeout`` seconds (``None``: no limit)."""
         return _wait_sliced(self._engine.wait_idle, timeout)
+
+    # --- service hooks ---------------------------------------------------------------------
+
+    def take_order_events(self) -> list[tuple[int, str, str, float, int, int]]:
+        """The order status changes since the last call, oldest first, as tuples
+        ``(id, status, reason, t, attempts, charges)``: ``queued`` and ``processing`` (reason
+        ``""``, attempts and charges 0) and the terminal state with its reason, attempts and
+        committed charges. ``t`` is seconds since the lab started. Empty unless the lab was
+        created with ``order_events=True``; take them regularly, they are kept until taken."""
+        return self._engine.take_order_events()
+
+    def set_faults(self, dependency: str, faults: Faults) -> None:
+        """Replaces ``dependency``'s fault model while the lab runs (the chaos switch). Attempts
+        that start afterwards use it; those in progress finish with the old one. Its phases are
+        on the lab's clock (seconds since start), like the scenario's.
+
+        Raises KeyError for an unknown dependency, TypeError unless ``faults`` is a
+        :class:`~reliability_lab.scenario.Faults`, and ValueError naming the dotted path
+        (``payment.faults.failure_rate ...``) for an invalid model.
+        """
+        names = [d.name for d in self.scenario.dependencies]
+        if dependency not in names:
+            raise KeyError(f"no dependency named {dependency!r} (have: {', '.join(names)})")
+        if not isinstance(faults, Faults):
+            raise TypeError(f"faults must be a Faults, got {type(faults).__name__}")
+        changed = self.scenario.replace({f"{dependency}.faults": faults})
+        self._engine.set_faults(dependency, changed.to_dict())
+        _log_event("faults_changed", dependency=dependency, failure_rate=faults.failure_rate)
+
+    def internals(self) -> dict[str, Any]:
+        """A snapshot of the engine's insides, for a debug endpoint: ``running``,
+        ``queue_depth``, ``queue_capacity``, ``workers``, ``busy_workers``, ``in_flight``,
+        ``arrived``, ``dependencies`` (name -> ``breaker_state`` (None without a breaker),
+        ``in_flight_calls``, ``faults_version``), ``ledger`` (``path``, ``entries``,
+        ``double_charged``, ``write_errors``) and ``order_events_pending``."""
+        return self._engine.internals()
 
     # --- results and metrics ---------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -69,7 +70,11 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
   if (options.sample_every_ns < 0) {
     return absl::InvalidArgumentError("sample_every must be >= 0");
   }
+  absl::StatusOr<std::unique_ptr<PaymentLedger>> ledger =
+      PaymentLedger::Open(options.ledger_path, options.ledger_fsync);
+  if (!ledger.ok()) return ledger.status();
   std::unique_ptr<LiveEngine> e(new LiveEngine(config, options));
+  e->ledger_ = *std::move(ledger);
   if (absl::Status s = e->InitMetrics(); !s.ok()) return s;
   return e;
 }
@@ -96,6 +101,22 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     }
     servers_.push_back(std::move(server));
   }
+  for (const DependencyConfig& d : config_.dependencies) {
+    auto slot = std::make_unique<FaultSlot>();
+    MutexLock lock(&slot->mu);
+    slot->model = std::make_shared<const FaultModel>(d.faults);
+    fault_slots_.push_back(std::move(slot));
+  }
+  {
+    // A durable ledger outlives the run: keys derived from order ids (which restart at 0) get
+    // a tag that differs between runs, so that a new run's order 5 is not mistaken for an
+    // earlier run's.
+    std::random_device entropy;
+    const uint64_t tag =
+        (uint64_t{entropy()} << 32) ^ entropy() ^
+        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    run_tag_ = absl::StrFormat("run%016x", tag);
+  }
   for (int64_t c = 0; c < kMaxChunks; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
   for (int i = 0; i < config_.workers; ++i) {
     auto w = std::make_unique<Worker>();
@@ -105,6 +126,11 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     for (const DependencyConfig& d : config_.dependencies) {
       w->fault_rngs.push_back(rng_.Stream("faults/" + d.name, static_cast<uint64_t>(i)));
       w->policy_rngs.push_back(rng_.Stream("policy/" + d.name, static_cast<uint64_t>(i)));
+    }
+    for (auto& slot : fault_slots_) {
+      MutexLock lock(&slot->mu);
+      w->fault_models.push_back(slot->model);
+      w->fault_versions.push_back(0);
     }
     workers_.push_back(std::move(w));
   }
@@ -311,7 +337,10 @@ absl::Status LiveEngine::Start() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> LiveEngine::Submit(int key) {
+absl::StatusOr<int64_t> LiveEngine::Submit(int key, std::string_view idempotency_key) {
+  if (!idempotency_key.empty()) {
+    if (absl::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
+  }
   // Announce the submit before checking intake; Shutdown closes intake and then waits for the
   // announced submits to finish (both sequentially consistent), so no order is half-submitted
   // when Shutdown counts and drains.
@@ -345,6 +374,9 @@ absl::StatusOr<int64_t> LiveEngine::Submit(int key) {
   o.key =
       key >= 0 ? key % std::max(1, config_.num_keys) : KeyOf(id, config_.seed, config_.num_keys);
   o.deadline_ns = config_.order_deadline_ns > 0 ? now + config_.order_deadline_ns : kNoDeadline;
+  if (!idempotency_key.empty()) o.idempotency_key = std::make_unique<std::string>(idempotency_key);
+  // Before the push: once queued, a worker may record "processing" at any moment.
+  if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
   in_system_.fetch_add(1, std::memory_order_acq_rel);
@@ -390,6 +422,9 @@ void LiveEngine::Process(Worker& w, int64_t id) {
     return;
   }
   o.record.start_ns = start;
+  if (options_.order_events) {
+    RecordEvent(id, OrderStatus::kProcessing, FailReason::kNone, start, 0, 0);
+  }
   o.status.store(static_cast<uint8_t>(OrderStatus::kProcessing), std::memory_order_release);
   w.queue_wait.Add(start - o.record.arrival_ns);
   busy_.fetch_add(1, std::memory_order_relaxed);
@@ -397,6 +432,10 @@ void LiveEngine::Process(Worker& w, int64_t id) {
   auto rng = [&]() -> RandomStream& { return w.policy_rngs[flow.current_dep()]; };
   FlowAction a = flow.Begin(start, rng());
   bool cancelled = false;
+  // The ledger decides what is applied when it is durable or the order brought its own key.
+  const bool use_ledger = ledger_->durable() || o.idempotency_key != nullptr;
+  int ledger_applied = 0;
+  std::string ledger_key;
   while (a.kind != FlowAction::Kind::kDone && !cancelled) {
     DeliverHandoffs(flow.handoffs());
     PublishStats(w);
@@ -409,6 +448,12 @@ void LiveEngine::Process(Worker& w, int64_t id) {
         }
         if (!end.outcome.ok()) {
           dep_metrics_[a.dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
+        }
+        const DependencyConfig& dc = *deps_[a.dep].config;
+        if (use_ledger && end.committed && dc.charges) {
+          // The provider applies (and persists) the charge before its response reaches us.
+          if (ledger_key.empty()) ledger_key = LedgerKey(o, id);
+          if (ledger_->Charge(dc.name, ledger_key, dc.idempotency_keys)) ++ledger_applied;
         }
         a = flow.OnAttemptDone(NowNs(), end.outcome, end.committed, rng());
         break;
@@ -446,7 +491,90 @@ void LiveEngine::Process(Worker& w, int64_t id) {
   PublishStats(w);
   busy_.fetch_sub(1, std::memory_order_relaxed);
   w.busy_ns += now - start;
-  Finish(&w, o, id, flow.status(), flow.reason(), &flow, now, true);
+  Finish(&w, o, id, flow.status(), flow.reason(), &flow, now, true,
+         use_ledger ? ledger_applied : -1);
+}
+
+std::string LiveEngine::LedgerKey(const OrderSlot& o, int64_t id) const {
+  if (o.idempotency_key != nullptr) return *o.idempotency_key;
+  return absl::StrFormat("%s-%d", run_tag_, id);
+}
+
+const FaultModel& LiveEngine::ModelFor(Worker& w, int dep) {
+  FaultSlot& f = *fault_slots_[dep];
+  // The unchanged case costs one atomic load; the copy refreshes under the slot's lock, which
+  // SetFaults holds while it replaces the model and moves the version.
+  if (f.version.load(std::memory_order_acquire) != w.fault_versions[dep]) {
+    MutexLock lock(&f.mu);
+    w.fault_models[dep] = f.model;
+    w.fault_versions[dep] = f.version.load(std::memory_order_relaxed);
+  }
+  return *w.fault_models[dep];
+}
+
+absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultModelConfig& faults) {
+  int dep = -1;
+  for (size_t i = 0; i < config_.dependencies.size(); ++i) {
+    if (config_.dependencies[i].name == dependency) dep = static_cast<int>(i);
+  }
+  if (dep < 0) {
+    return absl::NotFoundError(
+        absl::StrFormat("no dependency named '%s'", std::string(dependency)));
+  }
+  if (absl::Status s = ValidateFaultModel(std::string(dependency) + ".faults", faults); !s.ok()) {
+    return s;
+  }
+  auto model = std::make_shared<const FaultModel>(faults);
+  FaultSlot& f = *fault_slots_[dep];
+  MutexLock lock(&f.mu);
+  f.model = std::move(model);
+  f.version.fetch_add(1, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+void LiveEngine::RecordEvent(int64_t id, OrderStatus status, FailReason reason, int64_t t_ns,
+                             int attempts, int charges) {
+  MutexLock lock(&order_events_mu_);
+  order_events_.push_back({id, status, reason, t_ns, attempts, charges});
+}
+
+std::vector<LiveOrderEvent> LiveEngine::TakeOrderEvents() {
+  std::vector<LiveOrderEvent> out;
+  MutexLock lock(&order_events_mu_);
+  out.swap(order_events_);
+  return out;
+}
+
+LiveInternals LiveEngine::Internals() const {
+  LiveInternals in;
+  in.running =
+      started_.load(std::memory_order_acquire) && accepting_.load(std::memory_order_acquire);
+  in.queue_depth = static_cast<int64_t>(queue_.size());
+  in.queue_capacity = static_cast<int64_t>(std::max(1, config_.queue_capacity));
+  in.workers = config_.workers;
+  in.busy_workers = busy_.load(std::memory_order_relaxed);
+  in.in_flight = in_system_.load(std::memory_order_acquire);
+  in.arrived = next_id_.load(std::memory_order_acquire);
+  const int64_t now = NowNs();
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    LiveInternals::Dep& x = in.deps.emplace_back();
+    x.name = config_.dependencies[d].name;
+    // State(now) is what the next call would see (an expired open breaker is half-open).
+    if (deps_[d].breaker) {
+      x.breaker = started_.load() ? deps_[d].breaker->State(now) : BreakerState::kClosed;
+    }
+    x.in_flight_calls = dep_in_flight_[d].load(std::memory_order_relaxed);
+    x.faults_version = fault_slots_[d]->version.load(std::memory_order_acquire);
+  }
+  in.ledger_path = ledger_->path();
+  in.ledger_entries = ledger_->entries();
+  in.ledger_double_charged = ledger_->double_charged();
+  in.ledger_write_errors = ledger_->write_errors();
+  {
+    MutexLock lock(&order_events_mu_);
+    in.order_events_pending = static_cast<int64_t>(order_events_.size());
+  }
+  return in;
 }
 
 LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
@@ -454,12 +582,13 @@ LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
   const int64_t now = NowNs();
   const int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
   AttemptEnd end;
-  const FaultModelConfig& fm = config_.dependencies[dep].faults;
+  const FaultModel& model = ModelFor(w, dep);
+  const FaultModelConfig& fm = model.config();
   if (fm.capacity.max_in_service > 0) {
-    end = DoLimitedAttempt(w, a, now);
+    end = DoLimitedAttempt(w, model, a, now);
   } else {
     AtomicMax(dep_max_load_[dep], load);
-    const AttemptDraw draw = deps_[dep].faults.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
+    const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
     const Outcome timeout =
         Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
     if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
@@ -477,9 +606,8 @@ LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
   return end;
 }
 
-void LiveEngine::ReapLocked(Server& s, int dep, int64_t now_ns) {
-  const FaultModelConfig& fm = config_.dependencies[dep].faults;
-  const size_t max = static_cast<size_t>(fm.capacity.max_in_service);
+void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) {
+  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
   bool freed = false;
   for (;;) {
     int64_t start_ns = 0;
@@ -497,16 +625,16 @@ void LiveEngine::ReapLocked(Server& s, int dep, int64_t now_ns) {
     }
     s.line.pop_front();
     ++s.wasted;
-    const AttemptDraw d =
-        deps_[dep].faults.Draw(start_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
+    const AttemptDraw d = model.Draw(start_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
     s.ends.push(start_ns + d.service_ns);
   }
   if (freed) s.cv.notify_all();
 }
 
-LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FlowAction& a, int64_t now) {
+LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel& model,
+                                                    const FlowAction& a, int64_t now) {
   const int dep = a.dep;
-  const FaultModelConfig& fm = config_.dependencies[dep].faults;
+  const FaultModelConfig& fm = model.config();
   const CapacityConfig& cap = fm.capacity;
   const size_t max = static_cast<size_t>(cap.max_in_service);
   Server& s = *servers_[dep];
@@ -517,7 +645,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FlowAction&
   {
     MutexLock lock(&s.mu);
     std::unique_lock<std::mutex> native(s.mu.native(), std::adopt_lock);
-    ReapLocked(s, dep, now);
+    ReapLocked(s, model, now);
     bool serve = s.line.empty() && s.ends.size() < max;
     if (!serve) {
       if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
@@ -536,7 +664,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FlowAction&
       };
       for (;;) {
         now = NowNs();
-        ReapLocked(s, dep, now);
+        ReapLocked(s, model, now);
         if (s.line.front().ticket == ticket && s.ends.size() < max) {
           s.line.pop_front();
           break;
@@ -568,7 +696,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FlowAction&
     }
     const int load = static_cast<int>(s.ends.size() + 1);
     s.max_load = std::max<int64_t>(s.max_load, load);
-    draw = deps_[dep].faults.Draw(now, load, w.fault_rngs[dep]);
+    draw = model.Draw(now, load, w.fault_rngs[dep]);
     s.ends.push(now + draw.service_ns);
     s.cv.notify_all();
     native.release();
@@ -691,9 +819,11 @@ void LiveEngine::PublishStats(Worker& w) {
 }
 
 void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status, FailReason reason,
-                        const OrderFlow* flow, int64_t now_ns, bool admitted) {
-  (void)id;
+                        const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied) {
   OrderRecord& r = o.record;
+  const int applied = flow == nullptr       ? 0
+                      : ledger_applied >= 0 ? ledger_applied
+                                            : flow->applied_charges();
   r.end_ns = now_ns;
   r.status = static_cast<uint8_t>(status);
   r.reason = static_cast<uint8_t>(reason);
@@ -702,7 +832,7 @@ void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status,
     r.attempts = static_cast<uint16_t>(std::min(flow->attempts(), 65535));
     r.degraded = degraded ? 1 : 0;
     r.charges = static_cast<uint8_t>(std::min(flow->charges(), 255));
-    r.applied = static_cast<uint8_t>(std::min(flow->applied_charges(), 255));
+    r.applied = static_cast<uint8_t>(std::min(applied, 255));
   }
   o.reason = static_cast<uint8_t>(reason);
   by_status_[static_cast<size_t>(status)]->Add();
@@ -716,8 +846,8 @@ void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status,
     if (admitted) acc.latency_terminal.Add(sojourn_ns);
     if (flow != nullptr) {
       acc.charges += flow->charges();
-      acc.applied_charges += flow->applied_charges();
-      if (flow->applied_charges() > 1) ++acc.double_charged;
+      acc.applied_charges += applied;
+      if (applied > 1) ++acc.double_charged;
     }
   };
   if (w != nullptr) {
@@ -725,6 +855,10 @@ void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status,
   } else {
     MutexLock lock(&aux_mu_);
     account(aux_);
+  }
+  // Recorded before the publication, so that whoever saw the order terminal finds its event.
+  if (options_.order_events) {
+    RecordEvent(id, status, reason, now_ns, r.attempts, flow != nullptr ? flow->charges() : 0);
   }
   // The publication point: readers that see the terminal status see the record too.
   o.status.store(static_cast<uint8_t>(status), std::memory_order_seq_cst);

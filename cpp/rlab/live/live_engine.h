@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -28,6 +30,8 @@
 #include "rlab/core/mutex.h"
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
+#include "rlab/live/payment_ledger.h"
+#include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/scenario.h"
 #include "rlab/sim/sim_engine.h"
@@ -42,6 +46,46 @@ struct LiveOptions {
   // Upper bounds (seconds) of the order latency histogram in the metrics registry.
   std::vector<double> latency_bounds_s = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5,   1.0,    2.5,   5.0,  10.0,  30.0, 60.0};
+  // The payment provider's ledger (see payment_ledger.h). Empty: in memory, and orders without
+  // an explicit idempotency key keep the flow's own per-order count. Set: a durable file loaded
+  // by Create; every committed charge of a charging dependency goes through it.
+  std::string ledger_path;
+  bool ledger_fsync = false;  // fdatasync after each ledger line (power loss, not just kill -9)
+  // Record every order status change for TakeOrderEvents (off: the hot path pays one branch).
+  bool order_events = false;
+};
+
+// One order status change (LiveOptions::order_events).
+struct LiveOrderEvent {
+  int64_t id = 0;
+  OrderStatus status = OrderStatus::kPending;
+  FailReason reason = FailReason::kNone;
+  int64_t t_ns = 0;  // engine time
+  int attempts = 0;  // meaningful in a terminal event
+  int charges = 0;   // committed charges, meaningful in a terminal event
+};
+
+// What the engine looks like inside right now (for a debug endpoint).
+struct LiveInternals {
+  bool running = false;  // started, not shutting down
+  int64_t queue_depth = 0;
+  int64_t queue_capacity = 0;
+  int workers = 0;
+  int64_t busy_workers = 0;
+  int64_t in_flight = 0;  // admitted orders not yet terminal
+  int64_t arrived = 0;
+  struct Dep {
+    std::string name;
+    std::optional<BreakerState> breaker;  // none without a breaker
+    int64_t in_flight_calls = 0;          // attempts in progress
+    uint64_t faults_version = 0;          // SetFaults calls so far
+  };
+  std::vector<Dep> deps;
+  std::string ledger_path;  // empty: in memory
+  int64_t ledger_entries = 0;
+  int64_t ledger_double_charged = 0;
+  int64_t ledger_write_errors = 0;
+  int64_t order_events_pending = 0;
 };
 
 // What a caller can read about one order at any time.
@@ -80,7 +124,21 @@ class LiveEngine {
   // Submits one order with fallback-cache key `key` (< 0: derived from the order id). Returns the
   // order's id; a full queue rejects the order at once (status rejected, reason queue_full), which
   // still returns an id. FailedPrecondition before Start or once Shutdown has begun.
-  absl::StatusOr<int64_t> Submit(int key = -1);
+  // `idempotency_key` (empty: derived from the order id, unique to this run) is what the order's
+  // charges carry to the ledger; InvalidArgument unless ValidateIdempotencyKey accepts it.
+  absl::StatusOr<int64_t> Submit(int key = -1, std::string_view idempotency_key = {});
+
+  // Replaces dependency `dependency`'s fault model for attempts that start from now on (those in
+  // progress keep the model they started with). Phases are on the engine's clock, like the
+  // scenario's. InvalidArgument (with the dotted path) for an invalid model, NotFound for an
+  // unknown dependency.
+  absl::Status SetFaults(std::string_view dependency, const FaultModelConfig& faults);
+
+  // The status changes recorded since the last call, oldest first (order_events only).
+  std::vector<LiveOrderEvent> TakeOrderEvents();
+
+  // A snapshot of queue, workers, breakers and ledger.
+  LiveInternals Internals() const;
 
   // Starts the scenario's load generator: one thread for open-loop arrivals, or one thread per
   // closed-loop client, for the scenario's duration measured from now. FailedPrecondition if
@@ -136,6 +194,7 @@ class LiveEngine {
     int32_t key = 0;
     int64_t deadline_ns = 0;
     OrderRecord record;
+    std::unique_ptr<std::string> idempotency_key;  // set by Submit when the caller gave one
   };
   static constexpr int kChunkBits = 14;
   static constexpr int64_t kChunkSize = int64_t{1} << kChunkBits;
@@ -152,10 +211,22 @@ class LiveEngine {
     std::vector<FlowStats> published;  // what was already added to the shared counters
     std::vector<RandomStream> fault_rngs;
     std::vector<RandomStream> policy_rngs;
+    // The fault models this worker draws from, refreshed when a dependency's version moves.
+    std::vector<std::shared_ptr<const FaultModel>> fault_models;
+    std::vector<uint64_t> fault_versions;
     LogHistogram latency_completed, latency_terminal, queue_wait;
     double sojourn_sum_s = 0.0;
     int64_t busy_ns = 0;
     int64_t charges = 0, applied_charges = 0, double_charged = 0;
+  };
+
+  // A dependency's current fault model. `version` moves (after `model` is replaced, under `mu`)
+  // on every SetFaults; a worker compares it with its copy's version before each attempt and
+  // takes the lock only when they differ.
+  struct FaultSlot {
+    Mutex mu;
+    std::shared_ptr<const FaultModel> model ABSL_GUARDED_BY(mu);
+    std::atomic<uint64_t> version{0};
   };
 
   // A thread waiting for a dependency's bulkhead slot, on its own stack.
@@ -225,15 +296,24 @@ class LiveEngine {
   void WorkerLoop(Worker& w);
   void Process(Worker& w, int64_t id);
   AttemptEnd DoAttempt(Worker& w, const FlowAction& action);
-  AttemptEnd DoLimitedAttempt(Worker& w, const FlowAction& action, int64_t now_ns);
+  AttemptEnd DoLimitedAttempt(Worker& w, const FaultModel& fm, const FlowAction& action,
+                              int64_t now_ns);
   // Frees finished service slots and starts abandoned calls at the head of the line.
-  void ReapLocked(Server& s, int dep, int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  void ReapLocked(Server& s, const FaultModel& fm, int64_t now_ns)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // The fault model `w` must use for an attempt of `dep` starting now.
+  const FaultModel& ModelFor(Worker& w, int dep);
+  // The key order `id`'s charges carry.
+  std::string LedgerKey(const OrderSlot& o, int64_t id) const;
+  void RecordEvent(int64_t id, OrderStatus status, FailReason reason, int64_t t_ns, int attempts,
+                   int charges);
   WaitEnd SleepUntil(int64_t t_ns) const;
   WaitEnd WaitBulkhead(int dep, int64_t until_ns);
   void DeliverHandoffs(uint32_t mask);
   void PublishStats(Worker& w);
+  // `ledger_applied` (>= 0) overrides the flow's applied-charge count when the ledger decided.
   void Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status, FailReason reason,
-              const OrderFlow* flow, int64_t now_ns, bool admitted);
+              const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied = -1);
   void NotifyDone();
   void OnTransition(int dep, const BreakerTransition& t);
 
@@ -258,6 +338,13 @@ class LiveEngine {
   std::vector<std::unique_ptr<Server>> servers_;
   std::unique_ptr<std::atomic<int64_t>[]> dep_in_flight_;  // attempts in progress
   std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
+  std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
+  std::unique_ptr<PaymentLedger> ledger_;  // set by Create
+  std::string run_tag_;                    // makes derived idempotency keys unique to this run
+
+  // Order status changes (options_.order_events).
+  mutable Mutex order_events_mu_;
+  std::vector<LiveOrderEvent> order_events_ ABSL_GUARDED_BY(order_events_mu_);
 
   std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
   std::atomic<int64_t> next_id_{0};
