@@ -300,3 +300,75 @@ def test_exports() -> None:
     assert rl.summarize is summarize
     assert rl.pareto_front is pareto_front
     assert rl.Range is Range
+
+
+def _two_dependency_scenario() -> rl.Scenario:
+    return rl.Scenario(
+        arrivals=rl.Poisson(rate=150),
+        duration=8,
+        workers=6,
+        queue_capacity=20,
+        order_deadline=0.5,
+        seed=2,
+        dependencies=(
+            rl.Dependency(
+                "pricing",
+                faults=rl.Faults(
+                    failure_rate=0.2,
+                    latency=rl.Exponential(mean=0.01),
+                    phases=(rl.Outage(start=2, end=4),),
+                ),
+                fallback=rl.Fallback("cache", cache_ttl=1.0),
+                bulkhead=rl.BulkheadConfig(max_concurrent=3),
+            ),
+            rl.Dependency(
+                "payment",
+                faults=rl.Faults(
+                    failure_rate=0.3,
+                    latency=rl.Exponential(mean=0.03),
+                    phases=(rl.Brownout(start=3, end=5), rl.Outage(start=6, end=7)),
+                ),
+                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+                breaker=rl.Breaker(consecutive_failures=3, open_for=0.5),
+            ),
+        ),
+    )
+
+
+@pytest.mark.parametrize("make", [base, _two_dependency_scenario])
+def test_summary_only_runs_give_the_summary_of_simulate(make: Any) -> None:
+    """The summary-only path computes Result.summary's numbers without building a Result:
+    every column, same values (NaN where simulate has NaN)."""
+    # (Summary runs sample no time series; with sampling, a run's end_time is the next sample
+    # tick, which changes end_time, goodput, utilization and mean_in_system.)
+    sc = make().replace(record_orders=False, sample_every=0.0)
+    grid = {"workers": [2, 6, 12]}
+    df = sweep(sc, grid, seeds=[0, 5], progress=False)
+    for row in df.to_dict("records"):
+        s = rl.simulate(sc.replace(workers=row["workers"]).replace(seed=int(row["seed"]))).summary
+        assert set(s.index) <= set(row), set(s.index) - set(row)
+        for key, value in s.items():
+            got = row[key]
+            assert (math.isnan(got) and math.isnan(value)) or got == value, key
+    # Asking for some columns only (transitions are then not recorded unless a time to
+    # detect/recover is asked for) gives the same values.
+    some = sweep(sc, grid, seeds=[0, 5], progress=False,
+                 metrics=["success_rate", "payment.outage.time_to_detect", "nonexistent"])
+    assert list(some.columns[-3:]) == ["success_rate", "payment.outage.time_to_detect",
+                                       "nonexistent"]
+    assert some["success_rate"].equals(df["success_rate"])
+    assert some["payment.outage.time_to_detect"].equals(df["payment.outage.time_to_detect"])
+    assert some["nonexistent"].isna().all()
+
+
+def test_an_invalid_later_point_stops_the_sweep_naming_it() -> None:
+    grid = {"payment.breaker.open_for": [1.0, 2.0, -1.0, 3.0]}
+    for workers in (1, 2):
+        with pytest.raises(ValueError, match=r"grid point 2 .*payment.breaker.open_for"):
+            sweep(base(), grid, progress=False, max_workers=workers, chunksize=1)
+    with pytest.raises(ValueError, match=r"grid point 2 .*payment.breaker.open_for"):
+        sweep(base(), grid, progress=False, metrics=_calls, max_workers=2, chunksize=1)
+
+
+def _calls(r: rl.Result) -> dict[str, float]:
+    return {"calls": float(r.summary["payment.calls"])}

@@ -50,8 +50,10 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 
+from reliability_lab import _core
+from reliability_lab.metrics import LATENCY_BOUNDS
 from reliability_lab.scenario import Scenario
-from reliability_lab.sim import Result, simulate
+from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, simulate
 
 #: What ``metrics=`` accepts: None (every summary column), a list of summary column names, or a
 #: function of the :class:`~reliability_lab.sim.Result` returning named numbers.
@@ -174,10 +176,137 @@ def _run_chunk(
     for k, (p, seed) in enumerate(tasks):
         base = cache.get(p)
         if base is None:
-            base = cache[p] = scenario.replace(points[p]) if points[p] else scenario
+            base = cache[p] = _at_point(scenario, p, points[p])
         result = simulate(base.replace(seed=seed))
         out.append((k, _metrics_of(result, metrics)))
     return out
+
+
+def _at_point(scenario: Scenario, p: int, point: dict[str, Any]) -> Scenario:
+    """The scenario at grid point ``p``; a ValueError names the point and the path."""
+    if not point:
+        return scenario
+    try:
+        return scenario.replace(point)
+    except ValueError as e:
+        raise ValueError(f"grid point {p} {point!r}: {e}") from None
+
+
+def _run_summary_chunk(
+    scenario: Scenario,
+    tasks: list[tuple[int, int]],
+    points: Mapping[int, dict[str, Any]],
+    names: list[str] | None,
+    record_events: bool,
+) -> list[tuple[int, dict[str, float]]]:
+    """The summary-only path: each run is the native engine on the point's scenario (as a
+    dict) with the task's seed, without per-order records or time series, and its summary
+    numbers are computed without pandas (the same numbers as ``simulate(...).summary``;
+    tests/test_sweep.py checks that they agree). Each point is built where it is first run,
+    so that this Python work (GIL held) interleaves with the other threads' native runs."""
+    out = []
+    bounds = list(LATENCY_BOUNDS)
+    dicts: dict[int, dict[str, Any]] = {}
+    for k, (p, seed) in enumerate(tasks):
+        d = dicts.get(p)
+        if d is None:
+            d = dicts[p] = _at_point(scenario, p, points[p]).to_dict()
+        d["seed"] = seed
+        raw = _core.simulate(
+            d,
+            sample_every=0.0,
+            record_orders=False,
+            record_events=record_events,
+            until=-1.0,
+            max_events=DEFAULT_MAX_EVENTS,
+            latency_bounds=bounds,
+        )
+        values = _summary_values(d, raw)
+        if names is not None:
+            values = {name: values.get(name, math.nan) for name in names}
+        out.append((k, values))
+    return out
+
+
+def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, float]:
+    """``Result.summary`` (see reliability_lab.sim) as a plain dict of floats, from the native
+    engine's raw totals and the scenario's dict."""
+    nan = math.nan
+    counts = raw["counts"]
+    arrived = counts["arrived"]
+    end = raw["end"]
+    lat = raw["latency_completed"]
+    has_lat = bool(lat["count"])
+    qw = raw["queue_wait"]
+    s: dict[str, float] = {
+        "arrived": arrived,
+        "completed": counts["completed"],
+        "failed": counts["failed"],
+        "rejected": counts["rejected"],
+        "expired": counts["expired"],
+        "cancelled": counts["cancelled"],
+        "in_flight": raw["in_flight"],
+        "success_rate": counts["completed"] / arrived if arrived else nan,
+        "goodput": counts["completed"] / end if end > 0 else nan,
+        "latency_mean": lat["mean"] if has_lat else nan,
+        "latency_p50": lat["p50"] if has_lat else nan,
+        "latency_p95": lat["p95"] if has_lat else nan,
+        "latency_p99": lat["p99"] if has_lat else nan,
+        "latency_max": lat["max"] if has_lat else nan,
+        "queue_wait_mean": qw["mean"] if qw["count"] else nan,
+        "degraded_fraction": raw["degraded"] / arrived if arrived else nan,
+        "double_charged_orders": raw["double_charged_orders"],
+        "charges": raw["charges"],
+        "applied_charges": raw["applied_charges"],
+        "utilization": raw["busy_integral"] / (d["workers"] * end) if end > 0 else nan,
+        "mean_in_system": raw["in_system_integral"] / end if end > 0 else nan,
+        "mean_sojourn": raw["sojourn_sum"] / arrived if arrived else nan,
+        "end_time": end,
+        "events_processed": raw["events_processed"],
+    }
+    for reason, n in raw["reasons"].items():
+        s[f"failed_{reason}"] = n
+    events = raw.get("events") or []
+    total_calls = 0
+    for dep in raw["dependencies"]:
+        name = dep["name"]
+        total_calls += dep["calls"]
+        s[f"{name}.calls"] = dep["calls"]
+        s[f"{name}.calls_per_order"] = dep["calls"] / arrived if arrived else nan
+        s[f"{name}.retries"] = dep["retries"]
+        s[f"{name}.trips"] = dep["trips"]
+        s[f"{name}.rejected_breaker"] = dep["rejected_breaker"]
+        s[f"{name}.fallbacks"] = dep["fallbacks"]
+        s[f"{name}.wasted_service"] = dep["wasted_service"]
+        if dep["phases"]:
+            transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
+            for phase, start, stop in dep["phases"]:
+                detect, recover = _detect_recover(transitions, start, stop)
+                s[f"{name}.{phase}.time_to_detect"] = detect
+                s[f"{name}.{phase}.time_to_recover"] = recover
+    s["calls_per_order"] = total_calls / arrived if arrived else nan
+    return {k: float(v) for k, v in s.items()}
+
+
+def _detect_recover(
+    transitions: list[tuple[float, str]], start: float, stop: float
+) -> tuple[float, float]:
+    """As reliability_lab.sim's: from a phase's start to the breaker's first opening inside
+    it, and from its end to the breaker closing again (0 if closed at the end); NaN where it
+    never did. ``transitions``: (time, new state) of one dependency's breaker, in time order."""
+    if not transitions:
+        return math.nan, math.nan
+    detect = next((t - start for t, to in transitions if start <= t < stop and to == "open"),
+                  math.nan)
+    state_at_end = "closed"
+    for t, to in transitions:
+        if t > stop:
+            break
+        state_at_end = to
+    if state_at_end == "closed":
+        return detect, 0.0
+    recover = next((t - stop for t, to in transitions if t > stop and to == "closed"), math.nan)
+    return detect, recover
 
 
 def _metrics_of(result: Result, metrics: Metrics) -> dict[str, float]:
@@ -230,9 +359,12 @@ def sweep(
             list of summary column names, or a function ``Result -> {name: number}`` (it must
             pickle for executors in other processes: a module-level function). Unless it is a
             function, runs switch off per-order records and time series
-            (``record_orders=False``, ``sample_every=0``), which the summary does not use.
-        chunksize: runs per executor task (default: about 8 tasks per worker, at most 64 runs
-            each); >= 1.
+            (``record_orders=False``, ``sample_every=0``), which the summary does not use, and
+            no :class:`~reliability_lab.sim.Result` is built: the summary's numbers come
+            straight from the engine's totals (and breaker transitions are recorded only when
+            a ``time_to_detect``/``time_to_recover`` column is asked for).
+        chunksize: runs per executor task (default: about 8 tasks per worker, at most 16 runs
+            each in the default thread pool and 64 in a given executor); >= 1.
         random_state: seeds the draws of a random search.
 
     Returns:
@@ -240,8 +372,9 @@ def sweep(
         value), ``seed``, then the metrics; rows in (point, seed) order.
 
     Raises:
-        ValueError: a bad argument, or a point that is not a valid scenario (named by path,
-            before anything runs).
+        ValueError: a bad argument (before anything runs: unknown paths are found with the
+            first point), or a point that is not a valid scenario (named with its path, when
+            its runs come up; the sweep then stops).
     """
     if not isinstance(scenario, Scenario):
         raise TypeError(f"scenario must be a Scenario, got {type(scenario).__name__}")
@@ -264,37 +397,59 @@ def sweep(
         if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
             raise ValueError(f"metrics must be a list of summary column names, got {metrics!r}")
         metrics = list(metrics)
-    if not callable(metrics):
+    summary_only = not callable(metrics)
+    if summary_only:
         scenario = scenario.replace({"record_orders": False, "sample_every": 0.0})
-    # Validate every point here, so that a bad value fails fast and names its path.
-    for i, point in enumerate(points):
+    # Fail fast on what every run shares: the paths (checked with the first point) and the
+    # seeds. Each point is then validated where it runs (building 1,000 scenarios up front
+    # would be a serial prefix no thread can share); the first invalid one stops the sweep.
+    if points:
+        _at_point(scenario, 0, points[0])
+    for seed in dict.fromkeys(seed_list):
         try:
-            scenario.replace(point)
+            scenario.replace(seed=seed)
         except ValueError as e:
-            raise ValueError(f"grid point {i} {point!r}: {e}") from None
+            raise ValueError(f"seeds[]: {e}") from None
+    names = None if metrics is None or callable(metrics) else list(metrics)
+    # Breaker transitions are only needed for the phases' time to detect / recover.
+    record_events = names is None or any(".time_to_" in name for name in names)
+
+    def submit_args(chunk: list[tuple[int, int]]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        sub = {p: points[p] for p, _ in chunk}
+        if summary_only:
+            return _run_summary_chunk, (scenario, chunk, sub, names, record_events)
+        return _run_chunk, (scenario, chunk, sub, metrics)
 
     tasks = [(p, s) for p in range(len(points)) for s in seed_list]
     workers = max_workers or os.cpu_count() or 1
     if chunksize is None:
-        chunksize = max(1, min(64, math.ceil(len(tasks) / (8 * workers))))
+        # In-process threads: small chunks (a task costs microseconds; the last chunks then
+        # end close together). Other executors: fewer, larger tasks.
+        cap = 16 if executor is None else 64
+        chunksize = max(1, min(cap, math.ceil(len(tasks) / (8 * workers))))
     chunks = [tasks[i : i + chunksize] for i in range(0, len(tasks), chunksize)]
     rows: list[dict[str, float] | None] = [None] * len(tasks)
     bar = _progress_bar(len(tasks), progress)
     try:
         if executor is None and workers == 1:
             for c, chunk in enumerate(chunks):
-                sub = {p: points[p] for p, _ in chunk}
-                _store(rows, c * chunksize, _run_chunk(scenario, chunk, sub, metrics), bar)
+                fn, args = submit_args(chunk)
+                _store(rows, c * chunksize, fn(*args), bar)
         else:
             own = executor is None
             ex = executor if executor is not None else ThreadPoolExecutor(workers)
             try:
                 futures: dict[Future[list[tuple[int, dict[str, float]]]], int] = {}
                 for c, chunk in enumerate(chunks):
-                    sub = {p: points[p] for p, _ in chunk}
-                    futures[ex.submit(_run_chunk, scenario, chunk, sub, metrics)] = c * chunksize
-                for fut in as_completed(futures):
-                    _store(rows, futures[fut], fut.result(), bar)
+                    fn, args = submit_args(chunk)
+                    futures[ex.submit(fn, *args)] = c * chunksize
+                try:
+                    for fut in as_completed(futures):
+                        _store(rows, futures[fut], fut.result(), bar)
+                except BaseException:
+                    for fut in futures:  # a failed run (or Ctrl-C) stops the sweep
+                        fut.cancel()
+                    raise
             finally:
                 if own:
                     ex.shutdown(wait=True, cancel_futures=True)
