@@ -418,3 +418,14 @@ def test_internals_snapshot() -> None:
     assert info["dependencies"]["payment"]["in_flight_calls"] == 0
     assert info["ledger"]["path"] is None
     assert lab.internals()["running"] is False
+
+
+def test_submit_many_handles_are_a_lazy_sequence() -> None:
+    with Lab(scenario(queue_capacity=256)) as lab:
+        batch = lab.submit_many(30)
+        assert len(batch) == 30 and list(batch.ids) == list(range(30))
+        assert batch.wait(timeout=10)
+        assert [h.id for h in batch[5:8]] == [5, 6, 7]
+        assert batch[-1].id == 29 and batch[0].status == "completed"
+        assert all(h.done() for h in batch)
+        assert len(lab.submit_many(0)) == 0

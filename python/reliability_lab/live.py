@@ -30,11 +30,14 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
+from numpy.typing import NDArray
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -147,6 +150,53 @@ class OrderHandle:
 
     def __repr__(self) -> str:
         return f"OrderHandle(id={self.id}, status={self.status!r})"
+
+
+class OrderHandles(Sequence[OrderHandle]):
+    """The handles of a batch from :meth:`Lab.submit_many`, made on access: a batch of a million
+    orders builds no million Python objects up front (that would cost more than the orders)."""
+
+    __slots__ = ("_engine", "_ids")
+
+    def __init__(self, engine: _core.LiveEngine, ids: NDArray[np.int64]) -> None:
+        self._engine = engine
+        self._ids = ids
+        self._ids.flags.writeable = False
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        """The orders' ids (read-only)."""
+        return self._ids
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    @overload
+    def __getitem__(self, index: int) -> OrderHandle: ...
+    @overload
+    def __getitem__(self, index: slice) -> OrderHandles: ...
+    def __getitem__(self, index: int | slice) -> OrderHandle | OrderHandles:
+        if isinstance(index, slice):
+            return OrderHandles(self._engine, self._ids[index])
+        return OrderHandle(self._engine, int(self._ids[index]))
+
+    def __iter__(self) -> Iterator[OrderHandle]:
+        engine = self._engine
+        for i in self._ids.tolist():
+            yield OrderHandle(engine, i)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until every order of the batch is terminal, at most ``timeout`` seconds in all
+        (``None``: no limit); returns whether they all are."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for handle in self:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not handle.wait(left):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"OrderHandles(n={len(self)})"
 
 
 def _wait_sliced(wait: Callable[[float], bool], timeout: float | None) -> bool:
@@ -354,16 +404,16 @@ class Lab:
             raise LabClosedError(str(e)) from None
         return OrderHandle(self._engine, order_id)
 
-    def submit_many(self, n: int) -> list[OrderHandle]:
-        """Submits ``n`` orders in one native call (the GIL released) and returns their handles."""
+    def submit_many(self, n: int) -> OrderHandles:
+        """Submits ``n`` orders in one native call (the GIL released) and returns their handles
+        (a sequence made on access; ``.ids`` is the id array, ``.wait()`` waits for all)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
         try:
             ids = self._engine.submit_many(n)
         except RuntimeError as e:
             raise LabClosedError(str(e)) from None
-        engine = self._engine
-        return [OrderHandle(engine, int(i)) for i in ids]
+        return OrderHandles(self._engine, ids)
 
     def handle(self, order_id: int) -> OrderHandle:
         """The handle of order ``order_id`` (from Python or from a load generator)."""
@@ -531,6 +581,7 @@ __all__ = [
     "LabClosedError",
     "LiveCollector",
     "OrderHandle",
+    "OrderHandles",
     "OrderView",
     "ShutdownReport",
 ]
