@@ -28,6 +28,7 @@ from reliability_lab.live import (
     Lab,
     LabClosedError,
     OrderHandle,
+    OrderHandles,
     OrderView,
     ShutdownReport,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "ManualClock",
     "Mixture",
     "OrderHandle",
+    "OrderHandles",
     "OrderView",
     "Outage",
     "Permit",
