@@ -105,10 +105,16 @@ absl::Status SimEngine::Run() {
   InitTimeSeries();
   if (options_.sample_every_ns > 0) Schedule(options_.sample_every_ns, kSample);
 
+  bool hit_until = false;
+  int64_t last_activity_ns = 0;
   while (!events_.empty()) {
-    if (options_.until_ns >= 0 && events_.Top().t_ns > options_.until_ns) break;
+    if (options_.until_ns >= 0 && events_.Top().t_ns > options_.until_ns) {
+      hit_until = true;
+      break;
+    }
     const SimEvent e = events_.Pop();
     now_ns_ = e.t_ns;
+    if (e.type != kSample) last_activity_ns = now_ns_;
     if (++result_.events > options_.max_events) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "the simulation stopped after max_events = %d events at t = %.3f s with %d orders in "
@@ -161,9 +167,9 @@ absl::Status SimEngine::Run() {
       }
     }
   }
-  if (options_.until_ns >= 0 && now_ns_ < options_.until_ns && !events_.empty()) {
-    now_ns_ = options_.until_ns;
-  }
+  // A run cut at `until` ends there; a drained run ends at its last real event, not at the
+  // sampling tick after it (sampling must not change goodput or the time averages).
+  now_ns_ = hit_until ? options_.until_ns : last_activity_ns;
   // Close the integrals at the end time.
   SetInSystem(now_ns_, 0);
   SetBusy(now_ns_, 0);
