@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,17 +118,27 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
     else:
         raw.pop("orders", None)
     timeseries = pd.DataFrame(raw.pop("timeseries"))
-    events = pd.DataFrame(raw.pop("events"), columns=["t", "dependency", "kind", "from", "to"])
-    summary = _summary(scenario, raw, events)
+    event_rows = raw.pop("events")
+    events = pd.DataFrame(event_rows, columns=["t", "dependency", "kind", "from", "to"])
+    summary = pd.Series(
+        _summary_values({"workers": scenario.workers}, {**raw, "events": event_rows}),
+        dtype=float,
+        name="summary",
+    )
     return Result(scenario, summary, orders, timeseries, events, raw)
 
 
-def _summary(scenario: Scenario, raw: dict[str, Any], events: pd.DataFrame) -> pd.Series:
+def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, float]:
+    """``Result.summary`` as a plain dict of floats, from the native engine's raw totals and the
+    scenario as a dict (``workers`` is read from it). Shared by simulate() and the summary-only
+    path of sweep(), which skips pandas."""
+    nan = math.nan
     counts = raw["counts"]
     arrived = counts["arrived"]
     end = raw["end"]
     lat = raw["latency_completed"]
-    nan = float("nan")
+    has_lat = bool(lat["count"])
+    qw = raw["queue_wait"]
     s: dict[str, float] = {
         "arrived": arrived,
         "completed": counts["completed"],
@@ -138,17 +149,17 @@ def _summary(scenario: Scenario, raw: dict[str, Any], events: pd.DataFrame) -> p
         "in_flight": raw["in_flight"],
         "success_rate": counts["completed"] / arrived if arrived else nan,
         "goodput": counts["completed"] / end if end > 0 else nan,
-        "latency_mean": lat["mean"] if lat["count"] else nan,
-        "latency_p50": lat["p50"] if lat["count"] else nan,
-        "latency_p95": lat["p95"] if lat["count"] else nan,
-        "latency_p99": lat["p99"] if lat["count"] else nan,
-        "latency_max": lat["max"] if lat["count"] else nan,
-        "queue_wait_mean": raw["queue_wait"]["mean"] if raw["queue_wait"]["count"] else nan,
+        "latency_mean": lat["mean"] if has_lat else nan,
+        "latency_p50": lat["p50"] if has_lat else nan,
+        "latency_p95": lat["p95"] if has_lat else nan,
+        "latency_p99": lat["p99"] if has_lat else nan,
+        "latency_max": lat["max"] if has_lat else nan,
+        "queue_wait_mean": qw["mean"] if qw["count"] else nan,
         "degraded_fraction": raw["degraded"] / arrived if arrived else nan,
         "double_charged_orders": raw["double_charged_orders"],
         "charges": raw["charges"],
         "applied_charges": raw["applied_charges"],
-        "utilization": raw["busy_integral"] / (scenario.workers * end) if end > 0 else nan,
+        "utilization": raw["busy_integral"] / (d["workers"] * end) if end > 0 else nan,
         "mean_in_system": raw["in_system_integral"] / end if end > 0 else nan,
         "mean_sojourn": raw["sojourn_sum"] / arrived if arrived else nan,
         "end_time": end,
@@ -156,6 +167,7 @@ def _summary(scenario: Scenario, raw: dict[str, Any], events: pd.DataFrame) -> p
     }
     for reason, n in raw["reasons"].items():
         s[f"failed_{reason}"] = n
+    events = raw.get("events") or []
     total_calls = 0
     for dep in raw["dependencies"]:
         name = dep["name"]
@@ -167,32 +179,34 @@ def _summary(scenario: Scenario, raw: dict[str, Any], events: pd.DataFrame) -> p
         s[f"{name}.rejected_breaker"] = dep["rejected_breaker"]
         s[f"{name}.fallbacks"] = dep["fallbacks"]
         s[f"{name}.wasted_service"] = dep["wasted_service"]
-        for phase, start, stop in dep["phases"]:
-            detect, recover = _detect_recover(events, name, start, stop)
-            s[f"{name}.{phase}.time_to_detect"] = detect
-            s[f"{name}.{phase}.time_to_recover"] = recover
+        if dep["phases"]:
+            transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
+            for phase, start, stop in dep["phases"]:
+                detect, recover = _detect_recover(transitions, start, stop)
+                s[f"{name}.{phase}.time_to_detect"] = detect
+                s[f"{name}.{phase}.time_to_recover"] = recover
     s["calls_per_order"] = total_calls / arrived if arrived else nan
-    return pd.Series(s, dtype=float, name="summary")
+    return {k: float(v) for k, v in s.items()}
 
 
 def _detect_recover(
-    events: pd.DataFrame, dep: str, start: float, stop: float
+    transitions: list[tuple[float, str]], start: float, stop: float
 ) -> tuple[float, float]:
-    """Time from a phase's start to the breaker's first opening inside it, and from the phase's
-    end to the breaker closing again (0 if it was closed at the end). NaN where it never did."""
-    b = events[(events["dependency"] == dep) & (events["kind"] == "breaker")]
-    if b.empty:
-        return float("nan"), float("nan")
-    t = b["t"].to_numpy()
-    to = b["to"].to_numpy()
-    opened = t[(t >= start) & (t < stop) & (to == "open")]
-    detect = float(opened[0] - start) if opened.size else float("nan")
-    before_end = to[t <= stop]
-    state_at_end = before_end[-1] if before_end.size else "closed"
+    """From a phase's start to the breaker's first opening inside it, and from its end to the
+    breaker closing again (0 if closed at the end); NaN where it never did. ``transitions``:
+    (time, new state) of one dependency's breaker, in time order."""
+    if not transitions:
+        return math.nan, math.nan
+    detect = next((t - start for t, to in transitions if start <= t < stop and to == "open"),
+                  math.nan)
+    state_at_end = "closed"
+    for t, to in transitions:
+        if t > stop:
+            break
+        state_at_end = to
     if state_at_end == "closed":
         return detect, 0.0
-    closed_after = t[(t > stop) & (to == "closed")]
-    recover = float(closed_after[0] - stop) if closed_after.size else float("nan")
+    recover = next((t - stop for t, to in transitions if t > stop and to == "closed"), math.nan)
     return detect, recover
 
 

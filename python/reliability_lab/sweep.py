@@ -53,7 +53,7 @@ import pandas as pd
 from reliability_lab import _core
 from reliability_lab.metrics import LATENCY_BOUNDS
 from reliability_lab.scenario import Scenario
-from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, simulate
+from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, _summary_values, simulate
 
 #: What ``metrics=`` accepts: None (every summary column), a list of summary column names, or a
 #: function of the :class:`~reliability_lab.sim.Result` returning named numbers.
@@ -226,87 +226,6 @@ def _run_summary_chunk(
             values = {name: values.get(name, math.nan) for name in names}
         out.append((k, values))
     return out
-
-
-def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, float]:
-    """``Result.summary`` (see reliability_lab.sim) as a plain dict of floats, from the native
-    engine's raw totals and the scenario's dict."""
-    nan = math.nan
-    counts = raw["counts"]
-    arrived = counts["arrived"]
-    end = raw["end"]
-    lat = raw["latency_completed"]
-    has_lat = bool(lat["count"])
-    qw = raw["queue_wait"]
-    s: dict[str, float] = {
-        "arrived": arrived,
-        "completed": counts["completed"],
-        "failed": counts["failed"],
-        "rejected": counts["rejected"],
-        "expired": counts["expired"],
-        "cancelled": counts["cancelled"],
-        "in_flight": raw["in_flight"],
-        "success_rate": counts["completed"] / arrived if arrived else nan,
-        "goodput": counts["completed"] / end if end > 0 else nan,
-        "latency_mean": lat["mean"] if has_lat else nan,
-        "latency_p50": lat["p50"] if has_lat else nan,
-        "latency_p95": lat["p95"] if has_lat else nan,
-        "latency_p99": lat["p99"] if has_lat else nan,
-        "latency_max": lat["max"] if has_lat else nan,
-        "queue_wait_mean": qw["mean"] if qw["count"] else nan,
-        "degraded_fraction": raw["degraded"] / arrived if arrived else nan,
-        "double_charged_orders": raw["double_charged_orders"],
-        "charges": raw["charges"],
-        "applied_charges": raw["applied_charges"],
-        "utilization": raw["busy_integral"] / (d["workers"] * end) if end > 0 else nan,
-        "mean_in_system": raw["in_system_integral"] / end if end > 0 else nan,
-        "mean_sojourn": raw["sojourn_sum"] / arrived if arrived else nan,
-        "end_time": end,
-        "events_processed": raw["events_processed"],
-    }
-    for reason, n in raw["reasons"].items():
-        s[f"failed_{reason}"] = n
-    events = raw.get("events") or []
-    total_calls = 0
-    for dep in raw["dependencies"]:
-        name = dep["name"]
-        total_calls += dep["calls"]
-        s[f"{name}.calls"] = dep["calls"]
-        s[f"{name}.calls_per_order"] = dep["calls"] / arrived if arrived else nan
-        s[f"{name}.retries"] = dep["retries"]
-        s[f"{name}.trips"] = dep["trips"]
-        s[f"{name}.rejected_breaker"] = dep["rejected_breaker"]
-        s[f"{name}.fallbacks"] = dep["fallbacks"]
-        s[f"{name}.wasted_service"] = dep["wasted_service"]
-        if dep["phases"]:
-            transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
-            for phase, start, stop in dep["phases"]:
-                detect, recover = _detect_recover(transitions, start, stop)
-                s[f"{name}.{phase}.time_to_detect"] = detect
-                s[f"{name}.{phase}.time_to_recover"] = recover
-    s["calls_per_order"] = total_calls / arrived if arrived else nan
-    return {k: float(v) for k, v in s.items()}
-
-
-def _detect_recover(
-    transitions: list[tuple[float, str]], start: float, stop: float
-) -> tuple[float, float]:
-    """As reliability_lab.sim's: from a phase's start to the breaker's first opening inside
-    it, and from its end to the breaker closing again (0 if closed at the end); NaN where it
-    never did. ``transitions``: (time, new state) of one dependency's breaker, in time order."""
-    if not transitions:
-        return math.nan, math.nan
-    detect = next((t - start for t, to in transitions if start <= t < stop and to == "open"),
-                  math.nan)
-    state_at_end = "closed"
-    for t, to in transitions:
-        if t > stop:
-            break
-        state_at_end = to
-    if state_at_end == "closed":
-        return detect, 0.0
-    recover = next((t - stop for t, to in transitions if t > stop and to == "closed"), math.nan)
-    return detect, recover
 
 
 def _metrics_of(result: Result, metrics: Metrics) -> dict[str, float]:
