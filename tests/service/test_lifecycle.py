@@ -143,9 +143,10 @@ class _Load:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self.stop.is_set():
                 key = f"load-{n}"
+                customer = f"c{n % 7}"
                 n += 1
                 try:
-                    r = post_order(client, key=key, customer_id=f"c{n % 7}")
+                    r = post_order(client, key=key, customer_id=customer)
                 except httpx.TransportError:
                     self.unanswered.append(key)
                     return
@@ -158,13 +159,13 @@ def _crash_scenario(path: Path, idempotency_keys: bool) -> Path:
     # charges were applied although the response was "lost".
     return write_scenario(
         path,
-        workers=16,
+        workers=32,
         queue_capacity=2000,
-        payment={"idempotency_keys": idempotency_keys, "attempt_timeout": 0.3},
+        payment={"idempotency_keys": idempotency_keys, "attempt_timeout": 0.5},
         faults={
             "failure_rate": 0.3,
             "ambiguous_rate": 0.3,
-            "latency": {"type": "exponential", "mean": 0.08},
+            "latency": {"type": "exponential", "mean": 0.2},
         },
     )
 
@@ -187,6 +188,10 @@ def test_kill9_then_restart_finishes_every_order_without_double_charges(
     again: ServiceProcess = start_service(database, "--scenario", str(scenario), ledger=ledger)
     with httpx.Client(base_url=again.url, timeout=30) as client:
         hook = hooks(client)
+        # A key accepted before the crash still names its order after the restart.
+        some_id, some_key = next(iter(load.accepted.items()))
+        replay = post_order(client, key=some_key, customer_id=f"c{int(some_key[5:]) % 7}")
+        assert replay.status_code == 202 and replay.json()["id"] == some_id
         # The client retries what the crash left unanswered: the same key, never a second order.
         for key in load.unanswered:
             r = post_order(client, key=key, customer_id="retry")
@@ -216,7 +221,18 @@ def test_negative_control_without_idempotency_keys_the_ledger_shows_doubles(
 ) -> None:
     if db_kind != "sqlite":
         pytest.skip("the ledger check does not depend on the database; SQLite covers it")
-    scenario = _crash_scenario(tmp_path / "nokeys.json", idempotency_keys=False)
+    # Only ambiguous failures (the charge applied, the response lost) and no breaker to cut the
+    # retries short: every retry after one re-applies a charge that carries no key.
+    scenario = write_scenario(
+        tmp_path / "nokeys.json",
+        workers=16,
+        payment={"idempotency_keys": False, "attempt_timeout": 0.5, "breaker": None},
+        faults={
+            "failure_rate": 0.0,
+            "ambiguous_rate": 0.3,
+            "latency": {"type": "constant", "value": 0.01},
+        },
+    )
     ledger = tmp_path / "nokeys.ledger"
     svc: ServiceProcess = start_service(make_database(), "--scenario", str(scenario), ledger=ledger)
     with httpx.Client(base_url=svc.url, timeout=30) as client:

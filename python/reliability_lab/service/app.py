@@ -278,12 +278,23 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
     )
     registry.register(ServiceCollector(svc))
     keys: OrderedDict[str, tuple[int, str] | _Reservation] = OrderedDict()
+    # Whether ``keys`` holds every Idempotency-Key in the store. While it does, a key missing
+    # from it is new and needs no store lookup: the common case stays off the database.
+    keys_complete = [False]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(svc.start)
-        assert svc.lab is not None
-        registry.register(svc.lab.collector)
+        try:
+            recent = await run_in_threadpool(svc.store.recent_idempotency_keys, _KEY_CACHE + 1)
+            for key, order_id, request_hash in reversed(recent[:_KEY_CACHE]):
+                keys[key] = (order_id, request_hash)
+            keys_complete[0] = len(recent) <= _KEY_CACHE
+            assert svc.lab is not None
+            registry.register(svc.lab.collector)
+        except BaseException:
+            await run_in_threadpool(svc.drain, 0.0)  # never leave engine threads behind
+            raise
         try:
             yield
         finally:
@@ -381,7 +392,7 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
                 if isinstance(hit, _Reservation):
                     await hit.done.wait()  # the first request with this key is still running
                     continue
-                if hit is None:
+                if hit is None and not keys_complete[0]:
                     found = await run_in_threadpool(
                         svc.store.find_by_idempotency_key, idempotency_key
                     )
@@ -424,6 +435,7 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
                         if isinstance(value, _Reservation):
                             break
                         del keys[oldest]
+                        keys_complete[0] = False  # from now on a miss must ask the store
             reservation.done.set()
 
         try:
@@ -605,7 +617,7 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         faults = new.dependency(body.dependency).faults
         try:
             lab.set_faults(body.dependency, faults)
-        except (ValueError, RuntimeError) as e:
+        except (KeyError, ValueError, RuntimeError) as e:
             return _error(409, "conflict", str(e))
         svc.scenario = new
         log_event(

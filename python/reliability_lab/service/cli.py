@@ -163,8 +163,10 @@ def serve(config: ServiceConfig) -> int:
         loop.run_until_complete(main())
     finally:
         loop.close()
-    if not service.started:
-        return 1  # the lifespan failed (e.g. the database is unreachable): uvicorn logged why
+    if not server.started:
+        # The lifespan failed (e.g. the database is unreachable); uvicorn logged why.
+        service.drain(0.0)
+        return 1
     return 0
 
 

@@ -414,19 +414,27 @@ class OrderService:
             if self.lab is not None:
                 self.shutdown_report = self.lab.shutdown(budget)
             # Orders a recovery never got back into the engine are recorded as cancelled too.
-            leftover = [oid for oid, _ in self.store.active_orders()] if self.started else []
+            leftover: list[int] = []
+            if self.started:
+                try:
+                    leftover = [oid for oid, _ in self.store.active_orders()]
+                except Exception as e:  # the store is down: the next start re-drives them
+                    log_event("drain_store_error", logging.ERROR, error=str(e))
             if self._writer is not None:
                 self._stop_writer.set()
                 self._wake.set()
                 self._writer.join()
             if leftover:
-                still = {o for o, _ in self.store.active_orders()}
-                now = time.time()
-                cancels = [
-                    Transition(o, "cancelled", "shutdown", now) for o in leftover if o in still
-                ]
-                if cancels:
-                    self.store.write_batch([], cancels)
+                try:
+                    still = {o for o, _ in self.store.active_orders()}
+                    now = time.time()
+                    cancels = [
+                        Transition(o, "cancelled", "shutdown", now) for o in leftover if o in still
+                    ]
+                    if cancels:
+                        self.store.write_batch([], cancels)
+                except Exception as e:
+                    log_event("drain_store_error", logging.ERROR, error=str(e))
             self.store.close()
             self.drained = True
             rep = self.shutdown_report

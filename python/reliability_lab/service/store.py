@@ -435,6 +435,21 @@ class Store:
         )
         return (int(row[0]), str(row[1])) if row else None
 
+    def recent_idempotency_keys(self, limit: int) -> list[tuple[str, int, str]]:
+        """``(key, order id, request hash)`` of the newest ``limit`` orders created with an
+        Idempotency-Key, newest first."""
+        d = self.dialect
+        rows = self._read(
+            lambda c: c.execute(
+                d.sql(
+                    "SELECT idempotency_key, id, request_hash FROM orders "
+                    "WHERE idempotency_key IS NOT NULL ORDER BY id DESC LIMIT ?"
+                ),
+                (limit,),
+            ).fetchall()
+        )
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
     def list_orders(self, *, status: str | None, after_id: int, limit: int) -> list[dict[str, Any]]:
         """Orders with ``id > after_id`` in id order (optionally of one status), at most
         ``limit``."""

@@ -1,0 +1,56 @@
+"""The command line and the configuration: bad options are refused with the parameter named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service extra (fastapi, uvicorn, psycopg) is missing")
+
+from reliability_lab.service.config import ServiceConfig
+from reliability_lab.service.store import parse_database_url
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reliability_lab.service", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["--port", "70000"], "port"),
+        (["--database", "ftp://example/db"], "database"),
+        (["--shutdown-budget", "-1"], "shutdown_budget"),
+        (["--admin-token", "short"], "admin_token"),
+    ],
+)
+def test_bad_options_exit_2_naming_the_parameter(args: list[str], name: str) -> None:
+    r = run(*args)
+    assert r.returncode == 2
+    assert name in r.stderr
+
+
+def test_help_and_serve_subcommand() -> None:
+    r = run("serve", "--help")
+    assert r.returncode == 0 and "--database" in r.stdout
+    assert run("frobnicate").returncode == 2
+
+
+def test_config_and_urls() -> None:
+    assert parse_database_url("x.db") == ("sqlite", "x.db")
+    assert parse_database_url("sqlite:////tmp/a.db") == ("sqlite", "/tmp/a.db")
+    assert parse_database_url("postgresql://u@h/db")[0] == "postgresql"
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        ServiceConfig(max_body_bytes=0)
+    with pytest.raises(ValueError, match="log_level"):
+        ServiceConfig(log_level="loud")
+    cfg = ServiceConfig(database="/tmp/x/orders.sqlite3")
+    assert str(cfg.effective_ledger_path) == "/tmp/x/orders.sqlite3.ledger"
+    assert cfg.host == "127.0.0.1"
