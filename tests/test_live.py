@@ -429,3 +429,135 @@ def test_submit_many_handles_are_a_lazy_sequence() -> None:
         assert batch[-1].id == 29 and batch[0].status == "completed"
         assert all(h.done() for h in batch)
         assert len(lab.submit_many(0)) == 0
+
+
+# --- the native submit and OrderHandle ---------------------------------------------------------
+
+
+def test_submit_validates_its_arguments_natively() -> None:
+    with Lab(scenario(queue_capacity=256)) as lab:
+        for key in (-1, 2**31, 2**70, -(2**70), True, 1.5, "3", [1]):
+            with pytest.raises(ValueError, match=r"key must be None or an integer in \[0, "):
+                lab.submit(key=key)  # type: ignore[arg-type]
+        for bad in ("", "has space", "tab\t", "é", "\ud800", "x" * 201, "\x7f"):
+            with pytest.raises(ValueError, match="idempotency_key"):
+                lab.submit(idempotency_key=bad)
+        for wrong in (5, b"abc", ["k"]):
+            with pytest.raises(TypeError, match="idempotency_key must be None or a str"):
+                lab.submit(idempotency_key=wrong)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="at most 2 arguments"):
+            lab.submit(1, "k", 3)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+            lab.submit(nope=1)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="multiple values for argument 'key'"):
+            lab.submit(1, key=2)  # type: ignore[misc]
+        assert lab.arrived == 0  # nothing invalid was submitted
+        good = [
+            lab.submit(),
+            lab.submit(None, None),
+            lab.submit(0),
+            lab.submit(2**31 - 1, "k-1"),
+            lab.submit(key=7, idempotency_key="x" * 200),
+            lab.submit(idempotency_key="~!"),
+        ]
+        assert [h.id for h in good] == list(range(6))
+        assert all(isinstance(h, OrderHandle) for h in good)
+        assert all(h.wait(timeout=10) for h in good)
+    with pytest.raises(ValueError, match="key"):
+        lab.submit(key=-1)  # arguments are checked before the lab's state
+    with pytest.raises(LabClosedError, match="no new orders"):
+        lab.submit(3, "k-2")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    args=st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.booleans(),
+            st.floats(allow_nan=True),
+            st.text(max_size=250),
+            st.binary(max_size=5),
+        ),
+        max_size=3,
+    )
+)
+def test_submit_never_crashes_on_any_input(args: list[object]) -> None:
+    with Lab(scenario(queue_capacity=8), shutdown_timeout=0) as lab:
+        try:
+            handle = lab.submit(*args)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            assert lab.arrived == 0
+        else:
+            assert isinstance(handle, OrderHandle) and handle.id == 0
+    assert lab.handle(0).done() if lab.arrived else True
+
+
+def test_order_handle_methods() -> None:
+    slow = rl.Dependency("payment", faults=rl.Faults(latency=rl.Constant(30.0)))
+    lab = Lab(scenario(dependency=slow, workers=1, queue_capacity=4), shutdown_timeout=0)
+    with lab:
+        first = lab.submit()
+        second = lab.submit(key=2)
+        assert first.id == 0 and second.id == 1
+        assert first.wait(timeout=0) is False and second.wait(0.01) is False
+        assert second.status == "queued" and second.reason == "" and not second.done()
+        assert repr(second) == "OrderHandle(id=1, status='queued')"
+        with pytest.raises(AttributeError):
+            first.id = 5  # type: ignore[misc]
+        for bad in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="timeout must be None or a finite number >= 0"):
+                first.wait(bad)
+        with pytest.raises(TypeError):
+            first.wait("1")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            first.wait(1, 2)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            first.wait(seconds=1)  # type: ignore[call-arg]
+        view = second.view()
+        assert view.id == 1 and view.status == "queued" and view.attempts == 0
+    assert first.status == "cancelled" and first.reason == "shutdown" and first.done()
+    assert first.wait() and first.wait(timeout=None)
+    assert first.view() == lab.handle(0).view()
+    assert [h.id for h in lab.handles] == [0, 1]
+    assert all(type(h) is OrderHandle for h in (*lab.handles, lab.handle(1)))
+    engine = lab._engine
+    assert OrderHandle(engine, 1).status == "cancelled"
+    assert OrderHandle(engine=engine, order_id=0).id == 0
+    for order_id in (-1, 2, 2**40):
+        with pytest.raises(KeyError, match="no order with id"):
+            OrderHandle(engine, order_id)
+    with pytest.raises(TypeError, match="engine must be a LiveEngine"):
+        OrderHandle(object(), 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        OrderHandle(engine, "0")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        type("Sub", (OrderHandle,), {})
+
+
+def test_a_handle_keeps_its_engine_alive() -> None:
+    with Lab(scenario()) as lab:
+        handle = lab.submit()
+    del lab
+    import gc
+
+    gc.collect()
+    assert handle.wait(timeout=10) and handle.status == "completed"
+
+
+def test_ctrl_c_interrupts_a_handle_wait() -> None:
+    import _thread
+    import threading
+
+    slow = rl.Dependency("payment", faults=rl.Faults(latency=rl.Constant(30.0)))
+    with Lab(scenario(dependency=slow, workers=1), shutdown_timeout=0) as lab:
+        handle = lab.submit()
+        timer = threading.Timer(0.2, _thread.interrupt_main)
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                handle.wait()  # no limit: only the interrupt ends it
+        finally:
+            timer.cancel()
+    assert handle.status == "cancelled"

@@ -5,8 +5,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <structmember.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -206,29 +210,411 @@ py::list MetricsList(const std::vector<FamilySnapshot>& snap) {
   return out;
 }
 
+// --- The one-by-one submit path ---------------------------------------------------------------
+//
+// Python's `lab.submit()` is the raw METH_FASTCALL method LiveEngine.submit, and the handle it
+// returns is a small native type (not GC-tracked, so a million handles trigger no collection).
+// Through pybind11 the dispatch, the default arguments and a Python-level handle object cost
+// more than the order itself (about 1.7 us against 0.5 us); errors here are set with PyErr_*
+// rather than thrown, for the same reason.
+
+// What the raw methods need from Python, set by RegisterLive and by _bind_live (called when
+// reliability_lab.live is imported). Strong references for the process's lifetime.
+struct LiveRefs {
+  PyTypeObject* engine_type = nullptr;  // the pybind11 LiveEngine class
+  PyTypeObject* handle_type = nullptr;  // OrderHandle
+  PyObject* closed_error = nullptr;     // reliability_lab.live.LabClosedError
+  PyObject* order_view = nullptr;       // reliability_lab.live.OrderView
+  PyObject* key_name = nullptr;         // interned keyword names
+  PyObject* idempotency_key_name = nullptr;
+  PyObject* timeout_name = nullptr;
+  std::array<PyObject*, kNumOrderStatuses> status_names{};
+  std::array<PyObject*, kNumFailReasons> reason_names{};
+};
+
+LiveRefs& Refs() {
+  static LiveRefs* refs = new LiveRefs();  // never destroyed: raw methods may outlive statics
+  return *refs;
+}
+
+// Binds the Python-side classes if reliability_lab.live has not yet done it (a caller that
+// imported only _core); false with a Python error set if that fails.
+bool EnsureBound() {
+  if (Refs().closed_error != nullptr) return true;
+  PyObject* live = PyImport_ImportModule("reliability_lab.live");
+  if (live == nullptr) return false;
+  Py_DECREF(live);
+  if (Refs().closed_error == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "reliability_lab.live did not bind the live engine");
+    return false;
+  }
+  return true;
+}
+
+// The LiveEngine inside a pybind11 instance (the method descriptor checked the type).
+LiveEngine* EngineOf(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  void* v = inst->simple_layout ? inst->simple_value_holder[0]
+                                : py::detail::values_and_holders(inst).begin()->value_ptr();
+  if (v == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "LiveEngine.__init__ was not called");
+    return nullptr;
+  }
+  return static_cast<LiveEngine*>(v);
+}
+
+struct HandleObject {
+  PyObject_HEAD LiveEngine* engine;  // owned by `owner`
+  PyObject* owner;                   // the Python LiveEngine: a handle keeps its engine alive
+  int64_t id;
+};
+
+PyObject* NewHandle(PyObject* owner, LiveEngine* engine, int64_t id) {
+  HandleObject* h = PyObject_New(HandleObject, Refs().handle_type);
+  if (h == nullptr) return nullptr;
+  Py_INCREF(owner);
+  h->owner = owner;
+  h->engine = engine;
+  h->id = id;
+  return reinterpret_cast<PyObject*>(h);
+}
+
+void HandleDealloc(PyObject* self) {
+  auto* h = reinterpret_cast<HandleObject*>(self);
+  PyTypeObject* type = Py_TYPE(self);
+  Py_XDECREF(h->owner);
+  type->tp_free(self);
+  Py_DECREF(type);  // a heap type: each instance holds a reference
+}
+
+// OrderHandle(engine, order_id): the handle of an existing order.
+PyObject* HandleNew(PyTypeObject* /*type*/, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"engine", "order_id", nullptr};
+  PyObject* owner = nullptr;
+  long long id = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OL:OrderHandle", const_cast<char**>(kKeywords),
+                                   &owner, &id)) {
+    return nullptr;
+  }
+  if (!PyObject_TypeCheck(owner, Refs().engine_type)) {
+    PyErr_Format(PyExc_TypeError, "engine must be a LiveEngine, got %s", Py_TYPE(owner)->tp_name);
+    return nullptr;
+  }
+  LiveEngine* engine = EngineOf(owner);
+  if (engine == nullptr) return nullptr;
+  if (id < 0 || id >= engine->arrived()) {
+    PyErr_Format(PyExc_KeyError, "no order with id %lld", id);
+    return nullptr;
+  }
+  return NewHandle(owner, engine, id);
+}
+
+// The order's view, or nullptr with RuntimeError set (ids are checked when a handle is made, so
+// this is a bug, never a user error).
+std::optional<LiveOrderView> HandleView(HandleObject* h) {
+  absl::StatusOr<LiveOrderView> v = h->engine->View(h->id);
+  if (!v.ok()) {
+    PyErr_SetString(PyExc_RuntimeError, std::string(v.status().message()).c_str());
+    return std::nullopt;
+  }
+  return *v;
+}
+
+PyObject* HandleStatus(PyObject* self, void*) {
+  const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
+  if (!v) return nullptr;
+  return Py_NewRef(Refs().status_names[static_cast<size_t>(v->status)]);
+}
+
+PyObject* HandleReason(PyObject* self, void*) {
+  const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
+  if (!v) return nullptr;
+  return Py_NewRef(Refs().reason_names[static_cast<size_t>(v->reason)]);
+}
+
+PyObject* HandleDone(PyObject* self, PyObject*) {
+  const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
+  if (!v) return nullptr;
+  return PyBool_FromLong(IsTerminal(v->status) ? 1 : 0);
+}
+
+PyObject* HandleViewMethod(PyObject* self, PyObject*) {
+  auto* h = reinterpret_cast<HandleObject*>(self);
+  const std::optional<LiveOrderView> v = HandleView(h);
+  if (!v || !EnsureBound()) return nullptr;
+  try {
+    py::dict fields = ViewDict(*v);
+    fields["id"] = h->id;
+    return py::handle(Refs().order_view)(**fields).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+// Waits are cut into slices this long with the GIL released, so that Ctrl-C (checked between
+// slices) interrupts a wait without limit.
+constexpr double kWaitSliceS = 0.05;
+
+PyObject* HandleWait(PyObject* self, PyObject* const* args, Py_ssize_t nargsf, PyObject* kwnames) {
+  auto* h = reinterpret_cast<HandleObject*>(self);
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  if (nargs + nkw > 1) {
+    PyErr_SetString(PyExc_TypeError, "wait() takes at most 1 argument (timeout)");
+    return nullptr;
+  }
+  PyObject* timeout = nargs == 1 ? args[0] : nullptr;
+  if (nkw == 1) {
+    PyObject* name = PyTuple_GET_ITEM(kwnames, 0);
+    if (name != Refs().timeout_name && PyUnicode_Compare(name, Refs().timeout_name) != 0) {
+      if (PyErr_Occurred() == nullptr) {
+        PyErr_Format(PyExc_TypeError, "wait() got an unexpected keyword argument %R", name);
+      }
+      return nullptr;
+    }
+    timeout = args[0];
+  }
+  double remaining = std::numeric_limits<double>::infinity();
+  if (timeout != nullptr && timeout != Py_None) {
+    remaining = PyFloat_AsDouble(timeout);
+    if (remaining == -1.0 && PyErr_Occurred() != nullptr) return nullptr;
+    if (!std::isfinite(remaining) || remaining < 0) {
+      PyErr_Format(PyExc_ValueError, "timeout must be None or a finite number >= 0, got %R",
+                   timeout);
+      return nullptr;
+    }
+  }
+  while (true) {
+    const double step = std::min(kWaitSliceS, remaining);
+    bool done;
+    Py_BEGIN_ALLOW_THREADS;
+    done = h->engine->Wait(h->id, SecondsToNs(step));
+    Py_END_ALLOW_THREADS;
+    if (done) Py_RETURN_TRUE;
+    if (PyErr_CheckSignals() != 0) return nullptr;  // KeyboardInterrupt and friends
+    remaining -= step;
+    if (remaining <= 0) Py_RETURN_FALSE;
+  }
+}
+
+PyObject* HandleRepr(PyObject* self) {
+  auto* h = reinterpret_cast<HandleObject*>(self);
+  PyObject* status = HandleStatus(self, nullptr);
+  if (status == nullptr) return nullptr;
+  PyObject* out = PyUnicode_FromFormat("OrderHandle(id=%lld, status=%R)",
+                                       static_cast<long long>(h->id), status);
+  Py_DECREF(status);
+  return out;
+}
+
+PyMethodDef kHandleMethods[] = {
+    {"done", &HandleDone, METH_NOARGS,
+     "done($self, /)\n--\n\nWhether the order is in a terminal state."},
+    {"view", &HandleViewMethod, METH_NOARGS,
+     "view($self, /)\n--\n\nA snapshot of everything known about the order (an OrderView)."},
+    {"wait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&HandleWait)),
+     METH_FASTCALL | METH_KEYWORDS,
+     "wait($self, /, timeout=None)\n--\n\nWaits until the order is terminal, at most `timeout` "
+     "seconds (None: no limit); returns whether it is. The GIL is released while waiting; Ctrl-C "
+     "interrupts the wait."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef kHandleGetSet[] = {
+    {"status", &HandleStatus, nullptr,
+     "The order's current status: pending, queued, processing, or a terminal state.", nullptr},
+    {"reason", &HandleReason, nullptr,
+     "Why the order failed, was rejected or cancelled ('' otherwise or while running).", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMemberDef kHandleMembers[] = {
+    {"id", T_LONGLONG, offsetof(HandleObject, id), READONLY,
+     "The order's id (its submission index)."},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot kHandleSlots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(&HandleDealloc)},
+    {Py_tp_repr, reinterpret_cast<void*>(&HandleRepr)},
+    {Py_tp_new, reinterpret_cast<void*>(&HandleNew)},
+    {Py_tp_methods, kHandleMethods},
+    {Py_tp_getset, kHandleGetSet},
+    {Py_tp_members, kHandleMembers},
+    {Py_tp_doc, const_cast<char*>("OrderHandle(engine, order_id)\n--\n\n"
+                                  "A submitted order: read its status, or wait for it to end.")},
+    {0, nullptr},
+};
+
+// Not GC-tracked (a handle refers only to its engine, which never refers back) and final, so
+// that NewHandle can fill the fields directly.
+PyType_Spec kHandleSpec = {"reliability_lab.OrderHandle", sizeof(HandleObject), 0,
+                           Py_TPFLAGS_DEFAULT, kHandleSlots};
+
+// Sets the Python error for a failed Submit: ValueError for invalid arguments, LabClosedError
+// for a lab that is not running (or full: the id space is spent).
+PyObject* SubmitError(const absl::Status& s) {
+  const std::string message(s.message());
+  if (s.code() == absl::StatusCode::kInvalidArgument) {
+    PyErr_SetString(PyExc_ValueError, message.c_str());
+  } else if (EnsureBound()) {
+    PyErr_SetString(Refs().closed_error, message.c_str());
+  }
+  return nullptr;
+}
+
+// engine.submit(key=None, idempotency_key=None) -> OrderHandle.
+PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
+                       PyObject* kwnames) {
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (nargs > 2) {
+    PyErr_Format(PyExc_TypeError, "submit() takes at most 2 arguments (%zd given)", nargs);
+    return nullptr;
+  }
+  PyObject* key = nargs >= 1 ? args[0] : nullptr;
+  PyObject* idempotency_key = nargs >= 2 ? args[1] : nullptr;
+  if (kwnames != nullptr) {
+    const LiveRefs& refs = Refs();
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+      PyObject* name = PyTuple_GET_ITEM(kwnames, i);
+      PyObject** slot = nullptr;
+      if (name == refs.key_name || PyUnicode_Compare(name, refs.key_name) == 0) {
+        slot = &key;
+      } else if (name == refs.idempotency_key_name ||
+                 PyUnicode_Compare(name, refs.idempotency_key_name) == 0) {
+        slot = &idempotency_key;
+      }
+      if (PyErr_Occurred() != nullptr) return nullptr;
+      if (slot == nullptr) {
+        PyErr_Format(PyExc_TypeError, "submit() got an unexpected keyword argument %R", name);
+        return nullptr;
+      }
+      if (*slot != nullptr) {
+        PyErr_Format(PyExc_TypeError, "submit() got multiple values for argument %R", name);
+        return nullptr;
+      }
+      *slot = args[nargs + i];
+    }
+  }
+  int key_value = -1;
+  if (key != nullptr && key != Py_None) {
+    int overflow = 0;
+    const long long k =
+        PyBool_Check(key) || !PyLong_Check(key) ? -1 : PyLong_AsLongLongAndOverflow(key, &overflow);
+    if (k == -1 && PyErr_Occurred() != nullptr) return nullptr;
+    if (overflow != 0 || k < 0 || k > std::numeric_limits<int32_t>::max()) {
+      PyErr_Format(PyExc_ValueError, "key must be None or an integer in [0, %d], got %R",
+                   std::numeric_limits<int32_t>::max(), key);
+      return nullptr;
+    }
+    key_value = static_cast<int>(k);
+  }
+  std::string_view idem;
+  if (idempotency_key != nullptr && idempotency_key != Py_None) {
+    if (!PyUnicode_Check(idempotency_key)) {
+      PyErr_Format(PyExc_TypeError, "idempotency_key must be None or a str, got %s",
+                   Py_TYPE(idempotency_key)->tp_name);
+      return nullptr;
+    }
+    if (!PyUnicode_IS_ASCII(idempotency_key)) {
+      // Checked here: a non-ASCII string may not even encode (lone surrogates).
+      PyErr_SetString(PyExc_ValueError,
+                      "idempotency_key must be printable ASCII without spaces (characters "
+                      "0x21..0x7e)");
+      return nullptr;
+    }
+    Py_ssize_t size = 0;
+    const char* data = PyUnicode_AsUTF8AndSize(idempotency_key, &size);
+    if (data == nullptr) return nullptr;
+    if (size == 0) {
+      PyErr_SetString(PyExc_ValueError,
+                      "idempotency_key must be None or 1 to 200 characters, got ''");
+      return nullptr;
+    }
+    idem = std::string_view(data, static_cast<size_t>(size));
+  }
+  LiveEngine* engine = EngineOf(self);
+  if (engine == nullptr) return nullptr;
+  // With the GIL held: Submit never blocks (a full queue rejects), and releasing the GIL would
+  // cost more than the order.
+  const absl::StatusOr<int64_t> id = engine->Submit(key_value, idem);
+  if (!id.ok()) return SubmitError(id.status());
+  return NewHandle(self, engine, *id);
+}
+
+PyMethodDef kSubmitMethod = {
+    "submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&EngineSubmit)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "submit($self, /, key=None, idempotency_key=None)\n--\n\nSubmits one order and returns its "
+    "OrderHandle (see reliability_lab.Lab.submit)."};
+
+// Creates OrderHandle and the interned names; installs the raw submit on `cls`.
+void RegisterRawLive(py::module_& m, py::class_<LiveEngine>& cls) {
+  LiveRefs& refs = Refs();
+  refs.engine_type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  Py_INCREF(refs.engine_type);
+  PyObject* type = PyType_FromSpec(&kHandleSpec);
+  if (type == nullptr) throw py::error_already_set();
+  refs.handle_type = reinterpret_cast<PyTypeObject*>(type);
+  m.attr("OrderHandle") = py::reinterpret_borrow<py::object>(type);
+  refs.key_name = PyUnicode_InternFromString("key");
+  refs.idempotency_key_name = PyUnicode_InternFromString("idempotency_key");
+  refs.timeout_name = PyUnicode_InternFromString("timeout");
+  for (int s = 0; s < kNumOrderStatuses; ++s) {
+    const std::string name(OrderStatusName(static_cast<OrderStatus>(s)));
+    refs.status_names[s] = PyUnicode_InternFromString(name.c_str());
+  }
+  for (int r = 0; r < kNumFailReasons; ++r) {
+    const std::string name(FailReasonName(static_cast<FailReason>(r)));
+    refs.reason_names[r] = PyUnicode_InternFromString(name.c_str());
+  }
+  PyObject* descr = PyDescr_NewMethod(refs.engine_type, &kSubmitMethod);
+  if (descr == nullptr) throw py::error_already_set();
+  cls.attr("submit") = py::reinterpret_steal<py::object>(descr);
+  m.def(
+      "_bind_live",
+      [](py::object order_view, py::object closed_error) {
+        if (!PyExceptionClass_Check(closed_error.ptr())) {
+          throw py::type_error("closed_error must be an exception class");
+        }
+        if (!PyCallable_Check(order_view.ptr()))
+          throw py::type_error("order_view must be callable");
+        LiveRefs& r = Refs();
+        Py_XDECREF(r.order_view);
+        Py_XDECREF(r.closed_error);
+        r.order_view = order_view.release().ptr();
+        r.closed_error = closed_error.release().ptr();
+      },
+      py::arg("order_view"), py::arg("closed_error"),
+      "Tells the raw live methods which Python classes to use (reliability_lab.live does).");
+}
+
 }  // namespace
 
 void RegisterLive(py::module_& m) {
-  py::class_<LiveEngine>(m, "LiveEngine",
-                         "The live engine: a scenario on real threads (see reliability_lab.live).")
-      .def(py::init([](const py::dict& scenario, double sample_every, bool record_orders,
-                       bool record_events, const std::vector<double>& latency_bounds,
-                       const std::string& ledger_path, bool ledger_fsync, bool order_events) {
-             const ScenarioConfig config = ValidatedScenarioFromDict(scenario);
-             LiveOptions o;
-             o.ledger_path = ledger_path;
-             o.ledger_fsync = ledger_fsync;
-             o.order_events = order_events;
-             o.sample_every_ns =
-                 sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
-             o.record_orders = record_orders;
-             o.record_events = record_events;
-             o.latency_bounds_s = latency_bounds;
-             return ValueOrThrow(LiveEngine::Create(config, o));
-           }),
-           py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
-           py::arg("record_events") = true, py::arg("latency_bounds"), py::arg("ledger_path") = "",
-           py::arg("ledger_fsync") = false, py::arg("order_events") = false)
+  auto cls = py::class_<LiveEngine>(
+      m, "LiveEngine", "The live engine: a scenario on real threads (see reliability_lab.live).");
+  cls.def(py::init([](const py::dict& scenario, double sample_every, bool record_orders,
+                      bool record_events, const std::vector<double>& latency_bounds,
+                      const std::string& ledger_path, bool ledger_fsync, bool order_events) {
+            const ScenarioConfig config = ValidatedScenarioFromDict(scenario);
+            LiveOptions o;
+            o.ledger_path = ledger_path;
+            o.ledger_fsync = ledger_fsync;
+            o.order_events = order_events;
+            o.sample_every_ns =
+                sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
+            o.record_orders = record_orders;
+            o.record_events = record_events;
+            o.latency_bounds_s = latency_bounds;
+            return ValueOrThrow(LiveEngine::Create(config, o));
+          }),
+          py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
+          py::arg("record_events") = true, py::arg("latency_bounds"), py::arg("ledger_path") = "",
+          py::arg("ledger_fsync") = false, py::arg("order_events") = false)
       .def("start",
            [](LiveEngine& e) {
              absl::Status s;
@@ -238,12 +624,6 @@ void RegisterLive(py::module_& m) {
              }
              ThrowIfError(s);
            })
-      .def(
-          "submit",
-          [](LiveEngine& e, int key, const std::string& idempotency_key) {
-            return ValueOrThrow(e.Submit(key, idempotency_key));
-          },
-          py::arg("key") = -1, py::arg("idempotency_key") = "")
       .def(
           "set_faults",
           [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
@@ -431,6 +811,7 @@ void RegisterLive(py::module_& m) {
       .def("now", [](const LiveEngine& e) { return NsToSeconds(e.NowNs()); })
       .def_property_readonly("arrived", &LiveEngine::arrived)
       .def_property_readonly("in_system", &LiveEngine::in_system);
+  RegisterRawLive(m, cls);
 }
 
 }  // namespace rlab::bindings

@@ -6,6 +6,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from reliability_lab.live import OrderView
+
 # --- clocks, random streams, outcomes (register_core.cc) ---
 class Clock:
     def now(self) -> float: ...
@@ -325,6 +327,31 @@ class AdaptiveThrottle:
 def is_accepted_by_backend(kind: str, http_status: int = 0) -> bool: ...
 
 # --- live engine (register_live.cc) ---
+class OrderHandle:
+    """A submitted order: read its status, or wait for it to end."""
+
+    def __init__(self, engine: LiveEngine, order_id: int) -> None: ...
+    @property
+    def id(self) -> int:
+        """The order's id (its submission index)."""
+    @property
+    def status(self) -> str:
+        """The order's current status: pending, queued, processing, or a terminal state."""
+    @property
+    def reason(self) -> str:
+        """Why the order failed, was rejected or cancelled (``""`` otherwise or while running)."""
+    def done(self) -> bool:
+        """Whether the order is in a terminal state."""
+    def view(self) -> OrderView:
+        """A snapshot of everything known about the order."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until the order is terminal, at most ``timeout`` seconds (``None``: no limit).
+
+        Returns whether it is. The GIL is released while waiting; Ctrl-C interrupts the wait.
+        """
+
+def _bind_live(order_view: type[OrderView], closed_error: type[BaseException]) -> None: ...
+
 class LiveEngine:
     def __init__(
         self,
@@ -339,7 +366,7 @@ class LiveEngine:
         order_events: bool = False,
     ) -> None: ...
     def start(self) -> None: ...
-    def submit(self, key: int = -1, idempotency_key: str = "") -> int: ...
+    def submit(self, key: int | None = None, idempotency_key: str | None = None) -> OrderHandle: ...
     def set_faults(self, dependency: str, scenario: dict[str, Any]) -> None: ...
     def take_order_events(self) -> list[tuple[int, str, str, float, int, int]]: ...
     def internals(self) -> dict[str, Any]: ...

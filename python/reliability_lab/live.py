@@ -97,6 +97,10 @@ class OrderView:
     applied_charges: int
 
 
+# The native submit raises LabClosedError and OrderHandle.view() builds OrderViews.
+_core._bind_live(OrderView, LabClosedError)
+
+
 @dataclass(frozen=True)
 class ShutdownReport:
     """How a shutdown went.
@@ -114,42 +118,11 @@ class ShutdownReport:
     elapsed: float
 
 
-class OrderHandle:
-    """A submitted order: read its status, or wait for it to end."""
-
-    __slots__ = ("_engine", "id")
-
-    def __init__(self, engine: _core.LiveEngine, order_id: int) -> None:
-        self._engine = engine
-        self.id = order_id
-
-    @property
-    def status(self) -> str:
-        """The order's current status."""
-        return self._engine.status(self.id)[0]
-
-    @property
-    def reason(self) -> str:
-        """Why the order failed, was rejected or cancelled (``""`` otherwise or while running)."""
-        return self._engine.status(self.id)[1]
-
-    def done(self) -> bool:
-        """Whether the order is in a terminal state."""
-        return self.status in TERMINAL_STATES
-
-    def view(self) -> OrderView:
-        """A snapshot of everything known about the order."""
-        return OrderView(id=self.id, **self._engine.view(self.id))
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Waits until the order is terminal, at most ``timeout`` seconds (``None``: no limit).
-
-        Returns whether it is. The GIL is released while waiting; Ctrl-C interrupts the wait.
-        """
-        return _wait_sliced(lambda t: self._engine.wait(self.id, t), timeout)
-
-    def __repr__(self) -> str:
-        return f"OrderHandle(id={self.id}, status={self.status!r})"
+#: A submitted order: ``.id``, ``.status``, ``.reason``, ``.done()``, ``.view()`` (an
+#: :class:`OrderView`) and ``.wait(timeout=None)`` (the GIL released, Ctrl-C interrupts it).
+#: ``OrderHandle(engine, order_id)`` makes the handle of an existing order. A native type: one is
+#: made per ``lab.submit()``, which builds no Python frame (see ``Lab.__init__``).
+OrderHandle = _core.OrderHandle
 
 
 class OrderHandles(Sequence[OrderHandle]):
@@ -301,6 +274,9 @@ class Lab:
             ledger_fsync=bool(ledger_fsync),
             order_events=bool(order_events),
         )
+        # The native submit itself, so that ``lab.submit()`` runs no Python frame: it validates its
+        # arguments, raises LabClosedError and returns an OrderHandle as the method below says.
+        self.submit = self._engine.submit  # type: ignore[method-assign]
         self._collector = LiveCollector(self._engine)
         self._started = False
         self._report: ShutdownReport | None = None
@@ -380,29 +356,20 @@ class Lab:
     # --- orders ----------------------------------------------------------------------------
 
     def submit(self, key: int | None = None, idempotency_key: str | None = None) -> OrderHandle:
-        """Submits one order (``key`` selects its fallback-cache entry; default: derived from
-        the id) and returns its handle at once. A full queue rejects the order (status
-        ``rejected``, reason ``queue_full``); a lab that is not running raises
-        :class:`LabClosedError`.
+        """Submits one order and returns its handle at once. ``key`` (an integer in
+        [0, 2**31 - 1]) selects the order's fallback-cache entry; default: derived from the id. A
+        full queue rejects the order (status ``rejected``, reason ``queue_full``); a lab that is
+        not running raises :class:`LabClosedError`.
 
         ``idempotency_key`` is the key the order's charges carry to the payment ledger (1 to 200
         printable ASCII characters, no spaces); orders sharing it are charged once by a
         dependency with ``idempotency_keys=True``. Default: derived from the order's id, unique
-        to this lab.
+        to this lab. Invalid arguments raise ValueError naming the parameter (TypeError for an
+        ``idempotency_key`` that is not a str).
         """
-        if key is not None and (isinstance(key, bool) or not isinstance(key, int) or key < 0):
-            raise ValueError(f"key must be None or an integer >= 0, got {key!r}")
-        if idempotency_key is not None and not isinstance(idempotency_key, str):
-            raise TypeError(
-                f"idempotency_key must be None or a str, got {type(idempotency_key).__name__}"
-            )
-        if idempotency_key == "":
-            raise ValueError("idempotency_key must be None or 1 to 200 characters, got ''")
-        try:
-            order_id = self._engine.submit(-1 if key is None else key, idempotency_key or "")
-        except RuntimeError as e:
-            raise LabClosedError(str(e)) from None
-        return OrderHandle(self._engine, order_id)
+        # Documentation only: __init__ puts the native submit, which behaves as described, on
+        # every instance.
+        return self._engine.submit(key, idempotency_key)
 
     def submit_many(self, n: int) -> OrderHandles:
         """Submits ``n`` orders in one native call (the GIL released) and returns their handles
