@@ -141,6 +141,7 @@ class OrderService:
         self._stop_writer = threading.Event()
         self._writer: threading.Thread | None = None
         self._recovery: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
         self._next_id = 1
         self.started = False
         self.recovery_done = False
@@ -169,6 +170,11 @@ class OrderService:
         self._lab_started_wall = time.time() - self.lab.now()
         self._writer = threading.Thread(target=self._writer_loop, name="rlab-writer", daemon=True)
         self._writer.start()
+        if self.store.sqlite_path is not None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="rlab-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
         self.started = True
         log_event(
             "service_started",
@@ -185,6 +191,14 @@ class OrderService:
             self._recovery.start()
         else:
             self.recovery_done = True
+
+    def _checkpoint_loop(self) -> None:
+        # Keeps the SQLite WAL short, off the writer's commit path (see Store.checkpoint).
+        while not self._stop_writer.wait(1.0):
+            try:
+                self.store.checkpoint()
+            except Exception as e:  # the next round retries; a failing store shows in /readyz
+                log_event("checkpoint_failed", logging.WARNING, error=str(e))
 
     def _recover(self, active: list[tuple[int, str]]) -> None:
         """Drives every order a previous run left unfinished again, with its original charge
@@ -289,7 +303,7 @@ class OrderService:
             return out
         base = self._lab_started_wall
         if self.hooks.order_events:
-            events = lab.take_order_events()  # type: ignore[attr-defined]
+            events = lab.take_order_events()  # type: ignore[attr-defined,unused-ignore]
             for eid, status, reason, t_s, attempts, charges in events:
                 act = self._active.get(int(eid))
                 if act is None:
@@ -424,6 +438,8 @@ class OrderService:
                 self._stop_writer.set()
                 self._wake.set()
                 self._writer.join()
+            if self._checkpointer is not None:
+                self._checkpointer.join()
             if leftover:
                 try:
                     still = {o for o, _ in self.store.active_orders()}
@@ -473,7 +489,7 @@ class OrderService:
                 "uptime_s": lab.now(),
             }
             if self.hooks.internals:
-                engine.update(lab.internals())  # type: ignore[attr-defined]
+                engine.update(lab.internals())  # type: ignore[attr-defined,unused-ignore]
             out["engine"] = engine
         return out
 
