@@ -214,6 +214,11 @@ class ServiceCollector(Collector):
         for name, help_text, value in (
             ("rlab_service_store_batches", "Write transactions committed by the writer", s.batches),
             ("rlab_service_store_errors", "Failed write transactions (retried)", s.store_errors),
+            (
+                "rlab_service_store_batch_seconds",
+                "Seconds spent writing batches (divide by batches for the mean)",
+                s.batch_seconds_total,
+            ),
             ("rlab_service_orders_stored", "Orders written to the store", s.rows_written),
             ("rlab_service_recovered_orders", "Orders driven again after a restart", s.recovered),
             (

@@ -113,6 +113,7 @@ class ServiceStats:
     recovered: int = 0
     idempotent_replays: int = 0
     last_batch_s: float = 0.0
+    batch_seconds_total: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -391,6 +392,7 @@ class OrderService:
             self.stats.rows_written += len(inserts)
             self.stats.transitions_written += len(transitions) + len(extra)
             self.stats.last_batch_s = time.perf_counter() - t0
+            self.stats.batch_seconds_total += self.stats.last_batch_s
             self._resolve(inserts, None)
 
     @staticmethod

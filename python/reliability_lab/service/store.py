@@ -237,6 +237,10 @@ class Store:
         try:
             self._writer = self._connect(writer=True)
             self._migrate(self._writer)
+            if self.dialect is POSTGRES:
+                # A batch is one statement (see _write_pg): in autocommit mode the statement is
+                # its own transaction, committed in the same round trip.
+                self._writer.autocommit = True  # type: ignore[attr-defined]
         except Exception as e:
             raise StoreError(f"cannot open the {self.dialect.name} store: {e}") from e
 
@@ -340,15 +344,16 @@ class Store:
             prev = latest.get(t.order_id)
             if prev is None or prev.status not in TERMINAL:
                 latest[t.order_id] = t
+        if d is POSTGRES:
+            try:
+                self._write_pg(conn, orders, transitions, latest, recovered)
+            except Exception as e:  # one autocommitted statement: nothing was written
+                raise StoreError(f"write failed: {e}") from e
+            return
         try:
             self._begin(conn)
-            cur: Any = conn.cursor() if hasattr(conn, "cursor") else conn
-            if d is POSTGRES:
-                # Pipeline mode: the statements go out back to back, one round trip in all.
-                with conn.pipeline():  # type: ignore[attr-defined]
-                    self._write_pg(cur, orders, transitions, list(latest.values()), recovered)
-            else:
-                self._write_sqlite(cur, orders, transitions, list(latest.values()), recovered)
+            cur: Any = conn.cursor()  # type: ignore[attr-defined]
+            self._write_sqlite(cur, orders, transitions, list(latest.values()), recovered)
             self._commit(conn)
         except Exception as e:
             self._rollback(conn)
@@ -405,67 +410,75 @@ class Store:
 
     @staticmethod
     def _write_pg(
-        cur: Any,
+        conn: Any,
         orders: Sequence[NewOrder],
         transitions: Sequence[Transition],
-        latest: Sequence[Transition],
+        latest: dict[int, Transition],
         recovered: Sequence[int],
     ) -> None:
-        # Over the network: one statement per table, the rows passed as arrays and unnested
-        # server-side, so a batch costs a handful of round trips whatever its size.
-        if orders:
-            cur.execute(
-                f"INSERT INTO orders ({_ORDER_COLUMNS}) "
-                "SELECT id, ik, rh, ck, cu, am, cur, st, '', 0, 0, 1, ca, ca FROM unnest("
-                "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
-                "%s::text[], %s::text[], %s::float8[]) AS v(id, ik, rh, ck, cu, am, cur, st, ca)",
-                (
-                    [o.id for o in orders],
-                    [o.idempotency_key for o in orders],
-                    [o.request_hash for o in orders],
-                    [o.charge_key for o in orders],
-                    [o.customer_id for o in orders],
-                    [o.amount_cents for o in orders],
-                    [o.currency for o in orders],
-                    [o.status for o in orders],
-                    [o.created_at for o in orders],
-                ),
-            )
-        if recovered:
-            cur.execute(
-                "UPDATE orders SET runs = runs + 1 WHERE id = ANY(%s::bigint[])", (list(recovered),)
-            )
-        if transitions:
-            # ORDER BY the position: identity ids follow the events' order (the history order).
-            cur.execute(
-                "INSERT INTO order_transitions (order_id, status, reason, at, attempts, charges) "
-                "SELECT oid, st, re, ts, att, ch FROM unnest(%s::bigint[], %s::text[], "
-                "%s::text[], %s::float8[], %s::int[], %s::int[]) WITH ORDINALITY "
-                "AS v(oid, st, re, ts, att, ch, n) ORDER BY n",
-                (
-                    [t.order_id for t in transitions],
-                    [t.status for t in transitions],
-                    [t.reason for t in transitions],
-                    [t.at for t in transitions],
-                    [t.attempts for t in transitions],
-                    [t.charges for t in transitions],
-                ),
-            )
-        if latest:
-            cur.execute(
-                "UPDATE orders AS o SET status = v.st, reason = v.re, attempts = v.att, "
-                "charges = v.ch, updated_at = v.ts FROM unnest(%s::bigint[], %s::text[], "
-                "%s::text[], %s::int[], %s::int[], %s::float8[]) AS v(id, st, re, att, ch, ts) "
-                f"WHERE o.id = v.id AND o.status NOT IN {_TERMINAL_SQL}",
-                (
-                    [t.order_id for t in latest],
-                    [t.status for t in latest],
-                    [t.reason for t in latest],
-                    [t.attempts for t in latest],
-                    [t.charges for t in latest],
-                    [t.at for t in latest],
-                ),
-            )
+        # Over the network, and every round trip makes the writer win the GIL back from a busy
+        # event loop: the whole batch is ONE statement (data-modifying CTEs over unnest()ed
+        # arrays), autocommitted. The CTEs share one snapshot, so the UPDATE cannot see rows
+        # the INSERT adds: new orders are inserted already in their latest state, and only
+        # older orders are updated.
+        new_ids = {o.id for o in orders}
+        ins_state = [latest.get(o.id) for o in orders]
+        bump = set(recovered)
+        upd_ids = [i for i in latest if i not in new_ids] + [
+            i for i in bump if i not in latest and i not in new_ids
+        ]
+        upd = [latest.get(i) for i in upd_ids]
+        conn.execute(
+            f"""WITH ins AS (
+                INSERT INTO orders ({_ORDER_COLUMNS})
+                SELECT id, ik, rh, ck, cu, am, cur, st, re, att, ch, 1, ca, ua FROM unnest(
+                    %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
+                    %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::float8[],
+                    %s::float8[])
+                AS v(id, ik, rh, ck, cu, am, cur, st, re, att, ch, ca, ua)
+            ), tr AS (
+                INSERT INTO order_transitions (order_id, status, reason, at, attempts, charges)
+                SELECT oid, st, re, ts, att, ch FROM unnest(
+                    %s::bigint[], %s::text[], %s::text[], %s::float8[], %s::int[], %s::int[])
+                WITH ORDINALITY AS v(oid, st, re, ts, att, ch, n) ORDER BY n
+            ), up AS (
+                UPDATE orders AS o SET status = COALESCE(v.st, o.status),
+                    reason = COALESCE(v.re, o.reason), attempts = COALESCE(v.att, o.attempts),
+                    charges = COALESCE(v.ch, o.charges), updated_at = COALESCE(v.ts, o.updated_at),
+                    runs = o.runs + v.bump
+                FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::int[],
+                    %s::float8[], %s::int[]) AS v(id, st, re, att, ch, ts, bump)
+                WHERE o.id = v.id AND o.status NOT IN {_TERMINAL_SQL}
+            ) SELECT 1""",
+            (
+                [o.id for o in orders],
+                [o.idempotency_key for o in orders],
+                [o.request_hash for o in orders],
+                [o.charge_key for o in orders],
+                [o.customer_id for o in orders],
+                [o.amount_cents for o in orders],
+                [o.currency for o in orders],
+                [t.status if t else o.status for o, t in zip(orders, ins_state, strict=True)],
+                [t.reason if t else "" for t in ins_state],
+                [t.attempts if t else 0 for t in ins_state],
+                [t.charges if t else 0 for t in ins_state],
+                [o.created_at for o in orders],
+                [t.at if t else o.created_at for o, t in zip(orders, ins_state, strict=True)],
+                [t.order_id for t in transitions],
+                [t.status for t in transitions],
+                [t.reason for t in transitions],
+                [t.at for t in transitions],
+                [t.attempts for t in transitions],
+                [t.charges for t in transitions],
+                upd_ids,
+                [t.status if t else None for t in upd],
+                [t.reason if t else None for t in upd],
+                [t.attempts if t else None for t in upd],
+                [t.charges if t else None for t in upd],
+                [t.at if t else None for t in upd],
+                [1 if i in bump else 0 for i in upd_ids],
+            ),
+        )
 
     # --- reads -----------------------------------------------------------------------------
 
