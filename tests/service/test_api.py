@@ -104,6 +104,15 @@ def test_order_lifecycle(api: tuple[ServiceProcess, httpx.Client]) -> None:
         ),
         what="the access log line",
     )
+    wait_for(
+        lambda: any(
+            e.get("event") == "order_finished"
+            and e.get("order_id") == order_id
+            and e.get("status") == "completed"
+            for e in proc.log_events()
+        ),
+        what="the order_finished log line",
+    )
 
 
 def test_idempotency_key_gives_the_same_order(api: tuple[ServiceProcess, httpx.Client]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -41,6 +42,14 @@ def test_help_and_serve_subcommand() -> None:
     r = run("serve", "--help")
     assert r.returncode == 0 and "--database" in r.stdout
     assert run("frobnicate").returncode == 2
+
+
+def test_console_script() -> None:
+    exe = shutil.which("reliability-lab")
+    if exe is None:
+        pytest.skip("the package is not installed with its console script (a dev stage)")
+    r = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--shutdown-budget" in r.stdout
 
 
 def test_config_and_urls() -> None:

@@ -101,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port-file", default=None, help="write {port, pid} as JSON here once listening"
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--access-log", action="store_true", help="log every request as JSON")
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log every request and every finished order as a JSON line (default: on)",
+    )
     return p
 
 

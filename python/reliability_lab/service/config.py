@@ -70,7 +70,7 @@ class ServiceConfig:
         max_body_bytes: the largest request body accepted, in [1, 16 MiB].
         port_file: once listening, the service writes ``{"port": ..., "pid": ...}`` here.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
-        access_log: log every request (one JSON line each).
+        access_log: log every request and every finished order (one JSON line each, at INFO).
         store_timeout: seconds a POST waits for its order to be committed before answering 503,
             in (0, 600].
     """
@@ -85,7 +85,7 @@ class ServiceConfig:
     max_body_bytes: int = 16 * 1024
     port_file: str | None = None
     log_level: str = "info"
-    access_log: bool = False
+    access_log: bool = True
     store_timeout: float = 10.0
 
     def __post_init__(self) -> None:

@@ -394,6 +394,17 @@ class OrderService:
             self.stats.last_batch_s = time.perf_counter() - t0
             self.stats.batch_seconds_total += self.stats.last_batch_s
             self._resolve(inserts, None)
+            if self.config.access_log and _log.isEnabledFor(logging.INFO):
+                for t in transitions:
+                    if t.status in TERMINAL:
+                        log_event(
+                            "order_finished",
+                            order_id=t.order_id,
+                            status=t.status,
+                            reason=t.reason,
+                            attempts=t.attempts,
+                            charges=t.charges,
+                        )
 
     @staticmethod
     def _resolve(inserts: list[_PendingInsert], error: BaseException | None) -> None:
