@@ -16,7 +16,13 @@ import pytest
 pytest.importorskip("fastapi", reason="the service extra (fastapi, uvicorn, psycopg) is missing")
 
 import httpx
-from reliability_lab.service.harness import ServiceProcess, double_charges, read_ledger
+from reliability_lab.service.harness import (
+    ServiceProcess,
+    TempPostgres,
+    double_charges,
+    find_pg_bin,
+    read_ledger,
+)
 from service_helpers import (
     ADMIN_TOKEN,
     TERMINAL,
@@ -246,3 +252,47 @@ def test_negative_control_without_idempotency_keys_the_ledger_shows_doubles(
         )
     # Retries after ambiguous failures re-apply charges when keys are off: the check sees them.
     assert double_charges(read_ledger(ledger)) != {}
+
+
+def test_store_outage_readiness_and_recovery(start_service: Any, tmp_path: Path) -> None:
+    """PostgreSQL goes away: /readyz says so (livez does not), a POST answers 503 instead of
+    hanging, and once the server is back the writer reconnects and nothing is lost."""
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    pg = TempPostgres(fsync=False).start()
+    svc: ServiceProcess | None = None
+    try:
+        svc = start_service(pg.create_database("outage"), "--store-timeout", "2")
+        with httpx.Client(base_url=svc.url, timeout=30) as client:
+            first = post_order(client)
+            assert first.status_code == 202
+            pg.pause()
+            wait_for(lambda: client.get("/readyz").status_code == 503, what="readyz to fail")
+            assert client.get("/readyz").json()["checks"]["store"] is False
+            assert client.get("/livez").status_code == 200
+            during = post_order(client, key="during-outage")
+            assert during.status_code == 503
+            assert during.json()["error"] == "store_unavailable"
+            pg.resume()
+            wait_for(lambda: client.get("/readyz").status_code == 200, what="readyz to recover")
+            # The order the engine took during the outage was stored once the store came back:
+            # its key names it now, and a retry does not create a second one.
+            box: dict[str, Any] = {}
+
+            def stored() -> bool:
+                r = post_order(client, key="during-outage")
+                box["r"] = r
+                return r.status_code == 202
+
+            wait_for(stored, what="the outage order to be stored")
+            assert box["r"].headers.get("idempotent-replayed") == "true"
+            wait_for(
+                lambda: all(o["status"] in TERMINAL for o in all_orders(client)),
+                what="every order to finish",
+            )
+            assert len(all_orders(client)) == 2
+        assert svc.stop(timeout=60) == 0
+    finally:
+        if svc is not None:
+            svc.stop(timeout=60)
+        pg.stop()

@@ -481,12 +481,12 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
     @app.get("/orders/{order_id}")
     async def get_order(order_id: int, request: Request) -> Response:
         """An order, its current status and every transition."""
-        if order_id < 1:
+        if not 1 <= order_id <= 2**63 - 1:  # ids are 64-bit in both stores
             return _error(
                 422,
                 "validation_failed",
                 "invalid field(s): order_id",
-                fields=[{"field": "order_id", "message": "must be >= 1"}],
+                fields=[{"field": "order_id", "message": "must be in [1, 2**63 - 1]"}],
             )
         request.scope.setdefault("state", {})["order_id"] = order_id
         try:

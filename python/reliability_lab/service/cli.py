@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port-file", default=None, help="write {port, pid} as JSON here once listening"
     )
+    p.add_argument(
+        "--store-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a POST waits for its order to be committed before answering 503",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--access-log",
@@ -126,6 +132,7 @@ def config_from_args(argv: list[str] | None = None) -> ServiceConfig:
         port_file=a.port_file,
         log_level=a.log_level,
         access_log=a.access_log,
+        store_timeout=a.store_timeout,
     )
 
 

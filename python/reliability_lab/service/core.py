@@ -387,6 +387,10 @@ class OrderService:
                         return
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 1.0)
+                    # The connection may be dead (a restarted server): the batch is retried
+                    # whole on a fresh one; nothing of a failed batch was committed.
+                    with contextlib.suppress(StoreError):
+                        self.store.reconnect_writer()
             backoff = 0.05
             self.stats.batches += 1
             self.stats.rows_written += len(inserts)

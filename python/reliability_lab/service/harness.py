@@ -94,6 +94,10 @@ class TempPostgres:
             )
         except subprocess.CalledProcessError as e:
             raise RuntimeError(f"initdb failed: {e.stderr}") from e
+        self._pg_start()
+        return self
+
+    def _pg_start(self) -> None:
         opts = (
             f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 "
             f"-c max_connections=200 -c fsync={'on' if self.fsync else 'off'} "
@@ -117,7 +121,15 @@ class TempPostgres:
             log = (self.tmp / "log").read_text() if (self.tmp / "log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {e.stderr} {log}") from e
         self.started = True
-        return self
+
+    def pause(self) -> None:
+        """Stops the server, keeping its data (an outage); :meth:`resume` starts it again."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self.started = False
+
+    def resume(self) -> None:
+        """Starts a paused server again on the same port."""
+        self._pg_start()
 
     @property
     def admin_url(self) -> str:

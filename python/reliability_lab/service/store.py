@@ -14,6 +14,7 @@ from request data.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -243,6 +244,23 @@ class Store:
                 self._writer.autocommit = True  # type: ignore[attr-defined]
         except Exception as e:
             raise StoreError(f"cannot open the {self.dialect.name} store: {e}") from e
+
+    def reconnect_writer(self) -> None:
+        """Replaces the writer's connection (after a failure: a PostgreSQL server that went
+        away and came back leaves the old connection dead). Raises StoreError if it cannot."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        old, self._writer = self._writer, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        try:
+            conn = self._connect(writer=True)
+            if self.dialect is POSTGRES:
+                conn.autocommit = True  # type: ignore[attr-defined]
+        except Exception as e:
+            raise StoreError(f"cannot reconnect: {e}") from e
+        self._writer = conn
 
     def _migrate(self, conn: _Conn) -> None:
         d = self.dialect
