@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,9 @@ def test_help_and_serve_subcommand() -> None:
 
 
 def test_console_script() -> None:
-    exe = shutil.which("reliability-lab")
+    # Installed next to this interpreter (a venv run without activating it has no PATH entry).
+    beside = Path(sys.executable).parent / "reliability-lab"
+    exe = str(beside) if beside.exists() else shutil.which("reliability-lab")
     if exe is None:
         pytest.skip("the package is not installed with its console script (a dev stage)")
     r = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=120)
