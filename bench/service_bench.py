@@ -301,7 +301,7 @@ def measure(
 def rows(
     quick: bool,
     dbs: list[str] | None = None,
-    connections: int = 16,
+    connections: int = 32,
     client: str | None = None,
     duration: float | None = None,
     rate: float = TARGET_RATE,
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--db", default="sqlite,postgresql")
-    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--connections", type=int, default=32)
     p.add_argument("--duration", type=float, default=None)
     p.add_argument("--client", choices=["wrk", "python"], default=None)
     p.add_argument(
