@@ -161,11 +161,11 @@ class _Load:
 
 
 def _crash_scenario(path: Path, idempotency_keys: bool) -> Path:
-    # Slow, flaky, ambiguous payments: at the crash many orders are mid-retry, and some of their
-    # charges were applied although the response was "lost".
+    # Slow, flaky, ambiguous payments and few workers: at the crash many orders are queued or
+    # mid-retry, and some of their charges were applied although the response was "lost".
     return write_scenario(
         path,
-        workers=32,
+        workers=8,
         queue_capacity=2000,
         payment={"idempotency_keys": idempotency_keys, "attempt_timeout": 0.5},
         faults={
@@ -185,7 +185,14 @@ def test_kill9_then_restart_finishes_every_order_without_double_charges(
     svc: ServiceProcess = start_service(database, "--scenario", str(scenario), ledger=ledger)
     load = _Load(svc.url)
     load.thread.start()
-    wait_for(lambda: len(load.accepted) >= 150, what="load to get going")
+    with httpx.Client(base_url=svc.url, timeout=30) as probe:
+
+        def busy() -> bool:
+            # Kill only once work is surely in flight, however slow this machine is today.
+            engine = probe.get("/debug/internals", headers=AUTH).json()["engine"]
+            return len(load.accepted) >= 100 and engine["in_flight"] >= 10
+
+        wait_for(busy, what="load to get going")
     svc.kill()  # kill -9, mid-load
     load.stop.set()
     load.thread.join(30)
