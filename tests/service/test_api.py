@@ -217,6 +217,21 @@ def test_put_faults(api: tuple[ServiceProcess, httpx.Client]) -> None:
         pytest.skip("this engine build has no Lab.set_faults yet")
     assert ok.status_code == 200, ok.text
     assert ok.json()["faults"]["latency"]["value"] == 0.002
+    # The chaos switch takes effect: with every attempt failing, a new order fails... (its four
+    # attempts stay under the breaker's five consecutive failures: the breaker stays closed.)
+    down = {"failure_rate": 1.0, "latency": {"type": "constant", "value": 0.002}}
+    r = client.put("/lab/faults", json={"dependency": "payment", "faults": down}, headers=auth)
+    assert r.status_code == 200, r.text
+    try:
+        failed = terminal_order(client, post_order(client).json()["id"])
+        assert failed["status"] == "failed" and failed["charges"] == 0
+    finally:  # ...and the module's later tests get a healthy payment service back.
+        up = {"failure_rate": 0.0, "latency": {"type": "constant", "value": 0.005}}
+        r = client.put("/lab/faults", json={"dependency": "payment", "faults": up}, headers=auth)
+        assert r.status_code == 200, r.text
+    assert terminal_order(client, post_order(client).json()["id"])["status"] == "completed"
+    internals = client.get("/debug/internals", headers=auth).json()
+    assert internals["engine"]["dependencies"]["payment"]["faults_version"] >= 3
 
 
 def _fields(r: httpx.Response) -> set[str]:

@@ -234,7 +234,7 @@ class ServiceCollector(Collector):
         g.add_metric([], 1.0 if self.service.draining else 0.0)
         yield g
         g = GaugeMetricFamily("rlab_service_active_orders", "Orders the engine is working on")
-        g.add_metric([], float(len(self.service._active)))
+        g.add_metric([], float(self.service.active_count))
         yield g
 
 

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reliability_lab.live import Lab, LabClosedError, OrderHandle, ShutdownReport
@@ -114,7 +114,6 @@ class ServiceStats:
     idempotent_replays: int = 0
     last_batch_s: float = 0.0
     batch_seconds_total: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class OrderService:
@@ -235,6 +234,11 @@ class OrderService:
     def accepting(self) -> bool:
         """Whether new orders are taken."""
         return self.started and not self.draining and self.lab is not None and self.lab.running
+
+    @property
+    def active_count(self) -> int:
+        """Orders the engine is working on."""
+        return len(self._active)
 
     def writer_alive(self) -> bool:
         """Whether the writer thread is running."""
@@ -495,7 +499,7 @@ class OrderService:
                 "writer_alive": self.writer_alive(),
                 "database": self.store.dialect.name,
                 "hooks": self.hooks.__dict__,
-                "stats": {k: v for k, v in self.stats.__dict__.items() if k != "extra"},
+                "stats": dict(self.stats.__dict__),
             }
         }
         if lab is not None:
