@@ -232,6 +232,15 @@ def test_put_faults(api: tuple[ServiceProcess, httpx.Client]) -> None:
     assert terminal_order(client, post_order(client).json()["id"])["status"] == "completed"
     internals = client.get("/debug/internals", headers=auth).json()
     assert internals["engine"]["dependencies"]["payment"]["faults_version"] >= 3
+    # PATCH merges: only the given field changes.
+    r = client.patch(
+        "/lab/faults",
+        json={"dependency": "payment", "faults": {"ambiguous_rate": 0.0}},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["faults"]["latency"] == {"type": "constant", "value": 0.005}
+    assert client.patch("/lab/faults", json={}).status_code == 401
 
 
 def _fields(r: httpx.Response) -> set[str]:

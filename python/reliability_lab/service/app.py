@@ -7,7 +7,7 @@ Routes::
     GET  /orders?status=&limit=&cursor=   a page of orders in id order, and the next cursor
     GET  /metrics                Prometheus exposition: the engine's and the HTTP metrics
     GET  /livez /readyz /startupz
-    PUT  /lab/faults             change a dependency's fault model (bearer token)
+    PUT  /lab/faults             replace a dependency's fault model (bearer token; PATCH merges)
     GET  /debug/internals        queue, workers, breakers, writer (bearer token)
 
 HTTP metrics are labelled by the route *template* (``/orders/{order_id}``), never the raw path,
@@ -577,7 +577,17 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
     async def put_faults(request: Request) -> Response:
         """Replaces a dependency's fault model while the engine runs (the chaos switch).
 
-        Body: ``{"dependency": "payment", "faults": {...}}`` (the scenario's dict form)."""
+        Body: ``{"dependency": "payment", "faults": {...}}`` (the scenario's dict form); fields
+        left out take the defaults of :class:`~reliability_lab.scenario.Faults`."""
+        return await change_faults(request, merge=False)
+
+    @app.patch("/lab/faults")
+    async def patch_faults(request: Request) -> Response:
+        """Like PUT, but the given fields are merged into the current fault model
+        (``{"dependency": "payment", "faults": {"failure_rate": 1.0}}`` changes just that)."""
+        return await change_faults(request, merge=True)
+
+    async def change_faults(request: Request, *, merge: bool) -> Response:
         denied = check_admin(request)  # before reading the body: strangers learn nothing
         if denied is not None:
             return denied
@@ -604,7 +614,10 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
             )
         d = svc.scenario.to_dict()
         i = names.index(body.dependency)
-        d["dependencies"][i]["faults"] = body.faults
+        if merge:
+            d["dependencies"][i]["faults"].update(body.faults)
+        else:
+            d["dependencies"][i]["faults"] = body.faults
         try:
             new = Scenario.from_dict(d)
         except (ValueError, TypeError) as e:
