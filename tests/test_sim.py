@@ -261,6 +261,8 @@ def test_sampling_does_not_change_the_end_time_or_time_averages() -> None:
         sampled = simulate(sc.replace({"sample_every": every}))
         for key in ("end_time", "goodput", "utilization", "mean_in_system"):
             assert sampled.summary[key] == plain.summary[key], (every, key)
+        # The time series ends at the run's end too (its last row closes a partial interval).
+        assert sampled.timeseries["t"].iloc[-1] == pytest.approx(plain.summary["end_time"])
 
 
 def test_closed_loop_clients_keep_at_most_n_in_flight() -> None:

@@ -158,11 +158,11 @@ absl::Status SimEngine::Run() {
         break;
       }
       case kSample: {
-        const bool arrivals_over = now_ns_ >= config_.duration_ns;
+        // A tick after the run has drained lies past its end: no row, no next tick. The final
+        // row is written at the last real event below.
+        if (now_ns_ >= config_.duration_ns && in_system_ == 0) break;
         Sample(now_ns_, false);
-        if (!(arrivals_over && in_system_ == 0)) {
-          Schedule(now_ns_ + options_.sample_every_ns, kSample);
-        }
+        Schedule(now_ns_ + options_.sample_every_ns, kSample);
         break;
       }
     }
