@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "rlab/live/live_engine.h"
 #include "rlab/model/scenario.h"
 
@@ -24,6 +25,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// A benchmark that cannot start its engine must say so, not report a rate.
+void Check(const absl::Status& s) {
+  if (s.ok()) return;
+  std::fprintf(stderr, "live_bench: %s\n", std::string(s.message()).c_str());
+  std::exit(1);
+}
 
 struct EngineRun {
   int64_t arrived = 0, completed = 0, rejected = 0;
@@ -54,9 +62,9 @@ EngineRun RunEngine(double duration_s, int workers) {
     std::fprintf(stderr, "live_bench: %s\n", std::string(e.status().message()).c_str());
     std::exit(1);
   }
-  (*e)->Start();
+  Check((*e)->Start());
   const Clock::time_point t0 = Clock::now();
-  (*e)->StartLoad();
+  Check((*e)->StartLoad());
   (*e)->WaitIdle(-1);
   const Clock::time_point t1 = Clock::now();
   (*e)->Shutdown(-1);
