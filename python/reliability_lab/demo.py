@@ -8,6 +8,10 @@ stops the retry loop at once, half-open probing, recovery.
 Part 2 runs the order pipeline in virtual time: 60 s of orders at 200/s against the same payment
 dependency with an outage from 20 s to 35 s, without and with the patterns, and prints what
 happened to the orders.
+
+Part 3 runs a shorter version on the live engine: real threads, real sleeps, the outage on the
+wall clock. Breaker transitions print as they happen; then a few of the Prometheus metrics the lab
+exposes, the graceful shutdown's report, and the run's summary.
 """
 
 from __future__ import annotations
@@ -149,18 +153,95 @@ def part2(seed: int, out: list[str]) -> None:
     )
 
 
+def part3(seconds: float, seed: int) -> None:
+    """The same story on real threads: transitions print live, then metrics and a shutdown."""
+    import time
+
+    from reliability_lab import scenario as rs
+    from reliability_lab.live import Lab
+
+    start, end = 0.3 * seconds, 0.6 * seconds
+    sc = rs.Scenario(
+        arrivals=rs.Poisson(rate=200),
+        duration=seconds,
+        workers=16,
+        queue_capacity=256,
+        seed=seed,
+        order_deadline=2.0,
+        dependencies=(
+            rs.Dependency(
+                "payment",
+                faults=rs.Faults(
+                    failure_rate=0.3,
+                    latency=rs.Exponential(mean=0.02),
+                    phases=(rs.Outage(start=start, end=end),),
+                ),
+                attempt_timeout=0.5,
+                retry=Retry(max_attempts=3, backoff=Backoff(initial=0.05, max_delay=0.5)),
+                breaker=Breaker(
+                    consecutive_failures=0, failure_rate_threshold=0.6, window_size=50,
+                    minimum_calls=20, open_for=0.5,
+                ),
+            ),
+        ),
+    )
+    print(f"outage on the wall clock from {start:.1f} s to {end:.1f} s; breaker transitions:")
+
+    def show(t: float, dep: str, frm: str, to: str) -> None:
+        print(f"  [t={t:6.3f}s] {dep}: {frm} -> {to}", flush=True)
+
+    with Lab(sc, on_transition=show, log_interval=0.05, shutdown_timeout=2.0) as lab:
+        lab.start_load()
+        while lab.load_running:
+            time.sleep(0.05)
+        shown = (
+            "rlab_worker_jobs_total",
+            "rlab_retry_attempts_total",
+            "rlab_breaker_transitions_total",
+            "rlab_policy_rejections_total",
+        )
+        metrics = [
+            line
+            for line in lab.metrics_text().splitlines()
+            if line.startswith(shown) and not line.endswith(" 0.0")
+        ]
+    report = lab.shutdown()
+    print("a few metrics (lab.metrics_text(), also servable with lab.serve_metrics(port)):")
+    for line in metrics[:16]:
+        print("  " + line)
+    print(
+        f"shutdown: {report.finished_in_time} finished in the grace time, {report.cancelled} "
+        f"cancelled, {report.elapsed:.3f} s"
+    )
+    s = lab.result.summary
+    print(
+        f"orders {int(s['arrived'])}: success {s['success_rate']:.3f}, calls/order "
+        f"{s['calls_per_order']:.3f}, breaker trips {int(s['payment.trips'])}, "
+        f"p99 {s['latency_p99']:.3f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the demo and prints it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--orders", type=int, default=50)
+    parser.add_argument(
+        "--live-seconds", type=float, default=6.0,
+        help="seconds of load on the live engine in part 3 (0 skips it)",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.live_seconds <= 3600:
+        parser.error(f"--live-seconds must be in [0, 3600], got {args.live_seconds}")
     out: list[str] = ["== Part 1: retry -> breaker -> a payment call failing 30% of the time =="]
     part1(args.seed, args.orders, out)
     out.append("")
     out.append("== Part 2: 60 s of orders at 200/s, payment outage from 20 s to 35 s ==")
     part2(args.seed, out)
-    print("\n".join(out))
+    print("\n".join(out), flush=True)
+    if args.live_seconds > 0:
+        print(f"\n== Part 3: the live engine, {args.live_seconds:g} s of orders on real threads ==")
+        part3(args.live_seconds, args.seed)
     return 0
 
 
