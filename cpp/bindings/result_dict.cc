@@ -1,0 +1,197 @@
+#include "result_dict.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+
+#include "rlab/core/clock.h"
+#include "rlab/model/order_flow.h"
+
+namespace rlab::bindings {
+namespace {
+
+// Converts the per-order records into NumPy columns (narrow dtypes). With `consume` (the same
+// records, owned by the caller) each chunk is freed as soon as it is copied, so that the records
+// and the columns are never both whole in memory. The arrays are allocated under the GIL and
+// filled without it.
+py::dict OrderColumns(const OrderRecords& o, OrderRecords* consume) {
+  const auto n = static_cast<py::ssize_t>(o.size());
+  py::array_t<double> arrival(n), start(n), end(n);
+  py::array_t<uint16_t> attempts(n);
+  py::array_t<int8_t> status(n), reason(n);
+  py::array_t<bool> degraded(n);
+  py::array_t<uint8_t> charges(n), applied(n);
+  double* pa = arrival.mutable_data();
+  double* ps = start.mutable_data();
+  double* pe = end.mutable_data();
+  uint16_t* pt = attempts.mutable_data();
+  int8_t* pst = status.mutable_data();
+  int8_t* pr = reason.mutable_data();
+  bool* pd = degraded.mutable_data();
+  uint8_t* pc = charges.mutable_data();
+  uint8_t* pp = applied.mutable_data();
+  const double nan = std::nan("");
+  size_t i = 0;
+  {
+    py::gil_scoped_release release;
+    for (size_t c = 0; c < o.num_chunks(); ++c) {
+      for (const OrderRecord& x : o.chunk(c)) {
+        pa[i] = NsToSeconds(x.arrival_ns);
+        ps[i] = x.start_ns < 0 ? nan : NsToSeconds(x.start_ns);
+        pe[i] = x.end_ns < 0 ? nan : NsToSeconds(x.end_ns);
+        pt[i] = x.attempts;
+        pst[i] = static_cast<int8_t>(x.status);
+        pr[i] = static_cast<int8_t>(x.reason);
+        pd[i] = x.degraded != 0;
+        pc[i] = x.charges;
+        pp[i] = x.applied;
+        ++i;
+      }
+      if (consume != nullptr) consume->ReleaseChunk(c);
+    }
+  }
+  py::dict d;
+  d["arrival"] = arrival;
+  d["start"] = start;
+  d["end"] = end;
+  d["attempts"] = attempts;
+  d["status"] = status;
+  d["reason"] = reason;
+  d["degraded"] = degraded;
+  d["charges"] = charges;
+  d["applied_charges"] = applied;
+  return d;
+}
+
+py::dict HistogramDict(const LogHistogram& h) {
+  py::dict d;
+  d["count"] = h.count();
+  d["mean"] = NsToSeconds(static_cast<int64_t>(h.mean()));
+  d["p50"] = NsToSeconds(h.Quantile(0.50));
+  d["p95"] = NsToSeconds(h.Quantile(0.95));
+  d["p99"] = NsToSeconds(h.Quantile(0.99));
+  d["max"] = NsToSeconds(h.max());
+  return d;
+}
+
+// Cumulative counts at fixed bounds (seconds), for a Prometheus histogram.
+std::vector<int64_t> Buckets(const LogHistogram& h, const std::vector<double>& bounds_s) {
+  std::vector<int64_t> out;
+  out.reserve(bounds_s.size());
+  for (double b : bounds_s) out.push_back(h.CountAtOrBelow(SecondsToNs(b)));
+  return out;
+}
+
+}  // namespace
+
+py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
+                    const std::vector<double>& bounds_s, bool with_orders, OrderRecords* consume) {
+  py::dict out;
+  py::dict counts;
+  counts["arrived"] = r.arrived;
+  for (int s = 0; s < kNumOrderStatuses; ++s) {
+    counts[py::str(std::string(OrderStatusName(static_cast<OrderStatus>(s))))] = r.by_status[s];
+  }
+  py::dict reasons;
+  for (int s = 1; s < kNumFailReasons; ++s) {
+    reasons[py::str(std::string(FailReasonName(static_cast<FailReason>(s))))] = r.by_reason[s];
+  }
+  out["counts"] = counts;
+  std::vector<std::string> status_names, reason_names;
+  for (int s = 0; s < kNumOrderStatuses; ++s) {
+    status_names.emplace_back(OrderStatusName(static_cast<OrderStatus>(s)));
+  }
+  for (int s = 0; s < kNumFailReasons; ++s) {
+    reason_names.emplace_back(FailReasonName(static_cast<FailReason>(s)));
+  }
+  out["status_names"] = status_names;
+  out["reason_names"] = reason_names;
+  out["reasons"] = reasons;
+  out["degraded"] = r.degraded;
+  out["in_flight"] = r.in_flight;
+  out["latency_completed"] = HistogramDict(r.latency_completed);
+  out["latency_terminal"] = HistogramDict(r.latency_terminal);
+  out["queue_wait"] = HistogramDict(r.queue_wait);
+  out["latency_bounds"] = bounds_s;
+  out["latency_buckets"] = Buckets(r.latency_terminal, bounds_s);
+  out["latency_sum"] = NsToSeconds(static_cast<int64_t>(
+      r.latency_terminal.mean() * static_cast<double>(r.latency_terminal.count())));
+  out["sojourn_sum"] = r.sojourn_sum_s;
+  out["in_system_integral"] = r.in_system_integral_s;
+  out["busy_integral"] = NsToSeconds(r.busy_integral_ns);
+  out["end"] = NsToSeconds(r.end_ns);
+  out["charges"] = r.charges;
+  out["applied_charges"] = r.applied_charges;
+  out["double_charged_orders"] = r.double_charged_orders;
+  out["events_processed"] = r.events;
+
+  py::list deps;
+  for (size_t i = 0; i < r.deps.size(); ++i) {
+    const DependencyTotals& t = r.deps[i];
+    py::dict d;
+    d["name"] = sc.dependencies[i].name;
+    d["calls"] = t.flow.calls;
+    d["retries"] = t.flow.retries;
+    d["failures"] = t.flow.failures;
+    d["rejected_breaker"] = t.flow.rejected_breaker;
+    d["rejected_bulkhead"] = t.flow.rejected_bulkhead;
+    d["rejected_throttle"] = t.flow.rejected_throttle;
+    d["fallbacks"] = t.flow.fallbacks;
+    py::dict ends;
+    for (int e = 0; e < kNumRetryEndReasons; ++e) {
+      ends[py::str(std::string(RetryEndReasonName(static_cast<RetryEndReason>(e))))] =
+          t.flow.retry_ends[e];
+    }
+    d["retry_ends"] = ends;
+    d["trips"] = t.trips;
+    d["breaker_state"] = t.breaker
+                             ? py::object(py::str(std::string(BreakerStateName(t.breaker->state))))
+                             : py::object(py::none());
+    d["budget_tokens"] = t.budget_tokens;
+    d["wasted_service"] = t.wasted_service;
+    d["rejected_by_capacity"] = t.rejected_by_capacity;
+    d["max_load"] = t.max_load;
+    py::list phases;
+    for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
+      phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));
+    }
+    d["phases"] = phases;
+    deps.append(d);
+  }
+  out["dependencies"] = deps;
+
+  if (with_orders) {
+    out["orders"] = OrderColumns(r.orders, consume);
+    if (consume != nullptr) *consume = OrderRecords();  // the columns own the data now
+  } else {
+    out["orders"] = py::none();
+  }
+
+  py::dict ts;
+  for (size_t c = 0; c < r.ts_columns.size(); ++c) {
+    ts[py::str(r.ts_columns[c])] =
+        py::array_t<double>(static_cast<py::ssize_t>(r.ts[c].size()), r.ts[c].data());
+  }
+  out["timeseries"] = ts;
+
+  py::list events;
+  for (const SimTransition& t : r.transitions) {
+    const std::string& dep = sc.dependencies[t.dep].name;
+    if (t.kind == SimTransition::Kind::kBreaker) {
+      events.append(py::make_tuple(NsToSeconds(t.t_ns), dep, "breaker",
+                                   std::string(BreakerStateName(t.from)),
+                                   std::string(BreakerStateName(t.to))));
+    } else {
+      const std::string& phase = sc.dependencies[t.dep].faults.phases[t.phase].name;
+      events.append(py::make_tuple(
+          NsToSeconds(t.t_ns), dep,
+          t.kind == SimTransition::Kind::kPhaseStart ? "phase_start" : "phase_end", phase, phase));
+    }
+  }
+  out["events"] = events;
+  return out;
+}
+
+}  // namespace rlab::bindings
