@@ -9,6 +9,10 @@ Routes::
     GET  /livez /readyz /startupz
     PUT  /lab/faults             replace a dependency's fault model (bearer token; PATCH merges)
     GET  /debug/internals        queue, workers, breakers, writer (bearer token)
+    GET  /debug/pprof/profile    CPU profile, speedscope JSON (bearer token; profiling.py)
+    GET  /debug/pprof/heap       memory snapshot (bearer token; profiling.py)
+
+The OpenAPI document (``/openapi.json``) declares every route's answers: see schemas.py.
 
 HTTP metrics are labelled by the route *template* (``/orders/{order_id}``), never the raw path,
 and by method and status class from fixed sets: their cardinality is bounded by the code.
@@ -41,6 +45,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reliability_lab.scenario import Scenario
 from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.core import NotAccepting, OrderService, QueueFull, log_event
+from reliability_lab.service.profiling import add_profiling_routes
+from reliability_lab.service.schemas import FaultsChange, install_openapi
 from reliability_lab.service.store import STATUSES, StoreError
 
 Scope = MutableMapping[str, Any]
@@ -62,16 +68,6 @@ class OrderIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
     amount_cents: StrictInt = Field(gt=0, le=100_000_000)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
-
-
-class FaultsIn(BaseModel):
-    """The body of ``PUT /lab/faults``: a dependency's new fault model, in the scenario's dict
-    form (see :meth:`reliability_lab.scenario.Scenario.to_dict`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dependency: str = Field(min_length=1, max_length=64)
-    faults: dict[str, Any]
 
 
 def _error(
@@ -592,7 +588,7 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         if denied is not None:
             return denied
         try:
-            body = FaultsIn.model_validate_json(await request.body())
+            body = FaultsChange.model_validate_json(await request.body())
         except ValidationError as e:
             if any(err.get("type") == "json_invalid" for err in e.errors()):
                 return _error(
@@ -615,9 +611,9 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         d = svc.scenario.to_dict()
         i = names.index(body.dependency)
         if merge:
-            d["dependencies"][i]["faults"].update(body.faults)
+            d["dependencies"][i]["faults"].update(body.fault_fields())
         else:
-            d["dependencies"][i]["faults"] = body.faults
+            d["dependencies"][i]["faults"] = body.fault_fields()
         try:
             new = Scenario.from_dict(d)
         except (ValueError, TypeError) as e:
@@ -658,6 +654,9 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         if denied is not None:
             return denied
         return JSONResponse(await run_in_threadpool(svc.internals))
+
+    add_profiling_routes(app, check_admin)
+    install_openapi(app)
 
     app.add_middleware(
         HttpMetricsMiddleware,

@@ -3,6 +3,11 @@
 SIGTERM (or the first Ctrl-C) drains: readiness turns 503 and intake stops at once, while GETs
 keep being served; in-flight orders get the shutdown budget to finish, the rest are recorded as
 cancelled, the writer flushes, and the process exits 0. A second signal exits at once.
+
+The admin token is best given as a file (``--admin-token-file``) or in the environment
+(``RLAB_ADMIN_TOKEN``): ``--admin-token`` works but every local user can read it in the
+process list, so it draws a warning. Connection handling (header-read and keep-alive timeouts,
+the in-flight limit, the connection cap and the descriptor budget) is in server.py.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
+import tracemalloc
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,6 +32,14 @@ from reliability_lab.service.app import create_app
 from reliability_lab.service.config import ADMIN_TOKEN_ENV, ServiceConfig, load_scenario
 from reliability_lab.service.core import OrderService, log_event
 from reliability_lab.service.logs import configure_logging
+from reliability_lab.service.server import (
+    FD_RESERVE,
+    EdgeConfig,
+    InFlightLimit,
+    connection_budget,
+    make_protocol_class,
+    raise_nofile_limit,
+)
 
 
 class _DrainingServer(uvicorn.Server):
@@ -85,7 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--admin-token",
         default=None,
-        help=f"bearer token of the admin endpoints (or env {ADMIN_TOKEN_ENV})",
+        help=(
+            f"bearer token of the admin endpoints; visible in the process list, so prefer "
+            f"--admin-token-file or env {ADMIN_TOKEN_ENV}"
+        ),
+    )
+    p.add_argument(
+        "--admin-token-file",
+        default=None,
+        help="file holding the admin token (surrounding whitespace ignored; keep it mode 600)",
     )
     p.add_argument(
         "--shutdown-budget",
@@ -106,6 +129,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a POST waits for its order to be committed before answering 503",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection gets to send a complete request head (default 10)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout",
+        type=int,
+        default=5,
+        help="seconds an idle kept-alive connection stays open (default 5)",
+    )
+    p.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=1024,
+        help="requests served at once before new ones get 503 (probes exempt; default 1024)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help=(
+            f"open connections at most; idle ones are closed first to make room "
+            f"(default: the descriptor limit minus {FD_RESERVE})"
+        ),
+    )
+    p.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="trace allocations (FRAMES per site) for /debug/pprof/heap; costs CPU (default: off)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--access-log",
@@ -116,10 +173,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def read_token_file(path: str) -> str:
+    """The admin token in a file (surrounding whitespace stripped); ValueError when empty."""
+    p = Path(path)
+    token = p.read_text().strip()
+    if not token:
+        raise ValueError(f"the admin token file {path} is empty")
+    if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(
+            f"reliability-lab serve: warning: the admin token file {path} is accessible to "
+            "other users (chmod 600 it)",
+            file=sys.stderr,
+        )
+    return token
+
+
+def admin_token_from_args(a: argparse.Namespace) -> str | None:
+    """``--admin-token-file``, else ``--admin-token`` (with a warning), else the environment."""
+    if a.admin_token_file is not None:
+        if a.admin_token is not None:
+            raise ValueError("give --admin-token or --admin-token-file, not both")
+        return read_token_file(a.admin_token_file)
+    if a.admin_token is not None:
+        print(
+            "reliability-lab serve: warning: --admin-token is visible to every local user in "
+            f"the process list; use --admin-token-file or the {ADMIN_TOKEN_ENV} environment "
+            "variable",
+            file=sys.stderr,
+        )
+        return str(a.admin_token)
+    return os.environ.get(ADMIN_TOKEN_ENV) or None
+
+
+def edge_config_from_args(argv: list[str] | None = None) -> EdgeConfig:
+    """The connection-handling options as an :class:`EdgeConfig` (ValueError on bad ones)."""
+    a = build_parser().parse_args(argv)
+    return EdgeConfig(
+        header_timeout_s=a.header_timeout,
+        keep_alive_timeout_s=a.keep_alive_timeout,
+        limit_concurrency=a.limit_concurrency,
+        max_connections=a.max_connections,
+        tracemalloc_frames=a.tracemalloc,
+    )
+
+
 def config_from_args(argv: list[str] | None = None) -> ServiceConfig:
     """Parses command-line arguments into a :class:`ServiceConfig` (ValueError on bad ones)."""
     a = build_parser().parse_args(argv)
-    token = a.admin_token if a.admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV)
+    token = admin_token_from_args(a)
     return ServiceConfig(
         host=a.host,
         port=a.port,
@@ -136,9 +237,29 @@ def config_from_args(argv: list[str] | None = None) -> ServiceConfig:
     )
 
 
-def serve(config: ServiceConfig) -> int:
+def serve(config: ServiceConfig, edge: EdgeConfig | None = None) -> int:
     """Runs the service until SIGTERM/SIGINT; returns the exit status."""
+    edge = edge if edge is not None else EdgeConfig()
     configure_logging(config.log_level)
+    if edge.tracemalloc_frames and not tracemalloc.is_tracing():
+        tracemalloc.start(edge.tracemalloc_frames)
+    # Every connection holds a descriptor: use all the hard limit allows, and keep a reserve.
+    soft, hard = raise_nofile_limit()
+    budget = connection_budget(soft)
+    max_connections = edge.max_connections if edge.max_connections is not None else budget
+    log_event(
+        "descriptor_budget",
+        soft_limit=soft,
+        hard_limit=hard,
+        reserved=FD_RESERVE,
+        max_connections=max_connections,
+    )
+    if max_connections > budget:
+        log_event(
+            "warning",
+            message=f"max_connections {max_connections} exceeds the descriptor budget {budget} "
+            f"(RLIMIT_NOFILE {soft} minus {FD_RESERVE} reserved); raise the hard limit",
+        )
     service = OrderService(config)
     app = create_app(config, service)
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
@@ -147,7 +268,9 @@ def serve(config: ServiceConfig) -> int:
     sock.bind((config.host, config.port))
     port = sock.getsockname()[1]
     ucfg = uvicorn.Config(
-        app,
+        InFlightLimit(app, edge.limit_concurrency),
+        http=make_protocol_class(edge.header_timeout_s, max_connections),
+        timeout_keep_alive=edge.keep_alive_timeout_s,
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -198,10 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = config_from_args(args)
+        edge = edge_config_from_args(args)
     except (ValueError, OSError) as e:
         print(f"reliability-lab serve: {e}", file=sys.stderr)
         return 2
-    return serve(config)
+    return serve(config, edge)
 
 
 if __name__ == "__main__":

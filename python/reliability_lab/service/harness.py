@@ -169,6 +169,8 @@ class ServiceProcess:
         workdir: where the port file and the log go.
         args: more command-line options.
         env: extra environment variables.
+        nofile: if given, the process's RLIMIT_NOFILE (soft and hard), to test what happens
+            when descriptors are scarce.
     """
 
     def __init__(
@@ -178,8 +180,10 @@ class ServiceProcess:
         workdir: str | os.PathLike[str],
         args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.database = database
+        self.nofile = nofile
         self.workdir = Path(workdir)
         self.args = list(args or [])
         self.env = env or {}
@@ -209,8 +213,20 @@ class ServiceProcess:
             *self.args,
         ]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        nofile = self.nofile
+
+        def limit_descriptors() -> None:  # runs in the child, before exec
+            import resource
+
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            preexec_fn=limit_descriptors if nofile is not None else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

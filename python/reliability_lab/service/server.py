@@ -1,0 +1,320 @@
+"""The HTTP edge of ``reliability-lab serve``: connection timeouts, limits and descriptors.
+
+uvicorn bounds the idle time *between* requests (``timeout_keep_alive``) but nothing bounds the
+time a client takes to send a request's headers: a connection that sends a request line and
+never finishes its headers (or sends nothing at all) is kept forever, and enough of them use up
+the process's file descriptors (uvicorn issue #157 lists ``--timeout-request-start`` as never
+done). This module adds, at the protocol level (below ASGI, which only sees complete requests):
+
+* a **header-read timeout**: the request head must be complete within ``header_timeout_s`` of
+  the connection being accepted or, on a kept-alive connection, of the first byte of the next
+  request. It is an absolute deadline, not reset by further bytes, so trickling a byte at a time
+  does not help (the same rule as hyper's ``header_read_timeout``, hyperium/hyper PR #2675).
+  A connection that sent part of a request gets ``408`` and is closed; one that sent nothing is
+  closed silently.
+* a **connection cap** that prefers idle connections: when a new connection would take the
+  process past ``max_connections``, the oldest connection *without a request in flight* (waiting
+  for headers, or idle between requests) is closed to make room; only when every connection is
+  busy is the new one refused.
+* an **in-flight request limit** (:class:`InFlightLimit`): past ``limit_concurrency`` requests
+  being served, new ones get ``503`` at once, except the probes and ``/metrics``.
+  uvicorn's own ``limit_concurrency`` is not used: it counts *connections* too, so a flood of
+  idle sockets would turn ``/livez`` into 503.
+* the **descriptor budget** (:func:`raise_nofile_limit`): the soft ``RLIMIT_NOFILE`` is raised to
+  the hard limit at start; every connection holds one descriptor, and ``FD_RESERVE`` are kept
+  for the database, the ledger, the logs, the event loop and the profiler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import resource
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from reliability_lab.service.core import log_event
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Descriptors kept out of the connection budget: database connections, the ledger, log files,
+#: the event loop's own descriptors, the thread pool, the profiler's pipes and output file.
+FD_RESERVE = 256
+#: Paths the in-flight limit never refuses: probes must report health, not load.
+UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Connection handling and diagnostics of the HTTP server.
+
+    Attributes:
+        header_timeout_s: seconds a connection gets to send a complete request head, from
+            being accepted (or from the first byte of a later request), in (0, 3600].
+        keep_alive_timeout_s: seconds an idle kept-alive connection stays open, in [1, 3600].
+        limit_concurrency: requests served at once before new ones get 503, in [1, 1e6].
+        max_connections: open connections at most; None: the descriptor budget (the soft
+            ``RLIMIT_NOFILE`` after raising it, minus :data:`FD_RESERVE`). In [1, 1e7].
+        tracemalloc_frames: frames per allocation traced by ``tracemalloc`` from the start (0:
+            off), in [0, 100]; it feeds ``GET /debug/pprof/heap`` and slows allocation-heavy code.
+    """
+
+    header_timeout_s: float = 10.0
+    keep_alive_timeout_s: int = 5
+    limit_concurrency: int = 1024
+    max_connections: int | None = None
+    tracemalloc_frames: int = 0
+
+    def __post_init__(self) -> None:
+        v = self.header_timeout_s
+        if not (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and 0 < v <= 3600
+        ):
+            raise ValueError(
+                f"header_timeout_s must be a number of seconds in (0, 3600], got {v!r}"
+            )
+        for name, lo, hi in (
+            ("keep_alive_timeout_s", 1, 3600),
+            ("limit_concurrency", 1, 1_000_000),
+            ("tracemalloc_frames", 0, 100),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
+        m = self.max_connections
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 10**7):
+            raise ValueError(f"max_connections must be an integer in [1, 10000000], got {m!r}")
+
+
+def _nr_open() -> int:
+    """The kernel's ceiling for RLIMIT_NOFILE (an unlimited hard limit cannot be used as is)."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raises the soft ``RLIMIT_NOFILE`` to the hard limit; returns ``(soft, hard)`` after.
+
+    Raising the hard limit needs privileges (CAP_SYS_RESOURCE), so it is left as it is: set it
+    with ``ulimit -Hn``, systemd's ``LimitNOFILE=`` or the container runtime.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _nr_open() if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft, hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft, hard
+    return target, hard
+
+
+def connection_budget(soft_limit: int) -> int:
+    """Connections the descriptor limit leaves room for (at least 1)."""
+    return max(1, soft_limit - FD_RESERVE)
+
+
+class _EdgeState:
+    """Per-server bookkeeping shared by its connections (all on the event loop's thread)."""
+
+    def __init__(self, header_timeout_s: float, max_connections: int) -> None:
+        self.header_timeout_s = header_timeout_s
+        self.max_connections = max_connections
+        # Connections with no request in flight, oldest first (dicts keep insertion order).
+        self.idle: dict[Any, None] = {}
+        self.header_timeouts = 0
+        self.evicted = 0
+        self.refused = 0
+        self._last_report = time.monotonic()
+
+    def note(self) -> None:
+        """Logs the pressure counters at most every 10 s (a flood must not flood the log)."""
+        now = time.monotonic()
+        if now - self._last_report >= 10.0:
+            self._last_report = now
+            log_event(
+                "connection_pressure",
+                header_timeouts=self.header_timeouts,
+                evicted_idle=self.evicted,
+                refused=self.refused,
+            )
+
+
+_TIMEOUT_BODY = json.dumps(
+    {"error": "request_timeout", "message": "the request head was not received in time"}
+).encode()
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n"
+    b"connection: close\r\n\r\n" + _TIMEOUT_BODY
+)
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+else:
+    _Base = object
+
+
+class _EdgeProtocolMixin(_Base):
+    """Header-read deadline and idle-first connection cap on top of a uvicorn HTTP protocol.
+
+    Works with both of uvicorn's HTTP/1.1 implementations: the only hooks used are
+    ``connection_made``, ``data_received``, ``on_response_complete`` and ``connection_lost``,
+    and a request's head is known to be complete when the protocol creates a new ``cycle``.
+    """
+
+    _edge: ClassVar[_EdgeState]
+    _header_timer: asyncio.TimerHandle | None = None
+    _partial = False  # bytes of a request arrived since the header timer was armed
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._partial = False
+        self._header_timer = self.loop.call_later(
+            self._edge.header_timeout_s, self._on_header_timeout
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _on_header_timeout(self) -> None:
+        self._header_timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._edge.header_timeouts += 1
+        self._edge.note()
+        if self._partial:
+            # RFC 9110 15.5.9: 408 with "close" when a request was begun but not finished.
+            transport.write(_TIMEOUT_RESPONSE)
+        transport.close()
+        self._edge.idle.pop(self, None)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        edge = self._edge
+        if len(self.connections) > edge.max_connections:
+            # Make room by closing the oldest connection that has no request in flight.
+            victim = next(iter(edge.idle), None)
+            if victim is not None:
+                edge.idle.pop(victim, None)
+                victim._cancel_header_timer()
+                victim.transport.close()
+                edge.evicted += 1
+            else:
+                edge.refused += 1
+                edge.note()
+                self.transport.close()
+                return
+            edge.note()
+        edge.idle[self] = None
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        waiting = before is None or before.response_complete
+        if waiting and self._header_timer is None:
+            self._arm_header_timer()  # the first byte of a request on a kept-alive connection
+        self._partial = self._partial or bool(data)
+        super().data_received(data)
+        if self.cycle is not before and self.cycle is not None:
+            self._request_started()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            self._request_started()  # a pipelined request is being served
+        elif not self.transport.is_closing():
+            self._edge.idle[self] = None  # uvicorn's keep-alive timer now bounds the idle time
+
+    def _request_started(self) -> None:
+        self._cancel_header_timer()
+        self._edge.idle.pop(self, None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        self._edge.idle.pop(self, None)
+        super().connection_lost(exc)
+
+
+def make_protocol_class(header_timeout_s: float, max_connections: int) -> type[asyncio.Protocol]:
+    """A uvicorn HTTP protocol class (httptools when installed, else h11) with the
+    header-read deadline and the connection cap; one class (one shared state) per server."""
+    base: type[Any]
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # pragma: no cover - uvicorn without httptools
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+    state = _EdgeState(header_timeout_s, max_connections)
+    cls: type[asyncio.Protocol] = type(
+        "EdgeHttpProtocol", (_EdgeProtocolMixin, base), {"_edge": state}
+    )
+    return cls
+
+
+class InFlightLimit:
+    """Pure ASGI middleware: at most ``limit`` requests in flight; the next get 503 at once.
+
+    Probes and ``/metrics`` (:data:`UNLIMITED_PATHS`) are never refused: a liveness probe that
+    fails under load gets a healthy, merely busy process restarted.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+        self.refused = 0
+        self._last_report = float("-inf")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.refused += 1
+            now = time.monotonic()
+            if now - self._last_report >= 10.0:  # at most one line per 10 s under overload
+                self._last_report = now
+                log_event("overloaded", refused=self.refused, limit=self.limit)
+            body = json.dumps(
+                {"error": "overloaded", "message": "too many requests in flight; retry later"}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", b"1"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
