@@ -189,3 +189,18 @@ def test_heap_without_tracemalloc_says_how_to_turn_it_on(tmp_path: Path) -> None
             assert "--tracemalloc" in r.json()["tracemalloc"]["hint"]
     finally:
         assert proc.stop(timeout=60) == 0, proc.log_text()
+
+
+def test_profile_without_native_frames(svc: tuple[ServiceProcess, httpx.Client]) -> None:
+    if find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    proc, client = svc
+    r = client.get(
+        "/debug/pprof/profile", params={"seconds": 1, "native": "false"}, headers=AUTH
+    )
+    if r.status_code == 503 and "ermission" in proc.log_text():
+        pytest.skip("py-spy may not ptrace the service here")
+    assert r.status_code == 200, r.text
+    frames = _frames_of(r.json())
+    assert frames and not any(".so" in str(f.get("file") or "") for f in frames)
+    assert any(_is_python(f) for f in frames)

@@ -6,16 +6,20 @@
   that entered it), idle threads included, and answers a speedscope JSON document
   (https://www.speedscope.app opens it; one profile per thread). py-spy runs as a child process
   and reads this process's memory with ptrace: it needs root or CAP_SYS_PTRACE (or
-  ``kernel.yama.ptrace_scope=0``); without it the endpoint answers 503. Sampling pauses the
-  process briefly at each sample (``--native`` needs a consistent stack), so at the default
-  100 Hz expect the service to slow down while a profile runs. One profile at a time (409).
+  ``kernel.yama.ptrace_scope=0``); without it the endpoint answers 503. Native unwinding stops
+  the process at every sample: at the default 100 Hz under load the service accepted about a
+  fifth of its usual orders per second while profiled (README); ``rate`` lowers the cost, and
+  ``native=false`` samples without stopping the process (Python frames only). One profile at a
+  time (409).
   Threads that never ran Python (pure C++ threads) have no Python thread state: py-spy does
   not list them.
 * ``GET /debug/pprof/heap`` is a memory snapshot as JSON: resident and peak memory, the C
   allocator's figures (glibc ``mallinfo2``), descriptors, threads and the garbage collector's
   counts, plus the top allocation sites from ``tracemalloc`` when the service was started with
-  ``--tracemalloc N`` (tracing every allocation costs memory and CPU, so it is off unless asked
-  for; sites allocated before tracing started are not seen).
+  ``--tracemalloc N`` (tracing every allocation costs memory and CPU: with one frame per site
+  the service accepted about half its usual orders per second, with eight about a tenth, so it
+  is off unless asked for). Taking the snapshot holds the GIL for a while (about a second with
+  one frame, several with more), during which the service stalls.
 """
 
 from __future__ import annotations
@@ -186,7 +190,7 @@ class CpuProfiler:
     def __init__(self) -> None:
         self.busy = False
 
-    async def record(self, seconds: int, rate: int) -> tuple[bytes | None, str]:
+    async def record(self, seconds: int, rate: int, native: bool) -> tuple[bytes | None, str]:
         """``(speedscope JSON, "")`` or ``(None, reason)``; the reason is for the log only."""
         exe = find_py_spy()
         if exe is None:
@@ -206,8 +210,10 @@ class CpuProfiler:
                 "speedscope",
                 "--output",
                 str(out),
-                "--native",
                 "--idle",
+                # Native unwinding needs the threads stopped at each sample; without it py-spy
+                # reads the Python stacks while the process runs (much cheaper, less exact).
+                "--native" if native else "--nonblocking",
             ]
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
@@ -238,9 +244,13 @@ def add_profiling_routes(app: FastAPI, check_admin: Callable[[Request], Response
         request: Request,
         seconds: Annotated[int, Query(ge=1, le=MAX_PROFILE_SECONDS)] = 10,
         rate: Annotated[int, Query(ge=1, le=MAX_PROFILE_RATE)] = 100,
+        native: bool = True,
     ) -> Response:
         """A CPU profile of every Python thread over ``seconds``, Python and native frames, as
-        speedscope JSON (open it at https://www.speedscope.app). One at a time."""
+        speedscope JSON (open it at https://www.speedscope.app). One at a time.
+
+        ``rate`` samples per second; ``native=false`` leaves out the native frames and does
+        not pause the process to sample (far cheaper under load)."""
         denied = check_admin(request)
         if denied is not None:
             return denied
@@ -248,9 +258,9 @@ def add_profiling_routes(app: FastAPI, check_admin: Callable[[Request], Response
             return _error(409, "profile_in_progress", "a profile is already being recorded")
         profiler.busy = True
         try:
-            log_event("profile_started", seconds=seconds, rate=rate)
+            log_event("profile_started", seconds=seconds, rate=rate, native=native)
             try:
-                data, reason = await profiler.record(seconds, rate)
+                data, reason = await profiler.record(seconds, rate, native)
             except asyncio.TimeoutError:
                 data, reason = None, "py-spy did not finish in time"
             if data is None:
