@@ -220,11 +220,37 @@ def test_in_flight_limit_refuses_with_503_but_not_the_probes(
     assert any(e.get("event") == "overloaded" for e in svc.log_events()), svc.log_text()
 
 
+def test_a_trickled_body_times_out_and_frees_its_slot(
+    tmp_path: Path, service_factory: list[ServiceProcess]
+) -> None:
+    svc = _service(tmp_path, "--limit-concurrency", "1", "--body-timeout", "2")
+    service_factory.append(svc)
+    svc.start()
+    with httpx.Client(base_url=svc.url, timeout=15) as client:
+        wait_for(lambda: client.get("/startupz").status_code == 200, what="startup")
+        slow = socket.create_connection(("127.0.0.1", svc.port), timeout=30)
+        try:
+            slow.sendall(HEAD + b"Expect: 100-continue\r\nContent-Length: 45\r\n\r\n")
+            assert slow.recv(65536).startswith(b"HTTP/1.1 100")  # in flight now
+            slow.sendall(b'{"customer_id": ')  # ...and the rest never comes
+            outcome = _wait_all_closed([slow], 90)
+        finally:
+            slow.close()
+        assert outcome["408"] == 1, outcome
+        # The slot is free again: the next request is served, not refused.
+        assert client.get("/orders").status_code == 200
+        assert post_order(client).status_code == 202
+    log = svc.log_text()
+    assert "Exception in ASGI application" not in log, log
+    assert '"status": 500' not in log, log
+
+
 @pytest.mark.parametrize(
     ("kw", "name"),
     [
         ({"header_timeout_s": 0}, "header_timeout_s"),
         ({"header_timeout_s": float("nan")}, "header_timeout_s"),
+        ({"body_timeout_s": -1}, "body_timeout_s"),
         ({"keep_alive_timeout_s": 0}, "keep_alive_timeout_s"),
         ({"keep_alive_timeout_s": 2.5}, "keep_alive_timeout_s"),
         ({"limit_concurrency": 0}, "limit_concurrency"),

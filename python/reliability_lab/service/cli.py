@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a connection gets to send a complete request head (default 10)",
     )
     p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request's body gets to arrive once its head is in (default 30)",
+    )
+    p.add_argument(
         "--keep-alive-timeout",
         type=int,
         default=5,
@@ -210,6 +216,7 @@ def edge_config_from_args(argv: list[str] | None = None) -> EdgeConfig:
     a = build_parser().parse_args(argv)
     return EdgeConfig(
         header_timeout_s=a.header_timeout,
+        body_timeout_s=a.body_timeout,
         keep_alive_timeout_s=a.keep_alive_timeout,
         limit_concurrency=a.limit_concurrency,
         max_connections=a.max_connections,
@@ -269,7 +276,7 @@ def serve(config: ServiceConfig, edge: EdgeConfig | None = None) -> int:
     port = sock.getsockname()[1]
     ucfg = uvicorn.Config(
         InFlightLimit(app, edge.limit_concurrency),
-        http=make_protocol_class(edge.header_timeout_s, max_connections),
+        http=make_protocol_class(edge.header_timeout_s, edge.body_timeout_s, max_connections),
         timeout_keep_alive=edge.keep_alive_timeout_s,
         log_config=None,
         access_log=False,

@@ -12,6 +12,9 @@ done). This module adds, at the protocol level (below ASGI, which only sees comp
   does not help (the same rule as hyper's ``header_read_timeout``, hyperium/hyper PR #2675).
   A connection that sent part of a request gets ``408`` and is closed; one that sent nothing is
   closed silently.
+* a **body-read timeout**: once the head is in, the whole body must arrive within
+  ``body_timeout_s``, or the request gets ``408`` and the connection is closed. Without it a
+  client trickling its body would hold a request slot of the in-flight limit forever.
 * a **connection cap** that prefers idle connections: when a new connection would take the
   process past ``max_connections``, the oldest connection *without a request in flight* (waiting
   for headers, or idle between requests) is closed to make room; only when every connection is
@@ -58,6 +61,8 @@ class EdgeConfig:
     Attributes:
         header_timeout_s: seconds a connection gets to send a complete request head, from
             being accepted (or from the first byte of a later request), in (0, 3600].
+        body_timeout_s: seconds a request's body gets to arrive once its head is in, in
+            (0, 3600].
         keep_alive_timeout_s: seconds an idle kept-alive connection stays open, in [1, 3600].
         limit_concurrency: requests served at once before new ones get 503, in [1, 1e6].
         max_connections: open connections at most; None: the descriptor budget (the soft
@@ -67,22 +72,22 @@ class EdgeConfig:
     """
 
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     keep_alive_timeout_s: int = 5
     limit_concurrency: int = 1024
     max_connections: int | None = None
     tracemalloc_frames: int = 0
 
     def __post_init__(self) -> None:
-        v = self.header_timeout_s
-        if not (
-            isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and math.isfinite(v)
-            and 0 < v <= 3600
-        ):
-            raise ValueError(
-                f"header_timeout_s must be a number of seconds in (0, 3600], got {v!r}"
-            )
+        for name in ("header_timeout_s", "body_timeout_s"):
+            v = getattr(self, name)
+            if not (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and 0 < v <= 3600
+            ):
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600], got {v!r}")
         for name, lo, hi in (
             ("keep_alive_timeout_s", 1, 3600),
             ("limit_concurrency", 1, 1_000_000),
@@ -130,15 +135,19 @@ def connection_budget(soft_limit: int) -> int:
 class _EdgeState:
     """Per-server bookkeeping shared by its connections (all on the event loop's thread)."""
 
-    def __init__(self, header_timeout_s: float, max_connections: int) -> None:
+    def __init__(
+        self, header_timeout_s: float, body_timeout_s: float, max_connections: int
+    ) -> None:
         self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
         self.max_connections = max_connections
         # Connections with no request in flight, oldest first (dicts keep insertion order).
         self.idle: dict[Any, None] = {}
         self.header_timeouts = 0
+        self.body_timeouts = 0
         self.evicted = 0
         self.refused = 0
-        self._last_report = time.monotonic()
+        self._last_report = float("-inf")  # the first event is logged at once
 
     def note(self) -> None:
         """Logs the pressure counters at most every 10 s (a flood must not flood the log)."""
@@ -148,20 +157,24 @@ class _EdgeState:
             log_event(
                 "connection_pressure",
                 header_timeouts=self.header_timeouts,
+                body_timeouts=self.body_timeouts,
                 evicted_idle=self.evicted,
                 refused=self.refused,
             )
 
 
-_TIMEOUT_BODY = json.dumps(
-    {"error": "request_timeout", "message": "the request head was not received in time"}
-).encode()
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: application/json\r\n"
-    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n"
-    b"connection: close\r\n\r\n" + _TIMEOUT_BODY
-)
+def _response_408(message: str) -> bytes:
+    body = json.dumps({"error": "request_timeout", "message": message}).encode()
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\n"
+        b"content-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n"
+        b"connection: close\r\n\r\n" + body
+    )
+
+
+_TIMEOUT_RESPONSE = _response_408("the request head was not received in time")
+_BODY_TIMEOUT_RESPONSE = _response_408("the request body was not received in time")
 
 if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -170,15 +183,17 @@ else:
 
 
 class _EdgeProtocolMixin(_Base):
-    """Header-read deadline and idle-first connection cap on top of a uvicorn HTTP protocol.
+    """Header and body deadlines and idle-first connection cap on a uvicorn HTTP protocol.
 
     Works with both of uvicorn's HTTP/1.1 implementations: the only hooks used are
-    ``connection_made``, ``data_received``, ``on_response_complete`` and ``connection_lost``,
-    and a request's head is known to be complete when the protocol creates a new ``cycle``.
+    ``connection_made``, ``data_received``, ``on_response_complete`` and ``connection_lost``;
+    a request's head is known to be complete when the protocol creates a new ``cycle``, and its
+    body when the cycle's ``more_body`` turns false.
     """
 
     _edge: ClassVar[_EdgeState]
     _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
     _partial = False  # bytes of a request arrived since the header timer was armed
 
     def _arm_header_timer(self) -> None:
@@ -205,6 +220,28 @@ class _EdgeProtocolMixin(_Base):
             transport.write(_TIMEOUT_RESPONSE)
         transport.close()
         self._edge.idle.pop(self, None)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _on_body_timeout(self) -> None:
+        self._body_timer = None
+        cycle, transport = self.cycle, self.transport
+        if cycle is None or not cycle.more_body or cycle.response_complete:
+            return
+        if transport is None or transport.is_closing():
+            return
+        self._edge.body_timeouts += 1
+        self._edge.note()
+        if not cycle.response_started:
+            transport.write(_BODY_TIMEOUT_RESPONSE)
+        # What uvicorn does when the peer goes away: the app's receive() returns
+        # http.disconnect and its sends are dropped, so the request ends and frees its slot.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -233,10 +270,19 @@ class _EdgeProtocolMixin(_Base):
             self._arm_header_timer()  # the first byte of a request on a kept-alive connection
         self._partial = self._partial or bool(data)
         super().data_received(data)
-        if self.cycle is not before and self.cycle is not None:
+        cycle = self.cycle
+        if cycle is not before and cycle is not None:
             self._request_started()
+            if cycle.more_body and not cycle.response_complete:
+                self._cancel_body_timer()
+                self._body_timer = self.loop.call_later(
+                    self._edge.body_timeout_s, self._on_body_timeout
+                )
+        if self._body_timer is not None and (cycle is None or not cycle.more_body):
+            self._cancel_body_timer()  # the body is complete
 
     def on_response_complete(self) -> None:
+        self._cancel_body_timer()
         super().on_response_complete()
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
@@ -250,13 +296,16 @@ class _EdgeProtocolMixin(_Base):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_body_timer()
         self._edge.idle.pop(self, None)
         super().connection_lost(exc)
 
 
-def make_protocol_class(header_timeout_s: float, max_connections: int) -> type[asyncio.Protocol]:
-    """A uvicorn HTTP protocol class (httptools when installed, else h11) with the
-    header-read deadline and the connection cap; one class (one shared state) per server."""
+def make_protocol_class(
+    header_timeout_s: float, body_timeout_s: float, max_connections: int
+) -> type[asyncio.Protocol]:
+    """A uvicorn HTTP protocol class (httptools when installed, else h11) with the header and
+    body deadlines and the connection cap; one class (one shared state) per server."""
     base: type[Any]
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -266,7 +315,7 @@ def make_protocol_class(header_timeout_s: float, max_connections: int) -> type[a
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
         base = H11Protocol
-    state = _EdgeState(header_timeout_s, max_connections)
+    state = _EdgeState(header_timeout_s, body_timeout_s, max_connections)
     cls: type[asyncio.Protocol] = type(
         "EdgeHttpProtocol", (_EdgeProtocolMixin, base), {"_edge": state}
     )
