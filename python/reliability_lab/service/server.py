@@ -37,7 +37,7 @@ import resource
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reliability_lab.service.core import log_event
 
@@ -302,16 +302,27 @@ class _EdgeProtocolMixin(_Base):
 
 
 def make_protocol_class(
-    header_timeout_s: float, body_timeout_s: float, max_connections: int
+    header_timeout_s: float,
+    body_timeout_s: float,
+    max_connections: int,
+    *,
+    impl: Literal["auto", "httptools", "h11"] = "auto",
 ) -> type[asyncio.Protocol]:
-    """A uvicorn HTTP protocol class (httptools when installed, else h11) with the header and
-    body deadlines and the connection cap; one class (one shared state) per server."""
-    base: type[Any]
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    """A uvicorn HTTP protocol class with the header and body deadlines and the connection
+    cap; one class (one shared state) per server. ``impl``: uvicorn's parser, ``auto`` being
+    httptools when installed, else h11 (like uvicorn's own choice)."""
+    if impl not in ("auto", "httptools", "h11"):
+        raise ValueError(f"impl must be 'auto', 'httptools' or 'h11', got {impl!r}")
+    base: type[Any] | None = None
+    if impl != "h11":
+        try:
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-        base = HttpToolsProtocol
-    except ImportError:  # pragma: no cover - uvicorn without httptools
+            base = HttpToolsProtocol
+        except ImportError:  # uvicorn without httptools
+            if impl == "httptools":
+                raise
+    if base is None:
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
         base = H11Protocol
