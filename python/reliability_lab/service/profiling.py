@@ -7,17 +7,17 @@
   (https://www.speedscope.app opens it; one profile per thread). py-spy runs as a child process
   and reads this process's memory with ptrace: it needs root or CAP_SYS_PTRACE (or
   ``kernel.yama.ptrace_scope=0``); without it the endpoint answers 503. Native unwinding stops
-  the process at every sample: at the default 100 Hz under load the service accepted about a
-  fifth of its usual orders per second while profiled (README); ``rate`` lowers the cost, and
+  the process at every sample: at the default 100 Hz under load the service accepted 1/8 to 1/6
+  of its usual orders per second while profiled (README); ``rate`` lowers the cost, and
   ``native=false`` samples without stopping the process (Python frames only). One profile at a
   time (409).
-  Threads that never ran Python (pure C++ threads) have no Python thread state: py-spy does
-  not list them.
+  Threads that never run Python (the live engine's C++ workers) have no Python thread state:
+  py-spy does not list them; their time shows only where a Python thread waits on them.
 * ``GET /debug/pprof/heap`` is a memory snapshot as JSON: resident and peak memory, the C
   allocator's figures (glibc ``mallinfo2``), descriptors, threads and the garbage collector's
   counts, plus the top allocation sites from ``tracemalloc`` when the service was started with
   ``--tracemalloc N`` (tracing every allocation costs memory and CPU: with one frame per site
-  the service accepted about half its usual orders per second, with eight about a tenth, so it
+  the service accepted 1/4 to 1/2 of its usual orders per second, with eight about 1/10, so it
   is off unless asked for). Taking the snapshot holds the GIL for a while (about a second with
   one frame, several with more), during which the service stalls.
 """
