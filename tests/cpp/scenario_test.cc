@@ -240,9 +240,8 @@ TEST(ValidateScenarioTest, AttemptTimeoutAndFallback) {
 TEST(ValidateScenarioTest, AChargingDependencyCannotHaveAFallback) {
   // A fallback on a write would complete the order as paid while nothing was charged.
   ScenarioConfig c = Rich();
-  for (FallbackConfig::Kind kind :
-       {FallbackConfig::Kind::kCache, FallbackConfig::Kind::kDefault,
-        FallbackConfig::Kind::kCacheOrDefault}) {
+  for (FallbackConfig::Kind kind : {FallbackConfig::Kind::kCache, FallbackConfig::Kind::kDefault,
+                                    FallbackConfig::Kind::kCacheOrDefault}) {
     c.dependencies[2].fallback.kind = kind;
     EXPECT_NE(Check(c).find("payment.fallback must be \"none\" on a dependency that charges"),
               std::string::npos)

@@ -287,6 +287,24 @@ TEST(SimEngineTest, AFallbackStillAbsorbsAFailureBeforeTheDeadline) {
   EXPECT_EQ(r.deps[0].flow.fallbacks, 8);
 }
 
+TEST(SimEngineTest, AnOrderThatFailsAfterAFallbackIsNotDegraded) {
+  // pricing fails at once and falls back; payment then takes 1 s against a 0.1 s deadline. The
+  // fallback did serve pricing, but the order failed: failed (deadline), not degraded.
+  ScenarioConfig sc = Burst(4, 1.0);
+  DependencyConfig pricing;
+  pricing.name = "pricing";
+  pricing.faults.latency = Const(0.001);
+  pricing.faults.failure_rate = 1.0;
+  pricing.fallback.kind = FallbackConfig::Kind::kDefault;
+  sc.dependencies.insert(sc.dependencies.begin(), pricing);
+  sc.order_deadline_ns = kS / 10;
+  const SimResult r = Simulate(sc);
+  EXPECT_EQ(r.by_reason[static_cast<int>(FailReason::kDeadline)], 4);
+  EXPECT_EQ(r.deps[0].flow.fallbacks, 4);
+  EXPECT_EQ(r.degraded, 0);
+  for (const OrderRecord& o : r.orders) EXPECT_EQ(o.degraded, 0);
+}
+
 TEST(SimEngineTest, AHungCallWithoutTimeoutOrDeadlineLastsTheHangDuration) {
   // Every call hangs; no attempt timeout, no deadline: the caller waits Faults.hang (3 s), then
   // the order fails and the run ends there, not at the end of representable time.
