@@ -561,3 +561,36 @@ def test_ctrl_c_interrupts_a_handle_wait() -> None:
         finally:
             timer.cancel()
     assert handle.status == "cancelled"
+
+
+def test_a_fallback_never_absorbs_the_orders_deadline_live() -> None:
+    # A 1 s dependency, a 0.1 s deadline, a default fallback: a few orders, each failed with
+    # reason "deadline" at its deadline, none degraded, no fallback counted.
+    dep = rl.Dependency(
+        "payment", faults=rl.Faults(latency=rl.Constant(1.0)), fallback=rl.Fallback("default")
+    )
+    with Lab(scenario(dependency=dep, order_deadline=0.1)) as lab:
+        handles = lab.submit_many(3)
+        assert all(h.wait(timeout=10) for h in handles)
+        views = [h.view() for h in handles]
+    all_terminal(lab)
+    assert [(v.status, v.reason, v.degraded) for v in views] == [("failed", "deadline", False)] * 3
+    s = lab.result.summary
+    assert s["failed_deadline"] == 3 and s["completed"] == 0
+    assert s["payment.fallbacks"] == 0 and s["degraded_fraction"] == 0
+
+
+def test_a_hung_call_without_timeout_or_deadline_lasts_faults_hang_live() -> None:
+    # No attempt timeout, no deadline: a hung call ends after Faults.hang (0.2 s), not never.
+    dep = rl.Dependency(
+        "payment",
+        faults=rl.Faults(failure_rate=1.0, mix=rl.FailureMix(http503=0, timeout=1), hang=0.2),
+    )
+    with Lab(scenario(dependency=dep)) as lab:
+        handles = lab.submit_many(2)
+        assert all(h.wait(timeout=10) for h in handles)
+        views = [h.view() for h in handles]
+    all_terminal(lab)
+    assert [v.status for v in views] == ["failed", "failed"]
+    # A lower bound only (no upper bound on a loaded machine): the caller did wait the hang out.
+    assert all(v.end - v.start >= 0.2 - 1e-3 for v in views)

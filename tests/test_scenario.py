@@ -501,6 +501,14 @@ def test_replace_errors_name_the_dotted_path() -> None:
             "payment",
             'dependencies[1].name "payment" is already used by dependencies[0]',
         ),
+        "payment.fallback": (
+            rs.Fallback("default"),
+            'payment.fallback must be "none" on a dependency that charges',
+        ),
+        "payment.fallback.kind": (
+            "cache",
+            'payment.fallback must be "none" on a dependency that charges',
+        ),
     }
     for path, (value, message) in cases.items():
         with pytest.raises(ValueError) as info:
@@ -777,6 +785,14 @@ budgets = st.one_of(
 
 @st.composite
 def dependencies(draw: st.DrawFn, name: str) -> rs.Dependency:
+    fallback = draw(
+        st.builds(
+            rs.Fallback,
+            kind=st.sampled_from(["none", "cache", "default", "cache_or_default"]),
+            cache_capacity=st.integers(1, 10**6),
+            cache_ttl=st.floats(0.001, 1e6),
+        )
+    )
     return rs.Dependency(
         name,
         faults=draw(faults),
@@ -803,16 +819,10 @@ def dependencies(draw: st.DrawFn, name: str) -> rs.Dependency:
         ),
         attempt_timeout=draw(st.floats(0, 10)),
         composition=draw(st.sampled_from(["retry_outside_breaker", "breaker_outside_retry"])),
-        fallback=draw(
-            st.builds(
-                rs.Fallback,
-                kind=st.sampled_from(["none", "cache", "default", "cache_or_default"]),
-                cache_capacity=st.integers(1, 10**6),
-                cache_ttl=st.floats(0.001, 1e6),
-            )
-        ),
+        fallback=fallback,
         idempotency_keys=draw(st.booleans()),
-        charges=draw(st.booleans()),
+        # A dependency that charges cannot have a fallback (a validation error of its own).
+        charges=draw(st.booleans()) if fallback.kind == "none" else False,
     )
 
 
@@ -1019,6 +1029,13 @@ TAMPERED: list[tuple[list[Any], Any, str]] = [
         "seed",
         'dependencies[0].name must not be "seed": it is a scenario field',
     ),
+    (
+        ["dependencies", 1, "fallback", "kind"],
+        "default",
+        'payment.fallback must be "none" on a dependency that charges (a failed charge cannot '
+        "be served from a fallback: the order would complete without being charged), got "
+        '"default"',
+    ),
 ]
 
 
@@ -1082,3 +1099,16 @@ def test_native_reader_is_strict_about_the_schema() -> None:
             where,
             str(info.value),
         )
+
+
+def test_a_charging_dependency_cannot_have_a_fallback() -> None:
+    # A fallback on a write would complete the order as paid with nothing charged.
+    message = r'payment\.fallback must be "none" on a dependency that charges'
+    for kind in ("cache", "default", "cache_or_default"):
+        with pytest.raises(ValueError, match=message):
+            rs.Scenario(
+                dependencies=[rs.Dependency("payment", charges=True, fallback=rs.Fallback(kind))]
+            )
+    # Each half alone is fine.
+    rs.Scenario(dependencies=[rs.Dependency("payment", charges=True)])
+    rs.Scenario(dependencies=[rs.Dependency("payment", fallback=rs.Fallback("default"))])

@@ -3,6 +3,8 @@ ambiguous charges, Retry-After, bulkheads and throttling, each in a scripted sce
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import reliability_lab as rl
 from reliability_lab.bulkhead import BulkheadConfig
@@ -203,3 +205,46 @@ def test_releasing_workers_during_backoff_serves_more_orders() -> None:
     assert held["rejected"] > 0
     assert released["rejected"] < held["rejected"] / 2
     assert released["completed"] > held["completed"]
+
+
+def burst(n: int, dep: rl.Dependency, **kw: object) -> rl.Scenario:
+    """``n`` orders at t = 0 with a worker each, against one dependency."""
+    return rl.Scenario(
+        arrivals=rl.Trace([0.0] * n), workers=n, duration=1.0, seed=1,
+        dependencies=(dep,), **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_a_fallback_never_absorbs_the_orders_deadline() -> None:
+    # A 1 s dependency, a 0.1 s deadline, a default fallback: each order ends at its deadline,
+    # failed with reason "deadline", and is neither degraded nor counted as a fallback.
+    slow = one_dep(faults=rl.Faults(latency=rl.Constant(1.0)), fallback=rl.Fallback("default"))
+    r = rl.simulate(burst(6, slow, order_deadline=0.1))
+    assert r.orders is not None
+    assert (r.orders["status"] == "failed").all()
+    assert (r.orders["reason"] == "deadline").all()
+    assert not r.orders["degraded"].any()
+    assert r.orders["end"].tolist() == pytest.approx([0.1] * 6)
+    s = r.summary
+    assert s["failed_deadline"] == 6 and s["completed"] == 0
+    assert s["payment.fallbacks"] == 0 and s["degraded_fraction"] == 0
+    # The same fallback still serves a failure that leaves the caller time: a 50 ms attempt
+    # timeout under a 1 s deadline.
+    timed = rl.simulate(burst(6, dataclasses.replace(slow, attempt_timeout=0.05),
+                              order_deadline=1.0)).summary
+    assert timed["completed"] == 6 and timed["payment.fallbacks"] == 6
+    assert timed["degraded_fraction"] == 1.0
+
+
+def test_a_hung_call_without_timeout_or_deadline_lasts_faults_hang() -> None:
+    # Every call hangs; no attempt timeout, no deadline: each order fails after Faults.hang
+    # (0.5 s) and the run ends there, not at the end of representable time.
+    hung = one_dep(
+        faults=rl.Faults(failure_rate=1.0, mix=rl.FailureMix(http503=0, timeout=1), hang=0.5)
+    )
+    r = rl.simulate(burst(3, hung))
+    assert r.orders is not None
+    assert (r.orders["status"] == "failed").all()
+    assert r.orders["end"].tolist() == pytest.approx([0.5] * 3)
+    assert r.summary["end_time"] == pytest.approx(0.5)
+    assert r.summary["in_flight"] == 0

@@ -3,9 +3,10 @@
 The policies (``CircuitBreaker``, ``Retry``, ``Backoff``, ``TokenBucket``, ``RatioBudget``,
 ``Bulkhead``, ``AdaptiveThrottle``) are usable on their own around any Python callable; the
 ``Scenario`` tree and ``simulate`` run the whole order pipeline in virtual time, and ``Lab``
-runs it live on real threads.
+runs it live on real threads. ``presets`` holds each seed article's settings by name.
 """
 
+from reliability_lab import presets
 from reliability_lab.backoff import JITTER_MODES, Backoff
 from reliability_lab.breaker import Breaker, CircuitBreaker, Permit, Transition
 from reliability_lab.budget import RatioBudget, RatioBudgetConfig, TokenBucket, TokenBucketConfig
@@ -124,6 +125,7 @@ __all__ = [
     "Uniform",
     "default_clock",
     "pareto_front",
+    "presets",
     "retry",
     "simulate",
     "summarize",

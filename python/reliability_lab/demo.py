@@ -20,6 +20,7 @@ import argparse
 import random
 import sys
 
+from reliability_lab import presets
 from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import Breaker, CircuitBreaker, Transition
 from reliability_lab.clock import ManualClock
@@ -51,21 +52,15 @@ def part1(seed: int, orders: int, out: list[str]) -> None:
     def on_transition(t: Transition) -> None:
         log(f"breaker {t.breaker}: {t.from_state} -> {t.to_state}")
 
+    # The seed lab's settings (seeds 000/001): see reliability_lab.presets.
     breaker = CircuitBreaker(
-        Breaker(consecutive_failures=5, open_for=5.0), name="payment", clock=clock,
-        listeners=[on_transition],
+        presets.go_lab_breaker(), name="payment", clock=clock, listeners=[on_transition]
     )
 
     def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
         log(f"  attempt {attempt} failed ({exc}); retrying in {delay * 1000:.0f} ms")
 
-    retry = Retry(
-        max_attempts=4,
-        backoff=Backoff(initial=0.1, multiplier=2.0, max_delay=2.0, jitter="full"),
-        clock=clock,
-        seed=seed,
-        on_retry=on_retry,
-    )
+    retry = presets.go_lab_retry(clock=clock, seed=seed, on_retry=on_retry)
     for order in range(1, orders + 1):
         if order == 15:
             state["down"] = True
@@ -99,32 +94,28 @@ def part2(seed: int, out: list[str]) -> None:
         out.append("(the simulated engine is not available in this build)")
         return
 
-    base = rs.Scenario(
+    # The seed lab's pipeline and payment policies (presets.go_lab_scenario), with a pipeline
+    # size, latencies, a deadline and an outage of the demo's choosing.
+    seed_lab = presets.go_lab_scenario(
         arrivals=rs.Poisson(rate=200),
         duration=60.0,
         workers=16,
         queue_capacity=256,
         seed=seed,
         order_deadline=2.0,
-        dependencies=(
-            rs.Dependency(
-                "payment",
-                faults=rs.Faults(
-                    failure_rate=0.3,
-                    latency=rs.Exponential(mean=0.05),
-                    phases=(rs.Outage(start=20.0, end=35.0),),
-                ),
-                attempt_timeout=0.5,
-            ),
-        ),
+    ).replace(
+        {
+            "payment.faults.latency": rs.Exponential(mean=0.05),
+            "payment.faults.phases": (rs.Outage(start=20.0, end=35.0),),
+            "payment.attempt_timeout": 0.5,
+        }
     )
-    retry = Retry(max_attempts=4, backoff=Backoff(initial=0.1, max_delay=2.0, jitter="full"))
+    base = seed_lab.replace({"payment.retry": None, "payment.breaker": None})
+    retry = seed_lab.get("payment.retry")
     variants = {
         "no retry, no breaker": base,
         "retry x4": base.replace({"payment.retry": retry}),
-        "retry x4 + breaker(5 in a row)": base.replace(
-            {"payment.retry": retry, "payment.breaker": Breaker(consecutive_failures=5)}
-        ),
+        "retry x4 + breaker(5 in a row)": seed_lab,
         "retry x4 + breaker(rate>=60%)": base.replace(
             {
                 "payment.retry": retry,

@@ -551,6 +551,13 @@ class Fallback:
     """What a non-critical dependency falls back to when its call fails; with a fallback the
     order continues, marked degraded.
 
+    A fallback stands in for an unhealthy dependency only: when the order's deadline has passed
+    (or its retry loop gave up because of it) or the order is cancelled, the order fails with
+    reason ``"deadline"`` (or ``"shutdown"``) and is not counted as degraded. A dependency that
+    ``charges`` cannot have a fallback (a :class:`Scenario` with one raises ValueError naming
+    ``"<dependency>.fallback"``): a failed write served from a default would complete the order
+    without charging it.
+
     Attributes:
         kind: ``"none"`` (a failure fails the order), ``"cache"`` (the last good value for the
             order's key, if cached and fresh), ``"default"`` (a default value), or
@@ -656,7 +663,8 @@ class Dependency:
         composition: ``"retry_outside_breaker"`` (a breaker rejection is permanent and stops the
             retry loop) or ``"breaker_outside_retry"`` (the breaker admits the whole retry loop
             once and records its final result).
-        fallback: what a failed call falls back to (default: none, the order fails).
+        fallback: what a failed call falls back to (default: none, the order fails); must be
+            none when ``charges``.
         idempotency_keys: whether charges carry the order's idempotency key (a retried charge
             is then applied once). Only meaningful with ``charges``.
         charges: this dependency takes money: the ledger counts its committed calls.
@@ -982,6 +990,15 @@ class Scenario:
                     raise ValueError(
                         f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
                     )
+            if d.charges and d.fallback.kind != "none":
+                # A write cannot be replaced by a cached or default answer: the order would
+                # complete as paid while nothing was charged (seed 002: degradation does not
+                # work for writes). Worded as the native validator words it.
+                raise ValueError(
+                    f'{d.name}.fallback must be "none" on a dependency that charges (a failed '
+                    "charge cannot be served from a fallback: the order would complete without "
+                    f'being charged), got "{d.fallback.kind}"'
+                )
         _set(self, "dependencies", deps)
         # The whole tree, through the validator the engines use (one source of truth).
         validate = getattr(_core, "validate_scenario", None)

@@ -237,6 +237,25 @@ TEST(ValidateScenarioTest, AttemptTimeoutAndFallback) {
   EXPECT_EQ(Check(c), "OK");
 }
 
+TEST(ValidateScenarioTest, AChargingDependencyCannotHaveAFallback) {
+  // A fallback on a write would complete the order as paid while nothing was charged.
+  ScenarioConfig c = Rich();
+  for (FallbackConfig::Kind kind : {FallbackConfig::Kind::kCache, FallbackConfig::Kind::kDefault,
+                                    FallbackConfig::Kind::kCacheOrDefault}) {
+    c.dependencies[2].fallback.kind = kind;
+    EXPECT_NE(Check(c).find("payment.fallback must be \"none\" on a dependency that charges"),
+              std::string::npos)
+        << Check(c);
+  }
+  EXPECT_EQ(Check(c),
+            "payment.fallback must be \"none\" on a dependency that charges (a failed charge "
+            "cannot be served from a fallback: the order would complete without being charged), "
+            "got \"cache_or_default\"");
+  // The same fallback on a dependency that does not charge is fine.
+  c.dependencies[2].charges = false;
+  EXPECT_EQ(Check(c), "OK");
+}
+
 TEST(ValidateScenarioTest, TheFirstBadDependencyIsReported) {
   ScenarioConfig c = Rich();
   c.dependencies[0].faults.hang_ns = 0;

@@ -233,6 +233,103 @@ TEST(SimEngineTest, BreakerOpensOnOutageAndRejectionStopsRetries) {
   }
 }
 
+// `n` orders at t = 0 (enough workers for all) against one dependency answering in `latency_s`.
+ScenarioConfig Burst(int n, double latency_s) {
+  ScenarioConfig sc = MMc(1, n, latency_s, 0, 10, 1);
+  sc.arrivals.kind = ArrivalConfig::Kind::kTrace;
+  sc.arrivals.trace_ns.assign(n, 0);
+  sc.dependencies[0].faults.latency = Const(latency_s);
+  return sc;
+}
+
+TEST(SimEngineTest, AFallbackNeverAbsorbsTheOrdersDeadline) {
+  // A 1 s dependency, a 0.1 s deadline and a default fallback: the deadline ends each order as
+  // failed (deadline) at 0.1 s; the fallback must not turn it into a degraded success.
+  ScenarioConfig sc = Burst(8, 1.0);
+  sc.order_deadline_ns = kS / 10;
+  sc.dependencies[0].fallback.kind = FallbackConfig::Kind::kDefault;
+  const SimResult r = Simulate(sc);
+  EXPECT_EQ(r.by_status[static_cast<int>(OrderStatus::kFailed)], 8);
+  EXPECT_EQ(r.by_reason[static_cast<int>(FailReason::kDeadline)], 8);
+  EXPECT_EQ(r.by_status[static_cast<int>(OrderStatus::kCompleted)], 0);
+  EXPECT_EQ(r.degraded, 0);
+  EXPECT_EQ(r.deps[0].flow.fallbacks, 0);
+  for (const OrderRecord& o : r.orders) {
+    EXPECT_EQ(o.end_ns, kS / 10);
+    EXPECT_EQ(o.degraded, 0);
+  }
+  // A retry loop that stops because its next backoff would cross the deadline is the deadline
+  // too: 1 ms failures, a 0.5 s backoff, a 0.1 s deadline.
+  sc.dependencies[0].faults.latency = Const(0.001);
+  sc.dependencies[0].faults.failure_rate = 1.0;
+  RetryConfig retry;
+  retry.max_attempts = 3;
+  retry.backoff.initial_ns = kS / 2;
+  retry.backoff.max_ns = kS;
+  retry.backoff.jitter = Jitter::kNone;
+  sc.dependencies[0].retry = retry;
+  const SimResult g = Simulate(sc);
+  EXPECT_EQ(g.by_reason[static_cast<int>(FailReason::kDeadline)], 8);
+  EXPECT_EQ(g.degraded, 0);
+  EXPECT_EQ(g.deps[0].flow.fallbacks, 0);
+}
+
+TEST(SimEngineTest, AFallbackStillAbsorbsAFailureBeforeTheDeadline) {
+  // The attempt's own timeout (50 ms) ends the call well before the 1 s deadline: the
+  // dependency failed, the caller still waits, so the fallback serves the order.
+  ScenarioConfig sc = Burst(8, 1.0);
+  sc.order_deadline_ns = kS;
+  sc.dependencies[0].attempt_timeout_ns = kS / 20;
+  sc.dependencies[0].fallback.kind = FallbackConfig::Kind::kDefault;
+  const SimResult r = Simulate(sc);
+  EXPECT_EQ(r.by_status[static_cast<int>(OrderStatus::kCompleted)], 8);
+  EXPECT_EQ(r.degraded, 8);
+  EXPECT_EQ(r.deps[0].flow.fallbacks, 8);
+}
+
+TEST(SimEngineTest, AnOrderThatFailsAfterAFallbackIsNotDegraded) {
+  // pricing fails at once and falls back; payment then takes 1 s against a 0.1 s deadline. The
+  // fallback did serve pricing, but the order failed: failed (deadline), not degraded.
+  ScenarioConfig sc = Burst(4, 1.0);
+  DependencyConfig pricing;
+  pricing.name = "pricing";
+  pricing.faults.latency = Const(0.001);
+  pricing.faults.failure_rate = 1.0;
+  pricing.fallback.kind = FallbackConfig::Kind::kDefault;
+  sc.dependencies.insert(sc.dependencies.begin(), pricing);
+  sc.order_deadline_ns = kS / 10;
+  const SimResult r = Simulate(sc);
+  EXPECT_EQ(r.by_reason[static_cast<int>(FailReason::kDeadline)], 4);
+  EXPECT_EQ(r.deps[0].flow.fallbacks, 4);
+  EXPECT_EQ(r.degraded, 0);
+  for (const OrderRecord& o : r.orders) EXPECT_EQ(o.degraded, 0);
+}
+
+TEST(SimEngineTest, AHungCallWithoutTimeoutOrDeadlineLastsTheHangDuration) {
+  // Every call hangs; no attempt timeout, no deadline: the caller waits Faults.hang (3 s), then
+  // the order fails and the run ends there, not at the end of representable time.
+  ScenarioConfig sc = Burst(4, 0.01);
+  sc.dependencies[0].faults.failure_rate = 1.0;
+  sc.dependencies[0].faults.mix = FailureMix{0.0, 0.0, 0.0, 1.0, 0.0, kS};
+  sc.dependencies[0].faults.hang_ns = 3 * kS;
+  const SimResult r = Simulate(sc);
+  EXPECT_EQ(r.in_flight, 0);
+  EXPECT_EQ(Terminal(r), 4);
+  EXPECT_EQ(r.by_status[static_cast<int>(OrderStatus::kFailed)], 4);
+  EXPECT_EQ(r.end_ns, 3 * kS);
+  for (const OrderRecord& o : r.orders) EXPECT_EQ(o.end_ns, 3 * kS);
+  // The same through a server with limited capacity (the call waits in line first), and with
+  // an ambiguous success (committed, answer lost) instead of a failure.
+  sc.dependencies[0].faults.capacity.max_in_service = 2;
+  sc.dependencies[0].faults.failure_rate = 0.0;
+  sc.dependencies[0].faults.ambiguous_rate = 1.0;
+  const SimResult q = Simulate(sc);
+  EXPECT_EQ(Terminal(q), 4);
+  EXPECT_EQ(q.by_status[static_cast<int>(OrderStatus::kFailed)], 4);
+  // Two served at once: the last two start when the first two services end (10 ms).
+  EXPECT_EQ(q.end_ns, 3 * kS + kS / 100);
+}
+
 TEST(SimEngineTest, MaxEventsStopsWithAClearError) {
   ScenarioConfig sc = MMc(100, 4, 0.01, 10, 100, 1);
   SimOptions opt;

@@ -264,6 +264,13 @@ FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reaso
   if (ok) {
     if (d.cache) d.cache->Put(key_, now_ns);
   } else {
+    // A fallback stands in for an unhealthy dependency, not for a caller who stopped waiting:
+    // once the order's deadline has passed (or the retry loop gave up because of it) or the
+    // order was cancelled, a degraded success would report an order nobody can receive as
+    // served, and would hide the timeout (the rule of seed 002's TryWithFallback).
+    const bool out_of_time =
+        reason == FailReason::kDeadline || (deadline_ns_ != kNoDeadline && now_ns >= deadline_ns_);
+    if (reason == FailReason::kShutdown) return Finish(OrderStatus::kFailed, reason);
     bool absorbed = false;
     switch (d.config->fallback.kind) {
       case FallbackConfig::Kind::kNone:
@@ -276,6 +283,7 @@ FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reaso
         absorbed = true;
         break;
     }
+    if (absorbed && out_of_time) return Finish(OrderStatus::kFailed, FailReason::kDeadline);
     if (!absorbed) return Finish(OrderStatus::kFailed, reason);
     ++(*stats_)[dep_].fallbacks;
     degraded_ = true;
@@ -290,6 +298,9 @@ FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reaso
 FlowAction OrderFlow::Finish(OrderStatus status, FailReason reason) {
   status_ = status;
   reason_ = reason;
+  // Degraded describes a success served partly from fallbacks: an order that failed later (a
+  // deadline at the next dependency, say) is a failure, not a degraded one.
+  if (status != OrderStatus::kCompleted) degraded_ = false;
   return {FlowAction::Kind::kDone, dep_, 0, false};
 }
 
@@ -305,6 +316,7 @@ uint32_t OrderFlow::Cancel(int64_t now_ns) {
   ReleaseBulkhead();
   status_ = OrderStatus::kCancelled;
   reason_ = FailReason::kShutdown;
+  degraded_ = false;
   return handoffs_;
 }
 

@@ -153,7 +153,7 @@ class OrderFlow {
 
   OrderStatus status() const { return status_; }
   FailReason reason() const { return reason_; }
-  bool degraded() const { return degraded_; }
+  bool degraded() const { return degraded_; }       // completed, with a fallback's help
   int attempts() const { return attempts_; }        // attempts over all dependencies
   int charges() const { return charges_; }          // committed charges (before deduplication)
   int applied_charges() const { return applied_; }  // charges the ledger applied

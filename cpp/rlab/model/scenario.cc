@@ -198,6 +198,18 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
     return Invalid(absl::StrFormat("%s.composition has an unknown value %d", n,
                                    static_cast<int>(d.composition)));
   }
+  if (d.charges && d.fallback.kind != FallbackConfig::Kind::kNone) {
+    // A write cannot be replaced by a cached or default answer: the order would complete as
+    // paid while nothing was charged. (Seed 002: degradation does not work for writes.)
+    static constexpr std::array<std::string_view, 4> kKinds = {"none", "cache", "default",
+                                                               "cache_or_default"};
+    const auto k = static_cast<size_t>(d.fallback.kind);
+    // Worded as the Python Scenario words it (python/reliability_lab/scenario.py).
+    return Invalid(absl::StrFormat(
+        "%s.fallback must be \"none\" on a dependency that charges (a failed charge cannot be "
+        "served from a fallback: the order would complete without being charged), got \"%s\"",
+        n, k < kKinds.size() ? kKinds[k] : std::string_view("?")));
+  }
   return ValidateFallback(n, d.fallback);
 }
 

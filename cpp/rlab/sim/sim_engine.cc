@@ -118,8 +118,7 @@ absl::Status SimEngine::Run() {
     if (++result_.events > options_.max_events) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "the simulation stopped after max_events = %d events at t = %.3f s with %d orders in "
-          "flight; raise max_events, or check for work that never ends (e.g. hung calls with "
-          "no attempt timeout)",
+          "flight; raise max_events, or check for work that never ends",
           options_.max_events, NsToSeconds(now_ns_), in_system_));
     }
     switch (e.type) {
@@ -178,6 +177,20 @@ absl::Status SimEngine::Run() {
   result_.sojourn_sum_s = sojourn_sum_ns_ / 1e9;
   result_.in_system_integral_s = in_system_integral_ns_ / 1e9;
   result_.in_flight = in_system_;
+  if (!hit_until) {
+    // Drained: no event is left, so an order that is not terminal now would never become so.
+    // That is an engine bug (an order must end in exactly one terminal state), never a result.
+    int64_t terminal = 0;
+    for (int i = 0; i < kNumOrderStatuses; ++i) {
+      if (IsTerminal(static_cast<OrderStatus>(i))) terminal += result_.by_status[i];
+    }
+    if (in_system_ != 0 || terminal != result_.arrived) {
+      return absl::InternalError(absl::StrFormat(
+          "internal error: the simulation drained at t = %.9f s with %d orders not terminal "
+          "(%d arrived, %d terminal); every order must end in a terminal state",
+          NsToSeconds(now_ns_), in_system_, result_.arrived, terminal));
+    }
+  }
   if (options_.sample_every_ns > 0) Sample(now_ns_, true);
   for (size_t i = 0; i < deps_.size(); ++i) {
     DependencyTotals& t = result_.deps[i];
@@ -420,9 +433,11 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until
     return;
   }
   Active& a = active_[slot];
-  // The caller's view: the answer, unless its timeout (or deadline) comes first.
-  const int64_t answer_ns = draw.hangs ? kNever : now_ns + draw.service_ns;
-  if (answer_ns <= until_ns) {
+  // The caller's view: the answer, unless its timeout (or deadline) comes first. A hung call
+  // never answers, even when the caller has no timeout (until_ns = kNever): it then lasts
+  // Faults.hang, as in the live engine.
+  const int64_t answer_ns = now_ns + draw.service_ns;  // service_ns is capped: no overflow
+  if (!draw.hangs && answer_ns <= until_ns) {
     a.retry_after_ns = draw.outcome.retry_after_ns;
     Schedule(answer_ns, kAttemptEnd, slot, gen, Pack(draw.outcome, draw.committed));
     return;
