@@ -266,11 +266,11 @@ def _growth_rows(
     name: str, g: dict[str, Any], quick: bool, note: str, details: dict[str, Any]
 ) -> list[Row]:
     if not g["ok"]:
-        return [Row("memory_live", name, "%", None, status="SKIP", note=g["why"], details=details)]
+        return [Row("live_memory", name, "%", None, status="SKIP", note=g["why"], details=details)]
     span = f"{g['from_s'] / 60:.1f} -> {g['to_s'] / 60:.1f} min"
     return [
         Row(
-            "memory_live",
+            "live_memory",
             f"{name}: RSS growth {span}",
             "%",
             g["growth_pct"],
@@ -280,7 +280,7 @@ def _growth_rows(
             details={**details, "growth": g},
         ),
         Row(
-            "memory_live",
+            "live_memory",
             f"{name}: RSS slope {span}",
             "bytes/order",
             g["bytes_per_order"],
