@@ -192,7 +192,9 @@ def lab_child(mode: str, rate: float, seconds: float) -> int:
     return 0
 
 
-def measure_lab(modes: list[str], rate: float, seconds: float, every: float) -> list[dict[str, Any]]:
+def measure_lab(
+    modes: list[str], rate: float, seconds: float, every: float
+) -> list[dict[str, Any]]:
     """Runs the Lab modes side by side, each in its own process, sampling their RSS."""
     procs = []
     for mode in modes:
@@ -225,7 +227,7 @@ def measure_serve(rate: float, seconds: float, every: float) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="rlab-mem-svc-"))
     try:
         db = tmp / "orders.sqlite3"
-        scenario = service_bench._bench_scenario(tmp / "scenario.json")  # noqa: SLF001
+        scenario = service_bench._bench_scenario(tmp / "scenario.json")
         svc = ServiceProcess(
             database=str(db),
             workdir=tmp,
@@ -244,9 +246,7 @@ def measure_serve(rate: float, seconds: float, every: float) -> dict[str, Any]:
             assert svc.proc is not None
             files = {"db": db, "wal": Path(str(db) + "-wal"), "ledger": tmp / "ledger"}
             sampler = Sampler(svc.proc.pid, every, files).start()
-            load = service_bench.run_python_client(
-                svc.url, 32, seconds, f"m{time.time_ns()}", rate
-            )
+            load = service_bench.run_python_client(svc.url, 32, seconds, f"m{time.time_ns()}", rate)
             samples = sampler.stop()
         finally:
             rc = svc.stop(timeout=60)

@@ -57,7 +57,7 @@ def test_handles_of_released_orders_keep_their_terminal_status() -> None:
         with pytest.raises(KeyError, match="retain_orders"):
             lab.handle(first.id)
         with pytest.raises(KeyError, match="no longer retained"):
-            OrderHandle(lab._engine, batch.ids[0])  # noqa: SLF001
+            OrderHandle(lab._engine, batch.ids[0])
         assert (first.status, first.reason, first.view()) == seen
         assert first.done() and first.wait(timeout=0)
         # The batch holds its orders' slots: its handles are made on access, still answering.

@@ -142,7 +142,9 @@ class OrderHandles(Sequence[OrderHandle]):
 
     __slots__ = ("_batch", "_engine", "_ids")
 
-    def __init__(self, engine: _core.LiveEngine, ids: NDArray[np.int64], batch: Any) -> None:
+    def __init__(
+        self, engine: _core.LiveEngine, ids: NDArray[np.int64], batch: _core._OrderBatch
+    ) -> None:
         self._engine = engine
         self._ids = ids
         self._ids.flags.writeable = False
@@ -163,8 +165,7 @@ class OrderHandles(Sequence[OrderHandle]):
     def __getitem__(self, index: int | slice) -> OrderHandle | OrderHandles:
         if isinstance(index, slice):
             return OrderHandles(self._engine, self._ids[index], self._batch)
-        handle: OrderHandle = self._batch.handle(int(self._ids[index]))
-        return handle
+        return self._batch.handle(int(self._ids[index]))
 
     def __iter__(self) -> Iterator[OrderHandle]:
         make = self._batch.handle
@@ -441,8 +442,7 @@ class Lab:
         """Handles of every order still addressable by id (in flight, or among the last
         ``retain_orders``: every order of a short run), load generators' included, in id
         order."""
-        handles: list[OrderHandle] = self._engine.handles()
-        return handles
+        return self._engine.handles()
 
     @property
     def arrived(self) -> int:

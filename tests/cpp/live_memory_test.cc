@@ -257,7 +257,9 @@ TEST(PaymentLedgerWindowTest, LoadingStreamsThroughTheWindow) {
   {
     std::ofstream out(path, std::ios::trunc);
     // More than one read block, to cross block boundaries mid-line.
-    for (int i = 0; i < 5000; ++i) out << "payment\tkey-" << i << "-" << std::string(20, 'x') << "\n";
+    for (int i = 0; i < 5000; ++i) {
+      out << "payment\tkey-" << i << "-" << std::string(20, 'x') << "\n";
+    }
     out << "payment\tkey-4999-" << std::string(20, 'x') << "\n";  // a double charge, recent
   }
   auto l = PaymentLedger::Open(path, false, 100);

@@ -67,9 +67,9 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
   std::vector<std::string> problems;
   if (terminal != r.arrived) {
     problems.push_back(absl::StrFormat(
-        "arrived %d != completed %d + failed %d + rejected %d + expired %d + cancelled %d", r.arrived,
-        n(OrderStatus::kCompleted), n(OrderStatus::kFailed), n(OrderStatus::kRejected),
-        n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
+        "arrived %d != completed %d + failed %d + rejected %d + expired %d + cancelled %d",
+        r.arrived, n(OrderStatus::kCompleted), n(OrderStatus::kFailed),
+        n(OrderStatus::kRejected), n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
   }
   if (r.in_flight != 0) problems.push_back(absl::StrFormat("%d orders in flight", r.in_flight));
   if (finished_twice != 0) {
@@ -132,10 +132,11 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
   if (options.sample_every_ns < 0) {
     return absl::InvalidArgumentError("sample_every must be >= 0");
   }
-  for (const auto& [name, value] : {std::pair<const char*, int64_t>{"retain_orders",
-                                                                    options.retain_orders},
-                                    {"max_order_records", options.max_order_records},
-                                    {"idempotency_window", options.idempotency_window}}) {
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"retain_orders", options.retain_orders},
+      {"max_order_records", options.max_order_records},
+      {"idempotency_window", options.idempotency_window}};
+  for (const auto& [name, value] : sizes) {
     if (value < 0) {
       return absl::InvalidArgumentError(absl::StrFormat("%s must be >= 0, got %d", name, value));
     }
@@ -1034,8 +1035,8 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
     RecordEvent(id, status, reason, now_ns, r.attempts, flow != nullptr ? flow->charges() : 0);
   }
   // The publication point: readers that see the terminal status see the record too.
-  const auto before =
-      static_cast<OrderStatus>(o.status.exchange(static_cast<uint8_t>(status), std::memory_order_seq_cst));
+  const auto before = static_cast<OrderStatus>(
+      o.status.exchange(static_cast<uint8_t>(status), std::memory_order_seq_cst));
   if (IsTerminal(before)) finished_twice_.fetch_add(1, std::memory_order_relaxed);  // a bug
   if (admitted) in_system_.fetch_sub(1, std::memory_order_seq_cst);
   // The last touch of the slot: from here ReleaseChunks may free the chunk.
@@ -1545,7 +1546,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     }
     size_t skip = static_cast<size_t>(
         std::max<int64_t>(0, recorded_count_ - options_.max_order_records));
-    recorded_first_id_ = recorded_.empty() ? 0 : recorded_.begin()->first + static_cast<int64_t>(skip);
+    recorded_first_id_ =
+        recorded_.empty() ? 0 : recorded_.begin()->first + static_cast<int64_t>(skip);
     for (auto it = recorded_.begin(); it != recorded_.end(); it = recorded_.erase(it)) {
       for (size_t i = skip; i < it->second.size(); ++i) r.orders.emplace_back() = it->second[i];
       skip = 0;
