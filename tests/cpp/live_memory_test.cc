@@ -211,6 +211,26 @@ TEST(LiveMemoryTest, ShutdownMidLoadConservesOrders) {
   }
 }
 
+// The time series keeps its most recent rows: a run of many sampling intervals stays bounded.
+TEST(LiveMemoryTest, TimeSeriesKeepsItsMostRecentRows) {
+  LiveOptions o;
+  o.sample_every_ns = kMs / 2;
+  o.max_samples = 10;
+  auto e = Started(FastCharging(), o);
+  ASSERT_NE(e, nullptr);
+  usleep(60'000);  // about 120 intervals
+  e->Shutdown(-1);
+  const SimResult& r = **e->result();
+  ASSERT_FALSE(r.ts.empty());
+  EXPECT_GE(r.ts[0].size(), 10u);
+  EXPECT_LE(r.ts[0].size(), 21u);
+  for (const auto& column : r.ts) EXPECT_EQ(column.size(), r.ts[0].size());
+  EXPECT_GT(r.ts[0].back(), 0.03);  // the rows kept are the last ones
+  o.max_samples = 0;
+  EXPECT_EQ(LiveEngine::Create(FastCharging(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(OrderConservationTest, NamesWhatDiffers) {
   SimResult r;
   r.arrived = 10;

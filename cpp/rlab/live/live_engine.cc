@@ -136,6 +136,10 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
       {"retain_orders", options.retain_orders},
       {"max_order_records", options.max_order_records},
       {"idempotency_window", options.idempotency_window}};
+  if (options.max_samples < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("max_samples must be >= 1, got %d", options.max_samples));
+  }
   for (const auto& [name, value] : sizes) {
     if (value < 0) {
       return absl::InvalidArgumentError(absl::StrFormat("%s must be >= 0, got %d", name, value));
@@ -1347,6 +1351,11 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
                               : std::numeric_limits<double>::quiet_NaN());
     put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
+  }
+  if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
+    // Amortised: drop the oldest rows once the series is twice its bound.
+    const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
+    for (std::vector<double>& column : ts_) column.erase(column.begin(), column.begin() + drop);
   }
   last_.arrived = arrived;
   last_.by_status = st;

@@ -65,6 +65,10 @@ struct LiveOptions {
   // Ledger pairs remembered for deduplication besides those of orders in flight (see
   // payment_ledger.h).
   int64_t idempotency_window = PaymentLedger::kDefaultWindow;
+  // The time series keeps its most recent rows, between `max_samples` (>= 1) and twice that
+  // (default: a day at 1 s), so that a service running for weeks does not grow by a row per
+  // sample.
+  int64_t max_samples = 86'400;
 };
 
 // One order status change (LiveOptions::order_events).
