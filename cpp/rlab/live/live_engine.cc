@@ -1097,8 +1097,9 @@ absl::StatusOr<LiveOrderView> LiveEngine::View(int64_t id) const {
 }
 
 LiveOrderView LiveEngine::View(const OrderRef& order) const {
-  const OrderSlot& o = order.chunk_->slot(order.id_);
   LiveOrderView v;
+  if (!order.valid()) return v;
+  const OrderSlot& o = order.chunk_->slot(order.id_);
   v.status = static_cast<OrderStatus>(o.status.load(std::memory_order_acquire));
   if (IsTerminal(v.status)) {
     v.reason = static_cast<FailReason>(o.reason);
@@ -1145,6 +1146,7 @@ bool LiveEngine::Wait(int64_t id, int64_t timeout_ns) const {
 }
 
 bool LiveEngine::Wait(const OrderRef& order, int64_t timeout_ns) const {
+  if (!order.valid()) return false;
   const OrderSlot& o = order.chunk_->slot(order.id_);
   const SteadyTime deadline =
       std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));

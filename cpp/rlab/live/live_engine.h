@@ -224,12 +224,13 @@ class LiveEngine {
   std::vector<OrderRef> Retained() const;
   // What is known about order `id`; NotFound as Find.
   absl::StatusOr<LiveOrderView> View(int64_t id) const;
+  // What is known about a referenced order (a pending view for an invalid reference).
   LiveOrderView View(const OrderRef& order) const;
   // Waits up to `timeout_ns` (< 0: without limit) for order `id` to become terminal; returns
   // whether it is (true for a released order: only terminal orders are released). Never holds
   // an engine lock while sleeping that a worker needs.
   bool Wait(int64_t id, int64_t timeout_ns) const;
-  bool Wait(const OrderRef& order, int64_t timeout_ns) const;
+  bool Wait(const OrderRef& order, int64_t timeout_ns) const;  // false if `order` is invalid
   // Waits up to `timeout_ns` (< 0: without limit) until no admitted order is in flight and the
   // load generators are done; returns whether that happened.
   bool WaitIdle(int64_t timeout_ns) const;
