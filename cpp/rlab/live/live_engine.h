@@ -102,10 +102,10 @@ struct LiveInternals {
   int64_t ledger_double_charged = 0;
   int64_t ledger_write_errors = 0;
   int64_t order_events_pending = 0;
-  // Memory: order slots allocated (whole chunks, live or pinned by references), slots still
-  // addressable by id, records kept for the result, idempotency keys held by orders in flight,
-  // and ledger pairs remembered. All stay bounded by in-flight orders plus the configured
-  // history sizes.
+  // Memory: order slots in the table (whole chunks; a chunk released from the table lives on
+  // only while an OrderRef holds it), slots still addressable by id, records kept for the
+  // result, idempotency keys held by orders in flight, and ledger pairs remembered. All stay
+  // bounded by in-flight orders plus the configured history sizes.
   int64_t order_slots = 0;
   int64_t retained_orders = 0;
   int64_t recorded_orders = 0;
@@ -238,7 +238,8 @@ class LiveEngine {
   // Stops intake (Submit fails from now on), stops the load generators, lets the workers finish
   // in-flight and queued orders for up to `timeout_ns`, then cancels the rest as `cancelled`
   // (reason shutdown) and joins every thread. Afterwards every order is in exactly one terminal
-  // state. Idempotent: later calls return the first call's report.
+  // state, which is checked (CheckOrderConservation; a violation is written to stderr and to
+  // the report's internal_error). Idempotent: later calls return the first call's report.
   ShutdownReport Shutdown(int64_t timeout_ns);
   // Whether Shutdown has completed.
   bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
