@@ -153,3 +153,28 @@ def test_shutdown_mid_load_conserves_orders() -> None:
         total = sum(s[k] for k in ("completed", "failed", "rejected", "expired", "cancelled"))
         assert total == s["arrived"] == lab.arrived
         assert s["in_flight"] == 0
+
+
+class _ViolatingEngine:
+    """The native engine, except that its shutdown reports a conservation violation."""
+
+    def __init__(self, engine: object) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+    def shutdown(self, timeout: float | None) -> dict[str, object]:
+        raw: dict[str, object] = self._engine.shutdown(timeout)  # type: ignore[attr-defined]
+        raw["internal_error"] = "order conservation violated: arrived 3 != completed 2 + ..."
+        return raw
+
+
+def test_a_conservation_violation_is_raised_loudly() -> None:
+    lab = Lab(scenario()).start()
+    lab.submit().wait(timeout=30)
+    lab._engine = _ViolatingEngine(lab._engine)  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="internal error: order conservation violated"):
+        lab.shutdown()
+    assert not lab.running  # the lab is shut down all the same
+    assert lab.shutdown().cancelled == 0  # and later calls return its report
