@@ -3,8 +3,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--json PATH] [--cpp-binary PATH]
 
-NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), live, sweep, service, or one
-of mmc, retrying, memory.
+NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), live, live_memory, sweep,
+service, or one of mmc, retrying, memory.
 Prints a table per group (ours, the peer, the ratio, the target, PASS/MISS) and writes every
 figure with its method details to bench/results.json. See bench/README.md.
 """
@@ -40,12 +40,29 @@ GROUPS = {
     "retry": ["retry"],
     "sim": ["mmc", "retrying", "memory"],
     "live": ["live"],
+    "live_memory": ["live_memory"],
     "sweep": ["sweep"],
     "service": ["service"],
 }
-ALL = ["cpp", "breaker", "retry", "mmc", "retrying", "memory", "live", "sweep", "service"]
+ALL = [
+    "cpp",
+    "breaker",
+    "retry",
+    "mmc",
+    "retrying",
+    "memory",
+    "live",
+    "live_memory",
+    "sweep",
+    "service",
+]
 # Benchmarks that live in their own module, each exposing ``rows(quick: bool) -> list[Row]``.
-MODULES = {"live": "live_bench", "sweep": "sweep_bench", "service": "service_bench"}
+MODULES = {
+    "live": "live_bench",
+    "live_memory": "memory_bench",
+    "sweep": "sweep_bench",
+    "service": "service_bench",
+}
 TITLES = {
     "cpp": "C++ policies (Google Benchmark; best of repeats, ns per operation)",
     "breaker": "Circuit breaker guarding a Python function (ns per call; ratio = peer / ours)",
@@ -54,6 +71,7 @@ TITLES = {
     "retrying": "Simulated engine vs SimPy: retrying client (orders per wall-clock second)",
     "memory": "Simulated engine memory (M/M/c; bytes per order)",
     "live": "Live engine: no-op orders through the queue and the workers (orders per second)",
+    "live_memory": "Live memory over a steady 1,000 orders/s run: RSS growth (rl.Lab and serve)",
     "sweep": "Breaker-threshold sweep: 1,000 configurations x 60 s at 200 orders/s (12 M orders)",
     "service": "HTTP order service on loopback: accepted orders/s and accept latency",
 }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -125,28 +126,44 @@ LiveEngine* EngineOf(PyObject* self) {
   return static_cast<LiveEngine*>(v);
 }
 
+// A handle holds a counted reference to its order's slot, so it answers for as long as it lives,
+// even once the engine released the slot from its table (memory bounded by orders in flight
+// plus the retained history, plus whatever handles the caller keeps).
 struct HandleObject {
   PyObject_HEAD LiveEngine* engine;  // owned by `owner`
   PyObject* owner;                   // the Python LiveEngine: a handle keeps its engine alive
   int64_t id;
+  LiveEngine::OrderRef ref;  // constructed in NewHandle, destroyed in HandleDealloc
 };
 
-PyObject* NewHandle(PyObject* owner, LiveEngine* engine, int64_t id) {
+PyObject* NewHandle(PyObject* owner, LiveEngine* engine, LiveEngine::OrderRef ref) {
   HandleObject* h = PyObject_New(HandleObject, Refs().handle_type);
   if (h == nullptr) return nullptr;
   Py_INCREF(owner);
   h->owner = owner;
   h->engine = engine;
-  h->id = id;
+  h->id = ref.id();
+  new (&h->ref) LiveEngine::OrderRef(std::move(ref));
   return reinterpret_cast<PyObject*>(h);
 }
 
 void HandleDealloc(PyObject* self) {
   auto* h = reinterpret_cast<HandleObject*>(self);
   PyTypeObject* type = Py_TYPE(self);
+  h->ref.~OrderRef();
   Py_XDECREF(h->owner);
   type->tp_free(self);
   Py_DECREF(type);  // a heap type: each instance holds a reference
+}
+
+// The handle of order `id` looked up in the engine's table, or nullptr with KeyError set.
+PyObject* FindHandle(PyObject* owner, LiveEngine* engine, int64_t id) {
+  absl::StatusOr<LiveEngine::OrderRef> ref = engine->Find(id);
+  if (!ref.ok()) {
+    PyErr_SetString(PyExc_KeyError, std::string(ref.status().message()).c_str());
+    return nullptr;
+  }
+  return NewHandle(owner, engine, *std::move(ref));
 }
 
 // OrderHandle(engine, order_id): the handle of an existing order.
@@ -164,23 +181,11 @@ PyObject* HandleNew(PyTypeObject* /*type*/, PyObject* args, PyObject* kwargs) {
   }
   LiveEngine* engine = EngineOf(owner);
   if (engine == nullptr) return nullptr;
-  if (id < 0 || id >= engine->arrived()) {
-    PyErr_Format(PyExc_KeyError, "no order with id %lld", id);
-    return nullptr;
-  }
-  return NewHandle(owner, engine, id);
+  return FindHandle(owner, engine, id);
 }
 
-// The order's view, or nullptr with RuntimeError set (ids are checked when a handle is made, so
-// this is a bug, never a user error).
-std::optional<LiveOrderView> HandleView(HandleObject* h) {
-  absl::StatusOr<LiveOrderView> v = h->engine->View(h->id);
-  if (!v.ok()) {
-    PyErr_SetString(PyExc_RuntimeError, std::string(v.status().message()).c_str());
-    return std::nullopt;
-  }
-  return *v;
-}
+// The order's view (always available: the handle holds the order's slot).
+std::optional<LiveOrderView> HandleView(HandleObject* h) { return h->engine->View(h->ref); }
 
 PyObject* HandleStatus(PyObject* self, void*) {
   const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
@@ -253,7 +258,7 @@ PyObject* HandleWait(PyObject* self, PyObject* const* args, Py_ssize_t nargsf, P
     const double step = std::min(kWaitSliceS, remaining);
     bool done;
     Py_BEGIN_ALLOW_THREADS;
-    done = h->engine->Wait(h->id, SecondsToNs(step));
+    done = h->engine->Wait(h->ref, SecondsToNs(step));
     Py_END_ALLOW_THREADS;
     if (done) Py_RETURN_TRUE;
     if (PyErr_CheckSignals() != 0) return nullptr;  // KeyboardInterrupt and friends
@@ -402,9 +407,9 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
   if (engine == nullptr) return nullptr;
   // With the GIL held: Submit never blocks (a full queue rejects), and releasing the GIL would
   // cost more than the order.
-  const absl::StatusOr<int64_t> id = engine->Submit(key_value, idem);
-  if (!id.ok()) return SubmitError(id.status());
-  return NewHandle(self, engine, *id);
+  absl::StatusOr<LiveEngine::OrderRef> order = engine->SubmitOrder(key_value, idem);
+  if (!order.ok()) return SubmitError(order.status());
+  return NewHandle(self, engine, *std::move(order));
 }
 
 PyMethodDef kSubmitMethod = {
@@ -454,16 +459,48 @@ void RegisterRawLive(py::module_& m, py::class_<LiveEngine>& cls) {
       "Tells the raw live methods which Python classes to use (reliability_lab.live does).");
 }
 
+// The orders of one submit_many call: one reference per chunk of slots they occupy, so that the
+// batch's handles (made on access) answer however long ago their orders ended.
+struct OrderBatch {
+  py::object owner;  // the Python LiveEngine
+  LiveEngine* engine = nullptr;
+  std::vector<LiveEngine::OrderRef> chunks;  // in increasing id order
+
+  py::object Handle(int64_t id) const {
+    constexpr int kBits = LiveEngine::kOrderChunkBits;
+    auto it = std::lower_bound(
+        chunks.begin(), chunks.end(), id >> kBits,
+        [](const LiveEngine::OrderRef& r, int64_t chunk) { return (r.id() >> kBits) < chunk; });
+    PyObject* h = nullptr;
+    if (it != chunks.end() && (it->id() >> kBits) == (id >> kBits)) {
+      h = NewHandle(owner.ptr(), engine, it->Sibling(id));
+    } else {
+      h = FindHandle(owner.ptr(), engine, id);  // not of this batch: the table may know it
+    }
+    if (h == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(h);
+  }
+};
+
 }  // namespace
 
 void RegisterLive(py::module_& m) {
+  py::class_<OrderBatch>(m, "_OrderBatch",
+                         "The slots of one submit_many batch, held for its handles.")
+      .def("handle", &OrderBatch::Handle, py::arg("id"),
+           "The handle of order `id` (of this batch; others are looked up in the engine).");
   auto cls = py::class_<LiveEngine>(
       m, "LiveEngine", "The live engine: a scenario on real threads (see reliability_lab.live).");
   cls.def(py::init([](const py::dict& scenario, double sample_every, bool record_orders,
                       bool record_events, const std::vector<double>& latency_bounds,
-                      const std::string& ledger_path, bool ledger_fsync, bool order_events) {
+                      const std::string& ledger_path, bool ledger_fsync, bool order_events,
+                      int64_t retain_orders, int64_t max_order_records,
+                      int64_t idempotency_window) {
             const ScenarioConfig config = ValidatedScenarioFromDict(scenario);
             LiveOptions o;
+            o.retain_orders = retain_orders;
+            o.max_order_records = max_order_records;
+            o.idempotency_window = idempotency_window;
             o.ledger_path = ledger_path;
             o.ledger_fsync = ledger_fsync;
             o.order_events = order_events;
@@ -476,7 +513,10 @@ void RegisterLive(py::module_& m) {
           }),
           py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
           py::arg("record_events") = true, py::arg("latency_bounds"), py::arg("ledger_path") = "",
-          py::arg("ledger_fsync") = false, py::arg("order_events") = false)
+          py::arg("ledger_fsync") = false, py::arg("order_events") = false,
+          py::arg("retain_orders") = LiveOptions().retain_orders,
+          py::arg("max_order_records") = LiveOptions().max_order_records,
+          py::arg("idempotency_window") = LiveOptions().idempotency_window)
       .def("start",
            [](LiveEngine& e) {
              absl::Status s;
@@ -556,32 +596,68 @@ void RegisterLive(py::module_& m) {
              ledger["double_charged"] = in.ledger_double_charged;
              ledger["write_errors"] = in.ledger_write_errors;
              d["ledger"] = ledger;
+             ledger["tracked"] = in.ledger_tracked;
              d["order_events_pending"] = in.order_events_pending;
+             py::dict memory;
+             memory["order_slots"] = in.order_slots;
+             memory["retained_orders"] = in.retained_orders;
+             memory["recorded_orders"] = in.recorded_orders;
+             memory["idempotency_keys_held"] = in.idempotency_keys_held;
+             memory["ledger_tracked"] = in.ledger_tracked;
+             d["memory"] = memory;
              return d;
            })
       .def(
           "submit_many",
-          [](LiveEngine& e, int64_t n) {
+          [](py::object self, int64_t n) {
             if (n < 0) throw py::value_error("n must be >= 0");
+            LiveEngine& e = self.cast<LiveEngine&>();
             std::vector<int64_t> ids;
+            OrderBatch batch;
+            batch.owner = self;
+            batch.engine = &e;
             absl::Status error;
             {
               py::gil_scoped_release release;
               ids.reserve(static_cast<size_t>(n));
               for (int64_t i = 0; i < n; ++i) {
-                absl::StatusOr<int64_t> id = e.Submit(-1);
-                if (!id.ok()) {
-                  error = id.status();
+                absl::StatusOr<LiveEngine::OrderRef> order = e.SubmitOrder(-1);
+                if (!order.ok()) {
+                  error = order.status();
                   break;
                 }
-                ids.push_back(*id);
+                ids.push_back(order->id());
+                // One reference per chunk (ids only grow, so a new chunk is a later one).
+                constexpr int kBits = LiveEngine::kOrderChunkBits;
+                if (batch.chunks.empty() ||
+                    (batch.chunks.back().id() >> kBits) != (order->id() >> kBits)) {
+                  batch.chunks.push_back(*std::move(order));
+                }
               }
             }
             // Orders already submitted exist whatever happens next: raise only if none did.
             if (ids.empty() && !error.ok()) ThrowIfError(error);
-            return py::array_t<int64_t>(static_cast<py::ssize_t>(ids.size()), ids.data());
+            return py::make_tuple(
+                py::array_t<int64_t>(static_cast<py::ssize_t>(ids.size()), ids.data()),
+                std::move(batch));
           },
           py::arg("n"))
+      .def("handles",
+           [](py::object self) {
+             LiveEngine& e = self.cast<LiveEngine&>();
+             std::vector<LiveEngine::OrderRef> refs;
+             {
+               py::gil_scoped_release release;
+               refs = e.Retained();
+             }
+             py::list out(refs.size());
+             for (size_t i = 0; i < refs.size(); ++i) {
+               PyObject* h = NewHandle(self.ptr(), &e, std::move(refs[i]));
+               if (h == nullptr) throw py::error_already_set();
+               out[i] = py::reinterpret_steal<py::object>(h);
+             }
+             return out;
+           })
       .def(
           "status",
           [](const LiveEngine& e, int64_t id) {
@@ -634,6 +710,7 @@ void RegisterLive(py::module_& m) {
             d["cancelled"] = r.cancelled;
             d["timed_out"] = r.timed_out;
             d["elapsed"] = NsToSeconds(r.elapsed_ns);
+            d["internal_error"] = r.internal_error;
             return d;
           },
           py::arg("timeout") = py::none())
@@ -667,7 +744,9 @@ void RegisterLive(py::module_& m) {
           "result",
           [](const LiveEngine& e, const std::vector<double>& latency_bounds, bool with_orders) {
             const SimResult* r = ValueOrThrow(e.result());
-            return ResultDict(e.config(), *r, latency_bounds, with_orders);
+            py::dict d = ResultDict(e.config(), *r, latency_bounds, with_orders);
+            d["orders_first_id"] = e.recorded_first_id();
+            return d;
           },
           py::arg("latency_bounds"), py::arg("with_orders") = true)
       .def("now", [](const LiveEngine& e) { return NsToSeconds(e.NowNs()); })

@@ -18,6 +18,15 @@ seconds to finish what they hold and what is queued, the rest is cancelled, and 
 joined. This also happens when the block exits through an exception, and at once (no grace time)
 on ``KeyboardInterrupt``. Afterwards every submitted order is in exactly one terminal state.
 
+Memory follows the orders in flight, not the orders run, so a lab can run for days: an order's
+slot is released once it has ended and is older than the ``retain_orders`` most recent orders
+(handles keep answering; only looking an old order up by id stops working), an idempotency key
+is freed when its order ends, the payment ledger remembers the pairs of orders in flight plus
+the ``idempotency_window`` most recent ones (the durable file is the record), and the result's
+``orders`` table keeps the ``max_order_records`` most recent orders (``scenario.record_orders``
+off keeps none). The counts are in ``internals()["memory"]``. At shutdown the lab checks that
+every order that arrived is in exactly one terminal state, and raises if not (an engine bug).
+
 Logs are JSON lines on the ``reliability_lab`` logger: breaker transitions, retry loops given up,
 and shutdown progress. Callbacks (``on_transition``) run on the lab's log thread with no native
 lock held.
@@ -37,6 +46,7 @@ from types import TracebackType
 from typing import Any, overload
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -127,14 +137,18 @@ OrderHandle = _core.OrderHandle
 
 class OrderHandles(Sequence[OrderHandle]):
     """The handles of a batch from :meth:`Lab.submit_many`, made on access: a batch of a million
-    orders builds no million Python objects up front (that would cost more than the orders)."""
+    orders builds no million Python objects up front (that would cost more than the orders).
+    The batch holds its orders' slots, so its handles answer however long ago they ended."""
 
-    __slots__ = ("_engine", "_ids")
+    __slots__ = ("_batch", "_engine", "_ids")
 
-    def __init__(self, engine: _core.LiveEngine, ids: NDArray[np.int64]) -> None:
+    def __init__(
+        self, engine: _core.LiveEngine, ids: NDArray[np.int64], batch: _core._OrderBatch
+    ) -> None:
         self._engine = engine
         self._ids = ids
         self._ids.flags.writeable = False
+        self._batch = batch
 
     @property
     def ids(self) -> NDArray[np.int64]:
@@ -150,13 +164,13 @@ class OrderHandles(Sequence[OrderHandle]):
     def __getitem__(self, index: slice) -> OrderHandles: ...
     def __getitem__(self, index: int | slice) -> OrderHandle | OrderHandles:
         if isinstance(index, slice):
-            return OrderHandles(self._engine, self._ids[index])
-        return OrderHandle(self._engine, int(self._ids[index]))
+            return OrderHandles(self._engine, self._ids[index], self._batch)
+        return self._batch.handle(int(self._ids[index]))
 
     def __iter__(self) -> Iterator[OrderHandle]:
-        engine = self._engine
+        make = self._batch.handle
         for i in self._ids.tolist():
-            yield OrderHandle(engine, i)
+            yield make(i)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Waits until every order of the batch is terminal, at most ``timeout`` seconds in all
@@ -239,6 +253,20 @@ class Lab:
             reaches the order, so a ``kill -9`` loses none. ``None``: in memory.
         ledger_fsync: also ``fdatasync`` every ledger line (survives power loss; slower).
         order_events: record every order status change for :meth:`take_order_events`.
+        retain_orders: how many of the most recent orders stay addressable by id
+            (:meth:`handle`, :attr:`handles`, ``OrderHandle(engine, id)``) once they have ended;
+            older ended orders release their slot (about 70 bytes). A handle already taken keeps
+            answering whatever its age. Orders in flight are always addressable. ``>= 0``.
+        max_order_records: with ``scenario.record_orders``, the result's ``orders`` table keeps
+            the most recent ``max_order_records`` orders (32 bytes each, so the default bounds it
+            to 32 MB); its index is the order id. Summary, time series and metrics count every
+            order regardless. ``>= 0``. A long run with bounded memory sets
+            ``scenario.record_orders=False`` (or this to 0).
+        idempotency_window: besides the charges of orders in flight, how many of the most
+            recently applied ``(dependency, idempotency key)`` pairs the payment ledger remembers
+            to deduplicate later charges (about 100 bytes each). A key reused after that many
+            other charges is charged again (and written again to the ledger file, where an
+            offline check finds it). ``>= 0``.
     """
 
     def __init__(
@@ -251,9 +279,21 @@ class Lab:
         ledger_path: str | os.PathLike[str] | None = None,
         ledger_fsync: bool = False,
         order_events: bool = False,
+        retain_orders: int = 100_000,
+        max_order_records: int = 1_000_000,
+        idempotency_window: int = 100_000,
     ) -> None:
         if not isinstance(scenario, Scenario):
             raise TypeError(f"scenario must be a Scenario, got {type(scenario).__name__}")
+        for name, value in (
+            ("retain_orders", retain_orders),
+            ("max_order_records", max_order_records),
+            ("idempotency_window", idempotency_window),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if not 0 <= value <= 2**62:
+                raise ValueError(f"{name} must be in [0, 2**62], got {value!r}")
         if not (math.isfinite(shutdown_timeout) and shutdown_timeout >= 0):
             raise ValueError(
                 f"shutdown_timeout must be a finite number >= 0, got {shutdown_timeout!r}"
@@ -273,6 +313,9 @@ class Lab:
             ledger_path="" if ledger_path is None else os.fspath(ledger_path),
             ledger_fsync=bool(ledger_fsync),
             order_events=bool(order_events),
+            retain_orders=retain_orders,
+            max_order_records=max_order_records,
+            idempotency_window=idempotency_window,
         )
         # The native submit itself, so that ``lab.submit()`` runs no Python frame: it validates its
         # arguments, raises LabClosedError and returns an OrderHandle as the method below says.
@@ -344,9 +387,14 @@ class Lab:
             if self._log_thread is not None:
                 self._log_thread.join()
             self._poll_logs()  # what happened after the log thread's last look
+            internal_error = raw.pop("internal_error")
             self._report = ShutdownReport(**raw)
             _log_event("shutdown_complete", **raw)
-            return self._report
+        if internal_error:
+            # An engine bug (the end-of-run conservation check failed): never silently.
+            _log.error(json.dumps({"event": "internal_error", "error": internal_error}))
+            raise RuntimeError(f"reliability_lab internal error: {internal_error}")
+        return self._report
 
     @property
     def running(self) -> bool:
@@ -377,21 +425,24 @@ class Lab:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
         try:
-            ids = self._engine.submit_many(n)
+            ids, batch = self._engine.submit_many(n)
         except RuntimeError as e:
             raise LabClosedError(str(e)) from None
-        return OrderHandles(self._engine, ids)
+        return OrderHandles(self._engine, ids, batch)
 
     def handle(self, order_id: int) -> OrderHandle:
-        """The handle of order ``order_id`` (from Python or from a load generator)."""
+        """The handle of order ``order_id`` (from Python or from a load generator). KeyError for
+        an id never submitted, or for an ended order older than the last ``retain_orders``."""
         if not 0 <= order_id < self._engine.arrived:
             raise KeyError(f"no order with id {order_id}")
         return OrderHandle(self._engine, order_id)
 
     @property
     def handles(self) -> list[OrderHandle]:
-        """Handles of every order submitted so far, load generators' included, in id order."""
-        return [OrderHandle(self._engine, i) for i in range(self._engine.arrived)]
+        """Handles of every order still addressable by id (in flight, or among the last
+        ``retain_orders``: every order of a short run), load generators' included, in id
+        order."""
+        return self._engine.handles()
 
     @property
     def arrived(self) -> int:
@@ -464,7 +515,12 @@ class Lab:
         ``queue_depth``, ``queue_capacity``, ``workers``, ``busy_workers``, ``in_flight``,
         ``arrived``, ``dependencies`` (name -> ``breaker_state`` (None without a breaker),
         ``in_flight_calls``, ``faults_version``), ``ledger`` (``path``, ``entries``,
-        ``double_charged``, ``write_errors``) and ``order_events_pending``."""
+        ``double_charged``, ``write_errors``, ``tracked``), ``order_events_pending``, and
+        ``memory``: ``order_slots`` (allocated in the order table, whole chunks of 1024),
+        ``retained_orders`` (addressable by id), ``recorded_orders`` (records of released
+        orders kept for the result), ``idempotency_keys_held`` (by orders not yet ended) and
+        ``ledger_tracked`` (pairs the ledger remembers). Each stays bounded by the orders in
+        flight plus the configured history sizes."""
         return self._engine.internals()
 
     # --- results and metrics ---------------------------------------------------------------
@@ -478,7 +534,14 @@ class Lab:
             raw = self._engine.result(
                 list(LATENCY_BOUNDS), with_orders=bool(self.scenario.record_orders)
             )
-            self._result = _build_result(self.scenario, raw)
+            first_id = int(raw.pop("orders_first_id"))
+            result = _build_result(self.scenario, raw)
+            if result.orders is not None:
+                # The most recent max_order_records orders: the index says which ones.
+                result.orders.index = pd.RangeIndex(
+                    first_id, first_id + len(result.orders), name="order"
+                )
+            self._result = result
         return self._result
 
     @property

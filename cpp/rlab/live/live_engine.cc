@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <mutex>
 #include <random>
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "rlab/model/faults.h"
 
 namespace rlab {
@@ -56,6 +59,65 @@ void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
 
 }  // namespace
 
+absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
+                                    int64_t unfinished_slots) {
+  auto n = [&r](OrderStatus s) { return r.by_status[static_cast<size_t>(s)]; };
+  int64_t terminal = 0;
+  for (OrderStatus s : kTerminal) terminal += n(s);
+  std::vector<std::string> problems;
+  if (terminal != r.arrived) {
+    problems.push_back(absl::StrFormat(
+        "arrived %d != completed %d + failed %d + rejected %d + expired %d + cancelled %d",
+        r.arrived, n(OrderStatus::kCompleted), n(OrderStatus::kFailed),
+        n(OrderStatus::kRejected), n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
+  }
+  if (r.in_flight != 0) problems.push_back(absl::StrFormat("%d orders in flight", r.in_flight));
+  if (finished_twice != 0) {
+    problems.push_back(absl::StrFormat("%d orders reached a terminal state twice", finished_twice));
+  }
+  if (unfinished_slots != 0) {
+    problems.push_back(absl::StrFormat("%d order slots never became terminal", unfinished_slots));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("order conservation violated: ", absl::StrJoin(problems, "; ")));
+}
+
+// --- Order references -------------------------------------------------------------------------
+
+LiveEngine::OrderRef::OrderRef(const OrderRef& other) : chunk_(other.chunk_), id_(other.id_) {
+  if (chunk_ != nullptr) chunk_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+LiveEngine::OrderRef& LiveEngine::OrderRef::operator=(const OrderRef& other) {
+  if (this != &other) *this = OrderRef(other);
+  return *this;
+}
+
+LiveEngine::OrderRef& LiveEngine::OrderRef::operator=(OrderRef&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    chunk_ = other.chunk_;
+    id_ = other.id_;
+    other.chunk_ = nullptr;
+  }
+  return *this;
+}
+
+void LiveEngine::OrderRef::Reset() {
+  // acq_rel: whoever frees the chunk sees every write made through the other references.
+  if (chunk_ != nullptr && chunk_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    delete chunk_;
+  }
+  chunk_ = nullptr;
+}
+
+LiveEngine::OrderRef LiveEngine::OrderRef::Sibling(int64_t id) const {
+  if (chunk_ == nullptr || id < chunk_->base_id || id >= chunk_->base_id + kOrderChunk) return {};
+  chunk_->refs.fetch_add(1, std::memory_order_relaxed);
+  return OrderRef(chunk_, id);
+}
+
 absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioConfig& config,
                                                                const LiveOptions& options) {
   if (absl::Status s = ValidateScenario(config); !s.ok()) return s;
@@ -70,8 +132,21 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
   if (options.sample_every_ns < 0) {
     return absl::InvalidArgumentError("sample_every must be >= 0");
   }
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"retain_orders", options.retain_orders},
+      {"max_order_records", options.max_order_records},
+      {"idempotency_window", options.idempotency_window}};
+  if (options.max_samples < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("max_samples must be >= 1, got %d", options.max_samples));
+  }
+  for (const auto& [name, value] : sizes) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s must be >= 0, got %d", name, value));
+    }
+  }
   absl::StatusOr<std::unique_ptr<PaymentLedger>> ledger =
-      PaymentLedger::Open(options.ledger_path, options.ledger_fsync);
+      PaymentLedger::Open(options.ledger_path, options.ledger_fsync, options.idempotency_window);
   if (!ledger.ok()) return ledger.status();
   std::unique_ptr<LiveEngine> e(new LiveEngine(config, options));
   e->ledger_ = *std::move(ledger);
@@ -83,8 +158,7 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     : config_(config),
       options_(options),
       rng_(config.seed),
-      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))),
-      chunks_(std::make_unique<std::atomic<Chunk*>[]>(kMaxChunks)) {
+      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))) {
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
   for (const DependencyConfig& d : config_.dependencies) deps_.emplace_back(d);
@@ -117,7 +191,6 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     run_tag_ = absl::StrFormat("run%016x", tag);
   }
-  for (int64_t c = 0; c < kMaxChunks; ++c) chunks_[c].store(nullptr, std::memory_order_relaxed);
   for (int i = 0; i < config_.workers; ++i) {
     auto w = std::make_unique<Worker>();
     w->index = i;
@@ -159,7 +232,10 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
 
 LiveEngine::~LiveEngine() {
   Shutdown(0);
-  for (int64_t c = 0; c < kMaxChunks; ++c) delete chunks_[c].load(std::memory_order_acquire);
+  // The table's references; a chunk an OrderRef still holds lives on until that goes.
+  MutexLock lock(&index_mu_);
+  for (Chunk* c : young_) OrderRef(c, c->base_id).Reset();
+  for (Chunk* c : old_) OrderRef(c, c->base_id).Reset();
 }
 
 absl::Status LiveEngine::InitMetrics() {
@@ -314,9 +390,57 @@ SteadyTime LiveEngine::ToSteady(int64_t t_ns) const {
   return start_ + std::chrono::nanoseconds(t_ns);
 }
 
-LiveEngine::OrderSlot& LiveEngine::Slot(int64_t id) const {
-  Chunk* c = chunks_[id >> kChunkBits].load(std::memory_order_acquire);
-  return c->slots[static_cast<size_t>(id & (kChunkSize - 1))];
+LiveEngine::Chunk* LiveEngine::FindChunkLocked(int64_t id) const {
+  if (!young_.empty() && id >= young_base_) {
+    const int64_t i = (id - young_base_) >> kOrderChunkBits;
+    return i < static_cast<int64_t>(young_.size()) ? young_[static_cast<size_t>(i)] : nullptr;
+  }
+  for (Chunk* c : old_) {
+    if (id >= c->base_id && id < c->base_id + kOrderChunk) return c;
+  }
+  return nullptr;
+}
+
+void LiveEngine::RecordChunkLocked(const Chunk& c, int64_t count) {
+  if (!options_.record_orders || options_.max_order_records == 0 || count <= 0) return;
+  std::vector<OrderRecord> run(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) run[static_cast<size_t>(i)] = c.slots[i].record;
+  recorded_count_ += count;
+  recorded_.emplace(c.base_id, std::move(run));
+  // Keep the most recent max_order_records: drop the oldest run while the others suffice. Runs
+  // released late (a long order held them) are older than some kept ones and go at once, so the
+  // kept runs are always the newest released ones: consecutive ids by the end of the run.
+  while (recorded_count_ - static_cast<int64_t>(recorded_.begin()->second.size()) >=
+         options_.max_order_records) {
+    recorded_count_ -= static_cast<int64_t>(recorded_.begin()->second.size());
+    recorded_.erase(recorded_.begin());
+  }
+}
+
+void LiveEngine::ReleaseChunks() {
+  std::vector<Chunk*> released;
+  {
+    MutexLock lock(&index_mu_);
+    const int64_t horizon = next_id_.load(std::memory_order_relaxed) - options_.retain_orders;
+    while (!young_.empty() && young_.front()->base_id + kOrderChunk <= horizon) {
+      old_.push_back(young_.front());
+      young_.pop_front();
+      young_base_ += kOrderChunk;
+    }
+    for (size_t i = 0; i < old_.size();) {
+      Chunk* c = old_[i];
+      // acquire: pairs with Finish's release, so every record in the chunk is complete.
+      if (c->unfinished.load(std::memory_order_acquire) != 0) {
+        ++i;
+        continue;
+      }
+      RecordChunkLocked(*c, kOrderChunk);
+      released.push_back(c);
+      old_[i] = old_.back();
+      old_.pop_back();
+    }
+  }
+  for (Chunk* c : released) OrderRef(c, c->base_id).Reset();  // the table's reference
 }
 
 absl::Status LiveEngine::Start() {
@@ -338,6 +462,19 @@ absl::Status LiveEngine::Start() {
 }
 
 absl::StatusOr<int64_t> LiveEngine::Submit(int key, std::string_view idempotency_key) {
+  return SubmitImpl(key, idempotency_key, nullptr);
+}
+
+absl::StatusOr<LiveEngine::OrderRef> LiveEngine::SubmitOrder(int key,
+                                                             std::string_view idempotency_key) {
+  OrderRef ref;
+  absl::StatusOr<int64_t> id = SubmitImpl(key, idempotency_key, &ref);
+  if (!id.ok()) return id.status();
+  return ref;
+}
+
+absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempotency_key,
+                                               OrderRef* ref) {
   if (!idempotency_key.empty()) {
     if (absl::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
   }
@@ -354,53 +491,67 @@ absl::StatusOr<int64_t> LiveEngine::Submit(int key, std::string_view idempotency
         started_.load() ? "the engine is shutting down: it accepts no new orders"
                         : "the engine is not started");
   }
-  // The cap keeps a margin below the table's size for submitters racing past the check (far
-  // more than there can be threads), so every id handed out has a slot.
-  if (next_id_.load(std::memory_order_relaxed) >= kMaxChunks * kChunkSize - kChunkSize) {
-    return absl::ResourceExhaustedError("the live engine keeps at most about 2^30 orders per run");
-  }
-  const int64_t id = next_id_.fetch_add(1, std::memory_order_acq_rel);
-  const int64_t chunk = id >> kChunkBits;
-  if (chunks_[chunk].load(std::memory_order_acquire) == nullptr) {
-    auto* fresh = new Chunk();
-    Chunk* expected = nullptr;
-    if (!chunks_[chunk].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) {
-      delete fresh;  // another submitter won the race
+  int64_t id = 0;
+  Chunk* chunk = nullptr;
+  bool fresh = false;
+  {
+    // Ids and slots are handed out together; the chunk cannot go while this order is unfinished.
+    MutexLock lock(&index_mu_);
+    id = next_id_.load(std::memory_order_relaxed);
+    if (young_.empty() || id >= young_.back()->base_id + kOrderChunk) {
+      const int64_t base = id & ~(kOrderChunk - 1);  // id is the first of its chunk
+      if (young_.empty()) young_base_ = base;
+      young_.push_back(new Chunk(base));
+      fresh = true;
     }
+    chunk = young_.back();
+    chunk->unfinished.fetch_add(1, std::memory_order_relaxed);
+    if (ref != nullptr) {
+      chunk->refs.fetch_add(1, std::memory_order_relaxed);
+      *ref = OrderRef(chunk, id);
+    }
+    next_id_.store(id + 1, std::memory_order_release);
   }
-  OrderSlot& o = Slot(id);
+  // Once per chunk: the cost of releasing old slots is spread over kOrderChunk orders.
+  if (fresh) ReleaseChunks();
+  OrderSlot& o = chunk->slot(id);
   const int64_t now = NowNs();
   o.record.arrival_ns = now;
   o.key =
       key >= 0 ? key % std::max(1, config_.num_keys) : KeyOf(id, config_.seed, config_.num_keys);
   o.deadline_ns = config_.order_deadline_ns > 0 ? now + config_.order_deadline_ns : kNoDeadline;
-  if (!idempotency_key.empty()) o.idempotency_key = std::make_unique<std::string>(idempotency_key);
+  if (!idempotency_key.empty()) {
+    o.idempotency_key = std::make_unique<std::string>(idempotency_key);
+    keys_held_.fetch_add(1, std::memory_order_relaxed);
+  }
   // Before the push: once queued, a worker may record "processing" at any moment.
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
   in_system_.fetch_add(1, std::memory_order_acq_rel);
-  int64_t item = id;
-  switch (queue_.TryPush(item)) {
+  Job job{chunk, id};
+  switch (queue_.TryPush(job)) {
     case PushResult::kOk:
       return id;
     case PushResult::kFull:
       in_system_.fetch_sub(1, std::memory_order_acq_rel);
-      Finish(nullptr, o, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now, false);
+      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
+             false);
       return id;
     case PushResult::kClosed:
       // Shutdown closed the queue between the intake check and the push: the order arrived
       // before intake stopped, so it is cancelled like any order the shutdown found queued.
       in_system_.fetch_sub(1, std::memory_order_acq_rel);
-      Finish(nullptr, o, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now, false);
+      Finish(nullptr, *chunk, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now,
+             false);
       return id;
   }
   return id;
 }
 
 void LiveEngine::WorkerLoop(Worker& w) {
-  int64_t id = 0;
-  while (queue_.Pop(&id) == PopResult::kOk) Process(w, id);
+  Job job;
+  while (queue_.Pop(&job) == PopResult::kOk) Process(w, job);
   PublishStats(w);
   {
     MutexLock lock(&exit_mu_);
@@ -409,16 +560,18 @@ void LiveEngine::WorkerLoop(Worker& w) {
   exit_cv_.notify_all();
 }
 
-void LiveEngine::Process(Worker& w, int64_t id) {
-  OrderSlot& o = Slot(id);
+void LiveEngine::Process(Worker& w, const Job& job) {
+  Chunk& c = *job.chunk;
+  const int64_t id = job.id;
+  OrderSlot& o = c.slot(id);
   const int64_t start = NowNs();
   if (cancel_.load(std::memory_order_acquire)) {
-    Finish(&w, o, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
+    Finish(&w, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
     return;
   }
   if (o.deadline_ns != kNoDeadline && start >= o.deadline_ns) {
     // Nobody waits for this order any more: drop it without calling a dependency.
-    Finish(&w, o, id, OrderStatus::kExpired, FailReason::kNone, nullptr, start, true);
+    Finish(&w, c, id, OrderStatus::kExpired, FailReason::kNone, nullptr, start, true);
     return;
   }
   o.record.start_ns = start;
@@ -436,6 +589,7 @@ void LiveEngine::Process(Worker& w, int64_t id) {
   const bool use_ledger = ledger_->durable() || o.idempotency_key != nullptr;
   int ledger_applied = 0;
   std::string ledger_key;
+  uint32_t pinned = 0;  // dependencies whose (dependency, key) pair this order pinned
   while (a.kind != FlowAction::Kind::kDone && !cancelled) {
     DeliverHandoffs(flow.handoffs());
     PublishStats(w);
@@ -453,7 +607,12 @@ void LiveEngine::Process(Worker& w, int64_t id) {
         if (use_ledger && end.committed && dc.charges) {
           // The provider applies (and persists) the charge before its response reaches us.
           if (ledger_key.empty()) ledger_key = LedgerKey(o, id);
-          if (ledger_->Charge(dc.name, ledger_key, dc.idempotency_keys)) ++ledger_applied;
+          // The first charge pins the pair: the ledger remembers it while this order may retry.
+          const uint32_t bit = 1u << a.dep;
+          if (ledger_->Charge(dc.name, ledger_key, dc.idempotency_keys, (pinned & bit) == 0)) {
+            ++ledger_applied;
+          }
+          pinned |= bit;
         }
         a = flow.OnAttemptDone(NowNs(), end.outcome, end.committed, rng());
         break;
@@ -488,10 +647,13 @@ void LiveEngine::Process(Worker& w, int64_t id) {
   } else {
     DeliverHandoffs(flow.handoffs());
   }
+  for (uint32_t m = pinned; m != 0; m &= m - 1) {
+    ledger_->Unpin(config_.dependencies[__builtin_ctz(m)].name, ledger_key);
+  }
   PublishStats(w);
   busy_.fetch_sub(1, std::memory_order_relaxed);
   w.busy_ns += now - start;
-  Finish(&w, o, id, flow.status(), flow.reason(), &flow, now, true,
+  Finish(&w, c, id, flow.status(), flow.reason(), &flow, now, true,
          use_ledger ? ledger_applied : -1);
 }
 
@@ -574,6 +736,16 @@ LiveInternals LiveEngine::Internals() const {
     MutexLock lock(&order_events_mu_);
     in.order_events_pending = static_cast<int64_t>(order_events_.size());
   }
+  {
+    MutexLock lock(&index_mu_);
+    const int64_t chunks = static_cast<int64_t>(young_.size() + old_.size());
+    in.order_slots = chunks * kOrderChunk;
+    in.retained_orders = static_cast<int64_t>(old_.size()) * kOrderChunk;
+    if (!young_.empty()) in.retained_orders += next_id_.load() - young_base_;
+    in.recorded_orders = recorded_count_;
+  }
+  in.idempotency_keys_held = keys_held_.load(std::memory_order_relaxed);
+  in.ledger_tracked = ledger_->tracked();
   return in;
 }
 
@@ -818,9 +990,15 @@ void LiveEngine::PublishStats(Worker& w) {
   }
 }
 
-void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status, FailReason reason,
+void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
                         const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied) {
+  OrderSlot& o = c.slot(id);
   OrderRecord& r = o.record;
+  if (o.idempotency_key != nullptr) {
+    // The key's only use was the order's charges: its memory goes with the order.
+    o.idempotency_key.reset();
+    keys_held_.fetch_sub(1, std::memory_order_relaxed);
+  }
   const int applied = flow == nullptr       ? 0
                       : ledger_applied >= 0 ? ledger_applied
                                             : flow->applied_charges();
@@ -861,8 +1039,12 @@ void LiveEngine::Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status,
     RecordEvent(id, status, reason, now_ns, r.attempts, flow != nullptr ? flow->charges() : 0);
   }
   // The publication point: readers that see the terminal status see the record too.
-  o.status.store(static_cast<uint8_t>(status), std::memory_order_seq_cst);
+  const auto before = static_cast<OrderStatus>(
+      o.status.exchange(static_cast<uint8_t>(status), std::memory_order_seq_cst));
+  if (IsTerminal(before)) finished_twice_.fetch_add(1, std::memory_order_relaxed);  // a bug
   if (admitted) in_system_.fetch_sub(1, std::memory_order_seq_cst);
+  // The last touch of the slot: from here ReleaseChunks may free the chunk.
+  c.unfinished.fetch_sub(1, std::memory_order_acq_rel);
   NotifyDone();
 }
 
@@ -875,30 +1057,67 @@ void LiveEngine::NotifyDone() {
   done_cv_.notify_all();
 }
 
-absl::StatusOr<LiveOrderView> LiveEngine::View(int64_t id) const {
-  if (id < 0 || id >= next_id_.load(std::memory_order_acquire) ||
-      chunks_[id >> kChunkBits].load(std::memory_order_acquire) == nullptr) {
+absl::StatusOr<LiveEngine::OrderRef> LiveEngine::Find(int64_t id) const {
+  if (id < 0 || id >= next_id_.load(std::memory_order_acquire)) {
     return absl::NotFoundError(absl::StrFormat("no order with id %d", id));
   }
-  const OrderSlot& o = Slot(id);
+  MutexLock lock(&index_mu_);
+  Chunk* c = FindChunkLocked(id);
+  if (c == nullptr) {
+    return absl::NotFoundError(absl::StrFormat(
+        "order %d is no longer retained: it ended and is older than the last %d orders "
+        "(retain_orders); a handle taken before still answers",
+        id, options_.retain_orders));
+  }
+  c->refs.fetch_add(1, std::memory_order_relaxed);
+  return OrderRef(c, id);
+}
+
+std::vector<LiveEngine::OrderRef> LiveEngine::Retained() const {
+  std::vector<OrderRef> out;
+  MutexLock lock(&index_mu_);
+  const int64_t next = next_id_.load(std::memory_order_acquire);
+  std::vector<Chunk*> chunks(old_.begin(), old_.end());
+  std::sort(chunks.begin(), chunks.end(),
+            [](const Chunk* x, const Chunk* y) { return x->base_id < y->base_id; });
+  chunks.insert(chunks.end(), young_.begin(), young_.end());
+  for (Chunk* c : chunks) {
+    for (int64_t id = c->base_id; id < std::min(c->base_id + kOrderChunk, next); ++id) {
+      c->refs.fetch_add(1, std::memory_order_relaxed);
+      out.push_back(OrderRef(c, id));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<LiveOrderView> LiveEngine::View(int64_t id) const {
+  absl::StatusOr<OrderRef> ref = Find(id);
+  if (!ref.ok()) return ref.status();
+  return View(*ref);
+}
+
+LiveOrderView LiveEngine::View(const OrderRef& order) const {
   LiveOrderView v;
+  if (!order.valid()) return v;
+  const OrderSlot& o = order.chunk_->slot(order.id_);
   v.status = static_cast<OrderStatus>(o.status.load(std::memory_order_acquire));
   if (IsTerminal(v.status)) {
     v.reason = static_cast<FailReason>(o.reason);
     v.record = o.record;
-  } else {
-    // Only the submitter's fields: a worker may be writing the others right now.
+  } else if (v.status != OrderStatus::kPending) {
+    // Only the submitter's fields, published with the queued status: a worker may be writing
+    // the others right now (and a pending slot's submitter too).
     v.record.arrival_ns = o.record.arrival_ns;
   }
   return v;
 }
 
-bool LiveEngine::WaitUntil(int64_t id, SteadyTime deadline, bool forever,
+bool LiveEngine::WaitUntil(const OrderSlot* slot, SteadyTime deadline, bool forever,
                            bool stop_with_load) const {
   auto done = [&] {
     if (stop_with_load && load_stop_.load(std::memory_order_acquire)) return true;
-    if (id >= 0) {
-      return IsTerminal(static_cast<OrderStatus>(Slot(id).status.load(std::memory_order_seq_cst)));
+    if (slot != nullptr) {
+      return IsTerminal(static_cast<OrderStatus>(slot->status.load(std::memory_order_seq_cst)));
     }
     return in_system_.load(std::memory_order_seq_cst) == 0 &&
            load_active_.load(std::memory_order_seq_cst) == 0;
@@ -920,17 +1139,25 @@ bool LiveEngine::WaitUntil(int64_t id, SteadyTime deadline, bool forever,
 }
 
 bool LiveEngine::Wait(int64_t id, int64_t timeout_ns) const {
-  if (!View(id).ok()) return false;
+  if (id < 0 || id >= next_id_.load(std::memory_order_acquire)) return false;
+  absl::StatusOr<OrderRef> ref = Find(id);
+  if (!ref.ok()) return true;  // released: only terminal orders are
+  return Wait(*ref, timeout_ns);
+}
+
+bool LiveEngine::Wait(const OrderRef& order, int64_t timeout_ns) const {
+  if (!order.valid()) return false;
+  const OrderSlot& o = order.chunk_->slot(order.id_);
   const SteadyTime deadline =
       std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
-  return WaitUntil(id, deadline, timeout_ns < 0, false) &&
-         IsTerminal(static_cast<OrderStatus>(Slot(id).status.load(std::memory_order_acquire)));
+  return WaitUntil(&o, deadline, timeout_ns < 0, false) &&
+         IsTerminal(static_cast<OrderStatus>(o.status.load(std::memory_order_acquire)));
 }
 
 bool LiveEngine::WaitIdle(int64_t timeout_ns) const {
   const SteadyTime deadline =
       std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
-  return WaitUntil(-1, deadline, timeout_ns < 0, false);
+  return WaitUntil(nullptr, deadline, timeout_ns < 0, false);
 }
 
 absl::Status LiveEngine::StartLoad() {
@@ -1036,9 +1263,9 @@ void LiveEngine::ClosedLoopClient(int client, int64_t t0, int64_t end) {
   int64_t t = t0 + SampleNs(config_.arrivals.think_time, think);
   while (t < end) {
     if (!LoadSleepUntil(t)) break;
-    absl::StatusOr<int64_t> id = Submit(-1);
-    if (!id.ok()) break;
-    WaitUntil(*id, SteadyTime::max(), true, true);
+    OrderRef order;
+    if (!SubmitImpl(-1, {}, &order).ok()) break;
+    WaitUntil(&order.chunk_->slot(order.id_), SteadyTime::max(), true, true);
     if (load_stop_.load(std::memory_order_acquire)) break;
     t = NowNs() + SampleNs(config_.arrivals.think_time, think);
   }
@@ -1127,6 +1354,11 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
                               : std::numeric_limits<double>::quiet_NaN());
     put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
   }
+  if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
+    // Amortised: drop the oldest rows once the series is twice its bound.
+    const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
+    for (std::vector<double>& column : ts_) column.erase(column.begin(), column.begin() + drop);
+  }
   last_.arrived = arrived;
   last_.by_status = st;
   last_.by_reason = rs;
@@ -1213,8 +1445,8 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
       MutexLock l(&b->mu);
       for (BulkheadWaiter* w : b->waiters) w->cv.notify_one();
     }
-    for (int64_t id : queue_.Drain()) {
-      Finish(nullptr, Slot(id), id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
+    for (const Job& job : queue_.Drain()) {
+      Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
   }
@@ -1232,6 +1464,23 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   const int64_t end = NowNs();
   Sample(end, true);
   BuildResult(end);
+  {
+    // Conservation: every order in exactly one terminal state. A violation is an engine bug:
+    // said loudly (stderr and the report, which the Python API raises), never silently.
+    int64_t unfinished = 0;
+    {
+      MutexLock index_lock(&index_mu_);
+      for (const Chunk* c : young_) unfinished += c->unfinished.load(std::memory_order_acquire);
+      for (const Chunk* c : old_) unfinished += c->unfinished.load(std::memory_order_acquire);
+    }
+    const absl::Status conserved = CheckOrderConservation(
+        result_, finished_twice_.load(std::memory_order_acquire), unfinished);
+    if (!conserved.ok()) {
+      report.internal_error = std::string(conserved.message());
+      std::fprintf(stderr, "reliability_lab live engine: INTERNAL ERROR: %s\n",
+                   report.internal_error.c_str());
+    }
+  }
   report.cancelled =
       by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;
   report.finished_in_time = next_id_.load() - terminal_before - report.cancelled;
@@ -1299,7 +1548,22 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     t.max_load = std::max(s.max_load, dep_max_load_[d].load());
   }
   if (options_.record_orders) {
-    for (int64_t id = 0; id < r.arrived; ++id) r.orders.emplace_back() = Slot(id).record;
+    // The orders still in the table join the released ones' records (the table keeps its
+    // chunks: handles and lookups by id go on answering after the run).
+    MutexLock lock(&index_mu_);
+    for (const Chunk* c : old_) RecordChunkLocked(*c, kOrderChunk);
+    for (const Chunk* c : young_) {
+      RecordChunkLocked(*c, std::min(kOrderChunk, r.arrived - c->base_id));
+    }
+    size_t skip = static_cast<size_t>(
+        std::max<int64_t>(0, recorded_count_ - options_.max_order_records));
+    recorded_first_id_ =
+        recorded_.empty() ? 0 : recorded_.begin()->first + static_cast<int64_t>(skip);
+    for (auto it = recorded_.begin(); it != recorded_.end(); it = recorded_.erase(it)) {
+      for (size_t i = skip; i < it->second.size(); ++i) r.orders.emplace_back() = it->second[i];
+      skip = 0;
+    }
+    recorded_count_ = 0;
   }
   r.ts_columns = ts_columns_;
   r.ts = ts_;

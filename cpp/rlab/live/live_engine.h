@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -53,6 +54,21 @@ struct LiveOptions {
   bool ledger_fsync = false;  // fdatasync after each ledger line (power loss, not just kill -9)
   // Record every order status change for TakeOrderEvents (off: the hot path pays one branch).
   bool order_events = false;
+
+  // Bounded memory (memory follows the orders in flight, not the orders run). An order's slot is
+  // released once it is terminal and older than the `retain_orders` most recent orders (by id);
+  // View/Wait by id then answer NotFound/true, while an OrderRef taken before keeps answering.
+  int64_t retain_orders = 100'000;
+  // With record_orders: the result keeps the records of the most recent `max_order_records`
+  // orders (32 bytes each), the older ones are dropped as the run goes.
+  int64_t max_order_records = 1'000'000;
+  // Ledger pairs remembered for deduplication besides those of orders in flight (see
+  // payment_ledger.h).
+  int64_t idempotency_window = PaymentLedger::kDefaultWindow;
+  // The time series keeps its most recent rows, between `max_samples` (>= 1) and twice that
+  // (default: a day at 1 s), so that a service running for weeks does not grow by a row per
+  // sample.
+  int64_t max_samples = 86'400;
 };
 
 // One order status change (LiveOptions::order_events).
@@ -86,6 +102,15 @@ struct LiveInternals {
   int64_t ledger_double_charged = 0;
   int64_t ledger_write_errors = 0;
   int64_t order_events_pending = 0;
+  // Memory: order slots in the table (whole chunks; a chunk released from the table lives on
+  // only while an OrderRef holds it), slots still addressable by id, records kept for the
+  // result, idempotency keys held by orders in flight, and ledger pairs remembered. All stay
+  // bounded by in-flight orders plus the configured history sizes.
+  int64_t order_slots = 0;
+  int64_t retained_orders = 0;
+  int64_t recorded_orders = 0;
+  int64_t idempotency_keys_held = 0;
+  int64_t ledger_tracked = 0;
 };
 
 // What a caller can read about one order at any time.
@@ -102,12 +127,53 @@ struct ShutdownReport {
   int64_t cancelled = 0;         // orders cancelled because the grace time ran out
   bool timed_out = false;        // the grace time ran out with work left
   int64_t elapsed_ns = 0;        // how long Shutdown took
+  // Empty unless the end-of-run conservation check failed (an engine bug): what it found.
+  std::string internal_error;
 };
+
+// The end-of-run check of a live run: every order that arrived is in exactly one terminal state
+// (arrived == completed + failed + rejected + expired + cancelled), none is in flight, and no
+// order was finished twice or left unfinished in its slot. InternalError naming what differs.
+absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
+                                    int64_t unfinished_slots);
 
 // Runs one scenario on real threads. Create, Start, Submit or StartLoad, Shutdown, result().
 // Thread-safe: Submit, View, Wait and MetricsSnapshot may be called from any thread.
 class LiveEngine {
+ private:
+  struct Chunk;
+
  public:
+  // Orders' slots are allocated (and released) this many at a time.
+  static constexpr int kOrderChunkBits = 10;
+  static constexpr int64_t kOrderChunk = int64_t{1} << kOrderChunkBits;
+
+  // A counted reference to one order's slot: valid (and answering View/Wait) however long it is
+  // kept, even after the engine released the slot from its table (the slot's chunk is freed when
+  // the last reference goes). Cheap to move; copying takes another reference.
+  class OrderRef {
+   public:
+    OrderRef() = default;
+    OrderRef(const OrderRef& other);
+    OrderRef& operator=(const OrderRef& other);
+    OrderRef(OrderRef&& other) noexcept : chunk_(other.chunk_), id_(other.id_) {
+      other.chunk_ = nullptr;
+    }
+    OrderRef& operator=(OrderRef&& other) noexcept;
+    ~OrderRef() { Reset(); }
+    bool valid() const { return chunk_ != nullptr; }
+    int64_t id() const { return id_; }
+    // A reference to order `id` if it lives in the same chunk (an invalid one otherwise).
+    OrderRef Sibling(int64_t id) const;
+    void Reset();
+
+   private:
+    friend class LiveEngine;
+    OrderRef(Chunk* chunk, int64_t id) : chunk_(chunk), id_(id) {}  // adopts one reference
+    Chunk* chunk_ = nullptr;
+    int64_t id_ = -1;
+  };
+
   // Validates `config` (ValidateScenario plus what the live engine cannot run) and builds the
   // engine; no thread starts yet.
   static absl::StatusOr<std::unique_ptr<LiveEngine>> Create(const ScenarioConfig& config,
@@ -127,6 +193,8 @@ class LiveEngine {
   // `idempotency_key` (empty: derived from the order id, unique to this run) is what the order's
   // charges carry to the ledger; InvalidArgument unless ValidateIdempotencyKey accepts it.
   absl::StatusOr<int64_t> Submit(int key = -1, std::string_view idempotency_key = {});
+  // Submit, returning a reference to the order (for a handle that outlives its slot's release).
+  absl::StatusOr<OrderRef> SubmitOrder(int key = -1, std::string_view idempotency_key = {});
 
   // Replaces dependency `dependency`'s fault model for attempts that start from now on (those in
   // progress keep the model they started with). Phases are on the engine's clock, like the
@@ -149,11 +217,20 @@ class LiveEngine {
   // Whether the load generators are still producing orders (false once their duration is over).
   bool LoadRunning() const;
 
-  // What is known about order `id`; NotFound for an id never returned by Submit.
+  // A reference to order `id`; NotFound for an id never returned by Submit, or for an order
+  // whose slot was released (terminal, and older than the last retain_orders orders).
+  absl::StatusOr<OrderRef> Find(int64_t id) const;
+  // References to every order still addressable by id, in id order.
+  std::vector<OrderRef> Retained() const;
+  // What is known about order `id`; NotFound as Find.
   absl::StatusOr<LiveOrderView> View(int64_t id) const;
+  // What is known about a referenced order (a pending view for an invalid reference).
+  LiveOrderView View(const OrderRef& order) const;
   // Waits up to `timeout_ns` (< 0: without limit) for order `id` to become terminal; returns
-  // whether it is. Never holds an engine lock while sleeping that a worker needs.
+  // whether it is (true for a released order: only terminal orders are released). Never holds
+  // an engine lock while sleeping that a worker needs.
   bool Wait(int64_t id, int64_t timeout_ns) const;
+  bool Wait(const OrderRef& order, int64_t timeout_ns) const;  // false if `order` is invalid
   // Waits up to `timeout_ns` (< 0: without limit) until no admitted order is in flight and the
   // load generators are done; returns whether that happened.
   bool WaitIdle(int64_t timeout_ns) const;
@@ -161,7 +238,8 @@ class LiveEngine {
   // Stops intake (Submit fails from now on), stops the load generators, lets the workers finish
   // in-flight and queued orders for up to `timeout_ns`, then cancels the rest as `cancelled`
   // (reason shutdown) and joins every thread. Afterwards every order is in exactly one terminal
-  // state. Idempotent: later calls return the first call's report.
+  // state, which is checked (CheckOrderConservation; a violation is written to stderr and to
+  // the report's internal_error). Idempotent: later calls return the first call's report.
   ShutdownReport Shutdown(int64_t timeout_ns);
   // Whether Shutdown has completed.
   bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
@@ -184,6 +262,9 @@ class LiveEngine {
   // Admitted orders not yet terminal.
   int64_t in_system() const { return in_system_.load(std::memory_order_acquire); }
   const ScenarioConfig& config() const { return config_; }
+  // The id of the result's first order record (records are kept for the most recent
+  // max_order_records orders); meaningful once Shutdown returned.
+  int64_t recorded_first_id() const { return recorded_first_id_; }
 
  private:
   // One order's state. `status` is the publication point: every other field an order's owner
@@ -194,13 +275,24 @@ class LiveEngine {
     int32_t key = 0;
     int64_t deadline_ns = 0;
     OrderRecord record;
-    std::unique_ptr<std::string> idempotency_key;  // set by Submit when the caller gave one
+    // Set by Submit when the caller gave one; freed when the order ends (Finish).
+    std::unique_ptr<std::string> idempotency_key;
   };
-  static constexpr int kChunkBits = 14;
-  static constexpr int64_t kChunkSize = int64_t{1} << kChunkBits;
-  static constexpr int64_t kMaxChunks = int64_t{1} << 16;
+  // kOrderChunk consecutive orders' slots. Freed when the last reference goes: the table's own
+  // (dropped once every order in it is terminal and older than the retained history) and each
+  // OrderRef's.
   struct Chunk {
-    std::array<OrderSlot, kChunkSize> slots;
+    explicit Chunk(int64_t base) : base_id(base) {}
+    const int64_t base_id;
+    std::atomic<int64_t> refs{1};
+    std::atomic<int64_t> unfinished{0};  // slots handed out and not yet terminal
+    std::array<OrderSlot, kOrderChunk> slots;
+    OrderSlot& slot(int64_t id) { return slots[static_cast<size_t>(id - base_id)]; }
+  };
+  // An order on its way to a worker.
+  struct Job {
+    Chunk* chunk = nullptr;
+    int64_t id = 0;
   };
 
   // What a worker owns; only its thread touches it until the workers are joined.
@@ -289,12 +381,19 @@ class LiveEngine {
 
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);
   absl::Status InitMetrics();
+  // Submit and SubmitOrder; `ref` (if not null) receives a reference to the order.
+  absl::StatusOr<int64_t> SubmitImpl(int key, std::string_view idempotency_key, OrderRef* ref);
 
-  OrderSlot& Slot(int64_t id) const;
+  // The chunk holding `id` in the table, or nullptr (never submitted, or released).
+  Chunk* FindChunkLocked(int64_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
+  // Releases the chunks every order of which is terminal and older than the retained history:
+  // their records go to the result's store, the table drops its reference.
+  void ReleaseChunks();
+  void RecordChunkLocked(const Chunk& c, int64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   std::chrono::steady_clock::time_point ToSteady(int64_t t_ns) const;
 
   void WorkerLoop(Worker& w);
-  void Process(Worker& w, int64_t id);
+  void Process(Worker& w, const Job& job);
   AttemptEnd DoAttempt(Worker& w, const FlowAction& action);
   AttemptEnd DoLimitedAttempt(Worker& w, const FaultModel& fm, const FlowAction& action,
                               int64_t now_ns);
@@ -312,7 +411,8 @@ class LiveEngine {
   void DeliverHandoffs(uint32_t mask);
   void PublishStats(Worker& w);
   // `ledger_applied` (>= 0) overrides the flow's applied-charge count when the ledger decided.
-  void Finish(Worker* w, OrderSlot& o, int64_t id, OrderStatus status, FailReason reason,
+  // The order's last touch of its slot: after it the chunk may be freed.
+  void Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
               const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied = -1);
   void NotifyDone();
   void OnTransition(int dep, const BreakerTransition& t);
@@ -320,8 +420,9 @@ class LiveEngine {
   void OpenLoop(int64_t t0_ns, int64_t end_ns);
   void ClosedLoopClient(int client, int64_t t0_ns, int64_t end_ns);
   void LoadThreadDone();
-  bool WaitUntil(int64_t id, std::chrono::steady_clock::time_point deadline, bool forever,
-                 bool stop_with_load) const;
+  // Waits for `slot` to become terminal (nullptr: for the engine to become idle).
+  bool WaitUntil(const OrderSlot* slot, std::chrono::steady_clock::time_point deadline,
+                 bool forever, bool stop_with_load) const;
   bool LoadSleepUntil(int64_t t_ns) const;
   void SamplerLoop();
   void InitTimeSeries();
@@ -332,7 +433,7 @@ class LiveEngine {
   const LiveOptions options_;
   Rng rng_;
   std::vector<DependencyRuntime> deps_;
-  BoundedQueue<int64_t> queue_;
+  BoundedQueue<Job> queue_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<BulkheadLine>> bulkhead_lines_;
   std::vector<std::unique_ptr<Server>> servers_;
@@ -346,7 +447,19 @@ class LiveEngine {
   mutable Mutex order_events_mu_;
   std::vector<LiveOrderEvent> order_events_ ABSL_GUARDED_BY(order_events_mu_);
 
-  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;
+  // The order table: chunks by id. `young_` holds consecutive chunks from `young_base_` (the
+  // newest is being filled); a chunk moves to `old_` once past the retained history, and leaves
+  // it when its last order ends (old_ holds only chunks with orders in flight: few).
+  mutable Mutex index_mu_;
+  std::deque<Chunk*> young_ ABSL_GUARDED_BY(index_mu_);
+  int64_t young_base_ ABSL_GUARDED_BY(index_mu_) = 0;  // base id of young_.front()
+  std::vector<Chunk*> old_ ABSL_GUARDED_BY(index_mu_);
+  // Records of released orders for the result (record_orders): runs of consecutive records by
+  // first id, the oldest dropped beyond max_order_records.
+  std::map<int64_t, std::vector<OrderRecord>> recorded_ ABSL_GUARDED_BY(index_mu_);
+  int64_t recorded_count_ ABSL_GUARDED_BY(index_mu_) = 0;
+  std::atomic<int64_t> keys_held_{0};     // idempotency keys of orders not yet terminal
+  std::atomic<int64_t> finished_twice_{0};  // Finish on a terminal order: an engine bug
   std::atomic<int64_t> next_id_{0};
   std::atomic<int64_t> in_system_{0};
   std::atomic<int64_t> busy_{0};
@@ -421,6 +534,7 @@ class LiveEngine {
   Mutex shutdown_mu_;
   ShutdownReport report_ ABSL_GUARDED_BY(shutdown_mu_);
   SimResult result_;  // written once by Shutdown, read-only afterwards
+  int64_t recorded_first_id_ = 0;  // likewise
 };
 
 }  // namespace rlab
