@@ -587,13 +587,37 @@ class Store:
             self._reader_sem.release()
 
     def _read(self, fn: Callable[[_Conn], Any]) -> Any:
-        try:
-            with self._reader() as conn:
-                return fn(conn)
-        except StoreError:
-            raise
-        except Exception as e:
-            raise StoreError(f"read failed: {e}") from e
+        for attempt in (0, 1):
+            try:
+                with self._reader() as conn:
+                    return fn(conn)
+            except StoreError:
+                raise
+            except Exception as e:
+                if attempt == 0 and self._disconnected(e):
+                    # A server that restarted left every pooled connection dead: drop them
+                    # and try once more on a fresh one. (Not after a deadline: that is a
+                    # StoreError, and a second wait would double the request's.)
+                    self._drop_idle_readers()
+                    continue
+                raise StoreError(f"read failed: {e}") from e
+        raise AssertionError("unreachable")
+
+    def _disconnected(self, e: Exception) -> bool:
+        if self.dialect is not POSTGRES:
+            return False
+        import psycopg
+
+        return isinstance(e, psycopg.OperationalError)
+
+    def _drop_idle_readers(self) -> None:
+        while True:
+            try:
+                conn = self._readers.get_nowait()
+            except queue.Empty:
+                return
+            with contextlib.suppress(Exception):
+                conn.close()
 
     # --- writes (the writer thread only) ---------------------------------------------------
 
