@@ -148,9 +148,7 @@ def test_two_servers_on_one_database_are_one_service(
     clients = [httpx.Client(base_url=s.url, timeout=60) for s in servers]
     try:
         with ThreadPoolExecutor(50) as pool:
-            same = list(
-                pool.map(lambda i: post_order(clients[i % 2], key="same-key"), range(50))
-            )
+            same = list(pool.map(lambda i: post_order(clients[i % 2], key="same-key"), range(50)))
             plain = list(pool.map(lambda i: post_order(clients[i % 2]), range(60)))
         assert [r.status_code for r in same] == [202] * 50, [r.text for r in same]
         assert len({r.json()["id"] for r in same}) == 1

@@ -14,11 +14,14 @@ import pytest
 
 pytest.importorskip("psycopg", reason="the service extra (fastapi, uvicorn, psycopg) is missing")
 
+from reliability_lab.service.harness import TempPostgres
 from reliability_lab.service.store import (
+    Batch,
     Inserted,
     NewOrder,
     Store,
     StoreConstraintError,
+    StoreError,
     Transition,
 )
 from service_helpers import DatabaseFactory
@@ -277,3 +280,50 @@ def test_sqlite_wal_stays_bounded_under_steady_load(tmp_path: Path) -> None:
     # 15,000 orders and 30,000 rows written: several MB of log without the bound.
     assert s.wal_truncations > 0
     assert biggest <= 4 * limit, biggest
+
+
+def test_a_write_cut_short_by_a_frozen_server_is_resolved_on_retry(
+    postgres: TempPostgres,
+) -> None:
+    """PostgreSQL stops answering mid-batch (SIGSTOP): the call fails at its deadline instead
+    of hanging. The statement may still commit when the server resumes: retrying the same
+    batch finds that out, so every order is stored once and under the ids it was given."""
+    s = Store(postgres.create_database(f"rlab_cut_{time.time_ns() % 10**8}"), statement_timeout=0.5)
+    s.open()
+    try:
+        s.write_batch([order(0)])  # reserves a block of ids: the next batch needs no round trip
+        batch = Batch([order(1, "cut"), order(2)])
+        box: dict[str, Any] = {}
+
+        def attempt() -> None:
+            try:
+                box["r"] = s.write(batch)
+            except StoreError as e:
+                box["e"] = e
+
+        try:
+            assert postgres.freeze()
+            t = threading.Thread(target=attempt, daemon=True)
+            t.start()
+            t.join(30)
+            assert not t.is_alive(), "the write hung on the frozen server"
+            assert not s.ping(0.5)
+        finally:
+            postgres.thaw()
+        assert isinstance(box.get("e"), StoreError), box
+        first_ids = list(batch.ids or [])
+        for _ in range(20):  # the writer's retry loop, bounded
+            try:
+                s.reconnect_writer()
+                got = s.write(batch)
+                break
+            except StoreError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the retry never succeeded")
+        assert [(r.id, r.created) for r in got] == [(i, True) for i in first_ids]
+        rows = s.list_orders(status=None, after_id=0, limit=10)
+        assert len(rows) == 3 and s.find_by_idempotency_key("cut") == (first_ids[0], "h1")
+        assert s.ping()
+    finally:
+        s.close()

@@ -669,7 +669,17 @@ class Store:
                         if done is not None:
                             return done
                     batch.tried = True
-                    return self._write_pg(conn, batch, latest)
+                    try:
+                        return self._write_pg(conn, batch, latest)
+                    except psycopg.errors.UniqueViolation as e:
+                        # Our reserved ids are taken: the attempt that was cut short
+                        # committed after all, late (a frozen server that resumed).
+                        done = None
+                        if batch.ids and e.diag.constraint_name == "orders_pkey":
+                            done = self._committed_pg(conn, batch)
+                        if done is None:
+                            raise
+                        return done
             except psycopg.errors.IntegrityError as e:
                 raise StoreConstraintError(f"write failed: {e}") from e
             except StoreError:
