@@ -21,8 +21,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the service extra (fastapi, uvicorn, psycopg) is missing")
 
 import httpx
-from reliability_lab.service.config import ServiceConfig
-from reliability_lab.service.core import OrderService, charge_key_for
+from reliability_lab.service.config import ServiceConfig, load_scenario
+from reliability_lab.service.core import OrderService, _Active, charge_key_for
 from reliability_lab.service.harness import ServiceProcess, TempPostgres, read_ledger
 from reliability_lab.service.store import Transition
 from service_helpers import (
@@ -205,8 +205,15 @@ def test_in_memory_store_degraded_flag_and_forged_cursor(
 
 def test_liveness_reports_a_stuck_writer_not_a_slow_database(tmp_path: Path) -> None:
     """The watchdog: a writer that stops taking turns fails liveness; a store that fails
-    (every call bounded) does not."""
+    (every call bounded) does not, and neither do workers waiting on a hanging dependency."""
+    hang = write_scenario(
+        tmp_path / "hang.json",
+        workers=1,
+        payment={"retry": None, "breaker": None},
+        faults={"failure_rate": 0.0, "latency": {"type": "constant", "value": 1000.0}},
+    )
     cfg = ServiceConfig(
+        scenario=load_scenario(hang),
         database=str(tmp_path / "w.sqlite3"),
         ledger_path=str(tmp_path / "w.ledger"),
         db_statement_timeout=1.0,
@@ -219,6 +226,13 @@ def test_liveness_reports_a_stuck_writer_not_a_slow_database(tmp_path: Path) -> 
     release = threading.Event()
     try:
         assert svc.liveness() == {"writer": True, "workers": True}
+        assert svc.lab is not None
+        with svc._lock:  # an order stuck in a dependency call, and nothing moved for long
+            handle = svc._engine_submit(svc.lab, "hanging")
+            svc._active[handle.id] = _Active(1, handle, "queued")
+        wait_for(lambda: svc.lab.internals()["busy_workers"] == 1)  # type: ignore[union-attr]
+        svc._progress_at -= 1000
+        assert svc.liveness()["workers"] is True
         real = svc.store.write
         calls = {"n": 0}
 

@@ -289,17 +289,24 @@ class OrderService:
 
     def liveness(self) -> dict[str, bool]:
         """The watchdog: whether the writer still takes turns and the engine's workers still
-        make progress, each within ``config.watchdog_timeout`` seconds. Every database call is
-        bounded, so a slow or dead database cannot fail these; only a stuck thread can."""
+        make progress (or wait on a dependency call), each within ``config.watchdog_timeout``
+        seconds. Every database call is bounded, so a slow or dead database cannot fail these;
+        neither can a hanging dependency: only a stuck thread can."""
         limit = self.config.watchdog_timeout
         now = time.monotonic()
         writer_ok = True
-        if self.started and not self.drained:
+        if self.started and not self.draining:  # (a drain stops the writer on purpose)
             writer_ok = self.writer_alive() and now - self._writer_beat <= limit
         workers_ok = True
         lab = self.lab
-        if lab is not None and lab.running and self._active:
-            workers_ok = now - self._progress_at <= limit
+        if lab is not None and lab.running and self._active and now - self._progress_at > limit:
+            # No order moved for that long. Workers waiting on a dependency call (a hang fault,
+            # a slow provider) are the dependency's business, not a stuck pool.
+            calls = 0
+            if self.hooks.internals:
+                deps = lab.internals().get("dependencies", {})  # type: ignore[attr-defined,unused-ignore]
+                calls = sum(int(d.get("in_flight_calls", 0)) for d in deps.values())
+            workers_ok = calls > 0
         return {"writer": writer_ok, "workers": workers_ok}
 
     # --- orders ----------------------------------------------------------------------------
