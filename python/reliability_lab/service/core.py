@@ -174,6 +174,7 @@ class OrderService:
         self._recovered_ids: list[int] = []
         self._release: list[int] = []  # orders whose Idempotency-Key is to be released
         self._after_commit: list[tuple[PendingInsert, BaseException]] = []
+        self._deliveries: list[_Delivery] | None = None  # collected by _hand_over
         self._wake = threading.Event()
         self._stop_writer = threading.Event()
         self._stop_at = 0.0
@@ -546,6 +547,7 @@ class OrderService:
             return
         lab = self.lab
         now = time.time()
+        self._deliveries = []
         with self._lock:
             for p, r in zip(inserts, results, strict=True):
                 if not r.created:  # the key names an order already (maybe another server's)
@@ -575,6 +577,8 @@ class OrderService:
                     # with it, the engine reports "queued" itself.
                     self._extra.append(Transition(r.id, "queued", "", now))
                 self._deliver_locked(p, "done", Accepted(r.id, False, r.request_hash), None)
+        deliveries, self._deliveries = self._deliveries, None
+        _flush(deliveries or [])
         self._wake.set()
 
     def _void(self, order_id: int, status: str, reason: str, now: float) -> None:
@@ -594,17 +598,18 @@ class OrderService:
         with self._lock:
             self._deliver_locked(p, state, result, error)
 
-    @staticmethod
     def _deliver_locked(
-        p: PendingInsert, state: str, result: Accepted | None, error: BaseException | None
+        self, p: PendingInsert, state: str, result: Accepted | None, error: BaseException | None
     ) -> None:
         if p.state == "abandoned":
             return  # nobody waits; the request already answered
         p.state = state
         p.result = result
-        # A closed loop raises RuntimeError: nobody waits any more.
-        with contextlib.suppress(RuntimeError):
-            p.loop.call_soon_threadsafe(_settle, p.future, result, error)
+        item = (p, result, error)
+        if self._deliveries is not None:
+            self._deliveries.append(item)  # one wake-up of the loop per batch (_hand_over)
+        else:
+            _flush([item])
 
     # --- shutdown --------------------------------------------------------------------------
 
@@ -684,7 +689,7 @@ class OrderService:
                 ),
                 "liveness": self.liveness(),
                 "database": self.store.kind,
-                "wal_truncations": self.store.wal_truncations,
+                "wal_resets": self.store.wal_resets,
                 "hooks": self.hooks.__dict__,
                 "stats": dict(self.stats.__dict__),
             }
@@ -706,15 +711,27 @@ class OrderService:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _settle(
-    fut: asyncio.Future[Accepted], result: Accepted | None, error: BaseException | None
-) -> None:
-    if fut.done():
-        return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)  # type: ignore[arg-type]
+_Delivery = tuple[PendingInsert, Accepted | None, BaseException | None]
+
+
+def _flush(items: list[_Delivery]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
+    for item in items:
+        by_loop.setdefault(item[0].loop, []).append(item)
+    for loop, batch in by_loop.items():
+        # A closed loop raises RuntimeError: nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, batch)
+
+
+def _settle(items: list[_Delivery]) -> None:
+    for p, result, error in items:
+        if p.future.done():
+            continue
+        if error is not None:
+            p.future.set_exception(error)
+        else:
+            p.future.set_result(result)  # type: ignore[arg-type]
 
 
 __all__ = [

@@ -263,13 +263,16 @@ class _Deadlines:
         token = next(self._ids)
         with self._cv:
             self._armed[token] = conn
-            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
+            when = time.monotonic() + seconds
+            earliest = not self._heap or when < self._heap[0][0]
+            heapq.heappush(self._heap, (when, token))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="rlab-db-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cv.notify()
+            if earliest:  # else the thread already wakes up in time (no wake-up per call)
+                self._cv.notify()
         return token
 
     def disarm(self, token: int) -> bool:
@@ -330,8 +333,8 @@ class Store:
             ``statement_timeout``, client-side deadline, SQLite busy timeout), in (0, 600].
         connect_timeout: seconds a PostgreSQL connection may take to open, in [1, 600]
             (libpq counts whole seconds, at least 2).
-        wal_max_bytes: the SQLite write-ahead log is checkpointed and truncated when it grows
-            past this, in [1 MiB, 1 GiB].
+        wal_max_bytes: the SQLite write-ahead log is checkpointed, restarted and truncated to
+            this size when it grows past it, in [1 MiB, 1 GiB].
     """
 
     def __init__(
@@ -380,7 +383,7 @@ class Store:
         self._writer: _Conn | None = None
         self._id_pool: list[int] = []
         self._checkpoint_lock = threading.Lock()
-        self.wal_truncations = 0
+        self.wal_resets = 0
         self._closed = False
 
     @property
@@ -436,8 +439,8 @@ class Store:
             if writer:
                 # No automatic checkpoints in the commit path: a checkpoint syncs the WAL, and a
                 # commit that runs one makes every request waiting on it slow. The service runs
-                # passive checkpoints from its own thread, and the writer truncates the log
-                # when it grows past wal_max_bytes anyway (see _bound_wal).
+                # passive checkpoints from its own thread, and the writer restarts the log when
+                # it grows past wal_max_bytes anyway (see _bound_wal).
                 conn.execute("PRAGMA wal_autocheckpoint=0")
                 conn.execute(f"PRAGMA journal_size_limit={self.wal_max_bytes}")
             return conn
@@ -867,12 +870,13 @@ class Store:
         ]
 
     def _bound_wal(self, conn: _Conn) -> None:
-        """Truncates the SQLite WAL once it outgrows ``wal_max_bytes``. Passive checkpoints
-        (see :meth:`checkpoint`) copy pages back without blocking anyone, but cannot reset the
-        log while readers and the writer keep using it, so under steady load it would grow
-        without bound. A TRUNCATE checkpoint waits (at most the busy timeout) for the readers
-        of older snapshots to finish, copies the rest back and empties the file; it runs on
-        the writer's connection between batches, so no writer of this process waits on it."""
+        """Resets the SQLite WAL once it outgrows ``wal_max_bytes``. Passive checkpoints (see
+        :meth:`checkpoint`) copy pages back without blocking anyone, but cannot reset the log
+        while readers and the writer keep using it, so under steady load it would grow without
+        bound. A RESTART checkpoint waits (at most the busy timeout) for the readers of older
+        snapshots to finish and copies the rest back, so that the next commit starts the log
+        over, truncated to ``journal_size_limit``. It runs on the writer's connection between
+        batches (a few tens of ms, mostly the fsync, every few MB of log)."""
         path = self.sqlite_path
         if path is None:
             return
@@ -884,9 +888,9 @@ class Store:
             return
         # One checkpoint at a time: SQLite answers BUSY at once, without waiting, to a second.
         with self._checkpoint_lock, contextlib.suppress(sqlite3.Error):
-            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             if row is not None and int(row[0]) == 0:
-                self.wal_truncations += 1
+                self.wal_resets += 1
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -894,7 +898,7 @@ class Store:
         """Copies the SQLite WAL back into the database file without blocking the writer
         (a passive checkpoint, on a read connection). A no-op for PostgreSQL and memory."""
         if self.sqlite_path is not None and self._checkpoint_lock.acquire(blocking=False):
-            try:  # (skipped while the writer truncates)
+            try:  # (skipped while the writer restarts the log)
                 self._read(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
             finally:
                 self._checkpoint_lock.release()
