@@ -25,6 +25,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -294,6 +295,11 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
     # whose first request is still running (later ones wait for it). The database is the
     # authority: a key missing here is inserted-or-found by the writer in one statement.
     keys: OrderedDict[str, tuple[int, str] | _Reservation] = OrderedDict()
+    # Store reads and the readiness ping run on their own threads: a request that stops
+    # waiting returns at once, and stuck reads never starve the probe (or the event loop's
+    # shared pool).
+    read_pool = ThreadPoolExecutor(8, thread_name_prefix="rlab-read")
+    probe_pool = ThreadPoolExecutor(2, thread_name_prefix="rlab-probe")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -308,6 +314,8 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
             yield
         finally:
             await run_in_threadpool(svc.drain)
+            read_pool.shutdown(wait=False, cancel_futures=True)
+            probe_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="reliability-lab order service",
@@ -374,8 +382,17 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         return _error(503, error, message, {"Retry-After": str(retry_after)})
 
     async def read(fn: Callable[[], Any]) -> Any:
-        # The store bounds each call itself; this bounds the request even if it did not.
-        return await asyncio.wait_for(run_in_threadpool(fn), config.store_timeout)
+        # The store bounds each call itself; this bounds the request even if it did not. (Not
+        # run_in_threadpool: a cancelled anyio thread call still waits for its thread.)
+        deadline = time.monotonic() + config.store_timeout
+
+        def call() -> Any:
+            if time.monotonic() > deadline:  # queued behind stuck reads: nobody waits any more
+                raise StoreError("no read connection in time")
+            return fn()
+
+        fut = asyncio.get_running_loop().run_in_executor(read_pool, call)
+        return await asyncio.wait_for(fut, config.store_timeout)
 
     def store_down(route: str, e: BaseException) -> JSONResponse:
         # The driver's message (host, port, SQL state) goes to the log, not to the client.
@@ -595,9 +612,10 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         }
         if checks["not_draining"]:  # no store round trip once we are leaving anyway
             try:
-                checks["store"] = await asyncio.wait_for(
-                    run_in_threadpool(svc.store.ping, _READY_TIMEOUT - 0.1), _READY_TIMEOUT
+                ping = asyncio.get_running_loop().run_in_executor(
+                    probe_pool, svc.store.ping, _READY_TIMEOUT - 0.1
                 )
+                checks["store"] = await asyncio.wait_for(ping, _READY_TIMEOUT)
             except asyncio.TimeoutError:
                 checks["store"] = False
         ok = all(checks.values())

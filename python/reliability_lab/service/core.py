@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -175,6 +176,7 @@ class OrderService:
         self._release: list[int] = []  # orders whose Idempotency-Key is to be released
         self._after_commit: list[tuple[PendingInsert, BaseException]] = []
         self._deliveries: list[_Delivery] | None = None  # collected by _hand_over
+        self._to_check: list[tuple[int, OrderHandle]] = []  # completed: degraded or not?
         self._wake = threading.Event()
         self._stop_writer = threading.Event()
         self._stop_at = 0.0
@@ -380,9 +382,8 @@ class OrderService:
                     continue  # a rejected submission, never stored
                 if status != "queued":
                     self._progress_at = time.monotonic()
-                degraded = False
                 if status == "completed" and self._can_degrade:
-                    degraded = self._degraded(act.handle)
+                    self._to_check.append((len(out), act.handle))  # after the lock
                 out.append(
                     Transition(
                         act.order_id,
@@ -391,7 +392,6 @@ class OrderService:
                         base + float(t_s),
                         int(attempts),
                         int(charges),
-                        degraded,
                     )
                 )
                 if status in TERMINAL:
@@ -456,6 +456,14 @@ class OrderService:
                 recovered, self._recovered_ids = self._recovered_ids, []
                 release, self._release = self._release, []
                 after, self._after_commit = self._after_commit, []
+            if self._to_check:
+                # The engine's order event lacks the degraded flag: read it from the order's
+                # view, outside the lock (it may wait an instant, see _degraded).
+                for i, handle in self._to_check:
+                    transitions[i] = dataclasses.replace(
+                        transitions[i], degraded=self._degraded(handle)
+                    )
+                self._to_check = []
             if not (inserts or transitions or extra or recovered or release or after):
                 if stopping:
                     return
