@@ -394,6 +394,20 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         fut = asyncio.get_running_loop().run_in_executor(read_pool, call)
         return await asyncio.wait_for(fut, config.store_timeout)
 
+    async def settled_order(order_id: int, key: str | None, deadline: float) -> bool:
+        """Whether order ``order_id`` still holds ``key`` once it has left ``pending`` (polled
+        until ``deadline``, the event loop's clock)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            row = await read(lambda: svc.store.get_order(order_id, with_transitions=False))
+            if row is None or row["idempotency_key"] != key:
+                return False  # given up by its server: the key was released
+            if row["status"] != "pending":
+                return True
+            if loop.time() + 0.05 > deadline:
+                return False
+            await asyncio.sleep(0.05)
+
     def store_down(route: str, e: BaseException) -> JSONResponse:
         # The driver's message (host, port, SQL state) goes to the log, not to the client.
         log_event("store_read_failed", logging.WARNING, route=route, error=str(e) or repr(e))
@@ -515,6 +529,16 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
             release(svc.abandon(pending))
             raise
         assert outcome is not None
+        if outcome.replayed and outcome.request_hash == request_hash:
+            # The key names an order another server stored: answer 202 only once that server
+            # has handed it to the engine (it may still give it up, as its own request did).
+            try:
+                settled = await settled_order(outcome.order_id, idempotency_key, deadline)
+            except (StoreError, asyncio.TimeoutError):
+                settled = False
+            if not settled:
+                release(None)
+                return unavailable("store_unavailable", "the order could not be stored", 2)
         release(outcome)
         if outcome.replayed:
             return replay(outcome.order_id, outcome.request_hash)
