@@ -256,3 +256,39 @@ def test_liveness_reports_a_stuck_writer_not_a_slow_database(tmp_path: Path) -> 
     finally:
         release.set()
         svc.drain(0.0)
+
+
+def test_a_batch_the_schema_refuses_fails_without_wedging_the_writer(
+    db_kind: str, make_database: DatabaseFactory, start_service: Any, tmp_path: Path
+) -> None:
+    """A write that breaks a constraint fails the same way however often it is retried: its
+    orders are refused (503, nothing charged) and the writer goes on with the next ones."""
+    database = make_database()
+    ledger = tmp_path / "refused.ledger"
+    svc: ServiceProcess = start_service(
+        database, "--scenario", str(_quick_scenario(tmp_path / "q.json")), ledger=ledger
+    )
+    # The operator's own rule, added behind the service's back.
+    if db_kind == "postgresql":
+        import psycopg
+
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(
+                "ALTER TABLE orders ADD CONSTRAINT not_6666 CHECK (amount_cents <> 6666) NOT VALID"
+            )
+    else:
+        with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+            conn.execute(
+                "CREATE TRIGGER not_6666 BEFORE INSERT ON orders WHEN NEW.amount_cents = 6666 "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            conn.commit()
+    with httpx.Client(base_url=svc.url, timeout=30) as client:
+        bad = post_order(client, key="refused", amount_cents=6666)
+        assert bad.status_code == 503 and bad.json()["error"] == "store_unavailable"
+        good = post_order(client, key="fine")
+        assert good.status_code == 202, good.text
+        assert client.get("/readyz").status_code == 200
+        wait_for(lambda: all(o["status"] in TERMINAL for o in all_orders(client)))
+        assert [o["idempotency_key"] for o in all_orders(client)] == ["fine"]
+    assert _charges([ledger], "refused") == 0 and _charges([ledger], "fine") == 1

@@ -228,7 +228,17 @@ class ServiceCollector(Collector):
                 "Seconds spent writing batches (divide by batches for the mean)",
                 s.batch_seconds_total,
             ),
+            (
+                "rlab_service_store_constraint_errors",
+                "Write transactions the schema refused (their new orders answered 503)",
+                s.constraint_errors,
+            ),
             ("rlab_service_orders_stored", "Orders written to the store", s.rows_written),
+            (
+                "rlab_service_orders_voided",
+                "Stored orders that never reached the engine (request gave up, queue full)",
+                s.voided,
+            ),
             ("rlab_service_recovered_orders", "Orders driven again after a restart", s.recovered),
             (
                 "rlab_service_idempotent_replays",
@@ -241,6 +251,9 @@ class ServiceCollector(Collector):
             yield c
         g = GaugeMetricFamily("rlab_service_draining", "1 while shutting down")
         g.add_metric([], 1.0 if self.service.draining else 0.0)
+        yield g
+        g = GaugeMetricFamily("rlab_service_store_writes_failing", "1 while writes fail")
+        g.add_metric([], 0.0 if self.service.write_failing_since is None else 1.0)
         yield g
         g = GaugeMetricFamily("rlab_service_active_orders", "Orders the engine is working on")
         g.add_metric([], float(self.service.active_count))
