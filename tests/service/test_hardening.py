@@ -54,6 +54,15 @@ def _charges(ledgers: list[Path], key: str) -> int:
 
 
 @contextlib.contextmanager
+def _log_on_failure(svc: ServiceProcess) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(svc.log_text()[-20000:])  # the service's side of the story, in the report
+        raise
+
+
+@contextlib.contextmanager
 def _frozen(db_kind: str, database: str, request: pytest.FixtureRequest) -> Iterator[None]:
     """The store stops answering: PostgreSQL stopped with SIGSTOP, or the SQLite file locked
     by another writer. Always resumed."""
@@ -90,7 +99,7 @@ def test_a_503_while_the_store_is_down_charges_nothing(
     svc: ServiceProcess = start_service(
         database, "--scenario", str(_quick_scenario(tmp_path / "q.json")), *FAST, ledger=ledger
     )
-    with httpx.Client(base_url=svc.url, timeout=30) as client:
+    with httpx.Client(base_url=svc.url, timeout=30) as client, _log_on_failure(svc):
         assert post_order(client, key="before").status_code == 202
         wait_for(lambda: client.get("/readyz").status_code == 200, what="readiness")
         with _frozen(db_kind, database, request):

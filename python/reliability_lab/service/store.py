@@ -294,8 +294,9 @@ class _Deadlines:
                     self._cv.wait(delay)
                     continue
                 heapq.heappop(self._heap)
-                conn = self._armed.pop(token)
-            _shutdown_socket(conn)
+                # Under the lock: the caller's disarm() waits for this, so the connection
+                # cannot be closed (and its descriptor reused by another socket) meanwhile.
+                _shutdown_socket(self._armed.pop(token))
 
 
 def _shutdown_socket(conn: Any) -> None:
