@@ -58,7 +58,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 _IDEMPOTENCY_KEY_MAX = 200
-_KEY_CACHE = 100_000  # recent Idempotency-Keys kept in memory; older ones are looked up
+_KEY_CACHE = 100_000  # recent Idempotency-Keys kept in memory; the database knows them all
 _MAX_ID = 2**63 - 1  # ids are 64-bit in every store
 _READY_TIMEOUT = 0.9  # /readyz answers within this, whatever the database does
 
