@@ -157,6 +157,7 @@ def test_probes(api: tuple[ServiceProcess, httpx.Client]) -> None:
         "not_draining": True,
         "engine_running": True,
         "writer_running": True,
+        "writes_succeed": True,
         "store": True,
     }
 

@@ -31,6 +31,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--database", "ftp://example/db"], "database"),
         (["--shutdown-budget", "-1"], "shutdown_budget"),
         (["--admin-token", "short"], "admin_token"),
+        (["--db-statement-timeout", "0"], "db_statement_timeout"),
+        (["--db-connect-timeout", "1"], "db_connect_timeout"),
+        (["--watchdog-timeout", "12"], "watchdog_timeout"),
     ],
 )
 def test_bad_options_exit_2_naming_the_parameter(args: list[str], name: str) -> None:
@@ -59,6 +62,7 @@ def test_config_and_urls() -> None:
     assert parse_database_url("x.db") == ("sqlite", "x.db")
     assert parse_database_url("sqlite:////tmp/a.db") == ("sqlite", "/tmp/a.db")
     assert parse_database_url("postgresql://u@h/db")[0] == "postgresql"
+    assert parse_database_url("memory") == parse_database_url(":memory:") == ("memory", ":memory:")
     with pytest.raises(ValueError, match="max_body_bytes"):
         ServiceConfig(max_body_bytes=0)
     with pytest.raises(ValueError, match="log_level"):

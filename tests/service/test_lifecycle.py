@@ -282,8 +282,9 @@ def test_store_outage_readiness_and_recovery(start_service: Any, tmp_path: Path)
             assert during.json()["error"] == "store_unavailable"
             pg.resume()
             wait_for(lambda: client.get("/readyz").status_code == 200, what="readyz to recover")
-            # The order the engine took during the outage was stored once the store came back:
-            # its key names it now, and a retry does not create a second one.
+            # The 503 meant nothing happened: the order never reached the engine (if its row
+            # was written after all, it is recorded as cancelled and its key released), so the
+            # client's retry with the key makes the order, once.
             box: dict[str, Any] = {}
 
             def stored() -> bool:
@@ -291,13 +292,20 @@ def test_store_outage_readiness_and_recovery(start_service: Any, tmp_path: Path)
                 box["r"] = r
                 return r.status_code == 202
 
-            wait_for(stored, what="the outage order to be stored")
-            assert box["r"].headers.get("idempotent-replayed") == "true"
+            wait_for(stored, what="the retried order to be stored")
+            assert box["r"].headers.get("idempotent-replayed") is None
+            again = post_order(client, key="during-outage")
+            assert again.json()["id"] == box["r"].json()["id"]
+            assert again.headers.get("idempotent-replayed") == "true"
             wait_for(
                 lambda: all(o["status"] in TERMINAL for o in all_orders(client)),
                 what="every order to finish",
             )
-            assert len(all_orders(client)) == 2
+            orders = all_orders(client)
+            assert [o for o in orders if o["idempotency_key"] == "during-outage"] != []
+            voided = [o for o in orders if o["reason"] == "not_stored"]
+            assert all(o["status"] == "cancelled" and o["charges"] == 0 for o in voided)
+            assert len(orders) - len(voided) == 2
         assert svc.stop(timeout=60) == 0
     finally:
         if svc is not None:

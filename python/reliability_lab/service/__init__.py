@@ -14,10 +14,12 @@ Run it with ``reliability-lab serve`` or ``python -m reliability_lab.service``; 
     curl -s -XPUT localhost:8000/lab/faults -H "Authorization: Bearer $TOKEN" \
          -d '{"dependency": "payment", "faults": {"failure_rate": 1.0}}'
 
-A POST is answered 202 once the order's row is committed (one writer thread group-commits rows
-and the engine's status transitions). On restart, orders left pending, queued or processing are
-driven again with their original charge key; the payment ledger (a file next to the SQLite
-database unless ``--ledger`` says otherwise) applies a key once, so nothing is charged twice.
+A POST is answered 202 once the order's row is committed and the engine has the order (one
+writer thread group-commits rows and the engine's status transitions; the engine sees an order
+only after its row is committed, so a 503 means nothing happened). On restart, orders left
+pending, queued or processing are driven again with their original charge key; the payment
+ledger (a file next to the SQLite database unless ``--ledger`` says otherwise) applies a key
+once, so nothing is charged twice.
 SIGTERM turns /readyz 503 and refuses new orders at once, gives in-flight orders
 ``--shutdown-budget`` seconds, records the rest as cancelled and exits 0.
 """

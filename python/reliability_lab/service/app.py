@@ -29,6 +29,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -44,7 +45,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reliability_lab.scenario import Scenario
 from reliability_lab.service.config import ServiceConfig
-from reliability_lab.service.core import NotAccepting, OrderService, QueueFull, log_event
+from reliability_lab.service.core import (
+    Accepted,
+    NotAccepting,
+    OrderService,
+    QueueFull,
+    log_event,
+)
 from reliability_lab.service.profiling import add_profiling_routes
 from reliability_lab.service.schemas import FaultsChange, install_openapi
 from reliability_lab.service.store import STATUSES, StoreError
@@ -57,7 +64,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 _IDEMPOTENCY_KEY_MAX = 200
-_KEY_CACHE = 100_000  # recent Idempotency-Keys kept in memory; older ones are looked up
+_KEY_CACHE = 100_000  # recent Idempotency-Keys kept in memory; the database knows them all
+_MAX_ID = 2**63 - 1  # ids are 64-bit in every store
+_READY_TIMEOUT = 0.9  # /readyz answers within this, whatever the database does
 
 
 class OrderIn(BaseModel):
@@ -215,7 +224,17 @@ class ServiceCollector(Collector):
                 "Seconds spent writing batches (divide by batches for the mean)",
                 s.batch_seconds_total,
             ),
+            (
+                "rlab_service_store_constraint_errors",
+                "Write transactions the schema refused (their new orders answered 503)",
+                s.constraint_errors,
+            ),
             ("rlab_service_orders_stored", "Orders written to the store", s.rows_written),
+            (
+                "rlab_service_orders_voided",
+                "Stored orders that never reached the engine (request gave up, queue full)",
+                s.voided,
+            ),
             ("rlab_service_recovered_orders", "Orders driven again after a restart", s.recovered),
             (
                 "rlab_service_idempotent_replays",
@@ -228,6 +247,9 @@ class ServiceCollector(Collector):
             yield c
         g = GaugeMetricFamily("rlab_service_draining", "1 while shutting down")
         g.add_metric([], 1.0 if self.service.draining else 0.0)
+        yield g
+        g = GaugeMetricFamily("rlab_service_store_writes_failing", "1 while writes fail")
+        g.add_metric([], 0.0 if self.service.write_failing_since is None else 1.0)
         yield g
         g = GaugeMetricFamily("rlab_service_active_orders", "Orders the engine is working on")
         g.add_metric([], float(self.service.active_count))
@@ -254,7 +276,7 @@ def _decode_cursor(cursor: str) -> int | None:
         value = json.loads(raw)["after"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
         return None
     return value
 
@@ -278,19 +300,20 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     )
     registry.register(ServiceCollector(svc))
+    # Idempotency-Keys this server answered recently (a replay needs no write), and those
+    # whose first request is still running (later ones wait for it). The database is the
+    # authority: a key missing here is inserted-or-found by the writer in one statement.
     keys: OrderedDict[str, tuple[int, str] | _Reservation] = OrderedDict()
-    # Whether ``keys`` holds every Idempotency-Key in the store. While it does, a key missing
-    # from it is new and needs no store lookup: the common case stays off the database.
-    keys_complete = [False]
+    # Store reads and the readiness ping run on their own threads: a request that stops
+    # waiting returns at once, and stuck reads never starve the probe (or the event loop's
+    # shared pool).
+    read_pool = ThreadPoolExecutor(8, thread_name_prefix="rlab-read")
+    probe_pool = ThreadPoolExecutor(2, thread_name_prefix="rlab-probe")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(svc.start)
         try:
-            recent = await run_in_threadpool(svc.store.recent_idempotency_keys, _KEY_CACHE + 1)
-            for key, order_id, request_hash in reversed(recent[:_KEY_CACHE]):
-                keys[key] = (order_id, request_hash)
-            keys_complete[0] = len(recent) <= _KEY_CACHE
             assert svc.lab is not None
             registry.register(svc.lab.collector)
         except BaseException:
@@ -300,6 +323,8 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
             yield
         finally:
             await run_in_threadpool(svc.drain)
+            read_pool.shutdown(wait=False, cancel_futures=True)
+            probe_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="reliability-lab order service",
@@ -365,6 +390,38 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
     def unavailable(error: str, message: str, retry_after: int) -> JSONResponse:
         return _error(503, error, message, {"Retry-After": str(retry_after)})
 
+    async def read(fn: Callable[[], Any]) -> Any:
+        # The store bounds each call itself; this bounds the request even if it did not. (Not
+        # run_in_threadpool: a cancelled anyio thread call still waits for its thread.)
+        deadline = time.monotonic() + config.store_timeout
+
+        def call() -> Any:
+            if time.monotonic() > deadline:  # queued behind stuck reads: nobody waits any more
+                raise StoreError("no read connection in time")
+            return fn()
+
+        fut = asyncio.get_running_loop().run_in_executor(read_pool, call)
+        return await asyncio.wait_for(fut, config.store_timeout)
+
+    async def settled_order(order_id: int, key: str | None, deadline: float) -> bool:
+        """Whether order ``order_id`` still holds ``key`` once it has left ``pending`` (polled
+        until ``deadline``, the event loop's clock)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            row = await read(lambda: svc.store.get_order(order_id, with_transitions=False))
+            if row is None or row["idempotency_key"] != key:
+                return False  # given up by its server: the key was released
+            if row["status"] != "pending":
+                return True
+            if loop.time() + 0.05 > deadline:
+                return False
+            await asyncio.sleep(0.05)
+
+    def store_down(route: str, e: BaseException) -> JSONResponse:
+        # The driver's message (host, port, SQL state) goes to the log, not to the client.
+        log_event("store_read_failed", logging.WARNING, route=route, error=str(e) or repr(e))
+        return unavailable("store_unavailable", "the order store is unavailable; retry later", 2)
+
     @app.post("/orders", status_code=202)
     async def create_order(
         order: OrderIn,
@@ -376,7 +433,39 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
             return unavailable("shutting_down", "the service is not accepting orders", 5)
         payload = order.model_dump()
         request_hash = svc.hash_request(payload)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.store_timeout  # every wait below shares this budget
         reservation: _Reservation | None = None
+
+        def release(outcome: Accepted | None) -> None:
+            if idempotency_key is None or reservation is None:
+                return
+            if keys.get(idempotency_key) is reservation:
+                if outcome is None:
+                    del keys[idempotency_key]
+                else:
+                    keys[idempotency_key] = (outcome.order_id, outcome.request_hash)
+                    keys.move_to_end(idempotency_key)
+                    while len(keys) > _KEY_CACHE:
+                        oldest, value = next(iter(keys.items()))
+                        if isinstance(value, _Reservation):
+                            break
+                        del keys[oldest]
+            reservation.done.set()
+
+        def replay(order_id: int, first_hash: str) -> Response:
+            if first_hash != request_hash:
+                return _error(
+                    409,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different body",
+                    field="Idempotency-Key",
+                    order_id=order_id,
+                )
+            svc.stats.idempotent_replays += 1
+            request.scope.setdefault("state", {})["order_id"] = order_id
+            return accepted(order_id, idempotency_key, True)
+
         if idempotency_key is not None:
             if not (
                 1 <= len(idempotency_key) <= _IDEMPOTENCY_KEY_MAX
@@ -388,59 +477,29 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
                     f"Idempotency-Key must be 1 to {_IDEMPOTENCY_KEY_MAX} visible ASCII characters",
                     field="Idempotency-Key",
                 )
-            for _ in range(100):
+            while True:
                 hit = keys.get(idempotency_key)
                 if isinstance(hit, _Reservation):
-                    await hit.done.wait()  # the first request with this key is still running
-                    continue
-                if hit is None and not keys_complete[0]:
-                    found = await run_in_threadpool(
-                        svc.store.find_by_idempotency_key, idempotency_key
-                    )
-                    hit = keys.get(idempotency_key)  # another request may have come meanwhile
-                    if isinstance(hit, _Reservation):
-                        continue
-                    if hit is None and found is not None:
-                        hit = found
-                        keys[idempotency_key] = found
-                if hit is not None:
-                    order_id, first_hash = hit
-                    if first_hash != request_hash:
-                        return _error(
-                            409,
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used with a different body",
-                            field="Idempotency-Key",
-                            order_id=order_id,
+                    # The first request with this key is still running: wait for it, within
+                    # this request's own budget.
+                    remaining = deadline - loop.time()
+                    try:
+                        if remaining <= 0:
+                            raise asyncio.TimeoutError
+                        await asyncio.wait_for(hit.done.wait(), remaining)
+                    except asyncio.TimeoutError:
+                        return unavailable(
+                            "busy", "a request with this Idempotency-Key is still in progress", 1
                         )
-                    svc.stats.idempotent_replays += 1
-                    request.scope.setdefault("state", {})["order_id"] = order_id
-                    return accepted(order_id, idempotency_key, True)
+                    continue
+                if hit is not None:
+                    return replay(hit[0], hit[1])
                 reservation = _Reservation(request_hash)
                 keys[idempotency_key] = reservation
                 break
-            else:
-                return unavailable("busy", "too many concurrent requests with this key", 1)
-
-        def release(ok_id: int | None) -> None:
-            if idempotency_key is None or reservation is None:
-                return
-            if keys.get(idempotency_key) is reservation:
-                if ok_id is None:
-                    del keys[idempotency_key]
-                else:
-                    keys[idempotency_key] = (ok_id, request_hash)
-                    keys.move_to_end(idempotency_key)
-                    while len(keys) > _KEY_CACHE:
-                        oldest, value = next(iter(keys.items()))
-                        if isinstance(value, _Reservation):
-                            break
-                        del keys[oldest]
-                        keys_complete[0] = False  # from now on a miss must ask the store
-            reservation.done.set()
 
         try:
-            order_id, committed = svc.submit(
+            pending = svc.submit(
                 customer_id=order.customer_id,
                 amount_cents=order.amount_cents,
                 currency=order.currency,
@@ -453,18 +512,47 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
         except NotAccepting:
             release(None)
             return unavailable("shutting_down", "the service is not accepting orders", 5)
-
-        def on_commit(f: asyncio.Future[None]) -> None:
-            release(order_id if not f.cancelled() and f.exception() is None else None)
-
-        committed.add_done_callback(on_commit)
-        request.scope.setdefault("state", {})["order_id"] = order_id
+        # An outcome nobody awaits any more is still retrieved (no "never retrieved" noise).
+        pending.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # The order reaches the engine only after its row is committed; a request that stops
+        # waiting abandons it first, so a 503 below means nothing was stored or charged.
         try:
-            await asyncio.wait_for(asyncio.shield(committed), config.store_timeout)
+            outcome: Accepted | None = await asyncio.wait_for(
+                asyncio.shield(pending.future), max(0.0, deadline - loop.time())
+            )
         except asyncio.TimeoutError:
-            return unavailable("store_unavailable", "the order could not be stored in time", 2)
+            outcome = svc.abandon(pending)
+            if outcome is None:
+                release(None)
+                return unavailable("store_unavailable", "the order could not be stored in time", 2)
+        except QueueFull:
+            release(None)
+            return unavailable("queue_full", "the order queue is full; retry later", 1)
+        except NotAccepting:
+            release(None)
+            return unavailable("shutting_down", "the service is not accepting orders", 5)
         except StoreError:
+            release(None)
             return unavailable("store_unavailable", "the order could not be stored", 2)
+        except asyncio.CancelledError:
+            release(svc.abandon(pending))
+            raise
+        assert outcome is not None
+        if outcome.replayed and outcome.request_hash == request_hash:
+            # The key names an order another server stored: answer 202 only once that server
+            # has handed it to the engine (it may still give it up, as its own request did).
+            try:
+                settled = await settled_order(outcome.order_id, idempotency_key, deadline)
+            except (StoreError, asyncio.TimeoutError):
+                settled = False
+            if not settled:
+                release(None)
+                return unavailable("store_unavailable", "the order could not be stored", 2)
+        release(outcome)
+        if outcome.replayed:
+            return replay(outcome.order_id, outcome.request_hash)
+        order_id = outcome.order_id
+        request.scope.setdefault("state", {})["order_id"] = order_id
         if config.access_log:
             log_event(
                 "order_accepted",
@@ -486,9 +574,9 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
             )
         request.scope.setdefault("state", {})["order_id"] = order_id
         try:
-            found = await run_in_threadpool(svc.store.get_order, order_id)
-        except Exception as e:  # the store is down: the probe says so too
-            return unavailable("store_unavailable", str(e), 2)
+            found = await read(lambda: svc.store.get_order(order_id))
+        except (StoreError, asyncio.TimeoutError) as e:  # the store is down: the probe says so
+            return store_down("/orders/{order_id}", e)
         if found is None:
             return _error(404, "not_found", f"no order {order_id}")
         return JSONResponse(found)
@@ -512,11 +600,11 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
                 )
             after = decoded
         try:
-            rows = await run_in_threadpool(
+            rows = await read(
                 lambda: svc.store.list_orders(status=status, after_id=after, limit=limit + 1)
             )
-        except Exception as e:
-            return unavailable("store_unavailable", str(e), 2)
+        except (StoreError, asyncio.TimeoutError) as e:
+            return store_down("/orders", e)
         more = len(rows) > limit
         rows = rows[:limit]
         return JSONResponse(
@@ -536,19 +624,33 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
 
     @app.get("/livez")
     async def livez() -> Response:
-        """200 while the process serves HTTP at all (restart me only if this fails)."""
-        return JSONResponse({"status": "ok"})
+        """200 while the process serves HTTP and its own threads make progress (the writer
+        takes turns, the engine's workers finish orders): restart me only if this fails. It
+        never looks at the database: an outage is /readyz's business."""
+        checks = svc.liveness()
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "stuck", "checks": checks}, 200 if ok else 503
+        )
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        """200 when the store answers, the engine runs and the service is not shutting down."""
+        """200 when the store answers and writes succeed, the engine runs and the service is
+        not shutting down. Answers within a second whatever the database does."""
         checks = {
             "not_draining": not svc.draining,
             "engine_running": svc.lab is not None and svc.lab.running,
             "writer_running": svc.writer_alive(),
+            "writes_succeed": svc.write_failing_since is None,
         }
         if checks["not_draining"]:  # no store round trip once we are leaving anyway
-            checks["store"] = await run_in_threadpool(svc.store.ping)
+            try:
+                ping = asyncio.get_running_loop().run_in_executor(
+                    probe_pool, svc.store.ping, _READY_TIMEOUT - 0.1
+                )
+                checks["store"] = await asyncio.wait_for(ping, _READY_TIMEOUT)
+            except asyncio.TimeoutError:
+                checks["store"] = False
         ok = all(checks.values())
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503

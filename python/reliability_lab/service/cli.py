@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--database",
         default=os.environ.get("RLAB_DATABASE", "reliability-lab.sqlite3"),
-        help="SQLite path or sqlite:///PATH (default), or postgresql://... (env RLAB_DATABASE)",
+        help="SQLite path or sqlite:///PATH (default), postgresql://..., or memory (an "
+        "in-memory database, lost on exit) (env RLAB_DATABASE)",
     )
     p.add_argument(
         "--scenario",
@@ -169,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRAMES",
         help="trace allocations (FRAMES per site) for /debug/pprof/heap; costs CPU (default: off)",
     )
+    p.add_argument(
+        "--db-statement-timeout",
+        type=float,
+        default=5.0,
+        help="seconds any one database call may take (default 5)",
+    )
+    p.add_argument(
+        "--db-connect-timeout",
+        type=float,
+        default=3.0,
+        help="seconds opening a PostgreSQL connection may take (default 3)",
+    )
+    p.add_argument(
+        "--watchdog-timeout",
+        type=float,
+        default=60.0,
+        help="/livez fails when the writer or the workers make no progress this long (default 60)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--access-log",
@@ -241,6 +260,9 @@ def config_from_args(argv: list[str] | None = None) -> ServiceConfig:
         log_level=a.log_level,
         access_log=a.access_log,
         store_timeout=a.store_timeout,
+        db_statement_timeout=a.db_statement_timeout,
+        db_connect_timeout=a.db_connect_timeout,
+        watchdog_timeout=a.watchdog_timeout,
     )
 
 
@@ -296,7 +318,7 @@ def serve(config: ServiceConfig, edge: EdgeConfig | None = None) -> int:
             # and do not show up as accept-latency spikes.
             gc.collect()
             gc.freeze()
-            log_event("listening", host=config.host, port=port, database=service.store.dialect.name)
+            log_event("listening", host=config.host, port=port, database=service.store.kind)
             if config.port_file:
                 tmp = Path(config.port_file + ".tmp")
                 tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))

@@ -61,7 +61,8 @@ class ServiceConfig:
     Attributes:
         host: the address to bind (loopback unless told otherwise).
         port: the TCP port, in [0, 65535]; 0 picks a free one (see ``port_file``).
-        database: a SQLite path or ``sqlite:///PATH`` (default), or ``postgresql://...``.
+        database: a SQLite path or ``sqlite:///PATH`` (default), ``postgresql://...``, or
+            ``memory`` (an in-memory SQLite database: nothing survives the process).
         scenario: the scenario the live engine runs (its arrivals are unused).
         admin_token: the bearer token of the admin endpoints; None disables them (403).
         shutdown_budget: seconds that SIGTERM gives in-flight orders to finish, in [0, 3600].
@@ -72,7 +73,16 @@ class ServiceConfig:
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         access_log: log every request and every finished order (one JSON line each, at INFO).
         store_timeout: seconds a POST waits for its order to be committed before answering 503,
-            in (0, 600].
+            in (0, 600]; a POST repeating an in-flight Idempotency-Key waits at most as long.
+        db_statement_timeout: seconds any one database call may take (PostgreSQL
+            ``statement_timeout`` plus a client-side deadline; the SQLite busy timeout), in
+            (0, 600].
+        db_connect_timeout: seconds opening a PostgreSQL connection may take, in [2, 600].
+        watchdog_timeout: /livez fails when the writer thread has not taken a turn, or the
+            engine's workers have made no progress while orders are in flight, for this many
+            seconds, in [10, 3600]. (Database calls are bounded well below it: a slow or dead
+            database never fails liveness, only a stuck thread does. It must exceed the longest
+            an order can legitimately sit in a worker.)
     """
 
     host: str = "127.0.0.1"
@@ -87,6 +97,9 @@ class ServiceConfig:
     log_level: str = "info"
     access_log: bool = True
     store_timeout: float = 10.0
+    db_statement_timeout: float = 5.0
+    db_connect_timeout: float = 3.0
+    watchdog_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if (
@@ -128,6 +141,29 @@ class ServiceConfig:
                 f"store_timeout must be a number of seconds in (0, 600], got {self.store_timeout!r}"
             )
 
+        for name, low, high, open_low in (
+            ("db_statement_timeout", 0.0, 600.0, True),
+            ("db_connect_timeout", 2.0, 600.0, False),
+            ("watchdog_timeout", 10.0, 3600.0, False),
+        ):
+            value = getattr(self, name)
+            if not (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and (low < value if open_low else low <= value)
+                and value <= high
+            ):
+                lo = "(" if open_low else "["
+                raise ValueError(
+                    f"{name} must be a number of seconds in {lo}{low:g}, {high:g}], got {value!r}"
+                )
+        if self.watchdog_timeout <= 2 * (self.db_statement_timeout + self.db_connect_timeout):
+            raise ValueError(
+                "watchdog_timeout must exceed twice db_statement_timeout + db_connect_timeout "
+                f"(a writer retrying a slow database is not stuck), got {self.watchdog_timeout!r}"
+            )
+
     @property
     def effective_scenario(self) -> Scenario:
         """The scenario to run (the default one when none was given)."""
@@ -141,4 +177,5 @@ class ServiceConfig:
         kind, target = parse_database_url(self.database)
         if kind == "sqlite":
             return Path(target + ".ledger")
+        # PostgreSQL and memory: in the working directory.
         return Path("reliability-lab.ledger")

@@ -1,11 +1,13 @@
 """The order service behind the HTTP API: the live engine, the store, and the writer between them.
 
-The request path does as little as possible: it submits the order to the live engine (a native
-try-push: a full queue answers at once), queues the new row for the writer and waits for the
-commit. One writer thread owns every write: each turn it takes the engine's order events and the
-queued rows and writes them as one transaction (group commit), then wakes the requests whose
-rows it committed. A POST is answered 202 only once its order is durable, so a crash can never
-lose an order a client was told about.
+An order is durable before any dependency sees it. The request path queues the new row for the
+writer and waits; one writer thread owns every write: each turn it takes the engine's order
+events and the queued rows and writes them as one transaction (group commit). Only once a row
+is committed does the writer hand the order to the engine (a native try-push) and wake the
+request, which answers 202. A row whose request gave up waiting (the store was slow or down and
+the request answered 503) is never handed to the engine: it is recorded as cancelled and its
+Idempotency-Key released, so a 503 means nothing happened. The database assigns ids and
+enforces Idempotency-Keys, so several servers on one database behave as one service.
 
 Crash recovery: on start, orders the store holds as pending, queued or processing are submitted
 again with their original charge key. Charges carry that key, and the payment provider's ledger
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -31,8 +34,11 @@ from reliability_lab.live import Lab, LabClosedError, OrderHandle, ShutdownRepor
 from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.store import (
     TERMINAL,
+    Batch,
+    Inserted,
     NewOrder,
     Store,
+    StoreConstraintError,
     StoreError,
     Transition,
 )
@@ -63,11 +69,28 @@ class NotAccepting(Exception):
     """The service is shutting down or not started: no new orders."""
 
 
-@dataclass
-class _PendingInsert:
+@dataclass(frozen=True)
+class Accepted:
+    """A POST's outcome: the order (new, or the one already holding its Idempotency-Key)."""
+
+    order_id: int
+    replayed: bool
+    request_hash: str
+
+
+@dataclass(eq=False)
+class PendingInsert:
+    """A POST waiting for its row: ``future`` completes with an :class:`Accepted` once the row
+    is committed and the engine has the order, or fails with QueueFull, NotAccepting or
+    StoreError. ``state`` (guarded by the service's lock): ``waiting`` (queued for the writer),
+    ``writing``, ``voiding`` (stored, refused by the engine; the refusal is being written),
+    ``done``, ``failed``, or ``abandoned`` (the request stopped waiting)."""
+
     order: NewOrder
-    future: asyncio.Future[None] | None
-    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[Accepted]
+    loop: asyncio.AbstractEventLoop
+    state: str = "waiting"
+    result: Accepted | None = None
 
 
 @dataclass
@@ -110,8 +133,10 @@ class ServiceStats:
     rows_written: int = 0
     transitions_written: int = 0
     store_errors: int = 0
+    constraint_errors: int = 0
     recovered: int = 0
     idempotent_replays: int = 0
+    voided: int = 0
     last_batch_s: float = 0.0
     batch_seconds_total: float = 0.0
 
@@ -124,25 +149,45 @@ class OrderService:
 
     def __init__(self, config: ServiceConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store = store if store is not None else Store(config.database)
+        self.store = (
+            store
+            if store is not None
+            else Store(
+                config.database,
+                statement_timeout=config.db_statement_timeout,
+                connect_timeout=config.db_connect_timeout,
+            )
+        )
         self.scenario = config.effective_scenario
         self.hooks = _detect_hooks()
         self.stats = ServiceStats()
         self.lab: Lab | None = None
         self._lab_started_wall = 0.0
-        # Guards the engine-id map, the insert queue and submission, so that the writer never
-        # sees an engine event for an order whose row it has not been handed yet.
+        # Only a dependency with a fallback can complete an order degraded.
+        self._can_degrade = any(d.fallback.kind != "none" for d in self.scenario.dependencies)
+        self._capacity = self.scenario.workers + self.scenario.queue_capacity
+        # Guards the engine-id map, the write queues and submission, so that the writer never
+        # sees an engine event for an order whose row it has not written.
         self._lock = threading.Lock()
         self._active: dict[int, _Active] = {}  # engine id -> order
-        self._inserts: list[_PendingInsert] = []
+        self._inserts: list[PendingInsert] = []
         self._extra: list[Transition] = []
         self._recovered_ids: list[int] = []
+        self._release: list[int] = []  # orders whose Idempotency-Key is to be released
+        self._after_commit: list[tuple[PendingInsert, BaseException]] = []
+        self._deliveries: list[_Delivery] | None = None  # collected by _hand_over
+        self._to_check: list[tuple[int, OrderHandle]] = []  # completed: degraded or not?
         self._wake = threading.Event()
         self._stop_writer = threading.Event()
+        self._stop_at = 0.0
         self._writer: threading.Thread | None = None
         self._recovery: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
-        self._next_id = 1
+        # Watchdog clocks (time.monotonic()): the writer's last turn, the engine's last progress.
+        self._writer_beat = time.monotonic()
+        self._progress_at = time.monotonic()
+        #: Since when writes fail (monotonic seconds), or None while they succeed.
+        self.write_failing_since: float | None = None
         self.started = False
         self.recovery_done = False
         self.draining = False
@@ -156,7 +201,6 @@ class OrderService:
         """Opens the store (migrating it), starts the engine, the writer, and the recovery of
         orders a previous run left unfinished."""
         self.store.open()
-        self._next_id = self.store.max_order_id() + 1
         active = self.store.active_orders()
         kwargs: dict[str, Any] = {}
         if self.hooks.ledger_path:
@@ -168,6 +212,7 @@ class OrderService:
         self.lab = Lab(self.scenario, shutdown_timeout=self.config.shutdown_budget, **kwargs)
         self.lab.start()
         self._lab_started_wall = time.time() - self.lab.now()
+        self._writer_beat = self._progress_at = time.monotonic()
         self._writer = threading.Thread(target=self._writer_loop, name="rlab-writer", daemon=True)
         self._writer.start()
         if self.store.sqlite_path is not None:
@@ -178,8 +223,7 @@ class OrderService:
         self.started = True
         log_event(
             "service_started",
-            database=self.store.dialect.name,
-            next_id=self._next_id,
+            database=self.store.kind,
             to_recover=len(active),
             hooks=self.hooks.__dict__,
             ledger=str(self.config.effective_ledger_path) if self.hooks.ledger_path else None,
@@ -226,6 +270,8 @@ class OrderService:
         log_event("recovery_done", recovered=self.stats.recovered, found=len(active))
 
     def _engine_submit(self, lab: Lab, charge_key: str) -> OrderHandle:
+        if not self._active:
+            self._progress_at = time.monotonic()  # the watchdog measures from the first order
         if self.hooks.idempotency_key:
             return lab.submit(idempotency_key=charge_key)  # type: ignore[call-arg,unused-ignore]
         return lab.submit()
@@ -244,6 +290,28 @@ class OrderService:
         """Whether the writer thread is running."""
         return self._writer is not None and self._writer.is_alive()
 
+    def liveness(self) -> dict[str, bool]:
+        """The watchdog: whether the writer still takes turns and the engine's workers still
+        make progress (or wait on a dependency call), each within ``config.watchdog_timeout``
+        seconds. Every database call is bounded, so a slow or dead database cannot fail these;
+        neither can a hanging dependency: only a stuck thread can."""
+        limit = self.config.watchdog_timeout
+        now = time.monotonic()
+        writer_ok = True
+        if self.started and not self.draining:  # (a drain stops the writer on purpose)
+            writer_ok = self.writer_alive() and now - self._writer_beat <= limit
+        workers_ok = True
+        lab = self.lab
+        if lab is not None and lab.running and self._active and now - self._progress_at > limit:
+            # No order moved for that long. Workers waiting on a dependency call (a hang fault,
+            # a slow provider) are the dependency's business, not a stuck pool.
+            calls = 0
+            if self.hooks.internals:
+                deps = lab.internals().get("dependencies", {})  # type: ignore[attr-defined,unused-ignore]
+                calls = sum(int(d.get("in_flight_calls", 0)) for d in deps.values())
+            workers_ok = calls > 0
+        return {"writer": writer_ok, "workers": workers_ok}
+
     # --- orders ----------------------------------------------------------------------------
 
     def submit(
@@ -254,48 +322,47 @@ class OrderService:
         currency: str,
         idempotency_key: str | None,
         request_hash: str,
-    ) -> tuple[int, asyncio.Future[None]]:
-        """Submits an order to the engine and queues its row; returns ``(order id, future)``,
-        the future completing once the row is committed. Called on the event loop.
+    ) -> PendingInsert:
+        """Queues a new order's row for the writer; returns the :class:`PendingInsert` whose
+        future completes once the row is committed and the engine has the order (or the key
+        named an existing order). Called on the event loop. If the caller stops waiting, it
+        must call :meth:`abandon`.
 
-        Raises QueueFull (nothing stored, nothing charged) or NotAccepting.
+        Raises QueueFull (the engine is full: nothing stored) or NotAccepting.
         """
         lab = self.lab
         if lab is None or not self.accepting:
             raise NotAccepting("the service is not accepting orders")
+        if lab.in_flight >= self._capacity:
+            # Surely refused by the engine: answer before spending a write on it.
+            raise QueueFull("queue_full")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        charge_key = charge_key_for(idempotency_key)
+        order = NewOrder(
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            charge_key=charge_key_for(idempotency_key),
+            customer_id=customer_id,
+            amount_cents=amount_cents,
+            currency=currency,
+            created_at=time.time(),
+        )
+        pending = PendingInsert(order, loop.create_future(), loop)
         with self._lock:
-            try:
-                handle = self._engine_submit(lab, charge_key)
-            except LabClosedError:
-                raise NotAccepting("the engine is shutting down") from None
-            status = handle.status
-            if status == "rejected":
-                raise QueueFull(handle.reason or "queue_full")
-            order_id = self._next_id
-            self._next_id += 1
-            order = NewOrder(
-                id=order_id,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                charge_key=charge_key,
-                customer_id=customer_id,
-                amount_cents=amount_cents,
-                currency=currency,
-                # Accepted means queued; later states arrive as transitions from the engine.
-                status="queued",
-                created_at=time.time(),
-            )
-            self._inserts.append(_PendingInsert(order, fut, loop))
-            self._active[handle.id] = _Active(order_id, handle, order.status)
-            if not self.hooks.order_events:
-                # Without the engine's event stream the first status is recorded here; with
-                # it, the engine reports "queued" itself.
-                self._extra.append(Transition(order_id, order.status, "", order.created_at))
+            self._inserts.append(pending)
         self._wake.set()
-        return order_id, fut
+        return pending
+
+    def abandon(self, pending: PendingInsert) -> Accepted | None:
+        """The request stops waiting for ``pending`` (it answers 503). Returns the outcome if
+        the order already reached the engine (then the answer must be 202 after all), else
+        None: the order will never reach the engine (a row already written is recorded as
+        cancelled, its Idempotency-Key released)."""
+        with self._lock:
+            if pending.state == "done":
+                return pending.result
+            if pending.state in ("waiting", "writing", "voiding"):
+                pending.state = "abandoned"  # the writer skips or voids it
+            return None
 
     # --- the writer ------------------------------------------------------------------------
 
@@ -313,6 +380,10 @@ class OrderService:
                 act = self._active.get(int(eid))
                 if act is None:
                     continue  # a rejected submission, never stored
+                if status != "queued":
+                    self._progress_at = time.monotonic()
+                if status == "completed" and self._can_degrade:
+                    self._to_check.append((len(out), act.handle))  # after the lock
                 out.append(
                     Transition(
                         act.order_id,
@@ -334,6 +405,8 @@ class OrderService:
             if status == act.last_status:
                 continue
             act.last_status = status
+            if status != "queued":
+                self._progress_at = time.monotonic()
             if status in TERMINAL:
                 v = act.handle.view()
                 out.append(
@@ -344,6 +417,7 @@ class OrderService:
                         base + v.end if v.end == v.end else now,
                         v.attempts,
                         v.charges,
+                        bool(v.degraded),
                     )
                 )
                 done.append(eid)
@@ -353,55 +427,61 @@ class OrderService:
             del self._active[eid]
         return out
 
+    @staticmethod
+    def _degraded(handle: OrderHandle) -> bool:
+        # The engine's order event does not carry the degraded flag; the order's view does.
+        # The engine records the event just before it publishes the terminal status, so the
+        # view may lag by an instant: wait for it, briefly (the GIL is released meanwhile).
+        v = handle.view()
+        if v.status not in TERMINAL:
+            handle.wait(timeout=0.5)
+            v = handle.view()
+        return bool(v.degraded)
+
     def _writer_loop(self) -> None:
-        backoff = 0.05
         while True:
+            self._writer_beat = time.monotonic()
             self._wake.wait(0.02)
             self._wake.clear()
             stopping = self._stop_writer.is_set()
             with self._lock:
                 transitions = self._take_events()
-                # Taken after the events: every event above belongs to an order whose insert
-                # was queued before it, so it is in this batch or an earlier one.
-                inserts, self._inserts = self._inserts, []
+                # Taken after the events: every event above belongs to an order whose row was
+                # committed before it reached the engine.
+                inserts = [p for p in self._inserts if p.state == "waiting"]
+                for p in inserts:
+                    p.state = "writing"
+                self._inserts = []
                 extra, self._extra = self._extra, []
                 recovered, self._recovered_ids = self._recovered_ids, []
-            if not (inserts or transitions or extra or recovered):
+                release, self._release = self._release, []
+                after, self._after_commit = self._after_commit, []
+            if self._to_check:
+                # The engine's order event lacks the degraded flag: read it from the order's
+                # view, outside the lock (it may wait an instant, see _degraded).
+                for i, handle in self._to_check:
+                    transitions[i] = dataclasses.replace(
+                        transitions[i], degraded=self._degraded(handle)
+                    )
+                self._to_check = []
+            if not (inserts or transitions or extra or recovered or release or after):
                 if stopping:
                     return
                 continue
+            batch = Batch([p.order for p in inserts], extra + transitions, recovered, release)
             t0 = time.perf_counter()
-            while True:
-                try:
-                    self.store.write_batch(
-                        [p.order for p in inserts], extra + transitions, recovered
-                    )
-                    break
-                except StoreError as e:
-                    self.stats.store_errors += 1
-                    log_event(
-                        "store_write_failed",
-                        logging.ERROR,
-                        error=str(e),
-                        rows=len(inserts),
-                        transitions=len(transitions),
-                    )
-                    if self._stop_writer.is_set() and self.stats.store_errors > 50:
-                        self._fail(inserts, e)
-                        return
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 1.0)
-                    # The connection may be dead (a restarted server): the batch is retried
-                    # whole on a fresh one; nothing of a failed batch was committed.
-                    with contextlib.suppress(StoreError):
-                        self.store.reconnect_writer()
-            backoff = 0.05
+            results = self._write(batch, inserts)
+            if results is None:  # stopping, and the store never came back
+                return
             self.stats.batches += 1
-            self.stats.rows_written += len(inserts)
-            self.stats.transitions_written += len(transitions) + len(extra)
+            self.stats.rows_written += sum(1 for r in results if r.created)
+            self.stats.transitions_written += len(batch.transitions)
             self.stats.last_batch_s = time.perf_counter() - t0
             self.stats.batch_seconds_total += self.stats.last_batch_s
-            self._resolve(inserts, None)
+            self._hand_over(inserts, results)
+            # Refusals written in this batch: their requests may answer now.
+            for p, error in after:
+                self._deliver(p, "failed", None, error)
             if self.config.access_log and _log.isEnabledFor(logging.INFO):
                 for t in transitions:
                     if t.status in TERMINAL:
@@ -412,21 +492,132 @@ class OrderService:
                             reason=t.reason,
                             attempts=t.attempts,
                             charges=t.charges,
+                            degraded=t.degraded,
                         )
 
-    @staticmethod
-    def _resolve(inserts: list[_PendingInsert], error: BaseException | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for p in inserts:
-            if p.future is not None and p.loop is not None:
-                by_loop.setdefault(p.loop, []).append(p.future)
-        for loop, futs in by_loop.items():
-            # A closed loop raises RuntimeError: nobody waits for these any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, futs, error)
+    def _write(self, batch: Batch, inserts: list[PendingInsert]) -> list[Inserted] | None:
+        """Writes ``batch``, retrying while the store fails (a batch that breaks a constraint
+        fails its new orders and is written without them). None: stopping, and the store did
+        not come back in time."""
+        backoff = 0.05
+        while True:
+            self._writer_beat = time.monotonic()
+            try:
+                results = self.store.write(batch)
+                self.write_failing_since = None
+                return results
+            except StoreConstraintError as e:
+                # Deterministic: the same batch would fail forever. Its new orders never
+                # reached the engine: they fail (503, nothing happened); the rest is retried.
+                self.stats.constraint_errors += 1
+                log_event(
+                    "store_constraint_error",
+                    logging.ERROR,
+                    error=str(e),
+                    rows=len(batch.orders),
+                    transitions=len(batch.transitions),
+                )
+                if batch.orders:
+                    for p in inserts:
+                        self._deliver(p, "failed", None, StoreError("the order was refused"))
+                    inserts.clear()
+                    batch = Batch((), batch.transitions, batch.recovered, batch.release_keys)
+                    continue
+                return []  # transitions the schema refuses: logged above, dropped
+            except StoreError as e:
+                self.stats.store_errors += 1
+                if self.write_failing_since is None:
+                    self.write_failing_since = time.monotonic()
+                log_event(
+                    "store_write_failed",
+                    logging.ERROR,
+                    error=str(e),
+                    rows=len(batch.orders),
+                    transitions=len(batch.transitions),
+                )
+                if self._stop_writer.is_set() and time.monotonic() > self._stop_at:
+                    for p in inserts:
+                        self._deliver(p, "failed", None, e)
+                    log_event("writer_gave_up", logging.ERROR, transitions=len(batch.transitions))
+                    return None
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                # The connection may be dead (a restarted server): the batch is retried on a
+                # fresh one (Store.write finds out whether a cut-short attempt committed).
+                with contextlib.suppress(StoreError):
+                    self.store.reconnect_writer()
 
-    def _fail(self, inserts: list[_PendingInsert], error: BaseException) -> None:
-        self._resolve(inserts, error)
+    def _hand_over(self, inserts: list[PendingInsert], results: list[Inserted]) -> None:
+        """After the commit: hands each new order to the engine, unless its request gave up
+        (then, and when the engine refuses it, the order is recorded as cancelled or rejected
+        and its Idempotency-Key released, in the next batch)."""
+        if not inserts:
+            return
+        lab = self.lab
+        now = time.time()
+        self._deliveries = []
+        with self._lock:
+            for p, r in zip(inserts, results, strict=True):
+                if not r.created:  # the key names an order already (maybe another server's)
+                    self._deliver_locked(p, "done", Accepted(r.id, True, r.request_hash), None)
+                    continue
+                if p.state == "abandoned":
+                    self._void(r.id, "cancelled", "not_stored", now)
+                    continue
+                try:
+                    if lab is None:
+                        raise LabClosedError("no engine")
+                    handle = self._engine_submit(lab, p.order.charge_key)
+                except LabClosedError:
+                    self._void(r.id, "cancelled", "shutdown", now)
+                    p.state = "voiding"
+                    self._after_commit.append((p, NotAccepting("the engine is shutting down")))
+                    continue
+                if handle.status == "rejected":
+                    reason = handle.reason or "queue_full"
+                    self._void(r.id, "rejected", reason, now)
+                    p.state = "voiding"
+                    self._after_commit.append((p, QueueFull(reason)))
+                    continue
+                self._active[handle.id] = _Active(r.id, handle, "queued")
+                if not self.hooks.order_events:
+                    # Without the engine's event stream the first status is recorded here;
+                    # with it, the engine reports "queued" itself.
+                    self._extra.append(Transition(r.id, "queued", "", now))
+                self._deliver_locked(p, "done", Accepted(r.id, False, r.request_hash), None)
+        deliveries, self._deliveries = self._deliveries, None
+        _flush(deliveries or [])
+        self._wake.set()
+
+    def _void(self, order_id: int, status: str, reason: str, now: float) -> None:
+        """Records a stored order that never reached the engine as terminal and frees its
+        Idempotency-Key (next batch). Called with ``self._lock`` held."""
+        self.stats.voided += 1
+        self._extra.append(Transition(order_id, status, reason, now))
+        self._release.append(order_id)
+
+    def _deliver(
+        self,
+        p: PendingInsert,
+        state: str,
+        result: Accepted | None,
+        error: BaseException | None,
+    ) -> None:
+        with self._lock:
+            self._deliver_locked(p, state, result, error)
+
+    def _deliver_locked(
+        self, p: PendingInsert, state: str, result: Accepted | None, error: BaseException | None
+    ) -> None:
+        if p.state == "abandoned":
+            return  # nobody waits; the request already answered
+        p.state = state
+        p.result = result
+        item = (p, result, error)
+        if self._deliveries is not None:
+            self._deliveries.append(item)  # one wake-up of the loop per batch (_hand_over)
+        else:
+            _flush([item])
 
     # --- shutdown --------------------------------------------------------------------------
 
@@ -456,6 +647,9 @@ class OrderService:
                 except Exception as e:  # the store is down: the next start re-drives them
                     log_event("drain_store_error", logging.ERROR, error=str(e))
             if self._writer is not None:
+                # A store still down gets a few more seconds, then the writer gives up (the
+                # next start re-drives what was not recorded).
+                self._stop_at = time.monotonic() + max(5.0, self.store.statement_timeout)
                 self._stop_writer.set()
                 self._wake.set()
                 self._writer.join()
@@ -495,9 +689,15 @@ class OrderService:
                 "recovery_done": self.recovery_done,
                 "active_orders": len(self._active),
                 "pending_inserts": len(self._inserts),
-                "next_order_id": self._next_id,
                 "writer_alive": self.writer_alive(),
-                "database": self.store.dialect.name,
+                "write_failing_s": (
+                    None
+                    if self.write_failing_since is None
+                    else time.monotonic() - self.write_failing_since
+                ),
+                "liveness": self.liveness(),
+                "database": self.store.kind,
+                "wal_resets": self.store.wal_resets,
                 "hooks": self.hooks.__dict__,
                 "stats": dict(self.stats.__dict__),
             }
@@ -519,18 +719,34 @@ class OrderService:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _settle(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for f in futs:
-        if not f.done():
-            if error is None:
-                f.set_result(None)
-            else:
-                f.set_exception(error)
+_Delivery = tuple[PendingInsert, Accepted | None, BaseException | None]
+
+
+def _flush(items: list[_Delivery]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
+    for item in items:
+        by_loop.setdefault(item[0].loop, []).append(item)
+    for loop, batch in by_loop.items():
+        # A closed loop raises RuntimeError: nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, batch)
+
+
+def _settle(items: list[_Delivery]) -> None:
+    for p, result, error in items:
+        if p.future.done():
+            continue
+        if error is not None:
+            p.future.set_exception(error)
+        else:
+            p.future.set_result(result)  # type: ignore[arg-type]
 
 
 __all__ = [
+    "Accepted",
     "NotAccepting",
     "OrderService",
+    "PendingInsert",
     "QueueFull",
     "ServiceStats",
     "charge_key_for",

@@ -67,6 +67,7 @@ class TempPostgres:
         self.sockdir = self.tmp / "sock"
         self._as_root = os.geteuid() == 0
         self.started = False
+        self._frozen: list[int] = []
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bindir / args[0]), *args[1:]]
@@ -131,6 +132,50 @@ class TempPostgres:
         """Starts a paused server again on the same port."""
         self._pg_start()
 
+    def pids(self) -> list[int]:
+        """The postmaster's pid and those of its children (backends, background workers)."""
+        try:
+            pm = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        children = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                text = Path(stat).read_text()
+            except OSError:
+                continue
+            # Fields after the parenthesised command name: state, ppid, ...
+            rest = text[text.rfind(")") + 2 :].split()
+            if len(rest) > 1 and int(rest[1]) == pm:
+                children.append(int(text.split(" ", 1)[0]))
+        return [pm, *children]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOPs the whole server (postmaster first, so that it forks nothing new, then
+        every child): connections stay open and the kernel keeps ACKing, but nothing answers.
+        Always :meth:`thaw` in a ``finally``. Returns the pids stopped."""
+        stopped: list[int] = []
+        pids = self.pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        # Children forked while we were stopping the others.
+        for pid in self.pids():
+            if pid not in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+        self._frozen = stopped
+        return stopped
+
+    def thaw(self) -> None:
+        """SIGCONTs every process :meth:`freeze` stopped (idempotent)."""
+        for pid in [*self._frozen, *self.pids()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._frozen = []
+
     @property
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
@@ -147,6 +192,7 @@ class TempPostgres:
 
     def stop(self) -> None:
         """Stops the server and removes its directory."""
+        self.thaw()
         if self.started:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
             self.started = False
