@@ -375,9 +375,10 @@ def test_order_events_trace_each_order() -> None:
         events = lab.take_order_events()
         assert lab.take_order_events() == []
     by_order: dict[int, list[str]] = {}
-    for oid, status, reason, t, attempts, charges in events:
+    for oid, status, reason, t, attempts, charges, degraded in events:
         by_order.setdefault(oid, []).append(status)
         assert t >= 0.0
+        assert degraded is False
         if status == "completed":
             assert (reason, attempts, charges) == ("", 1, 1)
     assert by_order == {h.id: ["queued", "processing", "completed"] for h in handles}

@@ -559,7 +559,7 @@ void RegisterLive(py::module_& m) {
                const LiveOrderEvent& v = events[i];
                out[i] = py::make_tuple(v.id, Str(OrderStatusName(v.status)),
                                        Str(FailReasonName(v.reason)), NsToSeconds(v.t_ns),
-                                       v.attempts, v.charges);
+                                       v.attempts, v.charges, v.degraded);
              }
              return out;
            })

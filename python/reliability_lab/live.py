@@ -484,12 +484,13 @@ class Lab:
 
     # --- service hooks ---------------------------------------------------------------------
 
-    def take_order_events(self) -> list[tuple[int, str, str, float, int, int]]:
+    def take_order_events(self) -> list[tuple[int, str, str, float, int, int, bool]]:
         """The order status changes since the last call, oldest first, as tuples
-        ``(id, status, reason, t, attempts, charges)``: ``queued`` and ``processing`` (reason
-        ``""``, attempts and charges 0) and the terminal state with its reason, attempts and
-        committed charges. ``t`` is seconds since the lab started. Empty unless the lab was
-        created with ``order_events=True``; take them regularly, they are kept until taken."""
+        ``(id, status, reason, t, attempts, charges, degraded)``: ``queued`` and ``processing``
+        (reason ``""``, attempts and charges 0, not degraded) and the terminal state with its
+        reason, attempts, committed charges and whether it completed on a fallback. ``t`` is
+        seconds since the lab started. Empty unless the lab was created with
+        ``order_events=True``; take them regularly, they are kept until taken."""
         return self._engine.take_order_events()
 
     def set_faults(self, dependency: str, faults: Faults) -> None:

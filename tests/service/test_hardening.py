@@ -7,7 +7,10 @@ is bounded by a client timeout; no assertion is about a duration.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import copy
+import json
 import sqlite3
 import threading
 import time
@@ -189,12 +192,22 @@ def test_in_memory_store_degraded_flag_and_forged_cursor(
 ) -> None:
     """``--database memory`` serves the same API; an order completed on a fallback says so;
     a cursor past the 64-bit id range is a 422, not a store error."""
+    # A charging dependency may not fall back (its order would complete uncharged), so the
+    # fallback sits on a read before the payment: "pricing" always fails and serves a default.
     scenario = write_scenario(
         tmp_path / "fallback.json",
         workers=4,
-        payment={"retry": None, "breaker": None, "fallback": {"kind": "default"}},
-        faults={"failure_rate": 1.0, "latency": {"type": "constant", "value": 0.01}},
+        payment={"retry": None, "breaker": None},
+        faults={"failure_rate": 0.0, "latency": {"type": "constant", "value": 0.01}},
     )
+    d = json.loads(scenario.read_text())
+    pricing = copy.deepcopy(d["dependencies"][0])
+    pricing.update(
+        name="pricing", charges=False, idempotency_keys=False, fallback={"kind": "default"}
+    )
+    pricing["faults"]["failure_rate"] = 1.0
+    d["dependencies"].insert(0, pricing)
+    scenario.write_text(json.dumps(d))
     svc: ServiceProcess = start_service("memory", "--scenario", str(scenario))
     with httpx.Client(base_url=svc.url, timeout=30) as client:
         ids = [post_order(client, key=f"m{i}").json()["id"] for i in range(5)]
@@ -205,9 +218,6 @@ def test_in_memory_store_degraded_flag_and_forged_cursor(
             assert (got["status"], got["degraded"]) == ("completed", True), got
         assert all(o["degraded"] for o in all_orders(client))
         assert client.get("/readyz").status_code == 200
-        import base64
-        import json
-
         forged = base64.urlsafe_b64encode(json.dumps({"after": 2**63}).encode()).decode()
         r = client.get("/orders", params={"cursor": forged.rstrip("=")})
         assert r.status_code == 422 and r.json()["error"] == "validation_failed"

@@ -695,9 +695,9 @@ absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultModel
 }
 
 void LiveEngine::RecordEvent(int64_t id, OrderStatus status, FailReason reason, int64_t t_ns,
-                             int attempts, int charges) {
+                             int attempts, int charges, bool degraded) {
   MutexLock lock(&order_events_mu_);
-  order_events_.push_back({id, status, reason, t_ns, attempts, charges});
+  order_events_.push_back({id, status, reason, t_ns, attempts, charges, degraded});
 }
 
 std::vector<LiveOrderEvent> LiveEngine::TakeOrderEvents() {
@@ -1036,7 +1036,8 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   }
   // Recorded before the publication, so that whoever saw the order terminal finds its event.
   if (options_.order_events) {
-    RecordEvent(id, status, reason, now_ns, r.attempts, flow != nullptr ? flow->charges() : 0);
+    RecordEvent(id, status, reason, now_ns, r.attempts, flow != nullptr ? flow->charges() : 0,
+                degraded);
   }
   // The publication point: readers that see the terminal status see the record too.
   const auto before = static_cast<OrderStatus>(

@@ -79,6 +79,7 @@ struct LiveOrderEvent {
   int64_t t_ns = 0;  // engine time
   int attempts = 0;  // meaningful in a terminal event
   int charges = 0;   // committed charges, meaningful in a terminal event
+  bool degraded = false;  // completed on a fallback's help, meaningful in a terminal event
 };
 
 // What the engine looks like inside right now (for a debug endpoint).
@@ -405,7 +406,7 @@ class LiveEngine {
   // The key order `id`'s charges carry.
   std::string LedgerKey(const OrderSlot& o, int64_t id) const;
   void RecordEvent(int64_t id, OrderStatus status, FailReason reason, int64_t t_ns, int attempts,
-                   int charges);
+                   int charges, bool degraded = false);
   WaitEnd SleepUntil(int64_t t_ns) const;
   WaitEnd WaitBulkhead(int dep, int64_t until_ns);
   void DeliverHandoffs(uint32_t mask);

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import inspect
 import json
@@ -163,8 +162,6 @@ class OrderService:
         self.stats = ServiceStats()
         self.lab: Lab | None = None
         self._lab_started_wall = 0.0
-        # Only a dependency with a fallback can complete an order degraded.
-        self._can_degrade = any(d.fallback.kind != "none" for d in self.scenario.dependencies)
         self._capacity = self.scenario.workers + self.scenario.queue_capacity
         # Guards the engine-id map, the write queues and submission, so that the writer never
         # sees an engine event for an order whose row it has not written.
@@ -176,7 +173,6 @@ class OrderService:
         self._release: list[int] = []  # orders whose Idempotency-Key is to be released
         self._after_commit: list[tuple[PendingInsert, BaseException]] = []
         self._deliveries: list[_Delivery] | None = None  # collected by _hand_over
-        self._to_check: list[tuple[int, OrderHandle]] = []  # completed: degraded or not?
         self._wake = threading.Event()
         self._stop_writer = threading.Event()
         self._stop_at = 0.0
@@ -209,6 +205,12 @@ class OrderService:
             kwargs["ledger_path"] = str(ledger)
         if self.hooks.order_events:
             kwargs["order_events"] = True
+        # Memory proportional to orders in flight whatever the run's length: the service holds
+        # the handles it needs and the database is the record, so no ended order is kept
+        # addressable by id and no per-order result row is kept (a user's scenario may ask for
+        # them).
+        kwargs["retain_orders"] = 0
+        kwargs["max_order_records"] = 0
         self.lab = Lab(self.scenario, shutdown_timeout=self.config.shutdown_budget, **kwargs)
         self.lab.start()
         self._lab_started_wall = time.time() - self.lab.now()
@@ -376,14 +378,12 @@ class OrderService:
         base = self._lab_started_wall
         if self.hooks.order_events:
             events = lab.take_order_events()  # type: ignore[attr-defined,unused-ignore]
-            for eid, status, reason, t_s, attempts, charges in events:
+            for eid, status, reason, t_s, attempts, charges, degraded in events:
                 act = self._active.get(int(eid))
                 if act is None:
                     continue  # a rejected submission, never stored
                 if status != "queued":
                     self._progress_at = time.monotonic()
-                if status == "completed" and self._can_degrade:
-                    self._to_check.append((len(out), act.handle))  # after the lock
                 out.append(
                     Transition(
                         act.order_id,
@@ -392,6 +392,7 @@ class OrderService:
                         base + float(t_s),
                         int(attempts),
                         int(charges),
+                        bool(degraded),
                     )
                 )
                 if status in TERMINAL:
@@ -427,17 +428,6 @@ class OrderService:
             del self._active[eid]
         return out
 
-    @staticmethod
-    def _degraded(handle: OrderHandle) -> bool:
-        # The engine's order event does not carry the degraded flag; the order's view does.
-        # The engine records the event just before it publishes the terminal status, so the
-        # view may lag by an instant: wait for it, briefly (the GIL is released meanwhile).
-        v = handle.view()
-        if v.status not in TERMINAL:
-            handle.wait(timeout=0.5)
-            v = handle.view()
-        return bool(v.degraded)
-
     def _writer_loop(self) -> None:
         while True:
             self._writer_beat = time.monotonic()
@@ -456,14 +446,6 @@ class OrderService:
                 recovered, self._recovered_ids = self._recovered_ids, []
                 release, self._release = self._release, []
                 after, self._after_commit = self._after_commit, []
-            if self._to_check:
-                # The engine's order event lacks the degraded flag: read it from the order's
-                # view, outside the lock (it may wait an instant, see _degraded).
-                for i, handle in self._to_check:
-                    transitions[i] = dataclasses.replace(
-                        transitions[i], degraded=self._degraded(handle)
-                    )
-                self._to_check = []
             if not (inserts or transitions or extra or recovered or release or after):
                 if stopping:
                     return
