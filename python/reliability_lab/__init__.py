@@ -14,7 +14,9 @@ from reliability_lab.clock import Clock, ManualClock, SteadyClock, default_clock
 from reliability_lab.errors import (
     BreakerHalfOpenFull,
     BreakerOpen,
+    BulkheadClosed,
     BulkheadFull,
+    Cancelled,
     DeadlineExceeded,
     Rejected,
     ReliabilityLabError,
@@ -32,7 +34,7 @@ from reliability_lab.live import (
     OrderView,
     ShutdownReport,
 )
-from reliability_lab.retry import Retry, RetryStats, retry
+from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
     Brownout,
     Capacity,
@@ -72,8 +74,10 @@ __all__ = [
     "BreakerOpen",
     "Brownout",
     "Bulkhead",
+    "BulkheadClosed",
     "BulkheadConfig",
     "BulkheadFull",
+    "Cancelled",
     "Capacity",
     "CircuitBreaker",
     "Clock",
@@ -108,6 +112,7 @@ __all__ = [
     "Result",
     "Retry",
     "RetryBudgetExhausted",
+    "RetryContext",
     "RetryError",
     "RetryExhausted",
     "RetryStats",
