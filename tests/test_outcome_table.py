@@ -170,3 +170,44 @@ def test_odd_status_attributes_fall_back_to_error() -> None:
     assert _core.outcome_of_exception(Odd()) == ("error", 0)
     with pytest.raises(TypeError):
         _core.outcome_of_exception("not an exception")  # type: ignore[arg-type]
+
+
+def test_repeated_exception_types_are_classified_afresh_each_time() -> None:
+    # The native side caches plain exception types; instance attributes, class attributes added
+    # later and __getattr__ must still be seen.
+    class Plain(Exception):
+        pass
+
+    assert _core.outcome_of_exception(Plain()) == ("error", 0)
+    assert _core.outcome_of_exception(Plain()) == ("error", 0)  # from the cache
+    tagged = Plain()
+    tagged.status_code = 404  # type: ignore[attr-defined]
+    assert _core.outcome_of_exception(tagged) == ("http_status", 404)
+    assert _core.outcome_of_exception(Plain()) == ("error", 0)
+    Plain.status = 503  # type: ignore[attr-defined]  # the type changes after being cached
+    assert _core.outcome_of_exception(Plain()) == ("http_status", 503)
+
+    class Dynamic(Exception):
+        def __getattr__(self, name: str) -> object:
+            if name == "status_code":
+                return 429
+            raise AttributeError(name)
+
+    assert _core.outcome_of_exception(Dynamic()) == ("http_status", 429)
+    assert _core.outcome_of_exception(Dynamic()) == ("http_status", 429)
+
+    cb = CircuitBreaker(Breaker(consecutive_failures=2), clock=ManualClock())
+
+    class Flip(Exception):
+        pass
+
+    def raise_flip(status: int | None) -> None:
+        exc = Flip()
+        if status is not None:
+            exc.status_code = status  # type: ignore[attr-defined]
+        raise exc
+
+    for status in (None, 404, None, 404):
+        with pytest.raises(Flip):
+            cb.call(raise_flip, status)
+    assert cb.snapshot()["failures"] == 2 and cb.snapshot()["successes"] == 2

@@ -143,7 +143,61 @@ int StatusOf(PyObject* obj, const ExceptionTypes& t) {
 //   ConnectionError             -> connection_reset
 //   status_code / status in [300, 599], on the exception or on its `response` -> that status
 //   anything else               -> error
+// The classification of the last plain exception type (one that maps to `error` and cannot carry
+// a status except through its instance dict), so that a dependency raising the same exception
+// again costs two compares instead of a dozen subtype checks and three attribute lookups. Keyed
+// on the type's version tag, which changes whenever the type (or a base) is modified and is
+// never reused by another type. Only touched with the GIL held.
+struct PlainTypeCache {
+  PyTypeObject* type = nullptr;
+  unsigned int version = 0;
+};
+PlainTypeCache g_plain_cache;
+
+bool ValidVersionTag(PyTypeObject* type) {
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+  if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) return false;
+#endif
+  return type->tp_version_tag != 0;
+}
+
+bool CachedPlain(PyTypeObject* type) {
+  return type == g_plain_cache.type && type->tp_version_tag == g_plain_cache.version &&
+         ValidVersionTag(type);
+}
+
+// No instance attributes at all: a status can only come from the instance dict.
+bool HasNoInstanceAttributes(PyObject* value) {
+  PyObject* dict = reinterpret_cast<PyBaseExceptionObject*>(value)->dict;
+  return dict == nullptr || PyDict_GET_SIZE(dict) == 0;
+}
+
+Outcome OutcomeOfExceptionUncached(PyTypeObject* type, PyObject* value, const ExceptionTypes& t);
+
 Outcome OutcomeOfException(PyTypeObject* type, PyObject* value, const ExceptionTypes& t) {
+  const bool instance = value != nullptr && PyExceptionInstance_Check(value);
+  if (instance && CachedPlain(type) && HasNoInstanceAttributes(value)) {
+    return Outcome::Of(OutcomeKind::kError);
+  }
+  const Outcome o = OutcomeOfExceptionUncached(type, value, t);
+  if (o.kind == OutcomeKind::kError && instance && type->tp_getattro == PyObject_GenericGetAttr &&
+      ValidVersionTag(type)) {
+    // Cacheable only if the type itself (class attributes, properties, slots) has none of the
+    // status attributes; a __getattr__ override rules caching out above.
+    bool type_has_status = false;
+    for (PyObject* name : {t.status_code, t.status, t.response}) {
+      PyObject* attr = OptionalAttr(reinterpret_cast<PyObject*>(type), name);
+      if (attr != nullptr) {
+        type_has_status = true;
+        Py_DECREF(attr);
+      }
+    }
+    if (!type_has_status) g_plain_cache = {type, type->tp_version_tag};
+  }
+  return o;
+}
+
+Outcome OutcomeOfExceptionUncached(PyTypeObject* type, PyObject* value, const ExceptionTypes& t) {
   if (IsSubtype(type, t.rejected)) {
     if (IsSubtype(type, t.breaker_open)) return Outcome::Of(OutcomeKind::kBreakerOpen);
     if (IsSubtype(type, t.half_open_full)) return Outcome::Of(OutcomeKind::kBreakerHalfOpenFull);
