@@ -134,15 +134,6 @@ int StatusOf(PyObject* obj, const ExceptionTypes& t) {
   return 0;
 }
 
-// The outcome a raised exception stands for: the one mapping from exceptions to outcomes. `value`
-// may be null or unnormalized (then only its type is looked at). Never leaves an error set.
-//   Rejected subclasses         -> the local rejection kind
-//   CANCELLED_TYPES             -> cancelled
-//   DeadlineExceeded            -> deadline_exceeded
-//   TIMEOUT_TYPES               -> timeout
-//   ConnectionError             -> connection_reset
-//   status_code / status in [300, 599], on the exception or on its `response` -> that status
-//   anything else               -> error
 // The classification of the last plain exception type (one that maps to `error` and cannot carry
 // a status except through its instance dict), so that a dependency raising the same exception
 // again costs two compares instead of a dozen subtype checks and three attribute lookups. Keyed
@@ -174,6 +165,15 @@ bool HasNoInstanceAttributes(PyObject* value) {
 
 Outcome OutcomeOfExceptionUncached(PyTypeObject* type, PyObject* value, const ExceptionTypes& t);
 
+// The outcome a raised exception stands for: the one mapping from exceptions to outcomes. `value`
+// may be null or unnormalized (then only its type is looked at). Never leaves an error set.
+//   Rejected subclasses         -> the local rejection kind
+//   CANCELLED_TYPES             -> cancelled
+//   DeadlineExceeded            -> deadline_exceeded
+//   TIMEOUT_TYPES               -> timeout
+//   ConnectionError             -> connection_reset
+//   status_code / status in [300, 599], on the exception or on its `response` -> that status
+//   anything else               -> error
 Outcome OutcomeOfException(PyTypeObject* type, PyObject* value, const ExceptionTypes& t) {
   const bool instance = value != nullptr && PyExceptionInstance_Check(value);
   if (instance && CachedPlain(type) && HasNoInstanceAttributes(value)) {

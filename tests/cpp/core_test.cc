@@ -106,7 +106,8 @@ TEST(OutcomeTest, ClassificationTable) {
   auto cls = [](const Outcome& o) { return ClassifyOutcome(o); };
   EXPECT_EQ(cls(Outcome::Success()), OutcomeClass::kSuccess);
   EXPECT_EQ(cls(Outcome::Http(204)), OutcomeClass::kSuccess);
-  for (OutcomeKind k : {OutcomeKind::kTimeout, OutcomeKind::kConnectionReset, OutcomeKind::kError}) {
+  for (OutcomeKind k :
+       {OutcomeKind::kTimeout, OutcomeKind::kConnectionReset, OutcomeKind::kError}) {
     EXPECT_EQ(cls(Outcome::Of(k)), OutcomeClass::kDependencyFault) << OutcomeKindName(k);
   }
   for (int st : {408, 429, 500, 501, 502, 503, 504, 599}) {
