@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -314,3 +315,162 @@ def test_many_threads_on_one_breaker_account_for_every_call() -> None:
     assert worst_in_flight <= 2
     for a, b in itertools.pairwise(seen):
         assert a.to_state == b.from_state
+
+
+# --- the outcome table (issue #12) ----------------------------------------------------------
+
+
+class HttpError(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+def test_caller_deadlines_open_nothing_without_a_dependency_call() -> None:
+    from reliability_lab.backoff import Backoff
+    from reliability_lab.errors import DeadlineExceeded
+    from reliability_lab.retry import Retry
+
+    clock = ManualClock()
+    cb = make(clock, consecutive_failures=2)
+    retry = Retry(backoff=Backoff(jitter="none"), clock=clock)
+    calls: list[int] = []
+    for _ in range(3):
+        with pytest.raises(DeadlineExceeded):
+            cb.call(retry.call_within, 0.0, calls.append, 1)
+    assert calls == []
+    assert cb.state == "closed"
+    assert cb.snapshot()["ignored"] == 3 and cb.snapshot()["failures"] == 0
+
+
+@pytest.mark.parametrize(
+    "make_exc",
+    [
+        lambda: __import__("concurrent.futures").futures.CancelledError(),
+        lambda: __import__("asyncio").CancelledError(),
+        lambda: __import__("reliability_lab.errors").errors.Cancelled("stop"),
+    ],
+)
+def test_caller_cancellation_counts_as_neither(make_exc: Callable[[], BaseException]) -> None:
+    cb = make(ManualClock(), consecutive_failures=1)
+
+    def cancelled() -> None:
+        raise make_exc()
+
+    for _ in range(3):
+        with pytest.raises(BaseException):  # noqa: B017 - one of the cancellation types
+            cb.call(cancelled)
+    assert cb.state == "closed" and cb.snapshot()["ignored"] == 3
+
+
+def test_http_4xx_is_the_callers_fault_and_5xx_the_dependencys() -> None:
+    cb = make(ManualClock(), consecutive_failures=2)
+
+    def answer(status: int) -> None:
+        raise HttpError(status)
+
+    for _ in range(5):
+        with pytest.raises(HttpError):
+            cb.call(answer, 404)
+    assert cb.state == "closed"
+    assert cb.snapshot()["successes"] == 5  # the dependency answered: it is healthy
+    for status in (503, 429):
+        with pytest.raises(HttpError):
+            cb.call(answer, status)
+    assert cb.state == "open"
+
+
+def test_exclude_overrides_the_table() -> None:
+    cb = CircuitBreaker(
+        Breaker(consecutive_failures=1), clock=ManualClock(), exclude=[HttpError]
+    )
+    with pytest.raises(HttpError), cb.allow():
+        raise HttpError(503)
+    with pytest.raises(HttpError):
+        cb.call(lambda: (_ for _ in ()).throw(HttpError(500)))
+    assert cb.state == "closed" and cb.snapshot()["ignored"] == 2
+    with pytest.raises(ValueError, match="exclude must hold exception types"):
+        CircuitBreaker(exclude=[42])  # type: ignore[list-item]
+
+
+# --- background listener delivery -------------------------------------------------------------
+
+
+def test_background_listeners_do_not_delay_the_call_and_keep_order() -> None:
+    clock = ManualClock()
+    release = threading.Event()
+    entered = threading.Event()
+    seen: list[tuple[str, str, int]] = []
+    caller = threading.get_ident()
+    threads: set[int] = set()
+
+    def slow(t: Transition) -> None:
+        threads.add(threading.get_ident())
+        entered.set()
+        release.wait(30)  # blocks until the test lets it go: a listener far slower than the call
+        seen.append((t.from_state, t.to_state, t.generation))
+
+    cb = CircuitBreaker(
+        Breaker(consecutive_failures=1, open_for=1.0),
+        clock=clock,
+        listeners=[slow],
+        listener_delivery="background",
+    )
+    assert cb.listener_delivery == "background"
+    trip(cb, 1)  # returns although the listener is still blocked on `release`
+    assert entered.wait(30)
+    assert not release.is_set() and seen == []
+    clock.advance(1.0)
+    assert cb.call(lambda: "ok") == "ok"  # open -> half_open -> closed, queued behind
+    for _ in range(3):
+        cb.force_open()
+        cb.force_closed()
+    release.set()
+    assert cb.flush_listeners(timeout=30)
+    expected = [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    expected += [("closed", "open"), ("open", "closed")] * 3
+    assert [(a, b) for a, b, _ in seen] == expected
+    assert [g for _, _, g in seen] == list(range(1, len(expected) + 1))
+    assert threads and caller not in threads
+    assert cb.close_listeners(timeout=30)
+    assert cb.close_listeners(timeout=30)  # idempotent
+    # After close, delivery continues on the caller's thread, still once and in order.
+    cb.force_open()
+    assert seen[-1][:2] == ("closed", "open") and len(seen) == len(expected) + 1
+
+
+def test_background_delivery_from_many_threads_is_exactly_once_in_order() -> None:
+    clock = ManualClock()
+    seen: list[Transition] = []
+    cb = CircuitBreaker(
+        Breaker(consecutive_failures=1, open_for=0.001),
+        clock=clock,
+        listeners=[seen.append],
+        listener_delivery="background",
+    )
+
+    def work() -> None:
+        for _ in range(300):
+            clock.advance(0.001)
+            with contextlib.suppress(Rejected, Boom):
+                cb.call(fail)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cb.flush_listeners(timeout=30)
+    assert cb.snapshot()["transitions"] == len(seen) > 0
+    assert [t.generation for t in seen] == list(range(1, len(seen) + 1))
+    for a, b in itertools.pairwise(seen):
+        assert a.to_state == b.from_state
+    cb.close_listeners()
+
+
+def test_listener_delivery_is_validated() -> None:
+    with pytest.raises(ValueError, match="listener_delivery must be 'caller' or 'background'"):
+        CircuitBreaker(listener_delivery="thread")  # type: ignore[arg-type]
+    cb = CircuitBreaker()
+    assert cb.listener_delivery == "caller"
+    assert cb.flush_listeners() and cb.close_listeners()

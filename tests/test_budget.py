@@ -77,6 +77,21 @@ def test_a6_requests_and_non_retryable_failures_do_not_count() -> None:
     assert b.tokens == 3
 
 
+def test_a6_token_ratio_above_one_as_in_grpc_tests() -> None:
+    # gRFC A6 only requires tokenRatio > 0; gRPC's own retry-throttling tests use 1.6.
+    b = TokenBucket(max_tokens=10, token_ratio=1.6)
+    assert b.token_ratio == 1.6
+    for _ in range(5):
+        b.on_outcome(0.0, False, True)
+    assert b.tokens == 5 and not b.try_acquire_retry(0.0)  # at max/2: no retries
+    b.on_outcome(0.0, True, False)
+    assert b.tokens == 6.6 and b.try_acquire_retry(0.0)  # one success returns 1.6 tokens
+    for _ in range(3):
+        b.on_outcome(0.0, True, False)
+    assert b.tokens == 10  # capped at max_tokens (6.6 + 4.8 would be 11.4)
+    assert TokenBucketConfig(max_tokens=10, token_ratio=1000).token_ratio == 1000
+
+
 def test_a6_three_decimal_places() -> None:
     assert TokenBucket(10, 0.57).token_ratio == 0.57  # 569.999... thousandths rounds to 570
     assert TokenBucket(10, 0.1234).token_ratio == 0.123
@@ -85,7 +100,7 @@ def test_a6_three_decimal_places() -> None:
 
 @given(
     max_tokens=st.integers(1, 1_000_000).map(lambda m: m / 1000),
-    token_ratio=st.integers(1, 1000).map(lambda r: r / 1000),
+    token_ratio=st.integers(1, 3000).map(lambda r: r / 1000),
     events=st.lists(EVENTS, max_size=300),
 )
 @settings(max_examples=200, deadline=None)
@@ -152,8 +167,8 @@ def test_token_bucket_many_threads_stay_in_range() -> None:
         ({"max_tokens": math.nan}, "max_tokens"),
         ({"max_tokens": math.inf}, "max_tokens"),
         ({"max_tokens": 0.0001}, "max_tokens must be at least 0.0005"),
-        ({"token_ratio": 0}, r"token_ratio must be a finite number in \(0, 1\]"),
-        ({"token_ratio": 1.5}, "token_ratio"),
+        ({"token_ratio": 0}, r"token_ratio must be a finite number in \(0, 1000\]"),
+        ({"token_ratio": 1000.5}, "token_ratio"),
         ({"token_ratio": -math.inf}, "token_ratio"),
         ({"token_ratio": "0.1"}, "token_ratio must be a number"),
     ],
@@ -171,7 +186,7 @@ def test_token_bucket_config_is_frozen_and_builds() -> None:
     assert b.config == cfg and b.max_tokens == 4
     assert TokenBucket.from_config(cfg).tokens == 4
     with pytest.raises(ValueError, match="token_ratio"):
-        TokenBucketConfig(token_ratio=2)
+        TokenBucketConfig(token_ratio=2000)
 
 
 def test_budgets_follow_the_protocol() -> None:

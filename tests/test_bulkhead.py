@@ -308,3 +308,60 @@ def test_state_machine_matches_model(max_concurrent: int, max_waiting: int, ops:
         assert (snap.active, snap.waiting) == (active, waiting)
         assert snap.active <= max_concurrent and snap.waiting <= max_waiting
         assert snap.waiting == 0 or snap.active == max_concurrent  # no free slot while waiting
+
+
+# --- close (issue #12) ------------------------------------------------------------------------
+
+
+def test_close_releases_waiters_and_fails_later_acquires() -> None:
+    import contextlib
+
+    from reliability_lab.errors import BulkheadClosed
+
+    bh = Bulkhead(max_concurrent=1, max_waiting=3, name="pricing")
+    bh.acquire()  # the only slot: everyone else waits (without a time limit)
+    results: list[BaseException | None] = []
+    lock = threading.Lock()
+
+    def wait_for_slot() -> None:
+        try:
+            bh.acquire()
+        except BaseException as exc:
+            with lock:
+                results.append(exc)
+        else:  # pragma: no cover - would be a bug
+            with lock:
+                results.append(None)
+
+    threads = [threading.Thread(target=wait_for_slot) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(3000):  # bounded: at most ~30 s
+        if bh.stats().waiting == 3:
+            break
+        time.sleep(0.01)
+    assert bh.stats().waiting == 3
+    assert not bh.closed
+    bh.close()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert len(results) == 3 and all(isinstance(r, BulkheadClosed) for r in results)
+    assert all(isinstance(r, Rejected) and "closed" in str(r) for r in results)
+    assert bh.closed
+    s = bh.stats()
+    assert (s.waiting, s.abandoned, s.active) == (0, 3, 1)
+    with pytest.raises(BulkheadClosed):
+        bh.acquire()
+    with pytest.raises(BulkheadClosed):
+        bh.call(lambda: None)
+    bh.release()  # the slot held before the close is still released normally
+    assert bh.stats().active == 0
+    bh.close()  # idempotent
+    with pytest.raises(BulkheadClosed):
+        bh.acquire()
+
+    other = Bulkhead(max_concurrent=2)
+    with contextlib.closing(other):
+        assert other.call(lambda: 7) == 7
+    assert other.closed

@@ -696,3 +696,122 @@ def test_real_clock_sleeps() -> None:
 
     assert r.call(fn) == "ok"
     assert r.stats().retries == 2
+
+
+# --- call_with: the remaining budget and a cancel token (issue #12) -------------------------
+
+
+def test_call_with_tells_each_attempt_its_number_and_remaining_time() -> None:
+    from reliability_lab.retry import RetryContext
+
+    clock = ManualClock(100.0)
+    seen: list[tuple[int, float | None, float | None]] = []
+
+    def attempt(ctx: RetryContext) -> str:
+        seen.append((ctx.attempt, ctx.deadline, ctx.remaining))
+        clock.advance(1.0)  # the attempt takes a second
+        if ctx.attempt < 3:
+            raise TimeoutError
+        return "ok"
+
+    policy = Retry(max_attempts=3, backoff=CONSTANT, clock=clock)
+    assert policy.call_with(attempt, timeout=10.0) == "ok"
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert all(s[1] == pytest.approx(110.0) for s in seen)
+    # 10 s budget; each failed attempt costs 1 s plus a 0.1 s sleep.
+    assert [s[2] for s in seen] == pytest.approx([10.0, 8.9, 7.8])
+    # Without a deadline the context says so; the earliest of timeout/deadline wins.
+    assert policy.call_with(lambda ctx: ctx.remaining) is None
+    assert policy.call_with(lambda ctx: ctx.remaining, timeout=50.0, deadline=105.0) == (
+        pytest.approx(105.0 - clock.now())
+    )
+    assert policy.stats().succeeded == 3
+
+
+def test_call_with_deadline_still_ends_with_deadline_exceeded() -> None:
+    clock = ManualClock()
+    policy = Retry(max_attempts=5, backoff=CONSTANT, clock=clock)
+    calls: list[int] = []
+
+    def attempt(ctx: Any) -> None:
+        calls.append(ctx.attempt)
+        clock.advance(0.5)
+        raise TimeoutError
+
+    with pytest.raises(errors.DeadlineExceeded):
+        policy.call_with(attempt, timeout=1.0)
+    assert calls == [1, 2]
+    with pytest.raises(ValueError, match="timeout"):
+        policy.call_with(attempt, timeout=-1.0)
+    with pytest.raises(ValueError, match="deadline"):
+        policy.call_with(attempt, deadline=math.nan)
+    with pytest.raises(TypeError, match="cancel"):
+        policy.call_with(attempt, cancel=object())  # type: ignore[arg-type]
+
+
+def test_cancel_ends_the_sleep_with_cancelled_on_a_manual_clock() -> None:
+    clock = ManualClock()
+    cancel = threading.Event()
+
+    def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+        if attempt == 2:
+            cancel.set()  # as if another thread cancelled during this sleep
+
+    policy = Retry(max_attempts=10, backoff=CONSTANT, clock=clock, on_retry=on_retry)
+    calls: list[int] = []
+
+    def attempt(ctx: Any) -> None:
+        calls.append(ctx.attempt)
+        raise ConnectionResetError
+
+    with pytest.raises(errors.Cancelled) as info:
+        policy.call_with(attempt, cancel=cancel)
+    assert calls == [1, 2]
+    assert info.value.attempts == 2
+    assert isinstance(info.value.__cause__, ConnectionResetError)
+    assert policy.stats().cancelled == 1 and policy.stats().calls == 1
+    # A token already set: nothing is attempted.
+    with pytest.raises(errors.Cancelled) as info:
+        policy.call_with(attempt, cancel=cancel)
+    assert calls == [1, 2] and info.value.attempts == 0
+
+
+def test_cancel_from_another_thread_wakes_a_long_backoff_sleep() -> None:
+    from reliability_lab.breaker import Breaker, CircuitBreaker
+
+    cancel = threading.Event()
+    sleeping = threading.Event()
+    long_sleep = Backoff(initial=3600.0, multiplier=1.0, max_delay=3600.0, jitter="none")
+    policy = Retry(
+        max_attempts=3, backoff=long_sleep, on_retry=lambda *_: sleeping.set()
+    )  # the steady clock: a real sleep of an hour unless cancelled
+    breaker = CircuitBreaker(Breaker(consecutive_failures=1))
+    outcome: list[BaseException] = []
+
+    def attempt(ctx: Any) -> None:
+        raise TimeoutError
+
+    def run() -> None:
+        try:
+            breaker.call(policy.call_with, attempt, cancel=cancel)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert sleeping.wait(30)
+    cancel.set()
+    worker.join(60)  # generous: the point is that it ends at all, not how fast
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], errors.Cancelled)
+    # The breaker around the retry does not count a cancellation.
+    assert breaker.state == "closed" and breaker.snapshot()["ignored"] == 1
+
+
+def test_cancelled_from_the_callable_is_permanent() -> None:
+    clock = ManualClock()
+    policy = Retry(max_attempts=5, backoff=CONSTANT, clock=clock, retry_on=["error"])
+    flaky = Flaky(clock, errors.Cancelled("the caller gave up"))
+    with pytest.raises(errors.Cancelled):
+        policy.call(flaky)
+    assert len(flaky.starts) == 1

@@ -487,7 +487,7 @@ def test_replace_errors_name_the_dotted_path() -> None:
             "payment.retry.backoff.max_delay must be a finite number in [0.1, 1e+06]",
         ),
         "payment.retry.max_attempts": (0, "payment.retry.max_attempts must be an integer"),
-        "payment.budget.token_ratio": (2, "payment.budget.token_ratio must be a finite number"),
+        "payment.budget.token_ratio": (2000, "payment.budget.token_ratio must be a finite number"),
         "pricing.bulkhead.max_concurrent": (0, "pricing.bulkhead.max_concurrent must be"),
         "payment.throttle.k": (0.5, "payment.throttle.k must be a finite number in [1, 1000]"),
         "pricing.fallback.cache_ttl": (0, "pricing.fallback.cache_ttl must be a finite number"),

@@ -4,15 +4,20 @@
 // methods: a Python exception raised by the guarded function then stays on CPython's error path
 // (about 0.3 us) instead of crossing C++ as a thrown exception (about 3-6 us), and a rejection is
 // raised without a C++ throw. Everything else uses ordinary pybind11 definitions.
+//
+// This file also maps Python exceptions to outcomes (OutcomeOfException): the breaker, the Python
+// retry and the tests all use that one mapping, and the one table in core/outcome.h on top of it.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "common.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/circuit_breaker.h"
 
@@ -34,15 +39,209 @@ struct PyCallback {
   py::object fn;
 };
 
+// The exception types the mapping needs, from reliability_lab.errors (which lists them once).
+// Resolved on first use and kept for the interpreter's lifetime (leaked on purpose: destroying
+// Python objects after finalization would crash).
+struct ExceptionTypes {
+  PyObject* breaker_open;
+  PyObject* half_open_full;
+  PyObject* bulkhead_full;
+  PyObject* rejected;
+  PyObject* deadline;
+  PyObject* cancelled;   // tuple
+  PyObject* timeouts;    // tuple
+  PyObject* connection;  // ConnectionError
+  PyObject* status_code;
+  PyObject* status;
+  PyObject* response;
+};
+
+const ExceptionTypes* g_types = nullptr;
+
+// Resolves g_types; raises (a C++ exception) if reliability_lab.errors cannot be imported.
+const ExceptionTypes& TypesOrThrow() {
+  if (g_types != nullptr) return *g_types;
+  py::module_ errors = py::module_::import("reliability_lab.errors");
+  auto get = [&](const char* name) { return py::object(errors.attr(name)).release().ptr(); };
+  auto get_tuple = [&](const char* name) {
+    py::object value = errors.attr(name);
+    if (!py::isinstance<py::tuple>(value)) {
+      throw py::type_error(std::string("reliability_lab.errors.") + name + " must be a tuple");
+    }
+    return value.release().ptr();
+  };
+  auto intern = [](const char* name) {
+    PyObject* s = PyUnicode_InternFromString(name);
+    if (s == nullptr) throw py::error_already_set();
+    return s;
+  };
+  auto* t = new ExceptionTypes{
+      get("BreakerOpen"),
+      get("BreakerHalfOpenFull"),
+      get("BulkheadFull"),
+      get("Rejected"),
+      get("DeadlineExceeded"),
+      get_tuple("CANCELLED_TYPES"),
+      get_tuple("TIMEOUT_TYPES"),
+      py::reinterpret_borrow<py::object>(PyExc_ConnectionError).release().ptr(),
+      intern("status_code"),
+      intern("status"),
+      intern("response"),
+  };
+  if (g_types == nullptr) g_types = t;  // the GIL is held; a racing import at most leaks one copy
+  return *g_types;
+}
+
+bool IsSubtype(PyTypeObject* type, PyObject* cls) {
+  return PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(cls)) != 0;
+}
+
+bool IsSubtypeOfAny(PyTypeObject* type, PyObject* tuple) {
+  const Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* cls = PyTuple_GET_ITEM(tuple, i);
+    if (PyType_Check(cls) && IsSubtype(type, cls)) return true;
+  }
+  return false;
+}
+
+// obj.name, or nullptr if it is missing or its lookup raised (the error is cleared).
+PyObject* OptionalAttr(PyObject* obj, PyObject* name) {
+  PyObject* value = nullptr;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (PyObject_GetOptionalAttr(obj, name, &value) < 0) PyErr_Clear();
+#else
+  if (_PyObject_LookupAttr(obj, name, &value) < 0) PyErr_Clear();
+#endif
+  return value;
+}
+
+// An HTTP error status in [300, 599] carried as `status_code` or `status` on `obj`, or 0. An
+// int subclass (http.HTTPStatus) counts; bool does not.
+int StatusOf(PyObject* obj, const ExceptionTypes& t) {
+  for (PyObject* name : {t.status_code, t.status}) {
+    PyObject* value = OptionalAttr(obj, name);
+    if (value == nullptr) continue;
+    long status = 0;
+    if (PyLong_Check(value) && !PyBool_Check(value)) {
+      status = PyLong_AsLong(value);
+      if (status == -1 && PyErr_Occurred() != nullptr) PyErr_Clear();
+    }
+    Py_DECREF(value);
+    // 1xx/2xx on an exception is not a success: only error statuses count.
+    if (status >= 300 && status <= 599) return static_cast<int>(status);
+  }
+  return 0;
+}
+
+// The classification of the last plain exception type (one that maps to `error` and cannot carry
+// a status except through its instance dict), so that a dependency raising the same exception
+// again costs two compares instead of a dozen subtype checks and three attribute lookups. Keyed
+// on the type's version tag, which changes whenever the type (or a base) is modified and is
+// never reused by another type. Only touched with the GIL held.
+struct PlainTypeCache {
+  PyTypeObject* type = nullptr;
+  unsigned int version = 0;
+};
+PlainTypeCache g_plain_cache;
+
+bool ValidVersionTag(PyTypeObject* type) {
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+  if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) return false;
+#endif
+  return type->tp_version_tag != 0;
+}
+
+bool CachedPlain(PyTypeObject* type) {
+  return type == g_plain_cache.type && type->tp_version_tag == g_plain_cache.version &&
+         ValidVersionTag(type);
+}
+
+// No instance attributes at all: a status can only come from the instance dict.
+bool HasNoInstanceAttributes(PyObject* value) {
+  PyObject* dict = reinterpret_cast<PyBaseExceptionObject*>(value)->dict;
+  return dict == nullptr || PyDict_GET_SIZE(dict) == 0;
+}
+
+Outcome OutcomeOfExceptionUncached(PyTypeObject* type, PyObject* value, const ExceptionTypes& t);
+
+// The outcome a raised exception stands for: the one mapping from exceptions to outcomes. `value`
+// may be null or unnormalized (then only its type is looked at). Never leaves an error set.
+//   Rejected subclasses         -> the local rejection kind
+//   CANCELLED_TYPES             -> cancelled
+//   DeadlineExceeded            -> deadline_exceeded
+//   TIMEOUT_TYPES               -> timeout
+//   ConnectionError             -> connection_reset
+//   status_code / status in [300, 599], on the exception or on its `response` -> that status
+//   anything else               -> error
+Outcome OutcomeOfException(PyTypeObject* type, PyObject* value, const ExceptionTypes& t) {
+  const bool instance = value != nullptr && PyExceptionInstance_Check(value);
+  if (instance && CachedPlain(type) && HasNoInstanceAttributes(value)) {
+    return Outcome::Of(OutcomeKind::kError);
+  }
+  const Outcome o = OutcomeOfExceptionUncached(type, value, t);
+  if (o.kind == OutcomeKind::kError && instance && type->tp_getattro == PyObject_GenericGetAttr &&
+      ValidVersionTag(type)) {
+    // Cacheable only if the type itself (class attributes, properties, slots) has none of the
+    // status attributes; a __getattr__ override rules caching out above.
+    bool type_has_status = false;
+    for (PyObject* name : {t.status_code, t.status, t.response}) {
+      PyObject* attr = OptionalAttr(reinterpret_cast<PyObject*>(type), name);
+      if (attr != nullptr) {
+        type_has_status = true;
+        Py_DECREF(attr);
+      }
+    }
+    if (!type_has_status) g_plain_cache = {type, type->tp_version_tag};
+  }
+  return o;
+}
+
+Outcome OutcomeOfExceptionUncached(PyTypeObject* type, PyObject* value, const ExceptionTypes& t) {
+  if (IsSubtype(type, t.rejected)) {
+    if (IsSubtype(type, t.breaker_open)) return Outcome::Of(OutcomeKind::kBreakerOpen);
+    if (IsSubtype(type, t.half_open_full)) return Outcome::Of(OutcomeKind::kBreakerHalfOpenFull);
+    if (IsSubtype(type, t.bulkhead_full)) return Outcome::Of(OutcomeKind::kBulkheadFull);
+    return Outcome::Of(OutcomeKind::kThrottled);
+  }
+  if (IsSubtypeOfAny(type, t.cancelled)) return Outcome::Of(OutcomeKind::kCancelled);
+  if (IsSubtype(type, t.deadline)) return Outcome::Of(OutcomeKind::kDeadlineExceeded);
+  if (IsSubtypeOfAny(type, t.timeouts)) return Outcome::Of(OutcomeKind::kTimeout);
+  if (IsSubtype(type, t.connection)) return Outcome::Of(OutcomeKind::kConnectionReset);
+  if (value != nullptr && PyExceptionInstance_Check(value)) {
+    int status = StatusOf(value, t);
+    if (status == 0) {
+      PyObject* response = OptionalAttr(value, t.response);
+      if (response != nullptr) {
+        if (response != Py_None) status = StatusOf(response, t);
+        Py_DECREF(response);
+      }
+    }
+    if (status != 0) return Outcome::Http(status);
+  }
+  return Outcome::Of(OutcomeKind::kError);
+}
+
 // The Python-facing breaker: the policy plus its clock, name and exception classification.
 struct PyBreaker {
   std::unique_ptr<CircuitBreaker> breaker;
   std::shared_ptr<Clock> clock;
   py::str name;
-  py::object ignored;  // tuple of exception types counted as neither success nor failure
+  py::object excluded;  // tuple of user types counted as neither success nor failure
+  bool has_excluded = false;
   py::object open_error;
   py::object half_open_full_error;
 };
+
+// What the breaker counts for an exception: the user's exclusions first, then the table.
+CallResult ResultOfException(const PyBreaker* b, PyObject* type, PyObject* value) {
+  if (b->has_excluded && PyErr_GivenExceptionMatches(type, b->excluded.ptr()) != 0) {
+    return CallResult::kIgnored;
+  }
+  if (!PyType_Check(type)) return CallResult::kFailure;
+  return BreakerResultOf(
+      OutcomeOfException(reinterpret_cast<PyTypeObject*>(type), value, *g_types));
+}
 
 PyBreaker* Self(PyObject* self) {
   auto* inst = reinterpret_cast<py::detail::instance*>(self);
@@ -83,15 +282,20 @@ void SetRejection(PyBreaker* b, const BreakerPermit& permit) {
 }
 
 // Records with any pending Python exception set aside, because Record may run Python listeners.
-void RecordPreservingError(PyBreaker* b, uint64_t token, CallResult result, int64_t start_ns) {
+// A pending exception is classified (unless `result` is given) before it is set aside.
+void RecordPreservingError(PyBreaker* b, uint64_t token, std::optional<CallResult> result,
+                           int64_t start_ns) {
   const int64_t end_ns = b->clock->NowNs();
   if (PyErr_Occurred() == nullptr) {
-    b->breaker->Record(token, result, end_ns, end_ns - start_ns);
+    // No result and no exception: a callable that returned NULL without setting one (CPython then
+    // raises SystemError), so a failure.
+    b->breaker->Record(token, result.value_or(CallResult::kFailure), end_ns, end_ns - start_ns);
     return;
   }
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  b->breaker->Record(token, result, end_ns, end_ns - start_ns);
+  if (!result.has_value()) result = ResultOfException(b, type, value);
+  b->breaker->Record(token, *result, end_ns, end_ns - start_ns);
   PyErr_Restore(type, value, tb);
 }
 
@@ -111,12 +315,11 @@ PyObject* BreakerCall(PyObject* self, PyObject* const* args, Py_ssize_t nargsf, 
     return nullptr;
   }
   PyObject* result = PyObject_Vectorcall(args[0], args + 1, nargs - 1, kwnames);
-  CallResult outcome = CallResult::kSuccess;
   if (result == nullptr) {
-    outcome =
-        PyErr_ExceptionMatches(b->ignored.ptr()) ? CallResult::kIgnored : CallResult::kFailure;
+    RecordPreservingError(b, permit.token, std::nullopt, start_ns);  // classifies the exception
+  } else {
+    RecordPreservingError(b, permit.token, CallResult::kSuccess, start_ns);
   }
-  RecordPreservingError(b, permit.token, outcome, start_ns);
   return result;
 }
 
@@ -158,16 +361,34 @@ PyObject* BreakerRecord(PyObject* self, PyObject* const* args, Py_ssize_t nargsf
   Py_RETURN_NONE;
 }
 
+// breaker._result_of(exc) -> 0 (success), 1 (failure) or 2 (ignored): what the breaker counts
+// for `exc` raised by a guarded call (the Permit context manager uses it).
+PyObject* BreakerResultOfException(PyObject* self, PyObject* const* args, Py_ssize_t nargsf) {
+  PyBreaker* b = Self(self);
+  if (b == nullptr) return nullptr;
+  if (PyVectorcall_NARGS(nargsf) != 1 || !PyExceptionInstance_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "_result_of(exc) takes one exception instance");
+    return nullptr;
+  }
+  const CallResult r =
+      ResultOfException(b, reinterpret_cast<PyObject*>(Py_TYPE(args[0])), args[0]);
+  return PyLong_FromLong(static_cast<long>(r));
+}
+
 PyMethodDef kRawMethods[] = {
     {"call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&BreakerCall)),
      METH_FASTCALL | METH_KEYWORDS,
      "call(fn, /, *args, **kwargs)\n--\n\nRuns fn through the breaker: raises BreakerOpen or "
      "BreakerHalfOpenFull without calling it when rejected; records its outcome otherwise (an "
-     "exception is a failure unless its type is ignored) and returns or re-raises."},
+     "exception counts by the outcome table unless its type is excluded) and returns or "
+     "re-raises."},
     {"_allow", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&BreakerAllow)),
      METH_FASTCALL, "Admits one call: returns (token, start_ns) or raises the rejection."},
     {"_record", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&BreakerRecord)),
      METH_FASTCALL, "Records an admitted call: _record(token, result, start_ns)."},
+    {"_result_of",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&BreakerResultOfException)),
+     METH_FASTCALL, "What the breaker counts for an exception: 0 success, 1 failure, 2 ignored."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -206,6 +427,14 @@ py::dict SnapshotDict(const BreakerSnapshot& s) {
   return d;
 }
 
+// An outcome from a kind name and, for "http_status", a status in [100, 599].
+Outcome OutcomeArg(const std::string& kind, int http_status) {
+  const OutcomeKind k = ValueOrThrow(ParseOutcomeKind(kind));
+  if (k != OutcomeKind::kHttpStatus) return Outcome::Of(k);
+  ThrowIfError(CheckIntRange("http_status", http_status, 100, 599));
+  return Outcome::Http(http_status);
+}
+
 BreakerState ParseState(const std::string& state) {
   if (state == "closed") return BreakerState::kClosed;
   if (state == "open") return BreakerState::kOpen;
@@ -223,7 +452,7 @@ void RegisterBreaker(py::module_& m) {
                       double slow_call_duration, const std::string& window, int window_size,
                       double window_duration, int window_buckets, int minimum_calls,
                       double open_for, double open_growth, double max_open_for,
-                      int half_open_max_calls, int success_threshold, py::object ignored) {
+                      int half_open_max_calls, int success_threshold, py::tuple excluded) {
             if (!clock) throw py::value_error("clock must be a Clock, got None");
             BreakerConfig c;
             c.consecutive_failures = consecutive_failures;
@@ -245,10 +474,17 @@ void RegisterBreaker(py::module_& m) {
             b->breaker = ValueOrThrow(CircuitBreaker::Create(c));
             b->clock = std::move(clock);
             b->name = py::str(name);
-            b->ignored = py::tuple(std::move(ignored));
-            py::module_ errors = py::module_::import("reliability_lab.errors");
-            b->open_error = errors.attr("BreakerOpen");
-            b->half_open_full_error = errors.attr("BreakerHalfOpenFull");
+            for (py::handle t : excluded) {
+              if (!PyExceptionClass_Check(t.ptr())) {
+                throw py::value_error("exclude must hold exception types, got " +
+                                      py::repr(t).cast<std::string>());
+              }
+            }
+            b->has_excluded = !excluded.empty();
+            b->excluded = std::move(excluded);
+            const ExceptionTypes& types = TypesOrThrow();
+            b->open_error = py::reinterpret_borrow<py::object>(types.breaker_open);
+            b->half_open_full_error = py::reinterpret_borrow<py::object>(types.half_open_full);
             return b;
           }),
           py::arg("clock"), py::arg("name"), py::arg("consecutive_failures"),
@@ -256,7 +492,7 @@ void RegisterBreaker(py::module_& m) {
           py::arg("slow_call_duration"), py::arg("window"), py::arg("window_size"),
           py::arg("window_duration"), py::arg("window_buckets"), py::arg("minimum_calls"),
           py::arg("open_for"), py::arg("open_growth"), py::arg("max_open_for"),
-          py::arg("half_open_max_calls"), py::arg("success_threshold"), py::arg("ignored"))
+          py::arg("half_open_max_calls"), py::arg("success_threshold"), py::arg("excluded"))
       .def_property_readonly(
           "state",
           [](PyBreaker& b) {
@@ -293,6 +529,43 @@ void RegisterBreaker(py::module_& m) {
           },
           py::arg("fn"),
           "Sets the one native listener: fn(from, to, at, generation), run outside the lock.");
+
+  m.def(
+      "outcome_of_exception",
+      [](py::object exc) {
+        if (!PyExceptionInstance_Check(exc.ptr())) {
+          throw py::type_error("outcome_of_exception takes an exception instance, got " +
+                               py::repr(exc).cast<std::string>());
+        }
+        const Outcome o = OutcomeOfException(Py_TYPE(exc.ptr()), exc.ptr(), TypesOrThrow());
+        return py::make_tuple(std::string(OutcomeKindName(o.kind)), o.http_status);
+      },
+      py::arg("exc"),
+      "The outcome an exception stands for, as (kind name, HTTP status or 0): the one mapping "
+      "the Python breaker and retry use.");
+  m.def(
+      "classify_outcome",
+      [](const std::string& kind, int http_status) {
+        return std::string(OutcomeClassName(ClassifyOutcome(OutcomeArg(kind, http_status))));
+      },
+      py::arg("kind"), py::arg("http_status") = 0,
+      "The outcome table: 'success', 'dependency_fault', 'caller_fault', 'caller_gave_up' or "
+      "'local_rejection'.");
+  m.def(
+      "breaker_result_of",
+      [](const std::string& kind, int http_status) {
+        switch (BreakerResultOf(OutcomeArg(kind, http_status))) {
+          case CallResult::kSuccess:
+            return "success";
+          case CallResult::kFailure:
+            return "failure";
+          case CallResult::kIgnored:
+            return "ignored";
+        }
+        return "failure";
+      },
+      py::arg("kind"), py::arg("http_status") = 0,
+      "What the engines' breakers count for an outcome: 'success', 'failure' or 'ignored'.");
 
   auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
   for (PyMethodDef* def = kRawMethods; def->ml_name != nullptr; ++def) {

@@ -108,8 +108,8 @@ void RegisterBulkhead(py::module_& m) {
       .def(
           "acquire",
           [](BlockingBulkhead& b) { return AcquireReleasingGil(b, b.config().max_wait_ns); },
-          "Waits up to the configured max_wait: 'admitted', 'rejected_full' or "
-          "'rejected_timeout'.")
+          "Waits up to the configured max_wait: 'admitted', 'rejected_full', "
+          "'rejected_timeout' or 'closed'.")
       .def(
           "acquire_for",
           [](BlockingBulkhead& b, std::optional<double> max_wait) {
@@ -129,6 +129,15 @@ void RegisterBulkhead(py::module_& m) {
             ThrowIfError(status);
           },
           "Gives the slot back (to the oldest waiter, if any); RuntimeError if none is held.")
+      .def(
+          "close",
+          [](BlockingBulkhead& b) {
+            py::gil_scoped_release release;
+            b.Close();
+          },
+          "Releases every waiter ('closed') and makes every later acquire return 'closed'; "
+          "idempotent.")
+      .def_property_readonly("closed", &BlockingBulkhead::closed)
       .def("stats", &BlockingBulkhead::Stats, "A consistent snapshot of gauges and counters.")
       .def_property_readonly("max_concurrent",
                              [](const BlockingBulkhead& b) { return b.config().max_concurrent; })

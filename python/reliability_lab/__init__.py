@@ -15,7 +15,9 @@ from reliability_lab.clock import Clock, ManualClock, SteadyClock, default_clock
 from reliability_lab.errors import (
     BreakerHalfOpenFull,
     BreakerOpen,
+    BulkheadClosed,
     BulkheadFull,
+    Cancelled,
     DeadlineExceeded,
     Rejected,
     ReliabilityLabError,
@@ -33,7 +35,7 @@ from reliability_lab.live import (
     OrderView,
     ShutdownReport,
 )
-from reliability_lab.retry import Retry, RetryStats, retry
+from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
     Brownout,
     Capacity,
@@ -73,8 +75,10 @@ __all__ = [
     "BreakerOpen",
     "Brownout",
     "Bulkhead",
+    "BulkheadClosed",
     "BulkheadConfig",
     "BulkheadFull",
+    "Cancelled",
     "Capacity",
     "CircuitBreaker",
     "Clock",
@@ -109,6 +113,7 @@ __all__ = [
     "Result",
     "Retry",
     "RetryBudgetExhausted",
+    "RetryContext",
     "RetryError",
     "RetryExhausted",
     "RetryStats",

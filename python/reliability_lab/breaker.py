@@ -14,21 +14,31 @@ Rejections raise :class:`~reliability_lab.errors.BreakerOpen` (open) or
 :class:`~reliability_lab.errors.BreakerHalfOpenFull` (half-open, every probe slot taken): two
 distinct types, both :class:`~reliability_lab.errors.Rejected`. The state machine, its counters
 and the hot ``call`` path are native; listeners run after the breaker's lock is released, exactly
-once per transition and in order.
+once per transition and in order, on the caller's thread or (``listener_delivery="background"``)
+on a delivery thread of the breaker's own.
+
+An exception raised by the guarded code counts by the same outcome table the engines use (see
+:mod:`reliability_lab.errors`): dependency faults (timeouts, connection errors, HTTP 408, 429 and
+5xx, any other exception) are failures; an HTTP 3xx/4xx answer is a success (the dependency
+answered; the request was wrong); the caller giving up (cancellation,
+:class:`~reliability_lab.errors.DeadlineExceeded`) and local rejections count as neither. Types
+listed in ``exclude`` count as neither, whatever the table says.
 """
 
 from __future__ import annotations
 
-import asyncio
+import collections
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from reliability_lab import _core
 from reliability_lab.clock import Clock, ManualClock, default_clock
-from reliability_lab.errors import Rejected
+from reliability_lab.errors import CANCELLED_TYPES, DeadlineExceeded, Rejected
 
 _log = logging.getLogger("reliability_lab")
 
@@ -38,16 +48,23 @@ R = TypeVar("R")
 BreakerStateName = Literal["closed", "open", "half_open"]
 
 #: Exceptions that are the caller giving up, or a policy refusing locally: they say nothing about
-#: the dependency's health, so they count as neither success nor failure.
+#: the dependency's health, so they count as neither success nor failure (the outcome table's
+#: ``caller_gave_up`` and ``local_rejection`` classes).
 CANCELLATION_TYPES: tuple[type[BaseException], ...] = (
-    KeyboardInterrupt,
-    SystemExit,
-    GeneratorExit,
-    asyncio.CancelledError,
+    *CANCELLED_TYPES,
+    DeadlineExceeded,
     Rejected,
 )
 
+ListenerDelivery = Literal["caller", "background"]
+
 _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+#: Transitions a background delivery thread may hold before a caller has to wait for room.
+MAX_QUEUED_TRANSITIONS = 1024
+#: How long a caller waits for room in a full delivery queue before dropping the transition.
+_QUEUE_WAIT_S = 10.0
+#: An idle delivery thread exits after this long; the next transition starts a new one.
+_IDLE_EXIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -186,10 +203,105 @@ class Permit:
     def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
         if exc_type is None:
             self._finish(_SUCCESS)
-        elif issubclass(exc_type, self._breaker._ignored_types):
-            self._finish(_IGNORED)
-        else:
+        elif isinstance(exc, BaseException):
+            self._finish(self._breaker._result_of(exc))
+        else:  # pragma: no cover - Python always passes the instance
             self._finish(_FAILURE)
+
+
+class _BackgroundDelivery:
+    """Delivers transitions on one thread, in submission order, each exactly once.
+
+    The thread starts on the first transition and exits after ``_IDLE_EXIT_S`` idle (so an
+    abandoned breaker leaves no thread behind). The queue holds at most ``max_queued``
+    transitions; a caller that finds it full waits for room, at most ``_QUEUE_WAIT_S``, then drops
+    the transition with an error log (only a listener stuck for that long can cause it).
+    """
+
+    def __init__(self, deliver: Callable[[Transition], None], name: str, max_queued: int) -> None:
+        self._deliver = deliver
+        self._name = name
+        self._max_queued = max_queued
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: collections.deque[Transition] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._busy = False  # the thread is delivering one transition, outside the lock
+        self._closed = False
+        self.dropped = 0
+
+    def submit(self, t: Transition) -> None:
+        with self._cond:
+            if self._closed and self._thread is None:
+                inline = True
+            else:
+                inline = False
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"breaker-listeners-{self._name}", daemon=True
+                    )
+                    self._thread.start()
+                elif threading.current_thread() is not self._thread:
+                    # The delivery thread itself never waits here: it is the one making room.
+                    end = time.monotonic() + _QUEUE_WAIT_S
+                    while len(self._queue) >= self._max_queued and self._thread is not None:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            self.dropped += 1
+                            _log.error(
+                                "circuit breaker %r: listener queue full for %.0f s, dropped %s",
+                                self._name, _QUEUE_WAIT_S, t,
+                            )
+                            return
+                        self._cond.wait(left)
+                self._queue.append(t)
+                self._cond.notify_all()
+        if inline:
+            self._deliver(t)
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                while not self._queue:
+                    if self._closed or (not self._cond.wait(_IDLE_EXIT_S) and not self._queue):
+                        if self._thread is me:
+                            self._thread = None
+                        self._cond.notify_all()
+                        return
+                t = self._queue.popleft()
+                self._busy = True
+                self._cond.notify_all()
+            self._deliver(t)
+
+    def flush(self, timeout: float) -> bool:
+        """Waits until every transition submitted so far has been delivered."""
+        if threading.current_thread() is self._thread:
+            return not self._queue
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """Stops the thread once the queue is drained; later transitions are delivered inline."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            if threading.current_thread() is self._thread:
+                return False
+            end = time.monotonic() + timeout
+            while self._thread is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
 
 
 class CircuitBreaker(_core.CircuitBreaker):
@@ -200,8 +312,15 @@ class CircuitBreaker(_core.CircuitBreaker):
         name: used in errors, listeners and metrics.
         clock: time source; a :class:`~reliability_lab.clock.ManualClock` makes tests instant.
         exclude: exception types that count as neither success nor failure (in addition to
-            cancellations and local rejections, see ``CANCELLATION_TYPES``).
+            cancellations, deadlines and local rejections, see ``CANCELLATION_TYPES``); this
+            overrides the outcome table.
         listeners: callables taking a :class:`Transition`.
+        listener_delivery: ``"caller"`` (default) runs listeners on the thread whose call caused
+            the transition, before that call returns; ``"background"`` hands transitions to a
+            delivery thread of this breaker, so a slow listener never delays a guarded call.
+            Either way each transition reaches each listener exactly once, in transition order.
+            Use :meth:`flush_listeners` to wait for delivery and :meth:`close_listeners` to stop
+            the thread (a daemon: transitions still queued at interpreter exit are lost).
     """
 
     def __init__(
@@ -212,6 +331,7 @@ class CircuitBreaker(_core.CircuitBreaker):
         clock: Clock | None = None,
         exclude: Iterable[type[BaseException]] = (),
         listeners: Iterable[Callable[[Transition], object]] = (),
+        listener_delivery: ListenerDelivery = "caller",
         **overrides: Any,
     ) -> None:
         cfg = config if config is not None else Breaker()
@@ -221,9 +341,16 @@ class CircuitBreaker(_core.CircuitBreaker):
         for t in excluded:
             if not (isinstance(t, type) and issubclass(t, BaseException)):
                 raise ValueError(f"exclude must hold exception types, got {t!r}")
-        self._ignored_types = CANCELLATION_TYPES + excluded
+        if listener_delivery not in ("caller", "background"):
+            raise ValueError(
+                "listener_delivery must be 'caller' or 'background', got "
+                f"{listener_delivery!r}"
+            )
         self._config = cfg
         self._listeners: list[Callable[[Transition], object]] = list(listeners)
+        self._delivery: _BackgroundDelivery | None = None
+        if listener_delivery == "background":
+            self._delivery = _BackgroundDelivery(self._deliver, name, MAX_QUEUED_TRANSITIONS)
         c = cfg
         super().__init__(
             clock if clock is not None else default_clock(),
@@ -242,7 +369,7 @@ class CircuitBreaker(_core.CircuitBreaker):
             float(c.max_open_for),
             c.half_open_max_calls,
             c.success_threshold,
-            self._ignored_types,
+            excluded,
         )
         self._set_listener(self._dispatch)
 
@@ -282,8 +409,31 @@ class CircuitBreaker(_core.CircuitBreaker):
         """Closes the breaker now and forgets its windows."""
         self.force_state("closed")
 
+    @property
+    def listener_delivery(self) -> ListenerDelivery:
+        """``"caller"`` or ``"background"`` (see the class docs)."""
+        return "caller" if self._delivery is None else "background"
+
+    def flush_listeners(self, timeout: float = 5.0) -> bool:
+        """Waits (at most ``timeout`` seconds) until every transition so far has reached the
+        listeners; True if it has. Always True with caller-thread delivery."""
+        return True if self._delivery is None else self._delivery.flush(timeout)
+
+    def close_listeners(self, timeout: float = 5.0) -> bool:
+        """Stops background delivery: waits (at most ``timeout`` seconds) for queued transitions
+        to be delivered and the thread to exit; True if it did. Later transitions are delivered
+        on the caller's thread, still after every earlier one. Idempotent."""
+        return True if self._delivery is None else self._delivery.close(timeout)
+
     def _dispatch(self, from_state: str, to_state: str, at: float, generation: int) -> None:
+        # Called by the native breaker after its lock is released.
         t = Transition(self.name, from_state, to_state, at, generation)  # type: ignore[arg-type]
+        if self._delivery is not None:
+            self._delivery.submit(t)
+        else:
+            self._deliver(t)
+
+    def _deliver(self, t: Transition) -> None:
         for listener in list(self._listeners):
             try:
                 listener(t)
@@ -297,8 +447,10 @@ class CircuitBreaker(_core.CircuitBreaker):
 
 __all__ = [
     "CANCELLATION_TYPES",
+    "MAX_QUEUED_TRANSITIONS",
     "Breaker",
     "CircuitBreaker",
+    "ListenerDelivery",
     "Permit",
     "Transition",
 ]

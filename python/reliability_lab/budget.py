@@ -69,7 +69,9 @@ class TokenBucketConfig:
 
     Attributes:
         max_tokens: capacity and starting level, in (0, 1000].
-        token_ratio: tokens returned by each success, in (0, 1].
+        token_ratio: tokens returned by each success, in (0, 1000]. gRFC A6 only requires it to
+            be positive (typically below 1, e.g. 0.1; gRPC's own tests use 1.6); above
+            ``max_tokens`` it makes no difference, one success refills the bucket.
 
     Both are kept to three decimal places (rounded to the nearest 0.001), as gRFC A6 specifies.
     """

@@ -15,6 +15,11 @@ otherwise; a wait that times out raises the same error. Waiting happens in nativ
 released (Ctrl-C still interrupts it on the main thread), and a released slot is handed straight to
 the oldest waiter, so newcomers never overtake the queue. The slot is always released, whatever
 the guarded code raises.
+
+:meth:`Bulkhead.close` shuts the bulkhead down: every waiting caller is released at once with
+:class:`~reliability_lab.errors.BulkheadClosed`, and so is every later acquisition. Calls already
+running keep their slots until they finish. (``with bulkhead:`` holds a slot; to close a bulkhead
+at the end of a block use ``contextlib.closing(bulkhead)``.)
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from reliability_lab import _core
-from reliability_lab.errors import BulkheadFull
+from reliability_lab.errors import BulkheadClosed, BulkheadFull
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -139,12 +144,27 @@ class Bulkhead:
         return self._name
 
     def acquire(self) -> None:
-        """Takes a slot, waiting up to ``max_wait``; raises BulkheadFull if none is granted.
+        """Takes a slot, waiting up to ``max_wait``; raises BulkheadFull if none is granted
+        (BulkheadClosed once the bulkhead is closed).
 
         Pair every successful ``acquire`` with one :meth:`release`; prefer ``call`` or ``with``.
         """
-        if self._native.acquire() != "admitted":
+        result = self._native.acquire()
+        if result != "admitted":
+            if result == "closed":
+                raise BulkheadClosed(self._name)
             raise BulkheadFull(self._name, self._config.max_concurrent, self._config.max_waiting)
+
+    def close(self) -> None:
+        """Closes the bulkhead: waiting callers and every later acquisition raise
+        :class:`~reliability_lab.errors.BulkheadClosed`. Slots already held stay valid until
+        released. Idempotent."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._native.closed
 
     def release(self) -> None:
         """Gives a slot back (to the oldest waiter, if any); RuntimeError if none is held."""

@@ -4,9 +4,34 @@ Every error the lab raises on purpose derives from :class:`ReliabilityLabError`.
 (the dependency was never called) derive from :class:`Rejected`; a retry loop that gave up raises a
 :class:`RetryError` subclass whose ``__cause__`` is the last attempt's exception. Invalid parameters
 raise the built-in :class:`ValueError`, naming the parameter and its allowed range.
+
+How the policies read an exception raised by a guarded callable (one mapping, implemented natively
+and shared by :class:`~reliability_lab.CircuitBreaker` and :class:`~reliability_lab.Retry`; the
+outcome's class then comes from the same table the engines use):
+
+============================================================  =================  ==================
+exception                                                     outcome            class
+============================================================  =================  ==================
+:class:`Rejected` and subclasses                              local rejection    local_rejection
+``CANCELLED_TYPES`` (incl. :class:`Cancelled`)                ``cancelled``      caller_gave_up
+:class:`DeadlineExceeded`                                     deadline_exceeded  caller_gave_up
+``TIMEOUT_TYPES``                                             ``timeout``        dependency_fault
+``ConnectionError`` (reset, refused, aborted, broken pipe)    connection_reset   dependency_fault
+int ``status_code`` / ``status`` in [300, 599] on the         that status        408, 429, 5xx:
+exception or on its ``response`` (httpx, requests, aiohttp)                      dependency_fault;
+                                                                                 others:
+                                                                                 caller_fault
+anything else                                                 ``error``          dependency_fault
+============================================================  =================  ==================
+
+A breaker counts dependency faults as failures, caller faults as successes (the dependency
+answered) and ignores the rest; a retry never retries the caller giving up or a local rejection.
 """
 
 from __future__ import annotations
+
+import asyncio
+import concurrent.futures
 
 
 class ReliabilityLabError(Exception):
@@ -100,6 +125,21 @@ class BulkheadFull(Rejected):
         )
 
 
+class BulkheadClosed(Rejected):
+    """The bulkhead was closed: waiters were released and every later acquisition fails."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+
+    @property
+    def name(self) -> str:
+        """The bulkhead's name."""
+        return str(self.args[0])
+
+    def __str__(self) -> str:
+        return f"bulkhead {self.name!r} is closed"
+
+
 class Throttled(Rejected):
     """The adaptive throttle rejected the call locally (client-side load shedding)."""
 
@@ -118,6 +158,21 @@ class Throttled(Rejected):
 
     def __str__(self) -> str:
         return f"throttle {self.name!r} rejected the call (p_reject = {self.probability:.3f})"
+
+
+class Cancelled(ReliabilityLabError):
+    """The caller cancelled the call (e.g. a retry's ``cancel`` event was set during a backoff).
+
+    Like every cancellation it is neither a success nor a failure for a circuit breaker, and it is
+    never retried. ``__cause__`` is the last attempt's exception, if an attempt had run.
+
+    Attributes:
+        attempts: attempts made before the cancellation, the first call included.
+    """
+
+    def __init__(self, message: str = "cancelled", attempts: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = attempts
 
 
 class RetryError(ReliabilityLabError):
@@ -153,10 +208,31 @@ class RetryBudgetExhausted(RetryError):
     reason = "budget"
 
 
+#: Exceptions that mean the caller gave up (outcome ``cancelled``): never retried, never counted
+#: by a breaker.
+CANCELLED_TYPES: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+    asyncio.CancelledError,
+    concurrent.futures.CancelledError,
+    Cancelled,
+)
+
+#: Exceptions that mean an attempt timed out (outcome ``timeout``); one type since Python 3.11.
+TIMEOUT_TYPES: tuple[type[BaseException], ...] = tuple(
+    dict.fromkeys((TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError))
+)
+
+
 __all__ = [
+    "CANCELLED_TYPES",
+    "TIMEOUT_TYPES",
     "BreakerHalfOpenFull",
     "BreakerOpen",
+    "BulkheadClosed",
     "BulkheadFull",
+    "Cancelled",
     "DeadlineExceeded",
     "Rejected",
     "ReliabilityLabError",

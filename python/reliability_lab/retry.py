@@ -18,13 +18,18 @@ rule:
   interrupted: Python cannot pre-empt the callable.
 * A retry budget, if given, sees every call and attempt and may refuse a retry
   (:class:`~reliability_lab.errors.RetryBudgetExhausted`).
+* :meth:`Retry.call_with` passes the callable a :class:`RetryContext` (attempt number, deadline,
+  time remaining) and accepts a ``cancel`` event: setting it ends a backoff sleep at once with
+  :class:`~reliability_lab.errors.Cancelled`, which breakers do not count.
 
-How exceptions are classified into outcomes:
+How exceptions are classified into outcomes: by the one native mapping shared with the circuit
+breaker (the table is in :mod:`reliability_lab.errors`):
 
 ==========================================================  ====================================
 ``errors.Rejected`` and subclasses                          local rejection: permanent, re-raised
-``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``,   ``cancelled``: permanent, re-raised
-``asyncio.CancelledError``, ``concurrent.futures``'s
+``errors.CANCELLED_TYPES`` (``KeyboardInterrupt``,          ``cancelled``: permanent, re-raised
+``asyncio`` / ``concurrent.futures`` ``CancelledError``,
+``errors.Cancelled``, ...)
 ``errors.DeadlineExceeded`` (a nested deadline)             ``deadline_exceeded``: ends "deadline"
 ``TimeoutError`` (and asyncio / concurrent.futures's)       ``timeout``
 ``ConnectionError`` (reset, refused, aborted, broken pipe)  ``connection_reset``
@@ -44,8 +49,6 @@ Sleeps go through ``clock.sleep``: the steady clock sleeps with the GIL released
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import inspect
 import itertools
@@ -59,14 +62,10 @@ from reliability_lab import _core
 from reliability_lab.backoff import Backoff
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import (
-    BreakerHalfOpenFull,
-    BreakerOpen,
-    BulkheadFull,
+    Cancelled,
     DeadlineExceeded,
-    Rejected,
     RetryBudgetExhausted,
     RetryExhausted,
-    Throttled,
 )
 
 P = ParamSpec("P")
@@ -93,26 +92,48 @@ END_REASONS: tuple[str, ...] = tuple(_core.retry_end_reasons())
 """How a retried call can end: succeeded, exhausted, permanent, deadline, budget."""
 
 _MAX_DURATION_S = 1e6  # the core's kMaxDurationS
-_CANCELLED: tuple[type[BaseException], ...] = (
-    KeyboardInterrupt,
-    SystemExit,
-    GeneratorExit,
-    asyncio.CancelledError,
-    concurrent.futures.CancelledError,
-)
-_TIMEOUTS: tuple[type[BaseException], ...] = (
-    TimeoutError,
-    asyncio.TimeoutError,
-    concurrent.futures.TimeoutError,
-)
-# Any local-rejection kind gives the same decision (permanent); the specific names keep labels
-# meaningful.
-_REJECTION_KINDS: tuple[tuple[type[Rejected], str], ...] = (
-    (BreakerOpen, "breaker_open"),
-    (BreakerHalfOpenFull, "breaker_half_open_full"),
-    (BulkheadFull, "bulkhead_full"),
-    (Throttled, "throttled"),
-)
+_outcome_of_exception = _core.outcome_of_exception
+
+
+class CancelToken(Protocol):
+    """What ``cancel`` accepts: a :class:`threading.Event` or anything shaped like one."""
+
+    def is_set(self) -> bool:
+        """Whether cancellation was requested."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits up to ``timeout`` seconds for cancellation; True if it was requested."""
+
+
+@dataclass(frozen=True)
+class RetryContext:
+    """What one attempt is told, by :meth:`Retry.call_with`.
+
+    Attributes:
+        attempt: this attempt's number, 1 for the first call.
+        deadline: the call's absolute deadline in seconds on the retry's clock, or None.
+        cancel: the call's cancel token, or None (pass it on to work that can be cancelled).
+    """
+
+    attempt: int
+    deadline: float | None
+    cancel: CancelToken | None = None
+    clock: Clock = field(default_factory=default_clock, repr=False)
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline, read now (0 once it has passed; None without one).
+
+        Use it to bound the attempt itself, e.g. as a socket or HTTP timeout.
+        """
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - self.clock.now())
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the call's cancel token is set."""
+        return self.cancel is not None and self.cancel.is_set()
 
 
 class RetryBudgetLike(Protocol):
@@ -144,11 +165,20 @@ class RetryStats:
     deadline: int
     budget: int
     retries: int
+    cancelled: int = 0
+    """Calls ended by their cancel token (:meth:`Retry.call_with`)."""
 
     @property
     def calls(self) -> int:
         """Calls that have ended."""
-        return self.succeeded + self.exhausted + self.permanent + self.deadline + self.budget
+        return (
+            self.succeeded
+            + self.exhausted
+            + self.permanent
+            + self.deadline
+            + self.budget
+            + self.cancelled
+        )
 
 
 def _count_value(counter: itertools.count[int]) -> int:
@@ -177,18 +207,6 @@ def _retry_after_ns(exc: BaseException) -> int:
     return round(min(float(hint), _MAX_DURATION_S) * 1e9)
 
 
-def _http_status(exc: BaseException) -> int | None:
-    for source in (exc, getattr(exc, "response", None)):
-        if source is None:
-            continue
-        for attr in ("status_code", "status"):
-            status = getattr(source, attr, None)
-            # 1xx/2xx on an exception is not a success: only error statuses count.
-            if isinstance(status, int) and not isinstance(status, bool) and 300 <= status <= 599:
-                return status
-    return None
-
-
 def _parse_retry_on(retry_on: RetryOn) -> tuple[list[str], tuple[type[BaseException], ...]]:
     items: Iterable[Any] = (retry_on,) if isinstance(retry_on, (str, type)) else retry_on
     names: list[str] = []
@@ -210,7 +228,9 @@ class Retry:
     """Retries a Python callable with backoff, by the core's retry rules.
 
     Use ``retry.call(fn, *args, **kwargs)``, ``retry.call_within(timeout, fn, ...)``,
-    ``retry.call_until(deadline, fn, ...)``, or decorate: ``@Retry(max_attempts=5)``.
+    ``retry.call_until(deadline, fn, ...)``, or decorate: ``@Retry(max_attempts=5)``. A callable
+    that wants its remaining time, or a call that must be cancellable from another thread, uses
+    ``retry.call_with(fn, timeout=..., cancel=event)`` (``fn`` takes a :class:`RetryContext`).
 
     Attributes:
         max_attempts: attempts per call, the first included, in [1, 1000000].
@@ -265,7 +285,9 @@ class Retry:
         init("_rng", random.Random(self.seed))
         # The fast path needs no loop at all: nothing to tell a budget, no deadline to check.
         init("_plain", self.budget is None and self.timeout is None)
-        counters = {reason: itertools.count() for reason in (*END_REASONS, "retries")}
+        counters = {
+            reason: itertools.count() for reason in (*END_REASONS, "cancelled", "retries")
+        }
         init("_counters", counters)
         init("_tick_succeeded", counters["succeeded"].__next__)
 
@@ -300,6 +322,53 @@ class Retry:
         if not (isinstance(deadline, (int, float)) and math.isfinite(deadline)):
             raise ValueError(f"deadline must be a finite number of seconds, got {deadline!r}")
         return self._run(fn, args, kwargs, self._deadline_ns(round(deadline * 1e9)), None)
+
+    def call_with(
+        self,
+        fn: Callable[[RetryContext], R],
+        /,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        cancel: CancelToken | None = None,
+    ) -> R:
+        """Calls ``fn(context)``, retrying per this policy; returns its result.
+
+        Each attempt gets a :class:`RetryContext`: its number, the call's deadline and the time
+        remaining (``context.remaining``), and the cancel token. Bind other arguments with a
+        lambda or :func:`functools.partial`.
+
+        Args:
+            timeout: a deadline this many seconds from now (combined with ``deadline`` and the
+                policy's own ``timeout``: the earliest wins).
+            deadline: an absolute deadline in seconds on this policy's clock.
+            cancel: a token such as :class:`threading.Event`. Once set, no attempt starts and a
+                backoff sleep ends at once: the call raises
+                :class:`~reliability_lab.errors.Cancelled` (from the last attempt's exception).
+                An attempt already running is not interrupted (pass ``context.cancel`` on to it).
+                A retry budget may already have granted the retry that the cancellation
+                prevents.
+        """
+        deadline_ns: int | None = None
+        if timeout is not None:
+            _check_duration("timeout", timeout, allow_zero=True)
+            deadline_ns = self._now_ns() + round(timeout * 1e9)
+        if deadline is not None:
+            if not (
+                isinstance(deadline, (int, float))
+                and not isinstance(deadline, bool)
+                and math.isfinite(deadline)
+            ):
+                raise ValueError(f"deadline must be a finite number of seconds, got {deadline!r}")
+            by_deadline = round(deadline * 1e9)
+            deadline_ns = by_deadline if deadline_ns is None else min(deadline_ns, by_deadline)
+        if cancel is not None and not (
+            callable(getattr(cancel, "is_set", None)) and callable(getattr(cancel, "wait", None))
+        ):
+            raise TypeError(
+                f"cancel must have is_set() and wait(timeout), like threading.Event; got {cancel!r}"
+            )
+        return self._run(fn, (), {}, self._deadline_ns(deadline_ns), None, cancel, True)
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorates ``fn`` so that every call is retried by this policy.
@@ -349,6 +418,7 @@ class Retry:
             deadline=_count_value(c["deadline"]),
             budget=_count_value(c["budget"]),
             retries=_count_value(c["retries"]),
+            cancelled=_count_value(c["cancelled"]),
         )
 
     # -- the failure path ------------------------------------------------------------------------
@@ -363,26 +433,14 @@ class Retry:
         return by_timeout if deadline_ns is None else min(deadline_ns, by_timeout)
 
     def _classify(self, exc: BaseException) -> tuple[str, int, bool | None]:
-        """The outcome label, Retry-After hint (ns, -1 for none) and retryability override."""
-        if isinstance(exc, Rejected):
-            for cls, kind in _REJECTION_KINDS:
-                if isinstance(exc, cls):
-                    return kind, -1, None
-            return "throttled", -1, None
-        if isinstance(exc, _CANCELLED):
-            return "cancelled", -1, None
-        if isinstance(exc, DeadlineExceeded):
-            return "deadline_exceeded", -1, None
+        """The outcome label, Retry-After hint (ns, -1 for none) and retryability override.
+
+        The outcome comes from the native mapping the breaker uses too; the core loop keeps
+        local rejections, cancellation and deadlines permanent whatever the override says.
+        """
+        kind, status = _outcome_of_exception(exc)
         retryable = True if self._classes and isinstance(exc, self._classes) else None
-        hint = _retry_after_ns(exc)
-        if isinstance(exc, _TIMEOUTS):
-            return "timeout", hint, retryable
-        if isinstance(exc, ConnectionError):
-            return "connection_reset", hint, retryable
-        status = _http_status(exc)
-        if status is not None:
-            return f"http_{status}", hint, retryable
-        return "error", hint, retryable
+        return (f"http_{status}" if status else kind), _retry_after_ns(exc), retryable
 
     def _run(
         self,
@@ -391,6 +449,8 @@ class Retry:
         kwargs: dict[str, Any],
         deadline_ns: int | None,
         error: BaseException | None,
+        cancel: CancelToken | None = None,
+        with_context: bool = False,
     ) -> R:
         """The retry loop; ``error`` is the first attempt's exception if it already ran."""
         clock = self._clock
@@ -398,12 +458,18 @@ class Retry:
         if error is not None:
             loop.on_attempt_start(clock.now_ns())  # no deadline, no budget: always admitted
         last: BaseException | None = None
+        deadline_s = None if deadline_ns is None else deadline_ns / 1e9
         while True:
             if error is None:
+                if cancel is not None and cancel.is_set():
+                    self._cancelled(loop.attempts, last)
                 if not loop.on_attempt_start(clock.now_ns()):
                     self._give_up("deadline", loop.attempts, last)
                 try:
-                    result = fn(*args, **kwargs)
+                    if with_context:
+                        result = fn(RetryContext(loop.attempts, deadline_s, cancel, clock))
+                    else:
+                        result = fn(*args, **kwargs)
                 except BaseException as exc:
                     error = exc
                 else:
@@ -420,7 +486,23 @@ class Retry:
             next(self._counters["retries"])
             if self.on_retry is not None:
                 self.on_retry(loop.attempts, last, step.delay)
-            clock.sleep(step.delay)
+            if cancel is None:
+                clock.sleep(step.delay)
+            elif isinstance(clock, _core.SteadyClock):
+                # The event's own timed wait is the sleep: setting it wakes this thread at once.
+                if cancel.wait(step.delay):
+                    self._cancelled(loop.attempts, last)
+            else:
+                # A virtual clock's sleep returns at once; only a token set meanwhile counts.
+                clock.sleep(step.delay)
+                if cancel.is_set():
+                    self._cancelled(loop.attempts, last)
+
+    def _cancelled(self, attempts: int, error: BaseException | None) -> NoReturn:
+        """Counts a call ended by its cancel token and raises Cancelled."""
+        next(self._counters["cancelled"])
+        last = f"; last error: {error!r}" if error is not None else ""
+        raise Cancelled(f"cancelled after {attempts} attempt(s){last}", attempts) from error
 
     def _give_up(self, reason: str | None, attempts: int, error: BaseException | None) -> NoReturn:
         """Counts the end of a failed call and raises what it ended with."""
@@ -493,8 +575,10 @@ def retry(
 __all__ = [
     "DEFAULT_RETRY_ON",
     "END_REASONS",
+    "CancelToken",
     "Retry",
     "RetryBudgetLike",
+    "RetryContext",
     "RetryOn",
     "RetryOnItem",
     "RetryStats",

@@ -241,6 +241,9 @@ TEST(BlockingBulkheadTest, StressNeverExceedsMaxConcurrent) {
           case AcquireResult::kAborted:
             aborted.fetch_add(1);
             break;
+          case AcquireResult::kClosed:
+            ADD_FAILURE() << "the bulkhead was never closed";
+            break;
         }
       }
     });
@@ -257,6 +260,35 @@ TEST(BlockingBulkheadTest, StressNeverExceedsMaxConcurrent) {
   EXPECT_EQ(s.timed_out, timed_out.load());
   EXPECT_EQ(s.abandoned, aborted.load());
   EXPECT_EQ(admitted + full + timed_out + aborted, int64_t{kThreads} * kIterations);
+}
+
+TEST(BlockingBulkheadTest, CloseReleasesEveryWaiterAndRefusesLaterAcquires) {
+  BlockingBulkhead b(BulkheadConfig{1, 3, -1});
+  ASSERT_EQ(b.Acquire(), AcquireResult::kAdmitted);
+  std::vector<AcquireResult> results(3, AcquireResult::kAdmitted);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.emplace_back([&b, &results, i] { results[i] = b.Acquire(-1); });  // no time limit
+  }
+  for (int spin = 0; spin < 30'000 && b.Stats().waiting < 3; ++spin) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(b.Stats().waiting, 3);
+  EXPECT_FALSE(b.closed());
+  b.Close();
+  for (std::thread& t : waiters) t.join();
+  for (AcquireResult r : results) EXPECT_EQ(r, AcquireResult::kClosed);
+  EXPECT_TRUE(b.closed());
+  EXPECT_EQ(b.Acquire(), AcquireResult::kClosed);
+  const BulkheadStats s = b.Stats();
+  EXPECT_EQ(s.waiting, 0);
+  EXPECT_EQ(s.abandoned, 3);
+  EXPECT_EQ(s.active, 1);
+  EXPECT_TRUE(b.Release().ok()) << "a slot held before the close is released normally";
+  EXPECT_EQ(b.Stats().active, 0);
+  b.Close();  // idempotent
+  EXPECT_EQ(b.Acquire(0), AcquireResult::kClosed);
+  EXPECT_EQ(AcquireResultName(AcquireResult::kClosed), "closed");
 }
 
 }  // namespace

@@ -56,6 +56,26 @@ TEST(BreakerConfigTest, ValidationNamesTheParameter) {
   EXPECT_TRUE(ValidateBreakerConfig(BreakerConfig()).ok());
 }
 
+// The engines record every attempt through BreakerResultOf: the one outcome table.
+TEST(BreakerResultOfTest, FollowsTheOutcomeTable) {
+  EXPECT_EQ(BreakerResultOf(Outcome::Success()), CallResult::kSuccess);
+  EXPECT_EQ(BreakerResultOf(Outcome::Of(OutcomeKind::kTimeout)), CallResult::kFailure);
+  EXPECT_EQ(BreakerResultOf(Outcome::Of(OutcomeKind::kConnectionReset)), CallResult::kFailure);
+  EXPECT_EQ(BreakerResultOf(Outcome::Of(OutcomeKind::kError)), CallResult::kFailure);
+  for (int st : {408, 429, 500, 503}) {
+    EXPECT_EQ(BreakerResultOf(Outcome::Http(st)), CallResult::kFailure) << st;
+  }
+  // A 4xx is the caller's fault: the dependency answered, so it is healthy.
+  for (int st : {400, 404, 409, 422}) {
+    EXPECT_EQ(BreakerResultOf(Outcome::Http(st)), CallResult::kSuccess) << st;
+  }
+  for (OutcomeKind k : {OutcomeKind::kCancelled, OutcomeKind::kDeadlineExceeded,
+                        OutcomeKind::kBreakerOpen, OutcomeKind::kBreakerHalfOpenFull,
+                        OutcomeKind::kBulkheadFull, OutcomeKind::kThrottled}) {
+    EXPECT_EQ(BreakerResultOf(Outcome::Of(k)), CallResult::kIgnored) << OutcomeKindName(k);
+  }
+}
+
 TEST(CircuitBreakerTest, OpensOnTheNthConsecutiveFailure) {
   CircuitBreaker b(Consecutive(5));
   for (int i = 0; i < 4; ++i) Fail(b, 0);

@@ -102,6 +102,37 @@ TEST(OutcomeTest, DefaultRetryableSet) {
   EXPECT_EQ(Outcome::Http(503).Label(), "http_503");
 }
 
+TEST(OutcomeTest, ClassificationTable) {
+  auto cls = [](const Outcome& o) { return ClassifyOutcome(o); };
+  EXPECT_EQ(cls(Outcome::Success()), OutcomeClass::kSuccess);
+  EXPECT_EQ(cls(Outcome::Http(204)), OutcomeClass::kSuccess);
+  for (OutcomeKind k :
+       {OutcomeKind::kTimeout, OutcomeKind::kConnectionReset, OutcomeKind::kError}) {
+    EXPECT_EQ(cls(Outcome::Of(k)), OutcomeClass::kDependencyFault) << OutcomeKindName(k);
+  }
+  for (int st : {408, 429, 500, 501, 502, 503, 504, 599}) {
+    EXPECT_EQ(cls(Outcome::Http(st)), OutcomeClass::kDependencyFault) << st;
+  }
+  for (int st : {100, 301, 304, 400, 401, 403, 404, 409, 422, 425, 499}) {
+    EXPECT_EQ(cls(Outcome::Http(st)), OutcomeClass::kCallerFault) << st;
+  }
+  EXPECT_EQ(cls(Outcome::Of(OutcomeKind::kCancelled)), OutcomeClass::kCallerGaveUp);
+  EXPECT_EQ(cls(Outcome::Of(OutcomeKind::kDeadlineExceeded)), OutcomeClass::kCallerGaveUp);
+  for (OutcomeKind k : {OutcomeKind::kBreakerOpen, OutcomeKind::kBreakerHalfOpenFull,
+                        OutcomeKind::kBulkheadFull, OutcomeKind::kThrottled}) {
+    EXPECT_EQ(cls(Outcome::Of(k)), OutcomeClass::kLocalRejection) << OutcomeKindName(k);
+    EXPECT_TRUE(Outcome::Of(k).IsLocalRejection());
+  }
+  EXPECT_EQ(OutcomeClassName(OutcomeClass::kCallerFault), "caller_fault");
+  // The default retry set is a subset of the dependency faults.
+  const OutcomeSet retryable = OutcomeSet::DefaultRetryable();
+  for (int st = 100; st < 600; ++st) {
+    if (retryable.Contains(Outcome::Http(st))) {
+      EXPECT_EQ(cls(Outcome::Http(st)), OutcomeClass::kDependencyFault) << st;
+    }
+  }
+}
+
 TEST(OutcomeTest, ParseRejectsUnknownNames) {
   EXPECT_TRUE(OutcomeSet::Parse("retry_on", {"timeout", "5xx", "429"}).ok());
   EXPECT_FALSE(OutcomeSet::Parse("retry_on", {"bogus"}).ok());

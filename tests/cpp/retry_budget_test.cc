@@ -64,6 +64,21 @@ TEST(TokenBucketBudgetTest, A6SequenceMax10Ratio0_1) {
   EXPECT_EQ(snap.retries_refused, 3);
 }
 
+// gRFC A6 allows any positive tokenRatio; gRPC's own throttling tests use 1.6.
+TEST(TokenBucketBudgetTest, A6RatioAboveOne) {
+  ASSERT_TRUE(Validate(TokenBucketBudgetConfig{10, 1.6}).ok());
+  TokenBucketBudget b = MakeBucket(10, 1.6);
+  EXPECT_EQ(b.milli_token_ratio(), 1'600);
+  Fail(b, 6);
+  EXPECT_EQ(b.milli_tokens(), 4'000);
+  EXPECT_FALSE(b.TryAcquireRetry(0));
+  Succeed(b);
+  EXPECT_EQ(b.milli_tokens(), 5'600);
+  EXPECT_TRUE(b.TryAcquireRetry(0));
+  Succeed(b, 3);
+  EXPECT_EQ(b.milli_tokens(), 10'000) << "capped at max_tokens";
+}
+
 TEST(TokenBucketBudgetTest, ClampsToZeroAndMax) {
   TokenBucketBudget b = MakeBucket(3, 0.5);
   Succeed(b, 5);
@@ -111,8 +126,8 @@ TEST(TokenBucketBudgetTest, ValidationNamesTheParameter) {
   EXPECT_THAT(message(std::nan(""), 0.1), HasSubstr("max_tokens"));
   EXPECT_THAT(message(INFINITY, 0.1), HasSubstr("max_tokens"));
   EXPECT_THAT(message(0.0001, 0.1), HasSubstr("max_tokens must be at least 0.0005"));
-  EXPECT_THAT(message(10, 0), HasSubstr("token_ratio must be a finite number in (0, 1]"));
-  EXPECT_THAT(message(10, 1.01), HasSubstr("token_ratio"));
+  EXPECT_THAT(message(10, 0), HasSubstr("token_ratio must be a finite number in (0, 1000]"));
+  EXPECT_THAT(message(10, 1000.5), HasSubstr("token_ratio"));
   EXPECT_THAT(message(10, -INFINITY), HasSubstr("token_ratio"));
   EXPECT_THAT(message(10, 0.0004), HasSubstr("token_ratio must be at least 0.0005"));
   EXPECT_FALSE(TokenBucketBudget::Create(TokenBucketBudgetConfig{0, 0.1}).ok());

@@ -16,7 +16,12 @@ constexpr std::array<std::string_view, kNumOutcomeKinds> kKindNames = {
     "bulkhead_full",     "throttled",
 };
 
+constexpr std::array<std::string_view, kNumOutcomeClasses> kClassNames = {
+    "success", "dependency_fault", "caller_fault", "caller_gave_up", "local_rejection"};
+
 }  // namespace
+
+std::string_view OutcomeClassName(OutcomeClass c) { return kClassNames[static_cast<size_t>(c)]; }
 
 std::string_view OutcomeKindName(OutcomeKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
 

@@ -54,11 +54,57 @@ struct Outcome {
     return kind == OutcomeKind::kBreakerOpen || kind == OutcomeKind::kBreakerHalfOpenFull ||
            kind == OutcomeKind::kBulkheadFull || kind == OutcomeKind::kThrottled;
   }
+  // True for cancellation and the caller's own deadline: the caller gave up, the dependency is
+  // not to blame.
+  bool IsCallerGaveUp() const {
+    return kind == OutcomeKind::kCancelled || kind == OutcomeKind::kDeadlineExceeded;
+  }
   // A short, bounded label: the kind name, or "http_<status>" for statuses.
   std::string Label() const;
 
   friend bool operator==(const Outcome&, const Outcome&) = default;
 };
+
+// Whose doing an outcome is: the one classification table. The engines' breaker accounting
+// (BreakerResultOf), the retry loop's always-permanent outcomes and the Python policies' handling
+// of exceptions all derive from ClassifyOutcome, so they cannot disagree.
+enum class OutcomeClass : uint8_t {
+  kSuccess = 0,      // the dependency did the work (2xx)
+  kDependencyFault,  // timeout, connection reset, generic error, HTTP 408, 429 and 5xx
+  kCallerFault,      // any other non-2xx status (1xx, 3xx, 4xx): the dependency answered
+  kCallerGaveUp,     // cancellation or the caller's own deadline
+  kLocalRejection,   // a local policy refused: the dependency was not called
+};
+inline constexpr int kNumOutcomeClasses = 5;
+
+// "success", "dependency_fault", "caller_fault", "caller_gave_up" or "local_rejection".
+std::string_view OutcomeClassName(OutcomeClass c);
+
+// The table. HTTP 408 (the server timed out waiting) and 429 (the server is shedding load) are
+// the dependency's trouble, not a malformed request, so they sit with the 5xx statuses.
+constexpr OutcomeClass ClassifyOutcome(const Outcome& outcome) {
+  switch (outcome.kind) {
+    case OutcomeKind::kSuccess:
+      return OutcomeClass::kSuccess;
+    case OutcomeKind::kTimeout:
+    case OutcomeKind::kConnectionReset:
+    case OutcomeKind::kError:
+      return OutcomeClass::kDependencyFault;
+    case OutcomeKind::kHttpStatus:
+      return outcome.http_status == 408 || outcome.http_status == 429 || outcome.http_status >= 500
+                 ? OutcomeClass::kDependencyFault
+                 : OutcomeClass::kCallerFault;
+    case OutcomeKind::kCancelled:
+    case OutcomeKind::kDeadlineExceeded:
+      return OutcomeClass::kCallerGaveUp;
+    case OutcomeKind::kBreakerOpen:
+    case OutcomeKind::kBreakerHalfOpenFull:
+    case OutcomeKind::kBulkheadFull:
+    case OutcomeKind::kThrottled:
+      return OutcomeClass::kLocalRejection;
+  }
+  return OutcomeClass::kDependencyFault;
+}
 
 // A set of outcomes: kinds, plus individual HTTP statuses for kHttpStatus.
 // Local rejections, cancellation and the caller's deadline can be added but retry ignores them:

@@ -20,6 +20,8 @@ std::string_view AcquireResultName(AcquireResult result) {
       return "rejected_timeout";
     case AcquireResult::kAborted:
       return "aborted";
+    case AcquireResult::kClosed:
+      return "closed";
   }
   return "unknown";
 }
@@ -45,6 +47,7 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
   const auto poll = std::chrono::nanoseconds(std::max<int64_t>(1'000'000, poll_ns));
 
   MutexLock lock(&mu_);
+  if (closed_) return AcquireResult::kClosed;
   switch (state_.TryAcquire()) {
     case BulkheadDecision::kAdmitted:
       return AcquireResult::kAdmitted;
@@ -61,14 +64,17 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
   std::unique_lock<std::mutex> native(mu_.native(), std::adopt_lock);
   std::exception_ptr abort_error;
   AcquireResult result = AcquireResult::kAdmitted;
-  while (!self.granted) {
+  while (!self.granted && !self.closed) {
     if (!has_deadline && !should_abort) {
       self.cv.wait(native);
       continue;
     }
     SteadyTime wake = has_deadline ? deadline : SteadyTime::max();
     if (should_abort) wake = std::min(wake, std::chrono::steady_clock::now() + poll);
-    if (self.cv.wait_until(native, wake) == std::cv_status::no_timeout || self.granted) continue;
+    if (self.cv.wait_until(native, wake) == std::cv_status::no_timeout || self.granted ||
+        self.closed) {
+      continue;
+    }
     if (has_deadline && std::chrono::steady_clock::now() >= deadline) {
       result = AcquireResult::kRejectedTimeout;
       break;
@@ -84,7 +90,7 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
         abort_error = std::current_exception();
       }
       native.lock();
-      if (abort && !self.granted) {
+      if (abort && !self.granted && !self.closed) {
         result = AcquireResult::kAborted;
         break;
       }
@@ -97,7 +103,9 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
       }
     }
   }
-  if (result != AcquireResult::kAdmitted) {
+  if (self.closed) {
+    result = AcquireResult::kClosed;  // Close() already removed it and gave up its place
+  } else if (result != AcquireResult::kAdmitted) {
     RemoveLocked(&self);
     state_.CancelWait(result == AcquireResult::kRejectedTimeout);
   }
@@ -109,6 +117,23 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
 void BlockingBulkhead::RemoveLocked(const Waiter* waiter) {
   auto it = std::find(queue_.begin(), queue_.end(), waiter);
   if (it != queue_.end()) queue_.erase(it);
+}
+
+void BlockingBulkhead::Close() {
+  MutexLock lock(&mu_);
+  closed_ = true;
+  for (Waiter* waiter : queue_) {
+    state_.CancelWait(/*timed_out=*/false);
+    waiter->closed = true;
+    // Under the lock, as in ReleaseLocked: the waiter cannot return before this call ends.
+    waiter->cv.notify_one();
+  }
+  queue_.clear();
+}
+
+bool BlockingBulkhead::closed() const {
+  MutexLock lock(&mu_);
+  return closed_;
 }
 
 absl::Status BlockingBulkhead::Release() {

@@ -26,9 +26,10 @@ enum class AcquireResult : uint8_t {
   kRejectedFull = 1,     // no slot and no waiting room: rejected at once
   kRejectedTimeout = 2,  // waited max_wait without getting a slot
   kAborted = 3,          // the should_abort callback asked to stop waiting
+  kClosed = 4,           // the bulkhead was closed (before or while waiting)
 };
 
-// "admitted", "rejected_full", "rejected_timeout" or "aborted".
+// "admitted", "rejected_full", "rejected_timeout", "aborted" or "closed".
 std::string_view AcquireResultName(AcquireResult result);
 
 // A bulkhead on which threads block (on a condition variable, in FIFO order) until a slot is
@@ -61,6 +62,12 @@ class BlockingBulkhead {
   // slot is held (a release without a matching acquire).
   absl::Status Release();
 
+  // Closes the bulkhead: every waiter returns kClosed at once (counted as abandoned), and every
+  // later Acquire returns kClosed without waiting. Slots already held stay held until released.
+  // Idempotent.
+  void Close();
+  bool closed() const;
+
   // Gauges and counters (see BulkheadStats).
   BulkheadStats Stats() const { return state_.Stats(); }
   // The configuration it was built with.
@@ -72,6 +79,7 @@ class BlockingBulkhead {
   struct Waiter {
     std::condition_variable cv;
     bool granted = false;
+    bool closed = false;  // Close() took it out of the queue and gave up its place
   };
 
   // Release with mu_ held.
@@ -79,12 +87,13 @@ class BlockingBulkhead {
   // Takes `waiter` out of the queue after it gave up.
   void RemoveLocked(const Waiter* waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  Mutex mu_;
+  mutable Mutex mu_;
   // The admission rules and counters. Every call is made with mu_ held, so the decision and the
   // queue below change together (Bulkhead's own lock nests inside mu_ and is never contended).
   Bulkhead state_;
   // Waiters, oldest first; its size equals state_'s waiting count whenever mu_ is free.
   std::deque<Waiter*> queue_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace rlab

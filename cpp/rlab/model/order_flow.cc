@@ -33,22 +33,6 @@ std::string_view FailReasonName(FailReason reason) {
   return kReasonNames[static_cast<size_t>(reason)];
 }
 
-CallResult BreakerResultOf(const Outcome& outcome) {
-  switch (outcome.kind) {
-    case OutcomeKind::kSuccess:
-      return CallResult::kSuccess;
-    case OutcomeKind::kTimeout:
-    case OutcomeKind::kConnectionReset:
-    case OutcomeKind::kError:
-      return CallResult::kFailure;
-    case OutcomeKind::kHttpStatus:
-      return outcome.http_status == 429 || outcome.http_status >= 500 ? CallResult::kFailure
-                                                                      : CallResult::kSuccess;
-    default:  // cancellation, the caller's deadline, local rejections
-      return CallResult::kIgnored;
-  }
-}
-
 void FallbackCache::Put(int key, int64_t now_ns) {
   MutexLock lock(&mu_);
   auto it = index_.find(key);

@@ -193,11 +193,6 @@ class OrderFlow {
   int64_t attempt_start_ns_ = 0;
 };
 
-// Maps an attempt outcome to what the breaker should count: dependency faults (timeouts, resets,
-// 5xx, 429) are failures; cancellations and the caller's deadline are ignored; other answers,
-// 4xx included, show a healthy dependency.
-CallResult BreakerResultOf(const Outcome& outcome);
-
 }  // namespace rlab
 
 #endif  // RLAB_MODEL_ORDER_FLOW_H_

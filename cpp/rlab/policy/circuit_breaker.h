@@ -41,6 +41,23 @@ enum class CallResult : uint8_t {
   kIgnored = 2,  // caller cancellation or an excluded outcome: neither success nor failure
 };
 
+// What the breaker counts for an attempt's outcome, by the one table (ClassifyOutcome): dependency
+// faults (timeouts, resets, errors, 408, 429, 5xx) are failures; the caller giving up and local
+// rejections are ignored; any other answer, 4xx included, shows a healthy dependency.
+constexpr CallResult BreakerResultOf(const Outcome& outcome) {
+  switch (ClassifyOutcome(outcome)) {
+    case OutcomeClass::kSuccess:
+    case OutcomeClass::kCallerFault:
+      return CallResult::kSuccess;
+    case OutcomeClass::kDependencyFault:
+      return CallResult::kFailure;
+    case OutcomeClass::kCallerGaveUp:
+    case OutcomeClass::kLocalRejection:
+      return CallResult::kIgnored;
+  }
+  return CallResult::kFailure;
+}
+
 // Which window the rate-based trip policies look at.
 enum class WindowKind : uint8_t { kCount = 0, kTime = 1 };
 

@@ -47,10 +47,10 @@ RetryStep RetryLoop::OnAttemptEnd(const Outcome& outcome, bool retryable, int64_
   if (done_) return RetryStep::Done(reason_);
   // Permanent by definition, whatever the caller's classification: retrying a cancelled call,
   // an expired deadline or a local rejection cannot help and only adds load.
-  const bool success = outcome.ok();
-  retryable = retryable && !success && !outcome.IsLocalRejection() &&
-              outcome.kind != OutcomeKind::kCancelled &&
-              outcome.kind != OutcomeKind::kDeadlineExceeded;
+  const OutcomeClass cls = ClassifyOutcome(outcome);
+  const bool success = cls == OutcomeClass::kSuccess;
+  retryable = retryable && !success && cls != OutcomeClass::kLocalRejection &&
+              cls != OutcomeClass::kCallerGaveUp;
   if (budget_ != nullptr) budget_->OnOutcome(now_ns, success, retryable);
 
   if (success) return Finish(RetryEndReason::kSucceeded);

@@ -37,7 +37,10 @@ absl::Status Validate(const TokenBucketBudgetConfig& c) {
   return FirstError({
       CheckRange("max_tokens", c.max_tokens, 0.0, 1000.0, Bound::kOpen, Bound::kClosed),
       CheckMilli("max_tokens", c.max_tokens),
-      CheckRange("token_ratio", c.token_ratio, 0.0, 1.0, Bound::kOpen, Bound::kClosed),
+      // gRFC A6 only asks for tokenRatio > 0 (gRPC's own tests use 1.6). A ratio above
+      // max_tokens refills the whole bucket in one success, so larger values add nothing: the cap
+      // is max_tokens' own.
+      CheckRange("token_ratio", c.token_ratio, 0.0, 1000.0, Bound::kOpen, Bound::kClosed),
       CheckMilli("token_ratio", c.token_ratio),
   });
 }

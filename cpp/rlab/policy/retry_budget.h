@@ -44,7 +44,7 @@ class RetryBudget {
 struct TokenBucketBudgetConfig {
   // The bucket's capacity and starting level, in (0, 1000].
   double max_tokens = 10.0;
-  // Tokens returned by each success, in (0, 1].
+  // Tokens returned by each success, in (0, 1000] (gRFC A6: any positive ratio; typically < 1).
   double token_ratio = 0.1;
 };
 
