@@ -433,10 +433,11 @@ def replicate(
 
     After ``n_min`` runs the interval's half width h(n) is compared with the target; while it is
     wider, the number of runs needed is estimated as ``n * (h(n) / target)^2`` (the half width
-    shrinks as 1/sqrt(n)) and that many more are run (at least one, in parallel threads), up to
-    ``n_max`` runs. This is the sequential procedure of Law & Kelton (Simulation Modeling and
-    Analysis, section 9.4.1); stopping on a random n makes the coverage slightly below the
-    nominal level when ``n_min`` is small, so keep ``n_min`` >= 5.
+    shrinks as 1/sqrt(n)) and the runs up to that number are made (at least one more, at most
+    doubling n per round, in parallel threads), up to ``n_max`` runs. This is a batched variant
+    of the sequential procedure for a specified precision in Law & Kelton (Simulation Modeling
+    and Analysis, section 9.4.1), which adds one run at a time; stopping on a random n makes the
+    coverage slightly below the nominal level when ``n_min`` is small, so keep ``n_min`` >= 5.
 
     Args:
         scenario: what to run (each run with one of ``seeds``), or a function ``seed -> value``
@@ -517,8 +518,10 @@ def replicate(
         if len(x) >= hi or not more:
             reached = False
             break
+        # The runs the current estimate says are needed, at most doubling the count per round
+        # (a variance estimated from few runs is itself noisy).
         need = math.ceil(len(x) * (h / target) ** 2) if target > 0 else hi
-        more = run(max(1, min(need, hi) - len(x)))
+        more = run(max(1, min(need, 2 * len(x), hi) - len(x)))
     goal = f"±{target:.4g}" + (f" ({target_rel:.1%} of the mean)" if target_rel else "")
     if reached:
         msg = f"reached: {name} = {mean:.6g} ± {h:.4g} ({conf:.0%}) in {len(x)} runs"
