@@ -71,6 +71,28 @@ def test_warmup_of_a_run_reports_the_truncation_time() -> None:
     assert kept.mean() < r.orders["latency"].mean()  # the deleted part was the slow start
 
 
+def test_replicate_with_warmup_deletion_reports_it_per_run() -> None:
+    sc = rl.Scenario(
+        arrivals=rl.Poisson(rate=50), workers=4, queue_capacity=100_000, duration=200,
+        record_events=False,
+        dependencies=[rl.Dependency("server", faults=rl.Faults(
+            latency=rl.Exponential(mean=0.05),
+            phases=[rl.Brownout(start=0, end=20, failure_rate=0.0, latency_multiplier=3.0)]))],
+    )
+    rep = rl.replicate(sc, "latency", relative=0.05, n_min=4, n_max=10, delete_warmup=True)
+    assert rep.reached
+    v = rep.values
+    assert list(v.columns) == ["seed", "value", "warmup_index", "warmup_time", "warmup_reliable"]
+    assert v["warmup_time"].between(30, 50).all()
+    assert v["warmup_reliable"].all()
+    first = rl.simulate(sc.replace(seed=int(v["seed"][0])))
+    w, kept = rl.steady_values(first, "latency")
+    assert v["value"][0] == kept.mean() and v["warmup_index"][0] == w.index
+    # Steady state with 4 workers, 50/s at 50 ms: M/M/4 at 62.5% load, about 0.06 s.
+    raw = rl.replicate(sc, "latency_mean", relative=0.05, n_min=4, n_max=10)
+    assert rep.mean < raw.mean
+
+
 def test_mser_flags_a_run_too_short_for_a_steady_state() -> None:
     x = np.linspace(10, 0, 100)  # a trend to the end: the minimum is at the search's edge
     w = rl.warmup(pd.DataFrame({"v": x}), "v")
@@ -390,6 +412,8 @@ def test_metastability_verdicts_on_synthetic_series() -> None:
          ["metric", "success_rate", "'no_such'"]),
         (lambda: rl.replicate(rl.Scenario(duration=1), 3, half_width=1), TypeError,
          ["metric", "3"]),
+        (lambda: rl.replicate(rl.Scenario(duration=1), len, half_width=1, delete_warmup=True),
+         TypeError, ["metric", "column name", "delete_warmup"]),
         (lambda: rl.replicate(normal_sample(0, 1), half_width=1, seeds=[-1, 2]), ValueError,
          ["seeds[]", "-1"]),
         (lambda: rl.compare(rl.Scenario(duration=1), rl.Scenario(duration=1), "goodput",

@@ -383,7 +383,8 @@ class Replication:
             metric's mean over the runs, at ``confidence``.
         n: the number of runs.
         seeds: their seeds, in the order run.
-        values: one row per run: ``seed``, ``value``.
+        values: one row per run: ``seed``, ``value`` (and the warm-up deleted, with
+            ``delete_warmup``).
         target: the half width asked for (absolute; a relative target times ``|mean|``).
         reached: whether ``half_width <= target``.
         message: a plain sentence: reached in n runs, or the maximum hit and what it gave.
@@ -427,6 +428,7 @@ def replicate(
     n_min: int = 5,
     n_max: int = 100,
     seeds: Iterable[int] | None = None,
+    delete_warmup: bool = False,
     max_workers: int | None = None,
 ) -> Replication:
     """Runs seeds until the t interval of ``metric``'s mean is as narrow as asked.
@@ -443,9 +445,8 @@ def replicate(
         scenario: what to run (each run with one of ``seeds``), or a function ``seed -> value``
             (then ``metric`` is None).
         metric: a column of ``Result.summary`` (``"success_rate"``, ``"latency_p99"``,
-            ``"payment.calls_per_order"``...) or a function ``Result -> float``. For a
-            steady-state mean with the warm-up deleted, pass e.g. ``lambda r:
-            steady_values(r, "latency")[1].mean()``.
+            ``"payment.calls_per_order"``...) or a function ``Result -> float``; with
+            ``delete_warmup``, a per-order or time-series column.
         half_width: the absolute half width wanted, > 0.
         relative: or a half width relative to the mean, in (0, 1): ``half_width <= relative *
             |mean|``. Exactly one of ``half_width`` and ``relative`` must be given.
@@ -455,9 +456,36 @@ def replicate(
             ``message`` says so.
         seeds: the seeds to use, in order (default 0, 1, 2, ...); running out of them is like
             hitting ``n_max``.
-        max_workers: threads for the runs (default: one per core).
+        delete_warmup: take as each run's value the steady-state mean of ``metric``, a
+            per-order column (``"latency"``, ``"queue_wait"``...) or a time-series column
+            (``"queue_depth"``...), after deleting the run's warm-up found by MSER-5
+            (:func:`warmup`); ``values`` then reports each run's truncation (``warmup_index``,
+            ``warmup_time``, ``warmup_reliable``).
+        max_workers: threads for the runs (default: one per core; 1 for a function, which is
+            called from these threads when several are asked for).
     """
-    if isinstance(scenario, Scenario):
+    if not isinstance(delete_warmup, bool):
+        raise TypeError(
+            f"delete_warmup must be a bool, got {type(delete_warmup).__name__} {delete_warmup!r}"
+        )
+    warm: dict[int, Warmup] = {}
+    sample: Callable[[int], float]
+    if isinstance(scenario, Scenario) and delete_warmup:
+        if not isinstance(metric, str):
+            raise TypeError(
+                "metric must be a per-order or time-series column name when delete_warmup is "
+                f"True, got {type(metric).__name__} {metric!r}"
+            )
+        column = metric
+
+        def steady_mean(seed: int) -> float:
+            w, kept = steady_values(simulate(scenario.replace(seed=seed)), column)
+            warm[seed] = w
+            return float(kept.mean())
+
+        sample = steady_mean
+        name = metric
+    elif isinstance(scenario, Scenario):
         _check_metric(metric)
         assert metric is not None
         sc = _prepare(scenario, metric)
@@ -466,13 +494,17 @@ def replicate(
         def run_seed(seed: int) -> float:
             return _evaluate(sc, m, seed)
 
-        sample: Callable[[int], float] = run_seed
+        sample = run_seed
         name = _metric_name(metric)
     elif callable(scenario):
         if metric is not None:
             raise TypeError("metric must be None when scenario is a function seed -> value")
+        if delete_warmup:
+            raise TypeError("delete_warmup needs a Scenario, not a function seed -> value")
         sample = scenario
         name = _metric_name(scenario)
+        if max_workers is None:
+            max_workers = 1  # a Python function gains nothing from threads, and may not be safe
     else:
         raise TypeError(
             f"scenario must be a Scenario or a function seed -> value, got "
@@ -534,6 +566,15 @@ def replicate(
         if target > 0:
             msg += f"; about {math.ceil(len(x) * (h / target) ** 2)} runs would be needed"
     df = pd.DataFrame({"seed": used, "value": x})
+    if delete_warmup:
+        ws = [warm[sd] for sd in used]
+        df["warmup_index"] = [w.index for w in ws]
+        df["warmup_time"] = [w.time for w in ws]
+        df["warmup_reliable"] = [w.reliable for w in ws]
+        short = sum(not w.reliable for w in ws)
+        if short:
+            msg += (f"; in {short} of the runs MSER-5 found no steady state within the first "
+                    "half (lengthen the runs)")
     return Replication(name, mean, h, conf, len(x), tuple(used), df, float(target), reached, msg)
 
 
