@@ -373,6 +373,9 @@ def test_metastability_verdicts_on_synthetic_series() -> None:
     v = rl.metastability(climbing, trigger_start=20, trigger_end=25)
     assert v.verdict == "recovering" and math.isnan(v.time_to_recover)
     assert "observe longer" in v.message
+    # Noise around a degraded level is not a recovery under way.
+    noisy = synthetic(30 + 8 * np.random.default_rng(4).standard_normal(37))  # +6.4/s
+    assert rl.metastability(noisy, trigger_start=20, trigger_end=25).verdict == "metastable"
     stuck = synthetic(np.full(37, 30.0))
     assert rl.metastability(stuck, trigger_start=20, trigger_end=25).verdict == "metastable"
     # A dip after recovery resets the clock: recovered only from the last sustained return.
