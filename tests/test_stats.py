@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import reliability_lab as rl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reliability_lab.sweep import t_quantile
 
 
@@ -34,6 +36,18 @@ def test_mser5_finds_a_known_transient() -> None:
         assert 150 <= d <= 230  # the bias is below the noise's standard error from ~170 on
         # No transient: (almost) nothing deleted.
         assert rl.warmup_mser(rng.standard_normal(2000)) <= 50
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=10, max_size=400), st.integers(1, 10))
+def test_mser_truncates_whole_batches_in_the_first_half(xs: list[float], batch: int) -> None:
+    if len(xs) < 2 * batch:
+        with pytest.raises(ValueError, match="at least"):
+            rl.warmup_mser(xs, batch=batch)
+        return
+    d = rl.warmup_mser(xs, batch=batch)
+    assert d % batch == 0
+    assert 0 <= d <= len(xs) // 2
 
 
 def test_mser_statistic_by_hand() -> None:

@@ -777,7 +777,7 @@ def kn_select(
     seed_it = _seed_iter(seeds)
     sign = -1.0 if minimize else 1.0
 
-    # Setup (Kim & Nelson 2001, section 3, procedure KN).
+    # Setup (Kim & Nelson 2001, procedure KN).
     eta = 0.5 * ((2 * a / (kk - 1)) ** (-2 / (first - 1)) - 1)
     h2 = 2 * eta * (first - 1)
     # obs[i] holds system i's outputs, one per stage, all systems with the same stage seed.
@@ -846,7 +846,7 @@ def kn_select(
     total = sum(runs)
     if complete:
         msg = (f"candidate {best} selected after {total} runs (P(correct selection) >= "
-               f"{1 - a:.0%} if it is at least {dlt:g} better than the others)")
+               f"{100 * (1 - a):g}% if it is at least {dlt:g} better than the others)")
     else:
         msg = (f"max_runs ({cap}) reached with {len(alive)} candidates still in contention "
                f"({', '.join(map(str, alive))}): candidate {best} has the best sample mean, "
