@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,3 +65,35 @@ def all_orders(client: httpx.Client, status: str | None = None) -> list[dict[str
         cursor = page["next_cursor"]
         if not cursor:
             return out
+
+
+@contextlib.contextmanager
+def admin_service(tmp: Path, *, failure_rate: float, args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A service on SQLite in ``tmp`` (2 ms constant payment latency, ``failure_rate``), the
+    admin token from the environment, started and ready; stopped cleanly (exit 0) on leaving."""
+    from reliability_lab.service.harness import ServiceProcess
+
+    scenario = write_scenario(
+        tmp / "scenario.json",
+        faults={"failure_rate": failure_rate, "latency": {"type": "constant", "value": 0.002}},
+    )
+    proc = ServiceProcess(
+        database=str(tmp / "orders.sqlite3"),
+        workdir=tmp,
+        args=[
+            "--scenario",
+            str(scenario),
+            "--ledger",
+            str(tmp / "payments.ledger"),
+            "--no-access-log",
+            *args,
+        ],
+        env={"RLAB_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    proc.start()
+    import httpx
+
+    with httpx.Client(base_url=proc.url, timeout=30) as client:
+        wait_for(lambda: client.get("/startupz").status_code == 200, what="startup")
+    yield proc
+    assert proc.stop(timeout=60) == 0, proc.log_text()

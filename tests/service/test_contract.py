@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from service_helpers import ADMIN_TOKEN, wait_for, write_scenario
+from service_helpers import ADMIN_TOKEN, admin_service
 
 CHECKS = [
     not_a_server_error,
@@ -46,29 +46,8 @@ SLOW = {("GET", "/debug/pprof/profile")}
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     tmp = tmp_path_factory.mktemp("contract")
-    scenario = write_scenario(
-        tmp / "scenario.json",
-        faults={"failure_rate": 0.1, "latency": {"type": "constant", "value": 0.002}},
-    )
-    proc = ServiceProcess(
-        database=str(tmp / "orders.sqlite3"),
-        workdir=tmp,
-        args=[
-            "--scenario",
-            str(scenario),
-            "--ledger",
-            str(tmp / "payments.ledger"),
-            "--no-access-log",
-            "--shutdown-budget",
-            "2",
-        ],
-        env={"RLAB_ADMIN_TOKEN": ADMIN_TOKEN},
-    )
-    proc.start()
-    with httpx.Client(base_url=proc.url, timeout=30) as client:
-        wait_for(lambda: client.get("/startupz").status_code == 200, what="startup")
-    yield proc
-    assert proc.stop(timeout=60) == 0, proc.log_text()
+    with admin_service(tmp, failure_rate=0.1, args=("--shutdown-budget", "2")) as proc:
+        yield proc
 
 
 def _operations(proc: ServiceProcess) -> list[Any]:

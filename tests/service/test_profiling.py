@@ -16,7 +16,7 @@ pytest.importorskip("fastapi", reason="the service extra (fastapi, uvicorn, psyc
 import httpx
 from reliability_lab.service.harness import ServiceProcess
 from reliability_lab.service.profiling import find_py_spy
-from service_helpers import ADMIN_TOKEN, post_order, wait_for, write_scenario
+from service_helpers import ADMIN_TOKEN, admin_service, post_order, wait_for
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -24,29 +24,11 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, httpx.Client]]:
     tmp = tmp_path_factory.mktemp("profiling")
-    scenario = write_scenario(
-        tmp / "scenario.json",
-        faults={"failure_rate": 0.2, "latency": {"type": "constant", "value": 0.002}},
-    )
-    proc = ServiceProcess(
-        database=str(tmp / "orders.sqlite3"),
-        workdir=tmp,
-        args=[
-            "--scenario",
-            str(scenario),
-            "--ledger",
-            str(tmp / "payments.ledger"),
-            "--tracemalloc",
-            "4",
-            "--no-access-log",
-        ],
-        env={"RLAB_ADMIN_TOKEN": ADMIN_TOKEN},
-    )
-    proc.start()
-    with httpx.Client(base_url=proc.url, timeout=120) as client:
-        wait_for(lambda: client.get("/startupz").status_code == 200, what="startup")
+    with (
+        admin_service(tmp, failure_rate=0.2, args=("--tracemalloc", "4")) as proc,
+        httpx.Client(base_url=proc.url, timeout=120) as client,
+    ):
         yield proc, client
-    assert proc.stop(timeout=60) == 0, proc.log_text()
 
 
 def _frames_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,8 +106,7 @@ def test_one_profile_at_a_time(svc: tuple[ServiceProcess, httpx.Client]) -> None
     try:
         wait_for(
             lambda: (
-                len([e for e in proc.log_events() if e.get("event") == "profile_started"])
-                > started
+                len([e for e in proc.log_events() if e.get("event") == "profile_started"]) > started
             ),
             what="the first profile to start",
         )
@@ -195,9 +176,7 @@ def test_profile_without_native_frames(svc: tuple[ServiceProcess, httpx.Client])
     if find_py_spy() is None:
         pytest.skip("py-spy is not installed")
     proc, client = svc
-    r = client.get(
-        "/debug/pprof/profile", params={"seconds": 1, "native": "false"}, headers=AUTH
-    )
+    r = client.get("/debug/pprof/profile", params={"seconds": 1, "native": "false"}, headers=AUTH)
     if r.status_code == 503 and "ermission" in proc.log_text():
         pytest.skip("py-spy may not ptrace the service here")
     assert r.status_code == 200, r.text
