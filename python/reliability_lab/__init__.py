@@ -26,6 +26,13 @@ from reliability_lab.errors import (
     RetryExhausted,
     Throttled,
 )
+from reliability_lab.files import (
+    ScenarioFileError,
+    Study,
+    load_scenario,
+    load_study,
+    scenario_json_schema,
+)
 from reliability_lab.live import (
     TERMINAL_STATES,
     Lab,
@@ -35,6 +42,7 @@ from reliability_lab.live import (
     OrderView,
     ShutdownReport,
 )
+from reliability_lab.results_io import ResultsMetadata, load_results, save_results
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
     Brownout,
@@ -135,4 +143,13 @@ __all__ = [
     "simulate",
     "summarize",
     "sweep",
+    # scenario and study files, results files
+    "ResultsMetadata",
+    "ScenarioFileError",
+    "Study",
+    "load_results",
+    "load_scenario",
+    "load_study",
+    "save_results",
+    "scenario_json_schema",
 ]
