@@ -145,6 +145,7 @@ def _cmd_plot(a: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from reliability_lab import plots
     from reliability_lab.results_io import load_results
@@ -163,9 +164,10 @@ def _cmd_plot(a: argparse.Namespace) -> int:
     else:
         ax = plots.tradeoff(df, a.x, a.y, by=a.hue)
     fig = ax.figure
+    assert isinstance(fig, Figure)
     fig.tight_layout()
     fig.savefig(a.out, dpi=120)
-    plt.close(fig)  # type: ignore[arg-type]
+    plt.close(fig)
     print(f"wrote {a.out}", file=sys.stderr)
     return 0
 

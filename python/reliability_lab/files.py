@@ -375,7 +375,10 @@ def _read(path: str | Path) -> _Document:
             raise ScenarioFileError(file, line, None, msg[: m.start()] if m else msg) from None
         return _Document(file, data, _toml_lines(text))
     if suffix in (".yaml", ".yml"):
-        yaml = _yaml()
+        try:
+            yaml = _yaml()
+        except ImportError as e:
+            raise ScenarioFileError(file, None, None, str(e)) from None
         try:
             data = yaml.safe_load(text)
         except yaml.MarkedYAMLError as e:
@@ -397,7 +400,10 @@ def _read(path: str | Path) -> _Document:
             lines = {(): 1}
         return _Document(file, data, lines)
     raise ScenarioFileError(
-        file, None, None, f"unknown file type {suffix or '(none)'!r}: use .toml, .yaml, .yml or .json"
+        file,
+        None,
+        None,
+        f"unknown file type {suffix or '(none)'!r}: use .toml, .yaml, .yml or .json",
     )
 
 
@@ -442,7 +448,9 @@ def _walk(data: Any, path: str) -> tuple[_DocPath, bool]:
                 j = int(index)
             else:
                 named = [
-                    k for k, v in enumerate(node) if isinstance(v, Mapping) and v.get("name") == index
+                    k
+                    for k, v in enumerate(node)
+                    if isinstance(v, Mapping) and v.get("name") == index
                 ]
                 j = named[0] if len(named) == 1 else len(node)
             if j >= len(node):
@@ -516,7 +524,8 @@ def _flatten_grid(
             if path in out:
                 raise doc.error((*base, key), f"grid.{path}", "is given twice")
             out[path] = value
-            where[(*base, key)] = path
+            at = (*base, key)
+            where[at] = path
     return where
 
 
@@ -685,7 +694,9 @@ def load_study(path: str | Path) -> Study:
 # ------------------------------------------------------------------------------------------------
 # JSON Schema
 
-_INTERVAL = re.compile(r"must be (?:a finite number|an integer) in ([\[(])([^,\]]+), ([^\])]+)([\])])")
+_INTERVAL = re.compile(
+    r"must be (?:a finite number|an integer) in ([\[(])([^,\]]+), ([^\])]+)([\])])"
+)
 
 
 def _samples() -> dict[type, Any]:
@@ -767,8 +778,7 @@ def _hint_schema(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
         args = get_args(hint)
         return {"type": "array", "items": _hint_schema(args[0], defs) if args else {}}
     if _is_union(hint):
-        args = [a for a in get_args(hint) if a is not type(None)]
-        options = [_hint_schema(a, defs) for a in args]
+        options = [_hint_schema(a, defs) for a in get_args(hint) if a is not type(None)]
         if len(options) > 1:  # config classes told apart by their tag, which is then required
             options = [{**o, "required": ["type"]} if "$ref" in o else o for o in options]
         schema: dict[str, Any] = options[0] if len(options) == 1 else {"oneOf": options}
@@ -835,7 +845,8 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
 def _field_doc(cls: type, name: str) -> str:
     """The ``name: ...`` entry of a class's ``Attributes:`` docstring section, if any."""
     doc = cls.__doc__ or ""
-    m = re.search(rf"^\s+(?:[\w, ]*\b){re.escape(name)}\b[\w, ]*: (.+(?:\n\s{{12,}}.+)*)", doc, re.M)
+    entry = rf"^\s+(?:[\w, ]*\b){re.escape(name)}\b[\w, ]*: (.+(?:\n\s{{12,}}.+)*)"
+    m = re.search(entry, doc, re.M)
     return " ".join(m.group(1).split()) if m else ""
 
 
