@@ -1,18 +1,18 @@
-"""Scenario and study files: loading, errors at file:line: path, the JSON Schema, Parquet results."""
+"""Scenario and study files: loading, errors at file:line: path, JSON Schema, Parquet results."""
 
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-
 import reliability_lab as rl
 from reliability_lab import presets
-from reliability_lab.files import ScenarioFileError, _toml_lines
+from reliability_lab.files import ScenarioFileError, _toml, _toml_lines
+
+tomllib = _toml()  # tomllib, or tomli before Python 3.11
 
 yaml = pytest.importorskip("yaml")
 
