@@ -380,6 +380,8 @@ consecutive_failures = [2, 4, 8]
         ('scenario_file = "x.toml"\n[grid]\n"workers" = 3\n', 3, "grid.workers", "list"),
         ('scenario_file = "x.toml"\nseeds = [1, -2]\n', 2, "seeds[1]", ">= 0"),
         ('scenario_file = "x.toml"\nseedz = [1]\n', 2, "seedz", "did you mean seeds"),
+        ('scenario_file = "x.toml"\nmetrics = [\n  "goodput",\n  "success_rat",\n]\n', 4,
+         "metrics[1]", "did you mean success_rate"),
         ('[scenario]\nworkers = 3\n[scenario.arrivals]\ntype = "poisson"\nrate = -4\n', 5,
          "scenario.arrivals.rate", "(0, 1e+07]"),
     ],

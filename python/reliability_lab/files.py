@@ -640,6 +640,19 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
         ):
             raise doc.error(("metrics",), "metrics", f"must be a list of column names, got {m!r}")
         metrics = tuple(m)
+        # The summary's columns (they depend on the dependencies and phases): a run stopped at
+        # time 0 has them all. An unknown name would otherwise be a column of NaN.
+        from reliability_lab.sim import simulate
+
+        quick = scenario.replace({"record_orders": False, "sample_every": 0.0})
+        columns = list(simulate(quick, until=0.0).summary.index)
+        for i, name in enumerate(metrics):
+            if name not in columns:
+                close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise doc.error(
+                    ("metrics", i), f"metrics[{i}]", f"{name!r} is not a summary column{hint}"
+                )
     raw_grid = d.get("grid", {})
     if not isinstance(raw_grid, Mapping):
         raise doc.error(("grid",), "grid", f"must be a table of path = values, got {raw_grid!r}")
