@@ -83,8 +83,10 @@ def test_bad_input_exits_2(args: list[str], capsys: pytest.CaptureFixture[str]) 
 
 def test_sweep_plot_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.parquet"
-    assert main(["sweep", STUDY, "--out", str(out), "--no-progress", "--workers", "2"]) == 0
-    assert "24 runs (8 points x 3 seeds)" in capsys.readouterr().out
+    assert main(["sweep", STUDY, "--out", str(out), "--workers", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "24 runs (8 points x 3 seeds)" in captured.out
+    assert "run/s" not in captured.err  # no progress bar when stderr is not a terminal
     df, meta = rl.load_results(out)
     assert len(df) == 24 and meta.study == rl.load_study(STUDY)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("study", help="study file (.toml, .yaml, .yml or .json)")
     sw.add_argument("--out", required=True, help="the results file (.parquet)")
     sw.add_argument("--workers", type=int, default=None, help="threads (default: one per core)")
-    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bar (there is none when standard error is not a terminal)",
+    )
 
     pl = sub.add_parser("plot", help="plot a results file")
     pl.add_argument("results", help="a results file written by sweep or run (.parquet)")
@@ -133,7 +137,9 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if out.suffix.lower() != ".parquet":
         raise _UsageError(f"--out must end in .parquet, got {a.out!r}")
-    df = study.run(progress=not a.no_progress, max_workers=a.workers)
+    # A progress bar only where someone watches it (not into a log file or a pipe).
+    progress = not a.no_progress and sys.stderr.isatty()
+    df = study.run(progress=progress, max_workers=a.workers)
     save_results(df, out, study=study, extra={"command": "sweep", "file": a.study})
     points = int(df["point"].nunique()) if "point" in df.columns else 0
     print(f"{len(df)} runs ({points} points x {len(study.seeds)} seeds) written to {out}")
@@ -213,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return commands[a.command](a)
+    except BrokenPipeError:  # `reliability-lab run ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
     except ScenarioFileError as e:
         print(" ".join(str(e).split()), file=sys.stderr)  # file:line: path: problem
         return 2
