@@ -452,3 +452,13 @@ def test_load_results_refuses_foreign_files(tmp_path: Path) -> None:
     write(tmp_path, "text.parquet", "hello")
     with pytest.raises(ValueError, match="not a Parquet file"):
         rl.load_results(tmp_path / "text.parquet")
+
+
+def test_file_error_pickles_and_stays_short(tmp_path: Path) -> None:
+    import pickle
+
+    e = error_of(write(tmp_path, "big.json", json.dumps(list(range(1000)))))
+    assert len(str(e)) < 200
+    back = pickle.loads(pickle.dumps(e))
+    assert (back.file, back.line, back.path, back.problem) == (e.file, e.line, e.path, e.problem)
+    assert str(back) == str(e)

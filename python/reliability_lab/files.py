@@ -92,6 +92,15 @@ class ScenarioFileError(ValueError):
         where = file if line is None else f"{file}:{line}"
         super().__init__(f"{where}: {path}: {problem}" if path else f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[ScenarioFileError], tuple[str, int | None, str | None, str]]:
+        return (ScenarioFileError, (self.file, self.line, self.path, self.problem))
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length that fits in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 # ------------------------------------------------------------------------------------------------
 # Reading a document and the lines of its parts
@@ -478,7 +487,8 @@ def _scenario_error(doc: _Document, base: _DocPath, data: Any, e: Exception) -> 
 def _scenario_from(doc: _Document, base: _DocPath, data: Any) -> Scenario:
     if not isinstance(data, Mapping):
         what = ".".join(str(k) for k in base) or "the file"
-        raise doc.error(base, None, f"{what} must be a table of scenario fields, got {data!r}")
+        problem = f"{what} must be a table of scenario fields, got {_short(data)}"
+        raise doc.error(base, None, problem)
     try:
         return Scenario.from_dict(data)
     except (ValueError, TypeError) as e:
@@ -594,7 +604,7 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
 
     d = doc.data
     if not isinstance(d, Mapping):
-        raise doc.error((), None, f"a study must be a table, got {d!r}")
+        raise doc.error((), None, f"a study must be a table, got {_short(d)}")
     d = {k: v for k, v in d.items() if v is not None}  # a null in JSON/YAML: left out
     for key in d:
         if key not in _STUDY_KEYS:
@@ -610,7 +620,8 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
     else:
         ref = d["scenario_file"]
         if not isinstance(ref, str) or not ref:
-            raise doc.error(("scenario_file",), "scenario_file", f"must be a path, got {ref!r}")
+            problem = f"must be a path, got {_short(ref)}"
+            raise doc.error(("scenario_file",), "scenario_file", problem)
         if directory is None:
             raise doc.error(
                 ("scenario_file",), "scenario_file", "needs a study read from a file"
@@ -626,7 +637,7 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
     random_state = integer("random_state", d.get("random_state", 0), 0)
     seeds_raw = d.get("seeds", [scenario.seed])
     if isinstance(seeds_raw, (str, Mapping)) or not isinstance(seeds_raw, Sequence):
-        raise doc.error(("seeds",), "seeds", f"must be a list of seeds, got {seeds_raw!r}")
+        raise doc.error(("seeds",), "seeds", f"must be a list of seeds, got {_short(seeds_raw)}")
     if not seeds_raw:
         raise doc.error(("seeds",), "seeds", "must have at least one seed")
     seeds = tuple(
@@ -638,7 +649,8 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
         if isinstance(m, str) or not isinstance(m, Sequence) or not all(
             isinstance(x, str) for x in m
         ):
-            raise doc.error(("metrics",), "metrics", f"must be a list of column names, got {m!r}")
+            problem = f"must be a list of column names, got {_short(m)}"
+            raise doc.error(("metrics",), "metrics", problem)
         metrics = tuple(m)
         # The summary's columns (they depend on the dependencies and phases): a run stopped at
         # time 0 has them all. An unknown name would otherwise be a column of NaN.
@@ -655,7 +667,8 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
                 )
     raw_grid = d.get("grid", {})
     if not isinstance(raw_grid, Mapping):
-        raise doc.error(("grid",), "grid", f"must be a table of path = values, got {raw_grid!r}")
+        problem = f"must be a table of path = values, got {_short(raw_grid)}"
+        raise doc.error(("grid",), "grid", problem)
     flat: dict[str, Any] = {}
     where = _flatten_grid(doc, raw_grid, "", ("grid",), flat)
     grid: dict[str, Any] = {}
@@ -673,7 +686,7 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
             probe = value[0]
         else:
             what = "a non-empty list of values" + (" or {low, high} range" if n else "")
-            raise doc.error(at, shown, f"must be {what}, got {value!r}")
+            raise doc.error(at, shown, f"must be {what}, got {_short(value)}")
         if path == "seed":
             raise doc.error(at, shown, "is not sweepable: list the seeds under 'seeds'")
         try:  # the path and a first value, checked now (the sweep checks every point)
