@@ -462,3 +462,24 @@ def test_file_error_pickles_and_stays_short(tmp_path: Path) -> None:
     back = pickle.loads(pickle.dumps(e))
     assert (back.file, back.line, back.path, back.problem) == (e.file, e.line, e.path, e.problem)
     assert str(back) == str(e)
+
+
+def test_yaml_study_with_inline_scenario(tmp_path: Path) -> None:
+    text = """seeds: [3]
+scenario:
+  duration: 5
+  dependencies:
+    - name: db
+      breaker: {open_for: 1.0}
+grid:
+  db.breaker.open_for: [0.5, 2.0]
+  workers: [2, 0]
+"""
+    p = write(tmp_path, "s.yaml", text)
+    with pytest.raises(ScenarioFileError) as info:
+        rl.load_study(p)
+    assert (info.value.line, info.value.path) == (9, "grid.workers")
+    p.write_text(text.replace("[2, 0]", "[2, 4]"))
+    st = rl.load_study(p)
+    assert st.grid == {"db.breaker.open_for": [0.5, 2.0], "workers": [2, 4]}
+    assert st.seeds == (3,)

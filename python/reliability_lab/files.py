@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+import pandas as pd
+
 from reliability_lab.scenario import (
     _CONFIG_CLASSES,
     _SCENARIO_FIELDS,
@@ -547,7 +549,8 @@ class Study:
         scenario: the base scenario.
         grid: dotted path -> list of values (a grid), or with ``n``, a list of choices or a
             :class:`~reliability_lab.Range`.
-        seeds: the seeds every point runs with.
+        seeds: the seeds every point runs with (a study file without ``seeds`` runs the
+            scenario's own seed).
         n: the number of random points (random search), or None for a grid.
         random_state: seeds the draws of a random search.
         metrics: the summary columns to keep (None: all).
@@ -560,12 +563,12 @@ class Study:
     random_state: int = 0
     metrics: tuple[str, ...] | None = None
 
-    def run(self, **kwargs: Any) -> Any:
+    def run(self, **kwargs: Any) -> pd.DataFrame:
         """Runs the study with :func:`~reliability_lab.sweep` (keyword arguments such as
         ``progress`` or ``max_workers`` are passed on); returns its DataFrame."""
         from reliability_lab.sweep import sweep
 
-        return sweep(
+        df: pd.DataFrame = sweep(
             self.scenario,
             dict(self.grid),
             self.seeds,
@@ -574,6 +577,7 @@ class Study:
             random_state=self.random_state,
             **kwargs,
         )
+        return df
 
     def to_dict(self) -> dict[str, Any]:
         """The study as a plain JSON-able dict (the scenario inline); :meth:`from_dict`
@@ -680,20 +684,24 @@ def _study_from(doc: _Document, directory: Path | None) -> Study:
                 value = Range(**value)
             except (ValueError, TypeError) as e:
                 raise doc.error(at, shown, str(e)) from None
-            probe = value.low
+            rng = value
+            probes = [int(x) if rng.integer else x for x in (rng.low, rng.high)]
         elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0:
             value = list(value)
-            probe = value[0]
+            probes = value
         else:
             what = "a non-empty list of values" + (" or {low, high} range" if n else "")
             raise doc.error(at, shown, f"must be {what}, got {_short(value)}")
         if path == "seed":
             raise doc.error(at, shown, "is not sweepable: list the seeds under 'seeds'")
-        try:  # the path and a first value, checked now (the sweep checks every point)
-            scenario.replace({path: int(probe) if isinstance(value, Range) and value.integer
-                              else probe})
-        except (ValueError, TypeError) as e:
-            raise doc.error(at, shown, " ".join(str(e).split())) from None
+        # Every value on its own (a range: its bounds), checked now to point at its line; a
+        # combination of values that is invalid together is found when the sweep reaches it.
+        for i, probe in enumerate(probes):
+            try:
+                scenario.replace({path: probe})
+            except (ValueError, TypeError) as e:
+                here = (*at, i) if isinstance(value, list) else at
+                raise doc.error(here, shown, " ".join(str(e).split())) from None
         grid[path] = value
     return Study(scenario, grid, seeds, n, random_state, metrics)
 
