@@ -483,3 +483,21 @@ grid:
     st = rl.load_study(p)
     assert st.grid == {"db.breaker.open_for": [0.5, 2.0], "workers": [2, 4]}
     assert st.seeds == (3,)
+
+
+def test_lines_are_found_only_for_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reliability_lab.files as files
+
+    calls: list[str] = []
+    real_yaml, real_toml = files._yaml_lines, files._toml_lines
+    monkeypatch.setattr(files, "_yaml_lines", lambda t: calls.append("yaml") or real_yaml(t))
+    monkeypatch.setattr(files, "_toml_lines", lambda t: calls.append("toml") or real_toml(t))
+    big = rl.Scenario(arrivals=rl.Trace([i * 1e-3 for i in range(20_000)]), duration=60)
+    assert rl.load_scenario(write(tmp_path, "big.json", big.to_json())) == big
+    assert rl.load_scenario(EXAMPLES / "seed_lab.toml").workers == 16
+    assert rl.load_scenario(EXAMPLES / "seed_lab.yaml").workers == 16
+    assert calls == []  # a valid file is parsed once
+    error_of(write(tmp_path, "bad.toml", "workers = 0\n"))
+    assert calls == ["toml"]

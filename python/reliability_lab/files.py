@@ -49,7 +49,7 @@ import numbers
 import re
 import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -344,16 +344,20 @@ _TOML_AT_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 @dataclass
 class _Document:
-    """A file's data with the line of each of its parts."""
+    """A file's data, and the line of each of its parts, found when an error needs one (a
+    valid file, however large, is parsed once)."""
 
     file: str
     data: Any
-    lines: dict[_DocPath, int]
+    find_lines: Callable[[], dict[_DocPath, int]] = dict
+    _lines: dict[_DocPath, int] | None = None
 
     def line_of(self, path: _DocPath) -> int | None:
         """The line of ``path``, or of its deepest prefix that is in the file."""
+        if self._lines is None:
+            self._lines = self.find_lines()
         for n in range(len(path), -1, -1):
-            line = self.lines.get(path[:n])
+            line = self._lines.get(path[:n])
             if line is not None:
                 return line
         return None
@@ -384,7 +388,7 @@ def _read(path: str | Path) -> _Document:
             m = _TOML_AT_END.search(msg)
             line = text.count("\n") + 1 if m is not None else None
             raise ScenarioFileError(file, line, None, msg[: m.start()] if m else msg) from None
-        return _Document(file, data, _toml_lines(text))
+        return _Document(file, data, lambda: _toml_lines(text))
     if suffix in (".yaml", ".yml"):
         try:
             yaml = _yaml()
@@ -399,17 +403,19 @@ def _read(path: str | Path) -> _Document:
             raise ScenarioFileError(file, line, None, problem or "invalid YAML") from None
         except yaml.YAMLError as e:
             raise ScenarioFileError(file, None, None, f"invalid YAML: {e}") from None
-        return _Document(file, data, _yaml_lines(text))
+        return _Document(file, data, lambda: _yaml_lines(text))
     if suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ScenarioFileError(file, e.lineno, None, e.msg) from None
-        try:
-            lines = _yaml_lines(text)  # JSON is (nearly) YAML: its composer knows the lines
-        except ImportError:
-            lines = {(): 1}
-        return _Document(file, data, lines)
+        def json_lines() -> dict[_DocPath, int]:
+            try:
+                return _yaml_lines(text)  # JSON is (nearly) YAML: its composer knows the lines
+            except ImportError:
+                return {(): 1}
+
+        return _Document(file, data, json_lines)
     raise ScenarioFileError(
         file,
         None,
@@ -600,7 +606,7 @@ class Study:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Study:
         """A study from its dict form (as in a study file, with the scenario inline)."""
-        return _study_from(_Document("<study>", d, {}), None)
+        return _study_from(_Document("<study>", d), None)
 
 
 def _study_from(doc: _Document, directory: Path | None) -> Study:
