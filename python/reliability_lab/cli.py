@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-_COMMANDS = ("run", "sweep", "plot", "schema", "serve")
-
 
 class _UsageError(Exception):
     """Bad input detected by a command: one line, exit status 2."""
