@@ -26,6 +26,13 @@ from reliability_lab.errors import (
     RetryExhausted,
     Throttled,
 )
+from reliability_lab.files import (
+    ScenarioFileError,
+    Study,
+    load_scenario,
+    load_study,
+    scenario_json_schema,
+)
 from reliability_lab.live import (
     TERMINAL_STATES,
     Lab,
@@ -35,6 +42,7 @@ from reliability_lab.live import (
     OrderView,
     ShutdownReport,
 )
+from reliability_lab.results_io import ResultsMetadata, load_results, save_results
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
     Brownout,
@@ -132,6 +140,7 @@ __all__ = [
     "ReliabilityLabError",
     "Replication",
     "Result",
+    "ResultsMetadata",
     "Retry",
     "RetryBudgetExhausted",
     "RetryContext",
@@ -139,10 +148,12 @@ __all__ = [
     "RetryExhausted",
     "RetryStats",
     "Scenario",
+    "ScenarioFileError",
     "Schedule",
     "Selection",
     "ShutdownReport",
     "SteadyClock",
+    "Study",
     "ThrottleConfig",
     "Throttled",
     "TokenBucket",
@@ -155,11 +166,16 @@ __all__ = [
     "compare",
     "default_clock",
     "kn_select",
+    "load_results",
+    "load_scenario",
+    "load_study",
     "metastability",
     "pareto_front",
     "presets",
     "replicate",
     "retry",
+    "save_results",
+    "scenario_json_schema",
     "select_best",
     "simulate",
     "steady_values",

@@ -28,6 +28,7 @@ from typing import Any
 
 import uvicorn
 
+from reliability_lab.files import load_scenario as load_scenario_file
 from reliability_lab.service.app import create_app
 from reliability_lab.service.config import ADMIN_TOKEN_ENV, ServiceConfig, load_scenario
 from reliability_lab.service.core import OrderService, log_event
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scenario",
         default=None,
-        help="scenario JSON file (Scenario.to_json); default: the seed payment lab",
+        help="scenario file: TOML, YAML or JSON (Scenario.to_dict); default: the seed payment lab",
     )
     p.add_argument(
         "--admin-token",
@@ -251,7 +252,7 @@ def config_from_args(argv: list[str] | None = None) -> ServiceConfig:
         host=a.host,
         port=a.port,
         database=a.database,
-        scenario=load_scenario(a.scenario),
+        scenario=load_scenario_file(a.scenario) if a.scenario else load_scenario(None),
         admin_token=token or None,
         shutdown_budget=a.shutdown_budget,
         ledger_path=a.ledger,
@@ -346,8 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] == "serve":
         args = args[1:]
     elif args and not args[0].startswith("-"):
-        print(f"reliability-lab: unknown command {args[0]!r}; try 'serve'", file=sys.stderr)
-        return 2
+        # Another command (run, sweep, ...): an entry point installed before they existed
+        # still points here.
+        from reliability_lab.cli import main as lab_main
+
+        return lab_main(args)
     try:
         config = config_from_args(args)
         edge = edge_config_from_args(args)
