@@ -1,0 +1,178 @@
+"""Arrival processes: where a scenario's orders come from (open loop or closed loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from reliability_lab.scenario._validate import (
+    _MAX_CLIENTS,
+    _MAX_RATE,
+    _at,
+    _duration,
+    _instance,
+    _int,
+    _items,
+    _ns,
+    _real,
+    _set,
+)
+from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
+
+
+@dataclass(frozen=True)
+class Poisson:
+    """Open-loop Poisson arrivals at ``rate`` orders per second, in (0, 1e7]."""
+
+    rate: float
+
+    def __post_init__(self) -> None:
+        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+
+
+@dataclass(frozen=True)
+class ConstantRate:
+    """Open-loop arrivals evenly spaced at ``rate`` orders per second, in (0, 1e7]."""
+
+    rate: float
+
+    def __post_init__(self) -> None:
+        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+
+
+@dataclass(frozen=True)
+class RateSegment:
+    """A piece of a rate schedule: over ``[start, end)`` the rate moves linearly from
+    ``rate_start`` to ``rate_end`` orders per second (equal rates give a step).
+
+    Times in [0, 1e6] with start < end; rates in [0, 1e7].
+    """
+
+    start: float
+    end: float
+    rate_start: float
+    rate_end: float
+
+    def __post_init__(self) -> None:
+        start = _duration("start", self.start, allow_zero=True)
+        end = _duration("end", self.end, allow_zero=True)
+        if not _ns(end) > _ns(start):
+            raise ValueError(f"end must be greater than start ({start:g}), got {end:g}")
+        _set(self, "start", start)
+        _set(self, "end", end)
+        _set(self, "rate_start", _real("rate_start", self.rate_start, 0.0, _MAX_RATE))
+        _set(self, "rate_end", _real("rate_end", self.rate_end, 0.0, _MAX_RATE))
+
+
+def _segments(pieces: Iterable[tuple[float, float, float, float]]) -> tuple[RateSegment, ...]:
+    out = []
+    for i, p in enumerate(pieces):
+        with _at(f"segments[{i}]"):
+            out.append(RateSegment(*p))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Poisson arrivals whose rate follows a schedule: a sequence of :class:`RateSegment`,
+    sorted and non-overlapping; the rate is 0 outside them. Some segment must have a positive
+    rate. Segments may also be given as ``(start, end, rate)`` or
+    ``(start, end, rate_start, rate_end)`` tuples.
+
+    Helpers: :meth:`steps`, :meth:`spike`, :meth:`ramp`.
+    """
+
+    segments: Sequence[RateSegment]
+
+    def __post_init__(self) -> None:
+        raw = _items("segments", self.segments)
+        if not raw:
+            raise ValueError("segments must have at least one segment")
+        segments: list[RateSegment] = []
+        for i, s in enumerate(raw):
+            with _at(f"segments[{i}]"):
+                if isinstance(s, tuple) and len(s) in (3, 4):
+                    s = RateSegment(s[0], s[1], s[2], s[-1])
+            _instance(f"segments[{i}]", s, (RateSegment,), "a RateSegment")
+            if i > 0 and _ns(s.start) < _ns(segments[-1].end):
+                raise ValueError(
+                    f"segments[{i}].start must be >= segments[{i - 1}].end "
+                    f"({segments[-1].end:g}), got {s.start:g}: segments must be sorted and "
+                    "must not overlap"
+                )
+            segments.append(s)
+        if not any(s.rate_start > 0 or s.rate_end > 0 for s in segments):
+            raise ValueError("segments must have a positive rate somewhere")
+        _set(self, "segments", tuple(segments))
+
+    @classmethod
+    def steps(cls, steps: Iterable[tuple[float, float]], end: float) -> Schedule:
+        """Piecewise-constant rates: ``[(t0, r0), (t1, r1), ...]`` holds ``r_i`` from ``t_i``
+        to ``t_{i+1}``, and the last rate until ``end``."""
+        points = list(steps)
+        bounds = [t for t, _ in points[1:]] + [end]
+        return cls(_segments((t, e, r, r) for (t, r), e in zip(points, bounds, strict=True)))
+
+    @classmethod
+    def spike(cls, base: float, peak: float, start: float, end: float, duration: float) -> Schedule:
+        """``base`` orders per second from 0 to ``duration``, with ``peak`` during
+        ``[start, end)``."""
+        pieces = [(0.0, start, base), (start, end, peak), (end, duration, base)]
+        return cls(_segments((a, b, r, r) for a, b, r in pieces if b > a))
+
+    @classmethod
+    def ramp(
+        cls,
+        from_rate: float,
+        to_rate: float,
+        start: float,
+        end: float,
+        duration: float | None = None,
+    ) -> Schedule:
+        """``from_rate`` until ``start``, a linear ramp to ``to_rate`` at ``end``, then
+        ``to_rate`` until ``duration`` (default: stop at ``end``)."""
+        pieces = [(0.0, start, from_rate, from_rate), (start, end, from_rate, to_rate)]
+        if duration is not None:
+            pieces.append((end, duration, to_rate, to_rate))
+        return cls(_segments(p for p in pieces if p[1] > p[0]))
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Orders arrive at the given times (seconds, ascending; equal times are a burst). Any
+    iterable of numbers is accepted (a NumPy array, a pandas column) and stored as a tuple."""
+
+    times: Sequence[float]
+
+    def __post_init__(self) -> None:
+        raw = _items("times", self.times)
+        if not raw:
+            raise ValueError("times must have at least one arrival time")
+        times = tuple(_duration(f"times[{i}]", t, allow_zero=True) for i, t in enumerate(raw))
+        for i in range(1, len(times)):
+            if times[i] < times[i - 1]:
+                raise ValueError(
+                    f"times must be in ascending order, got times[{i}] = {times[i]:g} after "
+                    f"times[{i - 1}] = {times[i - 1]:g}"
+                )
+        _set(self, "times", times)
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """Closed-loop load: ``clients`` customers (in [1, 1e6]), each submitting its next order
+    when the previous one ends plus a ``think_time`` drawn from a latency distribution."""
+
+    clients: int = 10
+    think_time: Latency = Constant(0.0)  # noqa: RUF009 (frozen: immutable, from another module)
+
+    def __post_init__(self) -> None:
+        _set(self, "clients", _int("clients", self.clients, 1, _MAX_CLIENTS))
+        _instance("think_time", self.think_time, _LATENCY, _LATENCY_WHAT)
+
+
+Arrivals: TypeAlias = Poisson | ConstantRate | Schedule | Trace | ClosedLoop
+"""Any arrival process."""
+
+_ARRIVALS = (Poisson, ConstantRate, Schedule, Trace, ClosedLoop)

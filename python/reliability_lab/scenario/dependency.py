@@ -1,0 +1,233 @@
+"""A dependency: its fault model and its policy stack (retry, breaker, budget, bulkhead,
+throttle, attempt timeout, fallback)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from reliability_lab.breaker import Breaker
+from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
+from reliability_lab.bulkhead import BulkheadConfig
+from reliability_lab.retry import DEFAULT_RETRY_ON, Retry
+from reliability_lab.scenario._validate import (
+    _MAX_CACHE_CAPACITY,
+    _NAME,
+    _at,
+    _bool,
+    _choice,
+    _duration,
+    _instance,
+    _int,
+    _items,
+    _set,
+)
+from reliability_lab.scenario.faults import Faults
+from reliability_lab.throttle import ThrottleConfig
+
+FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
+_FALLBACK_KINDS = ("none", "cache", "default", "cache_or_default")
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What a non-critical dependency falls back to when its call fails; with a fallback the
+    order continues, marked degraded.
+
+    A fallback stands in for an unhealthy dependency only: when the order's deadline has passed
+    (or its retry loop gave up because of it) or the order is cancelled, the order fails with
+    reason ``"deadline"`` (or ``"shutdown"``) and is not counted as degraded. A dependency that
+    ``charges`` cannot have a fallback (a :class:`Scenario` with one raises ValueError naming
+    ``"<dependency>.fallback"``): a failed write served from a default would complete the order
+    without charging it.
+
+    Attributes:
+        kind: ``"none"`` (a failure fails the order), ``"cache"`` (the last good value for the
+            order's key, if cached and fresh), ``"default"`` (a default value), or
+            ``"cache_or_default"``.
+        cache_capacity: LRU entries (one per order key), in [1, 1e7].
+        cache_ttl: a cached value older than this is not served, seconds in (0, 1e6].
+    """
+
+    kind: FallbackKind = "none"
+    cache_capacity: int = 1000
+    cache_ttl: float = 60.0
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, _FALLBACK_KINDS)
+        _set(
+            self,
+            "cache_capacity",
+            _int("cache_capacity", self.cache_capacity, 1, _MAX_CACHE_CAPACITY),
+        )
+        _set(self, "cache_ttl", _duration("cache_ttl", self.cache_ttl, allow_zero=False))
+
+
+Budget: TypeAlias = TokenBucketConfig | RatioBudgetConfig
+"""A retry budget configuration."""
+
+Composition = Literal["retry_outside_breaker", "breaker_outside_retry"]
+_COMPOSITIONS = ("retry_outside_breaker", "breaker_outside_retry")
+
+# Retry fields that belong to a live Retry only; in a scenario they must keep their defaults.
+_RETRY_LIVE_FIELDS = (
+    ("budget", "use Dependency.budget"),
+    ("clock", "the engine owns time"),
+    ("seed", "the scenario's seed drives every draw"),
+    ("timeout", "use Dependency.attempt_timeout or Scenario.order_deadline"),
+    ("on_retry", "the engines record retries themselves"),
+)
+_RETRY_FIELDS = ("max_attempts", "backoff", "retry_on", "max_retry_after")
+
+
+def _retry_names(retry_on: object) -> tuple[str, ...]:
+    """``retry_on`` as a tuple of unique outcome names, ``"default"`` expanded."""
+    items: Iterable[object] = (
+        (retry_on,) if isinstance(retry_on, (str, type)) else (_items("retry.retry_on", retry_on))
+    )
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"retry.retry_on must hold outcome names in a scenario, got {item!r}")
+        for name in DEFAULT_RETRY_ON if item == "default" else (item,):
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def _normal_retry(retry: Retry) -> Retry:
+    for attr, why in _RETRY_LIVE_FIELDS:
+        value = getattr(retry, attr)
+        if value is not None:
+            raise ValueError(f"retry.{attr} must be None in a scenario ({why}), got {value!r}")
+    if isinstance(retry.max_attempts, bool):
+        raise ValueError(f"retry.max_attempts must be an integer, got {retry.max_attempts!r}")
+    names = _retry_names(retry.retry_on)
+    if retry.retry_on != names:
+        with _at("retry"):
+            retry = dataclasses.replace(retry, retry_on=names)
+    return retry
+
+
+def _retry_key(retry: Retry | None) -> object:
+    if retry is None:
+        return None
+    return (
+        retry.max_attempts,
+        retry.backoff,
+        tuple(sorted(_retry_names(retry.retry_on))),
+        retry.max_retry_after,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Dependency:
+    """One named dependency with its fault model and its policy stack; any policy may be None.
+
+    Attributes:
+        name: letters, digits and underscores; unique in the scenario; its paths start with it
+            (``"payment.breaker.open_for"``).
+        faults: the fault model.
+        retry: a :class:`~reliability_lab.retry.Retry` (only its ``max_attempts``, ``backoff``,
+            ``retry_on`` and ``max_retry_after`` matter here; its budget, clock, seed, timeout and
+            on_retry must be None); None makes one attempt.
+        breaker: a :class:`~reliability_lab.breaker.Breaker`, or None.
+        budget: a :class:`~reliability_lab.budget.TokenBucketConfig` or
+            :class:`~reliability_lab.budget.RatioBudgetConfig` shared by every order's retries
+            (no effect without ``retry``), or None.
+        bulkhead: a :class:`~reliability_lab.bulkhead.BulkheadConfig`, or None.
+        throttle: a :class:`~reliability_lab.throttle.ThrottleConfig` (adaptive client-side
+            throttling), or None.
+        attempt_timeout: seconds per attempt, in [0, 1e6]; 0 is none (the order deadline still
+            caps each attempt).
+        composition: ``"retry_outside_breaker"`` (a breaker rejection is permanent and stops the
+            retry loop) or ``"breaker_outside_retry"`` (the breaker admits the whole retry loop
+            once and records its final result).
+        fallback: what a failed call falls back to (default: none, the order fails); must be
+            none when ``charges``.
+        idempotency_keys: whether charges carry the order's idempotency key (a retried charge
+            is then applied once). Only meaningful with ``charges``.
+        charges: this dependency takes money: the ledger counts its committed calls.
+    """
+
+    name: str = "payment"
+    faults: Faults = Faults()  # noqa: RUF009 (frozen: immutable, from another module)
+    retry: Retry | None = None
+    breaker: Breaker | None = None
+    budget: Budget | None = None
+    bulkhead: BulkheadConfig | None = None
+    throttle: ThrottleConfig | None = None
+    attempt_timeout: float = 0.0
+    composition: Composition = "retry_outside_breaker"
+    fallback: Fallback = Fallback()
+    idempotency_keys: bool = True
+    charges: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                f"name must contain only letters, digits and underscores, got {self.name!r}"
+            )
+        _instance("faults", self.faults, (Faults,), "a Faults")
+        if self.retry is not None:
+            _instance("retry", self.retry, (Retry,), "a Retry or None")
+            _set(self, "retry", _normal_retry(self.retry))
+        if self.breaker is not None:
+            _instance("breaker", self.breaker, (Breaker,), "a Breaker or None")
+        if self.budget is not None:
+            _instance(
+                "budget",
+                self.budget,
+                (TokenBucketConfig, RatioBudgetConfig),
+                "a TokenBucketConfig, a RatioBudgetConfig or None",
+            )
+        if self.bulkhead is not None:
+            _instance("bulkhead", self.bulkhead, (BulkheadConfig,), "a BulkheadConfig or None")
+        if self.throttle is not None:
+            _instance("throttle", self.throttle, (ThrottleConfig,), "a ThrottleConfig or None")
+        _set(
+            self,
+            "attempt_timeout",
+            _duration("attempt_timeout", self.attempt_timeout, allow_zero=True),
+        )
+        _choice("composition", self.composition, _COMPOSITIONS)
+        _instance("fallback", self.fallback, (Fallback,), "a Fallback")
+        _bool("idempotency_keys", self.idempotency_keys)
+        _bool("charges", self.charges)
+
+    # A Retry compares by identity (it is a live object); dependencies compare its settings.
+    def _key(self) -> tuple[object, ...]:
+        return tuple(
+            _retry_key(self.retry) if f.name == "retry" else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Dependency)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def to_dict(self) -> dict[str, Any]:
+        """This dependency as a plain JSON-able dict (see :meth:`Scenario.to_dict`)."""
+        # The codec knows every config class, the Scenario included: it sits above this module.
+        from reliability_lab.scenario.model import _encode_dependency
+
+        return _encode_dependency(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Dependency:
+        """The inverse of :meth:`to_dict`; errors name the dotted path from the dependency."""
+        from reliability_lab.scenario.model import _decode_config
+
+        name = d.get("name", "payment") if isinstance(d, Mapping) else "payment"
+        result: Dependency = _decode_config(cls, d, name if isinstance(name, str) else "")
+        return result
+
+    def __reduce__(self) -> tuple[Callable[..., Dependency], tuple[Any, ...]]:
+        return (Dependency.from_dict, (self.to_dict(),))

@@ -1,0 +1,260 @@
+"""The fault model of a dependency: failure kinds, phases (outages, brownouts, recoveries),
+limited capacity, and :class:`Faults` that holds them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reliability_lab.scenario._validate import (
+    _INF,
+    _MAX_IN_SERVICE,
+    _MAX_LATENCY_MULTIPLIER,
+    _MAX_SERVER_QUEUE,
+    _NAME,
+    _bool,
+    _duration,
+    _instance,
+    _int,
+    _items,
+    _ns,
+    _real,
+    _set,
+)
+from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
+
+# ------------------------------------------------------------------------------------------------
+# The fault model
+
+
+@dataclass(frozen=True)
+class FailureMix:
+    """The kinds of failure a dependency produces, as relative weights (each finite, >= 0).
+
+    Attributes:
+        http500, http503, http429: HTTP error answers; 429 comes with a Retry-After hint.
+        timeout: the call hangs past the caller's attempt timeout (or ``Faults.hang``).
+        connection_reset: the connection breaks.
+        retry_after: the Retry-After hint of a 429, seconds in [0, 1e6].
+    """
+
+    http500: float = 0.0
+    http503: float = 1.0
+    http429: float = 0.0
+    timeout: float = 0.0
+    connection_reset: float = 0.0
+    retry_after: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("http500", "http503", "http429", "timeout", "connection_reset"):
+            _set(self, name, _real(name, getattr(self, name), 0.0, _INF))
+        _set(self, "retry_after", _duration("retry_after", self.retry_after, allow_zero=True))
+
+    @property
+    def total(self) -> float:
+        """The sum of the weights."""
+        return self.http500 + self.http503 + self.http429 + self.timeout + self.connection_reset
+
+
+def _check_mix_usable(mix_name: str, mix: FailureMix, rate_name: str, rate: float) -> None:
+    total = mix.total
+    if rate > 0 and not (total > 0 and math.isfinite(total)):
+        raise ValueError(
+            f"{mix_name} must have a positive, finite total weight when {rate_name} > 0, "
+            f"got total {total:g}"
+        )
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A time window ``[start, end)`` that overrides parts of the fault model.
+
+    Attributes:
+        name: letters, digits and underscores, not all digits (e.g. ``"outage"``); used in
+            summaries and in paths (``phases[outage]``) when unique among the phases.
+        start, end: seconds from the start of the run, 0 <= start < end <= 1e6.
+        failure_rate: the failure probability in force, in [0, 1]; None keeps the model's.
+        mix: the failure kinds in force; None keeps the model's.
+        latency: the service time distribution in force; None keeps the model's.
+        latency_multiplier: multiplies whichever latency is in force, in (0, 1e6].
+    """
+
+    name: str
+    start: float
+    end: float
+    failure_rate: float | None = None
+    mix: FailureMix | None = None
+    latency: Latency | None = None
+    latency_multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name) or self.name.isdigit():
+            raise ValueError(
+                f"name must be letters, digits and underscores (not all digits), got {self.name!r}"
+            )
+        start = _duration("start", self.start, allow_zero=True)
+        end = _duration("end", self.end, allow_zero=True)
+        if not _ns(end) > _ns(start):
+            raise ValueError(f"end must be greater than start ({start:g}), got {end:g}")
+        _set(self, "start", start)
+        _set(self, "end", end)
+        if self.failure_rate is not None:
+            _set(self, "failure_rate", _real("failure_rate", self.failure_rate, 0.0, 1.0))
+        if self.mix is not None:
+            _instance("mix", self.mix, (FailureMix,), "a FailureMix or None")
+        if self.latency is not None:
+            _instance("latency", self.latency, _LATENCY, _LATENCY_WHAT + " or None")
+        _set(
+            self,
+            "latency_multiplier",
+            _real(
+                "latency_multiplier",
+                self.latency_multiplier,
+                0.0,
+                _MAX_LATENCY_MULTIPLIER,
+                lo_open=True,
+            ),
+        )
+
+
+def Outage(
+    start: float,
+    end: float,
+    *,
+    mix: FailureMix | None = None,
+    latency: Latency | None = None,
+    latency_multiplier: float = 1.0,
+    name: str = "outage",
+) -> Phase:
+    """A phase in which every call fails (failure_rate 1), with the model's failure mix unless
+    ``mix`` is given (e.g. ``FailureMix(http503=0, timeout=1)`` for a dependency that hangs)."""
+    return Phase(name, start, end, 1.0, mix, latency, latency_multiplier)
+
+
+def Brownout(
+    start: float,
+    end: float,
+    failure_rate: float = 0.5,
+    latency_multiplier: float = 5.0,
+    *,
+    mix: FailureMix | None = None,
+    latency: Latency | None = None,
+    name: str = "brownout",
+) -> Phase:
+    """A degraded phase: half the calls fail and every call is 5x slower, by default."""
+    return Phase(name, start, end, failure_rate, mix, latency, latency_multiplier)
+
+
+def Recovery(
+    start: float,
+    end: float,
+    failure_rate: float | None = None,
+    latency_multiplier: float = 2.0,
+    *,
+    mix: FailureMix | None = None,
+    latency: Latency | None = None,
+    name: str = "recovery",
+) -> Phase:
+    """The dependency is back but cold (empty caches, refilling pools): by default the model's
+    own failure rate, with every call 2x slower."""
+    return Phase(name, start, end, failure_rate, mix, latency, latency_multiplier)
+
+
+def _phase_labels(names: Sequence[object]) -> list[str]:
+    """How phases are named in paths: by name when unique, by index otherwise (as the core)."""
+    labels = []
+    for i, name in enumerate(names):
+        unique = isinstance(name, str) and name != "" and names.count(name) == 1
+        labels.append(f"phases[{name}]" if unique else f"phases[{i}]")
+    return labels
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How much work a dependency can take at once (the default: unlimited).
+
+    Attributes:
+        max_in_service: calls served at once, in [0, 1e6]; 0 is unlimited.
+        max_queue: calls allowed to wait for service, in [-1, 1e7]; beyond it a call fails at
+            once with 503; -1 is unbounded.
+        load_slope, load_knee: service time is multiplied by
+            ``1 + load_slope * max(0, load - load_knee)`` where load counts the calls in service
+            (this one included; without ``max_in_service``, every call in flight);
+            load_slope finite >= 0, load_knee in [0, 1e7].
+        drop_abandoned: whether the server drops a waiting call whose caller gave up. Real
+            servers usually do not, and that wasted work keeps a metastable failure going.
+    """
+
+    max_in_service: int = 0
+    max_queue: int = -1
+    load_slope: float = 0.0
+    load_knee: int = 0
+    drop_abandoned: bool = False
+
+    def __post_init__(self) -> None:
+        _set(
+            self, "max_in_service", _int("max_in_service", self.max_in_service, 0, _MAX_IN_SERVICE)
+        )
+        _set(self, "max_queue", _int("max_queue", self.max_queue, -1, _MAX_SERVER_QUEUE))
+        _set(self, "load_slope", _real("load_slope", self.load_slope, 0.0, _INF))
+        _set(self, "load_knee", _int("load_knee", self.load_knee, 0, _MAX_SERVER_QUEUE))
+        _bool("drop_abandoned", self.drop_abandoned)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """A dependency's behaviour: what fails, how long calls take, and when.
+
+    Attributes:
+        failure_rate: probability that an attempt fails, in [0, 1].
+        mix: the kinds of failure (needs a positive total weight when anything can fail).
+        latency: the service time of every attempt (default: a constant 10 ms).
+        phases: windows overriding the above (outages, brownouts, recoveries); must not overlap.
+        capacity: limited concurrency and load-dependent latency.
+        ambiguous_rate: probability that a successful attempt commits its effect but loses the
+            response (the caller sees a timeout), in [0, 1].
+        hang: how long a hung call lasts when the caller has no attempt timeout and no deadline,
+            seconds in (0, 1e6].
+    """
+
+    failure_rate: float = 0.0
+    mix: FailureMix = FailureMix()
+    latency: Latency = Constant(0.01)  # noqa: RUF009 (frozen: immutable, from another module)
+    phases: Sequence[Phase] = ()
+    capacity: Capacity = Capacity()
+    ambiguous_rate: float = 0.0
+    hang: float = 30.0
+
+    def __post_init__(self) -> None:
+        rate = _real("failure_rate", self.failure_rate, 0.0, 1.0)
+        _set(self, "failure_rate", rate)
+        _instance("mix", self.mix, (FailureMix,), "a FailureMix")
+        _check_mix_usable("mix", self.mix, "failure_rate", rate)
+        _instance("latency", self.latency, _LATENCY, _LATENCY_WHAT)
+        phases = _items("phases", self.phases)
+        labels = _phase_labels([getattr(p, "name", None) for p in phases])
+        for label, p in zip(labels, phases, strict=True):
+            _instance(label, p, (Phase,), "a Phase")
+            if p.failure_rate is not None:
+                prate, rate_name = p.failure_rate, f"{label}.failure_rate"
+            else:
+                prate, rate_name = rate, "failure_rate"
+            if p.mix is not None:
+                _check_mix_usable(f"{label}.mix", p.mix, rate_name, prate)
+            else:
+                _check_mix_usable("mix", self.mix, rate_name, prate)
+        order = sorted(range(len(phases)), key=lambda i: _ns(phases[i].start))
+        for k in range(1, len(order)):
+            a, b = order[k - 1], order[k]
+            if _ns(phases[b].start) < _ns(phases[a].end):
+                a, b = min(a, b), max(a, b)
+                pa, pb = phases[a], phases[b]
+                raise ValueError(
+                    f"{labels[a]} [{pa.start:g}, {pa.end:g}) overlaps {labels[b]} "
+                    f"[{pb.start:g}, {pb.end:g}): phases must not overlap"
+                )
+        _set(self, "phases", phases)
+        _instance("capacity", self.capacity, (Capacity,), "a Capacity")
+        _set(self, "ambiguous_rate", _real("ambiguous_rate", self.ambiguous_rate, 0.0, 1.0))
+        _set(self, "hang", _duration("hang", self.hang, allow_zero=False))

@@ -1,0 +1,629 @@
+"""The :class:`Scenario` itself, its dict / JSON form (the codec every class's ``to_dict`` /
+``from_dict`` uses) and access by dotted path (``get``, ``replace``, ``paths``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from reliability_lab import _core
+from reliability_lab.backoff import Backoff
+from reliability_lab.breaker import Breaker
+from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
+from reliability_lab.bulkhead import BulkheadConfig
+from reliability_lab.retry import Retry
+from reliability_lab.scenario._validate import (
+    _MAX_DEPENDENCIES,
+    _MAX_NUM_KEYS,
+    _MAX_QUEUE_CAPACITY,
+    _MAX_SEED,
+    _MAX_WORKERS,
+    _NAME,
+    _at,
+    _bool,
+    _duration,
+    _instance,
+    _int,
+    _items,
+    _join,
+    _set,
+)
+from reliability_lab.scenario.arrivals import (
+    _ARRIVALS,
+    Arrivals,
+    ClosedLoop,
+    ConstantRate,
+    Poisson,
+    RateSegment,
+    Schedule,
+    Trace,
+)
+from reliability_lab.scenario.dependency import Dependency, Fallback, _retry_names
+from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase, _phase_labels
+from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
+from reliability_lab.throttle import ThrottleConfig
+
+#: The version of the dict / JSON schema written by :meth:`Scenario.to_dict`.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The experiment: load, intake, workers, and the dependencies each order calls in sequence.
+
+    Attributes:
+        arrivals: where orders come from (:class:`Poisson`, :class:`ConstantRate`,
+            :class:`Schedule`, :class:`Trace`, :class:`ClosedLoop`).
+        workers: the worker pool, in [1, 100000].
+        queue_capacity: the bounded job queue, in [0, 1e7]; a full queue rejects the order.
+        duration: arrivals stop here (seconds, in (0, 1e6]); in-flight orders then drain.
+        seed: seeds every random draw, in [0, 2**64 - 1]; the same seed gives the same run.
+        dependencies: 1 to 16 dependencies with unique names, called in order.
+        order_deadline: seconds from arrival to each order's absolute deadline, in [0, 1e6];
+            0 is none.
+        release_worker_during_backoff: False, the worker sleeps through backoff (the seed lab);
+            True parks the order in a delay queue and serves others meanwhile.
+        num_keys: orders carry a key in [0, num_keys) (what fallback caches are keyed by), in
+            [1, 1e9].
+        sample_every: the simulated engine samples time series every this many virtual seconds,
+            in [0, 1e6]; 0 samples nothing.
+        record_orders: keep one record per order (the ``orders`` table).
+        record_events: keep breaker transitions and phase edges (the ``events`` table).
+    """
+
+    arrivals: Arrivals = Poisson(100.0)  # noqa: RUF009 (frozen: immutable, from another module)
+    workers: int = 8
+    queue_capacity: int = 64
+    duration: float = 60.0
+    seed: int = 0
+    dependencies: Sequence[Dependency] = (Dependency("payment"),)
+    order_deadline: float = 0.0
+    release_worker_during_backoff: bool = False
+    num_keys: int = 1000
+    sample_every: float = 1.0
+    record_orders: bool = True
+    record_events: bool = True
+
+    def __post_init__(self) -> None:
+        _instance(
+            "arrivals",
+            self.arrivals,
+            _ARRIVALS,
+            "a Poisson, ConstantRate, Schedule, Trace or ClosedLoop",
+        )
+        _set(self, "workers", _int("workers", self.workers, 1, _MAX_WORKERS))
+        _set(
+            self,
+            "queue_capacity",
+            _int("queue_capacity", self.queue_capacity, 0, _MAX_QUEUE_CAPACITY),
+        )
+        _set(self, "duration", _duration("duration", self.duration, allow_zero=False))
+        _set(self, "seed", _int("seed", self.seed, 0, _MAX_SEED))
+        _set(
+            self,
+            "order_deadline",
+            _duration("order_deadline", self.order_deadline, allow_zero=True),
+        )
+        _bool("release_worker_during_backoff", self.release_worker_during_backoff)
+        _set(self, "num_keys", _int("num_keys", self.num_keys, 1, _MAX_NUM_KEYS))
+        _set(self, "sample_every", _duration("sample_every", self.sample_every, allow_zero=True))
+        _bool("record_orders", self.record_orders)
+        _bool("record_events", self.record_events)
+        deps = _items("dependencies", self.dependencies)
+        if not 1 <= len(deps) <= _MAX_DEPENDENCIES:
+            raise ValueError(
+                f"dependencies must have between 1 and {_MAX_DEPENDENCIES} entries, got {len(deps)}"
+            )
+        for i, d in enumerate(deps):
+            _instance(f"dependencies[{i}]", d, (Dependency,), "a Dependency")
+            if d.name in _SCENARIO_FIELDS:
+                raise ValueError(
+                    f'dependencies[{i}].name must not be "{d.name}": it is a scenario field, '
+                    "and paths would be ambiguous"
+                )
+            for j in range(i):
+                if deps[j].name == d.name:
+                    raise ValueError(
+                        f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
+                    )
+            if d.charges and d.fallback.kind != "none":
+                # A write cannot be replaced by a cached or default answer: the order would
+                # complete as paid while nothing was charged (seed 002: degradation does not
+                # work for writes). Worded as the native validator words it.
+                raise ValueError(
+                    f'{d.name}.fallback must be "none" on a dependency that charges (a failed '
+                    "charge cannot be served from a fallback: the order would complete without "
+                    f'being charged), got "{d.fallback.kind}"'
+                )
+        _set(self, "dependencies", deps)
+        # The whole tree, through the validator the engines use (one source of truth).
+        validate = getattr(_core, "validate_scenario", None)
+        if validate is not None:
+            validate(self.to_dict())
+
+    # -- access by path ----------------------------------------------------------------------
+
+    def dependency(self, name: str) -> Dependency:
+        """The dependency called ``name`` (KeyError if there is none)."""
+        for d in self.dependencies:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def get(self, path: str) -> Any:
+        """The value at a dotted path, e.g. ``"payment.breaker.open_for"``, ``"workers"``,
+        ``"payment.faults.phases[outage].end"``, ``"arrivals.rate"``."""
+        obj: Any = self
+        done = ""
+        for name, index in self._steps(path):
+            obj, done = _child(self, obj, name, index, done, path)
+        return obj
+
+    def replace(self, changes: Mapping[str, Any] | None = None, /, **fields: Any) -> Scenario:
+        """A new, validated scenario with the values at some dotted paths replaced.
+
+        ``changes`` maps paths to values (``{"payment.breaker.open_for": 5.0, "workers": 32}``);
+        keyword arguments replace top-level fields. Changes to one object are applied together,
+        so ``{"...latency.low": 3, "...latency.high": 4}`` works whatever the order. A path
+        under a policy that is None (``"payment.breaker.open_for"`` with no breaker) is an
+        error: set the policy to a whole config object first (``"payment.breaker": Breaker()``;
+        a dict in ``to_dict()`` form works too). Unknown paths raise ValueError listing close
+        matches; invalid values raise ValueError naming the path.
+        """
+        items = list((changes or {}).items()) + list(fields.items())
+        parsed = []
+        for path, value in items:
+            steps = self._steps(path)
+            if steps[0][0] not in _SCENARIO_FIELDS:
+                # A dependency by name: its steps live under "dependencies[name]".
+                self._dependency_or_fail(steps[0], path)
+                steps = [("dependencies", steps[0][0]), *steps[1:]]
+            parsed.append((steps, value, path))
+        result: Scenario = _apply(self, self, Scenario, parsed, "")
+        return result
+
+    def paths(self) -> list[str]:
+        """Every path :meth:`get` and :meth:`replace` accept for this scenario (elements of
+        numeric lists such as trace times excluded)."""
+        out: list[str] = []
+        for f in dataclasses.fields(self):
+            if f.name == "dependencies":
+                out.append("dependencies")
+                for d in self.dependencies:
+                    out.append(d.name)
+                    _collect_paths(d, d.name, out)
+            else:
+                out.append(f.name)
+                _collect_paths(getattr(self, f.name), f.name, out)
+        return out
+
+    def _steps(self, path: object) -> list[tuple[str, str | None]]:
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"a path must be a non-empty dotted string, got {path!r}")
+        steps: list[tuple[str, str | None]] = []
+        for part in path.split("."):
+            m = _STEP.match(part)
+            if m is None:
+                raise ValueError(f"{path!r} is not a valid path: bad component {part!r}")
+            steps.append((m.group(1), m.group(2)))
+        return steps
+
+    def _dependency_or_fail(self, step: tuple[str, str | None], path: str) -> Dependency:
+        name, index = step
+        for d in self.dependencies:
+            if d.name == name:
+                if index is not None:
+                    raise ValueError(f"{name!r} is a dependency, not a list: cannot index it")
+                return d
+        raise ValueError(_unknown(self, path, name, "the scenario has no field or dependency"))
+
+    # -- dicts and JSON ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as a plain JSON-able dict.
+
+        Keys are the field names at every level, plus ``"version"`` at the top and a ``"type"``
+        tag in every union-valued object: arrivals (``poisson``, ``constant_rate``,
+        ``schedule``, ``trace``, ``closed_loop``), latencies (``constant``, ``exponential``,
+        ``lognormal``, ``uniform``, ``mixture``), phases (``phase``) and budgets
+        (``token_bucket``, ``ratio``). Absent policies are None.
+        """
+        d: dict[str, Any] = {"version": SCHEMA_VERSION}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "dependencies":
+                d[f.name] = [_encode_dependency(dep) for dep in value]
+            else:
+                d[f.name] = _encode(value)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Scenario:
+        """The inverse of :meth:`to_dict`. Missing keys take their defaults; unknown keys,
+        wrong types and invalid values raise ValueError naming the dotted path."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a scenario dict must be a mapping, got {d!r}")
+        body = dict(d)
+        version = body.pop("version", SCHEMA_VERSION)
+        if isinstance(version, bool) or version != SCHEMA_VERSION:
+            raise ValueError(f"version must be {SCHEMA_VERSION}, got {version!r}")
+        result: Scenario = _decode_config(cls, body, "")
+        return result
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The scenario as JSON text (:meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Scenario:
+        """The inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def __reduce__(self) -> tuple[Callable[..., Scenario], tuple[Any, ...]]:
+        # Through the dict: a Retry holds native state that does not pickle.
+        return (Scenario.from_dict, (self.to_dict(),))
+
+
+_SCENARIO_FIELDS = frozenset(f.name for f in dataclasses.fields(Scenario))
+_STEP = re.compile(r"^([A-Za-z0-9_]+)(?:\[([^\[\]]+)\])?$")
+
+# ------------------------------------------------------------------------------------------------
+# Encoding and decoding
+
+_TAGS: dict[type, str] = {
+    Constant: "constant",
+    Exponential: "exponential",
+    LogNormal: "lognormal",
+    Uniform: "uniform",
+    Mixture: "mixture",
+    Poisson: "poisson",
+    ConstantRate: "constant_rate",
+    Schedule: "schedule",
+    Trace: "trace",
+    ClosedLoop: "closed_loop",
+    Phase: "phase",
+    TokenBucketConfig: "token_bucket",
+    RatioBudgetConfig: "ratio",
+}
+
+_CONFIG_CLASSES: frozenset[type] = frozenset(
+    {
+        Constant,
+        Exponential,
+        LogNormal,
+        Uniform,
+        Mixture,
+        FailureMix,
+        Phase,
+        Capacity,
+        Faults,
+        Fallback,
+        Dependency,
+        Poisson,
+        ConstantRate,
+        RateSegment,
+        Schedule,
+        Trace,
+        ClosedLoop,
+        Scenario,
+        Breaker,
+        Retry,
+        Backoff,
+        TokenBucketConfig,
+        RatioBudgetConfig,
+        BulkheadConfig,
+        ThrottleConfig,
+    }
+)
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Retry):
+        return {
+            "max_attempts": value.max_attempts,
+            "backoff": _encode(value.backoff),
+            "retry_on": list(_retry_names(value.retry_on)),
+            "max_retry_after": value.max_retry_after,
+        }
+    if isinstance(value, Dependency):
+        return _encode_dependency(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        d: dict[str, Any] = {}
+        tag = _TAGS.get(type(value))
+        if tag is not None:
+            d["type"] = tag
+        for f in dataclasses.fields(value):
+            if f.init:
+                d[f.name] = _encode(getattr(value, f.name))
+        return d
+    if isinstance(value, (tuple, list)):
+        return [_encode(v) for v in value]
+    raise TypeError(f"cannot encode {value!r}")
+
+
+def _encode_dependency(dep: Dependency) -> dict[str, Any]:
+    return {f.name: _encode(getattr(dep, f.name)) for f in dataclasses.fields(dep)}
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The init fields of a config class and their type hints."""
+    cached = _HINTS.get(cls)
+    if cached is None:
+        cached = _HINTS[cls] = _compute_field_hints(cls)
+    return cached
+
+
+def _compute_field_hints(cls: type) -> dict[str, Any]:
+    if cls is Retry:
+        return {
+            "max_attempts": int,
+            "backoff": Backoff,
+            "retry_on": Sequence[str],
+            "max_retry_after": float,
+        }
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _is_union(hint: Any) -> bool:
+    return get_origin(hint) in (Union, types.UnionType)
+
+
+def _config_classes(hint: Any) -> list[type]:
+    """The config classes a field's hint admits."""
+    args = get_args(hint) if _is_union(hint) else (hint,)
+    return [a for a in args if isinstance(a, type) and a in _CONFIG_CLASSES]
+
+
+def _sequence_element(hint: Any) -> Any | None:
+    """The element hint of a Sequence[...] / tuple[..., ...] hint, else None."""
+    if get_origin(hint) in (Sequence, tuple):
+        args = get_args(hint)
+        return args[0] if args else Any
+    return None
+
+
+def _decode(value: Any, hint: Any, path: str) -> Any:
+    """Turns dicts (and lists of dicts) into config objects as ``hint`` says; anything else is
+    returned as it is, for the owning class to validate."""
+    if value is None:
+        return None
+    element = _sequence_element(hint)
+    if element is Dependency:
+        return _decode_dependencies(value)
+    if element is not None:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            return value
+        items = list(value)
+        if element is Phase:
+            names = [
+                i.get("name") if isinstance(i, Mapping) else getattr(i, "name", None) for i in items
+            ]
+            labels = _phase_labels(names)
+        else:
+            labels = [f"{path.rsplit('.', 1)[-1]}[{i}]" for i in range(len(items))]
+        parent = path.rsplit(".", 1)[0] if "." in path else ""
+        return tuple(
+            _decode(v, element, _join(parent, label))
+            for v, label in zip(items, labels, strict=True)
+        )
+    if isinstance(value, Mapping):
+        classes = _config_classes(hint)
+        if classes:
+            return _decode_config(_pick_class(classes, value, path), value, path)
+    return value
+
+
+def _pick_class(classes: list[type], d: Mapping[str, Any], path: str) -> type:
+    tags = {_TAGS[c]: c for c in classes if c in _TAGS}
+    tag = d.get("type")
+    if len(classes) == 1:
+        cls = classes[0]
+        if tag is not None and tag != _TAGS.get(cls):
+            raise ValueError(f"{_join(path, 'type')} must be {_TAGS.get(cls)!r} here, got {tag!r}")
+        return cls
+    if tag not in tags:
+        shown = ", ".join(repr(t) for t in tags)
+        what = "is missing" if tag is None else f"is {tag!r}"
+        raise ValueError(f"{_join(path, 'type')} must be one of {shown}; it {what}")
+    return tags[tag]
+
+
+def _decode_config(cls: type, d: Any, path: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{path or 'scenario'} must be a dict, got {d!r}")
+    hints = _field_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key == "type" and cls in _TAGS:
+            if value != _TAGS[cls]:
+                raise ValueError(f"{_join(path, 'type')} must be {_TAGS[cls]!r}, got {value!r}")
+            continue
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), list(hints), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"{_join(path, str(key))} is not a field of {cls.__name__} "
+                f"(fields: {', '.join(hints)}){hint}"
+            )
+        if cls is Scenario and key == "dependencies":
+            kwargs[key] = _decode_dependencies(value)
+        else:
+            kwargs[key] = _decode(value, hints[key], _join(path, key))
+    with _at(path):
+        return cls(**kwargs)
+
+
+def _decode_dependencies(value: Any) -> Any:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return value
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, Mapping):
+            name = item.get("name", "payment")
+            path = name if isinstance(name, str) and _NAME.match(name) else f"dependencies[{i}]"
+            out.append(_decode_config(Dependency, item, path))
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# Paths: get, replace, suggestions
+
+
+def _fields_of(obj: Any) -> list[str] | None:
+    """The addressable fields of a config object, or None if it is not one."""
+    if type(obj) in _CONFIG_CLASSES:
+        return list(_field_hints(type(obj)))
+    return None
+
+
+def _collect_paths(obj: Any, path: str, out: list[str]) -> None:
+    names = _fields_of(obj)
+    if names is None:
+        return
+    for name in names:
+        value = getattr(obj, name)
+        p = f"{path}.{name}"
+        out.append(p)
+        if isinstance(value, tuple) and value and type(value[0]) in _CONFIG_CLASSES:
+            labels = (
+                _phase_labels([v.name for v in value])
+                if isinstance(value[0], Phase)
+                else [f"{name}[{i}]" for i in range(len(value))]
+            )
+            for label, v in zip(labels, value, strict=True):
+                out.append(f"{path}.{label}")
+                _collect_paths(v, f"{path}.{label}", out)
+        else:
+            _collect_paths(value, p, out)
+
+
+def _unknown(sc: Scenario, path: str, name: str, what: str) -> str:
+    known = sc.paths()
+    close = [
+        p
+        for p in known
+        if p.endswith("." + path.rsplit(".", 1)[-1]) and p.split(".")[0] == path.split(".")[0]
+    ]
+    close += difflib.get_close_matches(path, known, n=5, cutoff=0.6)
+    close = list(dict.fromkeys(close))[:5]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown path {path!r}: {what} {name!r}{hint}"
+
+
+def _resolve_index(seq: tuple[Any, ...], index: str, where: str) -> int:
+    if index.isdigit():
+        i = int(index)
+        if i >= len(seq):
+            raise ValueError(f"{where}[{index}] is out of range: {where} has {len(seq)} entries")
+        return i
+    matches = [i for i, v in enumerate(seq) if getattr(v, "name", None) == index]
+    if len(matches) != 1:
+        why = "no entry" if not matches else "more than one entry"
+        raise ValueError(f"{where}[{index}]: {where} has {why} named {index!r}; use an index")
+    return matches[0]
+
+
+def _element_path(parent: str, name: str, seq: tuple[Any, ...], i: int) -> str:
+    if name == "dependencies" and not parent:
+        return str(seq[i].name)
+    if name == "phases":
+        return _join(parent, _phase_labels([p.name for p in seq])[i])
+    return _join(parent, f"{name}[{i}]")
+
+
+def _child(
+    sc: Scenario, obj: Any, name: str, index: str | None, done: str, path: str
+) -> tuple[Any, str]:
+    """One step of a path: the value and the path walked so far."""
+    if obj is sc and name not in _SCENARIO_FIELDS:
+        return sc._dependency_or_fail((name, index), path), name
+    if obj is None:
+        raise ValueError(f"{done} is None: cannot read {path!r}")
+    fields = _fields_of(obj)
+    if fields is None:
+        raise ValueError(f"{done} is a {type(obj).__name__}, which has no field {name!r}")
+    if name not in fields:
+        raise ValueError(_unknown(sc, path, name, f"{done or 'the scenario'} has no field"))
+    value = getattr(obj, name)
+    here = _join(done, name)
+    if index is None:
+        return value, here
+    if not isinstance(value, tuple):
+        raise ValueError(f"{here} is not a list: cannot index it with [{index}]")
+    i = _resolve_index(value, index, here)
+    return value[i], _element_path(done, name, value, i)
+
+
+_Change = tuple[list[tuple[str, str | None]], Any, str]
+
+
+def _apply(sc: Scenario, obj: Any, hint: Any, changes: list[_Change], path: str) -> Any:
+    """``obj`` with ``changes`` (relative steps, value, full path) applied, each object's
+    changes in one dataclasses.replace."""
+    whole = [c for c in changes if not c[0]]
+    rest = [c for c in changes if c[0]]
+    if whole:
+        obj = _decode(whole[-1][1], hint, path)
+    if not rest:
+        return obj
+    full = rest[0][2]
+    if obj is None:
+        raise ValueError(
+            f"{path} is None: set {path!r} to a whole config object before setting {full!r}"
+        )
+    fields = _fields_of(obj)
+    if fields is None:
+        raise ValueError(
+            f"{path} is a {type(obj).__name__}, which has no field {rest[0][0][0][0]!r} "
+            f"(setting {full!r})"
+        )
+    hints = _field_hints(type(obj))
+    by_field: dict[str, list[_Change]] = {}
+    for steps, value, p in rest:
+        name = steps[0][0]
+        if name not in fields:
+            raise ValueError(
+                _unknown(
+                    sc, p, name, f"{path or 'the scenario'} ({type(obj).__name__}) has no field"
+                )
+            )
+        by_field.setdefault(name, []).append((steps, value, p))
+    new: dict[str, Any] = {}
+    for name, entries in by_field.items():
+        fpath = _join(path, name)
+        value = getattr(obj, name)
+        plain = [(s[1:], v, p) for s, v, p in entries if s[0][1] is None]
+        indexed = [(s, v, p) for s, v, p in entries if s[0][1] is not None]
+        if plain:
+            value = _apply(sc, value, hints[name], plain, fpath)
+        if indexed:
+            if not isinstance(value, tuple):
+                raise ValueError(f"{fpath} is not a list: cannot index it ({indexed[0][2]!r})")
+            element = _sequence_element(hints[name])
+            items = list(value)
+            by_index: dict[int, list[_Change]] = {}
+            for s, v, p in indexed:
+                index = s[0][1]
+                assert index is not None
+                i = _resolve_index(value, index, fpath)
+                by_index.setdefault(i, []).append((s[1:], v, p))
+            for i, sub in by_index.items():
+                items[i] = _apply(sc, items[i], element, sub, _element_path(path, name, value, i))
+            value = tuple(items)
+        new[name] = value
+    with _at(path):
+        return dataclasses.replace(obj, **new)
