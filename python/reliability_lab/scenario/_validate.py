@@ -68,6 +68,16 @@ def _duration(name: str, value: object, *, allow_zero: bool) -> float:
     return _real(name, value, 0.0, _MAX_DURATION, lo_open=not allow_zero)
 
 
+def _window(start: object, end: object) -> tuple[float, float]:
+    """A time window ``[start, end)``: seconds in [0, 1e6], ``end`` after ``start`` as the core
+    compares them (in nanoseconds)."""
+    s = _duration("start", start, allow_zero=True)
+    e = _duration("end", end, allow_zero=True)
+    if not _ns(e) > _ns(s):
+        raise ValueError(f"end must be greater than start ({s:g}), got {e:g}")
+    return s, e
+
+
 def _int(name: str, value: object, lo: int, hi: int) -> int:
     """An integer (not bool) in [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -17,6 +17,7 @@ from reliability_lab.scenario._validate import (
     _ns,
     _real,
     _set,
+    _window,
 )
 from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
 
@@ -55,10 +56,7 @@ class RateSegment:
     rate_end: float
 
     def __post_init__(self) -> None:
-        start = _duration("start", self.start, allow_zero=True)
-        end = _duration("end", self.end, allow_zero=True)
-        if not _ns(end) > _ns(start):
-            raise ValueError(f"end must be greater than start ({start:g}), got {end:g}")
+        start, end = _window(self.start, self.end)
         _set(self, "start", start)
         _set(self, "end", end)
         _set(self, "rate_start", _real("rate_start", self.rate_start, 0.0, _MAX_RATE))

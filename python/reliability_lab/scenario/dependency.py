@@ -79,7 +79,6 @@ _RETRY_LIVE_FIELDS = (
     ("timeout", "use Dependency.attempt_timeout or Scenario.order_deadline"),
     ("on_retry", "the engines record retries themselves"),
 )
-_RETRY_FIELDS = ("max_attempts", "backoff", "retry_on", "max_retry_after")
 
 
 def _retry_names(retry_on: object) -> tuple[str, ...]:

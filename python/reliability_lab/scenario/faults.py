@@ -21,6 +21,7 @@ from reliability_lab.scenario._validate import (
     _ns,
     _real,
     _set,
+    _window,
 )
 from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
 
@@ -93,10 +94,7 @@ class Phase:
             raise ValueError(
                 f"name must be letters, digits and underscores (not all digits), got {self.name!r}"
             )
-        start = _duration("start", self.start, allow_zero=True)
-        end = _duration("end", self.end, allow_zero=True)
-        if not _ns(end) > _ns(start):
-            raise ValueError(f"end must be greater than start ({start:g}), got {end:g}")
+        start, end = _window(self.start, self.end)
         _set(self, "start", start)
         _set(self, "end", end)
         if self.failure_rate is not None:

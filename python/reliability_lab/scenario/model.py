@@ -333,8 +333,6 @@ def _encode(value: Any) -> Any:
             "retry_on": list(_retry_names(value.retry_on)),
             "max_retry_after": value.max_retry_after,
         }
-    if isinstance(value, Dependency):
-        return _encode_dependency(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         d: dict[str, Any] = {}
         tag = _TAGS.get(type(value))
@@ -457,10 +455,7 @@ def _decode_config(cls: type, d: Any, path: str) -> Any:
                 f"{_join(path, str(key))} is not a field of {cls.__name__} "
                 f"(fields: {', '.join(hints)}){hint}"
             )
-        if cls is Scenario and key == "dependencies":
-            kwargs[key] = _decode_dependencies(value)
-        else:
-            kwargs[key] = _decode(value, hints[key], _join(path, key))
+        kwargs[key] = _decode(value, hints[key], _join(path, key))
     with _at(path):
         return cls(**kwargs)
 
