@@ -204,7 +204,7 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
     static constexpr std::array<std::string_view, 4> kKinds = {"none", "cache", "default",
                                                                "cache_or_default"};
     const auto k = static_cast<size_t>(d.fallback.kind);
-    // Worded as the Python Scenario words it (python/reliability_lab/scenario.py).
+    // Worded as the Python Scenario words it (python/reliability_lab/scenario/model.py).
     return Invalid(absl::StrFormat(
         "%s.fallback must be \"none\" on a dependency that charges (a failed charge cannot be "
         "served from a fallback: the order would complete without being charged), got \"%s\"",
