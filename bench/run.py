@@ -67,8 +67,8 @@ TITLES = {
     "cpp": "C++ policies (Google Benchmark; best of repeats, ns per operation)",
     "breaker": "Circuit breaker guarding a Python function (ns per call; ratio = peer / ours)",
     "retry": "Retry wrapper on a succeeding Python function (ns per call; ratio = peer / ours)",
-    "mmc": "Simulated engine vs SimPy: M/M/c (orders simulated per wall-clock second)",
-    "retrying": "Simulated engine vs SimPy: retrying client (orders per wall-clock second)",
+    "mmc": "Simulated engine vs SimPy and vs the bare C++ loop: M/M/c (orders per wall-clock s)",
+    "retrying": "Simulated engine vs SimPy and vs the bare C++ loop: retrying client (orders/s)",
     "memory": "Simulated engine memory (M/M/c; bytes per order)",
     "live": "Live engine: no-op orders through the queue and the workers (orders per second)",
     "live_memory": "Live memory over a steady 1,000 orders/s run: RSS growth (rl.Lab and serve)",
@@ -203,7 +203,7 @@ def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
     return [
         Row(
             kind,
-            label,
+            f"{label}: engine vs {peer_name}",
             "orders/s",
             ours_best,
             peer_best,
