@@ -149,11 +149,17 @@ def print_table(title: str, rows: Iterable[Row]) -> None:
     rows = list(rows)
     if not rows:
         return
-    peer_name = next((r.peer_name for r in rows if r.peer_name), "")
+    names = list(dict.fromkeys(r.peer_name for r in rows if r.peer_name))
+    # Rows against different peers (e.g. SimPy and the C++ floor) share a neutral header; each
+    # such row names its peer.
+    peer_name = names[0] if len(names) == 1 else ("peer" if names else "")
     head = ["benchmark", "ours", peer_name, "ratio", "target", "result"]
     body = []
     for r in rows:
-        ratio = "-" if r.ratio is None or not math.isfinite(r.ratio) else f"{r.ratio:,.1f}x"
+        ratio = "-"
+        if r.ratio is not None and math.isfinite(r.ratio):
+            # Two decimals below 10x: ratios against a floor (target 0.85x) need them.
+            ratio = f"{r.ratio:,.2f}x" if r.ratio < 10 else f"{r.ratio:,.1f}x"
         body.append(
             [r.name, fmt(r.ours, r.unit), fmt(r.peer, r.unit), ratio, r.target or "-", r.status]
         )

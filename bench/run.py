@@ -67,8 +67,8 @@ TITLES = {
     "cpp": "C++ policies (Google Benchmark; best of repeats, ns per operation)",
     "breaker": "Circuit breaker guarding a Python function (ns per call; ratio = peer / ours)",
     "retry": "Retry wrapper on a succeeding Python function (ns per call; ratio = peer / ours)",
-    "mmc": "Simulated engine vs SimPy: M/M/c (orders simulated per wall-clock second)",
-    "retrying": "Simulated engine vs SimPy: retrying client (orders per wall-clock second)",
+    "mmc": "Simulated engine vs SimPy and vs the bare C++ loop: M/M/c (orders per wall-clock s)",
+    "retrying": "Simulated engine vs SimPy and vs the bare C++ loop: retrying client (orders/s)",
     "memory": "Simulated engine memory (M/M/c; bytes per order)",
     "live": "Live engine: no-op orders through the queue and the workers (orders per second)",
     "live_memory": "Live memory over a steady 1,000 orders/s run: RSS growth (rl.Lab and serve)",
@@ -169,15 +169,28 @@ def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
         infos["ours"].append(info)
         return r
 
+    floor_bin = sim_vs_simpy.floor_binary()
+    floor_all: list[float] = []
+    floor_infos: list[dict[str, Any]] = []
+
+    def floor_run() -> None:
+        if floor_bin.exists():
+            r, info = sim_vs_simpy.floor_rate(model, ours_h, floor_bin)
+            floor_all.append(r)
+            floor_infos.append(info)
+
     ours_run()  # warm-up (first import of pandas paths, allocator)
     infos["ours"].clear()
-    # Interleaved (ours, SimPy, ours, ...) so that background load hits both sides alike.
+    # Interleaved (ours, floor, SimPy, ours, floor, ...) so that background load hits every side
+    # alike; the floor runs right after each of our runs, over the same horizon.
     ours_all: list[float] = []
     peer_all = []
     for _ in range(peer_n):
         ours_all.append(ours_run())
+        floor_run()
         peer_all.append(peer_run())
         ours_all.append(ours_run())
+        floor_run()
     ours_best, peer_best = max(ours_all), max(peer_all)
     ratio = ours_best / peer_best
     o, p = infos["ours"][0], infos["peer"][0]
@@ -190,7 +203,7 @@ def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
     return [
         Row(
             kind,
-            label,
+            f"{label}: engine vs {peer_name}",
             "orders/s",
             ours_best,
             peer_best,
@@ -208,8 +221,70 @@ def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
                 "ours_runs": infos["ours"],
                 "peer_runs": infos["peer"],
             },
-        )
+        ),
+        _floor_row(kind, label, ours_all, floor_all, floor_infos, floor_bin),
     ]
+
+
+def _floor_row(
+    kind: str,
+    label: str,
+    ours_all: list[float],
+    floor_all: list[float],
+    floor_infos: list[dict[str, Any]],
+    binary: Path,
+) -> Row:
+    """Our engine against the bare C++ loop of the same model (issue 11), measured interleaved
+    with our runs in this same process run."""
+    target = sim_vs_simpy.FLOOR_TARGET
+    name = f"{label}: engine vs bare C++ loop"
+    peer_name = "C++ floor (bench/cpp/sim_floor)"
+    load = f"load average {os.getloadavg()[0]:.2f}"
+    if not floor_all:
+        note = (
+            f"{binary} is not built: bash .ci/lab bench builds it (or cmake "
+            "-DRLAB_BUILD_BENCH=ON ... --target sim_floor; RLAB_SIM_FLOOR names another)"
+        )
+        return Row(
+            kind,
+            name,
+            "orders/s",
+            max(ours_all),
+            None,
+            peer_name,
+            None,
+            f">= {target:g}x",
+            "SKIP",
+            note,
+        )
+    ours_best, floor_best = max(ours_all), max(floor_all)
+    ratio = ours_best / floor_best
+    f = floor_infos[0]
+    note = (
+        f"best of {len(ours_all)} engine runs vs best of {len(floor_all)} floor runs, same "
+        f"horizon ({f['horizon_s']:,.0f} s, {f['arrived']:,} orders), interleaved; floor mean "
+        f"sojourn {f['mean_sojourn']:.4f} s, calls/order {f['calls_per_order']:.3f}; {load}"
+    )
+    return Row(
+        kind,
+        name,
+        "orders/s",
+        ours_best,
+        floor_best,
+        peer_name,
+        ratio,
+        f">= {target:g}x",
+        judge_ratio(ratio, target),
+        note,
+        {
+            "floor_binary": str(binary),
+            "ours_rates": ours_all,
+            "floor_rates": floor_all,
+            "ratio_of_medians": statistics.median(ours_all) / statistics.median(floor_all),
+            "floor_runs": floor_infos,
+            "load_average": os.getloadavg(),
+        },
+    )
 
 
 def _memory_rows(quick: bool) -> list[Row]:

@@ -7,11 +7,22 @@ Python's ``random`` for the draws):
 * M/M/c: Poisson arrivals at 180/s, c = 20 workers, exponential service of mean 0.1 s.
 * A retrying client: the same arrivals and service per attempt; each attempt fails with p = 0.3;
   at most 4 attempts; before attempt k+1 a full-jitter backoff U(0, 0.1 * 2^(k-1)) s during which
-  the worker is released (the order queues for a worker again afterwards); c = 29.
+  the worker is released (the order queues for a worker again afterwards); c = 29. A free
+  worker serves an order back from backoff before a new order, FIFO within each class: the
+  simulated engine's rule (``SimEngine::DispatchWork`` takes its ``ready_`` queue of orders woken
+  from a backoff before its ``job_queue_`` of new ones). The SimPy model reproduces it with a
+  ``simpy.PriorityResource``: priority 0 for a request made on return from backoff, 1 for a first
+  attempt; PriorityResource orders by (priority, request time), so each class stays FIFO.
 
 Both sides stop arrivals at the horizon and run until every order has finished, and both keep
 counters only (no per-order records: our side runs with ``record_orders=False``, no time-series
 sampling). The figure is orders simulated per wall-clock second (best of N runs).
+
+The floor (issue 11): ``bench/cpp/sim_floor.cc`` runs the same two models as a bare C++
+discrete-event loop (a 4-ary heap of (time, seq) events, FIFO queues, the engine's xoshiro
+streams, no policies). :func:`floor_rate` runs it; the engine's rate over the floor's, measured
+interleaved in one run, is the ratio with the 0.85 target. ``python bench/sim_vs_simpy.py
+--floor [--quick]`` prints just that comparison.
 
 Memory is measured in fresh subprocesses (``python bench/sim_vs_simpy.py --memory-probe ...``):
 see :func:`memory_probe`.
@@ -42,6 +53,9 @@ MAX_ATTEMPTS = 4
 BACKOFF_INITIAL = 0.1
 FULL_HORIZON = 10_000.0  # virtual seconds (about 1.8 M orders)
 SEED = 12345
+FLOOR_TARGET = 0.85  # issue 11: the engine's rate >= 0.85x the bare C++ loop's
+# The floor program, built by `bash .ci/lab bench` (RLAB_BUILD_BENCH); RLAB_SIM_FLOOR overrides.
+DEFAULT_FLOOR_BINARY = Path(__file__).resolve().parent.parent / "build/bench/bench/cpp/sim_floor"
 
 # ------------------------------------------------------------------------------------------------
 # SimPy models (idiomatic: a Resource for the workers, a generator process per order)
@@ -90,13 +104,14 @@ def simpy_retry(horizon: float, seed: int = SEED) -> SimpyStats:
 
     rng = random.Random(seed)
     env = simpy.Environment()
-    workers = simpy.Resource(env, capacity=RETRY_WORKERS)
+    # Orders back from backoff first (priority 0), then new orders (1); FIFO within each.
+    workers = simpy.PriorityResource(env, capacity=RETRY_WORKERS)
     stats = SimpyStats()
 
     def order(env: simpy.Environment) -> Any:
         arrival = env.now
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            with workers.request() as req:
+            with workers.request(priority=0 if attempt > 1 else 1) as req:
                 yield req
                 yield env.timeout(rng.expovariate(1.0 / SERVICE_MEAN))
             stats.attempts += 1
@@ -206,6 +221,24 @@ def simpy_rate(kind: str, horizon: float) -> tuple[float, dict[str, Any]]:
     return st.arrived / wall, info
 
 
+def floor_binary() -> Path:
+    return Path(os.environ.get("RLAB_SIM_FLOOR", DEFAULT_FLOOR_BINARY))
+
+
+def floor_rate(
+    kind: str, horizon: float, binary: Path | None = None
+) -> tuple[float, dict[str, Any]]:
+    """One run of the bare C++ loop (bench/cpp/sim_floor.cc) for ``kind`` ("mmc" or "retry"):
+    orders per wall-clock second as the program times its own loop (process start excluded)."""
+    binary = binary or floor_binary()
+    cmd = [str(binary), f"--model={kind}", f"--horizon={horizon}", "--repeats=1", f"--seed={SEED}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{binary} failed ({proc.returncode}):\n{proc.stderr}")
+    info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return float(info["orders_per_s"]), info
+
+
 def versions() -> dict[str, str]:
     try:
         return {"simpy": metadata.version("simpy")}
@@ -289,14 +322,49 @@ def run_memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
     return result
 
 
+def floor_comparison(kind: str, horizon: float, repeats: int) -> dict[str, Any]:
+    """The engine and the floor, interleaved (engine, floor, engine, ...) over the same horizon
+    so that background load hits both alike; best of each side and their ratio."""
+    ours_rate(kind, min(horizon, 100.0))  # warm-up
+    ours_all: list[float] = []
+    floor_all: list[float] = []
+    for _ in range(repeats):
+        ours_all.append(ours_rate(kind, horizon)[0])
+        floor_all.append(floor_rate(kind, horizon)[0])
+    ours, floor = max(ours_all), max(floor_all)
+    return {
+        "model": kind,
+        "horizon_s": horizon,
+        "engine_rates": ours_all,
+        "floor_rates": floor_all,
+        "engine": ours,
+        "floor": floor,
+        "ratio": ours / floor,
+        "target": FLOOR_TARGET,
+        "load_average": os.getloadavg(),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--memory-probe", action="store_true")
+    p.add_argument("--floor", action="store_true", help="the engine vs the bare C++ loop")
+    p.add_argument("--quick", action="store_true")
     p.add_argument("--horizon", type=float, default=1000.0)
     p.add_argument("--records", action="store_true")
     a = p.parse_args()
     if a.memory_probe:
         print(json.dumps(memory_probe(a.horizon, a.records)))
+    elif a.floor:
+        horizon = 2_000.0 if a.quick else FULL_HORIZON
+        for kind in ("mmc", "retry"):
+            c = floor_comparison(kind, horizon, 2 if a.quick else 5)
+            verdict = "PASS" if c["ratio"] >= FLOOR_TARGET else "MISS"
+            print(
+                f"{kind:5} engine {c['engine'] / 1e6:6.2f} M orders/s  floor "
+                f"{c['floor'] / 1e6:6.2f} M/s  ratio {c['ratio']:.2f}x (target >= "
+                f"{FLOOR_TARGET:g}x) {verdict}  load average {c['load_average'][0]:.2f}"
+            )
 
 
 if __name__ == "__main__":
