@@ -1,0 +1,108 @@
+"""The admin routes (bearer token): ``PUT``/``PATCH /lab/faults``, ``GET /debug/internals``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from reliability_lab.scenario import Scenario
+from reliability_lab.service.core import log_event
+from reliability_lab.service.routes.common import (
+    AppState,
+    StateDep,
+    check_admin,
+    error,
+    field_name,
+)
+from reliability_lab.service.schemas import FaultsChange
+
+router = APIRouter()
+
+
+@router.put("/lab/faults")
+async def put_faults(request: Request, state: StateDep) -> Response:
+    """Replaces a dependency's fault model while the engine runs (the chaos switch).
+
+    Body: ``{"dependency": "payment", "faults": {...}}`` (the scenario's dict form); fields
+    left out take the defaults of :class:`~reliability_lab.scenario.Faults`."""
+    return await _change_faults(request, state, merge=False)
+
+
+@router.patch("/lab/faults")
+async def patch_faults(request: Request, state: StateDep) -> Response:
+    """Like PUT, but the given fields are merged into the current fault model
+    (``{"dependency": "payment", "faults": {"failure_rate": 1.0}}`` changes just that)."""
+    return await _change_faults(request, state, merge=True)
+
+
+async def _change_faults(request: Request, state: AppState, *, merge: bool) -> Response:
+    denied = check_admin(request)  # before reading the body: strangers learn nothing
+    if denied is not None:
+        return denied
+    try:
+        body = FaultsChange.model_validate_json(await request.body())
+    except ValidationError as e:
+        if any(err.get("type") == "json_invalid" for err in e.errors()):
+            return error(400, "invalid_json", "the request body is not valid JSON", field="body")
+        fields = [
+            {"field": field_name(err.get("loc", ())), "message": err.get("msg", "")}
+            for err in e.errors()
+        ]
+        bad = ", ".join(dict.fromkeys(str(f["field"]) for f in fields))
+        return error(422, "validation_failed", f"invalid field(s): {bad}", fields=fields)
+    svc = state.service
+    names = [d.name for d in svc.scenario.dependencies]
+    if body.dependency not in names:
+        return error(
+            422,
+            "validation_failed",
+            "invalid field(s): dependency",
+            fields=[{"field": "dependency", "message": f"unknown dependency; one of {names}"}],
+        )
+    d = svc.scenario.to_dict()
+    i = names.index(body.dependency)
+    if merge:
+        d["dependencies"][i]["faults"].update(body.fault_fields())
+    else:
+        d["dependencies"][i]["faults"] = body.fault_fields()
+    try:
+        new = Scenario.from_dict(d)
+    except (ValueError, TypeError) as e:
+        return error(
+            422,
+            "validation_failed",
+            "invalid field(s): faults",
+            fields=[{"field": "faults", "message": str(e)}],
+        )
+    lab = svc.lab
+    if lab is None or not hasattr(lab, "set_faults"):
+        return error(501, "not_implemented", "this engine build cannot change faults while running")
+    faults = new.dependency(body.dependency).faults
+    try:
+        lab.set_faults(body.dependency, faults)
+    except (KeyError, ValueError, RuntimeError) as e:
+        return error(409, "conflict", str(e))
+    svc.scenario = new
+    log_event(
+        "faults_changed",
+        dependency=body.dependency,
+        route="/lab/faults",
+        faults=new.dependency(body.dependency).to_dict()["faults"],
+    )
+    return JSONResponse(
+        {
+            "dependency": body.dependency,
+            "faults": new.dependency(body.dependency).to_dict()["faults"],
+        }
+    )
+
+
+@router.get("/debug/internals")
+async def internals(request: Request, state: StateDep) -> Response:
+    """Queue depth, workers, breaker states and the writer's figures."""
+    denied = check_admin(request)
+    if denied is not None:
+        return denied
+    return JSONResponse(await run_in_threadpool(state.service.internals))
