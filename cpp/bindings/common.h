@@ -12,8 +12,34 @@ namespace rlab::bindings {
 
 namespace py = pybind11;
 
-// The one place where a Status becomes a Python exception: InvalidArgument and OutOfRange raise
-// ValueError, FailedPrecondition raises RuntimeError, anything else RuntimeError too.
+// The lab's exception classes (reliability_lab.errors, and LabClosedError of reliability_lab.live),
+// created natively by RegisterErrors, which runs first; strong references for the process's
+// lifetime.
+struct ErrorTypes {
+  PyObject* base;  // ReliabilityLabError
+  PyObject* rejected;
+  PyObject* breaker_open;
+  PyObject* breaker_half_open_full;
+  PyObject* bulkhead_full;
+  PyObject* bulkhead_closed;
+  PyObject* throttled;
+  PyObject* cancelled;
+  PyObject* retry_error;
+  PyObject* retry_exhausted;
+  PyObject* deadline_exceeded;
+  PyObject* retry_budget_exhausted;
+  PyObject* lab_closed;       // LabClosedError
+  PyObject* cancelled_types;  // tuple: CANCELLED_TYPES
+  PyObject* timeout_types;    // tuple: TIMEOUT_TYPES
+};
+const ErrorTypes& Errors();
+
+// The one Status -> exception mapping: InvalidArgument and OutOfRange raise ValueError, NotFound
+// KeyError, Unavailable (an engine not accepting work) LabClosedError, anything else
+// RuntimeError. Sets the Python error and returns nullptr (for raw CPython methods).
+PyObject* SetErrorFromStatus(const absl::Status& status);
+
+// The same mapping for pybind11 code: raises (as a C++ exception) unless `status` is OK.
 void ThrowIfError(const absl::Status& status);
 
 // Unwraps a StatusOr, raising as ThrowIfError does.

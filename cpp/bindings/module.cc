@@ -6,6 +6,7 @@
 namespace rlab::bindings {
 namespace py = pybind11;
 
+void RegisterErrors(py::module_& m);       // the exception hierarchy (first: the others raise it)
 void RegisterCore(py::module_& m);         // clocks, seeded random streams, outcomes
 void RegisterBackoff(py::module_& m);      // exponential backoff with jitter
 void RegisterRetry(py::module_& m);        // the retry decision loop
@@ -22,6 +23,7 @@ void RegisterLive(py::module_& m);         // the live engine (real threads)
 PYBIND11_MODULE(_core, m) {
   using namespace rlab::bindings;
   m.doc() = "reliability-lab native core (private; use the reliability_lab package)";
+  RegisterErrors(m);
   RegisterCore(m);
   RegisterBackoff(m);
   RegisterRetry(m);

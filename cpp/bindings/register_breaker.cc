@@ -39,9 +39,10 @@ struct PyCallback {
   py::object fn;
 };
 
-// The exception types the mapping needs, from reliability_lab.errors (which lists them once).
-// Resolved on first use and kept for the interpreter's lifetime (leaked on purpose: destroying
-// Python objects after finalization would crash).
+// The exception types the mapping needs: the lab's own (created natively, see
+// register_errors.cc) and the interned attribute names it looks up. Resolved on first use and
+// kept for the interpreter's lifetime (leaked on purpose: destroying Python objects after
+// finalization would crash).
 struct ExceptionTypes {
   PyObject* breaker_open;
   PyObject* half_open_full;
@@ -58,37 +59,19 @@ struct ExceptionTypes {
 
 const ExceptionTypes* g_types = nullptr;
 
-// Resolves g_types; raises (a C++ exception) if reliability_lab.errors cannot be imported.
 const ExceptionTypes& TypesOrThrow() {
   if (g_types != nullptr) return *g_types;
-  py::module_ errors = py::module_::import("reliability_lab.errors");
-  auto get = [&](const char* name) { return py::object(errors.attr(name)).release().ptr(); };
-  auto get_tuple = [&](const char* name) {
-    py::object value = errors.attr(name);
-    if (!py::isinstance<py::tuple>(value)) {
-      throw py::type_error(std::string("reliability_lab.errors.") + name + " must be a tuple");
-    }
-    return value.release().ptr();
-  };
   auto intern = [](const char* name) {
     PyObject* s = PyUnicode_InternFromString(name);
     if (s == nullptr) throw py::error_already_set();
     return s;
   };
-  auto* t = new ExceptionTypes{
-      get("BreakerOpen"),
-      get("BreakerHalfOpenFull"),
-      get("BulkheadFull"),
-      get("Rejected"),
-      get("DeadlineExceeded"),
-      get_tuple("CANCELLED_TYPES"),
-      get_tuple("TIMEOUT_TYPES"),
-      py::reinterpret_borrow<py::object>(PyExc_ConnectionError).release().ptr(),
-      intern("status_code"),
-      intern("status"),
-      intern("response"),
+  const ErrorTypes& e = Errors();
+  g_types = new ExceptionTypes{
+      e.breaker_open,        e.breaker_half_open_full, e.bulkhead_full,    e.rejected,
+      e.deadline_exceeded,   e.cancelled_types,        e.timeout_types,    PyExc_ConnectionError,
+      intern("status_code"), intern("status"),         intern("response"),
   };
-  if (g_types == nullptr) g_types = t;  // the GIL is held; a racing import at most leaks one copy
   return *g_types;
 }
 

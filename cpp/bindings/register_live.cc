@@ -82,11 +82,12 @@ py::list MetricsList(const std::vector<FamilySnapshot>& snap) {
 // rather than thrown, for the same reason.
 
 // What the raw methods need from Python, set by RegisterLive and by _bind_live (called when
-// reliability_lab.live is imported). Strong references for the process's lifetime.
+// reliability_lab.live is imported: OrderView is a frozen dataclass of the Python layer, so that
+// views compare, print and convert like the rest of its results). Strong references for the
+// process's lifetime.
 struct LiveRefs {
   PyTypeObject* engine_type = nullptr;  // the pybind11 LiveEngine class
   PyTypeObject* handle_type = nullptr;  // OrderHandle
-  PyObject* closed_error = nullptr;     // reliability_lab.live.LabClosedError
   PyObject* order_view = nullptr;       // reliability_lab.live.OrderView
   PyObject* key_name = nullptr;         // interned keyword names
   PyObject* idempotency_key_name = nullptr;
@@ -100,14 +101,15 @@ LiveRefs& Refs() {
   return *refs;
 }
 
-// Binds the Python-side classes if reliability_lab.live has not yet done it (a caller that
-// imported only _core); false with a Python error set if that fails.
+// Binds OrderView if reliability_lab.live has not yet done it (a caller that imported only
+// _core); false with a Python error set if that fails. Only building a view needs it: every
+// exception the bindings raise is native.
 bool EnsureBound() {
-  if (Refs().closed_error != nullptr) return true;
+  if (Refs().order_view != nullptr) return true;
   PyObject* live = PyImport_ImportModule("reliability_lab.live");
   if (live == nullptr) return false;
   Py_DECREF(live);
-  if (Refs().closed_error == nullptr) {
+  if (Refs().order_view == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "reliability_lab.live did not bind the live engine");
     return false;
   }
@@ -159,10 +161,7 @@ void HandleDealloc(PyObject* self) {
 // The handle of order `id` looked up in the engine's table, or nullptr with KeyError set.
 PyObject* FindHandle(PyObject* owner, LiveEngine* engine, int64_t id) {
   absl::StatusOr<LiveEngine::OrderRef> ref = engine->Find(id);
-  if (!ref.ok()) {
-    PyErr_SetString(PyExc_KeyError, std::string(ref.status().message()).c_str());
-    return nullptr;
-  }
+  if (!ref.ok()) return SetErrorFromStatus(ref.status());  // NotFound: KeyError
   return NewHandle(owner, engine, *std::move(ref));
 }
 
@@ -185,32 +184,29 @@ PyObject* HandleNew(PyTypeObject* /*type*/, PyObject* args, PyObject* kwargs) {
 }
 
 // The order's view (always available: the handle holds the order's slot).
-std::optional<LiveOrderView> HandleView(HandleObject* h) { return h->engine->View(h->ref); }
+LiveOrderView HandleView(HandleObject* h) { return h->engine->View(h->ref); }
 
 PyObject* HandleStatus(PyObject* self, void*) {
-  const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
-  if (!v) return nullptr;
-  return Py_NewRef(Refs().status_names[static_cast<size_t>(v->status)]);
+  const LiveOrderView v = HandleView(reinterpret_cast<HandleObject*>(self));
+  return Py_NewRef(Refs().status_names[static_cast<size_t>(v.status)]);
 }
 
 PyObject* HandleReason(PyObject* self, void*) {
-  const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
-  if (!v) return nullptr;
-  return Py_NewRef(Refs().reason_names[static_cast<size_t>(v->reason)]);
+  const LiveOrderView v = HandleView(reinterpret_cast<HandleObject*>(self));
+  return Py_NewRef(Refs().reason_names[static_cast<size_t>(v.reason)]);
 }
 
 PyObject* HandleDone(PyObject* self, PyObject*) {
-  const std::optional<LiveOrderView> v = HandleView(reinterpret_cast<HandleObject*>(self));
-  if (!v) return nullptr;
-  return PyBool_FromLong(IsTerminal(v->status) ? 1 : 0);
+  const LiveOrderView v = HandleView(reinterpret_cast<HandleObject*>(self));
+  return PyBool_FromLong(IsTerminal(v.status) ? 1 : 0);
 }
 
 PyObject* HandleViewMethod(PyObject* self, PyObject*) {
   auto* h = reinterpret_cast<HandleObject*>(self);
-  const std::optional<LiveOrderView> v = HandleView(h);
-  if (!v || !EnsureBound()) return nullptr;
+  const LiveOrderView v = HandleView(h);
+  if (!EnsureBound()) return nullptr;
   try {
-    py::dict fields = ViewDict(*v);
+    py::dict fields = ViewDict(v);
     fields["id"] = h->id;
     return py::handle(Refs().order_view)(**fields).release().ptr();
   } catch (py::error_already_set& e) {
@@ -321,18 +317,6 @@ PyType_Slot kHandleSlots[] = {
 PyType_Spec kHandleSpec = {"reliability_lab.OrderHandle", sizeof(HandleObject), 0,
                            Py_TPFLAGS_DEFAULT, kHandleSlots};
 
-// Sets the Python error for a failed Submit: ValueError for invalid arguments, LabClosedError
-// for a lab that is not running (or full: the id space is spent).
-PyObject* SubmitError(const absl::Status& s) {
-  const std::string message(s.message());
-  if (s.code() == absl::StatusCode::kInvalidArgument) {
-    PyErr_SetString(PyExc_ValueError, message.c_str());
-  } else if (EnsureBound()) {
-    PyErr_SetString(Refs().closed_error, message.c_str());
-  }
-  return nullptr;
-}
-
 // engine.submit(key=None, idempotency_key=None) -> OrderHandle.
 PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
                        PyObject* kwnames) {
@@ -408,7 +392,8 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
   // With the GIL held: Submit never blocks (a full queue rejects), and releasing the GIL would
   // cost more than the order.
   absl::StatusOr<LiveEngine::OrderRef> order = engine->SubmitOrder(key_value, idem);
-  if (!order.ok()) return SubmitError(order.status());
+  // ValueError for invalid arguments, LabClosedError for a lab that is not running.
+  if (!order.ok()) return SetErrorFromStatus(order.status());
   return NewHandle(self, engine, *std::move(order));
 }
 
@@ -443,20 +428,15 @@ void RegisterRawLive(py::module_& m, py::class_<LiveEngine>& cls) {
   cls.attr("submit") = py::reinterpret_steal<py::object>(descr);
   m.def(
       "_bind_live",
-      [](py::object order_view, py::object closed_error) {
-        if (!PyExceptionClass_Check(closed_error.ptr())) {
-          throw py::type_error("closed_error must be an exception class");
-        }
+      [](py::object order_view) {
         if (!PyCallable_Check(order_view.ptr()))
           throw py::type_error("order_view must be callable");
         LiveRefs& r = Refs();
         Py_XDECREF(r.order_view);
-        Py_XDECREF(r.closed_error);
         r.order_view = order_view.release().ptr();
-        r.closed_error = closed_error.release().ptr();
       },
-      py::arg("order_view"), py::arg("closed_error"),
-      "Tells the raw live methods which Python classes to use (reliability_lab.live does).");
+      py::arg("order_view"),
+      "Tells OrderHandle.view() which class to build (reliability_lab.live does).");
 }
 
 // The orders of one submit_many call: one reference per chunk of slots they occupy, so that the
@@ -539,8 +519,6 @@ void RegisterLive(py::module_& m) {
                 py::gil_scoped_release release;
                 s = e.SetFaults(dependency, d.faults);
               }
-              if (s.code() == absl::StatusCode::kNotFound)
-                throw py::key_error(std::string(s.message()));
               ThrowIfError(s);
               return;
             }
@@ -658,25 +636,6 @@ void RegisterLive(py::module_& m) {
              }
              return out;
            })
-      .def(
-          "status",
-          [](const LiveEngine& e, int64_t id) {
-            const LiveOrderView v = ValueOrThrow(e.View(id));
-            return py::make_tuple(Str(OrderStatusName(v.status)), Str(FailReasonName(v.reason)));
-          },
-          py::arg("id"))
-      .def(
-          "view",
-          [](const LiveEngine& e, int64_t id) { return ViewDict(ValueOrThrow(e.View(id))); },
-          py::arg("id"))
-      .def(
-          "wait",
-          [](const LiveEngine& e, int64_t id, std::optional<double> timeout) {
-            const int64_t ns = TimeoutNs(timeout, "timeout");
-            py::gil_scoped_release release;
-            return e.Wait(id, ns);
-          },
-          py::arg("id"), py::arg("timeout") = py::none())
       .def(
           "wait_idle",
           [](const LiveEngine& e, std::optional<double> timeout) {

@@ -8,6 +8,72 @@ from numpy.typing import NDArray
 
 from reliability_lab.live import OrderView
 
+# --- the exception hierarchy (register_errors.cc; re-exported by errors.py and live.py) ---
+class ReliabilityLabError(Exception): ...
+class Rejected(ReliabilityLabError): ...
+
+class BreakerOpen(Rejected):
+    def __init__(self, name: str, retry_in: float) -> None: ...
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+    @property
+    def retry_in(self) -> float:
+        """Seconds until the breaker admits a half-open probe."""
+
+class BreakerHalfOpenFull(Rejected):
+    def __init__(self, name: str, max_calls: int) -> None: ...
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+    @property
+    def max_calls(self) -> int:
+        """The breaker's ``half_open_max_calls``."""
+
+class BulkheadFull(Rejected):
+    def __init__(self, name: str, max_concurrent: int, max_waiting: int) -> None: ...
+    @property
+    def name(self) -> str:
+        """The bulkhead's name."""
+    @property
+    def max_concurrent(self) -> int:
+        """Calls allowed to run at once."""
+    @property
+    def max_waiting(self) -> int:
+        """Calls allowed to wait for a slot."""
+
+class BulkheadClosed(Rejected):
+    def __init__(self, name: str) -> None: ...
+    @property
+    def name(self) -> str:
+        """The bulkhead's name."""
+
+class Throttled(Rejected):
+    def __init__(self, name: str, probability: float) -> None: ...
+    @property
+    def name(self) -> str:
+        """The throttle's name."""
+    @property
+    def probability(self) -> float:
+        """The rejection probability at the time of the call."""
+
+class Cancelled(ReliabilityLabError):
+    attempts: int
+    def __init__(self, message: str = "cancelled", attempts: int = 0) -> None: ...
+
+class RetryError(ReliabilityLabError):
+    attempts: int
+    reason: str
+    def __init__(self, message: str, attempts: int) -> None: ...
+
+class RetryExhausted(RetryError): ...
+class DeadlineExceeded(RetryError): ...
+class RetryBudgetExhausted(RetryError): ...
+class LabClosedError(ReliabilityLabError, RuntimeError): ...
+
+CANCELLED_TYPES: tuple[type[BaseException], ...]
+TIMEOUT_TYPES: tuple[type[BaseException], ...]
+
 # --- clocks, random streams, outcomes (register_core.cc) ---
 class Clock:
     def now(self) -> float: ...
@@ -364,7 +430,7 @@ class OrderHandle:
         Returns whether it is. The GIL is released while waiting; Ctrl-C interrupts the wait.
         """
 
-def _bind_live(order_view: type[OrderView], closed_error: type[BaseException]) -> None: ...
+def _bind_live(order_view: type[OrderView]) -> None: ...
 
 class _OrderBatch:
     """The slots of one submit_many batch, held for its handles."""
@@ -394,9 +460,6 @@ class LiveEngine:
     def internals(self) -> dict[str, Any]: ...
     def submit_many(self, n: int) -> tuple[NDArray[np.int64], _OrderBatch]: ...
     def handles(self) -> list[OrderHandle]: ...
-    def status(self, id: int) -> tuple[str, str]: ...
-    def view(self, id: int) -> dict[str, Any]: ...
-    def wait(self, id: int, timeout: float | None = None) -> bool: ...
     def wait_idle(self, timeout: float | None = None) -> bool: ...
     def start_load(self) -> None: ...
     def stop_load(self) -> None: ...

@@ -58,7 +58,7 @@ from prometheus_client.exposition import generate_latest, start_http_server
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from reliability_lab import _core
-from reliability_lab.errors import ReliabilityLabError
+from reliability_lab._core import LabClosedError
 from reliability_lab.metrics import LATENCY_BOUNDS
 from reliability_lab.scenario import Faults, Scenario
 from reliability_lab.sim import Result, _build_result
@@ -70,10 +70,6 @@ TERMINAL_STATES = frozenset({"completed", "failed", "rejected", "expired", "canc
 
 # Waits are cut into slices this long, so that Ctrl-C is noticed between them.
 _WAIT_SLICE = 0.05
-
-
-class LabClosedError(ReliabilityLabError, RuntimeError):
-    """The lab is not running (not started yet, or shut down): it accepts no new orders."""
 
 
 def _log_event(event: str, **fields: Any) -> None:
@@ -107,8 +103,9 @@ class OrderView:
     applied_charges: int
 
 
-# The native submit raises LabClosedError and OrderHandle.view() builds OrderViews.
-_core._bind_live(OrderView, LabClosedError)
+# OrderHandle.view() builds OrderViews. (LabClosedError, which the native submit raises, is a
+# native class: a ReliabilityLabError and a RuntimeError.)
+_core._bind_live(OrderView)
 
 
 @dataclass(frozen=True)
@@ -424,10 +421,7 @@ class Lab:
         (a sequence made on access; ``.ids`` is the id array, ``.wait()`` waits for all)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        try:
-            ids, batch = self._engine.submit_many(n)
-        except RuntimeError as e:
-            raise LabClosedError(str(e)) from None
+        ids, batch = self._engine.submit_many(n)  # LabClosedError unless running
         return OrderHandles(self._engine, ids, batch)
 
     def handle(self, order_id: int) -> OrderHandle:
@@ -463,10 +457,7 @@ class Lab:
     def start_load(self) -> None:
         """Starts the scenario's native load generator (open-loop arrivals on one thread, or one
         thread per closed-loop client) for ``scenario.duration`` seconds from now."""
-        try:
-            self._engine.start_load()
-        except RuntimeError as e:
-            raise LabClosedError(str(e)) from None
+        self._engine.start_load()  # LabClosedError unless running
 
     def stop_load(self) -> None:
         """Stops the load generators and joins them."""

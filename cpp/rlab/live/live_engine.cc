@@ -118,6 +118,9 @@ LiveEngine::OrderRef LiveEngine::OrderRef::Sibling(int64_t id) const {
   return OrderRef(chunk_, id);
 }
 
+// Per-order dependency sets are uint32_t masks; ValidateScenario bounds the count.
+static_assert(kMaxDependencies <= 32);
+
 absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioConfig& config,
                                                                const LiveOptions& options) {
   if (absl::Status s = ValidateScenario(config); !s.ok()) return s;
@@ -125,9 +128,6 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
         "an order through its backoff sleeps (simulate() supports both)");
-  }
-  if (config.dependencies.size() > 32) {
-    return absl::InvalidArgumentError("the live engine supports at most 32 dependencies");
   }
   if (options.sample_every_ns < 0) {
     return absl::InvalidArgumentError("sample_every must be >= 0");
@@ -487,9 +487,9 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     ~Leave() { n.fetch_sub(1, std::memory_order_seq_cst); }
   } leave{submitting_};
   if (!accepting_.load(std::memory_order_seq_cst)) {
-    return absl::FailedPreconditionError(
-        started_.load() ? "the engine is shutting down: it accepts no new orders"
-                        : "the engine is not started");
+    return absl::UnavailableError(started_.load()
+                                      ? "the engine is shutting down: it accepts no new orders"
+                                      : "the engine is not started");
   }
   int64_t id = 0;
   Chunk* chunk = nullptr;
@@ -1163,7 +1163,7 @@ bool LiveEngine::WaitIdle(int64_t timeout_ns) const {
 
 absl::Status LiveEngine::StartLoad() {
   if (!accepting_.load(std::memory_order_acquire)) {
-    return absl::FailedPreconditionError("the engine is not running (not started, or shut down)");
+    return absl::UnavailableError("the engine is not running (not started, or shut down)");
   }
   MutexLock lock(&load_mu_);
   if (!load_threads_.empty()) return absl::FailedPreconditionError("the load is already started");

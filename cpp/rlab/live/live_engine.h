@@ -190,7 +190,7 @@ class LiveEngine {
 
   // Submits one order with fallback-cache key `key` (< 0: derived from the order id). Returns the
   // order's id; a full queue rejects the order at once (status rejected, reason queue_full), which
-  // still returns an id. FailedPrecondition before Start or once Shutdown has begun.
+  // still returns an id. Unavailable (intake closed) before Start or once Shutdown has begun.
   // `idempotency_key` (empty: derived from the order id, unique to this run) is what the order's
   // charges carry to the ledger; InvalidArgument unless ValidateIdempotencyKey accepts it.
   absl::StatusOr<int64_t> Submit(int key = -1, std::string_view idempotency_key = {});
@@ -210,8 +210,8 @@ class LiveEngine {
   LiveInternals Internals() const;
 
   // Starts the scenario's load generator: one thread for open-loop arrivals, or one thread per
-  // closed-loop client, for the scenario's duration measured from now. FailedPrecondition if
-  // not started, already loading, or shutting down.
+  // closed-loop client, for the scenario's duration measured from now. Unavailable if not
+  // started or shutting down, FailedPrecondition if already loading.
   absl::Status StartLoad();
   // Stops the load generators and joins them (idempotent).
   void StopLoad();

@@ -20,7 +20,6 @@ constexpr int64_t kMaxWorkers = 100'000;
 constexpr int64_t kMaxQueueCapacity = 10'000'000;
 constexpr int64_t kMaxNumKeys = 1'000'000'000;
 constexpr int64_t kMaxCacheCapacity = 10'000'000;
-constexpr size_t kMaxDependencies = 16;
 
 // Top-level scenario fields. A dependency may not take one of these names: sweep paths such as
 // "workers" or "arrivals.rate" would otherwise be ambiguous with "<dependency>.<field>".

@@ -158,6 +158,10 @@ struct ScenarioConfig {
   std::vector<DependencyConfig> dependencies;
 };
 
+// The most dependencies a scenario may have (the live engine keeps per-order dependency sets in
+// 32-bit masks).
+inline constexpr size_t kMaxDependencies = 16;
+
 // Checks everything, naming the dotted path of the first bad field as the Python API spells it,
 // with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").
 absl::Status ValidateScenario(const ScenarioConfig& config);
