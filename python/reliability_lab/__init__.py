@@ -35,6 +35,7 @@ from reliability_lab.live import (
     OrderView,
     ShutdownReport,
 )
+from reliability_lab.optimize import Constraint, Objective, OptimizationResult, optimize
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
     Brownout,
@@ -85,6 +86,7 @@ __all__ = [
     "ClosedLoop",
     "Constant",
     "ConstantRate",
+    "Constraint",
     "DeadlineExceeded",
     "Dependency",
     "Exponential",
@@ -96,6 +98,8 @@ __all__ = [
     "LogNormal",
     "ManualClock",
     "Mixture",
+    "Objective",
+    "OptimizationResult",
     "OrderHandle",
     "OrderHandles",
     "OrderView",
@@ -129,6 +133,7 @@ __all__ = [
     "Transition",
     "Uniform",
     "default_clock",
+    "optimize",
     "pareto_front",
     "presets",
     "retry",

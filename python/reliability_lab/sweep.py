@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from reliability_lab import _core
+from reliability_lab.cache import RunCache, scenario_key
 from reliability_lab.metrics import LATENCY_BOUNDS
 from reliability_lab.scenario import Scenario
 from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, _summary_values, simulate
@@ -252,12 +253,13 @@ def sweep(
     seeds: Iterable[int] = range(1),
     *,
     n: int | None = None,
-    executor: Executor | None = None,
+    executor: Executor | str | Any | None = None,
     max_workers: int | None = None,
     progress: bool = True,
     metrics: Metrics = None,
     chunksize: int | None = None,
     random_state: int = 0,
+    cache: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Simulates ``scenario`` at every point of ``grid`` with every seed; one row per run.
 
@@ -270,7 +272,11 @@ def sweep(
         seeds: the scenario seeds to run every point with (integers in [0, 2**64 - 1]).
         n: the number of random points (random search), >= 1; None for a grid.
         executor: where to run; default: a ThreadPoolExecutor of ``max_workers`` threads,
-            closed on return. A given executor is used as is and left open.
+            closed on return. A given :class:`concurrent.futures.Executor` is used as is and left
+            open. Dask (``pip install reliability-lab[test]`` or ``dask[distributed]``): a
+            ``distributed.Client`` (its executor; the client is left open), ``"dask"`` (the
+            current default client), or a scheduler address such as ``"tcp://host:8786"`` (a
+            client is connected for the call and closed on return).
         max_workers: threads of the default pool, >= 1 (default: ``os.cpu_count()``); 1 runs
             everything in the calling thread.
         progress: show a tqdm progress bar.
@@ -285,10 +291,18 @@ def sweep(
         chunksize: runs per executor task (default: about 8 tasks per worker, at most 16 runs
             each in the default thread pool and 64 in a given executor); >= 1.
         random_state: seeds the draws of a random search.
+        cache: a file (SQLite, created if missing) holding every run's numbers by (scenario
+            hash, seed), see :mod:`reliability_lab.cache`: runs found there are not run again,
+            and each finished chunk is written at once, so an interrupted or extended sweep
+            (more seeds, more points) runs only what is missing. With a metrics function, the
+            key holds the function's module and name, not its code: use a new file (or name)
+            when the function changes. Summary runs are stored whole, so a later sweep asking
+            for other summary columns reuses them.
 
     Returns:
         A DataFrame with columns ``point`` (the point's number), one column per grid path (its
-        value), ``seed``, then the metrics; rows in (point, seed) order.
+        value), ``seed``, then the metrics; rows in (point, seed) order. The same with or
+        without a cache and whatever the executor.
 
     Raises:
         ValueError: a bad argument (before anything runs: unknown paths are found with the
@@ -316,6 +330,8 @@ def sweep(
         if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
             raise ValueError(f"metrics must be a list of summary column names, got {metrics!r}")
         metrics = list(metrics)
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be a file path or None, got {type(cache).__name__}")
     summary_only = not callable(metrics)
     if summary_only:
         scenario = scenario.replace({"record_orders": False, "sample_every": 0.0})
@@ -333,48 +349,33 @@ def sweep(
     # Breaker transitions are only needed for the phases' time to detect / recover.
     record_events = names is None or any(".time_to_" in name for name in names)
 
-    def submit_args(chunk: list[tuple[int, int]]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        sub = {p: points[p] for p, _ in chunk}
-        if summary_only:
-            return _run_summary_chunk, (scenario, chunk, sub, names, record_events)
-        return _run_chunk, (scenario, chunk, sub, metrics)
-
     tasks = [(p, s) for p in range(len(points)) for s in seed_list]
-    workers = max_workers or os.cpu_count() or 1
-    if chunksize is None:
-        # In-process threads: small chunks (a task costs microseconds; the last chunks then
-        # end close together). Other executors: fewer, larger tasks.
-        cap = 16 if executor is None else 64
-        chunksize = max(1, min(cap, math.ceil(len(tasks) / (8 * workers))))
-    chunks = [tasks[i : i + chunksize] for i in range(0, len(tasks), chunksize)]
     rows: list[dict[str, float] | None] = [None] * len(tasks)
-    bar = _progress_bar(len(tasks), progress)
+    store: RunCache | None = None
+    keys: list[str] = []
+    if cache is not None:
+        spec = _metrics_spec(metrics, record_events)
+        store = RunCache(cache)
     try:
-        if executor is None and workers == 1:
-            for c, chunk in enumerate(chunks):
-                fn, args = submit_args(chunk)
-                _store(rows, c * chunksize, fn(*args), bar)
-        else:
-            own = executor is None
-            ex = executor if executor is not None else ThreadPoolExecutor(workers)
-            try:
-                futures: dict[Future[list[tuple[int, dict[str, float]]]], int] = {}
-                for c, chunk in enumerate(chunks):
-                    fn, args = submit_args(chunk)
-                    futures[ex.submit(fn, *args)] = c * chunksize
-                try:
-                    for fut in as_completed(futures):
-                        _store(rows, futures[fut], fut.result(), bar)
-                except BaseException:
-                    for fut in futures:  # a failed run (or Ctrl-C) stops the sweep
-                        fut.cancel()
-                    raise
-            finally:
-                if own:
-                    ex.shutdown(wait=True, cancel_futures=True)
+        if store is not None:
+            # Hashing needs every point's scenario here (a serial prefix the cache pays for).
+            keys = [
+                scenario_key(_at_point(scenario, p, pt).to_dict(), spec)
+                for p, pt in enumerate(points)
+            ]
+            held = store.get_many((keys[p], s) for p, s in tasks)
+            for i, (p, s) in enumerate(tasks):
+                got = held.get((keys[p], s))
+                if got is not None:
+                    rows[i] = _select(got, names)
+        todo = [i for i, r in enumerate(rows) if r is None]
+        _run_tasks(
+            scenario, points, tasks, todo, rows, metrics, names, record_events, summary_only,
+            executor, max_workers, chunksize, progress, store, keys,
+        )
     finally:
-        if bar is not None:
-            bar.close()
+        if store is not None:
+            store.close()
 
     records = []
     for (p, seed), values in zip(tasks, rows, strict=True):
@@ -384,21 +385,155 @@ def sweep(
     return df
 
 
-def _store(
-    rows: list[dict[str, float] | None], start: int,
-    results: list[tuple[int, dict[str, float]]], bar: Any,
+def _metrics_spec(metrics: Metrics, record_events: bool) -> str:
+    """What a cached run's numbers are, as part of its key."""
+    if callable(metrics):
+        module = getattr(metrics, "__module__", None)
+        qualname = getattr(metrics, "__qualname__", None)
+        if not module or not qualname or "<" in qualname:
+            raise ValueError(
+                "cache with a metrics function needs a module-level function (its module and "
+                f"name are the cache key), got {metrics!r}"
+            )
+        return f"function:{module}:{qualname}"
+    return f"summary:events={int(record_events)}"
+
+
+def _select(values: dict[str, float], names: list[str] | None) -> dict[str, float]:
+    if names is None:
+        return values
+    return {name: values.get(name, math.nan) for name in names}
+
+
+def _resolve_executor(executor: Any) -> tuple[Executor | None, Any, int | None]:
+    """(executor, a Dask client to close on return or None, its worker threads or None)."""
+    if executor is None or isinstance(executor, Executor):
+        return executor, None, None
+    if isinstance(executor, str):
+        try:
+            distributed = importlib.import_module("distributed")
+        except ImportError:
+            raise ValueError(
+                f"executor={executor!r} needs dask.distributed (pip install 'dask[distributed]')"
+            ) from None
+        if executor == "dask":
+            try:
+                client = distributed.default_client()
+            except ValueError:
+                raise ValueError(
+                    "executor='dask' uses the current dask.distributed client, and there is "
+                    "none: create a distributed.Client first, or pass a scheduler address"
+                ) from None
+            return client.get_executor(), None, _dask_threads(client)
+        try:
+            client = distributed.Client(executor, set_as_default=False, timeout=30)
+        except (OSError, ValueError, TypeError) as e:
+            raise ValueError(
+                f"executor={executor!r}: cannot connect to a Dask scheduler there ({e})"
+            ) from None
+        return client.get_executor(), client, _dask_threads(client)
+    if callable(getattr(executor, "get_executor", None)):  # a distributed.Client
+        return executor.get_executor(), None, _dask_threads(executor)
+    raise TypeError(
+        "executor must be a concurrent.futures.Executor, a distributed.Client, 'dask' or a "
+        f"Dask scheduler address, got {type(executor).__name__}"
+    )
+
+
+def _dask_threads(client: Any) -> int | None:
+    try:
+        return int(sum(client.nthreads().values())) or None
+    except Exception:  # the count only sizes chunks
+        return None
+
+
+def _run_tasks(
+    scenario: Scenario,
+    points: list[dict[str, Any]],
+    tasks: list[tuple[int, int]],
+    todo: list[int],
+    rows: list[dict[str, float] | None],
+    metrics: Metrics,
+    names: list[str] | None,
+    record_events: bool,
+    summary_only: bool,
+    executor: Any,
+    max_workers: int | None,
+    chunksize: int | None,
+    progress: bool,
+    store: RunCache | None,
+    keys: list[str],
 ) -> None:
-    for k, values in results:
-        rows[start + k] = values
-    if bar is not None:
-        bar.update(len(results))
+    """Runs the tasks numbered ``todo`` and fills their ``rows`` (and the cache)."""
+    # With a cache, summary runs come back whole (stored so), then the names are picked here.
+    worker_names = None if store is not None else names
+
+    def submit_args(chunk: list[int]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        pairs = [tasks[i] for i in chunk]
+        sub = {p: points[p] for p, _ in pairs}
+        if summary_only:
+            return _run_summary_chunk, (scenario, pairs, sub, worker_names, record_events)
+        return _run_chunk, (scenario, pairs, sub, metrics)
+
+    def collect(chunk: list[int], results: list[tuple[int, dict[str, float]]]) -> None:
+        if store is not None:
+            store.put_many([(keys[tasks[chunk[k]][0]], tasks[chunk[k]][1], v) for k, v in results])
+        for k, values in results:
+            rows[chunk[k]] = _select(values, names) if store is not None else values
+        if bar is not None:
+            bar.update(len(results))
+
+    if not todo:
+        bar = _progress_bar(len(tasks), len(tasks), progress)
+        if bar is not None:
+            bar.close()
+        return
+    ex, own_client, dask_threads = _resolve_executor(executor)
+    try:
+        workers = max_workers or dask_threads or os.cpu_count() or 1
+        if chunksize is None:
+            # In-process threads: small chunks (a task costs microseconds; the last chunks then
+            # end close together). Other executors: fewer, larger tasks.
+            cap = 16 if ex is None else 64
+            chunksize = max(1, min(cap, math.ceil(len(todo) / (8 * workers))))
+        chunks = [todo[i : i + chunksize] for i in range(0, len(todo), chunksize)]
+        bar = _progress_bar(len(tasks), len(tasks) - len(todo), progress)
+        try:
+            if ex is None and workers == 1:
+                for chunk in chunks:
+                    fn, args = submit_args(chunk)
+                    collect(chunk, fn(*args))
+            else:
+                own = ex is None
+                pool = ex if ex is not None else ThreadPoolExecutor(workers)
+                try:
+                    futures: dict[Future[list[tuple[int, dict[str, float]]]], list[int]] = {}
+                    for chunk in chunks:
+                        fn, args = submit_args(chunk)
+                        futures[pool.submit(fn, *args)] = chunk
+                    try:
+                        for fut in as_completed(futures):
+                            collect(futures[fut], fut.result())
+                    except BaseException:
+                        for fut in futures:  # a failed run (or Ctrl-C) stops the sweep
+                            fut.cancel()
+                        raise
+                finally:
+                    if own:
+                        pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        if own_client is not None:
+            own_client.close()
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _progress_bar(total: int, done: int, enabled: bool) -> Any:
     if not enabled:
         return None
     tqdm = importlib.import_module("tqdm").tqdm  # untyped: no stubs needed
-    return tqdm(total=total, desc="sweep", unit="run", leave=False)
+    return tqdm(total=total, initial=done, desc="sweep", unit="run", leave=False)
 
 
 # ------------------------------------------------------------------------------------------------
