@@ -199,7 +199,7 @@ def test_dask_cluster_gives_the_local_dataframe(cluster: Any, tmp_path: Path) ->
 
 def test_bad_executors_are_named() -> None:
     pytest.importorskip("distributed")
-    with pytest.raises(ValueError, match="executor='dask'.*no"):
+    with pytest.raises(ValueError, match=r"executor='dask'.*none"):
         sweep(base(), {}, executor="dask", progress=False)
     with pytest.raises(TypeError, match="executor must be"):
         sweep(base(), {}, executor=3, progress=False)
