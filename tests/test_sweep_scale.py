@@ -203,3 +203,39 @@ def test_bad_executors_are_named() -> None:
         sweep(base(), {}, executor="dask", progress=False)
     with pytest.raises(TypeError, match="executor must be"):
         sweep(base(), {}, executor=3, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# The per-point encoding of summary sweeps
+
+
+def test_point_encoder_gives_to_dict() -> None:
+    from reliability_lab.sweep import _PointEncoder
+
+    sc = base().replace(
+        dependencies=[
+            base().dependencies[0],
+            rl.Dependency("stock", faults=rl.Faults(latency=rl.Constant(0.01))),
+        ]
+    )
+    enc = _PointEncoder(sc)
+    changes: list[dict[str, Any]] = [
+        {},
+        {"payment.breaker.consecutive_failures": 3},
+        {"payment.breaker.open_for": 2.5, "payment.faults.failure_rate": 0.2},
+        {"payment.faults.phases[0].end": 4.0},
+        {"payment.faults.latency": rl.LogNormal(median=0.01, sigma=0.5)},
+        {"payment.retry.max_attempts": 5, "payment.retry.backoff.initial": 0.02},
+        {"payment.retry": None},
+        {"payment.breaker": None, "stock.faults.failure_rate": 0.5},
+        {"stock.breaker": rl.Breaker(consecutive_failures=2)},
+        {"arrivals": rl.ConstantRate(rate=50), "workers": 3, "duration": 7},
+        {"dependencies": [rl.Dependency("other")]},
+    ]
+    for change in changes:
+        point = sc.replace(change)
+        d = enc.to_dict(point)
+        assert d == point.to_dict(), change
+        d["seed"] = 5  # the caller's change stays in its own dict
+        assert enc.base_dict["seed"] == sc.seed
+    assert enc.to_dict(sc) == sc.to_dict()

@@ -36,6 +36,7 @@ call gives the same DataFrame.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import math
@@ -53,7 +54,9 @@ import pandas as pd
 from reliability_lab import _core
 from reliability_lab.cache import RunCache, scenario_key
 from reliability_lab.metrics import LATENCY_BOUNDS
+from reliability_lab.retry import Retry
 from reliability_lab.scenario import Scenario
+from reliability_lab.scenario import _encode as _encode_value
 from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, _summary_values, simulate
 
 #: What ``metrics=`` accepts: None (every summary column), a list of summary column names, or a
@@ -208,10 +211,11 @@ def _run_summary_chunk(
     out = []
     bounds = list(LATENCY_BOUNDS)
     dicts: dict[int, dict[str, Any]] = {}
+    encoder = _PointEncoder(scenario)
     for k, (p, seed) in enumerate(tasks):
         d = dicts.get(p)
         if d is None:
-            d = dicts[p] = _at_point(scenario, p, points[p]).to_dict()
+            d = dicts[p] = encoder.to_dict(_at_point(scenario, p, points[p]))
         d["seed"] = seed
         raw = _core.simulate(
             d,
@@ -227,6 +231,51 @@ def _run_summary_chunk(
             values = {name: values.get(name, math.nan) for name in names}
         out.append((k, values))
     return out
+
+
+class _PointEncoder:
+    """``Scenario.to_dict()`` of the points of one base scenario, re-encoding only the objects
+    a point replaced. ``Scenario.replace`` keeps every unchanged sub-object (the same Python
+    object), so their encodings are taken from the base's dict; this halves the GIL-held
+    Python work per point of a summary sweep (tests/test_sweep_scale.py checks the dicts
+    equal ``to_dict()``). Top-level dicts are fresh (the caller sets ``seed``); nested ones
+    may be shared with the base and must not be mutated."""
+
+    def __init__(self, base: Scenario) -> None:
+        self.base = base
+        self.base_dict = base.to_dict()
+
+    def to_dict(self, sc: Scenario) -> dict[str, Any]:
+        d = self._encode(sc, self.base, self.base_dict)
+        return dict(d)
+
+    def _encode(self, value: Any, base: Any, base_enc: Any) -> Any:
+        if value is base:
+            return base_enc
+        if (
+            type(value) is type(base)
+            and not isinstance(value, Retry)  # encoded by its own rules: whole
+            and isinstance(base_enc, dict)
+            and dataclasses.is_dataclass(value)
+            and not isinstance(value, type)
+        ):
+            out = dict(base_enc)
+            for f in dataclasses.fields(value):
+                v, bv = getattr(value, f.name), getattr(base, f.name)
+                if v is bv:
+                    continue
+                if f.name not in base_enc:  # encoded under other keys (Retry): whole
+                    return _encode_value(value)
+                out[f.name] = self._encode(v, bv, base_enc[f.name])
+            return out
+        if (
+            isinstance(value, (tuple, list))
+            and isinstance(base, (tuple, list))
+            and isinstance(base_enc, list)
+            and len(value) == len(base) == len(base_enc)
+        ):
+            return [self._encode(v, b, e) for v, b, e in zip(value, base, base_enc, strict=True)]
+        return _encode_value(value)
 
 
 def _metrics_of(result: Result, metrics: Metrics) -> dict[str, float]:
