@@ -18,12 +18,16 @@ Figures, all from one process and the same grid:
 * wall time of the sweep with the default pool (one thread per CPU), best of the repeats;
 * the speed-up from ``max_workers=1`` to ``max_workers=2``: 1-thread and 2-thread sweeps are
   interleaved (1, 2, 1, 2, ...) so that a burst of background load hits both; best of each;
-  process CPU time is recorded with each wall time (on a machine shared with other work, CPU
-  time / wall time shows how much parallelism the run actually got);
+* process CPU time with each wall time: CPU time per run does not depend on other work on the
+  machine (a load-independent check), and CPU time / wall time of the 2-thread sweep shows how
+  much parallelism it actually got (2.0: both cores);
+* the native engine alone on the same scenarios (dicts built up front, no Python between runs),
+  1 and 2 threads, interleaved with the sweeps: the speed-up this machine allows at all, and
+  by difference of CPU times the Python work the sweep adds per run (held under the GIL);
 * the 1-thread and 2-thread DataFrames are checked to be identical.
 
-The machine's load average is printed and kept with the figures: the development machine is
-shared, and a loaded machine lowers the speed-up without any change in the code.
+The machine's load average is recorded before, after and at each round: the development machine
+is shared, and a loaded machine lowers the speed-up without any change in the code.
 
 ``rows(quick)`` returns the figures as bench/harness.py rows (bench/run.py's ``sweep`` group).
 """
