@@ -202,6 +202,7 @@ def _run_summary_chunk(
     points: Mapping[int, dict[str, Any]],
     names: list[str] | None,
     record_events: bool,
+    encoder: _PointEncoder | None = None,
 ) -> list[tuple[int, dict[str, float]]]:
     """The summary-only path: each run is the native engine on the point's scenario (as a
     dict) with the task's seed, without per-order records or time series, and its summary
@@ -211,7 +212,8 @@ def _run_summary_chunk(
     out = []
     bounds = list(LATENCY_BOUNDS)
     dicts: dict[int, dict[str, Any]] = {}
-    encoder = _PointEncoder(scenario)
+    if encoder is None:
+        encoder = _PointEncoder(scenario)
     for k, (p, seed) in enumerate(tasks):
         d = dicts.get(p)
         if d is None:
@@ -521,7 +523,9 @@ def _run_tasks(
         pairs = [tasks[i] for i in chunk]
         sub = {p: points[p] for p, _ in pairs}
         if summary_only:
-            return _run_summary_chunk, (scenario, pairs, sub, worker_names, record_events)
+            return _run_summary_chunk, (
+                scenario, pairs, sub, worker_names, record_events, shared_encoder,
+            )
         return _run_chunk, (scenario, pairs, sub, metrics)
 
     def collect(chunk: list[int], results: list[tuple[int, dict[str, float]]]) -> None:
@@ -538,6 +542,9 @@ def _run_tasks(
             bar.close()
         return
     ex, own_client, dask_threads = _resolve_executor(executor)
+    # In-process threads share one encoder (read-only once built); other executors build
+    # theirs per chunk rather than receive the base's dict with every task.
+    shared_encoder = _PointEncoder(scenario) if summary_only and ex is None else None
     try:
         workers = max_workers or dask_threads or os.cpu_count() or 1
         if chunksize is None:
