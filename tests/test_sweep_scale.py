@@ -197,6 +197,18 @@ def test_dask_cluster_gives_the_local_dataframe(cluster: Any, tmp_path: Path) ->
         assert len(store) == len(local)
 
 
+def test_optimize_on_a_dask_cluster_gives_the_local_trials(cluster: Any) -> None:
+    pytest.importorskip("optuna")
+    kw: dict[str, Any] = dict(
+        space={"payment.breaker.consecutive_failures": [2, 5, 10]},
+        objective="maximize success_rate", constraints=["payment.calls_per_order <= 2"],
+        n_trials=3, seeds=[0, 1], progress=False,
+    )
+    local = rl.optimize(base(), **kw)
+    remote = rl.optimize(base(), executor=cluster.scheduler_address, **kw)
+    pd.testing.assert_frame_equal(local.trials, remote.trials)
+
+
 def test_bad_executors_are_named() -> None:
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match=r"executor='dask'.*none"):

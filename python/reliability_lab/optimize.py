@@ -43,7 +43,7 @@ from typing import Any
 import pandas as pd
 
 from reliability_lab.scenario import Scenario
-from reliability_lab.sweep import Range, _native, sweep
+from reliability_lab.sweep import Range, _native, _resolve_executor, sweep
 
 _DIRECTIONS = {
     "min": "minimize", "minimize": "minimize", "minimise": "minimize",
@@ -339,12 +339,13 @@ def optimize(
             return math.nan if len(values) == 1 else values  # Optuna marks the trial failed
         return values[0] if len(values) == 1 else values
 
-    bar = _progress_bar(n_trials, progress)
-
     def callback(study_: Any, trial: Any) -> None:
         if bar is not None:
             bar.update(1)
 
+    # A scheduler address is connected to once for the study, not once per trial.
+    executor, own_client, _ = _resolve_executor(executor)
+    bar = _progress_bar(n_trials, progress)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a log line per trial
     try:
@@ -356,6 +357,8 @@ def optimize(
         optuna.logging.set_verbosity(verbosity)
         if bar is not None:
             bar.close()
+        if own_client is not None:
+            own_client.close()
 
     states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
     trials = pd.DataFrame.from_records(records)
