@@ -19,12 +19,15 @@ same call gives the same points.
 
 **Parallelism.** The native engine releases the GIL, so by default the runs go to a
 ``ThreadPoolExecutor`` with one thread per core. ``executor=`` takes any
-:class:`concurrent.futures.Executor` instead: a ``ProcessPoolExecutor``, or a Dask cluster's
-``client.get_executor()`` to spread a sweep over many machines::
+:class:`concurrent.futures.Executor` instead (a ``ProcessPoolExecutor``...), or a Dask cluster
+to spread a sweep over many machines: a ``distributed.Client``, ``"dask"`` (the current
+client) or the scheduler's address; the DataFrame is the same as a local run's::
 
-    from dask.distributed import Client
-    with Client("tcp://scheduler:8786") as client:
-        df = rl.sweep(sc, grid, seeds=range(20), executor=client.get_executor())
+    df = rl.sweep(sc, grid, seeds=range(20), executor="tcp://scheduler:8786")
+
+**Cache.** ``cache="study.sqlite"`` keeps every run's numbers on disk by (scenario hash, seed)
+(:mod:`reliability_lab.cache`): a sweep that was interrupted, or is extended with more seeds or
+points, runs only the runs the file does not hold.
 
 Scenarios pickle (through their dict form), so any executor can ship them. Runs are grouped in
 chunks (``chunksize``) to amortise the per-task cost of remote executors.
