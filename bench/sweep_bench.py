@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import statistics
 import sys
@@ -146,6 +147,30 @@ def _timed_engine(dicts: list[dict[str, Any]], threads: int) -> tuple[float, flo
     return time.perf_counter() - t0, time.process_time() - cpu0
 
 
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (all CPUs, including time stolen by the
+    hypervisor), from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _others_cpu(run: Any) -> tuple[Any, float]:
+    """(what ``run()`` returned, CPU seconds the rest of the machine used meanwhile): the
+    machine's busy time less this process's CPU time. Unlike the load average (which counts
+    this process's own threads, over a minute), it is the interference during the round."""
+    busy0, own0 = _machine_busy_s(), time.process_time()
+    out = run()
+    busy1, own1 = _machine_busy_s(), time.process_time()
+    if busy0 is None or busy1 is None:
+        return out, math.nan
+    return out, max(0.0, (busy1 - busy0) - (own1 - own0))
+
+
 def measure(quick: bool) -> dict[str, Any]:
     """Runs the sweeps; every figure and the context they were taken in."""
     import pandas as pd
@@ -170,11 +195,13 @@ def measure(quick: bool) -> dict[str, Any]:
     engine_walls: dict[int, list[float]] = {1: [], 2: []}
     engine_cpus: dict[int, list[float]] = {1: [], 2: []}
     loads: list[float] = []
+    others_cpu: dict[int, list[float]] = {1: [], 2: []}
     frames: dict[int, Any] = {}
     for _ in range(repeats):
         for w in (1, 2):
             loads.append(os.getloadavg()[0])
-            wall, cpu, frames[w] = _timed_sweep(w, quick)
+            (wall, cpu, frames[w]), others = _others_cpu(lambda w=w: _timed_sweep(w, quick))
+            others_cpu[w].append(others)
             walls[w].append(wall)
             cpus[w].append(cpu)
             ewall, ecpu = _timed_engine(dicts, w)
@@ -222,6 +249,13 @@ def measure(quick: bool) -> dict[str, Any]:
         "python_ms_per_run": (min(cpus[1]) - min(engine_cpus[1])) / runs * 1e3,
         "load_average_before": load_before,
         "load_average_per_round": loads,
+        # CPU seconds used by the rest of the machine during each sweep (/proc/stat busy time,
+        # steal included, less this process's CPU time): 0 = an undisturbed round.
+        "others_cpu_s_1_thread": others_cpu[1],
+        "others_cpu_s_2_threads": others_cpu[2],
+        "others_cpu_s_best_rounds": [
+            others_cpu[1][walls[1].index(best1)], others_cpu[2][walls[2].index(best2)]
+        ],
         "load_average_after": os.getloadavg(),
         "cpus": os.cpu_count(),
         "reliability_lab": os.path.dirname(rl.__file__),
@@ -283,7 +317,10 @@ def rows(quick: bool) -> list[Row]:
                 f"the same scenarios {m['engine_speedup_best']:.2f}x (CPU per run "
                 f"{m['engine_cpu_ms_per_run_1_thread']:.2f} -> "
                 f"{m['engine_cpu_ms_per_run_2_threads']:.2f} ms); the sweep's Python per run "
-                f"(CPU, 1 thread) {m['python_ms_per_run']:.3f} ms; {load}"
+                f"(CPU, 1 thread) {m['python_ms_per_run']:.3f} ms; other processes' CPU "
+                "during the best 1- / 2-thread rounds "
+                + " / ".join(f"{x:.2f}" for x in m["others_cpu_s_best_rounds"])
+                + f" s; {load}"
             ),
             details=m,
         ),
