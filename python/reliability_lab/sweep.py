@@ -327,7 +327,7 @@ def sweep(
         n: the number of random points (random search), >= 1; None for a grid.
         executor: where to run; default: a ThreadPoolExecutor of ``max_workers`` threads,
             closed on return. A given :class:`concurrent.futures.Executor` is used as is and left
-            open. Dask (``pip install reliability-lab[test]`` or ``dask[distributed]``): a
+            open. Dask (``pip install "dask[distributed]"``): a
             ``distributed.Client`` (its executor; the client is left open), ``"dask"`` (the
             current default client), or a scheduler address such as ``"tcp://host:8786"`` (a
             client is connected for the call and closed on return).
