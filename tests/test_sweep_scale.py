@@ -251,3 +251,18 @@ def test_point_encoder_gives_to_dict() -> None:
         d["seed"] = 5  # the caller's change stays in its own dict
         assert enc.base_dict["seed"] == sc.seed
     assert enc.to_dict(sc) == sc.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("n", "workers", "cap"), [(1000, 2, 16), (7, 2, 16), (300, 4, 64), (1, 1, 16)]
+)
+def test_guided_chunks_cover_every_run_and_shrink(n: int, workers: int, cap: int) -> None:
+    from reliability_lab.sweep import _guided_chunks
+
+    todo = list(range(0, 2 * n, 2))
+    chunks = _guided_chunks(todo, workers, cap)
+    assert [i for c in chunks for i in c] == todo
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) <= cap and min(sizes) >= 1
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] == 1

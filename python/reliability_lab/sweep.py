@@ -342,8 +342,9 @@ def sweep(
             no :class:`~reliability_lab.sim.Result` is built: the summary's numbers come
             straight from the engine's totals (and breaker transitions are recorded only when
             a ``time_to_detect``/``time_to_recover`` column is asked for).
-        chunksize: runs per executor task (default: about 8 tasks per worker, at most 16 runs
-            each in the default thread pool and 64 in a given executor); >= 1.
+        chunksize: runs per executor task, >= 1 (default: chunks of a quarter of the runs
+            left per worker, at most 16 runs in the default thread pool and 64 in a given
+            executor, down to single runs at the end).
         random_state: seeds the draws of a random search.
         cache: a file (SQLite, created if missing) holding every run's numbers by (scenario
             hash, seed), see :mod:`reliability_lab.cache`: runs found there are not run again,
@@ -551,11 +552,12 @@ def _run_tasks(
     try:
         workers = max_workers or dask_threads or os.cpu_count() or 1
         if chunksize is None:
-            # In-process threads: small chunks (a task costs microseconds; the last chunks then
-            # end close together). Other executors: fewer, larger tasks.
-            cap = 16 if ex is None else 64
-            chunksize = max(1, min(cap, math.ceil(len(todo) / (8 * workers))))
-        chunks = [todo[i : i + chunksize] for i in range(0, len(todo), chunksize)]
+            # In-process threads: small chunks (a task costs microseconds). Other executors:
+            # fewer, larger tasks. Either way the chunks shrink towards the end (guided
+            # scheduling), so that the workers finish close together.
+            chunks = _guided_chunks(todo, workers, 16 if ex is None else 64)
+        else:
+            chunks = [todo[i : i + chunksize] for i in range(0, len(todo), chunksize)]
         bar = _progress_bar(len(tasks), len(tasks) - len(todo), progress)
         try:
             if ex is None and workers == 1:
@@ -586,6 +588,18 @@ def _run_tasks(
     finally:
         if own_client is not None:
             own_client.close()
+
+
+def _guided_chunks(todo: list[int], workers: int, cap: int) -> list[list[int]]:
+    """``todo`` in chunks of at most ``cap`` runs, each about a quarter of what is left per
+    worker (at least 1): the last chunks are single runs."""
+    chunks = []
+    i = 0
+    while i < len(todo):
+        size = max(1, min(cap, (len(todo) - i) // (4 * workers)))
+        chunks.append(todo[i : i + size])
+        i += size
+    return chunks
 
 
 def _progress_bar(total: int, done: int, enabled: bool) -> Any:
