@@ -42,6 +42,7 @@ from reliability_lab.live import (
     OrderView,
     ShutdownReport,
 )
+from reliability_lab.optimize import Constraint, Objective, OptimizationResult, optimize
 from reliability_lab.results_io import ResultsMetadata, load_results, save_results
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
@@ -112,6 +113,7 @@ __all__ = [
     "Comparison",
     "Constant",
     "ConstantRate",
+    "Constraint",
     "DeadlineExceeded",
     "Dependency",
     "Exponential",
@@ -124,6 +126,8 @@ __all__ = [
     "ManualClock",
     "Metastability",
     "Mixture",
+    "Objective",
+    "OptimizationResult",
     "OrderHandle",
     "OrderHandles",
     "OrderView",
@@ -170,6 +174,7 @@ __all__ = [
     "load_scenario",
     "load_study",
     "metastability",
+    "optimize",
     "pareto_front",
     "presets",
     "replicate",

@@ -6,6 +6,8 @@
 * :func:`heatmap` — a metric over two swept parameters (mean across seeds).
 * :func:`tradeoff` — a metric against a parameter (or another metric), one curve per value of
   ``by``, with confidence bands across seeds.
+* :func:`optimization_history`, :func:`pareto` — an :func:`~reliability_lab.optimize.optimize`
+  study: the objective per trial with the best so far; the trials and the feasible front.
 
 Nothing here picks a backend: the functions work under Agg (files, tests, CI) as in Jupyter.
 Figures are made with ``pyplot`` so that notebooks show them; close them (``plt.close(fig)``)
@@ -24,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from reliability_lab.optimize import OptimizationResult
 from reliability_lab.sim import Result
 from reliability_lab.sweep import summarize
 
@@ -340,4 +343,75 @@ def tradeoff(
     return ax
 
 
-__all__ = ["BREAKER_COLORS", "heatmap", "timeline", "tradeoff"]
+def optimization_history(result: OptimizationResult, *, ax: Axes | None = None) -> Axes:
+    """An :func:`~reliability_lab.optimize.optimize` study's objective per trial (feasible
+    trials filled, infeasible hollow) and the best feasible value so far (one objective).
+
+    Returns:
+        The Axes.
+    """
+    if len(result.objectives) != 1:
+        raise ValueError("optimization_history is for one objective: use pareto() for several")
+    obj = result.objectives[0]
+    t = result.trials
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.0))
+    feasible = t["feasible"].to_numpy(bool)
+    xs = t["trial"].to_numpy(float)
+    ys = t[obj.metric].to_numpy(float)
+    ax.scatter(xs[feasible], ys[feasible], s=14, color="C0", label="feasible")
+    if (~feasible).any():
+        ax.scatter(xs[~feasible], ys[~feasible], s=14, facecolors="none", edgecolors="C3",
+                   label="infeasible")
+    best = np.where(feasible, ys, np.nan)
+    running = pd.Series(best).cummin() if obj.direction == "minimize" else (
+        pd.Series(best).cummax())
+    ax.step(xs, running.to_numpy(float), where="post", color="C1", lw=1.4, label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{obj.metric} (mean over seeds)")
+    ax.set_title(str(obj), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def pareto(
+    result: OptimizationResult,
+    x: str | None = None,
+    y: str | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """Every trial of an :func:`~reliability_lab.optimize.optimize` study in (``x``, ``y``)
+    (default: its first two objectives), the feasible Pareto front drawn as a line and the
+    infeasible trials hollow.
+
+    Returns:
+        The Axes.
+    """
+    names = [o.metric for o in result.objectives]
+    if x is None or y is None:
+        if len(names) < 2:
+            raise ValueError("pareto needs x and y for a one-objective study")
+        x, y = x or names[0], y or names[1]
+    t = result.trials
+    for c in (x, y):
+        if c not in t.columns:
+            raise ValueError(f"column {c!r} is not in the trials")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.0))
+    feasible = t["feasible"].to_numpy(bool)
+    ax.scatter(t[x][feasible], t[y][feasible], s=14, color="C0", alpha=0.6, label="feasible")
+    if (~feasible).any():
+        ax.scatter(t[x][~feasible], t[y][~feasible], s=14, facecolors="none",
+                   edgecolors="C3", label="infeasible")
+    front = result.pareto.sort_values(x, kind="stable")
+    ax.plot(front[x], front[y], marker="o", ms=5, color="C1", lw=1.4, label="Pareto front")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ = ["BREAKER_COLORS", "heatmap", "optimization_history", "pareto", "timeline", "tradeoff"]

@@ -19,12 +19,15 @@ same call gives the same points.
 
 **Parallelism.** The native engine releases the GIL, so by default the runs go to a
 ``ThreadPoolExecutor`` with one thread per core. ``executor=`` takes any
-:class:`concurrent.futures.Executor` instead: a ``ProcessPoolExecutor``, or a Dask cluster's
-``client.get_executor()`` to spread a sweep over many machines::
+:class:`concurrent.futures.Executor` instead (a ``ProcessPoolExecutor``...), or a Dask cluster
+to spread a sweep over many machines: a ``distributed.Client``, ``"dask"`` (the current
+client) or the scheduler's address; the DataFrame is the same as a local run's::
 
-    from dask.distributed import Client
-    with Client("tcp://scheduler:8786") as client:
-        df = rl.sweep(sc, grid, seeds=range(20), executor=client.get_executor())
+    df = rl.sweep(sc, grid, seeds=range(20), executor="tcp://scheduler:8786")
+
+**Cache.** ``cache="study.sqlite"`` keeps every run's numbers on disk by (scenario hash, seed)
+(:mod:`reliability_lab.cache`): a sweep that was interrupted, or is extended with more seeds or
+points, runs only the runs the file does not hold.
 
 Scenarios pickle (through their dict form), so any executor can ship them. Runs are grouped in
 chunks (``chunksize``) to amortise the per-task cost of remote executors.
@@ -36,6 +39,7 @@ call gives the same DataFrame.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import math
@@ -51,8 +55,11 @@ import numpy as np
 import pandas as pd
 
 from reliability_lab import _core
+from reliability_lab.cache import RunCache, scenario_key
 from reliability_lab.metrics import LATENCY_BOUNDS
+from reliability_lab.retry import Retry
 from reliability_lab.scenario import Scenario
+from reliability_lab.scenario.model import _encode as _encode_value
 from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, _summary_values, simulate
 
 #: What ``metrics=`` accepts: None (every summary column), a list of summary column names, or a
@@ -198,6 +205,7 @@ def _run_summary_chunk(
     points: Mapping[int, dict[str, Any]],
     names: list[str] | None,
     record_events: bool,
+    encoder: _PointEncoder | None = None,
 ) -> list[tuple[int, dict[str, float]]]:
     """The summary-only path: each run is the native engine on the point's scenario (as a
     dict) with the task's seed, without per-order records or time series, and its summary
@@ -207,10 +215,12 @@ def _run_summary_chunk(
     out = []
     bounds = list(LATENCY_BOUNDS)
     dicts: dict[int, dict[str, Any]] = {}
+    if encoder is None:
+        encoder = _PointEncoder(scenario)
     for k, (p, seed) in enumerate(tasks):
         d = dicts.get(p)
         if d is None:
-            d = dicts[p] = _at_point(scenario, p, points[p]).to_dict()
+            d = dicts[p] = encoder.to_dict(_at_point(scenario, p, points[p]))
         d["seed"] = seed
         raw = _core.simulate(
             d,
@@ -226,6 +236,51 @@ def _run_summary_chunk(
             values = {name: values.get(name, math.nan) for name in names}
         out.append((k, values))
     return out
+
+
+class _PointEncoder:
+    """``Scenario.to_dict()`` of the points of one base scenario, re-encoding only the objects
+    a point replaced. ``Scenario.replace`` keeps every unchanged sub-object (the same Python
+    object), so their encodings are taken from the base's dict; this halves the GIL-held
+    Python work per point of a summary sweep (tests/test_sweep_scale.py checks the dicts
+    equal ``to_dict()``). Top-level dicts are fresh (the caller sets ``seed``); nested ones
+    may be shared with the base and must not be mutated."""
+
+    def __init__(self, base: Scenario) -> None:
+        self.base = base
+        self.base_dict = base.to_dict()
+
+    def to_dict(self, sc: Scenario) -> dict[str, Any]:
+        d = self._encode(sc, self.base, self.base_dict)
+        return dict(d)
+
+    def _encode(self, value: Any, base: Any, base_enc: Any) -> Any:
+        if value is base:
+            return base_enc
+        if (
+            type(value) is type(base)
+            and not isinstance(value, Retry)  # encoded by its own rules: whole
+            and isinstance(base_enc, dict)
+            and dataclasses.is_dataclass(value)
+            and not isinstance(value, type)
+        ):
+            out = dict(base_enc)
+            for f in dataclasses.fields(value):
+                v, bv = getattr(value, f.name), getattr(base, f.name)
+                if v is bv:
+                    continue
+                if f.name not in base_enc:  # encoded under other keys (Retry): whole
+                    return _encode_value(value)
+                out[f.name] = self._encode(v, bv, base_enc[f.name])
+            return out
+        if (
+            isinstance(value, (tuple, list))
+            and isinstance(base, (tuple, list))
+            and isinstance(base_enc, list)
+            and len(value) == len(base) == len(base_enc)
+        ):
+            return [self._encode(v, b, e) for v, b, e in zip(value, base, base_enc, strict=True)]
+        return _encode_value(value)
 
 
 def _metrics_of(result: Result, metrics: Metrics) -> dict[str, float]:
@@ -252,12 +307,13 @@ def sweep(
     seeds: Iterable[int] = range(1),
     *,
     n: int | None = None,
-    executor: Executor | None = None,
+    executor: Executor | str | Any | None = None,
     max_workers: int | None = None,
     progress: bool = True,
     metrics: Metrics = None,
     chunksize: int | None = None,
     random_state: int = 0,
+    cache: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Simulates ``scenario`` at every point of ``grid`` with every seed; one row per run.
 
@@ -270,7 +326,11 @@ def sweep(
         seeds: the scenario seeds to run every point with (integers in [0, 2**64 - 1]).
         n: the number of random points (random search), >= 1; None for a grid.
         executor: where to run; default: a ThreadPoolExecutor of ``max_workers`` threads,
-            closed on return. A given executor is used as is and left open.
+            closed on return. A given :class:`concurrent.futures.Executor` is used as is and left
+            open. Dask (``pip install "dask[distributed]"``): a
+            ``distributed.Client`` (its executor; the client is left open), ``"dask"`` (the
+            current default client), or a scheduler address such as ``"tcp://host:8786"`` (a
+            client is connected for the call and closed on return).
         max_workers: threads of the default pool, >= 1 (default: ``os.cpu_count()``); 1 runs
             everything in the calling thread.
         progress: show a tqdm progress bar.
@@ -282,13 +342,22 @@ def sweep(
             no :class:`~reliability_lab.sim.Result` is built: the summary's numbers come
             straight from the engine's totals (and breaker transitions are recorded only when
             a ``time_to_detect``/``time_to_recover`` column is asked for).
-        chunksize: runs per executor task (default: about 8 tasks per worker, at most 16 runs
-            each in the default thread pool and 64 in a given executor); >= 1.
+        chunksize: runs per executor task, >= 1 (default: chunks of a quarter of the runs
+            left per worker, at most 16 runs in the default thread pool and 64 in a given
+            executor, down to single runs at the end).
         random_state: seeds the draws of a random search.
+        cache: a file (SQLite, created if missing) holding every run's numbers by (scenario
+            hash, seed), see :mod:`reliability_lab.cache`: runs found there are not run again,
+            and each finished chunk is written at once, so an interrupted or extended sweep
+            (more seeds, more points) runs only what is missing. With a metrics function, the
+            key holds the function's module and name, not its code: use a new file (or name)
+            when the function changes. Summary runs are stored whole, so a later sweep asking
+            for other summary columns reuses them.
 
     Returns:
         A DataFrame with columns ``point`` (the point's number), one column per grid path (its
-        value), ``seed``, then the metrics; rows in (point, seed) order.
+        value), ``seed``, then the metrics; rows in (point, seed) order. The same with or
+        without a cache and whatever the executor.
 
     Raises:
         ValueError: a bad argument (before anything runs: unknown paths are found with the
@@ -316,6 +385,8 @@ def sweep(
         if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
             raise ValueError(f"metrics must be a list of summary column names, got {metrics!r}")
         metrics = list(metrics)
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache must be a file path or None, got {type(cache).__name__}")
     summary_only = not callable(metrics)
     if summary_only:
         scenario = scenario.replace({"record_orders": False, "sample_every": 0.0})
@@ -333,48 +404,33 @@ def sweep(
     # Breaker transitions are only needed for the phases' time to detect / recover.
     record_events = names is None or any(".time_to_" in name for name in names)
 
-    def submit_args(chunk: list[tuple[int, int]]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        sub = {p: points[p] for p, _ in chunk}
-        if summary_only:
-            return _run_summary_chunk, (scenario, chunk, sub, names, record_events)
-        return _run_chunk, (scenario, chunk, sub, metrics)
-
     tasks = [(p, s) for p in range(len(points)) for s in seed_list]
-    workers = max_workers or os.cpu_count() or 1
-    if chunksize is None:
-        # In-process threads: small chunks (a task costs microseconds; the last chunks then
-        # end close together). Other executors: fewer, larger tasks.
-        cap = 16 if executor is None else 64
-        chunksize = max(1, min(cap, math.ceil(len(tasks) / (8 * workers))))
-    chunks = [tasks[i : i + chunksize] for i in range(0, len(tasks), chunksize)]
     rows: list[dict[str, float] | None] = [None] * len(tasks)
-    bar = _progress_bar(len(tasks), progress)
+    store: RunCache | None = None
+    keys: list[str] = []
+    if cache is not None:
+        spec = _metrics_spec(metrics, record_events)
+        store = RunCache(cache)
     try:
-        if executor is None and workers == 1:
-            for c, chunk in enumerate(chunks):
-                fn, args = submit_args(chunk)
-                _store(rows, c * chunksize, fn(*args), bar)
-        else:
-            own = executor is None
-            ex = executor if executor is not None else ThreadPoolExecutor(workers)
-            try:
-                futures: dict[Future[list[tuple[int, dict[str, float]]]], int] = {}
-                for c, chunk in enumerate(chunks):
-                    fn, args = submit_args(chunk)
-                    futures[ex.submit(fn, *args)] = c * chunksize
-                try:
-                    for fut in as_completed(futures):
-                        _store(rows, futures[fut], fut.result(), bar)
-                except BaseException:
-                    for fut in futures:  # a failed run (or Ctrl-C) stops the sweep
-                        fut.cancel()
-                    raise
-            finally:
-                if own:
-                    ex.shutdown(wait=True, cancel_futures=True)
+        if store is not None:
+            # Hashing needs every point's scenario here (a serial prefix the cache pays for).
+            keys = [
+                scenario_key(_at_point(scenario, p, pt).to_dict(), spec)
+                for p, pt in enumerate(points)
+            ]
+            held = store.get_many((keys[p], s) for p, s in tasks)
+            for i, (p, s) in enumerate(tasks):
+                got = held.get((keys[p], s))
+                if got is not None:
+                    rows[i] = _select(got, names)
+        todo = [i for i, r in enumerate(rows) if r is None]
+        _run_tasks(
+            scenario, points, tasks, todo, rows, metrics, names, record_events, summary_only,
+            executor, max_workers, chunksize, progress, store, keys,
+        )
     finally:
-        if bar is not None:
-            bar.close()
+        if store is not None:
+            store.close()
 
     records = []
     for (p, seed), values in zip(tasks, rows, strict=True):
@@ -384,21 +440,173 @@ def sweep(
     return df
 
 
-def _store(
-    rows: list[dict[str, float] | None], start: int,
-    results: list[tuple[int, dict[str, float]]], bar: Any,
+def _metrics_spec(metrics: Metrics, record_events: bool) -> str:
+    """What a cached run's numbers are, as part of its key."""
+    if callable(metrics):
+        module = getattr(metrics, "__module__", None)
+        qualname = getattr(metrics, "__qualname__", None)
+        if not module or not qualname or "<" in qualname:
+            raise ValueError(
+                "cache with a metrics function needs a module-level function (its module and "
+                f"name are the cache key), got {metrics!r}"
+            )
+        return f"function:{module}:{qualname}"
+    return f"summary:events={int(record_events)}"
+
+
+def _select(values: dict[str, float], names: list[str] | None) -> dict[str, float]:
+    if names is None:
+        return values
+    return {name: values.get(name, math.nan) for name in names}
+
+
+def _resolve_executor(executor: Any) -> tuple[Executor | None, Any, int | None]:
+    """(executor, a Dask client to close on return or None, its worker threads or None)."""
+    if executor is None or isinstance(executor, Executor):
+        return executor, None, None
+    if isinstance(executor, str):
+        try:
+            distributed = importlib.import_module("distributed")
+        except ImportError:
+            raise ValueError(
+                f"executor={executor!r} needs dask.distributed (pip install 'dask[distributed]')"
+            ) from None
+        if executor == "dask":
+            try:
+                client = distributed.default_client()
+            except ValueError:
+                raise ValueError(
+                    "executor='dask' uses the current dask.distributed client, and there is "
+                    "none: create a distributed.Client first, or pass a scheduler address"
+                ) from None
+            return client.get_executor(), None, _dask_threads(client)
+        try:
+            client = distributed.Client(executor, set_as_default=False, timeout=30)
+        except (OSError, ValueError, TypeError) as e:
+            raise ValueError(
+                f"executor={executor!r}: cannot connect to a Dask scheduler there ({e})"
+            ) from None
+        return client.get_executor(), client, _dask_threads(client)
+    if callable(getattr(executor, "get_executor", None)):  # a distributed.Client
+        return executor.get_executor(), None, _dask_threads(executor)
+    raise TypeError(
+        "executor must be a concurrent.futures.Executor, a distributed.Client, 'dask' or a "
+        f"Dask scheduler address, got {type(executor).__name__}"
+    )
+
+
+def _dask_threads(client: Any) -> int | None:
+    try:
+        return int(sum(client.nthreads().values())) or None
+    except Exception:  # the count only sizes chunks
+        return None
+
+
+def _run_tasks(
+    scenario: Scenario,
+    points: list[dict[str, Any]],
+    tasks: list[tuple[int, int]],
+    todo: list[int],
+    rows: list[dict[str, float] | None],
+    metrics: Metrics,
+    names: list[str] | None,
+    record_events: bool,
+    summary_only: bool,
+    executor: Any,
+    max_workers: int | None,
+    chunksize: int | None,
+    progress: bool,
+    store: RunCache | None,
+    keys: list[str],
 ) -> None:
-    for k, values in results:
-        rows[start + k] = values
-    if bar is not None:
-        bar.update(len(results))
+    """Runs the tasks numbered ``todo`` and fills their ``rows`` (and the cache)."""
+    # With a cache, summary runs come back whole (stored so), then the names are picked here.
+    worker_names = None if store is not None else names
+
+    def submit_args(chunk: list[int]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        pairs = [tasks[i] for i in chunk]
+        sub = {p: points[p] for p, _ in pairs}
+        if summary_only:
+            return _run_summary_chunk, (
+                scenario, pairs, sub, worker_names, record_events, shared_encoder,
+            )
+        return _run_chunk, (scenario, pairs, sub, metrics)
+
+    def collect(chunk: list[int], results: list[tuple[int, dict[str, float]]]) -> None:
+        if store is not None:
+            store.put_many([(keys[tasks[chunk[k]][0]], tasks[chunk[k]][1], v) for k, v in results])
+        for k, values in results:
+            rows[chunk[k]] = _select(values, names) if store is not None else values
+        if bar is not None:
+            bar.update(len(results))
+
+    if not todo:
+        bar = _progress_bar(len(tasks), len(tasks), progress)
+        if bar is not None:
+            bar.close()
+        return
+    ex, own_client, dask_threads = _resolve_executor(executor)
+    # In-process threads share one encoder (read-only once built); other executors build
+    # theirs per chunk rather than receive the base's dict with every task.
+    shared_encoder = _PointEncoder(scenario) if summary_only and ex is None else None
+    try:
+        workers = max_workers or dask_threads or os.cpu_count() or 1
+        if chunksize is None:
+            # In-process threads: small chunks (a task costs microseconds). Other executors:
+            # fewer, larger tasks. Either way the chunks shrink towards the end (guided
+            # scheduling), so that the workers finish close together.
+            chunks = _guided_chunks(todo, workers, 16 if ex is None else 64)
+        else:
+            chunks = [todo[i : i + chunksize] for i in range(0, len(todo), chunksize)]
+        bar = _progress_bar(len(tasks), len(tasks) - len(todo), progress)
+        try:
+            if ex is None and workers == 1:
+                for chunk in chunks:
+                    fn, args = submit_args(chunk)
+                    collect(chunk, fn(*args))
+            else:
+                own = ex is None
+                pool = ex if ex is not None else ThreadPoolExecutor(workers)
+                try:
+                    futures: dict[Future[list[tuple[int, dict[str, float]]]], list[int]] = {}
+                    for chunk in chunks:
+                        fn, args = submit_args(chunk)
+                        futures[pool.submit(fn, *args)] = chunk
+                    try:
+                        for fut in as_completed(futures):
+                            collect(futures[fut], fut.result())
+                    except BaseException:
+                        for fut in futures:  # a failed run (or Ctrl-C) stops the sweep
+                            fut.cancel()
+                        raise
+                finally:
+                    if own:
+                        pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        if own_client is not None:
+            own_client.close()
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _guided_chunks(todo: list[int], workers: int, cap: int) -> list[list[int]]:
+    """``todo`` in chunks of at most ``cap`` runs, each about a quarter of what is left per
+    worker (at least 1): the last chunks are single runs."""
+    chunks = []
+    i = 0
+    while i < len(todo):
+        size = max(1, min(cap, (len(todo) - i) // (4 * workers)))
+        chunks.append(todo[i : i + size])
+        i += size
+    return chunks
+
+
+def _progress_bar(total: int, done: int, enabled: bool) -> Any:
     if not enabled:
         return None
     tqdm = importlib.import_module("tqdm").tqdm  # untyped: no stubs needed
-    return tqdm(total=total, desc="sweep", unit="run", leave=False)
+    return tqdm(total=total, initial=done, desc="sweep", unit="run", leave=False)
 
 
 # ------------------------------------------------------------------------------------------------
