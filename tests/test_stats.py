@@ -466,3 +466,31 @@ def test_bad_arguments(call: Any, exc: type[Exception], words: list[str]) -> Non
         call()
     for w in words:
         assert w in str(info.value), (w, str(info.value))
+
+
+def test_long_calls_show_a_progress_bar_unless_asked_not_to(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """replicate, compare and select_best count their runs on a tqdm bar (on stderr)."""
+    rl.replicate(normal_sample(10.0, 1.0), half_width=0.5, n_min=5, n_max=50)
+    assert "replicate" in capsys.readouterr().err
+    rl.replicate(normal_sample(10.0, 1.0), half_width=0.5, n_min=5, n_max=50, progress=False)
+    assert "replicate" not in capsys.readouterr().err
+    a, b = breaker_pair()
+    a, b = a.replace({"duration": 5.0}), b.replace({"duration": 5.0})
+    rl.compare(a, b, "latency_mean", seeds=range(3))
+    assert "compare" in capsys.readouterr().err
+    rl.select_best(a, [{}, {"payment.breaker.open_for": 3.0}], "success_rate", delta=0.5,
+                   n0=3, max_runs=5)
+    assert "select_best" in capsys.readouterr().err
+    rl.select_best(a, [{}, {"payment.breaker.open_for": 3.0}], "success_rate", delta=0.5,
+                   n0=3, max_runs=5, progress=False)
+    assert "select_best" not in capsys.readouterr().err
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="progress must be a bool"):
+            rl.replicate(normal_sample(0, 1), half_width=0.5, progress=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="progress must be a bool"):
+            rl.compare(a, b, "latency_mean", progress=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="progress must be a bool"):
+            rl.select_best(a, [{}, {}], "success_rate", delta=0.5,
+                           progress=bad)  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ its absence) is visible.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import numbers
 import os
@@ -367,14 +368,31 @@ def _evaluate(scenario: Scenario, metric: Metric, seed: int) -> float:
     return float(value)
 
 
-def _pool_map(fn: Callable[[Any], float], items: list[Any], max_workers: int | None) -> list[float]:
+def _pool_map(
+    fn: Callable[[Any], float], items: list[Any], max_workers: int | None, bar: Any = None
+) -> list[float]:
     """``fn`` over ``items`` in order; on threads when there are several (the engine releases
-    the GIL)."""
+    the GIL). ``bar``: a tqdm bar advanced by one per finished item (or None)."""
+
+    def one(x: Any) -> float:
+        v = fn(x)
+        if bar is not None:
+            bar.update(1)
+        return v
+
     workers = min(len(items), max_workers or os.cpu_count() or 1)
     if workers <= 1:
-        return [fn(x) for x in items]
+        return [one(x) for x in items]
     with ThreadPoolExecutor(workers) as ex:
-        return list(ex.map(fn, items))
+        return list(ex.map(one, items))
+
+
+def _progress(desc: str, total: int | None, enabled: bool) -> Any:
+    """A tqdm progress bar counting runs (None when disabled); the caller closes it."""
+    if not enabled:
+        return None
+    tqdm = importlib.import_module("tqdm").tqdm  # untyped: no stubs needed
+    return tqdm(total=total, desc=desc, unit="run", leave=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -438,6 +456,7 @@ def replicate(
     seeds: Iterable[int] | None = None,
     delete_warmup: bool = False,
     max_workers: int | None = None,
+    progress: bool = True,
 ) -> Replication:
     """Runs seeds until the t interval of ``metric``'s mean is as narrow as asked.
 
@@ -471,6 +490,7 @@ def replicate(
             ``warmup_time``, ``warmup_reliable``).
         max_workers: threads for the runs (default: one per core; 1 for a function, which is
             called from these threads when several are asked for).
+        progress: show a tqdm progress bar of the runs (out of ``n_max``).
     """
     if not isinstance(delete_warmup, bool):
         raise TypeError(
@@ -532,36 +552,44 @@ def replicate(
     used: list[int] = []
     values: list[float] = []
 
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__} {progress!r}")
+    bar = _progress("replicate", hi, progress)
+
     def run(count: int) -> bool:
         batch = [s for _, s in zip(range(count), seed_it, strict=False)]
-        values.extend(_pool_map(sample, batch, max_workers))
+        values.extend(_pool_map(sample, batch, max_workers, bar))
         used.extend(batch)
         return len(batch) == count
 
-    more = run(lo)
-    while True:
-        x = np.asarray(values, dtype=float)
-        if len(x) < 2:
-            raise ValueError(f"seeds must give at least 2 seeds, got {len(x)}")
-        if not np.all(np.isfinite(x)):
-            bad = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise ValueError(
-                f"metric {name!r} is {x[bad]!r} for seed {used[bad]}: it must be finite on "
-                "every run"
-            )
-        mean = float(x.mean())
-        h = _t_half_width(x, conf)
-        target = target_abs if target_abs is not None else float(target_rel or 0) * abs(mean)
-        if h <= target:
-            reached = True
-            break
-        if len(x) >= hi or not more:
-            reached = False
-            break
-        # The runs the current estimate says are needed, at most doubling the count per round
-        # (a variance estimated from few runs is itself noisy).
-        need = math.ceil(len(x) * (h / target) ** 2) if target > 0 else hi
-        more = run(max(1, min(need, 2 * len(x), hi) - len(x)))
+    try:
+        more = run(lo)
+        while True:
+            x = np.asarray(values, dtype=float)
+            if len(x) < 2:
+                raise ValueError(f"seeds must give at least 2 seeds, got {len(x)}")
+            if not np.all(np.isfinite(x)):
+                bad = int(np.flatnonzero(~np.isfinite(x))[0])
+                raise ValueError(
+                    f"metric {name!r} is {x[bad]!r} for seed {used[bad]}: it must be finite on "
+                    "every run"
+                )
+            mean = float(x.mean())
+            h = _t_half_width(x, conf)
+            target = target_abs if target_abs is not None else float(target_rel or 0) * abs(mean)
+            if h <= target:
+                reached = True
+                break
+            if len(x) >= hi or not more:
+                reached = False
+                break
+            # The runs the current estimate says are needed, at most doubling the count per round
+            # (a variance estimated from few runs is itself noisy).
+            need = math.ceil(len(x) * (h / target) ** 2) if target > 0 else hi
+            more = run(max(1, min(need, 2 * len(x), hi) - len(x)))
+    finally:
+        if bar is not None:
+            bar.close()
     goal = f"±{target:.4g}" + (f" ({target_rel:.1%} of the mean)" if target_rel else "")
     if reached:
         msg = f"reached: {name} = {mean:.6g} ± {h:.4g} ({conf:.0%}) in {len(x)} runs"
@@ -640,6 +668,7 @@ def compare(
     seeds: Iterable[int] = range(10),
     confidence: float = 0.95,
     max_workers: int | None = None,
+    progress: bool = True,
 ) -> Comparison:
     """Compares two settings on the same seeds: a paired-t interval of ``metric(a) - metric(b)``.
 
@@ -654,8 +683,11 @@ def compare(
         seeds: at least 2 seeds; both settings run with each.
         confidence: the interval's level, in (0, 1).
         max_workers: threads for the runs (default: one per core).
+        progress: show a tqdm progress bar of the runs.
     """
     _check_metric(metric)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__} {progress!r}")
     a = _prepare(scenario_a, metric, "scenario_a")
     b = _prepare(scenario_b, metric, "scenario_b")
     seed_list = list(_seed_iter(seeds))
@@ -663,7 +695,12 @@ def compare(
         raise ValueError(f"seeds must have at least 2 seeds, got {len(seed_list)}")
     conf = _open_unit("confidence", confidence)
     jobs = [(a, s) for s in seed_list] + [(b, s) for s in seed_list]
-    out = _pool_map(lambda job: _evaluate(job[0], metric, job[1]), jobs, max_workers)
+    bar = _progress("compare", len(jobs), progress)
+    try:
+        out = _pool_map(lambda job: _evaluate(job[0], metric, job[1]), jobs, max_workers, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     xa = np.asarray(out[: len(seed_list)])
     xb = np.asarray(out[len(seed_list) :])
     d = xa - xb
@@ -867,6 +904,7 @@ def select_best(
     seeds: Iterable[int] | None = None,
     max_runs: int = 200,
     max_workers: int | None = None,
+    progress: bool = True,
 ) -> Selection:
     """Picks the best of several settings of ``scenario`` with probability at least ``1 -
     alpha`` of being right when the best is at least ``delta`` better than the rest (the
@@ -886,6 +924,8 @@ def select_best(
         seeds: the stages' seeds, in order (default 0, 1, 2, ...).
         max_runs: the most runs of one setting, >= n0.
         max_workers: threads for the runs of a stage (default: one per core).
+        progress: show a tqdm progress bar of the runs (out of the most the procedure can
+            spend, ``len(candidates) * max_runs``; eliminations end it early).
 
     Returns:
         A :class:`Selection`; ``candidate`` is the chosen setting's changes and ``history``
@@ -893,6 +933,8 @@ def select_best(
         dict, in its order).
     """
     _check_metric(metric)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__} {progress!r}")
     if isinstance(candidates, Mapping):
         items = list(candidates.values())
     elif isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
@@ -916,14 +958,23 @@ def select_best(
         except ValueError as e:
             raise ValueError(f"candidates[{i}]: {e}") from None
 
+    # kn_select validates max_runs; until then it only sizes the bar.
+    total = len(items) * max_runs if type(max_runs) is int and max_runs > 0 else None
+    bar = _progress("select_best", total, progress)
+
     def many(jobs: list[tuple[int, int]]) -> list[float]:
         return _pool_map(lambda job: _evaluate(scenarios[job[0]], metric, job[1]), jobs,
-                         max_workers)
+                         max_workers, bar)
 
-    sel = kn_select(
-        lambda i, s: _evaluate(scenarios[i], metric, s), len(items), delta=delta, alpha=alpha,
-        n0=n0, minimize=minimize, seeds=seeds, max_runs=max_runs, sample_many=many,
-    )
+    try:
+        sel = kn_select(
+            lambda i, s: _evaluate(scenarios[i], metric, s), len(items), delta=delta,
+            alpha=alpha, n0=n0, minimize=minimize, seeds=seeds, max_runs=max_runs,
+            sample_many=many,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return dataclasses.replace(sel, candidate=items[sel.best])
 
 
