@@ -18,6 +18,10 @@ void RegisterScenario(py::module_& m);     // scenario validation (dict -> Scena
 void RegisterSim(py::module_& m);          // the simulated engine
 void RegisterLive(py::module_& m);         // the live engine (real threads)
 
+// Load balancing over replicas; the detector first (the balancer takes one).
+void RegisterOutlier(py::module_& m);
+void RegisterLoadBalancer(py::module_& m);
+
 }  // namespace rlab::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -34,4 +38,6 @@ PYBIND11_MODULE(_core, m) {
   RegisterScenario(m);
   RegisterSim(m);
   RegisterLive(m);
+  RegisterOutlier(m);
+  RegisterLoadBalancer(m);
 }

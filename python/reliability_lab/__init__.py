@@ -8,6 +8,7 @@ runs it live on real threads. ``presets`` holds each seed article's settings by 
 
 from reliability_lab import presets
 from reliability_lab.backoff import JITTER_MODES, Backoff
+from reliability_lab.balancer import LB_KINDS, LoadBalancer, OutlierDetector
 from reliability_lab.breaker import Breaker, CircuitBreaker, Permit, Transition
 from reliability_lab.budget import RatioBudget, RatioBudgetConfig, TokenBucket, TokenBucketConfig
 from reliability_lab.bulkhead import Bulkhead, BulkheadConfig
@@ -93,6 +94,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "JITTER_MODES",
+    "LB_KINDS",
     "TERMINAL_STATES",
     "AdaptiveThrottle",
     "Backoff",
@@ -122,6 +124,7 @@ __all__ = [
     "Faults",
     "Lab",
     "LabClosedError",
+    "LoadBalancer",
     "LogNormal",
     "ManualClock",
     "Metastability",
@@ -132,6 +135,7 @@ __all__ = [
     "OrderHandles",
     "OrderView",
     "Outage",
+    "OutlierDetector",
     "Permit",
     "Phase",
     "Poisson",
