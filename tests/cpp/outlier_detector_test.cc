@@ -223,7 +223,9 @@ TEST(OutlierDetectorTest, LongQuietGapMatchesTickByTick) {
   }
   for (int64_t t = 6 * kS; t <= 40 * kS; t += kS) {
     stepped.AdvanceTo(t);
-    if (t == 17 * kS) EXPECT_EQ(stepped.State(3).backoff, 2);
+    if (t == 17 * kS) {
+      EXPECT_EQ(stepped.State(3).backoff, 2);
+    }
   }
   jumped.AdvanceTo(18500 * kMs);
   jumped.AdvanceTo(40 * kS);
