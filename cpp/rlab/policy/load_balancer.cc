@@ -77,9 +77,9 @@ absl::StatusOr<std::unique_ptr<LoadBalancer>> LoadBalancer::Create(
   return std::make_unique<LoadBalancer>(config, std::move(outlier));
 }
 
-bool LoadBalancer::EligibleLocked(size_t i, const std::vector<bool>& ejected) const {
+bool LoadBalancer::EligibleLocked(size_t i, const std::vector<bool>* ejected) const {
   if (replicas_[i].manually_ejected) return false;
-  return ejected.empty() || !ejected[i];
+  return ejected == nullptr || !(*ejected)[i];
 }
 
 double LoadBalancer::CostLocked(const Replica& r, int64_t now_ns) const {
@@ -91,24 +91,30 @@ double LoadBalancer::CostLocked(const Replica& r, int64_t now_ns) const {
   return cost * (pending + 1.0);
 }
 
-int LoadBalancer::PickLocked(int64_t now_ns, double u1, double u2,
-                             const std::vector<int>& candidates) {
-  const size_t m = candidates.size();
+int LoadBalancer::PickLocked(int64_t now_ns, double u1, double u2, bool all) {
+  // Without ejections the candidates are the whole pool: index it directly, so that round
+  // robin, random and P2C stay O(1) a pick.
+  const size_t m = all ? replicas_.size() : candidates_.size();
+  auto at = [&](size_t k) { return all ? static_cast<int>(k) : candidates_[k]; };
+  auto load = [&](size_t k) { return replicas_[static_cast<size_t>(at(k))].outstanding; };
   switch (config_.kind) {
     case LbKind::kRoundRobin: {
       // The first candidate at or after the cursor, wrapping around.
-      auto it = std::lower_bound(candidates.begin(), candidates.end(), static_cast<int>(next_));
-      const int chosen = it == candidates.end() ? candidates.front() : *it;
+      int chosen = static_cast<int>(next_);
+      if (!all) {
+        auto it = std::lower_bound(candidates_.begin(), candidates_.end(), chosen);
+        chosen = it == candidates_.end() ? candidates_.front() : *it;
+      }
       next_ = (static_cast<size_t>(chosen) + 1) % replicas_.size();
       return chosen;
     }
     case LbKind::kRandom:
-      return candidates[Scale(u1, m)];
+      return at(Scale(u1, m));
     case LbKind::kLeastOutstanding: {
-      int64_t best = replicas_[static_cast<size_t>(candidates[0])].outstanding;
+      int64_t best = load(0);
       size_t ties = 0;
-      for (int c : candidates) {
-        const int64_t o = replicas_[static_cast<size_t>(c)].outstanding;
+      for (size_t k = 0; k < m; ++k) {
+        const int64_t o = load(k);
         if (o < best) {
           best = o;
           ties = 1;
@@ -116,50 +122,54 @@ int LoadBalancer::PickLocked(int64_t now_ns, double u1, double u2,
           ++ties;
         }
       }
-      size_t k = Scale(u1, ties);
-      for (int c : candidates) {
-        if (replicas_[static_cast<size_t>(c)].outstanding == best && k-- == 0) return c;
+      size_t nth = Scale(u1, ties);
+      for (size_t k = 0; k < m; ++k) {
+        if (load(k) == best && nth-- == 0) return at(k);
       }
-      return candidates[0];  // not reached
+      return at(0);  // not reached
     }
     case LbKind::kPowerOfTwo:
     case LbKind::kPeakEwma: {
-      if (m == 1) return candidates[0];
+      if (m == 1) return at(0);
       // Two distinct uniform picks: the second is drawn among the m - 1 others.
       const size_t a = Scale(u1, m);
       size_t b = Scale(u2, m - 1);
       if (b >= a) ++b;
-      const int ra = candidates[a];
-      const int rb = candidates[b];
+      const int ra = at(a);
+      const int rb = at(b);
       const double ca = CostLocked(replicas_[static_cast<size_t>(ra)], now_ns);
       const double cb = CostLocked(replicas_[static_cast<size_t>(rb)], now_ns);
       return cb < ca ? rb : ra;  // a tie keeps the first (itself a uniform pick)
     }
   }
-  return candidates[0];
+  return at(0);
 }
 
 int LoadBalancer::Pick(int64_t now_ns, double u1, double u2) {
   MutexLock lock(&mu_);
-  std::vector<bool> ejected;
+  int outlier_ejected = 0;
   if (outlier_ != nullptr) {
     outlier_->AdvanceTo(now_ns);
-    ejected = outlier_->EjectedMask();
+    outlier_ejected = outlier_->EjectedMaskInto(&ejected_);
   }
-  candidates_.clear();
-  for (size_t i = 0; i < replicas_.size(); ++i) {
-    if (EligibleLocked(i, ejected)) candidates_.push_back(static_cast<int>(i));
-  }
-  const double healthy_percent =
-      100.0 * static_cast<double>(candidates_.size()) / static_cast<double>(replicas_.size());
-  if (healthy_percent < config_.panic_threshold_percent) {
-    // Panic: too few replicas left to carry the load; spread it over the whole pool.
-    ++panic_picks_;
+  bool all = outlier_ejected == 0 && manually_ejected_ == 0;
+  if (!all) {
+    const std::vector<bool>* mask = outlier_ejected > 0 ? &ejected_ : nullptr;
     candidates_.clear();
-    for (size_t i = 0; i < replicas_.size(); ++i) candidates_.push_back(static_cast<int>(i));
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (EligibleLocked(i, mask)) candidates_.push_back(static_cast<int>(i));
+    }
+    const double healthy_percent =
+        100.0 * static_cast<double>(candidates_.size()) / static_cast<double>(replicas_.size());
+    if (healthy_percent < config_.panic_threshold_percent) {
+      // Panic: too few replicas left to carry the load; spread it over the whole pool.
+      ++panic_picks_;
+      all = true;
+    } else if (candidates_.empty()) {
+      return -1;
+    }
   }
-  if (candidates_.empty()) return -1;
-  const int chosen = PickLocked(now_ns, u1, u2, candidates_);
+  const int chosen = PickLocked(now_ns, u1, u2, all);
   ++replicas_[static_cast<size_t>(chosen)].picks;
   return chosen;
 }
@@ -198,15 +208,19 @@ void LoadBalancer::OnEnd(int replica, int64_t now_ns, int64_t latency_ns, bool o
 void LoadBalancer::SetEjected(int replica, bool ejected) {
   if (replica < 0 || replica >= config_.replicas) return;
   MutexLock lock(&mu_);
-  replicas_[static_cast<size_t>(replica)].manually_ejected = ejected;
+  Replica& r = replicas_[static_cast<size_t>(replica)];
+  if (r.manually_ejected != ejected) manually_ejected_ += ejected ? 1 : -1;
+  r.manually_ejected = ejected;
 }
 
 bool LoadBalancer::InPanic() const {
   std::vector<bool> ejected;
-  if (outlier_ != nullptr) ejected = outlier_->EjectedMask();
+  const bool any = outlier_ != nullptr && outlier_->EjectedMaskInto(&ejected) > 0;
   MutexLock lock(&mu_);
   size_t healthy = 0;
-  for (size_t i = 0; i < replicas_.size(); ++i) healthy += EligibleLocked(i, ejected) ? 1 : 0;
+  for (size_t i = 0; i < replicas_.size(); ++i) {
+    healthy += EligibleLocked(i, any ? &ejected : nullptr) ? 1 : 0;
+  }
   return 100.0 * static_cast<double>(healthy) / static_cast<double>(replicas_.size()) <
          config_.panic_threshold_percent;
 }

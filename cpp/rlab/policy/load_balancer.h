@@ -120,11 +120,12 @@ class LoadBalancer {
     bool manually_ejected = false;
   };
 
-  bool EligibleLocked(size_t i, const std::vector<bool>& ejected) const
+  // Whether replica i may be picked, given the detector's mask (nullptr: none ejected).
+  bool EligibleLocked(size_t i, const std::vector<bool>* ejected) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double CostLocked(const Replica& r, int64_t now_ns) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int PickLocked(int64_t now_ns, double u1, double u2, const std::vector<int>& candidates)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Picks among the whole pool (`all`) or among candidates_ (ascending replica indices).
+  int PickLocked(int64_t now_ns, double u1, double u2, bool all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const LoadBalancerConfig config_;
   const std::shared_ptr<OutlierDetector> outlier_;
@@ -132,7 +133,10 @@ class LoadBalancer {
   std::vector<Replica> replicas_ ABSL_GUARDED_BY(mu_);
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;  // round robin's cursor
   int64_t panic_picks_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<int> candidates_ ABSL_GUARDED_BY(mu_);  // scratch, reused across picks
+  int manually_ejected_ ABSL_GUARDED_BY(mu_) = 0;
+  // Scratch reused across picks, so that a pick allocates nothing.
+  std::vector<int> candidates_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> ejected_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rlab

@@ -230,6 +230,14 @@ std::vector<bool> OutlierDetector::EjectedMask() const {
   return mask;
 }
 
+int OutlierDetector::EjectedMaskInto(std::vector<bool>* mask) const {
+  MutexLock lock(&mu_);
+  if (ejected_count_ == 0) return 0;
+  mask->resize(replicas_.size());
+  for (size_t i = 0; i < replicas_.size(); ++i) (*mask)[i] = replicas_[i].ejected;
+  return ejected_count_;
+}
+
 int OutlierDetector::EjectedCount() const {
   MutexLock lock(&mu_);
   return ejected_count_;

@@ -99,6 +99,9 @@ class OutlierDetector {
   bool IsEjected(int replica) const;
   // Whether each replica is ejected, as of the last call.
   std::vector<bool> EjectedMask() const;
+  // The number of ejected replicas; when it is not zero, also fills `*mask` as EjectedMask
+  // (reusing its storage: the balancer's hot path allocates nothing).
+  int EjectedMaskInto(std::vector<bool>* mask) const;
   int EjectedCount() const;
   ReplicaOutlierState State(int replica) const;
   // Every ejection and return so far, oldest first (bounded: the last 4096).
