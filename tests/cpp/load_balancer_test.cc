@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -182,6 +183,45 @@ TEST(LoadBalancerTest, OutlierDetectorEjectsThroughOnEndAndPickSkips) {
   seen.clear();
   for (int i = 0; i < 4; ++i) seen.insert(lb.Pick(4 * kS, 0.5, 0.5));
   EXPECT_EQ(seen, (std::set<int>{0, 1, 2, 3}));
+}
+
+TEST(LoadBalancerTest, ConcurrentCallersConserveCounts) {
+  OutlierConfig oc;
+  oc.replicas = 8;
+  oc.consecutive_errors = 3;
+  oc.interval_ns = kMs;
+  oc.base_ejection_ns = 2 * kMs;
+  oc.max_ejection_ns = 10 * kMs;
+  oc.max_ejection_percent = 50.0;
+  auto detector = std::make_shared<OutlierDetector>(oc);
+  LoadBalancerConfig c = Config(LbKind::kPeakEwma, 8);
+  LoadBalancer lb(c, detector);
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 5000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&lb, t] {
+      RandomStream rng(static_cast<uint64_t>(t) + 1);
+      for (int i = 0; i < kCalls; ++i) {
+        const int64_t now = (static_cast<int64_t>(i) * kThreads + t) * 10'000;
+        const int r = lb.Pick(now, rng.Uniform01(), rng.Uniform01());
+        ASSERT_GE(r, 0);
+        lb.OnStart(r);
+        lb.OnEnd(r, now + 5000, 5000, r != 0 || rng.Bernoulli(0.2));
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  int64_t picks = 0;
+  for (int r = 0; r < 8; ++r) {
+    const ReplicaLoad load = lb.Load(r);
+    EXPECT_EQ(load.outstanding, 0);
+    EXPECT_EQ(load.starts, load.ends);
+    EXPECT_EQ(load.starts, load.picks);
+    picks += load.picks;
+  }
+  EXPECT_EQ(picks, kThreads * kCalls);
+  EXPECT_GT(detector->State(0).times_ejected, 0) << "the failing replica was ejected";
 }
 
 }  // namespace
