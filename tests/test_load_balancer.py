@@ -66,6 +66,13 @@ def test_mismatched_pool_sizes_are_refused() -> None:
         LoadBalancer("p2c", 3, outlier=OutlierDetector(4))
 
 
+def test_a_second_clock_is_refused() -> None:
+    detector = OutlierDetector(3, clock=rl.ManualClock())
+    with pytest.raises(ValueError, match=r"load_balancer\.clock must be the outlier detector's"):
+        LoadBalancer("p2c", 3, outlier=detector, clock=rl.ManualClock())
+    assert LoadBalancer("p2c", 3, outlier=detector, clock=detector.clock).replicas == 3
+
+
 def test_bad_replica_index_raises() -> None:
     lb = LoadBalancer("round_robin", 2)
     with pytest.raises(ValueError, match=r"replica must be an integer in \[0, 1\], got 2"):

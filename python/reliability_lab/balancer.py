@@ -245,7 +245,7 @@ class LoadBalancer:
             :meth:`pick` returns None.
         outlier: an :class:`OutlierDetector` over the same pool; its ejections are skipped and
             :meth:`on_end` reports results to it.
-        clock: the time source (the detector's, when one is given and this is None).
+        clock: the time source; with a detector, its clock (the default).
         seed: seeds the random draws, an integer in [0, 2**64); None draws a fresh seed.
     """
 
@@ -268,6 +268,11 @@ class LoadBalancer:
             )
         if clock is None:
             clock = outlier.clock if outlier is not None else default_clock()
+        elif outlier is not None and clock is not outlier.clock:
+            # Two time sources would tick the detector from two different "now"s.
+            raise ValueError(
+                f"load_balancer.clock must be the outlier detector's clock (or None), got {clock!r}"
+            )
         self._clock = clock
         self._outlier = outlier
         self._native = _core.LoadBalancer(
