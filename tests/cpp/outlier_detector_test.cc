@@ -210,6 +210,22 @@ TEST(OutlierDetectorTest, SuccessRateNeedsVolumeAndMinimumHosts) {
   EXPECT_FALSE(split.IsEjected(4));
 }
 
+TEST(OutlierDetectorTest, SuccessRateEjectionsRespectMaxEjectionPercent) {
+  // Ten replicas, two at 0%: mean 80, stdev 40, threshold 80 - 1.9 * 40 = 4; both are below it
+  // but at most 10% of the pool may be out, so the second is refused.
+  OutlierConfig c = SuccessRate();
+  c.replicas = 10;
+  c.max_ejection_percent = 10.0;
+  OutlierDetector d(c);
+  for (int r = 0; r < 10; ++r) {
+    for (int i = 0; i < 10; ++i) d.RecordResult(r, 10 * kMs * (i + 1), r >= 2);
+  }
+  d.AdvanceTo(1 * kS);
+  EXPECT_EQ(d.EjectedCount(), 1);
+  EXPECT_TRUE(d.IsEjected(0));
+  EXPECT_EQ(d.overflow_count(), 1);
+}
+
 TEST(OutlierDetectorTest, LongQuietGapMatchesTickByTick) {
   // The fast-forward over idle ticks must give the same state as running every tick.
   OutlierConfig c = Consecutive();
