@@ -1,5 +1,6 @@
 #include "rlab/policy/outlier_detector.h"
 
+#include <limits>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -260,6 +261,19 @@ TEST(OutlierDetectorTest, LongQuietGapMatchesTickByTick) {
   fine.AdvanceTo(1'000'000 * kS);
   EXPECT_FALSE(fine.IsEjected(0));
   EXPECT_EQ(fine.State(0).backoff, 0);
+}
+
+TEST(OutlierDetectorTest, ExtremeTimesSaturate) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  OutlierDetector d(Consecutive(), kMin);
+  for (int i = 0; i < 3; ++i) d.RecordResult(0, kMin, false);
+  EXPECT_TRUE(d.IsEjected(0));
+  d.AdvanceTo(kMax);
+  EXPECT_FALSE(d.IsEjected(0));
+  d.AdvanceTo(kMax);
+  d.RecordResult(1, kMin, false);  // time going backwards changes nothing but the count
+  EXPECT_EQ(d.State(1).consecutive_errors, 1);
 }
 
 TEST(OutlierDetectorTest, OutOfRangeReplicaIsIgnored) {

@@ -85,7 +85,8 @@ bool LoadBalancer::EligibleLocked(size_t i, const std::vector<bool>* ejected) co
 double LoadBalancer::CostLocked(const Replica& r, int64_t now_ns) const {
   const double pending = static_cast<double>(r.outstanding);
   if (config_.kind != LbKind::kPeakEwma) return pending + 1.0;
-  const double dt = static_cast<double>(std::max<int64_t>(0, now_ns - r.stamp_ns));
+  // In double: the caller's times may sit anywhere in the int64 range.
+  const double dt = std::max(0.0, static_cast<double>(now_ns) - static_cast<double>(r.stamp_ns));
   const double cost = r.cost_ns * std::exp(-dt / static_cast<double>(config_.decay_ns));
   if (cost == 0.0 && r.outstanding != 0) return kPenalty + pending;
   return cost * (pending + 1.0);
@@ -194,7 +195,7 @@ void LoadBalancer::OnEnd(int replica, int64_t now_ns, int64_t latency_ns, bool o
     // Peak EWMA (Finagle's observe): jump to a latency above the current estimate, otherwise
     // move towards it with weight 1 - exp(-dt / tau).
     const double rtt = static_cast<double>(std::max<int64_t>(0, latency_ns));
-    const double dt = static_cast<double>(std::max<int64_t>(0, now_ns - r.stamp_ns));
+    const double dt = std::max(0.0, static_cast<double>(now_ns) - static_cast<double>(r.stamp_ns));
     const double w = std::exp(-dt / static_cast<double>(config_.decay_ns));
     const double decayed = r.cost_ns * w;
     r.cost_ns = rtt > decayed ? rtt : decayed + rtt * (1.0 - w);

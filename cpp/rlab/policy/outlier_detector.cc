@@ -19,6 +19,13 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
   return out;
 }
 
+// a - b, saturating: times come from callers and may sit anywhere in the int64 range.
+int64_t Sub(int64_t a, int64_t b) {
+  int64_t out;
+  if (__builtin_sub_overflow(a, b, &out)) return b < 0 ? kMaxInt64 : -kMaxInt64 - 1;
+  return out;
+}
+
 // ceil(a / b) for b > 0 and a >= 0.
 int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
@@ -106,7 +113,7 @@ void OutlierDetector::TickLocked(int64_t tick_ns) {
   // 1. Returns: an ejected replica whose ejection has lasted min(base * k, max) comes back.
   for (size_t i = 0; i < replicas_.size(); ++i) {
     Replica& r = replicas_[i];
-    if (r.ejected && tick_ns - r.last_ejection_ns >= EjectionLengthLocked(r)) {
+    if (r.ejected && Sub(tick_ns, r.last_ejection_ns) >= EjectionLengthLocked(r)) {
       r.ejected = false;
       --ejected_count_;
       // Reset the run so that a few new errors do not re-eject it at once (as Envoy does).
@@ -146,7 +153,7 @@ void OutlierDetector::TickLocked(int64_t tick_ns) {
   // 3. A replica healthy for at least an interval since its return earns back one step of k.
   for (Replica& r : replicas_) {
     if (!r.ejected && r.has_returned && r.backoff > 0 &&
-        tick_ns - r.last_return_ns >= config_.interval_ns) {
+        Sub(tick_ns, r.last_return_ns) >= config_.interval_ns) {
       --r.backoff;
     }
   }
@@ -154,15 +161,16 @@ void OutlierDetector::TickLocked(int64_t tick_ns) {
 
 void OutlierDetector::RunTicksLocked(int64_t now_ns) {
   const int64_t interval = config_.interval_ns;
-  while (next_tick_ns_ <= now_ns) {
-    if (IdleLocked() && now_ns - next_tick_ns_ >= interval) {
+  // next_tick_ns_ == kMaxInt64 means the end of representable time: no more ticks.
+  while (next_tick_ns_ <= now_ns && next_tick_ns_ != kMaxInt64) {
+    if (IdleLocked() && Sub(now_ns, next_tick_ns_) >= interval) {
       // No results since the last tick: until a return is due, a tick only earns back backoff
       // steps. Skip those ticks arithmetically so that a long quiet gap costs O(replicas).
-      int64_t jump_to = next_tick_ns_ + (now_ns - next_tick_ns_) / interval * interval;
+      int64_t jump_to = next_tick_ns_ + Sub(now_ns, next_tick_ns_) / interval * interval;
       for (const Replica& r : replicas_) {
         if (!r.ejected) continue;
         const int64_t due = SaturatingAdd(r.last_ejection_ns, EjectionLengthLocked(r));
-        const int64_t ticks = CeilDiv(std::max<int64_t>(0, due - next_tick_ns_), interval);
+        const int64_t ticks = CeilDiv(std::max<int64_t>(0, Sub(due, next_tick_ns_)), interval);
         if (ticks <= (jump_to - next_tick_ns_) / interval) {
           jump_to = std::min(jump_to, next_tick_ns_ + ticks * interval);
         }
@@ -172,8 +180,9 @@ void OutlierDetector::RunTicksLocked(int64_t now_ns) {
         for (Replica& r : replicas_) {
           if (r.ejected || !r.has_returned || r.backoff == 0) continue;
           // Skipped ticks t with t - last_return >= interval each take one step.
-          const int64_t first =
-              CeilDiv(std::max<int64_t>(0, r.last_return_ns + interval - next_tick_ns_), interval);
+          const int64_t first = CeilDiv(
+              std::max<int64_t>(0, Sub(SaturatingAdd(r.last_return_ns, interval), next_tick_ns_)),
+              interval);
           const int64_t steps = std::max<int64_t>(0, skipped - first);
           r.backoff = std::max<int64_t>(0, r.backoff - steps);
         }
@@ -182,11 +191,7 @@ void OutlierDetector::RunTicksLocked(int64_t now_ns) {
     }
     TickLocked(next_tick_ns_);
     const int64_t next = SaturatingAdd(next_tick_ns_, interval);
-    if (next == next_tick_ns_ || next == kMaxInt64) {
-      next_tick_ns_ = kMaxInt64;  // the end of representable time: no more ticks
-      break;
-    }
-    next_tick_ns_ = next;
+    next_tick_ns_ = next;  // kMaxInt64 once it saturates
   }
 }
 
