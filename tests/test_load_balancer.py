@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import reliability_lab as rl
 from hypothesis import given, settings
@@ -118,7 +120,8 @@ def test_peak_ewma_avoids_a_slow_replica() -> None:
     for replica, latency in ((0, 2.0), (1, 0.01)):
         lb.on_start(replica)
         lb.on_end(replica, latency=latency)
-    assert lb.cost(0) == pytest.approx(2e9)
+    assert lb.cost(0) == pytest.approx(2.0)
+    assert lb.cost(0, now=10.0) == pytest.approx(2.0 * math.exp(-1.0))
     assert {lb.pick() for _ in range(20)} == {1}
 
 

@@ -90,9 +90,12 @@ void RegisterLoadBalancer(py::module_& m) {
       .def(
           "cost",
           [](const LoadBalancer& lb, int64_t replica, double now) {
-            return lb.Cost(ReplicaArg(lb, replica), NowNs(now));
+            const double cost = lb.Cost(ReplicaArg(lb, replica), NowNs(now));
+            // Peak EWMA's cost is in nanoseconds natively; Python speaks seconds.
+            return lb.config().kind == LbKind::kPeakEwma ? cost * 1e-9 : cost;
           },
-          py::arg("replica"), py::arg("now"))
+          py::arg("replica"), py::arg("now"),
+          "Peak EWMA: latency estimate (s) x (outstanding + 1); other kinds: outstanding + 1.")
       .def(
           "load",
           [](const LoadBalancer& lb, int64_t replica) { return lb.Load(ReplicaArg(lb, replica)); },

@@ -364,7 +364,9 @@ class LoadBalancer:
         return self._native.in_panic()
 
     def cost(self, replica: int, now: float | None = None) -> float:
-        """The balancer's cost of ``replica`` (Peak EWMA: latency estimate x (outstanding+1))."""
+        """The balancer's cost of ``replica``: for Peak EWMA, the decayed latency estimate in
+        seconds times (outstanding + 1) (a replica with calls in flight and no latency seen yet
+        costs a huge penalty); for the other kinds, outstanding + 1."""
         return self._native.cost(replica, _now(self._clock, now))
 
     def load(self, replica: int) -> ReplicaLoad:
