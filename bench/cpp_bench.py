@@ -33,6 +33,10 @@ _JITTER = ["none", "full", "equal", "decorrelated", "proportional"]
 for _i, _j in enumerate(_JITTER):
     LABELS[f"BM_BackoffDelayNs/jitter:{_i}"] = f"BackoffDelayNs, jitter={_j}"
     LABELS[f"BM_BackoffNextDelayWithDraw/jitter:{_i}"] = f"Backoff::NextDelayNs + draw, jitter={_j}"
+_LB_KINDS = ["round_robin", "random", "least_outstanding", "p2c", "peak_ewma"]
+for _i, _k in enumerate(_LB_KINDS):
+    LABELS[f"BM_LoadBalancerPickStartEnd/kind:{_i}"] = f"load balancer pick+start+end, {_k}, 10"
+LABELS["BM_LoadBalancerWithOutlierDetector"] = "load balancer p2c + outlier detector, 10"
 
 
 def _run(binary: Path, args: list[str]) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -13,6 +14,8 @@
 #include "rlab/core/rng.h"
 #include "rlab/policy/backoff.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/load_balancer.h"
+#include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/retry_budget.h"
 
 namespace rlab {
@@ -175,6 +178,45 @@ void BM_TokenBucketFailureThenAcquire(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_TokenBucketFailureThenAcquire);
+
+// One call through a load balancer over 10 replicas: Pick, OnStart, OnEnd (issue #14: the
+// service-graph simulation needs this per call). Arg: the kind (0 round robin .. 4 Peak EWMA).
+void BM_LoadBalancerPickStartEnd(benchmark::State& state) {
+  LoadBalancerConfig config;
+  config.kind = static_cast<LbKind>(state.range(0));
+  config.replicas = 10;
+  LoadBalancer lb(config);
+  RandomStream rng(1);
+  int64_t now_ns = 0;
+  for (auto _ : state) {
+    now_ns += 1000;
+    const int r = lb.Pick(now_ns, rng.Uniform01(), rng.Uniform01());
+    lb.OnStart(r);
+    lb.OnEnd(r, now_ns, 500'000, true);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_LoadBalancerPickStartEnd)->DenseRange(0, 4)->ArgName("kind");
+
+// The same for P2C with an Envoy outlier detector attached (nothing ejected: the common case).
+void BM_LoadBalancerWithOutlierDetector(benchmark::State& state) {
+  OutlierConfig oc;
+  oc.replicas = 10;
+  LoadBalancerConfig config;
+  config.kind = LbKind::kPowerOfTwo;
+  config.replicas = 10;
+  LoadBalancer lb(config, std::make_shared<OutlierDetector>(oc));
+  RandomStream rng(1);
+  int64_t now_ns = 0;
+  for (auto _ : state) {
+    now_ns += 1000;
+    const int r = lb.Pick(now_ns, rng.Uniform01(), rng.Uniform01());
+    lb.OnStart(r);
+    lb.OnEnd(r, now_ns, 500'000, true);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_LoadBalancerWithOutlierDetector);
 
 }  // namespace
 }  // namespace rlab
