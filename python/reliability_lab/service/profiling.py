@@ -125,6 +125,22 @@ def _malloc_stats() -> dict[str, int] | None:
     }
 
 
+def _sqlite_stats() -> dict[str, int] | None:
+    """SQLite's own allocator figures (every connection of the process), or None when the
+    library Python's sqlite3 module uses cannot be loaded by name."""
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        used, highwater = lib.sqlite3_memory_used, lib.sqlite3_memory_highwater
+    except (OSError, AttributeError):
+        return None
+    used.restype = highwater.restype = ctypes.c_int64
+    highwater.argtypes = [ctypes.c_int]
+    return {"memory_used_bytes": int(used()), "highwater_bytes": int(highwater(0))}
+
+
 def memory_snapshot(limit: int) -> dict[str, Any]:
     """The heap snapshot served by ``GET /debug/pprof/heap`` (top ``limit`` allocation sites)."""
     status = _proc_status()
@@ -144,6 +160,7 @@ def memory_snapshot(limit: int) -> dict[str, Any]:
             "python_threads": threading.active_count(),
         },
         "malloc": _malloc_stats(),
+        "sqlite": _sqlite_stats(),
         "gc": {
             "counts": list(gc.get_count()),
             "frozen_objects": gc.get_freeze_count(),
