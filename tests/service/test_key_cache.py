@@ -70,6 +70,5 @@ def test_reservations_wait_in_flight_and_are_released() -> None:
 
 def test_rejects_a_bad_capacity() -> None:
     for bad in (1, 0, -5, True, 2.0, "10"):
-        with pytest.raises(ValueError, match="KeyCache.capacity must be an integer >= 2"):
+        with pytest.raises(ValueError, match=r"KeyCache\.capacity must be an integer >= 2"):
             KeyCache(bad)  # type: ignore[arg-type]
-

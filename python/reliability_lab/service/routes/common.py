@@ -20,7 +20,6 @@ from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.core import OrderService, log_event
 from reliability_lab.service.store import StoreError
 
-
 #: The most answered Idempotency-Keys a server keeps in memory (see :class:`KeyCache`).
 KEY_CACHE_CAPACITY = 100_000
 
