@@ -14,12 +14,13 @@
   Threads that never run Python (the live engine's C++ workers) have no Python thread state:
   py-spy does not list them; their time shows only where a Python thread waits on them.
 * ``GET /debug/pprof/heap`` is a memory snapshot as JSON: resident and peak memory, the C
-  allocator's figures (glibc ``mallinfo2``), descriptors, threads and the garbage collector's
-  counts, plus the top allocation sites from ``tracemalloc`` when the service was started with
-  ``--tracemalloc N`` (tracing every allocation costs memory and CPU: with one frame per site
-  the service accepted 1/4 to 1/2 of its usual orders per second, with eight about 1/10, so it
-  is off unless asked for). Taking the snapshot holds the GIL for a while (about a second with
-  one frame, several with more), during which the service stalls.
+  allocator's figures (glibc ``mallinfo2``), SQLite's (``sqlite3_memory_used``), descriptors,
+  threads and the garbage collector's counts, plus the top allocation sites from
+  ``tracemalloc`` when the service was started with ``--tracemalloc N`` (tracing every
+  allocation costs memory and CPU: with one frame per site the service accepted 1/4 to 1/2 of
+  its usual orders per second, with eight about 1/10, so it is off unless asked for). Taking
+  the snapshot holds the GIL for a while (about a second with one frame, several with more),
+  during which the service stalls.
 """
 
 from __future__ import annotations
