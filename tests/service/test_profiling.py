@@ -168,6 +168,11 @@ def test_heap_without_tracemalloc_says_how_to_turn_it_on(tmp_path: Path) -> None
             assert r.status_code == 200, r.text
             assert r.json()["tracemalloc"]["tracing"] is False
             assert "--tracemalloc" in r.json()["tracemalloc"]["hint"]
+            # SQLite's own allocator (the store's connections are open, so it holds memory).
+            sqlite = r.json()["sqlite"]
+            if sqlite is not None:
+                assert sqlite["memory_used_bytes"] > 0
+                assert sqlite["highwater_bytes"] >= sqlite["memory_used_bytes"]
     finally:
         assert proc.stop(timeout=60) == 0, proc.log_text()
 

@@ -29,6 +29,7 @@ from typing import Any
 import uvicorn
 
 from reliability_lab.files import load_scenario as load_scenario_file
+from reliability_lab.service.allocator import fix_malloc_thresholds
 from reliability_lab.service.app import create_app
 from reliability_lab.service.config import ADMIN_TOKEN_ENV, ServiceConfig, load_scenario
 from reliability_lab.service.core import OrderService, log_event
@@ -271,6 +272,8 @@ def serve(config: ServiceConfig, edge: EdgeConfig | None = None) -> int:
     """Runs the service until SIGTERM/SIGINT; returns the exit status."""
     edge = edge if edge is not None else EdgeConfig()
     configure_logging(config.log_level)
+    # Large blocks stay mmapped, so a freed one goes back to the system (see allocator.py).
+    fix_malloc_thresholds()
     if edge.tracemalloc_frames and not tracemalloc.is_tracing():
         tracemalloc.start(edge.tracemalloc_frames)
     # Every connection holds a descriptor: use all the hard limit allows, and keep a reserve.

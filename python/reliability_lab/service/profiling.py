@@ -14,12 +14,13 @@
   Threads that never run Python (the live engine's C++ workers) have no Python thread state:
   py-spy does not list them; their time shows only where a Python thread waits on them.
 * ``GET /debug/pprof/heap`` is a memory snapshot as JSON: resident and peak memory, the C
-  allocator's figures (glibc ``mallinfo2``), descriptors, threads and the garbage collector's
-  counts, plus the top allocation sites from ``tracemalloc`` when the service was started with
-  ``--tracemalloc N`` (tracing every allocation costs memory and CPU: with one frame per site
-  the service accepted 1/4 to 1/2 of its usual orders per second, with eight about 1/10, so it
-  is off unless asked for). Taking the snapshot holds the GIL for a while (about a second with
-  one frame, several with more), during which the service stalls.
+  allocator's figures (glibc ``mallinfo2``), SQLite's (``sqlite3_memory_used``), descriptors,
+  threads and the garbage collector's counts, plus the top allocation sites from
+  ``tracemalloc`` when the service was started with ``--tracemalloc N`` (tracing every
+  allocation costs memory and CPU: with one frame per site the service accepted 1/4 to 1/2 of
+  its usual orders per second, with eight about 1/10, so it is off unless asked for). Taking
+  the snapshot holds the GIL for a while (about a second with one frame, several with more),
+  during which the service stalls.
 """
 
 from __future__ import annotations
@@ -125,6 +126,22 @@ def _malloc_stats() -> dict[str, int] | None:
     }
 
 
+def _sqlite_stats() -> dict[str, int] | None:
+    """SQLite's own allocator figures (every connection of the process), or None when the
+    library Python's sqlite3 module uses cannot be loaded by name."""
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        used, highwater = lib.sqlite3_memory_used, lib.sqlite3_memory_highwater
+    except (OSError, AttributeError):
+        return None
+    used.restype = highwater.restype = ctypes.c_int64
+    highwater.argtypes = [ctypes.c_int]
+    return {"memory_used_bytes": int(used()), "highwater_bytes": int(highwater(0))}
+
+
 def memory_snapshot(limit: int) -> dict[str, Any]:
     """The heap snapshot served by ``GET /debug/pprof/heap`` (top ``limit`` allocation sites)."""
     status = _proc_status()
@@ -144,6 +161,7 @@ def memory_snapshot(limit: int) -> dict[str, Any]:
             "python_threads": threading.active_count(),
         },
         "malloc": _malloc_stats(),
+        "sqlite": _sqlite_stats(),
         "gc": {
             "counts": list(gc.get_count()),
             "frozen_objects": gc.get_freeze_count(),

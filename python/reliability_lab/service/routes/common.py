@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +20,9 @@ from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.core import OrderService, log_event
 from reliability_lab.service.store import StoreError
 
+#: The most answered Idempotency-Keys a server keeps in memory (see :class:`KeyCache`).
+KEY_CACHE_CAPACITY = 100_000
+
 
 class Reservation:
     """An Idempotency-Key whose order is being created: later requests wait for it."""
@@ -29,6 +32,67 @@ class Reservation:
     def __init__(self, request_hash: str) -> None:
         self.request_hash = request_hash
         self.done = asyncio.Event()
+
+
+class KeyCache:
+    """The Idempotency-Keys a server answered recently, and those whose first request is
+    still running, in memory that stops growing once the cache has been filled once.
+
+    Answered keys live in two generations of plain dicts: new keys go into the young one,
+    and when it holds ``capacity // 2`` keys the old one is dropped whole and the young one
+    becomes old. So the cache holds between ``capacity // 2`` and ``capacity`` of the most
+    recent keys, and a generation only ever grows, then is freed: its hash table reaches its
+    final size while the first one fills. (A dict trimmed one key at a time, as an LRU
+    OrderedDict is, keeps a tombstone per deleted key and rebuilds its table when they fill
+    it: at 100,000 keys that first doubled the table, by 7 MB, about 75 s after the cache was
+    full.) Reservations (keys being created) are a separate dict, as large as the requests
+    in flight. A key missing here is still known to the database, which is the authority.
+
+    Args:
+        capacity: the most answered keys held, >= 2.
+    """
+
+    __slots__ = ("_old", "_pending", "_young", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 2:
+            raise ValueError(f"KeyCache.capacity must be an integer >= 2, got {capacity!r}")
+        self.capacity = capacity
+        self._young: dict[str, tuple[int, str]] = {}
+        self._old: dict[str, tuple[int, str]] = {}
+        self._pending: dict[str, Reservation] = {}
+
+    def get(self, key: str) -> tuple[int, str] | Reservation | None:
+        """The key's reservation while its first request runs, then its ``(order id,
+        request hash)``; None when not held."""
+        hit = self._pending.get(key)
+        if hit is not None:
+            return hit
+        return self._young.get(key) or self._old.get(key)
+
+    def reserve(self, key: str, reservation: Reservation) -> None:
+        """Marks ``key`` as being created by the request holding ``reservation``."""
+        self._pending[key] = reservation
+
+    def resolve(self, key: str, reservation: Reservation, answer: tuple[int, str] | None) -> bool:
+        """Ends ``reservation`` (if it still holds ``key``): the key is then held with
+        ``answer``, or forgotten when None (nothing was stored). Returns whether it held."""
+        if self._pending.get(key) is not reservation:
+            return False
+        del self._pending[key]
+        if answer is not None:
+            if len(self._young) >= self.capacity // 2:
+                self._old, self._young = self._young, {}
+            self._young[key] = answer
+        return True
+
+    def __len__(self) -> int:
+        """Keys held: answered ones and reservations."""
+        return len(self._young) + len(self._old) + len(self._pending)
+
+    def table_bytes(self) -> int:
+        """The bytes of the three dicts themselves (their hash tables; not the keys)."""
+        return sum(sys.getsizeof(d) for d in (self._young, self._old, self._pending))
 
 
 @dataclass(eq=False)
@@ -51,7 +115,7 @@ class AppState:
     # Idempotency-Keys this server answered recently (a replay needs no write), and those
     # whose first request is still running (later ones wait for it). The database is the
     # authority: a key missing here is inserted-or-found by the writer in one statement.
-    keys: OrderedDict[str, tuple[int, str] | Reservation] = field(default_factory=OrderedDict)
+    keys: KeyCache = field(default_factory=lambda: KeyCache(KEY_CACHE_CAPACITY))
 
     async def read(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` (a store read) on the read pool, bounded by ``config.store_timeout``."""

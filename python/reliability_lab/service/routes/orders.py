@@ -24,7 +24,6 @@ from reliability_lab.service.routes.common import (
 from reliability_lab.service.store import STATUSES, StoreError
 
 _IDEMPOTENCY_KEY_MAX = 200
-_KEY_CACHE = 100_000  # recent Idempotency-Keys kept in memory; the database knows them all
 _MAX_ID = 2**63 - 1  # ids are 64-bit in every store
 
 router = APIRouter()
@@ -102,17 +101,11 @@ async def create_order(
     def release(outcome: Accepted | None) -> None:
         if idempotency_key is None or reservation is None:
             return
-        if keys.get(idempotency_key) is reservation:
-            if outcome is None:
-                del keys[idempotency_key]
-            else:
-                keys[idempotency_key] = (outcome.order_id, outcome.request_hash)
-                keys.move_to_end(idempotency_key)
-                while len(keys) > _KEY_CACHE:
-                    oldest, value = next(iter(keys.items()))
-                    if isinstance(value, Reservation):
-                        break
-                    del keys[oldest]
+        keys.resolve(
+            idempotency_key,
+            reservation,
+            None if outcome is None else (outcome.order_id, outcome.request_hash),
+        )
         reservation.done.set()
 
     def replay(order_id: int, first_hash: str) -> Response:
@@ -157,7 +150,7 @@ async def create_order(
             if hit is not None:
                 return replay(hit[0], hit[1])
             reservation = Reservation(request_hash)
-            keys[idempotency_key] = reservation
+            keys.reserve(idempotency_key, reservation)
             break
 
     try:
