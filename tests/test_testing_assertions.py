@@ -42,7 +42,7 @@ def test_a_missed_objective_names_the_figure_interval_seed_and_diff() -> None:
     # The rerun line rebuilds the scenario: paste it and get the same run.
     line = msg.rsplit("\n", 1)[1].strip()
     worst = int(msg.split("worst seed ")[1].split()[0].rstrip(";"))
-    res = eval(line, {"rl": rl})  # noqa: S307 - the message's own code
+    res = eval(line, {"rl": rl})  # the message's own code
     assert res.scenario == sc.replace(seed=worst)
 
 
