@@ -172,3 +172,18 @@ def test_rl_service_serves_on_sqlite_and_is_stopped(pytester: pytest.Pytester) -
         """
     )
     _run(pytester).assert_outcomes(passed=2)
+
+
+def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the tomli backport
+        import tomli as tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
+    assert project["entry-points"]["pytest11"] == {"reliability_lab": PLUGIN}
+    assert {"pytest>=7", "hypothesis>=6.80"} <= set(project["optional-dependencies"]["testing"])
