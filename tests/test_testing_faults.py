@@ -308,3 +308,37 @@ def test_requests_adapter_injects_into_a_session() -> None:
     assert abs(codes[200] / 400 - 0.5) <= _binomial_tolerance(0.5, 400)
     # Each hang lasted the read timeout (2 s), not the model's 10 s.
     assert clock.now() == pytest.approx(2.0 * codes["timeout"])
+
+
+def test_httpx_async_transport_injects_without_blocking() -> None:
+    import asyncio
+
+    clock = rl.ManualClock()
+    inj = FaultInjector(rl.Faults(latency=rl.Constant(0.5),
+                                  phases=[rl.Phase("down", 1.0, 2.0, failure_rate=1.0)]),
+                        clock=clock)
+
+    async def backend(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"path": request.url.path})
+
+    async def main() -> list[int]:
+        codes = []
+        transport = inj.httpx_async_transport(httpx.MockTransport(backend))
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            for _ in range(4):
+                codes.append((await client.get("/x")).status_code)
+        return codes
+
+    # t = 0: 200 after 0.5 s; t = 0.5: 200; t = 1.0: the phase, 503; t = 1.5: 503.
+    assert asyncio.run(main()) == [200, 200, 503, 503]
+    assert clock.now() == pytest.approx(2.0)
+    # The real clock: the wait is an asyncio sleep, so other tasks run meanwhile.
+    real = FaultInjector(rl.Faults(latency=rl.Constant(0.05)))
+
+    async def concurrent() -> int:
+        transport = real.httpx_async_transport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            rs = await asyncio.gather(*(client.get("http://svc/") for _ in range(5)))
+        return sum(r.status_code == 200 for r in rs)
+
+    assert asyncio.run(concurrent()) == 5

@@ -29,6 +29,34 @@ def _read_timeout(request: httpx.Request) -> float | None:
     return float(read) if isinstance(read, (int, float)) else None
 
 
+def _httpx_fault(d: Decision, cut: bool, request: httpx.Request) -> httpx.Response | None:
+    """The injected answer (or raises the injected error); None lets the request through."""
+    import httpx
+
+    if d.fault == "timeout" or cut:
+        raise httpx.ReadTimeout(f"injected hang at t={d.at:g} s", request=request)
+    if d.fault == "connection_reset":
+        raise httpx.ReadError(f"injected connection reset at t={d.at:g} s", request=request)
+    if d.fault is not None:
+        return httpx.Response(_STATUS[d.fault], headers=_headers(d),
+                              text=f"injected {d.fault}", request=request)
+    return None
+
+
+def _lost(d: Decision, request: httpx.Request) -> httpx.ReadTimeout:
+    import httpx
+
+    return httpx.ReadTimeout(
+        f"injected lost answer at t={d.at:g} s (the request took effect)", request=request
+    )
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    import httpx
+
+    return httpx.Response(200, json={"ok": True})
+
+
 def make_httpx_transport(
     injector: FaultInjector, inner: httpx.BaseTransport | None
 ) -> httpx.BaseTransport:
@@ -38,35 +66,69 @@ def make_httpx_transport(
         """Injects the model's faults in front of another transport."""
 
         def __init__(self, inner: httpx.BaseTransport | None) -> None:
-            self.inner = inner if inner is not None else httpx.MockTransport(
-                lambda request: httpx.Response(200, json={"ok": True})
-            )
+            self.inner = inner if inner is not None else httpx.MockTransport(_ok)
             self.injector = injector
 
         def handle_request(self, request: httpx.Request) -> httpx.Response:
             d = injector.decide()
             cut = injector._wait(d.delay, _read_timeout(request))
-            if d.fault == "timeout" or cut:
-                raise httpx.ReadTimeout(f"injected hang at t={d.at:g} s", request=request)
-            if d.fault == "connection_reset":
-                raise httpx.ReadError(f"injected connection reset at t={d.at:g} s",
-                                      request=request)
-            if d.fault is not None:
-                return httpx.Response(_STATUS[d.fault], headers=_headers(d),
-                                      text=f"injected {d.fault}", request=request)
+            injected = _httpx_fault(d, cut, request)
+            if injected is not None:
+                return injected
             response = self.inner.handle_request(request)
             if d.ambiguous:
                 response.close()
-                raise httpx.ReadTimeout(
-                    f"injected lost answer at t={d.at:g} s (the request took effect)",
-                    request=request,
-                )
+                raise _lost(d, request)
             return response
 
         def close(self) -> None:
             self.inner.close()
 
     return FaultTransport(inner)
+
+
+def make_httpx_async_transport(
+    injector: FaultInjector, inner: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncBaseTransport:
+    import asyncio
+
+    import httpx
+
+    from reliability_lab.clock import ManualClock
+
+    async def wait(seconds: float, limit: float | None) -> bool:
+        cut = limit is not None and limit < seconds
+        w = min(seconds, limit) if limit is not None else seconds
+        if w > 0:
+            if isinstance(injector.clock, ManualClock):
+                injector.clock.sleep(w)  # advances at once
+            else:
+                await asyncio.sleep(w)  # never block the event loop
+        return cut
+
+    class AsyncFaultTransport(httpx.AsyncBaseTransport):
+        """Injects the model's faults in front of another async transport."""
+
+        def __init__(self, inner: httpx.AsyncBaseTransport | None) -> None:
+            self.inner = inner if inner is not None else httpx.MockTransport(_ok)
+            self.injector = injector
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            d = injector.decide()
+            cut = await wait(d.delay, _read_timeout(request))
+            injected = _httpx_fault(d, cut, request)
+            if injected is not None:
+                return injected
+            response = await self.inner.handle_async_request(request)
+            if d.ambiguous:
+                await response.aclose()
+                raise _lost(d, request)
+            return response
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return AsyncFaultTransport(inner)
 
 
 def _requests_timeout(timeout: Any) -> float | None:

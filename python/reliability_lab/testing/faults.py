@@ -13,6 +13,7 @@ lab simulates::
                         clock=clock, seed=7)
     charge = inj.wrap(real_charge)                    # any Python callable
     client = httpx.Client(transport=inj.httpx_transport(inner))   # or an httpx client
+    aclient = httpx.AsyncClient(transport=inj.httpx_async_transport(inner))
     session.mount("http://", inj.requests_adapter(inner))         # or a requests session
 
 How an injected fault shows, for a wrapped callable / the httpx transport / the requests adapter:
@@ -295,6 +296,15 @@ class FaultInjector:
         from reliability_lab.testing._http import make_httpx_transport
 
         return make_httpx_transport(self, inner)
+
+    def httpx_async_transport(
+        self, inner: httpx.AsyncBaseTransport | None = None
+    ) -> httpx.AsyncBaseTransport:
+        """The same for ``httpx.AsyncClient``: waits on a ManualClock advance it at once, on
+        any other clock they are ``asyncio.sleep`` (the event loop is never blocked)."""
+        from reliability_lab.testing._http import make_httpx_async_transport
+
+        return make_httpx_async_transport(self, inner)
 
     def requests_adapter(self, inner: Any = None) -> requests.adapters.BaseAdapter:
         """A ``requests`` adapter (``session.mount(prefix, adapter)``) that injects faults in
