@@ -16,7 +16,7 @@ import httpx
 import pytest
 import reliability_lab as rl
 import tenacity
-from hypothesis import Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reliability_lab.service.harness import ServiceProcess
 from reliability_lab.testing import (
@@ -49,7 +49,8 @@ def outage_scenarios(breaker: rl.Breaker) -> st.SearchStrategy[rl.Scenario]:
 
 
 # Few examples, and no "explain" phase (which reruns a failure ~100 times): keeps CI quick.
-FEW = settings(max_examples=8, deadline=None, phases=[Phase.generate, Phase.shrink])
+FEW = settings(max_examples=8, deadline=None, phases=[Phase.generate, Phase.shrink],
+               suppress_health_check=[HealthCheck.too_slow])
 
 
 @FEW

@@ -110,7 +110,7 @@ def test_a_breaker_that_never_trips_fails_assert_slo_with_shrunk_parameters(
     pytester.makepyfile(
         """
         import reliability_lab as rl
-        from hypothesis import Phase, given, settings, strategies as st
+        from hypothesis import HealthCheck, Phase, given, settings, strategies as st
         from reliability_lab.testing import assert_slo
         from reliability_lab.testing.strategies import st_faults, st_scenario
 
@@ -119,7 +119,8 @@ def test_a_breaker_that_never_trips_fails_assert_slo_with_shrunk_parameters(
         # No explain phase: it would rerun the failing case a hundred times to say which
         # arguments matter.
         @settings(max_examples=5, deadline=None, database=None,
-                  phases=[Phase.generate, Phase.shrink])
+                  phases=[Phase.generate, Phase.shrink],
+                  suppress_health_check=[HealthCheck.too_slow])
         @given(st_scenario(
             arrivals=rl.Poisson(20.0), duration=10.0, workers=16, queue_capacity=256,
             order_deadline=0.0, seed=st.integers(0, 100),

@@ -460,6 +460,8 @@ def st_dependency(
     """A :class:`Dependency` called ``name``; every policy None first. ``failure_rate`` goes to
     the default fault model (ignored when ``faults`` is given); phases fall inside
     ``[0, horizon]``. A dependency that charges gets no fallback."""
+    if faults is not DEFAULT and failure_rate is not DEFAULT:
+        raise TypeError("give either faults or failure_rate (of the default faults), not both")
     parts: dict[str, SearchStrategy[Any]] = {
         "faults": _s(faults, lambda: st_faults(failure_rate=failure_rate, horizon=horizon)),
         "retry": _opt(retry, st_retry),
