@@ -12,9 +12,13 @@ import re
 import pytest
 
 # Imported here, in the outer session, so that the inner in-process sessions (whose new imports
-# pytester drops afterwards) never import numpy a second time.
+# pytester drops from sys.modules afterwards) never load a native extension (numpy's, scipy's)
+# a second time: a later import in the outer session would fail.
 import reliability_lab.testing.plugin as plugin
 import reliability_lab.testing.strategies  # noqa: F401
+from reliability_lab.sweep import t_quantile
+
+t_quantile(0.975, 2)  # imports scipy.stats, as assert_slo's intervals do
 
 pytest_plugins = ["pytester"]
 
