@@ -96,10 +96,6 @@ class Objective:
         shown = self.name if self.column == self.name else f"{self.name} ({self.column})"
         return f"{shown} {self.op} {self.bound:g}"
 
-    def worst_end(self, low: float, high: float) -> float:
-        """The interval's end that decides: the low end of a lower bound, else the high end."""
-        return low if self.op in (">=", ">") else high
-
 
 # ------------------------------------------------------------------------------------------------
 # Scenario differences, as dotted paths
@@ -232,7 +228,7 @@ def _check_column(summary: pd.Series, obj: Objective) -> None:
 
 def _seeds(scenario: Scenario, seeds: Iterable[int] | None, replications: int) -> list[int]:
     if seeds is not None:
-        out = [int(s) for s in seeds]
+        out = list(dict.fromkeys(int(s) for s in seeds))  # a seed run twice adds nothing
     else:
         if isinstance(replications, bool) or not isinstance(replications, int) or replications < 2:
             raise ValueError(f"replications must be an integer >= 2, got {replications!r}")
@@ -309,17 +305,18 @@ def assert_slo(
         low, high = rep.ci_low, rep.ci_high
         figures_out[obj.name] = (rep.mean, low, high)
         if not (obj.holds(low) and obj.holds(high)):
+            lower = obj.op in (">=", ">")  # a floor: the low end decides, the high end is best
+            outside = not obj.holds(high if lower else low)
+            worst = min(values, key=lambda s: values[s] if lower else -values[s])
             failures.append(
                 f"{obj.text}: measured {rep.mean:.6g}, {confidence:.0%} interval "
                 f"[{low:.6g}, {high:.6g}] over {rep.n} runs"
-                + (" (entirely outside the bound)" if not obj.holds(obj.worst_end(high, low))
+                + (" (entirely outside the bound)" if outside
                    else " (straddles the bound: more replications may settle it)")
-                + f"; per seed {{{shown}}}"
+                + f"; per seed {{{shown}}}; worst seed {worst}"
             )
             if worst_seed is None:
-                lower = obj.op in (">=", ">")
-                worst_seed = min(values, key=lambda s: values[s] if lower else -values[s])
-                failures[-1] += f"; worst seed {worst_seed}"
+                worst_seed = worst
     if failures:
         raise SLOError(
             "SLO not met:\n  "
