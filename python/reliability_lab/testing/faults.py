@@ -26,12 +26,13 @@ How an injected fault shows, for a wrapped callable / the httpx transport / the 
 * ``connection_reset``: :class:`InjectedConnectionReset` (a ``ConnectionResetError``) /
   ``httpx.ReadError`` / ``requests.exceptions.ConnectionError``.
 
-A successful call first waits the model's latency (times the phase's multiplier), then runs the
-real call; with ``ambiguous_rate`` the real call runs and its answer is then lost (a timeout).
+Every call that does not hang first waits the model's latency (times the phase's multiplier),
+error answers included; then a call that goes through runs the real call, and with
+``ambiguous_rate`` its answer is then lost (a timeout after the effect).
 Waits go through the clock: a :class:`~reliability_lab.clock.ManualClock` advances at once, so
 tests never sleep; the steady clock really waits. A hang lasts the model's ``hang`` seconds, or
-less when the caller set a shorter timeout (``timeout=`` on :meth:`FaultInjector.call`, the
-request's timeout for the transports): every wait has a bound.
+less when the caller set a shorter timeout (:meth:`FaultInjector.call_within`, the request's read
+timeout for the transports): every wait has a bound.
 
 Not modelled here: ``Faults.capacity`` (limited concurrency belongs to a server; the injector has
 no queue). The exceptions are classified by the lab's outcome table like the real ones
