@@ -325,6 +325,9 @@ class Lab:
         self._stop_logging = threading.Event()
         self._log_thread: threading.Thread | None = None
         self._given_up: dict[tuple[str, str], float] = {}
+        # The fault models in force (set_faults replaces them while the lab runs).
+        self._faults = {d.name: d.faults for d in scenario.dependencies}
+        self._dashboards: list[Any] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -379,6 +382,8 @@ class Lab:
                 in_flight=self._engine.in_system,
                 arrived=self._engine.arrived,
             )
+            for board in self._dashboards:
+                board.dashboard.record("shutdown", "shutdown started: intake stopped, draining")
             raw = self._engine.shutdown(timeout)
             self._stop_logging.set()
             if self._log_thread is not None:
@@ -387,6 +392,9 @@ class Lab:
             internal_error = raw.pop("internal_error")
             self._report = ShutdownReport(**raw)
             _log_event("shutdown_complete", **raw)
+        for board in self._dashboards:  # their streams see the end, then they stop
+            board.stop()
+        self._dashboards.clear()
         if internal_error:
             # An engine bug (the end-of-run conservation check failed): never silently.
             _log.error(json.dumps({"event": "internal_error", "error": internal_error}))
@@ -500,7 +508,41 @@ class Lab:
             raise TypeError(f"faults must be a Faults, got {type(faults).__name__}")
         changed = self.scenario.replace({f"{dependency}.faults": faults})
         self._engine.set_faults(dependency, changed.to_dict())
+        self._faults[dependency] = faults
         _log_event("faults_changed", dependency=dependency, failure_rate=faults.failure_rate)
+
+    def faults(self, dependency: str) -> Faults:
+        """The fault model ``dependency`` runs with now (the scenario's, or the last one
+        :meth:`set_faults` gave it). KeyError for an unknown dependency."""
+        if dependency not in self._faults:
+            raise KeyError(f"no dependency named {dependency!r} (have: {', '.join(self._faults)})")
+        return self._faults[dependency]
+
+    def dashboard(
+        self, *, open: bool = False, host: str = "127.0.0.1", port: int = 0, interval: float = 0.5
+    ) -> Any:
+        """Serves the control room of this lab (the page of ``reliability-lab serve``'s
+        ``/dashboard``: live charts, breaker bands, event log, fault controls) from a background
+        thread on ``host:port`` (loopback and a free port by default), until the lab shuts down.
+
+        Returns a ``LabDashboard``: ``.url`` (with the controls' random admin token in its
+        fragment), ``.token``, ``.stop()``. In a notebook it displays the page in an IFrame; with
+        ``open=True`` a browser opens it. Needs the ``service`` extra (FastAPI, uvicorn).
+
+        ``interval``: seconds between samples, in [0.05, 60].
+        """
+        from reliability_lab.service.dashboard import LabDashboard
+
+        if self._report is not None:
+            raise LabClosedError("the lab was shut down; create a new Lab to run again")
+        board = LabDashboard(self, host, port, interval)
+        self._dashboards.append(board)
+        _log_event("dashboard_serving", url=board.url.split("#")[0])
+        if open:
+            import webbrowser
+
+            webbrowser.open(board.url)
+        return board
 
     def internals(self) -> dict[str, Any]:
         """A snapshot of the engine's insides, for a debug endpoint: ``running``,
