@@ -23,19 +23,25 @@ const LINE_CHARTS = {
   amplification: ["Per ended order", {}, [["calls_per_order", "dependency calls"], ["retries_per_order", "retries"]]],
 };
 
-const state = { deps: [], t: [], series: {}, depfail: {}, bands: {}, annotations: [], token: "" };
+const state = { deps: [], t: [], series: {}, depfail: {}, bands: {}, annotations: [], rev: 0 };
 
 function layout(title, yaxis) {
   return Object.assign({}, BASE_LAYOUT, {
+    // The arrays grow in place: a new revision tells Plotly.react to redraw them.
+    datarevision: state.rev,
     title: { text: title, font: { size: 13 }, x: 0.02 },
     yaxis: Object.assign({ rangemode: "tozero" }, yaxis),
+    // Every chart shows the same time span, so that they line up.
+    xaxis: Object.assign({}, BASE_LAYOUT.xaxis,
+      state.t.length > 1 ? { range: [state.t[0], state.t[state.t.length - 1]] } : {}),
     shapes: state.annotations.map((a) => ({
       type: "line", xref: "x", yref: "paper", x0: a.t, x1: a.t, y0: 0, y1: 1,
       line: { color: "#1f4e9c", width: 1, dash: "dot" },
     })),
-    annotations: state.annotations.map((a) => ({
+    annotations: state.annotations.map((a, i) => ({
       x: a.t, xref: "x", y: 1, yref: "paper", text: a.action, showarrow: false,
-      yanchor: "bottom", font: { size: 9, color: "#1f4e9c" }, hovertext: a.text,
+      yanchor: "bottom", xanchor: i % 2 ? "left" : "right",  // neighbours do not overprint
+      font: { size: 9, color: "#1f4e9c" }, hovertext: a.text,
     })),
   });
 }
@@ -80,6 +86,7 @@ function push(s) {
   for (const e of s.events || []) addEvent(e);
   if (s.status) document.getElementById("status").textContent = `${s.status} · t = ${s.t.toFixed(1)} s`;
   if (s.breakers === undefined) return;  // not running: nothing measured
+  state.rev++;
   state.t.push(s.t);
   for (const [, , fields] of Object.values(LINE_CHARTS)) {
     for (const [key] of fields) (state.series[key] = state.series[key] || []).push(s[key]);
@@ -129,7 +136,7 @@ function connect() {
   source.addEventListener("history", (m) => start(JSON.parse(m.data)));
   source.addEventListener("snapshot", (m) => { push(JSON.parse(m.data)); draw(); window.rlabUpdates++; });
   source.addEventListener("end", (m) => {
-    document.getElementById("status").textContent = "stopped (" + JSON.parse(m.data).status + ")";
+    document.getElementById("status").textContent = JSON.parse(m.data).status;
     source.close();
   });
 }
