@@ -179,6 +179,7 @@ class Dashboard:
         self._raws: deque[_Raw] = deque(maxlen=max(2, round(window / interval) + 1))
         self._pending_events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()  # record() may be called from any thread
+        self._seq = 0
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._status = ""
@@ -193,8 +194,17 @@ class Dashboard:
             t = float(self.source.now())
         except Exception:  # the engine is gone: the event still belongs in the log
             t = self.snapshots[-1]["t"] if self.snapshots else 0.0
-        event = {"t": round(t, 3), "kind": kind, "text": text, "annotate": annotate, **fields}
         with self._events_lock:
+            self._seq += 1
+            # seq: a client that got the event in the history skips it in the next snapshot.
+            event = {
+                "seq": self._seq,
+                "t": round(t, 3),
+                "kind": kind,
+                "text": text,
+                "annotate": annotate,
+                **fields,
+            }
             self.events.append(event)
             self._pending_events.append(event)
 

@@ -23,7 +23,7 @@ const LINE_CHARTS = {
   amplification: ["Per ended order", {}, [["calls_per_order", "dependency calls"], ["retries_per_order", "retries"]]],
 };
 
-const state = { deps: [], t: [], series: {}, depfail: {}, bands: {}, annotations: [], rev: 0 };
+const state = { deps: [], t: [], series: {}, depfail: {}, bands: {}, annotations: [], rev: 0, lastSeq: 0 };
 
 function layout(title, yaxis) {
   return Object.assign({}, BASE_LAYOUT, {
@@ -73,6 +73,8 @@ function draw() {
 }
 
 function addEvent(e) {
+  if (e.seq <= state.lastSeq) return;  // already had it from the history
+  state.lastSeq = e.seq;
   const li = document.createElement("li");
   li.className = "kind-" + e.kind;
   li.textContent = `${e.t.toFixed(1)} s  ${e.text}`;
