@@ -130,6 +130,8 @@ def test_actions_need_the_token_and_are_annotated(tmp_path: Path) -> None:
             ({"action": "brownout", "dependency": "payment", "value": 2}, "value"),
             ({"action": "failure_rate", "dependency": "payment"}, "value"),
             ({"action": "outage", "dependency": "payment", "duration_s": -1}, "duration_s"),
+            # serve's orders come from its HTTP clients: no arrival rate to steer.
+            ({"action": "arrival_rate", "value": 10}, "arrival rate"),
         ):
             r = httpx.post(url, json=wrong, headers=auth)
             assert r.status_code == 422, r.text
@@ -153,12 +155,34 @@ def test_actions_need_the_token_and_are_annotated(tmp_path: Path) -> None:
         )
         assert r.status_code == 200, r.text
         history = read_stream(svc.url + "/dashboard/stream", 1)[0][1]
+        assert "arrival_rate" not in history["actions"] and "outage" in history["actions"]
         texts = [e["text"] for e in history["events"] if e["annotate"]]
         assert texts == [
             "payment: outage for 5 s",
             "payment: failure rate set to 0.25",
             "payment: fault model merged into via /lab/faults",
         ]
+
+
+def test_clients_are_capped_and_leaving_costs_nothing(tmp_path: Path) -> None:
+    with admin_service(tmp_path, failure_rate=0.0) as svc:
+        url = svc.url + "/dashboard/stream"
+        with contextlib.ExitStack() as stack:
+            streams = []
+            for _ in range(8):
+                r = stack.enter_context(httpx.stream("GET", url, timeout=30))
+                assert r.status_code == 200
+                lines = r.iter_lines()
+                assert next(lines) == "event: history"  # its generator runs: it counts
+                streams.append(lines)
+            refused = httpx.get(url, timeout=30)
+            assert refused.status_code == 503
+            assert refused.json()["error"] == "too_many_clients"
+        # The eight left: a new client is alone.
+        wait_for(
+            lambda: [d for _, d in read_stream(url, 3)][-1]["clients"] == 1,
+            what="the departed clients to be forgotten",
+        )
 
 
 def test_lab_dashboard_serves_and_stops_with_the_lab() -> None:
@@ -187,6 +211,15 @@ def test_lab_dashboard_serves_and_stops_with_the_lab() -> None:
         )
         assert r.status_code == 200, r.text
         assert lab.faults("payment").phases[-1].name == "outage"
+        auth = {"Authorization": f"Bearer {board.token}"}
+        r = httpx.post(
+            base + "/actions", json={"action": "arrival_rate", "value": 80}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+        assert lab.arrival_rate == 80.0
+        r = httpx.post(base + "/actions", json={"action": "arrival_rate", "value": 0}, headers=auth)
+        assert r.status_code == 422 and "value" in r.json()["message"]
+        assert lab.arrival_rate == 80.0
 
         def opened() -> bool:
             snaps = [d for e, d in read_stream(base + "/stream", 2) if e == "snapshot"]
@@ -278,6 +311,8 @@ def test_page_shows_live_charts_and_the_outage_button_opens_the_breaker(
         assert js(browser, "return document.querySelectorAll('.js-plotly-plot').length") == 7
         throughput = js(browser, "return document.getElementById('throughput').data[0].y.length")
         assert throughput >= 3
+        # serve's orders come from its clients: no arrival-rate control.
+        assert not browser.find_element("id", "arrival-controls").is_displayed()
         assert js(browser, f"return {BAND}") == 0  # closed: green
         assert browser.find_element("id", "breaker-payment").get_attribute("data-state") == "closed"
         assert console_errors(browser) == []
@@ -360,6 +395,24 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
         assert browser.find_element("id", "breaker-inventory").get_attribute("data-state") == "none"
         click(browser, "outage")  # payment: the first dependency
         wait_js(browser, f"return ({BAND}) === 2", "the payment band to turn open", 30)
+        # The lab's own load generator: its arrival rate can be steered from the page.
+        assert browser.find_element("id", "arrival-controls").is_displayed()
+        browser.find_element("id", "arrivals").clear()
+        browser.find_element("id", "arrivals").send_keys("250")
+        click(browser, "arrival_rate")
+        wait_js(
+            browser,
+            "return document.getElementById('result').textContent.includes('250/s')",
+            "the arrival rate change",
+        )
+        assert lab.arrival_rate == 250.0
+        wait_js(
+            browser,
+            "const s = window.rlabState.series.offered_per_s; return s[s.length - 1] === 250",
+            "the offered rate on the chart",
+        )
+        time.sleep(2.0)  # a few samples at the new rate, for the picture
+        screenshot(browser, "lab-dashboard-running", tmp_path)
         assert console_errors(browser) == []
         lab.stop_load()
     # The lab's shutdown ends the stream: the page says so.

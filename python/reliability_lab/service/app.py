@@ -316,6 +316,12 @@ class ServiceSource:
             return "stopped"
         return "draining" if svc.draining else "running"
 
+    def arrival_rate(self) -> float | None:
+        return None  # the orders come from the HTTP clients
+
+    def set_arrival_rate(self, rate: float) -> None:
+        raise ValueError("the service's orders come from its HTTP clients: no arrival rate")
+
 
 def dashboard_of(app: FastAPI) -> Dashboard:
     """The app's :class:`Dashboard`."""

@@ -42,8 +42,9 @@ __all__ = ["ACTIONS", "Dashboard", "EngineSource", "dashboard_router", "percenti
 STATIC = Path(__file__).parent / "static"
 _ASSETS = {"dashboard.js": "text/javascript", "plotly.min.js": "text/javascript"}
 
-#: The control actions ``POST /dashboard/actions`` accepts.
-ACTIONS = ("outage", "brownout", "latency_spike", "failure_rate", "recover")
+#: The control actions ``POST /dashboard/actions`` accepts (``arrival_rate``: only where the
+#: engine generates the load, i.e. a Lab with Poisson or constant arrivals).
+ACTIONS = ("outage", "brownout", "latency_spike", "failure_rate", "recover", "arrival_rate")
 
 # Breaker states as the band chart's numbers (closed 0, half-open 1, open 2).
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
@@ -72,6 +73,14 @@ class EngineSource(Protocol):
 
     def status(self) -> str:
         """``starting``, ``running``, ``draining`` or ``stopped``."""
+        ...
+
+    def arrival_rate(self) -> float | None:
+        """The engine's own open-loop arrival rate (orders/s), None if it has none to change."""
+        ...
+
+    def set_arrival_rate(self, rate: float) -> None:
+        """Changes it (ValueError naming ``arrivals.rate`` if refused)."""
         ...
 
 
@@ -311,6 +320,8 @@ class Dashboard:
             "dependency_failure_rate": dep_fail,
             "breakers": {d: raw.breakers.get(d) for d in deps},
             "arrived": raw.arrived,
+            "offered_per_s": self.source.arrival_rate(),
+            "clients": len(self._clients),
         }
 
     def _broadcast(self, item: dict[str, Any] | None) -> None:
@@ -329,8 +340,14 @@ class Dashboard:
             "interval": self.interval,
             "snapshots": list(self.snapshots),
             "events": list(self.events),
-            "actions": list(ACTIONS),
+            "actions": self.actions(),
         }
+
+    def actions(self) -> list[str]:
+        """The actions this engine supports."""
+        if self.source.arrival_rate() is None:
+            return [a for a in ACTIONS if a != "arrival_rate"]
+        return list(ACTIONS)
 
     @property
     def clients(self) -> int:
@@ -347,12 +364,13 @@ class Dashboard:
             )
         self.ensure_started()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=8)
-        self._clients.add(queue)
-        first = self.history()
 
         async def events() -> AsyncIterator[bytes]:
+            # Registered only once the body is being sent, and always removed in `finally`: a
+            # client that leaves (even before its first byte) leaves nothing behind.
+            self._clients.add(queue)
             try:
-                yield _sse("history", first)
+                yield _sse("history", self.history())
                 stopped = self._status == "stopped"
                 while not stopped:
                     try:
@@ -387,6 +405,16 @@ class Dashboard:
         action = body.get("action")
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {list(ACTIONS)}, got {action!r}")
+        if action == "arrival_rate":
+            if self.source.arrival_rate() is None:
+                raise ValueError(
+                    "action arrival_rate: this engine has no arrival rate to change (the "
+                    "service's orders come from its HTTP clients)"
+                )
+            rate = _number(body, "value", None, 1e-9, 1e7)
+            self.source.set_arrival_rate(rate)
+            self.record("action", f"arrival rate set to {rate:g}/s", annotate=True, action=action)
+            return self.events[-1]
         dep = body.get("dependency")
         deps = self.source.dependencies()
         if dep not in deps:
@@ -542,6 +570,15 @@ class LabSource:
         if self.lab.running:
             return "running"
         return "stopped" if self.lab._report is not None else "starting"
+
+    def arrival_rate(self) -> float | None:
+        rate = getattr(self.lab, "arrival_rate", None)  # None: an engine build without it
+        return float(rate) if rate else None
+
+    def set_arrival_rate(self, rate: float) -> None:
+        if not self.lab.running:
+            raise RuntimeError("the lab is not running")
+        self.lab.set_arrival_rate(rate)
 
 
 class LabDashboard:

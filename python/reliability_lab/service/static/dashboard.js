@@ -16,7 +16,8 @@ const BASE_LAYOUT = {
 
 // chart id -> [title, y axis options, [[snapshot field, trace name], ...]]
 const LINE_CHARTS = {
-  throughput: ["Orders per second", {}, [["arrivals_per_s", "arrivals"], ["goodput_per_s", "goodput"]]],
+  throughput: ["Orders per second", {}, [["arrivals_per_s", "arrivals"], ["goodput_per_s", "goodput"],
+                                         ["offered_per_s", "offered rate"]]],
   success: ["Success rate", { range: [0, 1.05], tickformat: ".0%" }, [["success_rate", "success rate"]]],
   latency: ["Latency (ms)", { type: "log" }, [["p50_ms", "p50"], ["p99_ms", "p99"]]],
   load: ["Queue and workers", {}, [["queue_depth", "queue depth"], ["busy_workers", "busy workers"]]],
@@ -48,9 +49,12 @@ function layout(title, yaxis) {
 
 function draw() {
   for (const [id, [title, yaxis, fields]] of Object.entries(LINE_CHARTS)) {
-    const traces = fields.map(([key, name]) => ({
-      x: state.t, y: state.series[key], name: name, mode: "lines", type: "scatter",
-    }));
+    const traces = fields
+      .filter(([key]) => (state.series[key] || []).some((v) => v !== null))  // e.g. no offered rate
+      .map(([key, name]) => ({
+        x: state.t, y: state.series[key], name: name, mode: "lines", type: "scatter",
+        line: key === "offered_per_s" ? { dash: "dash", color: "#888" } : undefined,
+      }));
     Plotly.react(id, traces, layout(title, yaxis), CONFIG);
   }
   const depTraces = state.deps.map((d) => ({
@@ -127,6 +131,8 @@ function start(history) {
     pill.textContent = d;
     pills.appendChild(pill);
   }
+  // Only the engine's own load generator has an arrival rate to steer (not serve's clients).
+  document.getElementById("arrival-controls").hidden = !history.actions.includes("arrival_rate");
   for (const e of history.events) addEvent(e);
   for (const s of history.snapshots) push(Object.assign({}, s, { events: [] }));
   draw();
@@ -151,6 +157,7 @@ async function act(action) {
     duration_s: Number(document.getElementById("duration").value),
   };
   if (action === "failure_rate") body.value = Number(document.getElementById("rate").value);
+  if (action === "arrival_rate") body.value = Number(document.getElementById("arrivals").value);
   const token = document.getElementById("token").value;
   sessionStorage.setItem("rlab-token", token);
   const r = await fetch("dashboard/actions", {
