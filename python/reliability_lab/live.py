@@ -472,6 +472,24 @@ class Lab:
         self._engine.stop_load()
 
     @property
+    def arrival_rate(self) -> float:
+        """The open-loop arrival rate :meth:`start_load` generates, in orders per second (that of
+        the scenario's Poisson or constant arrivals until :meth:`set_arrival_rate` changes it; 0
+        for arrivals without one rate)."""
+        return float(self._engine.arrival_rate)
+
+    def set_arrival_rate(self, rate: float) -> None:
+        """Changes the load generator's arrival rate (Poisson or constant arrivals), before
+        :meth:`start_load` or while it runs: the generator draws its next arrival from now at
+        the new rate. ValueError naming ``arrivals.rate`` and its range for a bad rate;
+        TypeError unless a number; RuntimeError for arrivals without one rate (a schedule, a
+        trace, closed-loop clients)."""
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise TypeError(f"arrivals.rate must be a number, got {type(rate).__name__}")
+        self._engine.set_arrival_rate(float(rate))
+        _log_event("arrival_rate_changed", rate=float(rate))
+
+    @property
     def load_running(self) -> bool:
         """Whether a load generator is still producing orders."""
         return bool(self._engine.load_running())
