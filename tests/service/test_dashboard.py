@@ -26,7 +26,14 @@ import httpx
 import reliability_lab as rl
 from reliability_lab.service.dashboard import percentile
 from reliability_lab.service.harness import ServiceProcess
-from service_helpers import ADMIN_TOKEN, DatabaseFactory, admin_service, post_order, wait_for
+from service_helpers import (
+    ADMIN_TOKEN,
+    DatabaseFactory,
+    admin_service,
+    post_order,
+    wait_for,
+    write_scenario,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -86,11 +93,18 @@ def test_percentile_interpolates_inside_the_bucket() -> None:
 
 
 def test_stream_pushes_snapshots_on_each_database(
-    make_database: DatabaseFactory, start_service: Callable[..., ServiceProcess]
+    make_database: DatabaseFactory,
+    start_service: Callable[..., ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     """SQLite and PostgreSQL: the stream starts with the history, then pushes snapshots with
     the engine's figures; a second client gets the same samples."""
-    svc = start_service(make_database())
+    # No failures: the breaker stays closed (the default 30% could trip it by chance).
+    scenario = write_scenario(
+        tmp_path / "scenario.json",
+        faults={"failure_rate": 0.0, "latency": {"type": "constant", "value": 0.002}},
+    )
+    svc = start_service(make_database(), "--scenario", str(scenario))
     with httpx.Client(base_url=svc.url, timeout=30) as client:
         wait_for(lambda: client.get("/startupz").status_code == 200, what="startup")
         for _ in range(20):
@@ -383,6 +397,7 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
                 faults=rl.Faults(failure_rate=0.05, latency=rl.Exponential(mean=0.01)),
                 retry=rl.Retry(max_attempts=3),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=2.0),
+                budget=rl.TokenBucketConfig(max_tokens=20, token_ratio=0.1),
             ),
             rl.Dependency("inventory", faults=rl.Faults(latency=rl.Constant(0.002))),
         ],
@@ -392,6 +407,10 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
         board = lab.dashboard()
         browser.get(board.url)  # the token rides in the fragment
         wait_js(browser, "return window.rlabUpdates >= 3", "updates")
+        # The token bucket's level, on the amplification chart's second axis.
+        names = js(browser, "return document.getElementById('amplification').data.map(t => t.name)")
+        assert "payment budget tokens" in names, names
+        assert "inventory budget tokens" not in names
         assert browser.find_element("id", "breaker-inventory").get_attribute("data-state") == "none"
         click(browser, "outage")  # payment: the first dependency
         wait_js(browser, f"return ({BAND}) === 2", "the payment band to turn open", 30)

@@ -333,6 +333,21 @@ absl::Status LiveEngine::InitMetrics() {
     m.trips = &(*trips)->at(d);
     m.in_flight = &(*dep_in_flight)->at(d);
   }
+  std::vector<std::string> bucket_deps;
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (deps_[d].token_bucket != nullptr) bucket_deps.push_back(config_.dependencies[d].name);
+  }
+  if (!bucket_deps.empty()) {
+    auto tokens = registry_.AddGauge(
+        "rlab_retry_budget_tokens",
+        "Tokens left in the dependency's retry budget (token bucket), read when scraped.",
+        {"dependency"}, LabelProduct({bucket_deps}));
+    if (!tokens.ok()) return tokens.status();
+    size_t b = 0;
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (deps_[d].token_bucket != nullptr) dep_metrics_[d].budget_tokens = &(*tokens)->at(b++);
+    }
+  }
   if (!breaker_deps.empty()) {
     auto state = registry_.AddGauge(
         "rlab_breaker_state", "1 for the breaker's current state, 0 for the others.",
@@ -1435,6 +1450,9 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     // State(now) moves an expired open breaker to half-open (its listener updates the gauges),
     // so the exported state is what the next call would see.
     if (deps_[d].breaker && started_.load()) deps_[d].breaker->State(now);
+    if (m.budget_tokens != nullptr) {
+      m.budget_tokens->Set(deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3);
+    }
   }
   return registry_.Snapshot();
 }

@@ -388,6 +388,7 @@ class LiveEngine {
     std::array<std::array<Counter*, 3>, 3> transitions{};  // [from][to]
     std::array<Gauge*, 3> state{};
     Gauge* in_flight = nullptr;
+    Gauge* budget_tokens = nullptr;  // token-bucket retry budgets only
   };
 
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);

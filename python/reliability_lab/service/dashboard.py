@@ -117,6 +117,7 @@ class _Raw:
     retried: float = 0.0
     transitions: dict[tuple[str, str, str], float] = field(default_factory=dict)
     breakers: dict[str, str] = field(default_factory=dict)
+    budget_tokens: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
     bounds: list[float] = field(default_factory=list)
     cumulative: list[float] = field(default_factory=list)
@@ -139,6 +140,8 @@ def _read(fams: list[dict[str, Any]], t: float) -> _Raw:
             raw.retried = sum(float(s[1]) for s in series if s[0][1] == "retried")
         elif name == "rlab_breaker_transitions":
             raw.transitions = {(s[0][0], s[0][1], s[0][2]): float(s[1]) for s in series}
+        elif name == "rlab_retry_budget_tokens":
+            raw.budget_tokens = {s[0][0]: float(s[1]) for s in series}
         elif name == "rlab_breaker_state":
             for (dep, state), value, *_ in series:
                 if value >= 0.5:
@@ -319,6 +322,8 @@ class Dashboard:
             "calls_per_order": round(calls / ended, 3) if ended > 0 else None,
             "dependency_failure_rate": dep_fail,
             "breakers": {d: raw.breakers.get(d) for d in deps},
+            # Token-bucket retry budgets only (an engine build without the gauge: none).
+            "retry_budget_tokens": {d: raw.budget_tokens.get(d) for d in deps},
             "arrived": raw.arrived,
             "offered_per_s": self.source.arrival_rate(),
             "clients": len(self._clients),

@@ -21,10 +21,12 @@ const LINE_CHARTS = {
   success: ["Success rate", { range: [0, 1.05], tickformat: ".0%" }, [["success_rate", "success rate"]]],
   latency: ["Latency (ms)", { type: "log" }, [["p50_ms", "p50"], ["p99_ms", "p99"]]],
   load: ["Queue and workers", {}, [["queue_depth", "queue depth"], ["busy_workers", "busy workers"]]],
-  amplification: ["Per ended order", {}, [["calls_per_order", "dependency calls"], ["retries_per_order", "retries"]]],
+  amplification: ["Per ended order, and retry budgets", {}, [["calls_per_order", "dependency calls"], ["retries_per_order", "retries"]]],
 };
 
-const state = { deps: [], t: [], series: {}, depfail: {}, bands: {}, annotations: [], rev: 0, lastSeq: 0 };
+const state = {
+  deps: [], t: [], series: {}, depfail: {}, bands: {}, budget: {}, annotations: [], rev: 0, lastSeq: 0,
+};
 
 function layout(title, yaxis) {
   return Object.assign({}, BASE_LAYOUT, {
@@ -55,7 +57,24 @@ function draw() {
         x: state.t, y: state.series[key], name: name, mode: "lines", type: "scatter",
         line: key === "offered_per_s" ? { dash: "dash", color: "#888" } : undefined,
       }));
-    Plotly.react(id, traces, layout(title, yaxis), CONFIG);
+    const lay = layout(title, yaxis);
+    if (id === "amplification") {
+      // Token-bucket retry budgets, on a second axis (tokens left).
+      for (const d of state.deps.filter((d) => state.budget[d].some((v) => v !== null))) {
+        traces.push({
+          x: state.t, y: state.budget[d], name: `${d} budget tokens`, mode: "lines",
+          type: "scatter", yaxis: "y2", line: { dash: "dot" },
+        });
+      }
+      if (traces.some((tr) => tr.yaxis === "y2")) {
+        lay.yaxis2 = {
+          overlaying: "y", side: "right", rangemode: "tozero", title: { text: "tokens" },
+          tickmode: "auto", showgrid: false,
+        };
+        lay.margin = Object.assign({}, BASE_LAYOUT.margin, { r: 50 });
+      }
+    }
+    Plotly.react(id, traces, lay, CONFIG);
   }
   const depTraces = state.deps.map((d) => ({
     x: state.t, y: state.depfail[d], name: d, mode: "lines", type: "scatter",
@@ -99,6 +118,8 @@ function push(s) {
   }
   for (const d of state.deps) {
     state.depfail[d].push((s.dependency_failure_rate || {})[d]);
+    const tokens = (s.retry_budget_tokens || {})[d];
+    state.budget[d].push(tokens === undefined ? null : tokens);
     const st = s.breakers[d];
     state.bands[d].push(st === null || st === undefined ? null : STATE_CODE[st]);
     const pill = document.getElementById("breaker-" + d);
@@ -109,7 +130,11 @@ function push(s) {
     const cut = state.t.length - MAX_POINTS;
     state.t.splice(0, cut);
     for (const arr of Object.values(state.series)) arr.splice(0, cut);
-    for (const d of state.deps) { state.depfail[d].splice(0, cut); state.bands[d].splice(0, cut); }
+    for (const d of state.deps) {
+      state.depfail[d].splice(0, cut);
+      state.bands[d].splice(0, cut);
+      state.budget[d].splice(0, cut);
+    }
     state.annotations = state.annotations.filter((a) => a.t >= state.t[0]);
   }
 }
@@ -123,6 +148,7 @@ function start(history) {
   for (const d of state.deps) {
     state.depfail[d] = [];
     state.bands[d] = [];
+    state.budget[d] = [];
     select.add(new Option(d, d));
     const pill = document.createElement("span");
     pill.className = "pill";

@@ -1,10 +1,12 @@
-// The live engine's open-loop arrival rate changed while the load runs (SetArrivalRate): what
-// the control room's "arrival rate" control calls.
+// What the control room uses in the live engine: the open-loop arrival rate changed while the
+// load runs (SetArrivalRate), and the retry budget's tokens exported as a gauge.
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -116,6 +118,33 @@ TEST(LiveArrivalRate, ConcurrentChangesAreSafe) {
   e->StopLoad();
   ShutdownReport r = e->Shutdown(5 * kS);
   EXPECT_TRUE(r.internal_error.empty()) << r.internal_error;
+}
+
+// The token bucket's level is exported as rlab_retry_budget_tokens{dependency}, read at scrape
+// time; dependencies without a token bucket have no series.
+TEST(LiveBudgetGauge, ExportsTheTokenBucketLevel) {
+  ScenarioConfig sc = Open(ArrivalConfig::Kind::kPoisson, 10);
+  DependencyConfig plain = sc.dependencies[0];
+  plain.name = "inventory";
+  sc.dependencies[0].retry.emplace();
+  sc.dependencies[0].retry->max_attempts = 3;
+  TokenBucketBudgetConfig bucket;
+  bucket.max_tokens = 42;  // also the starting level
+  bucket.token_ratio = 0.1;
+  sc.dependencies[0].token_bucket = bucket;
+  sc.dependencies.push_back(plain);
+  auto e = Started(sc);
+  ASSERT_NE(e, nullptr);
+  bool found = false;
+  for (const FamilySnapshot& f : e->MetricsSnapshot()) {
+    if (f.name != "rlab_retry_budget_tokens") continue;
+    found = true;
+    ASSERT_EQ(f.series.size(), 1u);
+    EXPECT_EQ(f.series[0].label_values, std::vector<std::string>{"payment"});
+    EXPECT_DOUBLE_EQ(f.series[0].value, 42.0);
+  }
+  EXPECT_TRUE(found);
+  e->Shutdown(kS);
 }
 
 }  // namespace
