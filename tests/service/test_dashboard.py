@@ -1,8 +1,8 @@
 """The control room (/dashboard): the stream, the token-guarded actions, and the page in a real
 headless Chromium (Selenium) against a real ``serve`` process and an in-process ``rl.Lab``.
 
-The browser tests are skipped only when Chromium, chromedriver or Selenium are missing (CI
-installs them: ``chromium`` and ``chromium-driver`` from Debian, ``selenium`` in the test extra).
+The browser tests are skipped only when Chromium or chromedriver are missing (CI installs
+``chromium`` and ``chromium-driver`` from Debian; ``selenium`` is in the test extra).
 Set ``RLAB_SCREENSHOTS=DIR`` to keep the pages' screenshots.
 """
 
@@ -258,7 +258,8 @@ needs_browser = pytest.mark.skipif(
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    # Selenium is in the test extra: missing, it is a failure, not a skip.
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     assert CHROMIUM is not None and CHROMEDRIVER is not None
