@@ -383,7 +383,7 @@ class Lab:
                 arrived=self._engine.arrived,
             )
             for board in self._dashboards:
-                board.dashboard.record("shutdown", "shutdown started: intake stopped, draining")
+                board.dashboard.record_shutdown_started()
             raw = self._engine.shutdown(timeout)
             self._stop_logging.set()
             if self._log_thread is not None:

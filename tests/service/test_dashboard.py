@@ -199,6 +199,36 @@ def test_clients_are_capped_and_leaving_costs_nothing(tmp_path: Path) -> None:
         )
 
 
+def test_open_stream_sees_the_shutdown_and_does_not_hold_it_up(tmp_path: Path) -> None:
+    """SIGTERM with a client watching: the stream logs the drain, ends, and the service exits 0
+    (an endless stream would keep uvicorn waiting for the connection to close)."""
+    got: list[tuple[str, dict[str, Any]]] = []
+    with admin_service(tmp_path, failure_rate=0.0) as svc:
+        url = svc.url + "/dashboard/stream"
+        started = threading.Event()
+
+        def watch() -> None:
+            event = ""
+            with httpx.stream("GET", url, timeout=60) as r:
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        got.append((event, json.loads(line[6:])))
+                        started.set()
+
+        t = threading.Thread(target=watch, daemon=True)
+        t.start()
+        assert started.wait(30)
+    # admin_service stopped it with SIGTERM and checked the exit status (0).
+    t.join(30)
+    assert not t.is_alive(), "the stream did not end"
+    assert got[-1][0] == "end"
+    texts = [e["text"] for _, d in got if _ == "snapshot" for e in d["events"]]
+    assert any(x.startswith("shutdown started") for x in texts), texts
+    assert any(x.startswith("shutdown complete") for x in texts), texts
+
+
 def test_lab_dashboard_serves_and_stops_with_the_lab() -> None:
     scenario = rl.Scenario(
         arrivals=rl.Poisson(rate=50.0),

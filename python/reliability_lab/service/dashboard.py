@@ -192,6 +192,7 @@ class Dashboard:
         self._pending_events: list[dict[str, Any]] = []
         self._events_lock = threading.Lock()  # record() may be called from any thread
         self._seq = 0
+        self._shutdown_logged = False
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._status = ""
@@ -219,6 +220,12 @@ class Dashboard:
             }
             self.events.append(event)
             self._pending_events.append(event)
+
+    def record_shutdown_started(self) -> None:
+        """Logs the start of the shutdown (once)."""
+        if not self._shutdown_logged:
+            self._shutdown_logged = True
+            self.record("shutdown", "shutdown started: intake stopped, draining")
 
     # --- sampling --------------------------------------------------------------------------
 
@@ -258,9 +265,10 @@ class Dashboard:
         stopped (after sending the last sample)."""
         status = self.source.status()
         if status != self._status:
-            if status == "draining":
-                self.record("shutdown", "shutdown started: intake stopped, draining")
-            elif status == "stopped" and self._status:
+            # A quick drain can fall between two samples: its start is logged all the same.
+            if status in ("draining", "stopped") and self._status in ("starting", "running"):
+                self.record_shutdown_started()
+            if status == "stopped" and self._status:
                 self.record("shutdown", "shutdown complete: engine stopped")
             self._status = status
         if status in ("running", "draining"):
