@@ -189,7 +189,9 @@ class Dashboard:
         self.snapshots: deque[dict[str, Any]] = deque(maxlen=history)
         self.events: deque[dict[str, Any]] = deque(maxlen=500)
         self._raws: deque[_Raw] = deque(maxlen=max(2, round(window / interval) + 1))
-        self._pending_events: list[dict[str, Any]] = []
+        # Bounded like the log: events recorded while nobody samples (no visitor yet) pile up
+        # no further than this.
+        self._pending_events: deque[dict[str, Any]] = deque(maxlen=500)
         self._events_lock = threading.Lock()  # record() may be called from any thread
         self._seq = 0
         self._shutdown_logged = False
@@ -279,7 +281,8 @@ class Dashboard:
             snap = {"t": t}
         snap["status"] = status
         with self._events_lock:
-            snap["events"], self._pending_events = self._pending_events, []
+            snap["events"] = list(self._pending_events)
+            self._pending_events.clear()
         self.samples += 1
         self.snapshots.append(snap)
         self._broadcast(snap)
