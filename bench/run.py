@@ -43,6 +43,7 @@ GROUPS = {
     "live_memory": ["live_memory"],
     "sweep": ["sweep"],
     "service": ["service"],
+    "dashboard": ["dashboard"],
 }
 ALL = [
     "cpp",
@@ -55,6 +56,7 @@ ALL = [
     "live_memory",
     "sweep",
     "service",
+    "dashboard",
 ]
 # Benchmarks that live in their own module, each exposing ``rows(quick: bool) -> list[Row]``.
 MODULES = {
@@ -62,6 +64,7 @@ MODULES = {
     "live_memory": "memory_bench",
     "sweep": "sweep_bench",
     "service": "service_bench",
+    "dashboard": "dashboard_bench",
 }
 TITLES = {
     "cpp": "C++ policies (Google Benchmark; best of repeats, ns per operation)",
@@ -74,6 +77,7 @@ TITLES = {
     "live_memory": "Live memory over a steady 1,000 orders/s run: RSS growth (rl.Lab and serve)",
     "sweep": "Breaker-threshold sweep: 1,000 configurations x 60 s at 200 orders/s (12 M orders)",
     "service": "HTTP order service on loopback: accepted orders/s and accept latency",
+    "dashboard": "The control room's cost: the service with one dashboard client / without",
 }
 
 

@@ -654,6 +654,16 @@ void RegisterLive(py::module_& m) {
              ThrowIfError(s);
            })
       .def("stop_load", &LiveEngine::StopLoad, py::call_guard<py::gil_scoped_release>())
+      .def("set_arrival_rate",
+           [](LiveEngine& e, double rate) {
+             absl::Status s;
+             {
+               py::gil_scoped_release release;  // takes the load lock
+               s = e.SetArrivalRate(rate);
+             }
+             ThrowIfError(s);
+           })
+      .def_property_readonly("arrival_rate", &LiveEngine::arrival_rate)
       .def("load_running", &LiveEngine::LoadRunning)
       .def(
           "shutdown",

@@ -325,6 +325,9 @@ class Lab:
         self._stop_logging = threading.Event()
         self._log_thread: threading.Thread | None = None
         self._given_up: dict[tuple[str, str], float] = {}
+        # The fault models in force (set_faults replaces them while the lab runs).
+        self._faults = {d.name: d.faults for d in scenario.dependencies}
+        self._dashboards: list[Any] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -379,6 +382,8 @@ class Lab:
                 in_flight=self._engine.in_system,
                 arrived=self._engine.arrived,
             )
+            for board in self._dashboards:
+                board.dashboard.record_shutdown_started()
             raw = self._engine.shutdown(timeout)
             self._stop_logging.set()
             if self._log_thread is not None:
@@ -387,6 +392,9 @@ class Lab:
             internal_error = raw.pop("internal_error")
             self._report = ShutdownReport(**raw)
             _log_event("shutdown_complete", **raw)
+        for board in self._dashboards:  # their streams see the end, then they stop
+            board.stop()
+        self._dashboards.clear()
         if internal_error:
             # An engine bug (the end-of-run conservation check failed): never silently.
             _log.error(json.dumps({"event": "internal_error", "error": internal_error}))
@@ -464,6 +472,24 @@ class Lab:
         self._engine.stop_load()
 
     @property
+    def arrival_rate(self) -> float:
+        """The open-loop arrival rate :meth:`start_load` generates, in orders per second (that of
+        the scenario's Poisson or constant arrivals until :meth:`set_arrival_rate` changes it; 0
+        for arrivals without one rate)."""
+        return float(self._engine.arrival_rate)
+
+    def set_arrival_rate(self, rate: float) -> None:
+        """Changes the load generator's arrival rate (Poisson or constant arrivals), before
+        :meth:`start_load` or while it runs: the generator draws its next arrival from now at
+        the new rate. ValueError naming ``arrivals.rate`` and its range for a bad rate;
+        TypeError unless a number; RuntimeError for arrivals without one rate (a schedule, a
+        trace, closed-loop clients)."""
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise TypeError(f"arrivals.rate must be a number, got {type(rate).__name__}")
+        self._engine.set_arrival_rate(float(rate))
+        _log_event("arrival_rate_changed", rate=float(rate))
+
+    @property
     def load_running(self) -> bool:
         """Whether a load generator is still producing orders."""
         return bool(self._engine.load_running())
@@ -500,7 +526,41 @@ class Lab:
             raise TypeError(f"faults must be a Faults, got {type(faults).__name__}")
         changed = self.scenario.replace({f"{dependency}.faults": faults})
         self._engine.set_faults(dependency, changed.to_dict())
+        self._faults[dependency] = faults
         _log_event("faults_changed", dependency=dependency, failure_rate=faults.failure_rate)
+
+    def faults(self, dependency: str) -> Faults:
+        """The fault model ``dependency`` runs with now (the scenario's, or the last one
+        :meth:`set_faults` gave it). KeyError for an unknown dependency."""
+        if dependency not in self._faults:
+            raise KeyError(f"no dependency named {dependency!r} (have: {', '.join(self._faults)})")
+        return self._faults[dependency]
+
+    def dashboard(
+        self, *, open: bool = False, host: str = "127.0.0.1", port: int = 0, interval: float = 0.5
+    ) -> Any:
+        """Serves the control room of this lab (the page of ``reliability-lab serve``'s
+        ``/dashboard``: live charts, breaker bands, event log, fault controls) from a background
+        thread on ``host:port`` (loopback and a free port by default), until the lab shuts down.
+
+        Returns a ``LabDashboard``: ``.url`` (with the controls' random admin token in its
+        fragment), ``.token``, ``.stop()``. In a notebook it displays the page in an IFrame; with
+        ``open=True`` a browser opens it. Needs the ``service`` extra (FastAPI, uvicorn).
+
+        ``interval``: seconds between samples, in [0.05, 60].
+        """
+        from reliability_lab.service.dashboard import LabDashboard
+
+        if self._report is not None:
+            raise LabClosedError("the lab was shut down; create a new Lab to run again")
+        board = LabDashboard(self, host, port, interval)
+        self._dashboards.append(board)
+        _log_event("dashboard_serving", url=board.url.split("#")[0])
+        if open:
+            import webbrowser
+
+            webbrowser.open(board.url)
+        return board
 
     def internals(self) -> dict[str, Any]:
         """A snapshot of the engine's insides, for a debug endpoint: ``running``,

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "rlab/core/validate.h"
 #include "rlab/model/faults.h"
 
 namespace rlab {
@@ -159,6 +160,10 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       options_(options),
       rng_(config.seed),
       queue_(static_cast<size_t>(std::max(1, config.queue_capacity))) {
+  if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
+      config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
+    arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
+  }
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
   for (const DependencyConfig& d : config_.dependencies) deps_.emplace_back(d);
@@ -327,6 +332,21 @@ absl::Status LiveEngine::InitMetrics() {
     m.fallbacks = &(*fallbacks)->at(d);
     m.trips = &(*trips)->at(d);
     m.in_flight = &(*dep_in_flight)->at(d);
+  }
+  std::vector<std::string> bucket_deps;
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (deps_[d].token_bucket != nullptr) bucket_deps.push_back(config_.dependencies[d].name);
+  }
+  if (!bucket_deps.empty()) {
+    auto tokens = registry_.AddGauge(
+        "rlab_retry_budget_tokens",
+        "Tokens left in the dependency's retry budget (token bucket), read when scraped.",
+        {"dependency"}, LabelProduct({bucket_deps}));
+    if (!tokens.ok()) return tokens.status();
+    size_t b = 0;
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (deps_[d].token_bucket != nullptr) dep_metrics_[d].budget_tokens = &(*tokens)->at(b++);
+    }
   }
   if (!breaker_deps.empty()) {
     auto state = registry_.AddGauge(
@@ -1181,6 +1201,40 @@ absl::Status LiveEngine::StartLoad() {
   return absl::OkStatus();
 }
 
+absl::Status LiveEngine::SetArrivalRate(double rate_per_s) {
+  if (config_.arrivals.kind != ArrivalConfig::Kind::kPoisson &&
+      config_.arrivals.kind != ArrivalConfig::Kind::kConstant) {
+    return absl::FailedPreconditionError(
+        "arrivals.rate can change only for Poisson or constant arrivals (this scenario's "
+        "arrivals are a schedule, a trace or closed-loop clients)");
+  }
+  // The bounds of the scenario's own arrivals.rate.
+  absl::Status valid =
+      CheckRange("arrivals.rate", rate_per_s, 0.0, 1e7, Bound::kOpen, Bound::kClosed);
+  if (!valid.ok()) return valid;
+  arrival_rate_.store(rate_per_s, std::memory_order_release);
+  {
+    MutexLock lock(&load_mu_);
+    arrival_rate_version_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  load_cv_.notify_all();
+  return absl::OkStatus();
+}
+
+LiveEngine::LoadWake LiveEngine::LoadSleepOrRateChange(int64_t t_ns, uint64_t seen) const {
+  auto changed = [&] { return arrival_rate_version_.load(std::memory_order_acquire) != seen; };
+  if (load_stop_.load(std::memory_order_acquire)) return LoadWake::kStopped;
+  if (changed()) return LoadWake::kRateChanged;
+  if (t_ns <= NowNs()) return LoadWake::kDue;
+  std::unique_lock<std::mutex> lock(load_mu_.native());
+  const SteadyTime deadline = ToSteady(t_ns);
+  while (!load_stop_.load(std::memory_order_acquire) && !changed()) {
+    if (load_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+  }
+  if (load_stop_.load(std::memory_order_acquire)) return LoadWake::kStopped;
+  return changed() ? LoadWake::kRateChanged : LoadWake::kDue;
+}
+
 void LiveEngine::StopLoad() {
   load_stop_.store(true, std::memory_order_seq_cst);
   std::vector<std::thread> threads;
@@ -1219,16 +1273,19 @@ void LiveEngine::OpenLoop(int64_t t0, int64_t end) {
   double peak = 0.0;
   for (const RateSegment& s : arr.schedule) peak = std::max({peak, s.rate_start, s.rate_end});
   const int64_t duration = end - t0;
-  int64_t offset = 0;  // of the last arrival, from t0
+  int64_t offset = 0;  // of the last arrival (or of the last rate change), from t0
   size_t trace_next = 0;
+  uint64_t version = arrival_rate_version_.load(std::memory_order_acquire);
   for (;;) {
     int64_t next = std::numeric_limits<int64_t>::max();
+    // SetArrivalRate may change it while we run (Poisson and constant arrivals only).
+    const double rate = arrival_rate_.load(std::memory_order_acquire);
     switch (arr.kind) {
       case ArrivalConfig::Kind::kPoisson:
-        next = offset + std::max<int64_t>(1, SecondsToNs(rng.Exponential(1.0 / arr.rate)));
+        next = offset + std::max<int64_t>(1, SecondsToNs(rng.Exponential(1.0 / rate)));
         break;
       case ArrivalConfig::Kind::kConstant:
-        next = offset + std::max<int64_t>(1, SecondsToNs(1.0 / arr.rate));
+        next = offset + std::max<int64_t>(1, SecondsToNs(1.0 / rate));
         break;
       case ArrivalConfig::Kind::kSchedule: {
         // Thinning (Lewis & Shedler), as the simulated engine does.
@@ -1250,10 +1307,26 @@ void LiveEngine::OpenLoop(int64_t t0, int64_t end) {
       case ArrivalConfig::Kind::kClosedLoop:
         break;
     }
-    if (next >= duration) break;
-    offset = next;
+    if (next >= duration) {
+      // A rate change may still bring an arrival inside the duration: wait for one until the
+      // end (Poisson and constant arrivals), or stop.
+      if (arr.kind != ArrivalConfig::Kind::kPoisson && arr.kind != ArrivalConfig::Kind::kConstant)
+        break;
+      if (LoadSleepOrRateChange(end, version) != LoadWake::kRateChanged) break;
+      version = arrival_rate_version_.load(std::memory_order_acquire);
+      offset = std::min(duration, NowNs() - t0);
+      continue;
+    }
     // Behind schedule (a burst, or a rate beyond one sleep per order): submit at once.
-    if (!LoadSleepUntil(t0 + offset)) break;
+    const LoadWake wake = LoadSleepOrRateChange(t0 + next, version);
+    if (wake == LoadWake::kStopped) break;
+    if (wake == LoadWake::kRateChanged) {
+      // Draw again from now at the new rate; the arrival just drawn never happens.
+      version = arrival_rate_version_.load(std::memory_order_acquire);
+      offset = std::min(duration, NowNs() - t0);
+      continue;
+    }
+    offset = next;
     if (!Submit(-1).ok()) break;
   }
   LoadThreadDone();
@@ -1377,6 +1450,9 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     // State(now) moves an expired open breaker to half-open (its listener updates the gauges),
     // so the exported state is what the next call would see.
     if (deps_[d].breaker && started_.load()) deps_[d].breaker->State(now);
+    if (m.budget_tokens != nullptr) {
+      m.budget_tokens->Set(deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3);
+    }
   }
   return registry_.Snapshot();
 }

@@ -213,6 +213,16 @@ class LiveEngine {
   // closed-loop client, for the scenario's duration measured from now. Unavailable if not
   // started or shutting down, FailedPrecondition if already loading.
   absl::Status StartLoad();
+  // Changes the open-loop arrival rate (Poisson or constant arrivals), in orders per second,
+  // from now on: before the load starts or while it runs. A running generator wakes and draws
+  // its next arrival from now at the new rate (for a Poisson process, which is memoryless, that
+  // is exactly the process with the new rate from now). Thread-safe. InvalidArgument
+  // ("arrivals.rate must be in (0, 1e+07], got ...") for a bad rate, FailedPrecondition for
+  // arrivals without one rate (schedule, trace, closed loop).
+  absl::Status SetArrivalRate(double rate_per_s);
+  // The open-loop arrival rate in force (orders per second; 0 for arrivals without one rate).
+  double arrival_rate() const { return arrival_rate_.load(std::memory_order_acquire); }
+
   // Stops the load generators and joins them (idempotent).
   void StopLoad();
   // Whether the load generators are still producing orders (false once their duration is over).
@@ -378,6 +388,7 @@ class LiveEngine {
     std::array<std::array<Counter*, 3>, 3> transitions{};  // [from][to]
     std::array<Gauge*, 3> state{};
     Gauge* in_flight = nullptr;
+    Gauge* budget_tokens = nullptr;  // token-bucket retry budgets only
   };
 
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);
@@ -425,6 +436,10 @@ class LiveEngine {
   bool WaitUntil(const OrderSlot* slot, std::chrono::steady_clock::time_point deadline,
                  bool forever, bool stop_with_load) const;
   bool LoadSleepUntil(int64_t t_ns) const;
+  // Like LoadSleepUntil, but also returns (kRateChanged) as soon as SetArrivalRate moves the
+  // rate version away from `seen`.
+  enum class LoadWake { kDue, kStopped, kRateChanged };
+  LoadWake LoadSleepOrRateChange(int64_t t_ns, uint64_t seen) const;
   void SamplerLoop();
   void InitTimeSeries();
   void Sample(int64_t now_ns, bool final);
@@ -487,6 +502,10 @@ class LiveEngine {
   std::atomic<bool> load_stop_{false};
   std::vector<std::thread> load_threads_ ABSL_GUARDED_BY(load_mu_);
   std::atomic<int> load_active_{0};
+  // The open-loop rate (SetArrivalRate). The version moves under load_mu_ after the rate is
+  // stored, so that a generator waiting on load_cv_ cannot miss a change.
+  std::atomic<double> arrival_rate_{0.0};
+  std::atomic<uint64_t> arrival_rate_version_{0};
 
   // Workers still running, for Shutdown's grace period.
   Mutex exit_mu_;

@@ -12,6 +12,10 @@ Routes::
     routes/admin.py
     PUT  /lab/faults             replace a dependency's fault model (bearer token; PATCH merges)
     GET  /debug/internals        queue, workers, breakers, writer (bearer token)
+    dashboard.py (not in the OpenAPI document: a page for people)
+    GET  /dashboard              the control room: live charts, event log, controls
+    GET  /dashboard/stream       Server-Sent Events, 2 Hz, from the engine's metric counters
+    POST /dashboard/actions      outage, brownout, latency spike, failure rate (bearer token)
     profiling.py
     GET  /debug/pprof/profile    CPU profile, speedscope JSON (bearer token)
     GET  /debug/pprof/heap       memory snapshot (bearer token)
@@ -45,8 +49,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reliability_lab.scenario import Faults
 from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.core import OrderService, log_event
+from reliability_lab.service.dashboard import Dashboard, dashboard_router
 from reliability_lab.service.profiling import add_profiling_routes
 from reliability_lab.service.routes import admin, orders, probes
 from reliability_lab.service.routes.common import (
@@ -267,7 +273,61 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await run_in_threadpool(svc.drain)
+        await dashboard_of(app).sample()  # the streams' last word: the engine stopped
+        await dashboard_of(app).stop()
         state.close_pools()
+
+
+class ServiceSource:
+    """The service's engine as the dashboard sees it."""
+
+    def __init__(self, service: OrderService) -> None:
+        self.service = service
+
+    def metrics(self) -> list[dict[str, Any]]:
+        lab = self.service.lab
+        return [] if lab is None else lab._engine.metrics()
+
+    def now(self) -> float:
+        lab = self.service.lab
+        return 0.0 if lab is None else lab.now()
+
+    def dependencies(self) -> list[str]:
+        return [d.name for d in self.service.scenario.dependencies]
+
+    def faults(self, dependency: str) -> Faults:
+        return self.service.scenario.dependency(dependency).faults
+
+    def set_faults(self, dependency: str, faults: Faults) -> None:
+        svc = self.service
+        if svc.lab is None or not svc.lab.running:
+            raise RuntimeError("the engine is not running")
+        new = svc.scenario.replace({f"{dependency}.faults": faults})
+        svc.lab.set_faults(dependency, faults)
+        svc.scenario = new
+        log_event("faults_changed", dependency=dependency, route="/dashboard/actions")
+
+    def status(self) -> str:
+        svc = self.service
+        lab = svc.lab
+        if lab is None or not svc.started:
+            return "stopped" if svc.drained else "starting"
+        if not lab.running:
+            return "stopped"
+        return "draining" if svc.draining else "running"
+
+    def arrival_rate(self) -> float | None:
+        return None  # the orders come from the HTTP clients
+
+    def set_arrival_rate(self, rate: float) -> None:
+        raise ValueError("the service's orders come from its HTTP clients: no arrival rate")
+
+
+def dashboard_of(app: FastAPI) -> Dashboard:
+    """The app's :class:`Dashboard`."""
+    dash = app.state.dashboard
+    assert isinstance(dash, Dashboard)
+    return dash
 
 
 def create_app(config: ServiceConfig, service: OrderService | None = None) -> FastAPI:
@@ -306,6 +366,8 @@ def create_app(config: ServiceConfig, service: OrderService | None = None) -> Fa
     app.include_router(orders.router)
     app.include_router(probes.router)
     app.include_router(admin.router)
+    app.state.dashboard = Dashboard(ServiceSource(svc))
+    app.include_router(dashboard_router(lambda r: dashboard_of(r.app), check_admin))
     add_profiling_routes(app, check_admin)
     install_openapi(app)
 

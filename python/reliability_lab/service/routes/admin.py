@@ -85,6 +85,16 @@ async def _change_faults(request: Request, state: AppState, *, merge: bool) -> R
     except (KeyError, ValueError, RuntimeError) as e:
         return error(409, "conflict", str(e))
     svc.scenario = new
+    dash = getattr(request.app.state, "dashboard", None)
+    if dash is not None:  # the control room draws every change of the chaos switch
+        verb = "merged into" if merge else "replaced"
+        dash.record(
+            "action",
+            f"{body.dependency}: fault model {verb} via /lab/faults",
+            annotate=True,
+            action="faults",
+            dependency=body.dependency,
+        )
     log_event(
         "faults_changed",
         dependency=body.dependency,
