@@ -124,6 +124,15 @@ static_assert(kMaxDependencies <= 32);
 absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioConfig& config,
                                                                const LiveOptions& options) {
   if (absl::Status s = ValidateScenario(config); !s.ok()) return s;
+  for (const DependencyConfig& d : config.dependencies) {
+    // A worker blocks on one attempt at a time; copies in parallel need more than that.
+    if (d.hedge || d.fanout) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.%s is simulator-only for now: the live engine does not send parallel copies of a "
+          "call (use simulate(), or set %s.%s=None)",
+          d.name, d.hedge ? "hedge" : "fanout", d.name, d.hedge ? "hedge" : "fanout"));
+    }
+  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -638,6 +647,11 @@ void LiveEngine::Process(Worker& w, const Job& job) {
         }
         break;
       case FlowAction::Kind::kDone:
+        break;
+      case FlowAction::Kind::kWait:
+        // Only hedged or fanned-out calls wait for other copies, and Create rejects those; end
+        // the order rather than spin if that ever changes.
+        cancelled = true;
         break;
     }
   }
@@ -1523,6 +1537,11 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       t.rejected_bulkhead += s.rejected_bulkhead;
       t.rejected_throttle += s.rejected_throttle;
       t.fallbacks += s.fallbacks;
+      t.successes += s.successes;
+      t.cancelled += s.cancelled;
+      t.hedges += s.hedges;
+      t.hedges_won += s.hedges_won;
+      t.hedges_denied += s.hedges_denied;
       for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
     }
   };
