@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import reliability_lab as rl
 from reliability_lab import (
+    Capacity,
     Constant,
     Dependency,
     Exponential,
@@ -44,7 +45,7 @@ def _call_latency(result: rl.Result) -> np.ndarray:
 
 
 def test_hedge_fields_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"max_hedges must be an integer in \[1, 15\], got 0"):
+    with pytest.raises(ValueError, match=r"max_hedges must be an integer in \[1, 31\], got 0"):
         Hedge(max_hedges=0)
     with pytest.raises(ValueError, match=r"quantile must be a finite number in \(0, 1\)"):
         Hedge(quantile=1.0)
@@ -94,11 +95,75 @@ def test_dotted_paths_dicts_and_the_native_validator() -> None:
     rl._core.validate_scenario(raw)
 
 
-def test_the_live_engine_says_it_does_not_hedge_yet() -> None:
-    for dep in (Dependency(hedge=Hedge()), Dependency(fanout=FanOut())):
+def test_the_live_engine_refuses_a_round_on_a_capacity_limited_dependency() -> None:
+    limited = Faults(capacity=Capacity(max_in_service=4))
+    for dep in (
+        Dependency(faults=limited, hedge=Hedge()),
+        Dependency(faults=limited, fanout=FanOut()),
+    ):
         which = "hedge" if dep.hedge else "fanout"
-        with pytest.raises(ValueError, match=rf"^payment\.{which} is simulator-only for now"):
+        with pytest.raises(
+            ValueError, match=rf"^payment\.{which} with a capacity limit .* is simulator-only"
+        ):
             rl.Lab(_scenario(dep))
+
+
+def _outcomes(orders: object) -> list[tuple[str, str, int]]:
+    import pandas as pd
+
+    assert isinstance(orders, pd.DataFrame)
+    return sorted(
+        zip(
+            orders["status"].astype(str),
+            orders["reason"].astype(str),
+            orders["attempts"].astype(int),
+            strict=True,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "dep",
+    [
+        # The first copy always wins (20 ms against a hedge sent at 5 ms): 2 attempts each.
+        Dependency(
+            faults=Faults(latency=Constant(0.02)), hedge=Hedge(delay=0.005, budget_ratio=None)
+        ),
+        # Every copy times out; the round fails when the last one does, then one retry round.
+        Dependency(
+            faults=Faults(latency=Constant(0.05)),
+            attempt_timeout=0.015,
+            retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
+            hedge=Hedge(delay=0.005, max_hedges=2, budget_ratio=None),
+        ),
+        # A hedge budget of one token: the first order hedges, the others cannot.
+        Dependency(
+            faults=Faults(latency=Constant(0.01)),
+            hedge=Hedge(delay=0.002, budget_ratio=0.0, budget_burst=1.0),
+        ),
+        # Fan-out: four copies answer at once; the first three make the quorum, the fourth is
+        # cancelled (answers at the same instant are taken in launch order by both engines).
+        Dependency(faults=Faults(latency=Constant(0.01)), fanout=FanOut(4, 3)),
+    ],
+)
+def test_both_engines_give_the_same_per_order_outcomes(dep: Dependency) -> None:
+    n = 12
+    sc = Scenario(
+        arrivals=rl.Trace(tuple(0.03 * i for i in range(n))),
+        workers=2,
+        queue_capacity=100,
+        duration=0.03 * n,
+        seed=3,
+        dependencies=(dep,),
+    )
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(n)
+        assert all(h.wait(timeout=30) for h in handles)
+    live = lab.result
+    assert _outcomes(live.orders) == _outcomes(sim.orders)
+    for key in ("calls", "successes", "failures", "cancelled", "hedges", "hedges_won"):
+        assert live.totals["dependencies"][0][key] == sim.totals["dependencies"][0][key], key
 
 
 # -- conservation and the budget ------------------------------------------------------------------
@@ -120,7 +185,7 @@ def test_conservation_with_faults_retries_and_a_breaker() -> None:
     terminal = s["completed"] + s["failed"] + s["rejected"] + s["expired"] + s["cancelled"]
     assert terminal == s["arrived"]
     assert s["in_flight"] == 0
-    raw = r.raw["dependencies"][0]
+    raw = r.totals["dependencies"][0]
     assert raw["calls"] == raw["successes"] + raw["failures"] + raw["cancelled"]
     assert raw["hedges"] > 0 and raw["cancelled"] > 0
     orders = r.orders
@@ -147,7 +212,7 @@ def test_the_hedge_budget_is_never_exceeded(ratio: float, burst: float) -> None:
         hedge=Hedge(delay=0.001, max_hedges=3, budget_ratio=ratio, budget_burst=burst),
     )
     r = simulate(_scenario(dep, duration=10.0))
-    raw = r.raw["dependencies"][0]
+    raw = r.totals["dependencies"][0]
     rounds = raw["calls"] - raw["hedges"]  # no breaker or throttle: one first copy per round
     assert rounds == r.summary["arrived"]
     assert raw["hedges"] <= burst + ratio * rounds + 1e-9
@@ -169,7 +234,7 @@ def test_hedging_cuts_the_tail_at_the_price_of_extra_calls() -> None:
     assert p99_hedged < 0.1
     extra = hedged.summary["payment.calls_per_order"] - 1.0
     p_hedge = 0.98 * math.exp(-0.05 / 0.01) + 0.02  # P(first copy still out at 50 ms)
-    assert extra == pytest.approx(p_hedge, rel=0.1)
+    assert extra == pytest.approx(p_hedge, rel=0.2)
     assert hedged.summary["payment.hedges_won"] > 0
 
 
@@ -180,7 +245,7 @@ def test_a_quantile_delay_hedges_about_the_slowest_fraction() -> None:
         hedge=Hedge(delay=1.0, quantile=0.9, window=200, budget_ratio=None),
     )
     r = simulate(_scenario(dep))
-    raw = r.raw["dependencies"][0]
+    raw = r.totals["dependencies"][0]
     assert raw["hedges"] / r.summary["arrived"] == pytest.approx(0.1, abs=0.02)
 
 
@@ -198,7 +263,7 @@ def test_fanout_latency_is_the_mth_order_statistic_of_exponentials(k: int, m: in
     lat = _call_latency(r)
     assert len(lat) > 5000
     assert lat.mean() == pytest.approx(expected, rel=0.04)
-    raw = r.raw["dependencies"][0]
+    raw = r.totals["dependencies"][0]
     assert raw["calls"] == k * r.summary["arrived"]
     assert raw["cancelled"] == (k - m) * r.summary["arrived"]
 
@@ -236,5 +301,5 @@ def test_fanout_fails_once_the_quorum_is_out_of_reach() -> None:
     p_fail = sum(math.comb(5, j) * q**j * (1 - q) ** (5 - j) for j in range(3, 6))
     n = r.summary["arrived"]
     assert r.summary["failed"] / n == pytest.approx(p_fail, abs=4 * math.sqrt(p_fail / n))
-    raw = r.raw["dependencies"][0]
+    raw = r.totals["dependencies"][0]
     assert raw["calls"] == raw["successes"] + raw["failures"] + raw["cancelled"]

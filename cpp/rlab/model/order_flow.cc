@@ -307,6 +307,14 @@ void OrderFlow::CancelCopies(int64_t now_ns) {
   DependencyRuntime& d = (*deps_)[dep_];
   for (uint32_t mask = outstanding_; mask != 0; mask &= mask - 1) {
     Copy& cp = copies_[__builtin_ctz(mask)];
+    if (d.hedger) {
+      // A copy cancelled after at least the hedge delay is known to be slower than the delay's
+      // quantile: recording its elapsed time (a lower bound of its latency) keeps its rank. Left
+      // out, the slow copies that hedges cut short would bias the quantile low, hedging more
+      // and cutting more of them short.
+      const int64_t elapsed_ns = now_ns - cp.start_ns;
+      if (elapsed_ns >= d.hedger->DelayNs()) d.hedger->RecordLatency(elapsed_ns);
+    }
     if (cp.holds_breaker) {
       // Cancelled, not failed: the breaker hears nothing about the copy (and frees its permit).
       d.breaker->Record(cp.breaker_token, CallResult::kIgnored, now_ns, now_ns - cp.start_ns);

@@ -23,7 +23,7 @@
 namespace rlab {
 
 // The most copies one call may send (first copy + hedges, or fan-out copies).
-inline constexpr int kMaxCopies = 16;
+inline constexpr int kMaxCopies = 32;
 
 // Hedging of one dependency's calls.
 struct HedgeConfig {

@@ -151,9 +151,9 @@ class Dependency:
             is then applied once). Only meaningful with ``charges``.
         charges: this dependency takes money: the ledger counts its committed calls.
         hedge: a :class:`~reliability_lab.scenario.Hedge` (send another copy of a slow call),
-            or None. Simulator-only for now.
+            or None.
         fanout: a :class:`~reliability_lab.scenario.FanOut` (send k copies, need m answers), or
-            None; not together with ``hedge``. Simulator-only for now.
+            None; not together with ``hedge``.
     """
 
     name: str = "payment"

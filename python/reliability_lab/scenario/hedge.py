@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from reliability_lab.scenario._validate import _duration, _int, _real, _set
 
-_MAX_COPIES = 16  # the core's kMaxCopies
+_MAX_COPIES = 32  # the core's kMaxCopies
 _MAX_WINDOW = 100_000
 
 
@@ -33,10 +33,11 @@ class Hedge:
 
     A dependency that ``charges`` may be hedged only with ``idempotency_keys`` (each copy may
     charge); otherwise the :class:`~reliability_lab.Scenario` raises ValueError naming
-    ``"<dependency>.hedge"``. The live engine does not run hedging yet (ValueError).
+    ``"<dependency>.hedge"``. Both engines run it; the live engine not yet on a dependency
+    with a capacity limit (ValueError).
 
     Attributes:
-        max_hedges: extra copies per call, in [1, 15].
+        max_hedges: extra copies per call, in [1, 31].
         delay: seconds without an answer before the next copy, in (0, 1e6]; with a quantile,
             the delay used until the latency window is full.
         quantile: None for the fixed ``delay``; in (0, 1) to hedge after this quantile of the
@@ -44,7 +45,7 @@ class Hedge:
         window: latencies kept for the quantile, in [1, 100000].
         budget_ratio: the hedge budget, a token bucket: every call adds ``budget_ratio`` tokens
             (up to ``budget_burst``; it starts full) and every hedge takes one, so hedges never
-            exceed ``budget_burst + budget_ratio * calls``. In [0, 15]; None: no budget.
+            exceed ``budget_burst + budget_ratio * calls``. In [0, 31]; None: no budget.
         budget_burst: the bucket's size, in [1, 1e9].
     """
 
@@ -75,11 +76,11 @@ class FanOut:
     as the quorum is out of reach, and the copies still outstanding are cancelled. ``quorum=1``
     is hedging at once, ``quorum=copies`` is fan-out-and-join.
 
-    A dependency that ``charges`` may fan out only with ``idempotency_keys``. The live engine
-    does not run fan-out yet (ValueError).
+    A dependency that ``charges`` may fan out only with ``idempotency_keys``. Both engines run
+    it; the live engine not yet on a dependency with a capacity limit (ValueError).
 
     Attributes:
-        copies: copies per call, in [1, 16].
+        copies: copies per call, in [1, 32].
         quorum: successes needed, in [1, copies].
     """
 
