@@ -130,10 +130,10 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
     // capacity-limited server (one blocking wait in its line per call) does not support yet.
     if ((d.hedge || d.fanout) && d.faults.capacity.max_in_service > 0) {
       const char* what = d.hedge ? "hedge" : "fanout";
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.%s with a capacity limit (%s.faults.capacity.max_in_service = %d) is "
-          "simulator-only for now: use simulate(), or set %s.%s=None",
-          d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s.%s with a capacity limit (%s.faults.capacity.max_in_service = %d) is "
+                          "simulator-only for now: use simulate(), or set %s.%s=None",
+                          d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
   }
   if (config.release_worker_during_backoff) {
@@ -831,8 +831,8 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
     if (a.kind == FlowAction::Kind::kAttempt && a.dep == dep) {
       const int64_t now = NowNs();
       const FaultModel& model = ModelFor(w, dep);
-      const Outcome timeout = Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded
-                                                              : OutcomeKind::kTimeout);
+      const Outcome timeout =
+          Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
       for (uint32_t mask = a.launch; mask != 0; mask &= mask - 1) {
         const int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
         AtomicMax(dep_max_load_[dep], load);

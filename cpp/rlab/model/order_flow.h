@@ -139,9 +139,9 @@ struct FlowStats {
   int64_t rejected_throttle = 0;
   int64_t fallbacks = 0;  // failures absorbed by a fallback (the order went on, degraded)
   std::array<int64_t, kNumRetryEndReasons> retry_ends{};  // how retry loops ended
-  int64_t successes = 0;  // attempts that succeeded: calls = successes + failures + cancelled
-  int64_t cancelled = 0;  // copies cancelled because their call was decided without them
-  int64_t hedges = 0;     // hedge copies sent (included in calls)
+  int64_t successes = 0;      // attempts that succeeded: calls = successes + failures + cancelled
+  int64_t cancelled = 0;      // copies cancelled because their call was decided without them
+  int64_t hedges = 0;         // hedge copies sent (included in calls)
   int64_t hedges_won = 0;     // calls whose winning copy was a hedge
   int64_t hedges_denied = 0;  // hedges the hedge budget refused
 };

@@ -549,8 +549,8 @@ void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
     const LineEntry w = srv.line.front();
     srv.line.pop_front();
     const Active& a = active_[w.slot];
-    const bool waiting = a.live && a.gen == w.gen && a.attempt_dep == dep &&
-                         ((a.outstanding >> w.copy) & 1u) != 0;
+    const bool waiting =
+        a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u) != 0;
     if (!waiting && cap.drop_abandoned) continue;
     ++srv.in_service;
     BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns);
