@@ -185,6 +185,22 @@ TEST(HedgeFlowTest, AFailedCopyWaitsForTheOthersThenTheRetryLoopBacksOff) {
   EXPECT_EQ(t.stats[0].cancelled, 0);
 }
 
+TEST(HedgeFlowTest, ACopyCancelledAfterTheDelayCountsForTheQuantile) {
+  DependencyConfig d = Hedged(1, 10 * kMs);
+  d.hedge->quantile = 0.5;
+  d.hedge->window = 2;
+  Harness t(d);
+  OrderFlow f = t.Flow();
+  f.Begin(0, t.rng);
+  f.OnHedgeTimer(10 * kMs, t.rng);
+  // The hedge answers in 2 ms; the first copy, cancelled after 12 ms, is slower than that.
+  f.OnAttemptDone(12 * kMs, Outcome::Success(), true, t.rng, 1);
+  // The window holds {2 ms, 12 ms} (without the cancelled copy it would not be full yet, and
+  // the delay would stay 10 ms); its nearest-rank median is 2 ms.
+  OrderFlow g = t.Flow();
+  EXPECT_EQ(g.Begin(100 * kMs, t.rng).hedge_at_ns, 102 * kMs);
+}
+
 TEST(HedgeFlowTest, TheBudgetRefusesHedgesOnceSpent) {
   DependencyConfig d = Hedged(1, 10 * kMs);
   d.hedge->budget_ratio = 0.0;
