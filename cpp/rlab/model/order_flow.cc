@@ -79,6 +79,7 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
   } else if (c.fanout) {
     max_copies = c.fanout->copies;
   }
+  uses_rounds = c.hedge.has_value() || c.fanout.has_value();
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,

@@ -102,8 +102,9 @@ struct DependencyRuntime {
   std::unique_ptr<Hedger> hedger;  // when the dependency hedges its calls
   // Copies per call: 1, fanout.copies, or 1 + hedge.max_hedges.
   int max_copies = 1;
-  // Whether calls are rounds of copies (hedge or fanout set).
-  bool rounds() const { return max_copies > 1 || config->fanout.has_value(); }
+  // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
+  bool uses_rounds = false;
+  bool rounds() const { return uses_rounds; }
 };
 
 // What the engine must do next for an order.
