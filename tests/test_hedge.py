@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 import reliability_lab as rl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reliability_lab import (
     Capacity,
     Constant,
@@ -303,3 +305,68 @@ def test_fanout_fails_once_the_quorum_is_out_of_reach() -> None:
     assert r.summary["failed"] / n == pytest.approx(p_fail, abs=4 * math.sqrt(p_fail / n))
     raw = r.totals["dependencies"][0]
     assert raw["calls"] == raw["successes"] + raw["failures"] + raw["cancelled"]
+
+
+# -- property: any hedge or fan-out configuration -------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["hedge", "fanout"]),
+    copies=st.integers(1, 6),
+    quorum_frac=st.floats(0.0, 1.0),
+    delay=st.floats(0.001, 0.1),
+    ratio=st.one_of(st.none(), st.floats(0.0, 2.0)),
+    burst=st.floats(1.0, 20.0),
+    failure_rate=st.floats(0.0, 0.5),
+    timeout=st.sampled_from([0.0, 0.03]),
+    retries=st.integers(1, 3),
+    breaker=st.booleans(),
+    deadline=st.sampled_from([0.0, 0.05, 1.0]),
+)
+def test_every_order_ends_once_and_the_counts_add_up(
+    kind: str,
+    copies: int,
+    quorum_frac: float,
+    delay: float,
+    ratio: float | None,
+    burst: float,
+    failure_rate: float,
+    timeout: float,
+    retries: int,
+    breaker: bool,
+    deadline: float,
+) -> None:
+    pattern: dict[str, object] = (
+        {"hedge": Hedge(delay=delay, max_hedges=copies, budget_ratio=ratio, budget_burst=burst)}
+        if kind == "hedge"
+        else {"fanout": FanOut(copies, max(1, round(quorum_frac * copies)))}
+    )
+    dep = Dependency(
+        faults=Faults(failure_rate=failure_rate, latency=Exponential(0.02)),
+        retry=rl.Retry(max_attempts=retries, backoff=rl.Backoff(initial=0.001)),
+        breaker=rl.Breaker(consecutive_failures=5, open_for=0.05) if breaker else None,
+        attempt_timeout=timeout,
+        **pattern,  # type: ignore[arg-type]
+    )
+    sc = Scenario(
+        arrivals=Poisson(300.0),
+        workers=8,
+        queue_capacity=50,
+        duration=1.0,
+        seed=11,
+        order_deadline=deadline,
+        dependencies=(dep,),
+    )
+    r = simulate(sc)
+    s = r.summary
+    terminal = s["completed"] + s["failed"] + s["rejected"] + s["expired"] + s["cancelled"]
+    assert terminal == s["arrived"] and s["in_flight"] == 0
+    d = r.totals["dependencies"][0]
+    assert d["calls"] == d["successes"] + d["failures"] + d["cancelled"]
+    if kind == "hedge" and ratio is not None:
+        rounds = d["calls"] - d["hedges"] + d["rejected_breaker"]  # an upper bound on calls
+        assert d["hedges"] <= burst + ratio * rounds + 1e-9
+    orders = r.orders
+    assert orders is not None
+    assert bool((orders["end"] >= orders["arrival"]).all())
