@@ -67,7 +67,15 @@ def test_hedging_a_write_needs_idempotency_keys() -> None:
     with pytest.raises(ValueError, match=r"payment\.hedge must be None"):
         sc.replace({"payment.hedge": Hedge()})
     # With idempotency keys a hedged write is allowed: the ledger applies it once.
-    _scenario(Dependency(charges=True, hedge=Hedge()))
+    ok = _scenario(Dependency(charges=True, hedge=Hedge()))
+    # The native validator words it the same way.
+    raw = ok.to_dict()
+    raw["dependencies"][0]["idempotency_keys"] = False
+    with pytest.raises(ValueError) as native:
+        rl._core.validate_scenario(raw)
+    with pytest.raises(ValueError) as python:
+        Scenario.from_dict(raw)
+    assert str(native.value) == str(python.value)
 
 
 def test_hedge_and_fanout_are_exclusive() -> None:
