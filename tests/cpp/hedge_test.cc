@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
+#include "rlab/live/live_engine.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/scenario.h"
 #include "rlab/sim/sim_engine.h"
@@ -340,6 +341,59 @@ TEST(HedgeSimTest, FanoutLatencyIsTheQuorumthOrderStatistic) {
   // Answers at the same instant arrive in launch order: copies 3 and 4 are cancelled.
   EXPECT_EQ(r.deps[0].flow.cancelled, 2 * n);
   EXPECT_EQ(r.deps[0].flow.successes, 3 * n);
+}
+
+std::unique_ptr<LiveEngine> StartLive(const ScenarioConfig& sc) {
+  auto e = LiveEngine::Create(sc, LiveOptions{});
+  EXPECT_TRUE(e.ok()) << e.status();
+  if (!e.ok()) return nullptr;
+  EXPECT_TRUE((*e)->Start().ok());
+  return std::move(*e);
+}
+
+TEST(HedgeLiveTest, TheLiveEngineRunsTheRoundLikeTheSimulator) {
+  // As ConstantLatencyTheFirstCopyAlwaysWinsAndTheHedgeIsWasted, on real threads.
+  auto e = StartLive(OneDependency(Hedged(1, 10 * kMs), 0.04, 1));
+  ASSERT_NE(e, nullptr);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(e->Submit().ok());
+  EXPECT_TRUE(e->WaitIdle(-1));
+  e->Shutdown(1'000 * kMs);
+  const SimResult& r = **e->result();
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kCompleted)], 6);
+  const DependencyTotals& d = r.deps[0];
+  EXPECT_EQ(d.flow.calls, 12);
+  EXPECT_EQ(d.flow.hedges, 6);
+  EXPECT_EQ(d.flow.hedges_won, 0);
+  EXPECT_EQ(d.flow.cancelled, 6);
+  EXPECT_EQ(d.flow.successes, 6);
+  EXPECT_EQ(d.wasted_attempt_ns, 6 * 40 * kMs);
+}
+
+TEST(HedgeLiveTest, ShutdownCancelsARoundInProgress) {
+  DependencyConfig dep = Fanned(3, 2);
+  auto e = StartLive(OneDependency(dep, 10.0, 1));
+  ASSERT_NE(e, nullptr);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(e->Submit().ok());
+  const ShutdownReport rep = e->Shutdown(30 * kMs);
+  EXPECT_EQ(rep.cancelled, 2);
+  const SimResult& r = **e->result();
+  EXPECT_EQ(r.in_flight, 0);
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kCancelled)], 2);
+  const FlowStats& f = r.deps[0].flow;
+  // Each order that reached a worker sent its three copies; all were cancelled.
+  EXPECT_EQ(f.calls % 3, 0);
+  EXPECT_EQ(f.cancelled, f.calls);
+  EXPECT_EQ(f.calls, f.successes + f.failures + f.cancelled);
+}
+
+TEST(HedgeLiveTest, ACapacityLimitedRoundIsSimulatorOnly) {
+  DependencyConfig dep = Hedged(1, 10 * kMs);
+  dep.faults.capacity.max_in_service = 2;
+  const auto e = LiveEngine::Create(OneDependency(dep, 0.01, 1), LiveOptions{});
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().message(),
+            "payment.hedge with a capacity limit (payment.faults.capacity.max_in_service = 2) is "
+            "simulator-only for now: use simulate(), or set payment.hedge=None");
 }
 
 }  // namespace
