@@ -153,6 +153,16 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
     d["wasted_service"] = t.wasted_service;
     d["rejected_by_capacity"] = t.rejected_by_capacity;
     d["max_load"] = t.max_load;
+    d["successes"] = t.flow.successes;
+    d["cancelled"] = t.flow.cancelled;
+    if (sc.dependencies[i].hedge || sc.dependencies[i].fanout) {
+      // Request-pattern totals, only where the scenario uses them (the summary follows).
+      d["hedges"] = t.flow.hedges;
+      d["hedges_won"] = t.flow.hedges_won;
+      d["hedges_denied"] = t.flow.hedges_denied;
+      d["wasted_attempt_seconds"] = NsToSeconds(t.wasted_attempt_ns);
+      d["hedge_tokens"] = t.hedge_tokens;
+    }
     py::list phases;
     for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
       phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));

@@ -102,6 +102,7 @@ class Obj {
     return v;
   }
   bool IsNone(const char* key) { return Get(key).is_none(); }
+  bool Has(const char* key) const { return PyDict_GetItemString(dict_.ptr(), key) != nullptr; }
 
   double Number(const char* key) { return ToDouble(Get(key), At(key)); }
   std::optional<double> OptionalNumber(const char* key) {
@@ -436,6 +437,38 @@ ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
   return t;
 }
 
+HedgeConfig ReadHedge(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  HedgeConfig c;
+  c.max_hedges = static_cast<int>(o.Int("max_hedges", 1, kMaxCopies - 1));
+  c.delay_ns = o.Seconds("delay");
+  if (!o.IsNone("quantile")) {
+    c.quantile = o.Number("quantile");
+    // 0 means "no quantile" in the struct: given explicitly, it is out of range.
+    if (c.quantile == 0.0) {
+      Fail(absl::StrFormat("%s must be None or in (0, 1), got 0", o.At("quantile")));
+    }
+  }
+  c.window = static_cast<int>(o.Int("window", 1, 100'000));
+  c.budget_ratio = o.IsNone("budget_ratio") ? -1.0 : o.Number("budget_ratio");
+  if (!o.IsNone("budget_ratio") && c.budget_ratio < 0.0) {
+    Fail(absl::StrFormat("%s must be None or in [0, %d], got %g", o.At("budget_ratio"),
+                         kMaxCopies - 1, c.budget_ratio));
+  }
+  c.budget_burst = o.Number("budget_burst");
+  o.Finish();
+  return c;
+}
+
+FanoutConfig ReadFanout(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  FanoutConfig c;
+  c.copies = static_cast<int>(o.Int("copies", 1, kMaxCopies));
+  c.quorum = static_cast<int>(o.Int("quorum", 1, c.copies));
+  o.Finish();
+  return c;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
@@ -469,6 +502,11 @@ DependencyConfig ReadDependency(py::handle h, size_t index) {
   d.fallback = ReadFallback(o.Get("fallback"), o.At("fallback"));
   d.idempotency_keys = o.Bool("idempotency_keys");
   d.charges = o.Bool("charges");
+  // Request patterns; a dict written before they existed has no such keys.
+  if (o.Has("hedge") && !o.IsNone("hedge")) d.hedge = ReadHedge(o.Get("hedge"), o.At("hedge"));
+  if (o.Has("fanout") && !o.IsNone("fanout")) {
+    d.fanout = ReadFanout(o.Get("fanout"), o.At("fanout"));
+  }
   o.Finish();
   return d;
 }
@@ -650,6 +688,22 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   d["fallback"] = fb;
   d["idempotency_keys"] = dep.idempotency_keys;
   d["charges"] = dep.charges;
+  d["hedge"] = OptionalToPy(dep.hedge, [](const HedgeConfig& c) {
+    py::dict hd;
+    hd["max_hedges"] = c.max_hedges;
+    hd["delay_ns"] = c.delay_ns;
+    hd["quantile"] = c.quantile;
+    hd["window"] = c.window;
+    hd["budget_ratio"] = c.budget_ratio;
+    hd["budget_burst"] = c.budget_burst;
+    return hd;
+  });
+  d["fanout"] = OptionalToPy(dep.fanout, [](const FanoutConfig& c) {
+    py::dict fd;
+    fd["copies"] = c.copies;
+    fd["quorum"] = c.quorum;
+    return fd;
+  });
   return d;
 }
 

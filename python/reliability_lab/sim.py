@@ -179,6 +179,12 @@ def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, f
         s[f"{name}.rejected_breaker"] = dep["rejected_breaker"]
         s[f"{name}.fallbacks"] = dep["fallbacks"]
         s[f"{name}.wasted_service"] = dep["wasted_service"]
+        if "hedges" in dep:  # a hedged or fanned-out dependency
+            s[f"{name}.hedges"] = dep["hedges"]
+            s[f"{name}.hedges_won"] = dep["hedges_won"]
+            s[f"{name}.hedges_denied"] = dep["hedges_denied"]
+            s[f"{name}.cancelled"] = dep["cancelled"]
+            s[f"{name}.wasted_attempt_seconds"] = dep["wasted_attempt_seconds"]
         if dep["phases"]:
             transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
             for phase, start, stop in dep["phases"]:

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -125,6 +126,17 @@ static_assert(kMaxDependencies <= 32);
 absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioConfig& config,
                                                                const LiveOptions& options) {
   if (absl::Status s = ValidateScenario(config); !s.ok()) return s;
+  for (const DependencyConfig& d : config.dependencies) {
+    // The worker runs a round's copies as timed events on its own thread (RunRound), which the
+    // capacity-limited server (one blocking wait in its line per call) does not support yet.
+    if ((d.hedge || d.fanout) && d.faults.capacity.max_in_service > 0) {
+      const char* what = d.hedge ? "hedge" : "fanout";
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s.%s with a capacity limit (%s.faults.capacity.max_in_service = %d) is "
+                          "simulator-only for now: use simulate(), or set %s.%s=None",
+                          d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
+    }
+  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -169,9 +181,11 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
   for (const DependencyConfig& d : config_.dependencies) deps_.emplace_back(d);
   dep_in_flight_ = std::make_unique<std::atomic<int64_t>[]>(n);
   dep_max_load_ = std::make_unique<std::atomic<int64_t>[]>(n);
+  dep_wasted_ns_ = std::make_unique<std::atomic<int64_t>[]>(n);
   for (size_t i = 0; i < n; ++i) {
     dep_in_flight_[i].store(0);
     dep_max_load_[i].store(0);
+    dep_wasted_ns_[i].store(0);
     bulkhead_lines_.push_back(std::make_unique<BulkheadLine>());
     auto server = std::make_unique<Server>();
     {
@@ -610,30 +624,38 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   int ledger_applied = 0;
   std::string ledger_key;
   uint32_t pinned = 0;  // dependencies whose (dependency, key) pair this order pinned
+  // An attempt's answer reached the caller: metrics and the charge ledger.
+  auto attempt_ended = [&](int dep, const AttemptEnd& end) {
+    if (!end.outcome.ok()) {
+      dep_metrics_[dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
+    }
+    const DependencyConfig& dc = *deps_[dep].config;
+    if (use_ledger && end.committed && dc.charges) {
+      // The provider applies (and persists) the charge before its response reaches us.
+      if (ledger_key.empty()) ledger_key = LedgerKey(o, id);
+      // The first charge pins the pair: the ledger remembers it while this order may retry.
+      const uint32_t bit = 1u << dep;
+      if (ledger_->Charge(dc.name, ledger_key, dc.idempotency_keys, (pinned & bit) == 0)) {
+        ++ledger_applied;
+      }
+      pinned |= bit;
+    }
+  };
   while (a.kind != FlowAction::Kind::kDone && !cancelled) {
     DeliverHandoffs(flow.handoffs());
     PublishStats(w);
     switch (a.kind) {
       case FlowAction::Kind::kAttempt: {
+        if (deps_[a.dep].rounds()) {
+          a = RunRound(w, flow, a, attempt_ended, &cancelled);
+          break;
+        }
         const AttemptEnd end = DoAttempt(w, a);
         if (end.interrupted) {
           cancelled = true;
           break;
         }
-        if (!end.outcome.ok()) {
-          dep_metrics_[a.dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
-        }
-        const DependencyConfig& dc = *deps_[a.dep].config;
-        if (use_ledger && end.committed && dc.charges) {
-          // The provider applies (and persists) the charge before its response reaches us.
-          if (ledger_key.empty()) ledger_key = LedgerKey(o, id);
-          // The first charge pins the pair: the ledger remembers it while this order may retry.
-          const uint32_t bit = 1u << a.dep;
-          if (ledger_->Charge(dc.name, ledger_key, dc.idempotency_keys, (pinned & bit) == 0)) {
-            ++ledger_applied;
-          }
-          pinned |= bit;
-        }
+        attempt_ended(a.dep, end);
         a = flow.OnAttemptDone(NowNs(), end.outcome, end.committed, rng());
         break;
       }
@@ -658,6 +680,11 @@ void LiveEngine::Process(Worker& w, const Job& job) {
         }
         break;
       case FlowAction::Kind::kDone:
+        break;
+      case FlowAction::Kind::kWait:
+        // Only a round waits for its other copies, and RunRound returns only once the round is
+        // over; end the order rather than spin if that ever changes.
+        cancelled = true;
         break;
     }
   }
@@ -796,6 +823,82 @@ LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
   }
   dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
   return end;
+}
+
+template <typename OnEnd>
+FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd& on_end,
+                                bool* cancelled) {
+  // A round's copies are timed events on this thread: each copy's answer (or timeout) time is
+  // drawn when it is sent, as DoAttempt draws a single attempt's, and the thread sleeps until
+  // the earliest of those and the hedge timer, then reports it to the flow, in time order (ties:
+  // answers before the timer, in launch order, as the simulated engine orders its events).
+  struct Copy {
+    int copy;
+    int64_t end_ns;
+    int64_t service_ns;
+    AttemptEnd end;
+  };
+  absl::InlinedVector<Copy, 4> copies;
+  const int dep = a.dep;
+  int64_t hedge_at = kNoDeadline;
+  auto drop = [&](size_t i, bool wasted) {
+    dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+    // Unlimited capacity: a cancelled copy is in service; the server finishes it for nobody.
+    if (wasted) dep_wasted_ns_[dep].fetch_add(copies[i].service_ns, std::memory_order_relaxed);
+    copies.erase(copies.begin() + static_cast<std::ptrdiff_t>(i));
+  };
+  for (;;) {
+    if (a.kind == FlowAction::Kind::kAttempt && a.dep == dep) {
+      const int64_t now = NowNs();
+      const FaultModel& model = ModelFor(w, dep);
+      const Outcome timeout =
+          Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
+      for (uint32_t mask = a.launch; mask != 0; mask &= mask - 1) {
+        const int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
+        AtomicMax(dep_max_load_[dep], load);
+        const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
+        Copy c{__builtin_ctz(mask), 0, draw.service_ns, {}};
+        if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
+          c.end_ns = now + draw.service_ns;
+          c.end.outcome = draw.outcome;
+        } else {
+          c.end_ns = a.until_ns == kNoDeadline ? now + model.config().hang_ns : a.until_ns;
+          c.end.outcome = timeout;
+        }
+        c.end.committed = draw.committed;
+        copies.push_back(c);
+      }
+      if (a.hedge_at_ns != kNoDeadline) hedge_at = a.hedge_at_ns;
+    } else if (a.kind != FlowAction::Kind::kWait) {
+      return a;  // the round is over (every copy reported or cancelled)
+    }
+    if (copies.empty()) return a;  // defensive: kWait with nothing outstanding
+    size_t first = 0;
+    for (size_t i = 1; i < copies.size(); ++i) {
+      if (copies[i].end_ns < copies[first].end_ns) first = i;
+    }
+    const bool timer = hedge_at < copies[first].end_ns;
+    if (SleepUntil(timer ? hedge_at : copies[first].end_ns) == WaitEnd::kInterrupted) {
+      while (!copies.empty()) drop(copies.size() - 1, false);
+      *cancelled = true;
+      return a;
+    }
+    RandomStream& rng = w.policy_rngs[dep];
+    if (timer) {
+      hedge_at = kNoDeadline;
+      a = flow.OnHedgeTimer(NowNs(), rng);
+      continue;
+    }
+    const Copy done = copies[first];
+    drop(first, false);
+    on_end(dep, done.end);
+    a = flow.OnAttemptDone(NowNs(), done.end.outcome, done.end.committed, rng, done.copy);
+    // The copies the flow cancelled (its call was decided without them).
+    for (size_t i = copies.size(); i-- > 0;) {
+      if (((flow.outstanding() >> copies[i].copy) & 1u) == 0) drop(i, true);
+    }
+    if (copies.empty()) hedge_at = kNoDeadline;
+  }
 }
 
 void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) {
@@ -1599,6 +1702,11 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       t.rejected_bulkhead += s.rejected_bulkhead;
       t.rejected_throttle += s.rejected_throttle;
       t.fallbacks += s.fallbacks;
+      t.successes += s.successes;
+      t.cancelled += s.cancelled;
+      t.hedges += s.hedges;
+      t.hedges_won += s.hedges_won;
+      t.hedges_denied += s.hedges_denied;
       for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
     }
   };
@@ -1623,6 +1731,10 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     t.wasted_service = s.wasted;
     t.rejected_by_capacity = s.rejected;
     t.max_load = std::max(s.max_load, dep_max_load_[d].load());
+    t.wasted_attempt_ns = dep_wasted_ns_[d].load();
+    if (deps_[d].hedger && deps_[d].hedger->config().budget_ratio >= 0.0) {
+      t.hedge_tokens = deps_[d].hedger->tokens();
+    }
   }
   if (options_.record_orders) {
     // The orders still in the table join the released ones' records (the table keeps its

@@ -407,6 +407,11 @@ class LiveEngine {
   void WorkerLoop(Worker& w);
   void Process(Worker& w, const Job& job);
   AttemptEnd DoAttempt(Worker& w, const FlowAction& action);
+  // Runs a hedged or fanned-out call (a round of copies, unlimited capacity) from its first
+  // kAttempt to the flow's first action after the round; `on_end(dep, end)` sees every answer.
+  template <typename OnEnd>
+  FlowAction RunRound(Worker& w, OrderFlow& flow, FlowAction action, OnEnd& on_end,
+                      bool* cancelled);
   AttemptEnd DoLimitedAttempt(Worker& w, const FaultModel& fm, const FlowAction& action,
                               int64_t now_ns);
   // Frees finished service slots and starts abandoned calls at the head of the line.
@@ -455,6 +460,7 @@ class LiveEngine {
   std::vector<std::unique_ptr<Server>> servers_;
   std::unique_ptr<std::atomic<int64_t>[]> dep_in_flight_;  // attempts in progress
   std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
+  std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies
   std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
   std::unique_ptr<PaymentLedger> ledger_;  // set by Create
   std::string run_tag_;                    // makes derived idempotency keys unique to this run

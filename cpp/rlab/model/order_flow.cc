@@ -73,6 +73,13 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
       c.fallback.kind == FallbackConfig::Kind::kCacheOrDefault) {
     cache = std::make_unique<FallbackCache>(c.fallback.cache_capacity);
   }
+  if (c.hedge) {
+    hedger = std::make_unique<Hedger>(*c.hedge);
+    max_copies = 1 + c.hedge->max_hedges;
+  } else if (c.fanout) {
+    max_copies = c.fanout->copies;
+  }
+  uses_rounds = c.hedge.has_value() || c.fanout.has_value();
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
@@ -134,6 +141,12 @@ FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
     last_outcome_ = Outcome::Of(OutcomeKind::kDeadlineExceeded);
     return FinishDependency(now_ns, false, FailReason::kDeadline, rng);
   }
+  if (d.rounds()) {
+    // The retry loop sees one attempt per round; the round's copies are attempts for the
+    // breaker, the throttle and the per-attempt timeout.
+    if (loop_->attempts() > 1) ++s.retries;
+    return StartRound(now_ns, rng);
+  }
   ++attempts_;
   if (loop_->attempts() > 1) ++s.retries;
   if (d.throttle && !d.throttle->Allow(now_ns, rng.Uniform01())) {
@@ -152,7 +165,14 @@ FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
   }
   ++s.calls;
   attempt_start_ns_ = now_ns;
+  outstanding_ = 1;
+  return CopyAction(1, now_ns);
+}
+
+FlowAction OrderFlow::CopyAction(uint32_t launch, int64_t now_ns) const {
+  const DependencyRuntime& d = (*deps_)[dep_];
   FlowAction a{FlowAction::Kind::kAttempt, dep_, kNoDeadline, false};
+  a.launch = launch;
   if (d.config->attempt_timeout_ns > 0) a.until_ns = now_ns + d.config->attempt_timeout_ns;
   if (deadline_ns_ != kNoDeadline && deadline_ns_ <= a.until_ns) {
     a.until_ns = deadline_ns_;
@@ -161,8 +181,154 @@ FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
   return a;
 }
 
+// Rounds. The rules (docs/request_patterns.md):
+// - every copy is an attempt for the breaker (retry-outside-breaker: each takes its own permit
+//   and records its own result; a cancelled copy records "ignored"), for the throttle and for
+//   the per-attempt timeout; with breaker-outside-retry the breaker admits the whole loop once;
+// - the retry loop (and its retry budget) counts rounds: a hedged round fails only when every
+//   copy it sent failed, a fan-out round as soon as the quorum is out of reach, and only then
+//   may the retry loop back off and start a new round. gRFC A6 ("Client Retries") makes hedging
+//   and retries mutually exclusive per method and sends the next hedge at once after a
+//   non-fatal failure; the lab lets both compose, and leaves failures to the retry policy;
+// - the round's winner decides it at once: the other copies are cancelled (their server work
+//   goes on and is counted as wasted by the engine).
+FlowAction OrderFlow::StartRound(int64_t now_ns, RandomStream& rng) {
+  DependencyRuntime& d = (*deps_)[dep_];
+  if (static_cast<int>(copies_.size()) < d.max_copies) copies_.resize(d.max_copies);
+  next_copy_ = 0;
+  round_ok_ = 0;
+  round_failed_ = 0;
+  outstanding_ = 0;
+  next_hedge_ns_ = kNoDeadline;
+  if (d.config->fanout) {
+    const FanoutConfig& f = *d.config->fanout;
+    uint32_t launch = 0;
+    Outcome rejection;
+    for (int c = 0; c < f.copies; ++c) {
+      if (std::optional<Outcome> r = LaunchCopy(c, now_ns, rng)) {
+        ++round_failed_;
+        rejection = *r;
+      } else {
+        launch |= 1u << c;
+      }
+    }
+    if (round_failed_ > f.copies - f.quorum) {
+      // The quorum is out of reach before anything left: the admitted copies are not sent.
+      CancelCopies(now_ns);
+      return EndAttempt(now_ns, rejection, rng);
+    }
+    return CopyAction(launch, now_ns);
+  }
+  d.hedger->OnCall();
+  if (std::optional<Outcome> r = LaunchCopy(0, now_ns, rng)) return EndAttempt(now_ns, *r, rng);
+  FlowAction a = CopyAction(1, now_ns);
+  next_hedge_ns_ = now_ns + d.hedger->DelayNs();
+  // A hedge at or after the deadline could not be answered in time.
+  if (deadline_ns_ != kNoDeadline && next_hedge_ns_ >= deadline_ns_) next_hedge_ns_ = kNoDeadline;
+  a.hedge_at_ns = next_hedge_ns_;
+  return a;
+}
+
+std::optional<Outcome> OrderFlow::LaunchCopy(int copy, int64_t now_ns, RandomStream& rng) {
+  DependencyRuntime& d = (*deps_)[dep_];
+  FlowStats& s = (*stats_)[dep_];
+  next_copy_ = copy + 1;
+  ++attempts_;
+  if (d.throttle && !d.throttle->Allow(now_ns, rng.Uniform01())) {
+    ++s.rejected_throttle;
+    return Outcome::Of(OutcomeKind::kThrottled);
+  }
+  Copy& cp = copies_[copy];
+  cp.holds_breaker = false;
+  if (d.breaker && d.config->composition == Composition::kRetryOutsideBreaker) {
+    const BreakerPermit p = d.breaker->Allow(now_ns);
+    if (!p.admitted) {
+      ++s.rejected_breaker;
+      return Outcome::Of(p.rejection);
+    }
+    cp.holds_breaker = true;
+    cp.breaker_token = p.token;
+  }
+  ++s.calls;
+  cp.start_ns = now_ns;
+  outstanding_ |= 1u << copy;
+  return std::nullopt;
+}
+
+FlowAction OrderFlow::OnHedgeTimer(int64_t now_ns, RandomStream& rng) {
+  handoffs_ = 0;
+  const FlowAction wait{FlowAction::Kind::kWait, dep_, 0, false};
+  if (outstanding_ == 0 || next_hedge_ns_ == kNoDeadline || now_ns < next_hedge_ns_) return wait;
+  DependencyRuntime& d = (*deps_)[dep_];
+  FlowStats& s = (*stats_)[dep_];
+  next_hedge_ns_ = kNoDeadline;
+  if (!d.hedger->TryHedge()) {
+    ++s.hedges_denied;
+    return wait;
+  }
+  const int c = next_copy_;
+  // Refused locally (breaker open, throttled): no more hedges for this call; the copies already
+  // sent go on.
+  if (LaunchCopy(c, now_ns, rng).has_value()) return wait;
+  ++s.hedges;
+  FlowAction a = CopyAction(1u << c, now_ns);
+  if (next_copy_ < d.max_copies) {
+    next_hedge_ns_ = now_ns + d.hedger->DelayNs();
+    if (deadline_ns_ != kNoDeadline && next_hedge_ns_ >= deadline_ns_) {
+      next_hedge_ns_ = kNoDeadline;
+    }
+  }
+  a.hedge_at_ns = next_hedge_ns_;
+  return a;
+}
+
+FlowAction OrderFlow::OnCopyDone(int64_t now_ns, const Outcome& outcome, int copy,
+                                 RandomStream& rng) {
+  DependencyRuntime& d = (*deps_)[dep_];
+  outstanding_ &= ~(1u << copy);
+  const FanoutConfig* fanout = d.config->fanout ? &*d.config->fanout : nullptr;
+  if (outcome.ok()) {
+    if (d.hedger) d.hedger->RecordLatency(now_ns - copies_[copy].start_ns);
+    ++round_ok_;
+    if (round_ok_ >= (fanout ? fanout->quorum : 1)) {
+      if (d.hedger && copy > 0) ++(*stats_)[dep_].hedges_won;
+      CancelCopies(now_ns);
+      return EndAttempt(now_ns, outcome, rng);
+    }
+    return {FlowAction::Kind::kWait, dep_, 0, false};
+  }
+  ++round_failed_;
+  const bool lost = fanout ? round_failed_ > fanout->copies - fanout->quorum : outstanding_ == 0;
+  if (!lost) return {FlowAction::Kind::kWait, dep_, 0, false};
+  CancelCopies(now_ns);
+  return EndAttempt(now_ns, outcome, rng);
+}
+
+void OrderFlow::CancelCopies(int64_t now_ns) {
+  DependencyRuntime& d = (*deps_)[dep_];
+  for (uint32_t mask = outstanding_; mask != 0; mask &= mask - 1) {
+    Copy& cp = copies_[__builtin_ctz(mask)];
+    if (d.hedger) {
+      // A copy cancelled after at least the hedge delay is known to be slower than the delay's
+      // quantile: recording its elapsed time (a lower bound of its latency) keeps its rank. Left
+      // out, the slow copies that hedges cut short would bias the quantile low, hedging more
+      // and cutting more of them short.
+      const int64_t elapsed_ns = now_ns - cp.start_ns;
+      if (elapsed_ns >= d.hedger->DelayNs()) d.hedger->RecordLatency(elapsed_ns);
+    }
+    if (cp.holds_breaker) {
+      // Cancelled, not failed: the breaker hears nothing about the copy (and frees its permit).
+      d.breaker->Record(cp.breaker_token, CallResult::kIgnored, now_ns, now_ns - cp.start_ns);
+      cp.holds_breaker = false;
+    }
+    ++(*stats_)[dep_].cancelled;
+  }
+  next_hedge_ns_ = kNoDeadline;
+  outstanding_ = 0;
+}
+
 FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool committed,
-                                    RandomStream& rng) {
+                                    RandomStream& rng, int copy) {
   handoffs_ = 0;
   DependencyRuntime& d = (*deps_)[dep_];
   if (committed && d.config->charges) {
@@ -171,8 +337,21 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
     if (!d.config->idempotency_keys || !dep_committed_) ++applied_;
   }
   if (committed) dep_committed_ = true;
-  if (!outcome.ok()) ++(*stats_)[dep_].failures;
+  if (outcome.ok()) {
+    ++(*stats_)[dep_].successes;
+  } else {
+    ++(*stats_)[dep_].failures;
+  }
   if (d.throttle) d.throttle->RecordOutcome(now_ns, outcome);
+  if (d.rounds()) {
+    Copy& cp = copies_[copy];
+    if (cp.holds_breaker) {
+      d.breaker->Record(cp.breaker_token, BreakerResultOf(outcome), now_ns, now_ns - cp.start_ns);
+      cp.holds_breaker = false;
+    }
+    return OnCopyDone(now_ns, outcome, copy, rng);
+  }
+  outstanding_ = 0;
   if (holds_breaker_ && d.config->composition == Composition::kRetryOutsideBreaker) {
     d.breaker->Record(breaker_token_, BreakerResultOf(outcome), now_ns, now_ns - breaker_start_ns_);
     holds_breaker_ = false;
@@ -296,6 +475,8 @@ uint32_t OrderFlow::Cancel(int64_t now_ns) {
     d.breaker->Record(breaker_token_, CallResult::kIgnored, now_ns, now_ns - breaker_start_ns_);
     holds_breaker_ = false;
   }
+  if (d.rounds()) CancelCopies(now_ns);
+  outstanding_ = 0;
   loop_.reset();
   ReleaseBulkhead();
   status_ = OrderStatus::kCancelled;

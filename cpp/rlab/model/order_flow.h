@@ -23,6 +23,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/hedge.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
@@ -98,6 +99,12 @@ struct DependencyRuntime {
   std::unique_ptr<Bulkhead> bulkhead;
   std::unique_ptr<AdaptiveThrottle> throttle;
   std::unique_ptr<FallbackCache> cache;
+  std::unique_ptr<Hedger> hedger;  // when the dependency hedges its calls
+  // Copies per call: 1, fanout.copies, or 1 + hedge.max_hedges.
+  int max_copies = 1;
+  // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
+  bool uses_rounds = false;
+  bool rounds() const { return uses_rounds; }
 };
 
 // What the engine must do next for an order.
@@ -107,6 +114,7 @@ struct FlowAction {
     kSleep,         // wait until `until_ns` (a backoff), then call OnSleepDone
     kWaitBulkhead,  // wait for a slot of dependency `dep`'s bulkhead until `until_ns`
     kDone,          // the order is terminal (see OrderFlow::status())
+    kWait,          // nothing new: other copies of the current call are still outstanding
   };
   Kind kind = Kind::kDone;
   int dep = 0;
@@ -114,6 +122,12 @@ struct FlowAction {
   // kAttempt only: true when until_ns comes from the order's deadline rather than the attempt
   // timeout, so that running out of time is reported as the caller's deadline.
   bool until_is_deadline = false;
+  // kAttempt only: the copies to send now, bit c for copy c (a hedge or fan-out call sends
+  // several; a plain call sends copy 0). Every copy reports back with OnAttemptDone(copy).
+  uint32_t launch = 1;
+  // kAttempt only: when not kNoDeadline, call OnHedgeTimer at this time unless the call is over
+  // (a stale timer is harmless: the flow ignores it).
+  int64_t hedge_at_ns = kNoDeadline;
 };
 
 // Counters an engine aggregates across orders (per dependency).
@@ -126,6 +140,11 @@ struct FlowStats {
   int64_t rejected_throttle = 0;
   int64_t fallbacks = 0;  // failures absorbed by a fallback (the order went on, degraded)
   std::array<int64_t, kNumRetryEndReasons> retry_ends{};  // how retry loops ended
+  int64_t successes = 0;      // attempts that succeeded: calls = successes + failures + cancelled
+  int64_t cancelled = 0;      // copies cancelled because their call was decided without them
+  int64_t hedges = 0;         // hedge copies sent (included in calls)
+  int64_t hedges_won = 0;     // calls whose winning copy was a hedge
+  int64_t hedges_denied = 0;  // hedges the hedge budget refused
 };
 
 // The flow of one order. Not thread-safe: an order has one owner at a time.
@@ -138,10 +157,12 @@ class OrderFlow {
 
   // Processing starts at `now_ns` (a worker took the order).
   FlowAction Begin(int64_t now_ns, RandomStream& rng);
-  // The current attempt ended with `outcome` at `now_ns`; `committed` says whether its effect
-  // happened (for the charge ledger).
+  // The current attempt (copy `copy` of the current call) ended with `outcome` at `now_ns`;
+  // `committed` says whether its effect happened (for the charge ledger).
   FlowAction OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool committed,
-                           RandomStream& rng);
+                           RandomStream& rng, int copy = 0);
+  // A hedge timer (FlowAction::hedge_at_ns) fired: may send the next hedge copy.
+  FlowAction OnHedgeTimer(int64_t now_ns, RandomStream& rng);
   // A backoff sleep ended.
   FlowAction OnSleepDone(int64_t now_ns, RandomStream& rng);
   // The bulkhead handed this order a slot after a wait.
@@ -161,6 +182,10 @@ class OrderFlow {
   // engine must then wake with OnBulkheadAdmitted. Reset by every call.
   uint32_t handoffs() const { return handoffs_; }
   int current_dep() const { return dep_; }
+  // The copies of the current call still outstanding (bit c: copy c). When a call is decided,
+  // the flow cancels its other copies: the engine stops waiting for every copy it launched that
+  // is no longer in this mask (their server work goes on: it is wasted, not undone).
+  uint32_t outstanding() const { return outstanding_; }
 
  private:
   FlowAction StartDependency(int64_t now_ns, RandomStream& rng);
@@ -170,6 +195,13 @@ class OrderFlow {
   FlowAction FinishDependency(int64_t now_ns, bool ok, FailReason reason, RandomStream& rng);
   FlowAction Finish(OrderStatus status, FailReason reason);
   void ReleaseBulkhead();
+  // Rounds (hedge / fan-out): one call of the retry loop is a round of copies.
+  FlowAction StartRound(int64_t now_ns, RandomStream& rng);
+  // Sends copy `copy` through throttle and breaker; a local rejection is returned, else nullopt.
+  std::optional<Outcome> LaunchCopy(int copy, int64_t now_ns, RandomStream& rng);
+  FlowAction CopyAction(uint32_t launch, int64_t now_ns) const;
+  FlowAction OnCopyDone(int64_t now_ns, const Outcome& outcome, int copy, RandomStream& rng);
+  void CancelCopies(int64_t now_ns);
 
   std::vector<DependencyRuntime>* deps_;
   std::vector<FlowStats>* stats_;
@@ -191,6 +223,18 @@ class OrderFlow {
   int applied_ = 0;
   uint32_t handoffs_ = 0;
   int64_t attempt_start_ns_ = 0;
+  uint32_t outstanding_ = 0;
+  // The current round's copies (rounds only).
+  struct Copy {
+    uint64_t breaker_token = 0;
+    int64_t start_ns = 0;
+    bool holds_breaker = false;
+  };
+  std::vector<Copy> copies_;
+  int next_copy_ = 0;  // copies launched (or refused) in the round
+  int round_ok_ = 0;   // copies that succeeded
+  int round_failed_ = 0;
+  int64_t next_hedge_ns_ = kNoDeadline;  // when the next hedge is due; kNoDeadline: none
 };
 
 }  // namespace rlab

@@ -197,6 +197,28 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
     return Invalid(absl::StrFormat("%s.composition has an unknown value %d", n,
                                    static_cast<int>(d.composition)));
   }
+  if (d.hedge.has_value()) {
+    s = Prefixed(n + ".hedge.", Validate(*d.hedge));
+    if (!s.ok()) return s;
+  }
+  if (d.fanout.has_value()) {
+    s = Prefixed(n + ".fanout.", Validate(*d.fanout));
+    if (!s.ok()) return s;
+  }
+  if (d.hedge.has_value() && d.fanout.has_value()) {
+    return Invalid(absl::StrFormat(
+        "%s.hedge must be None when %s.fanout is set (a call is either hedged or fanned out)", n,
+        n));
+  }
+  if (d.charges && !d.idempotency_keys && (d.hedge.has_value() || d.fanout.has_value())) {
+    // Every copy of a hedged or fanned-out write may charge: without an idempotency key the
+    // provider applies each of them (the rule of gRFC A6: only idempotent calls are hedged).
+    // Worded as the Python Scenario words it (python/reliability_lab/scenario/model.py).
+    return Invalid(absl::StrFormat(
+        "%s.%s must be None on a dependency that charges without idempotency keys (each copy "
+        "would be charged; set idempotency_keys=True)",
+        n, d.hedge.has_value() ? "hedge" : "fanout"));
+  }
   if (d.charges && d.fallback.kind != FallbackConfig::Kind::kNone) {
     // A write cannot be replaced by a cached or default answer: the order would complete as
     // paid while nothing was charged. (Seed 002: degradation does not work for writes.)

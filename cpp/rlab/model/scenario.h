@@ -14,6 +14,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/hedge.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
@@ -121,6 +122,10 @@ struct DependencyConfig {
   // once). Only meaningful for a dependency with `charges`.
   bool idempotency_keys = true;
   bool charges = false;  // this dependency takes money: the ledger counts its committed calls
+  // Request patterns (at most one of the two): each call of the retry loop is a round of copies.
+  // A write (`charges`) needs idempotency keys for either: every copy may charge.
+  std::optional<HedgeConfig> hedge;
+  std::optional<FanoutConfig> fanout;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over

@@ -11,11 +11,14 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
-// An attempt's outcome packed into an event's 32-bit payload: kind, HTTP status, committed.
-uint32_t Pack(const Outcome& o, bool committed) {
+// An attempt's outcome packed into an event's 32-bit payload: kind, HTTP status, committed, and
+// the copy of its call (0 unless hedged or fanned out).
+uint32_t Pack(const Outcome& o, bool committed, int copy = 0) {
   return static_cast<uint32_t>(o.kind) | (static_cast<uint32_t>(o.http_status) << 4) |
-         (committed ? 1u << 14 : 0u);
+         (committed ? 1u << 14 : 0u) | (static_cast<uint32_t>(copy) << 16);
 }
+
+int CopyOf(uint32_t p) { return static_cast<int>((p >> 16) & 0xFF); }
 
 Outcome Unpack(uint32_t p, int64_t retry_after_ns) {
   Outcome o;
@@ -89,6 +92,7 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
     schedule_max_rate_ = std::max({schedule_max_rate_, s.rate_start, s.rate_end});
   }
   last_.deps.resize(n);
+  last_.wasted_attempt_ns.resize(n);
 }
 
 void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, uint32_t c) {
@@ -147,6 +151,9 @@ absl::Status SimEngine::Run() {
         }
         break;
       }
+      case kHedgeTimer:
+        OnHedgeTimer(e.a, e.b, now_ns_);
+        break;
       case kBulkheadTimeout: {
         Active& a = active_[e.a];
         if (!a.live || a.gen != e.b) break;
@@ -198,6 +205,9 @@ absl::Status SimEngine::Run() {
     if (deps_[i].breaker) t.breaker = deps_[i].breaker->Snapshot(now_ns_);
     if (deps_[i].token_bucket)
       t.budget_tokens = deps_[i].token_bucket->Snapshot().milli_tokens * 1e-3;
+    if (deps_[i].hedger && deps_[i].hedger->config().budget_ratio >= 0.0) {
+      t.hedge_tokens = deps_[i].hedger->tokens();
+    }
   }
   std::stable_sort(result_.transitions.begin(), result_.transitions.end(),
                    [](const SimTransition& x, const SimTransition& y) { return x.t_ns < y.t_ns; });
@@ -359,6 +369,9 @@ void SimEngine::Handle(uint32_t slot, const FlowAction& action, int64_t now_ns) 
   switch (action.kind) {
     case FlowAction::Kind::kAttempt:
       DoAttempt(slot, action, now_ns);
+      if (action.hedge_at_ns != kNoDeadline) Schedule(action.hedge_at_ns, kHedgeTimer, slot, a.gen);
+      return;
+    case FlowAction::Kind::kWait:
       return;
     case FlowAction::Kind::kSleep:
       ++a.gen;
@@ -383,39 +396,62 @@ void SimEngine::Handle(uint32_t slot, const FlowAction& action, int64_t now_ns) 
 
 void SimEngine::DoAttempt(uint32_t slot, const FlowAction& action, int64_t now_ns) {
   Active& a = active_[slot];
+  // A new call invalidates every event of the previous one; a hedge joins the call in progress.
+  if (a.outstanding == 0) ++a.gen;
+  a.attempt_dep = action.dep;
+  if (deps_[action.dep].rounds()) {
+    const size_t n = static_cast<size_t>(deps_[action.dep].max_copies);
+    if (a.copy_service_ns.size() < n) {
+      a.copy_service_ns.resize(n);
+      a.copy_retry_after_ns.resize(n);
+    }
+  }
+  for (uint32_t mask = action.launch; mask != 0; mask &= mask - 1) {
+    LaunchCopy(slot, __builtin_ctz(mask), action, now_ns);
+  }
+}
+
+void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns) {
+  Active& a = active_[slot];
   const int dep = action.dep;
   Server& srv = servers_[dep];
   const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
-  ++a.gen;
-  a.attempt_dep = dep;
+  a.outstanding |= 1u << copy;
+  const bool per_copy = deps_[dep].rounds();
+  if (per_copy) a.copy_service_ns[copy] = -1;
   ++srv.in_flight;
   if (cap.max_in_service == 0) {
     result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, srv.in_flight);
-    BeginService(dep, slot, a.gen, action.until_ns, action.until_is_deadline, true, now_ns);
+    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns);
     return;
   }
   if (srv.in_service < cap.max_in_service) {
     ++srv.in_service;
-    BeginService(dep, slot, a.gen, action.until_ns, action.until_is_deadline, true, now_ns);
+    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns);
     return;
   }
   if (cap.max_queue >= 0 && static_cast<int>(srv.line.size()) >= cap.max_queue) {
     ++result_.deps[dep].rejected_by_capacity;
-    a.retry_after_ns = -1;
-    Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false));
+    if (!per_copy) {
+      a.retry_after_ns = -1;
+    } else {
+      a.copy_retry_after_ns[copy] = -1;
+    }
+    Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false, copy));
     return;
   }
-  srv.line.push_back({slot, a.gen, action.until_ns, action.until_is_deadline});
+  srv.line.push_back(
+      {slot, a.gen, action.until_ns, action.until_is_deadline, static_cast<uint8_t>(copy)});
   result_.deps[dep].max_load = std::max<int64_t>(
       result_.deps[dep].max_load, srv.in_service + static_cast<int64_t>(srv.line.size()));
   if (action.until_ns != kNoDeadline) {
     const Outcome o = Outcome::Of(action.until_is_deadline ? OutcomeKind::kDeadlineExceeded
                                                            : OutcomeKind::kTimeout);
-    Schedule(action.until_ns, kAttemptEnd, slot, a.gen, Pack(o, false));
+    Schedule(action.until_ns, kAttemptEnd, slot, a.gen, Pack(o, false, copy));
   }
 }
 
-void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until_ns,
+void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int64_t until_ns,
                              bool until_is_deadline, bool caller_waiting, int64_t now_ns) {
   Server& srv = servers_[dep];
   const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
@@ -433,13 +469,19 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until
     return;
   }
   Active& a = active_[slot];
+  const bool per_copy = deps_[dep].rounds();
+  if (per_copy) a.copy_service_ns[copy] = draw.service_ns;
   // The caller's view: the answer, unless its timeout (or deadline) comes first. A hung call
   // never answers, even when the caller has no timeout (until_ns = kNever): it then lasts
   // Faults.hang, as in the live engine.
   const int64_t answer_ns = now_ns + draw.service_ns;  // service_ns is capped: no overflow
   if (!draw.hangs && answer_ns <= until_ns) {
-    a.retry_after_ns = draw.outcome.retry_after_ns;
-    Schedule(answer_ns, kAttemptEnd, slot, gen, Pack(draw.outcome, draw.committed));
+    if (!per_copy) {
+      a.retry_after_ns = draw.outcome.retry_after_ns;
+    } else {
+      a.copy_retry_after_ns[copy] = draw.outcome.retry_after_ns;
+    }
+    Schedule(answer_ns, kAttemptEnd, slot, gen, Pack(draw.outcome, draw.committed, copy));
     return;
   }
   const Outcome timeout =
@@ -448,19 +490,55 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until
   // one carries the commit flag and whichever runs first ends the attempt.)
   int64_t end_ns = until_ns;
   if (end_ns == kNever) end_ns = now_ns + config_.dependencies[dep].faults.hang_ns;
-  Schedule(end_ns, kAttemptEnd, slot, gen, Pack(timeout, draw.committed));
+  Schedule(end_ns, kAttemptEnd, slot, gen, Pack(timeout, draw.committed, copy));
 }
 
 void SimEngine::OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64_t now_ns) {
   Active& a = active_[slot];
-  // Stale events (an answer after a timeout, or the reverse) find the attempt already over.
-  if (!a.live || a.gen != gen || a.attempt_dep < 0) return;
+  const int copy = CopyOf(packed);
+  // Stale events (an answer after a timeout, or the reverse, or a cancelled copy's answer) find
+  // the attempt already over.
+  if (!a.live || a.gen != gen || a.attempt_dep < 0 || ((a.outstanding >> copy) & 1u) == 0) return;
   const int dep = a.attempt_dep;
-  a.attempt_dep = -1;
-  ++a.gen;
+  a.outstanding &= ~(1u << copy);
+  if (a.outstanding == 0) {
+    a.attempt_dep = -1;
+    ++a.gen;
+  }
   --servers_[dep].in_flight;
-  const Outcome outcome = Unpack(packed, a.retry_after_ns);
-  Apply(slot, a.flow->OnAttemptDone(now_ns, outcome, Committed(packed), FlowRng(slot)), now_ns);
+  const Outcome outcome =
+      Unpack(packed, deps_[dep].rounds() ? a.copy_retry_after_ns[copy] : a.retry_after_ns);
+  const FlowAction action =
+      a.flow->OnAttemptDone(now_ns, outcome, Committed(packed), FlowRng(slot), copy);
+  SyncCopies(slot);
+  Apply(slot, action, now_ns);
+}
+
+void SimEngine::OnHedgeTimer(uint32_t slot, uint32_t gen, int64_t now_ns) {
+  Active& a = active_[slot];
+  if (!a.live || a.gen != gen || a.outstanding == 0) return;
+  const FlowAction action = a.flow->OnHedgeTimer(now_ns, FlowRng(slot));
+  Apply(slot, action, now_ns);
+}
+
+void SimEngine::SyncCopies(uint32_t slot) {
+  Active& a = active_[slot];
+  const uint32_t cancelled = a.outstanding & ~a.flow->outstanding();
+  if (cancelled == 0) return;
+  const int dep = a.attempt_dep;
+  for (uint32_t mask = cancelled; mask != 0; mask &= mask - 1) {
+    const int copy = __builtin_ctz(mask);
+    --servers_[dep].in_flight;
+    // In service: the server finishes it for nobody. Still in line: counted if it gets served.
+    if (a.copy_service_ns[copy] >= 0) {
+      result_.deps[dep].wasted_attempt_ns += a.copy_service_ns[copy];
+    }
+  }
+  a.outstanding &= ~cancelled;
+  if (a.outstanding == 0) {
+    a.attempt_dep = -1;
+    ++a.gen;
+  }
 }
 
 void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
@@ -471,10 +549,11 @@ void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
     const LineEntry w = srv.line.front();
     srv.line.pop_front();
     const Active& a = active_[w.slot];
-    const bool waiting = a.live && a.gen == w.gen && a.attempt_dep == dep;
+    const bool waiting =
+        a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u) != 0;
     if (!waiting && cap.drop_abandoned) continue;
     ++srv.in_service;
-    BeginService(dep, w.slot, w.gen, w.until_ns, w.until_is_deadline, waiting, now_ns);
+    BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns);
     return;
   }
 }
@@ -563,6 +642,13 @@ void SimEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", d.name, m));
     }
   }
+  // Hedged or fanned-out dependencies only, after all the others: the price of the copies.
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].rounds()) continue;
+    for (const char* m : {"hedges", "hedges_won", "cancelled", "wasted_attempt_seconds"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
   result_.ts.assign(c.size(), {});
 }
 
@@ -605,6 +691,16 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
                               : std::numeric_limits<double>::quiet_NaN());
     put(static_cast<double>(servers_[d].in_flight));
+  }
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (!deps_[d].rounds()) continue;
+    const FlowStats& s = stats_[d];
+    const FlowStats& l = last_.deps[d];
+    put(static_cast<double>(s.hedges - l.hedges));
+    put(static_cast<double>(s.hedges_won - l.hedges_won));
+    put(static_cast<double>(s.cancelled - l.cancelled));
+    put(NsToSeconds(result_.deps[d].wasted_attempt_ns - last_.wasted_attempt_ns[d]));
+    last_.wasted_attempt_ns[d] = result_.deps[d].wasted_attempt_ns;
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

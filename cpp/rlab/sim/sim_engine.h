@@ -119,6 +119,11 @@ struct DependencyTotals {
   int64_t wasted_service = 0;        // calls served after their caller gave up
   int64_t rejected_by_capacity = 0;  // calls refused at once because the server line was full
   int64_t max_load = 0;              // most calls in service or waiting at once
+  // Server time of hedge / fan-out copies cancelled while in service (the server finishes them
+  // anyway): the price of hedging. Copies cancelled while still waiting in a capacity line are
+  // counted in wasted_service if the server later serves them.
+  int64_t wasted_attempt_ns = 0;
+  double hedge_tokens = -1.0;  // hedge budget level at the end (-1: no hedging or no budget)
 };
 
 // Everything a run produced.
@@ -169,6 +174,7 @@ class SimEngine {
     kSleepEnd,
     kBulkheadTimeout,
     kSample,
+    kHedgeTimer,
   };
 
   // An admitted order that is not terminal yet.
@@ -183,6 +189,11 @@ class SimEngine {
     int32_t client = -1;
     int32_t key = 0;
     int32_t attempt_dep = -1;  // the dependency of the attempt in progress
+    uint32_t outstanding = 0;  // the copies of that call in progress (bit c: copy c)
+    // Hedge / fan-out calls only, per copy: the Retry-After of its answer, and its service time
+    // once the server started it (-1 before), for the wasted work of cancelled copies.
+    std::vector<int64_t> copy_retry_after_ns;
+    std::vector<int64_t> copy_service_ns;
     bool holds_worker = false;
     bool live = false;
   };
@@ -193,6 +204,7 @@ class SimEngine {
     uint32_t gen;
     int64_t until_ns;
     bool until_is_deadline;
+    uint8_t copy;
   };
 
   // One dependency's server (only used when it has limited capacity) and its load.
@@ -213,9 +225,13 @@ class SimEngine {
   void Apply(uint32_t slot, const FlowAction& action, int64_t now_ns);
   void Handle(uint32_t slot, const FlowAction& action, int64_t now_ns);
   void DoAttempt(uint32_t slot, const FlowAction& action, int64_t now_ns);
-  void BeginService(int dep, uint32_t slot, uint32_t gen, int64_t until_ns, bool until_is_deadline,
-                    bool caller_waiting, int64_t now_ns);
+  void LaunchCopy(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns);
+  void BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int64_t until_ns,
+                    bool until_is_deadline, bool caller_waiting, int64_t now_ns);
   void OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64_t now_ns);
+  void OnHedgeTimer(uint32_t slot, uint32_t gen, int64_t now_ns);
+  // Stops waiting for the copies the flow cancelled (its call was decided without them).
+  void SyncCopies(uint32_t slot);
   void OnServiceDone(int dep, int64_t now_ns);
   void Finish(uint32_t slot, int64_t now_ns);
   void FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns);
@@ -263,6 +279,7 @@ class SimEngine {
     std::array<int64_t, kNumFailReasons> by_reason{};
     int64_t degraded = 0;
     std::vector<FlowStats> deps;
+    std::vector<int64_t> wasted_attempt_ns;
   };
   Counters last_;
   int64_t last_sample_ns_ = 0;

@@ -62,6 +62,7 @@ from reliability_lab.scenario.faults import (
     Phase,
     Recovery,
 )
+from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -95,7 +96,9 @@ __all__ = [
     "FailureMix",
     "Fallback",
     "FallbackKind",
+    "FanOut",
     "Faults",
+    "Hedge",
     "Latency",
     "LogNormal",
     "Mixture",

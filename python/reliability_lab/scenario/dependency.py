@@ -25,6 +25,7 @@ from reliability_lab.scenario._validate import (
     _set,
 )
 from reliability_lab.scenario.faults import Faults
+from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.throttle import ThrottleConfig
 
 FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
@@ -149,6 +150,10 @@ class Dependency:
         idempotency_keys: whether charges carry the order's idempotency key (a retried charge
             is then applied once). Only meaningful with ``charges``.
         charges: this dependency takes money: the ledger counts its committed calls.
+        hedge: a :class:`~reliability_lab.scenario.Hedge` (send another copy of a slow call),
+            or None.
+        fanout: a :class:`~reliability_lab.scenario.FanOut` (send k copies, need m answers), or
+            None; not together with ``hedge``.
     """
 
     name: str = "payment"
@@ -163,6 +168,8 @@ class Dependency:
     fallback: Fallback = Fallback()
     idempotency_keys: bool = True
     charges: bool = False
+    hedge: Hedge | None = None
+    fanout: FanOut | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -195,6 +202,10 @@ class Dependency:
         _instance("fallback", self.fallback, (Fallback,), "a Fallback")
         _bool("idempotency_keys", self.idempotency_keys)
         _bool("charges", self.charges)
+        if self.hedge is not None:
+            _instance("hedge", self.hedge, (Hedge,), "a Hedge or None")
+        if self.fanout is not None:
+            _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

@@ -46,6 +46,7 @@ from reliability_lab.scenario.arrivals import (
 )
 from reliability_lab.scenario.dependency import Dependency, Fallback, _retry_names
 from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase, _phase_labels
+from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
 from reliability_lab.throttle import ThrottleConfig
 
@@ -140,6 +141,19 @@ class Scenario:
                     f'{d.name}.fallback must be "none" on a dependency that charges (a failed '
                     "charge cannot be served from a fallback: the order would complete without "
                     f'being charged), got "{d.fallback.kind}"'
+                )
+            if d.hedge is not None and d.fanout is not None:
+                raise ValueError(
+                    f"{d.name}.hedge must be None when {d.name}.fanout is set (a call is either "
+                    "hedged or fanned out)"
+                )
+            if d.charges and not d.idempotency_keys and (d.hedge or d.fanout) is not None:
+                # Every copy of a hedged or fanned-out write may charge (gRFC A6 hedges only
+                # idempotent calls). Worded as the native validator words it.
+                which = "hedge" if d.hedge is not None else "fanout"
+                raise ValueError(
+                    f"{d.name}.{which} must be None on a dependency that charges without "
+                    "idempotency keys (each copy would be charged; set idempotency_keys=True)"
                 )
         _set(self, "dependencies", deps)
         # The whole tree, through the validator the engines use (one source of truth).
@@ -319,6 +333,8 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         RatioBudgetConfig,
         BulkheadConfig,
         ThrottleConfig,
+        Hedge,
+        FanOut,
     }
 )
 

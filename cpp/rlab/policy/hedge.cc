@@ -1,0 +1,91 @@
+#include "rlab/policy/hedge.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/validate.h"
+
+namespace rlab {
+
+absl::Status Validate(const HedgeConfig& c) {
+  absl::Status s = FirstError({
+      CheckIntRange("max_hedges", c.max_hedges, 1, kMaxCopies - 1),
+      CheckDurationNs("delay", c.delay_ns),
+      CheckIntRange("window", c.window, 1, 100'000),
+      CheckRange("budget_burst", c.budget_burst, 1.0, 1e9),
+  });
+  if (!s.ok()) return s;
+  if (c.quantile != 0.0 && !(c.quantile > 0.0 && c.quantile < 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("quantile must be None or in (0, 1), got %g", c.quantile));
+  }
+  if (c.budget_ratio >= 0.0 || std::isnan(c.budget_ratio)) {
+    return CheckRange("budget_ratio", c.budget_ratio, 0.0, kMaxCopies - 1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const FanoutConfig& c) {
+  absl::Status s = CheckIntRange("copies", c.copies, 1, kMaxCopies);
+  if (!s.ok()) return s;
+  return CheckIntRange("quorum", c.quorum, 1, c.copies);
+}
+
+Hedger::Hedger(const HedgeConfig& config) : config_(config), tokens_(config.budget_burst) {
+  if (config_.quantile > 0.0) ring_.reserve(static_cast<size_t>(config_.window));
+}
+
+int64_t Hedger::DelayNs() {
+  if (config_.quantile <= 0.0) return config_.delay_ns;
+  MutexLock lock(&mu_);
+  const size_t n = static_cast<size_t>(config_.window);
+  if (ring_.size() < n) return config_.delay_ns;
+  // Recomputing on every call would cost O(window) per hedged call; a refresh every window/16
+  // new latencies keeps the quantile current at a bounded cost.
+  if (quantile_ns_ < 0 || since_compute_ >= std::max<int64_t>(1, config_.window / 16)) {
+    scratch_ = ring_;
+    // The nearest-rank quantile: the smallest latency with at least q·n latencies at or below.
+    const auto rank = static_cast<size_t>(std::ceil(config_.quantile * static_cast<double>(n)));
+    const size_t k = std::min(n - 1, rank == 0 ? 0 : rank - 1);
+    std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<std::ptrdiff_t>(k),
+                     scratch_.end());
+    quantile_ns_ = std::max<int64_t>(1, scratch_[k]);
+    since_compute_ = 0;
+  }
+  return quantile_ns_;
+}
+
+void Hedger::RecordLatency(int64_t latency_ns) {
+  if (config_.quantile <= 0.0) return;
+  MutexLock lock(&mu_);
+  if (ring_.size() < static_cast<size_t>(config_.window)) {
+    ring_.push_back(latency_ns);
+  } else {
+    ring_[next_] = latency_ns;
+    next_ = (next_ + 1) % ring_.size();
+  }
+  ++since_compute_;
+}
+
+void Hedger::OnCall() {
+  if (config_.budget_ratio < 0.0) return;
+  MutexLock lock(&mu_);
+  tokens_ = std::min(config_.budget_burst, tokens_ + config_.budget_ratio);
+}
+
+bool Hedger::TryHedge() {
+  if (config_.budget_ratio < 0.0) return true;
+  MutexLock lock(&mu_);
+  if (tokens_ < 1.0) return false;
+  tokens_ -= 1.0;
+  return true;
+}
+
+double Hedger::tokens() {
+  MutexLock lock(&mu_);
+  return tokens_;
+}
+
+}  // namespace rlab
