@@ -17,6 +17,8 @@ void RegisterThrottle(py::module_& m);     // adaptive client-side throttling
 void RegisterScenario(py::module_& m);     // scenario validation (dict -> ScenarioConfig)
 void RegisterSim(py::module_& m);          // the simulated engine
 void RegisterLive(py::module_& m);         // the live engine (real threads)
+void RegisterConcurrencyLimit(py::module_& m);  // adaptive concurrency limits
+void RegisterRateLimit(py::module_& m);         // rate limiters (smooth, bursty, per key)
 
 }  // namespace rlab::bindings
 
@@ -34,4 +36,6 @@ PYBIND11_MODULE(_core, m) {
   RegisterScenario(m);
   RegisterSim(m);
   RegisterLive(m);
+  RegisterConcurrencyLimit(m);
+  RegisterRateLimit(m);
 }
