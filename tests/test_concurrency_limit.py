@@ -17,6 +17,7 @@ from reliability_lab.concurrency_limit import (
     Gradient2,
     LimitChange,
     LimitExceeded,
+    LimitPermit,
     SampleWindow,
     Vegas,
 )
@@ -275,3 +276,37 @@ def test_concurrent_use_never_exceeds_max_limit() -> None:
     assert s.inflight == 0
     assert s.acquired + s.rejected == 8000
     assert s.acquired == s.succeeded + s.dropped
+
+
+@given(limit=st.integers(1, 12), threads=st.integers(2, 4))
+@settings(max_examples=15, deadline=None)
+def test_concurrent_holders_never_exceed_the_limit(limit: int, threads: int) -> None:
+    # Permits held across threads (released only at the end) never outnumber the limit, and
+    # every admission is accounted for.
+    clock = ManualClock()
+    lim = ConcurrencyLimiter(
+        Aimd(initial_limit=limit, min_limit=1, max_limit=limit), clock=clock, seed=8
+    )
+    held: list[LimitPermit] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(20):
+            permit = lim.try_acquire()
+            if permit is not None:
+                with lock:
+                    held.append(permit)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert len(held) == limit
+    s = lim.snapshot()
+    assert (s.inflight, s.acquired, s.rejected) == (limit, limit, 20 * threads - limit)
+    for permit in held:
+        permit.ignore()
+    assert lim.snapshot().inflight == 0

@@ -173,3 +173,30 @@ def test_concurrent_use_never_exceeds_the_allowance() -> None:
     assert granted == 50
     s = rl.stats()
     assert s.granted + s.rejected == 2000
+
+
+@given(
+    mode=st.sampled_from(["smooth", "bursty"]),
+    permits=st.integers(1, 40),
+    threads=st.integers(2, 4),
+)
+@settings(max_examples=15, deadline=None)
+def test_concurrent_grants_match_the_allowance(mode: str, permits: int, threads: int) -> None:
+    # At one instant a fresh limiter has `burst` (smooth) or `permits` (bursty) permits, however
+    # many threads race for them.
+    clock = ManualClock(5.0)
+    rl = RateLimiter(permits=permits, mode=mode, burst=permits, clock=clock)  # type: ignore[arg-type]
+    granted = []
+    barrier = threading.Barrier(threads)
+
+    def worker() -> None:
+        barrier.wait()
+        granted.append(sum(rl.try_acquire() for _ in range(60)))
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert sum(granted) == permits
+    assert rl.stats().rejected == 60 * threads - permits
