@@ -124,8 +124,8 @@ void Apply(const std::string& prefix, std::vector<Param>& table, const py::dict&
     const bool is_bool = py::isinstance<py::bool_>(value);
     if (p->kind == Kind::kInt) {
       if (is_bool || !py::isinstance<py::int_>(value)) {
-        Invalid(absl::StrFormat("%s must be an integer, got %s", path,
-                                std::string(py::repr(value))));
+        Invalid(
+            absl::StrFormat("%s must be an integer, got %s", path, std::string(py::repr(value))));
       }
       // Beyond int64 it cannot be in any allowed range; name the field rather than overflow.
       const auto big = py::reinterpret_borrow<py::int_>(value);
@@ -137,8 +137,7 @@ void Apply(const std::string& prefix, std::vector<Param>& table, const py::dict&
       continue;
     }
     if (is_bool || !(py::isinstance<py::int_>(value) || py::isinstance<py::float_>(value))) {
-      Invalid(
-          absl::StrFormat("%s must be a number, got %s", path, std::string(py::repr(value))));
+      Invalid(absl::StrFormat("%s must be a number, got %s", path, std::string(py::repr(value))));
     }
     const double x = value.cast<double>();
     if (p->kind == Kind::kReal) {
@@ -154,8 +153,7 @@ void Apply(const std::string& prefix, std::vector<Param>& table, const py::dict&
 
 void RegisterConcurrencyLimit(py::module_& m) {
   py::class_<LimitToken>(m, "LimitToken", "One admitted request; hand it back exactly once.")
-      .def_property_readonly("start",
-                             [](const LimitToken& t) { return NsToSeconds(t.start_ns); })
+      .def_property_readonly("start", [](const LimitToken& t) { return NsToSeconds(t.start_ns); })
       .def_readonly("inflight", &LimitToken::inflight);
 
   py::class_<LimiterSnapshot>(m, "LimiterSnapshot", "Gauges and lifetime counters of a limiter.")

@@ -327,7 +327,7 @@ TEST(WindowedLimitTest, OneUpdatePerWindowWithTheAverage) {
   for (int i = 0; i < 20; ++i) algo->Update(0, Sample(kS, 20, /*dropped=*/i == 0));
   EXPECT_EQ(algo->limit(), 21);
   algo->Update(0, Sample(kS + 100 * kMs + 1, 20));  // ends after 1.1 s: the window had a drop
-  EXPECT_EQ(algo->limit(), 18);                      // (int) (21 * 0.9)
+  EXPECT_EQ(algo->limit(), 18);                     // (int) (21 * 0.9)
   c.kind = LimitAlgorithmKind::kEnvoy;
   EXPECT_THAT(Validate(c).message(), HasSubstr("envoy has its own sample windows"));
   c.kind = LimitAlgorithmKind::kAimd;
@@ -474,8 +474,8 @@ LoopResult RunLoop(const ConcurrencyLimitConfig& config, double lambda, int serv
   r.p99_rtt_s = rtts[static_cast<size_t>(0.99 * static_cast<double>(rtts.size()))];
   r.throughput = static_cast<double>(completions) / NsToSeconds(end - half);
   if (trace) {
-    fprintf(stderr, "mean=%.1f min=%d max=%d p99=%.4f thr=%.1f\n", r.mean_limit,
-            int(r.min_limit), int(r.max_limit), r.p99_rtt_s, r.throughput);
+    fprintf(stderr, "mean=%.1f min=%d max=%d p99=%.4f thr=%.1f\n", r.mean_limit, int(r.min_limit),
+            int(r.max_limit), r.p99_rtt_s, r.throughput);
   }
   return r;
 }
@@ -498,8 +498,8 @@ ConcurrencyLimitConfig Windowed(LimitAlgorithmKind kind) {
 // see the same standing queue, and per-sample Vegas swings between 12 and 837 here. With Netflix's
 // WindowedLimit (1 s windows) each queue is seen once; the tests below use it.
 TEST(ConvergenceTest, VegasSettlesJustAboveTheKnee) {
-  const LoopResult r = RunLoop(Windowed(LimitAlgorithmKind::kVegas), 2 * kMu, kServers, kService,
-                               120);
+  const LoopResult r =
+      RunLoop(Windowed(LimitAlgorithmKind::kVegas), 2 * kMu, kServers, kService, 120);
   // Vegas keeps alpha..beta requests queued (6..12 at L = 2): measured 106.
   EXPECT_GE(r.mean_limit, kKnee);
   EXPECT_LE(r.mean_limit, 1.2 * kKnee);

@@ -121,10 +121,9 @@ absl::Status ValidateWindow(const SampleWindowConfig& c) {
   });
   if (!s.ok()) return s;
   if (c.min_time_ns > c.max_time_ns) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("window.min_time must be at most window.max_time (%g s), got %g s",
-                        static_cast<double>(c.max_time_ns) / 1e9,
-                        static_cast<double>(c.min_time_ns) / 1e9));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "window.min_time must be at most window.max_time (%g s), got %g s",
+        static_cast<double>(c.max_time_ns) / 1e9, static_cast<double>(c.min_time_ns) / 1e9));
   }
   return absl::OkStatus();
 }
@@ -186,8 +185,8 @@ void VegasLimit::Update(int64_t /*now_ns*/, const LimitSample& s) {
     rtt_noload_ns_ = s.rtt_ns;
     return;
   }
-  const double queue = std::ceil(estimate_ * (1.0 - static_cast<double>(rtt_noload_ns_) /
-                                                        static_cast<double>(s.rtt_ns)));
+  const double queue = std::ceil(
+      estimate_ * (1.0 - static_cast<double>(rtt_noload_ns_) / static_cast<double>(s.rtt_ns)));
   const int64_t step = Log10Step(static_cast<int64_t>(estimate_));
   double next;
   if (s.dropped) {

@@ -35,10 +35,10 @@ absl::StatusOr<LimitAlgorithmKind> ParseLimitAlgorithm(std::string_view name);
 // Netflix AIMDLimit (loss based): +1 while the limit is in use and nothing drops; x backoff_ratio
 // on a drop or an RTT above `timeout`.
 struct AimdConfig {
-  int64_t initial_limit = 20;  // in [min_limit, max_limit]
-  int64_t min_limit = 20;      // in [1, 1e6]
-  int64_t max_limit = 200;     // in [min_limit, 1e6]
-  double backoff_ratio = 0.9;  // in [0.5, 1)
+  int64_t initial_limit = 20;          // in [min_limit, max_limit]
+  int64_t min_limit = 20;              // in [1, 1e6]
+  int64_t max_limit = 200;             // in [min_limit, 1e6]
+  double backoff_ratio = 0.9;          // in [0.5, 1)
   int64_t timeout_ns = 5'000'000'000;  // an RTT above it counts as a drop; (0, 1e6] s
 };
 
@@ -46,11 +46,11 @@ struct AimdConfig {
 // with L = max(1, floor(log10(limit))): grow by beta_factor*L when queue <= threshold_factor*L,
 // by L when queue < alpha_factor*L, shrink by L when queue > beta_factor*L or on a drop.
 struct VegasConfig {
-  int64_t initial_limit = 20;  // in [1, max_limit]
-  int64_t max_limit = 1000;    // in [1, 1e6]
-  double smoothing = 1.0;      // in (0, 1]: 1 takes the new estimate at once
-  int64_t alpha_factor = 3;    // in [0, 1000]
-  int64_t beta_factor = 6;     // in [alpha_factor, 1000]
+  int64_t initial_limit = 20;    // in [1, max_limit]
+  int64_t max_limit = 1000;      // in [1, 1e6]
+  double smoothing = 1.0;        // in (0, 1]: 1 takes the new estimate at once
+  int64_t alpha_factor = 3;      // in [0, 1000]
+  int64_t beta_factor = 6;       // in [alpha_factor, 1000]
   int64_t threshold_factor = 1;  // in [0, 1000]
   // Re-probe the no-load RTT every jitter * probe_multiplier * limit samples, jitter in [0.5, 1).
   int64_t probe_multiplier = 30;  // in [1, 1e6]
@@ -75,14 +75,14 @@ struct Gradient2Config {
 //   gradient = clamp(min_rtt * (1 + buffer) / sample_rtt, 0.5, 2)
 //   limit = clamp(floor(gradient * limit + sqrt(gradient * limit)), min_concurrency, max_limit).
 struct EnvoyGradientConfig {
-  int64_t sample_interval_ns = 100'000'000;    // concurrency_update_interval; (0, 1e6] s
+  int64_t sample_interval_ns = 100'000'000;      // concurrency_update_interval; (0, 1e6] s
   int64_t min_rtt_interval_ns = 60'000'000'000;  // min_rtt_calc_params.interval; (0, 1e6] s
-  double jitter = 0.15;           // fraction of min_rtt_interval added at random, in [0, 1]
-  int64_t request_count = 50;     // samples per min-RTT measurement, in [1, 1e6]
-  int64_t min_concurrency = 3;    // in [1, max_limit]
-  double buffer = 0.25;           // min_rtt_calc_params.buffer, in [0, 10]
-  int64_t max_limit = 1000;       // max_concurrency_limit, in [1, 1e6]
-  double percentile = 0.5;        // sample_aggregate_percentile, in (0, 1]
+  double jitter = 0.15;         // fraction of min_rtt_interval added at random, in [0, 1]
+  int64_t request_count = 50;   // samples per min-RTT measurement, in [1, 1e6]
+  int64_t min_concurrency = 3;  // in [1, max_limit]
+  double buffer = 0.25;         // min_rtt_calc_params.buffer, in [0, 10]
+  int64_t max_limit = 1000;     // max_concurrency_limit, in [1, 1e6]
+  double percentile = 0.5;      // sample_aggregate_percentile, in (0, 1]
   // Samples kept per window (reservoir-sampled beyond it): bounds memory. In [1, 1e6].
   int64_t max_samples = 1024;
 };
@@ -93,9 +93,9 @@ struct EnvoyGradientConfig {
 // 2 x min RTT (clamped to [min_time, max_time]) sees each queue once.
 struct SampleWindowConfig {
   bool enabled = false;
-  int64_t min_time_ns = 1'000'000'000;  // (0, 1e6] s
-  int64_t max_time_ns = 1'000'000'000;  // [min_time, 1e6] s
-  int64_t size = 10;                    // a window needs more than `size` samples; [1, 1e6]
+  int64_t min_time_ns = 1'000'000'000;     // (0, 1e6] s
+  int64_t max_time_ns = 1'000'000'000;     // [min_time, 1e6] s
+  int64_t size = 10;                       // a window needs more than `size` samples; [1, 1e6]
   int64_t min_rtt_threshold_ns = 100'000;  // shorter RTTs are ignored; [0, 1e6] s
 };
 

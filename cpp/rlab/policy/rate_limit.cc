@@ -29,9 +29,9 @@ absl::Status Validate(const RateLimitConfig& c) {
   if (!s.ok()) return s;
   if (c.period_ns < c.permits) {
     // Smooth mode spaces permits by period / permits nanoseconds: at least one.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "rate.permits must be at most rate.period in nanoseconds (%d), got %d", c.period_ns,
-        c.permits));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("rate.permits must be at most rate.period in nanoseconds (%d), got %d",
+                        c.period_ns, c.permits));
   }
   return absl::OkStatus();
 }

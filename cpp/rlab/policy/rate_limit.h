@@ -39,10 +39,10 @@ absl::StatusOr<RateLimitMode> ParseRateLimitMode(std::string_view name);
 
 struct RateLimitConfig {
   RateLimitMode mode = RateLimitMode::kSmooth;
-  int64_t permits = 10;                  // per period, in [1, 1e9]
-  int64_t period_ns = 1'000'000'000;     // in (0, 1e6] s, and >= permits nanoseconds
-  int64_t burst = 1;                     // smooth mode: permits saved up while idle, [1, 1e9]
-  int64_t max_keys = 10'000;             // keyed limiter: keys kept, in [1, 1e7]
+  int64_t permits = 10;               // per period, in [1, 1e9]
+  int64_t period_ns = 1'000'000'000;  // in (0, 1e6] s, and >= permits nanoseconds
+  int64_t burst = 1;                  // smooth mode: permits saved up while idle, [1, 1e9]
+  int64_t max_keys = 10'000;          // keyed limiter: keys kept, in [1, 1e7]
 };
 
 // Checks every field, naming them as the Python parameters (rate.permits, ...).
@@ -72,11 +72,11 @@ class RateState {
 };
 
 struct RateLimitStats {
-  int64_t granted = 0;       // at once
-  int64_t reserved = 0;      // with a wait > 0
+  int64_t granted = 0;   // at once
+  int64_t reserved = 0;  // with a wait > 0
   int64_t rejected = 0;
-  int64_t keys = 0;          // keyed: keys held now
-  int64_t evictions = 0;     // keyed: keys dropped to stay within max_keys
+  int64_t keys = 0;       // keyed: keys held now
+  int64_t evictions = 0;  // keyed: keys dropped to stay within max_keys
 };
 
 // One rate. Thread-safe.
