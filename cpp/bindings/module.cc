@@ -17,6 +17,8 @@ void RegisterThrottle(py::module_& m);     // adaptive client-side throttling
 void RegisterScenario(py::module_& m);     // scenario validation (dict -> ScenarioConfig)
 void RegisterSim(py::module_& m);          // the simulated engine
 void RegisterLive(py::module_& m);         // the live engine (real threads)
+void RegisterConcurrencyLimit(py::module_& m);  // adaptive concurrency limits
+void RegisterRateLimit(py::module_& m);         // rate limiters (smooth, bursty, per key)
 
 // Load balancing over replicas; the detector first (the balancer takes one).
 void RegisterOutlier(py::module_& m);
@@ -40,4 +42,6 @@ PYBIND11_MODULE(_core, m) {
   RegisterLive(m);
   RegisterOutlier(m);
   RegisterLoadBalancer(m);
+  RegisterConcurrencyLimit(m);
+  RegisterRateLimit(m);
 }

@@ -1,9 +1,10 @@
 """reliability-lab: reproduce production reliability problems, measure the patterns that fix them.
 
 The policies (``CircuitBreaker``, ``Retry``, ``Backoff``, ``TokenBucket``, ``RatioBudget``,
-``Bulkhead``, ``AdaptiveThrottle``) are usable on their own around any Python callable; the
-``Scenario`` tree and ``simulate`` run the whole order pipeline in virtual time, and ``Lab``
-runs it live on real threads. ``presets`` holds each seed article's settings by name.
+``Bulkhead``, ``AdaptiveThrottle``, ``ConcurrencyLimiter``, ``RateLimiter``) are usable on their
+own around any Python callable; the ``Scenario`` tree and ``simulate`` run the whole order
+pipeline in virtual time, and ``Lab`` runs it live on real threads. ``presets`` holds each seed
+article's settings by name.
 """
 
 from reliability_lab import presets
@@ -13,6 +14,15 @@ from reliability_lab.breaker import Breaker, CircuitBreaker, Permit, Transition
 from reliability_lab.budget import RatioBudget, RatioBudgetConfig, TokenBucket, TokenBucketConfig
 from reliability_lab.bulkhead import Bulkhead, BulkheadConfig
 from reliability_lab.clock import Clock, ManualClock, SteadyClock, default_clock
+from reliability_lab.concurrency_limit import (
+    Aimd,
+    ConcurrencyLimiter,
+    EnvoyGradient,
+    Gradient2,
+    LimitExceeded,
+    SampleWindow,
+    Vegas,
+)
 from reliability_lab.errors import (
     BreakerHalfOpenFull,
     BreakerOpen,
@@ -44,6 +54,7 @@ from reliability_lab.live import (
     ShutdownReport,
 )
 from reliability_lab.optimize import Constraint, Objective, OptimizationResult, optimize
+from reliability_lab.rate_limit import RateLimitConfig, RateLimited, RateLimiter, RateLimitStats
 from reliability_lab.results_io import ResultsMetadata, load_results, save_results
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
@@ -99,6 +110,7 @@ __all__ = [
     "LB_KINDS",
     "TERMINAL_STATES",
     "AdaptiveThrottle",
+    "Aimd",
     "Backoff",
     "BatchMeans",
     "Breaker",
@@ -115,19 +127,23 @@ __all__ = [
     "Clock",
     "ClosedLoop",
     "Comparison",
+    "ConcurrencyLimiter",
     "Constant",
     "ConstantRate",
     "Constraint",
     "DeadlineExceeded",
     "Dependency",
+    "EnvoyGradient",
     "Exponential",
     "FailureMix",
     "Fallback",
     "FanOut",
     "Faults",
+    "Gradient2",
     "Hedge",
     "Lab",
     "LabClosedError",
+    "LimitExceeded",
     "LoadBalancer",
     "LogNormal",
     "ManualClock",
@@ -144,6 +160,10 @@ __all__ = [
     "Phase",
     "Poisson",
     "Range",
+    "RateLimitConfig",
+    "RateLimitStats",
+    "RateLimited",
+    "RateLimiter",
     "RateSegment",
     "RatioBudget",
     "RatioBudgetConfig",
@@ -159,6 +179,7 @@ __all__ = [
     "RetryError",
     "RetryExhausted",
     "RetryStats",
+    "SampleWindow",
     "Scenario",
     "ScenarioFileError",
     "Schedule",
@@ -173,6 +194,7 @@ __all__ = [
     "Trace",
     "Transition",
     "Uniform",
+    "Vegas",
     "Warmup",
     "batch_means",
     "compare",

@@ -1,0 +1,116 @@
+// Rate limiters (smooth and bursty, single and per key).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/validate.h"
+#include "rlab/policy/rate_limit.h"
+
+namespace rlab::bindings {
+namespace {
+
+int64_t NowArgNs(double now) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  ThrowIfError(CheckRange("now", now, -kInf, kInf));
+  return SecondsToNs(now);
+}
+
+RateLimitConfig ConfigArg(const std::string& mode, int64_t permits, double period, int64_t burst,
+                          int64_t max_keys) {
+  RateLimitConfig c;
+  c.mode = ValueOrThrow(ParseRateLimitMode(mode));
+  c.permits = permits;
+  c.period_ns = DurationArgNs("rate.period", period, false);
+  c.burst = burst;
+  c.max_keys = max_keys;
+  ThrowIfError(Validate(c));
+  return c;
+}
+
+// The wait in seconds, or None when refused.
+std::optional<double> WaitSeconds(std::optional<int64_t> wait_ns) {
+  if (!wait_ns.has_value()) return std::nullopt;
+  return NsToSeconds(*wait_ns);
+}
+
+}  // namespace
+
+void RegisterRateLimit(py::module_& m) {
+  py::class_<RateLimitStats>(m, "RateLimitStats", "Counters of a rate limiter.")
+      .def_readonly("granted", &RateLimitStats::granted)
+      .def_readonly("reserved", &RateLimitStats::reserved)
+      .def_readonly("rejected", &RateLimitStats::rejected)
+      .def_readonly("keys", &RateLimitStats::keys)
+      .def_readonly("evictions", &RateLimitStats::evictions);
+
+  py::class_<RateLimiter, std::shared_ptr<RateLimiter>>(
+      m, "RateLimiter", "Admission at a fixed rate (smooth or bursty).")
+      .def(py::init([](const std::string& mode, int64_t permits, double period, int64_t burst) {
+             return std::make_shared<RateLimiter>(ConfigArg(mode, permits, period, burst, 1));
+           }),
+           py::arg("mode"), py::arg("permits"), py::arg("period"), py::arg("burst"))
+      .def(
+          "try_acquire",
+          [](RateLimiter& r, double now) {
+            const int64_t now_ns = NowArgNs(now);
+            py::gil_scoped_release release;
+            return r.TryAcquire(now_ns);
+          },
+          py::arg("now"), "A permit now, if one is free.")
+      .def(
+          "reserve",
+          [](RateLimiter& r, double now, double max_wait) {
+            const int64_t now_ns = NowArgNs(now);
+            const int64_t max_wait_ns = DurationArgNs("max_wait", max_wait, true);
+            py::gil_scoped_release release;
+            return WaitSeconds(r.Reserve(now_ns, max_wait_ns));
+          },
+          py::arg("now"), py::arg("max_wait"),
+          "Reserves a permit: the wait in seconds (<= max_wait), or None (nothing reserved).")
+      .def(
+          "available", [](RateLimiter& r, double now) { return r.Available(NowArgNs(now)); },
+          py::arg("now"), "Permits free at `now` without waiting.")
+      .def("stats", &RateLimiter::Stats);
+
+  py::class_<KeyedRateLimiter, std::shared_ptr<KeyedRateLimiter>>(
+      m, "KeyedRateLimiter", "One rate per key, for at most max_keys keys (LRU eviction).")
+      .def(py::init([](const std::string& mode, int64_t permits, double period, int64_t burst,
+                       int64_t max_keys) {
+             return std::make_shared<KeyedRateLimiter>(
+                 ConfigArg(mode, permits, period, burst, max_keys));
+           }),
+           py::arg("mode"), py::arg("permits"), py::arg("period"), py::arg("burst"),
+           py::arg("max_keys"))
+      .def(
+          "try_acquire",
+          [](KeyedRateLimiter& r, const std::string& key, double now) {
+            const int64_t now_ns = NowArgNs(now);
+            py::gil_scoped_release release;
+            return r.TryAcquire(key, now_ns);
+          },
+          py::arg("key"), py::arg("now"))
+      .def(
+          "reserve",
+          [](KeyedRateLimiter& r, const std::string& key, double now, double max_wait) {
+            const int64_t now_ns = NowArgNs(now);
+            const int64_t max_wait_ns = DurationArgNs("max_wait", max_wait, true);
+            py::gil_scoped_release release;
+            return WaitSeconds(r.Reserve(key, now_ns, max_wait_ns));
+          },
+          py::arg("key"), py::arg("now"), py::arg("max_wait"))
+      .def(
+          "available",
+          [](KeyedRateLimiter& r, const std::string& key, double now) {
+            return r.Available(key, NowArgNs(now));
+          },
+          py::arg("key"), py::arg("now"))
+      .def("stats", &KeyedRateLimiter::Stats);
+}
+
+}  // namespace rlab::bindings

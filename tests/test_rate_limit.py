@@ -1,0 +1,202 @@
+"""Rate limiters: smooth (evenly spaced, GCRA) and bursty (refilled per period), per key."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reliability_lab.clock import ManualClock
+from reliability_lab.errors import Cancelled, Rejected
+from reliability_lab.metrics import exposition
+from reliability_lab.rate_limit import RateLimitConfig, RateLimited, RateLimiter
+
+
+def test_validation_names_the_path_range_and_value() -> None:
+    with pytest.raises(ValueError, match=r"rate\.permits must be an integer in \[1, 1000000000\]"):
+        RateLimiter(permits=0)
+    with pytest.raises(ValueError, match=r"rate\.permits must be an integer, got 1\.5"):
+        RateLimiter(permits=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"rate\.period must be a finite number in \(0, 1e\+06\]"):
+        RateLimiter(period=0)
+    with pytest.raises(ValueError, match=r"rate\.mode must be 'smooth' or 'bursty', got 'leaky'"):
+        RateLimiter(mode="leaky")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"rate\.burst must be an integer in \[1"):
+        RateLimiter(burst=0)
+    with pytest.raises(
+        ValueError, match=r"rate\.max_wait must be a finite number in \[0, 1e\+06\]"
+    ):
+        RateLimiter(max_wait=-1)
+    with pytest.raises(ValueError, match=r"rate\.max_keys must be an integer in \[1, 10000000\]"):
+        RateLimitConfig(max_keys=0)
+    with pytest.raises(ValueError, match=r"rate\.permits must be at most rate\.period"):
+        RateLimiter(permits=10, period=1e-9)
+    with pytest.raises(TypeError, match="not per-key"):
+        RateLimiter().try_acquire("tenant")
+    with pytest.raises(TypeError, match="needs a str key"):
+        RateLimiter(per_key=True).try_acquire()
+
+
+def test_smooth_spacing_and_reservation() -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=10, period=1.0, clock=clock, name="api")  # one every 100 ms
+    assert rl.try_acquire()
+    assert not rl.try_acquire()
+    with pytest.raises(RateLimited) as info:
+        rl.call(lambda: None)
+    assert isinstance(info.value, Rejected)
+    assert str(info.value) == "rate limiter 'api' has no permit"
+    assert rl.reserve(1.0) == pytest.approx(0.1)
+    assert rl.reserve(0.15) is None  # 0.2 s away: refused, nothing reserved
+    assert rl.reserve(0.2) == pytest.approx(0.2)
+    s = rl.stats()
+    assert (s.granted, s.waited, s.rejected) == (1, 2, 3)
+
+
+def test_bounded_wait_sleeps_through_the_clock() -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=2, period=1.0, max_wait=1.0, clock=clock)
+    assert rl.call(lambda: 1) == 1
+    assert rl.call(lambda: 2) == 2  # waited 0.5 s on the manual clock
+    assert clock.now() == pytest.approx(0.5)
+    assert rl.stats().waited == 1
+    # The next permits are due at 1.0 s and 1.5 s, each 0.5 s after the previous acquire.
+    rl.acquire()
+    rl.acquire()
+    assert clock.now() == pytest.approx(1.5)
+    assert rl.reserve(0.5) == pytest.approx(0.5)  # the permit at 2.0 s, taken by someone else
+    with pytest.raises(RateLimited):  # the next, at 2.5 s, is 1.0 s away
+        rl.acquire(max_wait=0.9)
+
+
+def test_cancelled_wait_forfeits_its_permit() -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=1, period=1.0, max_wait=5.0, clock=clock)
+    rl.acquire()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        rl.acquire(cancel=stop)
+    assert rl.stats().forfeited == 1
+
+
+def test_steady_clock_cancel_wakes_the_waiter() -> None:
+    rl = RateLimiter(permits=1, period=100.0, max_wait=100.0)
+    rl.acquire()
+    stop = threading.Event()
+    timer = threading.Timer(0.05, stop.set)
+    timer.start()
+    with pytest.raises(Cancelled):
+        rl.acquire(cancel=stop)  # would wait 100 s; the event ends it
+    timer.join()
+
+
+def test_bursty_refill_without_carry_over() -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=3, period=1.0, mode="bursty", clock=clock)
+    assert [rl.try_acquire() for _ in range(4)] == [True, True, True, False]
+    clock.advance(5.0)
+    assert rl.available() == 3
+    # Resilience4j's reservation arithmetic: 0.8 s to the next period.
+    clock.advance(0.2)
+    for _ in range(3):
+        rl.try_acquire()
+    assert rl.reserve(1.0) == pytest.approx(0.8)
+    assert rl.available() == -1
+
+
+def test_per_key_limits_and_bounded_keys() -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=1, period=1.0, per_key=True, max_keys=2, clock=clock, name="t")
+    assert rl.try_acquire("a")
+    assert not rl.try_acquire("a")
+    assert rl.try_acquire("b")
+    with pytest.raises(RateLimited, match="for key 'a'") as info:
+        rl.call_for("a", lambda: None)
+    assert info.value.key == "a"
+    assert rl.try_acquire("c")  # evicts b, the least recently used
+    s = rl.stats()
+    assert (s.keys, s.evictions) == (2, 1)
+    text = exposition(rl.metrics())
+    assert 'rlab_rate_limit_keys{limiter="t"} 2.0' in text
+    assert 'rlab_rate_limit_calls_total{limiter="t",result="rejected"} 2.0' in text
+    assert "key=" not in text  # keys never become labels: cardinality stays bounded
+
+
+@given(
+    mode=st.sampled_from(["smooth", "bursty"]),
+    permits=st.integers(1, 20),
+    burst=st.integers(1, 20),
+    gaps_ms=st.lists(st.integers(0, 300), max_size=200),
+)
+@settings(max_examples=100, deadline=None)
+def test_never_more_than_the_rate_allows(
+    mode: str, permits: int, burst: int, gaps_ms: list[int]
+) -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=permits, period=1.0, mode=mode, burst=burst, clock=clock)  # type: ignore[arg-type]
+    grants: list[float] = []
+    for gap in gaps_ms:
+        clock.advance(gap / 1000)
+        if rl.try_acquire():
+            grants.append(clock.now())
+    # In any window of length T starting at a grant: smooth allows burst + T * rate (GCRA), bursty
+    # allows permits per period it touches.
+    cap_per_window = (burst + permits) if mode == "smooth" else 2 * permits
+    for i, t in enumerate(grants):
+        within = sum(1 for u in grants[i:] if u < t + 1.0)
+        assert within <= cap_per_window
+    s = rl.stats()
+    assert s.granted == len(grants)
+    assert s.granted + s.rejected == len(gaps_ms)
+
+
+def test_concurrent_use_never_exceeds_the_allowance() -> None:
+    clock = ManualClock()
+    rl = RateLimiter(permits=50, period=1.0, burst=50, clock=clock)
+    granted = 0
+    lock = threading.Lock()
+
+    def worker() -> None:
+        nonlocal granted
+        for _ in range(500):
+            if rl.try_acquire():
+                with lock:
+                    granted += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert granted == 50
+    s = rl.stats()
+    assert s.granted + s.rejected == 2000
+
+
+@given(
+    mode=st.sampled_from(["smooth", "bursty"]),
+    permits=st.integers(1, 40),
+    threads=st.integers(2, 4),
+)
+@settings(max_examples=15, deadline=None)
+def test_concurrent_grants_match_the_allowance(mode: str, permits: int, threads: int) -> None:
+    # At one instant a fresh limiter has `burst` (smooth) or `permits` (bursty) permits, however
+    # many threads race for them.
+    clock = ManualClock(5.0)
+    rl = RateLimiter(permits=permits, mode=mode, burst=permits, clock=clock)  # type: ignore[arg-type]
+    granted = []
+    barrier = threading.Barrier(threads)
+
+    def worker() -> None:
+        barrier.wait()
+        granted.append(sum(rl.try_acquire() for _ in range(60)))
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert sum(granted) == permits
+    assert rl.stats().rejected == 60 * threads - permits
