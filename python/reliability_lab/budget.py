@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.clock import Clock, default_clock
 
 
@@ -36,10 +36,7 @@ class RetryBudgetProtocol(Protocol):
         """An attempt ended: a success, a retryable failure, or neither (both False)."""
 
 
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
+_number = _checks.number
 
 
 def _integer(name: str, value: object) -> int:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.errors import BulkheadClosed, BulkheadFull
 
 P = ParamSpec("P")
@@ -49,9 +49,7 @@ def _integer(name: str, value: object) -> int:
 def _max_wait(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"max_wait must be a number of seconds or None, got {value!r}")
-    return float(value)
+    return _checks.number("max_wait", value)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.backoff import Backoff
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import (
@@ -272,11 +272,15 @@ class Retry:
         names, classes = _parse_retry_on(self.retry_on)
         if self.timeout is not None:
             _check_duration("timeout", self.timeout, allow_zero=False)
+        if not isinstance(self.backoff, Backoff):
+            raise ValueError(f"backoff must be a Backoff, got {self.backoff!r}")
+        if self.seed is not None:
+            _checks.integer("seed", self.seed, 0, 2**64 - 1)
         config = _core.RetryConfig(
-            max_attempts=self.max_attempts,
+            max_attempts=_checks.integer("max_attempts", self.max_attempts),
             backoff=self.backoff._native(),
             retry_on=names,
-            max_retry_after=self.max_retry_after,
+            max_retry_after=_checks.number("max_retry_after", self.max_retry_after),
         )
         init = functools.partial(object.__setattr__, self)
         init("_config", config)

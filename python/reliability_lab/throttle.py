@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import DeadlineExceeded, Rejected, RetryError, Throttled
 
@@ -88,10 +88,7 @@ def is_accepted_outcome(kind: str, http_status: int = 0) -> bool:
     return _core.is_accepted_by_backend(kind, http_status)
 
 
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
+_number = _checks.number
 
 
 def _integer(name: str, value: object) -> int:
