@@ -15,6 +15,12 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 
+def short_repr(value: object) -> str:
+    """``repr(value)``, cut to 40 characters (a 400-digit int stays readable in a message)."""
+    r = repr(value)
+    return r if len(r) <= 40 else f"{r[:30]}...({len(r)} chars)"
+
+
 def number(name: str, value: object) -> float:
     """A real number (int or float, not bool, not a numeric string), as a float. NaN and inf
     pass through: the native validator rejects them with the allowed range."""
@@ -23,7 +29,7 @@ def number(name: str, value: object) -> float:
     try:
         return float(value)
     except OverflowError:  # an int beyond the float range
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+        raise ValueError(f"{name} must be a finite number, got {short_repr(value)}") from None
 
 
 def optional_number(name: str, value: object) -> float | None:
@@ -37,7 +43,7 @@ def integer(name: str, value: object, lo: int = INT32_MIN, hi: int = INT32_MAX) 
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     v = int(value)
     if not lo <= v <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v}")
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {short_repr(v)}")
     return v
 
 

@@ -190,11 +190,13 @@ def _count_value(counter: itertools.count[int]) -> int:
 def _check_duration(name: str, value: float, allow_zero: bool) -> None:
     # Mirrors the core's CheckDuration message.
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and isinstance(value, int) and abs(value) > _MAX_DURATION_S:
+        number = False  # shown as an int: a huge one has no float (OverflowError in :g)
     ok = number and math.isfinite(value) and value <= _MAX_DURATION_S
     ok = ok and (value >= 0 if allow_zero else value > 0)
     if not ok:
         bracket = "[" if allow_zero else "("
-        shown = f"{value:g}" if number else repr(value)
+        shown = f"{value:g}" if number else _checks.short_repr(value)
         raise ValueError(f"{name} must be a finite number in {bracket}0, 1e+06], got {shown}")
 
 
