@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import typing
 from typing import Any
 
 import pytest
@@ -133,6 +134,62 @@ def test_constructor_rejects_bad_values(case: tuple[type, inspect.Parameter]) ->
         _check(info.value, p.name, bad)
 
 
+def _hints(cls: type) -> dict[str, Any]:
+    """Resolved parameter hints (empty when a hint cannot be evaluated at run time, e.g.
+    Retry's string-form ``RetryOn`` alias; its numeric parameters are fuzzed above)."""
+    try:
+        target = cls if dataclasses.is_dataclass(cls) else cls.__init__  # type: ignore[misc]
+        return typing.get_type_hints(target)
+    except (NameError, TypeError):
+        return {}
+
+
+def _word_cases() -> list[tuple[type, str, list[Any]]]:
+    """(class, parameter, bad values) for every bool, str and Literal parameter."""
+    out = []
+    for cls in _constructors():
+        if _legal_kwargs(cls) is None:
+            continue
+        hints = _hints(cls)
+        for p in inspect.signature(cls).parameters.values():
+            hint = hints.get(p.name)
+            args = typing.get_args(hint)
+            optional = type(None) in args
+            kinds = [a for a in args if a is not type(None)] if optional else [hint]
+            if len(kinds) != 1:
+                continue
+            kind = kinds[0]
+            if kind is bool:
+                bad: list[Any] = ["yes", 1, 0, 1.0]
+            elif kind is str:
+                bad = [5, b"x", ["x"]]
+            elif typing.get_origin(kind) is typing.Literal:
+                bad = [5, b"x", ["x"], "__bogus__"]
+            else:
+                continue
+            if not optional and p.default is not None:
+                bad.append(None)
+            out.append((cls, p.name, bad))
+    return out
+
+
+WORD_CASES = _word_cases()
+
+
+@pytest.mark.parametrize(
+    "case", WORD_CASES, ids=[f"{c.__name__}.{n}" for c, n, _ in WORD_CASES]
+)
+def test_constructor_rejects_bad_words(case: tuple[type, str, list[Any]]) -> None:
+    """Bools, strings and choices: a bool given 1, a name given 5 or bytes, a choice unknown."""
+    cls, name, bad_values = case
+    kwargs = _legal_kwargs(cls)
+    assert kwargs is not None
+    for bad in bad_values:
+        with pytest.raises(Exception) as info:
+            cls(**{**kwargs, name: bad})
+        _check(info.value, name, bad)
+
+
 NUMERIC_LEAVES = [
     lf
     for lf in all_leaves()
@@ -194,6 +251,7 @@ def test_from_dict_leaf_rejects_each_bad_value(leaf: Leaf) -> None:
 
 def test_the_fuzz_covers_something() -> None:
     assert len(CASES) >= 40
+    assert len(WORD_CASES) >= 15
     assert len(NUMERIC_LEAVES) >= 60
     names = {c.__name__ for c, _ in CASES}
     assert {"Breaker", "Backoff", "Retry", "Capacity", "Bulkhead", "AdaptiveThrottle"} <= names

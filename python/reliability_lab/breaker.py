@@ -338,6 +338,7 @@ class CircuitBreaker(_core.CircuitBreaker):
         for t in excluded:
             if not (isinstance(t, type) and issubclass(t, BaseException)):
                 raise ValueError(f"exclude must hold exception types, got {t!r}")
+        _checks.string("name", name)
         if listener_delivery not in ("caller", "background"):
             raise ValueError(
                 "listener_delivery must be 'caller' or 'background', got "

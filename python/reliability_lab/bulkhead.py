@@ -119,7 +119,7 @@ class Bulkhead:
     ) -> None:
         self._config = BulkheadConfig(max_concurrent, max_waiting, max_wait)
         self._native = _core.BlockingBulkhead(*self._config._args())
-        self._name = str(name)
+        self._name = _checks.string("name", name)
 
     @classmethod
     def from_config(cls, config: BulkheadConfig, name: str = "bulkhead") -> Bulkhead:

@@ -173,7 +173,7 @@ class AdaptiveThrottle:
         self._rng = _core.RandomStream(seed)
         # A random stream has one owner at a time; the lock keeps draws ordered without the GIL.
         self._rng_lock = threading.Lock()
-        self._name = str(name)
+        self._name = _checks.string("name", name)
         self._is_overload = is_overload
 
     @classmethod
