@@ -6,11 +6,13 @@ field round-trips through every form the engine's configuration takes:
 
 * the dict and JSON codec (``to_dict`` / ``from_dict``, ``to_json`` / ``from_json``) give back
   an equal scenario whose dotted path reads the value set;
-* the native config the engines run (``_core.scenario_config_dump``, the same dict reader
-  ``rl.simulate`` uses, written back to a dict by the bindings' reverse writer) changes when
-  the field does, i.e. the value reaches the engine. The reverse writer speaks the C++ schema
-  (nanoseconds, flattened retry/backoff), so there is no native -> ``Scenario`` path to compare
-  field by field: "the native dump differs from the one with the default" is what is checked;
+* the native config the engines run (``_core.scenario_config_dump``: the same dict reader
+  ``rl.simulate`` uses, written back to a dict by the bindings' reverse writer) holds the value:
+  every native leaf that differs from the default scenario's equals the value (or, for times,
+  the value in nanoseconds), and a list field appears as a native list. The reverse writer
+  speaks the C++ schema (nanoseconds, ``retry.initial_ns`` flattened, ``token_bucket`` /
+  ``ratio_budget`` for ``budget``), so there is no native -> ``Scenario`` reader; the read-back
+  is matched by value, not by a hand-written field map (which a new field would escape);
 * an illegal value, set by dotted path (``Scenario.replace``) or inside the dict
   (``Scenario.from_dict``), raises ValueError/TypeError naming that path.
 """
@@ -18,6 +20,7 @@ field round-trips through every form the engine's configuration takes:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -56,6 +59,56 @@ def _native(sc: Scenario) -> dict[str, Any]:
     return out
 
 
+def _flat(x: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _flat(v, f"{path}.{k}")
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            yield from _flat(v, f"{path}[{i}]")
+    else:
+        yield path, x
+
+
+def _lists(x: Any) -> Iterator[list[Any]]:
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _lists(v)
+    elif isinstance(x, (list, tuple)):
+        yield list(x)
+        for v in x:
+            yield from _lists(v)
+
+
+def _forms(value: Any) -> list[Any]:
+    """How the native config may hold a Python value: as is, or seconds as nanoseconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value, round(value * 1e9), math.floor(value * 1e9 + 0.5)]
+    return [value]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, bool) or isinstance(b, bool):
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-12)
+    return bool(a == b)
+
+
+def _reads_back(value: Any, native: dict[str, Any], native_base: dict[str, Any]) -> bool:
+    """Whether the native config holds ``value`` where it differs from the default's."""
+    if isinstance(value, tuple):  # a list field: some native list is the value, element-wise
+        return any(
+            len(lst) == len(value)
+            and any(all(_same(x, f) for x, f in zip(lst, fs, strict=True))
+                    for fs in zip(*(_forms(v) for v in value), strict=True))
+            for lst in _lists(native)
+        )
+    a, b = dict(_flat(native)), dict(_flat(native_base))
+    changed = [a.get(k) for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
+    return bool(changed) and all(any(_same(c, f) for f in _forms(value)) for c in changed)
+
+
 def _set_in_dict(d: dict[str, Any], leaf: Leaf, sc: Scenario, value: Any) -> None:
     """Sets the leaf inside ``sc.to_dict()``-form ``d``, following the same steps as the path."""
     node: Any = d
@@ -84,7 +137,9 @@ def test_field_round_trips(leaf: Leaf) -> None:
     # Set by path (the default's path: a name field renames its element), the same scenario.
     assert base.replace({dotted_path(leaf, base): value}) == sc
 
-    assert _native(sc) != _native(base), f"{path} = {value!r} does not reach the native config"
+    native, native_base = _native(sc), _native(base)
+    assert native != native_base, f"{path} = {value!r} does not reach the native config"
+    assert _reads_back(value, native, native_base), f"{path}: native config does not hold {value!r}"
 
 
 @pytest.mark.parametrize("leaf", LEAVES, ids=_ids)
