@@ -103,6 +103,7 @@ def _check(exc: BaseException, name: str, value: Any) -> None:
     message = str(exc)
     assert isinstance(exc, (ValueError, TypeError)), f"{type(exc).__name__}: {message}"
     assert name in message, message
+    assert " must " in message, message  # the expected type or range is said
     assert "incompatible constructor arguments" not in message, message
     assert "argument must be" not in message, message
     if type(value) is not object:  # a bare object() has no stable repr

@@ -13,6 +13,8 @@ import numbers
 # The native constructors take C++ ``int`` for counts.
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 def short_repr(value: object) -> str:

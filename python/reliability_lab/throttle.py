@@ -92,12 +92,9 @@ _number = _checks.number
 
 
 def _integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not -(2**63) <= value < 2**63:
-        # Beyond the native range: the native check would say TypeError, not name the field.
-        raise ValueError(f"{name} is out of range, got {value!r}")
-    return value
+    # Within the native int64 (beyond it pybind11 would not name the field); the native check
+    # then applies the field's own range.
+    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
 
 
 @dataclass(frozen=True)
