@@ -233,6 +233,20 @@ def test_from_dict_leaf_rejects_bad_values(leaf: Leaf, bad: Any) -> None:
     _check(info.value, dotted_path(leaf, sc), bad)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(CASES), _JUNK)
+def test_constructor_rejects_junk(case: tuple[type, inspect.Parameter], bad: Any) -> None:
+    """Wider junk than the fixed list, on every numeric parameter of every constructor."""
+    cls, p = case
+    if bad is None and p.default is None:
+        return  # None is the parameter's legal default
+    kwargs = _legal_kwargs(cls)
+    assert kwargs is not None
+    with pytest.raises(Exception) as info:  # noqa: PT011 (checked in detail below)
+        cls(**{**kwargs, p.name: bad})
+    _check(info.value, p.name, bad)
+
+
 @pytest.mark.parametrize("leaf", NUMERIC_LEAVES, ids=[lf.template() for lf in NUMERIC_LEAVES])
 def test_from_dict_leaf_rejects_each_bad_value(leaf: Leaf) -> None:
     """The fixed list, exhaustively per leaf (the hypothesis test above samples wider junk)."""
