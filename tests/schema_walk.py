@@ -55,12 +55,22 @@ class Leaf:
         return ".".join(parts)
 
 
+def _dataclasses_in(hint: Any) -> list[type]:
+    """The dataclasses a hint admits: the codec's config classes, and any other dataclass (a new
+    config class not yet registered in the codec is walked, and its round trip fails loudly)."""
+    args = typing.get_args(hint) if _is_union(hint) else (hint,)
+    found = _config_classes(hint)
+    found += [a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)
+              and a not in found]
+    return found
+
+
 def _children(hint: Any) -> tuple[list[type], bool]:
     """The config classes a field holds, and whether it holds a sequence of them."""
     element = _sequence_element(hint)
     if element is not None:
-        return _config_classes(element), True
-    return _config_classes(hint), False
+        return _dataclasses_in(element), True
+    return _dataclasses_in(hint), False
 
 
 def walk(cls: type = Scenario, prefix: tuple[Step, ...] = ()) -> Iterator[Leaf]:
@@ -96,11 +106,11 @@ def _filler(hint: Any, k: int, n: int) -> Any:
     hint, _ = _unwrap_optional(hint)
     element = _sequence_element(hint)
     if element is not None:
-        classes = _config_classes(element)
+        classes = _dataclasses_in(element)
         if classes:
             return tuple(example(classes[0], i) for i in range(n))
         return tuple(float(i + 1) / n for i in range(n))
-    classes = _config_classes(hint)
+    classes = _dataclasses_in(hint)
     if classes:
         return example(classes[0])
     if hint is str:

@@ -94,7 +94,7 @@ def _shown(value: Any) -> list[str]:
     """Ways a message may show the value."""
     if isinstance(value, float) and math.isnan(value):
         return ["nan"]
-    if isinstance(value, int) and len(repr(value)) > 40:
+    if len(repr(value)) > 40:  # messages cut a long value (_checks.short_repr)
         return [repr(value)[:30]]
     return [repr(value), str(value), f"{value:g}" if isinstance(value, float) else repr(value)]
 

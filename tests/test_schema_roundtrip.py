@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from reliability_lab import _core
-from reliability_lab.scenario import Dependency, Phase, Scenario
+from reliability_lab.scenario import _CONFIG_CLASSES, Dependency, Phase, Scenario
 from schema_walk import Leaf, all_leaves, build_legal, default_at, dotted_path, illegal_value
 
 LEAVES = all_leaves()
@@ -52,6 +52,13 @@ def test_walk_finds_the_schema() -> None:
     ]:
         assert expected in names
     assert len(LEAVES) >= 100
+
+
+def test_every_config_class_is_known_to_the_codec() -> None:
+    """A dataclass reachable from Scenario that the dict codec does not know cannot round-trip."""
+    classes = {s.child for lf in LEAVES for s in lf.steps if s.child is not None}
+    missing = sorted(c.__name__ for c in classes - _CONFIG_CLASSES)
+    assert not missing, f"add {missing} to scenario.model._CONFIG_CLASSES (and _TAGS if a union)"
 
 
 def _native(sc: Scenario) -> dict[str, Any]:
