@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 
 JitterMode = Literal["none", "full", "equal", "decorrelated", "proportional"]
 """The jitter mode names accepted by :class:`Backoff`."""
@@ -60,11 +60,11 @@ class Backoff:
     def _native(self) -> _core.BackoffConfig:
         """The validated native config (built on demand: cheap, and keeps Backoff picklable)."""
         return _core.BackoffConfig(
-            initial=self.initial,
-            multiplier=self.multiplier,
-            max_delay=self.max_delay,
-            jitter=self.jitter,
-            jitter_factor=self.jitter_factor,
+            initial=_checks.number("initial", self.initial),
+            multiplier=_checks.number("multiplier", self.multiplier),
+            max_delay=_checks.number("max_delay", self.max_delay),
+            jitter=_checks.string("jitter", self.jitter),
+            jitter_factor=_checks.number("jitter_factor", self.jitter_factor),
         )
 
     def base(self, retry: int) -> float:

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar, get_args
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.clock import Clock, default_clock
 
 R = TypeVar("R")
@@ -62,7 +62,7 @@ def _integer(path: str, value: object, lo: int, hi: int) -> int:
 def _number(path: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{path} must be a number, got {value!r}")
-    return float(value)
+    return _checks.number(path, value)  # an int beyond a float: named, not an OverflowError
 
 
 def _flag(path: str, value: object) -> bool:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.clock import Clock, ManualClock, default_clock
 from reliability_lab.errors import CANCELLED_TYPES, DeadlineExceeded, Rejected
 
@@ -118,28 +118,25 @@ class Breaker:
 def _native(
     config: Breaker, clock: Clock, name: str, ignored: tuple[type[BaseException], ...]
 ) -> _core.CircuitBreaker:
-    for field in ("consecutive_failures", "window_size", "window_buckets", "minimum_calls",
-                  "half_open_max_calls", "success_threshold"):
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{field} must be an integer, got {value!r}")
+    i, x = _checks.integer, _checks.number
+    c = config
     return _core.CircuitBreaker(
         clock,
         name,
-        config.consecutive_failures,
-        float(config.failure_rate_threshold),
-        float(config.slow_call_rate_threshold),
-        float(config.slow_call_duration),
-        config.window,
-        config.window_size,
-        float(config.window_duration),
-        config.window_buckets,
-        config.minimum_calls,
-        float(config.open_for),
-        float(config.open_growth),
-        float(config.max_open_for),
-        config.half_open_max_calls,
-        config.success_threshold,
+        i("consecutive_failures", c.consecutive_failures),
+        x("failure_rate_threshold", c.failure_rate_threshold),
+        x("slow_call_rate_threshold", c.slow_call_rate_threshold),
+        x("slow_call_duration", c.slow_call_duration),
+        _checks.string("window", c.window),
+        i("window_size", c.window_size),
+        x("window_duration", c.window_duration),
+        i("window_buckets", c.window_buckets),
+        i("minimum_calls", c.minimum_calls),
+        x("open_for", c.open_for),
+        x("open_growth", c.open_growth),
+        x("max_open_for", c.max_open_for),
+        i("half_open_max_calls", c.half_open_max_calls),
+        i("success_threshold", c.success_threshold),
         ignored,
     )
 
@@ -341,6 +338,7 @@ class CircuitBreaker(_core.CircuitBreaker):
         for t in excluded:
             if not (isinstance(t, type) and issubclass(t, BaseException)):
                 raise ValueError(f"exclude must hold exception types, got {t!r}")
+        _checks.string("name", name)
         if listener_delivery not in ("caller", "background"):
             raise ValueError(
                 "listener_delivery must be 'caller' or 'background', got "

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.clock import Clock, default_clock
 
 
@@ -36,19 +36,13 @@ class RetryBudgetProtocol(Protocol):
         """An attempt ended: a success, a retryable failure, or neither (both False)."""
 
 
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
+_number = _checks.number
 
 
 def _integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not -(2**63) <= value < 2**63:
-        # Beyond the native range: the native check would say TypeError, not name the field.
-        raise ValueError(f"{name} is out of range, got {value!r}")
-    return value
+    # Within the native int64 (beyond it pybind11 would not name the field); the native check
+    # then applies the field's own range.
+    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
 
 
 def _now(now: float | None, clock: Clock | None) -> float:

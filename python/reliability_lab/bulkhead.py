@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.errors import BulkheadClosed, BulkheadFull
 
 P = ParamSpec("P")
@@ -38,20 +38,15 @@ R = TypeVar("R")
 
 
 def _integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not -(2**63) <= value < 2**63:
-        # Beyond the native range: the native check would say TypeError, not name the field.
-        raise ValueError(f"{name} is out of range, got {value!r}")
-    return value
+    # Within the native int64 (beyond it pybind11 would not name the field); the native check
+    # then applies the field's own range.
+    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
 
 
 def _max_wait(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"max_wait must be a number of seconds or None, got {value!r}")
-    return float(value)
+    return _checks.number("max_wait", value)
 
 
 @dataclass(frozen=True)
@@ -121,7 +116,7 @@ class Bulkhead:
     ) -> None:
         self._config = BulkheadConfig(max_concurrent, max_waiting, max_wait)
         self._native = _core.BlockingBulkhead(*self._config._args())
-        self._name = str(name)
+        self._name = _checks.string("name", name)
 
     @classmethod
     def from_config(cls, config: BulkheadConfig, name: str = "bulkhead") -> Bulkhead:

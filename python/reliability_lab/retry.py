@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.backoff import Backoff
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import (
@@ -190,11 +190,13 @@ def _count_value(counter: itertools.count[int]) -> int:
 def _check_duration(name: str, value: float, allow_zero: bool) -> None:
     # Mirrors the core's CheckDuration message.
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and isinstance(value, int) and abs(value) > _MAX_DURATION_S:
+        number = False  # shown as an int: a huge one has no float (OverflowError in :g)
     ok = number and math.isfinite(value) and value <= _MAX_DURATION_S
     ok = ok and (value >= 0 if allow_zero else value > 0)
     if not ok:
         bracket = "[" if allow_zero else "("
-        shown = f"{value:g}" if number else repr(value)
+        shown = f"{value:g}" if number else _checks.short_repr(value)
         raise ValueError(f"{name} must be a finite number in {bracket}0, 1e+06], got {shown}")
 
 
@@ -272,11 +274,15 @@ class Retry:
         names, classes = _parse_retry_on(self.retry_on)
         if self.timeout is not None:
             _check_duration("timeout", self.timeout, allow_zero=False)
+        if not isinstance(self.backoff, Backoff):
+            raise ValueError(f"backoff must be a Backoff, got {self.backoff!r}")
+        if self.seed is not None:
+            _checks.integer("seed", self.seed, 0, 2**64 - 1)
         config = _core.RetryConfig(
-            max_attempts=self.max_attempts,
+            max_attempts=_checks.integer("max_attempts", self.max_attempts),
             backoff=self.backoff._native(),
             retry_on=names,
-            max_retry_after=self.max_retry_after,
+            max_retry_after=_checks.number("max_retry_after", self.max_retry_after),
         )
         init = functools.partial(object.__setattr__, self)
         init("_config", config)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import DeadlineExceeded, Rejected, RetryError, Throttled
 
@@ -88,19 +88,13 @@ def is_accepted_outcome(kind: str, http_status: int = 0) -> bool:
     return _core.is_accepted_by_backend(kind, http_status)
 
 
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
+_number = _checks.number
 
 
 def _integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not -(2**63) <= value < 2**63:
-        # Beyond the native range: the native check would say TypeError, not name the field.
-        raise ValueError(f"{name} is out of range, got {value!r}")
-    return value
+    # Within the native int64 (beyond it pybind11 would not name the field); the native check
+    # then applies the field's own range.
+    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
 
 
 @dataclass(frozen=True)
@@ -176,7 +170,7 @@ class AdaptiveThrottle:
         self._rng = _core.RandomStream(seed)
         # A random stream has one owner at a time; the lock keeps draws ordered without the GIL.
         self._rng_lock = threading.Lock()
-        self._name = str(name)
+        self._name = _checks.string("name", name)
         self._is_overload = is_overload
 
     @classmethod

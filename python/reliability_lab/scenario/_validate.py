@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from reliability_lab._checks import short_repr
+
 # Limits, shared with the native validator (cpp/rlab/model/scenario.cc and faults.cc).
 _MAX_DURATION = 1e6  # seconds: the core's kMaxDurationS
 _MAX_RATE = 1e7  # orders per second
@@ -54,8 +56,10 @@ def _real(
         raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
     try:
         x = float(value)
-    except OverflowError:  # an int too large for a float
-        x = _INF if str(value)[0] != "-" else -_INF
+    except OverflowError:  # an int too large for a float: show it, not "inf"
+        raise ValueError(
+            f"{name} must be a finite number in {interval}, got {short_repr(value)}"
+        ) from None
     below = not (x > lo) if lo_open else not (x >= lo)
     above = not (x < hi) if hi_open else not (x <= hi)
     if not math.isfinite(x) or below or above:
@@ -84,7 +88,7 @@ def _int(name: str, value: object, lo: int, hi: int) -> int:
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     v = int(value)
     if not lo <= v <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v}")
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {short_repr(v)}")
     return v
 
 
