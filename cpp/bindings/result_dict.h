@@ -7,8 +7,8 @@
 
 #include <vector>
 
+#include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
-#include "rlab/sim/sim_engine.h"
 
 namespace rlab::bindings {
 
