@@ -378,3 +378,56 @@ def test_every_order_ends_once_and_the_counts_add_up(
     orders = r.orders
     assert orders is not None
     assert bool((orders["end"] >= orders["arrival"]).all())
+
+
+# -- a call decided by a hedge, followed at once by the next dependency's call ----------------------
+
+_BIMODAL = Faults(latency=Mixture((0.7, 0.3), (Constant(0.001), Constant(0.05))))
+
+
+def _two_hedged(rate: float, duration: float) -> Scenario:
+    deps = tuple(
+        Dependency(name=n, faults=_BIMODAL, hedge=Hedge(delay=0.005, budget_ratio=None))
+        for n in ("a", "b")
+    )
+    return Scenario(
+        arrivals=Poisson(rate),
+        workers=200,
+        queue_capacity=1000,
+        duration=duration,
+        seed=5,
+        dependencies=deps,
+    )
+
+
+def _check_each_dependency_cancelled_its_losers(raws: list[dict[str, float]]) -> None:
+    for raw in raws:
+        assert raw["calls"] == raw["successes"] + raw["failures"] + raw["cancelled"]
+        # 30% of first copies are slow; the hedge (70% fast) then wins and the slow first copy is
+        # cancelled, on the first dependency as on the last.
+        assert raw["cancelled"] > 0 and raw["wasted_attempt_seconds"] > 0
+    a, b = raws
+    assert a["cancelled"] == pytest.approx(b["cancelled"], rel=0.25)
+    assert a["wasted_attempt_seconds"] == pytest.approx(b["wasted_attempt_seconds"], rel=0.25)
+
+
+def test_the_losers_of_a_decided_call_are_cancelled_before_the_next_call_simulated() -> None:
+    # Regression: the flow goes straight from a call a hedge decided to the next dependency's
+    # call, whose copy 0 it already counts as outstanding; the engine kept the old call's copy 0
+    # (its answer could end the new call, and its server time was not counted as wasted).
+    r = simulate(_two_hedged(rate=200.0, duration=20.0))
+    _check_each_dependency_cancelled_its_losers(r.totals["dependencies"])
+    assert r.summary["in_flight"] == 0
+    orders = r.orders
+    assert orders is not None
+    # Each call ends by 5 ms + the hedge's latency (at most 55 ms): an order never waits for a
+    # slow loser.
+    assert (orders["end"] - orders["start"]).max() < 2 * 0.056
+
+
+def test_the_losers_of_a_decided_call_are_cancelled_before_the_next_call_live() -> None:
+    sc = _two_hedged(rate=100.0, duration=3.0)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(200)
+        assert all(h.wait(timeout=30) for h in handles)
+    _check_each_dependency_cancelled_its_losers(lab.result.totals["dependencies"])

@@ -893,9 +893,12 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
     drop(first, false);
     on_end(dep, done.end);
     a = flow.OnAttemptDone(NowNs(), done.end.outcome, done.end.committed, rng, done.copy);
-    // The copies the flow cancelled (its call was decided without them).
+    // The copies the flow cancelled (its call was decided without them). When the flow went
+    // straight on to the next call, its outstanding mask is that call's: every copy still here
+    // belongs to the decided call.
+    const bool new_call = a.kind == FlowAction::Kind::kAttempt && (a.launch & 1u) != 0;
     for (size_t i = copies.size(); i-- > 0;) {
-      if (((flow.outstanding() >> copies[i].copy) & 1u) == 0) drop(i, true);
+      if (new_call || ((flow.outstanding() >> copies[i].copy) & 1u) == 0) drop(i, true);
     }
     if (copies.empty()) hedge_at = kNoDeadline;
   }

@@ -510,7 +510,7 @@ void SimEngine::OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64
       Unpack(packed, deps_[dep].rounds() ? a.copy_retry_after_ns[copy] : a.retry_after_ns);
   const FlowAction action =
       a.flow->OnAttemptDone(now_ns, outcome, Committed(packed), FlowRng(slot), copy);
-  SyncCopies(slot);
+  SyncCopies(slot, action);
   Apply(slot, action, now_ns);
 }
 
@@ -521,9 +521,14 @@ void SimEngine::OnHedgeTimer(uint32_t slot, uint32_t gen, int64_t now_ns) {
   Apply(slot, action, now_ns);
 }
 
-void SimEngine::SyncCopies(uint32_t slot) {
+void SimEngine::SyncCopies(uint32_t slot, const FlowAction& next) {
   Active& a = active_[slot];
-  const uint32_t cancelled = a.outstanding & ~a.flow->outstanding();
+  // A decided call may be followed at once by the next dependency's call, whose copy 0 the flow
+  // already counts as outstanding: every copy still out belongs to the old call then, and must
+  // not be mistaken for the new one (its answer would end the new call).
+  const bool new_call = next.kind == FlowAction::Kind::kAttempt && (next.launch & 1u) != 0;
+  const uint32_t keep = new_call ? 0u : a.flow->outstanding();
+  const uint32_t cancelled = a.outstanding & ~keep;
   if (cancelled == 0) return;
   const int dep = a.attempt_dep;
   for (uint32_t mask = cancelled; mask != 0; mask &= mask - 1) {

@@ -113,7 +113,7 @@ class SimEngine {
   void OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64_t now_ns);
   void OnHedgeTimer(uint32_t slot, uint32_t gen, int64_t now_ns);
   // Stops waiting for the copies the flow cancelled (its call was decided without them).
-  void SyncCopies(uint32_t slot);
+  void SyncCopies(uint32_t slot, const FlowAction& next);
   void OnServiceDone(int dep, int64_t now_ns);
   void Finish(uint32_t slot, int64_t now_ns);
   void FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns);
