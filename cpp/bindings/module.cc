@@ -23,6 +23,7 @@ void RegisterRateLimit(py::module_& m);         // rate limiters (smooth, bursty
 // Load balancing over replicas; the detector first (the balancer takes one).
 void RegisterOutlier(py::module_& m);
 void RegisterLoadBalancer(py::module_& m);
+void RegisterAwsRetry(py::module_& m);  // AWS SDK retry modes (botocore standard/adaptive)
 
 }  // namespace rlab::bindings
 
@@ -44,4 +45,5 @@ PYBIND11_MODULE(_core, m) {
   RegisterLoadBalancer(m);
   RegisterConcurrencyLimit(m);
   RegisterRateLimit(m);
+  RegisterAwsRetry(m);
 }

@@ -8,6 +8,7 @@ article's settings by name.
 """
 
 from reliability_lab import presets
+from reliability_lab.aws_retry import AwsRetry, AwsRetryStats, SendRateLimited
 from reliability_lab.backoff import JITTER_MODES, Backoff
 from reliability_lab.balancer import LB_KINDS, LoadBalancer, OutlierDetector
 from reliability_lab.breaker import Breaker, CircuitBreaker, Permit, Transition
@@ -111,6 +112,8 @@ __all__ = [
     "TERMINAL_STATES",
     "AdaptiveThrottle",
     "Aimd",
+    "AwsRetry",
+    "AwsRetryStats",
     "Backoff",
     "BatchMeans",
     "Breaker",
@@ -184,6 +187,7 @@ __all__ = [
     "ScenarioFileError",
     "Schedule",
     "Selection",
+    "SendRateLimited",
     "ShutdownReport",
     "SteadyClock",
     "Study",
