@@ -478,8 +478,11 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
             "the breaker change",
         )
         assert lab.breaker("payment") == rl.Breaker(consecutive_failures=3, open_for=2.0)
-        assert "payment: breaker set (consecutive_failures 3, open_for 2 s)" in (
-            browser.find_element("id", "events").text
+        wait_js(  # the event comes with the next snapshot
+            browser,
+            "return document.getElementById('events').textContent"
+            ".includes('payment: breaker set (consecutive_failures 3, open_for 2 s)')",
+            "the breaker change in the event log",
         )
         wait_js(
             browser,
