@@ -525,6 +525,28 @@ void RegisterLive(py::module_& m) {
             throw py::key_error("no dependency named '" + dependency + "'");
           },
           py::arg("dependency"), py::arg("scenario"))
+      .def(
+          "set_breaker",
+          [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
+            // As set_faults: the scenario with the new breaker in place, so the field names,
+            // units (seconds) and dotted-path errors are the scenario's own.
+            const ScenarioConfig sc = ValidatedScenarioFromDict(scenario);
+            for (const DependencyConfig& d : sc.dependencies) {
+              if (d.name != dependency) continue;
+              if (!d.breaker) {
+                throw py::value_error(dependency + ".breaker must be a breaker, got None");
+              }
+              absl::Status s;
+              {
+                py::gil_scoped_release release;
+                s = e.SetBreakerConfig(dependency, *d.breaker);
+              }
+              ThrowIfError(s);
+              return;
+            }
+            throw py::key_error("no dependency named '" + dependency + "'");
+          },
+          py::arg("dependency"), py::arg("scenario"))
       .def("take_order_events",
            [](LiveEngine& e) {
              std::vector<LiveOrderEvent> events;

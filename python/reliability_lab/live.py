@@ -40,7 +40,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, overload
@@ -59,6 +59,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from reliability_lab import _core
 from reliability_lab._core import LabClosedError
+from reliability_lab.breaker import Breaker
 from reliability_lab.metrics import LATENCY_BOUNDS
 from reliability_lab.scenario import Faults, Scenario
 from reliability_lab.sim import Result, _build_result
@@ -327,6 +328,9 @@ class Lab:
         self._given_up: dict[tuple[str, str], float] = {}
         # The fault models in force (set_faults replaces them while the lab runs).
         self._faults = {d.name: d.faults for d in scenario.dependencies}
+        # The breaker parameters in force (set_breaker replaces them while the lab runs).
+        self._breakers = {d.name: d.breaker for d in scenario.dependencies}
+        self._breaker_lock = threading.Lock()
         self._dashboards: list[Any] = []
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -535,6 +539,65 @@ class Lab:
         if dependency not in self._faults:
             raise KeyError(f"no dependency named {dependency!r} (have: {', '.join(self._faults)})")
         return self._faults[dependency]
+
+    def set_breaker(self, dependency: str, breaker: Breaker | Mapping[str, Any]) -> Breaker:
+        """Changes ``dependency``'s circuit breaker parameters while the lab runs (the control
+        room's knob) and returns the :class:`~reliability_lab.breaker.Breaker` now in force.
+
+        ``breaker`` is a whole ``Breaker``, or a dict of some of its fields (seconds for times,
+        as in the scenario) merged into the current one: ``{"consecutive_failures": 3}``.
+
+        The breaker keeps its state (closed, open, half-open) and its run of trips; what it
+        measured under the old parameters is dropped: the consecutive-failure run, the window
+        and the half-open probes restart, and calls already admitted are not counted. An open
+        breaker's current period is re-measured from its trip with the new ``open_for``.
+
+        Raises KeyError for an unknown dependency, ValueError for a dependency without a breaker
+        (one cannot be added at run time) or for an invalid value, naming the dotted path as the
+        scenario does (``payment.breaker.open_for must be ...``), and TypeError for another type.
+        Nothing changes when it raises.
+        """
+        if dependency not in self._breakers:
+            names = ", ".join(self._breakers)
+            raise KeyError(f"no dependency named {dependency!r} (have: {names})")
+        current = self._breakers[dependency]
+        if current is None:
+            raise ValueError(
+                f"{dependency}.breaker is None in the scenario: a breaker cannot be added while "
+                "the lab runs, only changed"
+            )
+        if isinstance(breaker, Breaker):
+            fields = breaker.to_dict()
+        elif isinstance(breaker, Mapping):
+            fields = {**current.to_dict(), **breaker}
+        else:
+            raise TypeError(f"breaker must be a Breaker or a dict, got {type(breaker).__name__}")
+        d = self.scenario.to_dict()
+        i = [dep.name for dep in self.scenario.dependencies].index(dependency)
+        d["dependencies"][i]["breaker"] = fields
+        # The scenario's converter checks every field under its dotted path before anything
+        # changes; the Breaker built after it can no longer fail.
+        _core.validate_scenario(d)
+        new = Breaker(**fields)
+        with self._breaker_lock:  # concurrent changes: the last one applied is the one recorded
+            self._engine.set_breaker(dependency, d)
+            self._breakers[dependency] = new
+        _log_event(
+            "breaker_changed",
+            dependency=dependency,
+            consecutive_failures=new.consecutive_failures,
+            open_for=new.open_for,
+        )
+        return new
+
+    def breaker(self, dependency: str) -> Breaker | None:
+        """The breaker parameters ``dependency`` runs with now (the scenario's, or the last ones
+        :meth:`set_breaker` gave it); None without a breaker. KeyError for an unknown
+        dependency."""
+        if dependency not in self._breakers:
+            names = ", ".join(self._breakers)
+            raise KeyError(f"no dependency named {dependency!r} (have: {names})")
+        return self._breakers[dependency]
 
     def dashboard(
         self, *, open: bool = False, host: str = "127.0.0.1", port: int = 0, interval: float = 0.5

@@ -147,5 +147,51 @@ TEST(LiveBudgetGauge, ExportsTheTokenBucketLevel) {
   e->Shutdown(kS);
 }
 
+// The breaker knob: a threshold lowered while the engine runs applies to the next orders.
+TEST(LiveBreakerConfig, ChangesTheRunningBreakerAndRefusesBadInput) {
+  ScenarioConfig sc = Open(ArrivalConfig::Kind::kPoisson, 10);  // the load is never started
+  sc.dependencies[0].faults.failure_rate = 1.0;                 // every attempt fails
+  BreakerConfig b;
+  b.consecutive_failures = 1000;
+  b.open_for_ns = 600 * kS;
+  sc.dependencies[0].breaker = b;
+  DependencyConfig plain = sc.dependencies[0];
+  plain.name = "inventory";
+  plain.breaker.reset();
+  sc.dependencies.push_back(plain);
+  auto e = Started(sc);
+  ASSERT_NE(e, nullptr);
+
+  absl::Status s = e->SetBreakerConfig("nope", b);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  s = e->SetBreakerConfig("inventory", b);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("inventory has no circuit breaker"));
+  BreakerConfig bad = b;
+  bad.open_for_ns = -kS;
+  s = e->SetBreakerConfig("payment", bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("payment.breaker.open_for must be"));
+
+  auto run_orders = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      auto id = e->Submit();
+      ASSERT_TRUE(id.ok()) << id.status();
+      ASSERT_TRUE(e->Wait(*id, 60 * kS));
+    }
+  };
+  auto payment_state = [&] { return e->Internals().deps[0].breaker; };
+  run_orders(3);
+  EXPECT_EQ(payment_state(), BreakerState::kClosed);  // 3 failures < 1000
+  b.consecutive_failures = 2;
+  ASSERT_TRUE(e->SetBreakerConfig("payment", b).ok());
+  EXPECT_EQ(payment_state(), BreakerState::kClosed);  // the earlier failures do not count
+  run_orders(1);
+  EXPECT_EQ(payment_state(), BreakerState::kClosed);
+  run_orders(1);
+  EXPECT_EQ(payment_state(), BreakerState::kOpen);
+  e->Shutdown(kS);
+}
+
 }  // namespace
 }  // namespace rlab

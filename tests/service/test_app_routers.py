@@ -66,6 +66,7 @@ def test_every_route_is_served_and_documented(tmp_path: Path) -> None:
         "/readyz": ["get"],
         "/startupz": ["get"],
         "/lab/faults": ["patch", "put"],
+        "/lab/breaker/{dependency}": ["patch", "put"],
         "/debug/internals": ["get"],
         "/debug/pprof/profile": ["get"],
         "/debug/pprof/heap": ["get"],

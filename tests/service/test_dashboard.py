@@ -418,6 +418,8 @@ def test_page_shows_live_charts_and_the_outage_button_opens_the_breaker(
 
 @needs_browser
 def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.support.ui import Select
+
     scenario = rl.Scenario(
         arrivals=rl.Poisson(rate=100.0),
         duration=120.0,
@@ -461,9 +463,58 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
             "const s = window.rlabState.series.offered_per_s; return s[s.length - 1] === 250",
             "the offered rate on the chart",
         )
+        # The breaker knob: filled with the breaker's parameters, set from the page, drawn.
+        assert browser.find_element("id", "breaker-controls").is_displayed()
+        failures = browser.find_element("id", "breaker-failures")
+        assert failures.get_attribute("value") == "5"
+        assert browser.find_element("id", "breaker-open-for").get_attribute("value") == "2"
+        failures.clear()
+        failures.send_keys("3")
+        click(browser, "breaker")
+        wait_js(
+            browser,
+            "return document.getElementById('result').textContent"
+            ".includes('consecutive_failures 3')",
+            "the breaker change",
+        )
+        assert lab.breaker("payment") == rl.Breaker(consecutive_failures=3, open_for=2.0)
+        wait_js(  # the event comes with the next snapshot
+            browser,
+            "return document.getElementById('events').textContent"
+            ".includes('payment: breaker set (consecutive_failures 3, open_for 2 s)')",
+            "the breaker change in the event log",
+        )
+        wait_js(
+            browser,
+            "return window.rlabState.annotations.some(a => a.action === 'breaker')",
+            "the breaker annotation",
+        )
+        wait_js(
+            browser,
+            "return document.getElementById('throughput').layout.annotations"
+            ".some(a => a.text === 'breaker')",
+            "the annotation drawn",
+        )
+        # A bad value is refused with the scenario's message; nothing changes.
+        browser.find_element("id", "breaker-open-for").clear()
+        browser.find_element("id", "breaker-open-for").send_keys("-1")
+        click(browser, "breaker")
+        wait_js(
+            browser,
+            "return document.getElementById('result').dataset.status === '422'",
+            "the refusal",
+        )
+        assert "payment.breaker.open_for must be" in browser.find_element("id", "result").text
+        assert lab.breaker("payment") == rl.Breaker(consecutive_failures=3, open_for=2.0)
+        # inventory has no breaker: the knob is off for it.
+        Select(browser.find_element("id", "dependency")).select_by_value("inventory")
+        assert not browser.find_element("id", "breaker").is_enabled()
+        Select(browser.find_element("id", "dependency")).select_by_value("payment")
         time.sleep(2.0)  # a few samples at the new rate, for the picture
         screenshot(browser, "lab-dashboard-running", tmp_path)
-        assert console_errors(browser) == []
+        # The only console error is the refused breaker change.
+        errors = console_errors(browser)
+        assert all("dashboard/actions" in e["message"] for e in errors), errors
         lab.stop_load()
     # The lab's shutdown ends the stream: the page says so.
     wait_js(

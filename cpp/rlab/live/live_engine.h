@@ -203,6 +203,15 @@ class LiveEngine {
   // unknown dependency.
   absl::Status SetFaults(std::string_view dependency, const FaultModelConfig& faults);
 
+  // Replaces dependency `dependency`'s circuit breaker parameters from now on (engine time), by
+  // CircuitBreaker::Reconfigure: the state is kept, calls admitted before report stale, and an
+  // open period is re-measured with the new open_for. Thread-safe (the breaker's own lock).
+  // NotFound for an unknown dependency, FailedPrecondition for one without a breaker (a breaker
+  // cannot be added at run time), InvalidArgument with the dotted path
+  // ("payment.breaker.open_for ...") for invalid parameters. The run's scenario (config()) keeps
+  // the parameters it started with.
+  absl::Status SetBreakerConfig(std::string_view dependency, const BreakerConfig& breaker);
+
   // The status changes recorded since the last call, oldest first (order_events only).
   std::vector<LiveOrderEvent> TakeOrderEvents();
 

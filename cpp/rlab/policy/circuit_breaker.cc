@@ -75,11 +75,48 @@ absl::StatusOr<std::unique_ptr<CircuitBreaker>> CircuitBreaker::Create(
 
 CircuitBreaker::CircuitBreaker(const BreakerConfig& config)
     : config_(config), listeners_(std::make_shared<const ListenerList>()) {
+  MutexLock lock(&mu_);
+  BuildWindowLocked();
+}
+
+void CircuitBreaker::BuildWindowLocked() {
+  count_window_.reset();
+  time_window_.reset();
   const bool rates = config_.failure_rate_threshold > 0.0 || config_.slow_call_rate_threshold > 0.0;
   if (rates && config_.window == WindowKind::kCount) count_window_.emplace(config_.window_size);
   if (rates && config_.window == WindowKind::kTime) {
     time_window_.emplace(config_.window_ns, config_.window_buckets);
   }
+}
+
+BreakerConfig CircuitBreaker::config() const {
+  MutexLock lock(&mu_);
+  return config_;
+}
+
+absl::Status CircuitBreaker::Reconfigure(const BreakerConfig& config, int64_t now_ns) {
+  if (absl::Status s = ValidateBreakerConfig(config); !s.ok()) return s;
+  bool queued;
+  {
+    MutexLock lock(&mu_);
+    const size_t before = pending_.size();
+    config_ = config;
+    BuildWindowLocked();
+    consecutive_failures_ = 0;
+    half_open_in_flight_ = 0;
+    half_open_successes_ = 0;
+    // A new generation without a transition: calls admitted under the old parameters report
+    // stale. Published like a transition so Allow's fast path hands out new-generation tokens.
+    ++generation_;
+    word_.store((generation_ << 2) | static_cast<uint64_t>(state_), std::memory_order_release);
+    if (state_ == BreakerState::kOpen) {
+      open_until_ns_.store(opened_at_ns_ + OpenDurationLocked(), std::memory_order_relaxed);
+      MaybeHalfOpenLocked(now_ns);
+    }
+    queued = pending_.size() != before;
+  }
+  if (queued) DispatchPending();
+  return absl::OkStatus();
 }
 
 BreakerPermit CircuitBreaker::Allow(int64_t now_ns) {
@@ -139,11 +176,11 @@ BreakerPermit CircuitBreaker::Allow(int64_t now_ns) {
 
 void CircuitBreaker::Record(uint64_t token, CallResult result, int64_t now_ns,
                             int64_t duration_ns) {
-  const bool slow =
-      config_.slow_call_duration_ns > 0 && duration_ns > config_.slow_call_duration_ns;
   bool queued = false;
   {
     MutexLock lock(&mu_);
+    const bool slow =
+        config_.slow_call_duration_ns > 0 && duration_ns > config_.slow_call_duration_ns;
     if (TokenGeneration(token) != generation_) {
       // Admitted under an earlier state: its result says nothing about the current one, and the
       // transition already reset the probe slots it may have held.
@@ -232,6 +269,7 @@ void CircuitBreaker::TransitionLocked(BreakerState to, int64_t now_ns) {
   if (time_window_) time_window_->Reset();
   if (to == BreakerState::kOpen) {
     ++trips_in_row_;
+    opened_at_ns_ = now_ns;
     open_until_ns_.store(now_ns + OpenDurationLocked(), std::memory_order_relaxed);
   } else if (to == BreakerState::kClosed) {
     trips_in_row_ = 0;

@@ -171,6 +171,20 @@ class CircuitBreaker {
   // Forces a state (an operator's override, e.g. for a chaos experiment); a new generation starts.
   void ForceState(BreakerState state, int64_t now_ns);
 
+  // Replaces the parameters at `now_ns` (an operator turning a knob on a running breaker).
+  // InvalidArgument, and nothing changes, unless ValidateBreakerConfig accepts `config`.
+  // Semantics: the state and the run of trips (open_growth's exponent) are kept, and no
+  // transition is reported; everything measured under the old parameters is dropped. The
+  // consecutive-failure run, the window (rebuilt in the new shape) and the half-open probe slots
+  // and successes reset, and a new generation starts, so results of calls admitted before are
+  // ignored as stale. Why: those calls were judged by the old thresholds and slow-call duration,
+  // a window of another kind or size cannot be carried over, and a lowered threshold should not
+  // trip at once on history the operator may be reacting to. An open breaker's current period
+  // is re-measured from when it opened with the new duration, so a shorter open_for takes effect
+  // now: if the new period has already passed, the breaker moves to half-open at once (the one
+  // transition Reconfigure can report, as State(now_ns) would).
+  absl::Status Reconfigure(const BreakerConfig& config, int64_t now_ns);
+
   // Adds a listener for every later transition. Listeners run after the lock is released,
   // exactly once per transition, in transition order, one at a time. A listener may call back
   // into the breaker; transitions it causes are delivered after it returns.
@@ -179,7 +193,8 @@ class CircuitBreaker {
   // Removes every listener.
   void ClearListeners();
 
-  const BreakerConfig& config() const { return config_; }
+  // The parameters in force (a copy: Reconfigure may replace them).
+  BreakerConfig config() const;
 
   // Token helpers, for engines that keep permits in compact form.
   static uint64_t TokenGeneration(uint64_t token) { return token >> 1; }
@@ -196,11 +211,13 @@ class CircuitBreaker {
   void RecordClosedLocked(CallResult result, bool slow, int64_t now_ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t OpenDurationLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // (Re)builds the rate policies' window for config_.
+  void BuildWindowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Delivers queued transitions to the listeners, unless another thread already is.
   void DispatchPending();
 
-  const BreakerConfig config_;
   mutable Mutex mu_;
+  BreakerConfig config_ ABSL_GUARDED_BY(mu_);
   BreakerState state_ ABSL_GUARDED_BY(mu_) = BreakerState::kClosed;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
@@ -210,6 +227,7 @@ class CircuitBreaker {
   int half_open_successes_ ABSL_GUARDED_BY(mu_) = 0;
   // Written under mu_; read without it by Allow's fast path.
   std::atomic<int64_t> open_until_ns_{0};
+  int64_t opened_at_ns_ ABSL_GUARDED_BY(mu_) = 0;  // when the breaker last opened
   int trips_in_row_ ABSL_GUARDED_BY(mu_) = 0;
   BreakerSnapshot counters_ ABSL_GUARDED_BY(mu_);  // lifetime counters only
   // (generation << 2) | state, published under mu_ for Allow's lock-free fast path.

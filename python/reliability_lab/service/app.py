@@ -11,11 +11,12 @@ Routes::
     GET  /livez /readyz /startupz
     routes/admin.py
     PUT  /lab/faults             replace a dependency's fault model (bearer token; PATCH merges)
+    PUT  /lab/breaker/{dep}      replace a dependency's breaker parameters (bearer; PATCH merges)
     GET  /debug/internals        queue, workers, breakers, writer (bearer token)
     dashboard.py (not in the OpenAPI document: a page for people)
     GET  /dashboard              the control room: live charts, event log, controls
     GET  /dashboard/stream       Server-Sent Events, 2 Hz, from the engine's metric counters
-    POST /dashboard/actions      outage, brownout, latency spike, failure rate (bearer token)
+    POST /dashboard/actions      outage, brownout, latency spike, failure rate, breaker (bearer)
     profiling.py
     GET  /debug/pprof/profile    CPU profile, speedscope JSON (bearer token)
     GET  /debug/pprof/heap       memory snapshot (bearer token)
@@ -49,6 +50,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reliability_lab.breaker import Breaker
 from reliability_lab.scenario import Faults
 from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.core import OrderService, log_event
@@ -321,6 +323,24 @@ class ServiceSource:
 
     def set_arrival_rate(self, rate: float) -> None:
         raise ValueError("the service's orders come from its HTTP clients: no arrival rate")
+
+    def breaker(self, dependency: str) -> Breaker | None:
+        return self.service.scenario.dependency(dependency).breaker
+
+    def set_breaker(self, dependency: str, change: dict[str, Any]) -> Breaker:
+        svc = self.service
+        if svc.lab is None or not svc.lab.running:
+            raise RuntimeError("the engine is not running")
+        new = svc.lab.set_breaker(dependency, change)
+        assert isinstance(new, Breaker)
+        svc.scenario = svc.scenario.replace({f"{dependency}.breaker": new})
+        log_event(
+            "breaker_changed",
+            dependency=dependency,
+            route="/dashboard/actions",
+            breaker=new.to_dict(),
+        )
+        return new
 
 
 def dashboard_of(app: FastAPI) -> Dashboard:

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from reliability_lab.breaker import Breaker
 from reliability_lab.scenario import Faults, Phase
 
 __all__ = ["ACTIONS", "Dashboard", "EngineSource", "dashboard_router", "percentile"]
@@ -43,8 +44,17 @@ STATIC = Path(__file__).parent / "static"
 _ASSETS = {"dashboard.js": "text/javascript", "plotly.min.js": "text/javascript"}
 
 #: The control actions ``POST /dashboard/actions`` accepts (``arrival_rate``: only where the
-#: engine generates the load, i.e. a Lab with Poisson or constant arrivals).
-ACTIONS = ("outage", "brownout", "latency_spike", "failure_rate", "recover", "arrival_rate")
+#: engine generates the load, i.e. a Lab with Poisson or constant arrivals; ``breaker``: only
+#: where a dependency has a circuit breaker).
+ACTIONS = (
+    "outage",
+    "brownout",
+    "latency_spike",
+    "failure_rate",
+    "recover",
+    "arrival_rate",
+    "breaker",
+)
 
 # Breaker states as the band chart's numbers (closed 0, half-open 1, open 2).
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
@@ -81,6 +91,16 @@ class EngineSource(Protocol):
 
     def set_arrival_rate(self, rate: float) -> None:
         """Changes it (ValueError naming ``arrivals.rate`` if refused)."""
+        ...
+
+    def breaker(self, dependency: str) -> Breaker | None:
+        """The dependency's circuit breaker parameters now (None without a breaker)."""
+        ...
+
+    def set_breaker(self, dependency: str, change: dict[str, Any]) -> Breaker:
+        """Merges ``change`` (some of the breaker's fields, in seconds) into the dependency's
+        breaker parameters (ValueError naming ``payment.breaker.<field>`` if refused) and
+        returns the parameters now in force."""
         ...
 
 
@@ -357,13 +377,25 @@ class Dashboard:
             "snapshots": list(self.snapshots),
             "events": list(self.events),
             "actions": self.actions(),
+            "breakers": self.breakers(),
         }
+
+    def breakers(self) -> dict[str, dict[str, Any] | None]:
+        """Each dependency's breaker parameters now (for the page's inputs; None: no breaker)."""
+        out: dict[str, dict[str, Any] | None] = {}
+        for d in self.source.dependencies():
+            b = self.source.breaker(d)
+            out[d] = None if b is None else b.to_dict()
+        return out
 
     def actions(self) -> list[str]:
         """The actions this engine supports."""
+        out = list(ACTIONS)
         if self.source.arrival_rate() is None:
-            return [a for a in ACTIONS if a != "arrival_rate"]
-        return list(ACTIONS)
+            out.remove("arrival_rate")
+        if all(self.source.breaker(d) is None for d in self.source.dependencies()):
+            out.remove("breaker")
+        return out
 
     @property
     def clients(self) -> int:
@@ -411,11 +443,13 @@ class Dashboard:
     # --- actions ---------------------------------------------------------------------------
 
     def act(self, body: Any) -> dict[str, Any]:
-        """Applies one control action (``{"action", "dependency", "duration_s", "value"}``);
-        ValueError/KeyError/TypeError name what is wrong. Returns the recorded event."""
+        """Applies one control action (``{"action", "dependency", "duration_s", "value"}``, and
+        for ``breaker`` a ``"breaker"`` object of the fields to change, e.g.
+        ``{"consecutive_failures": 3, "open_for": 10}``); ValueError/KeyError/TypeError name
+        what is wrong. Returns the recorded event."""
         if not isinstance(body, dict):
             raise TypeError("the body must be a JSON object")
-        unknown = set(body) - {"action", "dependency", "duration_s", "value"}
+        unknown = set(body) - {"action", "dependency", "duration_s", "value", "breaker"}
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
         action = body.get("action")
@@ -435,6 +469,22 @@ class Dashboard:
         deps = self.source.dependencies()
         if dep not in deps:
             raise KeyError(f"dependency must be one of {deps}, got {dep!r}")
+        if action == "breaker":
+            change = body.get("breaker")
+            if not isinstance(change, dict) or not change:
+                raise TypeError(
+                    "action breaker: breaker must be an object of the fields to change, e.g. "
+                    '{"consecutive_failures": 3, "open_for": 10}'
+                )
+            if self.source.breaker(dep) is None:
+                raise ValueError(f"action breaker: {dep} has no circuit breaker to change")
+            b = self.source.set_breaker(dep, change)
+            text = (
+                f"{dep}: breaker set (consecutive_failures {b.consecutive_failures}, "
+                f"open_for {b.open_for:g} s)"
+            )
+            self.record("action", text, annotate=True, action=action, dependency=dep)
+            return self.events[-1]
         duration = _number(body, "duration_s", 30.0, 0.1, 86_400.0)
         current = self.source.faults(dep)
         now = float(self.source.now())
@@ -595,6 +645,18 @@ class LabSource:
         if not self.lab.running:
             raise RuntimeError("the lab is not running")
         self.lab.set_arrival_rate(rate)
+
+    def breaker(self, dependency: str) -> Breaker | None:
+        b = self.lab.breaker(dependency)
+        assert b is None or isinstance(b, Breaker)
+        return b
+
+    def set_breaker(self, dependency: str, change: dict[str, Any]) -> Breaker:
+        if not self.lab.running:
+            raise RuntimeError("the lab is not running")
+        b = self.lab.set_breaker(dependency, change)
+        assert isinstance(b, Breaker)
+        return b
 
 
 class LabDashboard:

@@ -12,7 +12,7 @@ service to this document.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -195,6 +195,49 @@ class FaultsState(BaseModel):
     faults: dict[str, Any]
 
 
+class BreakerSpec(BaseModel):
+    """A dependency's circuit breaker parameters in the scenario's dict form (see
+    :class:`reliability_lab.Breaker`; times in seconds). PUT: fields left out take the
+    defaults; PATCH: only the given fields change.
+
+    Only the types are checked here; the ranges are checked by the scenario itself, which names
+    the field and the range in its message (``payment.breaker.open_for must be ...``)."""
+
+    model_config = _PATCHY
+
+    consecutive_failures: int | _Absent = Field(default=None, json_schema_extra={"minimum": 0})
+    failure_rate_threshold: float | _Absent = Field(
+        default=None, json_schema_extra={"minimum": 0, "maximum": 1}
+    )
+    slow_call_rate_threshold: float | _Absent = Field(
+        default=None, json_schema_extra={"minimum": 0, "maximum": 1}
+    )
+    slow_call_duration: float | _Absent = Field(default=None, json_schema_extra={"minimum": 0})
+    window: Literal["count", "time"] | _Absent = None
+    window_size: int | _Absent = Field(default=None, json_schema_extra={"minimum": 1})
+    window_duration: float | _Absent = Field(
+        default=None, json_schema_extra={"exclusiveMinimum": 0}
+    )
+    window_buckets: int | _Absent = Field(default=None, json_schema_extra={"minimum": 1})
+    minimum_calls: int | _Absent = Field(default=None, json_schema_extra={"minimum": 1})
+    open_for: float | _Absent = Field(default=None, json_schema_extra={"exclusiveMinimum": 0})
+    open_growth: float | _Absent = Field(default=None, json_schema_extra={"minimum": 1})
+    max_open_for: float | _Absent = Field(default=None, json_schema_extra={"minimum": 0})
+    half_open_max_calls: int | _Absent = Field(default=None, json_schema_extra={"minimum": 1})
+    success_threshold: int | _Absent = Field(default=None, json_schema_extra={"minimum": 1})
+
+    def breaker_fields(self) -> dict[str, Any]:
+        """The fields the client gave, for the scenario's dict form."""
+        return self.model_dump(exclude_unset=True)
+
+
+class BreakerConfigState(BaseModel):
+    """A dependency's circuit breaker parameters after a change, in full."""
+
+    dependency: str
+    breaker: dict[str, Any]
+
+
 class SpeedscopeProfile(BaseModel):
     """A speedscope document (https://www.speedscope.app/file-format-schema.json): one
     sampled profile per thread over the shared frame table."""
@@ -249,6 +292,16 @@ _ROUTES: dict[tuple[str, str], tuple[int, type[BaseModel] | None, tuple[int, ...
     ("put", "/lab/faults"): (200, FaultsState, (400, 401, 403, 409, 413, 422, 501, 503)),
     ("patch", "/lab/faults"): (200, FaultsState, (400, 401, 403, 409, 413, 422, 501, 503)),
     ("get", "/debug/internals"): (200, None, (401, 403, 503)),
+    ("put", "/lab/breaker/{dependency}"): (
+        200,
+        BreakerConfigState,
+        (400, 401, 403, 404, 409, 413, 422, 501, 503),
+    ),
+    ("patch", "/lab/breaker/{dependency}"): (
+        200,
+        BreakerConfigState,
+        (400, 401, 403, 404, 409, 413, 422, 501, 503),
+    ),
     ("get", "/debug/pprof/profile"): (200, SpeedscopeProfile, (401, 403, 409, 422, 503)),
     ("get", "/debug/pprof/heap"): (200, HeapSnapshot, (401, 403, 422, 503)),
 }
@@ -258,6 +311,8 @@ _PROBE_503: dict[str, type[BaseModel]] = {"/readyz": ReadyStatus, "/startupz": S
 _REQUEST_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("put", "/lab/faults"): FaultsChange,
     ("patch", "/lab/faults"): FaultsChange,
+    ("put", "/lab/breaker/{dependency}"): BreakerSpec,
+    ("patch", "/lab/breaker/{dependency}"): BreakerSpec,
 }
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -272,6 +327,8 @@ _MODELS: tuple[type[BaseModel], ...] = (
     FaultsState,
     SpeedscopeProfile,
     HeapSnapshot,
+    BreakerSpec,
+    BreakerConfigState,
 )
 
 

@@ -1,12 +1,16 @@
-"""The admin routes (bearer token): ``PUT``/``PATCH /lab/faults``, ``GET /debug/internals``."""
+"""The admin routes (bearer token): ``PUT``/``PATCH /lab/faults``,
+``PUT``/``PATCH /lab/breaker/{dependency}``, ``GET /debug/internals``."""
 
 from __future__ import annotations
+
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from reliability_lab.breaker import Breaker
 from reliability_lab.scenario import Scenario
 from reliability_lab.service.core import log_event
 from reliability_lab.service.routes.common import (
@@ -16,7 +20,7 @@ from reliability_lab.service.routes.common import (
     error,
     field_name,
 )
-from reliability_lab.service.schemas import FaultsChange
+from reliability_lab.service.schemas import BreakerSpec, FaultsChange
 
 router = APIRouter()
 
@@ -106,6 +110,90 @@ async def _change_faults(request: Request, state: AppState, *, merge: bool) -> R
             "dependency": body.dependency,
             "faults": new.dependency(body.dependency).to_dict()["faults"],
         }
+    )
+
+
+@router.put("/lab/breaker/{dependency}")
+async def put_breaker(dependency: str, request: Request, state: StateDep) -> Response:
+    """Replaces a dependency's circuit breaker parameters while the engine runs (the control
+    room's knob). Body: the breaker in the scenario's dict form (seconds); fields left out take
+    the defaults of :class:`~reliability_lab.Breaker`. The breaker keeps its state; what it
+    measured under the old parameters is dropped (see :meth:`reliability_lab.Lab.set_breaker`)."""
+    return await _change_breaker(dependency, request, state, merge=False)
+
+
+@router.patch("/lab/breaker/{dependency}")
+async def patch_breaker(dependency: str, request: Request, state: StateDep) -> Response:
+    """Like PUT, but the given fields are merged into the current parameters
+    (``{"consecutive_failures": 3}`` changes just that)."""
+    return await _change_breaker(dependency, request, state, merge=True)
+
+
+async def _change_breaker(
+    dependency: str, request: Request, state: AppState, *, merge: bool
+) -> Response:
+    denied = check_admin(request)  # before reading the body: strangers learn nothing
+    if denied is not None:
+        return denied
+    try:
+        body = BreakerSpec.model_validate_json(await request.body())
+    except ValidationError as e:
+        if any(err.get("type") == "json_invalid" for err in e.errors()):
+            return error(400, "invalid_json", "the request body is not valid JSON", field="body")
+        fields = [
+            {"field": field_name(err.get("loc", ())), "message": err.get("msg", "")}
+            for err in e.errors()
+        ]
+        bad = ", ".join(dict.fromkeys(str(f["field"]) for f in fields))
+        return error(422, "validation_failed", f"invalid field(s): {bad}", fields=fields)
+    svc = state.service
+    names = [d.name for d in svc.scenario.dependencies]
+    if dependency not in names:
+        return error(404, "not_found", f"no dependency named {dependency!r}; one of {names}")
+    if svc.scenario.dependency(dependency).breaker is None:
+        return error(
+            409, "conflict", f"{dependency} has no breaker; one cannot be added while running"
+        )
+    lab = svc.lab
+    if lab is None or not hasattr(lab, "set_breaker"):
+        return error(501, "not_implemented", "no engine runs here that can change breakers")
+    given = body.breaker_fields()
+    change = given if merge else {**Breaker().to_dict(), **given}
+    try:
+        new = await run_in_threadpool(lab.set_breaker, dependency, change)
+    except ValueError as e:  # the scenario's own check, naming payment.breaker.<field>
+        msg = str(e)
+        named = re.match(rf"{re.escape(dependency)}\.(breaker\.[a-z_]+) (?:must|is) ", msg)
+        field = named.group(1) if named else "breaker"
+        return error(
+            422,
+            "validation_failed",
+            f"invalid field(s): {field}",
+            fields=[{"field": field, "message": msg}],
+        )
+    except (KeyError, RuntimeError) as e:
+        return error(409, "conflict", str(e))
+    svc.scenario = svc.scenario.replace({f"{dependency}.breaker": new})
+    text = _breaker_text(dependency, new)
+    dash = getattr(request.app.state, "dashboard", None)
+    if dash is not None:  # the control room draws every turn of the knob
+        dash.record(
+            "action",
+            f"{text} via /lab/breaker",
+            annotate=True,
+            action="breaker",
+            dependency=dependency,
+        )
+    log_event(
+        "breaker_changed", dependency=dependency, route="/lab/breaker", breaker=new.to_dict()
+    )
+    return JSONResponse({"dependency": dependency, "breaker": new.to_dict()})
+
+
+def _breaker_text(dependency: str, b: Breaker) -> str:
+    return (
+        f"{dependency}: breaker set (consecutive_failures {b.consecutive_failures}, "
+        f"open_for {b.open_for:g} s)"
     )
 
 

@@ -25,7 +25,7 @@ const LINE_CHARTS = {
 };
 
 const state = {
-  deps: [], t: [], series: {}, depfail: {}, bands: {}, budget: {}, annotations: [], rev: 0, lastSeq: 0,
+  deps: [], breakers: {}, t: [], series: {}, depfail: {}, bands: {}, budget: {}, annotations: [], rev: 0, lastSeq: 0,
 };
 
 function layout(title, yaxis) {
@@ -159,9 +159,21 @@ function start(history) {
   }
   // Only the engine's own load generator has an arrival rate to steer (not serve's clients).
   document.getElementById("arrival-controls").hidden = !history.actions.includes("arrival_rate");
+  // The breaker knob: shown where a dependency has a breaker, filled with its parameters now.
+  state.breakers = history.breakers || {};
+  document.getElementById("breaker-controls").hidden = !history.actions.includes("breaker");
+  fillBreaker();
   for (const e of history.events) addEvent(e);
   for (const s of history.snapshots) push(Object.assign({}, s, { events: [] }));
   draw();
+}
+
+function fillBreaker() {
+  const b = state.breakers[document.getElementById("dependency").value];
+  document.getElementById("breaker").disabled = !b;
+  if (!b) return;
+  document.getElementById("breaker-failures").value = b.consecutive_failures;
+  document.getElementById("breaker-open-for").value = b.open_for;
 }
 
 function connect() {
@@ -184,6 +196,13 @@ async function act(action) {
   };
   if (action === "failure_rate") body.value = Number(document.getElementById("rate").value);
   if (action === "arrival_rate") body.value = Number(document.getElementById("arrivals").value);
+  if (action === "breaker") {
+    delete body.duration_s;
+    body.breaker = {
+      consecutive_failures: Number(document.getElementById("breaker-failures").value),
+      open_for: Number(document.getElementById("breaker-open-for").value),
+    };
+  }
   const token = document.getElementById("token").value;
   sessionStorage.setItem("rlab-token", token);
   const r = await fetch("dashboard/actions", {
@@ -195,6 +214,9 @@ async function act(action) {
   result.className = r.ok ? "" : "error";
   result.textContent = r.ok ? answer.text : `${r.status}: ${answer.message}`;
   result.dataset.status = String(r.status);
+  if (r.ok && action === "breaker") {  // what the next Set starts from
+    Object.assign(state.breakers[body.dependency], body.breaker);
+  }
 }
 
 window.rlabUpdates = 0;
@@ -209,4 +231,5 @@ for (const b of document.querySelectorAll("button[data-action]")) {
     result.textContent = String(e);
   }));
 }
+document.getElementById("dependency").addEventListener("change", fillBreaker);
 connect();
