@@ -380,7 +380,7 @@ def test_every_order_ends_once_and_the_counts_add_up(
     assert bool((orders["end"] >= orders["arrival"]).all())
 
 
-# -- a call decided by a hedge, followed at once by the next dependency's call ----------------------
+# -- a call decided by a hedge, followed at once by the next dependency's call ---------------------
 
 _BIMODAL = Faults(latency=Mixture((0.7, 0.3), (Constant(0.001), Constant(0.05))))
 
