@@ -472,6 +472,15 @@ FanoutConfig ReadFanout(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
+IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  IntakeConfig c;
+  o.Finish();
+  return c;
+}
+
+py::dict IntakeToDict(const IntakeConfig& /*c*/) { return py::dict(); }
+
 DependencyConfig ReadDependency(py::handle h, size_t index) {
   static constexpr std::pair<std::string_view, Composition> kCompositions[] = {
       {"retry_outside_breaker", Composition::kRetryOutsideBreaker},
@@ -737,6 +746,7 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
   c.order_deadline_ns = o.Seconds("order_deadline");
   c.release_worker_during_backoff = o.Bool("release_worker_during_backoff");
   c.num_keys = o.Int32("num_keys");
+  c.intake = ReadIntake(o.Get("intake"), "intake");
   ScenarioRunOptions run;
   run.sample_every_ns = o.Seconds("sample_every");
   run.record_orders = o.Bool("record_orders");
@@ -780,6 +790,7 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
   py::list deps;
   for (const DependencyConfig& dep : c.dependencies) deps.append(DependencyToDict(dep));
   d["dependencies"] = deps;
+  d["intake"] = IntakeToDict(c.intake);
   return d;
 }
 

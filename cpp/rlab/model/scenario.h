@@ -148,6 +148,11 @@ struct ArrivalConfig {
   LatencyDist think_time;             // kClosedLoop: pause between an order's end and the next
 };
 
+// Overload control at the service's intake, in front of the job queue and the workers (Python:
+// `Intake`, `intake.*` paths). Empty: admit whatever the queue has room for, first come first
+// served.
+struct IntakeConfig {};
+
 // The experiment.
 struct ScenarioConfig {
   ArrivalConfig arrivals;
@@ -161,6 +166,7 @@ struct ScenarioConfig {
   bool release_worker_during_backoff = false;
   int num_keys = 1000;  // orders carry a key in [0, num_keys): what fallback caches are keyed by
   std::vector<DependencyConfig> dependencies;
+  IntakeConfig intake;
 };
 
 // The most dependencies a scenario may have (the live engine keeps per-order dependency sets in

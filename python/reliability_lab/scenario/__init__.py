@@ -63,6 +63,7 @@ from reliability_lab.scenario.faults import (
     Recovery,
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
+from reliability_lab.scenario.intake import Intake
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -99,6 +100,7 @@ __all__ = [
     "FanOut",
     "Faults",
     "Hedge",
+    "Intake",
     "Latency",
     "LogNormal",
     "Mixture",

@@ -47,6 +47,7 @@ from reliability_lab.scenario.arrivals import (
 from reliability_lab.scenario.dependency import Dependency, Fallback, _retry_names
 from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase, _phase_labels
 from reliability_lab.scenario.hedge import FanOut, Hedge
+from reliability_lab.scenario.intake import Intake
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
 from reliability_lab.throttle import ThrottleConfig
 
@@ -76,6 +77,7 @@ class Scenario:
             in [0, 1e6]; 0 samples nothing.
         record_orders: keep one record per order (the ``orders`` table).
         record_events: keep breaker transitions and phase edges (the ``events`` table).
+        intake: overload control at the intake (:class:`Intake`; ``intake.*`` paths).
     """
 
     arrivals: Arrivals = Poisson(100.0)  # noqa: RUF009 (frozen: immutable, from another module)
@@ -90,6 +92,7 @@ class Scenario:
     sample_every: float = 1.0
     record_orders: bool = True
     record_events: bool = True
+    intake: Intake = Intake()  # noqa: RUF009 (frozen: immutable)
 
     def __post_init__(self) -> None:
         _instance(
@@ -116,6 +119,7 @@ class Scenario:
         _set(self, "sample_every", _duration("sample_every", self.sample_every, allow_zero=True))
         _bool("record_orders", self.record_orders)
         _bool("record_events", self.record_events)
+        _instance("intake", self.intake, (Intake,), "an Intake")
         deps = _items("dependencies", self.dependencies)
         if not 1 <= len(deps) <= _MAX_DEPENDENCIES:
             raise ValueError(
@@ -326,6 +330,7 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         Trace,
         ClosedLoop,
         Scenario,
+        Intake,
         Breaker,
         Retry,
         Backoff,

@@ -1,0 +1,16 @@
+"""The service's intake: how arriving orders are admitted, ordered and shed before a worker
+takes them. ``Scenario.workers`` and ``Scenario.queue_capacity`` size the pool and the job
+queue; :class:`Intake` holds the overload-control policies in front of them (``intake.*`` paths,
+e.g. ``rl.sweep(sc, {"intake.discipline": [...]})``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Intake:
+    """Overload control at the service's intake. The default admits every order the job queue
+    has room for and serves them first come, first served (the behaviour of a scenario that
+    does not mention ``intake``)."""
