@@ -361,7 +361,7 @@ PyObject* BreakerResultOfException(PyObject* self, PyObject* const* args, Py_ssi
 PyMethodDef kRawMethods[] = {
     {"call", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&BreakerCall)),
      METH_FASTCALL | METH_KEYWORDS,
-     "call(fn, /, *args, **kwargs)\n--\n\nRuns fn through the breaker: raises BreakerOpen or "
+     "call($self, fn, /, *args, **kwargs)\n--\n\nRuns fn through the breaker: raises BreakerOpen or "
      "BreakerHalfOpenFull without calling it when rejected; records its outcome otherwise (an "
      "exception counts by the outcome table unless its type is excluded) and returns or "
      "re-raises."},
