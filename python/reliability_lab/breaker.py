@@ -76,8 +76,13 @@ class Breaker:
         failure_rate_threshold: open when failures/calls >= this over the window (0 disables).
         slow_call_rate_threshold: open when slow calls/calls >= this over the window (0 disables);
             a call longer than ``slow_call_duration`` is slow.
+        slow_call_duration: seconds, in [0, 1e6]; a call that took longer is slow (needed when
+            ``slow_call_rate_threshold`` is set).
         window: ``"count"`` (the last ``window_size`` calls) or ``"time"`` (the last
             ``window_duration`` seconds in ``window_buckets`` buckets).
+        window_size: calls in a count window, in [1, 1e6].
+        window_duration: seconds of a time window, in (0, 1e6].
+        window_buckets: buckets of a time window, in [1, 1000].
         minimum_calls: the rate policies wait for this many calls in the window.
     Open and half-open:
         open_for: seconds open before the next admission becomes a half-open probe.

@@ -24,7 +24,11 @@ from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, 
 
 @dataclass(frozen=True)
 class Poisson:
-    """Open-loop Poisson arrivals at ``rate`` orders per second, in (0, 1e7]."""
+    """Open-loop Poisson arrivals: exponential gaps between orders.
+
+    Attributes:
+        rate: orders per second, in (0, 1e7].
+    """
 
     rate: float
 
@@ -34,7 +38,11 @@ class Poisson:
 
 @dataclass(frozen=True)
 class ConstantRate:
-    """Open-loop arrivals evenly spaced at ``rate`` orders per second, in (0, 1e7]."""
+    """Open-loop arrivals evenly spaced in time.
+
+    Attributes:
+        rate: orders per second, in (0, 1e7].
+    """
 
     rate: float
 
@@ -47,7 +55,10 @@ class RateSegment:
     """A piece of a rate schedule: over ``[start, end)`` the rate moves linearly from
     ``rate_start`` to ``rate_end`` orders per second (equal rates give a step).
 
-    Times in [0, 1e6] with start < end; rates in [0, 1e7].
+    Attributes:
+        start, end: seconds from the start of the run, in [0, 1e6], start < end.
+        rate_start, rate_end: orders per second at ``start`` and just before ``end``, in
+            [0, 1e7].
     """
 
     start: float
@@ -138,8 +149,13 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Trace:
-    """Orders arrive at the given times (seconds, ascending; equal times are a burst). Any
-    iterable of numbers is accepted (a NumPy array, a pandas column) and stored as a tuple."""
+    """Orders arrive at the given times. Any iterable of numbers is accepted (a NumPy array, a
+    pandas column) and stored as a tuple.
+
+    Attributes:
+        times: arrival times in seconds, each in [0, 1e6], ascending (equal times are a burst);
+            at least one.
+    """
 
     times: Sequence[float]
 
@@ -159,8 +175,14 @@ class Trace:
 
 @dataclass(frozen=True)
 class ClosedLoop:
-    """Closed-loop load: ``clients`` customers (in [1, 1e6]), each submitting its next order
-    when the previous one ends plus a ``think_time`` drawn from a latency distribution."""
+    """Closed-loop load: a fixed population of customers, each submitting its next order when
+    the previous one ends plus a think time.
+
+    Attributes:
+        clients: the customers, in [1, 1e6].
+        think_time: the pause between an order's end and the customer's next order (a latency
+            distribution).
+    """
 
     clients: int = 10
     think_time: Latency = Constant(0.0)  # noqa: RUF009 (frozen: immutable, from another module)

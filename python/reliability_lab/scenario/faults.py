@@ -176,10 +176,10 @@ class Capacity:
         max_in_service: calls served at once, in [0, 1e6]; 0 is unlimited.
         max_queue: calls allowed to wait for service, in [-1, 1e7]; beyond it a call fails at
             once with 503; -1 is unbounded.
-        load_slope, load_knee: service time is multiplied by
-            ``1 + load_slope * max(0, load - load_knee)`` where load counts the calls in service
-            (this one included; without ``max_in_service``, every call in flight);
-            load_slope finite >= 0, load_knee in [0, 1e7].
+        load_slope: service time is multiplied by ``1 + load_slope * max(0, load - load_knee)``
+            where load counts the calls in service (this one included; without
+            ``max_in_service``, every call in flight); finite, >= 0.
+        load_knee: the load above which service slows down, in [0, 1e7].
         drop_abandoned: whether the server drops a waiting call whose caller gave up. Real
             servers usually do not, and that wasted work keeps a metastable failure going.
     """

@@ -20,7 +20,11 @@ from reliability_lab.scenario._validate import (
 
 @dataclass(frozen=True)
 class Constant:
-    """A fixed duration of ``value`` seconds, in [0, 1e6]."""
+    """A fixed duration.
+
+    Attributes:
+        value: seconds, in [0, 1e6].
+    """
 
     value: float
 
@@ -30,7 +34,11 @@ class Constant:
 
 @dataclass(frozen=True)
 class Exponential:
-    """Exponentially distributed durations with the given ``mean`` (seconds, in [0, 1e6])."""
+    """Exponentially distributed durations.
+
+    Attributes:
+        mean: seconds, in [0, 1e6].
+    """
 
     mean: float
 
@@ -57,7 +65,11 @@ class LogNormal:
 
 @dataclass(frozen=True)
 class Uniform:
-    """Durations uniform on [low, high] seconds, 0 <= low <= high <= 1e6."""
+    """Durations uniform on ``[low, high]``.
+
+    Attributes:
+        low, high: seconds, in [0, 1e6], low <= high.
+    """
 
     low: float
     high: float
