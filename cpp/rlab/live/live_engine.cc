@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/arrivals.h"
 #include "rlab/model/faults.h"
 
 namespace rlab {
@@ -38,17 +39,6 @@ int32_t KeyOf(int64_t id, uint64_t seed, int num_keys) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   z ^= z >> 31;
   return static_cast<int32_t>(z % static_cast<uint64_t>(std::max(1, num_keys)));
-}
-
-double RateAt(const std::vector<RateSegment>& schedule, int64_t t_ns) {
-  for (const RateSegment& s : schedule) {
-    if (t_ns >= s.start_ns && t_ns < s.end_ns) {
-      const double f =
-          static_cast<double>(t_ns - s.start_ns) / static_cast<double>(s.end_ns - s.start_ns);
-      return s.rate_start + f * (s.rate_end - s.rate_start);
-    }
-  }
-  return 0.0;
 }
 
 std::string Name(std::string_view v) { return std::string(v); }
@@ -1401,43 +1391,14 @@ void LiveEngine::LoadThreadDone() {
 void LiveEngine::OpenLoop(int64_t t0, int64_t end) {
   const ArrivalConfig& arr = config_.arrivals;
   RandomStream rng = rng_.Stream("arrivals");
-  double peak = 0.0;
-  for (const RateSegment& s : arr.schedule) peak = std::max({peak, s.rate_start, s.rate_end});
   const int64_t duration = end - t0;
+  ArrivalProcess process(arr, duration);  // the simulated engine's process, in offsets from t0
   int64_t offset = 0;  // of the last arrival (or of the last rate change), from t0
-  size_t trace_next = 0;
   uint64_t version = arrival_rate_version_.load(std::memory_order_acquire);
   for (;;) {
-    int64_t next = std::numeric_limits<int64_t>::max();
     // SetArrivalRate may change it while we run (Poisson and constant arrivals only).
     const double rate = arrival_rate_.load(std::memory_order_acquire);
-    switch (arr.kind) {
-      case ArrivalConfig::Kind::kPoisson:
-        next = offset + std::max<int64_t>(1, SecondsToNs(rng.Exponential(1.0 / rate)));
-        break;
-      case ArrivalConfig::Kind::kConstant:
-        next = offset + std::max<int64_t>(1, SecondsToNs(1.0 / rate));
-        break;
-      case ArrivalConfig::Kind::kSchedule: {
-        // Thinning (Lewis & Shedler), as the simulated engine does.
-        if (peak <= 0.0) break;
-        int64_t t = offset;
-        for (;;) {
-          t += std::max<int64_t>(1, SecondsToNs(rng.Exponential(1.0 / peak)));
-          if (t >= duration) break;
-          if (rng.Uniform01() * peak < RateAt(arr.schedule, t)) {
-            next = t;
-            break;
-          }
-        }
-        break;
-      }
-      case ArrivalConfig::Kind::kTrace:
-        if (trace_next < arr.trace_ns.size()) next = arr.trace_ns[trace_next++];
-        break;
-      case ArrivalConfig::Kind::kClosedLoop:
-        break;
-    }
+    const int64_t next = process.Next(offset, rate, rng);
     if (next >= duration) {
       // A rate change may still bring an arrival inside the duration: wait for one until the
       // end (Poisson and constant arrivals), or stop.

@@ -30,18 +30,6 @@ Outcome Unpack(uint32_t p, int64_t retry_after_ns) {
 
 bool Committed(uint32_t p) { return (p >> 14) & 1; }
 
-double RateAt(const std::vector<RateSegment>& schedule, int64_t t_ns) {
-  for (const RateSegment& s : schedule) {
-    if (t_ns >= s.start_ns && t_ns < s.end_ns) {
-      const double f =
-          static_cast<double>(t_ns - s.start_ns) / static_cast<double>(s.end_ns - s.start_ns);
-      return s.rate_start + f * (s.rate_end - s.rate_start);
-    }
-  }
-  return 0.0;
-}
-
-int64_t Seconds(double s) { return SecondsToNs(s); }
 
 }  // namespace
 
@@ -50,6 +38,7 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
       options_(options),
       rng_(config.seed),
       arrival_rng_(rng_.Stream("arrivals")),
+      arrivals_(config.arrivals, config.duration_ns),
       key_rng_(rng_.Stream("keys")),
       think_rng_(rng_.Stream("think")) {
   const size_t n = config_.dependencies.size();
@@ -87,9 +76,6 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
                                        BreakerState::kClosed, static_cast<int>(p)});
       }
     }
-  }
-  for (const RateSegment& s : config_.arrivals.schedule) {
-    schedule_max_rate_ = std::max({schedule_max_rate_, s.rate_start, s.rate_end});
   }
   last_.deps.resize(n);
   last_.wasted_attempt_ns.resize(n);
@@ -215,38 +201,8 @@ absl::Status SimEngine::Run() {
 }
 
 void SimEngine::ScheduleNextArrival(int64_t now_ns) {
-  const ArrivalConfig& arr = config_.arrivals;
-  int64_t next = kNever;
-  switch (arr.kind) {
-    case ArrivalConfig::Kind::kPoisson:
-      next = now_ns + std::max<int64_t>(1, Seconds(arrival_rng_.Exponential(1.0 / arr.rate)));
-      // The first arrival of a Poisson process starts from 0 too, so now_ns = 0 is correct.
-      break;
-    case ArrivalConfig::Kind::kConstant:
-      next = now_ns + std::max<int64_t>(1, Seconds(1.0 / arr.rate));
-      break;
-    case ArrivalConfig::Kind::kSchedule: {
-      // Thinning (Lewis & Shedler): candidates at the peak rate, kept with probability
-      // rate(t) / peak.
-      if (schedule_max_rate_ <= 0.0) break;
-      int64_t t = now_ns;
-      for (;;) {
-        t += std::max<int64_t>(1, Seconds(arrival_rng_.Exponential(1.0 / schedule_max_rate_)));
-        if (t >= config_.duration_ns) break;
-        if (arrival_rng_.Uniform01() * schedule_max_rate_ < RateAt(arr.schedule, t)) {
-          next = t;
-          break;
-        }
-      }
-      break;
-    }
-    case ArrivalConfig::Kind::kTrace:
-      if (trace_next_ < arr.trace_ns.size()) next = arr.trace_ns[trace_next_++];
-      break;
-    case ArrivalConfig::Kind::kClosedLoop:
-      break;
-  }
-  if (next < config_.duration_ns) Schedule(next, kArrival);
+  const int64_t next = arrivals_.Next(now_ns, config_.arrivals.rate, arrival_rng_);
+  if (next != ArrivalProcess::kNone) Schedule(next, kArrival);
 }
 
 void SimEngine::ScheduleClient(int client, int64_t at_ns) {

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "rlab/core/histogram.h"
 #include "rlab/core/rng.h"
+#include "rlab/model/arrivals.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
@@ -129,6 +130,7 @@ class SimEngine {
   const SimOptions options_;
   Rng rng_;
   RandomStream arrival_rng_;
+  ArrivalProcess arrivals_;
   RandomStream key_rng_;
   RandomStream think_rng_;
   std::vector<RandomStream> fault_rngs_;
@@ -151,8 +153,6 @@ class SimEngine {
   double sojourn_sum_ns_ = 0.0;
   int busy_ = 0;
   int64_t last_busy_change_ns_ = 0;
-  size_t trace_next_ = 0;
-  double schedule_max_rate_ = 0.0;
 
   // Time series bookkeeping: counters at the previous sample.
   struct Counters {
