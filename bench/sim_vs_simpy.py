@@ -39,11 +39,12 @@ import random
 import resource
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _simpy_models import run_poisson_orders, timed
 
 LAMBDA = 180.0  # orders per second
 SERVICE_MEAN = 0.1  # seconds
@@ -94,16 +95,8 @@ def simpy_mmc(horizon: float, seed: int = SEED) -> SimpyStats:
         stats.completed += 1
         stats.sojourn_sum += env.now - arrival
 
-    def source(env: simpy.Environment) -> Any:
-        while True:
-            yield env.timeout(rng.expovariate(LAMBDA))
-            if env.now >= horizon:
-                return
-            stats.arrived += 1
-            env.process(order(env))
-
-    env.process(source(env))
-    env.run()  # arrivals stop at the horizon; runs until every order has finished
+    # Arrivals stop at the horizon; runs until every order has finished.
+    stats.arrived = run_poisson_orders(env, rng, LAMBDA, horizon, order)
     return stats
 
 
@@ -133,16 +126,7 @@ def simpy_retry(horizon: float, seed: int = SEED) -> SimpyStats:
             yield env.timeout(rng.uniform(0.0, BACKOFF_INITIAL * 2.0 ** (attempt - 1)))
         stats.sojourn_sum += env.now - arrival
 
-    def source(env: simpy.Environment) -> Any:
-        while True:
-            yield env.timeout(rng.expovariate(LAMBDA))
-            if env.now >= horizon:
-                return
-            stats.arrived += 1
-            env.process(order(env))
-
-    env.process(source(env))
-    env.run()
+    stats.arrived = run_poisson_orders(env, rng, LAMBDA, horizon, order)
     return stats
 
 
@@ -194,10 +178,7 @@ def ours_rate(
     from reliability_lab.sim import simulate
 
     sc = scenario(kind, horizon, record_orders=record_orders)
-    gc.collect()
-    t0 = time.perf_counter()
-    res = simulate(sc)
-    wall = time.perf_counter() - t0
+    res, wall = timed(lambda: simulate(sc))
     s = res.summary
     arrived = int(s["arrived"])
     info = {
@@ -214,10 +195,7 @@ def ours_rate(
 
 def simpy_rate(kind: str, horizon: float) -> tuple[float, dict[str, Any]]:
     fn = simpy_mmc if kind == "mmc" else simpy_retry
-    gc.collect()
-    t0 = time.perf_counter()
-    st = fn(horizon)
-    wall = time.perf_counter() - t0
+    st, wall = timed(lambda: fn(horizon))
     info = {
         "arrived": st.arrived,
         "completed": st.completed,
