@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 import reliability_lab as rl
 from reliability_lab.sim import simulate
 
