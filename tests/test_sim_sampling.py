@@ -29,7 +29,7 @@ def test_a_drain_of_millions_of_seconds_keeps_a_bounded_time_series() -> None:
     # Regular through the arrivals and the first 1000 s of the drain, then doubling.
     regular = 60 + REGULAR_DRAIN_SAMPLES
     np.testing.assert_allclose(gaps[:regular], 1.0)
-    np.testing.assert_allclose(gaps[regular + 1 : -1] / gaps[regular : -2], 2.0)
+    np.testing.assert_allclose(gaps[regular + 1 : -1] / gaps[regular:-2], 2.0)
     # Flows are per interval, so the coarse rows still add up to the run's totals.
     assert ts["arrivals"].sum() == s["arrived"]
     assert ts["completed"].sum() == s["completed"]
