@@ -20,12 +20,12 @@ simulated per wall-clock second, best of the interleaved runs; the issue's targe
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import random
-import time
 from dataclasses import dataclass
 from typing import Any
+
+from _simpy_models import run_poisson_orders, timed
 
 LAMBDA = 180.0
 WORKERS = 20
@@ -84,16 +84,7 @@ def simpy_hedged(horizon: float, seed: int = SEED) -> Stats:
                     yield first
         stats.sojourn_sum += env.now - arrival
 
-    def source(env: simpy.Environment) -> Any:
-        while True:
-            yield env.timeout(rng.expovariate(LAMBDA))
-            if env.now >= horizon:
-                return
-            stats.arrived += 1
-            env.process(order(env))
-
-    env.process(source(env))
-    env.run()
+    stats.arrived = run_poisson_orders(env, rng, LAMBDA, horizon, order)
     return stats
 
 
@@ -127,10 +118,7 @@ def ours(horizon: float) -> tuple[float, dict[str, float]]:
     from reliability_lab.sim import simulate
 
     sc = scenario(horizon)
-    gc.collect()
-    t0 = time.perf_counter()
-    r = simulate(sc)
-    wall = time.perf_counter() - t0
+    r, wall = timed(lambda: simulate(sc))
     s = r.summary
     arrived = s["arrived"]
     return arrived / wall, {
@@ -144,10 +132,7 @@ def ours(horizon: float) -> tuple[float, dict[str, float]]:
 
 
 def simpy(horizon: float) -> tuple[float, dict[str, float]]:
-    gc.collect()
-    t0 = time.perf_counter()
-    st = simpy_hedged(horizon)
-    wall = time.perf_counter() - t0
+    st, wall = timed(lambda: simpy_hedged(horizon))
     n = st.arrived
     return n / wall, {
         "arrived": n,

@@ -201,8 +201,7 @@ def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
     note = (
         f"horizons: ours {ours_h:,.0f} s ({o['arrived']:,} orders, best of {ours_n}), SimPy "
         f"{peer_h:,.0f} s ({p['arrived']:,} orders, best of {peer_n}); rates compared. "
-        f"Mean sojourn ours {o['mean_sojourn']:.4f} s vs SimPy {p['mean_sojourn']:.4f} s; "
-        f"calls/order {o['calls_per_order']:.3f} vs {p['calls_per_order']:.3f}"
+        f"Models {sim_vs_simpy.agreement(o, ours_h, p, peer_h)[1]}"
     )
     return [
         Row(
@@ -226,7 +225,7 @@ def _sim_rate_rows(kind: str, quick: bool) -> list[Row]:
                 "peer_runs": infos["peer"],
             },
         ),
-        _floor_row(kind, label, ours_all, floor_all, floor_infos, floor_bin),
+        _floor_row(kind, label, ours_all, floor_all, floor_infos, floor_bin, o),
     ]
 
 
@@ -237,6 +236,7 @@ def _floor_row(
     floor_all: list[float],
     floor_infos: list[dict[str, Any]],
     binary: Path,
+    ours_info: dict[str, Any],
 ) -> Row:
     """Our engine against the bare C++ loop of the same model (issue 11), measured interleaved
     with our runs in this same process run."""
@@ -266,8 +266,8 @@ def _floor_row(
     f = floor_infos[0]
     note = (
         f"best of {len(ours_all)} engine runs vs best of {len(floor_all)} floor runs, same "
-        f"horizon ({f['horizon_s']:,.0f} s, {f['arrived']:,} orders), interleaved; floor mean "
-        f"sojourn {f['mean_sojourn']:.4f} s, calls/order {f['calls_per_order']:.3f}; {load}"
+        f"horizon ({f['horizon_s']:,.0f} s, {f['arrived']:,} orders), interleaved; models "
+        f"{sim_vs_simpy.agreement(ours_info, f['horizon_s'], f, f['horizon_s'])[1]}; {load}"
     )
     return Row(
         kind,

@@ -33,16 +33,18 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import random
 import resource
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _simpy_models import run_poisson_orders, timed
 
 LAMBDA = 180.0  # orders per second
 SERVICE_MEAN = 0.1  # seconds
@@ -54,6 +56,13 @@ BACKOFF_INITIAL = 0.1
 FULL_HORIZON = 10_000.0  # virtual seconds (about 1.8 M orders)
 SEED = 12345
 FLOOR_TARGET = 0.85  # issue 11: the engine's rate >= 0.85x the bare C++ loop's
+# The two models must describe the same system for their rates to be comparable: arrival
+# throughput within 4 standard errors of a Poisson count, and mean sojourn and calls per order
+# within these relative tolerances at a 2,000 s horizon of the shorter side, widened by
+# sqrt(2000 / horizon) for shorter runs (the standard error of a time average shrinks as
+# 1/sqrt(horizon)). Printed beside every engine-vs-SimPy and engine-vs-floor ratio.
+SOJOURN_TOL = 0.02
+CALLS_TOL = 0.01
 # The floor program, built by `bash .ci/lab bench` (RLAB_BUILD_BENCH); RLAB_SIM_FLOOR overrides.
 DEFAULT_FLOOR_BINARY = Path(__file__).resolve().parent.parent / "build/bench/bench/cpp/sim_floor"
 
@@ -86,16 +95,8 @@ def simpy_mmc(horizon: float, seed: int = SEED) -> SimpyStats:
         stats.completed += 1
         stats.sojourn_sum += env.now - arrival
 
-    def source(env: simpy.Environment) -> Any:
-        while True:
-            yield env.timeout(rng.expovariate(LAMBDA))
-            if env.now >= horizon:
-                return
-            stats.arrived += 1
-            env.process(order(env))
-
-    env.process(source(env))
-    env.run()  # arrivals stop at the horizon; runs until every order has finished
+    # Arrivals stop at the horizon; runs until every order has finished.
+    stats.arrived = run_poisson_orders(env, rng, LAMBDA, horizon, order)
     return stats
 
 
@@ -125,16 +126,7 @@ def simpy_retry(horizon: float, seed: int = SEED) -> SimpyStats:
             yield env.timeout(rng.uniform(0.0, BACKOFF_INITIAL * 2.0 ** (attempt - 1)))
         stats.sojourn_sum += env.now - arrival
 
-    def source(env: simpy.Environment) -> Any:
-        while True:
-            yield env.timeout(rng.expovariate(LAMBDA))
-            if env.now >= horizon:
-                return
-            stats.arrived += 1
-            env.process(order(env))
-
-    env.process(source(env))
-    env.run()
+    stats.arrived = run_poisson_orders(env, rng, LAMBDA, horizon, order)
     return stats
 
 
@@ -186,10 +178,7 @@ def ours_rate(
     from reliability_lab.sim import simulate
 
     sc = scenario(kind, horizon, record_orders=record_orders)
-    gc.collect()
-    t0 = time.perf_counter()
-    res = simulate(sc)
-    wall = time.perf_counter() - t0
+    res, wall = timed(lambda: simulate(sc))
     s = res.summary
     arrived = int(s["arrived"])
     info = {
@@ -206,10 +195,7 @@ def ours_rate(
 
 def simpy_rate(kind: str, horizon: float) -> tuple[float, dict[str, Any]]:
     fn = simpy_mmc if kind == "mmc" else simpy_retry
-    gc.collect()
-    t0 = time.perf_counter()
-    st = fn(horizon)
-    wall = time.perf_counter() - t0
+    st, wall = timed(lambda: fn(horizon))
     info = {
         "arrived": st.arrived,
         "completed": st.completed,
@@ -237,6 +223,33 @@ def floor_rate(
         raise RuntimeError(f"{binary} failed ({proc.returncode}):\n{proc.stderr}")
     info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return float(info["orders_per_s"]), info
+
+
+def agreement(
+    ours: dict[str, Any], ours_h: float, peer: dict[str, Any], peer_h: float
+) -> tuple[bool, str]:
+    """Whether two runs of the same model (``*_rate`` infos, horizons in virtual seconds)
+    agree within statistical tolerance: arrival throughput (orders per virtual second), mean
+    sojourn and calls per order. Returns the verdict and a one-line account of it."""
+    widen = math.sqrt(2_000.0 / min(ours_h, peer_h, 2_000.0))
+    tput_o, tput_p = ours["arrived"] / ours_h, peer["arrived"] / peer_h
+    # Poisson counts: the variance of arrived / h is rate / h.
+    tput_se = math.sqrt(tput_o / ours_h + tput_p / peer_h)
+    soj = abs(ours["mean_sojourn"] / peer["mean_sojourn"] - 1.0)
+    calls = abs(ours["calls_per_order"] / peer["calls_per_order"] - 1.0)
+    ok_tput = abs(tput_o - tput_p) <= 4.0 * tput_se
+    ok_soj = soj <= SOJOURN_TOL * widen
+    ok_calls = calls <= CALLS_TOL * widen
+    ok = ok_tput and ok_soj and ok_calls
+    text = (
+        f"{'agree' if ok else 'DISAGREE'}: throughput {tput_o:.2f} vs {tput_p:.2f} orders/s "
+        f"(|diff| {abs(tput_o - tput_p):.2f} {'<=' if ok_tput else '>'} 4 SE {4 * tput_se:.2f}), "
+        f"mean sojourn {ours['mean_sojourn']:.4f} vs {peer['mean_sojourn']:.4f} s ({soj:.1%} "
+        f"{'<=' if ok_soj else '>'} {SOJOURN_TOL * widen:.1%}), calls/order "
+        f"{ours['calls_per_order']:.3f} vs {peer['calls_per_order']:.3f} ({calls:.1%} "
+        f"{'<=' if ok_calls else '>'} {CALLS_TOL * widen:.1%})"
+    )
+    return ok, text
 
 
 def versions() -> dict[str, str]:
@@ -329,10 +342,13 @@ def floor_comparison(kind: str, horizon: float, repeats: int) -> dict[str, Any]:
     ours_all: list[float] = []
     floor_all: list[float] = []
     for _ in range(repeats):
-        ours_all.append(ours_rate(kind, horizon)[0])
-        floor_all.append(floor_rate(kind, horizon)[0])
+        r, ours_info = ours_rate(kind, horizon)
+        ours_all.append(r)
+        r, floor_info = floor_rate(kind, horizon)
+        floor_all.append(r)
     ours, floor = max(ours_all), max(floor_all)
     return {
+        "agreement": agreement(ours_info, horizon, floor_info, horizon),
         "model": kind,
         "horizon_s": horizon,
         "engine_rates": ours_all,
@@ -349,6 +365,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--memory-probe", action="store_true")
     p.add_argument("--floor", action="store_true", help="the engine vs the bare C++ loop")
+    p.add_argument("--simpy", action="store_true", help="the engine vs SimPy, with agreement")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--horizon", type=float, default=1000.0)
     p.add_argument("--records", action="store_true")
@@ -365,6 +382,29 @@ def main() -> None:
                 f"{c['floor'] / 1e6:6.2f} M/s  ratio {c['ratio']:.2f}x (target >= "
                 f"{FLOOR_TARGET:g}x) {verdict}  load average {c['load_average'][0]:.2f}"
             )
+            print(f"      engine vs floor {c['agreement'][1]}")
+    elif a.simpy:
+        ours_h = 2_000.0 if a.quick else FULL_HORIZON
+        peer_h = 300.0 if a.quick else 2_000.0
+        for kind, target in (("mmc", 40.0), ("retry", 30.0)):
+            ours_rate(kind, 100.0)  # warm-up
+            ours_runs = []
+            peer_runs = []
+            for _ in range(1 if a.quick else 3):  # interleaved: ours, SimPy, ours
+                ours_runs.append(ours_rate(kind, ours_h))
+                peer_runs.append(simpy_rate(kind, peer_h))
+                ours_runs.append(ours_rate(kind, ours_h))
+            ours_best = max(r for r, _ in ours_runs)
+            peer_best = max(r for r, _ in peer_runs)
+            ratio = ours_best / peer_best
+            _, text = agreement(ours_runs[0][1], ours_h, peer_runs[0][1], peer_h)
+            print(
+                f"{kind:5} engine {ours_best / 1e6:6.2f} M orders/s ({ours_h:,.0f} s)  SimPy "
+                f"{peer_best / 1e3:6.1f} k/s ({peer_h:,.0f} s)  ratio {ratio:.1f}x (target >= "
+                f"{target:g}x) {'PASS' if ratio >= target else 'MISS'}  load average "
+                f"{os.getloadavg()[0]:.2f}"
+            )
+            print(f"      engine vs SimPy {text}")
 
 
 if __name__ == "__main__":

@@ -66,10 +66,13 @@ def _breaker_intervals(
     ts = result.timeseries
     if col not in ts.columns or ts.empty:
         return []
-    step = float(result.scenario.sample_every)
+    # Each row covers the interval since the previous one (regular, doubling late in a long
+    # drain, partial at the end).
+    t = ts["t"].to_numpy(float)
+    starts = np.concatenate(([0.0], t[:-1]))
     return [
-        (float(t) - step, float(t), _STATE_CODES.get(int(code), "closed"))
-        for t, code in zip(ts["t"], ts[col], strict=True)
+        (float(a), float(b), _STATE_CODES.get(int(code), "closed"))
+        for a, b, code in zip(starts, t, ts[col], strict=True)
     ]
 
 
@@ -125,8 +128,10 @@ def timeline(
     elif dependency not in names:
         raise ValueError(f"dependency must be one of {names}, got {dependency!r}")
     dep = dependency
-    step = float(sc.sample_every)
     t = ts["t"].to_numpy(float)
+    # Each row's flows cover the interval since the previous row: sample_every, longer late in
+    # a long drain (Scenario.sample_every), shorter for the final partial row.
+    step = np.diff(t, prepend=0.0)
     end = float(max(t[-1], result.summary["end_time"]))
     has_breaker = sc.dependency(dep).breaker is not None
 

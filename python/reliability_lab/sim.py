@@ -31,8 +31,10 @@ class Result:
         summary: headline numbers (success rate, goodput, latency quantiles, load amplification,
             breaker trips, time to detect / recover per fault phase, double charges, ...).
         orders: one row per order (``None`` when the scenario keeps no per-order records).
-        timeseries: one row per ``sample_every`` virtual seconds; flows are per interval,
-            gauges (queue depth, busy workers, breaker state) are levels at the sample time.
+        timeseries: one row per ``sample_every`` virtual seconds (past the first 1000 of the
+            drain, at doubling intervals: see ``Scenario.sample_every``); flows are per
+            interval (the row's ``t`` minus the previous row's), gauges (queue depth, busy
+            workers, breaker state) are levels at the sample time.
         events: breaker transitions and fault phase edges, in time order.
         totals: the raw counters the native engine returned.
     """

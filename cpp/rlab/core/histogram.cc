@@ -5,14 +5,6 @@
 
 namespace rlab {
 
-int LogHistogram::Index(uint64_t v) {
-  // Values below kSub have their own bucket each; above, the top kSubBits + 1 bits select one.
-  if (v < static_cast<uint64_t>(kSub)) return static_cast<int>(v);
-  const int msb = 63 - __builtin_clzll(v);
-  const int shift = msb - kSubBits;
-  return (shift + 1) * kSub + static_cast<int>((v >> shift) - kSub);
-}
-
 int64_t LogHistogram::Midpoint(int index) {
   if (index < kSub) return index;
   const int shift = index / kSub - 1;
@@ -20,15 +12,6 @@ int64_t LogHistogram::Midpoint(int index) {
   const uint64_t low = mantissa << shift;
   const uint64_t width = uint64_t{1} << shift;
   return static_cast<int64_t>(low + width / 2);
-}
-
-void LogHistogram::Add(int64_t value) {
-  const uint64_t v = value < 0 ? 0 : static_cast<uint64_t>(value);
-  ++counts_[Index(v)];
-  ++count_;
-  sum_ += v;
-  max_ = std::max<int64_t>(max_, static_cast<int64_t>(v));
-  min_ = std::min<int64_t>(min_, static_cast<int64_t>(v));
 }
 
 void LogHistogram::Merge(const LogHistogram& other) {

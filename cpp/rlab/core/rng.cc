@@ -19,12 +19,6 @@ RandomStream::RandomStream(uint64_t seed) {
   for (uint64_t& word : s_) word = SplitMix64(x);
 }
 
-double RandomStream::Exponential(double mean) {
-  // 1 - U is exact for a 53-bit U and lies in (0, 1], so the log is finite; log is about twice
-  // as fast as log1p, which matters in the simulator's hottest path.
-  return -mean * std::log(1.0 - Uniform01());
-}
-
 double RandomStream::Normal() {
   if (has_spare_normal_) {
     has_spare_normal_ = false;

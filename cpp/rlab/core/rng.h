@@ -1,6 +1,7 @@
 #ifndef RLAB_CORE_RNG_H_
 #define RLAB_CORE_RNG_H_
 
+#include <cmath>
 #include <cstdint>
 #include <string_view>
 
@@ -32,8 +33,10 @@ class RandomStream {
   double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform01(); }
   // True with probability `p`.
   bool Bernoulli(double p) { return Uniform01() < p; }
-  // An exponential draw with the given mean.
-  double Exponential(double mean);
+  // An exponential draw with the given mean. Inline: the simulator's hottest draw. 1 - U is
+  // exact for a 53-bit U and lies in (0, 1], so the log is finite; log is about twice as fast as
+  // log1p.
+  double Exponential(double mean) { return -mean * std::log(1.0 - Uniform01()); }
   // A standard normal draw (Marsaglia's polar method).
   double Normal();
   // A log-normal draw: exp(mu + sigma * N(0, 1)).

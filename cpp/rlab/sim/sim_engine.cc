@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "rlab/model/sample_schedule.h"
 
 namespace rlab {
 namespace {
@@ -154,7 +155,10 @@ absl::Status SimEngine::Run() {
         // row is written at the last real event below.
         if (now_ns_ >= config_.duration_ns && in_system_ == 0) break;
         Sample(now_ns_, false);
-        Schedule(now_ns_ + options_.sample_every_ns, kSample);
+        // Regular through arrivals and the start of the drain, then doubling gaps: the rows of
+        // a drain stay bounded however long it lasts (model/sample_schedule.h).
+        Schedule(now_ns_ + NextSampleGapNs(now_ns_, config_.duration_ns, options_.sample_every_ns),
+                 kSample);
         break;
       }
     }

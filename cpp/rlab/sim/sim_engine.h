@@ -27,7 +27,7 @@ namespace rlab {
 
 // How to run and what to keep.
 struct SimOptions {
-  int64_t sample_every_ns = kNsPerSecond;  // time-series interval; 0 keeps no time series
+  int64_t sample_every_ns = kNsPerSecond;  // base interval (model/sample_schedule.h); 0: none
   bool record_orders = true;               // one OrderRecord per order (32 bytes each)
   bool record_events = true;               // breaker transitions and phase edges
   int64_t until_ns = -1;  // stop at this virtual time, leaving orders in flight; -1: drain

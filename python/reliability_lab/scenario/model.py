@@ -74,7 +74,12 @@ class Scenario:
         num_keys: orders carry a key in [0, num_keys) (what fallback caches are keyed by), in
             [1, 1e9].
         sample_every: the simulated engine samples time series every this many virtual seconds,
-            in [0, 1e6]; 0 samples nothing.
+            in [0, 1e6]; 0 samples nothing. Regular while orders arrive and for the first 1000
+            samples of the drain after ``duration``; then the interval doubles at each sample
+            (1, 2, 4, ... times ``sample_every``), so that a drain of any length (a legal
+            latency of days) adds about 1000 + log2(drain / sample_every) rows, not one per
+            interval: the time series' memory stays bounded by the arrivals' span, not by how
+            long the last orders take. A final row closes the run at its end.
         record_orders: keep one record per order (the ``orders`` table).
         record_events: keep breaker transitions and phase edges (the ``events`` table).
         intake: overload control at the intake (:class:`Intake`; ``intake.*`` paths).
