@@ -136,6 +136,10 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
                           "simulator-only for now: use simulate(), or set %s.%s=None",
                           d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
+    if (d.replicas) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.replicas: not yet supported by the live engine (use simulate())", d.name));
+    }
   }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
