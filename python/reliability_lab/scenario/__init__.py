@@ -63,6 +63,12 @@ from reliability_lab.scenario.faults import (
     Recovery,
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
+from reliability_lab.scenario.replicas import (
+    BalancerKind,
+    OutlierDetection,
+    ReplicaOverride,
+    Replicas,
+)
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -84,6 +90,7 @@ from reliability_lab.scenario.model import _field_hints as _field_hints
 __all__ = [
     "SCHEMA_VERSION",
     "Arrivals",
+    "BalancerKind",
     "Brownout",
     "Budget",
     "Capacity",
@@ -103,10 +110,13 @@ __all__ = [
     "LogNormal",
     "Mixture",
     "Outage",
+    "OutlierDetection",
     "Phase",
     "Poisson",
     "RateSegment",
     "Recovery",
+    "ReplicaOverride",
+    "Replicas",
     "Scenario",
     "Schedule",
     "SimpleLatency",
