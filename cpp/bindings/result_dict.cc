@@ -187,6 +187,14 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       rd["ejections"] = ejections;
       rd["outstanding"] = outstanding;
       rd["mean_latency"] = mean_latency;
+      // Seconds spent at each level of outstanding attempts (rows: replicas).
+      std::vector<std::vector<double>> load_time;
+      for (const ReplicaTotals& x : t.replicas) {
+        std::vector<double> row;
+        for (int64_t ns : x.time_at_ns) row.push_back(NsToSeconds(ns));
+        load_time.push_back(std::move(row));
+      }
+      rd["load_time"] = load_time;
       d["replicas"] = rd;
       d["panic_picks"] = t.panic_picks;
     }

@@ -60,6 +60,27 @@ class Result:
         ``mean_latency`` (seconds, over answered attempts). Empty without replicas."""
         return replica_frame(self.totals)
 
+    @property
+    def replica_load(self) -> pd.DataFrame:
+        """The share of the run each replica spent with k attempts outstanding (waiting in its
+        line or in service, as its caller sees it): one row per (``dependency``, ``replica``),
+        columns k = 0 .. 15 (the last: 15 or more). ``1 - cumsum`` along a row is the
+        queue-length tail P(Q >= k) of the supermarket model."""
+        rows, index = [], []
+        for dep in self.totals["dependencies"]:
+            reps = dep.get("replicas")
+            if reps is None:
+                continue
+            for i, times in enumerate(reps["load_time"]):
+                total = sum(times)
+                rows.append([t / total if total > 0 else math.nan for t in times])
+                index.append((dep["name"], i))
+        return pd.DataFrame(
+            rows,
+            index=pd.MultiIndex.from_tuples(index, names=["dependency", "replica"]),
+            columns=range(16),
+        )
+
     def metrics_text(self) -> str:
         """The metric families in Prometheus text exposition format."""
         return exposition(self.metrics)

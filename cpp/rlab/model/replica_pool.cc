@@ -70,6 +70,7 @@ int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng) {
   if (r < 0) return -1;
   balancer_->OnStart(r);
   ReplicaTotals& t = totals_[static_cast<size_t>(r)];
+  ChargeTime(t, now_ns);
   ++t.calls;
   ++t.outstanding;
   return r;
@@ -83,6 +84,7 @@ void ReplicaPool::End(int replica, int64_t now_ns, int64_t latency_ns, const Out
   MutexLock lock(&mu_);
   ReplicaTotals& t = totals_[static_cast<size_t>(replica)];
   if (t.outstanding == 0) return;  // no matching Begin
+  ChargeTime(t, now_ns);
   --t.outstanding;
   // Peak EWMA learns from abandoned attempts too: the time waited is a lower bound of the
   // replica's latency (Finagle observes interrupted requests the same way).
@@ -99,9 +101,19 @@ void ReplicaPool::End(int replica, int64_t now_ns, int64_t latency_ns, const Out
   }
 }
 
-std::vector<ReplicaTotals> ReplicaPool::Totals() const {
+void ReplicaPool::ChargeTime(ReplicaTotals& t, int64_t now_ns) {
+  // Live threads may report slightly out of order: time never runs backwards here.
+  if (now_ns > t.last_change_ns) {
+    const int64_t level = std::min<int64_t>(t.outstanding, kReplicaLoadLevels - 1);
+    t.time_at_ns[static_cast<size_t>(level)] += now_ns - t.last_change_ns;
+    t.last_change_ns = now_ns;
+  }
+}
+
+std::vector<ReplicaTotals> ReplicaPool::Totals(int64_t end_ns) const {
   MutexLock lock(&mu_);
   std::vector<ReplicaTotals> out = totals_;
+  for (ReplicaTotals& t : out) ChargeTime(t, end_ns);
   if (detector_ != nullptr) {
     for (int r = 0; r < count_; ++r) {
       out[static_cast<size_t>(r)].ejections = detector_->State(r).times_ejected;

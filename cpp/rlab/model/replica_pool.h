@@ -20,6 +20,7 @@
 //
 // Thread-safe: the live engine calls it from every worker. Calls are short and never wait.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -35,6 +36,10 @@
 
 namespace rlab {
 
+// Levels of outstanding attempts told apart by ReplicaTotals::time_at_ns (the last: that many
+// or more).
+inline constexpr int kReplicaLoadLevels = 16;
+
 // One replica's figures at the end of a run.
 struct ReplicaTotals {
   int64_t calls = 0;      // attempts sent to it
@@ -43,6 +48,11 @@ struct ReplicaTotals {
   int64_t ejections = 0;  // times the outlier detector ejected it
   int64_t outstanding = 0;  // attempts started and not ended (0 after a drained run)
   int64_t latency_sum_ns = 0;  // over attempts that ended with an answer (not abandoned)
+  // Time spent with k attempts outstanding (the caller's view: waiting in the replica's line or
+  // in service), k = 0 .. kReplicaLoadLevels - 1, the last level "or more". Its shares are the
+  // queue-length distribution the supermarket model predicts (Mitzenmacher 2001).
+  std::array<int64_t, kReplicaLoadLevels> time_at_ns{};
+  int64_t last_change_ns = 0;  // bookkeeping for time_at_ns
 };
 
 // An ejection or a return, for the events table.
@@ -77,7 +87,8 @@ class ReplicaPool {
   // The attempt sent to `replica` ended at `now_ns`, after `latency_ns`, with `outcome`.
   void End(int replica, int64_t now_ns, int64_t latency_ns, const Outcome& outcome);
 
-  std::vector<ReplicaTotals> Totals() const;
+  // The figures, the load-time histogram closed at `end_ns` (the run's end).
+  std::vector<ReplicaTotals> Totals(int64_t end_ns) const;
   std::vector<ReplicaEvent> Events() const;
   // Picks made while too few replicas were left (ejections ignored).
   int64_t panic_picks() const { return balancer_->panic_picks(); }
@@ -85,6 +96,8 @@ class ReplicaPool {
  private:
   // Hands the detector's ejections to the balancer and collects its new events.
   void SyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the time since the replica's last change to its current load level.
+  static void ChargeTime(ReplicaTotals& t, int64_t now_ns);
 
   const int count_;
   std::vector<std::shared_ptr<const FaultModel>> faults_;

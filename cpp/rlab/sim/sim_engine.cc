@@ -211,7 +211,7 @@ absl::Status SimEngine::Run() {
       t.hedge_tokens = deps_[i].hedger->tokens();
     }
     if (const ReplicaPool* pool = deps_[i].replicas.get()) {
-      t.replicas = pool->Totals();
+      t.replicas = pool->Totals(now_ns_);
       t.panic_picks = pool->panic_picks();
       if (options_.record_events) {
         for (const ReplicaEvent& e : pool->Events()) {
