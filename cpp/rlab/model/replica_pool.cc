@@ -58,7 +58,7 @@ void ReplicaPool::SyncLocked() {
   events_taken_ = all.size();
 }
 
-int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng) {
+int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding) {
   const double u1 = rng.Uniform01();
   const double u2 = rng.Uniform01();
   MutexLock lock(&mu_);
@@ -73,6 +73,7 @@ int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng) {
   ChargeTime(t, now_ns);
   ++t.calls;
   ++t.outstanding;
+  if (outstanding != nullptr) *outstanding = t.outstanding;
   return r;
 }
 

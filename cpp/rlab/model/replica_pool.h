@@ -83,7 +83,9 @@ class ReplicaPool {
   // Picks the replica of an attempt starting at `now_ns` and counts the attempt started.
   // Consumes kDrawsPerPick draws of `rng`. Returns -1 when every replica is ejected and the
   // panic threshold is 0 (the caller answers the attempt itself: no replica was called).
-  int Begin(int64_t now_ns, RandomStream& rng);
+  // With `outstanding`, also stores the chosen replica's attempts outstanding, this one
+  // included (the load its fault model sees when it has no capacity limit).
+  int Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding = nullptr);
   // The attempt sent to `replica` ended at `now_ns`, after `latency_ns`, with `outcome`.
   void End(int replica, int64_t now_ns, int64_t latency_ns, const Outcome& outcome);
 
