@@ -72,7 +72,9 @@ class OutlierDetection:
     them). An ejection lasts ``base_ejection_time * k`` (k counts recent ejections), at most
     ``max_ejection_time``; replicas return at interval ticks. No ejection may leave more than
     ``max_ejection_percent`` of the pool ejected; below the pool's ``panic_threshold`` the
-    balancer ignores ejections.
+    balancer ignores ejections. The cap counts the ejection being decided and is strict (as
+    the lab's :class:`~reliability_lab.OutlierDetector`; newer Envoy may eject one host past
+    it): with the default 10 %, no replica of a pool smaller than 10 is ever ejected.
 
     Attributes:
         consecutive_errors: errors in a row that eject, in [0, 1000000]; 0 turns it off.
