@@ -75,11 +75,12 @@ class Result:
                 total = sum(times)
                 rows.append([t / total if total > 0 else math.nan for t in times])
                 index.append((dep["name"], i))
-        return pd.DataFrame(
+        out: pd.DataFrame = pd.DataFrame(
             rows,
             index=pd.MultiIndex.from_tuples(index, names=["dependency", "replica"]),
             columns=range(16),
         )
+        return out
 
     def metrics_text(self) -> str:
         """The metric families in Prometheus text exposition format."""
@@ -175,9 +176,12 @@ def replica_frame(totals: Mapping[str, Any]) -> pd.DataFrame:
         for col in _REPLICA_COLUMNS:
             frame[col] = reps[col]
         frames.append(frame)
-    if not frames:
-        return pd.DataFrame(columns=["dependency", "replica", *_REPLICA_COLUMNS])
-    return pd.concat(frames, ignore_index=True)
+    out: pd.DataFrame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["dependency", "replica", *_REPLICA_COLUMNS])
+    )
+    return out
 
 
 def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, float]:

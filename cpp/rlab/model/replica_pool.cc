@@ -9,7 +9,8 @@ ReplicaPool::ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& b
   // Replicas without an override share one FaultModel (a pool of 1000 holds one copy).
   auto shared = std::make_shared<FaultModel>(base);
   std::vector<const FaultModelConfig*> chosen(static_cast<size_t>(count_), nullptr);
-  for (const ReplicaOverride& o : config.overrides) chosen[static_cast<size_t>(o.index)] = &o.faults;
+  for (const ReplicaOverride& o : config.overrides)
+    chosen[static_cast<size_t>(o.index)] = &o.faults;
   faults_.reserve(static_cast<size_t>(count_));
   for (int r = 0; r < count_; ++r) {
     const FaultModelConfig* c = chosen[static_cast<size_t>(r)];

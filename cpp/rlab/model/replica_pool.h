@@ -42,11 +42,11 @@ inline constexpr int kReplicaLoadLevels = 16;
 
 // One replica's figures at the end of a run.
 struct ReplicaTotals {
-  int64_t calls = 0;      // attempts sent to it
-  int64_t failures = 0;   // attempts that ended as a dependency fault
-  int64_t abandoned = 0;  // attempts the caller gave up on (cancelled copies, deadlines)
-  int64_t ejections = 0;  // times the outlier detector ejected it
-  int64_t outstanding = 0;  // attempts started and not ended (0 after a drained run)
+  int64_t calls = 0;           // attempts sent to it
+  int64_t failures = 0;        // attempts that ended as a dependency fault
+  int64_t abandoned = 0;       // attempts the caller gave up on (cancelled copies, deadlines)
+  int64_t ejections = 0;       // times the outlier detector ejected it
+  int64_t outstanding = 0;     // attempts started and not ended (0 after a drained run)
   int64_t latency_sum_ns = 0;  // over attempts that ended with an answer (not abandoned)
   // Time spent with k attempts outstanding (the caller's view: waiting in the replica's line or
   // in service), k = 0 .. kReplicaLoadLevels - 1, the last level "or more". Its shares are the
@@ -109,8 +109,8 @@ class ReplicaPool {
   std::unique_ptr<OutlierDetector> detector_;  // null without outlier detection
   mutable Mutex mu_;
   std::vector<ReplicaTotals> totals_ ABSL_GUARDED_BY(mu_);
-  std::vector<bool> mask_ ABSL_GUARDED_BY(mu_);        // the detector's, scratch
-  std::vector<bool> excluded_ ABSL_GUARDED_BY(mu_);    // what the balancer was told
+  std::vector<bool> mask_ ABSL_GUARDED_BY(mu_);      // the detector's, scratch
+  std::vector<bool> excluded_ ABSL_GUARDED_BY(mu_);  // what the balancer was told
   int excluded_count_ ABSL_GUARDED_BY(mu_) = 0;
   size_t events_taken_ ABSL_GUARDED_BY(mu_) = 0;  // of the detector's event list
   std::vector<ReplicaEvent> events_ ABSL_GUARDED_BY(mu_);

@@ -63,12 +63,6 @@ from reliability_lab.scenario.faults import (
     Recovery,
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
-from reliability_lab.scenario.replicas import (
-    BalancerKind,
-    OutlierDetection,
-    ReplicaOverride,
-    Replicas,
-)
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -86,6 +80,12 @@ from reliability_lab.scenario.model import _SCENARIO_FIELDS as _SCENARIO_FIELDS
 from reliability_lab.scenario.model import _TAGS as _TAGS
 from reliability_lab.scenario.model import SCHEMA_VERSION, Scenario
 from reliability_lab.scenario.model import _field_hints as _field_hints
+from reliability_lab.scenario.replicas import (
+    BalancerKind,
+    OutlierDetection,
+    ReplicaOverride,
+    Replicas,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
