@@ -177,9 +177,9 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
         ejections.push_back(x.ejections);
         outstanding.push_back(x.outstanding);
         const int64_t answered = x.calls - x.abandoned - x.outstanding;
-        mean_latency.push_back(answered > 0 ? NsToSeconds(x.latency_sum_ns) /
-                                                  static_cast<double>(answered)
-                                            : std::nan(""));
+        mean_latency.push_back(answered > 0
+                                   ? NsToSeconds(x.latency_sum_ns) / static_cast<double>(answered)
+                                   : std::nan(""));
       }
       rd["calls"] = calls;
       rd["failures"] = failures;

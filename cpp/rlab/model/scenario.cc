@@ -166,8 +166,8 @@ absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
   });
   if (!s.ok()) return s;
   if (static_cast<int>(r.balancer) < 0 || r.balancer > LbKind::kPeakEwma) {
-    return Invalid(absl::StrFormat("%s.balancer has an unknown value %d", p,
-                                   static_cast<int>(r.balancer)));
+    return Invalid(
+        absl::StrFormat("%s.balancer has an unknown value %d", p, static_cast<int>(r.balancer)));
   }
   if (r.outlier.has_value()) {
     OutlierConfig o = *r.outlier;

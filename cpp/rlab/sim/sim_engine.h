@@ -113,8 +113,7 @@ class SimEngine {
   void DoAttempt(uint32_t slot, const FlowAction& action, int64_t now_ns);
   void LaunchCopy(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns);
   void BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int64_t until_ns,
-                    bool until_is_deadline, bool caller_waiting, int64_t now_ns,
-                    int replica = -1);
+                    bool until_is_deadline, bool caller_waiting, int64_t now_ns, int replica = -1);
   void OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64_t now_ns);
   void OnHedgeTimer(uint32_t slot, uint32_t gen, int64_t now_ns);
   // Stops waiting for the copies the flow cancelled (its call was decided without them).
