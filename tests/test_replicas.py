@@ -377,3 +377,49 @@ def test_the_live_engine_refuses_to_change_a_pooled_dependency_s_faults() -> Non
         (ValueError, RuntimeError), match="payment has replicas"
     ):
         lab.set_faults("payment", Faults(failure_rate=0.5))
+
+
+def test_both_engines_agree_on_hedge_copies_over_replicas() -> None:
+    """Each copy of a hedged call picks its own replica: round robin over three, replica 1
+    slow (60 ms against 10 ms, the hedge goes at 20 ms), so every call that starts on replica 1
+    is won by its hedge on replica 2 and the slow copy is cancelled (abandoned, not a failure)."""
+    n = 12
+    sc = Scenario(
+        arrivals=rl.Trace(tuple(0.1 * i for i in range(n))),
+        workers=1,
+        queue_capacity=100,
+        duration=0.1 * n,
+        seed=3,
+        dependencies=(
+            Dependency(
+                "payment",
+                faults=Faults(latency=Constant(0.01)),
+                hedge=rl.Hedge(delay=0.02, budget_ratio=None),
+                replicas=Replicas(
+                    count=3, overrides=(ReplicaOverride(1, Faults(latency=Constant(0.06))),)
+                ),
+            ),
+        ),
+    )
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(n)
+        assert all(h.wait(timeout=30) for h in handles)
+    live = lab.result
+    assert _outcomes(live.orders) == _outcomes(sim.orders)
+    cols = ["calls", "failures", "abandoned", "outstanding"]
+    assert sim.replicas[cols].to_numpy().tolist() == [[6, 0, 0, 0], [6, 0, 6, 0], [6, 0, 0, 0]]
+    assert live.replicas[cols].to_numpy().tolist() == sim.replicas[cols].to_numpy().tolist()
+    for key in ("calls", "hedges", "hedges_won", "cancelled"):
+        assert live.totals["dependencies"][0][key] == sim.totals["dependencies"][0][key], key
+
+
+def test_replica_tables_without_and_with_a_pool() -> None:
+    plain = simulate(_scenario(Dependency("payment"), duration=2))
+    assert plain.replicas.empty and list(plain.replicas.columns)[:2] == ["dependency", "replica"]
+    assert plain.replica_load.empty
+    pooled = simulate(_scenario(Dependency("payment", replicas=Replicas(count=4)), duration=2))
+    load = pooled.replica_load
+    assert list(load.index) == [("payment", i) for i in range(4)]
+    assert np.allclose(load.sum(axis=1), 1.0)
+    assert "payment.ejections" in pooled.summary and "payment.ejections" not in plain.summary
