@@ -423,3 +423,17 @@ def test_replica_tables_without_and_with_a_pool() -> None:
     assert list(load.index) == [("payment", i) for i in range(4)]
     assert np.allclose(load.sum(axis=1), 1.0)
     assert "payment.ejections" in pooled.summary and "payment.ejections" not in plain.summary
+
+
+def test_the_live_engine_refuses_a_round_on_a_capacity_limited_replica() -> None:
+    dep = Dependency(
+        "payment",
+        hedge=rl.Hedge(),
+        replicas=Replicas(count=2, overrides=(ReplicaOverride(1, Faults(capacity=Capacity(1))),)),
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^payment\.hedge with a capacity limit \(payment\.replicas\.overrides\[0\]\.faults"
+        r"\.capacity\.max_in_service = 1\) is simulator-only",
+    ):
+        rl.Lab(_scenario(dep, rate=10, duration=1))

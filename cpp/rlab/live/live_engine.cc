@@ -136,6 +136,17 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
                           "simulator-only for now: use simulate(), or set %s.%s=None",
                           d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
+    // The same for a replica whose own fault model has a capacity limit.
+    for (size_t i = 0; (d.hedge || d.fanout) && d.replicas && i < d.replicas->overrides.size();
+         ++i) {
+      const ReplicaOverride& o = d.replicas->overrides[i];
+      if (o.faults.capacity.max_in_service == 0) continue;
+      const char* what = d.hedge ? "hedge" : "fanout";
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.%s with a capacity limit (%s.replicas.overrides[%d].faults.capacity.max_in_service "
+          "= %d) is simulator-only for now: use simulate(), or set %s.%s=None",
+          d.name, what, d.name, i, o.faults.capacity.max_in_service, d.name, what));
+    }
   }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
