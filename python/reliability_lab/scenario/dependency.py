@@ -157,7 +157,7 @@ class Dependency:
             None; not together with ``hedge``.
         replicas: a :class:`~reliability_lab.scenario.Replicas` (a pool of replicas behind a
             load balancer, with optional outlier ejection), or None: one server, as before.
-            Simulated engine only for now (the live engine raises ValueError).
+            Both engines run it; the live engine refuses ``set_faults`` on such a dependency.
     """
 
     name: str = "payment"
