@@ -4,8 +4,10 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
 #include "rlab/model/order_flow.h"
 
@@ -163,6 +165,39 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       d["wasted_attempt_seconds"] = NsToSeconds(t.wasted_attempt_ns);
       d["hedge_tokens"] = t.hedge_tokens;
     }
+    if (sc.dependencies[i].replicas) {
+      // Per-replica figures, columns of result.replicas.
+      py::dict rd;
+      std::vector<int64_t> calls, failures, abandoned, ejections, outstanding;
+      std::vector<double> mean_latency;
+      for (const ReplicaTotals& x : t.replicas) {
+        calls.push_back(x.calls);
+        failures.push_back(x.failures);
+        abandoned.push_back(x.abandoned);
+        ejections.push_back(x.ejections);
+        outstanding.push_back(x.outstanding);
+        const int64_t answered = x.calls - x.abandoned - x.outstanding;
+        mean_latency.push_back(answered > 0
+                                   ? NsToSeconds(x.latency_sum_ns) / static_cast<double>(answered)
+                                   : std::nan(""));
+      }
+      rd["calls"] = calls;
+      rd["failures"] = failures;
+      rd["abandoned"] = abandoned;
+      rd["ejections"] = ejections;
+      rd["outstanding"] = outstanding;
+      rd["mean_latency"] = mean_latency;
+      // Seconds spent at each level of outstanding attempts (rows: replicas).
+      std::vector<std::vector<double>> load_time;
+      for (const ReplicaTotals& x : t.replicas) {
+        std::vector<double> row;
+        for (int64_t ns : x.time_at_ns) row.push_back(NsToSeconds(ns));
+        load_time.push_back(std::move(row));
+      }
+      rd["load_time"] = load_time;
+      d["replicas"] = rd;
+      d["panic_picks"] = t.panic_picks;
+    }
     py::list phases;
     for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
       phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));
@@ -187,7 +222,21 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
   out["timeseries"] = ts;
 
   py::list events;
+  // Ejections and returns merge into the (time-ordered) transitions.
+  size_t next_ejection = 0;
+  auto flush_ejections = [&](int64_t until_ns) {
+    static constexpr const char* kReasons[] = {"consecutive_errors", "success_rate"};
+    for (; next_ejection < r.ejections.size() && r.ejections[next_ejection].event.t_ns <= until_ns;
+         ++next_ejection) {
+      const ReplicaEjection& x = r.ejections[next_ejection];
+      events.append(py::make_tuple(NsToSeconds(x.event.t_ns), sc.dependencies[x.dep].name,
+                                   x.event.ejected ? "ejection" : "return",
+                                   absl::StrFormat("replica %d", x.event.replica),
+                                   kReasons[static_cast<int>(x.event.reason)]));
+    }
+  };
   for (const SimTransition& t : r.transitions) {
+    flush_ejections(t.t_ns - 1);
     const std::string& dep = sc.dependencies[t.dep].name;
     if (t.kind == SimTransition::Kind::kBreaker) {
       events.append(py::make_tuple(NsToSeconds(t.t_ns), dep, "breaker",
@@ -200,6 +249,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
           t.kind == SimTransition::Kind::kPhaseStart ? "phase_start" : "phase_end", phase, phase));
     }
   }
+  flush_ejections(std::numeric_limits<int64_t>::max());
   out["events"] = events;
   return out;
 }

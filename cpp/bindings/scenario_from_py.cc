@@ -469,6 +469,50 @@ FanoutConfig ReadFanout(py::handle h, const std::string& path) {
   return c;
 }
 
+OutlierConfig ReadOutlier(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  OutlierConfig c;
+  c.consecutive_errors = static_cast<int>(o.Int("consecutive_errors", 0, 1'000'000));
+  c.interval_ns = o.Seconds("interval");
+  c.base_ejection_ns = o.Seconds("base_ejection_time");
+  c.max_ejection_ns = o.Seconds("max_ejection_time");
+  c.max_ejection_percent = o.Number("max_ejection_percent");
+  c.success_rate = o.Bool("success_rate");
+  c.success_rate_minimum_hosts = static_cast<int>(o.Int("success_rate_minimum_hosts", 1, 100'000));
+  c.success_rate_request_volume = o.Int("success_rate_request_volume", 1, 1'000'000'000);
+  c.success_rate_stdev_factor = o.Number("success_rate_stdev_factor");
+  o.Finish();
+  return c;
+}
+
+ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
+  static constexpr std::pair<std::string_view, LbKind> kKinds[] = {
+      {"round_robin", LbKind::kRoundRobin},
+      {"random", LbKind::kRandom},
+      {"least_outstanding", LbKind::kLeastOutstanding},
+      {"p2c", LbKind::kPowerOfTwo},
+      {"peak_ewma", LbKind::kPeakEwma},
+  };
+  Obj o(h, path);
+  ReplicasConfig r;
+  r.count = static_cast<int>(o.Int("count", 1, kMaxReplicas));
+  r.balancer = ParseChoice(o.At("balancer"), o.Str("balancer"), kKinds);
+  r.decay_ns = o.Seconds("decay");
+  r.panic_threshold_percent = o.Number("panic_threshold");
+  if (!o.IsNone("outlier")) r.outlier = ReadOutlier(o.Get("outlier"), o.At("outlier"));
+  const py::sequence overrides = o.List("overrides");
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    Obj e(overrides[i], absl::StrFormat("%s.overrides[%d]", path, i));
+    ReplicaOverride x;
+    x.index = static_cast<int>(e.Int("index", 0, r.count - 1));
+    x.faults = ReadFaults(e.Get("faults"), e.At("faults"));
+    e.Finish();
+    r.overrides.push_back(std::move(x));
+  }
+  o.Finish();
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
@@ -515,6 +559,9 @@ DependencyConfig ReadDependency(py::handle h, size_t index) {
   if (o.Has("hedge") && !o.IsNone("hedge")) d.hedge = ReadHedge(o.Get("hedge"), o.At("hedge"));
   if (o.Has("fanout") && !o.IsNone("fanout")) {
     d.fanout = ReadFanout(o.Get("fanout"), o.At("fanout"));
+  }
+  if (o.Has("replicas") && !o.IsNone("replicas")) {
+    d.replicas = ReadReplicas(o.Get("replicas"), o.At("replicas"));
   }
   o.Finish();
   return d;
@@ -597,10 +644,7 @@ py::object OptionalToPy(const std::optional<T>& v, F f) {
   return f(*v);
 }
 
-py::dict DependencyToDict(const DependencyConfig& dep) {
-  py::dict d;
-  d["name"] = dep.name;
-  const FaultModelConfig& f = dep.faults;
+py::dict FaultsToDict(const FaultModelConfig& f) {
   py::dict faults;
   faults["failure_rate"] = f.failure_rate;
   faults["mix"] = MixToDict(f.mix);
@@ -627,7 +671,13 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   faults["capacity"] = cap;
   faults["ambiguous_rate"] = f.ambiguous_rate;
   faults["hang_ns"] = f.hang_ns;
-  d["faults"] = faults;
+  return faults;
+}
+
+py::dict DependencyToDict(const DependencyConfig& dep) {
+  py::dict d;
+  d["name"] = dep.name;
+  d["faults"] = FaultsToDict(dep.faults);
   d["retry"] = OptionalToPy(dep.retry, [](const RetryConfig& r) {
     py::dict rd;
     rd["max_attempts"] = r.max_attempts;
@@ -712,6 +762,35 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     fd["copies"] = c.copies;
     fd["quorum"] = c.quorum;
     return fd;
+  });
+  d["replicas"] = OptionalToPy(dep.replicas, [](const ReplicasConfig& c) {
+    py::dict rd;
+    rd["count"] = c.count;
+    rd["balancer"] = std::string(LbKindName(c.balancer));
+    rd["decay_ns"] = c.decay_ns;
+    rd["panic_threshold"] = c.panic_threshold_percent;
+    rd["outlier"] = OptionalToPy(c.outlier, [](const OutlierConfig& o) {
+      py::dict od;
+      od["consecutive_errors"] = o.consecutive_errors;
+      od["interval_ns"] = o.interval_ns;
+      od["base_ejection_time_ns"] = o.base_ejection_ns;
+      od["max_ejection_time_ns"] = o.max_ejection_ns;
+      od["max_ejection_percent"] = o.max_ejection_percent;
+      od["success_rate"] = o.success_rate;
+      od["success_rate_minimum_hosts"] = o.success_rate_minimum_hosts;
+      od["success_rate_request_volume"] = o.success_rate_request_volume;
+      od["success_rate_stdev_factor"] = o.success_rate_stdev_factor;
+      return od;
+    });
+    py::list overrides;
+    for (const ReplicaOverride& x : c.overrides) {
+      py::dict xd;
+      xd["index"] = x.index;
+      xd["faults"] = FaultsToDict(x.faults);
+      overrides.append(xd);
+    }
+    rd["overrides"] = overrides;
+    return rd;
   });
   return d;
 }

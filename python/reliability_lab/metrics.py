@@ -34,6 +34,35 @@ RETRY_RESULTS = ("retried", "succeeded", "exhausted", "permanent_failure", "budg
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
+def _replica_families(totals: Mapping[str, Any]) -> list[Metric]:
+    """Per-replica families, only when a dependency has replicas. The ``replica`` label is the
+    replica's index, bounded by ``Replicas.count`` (at most 1000)."""
+    pools = [d for d in totals["dependencies"] if d.get("replicas") is not None]
+    if not pools:
+        return []
+    labels = ["dependency", "replica"]
+    calls = CounterMetricFamily(
+        f"{PREFIX}_replica_calls", "Attempts sent to a replica.", labels=labels
+    )
+    failures = CounterMetricFamily(
+        f"{PREFIX}_replica_failures", "Attempts a replica failed (dependency faults).",
+        labels=labels,
+    )
+    ejections = CounterMetricFamily(
+        f"{PREFIX}_replica_ejections", "Outlier ejections of a replica.", labels=labels
+    )
+    for dep in pools:
+        reps = dep["replicas"]
+        for i, (c, f, e) in enumerate(
+            zip(reps["calls"], reps["failures"], reps["ejections"], strict=True)
+        ):
+            key = [dep["name"], str(i)]
+            calls.add_metric(key, float(c))
+            failures.add_metric(key, float(f))
+            ejections.add_metric(key, float(e))
+    return [calls, failures, ejections]
+
+
 def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
     """Builds the metric families from an engine's totals (the raw dict a run returns)."""
     out: list[Metric] = []
@@ -109,6 +138,7 @@ def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
             for s in BREAKER_STATES:
                 state.add_metric([name, s], 1.0 if dep["breaker_state"] == s else 0.0)
     out.extend([calls, failures, retries, rejections, trips, state])
+    out.extend(_replica_families(totals))
 
     bounds: Sequence[float] = totals["latency_bounds"]
     cumulative: Sequence[int] = totals["latency_buckets"]

@@ -35,7 +35,9 @@ class Result:
             drain, at doubling intervals: see ``Scenario.sample_every``); flows are per
             interval (the row's ``t`` minus the previous row's), gauges (queue depth, busy
             workers, breaker state) are levels at the sample time.
-        events: breaker transitions and fault phase edges, in time order.
+        events: breaker transitions, fault phase edges and replica ejections / returns
+            (``kind`` ``"ejection"`` or ``"return"``, ``from`` ``"replica <i>"``, ``to`` the
+            reason), in time order.
         totals: the raw counters the native engine returned.
     """
 
@@ -50,6 +52,37 @@ class Result:
     def metrics(self) -> list[Metric]:
         """The run's totals as Prometheus metric families (the live engine's names)."""
         return families_from_totals(self.totals)
+
+    @property
+    def replicas(self) -> pd.DataFrame:
+        """One row per replica of every dependency with ``replicas``: ``dependency``,
+        ``replica``, ``calls`` (attempts sent to it), ``failures`` (dependency faults),
+        ``abandoned`` (attempts the caller gave up on: cancelled copies, deadlines),
+        ``ejections``, ``outstanding`` (attempts not ended: 0 after a drained run) and
+        ``mean_latency`` (seconds, over answered attempts). Empty without replicas."""
+        return replica_frame(self.totals)
+
+    @property
+    def replica_load(self) -> pd.DataFrame:
+        """The share of the run each replica spent with k attempts outstanding (waiting in its
+        line or in service, as its caller sees it): one row per (``dependency``, ``replica``),
+        columns k = 0 .. 15 (the last: 15 or more). ``1 - cumsum`` along a row is the
+        queue-length tail P(Q >= k) of the supermarket model."""
+        rows, index = [], []
+        for dep in self.totals["dependencies"]:
+            reps = dep.get("replicas")
+            if reps is None:
+                continue
+            for i, times in enumerate(reps["load_time"]):
+                total = sum(times)
+                rows.append([t / total if total > 0 else math.nan for t in times])
+                index.append((dep["name"], i))
+        out: pd.DataFrame = pd.DataFrame(
+            rows,
+            index=pd.MultiIndex.from_tuples(index, names=["dependency", "replica"]),
+            columns=range(16),
+        )
+        return out
 
     def metrics_text(self) -> str:
         """The metric families in Prometheus text exposition format."""
@@ -130,6 +163,29 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
     return Result(scenario, summary, orders, timeseries, events, raw)
 
 
+_REPLICA_COLUMNS = ("calls", "failures", "abandoned", "ejections", "outstanding", "mean_latency")
+
+
+def replica_frame(totals: Mapping[str, Any]) -> pd.DataFrame:
+    """The per-replica table of :attr:`Result.replicas`, from an engine's raw totals."""
+    frames = []
+    for dep in totals["dependencies"]:
+        reps = dep.get("replicas")
+        if reps is None:
+            continue
+        n = len(reps["calls"])
+        frame = pd.DataFrame({"dependency": [dep["name"]] * n, "replica": range(n)})
+        for col in _REPLICA_COLUMNS:
+            frame[col] = reps[col]
+        frames.append(frame)
+    out: pd.DataFrame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["dependency", "replica", *_REPLICA_COLUMNS])
+    )
+    return out
+
+
 def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, float]:
     """``Result.summary`` as a plain dict of floats, from the native engine's raw totals and the
     scenario as a dict (``workers`` is read from it). Shared by simulate() and the summary-only
@@ -187,6 +243,9 @@ def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, f
             s[f"{name}.hedges_denied"] = dep["hedges_denied"]
             s[f"{name}.cancelled"] = dep["cancelled"]
             s[f"{name}.wasted_attempt_seconds"] = dep["wasted_attempt_seconds"]
+        if "replicas" in dep:  # a pool of replicas
+            s[f"{name}.ejections"] = sum(dep["replicas"]["ejections"])
+            s[f"{name}.panic_picks"] = dep["panic_picks"]
         if dep["phases"]:
             transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
             for phase, start, stop in dep["phases"]:

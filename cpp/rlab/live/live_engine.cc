@@ -126,6 +126,17 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
                           "simulator-only for now: use simulate(), or set %s.%s=None",
                           d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
+    // The same for a replica whose own fault model has a capacity limit.
+    for (size_t i = 0; (d.hedge || d.fanout) && d.replicas && i < d.replicas->overrides.size();
+         ++i) {
+      const ReplicaOverride& o = d.replicas->overrides[i];
+      if (o.faults.capacity.max_in_service == 0) continue;
+      const char* what = d.hedge ? "hedge" : "fanout";
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.%s with a capacity limit (%s.replicas.overrides[%d].faults.capacity.max_in_service "
+          "= %d) is simulator-only for now: use simulate(), or set %s.%s=None",
+          d.name, what, d.name, i, o.faults.capacity.max_in_service, d.name, what));
+    }
   }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
@@ -183,6 +194,17 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       server->rng.emplace(rng_.Stream("server/" + config_.dependencies[i].name));
     }
     servers_.push_back(std::move(server));
+    // Replicas: a capacity line per replica, each with its own draws for abandoned calls.
+    replica_servers_.emplace_back();
+    const DependencyConfig& dc = config_.dependencies[i];
+    for (int r = 0; dc.replicas && r < dc.replicas->count; ++r) {
+      auto rs = std::make_unique<Server>();
+      {
+        MutexLock lock(&rs->mu);
+        rs->rng.emplace(rng_.Stream(absl::StrFormat("server/%s/%d", dc.name, r)));
+      }
+      replica_servers_.back().push_back(std::move(rs));
+    }
   }
   for (const DependencyConfig& d : config_.dependencies) {
     auto slot = std::make_unique<FaultSlot>();
@@ -208,6 +230,7 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     for (const DependencyConfig& d : config_.dependencies) {
       w->fault_rngs.push_back(rng_.Stream("faults/" + d.name, static_cast<uint64_t>(i)));
       w->policy_rngs.push_back(rng_.Stream("policy/" + d.name, static_cast<uint64_t>(i)));
+      w->replica_rngs.push_back(rng_.Stream("replicas/" + d.name, static_cast<uint64_t>(i)));
     }
     for (auto& slot : fault_slots_) {
       MutexLock lock(&slot->mu);
@@ -723,6 +746,14 @@ absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultModel
   if (absl::Status s = ValidateFaultModel(std::string(dependency) + ".faults", faults); !s.ok()) {
     return s;
   }
+  if (deps_[dep].replicas) {
+    // Each replica's model is fixed when the pool is built; changing them at run time is not
+    // modelled yet (it would silently leave the replicas as they were).
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s has replicas: its fault model cannot be changed while the engine runs (not yet "
+        "supported)",
+        std::string(dependency)));
+  }
   auto model = std::make_shared<const FaultModel>(faults);
   FaultSlot& f = *fault_slots_[dep];
   MutexLock lock(&f.mu);
@@ -814,12 +845,23 @@ LiveInternals LiveEngine::Internals() const {
 LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
   const int dep = a.dep;
   const int64_t now = NowNs();
-  const int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
+  int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
   AttemptEnd end;
-  const FaultModel& model = ModelFor(w, dep);
+  // Replicas: the pool picks the replica whose model and line serve this attempt. Its lock is
+  // held only inside Begin / End, never while this thread sleeps.
+  ReplicaPool* pool = deps_[dep].replicas.get();
+  const int replica = pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load) : -1;
+  if (pool != nullptr && replica < 0) {
+    // Every replica ejected and no panic: Envoy's "no healthy upstream", at once.
+    dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+    end.outcome = Outcome::Http(503);
+    return end;
+  }
+  const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
   const FaultModelConfig& fm = model.config();
   if (fm.capacity.max_in_service > 0) {
-    end = DoLimitedAttempt(w, model, a, now);
+    end = DoLimitedAttempt(w, model, a, now,
+                           replica >= 0 ? replica_servers_[dep][replica].get() : nullptr);
   } else {
     AtomicMax(dep_max_load_[dep], load);
     const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
@@ -837,6 +879,11 @@ LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
     end.committed = draw.committed;
   }
   dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+  if (replica >= 0) {
+    const int64_t t = NowNs();
+    pool->End(replica, t, t - now,
+              end.interrupted ? Outcome::Of(OutcomeKind::kCancelled) : end.outcome);
+  }
   return end;
 }
 
@@ -852,12 +899,19 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
     int64_t end_ns;
     int64_t service_ns;
     AttemptEnd end;
+    int replica = -1;  // with replicas: the one serving this copy, until its end is reported
+    int64_t sent_ns = 0;
   };
+  ReplicaPool* pool = deps_[a.dep].replicas.get();
   absl::InlinedVector<Copy, 4> copies;
   const int dep = a.dep;
   int64_t hedge_at = kNoDeadline;
   auto drop = [&](size_t i, bool wasted) {
     dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+    if (copies[i].replica >= 0) {  // cancelled (or interrupted) before its answer
+      const int64_t t = NowNs();
+      pool->End(copies[i].replica, t, t - copies[i].sent_ns, Outcome::Of(OutcomeKind::kCancelled));
+    }
     // Unlimited capacity: a cancelled copy is in service; the server finishes it for nobody.
     if (wasted) dep_wasted_ns_[dep].fetch_add(copies[i].service_ns, std::memory_order_relaxed);
     copies.erase(copies.begin() + static_cast<std::ptrdiff_t>(i));
@@ -865,14 +919,22 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
   for (;;) {
     if (a.kind == FlowAction::Kind::kAttempt && a.dep == dep) {
       const int64_t now = NowNs();
-      const FaultModel& model = ModelFor(w, dep);
       const Outcome timeout =
           Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
       for (uint32_t mask = a.launch; mask != 0; mask &= mask - 1) {
-        const int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
+        int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
         AtomicMax(dep_max_load_[dep], load);
+        const int replica = pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load) : -1;
+        if (pool != nullptr && replica < 0) {
+          // No replica available: this copy fails at once with 503 (as DoAttempt).
+          Copy c{__builtin_ctz(mask), now, 0, {}};
+          c.end.outcome = Outcome::Http(503);
+          copies.push_back(c);
+          continue;
+        }
+        const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
         const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
-        Copy c{__builtin_ctz(mask), 0, draw.service_ns, {}};
+        Copy c{__builtin_ctz(mask), 0, draw.service_ns, {}, replica, now};
         if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
           c.end_ns = now + draw.service_ns;
           c.end.outcome = draw.outcome;
@@ -905,6 +967,11 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
       continue;
     }
     const Copy done = copies[first];
+    if (done.replica >= 0) {
+      const int64_t t = NowNs();
+      pool->End(done.replica, t, t - done.sent_ns, done.end.outcome);
+      copies[first].replica = -1;  // reported: drop must not report it again
+    }
     drop(first, false);
     on_end(dep, done.end);
     a = flow.OnAttemptDone(NowNs(), done.end.outcome, done.end.committed, rng, done.copy);
@@ -945,12 +1012,13 @@ void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) 
 }
 
 LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel& model,
-                                                    const FlowAction& a, int64_t now) {
+                                                    const FlowAction& a, int64_t now,
+                                                    Server* server) {
   const int dep = a.dep;
   const FaultModelConfig& fm = model.config();
   const CapacityConfig& cap = fm.capacity;
   const size_t max = static_cast<size_t>(cap.max_in_service);
-  Server& s = *servers_[dep];
+  Server& s = server != nullptr ? *server : *servers_[dep];
   const Outcome timeout =
       Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
   AttemptEnd end;
@@ -1725,6 +1793,28 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       t.hedge_tokens = deps_[d].hedger->tokens();
     }
   }
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    const ReplicaPool* pool = deps_[d].replicas.get();
+    if (pool == nullptr) continue;
+    DependencyTotals& t = r.deps[d];
+    t.replicas = pool->Totals(end_ns);
+    t.panic_picks = pool->panic_picks();
+    for (const auto& rs : replica_servers_[d]) {
+      MutexLock lock(&rs->mu);
+      t.wasted_service += rs->wasted;
+      t.rejected_by_capacity += rs->rejected;
+      t.max_load = std::max(t.max_load, rs->max_load);
+    }
+    if (options_.record_events) {
+      for (const ReplicaEvent& e : pool->Events()) {
+        if (e.t_ns <= end_ns) r.ejections.push_back({static_cast<int>(d), e});
+      }
+    }
+  }
+  std::stable_sort(r.ejections.begin(), r.ejections.end(),
+                   [](const ReplicaEjection& x, const ReplicaEjection& y) {
+                     return x.event.t_ns < y.event.t_ns;
+                   });
   if (options_.record_orders) {
     // The orders still in the table join the released ones' records (the table keeps its
     // chunks: handles and lookups by id go on answering after the run).

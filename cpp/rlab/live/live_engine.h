@@ -323,6 +323,8 @@ class LiveEngine {
     std::vector<FlowStats> published;  // what was already added to the shared counters
     std::vector<RandomStream> fault_rngs;
     std::vector<RandomStream> policy_rngs;
+    // The load balancers' draws, per dependency (used by dependencies with replicas only).
+    std::vector<RandomStream> replica_rngs;
     // The fault models this worker draws from, refreshed when a dependency's version moves.
     std::vector<std::shared_ptr<const FaultModel>> fault_models;
     std::vector<uint64_t> fault_versions;
@@ -421,8 +423,9 @@ class LiveEngine {
   template <typename OnEnd>
   FlowAction RunRound(Worker& w, OrderFlow& flow, FlowAction action, OnEnd& on_end,
                       bool* cancelled);
+  // `server`: the line to wait in (a replica's), or null for the dependency's own.
   AttemptEnd DoLimitedAttempt(Worker& w, const FaultModel& fm, const FlowAction& action,
-                              int64_t now_ns);
+                              int64_t now_ns, Server* server = nullptr);
   // Frees finished service slots and starts abandoned calls at the head of the line.
   void ReapLocked(Server& s, const FaultModel& fm, int64_t now_ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
@@ -467,6 +470,8 @@ class LiveEngine {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<BulkheadLine>> bulkhead_lines_;
   std::vector<std::unique_ptr<Server>> servers_;
+  // Dependencies with replicas: one server per replica (capacity lines), empty otherwise.
+  std::vector<std::vector<std::unique_ptr<Server>>> replica_servers_;
   std::unique_ptr<std::atomic<int64_t>[]> dep_in_flight_;  // attempts in progress
   std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
   std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies

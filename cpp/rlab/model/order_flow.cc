@@ -80,6 +80,7 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
     max_copies = c.fanout->copies;
   }
   uses_rounds = c.hedge.has_value() || c.fanout.has_value();
+  if (c.replicas) replicas = std::make_unique<ReplicaPool>(*c.replicas, c.faults);
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,

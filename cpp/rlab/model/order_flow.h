@@ -20,6 +20,7 @@
 #include "rlab/core/outcome.h"
 #include "rlab/core/rng.h"
 #include "rlab/model/faults.h"
+#include "rlab/model/replica_pool.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
@@ -105,6 +106,9 @@ struct DependencyRuntime {
   // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
   bool uses_rounds = false;
   bool rounds() const { return uses_rounds; }
+  // The pool of replicas when the dependency has `replicas` (null otherwise): the engines ask it
+  // which replica serves each attempt and tell it how the attempt ended.
+  std::unique_ptr<ReplicaPool> replicas;
 };
 
 // What the engine must do next for an order.

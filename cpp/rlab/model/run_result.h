@@ -15,6 +15,7 @@
 
 #include "rlab/core/histogram.h"
 #include "rlab/model/order_flow.h"
+#include "rlab/model/replica_pool.h"
 #include "rlab/policy/circuit_breaker.h"
 
 namespace rlab {
@@ -111,6 +112,15 @@ struct DependencyTotals {
   // counted in wasted_service if the server later serves them.
   int64_t wasted_attempt_ns = 0;
   double hedge_tokens = -1.0;  // hedge budget level at the end (-1: no hedging or no budget)
+  // Dependencies with replicas only: per-replica figures, and picks made in panic.
+  std::vector<ReplicaTotals> replicas;
+  int64_t panic_picks = 0;
+};
+
+// An outlier ejection or return of one replica of dependency `dep`.
+struct ReplicaEjection {
+  int dep = 0;
+  ReplicaEvent event;
 };
 
 // Everything a run produced.
@@ -136,6 +146,7 @@ struct SimResult {
   std::vector<std::string> ts_columns;
   std::vector<std::vector<double>> ts;  // one vector per column
   std::vector<SimTransition> transitions;
+  std::vector<ReplicaEjection> ejections;  // time order
 };
 
 }  // namespace rlab

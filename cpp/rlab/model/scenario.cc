@@ -157,6 +157,40 @@ absl::Status ValidateFallback(const std::string& name, const FallbackConfig& f) 
       absl::StrFormat("%s.fallback has an unknown kind %d", name, static_cast<int>(f.kind)));
 }
 
+absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
+  const std::string p = n + ".replicas";
+  absl::Status s = FirstError({
+      CheckIntRange(p + ".count", r.count, 1, kMaxReplicas),
+      CheckDurationNs(p + ".decay", r.decay_ns),
+      CheckRange(p + ".panic_threshold", r.panic_threshold_percent, 0.0, 100.0),
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(r.balancer) < 0 || r.balancer > LbKind::kPeakEwma) {
+    return Invalid(
+        absl::StrFormat("%s.balancer has an unknown value %d", p, static_cast<int>(r.balancer)));
+  }
+  if (r.outlier.has_value()) {
+    OutlierConfig o = *r.outlier;
+    o.replicas = r.count;
+    s = Prefixed(p + ".", Validate(o));
+    if (!s.ok()) return s;
+  }
+  std::vector<bool> seen(static_cast<size_t>(r.count), false);
+  for (size_t i = 0; i < r.overrides.size(); ++i) {
+    const ReplicaOverride& o = r.overrides[i];
+    const std::string q = absl::StrFormat("%s.overrides[%d]", p, i);
+    s = CheckIntRange(q + ".index", o.index, 0, r.count - 1);
+    if (!s.ok()) return s;
+    if (seen[static_cast<size_t>(o.index)]) {
+      return Invalid(absl::StrFormat("%s.index must be unique, got %d twice", q, o.index));
+    }
+    seen[static_cast<size_t>(o.index)] = true;
+    s = ValidateFaultModel(q + ".faults", o.faults);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateDependency(const DependencyConfig& d) {
   const std::string& n = d.name;
   absl::Status s = ValidateFaultModel(n + ".faults", d.faults);
@@ -203,6 +237,10 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
   }
   if (d.fanout.has_value()) {
     s = Prefixed(n + ".fanout.", Validate(*d.fanout));
+    if (!s.ok()) return s;
+  }
+  if (d.replicas.has_value()) {
+    s = ValidateReplicas(n, *d.replicas);
     if (!s.ok()) return s;
   }
   if (d.hedge.has_value() && d.fanout.has_value()) {

@@ -15,6 +15,8 @@
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
+#include "rlab/policy/load_balancer.h"
+#include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
@@ -105,6 +107,28 @@ enum class Composition : uint8_t {
   kBreakerOutsideRetry,
 };
 
+// One replica whose fault model differs from the dependency's (a slow or failing replica).
+struct ReplicaOverride {
+  int index = 0;  // in [0, count), unique
+  FaultModelConfig faults;
+};
+
+// A dependency served by a pool of replicas (Python: rl.Replicas). Every replica runs the
+// dependency's fault model, capacity included (each replica has its own server line), except
+// those listed in `overrides`; each attempt (each copy of a round) goes to the replica the
+// balancer picks, skipping those the outlier detector ejected. See model/replica_pool.h.
+struct ReplicasConfig {
+  int count = 2;  // in [1, kMaxReplicas]
+  LbKind balancer = LbKind::kRoundRobin;
+  int64_t decay_ns = 10 * kNsPerSecond;  // Peak EWMA's time constant
+  double panic_threshold_percent = 50.0;
+  std::optional<OutlierConfig> outlier;  // its `replicas` is ignored (count is used)
+  std::vector<ReplicaOverride> overrides;
+};
+
+// The most replicas a dependency may have (bounds the `replica` label of the metrics).
+inline constexpr int kMaxReplicas = 1000;
+
 // One named dependency with its fault model and its policy stack; any policy may be absent.
 struct DependencyConfig {
   std::string name = "payment";
@@ -126,6 +150,8 @@ struct DependencyConfig {
   // A write (`charges`) needs idempotency keys for either: every copy may charge.
   std::optional<HedgeConfig> hedge;
   std::optional<FanoutConfig> fanout;
+  // A pool of replicas behind a balancer; absent: one server, as before.
+  std::optional<ReplicasConfig> replicas;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over

@@ -48,6 +48,8 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
     deps_.emplace_back(d);
     fault_rngs_.push_back(rng_.Stream("faults/" + d.name));
     policy_rngs_.push_back(rng_.Stream("policy/" + d.name));
+    replica_rngs_.push_back(rng_.Stream("replicas/" + d.name));
+    replica_servers_.emplace_back(d.replicas ? static_cast<size_t>(d.replicas->count) : 0);
   }
   stats_.resize(n);
   servers_.resize(n);
@@ -124,7 +126,7 @@ absl::Status SimEngine::Run() {
         OnAttemptEnd(e.a, e.b, e.c, now_ns_);
         break;
       case kServiceDone:
-        OnServiceDone(static_cast<int>(e.a), now_ns_);
+        OnServiceDone(static_cast<int>(e.a), now_ns_, static_cast<int>(e.b) - 1);
         break;
       case kSleepEnd: {
         Active& a = active_[e.a];
@@ -198,7 +200,20 @@ absl::Status SimEngine::Run() {
     if (deps_[i].hedger && deps_[i].hedger->config().budget_ratio >= 0.0) {
       t.hedge_tokens = deps_[i].hedger->tokens();
     }
+    if (const ReplicaPool* pool = deps_[i].replicas.get()) {
+      t.replicas = pool->Totals(now_ns_);
+      t.panic_picks = pool->panic_picks();
+      if (options_.record_events) {
+        for (const ReplicaEvent& e : pool->Events()) {
+          result_.ejections.push_back({static_cast<int>(i), e});
+        }
+      }
+    }
   }
+  std::stable_sort(result_.ejections.begin(), result_.ejections.end(),
+                   [](const ReplicaEjection& x, const ReplicaEjection& y) {
+                     return x.event.t_ns < y.event.t_ns;
+                   });
   std::stable_sort(result_.transitions.begin(), result_.transitions.end(),
                    [](const SimTransition& x, const SimTransition& y) { return x.t_ns < y.t_ns; });
   return absl::OkStatus();
@@ -374,20 +389,46 @@ void SimEngine::DoAttempt(uint32_t slot, const FlowAction& action, int64_t now_n
 void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns) {
   Active& a = active_[slot];
   const int dep = action.dep;
-  Server& srv = servers_[dep];
-  const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
   a.outstanding |= 1u << copy;
   const bool per_copy = deps_[dep].rounds();
   if (per_copy) a.copy_service_ns[copy] = -1;
-  ++srv.in_flight;
+  ++servers_[dep].in_flight;
+  // Replicas: the balancer picks the server of this copy.
+  int replica = -1;
+  if (ReplicaPool* pool = deps_[dep].replicas.get()) {
+    const size_t n = static_cast<size_t>(std::max(1, deps_[dep].max_copies));
+    if (a.copy_replica.size() < n) {
+      a.copy_replica.resize(n);
+      a.copy_sent_ns.resize(n);
+    }
+    replica = pool->Begin(now_ns, replica_rngs_[dep]);
+    a.copy_replica[copy] = replica;
+    a.copy_sent_ns[copy] = now_ns;
+    if (replica < 0) {
+      // Every replica ejected and no panic: no replica is called, the call fails at once with
+      // 503 (Envoy's "no healthy upstream").
+      if (!per_copy) {
+        a.retry_after_ns = -1;
+      } else {
+        a.copy_retry_after_ns[copy] = -1;
+      }
+      Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false, copy));
+      return;
+    }
+    ++replica_servers_[dep][replica].in_flight;
+  }
+  Server& srv = ServerOf(dep, replica);
+  const CapacityConfig& cap = FaultsOf(dep, replica).config().capacity;
   if (cap.max_in_service == 0) {
     result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, srv.in_flight);
-    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns);
+    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns,
+                 replica);
     return;
   }
   if (srv.in_service < cap.max_in_service) {
     ++srv.in_service;
-    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns);
+    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns,
+                 replica);
     return;
   }
   if (cap.max_queue >= 0 && static_cast<int>(srv.line.size()) >= cap.max_queue) {
@@ -412,9 +453,11 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
 }
 
 void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int64_t until_ns,
-                             bool until_is_deadline, bool caller_waiting, int64_t now_ns) {
-  Server& srv = servers_[dep];
-  const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
+                             bool until_is_deadline, bool caller_waiting, int64_t now_ns,
+                             int replica) {
+  Server& srv = ServerOf(dep, replica);
+  const FaultModel& faults = FaultsOf(dep, replica);
+  const CapacityConfig& cap = faults.config().capacity;
   const bool limited = cap.max_in_service > 0;
   // Load that slows the server: the calls it is serving at once (this one included). Calls
   // waiting in its line cost time by waiting, not by slowing the others down.
@@ -422,8 +465,11 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int
   if (limited) {
     result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, load);
   }
-  const AttemptDraw draw = deps_[dep].faults.Draw(now_ns, load, fault_rngs_[dep]);
-  if (limited) Schedule(now_ns + draw.service_ns, kServiceDone, static_cast<uint32_t>(dep));
+  const AttemptDraw draw = faults.Draw(now_ns, load, fault_rngs_[dep]);
+  if (limited) {
+    Schedule(now_ns + draw.service_ns, kServiceDone, static_cast<uint32_t>(dep),
+             static_cast<uint32_t>(replica + 1));
+  }
   if (!caller_waiting) {
     ++result_.deps[dep].wasted_service;
     return;
@@ -449,7 +495,7 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int
   // No answer in time. (A call that waited in line already has this timeout event; the second
   // one carries the commit flag and whichever runs first ends the attempt.)
   int64_t end_ns = until_ns;
-  if (end_ns == kNever) end_ns = now_ns + config_.dependencies[dep].faults.hang_ns;
+  if (end_ns == kNever) end_ns = now_ns + faults.config().hang_ns;
   Schedule(end_ns, kAttemptEnd, slot, gen, Pack(timeout, draw.committed, copy));
 }
 
@@ -468,6 +514,7 @@ void SimEngine::OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64
   --servers_[dep].in_flight;
   const Outcome outcome =
       Unpack(packed, deps_[dep].rounds() ? a.copy_retry_after_ns[copy] : a.retry_after_ns);
+  EndAtReplica(slot, dep, copy, outcome, now_ns);
   const FlowAction action =
       a.flow->OnAttemptDone(now_ns, outcome, Committed(packed), FlowRng(slot), copy);
   SyncCopies(slot, action);
@@ -494,6 +541,7 @@ void SimEngine::SyncCopies(uint32_t slot, const FlowAction& next) {
   for (uint32_t mask = cancelled; mask != 0; mask &= mask - 1) {
     const int copy = __builtin_ctz(mask);
     --servers_[dep].in_flight;
+    EndAtReplica(slot, dep, copy, Outcome::Of(OutcomeKind::kCancelled), now_ns_);
     // In service: the server finishes it for nobody. Still in line: counted if it gets served.
     if (a.copy_service_ns[copy] >= 0) {
       result_.deps[dep].wasted_attempt_ns += a.copy_service_ns[copy];
@@ -506,10 +554,10 @@ void SimEngine::SyncCopies(uint32_t slot, const FlowAction& next) {
   }
 }
 
-void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
-  Server& srv = servers_[dep];
+void SimEngine::OnServiceDone(int dep, int64_t now_ns, int replica) {
+  Server& srv = ServerOf(dep, replica);
   --srv.in_service;
-  const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
+  const CapacityConfig& cap = FaultsOf(dep, replica).config().capacity;
   while (!srv.line.empty()) {
     const LineEntry w = srv.line.front();
     srv.line.pop_front();
@@ -518,9 +566,29 @@ void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
         a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u) != 0;
     if (!waiting && cap.drop_abandoned) continue;
     ++srv.in_service;
-    BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns);
+    BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns,
+                 replica);
     return;
   }
+}
+
+SimEngine::Server& SimEngine::ServerOf(int dep, int replica) {
+  return replica < 0 ? servers_[dep] : replica_servers_[dep][static_cast<size_t>(replica)];
+}
+
+const FaultModel& SimEngine::FaultsOf(int dep, int replica) const {
+  return replica < 0 ? deps_[dep].faults : deps_[dep].replicas->faults(replica);
+}
+
+void SimEngine::EndAtReplica(uint32_t slot, int dep, int copy, const Outcome& outcome,
+                             int64_t now_ns) {
+  ReplicaPool* pool = deps_[dep].replicas.get();
+  if (pool == nullptr) return;
+  const Active& a = active_[slot];
+  const int replica = a.copy_replica[copy];
+  if (replica < 0) return;  // no replica was called
+  --replica_servers_[dep][static_cast<size_t>(replica)].in_flight;
+  pool->End(replica, now_ns, now_ns - a.copy_sent_ns[copy], outcome);
 }
 
 void SimEngine::Finish(uint32_t slot, int64_t now_ns) {

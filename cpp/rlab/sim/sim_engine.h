@@ -77,6 +77,10 @@ class SimEngine {
     // once the server started it (-1 before), for the wasted work of cancelled copies.
     std::vector<int64_t> copy_retry_after_ns;
     std::vector<int64_t> copy_service_ns;
+    // Dependencies with replicas only, per copy: the replica serving it (-1: none was
+    // available) and when it was sent.
+    std::vector<int32_t> copy_replica;
+    std::vector<int64_t> copy_sent_ns;
     bool holds_worker = false;
     bool live = false;
   };
@@ -110,12 +114,18 @@ class SimEngine {
   void DoAttempt(uint32_t slot, const FlowAction& action, int64_t now_ns);
   void LaunchCopy(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns);
   void BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int64_t until_ns,
-                    bool until_is_deadline, bool caller_waiting, int64_t now_ns);
+                    bool until_is_deadline, bool caller_waiting, int64_t now_ns, int replica = -1);
   void OnAttemptEnd(uint32_t slot, uint32_t gen, uint32_t packed, int64_t now_ns);
   void OnHedgeTimer(uint32_t slot, uint32_t gen, int64_t now_ns);
   // Stops waiting for the copies the flow cancelled (its call was decided without them).
   void SyncCopies(uint32_t slot, const FlowAction& next);
-  void OnServiceDone(int dep, int64_t now_ns);
+  void OnServiceDone(int dep, int64_t now_ns, int replica = -1);
+  // Replicas: the server of `replica` of `dep` (the dependency's own with replica < 0), its
+  // capacity and fault model.
+  Server& ServerOf(int dep, int replica);
+  const FaultModel& FaultsOf(int dep, int replica) const;
+  // Replicas: tells the pool how copy `copy` of the slot's call ended (no-op without replicas).
+  void EndAtReplica(uint32_t slot, int dep, int copy, const Outcome& outcome, int64_t now_ns);
   void Finish(uint32_t slot, int64_t now_ns);
   void FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns);
   void Account(OrderStatus status, FailReason reason, bool degraded, int64_t arrival_ns,
@@ -136,6 +146,10 @@ class SimEngine {
   std::vector<RandomStream> fault_rngs_;
   std::vector<RandomStream> policy_rngs_;
   std::vector<DependencyRuntime> deps_;
+  // Dependencies with replicas: one server per replica (empty otherwise), and the balancer's
+  // draws (a stream of their own: adding replicas shifts no other draw).
+  std::vector<std::vector<Server>> replica_servers_;
+  std::vector<RandomStream> replica_rngs_;
   std::vector<FlowStats> stats_;
   std::vector<Server> servers_;
   EventQueue events_;

@@ -81,10 +81,17 @@ from reliability_lab.scenario.model import _SCENARIO_FIELDS as _SCENARIO_FIELDS
 from reliability_lab.scenario.model import _TAGS as _TAGS
 from reliability_lab.scenario.model import SCHEMA_VERSION, Scenario
 from reliability_lab.scenario.model import _field_hints as _field_hints
+from reliability_lab.scenario.replicas import (
+    BalancerKind,
+    OutlierDetection,
+    ReplicaOverride,
+    Replicas,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "Arrivals",
+    "BalancerKind",
     "Brownout",
     "Budget",
     "Capacity",
@@ -105,10 +112,13 @@ __all__ = [
     "LogNormal",
     "Mixture",
     "Outage",
+    "OutlierDetection",
     "Phase",
     "Poisson",
     "RateSegment",
     "Recovery",
+    "ReplicaOverride",
+    "Replicas",
     "Scenario",
     "Schedule",
     "SimpleLatency",

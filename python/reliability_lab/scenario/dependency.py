@@ -26,6 +26,7 @@ from reliability_lab.scenario._validate import (
 )
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
+from reliability_lab.scenario.replicas import Replicas
 from reliability_lab.throttle import ThrottleConfig
 
 FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
@@ -154,6 +155,9 @@ class Dependency:
             or None.
         fanout: a :class:`~reliability_lab.scenario.FanOut` (send k copies, need m answers), or
             None; not together with ``hedge``.
+        replicas: a :class:`~reliability_lab.scenario.Replicas` (a pool of replicas behind a
+            load balancer, with optional outlier ejection), or None: one server, as before.
+            Both engines run it; the live engine refuses ``set_faults`` on such a dependency.
     """
 
     name: str = "payment"
@@ -170,6 +174,7 @@ class Dependency:
     charges: bool = False
     hedge: Hedge | None = None
     fanout: FanOut | None = None
+    replicas: Replicas | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -206,6 +211,8 @@ class Dependency:
             _instance("hedge", self.hedge, (Hedge,), "a Hedge or None")
         if self.fanout is not None:
             _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
+        if self.replicas is not None:
+            _instance("replicas", self.replicas, (Replicas,), "a Replicas or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

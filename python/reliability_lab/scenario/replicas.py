@@ -1,0 +1,214 @@
+"""A dependency served by a pool of replicas, behind a client-side load balancer with optional
+outlier ejection (issue #14).
+
+The shape, and why: a pool is written as *one* fault model (the dependency's ``faults``, which
+every replica runs, capacity included: each replica has its own server line) plus the few
+replicas that differ (``overrides``). A pool of 100 identical replicas is then
+``Replicas(count=100)``, and the experiment everyone wants, "one replica is slow", is one
+override::
+
+    Dependency(
+        "payment",
+        faults=Faults(latency=Exponential(mean=0.02), capacity=Capacity(max_in_service=4)),
+        replicas=Replicas(
+            count=10,
+            balancer="p2c",
+            outlier=OutlierDetection(consecutive_errors=5),
+            overrides=[ReplicaOverride(3, Faults(latency=Exponential(mean=0.2)))],
+        ),
+    )
+
+A list of ``count`` fault models would make the common case (a homogeneous pool) long, hide
+the one odd replica in the list, and tie the list's length to ``count`` (a sweep over ``count``
+would have to rewrite the list). A mapping ``{index: Faults}`` says the same as ``overrides``
+but does not survive JSON (keys become strings) nor the dotted paths of
+:meth:`Scenario.replace` (``payment.replicas.overrides[0].faults.failure_rate`` works as every
+other list element does).
+
+Every attempt (every copy of a hedged or fanned-out call) goes to the replica the balancer
+picks among those not ejected, is served by that replica's fault model and capacity line, and
+reports its outcome and latency to the balancer (outstanding calls, Peak EWMA) and to the
+outlier detector (successes and 4xx as ok; 5xx, 408, 429, timeouts and resets as errors; an
+attempt the caller gave up on is not reported). With every replica ejected and a panic
+threshold of 0, an attempt fails at once with HTTP 503 (Envoy's "no healthy upstream").
+
+The dependency's breaker, retry, budget, bulkhead, throttle and hedging stay shared by the
+whole pool (a client-side breaker in front of a balancer); outlier ejection is the per-replica
+circuit breaker (Envoy's view). Per-replica breakers in the order flow are not modelled yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from reliability_lab.scenario._validate import (
+    _MAX_DURATION,
+    _at,
+    _bool,
+    _choice,
+    _duration,
+    _instance,
+    _int,
+    _items,
+    _real,
+    _set,
+)
+from reliability_lab.scenario.faults import Faults
+
+BalancerKind = Literal["round_robin", "random", "least_outstanding", "p2c", "peak_ewma"]
+_BALANCERS = ("round_robin", "random", "least_outstanding", "p2c", "peak_ewma")
+_MAX_REPLICAS = 1000  # the core's kMaxReplicas: bounds the `replica` metric label
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    """Envoy's outlier detection over a dependency's replicas (defaults: Envoy's).
+
+    A replica is ejected when ``consecutive_errors`` of its attempts in a row fail, or (with
+    ``success_rate``) when, at an ``interval`` tick, its success rate over the interval is below
+    ``mean - success_rate_stdev_factor * stdev`` of the replicas with at least
+    ``success_rate_request_volume`` results (when at least ``success_rate_minimum_hosts`` have
+    them). An ejection lasts ``base_ejection_time * k`` (k counts recent ejections), at most
+    ``max_ejection_time``; replicas return at interval ticks. No ejection may leave more than
+    ``max_ejection_percent`` of the pool ejected; below the pool's ``panic_threshold`` the
+    balancer ignores ejections. The cap counts the ejection being decided and is strict (as
+    the lab's :class:`~reliability_lab.OutlierDetector`; newer Envoy may eject one host past
+    it): with the default 10 %, no replica of a pool smaller than 10 is ever ejected.
+
+    Attributes:
+        consecutive_errors: errors in a row that eject, in [0, 1000000]; 0 turns it off.
+        interval: seconds between ticks (success-rate checks and returns), in (0, 1e6].
+        base_ejection_time: the first ejection's length, seconds in (0, 1e6].
+        max_ejection_time: the cap on an ejection's length, seconds in
+            [base_ejection_time, 1e6].
+        max_ejection_percent: the largest share of the pool ejected at once, in [0, 100].
+        success_rate: whether the success-rate check runs.
+        success_rate_minimum_hosts: replicas with enough volume needed, in [1, 100000].
+        success_rate_request_volume: results in an interval for a replica to count, in
+            [1, 1e9].
+        success_rate_stdev_factor: the threshold's factor, in [0, 100].
+    """
+
+    consecutive_errors: int = 5
+    interval: float = 10.0
+    base_ejection_time: float = 30.0
+    max_ejection_time: float = 300.0
+    max_ejection_percent: float = 10.0
+    success_rate: bool = True
+    success_rate_minimum_hosts: int = 5
+    success_rate_request_volume: int = 100
+    success_rate_stdev_factor: float = 1.9
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            "consecutive_errors",
+            _int("consecutive_errors", self.consecutive_errors, 0, 1_000_000),
+        )
+        _set(self, "interval", _duration("interval", self.interval, allow_zero=False))
+        base = _duration("base_ejection_time", self.base_ejection_time, allow_zero=False)
+        _set(self, "base_ejection_time", base)
+        top = _real("max_ejection_time", self.max_ejection_time, 0.0, _MAX_DURATION)
+        if top < base:
+            raise ValueError(
+                f"max_ejection_time must be in [base_ejection_time ({base:g} s), 1e+06] "
+                f"seconds, got {top:g}"
+            )
+        _set(self, "max_ejection_time", top)
+        _set(
+            self,
+            "max_ejection_percent",
+            _real("max_ejection_percent", self.max_ejection_percent, 0.0, 100.0),
+        )
+        _bool("success_rate", self.success_rate)
+        _set(
+            self,
+            "success_rate_minimum_hosts",
+            _int("success_rate_minimum_hosts", self.success_rate_minimum_hosts, 1, 100_000),
+        )
+        _set(
+            self,
+            "success_rate_request_volume",
+            _int(
+                "success_rate_request_volume",
+                self.success_rate_request_volume,
+                1,
+                1_000_000_000,
+            ),
+        )
+        _set(
+            self,
+            "success_rate_stdev_factor",
+            _real("success_rate_stdev_factor", self.success_rate_stdev_factor, 0.0, 100.0),
+        )
+
+
+@dataclass(frozen=True)
+class ReplicaOverride:
+    """One replica whose fault model differs from the dependency's.
+
+    Attributes:
+        index: the replica, in [0, count) of its :class:`Replicas`; unique among the overrides.
+        faults: its whole fault model (latency, failures, phases, capacity) in place of the
+            dependency's.
+    """
+
+    index: int = 0
+    faults: Faults = Faults()  # noqa: RUF009 (frozen: immutable, from another module)
+
+    def __post_init__(self) -> None:
+        _set(self, "index", _int("index", self.index, 0, _MAX_REPLICAS - 1))
+        _instance("faults", self.faults, (Faults,), "a Faults")
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """A dependency served by ``count`` replicas (see the module docstring for the model).
+
+    Attributes:
+        count: replicas in the pool, in [1, 1000].
+        balancer: ``"round_robin"``, ``"random"``, ``"least_outstanding"``, ``"p2c"`` (power of
+            two choices) or ``"peak_ewma"`` (see :class:`~reliability_lab.LoadBalancer`).
+        decay: Peak EWMA's time constant, seconds in (0, 1e6].
+        panic_threshold: below this share (percent, in [0, 100]) of replicas not ejected, the
+            balancer ignores ejections (Envoy's healthy_panic_threshold).
+        outlier: an :class:`OutlierDetection`, or None (no ejection).
+        overrides: the replicas whose fault model differs (:class:`ReplicaOverride`); the others
+            run the dependency's ``faults``.
+    """
+
+    count: int = 2
+    balancer: BalancerKind = "round_robin"
+    decay: float = 10.0
+    panic_threshold: float = 50.0
+    outlier: OutlierDetection | None = None
+    overrides: tuple[ReplicaOverride, ...] = ()
+
+    def __post_init__(self) -> None:
+        _set(self, "count", _int("count", self.count, 1, _MAX_REPLICAS))
+        _choice("balancer", self.balancer, _BALANCERS)
+        _set(self, "decay", _duration("decay", self.decay, allow_zero=False))
+        _set(
+            self,
+            "panic_threshold",
+            _real("panic_threshold", self.panic_threshold, 0.0, 100.0),
+        )
+        if self.outlier is not None:
+            _instance("outlier", self.outlier, (OutlierDetection,), "an OutlierDetection or None")
+        overrides = _items("overrides", self.overrides)
+        seen: set[int] = set()
+        for i, o in enumerate(overrides):
+            _instance(f"overrides[{i}]", o, (ReplicaOverride,), "a ReplicaOverride")
+            with _at(f"overrides[{i}]"):
+                if o.index >= self.count:
+                    raise ValueError(
+                        f"index must be an integer in [0, {self.count - 1}], got {o.index}"
+                    )
+                if o.index in seen:
+                    raise ValueError(f"index must be unique, got {o.index} twice")
+            seen.add(o.index)
+        _set(self, "overrides", overrides)
+
+
+__all__ = ["BalancerKind", "OutlierDetection", "ReplicaOverride", "Replicas"]
