@@ -45,6 +45,7 @@ from reliability_lab.files import (
     load_study,
     scenario_json_schema,
 )
+from reliability_lab.hedging import HedgeContext, Hedging, HedgingStats
 from reliability_lab.live import (
     TERMINAL_STATES,
     Lab,
@@ -144,6 +145,9 @@ __all__ = [
     "Faults",
     "Gradient2",
     "Hedge",
+    "HedgeContext",
+    "Hedging",
+    "HedgingStats",
     "Lab",
     "LabClosedError",
     "LimitExceeded",
