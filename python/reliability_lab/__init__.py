@@ -60,6 +60,7 @@ from reliability_lab.rate_limit import RateLimitConfig, RateLimited, RateLimiter
 from reliability_lab.results_io import ResultsMetadata, load_results, save_results
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
+    AwsRetryConfig,
     Brownout,
     Capacity,
     ClosedLoop,
@@ -114,6 +115,7 @@ __all__ = [
     "AdaptiveThrottle",
     "Aimd",
     "AwsRetry",
+    "AwsRetryConfig",
     "AwsRetryStats",
     "Backoff",
     "BatchMeans",

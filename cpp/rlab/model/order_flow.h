@@ -19,6 +19,7 @@
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/rng.h"
+#include "rlab/model/aws_retry_call.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/bulkhead.h"
@@ -105,6 +106,7 @@ struct DependencyRuntime {
   // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
   bool uses_rounds = false;
   bool rounds() const { return uses_rounds; }
+  std::unique_ptr<AwsRetryPolicy> aws_retry;  // when an AWS SDK retry mode runs the retry loop
 };
 
 // What the engine must do next for an order.
@@ -235,6 +237,7 @@ class OrderFlow {
   int round_ok_ = 0;   // copies that succeeded
   int round_failed_ = 0;
   int64_t next_hedge_ns_ = kNoDeadline;  // when the next hedge is due; kNoDeadline: none
+  AwsRetryCall aws_;                      // the current call's AWS retry-mode state
 };
 
 }  // namespace rlab

@@ -46,6 +46,7 @@ from reliability_lab.scenario.arrivals import (
     Schedule,
     Trace,
 )
+from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.dependency import (
     Budget,
     Composition,
@@ -84,6 +85,7 @@ from reliability_lab.scenario.model import _field_hints as _field_hints
 __all__ = [
     "SCHEMA_VERSION",
     "Arrivals",
+    "AwsRetryConfig",
     "Brownout",
     "Budget",
     "Capacity",

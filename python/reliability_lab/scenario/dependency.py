@@ -24,6 +24,7 @@ from reliability_lab.scenario._validate import (
     _items,
     _set,
 )
+from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.throttle import ThrottleConfig
@@ -154,6 +155,9 @@ class Dependency:
             or None.
         fanout: a :class:`~reliability_lab.scenario.FanOut` (send k copies, need m answers), or
             None; not together with ``hedge``.
+        aws_retry: an :class:`~reliability_lab.scenario.AwsRetryConfig` (botocore's standard or
+            adaptive retry mode runs the retries: retry quota, send-rate limiter), or None; not
+            together with ``retry`` or ``budget``.
     """
 
     name: str = "payment"
@@ -170,6 +174,7 @@ class Dependency:
     charges: bool = False
     hedge: Hedge | None = None
     fanout: FanOut | None = None
+    aws_retry: AwsRetryConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -206,6 +211,8 @@ class Dependency:
             _instance("hedge", self.hedge, (Hedge,), "a Hedge or None")
         if self.fanout is not None:
             _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
+        if self.aws_retry is not None:
+            _instance("aws_retry", self.aws_retry, (AwsRetryConfig,), "an AwsRetryConfig or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:
