@@ -179,6 +179,8 @@ class Hedging:
                                                                    allow_zero=False)
             workers = 8 * (self.config.max_hedges + 1) if max_workers is None else max_workers
             self.max_workers = _int("max_workers", workers, 1, 10_000)
+        if not isinstance(name, str):
+            raise TypeError(f"hedging.name must be a str, got {name!r}")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise TypeError(f"hedging.executor must have submit(), got {executor!r}")
         c = self.config
