@@ -208,6 +208,23 @@ def test_a_refused_hedge_submission_stops_hedging_for_the_call() -> None:
     assert h.stats().hedges == 0
 
 
+def test_an_interrupted_caller_cancels_the_outstanding_copies() -> None:
+    clock = rl.ManualClock()
+
+    class Interrupting(FakeExecutor):
+        def submit(self, fn: Callable[..., Any], /, *a: Any, **k: Any) -> cf.Future[Any]:
+            if self.submitted:
+                raise KeyboardInterrupt  # stands for Ctrl-C while the caller waits
+            return super().submit(fn, *a, **k)
+
+    ex = Interrupting(hold=lambda i: True)
+    h = _policy(clock, ex, delay=0.1)
+    with pytest.raises(KeyboardInterrupt):
+        h.call(lambda: 1)
+    assert ex.submitted[0][1].cancelled()
+    assert h.stats().cancelled == 1
+
+
 def test_decorator_and_metrics() -> None:
     clock, ex = rl.ManualClock(), FakeExecutor()
     h = _policy(clock, ex, name="search")

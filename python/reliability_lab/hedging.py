@@ -338,6 +338,7 @@ class Hedging:
             elapsed = now_ns - copy.start_ns
             if elapsed >= delay_ns:
                 self._native.record_latency(elapsed)
+        outstanding.clear()
 
     def _run(self, fn: Callable[[HedgeContext], R]) -> R:
         native, clock, n = self._native, self._clock, self._counters
@@ -355,51 +356,56 @@ class Hedging:
         outstanding = list(copies)
         last_error: BaseException | None = None
         last_end = 0
-        while True:
-            for copy in [c for c in outstanding if c.future is not None and c.future.done()]:
-                outstanding.remove(copy)
-                future = copy.future
-                assert future is not None
-                error = (cf.CancelledError() if future.cancelled() else future.exception())
-                if error is not None:
-                    # The copy that finished last (the latest sent among equals) names the error.
-                    if last_error is None or copy.end_ns >= last_end:
-                        last_error, last_end = error, copy.end_ns
+        try:
+            while True:
+                for copy in [c for c in outstanding if c.future is not None and c.future.done()]:
+                    outstanding.remove(copy)
+                    future = copy.future
+                    assert future is not None
+                    error = (cf.CancelledError() if future.cancelled() else future.exception())
+                    if error is not None:
+                        # The copy that finished last (the latest sent among equals) names it.
+                        if last_error is None or copy.end_ns >= last_end:
+                            last_error, last_end = error, copy.end_ns
+                        continue
+                    native.record_latency(copy.end_ns - copy.start_ns)
+                    self._cancel(outstanding, clock.now_ns())
+                    next(n["succeeded"])
+                    if copy.index > 0:
+                        next(n["hedges_won"])
+                    result: R = future.result()
+                    return result
+                if not outstanding:
+                    next(n["failed"])
+                    assert last_error is not None
+                    raise last_error
+                now = clock.now_ns()
+                if deadline is not None and now >= deadline:
+                    self._cancel(outstanding, now)
+                    next(n["failed"])
+                    raise DeadlineExceeded(
+                        f"hedging {self.name!r}: no copy succeeded within {self.timeout:g} s",
+                        len(copies),
+                    ) from last_error
+                if next_hedge is not None and now >= next_hedge:
+                    next_hedge = None
+                    if not native.try_hedge():
+                        next(n["hedges_denied"])
+                        continue
+                    try:
+                        self._launch(copies, fn)
+                    except Exception:  # refused locally: no more hedges, the sent copies go on
+                        continue
+                    next(n["hedges"])
+                    outstanding.append(copies[-1])
+                    if len(copies) <= self.config.max_hedges:
+                        next_hedge = now + native.delay_ns()
                     continue
-                native.record_latency(copy.end_ns - copy.start_ns)
-                self._cancel(outstanding, clock.now_ns())
-                next(n["succeeded"])
-                if copy.index > 0:
-                    next(n["hedges_won"])
-                result: R = future.result()
-                return result
-            if not outstanding:
-                next(n["failed"])
-                assert last_error is not None
-                raise last_error
-            now = clock.now_ns()
-            if deadline is not None and now >= deadline:
-                self._cancel(outstanding, now)
-                next(n["failed"])
-                raise DeadlineExceeded(
-                    f"hedging {self.name!r}: no copy succeeded within {self.timeout:g} s",
-                    len(copies),
-                ) from last_error
-            if next_hedge is not None and now >= next_hedge:
-                next_hedge = None
-                if not native.try_hedge():
-                    next(n["hedges_denied"])
-                    continue
-                try:
-                    self._launch(copies, fn)
-                except Exception:
-                    continue
-                next(n["hedges"])
-                outstanding.append(copies[-1])
-                if len(copies) <= self.config.max_hedges:
-                    next_hedge = now + native.delay_ns()
-                continue
-            wake = min((t for t in (next_hedge, deadline) if t is not None), default=None)
-            pending = [c.future for c in outstanding if c.future is not None]
-            self._wait(pending, None if wake is None else wake - now)
-
+                wake = min((t for t in (next_hedge, deadline) if t is not None), default=None)
+                pending = [c.future for c in outstanding if c.future is not None]
+                self._wait(pending, None if wake is None else wake - now)
+        except BaseException:
+            # Whatever ended the call (every copy failed, the timeout, the caller interrupted
+            # while waiting), no copy still outstanding is needed any more.
+            self._cancel(outstanding, clock.now_ns())
+            raise
