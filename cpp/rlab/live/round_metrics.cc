@@ -39,10 +39,10 @@ absl::Status RoundMetrics::Init(MetricsRegistry& registry, const std::vector<std
   if (!wasted.ok()) return wasted.status();
   for (size_t i = 0; i < deps_.size(); ++i) deps_[i].wasted_s = &(*wasted)->at(i);
   if (!budget_names.empty()) {
-    auto tokens = registry.AddGauge(
-        "rlab_hedge_budget_tokens",
-        "Tokens left in the dependency's hedge budget, read when scraped.", {"dependency"},
-        LabelProduct({budget_names}));
+    auto tokens =
+        registry.AddGauge("rlab_hedge_budget_tokens",
+                          "Tokens left in the dependency's hedge budget, read when scraped.",
+                          {"dependency"}, LabelProduct({budget_names}));
     if (!tokens.ok()) return tokens.status();
     size_t b = 0;
     for (Dep& d : deps_) {

@@ -375,10 +375,9 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
 FlowAction OrderFlow::EndAttempt(int64_t now_ns, const Outcome& outcome, RandomStream& rng) {
   last_outcome_ = outcome;
   DependencyRuntime& d = (*deps_)[dep_];
-  const RetryStep step =
-      d.aws_retry ? aws_.OnAttemptEnd(*d.aws_retry, loop_->attempts(), outcome, now_ns,
-                                      rng.Uniform01(), deadline_ns_)
-                  : loop_->OnAttemptEnd(outcome, now_ns, rng.Uniform01());
+  const RetryStep step = d.aws_retry ? aws_.OnAttemptEnd(*d.aws_retry, loop_->attempts(), outcome,
+                                                         now_ns, rng.Uniform01(), deadline_ns_)
+                                     : loop_->OnAttemptEnd(outcome, now_ns, rng.Uniform01());
   if (step.retry()) return {FlowAction::Kind::kSleep, dep_, now_ns + step.delay_ns, false};
   ++(*stats_)[dep_].retry_ends[static_cast<size_t>(step.reason)];
   switch (step.reason) {

@@ -237,7 +237,7 @@ class OrderFlow {
   int round_ok_ = 0;   // copies that succeeded
   int round_failed_ = 0;
   int64_t next_hedge_ns_ = kNoDeadline;  // when the next hedge is due; kNoDeadline: none
-  AwsRetryCall aws_;                      // the current call's AWS retry-mode state
+  AwsRetryCall aws_;                     // the current call's AWS retry-mode state
 };
 
 }  // namespace rlab
