@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
 import reliability_lab as rl
 from reliability_lab import Constant, Dependency, Faults, Hedge, Mixture, Poisson, Scenario
 
@@ -48,6 +49,41 @@ def _check_series_add_up(result: rl.Result) -> dict[str, float]:
 
 def test_the_simulator_has_the_hedge_columns_including_denied() -> None:
     _check_series_add_up(rl.simulate(_hedged(duration=10.0)))
+
+
+def test_the_simulators_metrics_have_the_live_engines_hedge_families() -> None:
+    r = rl.simulate(_hedged(duration=10.0))
+    raw = r.totals["dependencies"][0]
+    text = r.metrics_text()
+    assert _sample(text, "rlab_dependency_hedges_total") == raw["hedges"] > 0
+    assert _sample(text, "rlab_dependency_hedges_won_total") == raw["hedges_won"]
+    assert _sample(text, "rlab_dependency_hedges_denied_total") == raw["hedges_denied"]
+    assert _sample(text, "rlab_dependency_copies_cancelled_total") == raw["cancelled"]
+    assert _sample(text, "rlab_dependency_wasted_attempt_seconds") == pytest.approx(
+        raw["wasted_attempt_seconds"]
+    )
+    assert _sample(text, "rlab_hedge_budget_tokens") == pytest.approx(raw["hedge_tokens"])
+
+
+def _families(text: str) -> set[str]:
+    # Counter TYPE lines name the family with or without "_total" depending on the writer.
+    return {
+        line.split()[2].removesuffix("_total")
+        for line in text.splitlines()
+        if line.startswith("# TYPE")
+    }
+
+
+def test_both_engines_export_the_same_hedge_family_names() -> None:
+    sc = _hedged(duration=1.0)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        assert all(h.wait(timeout=30) for h in lab.submit_many(20))
+        live = {f for f in _families(lab.metrics_text()) if "hedge" in f or "copies" in f}
+    sim = {f for f in _families(rl.simulate(sc).metrics_text()) if "hedge" in f or "copies" in f}
+    assert live == sim == {
+        "rlab_dependency_hedges", "rlab_dependency_hedges_won", "rlab_dependency_hedges_denied",
+        "rlab_dependency_copies_cancelled", "rlab_hedge_budget_tokens",
+    }
 
 
 def _sample(text: str, family: str) -> float:
