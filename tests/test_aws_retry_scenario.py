@@ -95,9 +95,14 @@ def test_adaptive_mode_runs_in_both_engines() -> None:
     slow = rl.simulate(sc.replace({"payment.aws_retry.max_wait": 60.0}))
     assert slow.totals["dependencies"][0]["rejected_throttle"] == 0
     assert slow.totals["dependencies"][0]["retries"] > 0
-    with rl.Lab(sc.replace(duration=0.5), shutdown_timeout=30.0) as lab:
+    # Live, with a faster floor rate: sends sleep for their tokens (up to 0.3 s) or are refused.
+    fast = sc.replace({"payment.aws_retry.min_rate": 20.0, "payment.aws_retry.max_wait": 0.3})
+    with rl.Lab(fast, shutdown_timeout=30.0) as lab:
         assert all(h.wait(timeout=30) for h in lab.submit_many(40))
-    assert lab.result.summary["in_flight"] == 0
+    s = lab.result.summary
+    assert s["in_flight"] == 0 and s["completed"] + s["failed"] == s["arrived"] == 40
+    d = lab.result.totals["dependencies"][0]
+    assert d["calls"] == d["successes"] + d["failures"] > 0
 
 
 def test_sweepable_by_dotted_path() -> None:
