@@ -130,3 +130,18 @@ def test_sweepable_by_dotted_path() -> None:
 def test_bad_settings_name_the_path(changes: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _scripted().replace(changes)
+
+
+def test_a_sweep_over_the_mode_and_the_quota() -> None:
+    df = rl.sweep(
+        _scripted(),
+        {"payment.aws_retry.mode": ["standard", "adaptive"], "payment.aws_retry.quota": [10, 500]},
+        max_workers=1,
+        progress=False,
+    )
+    assert len(df) == 4
+    assert set(df["payment.aws_retry.mode"]) == {"standard", "adaptive"}
+    # No 429s: adaptive behaves as standard; a large quota lets every failing order retry.
+    by = df.set_index(["payment.aws_retry.mode", "payment.aws_retry.quota"])["failed"]
+    assert by["standard", 10] == by["adaptive", 10]
+    assert by["standard", 500] == by["adaptive", 500]
