@@ -26,12 +26,16 @@ from reliability_lab.scenario import _CONFIG_CLASSES, Scenario
 from schema_walk import Leaf, all_leaves, build_legal, dotted_path, example
 
 # The modules whose exported classes are runtime policies built from numbers.
-_POLICY_MODULES = {"breaker", "retry", "bulkhead", "throttle", "budget", "backoff", "balancer"}
+_POLICY_MODULES = {
+    "breaker", "retry", "bulkhead", "throttle", "budget", "backoff", "balancer", "hedging",
+}
 
 
 # Records the library hands out (results, listener events, handles), not configuration: built by
 # the library from values it has already checked.
-_RECORDS = {"Permit", "RetryContext", "RetryStats", "Transition"}
+_RECORDS = {
+    "Permit", "RetryContext", "RetryStats", "Transition", "HedgeContext", "HedgingStats",
+}
 
 
 def _constructors() -> list[type]:

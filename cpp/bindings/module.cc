@@ -24,6 +24,7 @@ void RegisterRateLimit(py::module_& m);         // rate limiters (smooth, bursty
 void RegisterOutlier(py::module_& m);
 void RegisterLoadBalancer(py::module_& m);
 void RegisterAwsRetry(py::module_& m);  // AWS SDK retry modes (botocore standard/adaptive)
+void RegisterHedge(py::module_& m);     // hedging state (delay quantile, budget) for callables
 
 }  // namespace rlab::bindings
 
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_core, m) {
   RegisterConcurrencyLimit(m);
   RegisterRateLimit(m);
   RegisterAwsRetry(m);
+  RegisterHedge(m);
 }

@@ -45,6 +45,7 @@ from reliability_lab.files import (
     load_study,
     scenario_json_schema,
 )
+from reliability_lab.hedging import HedgeContext, Hedging, HedgingStats
 from reliability_lab.live import (
     TERMINAL_STATES,
     Lab,
@@ -59,6 +60,7 @@ from reliability_lab.rate_limit import RateLimitConfig, RateLimited, RateLimiter
 from reliability_lab.results_io import ResultsMetadata, load_results, save_results
 from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
+    AwsRetryConfig,
     Brownout,
     Capacity,
     ClosedLoop,
@@ -117,6 +119,7 @@ __all__ = [
     "AdaptiveThrottle",
     "Aimd",
     "AwsRetry",
+    "AwsRetryConfig",
     "AwsRetryStats",
     "Backoff",
     "BatchMeans",
@@ -148,6 +151,9 @@ __all__ = [
     "Faults",
     "Gradient2",
     "Hedge",
+    "HedgeContext",
+    "Hedging",
+    "HedgingStats",
     "Intake",
     "Lab",
     "LabClosedError",

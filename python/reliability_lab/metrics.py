@@ -139,6 +139,7 @@ def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
                 state.add_metric([name, s], 1.0 if dep["breaker_state"] == s else 0.0)
     out.extend([calls, failures, retries, rejections, trips, state])
     out.extend(_replica_families(totals))
+    out.extend(_round_families(totals["dependencies"]))
 
     bounds: Sequence[float] = totals["latency_bounds"]
     cumulative: Sequence[int] = totals["latency_buckets"]
@@ -150,6 +151,45 @@ def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
     buckets.append(("+Inf", float(count)))
     latency.add_metric([], buckets, sum_value=float(totals["latency_sum"]))
     out.append(latency)
+    return out
+
+
+def _round_families(deps: Sequence[Mapping[str, Any]]) -> list[Metric]:
+    """Hedging / fan-out families, for the dependencies whose calls are rounds (their totals
+    carry ``hedges``): the names the live engine exports (cpp/rlab/live/round_metrics.h)."""
+    rounds = [d for d in deps if "hedges" in d]
+    if not rounds:
+        return []
+    out: list[Metric] = []
+    for key, family, help_text in (
+        ("hedges", "dependency_hedges", "Hedge copies sent (included in the dependency's calls)."),
+        ("hedges_won", "dependency_hedges_won", "Calls whose winning copy was a hedge."),
+        ("hedges_denied", "dependency_hedges_denied", "Hedges the hedge budget refused."),
+        ("cancelled", "dependency_copies_cancelled",
+         "Hedge or fan-out copies cancelled once their call was decided without them."),
+    ):
+        counter = CounterMetricFamily(f"{PREFIX}_{family}", help_text, labels=["dependency"])
+        for d in rounds:
+            counter.add_metric([d["name"]], float(d[key]))
+        out.append(counter)
+    wasted = GaugeMetricFamily(
+        f"{PREFIX}_dependency_wasted_attempt_seconds",
+        "Server time of copies cancelled while in service (only grows), read when scraped.",
+        labels=["dependency"],
+    )
+    for d in rounds:
+        wasted.add_metric([d["name"]], float(d["wasted_attempt_seconds"]))
+    out.append(wasted)
+    budgeted = [d for d in rounds if d.get("hedge_tokens", -1.0) >= 0.0]
+    if budgeted:
+        tokens = GaugeMetricFamily(
+            f"{PREFIX}_hedge_budget_tokens",
+            "Tokens left in the dependency's hedge budget, read when scraped.",
+            labels=["dependency"],
+        )
+        for d in budgeted:
+            tokens.add_metric([d["name"]], float(d["hedge_tokens"]))
+        out.append(tokens)
     return out
 
 

@@ -414,7 +414,7 @@ absl::Status LiveEngine::InitMetrics() {
   auto workers = registry_.AddGauge("rlab_workers", "Worker threads in the pool.", {}, {{}});
   if (!workers.ok()) return workers.status();
   (*workers)->at(0).Set(config_.workers);
-  return absl::OkStatus();
+  return round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
 }
 
 void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
@@ -1196,6 +1196,7 @@ void LiveEngine::PublishStats(Worker& w) {
     for (int e = 0; e < kNumRetryEndReasons; ++e) {
       push(m.retry[1 + e], s.retry_ends[e], p.retry_ends[e]);
     }
+    round_metrics_.Publish(d, s, p);
   }
 }
 
@@ -1540,6 +1541,9 @@ void LiveEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", d.name, m));
     }
   }
+  std::vector<std::string> names;
+  for (const DependencyConfig& d : config_.dependencies) names.push_back(d.name);
+  RoundMetrics::AppendColumns(names, deps_, c);  // hedged / fanned-out ones, as the simulator
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
 }
@@ -1588,6 +1592,7 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
                               : std::numeric_limits<double>::quiet_NaN());
     put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
   }
+  round_metrics_.AppendSample(put);
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
     const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
@@ -1614,6 +1619,7 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
       m.budget_tokens->Set(deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3);
     }
   }
+  round_metrics_.RefreshGauges(deps_);
   return registry_.Snapshot();
 }
 

@@ -32,6 +32,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
 #include "rlab/live/payment_ledger.h"
+#include "rlab/live/round_metrics.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
@@ -575,6 +576,8 @@ class LiveEngine {
   ShutdownReport report_ ABSL_GUARDED_BY(shutdown_mu_);
   SimResult result_;  // written once by Shutdown, read-only afterwards
   int64_t recorded_first_id_ = 0;  // likewise
+  // Hedge / fan-out families and time-series columns (set up by InitMetrics).
+  RoundMetrics round_metrics_;
 };
 
 }  // namespace rlab

@@ -81,6 +81,8 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
   }
   uses_rounds = c.hedge.has_value() || c.fanout.has_value();
   if (c.replicas) replicas = std::make_unique<ReplicaPool>(*c.replicas, c.faults);
+  // Engine time starts at 0; the adaptive mode's rate clock starts with it.
+  if (c.aws_retry) aws_retry = std::make_unique<AwsRetryPolicy>(*c.aws_retry, 0);
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
@@ -131,12 +133,23 @@ FlowAction OrderFlow::AfterBulkhead(int64_t now_ns, RandomStream& rng) {
     breaker_start_ns_ = now_ns;
   }
   loop_.emplace(d.retry, d.budget.get(), deadline_ns_);
+  aws_.Reset();
   return StartAttempt(now_ns, rng);
 }
 
 FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
   DependencyRuntime& d = (*deps_)[dep_];
   FlowStats& s = (*stats_)[dep_];
+  if (d.aws_retry) {  // the adaptive mode's send token: now, after a wait, or refused
+    const AwsRetryCall::SendDecision send = aws_.BeforeSend(*d.aws_retry, now_ns);
+    if (send.send == AwsRetryCall::Send::kWait) {
+      return {FlowAction::Kind::kSleep, dep_, now_ns + send.wait_ns, false};
+    }
+    if (send.send == AwsRetryCall::Send::kRefused) {
+      ++s.rejected_throttle;
+      return EndAttempt(now_ns, Outcome::Of(OutcomeKind::kThrottled), rng);
+    }
+  }
   if (!loop_->OnAttemptStart(now_ns)) {
     ++s.retry_ends[static_cast<size_t>(RetryEndReason::kDeadline)];
     last_outcome_ = Outcome::Of(OutcomeKind::kDeadlineExceeded);
@@ -362,7 +375,10 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
 
 FlowAction OrderFlow::EndAttempt(int64_t now_ns, const Outcome& outcome, RandomStream& rng) {
   last_outcome_ = outcome;
-  const RetryStep step = loop_->OnAttemptEnd(outcome, now_ns, rng.Uniform01());
+  DependencyRuntime& d = (*deps_)[dep_];
+  const RetryStep step = d.aws_retry ? aws_.OnAttemptEnd(*d.aws_retry, loop_->attempts(), outcome,
+                                                         now_ns, rng.Uniform01(), deadline_ns_)
+                                     : loop_->OnAttemptEnd(outcome, now_ns, rng.Uniform01());
   if (step.retry()) return {FlowAction::Kind::kSleep, dep_, now_ns + step.delay_ns, false};
   ++(*stats_)[dep_].retry_ends[static_cast<size_t>(step.reason)];
   switch (step.reason) {

@@ -19,6 +19,7 @@
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/rng.h"
+#include "rlab/model/aws_retry_call.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/replica_pool.h"
 #include "rlab/model/scenario.h"
@@ -109,6 +110,7 @@ struct DependencyRuntime {
   // The pool of replicas when the dependency has `replicas` (null otherwise): the engines ask it
   // which replica serves each attempt and tell it how the attempt ended.
   std::unique_ptr<ReplicaPool> replicas;
+  std::unique_ptr<AwsRetryPolicy> aws_retry;  // when an AWS SDK retry mode runs the retry loop
 };
 
 // What the engine must do next for an order.
@@ -239,6 +241,7 @@ class OrderFlow {
   int round_ok_ = 0;   // copies that succeeded
   int round_failed_ = 0;
   int64_t next_hedge_ns_ = kNoDeadline;  // when the next hedge is due; kNoDeadline: none
+  AwsRetryCall aws_;                     // the current call's AWS retry-mode state
 };
 
 }  // namespace rlab

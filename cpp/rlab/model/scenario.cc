@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/aws_retry_call.h"
 #include "rlab/model/faults.h"
 
 namespace rlab {
@@ -257,6 +258,8 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
         "would be charged; set idempotency_keys=True)",
         n, d.hedge.has_value() ? "hedge" : "fanout"));
   }
+  s = ValidateAwsRetryOf(d);  // model/aws_retry_call.cc
+  if (!s.ok()) return s;
   if (d.charges && d.fallback.kind != FallbackConfig::Kind::kNone) {
     // A write cannot be replaced by a cached or default answer: the order would complete as
     // paid while nothing was charged. (Seed 002: degradation does not work for writes.)

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
+#include "rlab/policy/aws_retry.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
@@ -152,6 +153,9 @@ struct DependencyConfig {
   std::optional<FanoutConfig> fanout;
   // A pool of replicas behind a balancer; absent: one server, as before.
   std::optional<ReplicasConfig> replicas;
+  // An AWS SDK retry mode (botocore "standard"/"adaptive", model/aws_retry_call.h) running the
+  // retry loop instead of `retry`; its retry quota replaces a retry budget.
+  std::optional<AwsRetryConfig> aws_retry;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "rlab/model/sample_schedule.h"
+#include "rlab/model/round_series.h"
 
 namespace rlab {
 namespace {
@@ -678,7 +679,7 @@ void SimEngine::InitTimeSeries() {
   // Hedged or fanned-out dependencies only, after all the others: the price of the copies.
   for (size_t i = 0; i < deps_.size(); ++i) {
     if (!deps_[i].rounds()) continue;
-    for (const char* m : {"hedges", "hedges_won", "cancelled", "wasted_attempt_seconds"}) {
+    for (const char* m : kRoundSeriesColumns) {
       c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
     }
   }
@@ -734,6 +735,7 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(static_cast<double>(s.cancelled - l.cancelled));
     put(NsToSeconds(result_.deps[d].wasted_attempt_ns - last_.wasted_attempt_ns[d]));
     last_.wasted_attempt_ns[d] = result_.deps[d].wasted_attempt_ns;
+    put(static_cast<double>(s.hedges_denied - l.hedges_denied));
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

@@ -46,6 +46,7 @@ from reliability_lab.scenario.arrivals import (
     Schedule,
     Trace,
 )
+from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.dependency import (
     Budget,
     Composition,
@@ -91,6 +92,7 @@ from reliability_lab.scenario.replicas import (
 __all__ = [
     "SCHEMA_VERSION",
     "Arrivals",
+    "AwsRetryConfig",
     "BalancerKind",
     "Brownout",
     "Budget",

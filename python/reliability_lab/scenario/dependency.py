@@ -24,6 +24,7 @@ from reliability_lab.scenario._validate import (
     _items,
     _set,
 )
+from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.replicas import Replicas
@@ -158,6 +159,9 @@ class Dependency:
         replicas: a :class:`~reliability_lab.scenario.Replicas` (a pool of replicas behind a
             load balancer, with optional outlier ejection), or None: one server, as before.
             Both engines run it; the live engine refuses ``set_faults`` on such a dependency.
+        aws_retry: an :class:`~reliability_lab.scenario.AwsRetryConfig` (botocore's standard or
+            adaptive retry mode runs the retries: retry quota, send-rate limiter), or None; not
+            together with ``retry`` or ``budget``.
     """
 
     name: str = "payment"
@@ -175,6 +179,7 @@ class Dependency:
     hedge: Hedge | None = None
     fanout: FanOut | None = None
     replicas: Replicas | None = None
+    aws_retry: AwsRetryConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -213,6 +218,8 @@ class Dependency:
             _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
         if self.replicas is not None:
             _instance("replicas", self.replicas, (Replicas,), "a Replicas or None")
+        if self.aws_retry is not None:
+            _instance("aws_retry", self.aws_retry, (AwsRetryConfig,), "an AwsRetryConfig or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

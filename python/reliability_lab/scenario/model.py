@@ -44,6 +44,7 @@ from reliability_lab.scenario.arrivals import (
     Schedule,
     Trace,
 )
+from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.dependency import Dependency, Fallback, _retry_names
 from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase, _phase_labels
 from reliability_lab.scenario.hedge import FanOut, Hedge
@@ -349,6 +350,7 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         Replicas,
         ReplicaOverride,
         OutlierDetection,
+        AwsRetryConfig,
     }
 )
 
