@@ -20,6 +20,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/policy/load_shedder.h"
 #include "rlab/sim/event_queue.h"
 
 namespace rlab {
@@ -78,6 +79,7 @@ class SimEngine {
     std::vector<int64_t> copy_service_ns;
     bool holds_worker = false;
     bool live = false;
+    OrderOrigin origin;  // criticality and tenant (intake.shedding)
   };
 
   // A call waiting in a dependency's server line.
@@ -166,6 +168,9 @@ class SimEngine {
   Counters last_;
   int64_t last_sample_ns_ = 0;
   SimResult result_;
+  // intake.shedding: the shedder and the draws of each arrival's class and tenant.
+  std::unique_ptr<LoadShedder> shedder_;
+  RandomStream origin_rng_;
 };
 
 }  // namespace rlab

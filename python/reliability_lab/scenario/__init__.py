@@ -64,6 +64,7 @@ from reliability_lab.scenario.faults import (
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
+from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -111,7 +112,10 @@ __all__ = [
     "Recovery",
     "Scenario",
     "Schedule",
+    "ShedClass",
+    "Shedding",
     "SimpleLatency",
+    "Tenant",
     "Trace",
     "Uniform",
     "mean_of",
