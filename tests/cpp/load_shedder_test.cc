@@ -111,6 +111,29 @@ TEST(LoadShedderTest, HoldsEachTenantToItsWeightedShareWhenCongested) {
   EXPECT_EQ(s.Admit(1, Criticality::kDefault, 0), ShedCause::kAdmit);
 }
 
+TEST(LoadShedderTest, TheLongestTenantMayNotGrowWhileCongested) {
+  SheddingConfig c;
+  c.fair_share_above = 0.0;  // always congested
+  c.classes[1].max_occupancy = 1.0;
+  c.tenants = {{"noisy", 1.0, 1.0}, {"a", 1.0, 1.0}, {"b", 2.0, 1.0}};
+  LoadShedder s(c, 100);  // shares of 25 / 25 / 50: far away
+  // Alone, a tenant grows freely (up to its share).
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(s.Admit(0, Criticality::kDefault, 0), ShedCause::kAdmit);
+  ASSERT_EQ(s.Admit(0, Criticality::kDefault, 1), ShedCause::kAdmit);
+  // noisy holds 3, a holds 1: noisy may not grow; a may.
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 0), ShedCause::kFairness);
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 1), ShedCause::kAdmit);
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 1), ShedCause::kAdmit);
+  // 3 and 3: equal is not longer, either may take one more.
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 0), ShedCause::kAdmit);
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 0), ShedCause::kFairness);
+  // Weighted: b (weight 2) holding 8 counts as 4, less than noisy's 4? equal: b may grow.
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kAdmit);
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kAdmit);   // 8 / 2 = 4 <= 4
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kFairness);  // 9 / 2 > 4
+  EXPECT_EQ(s.queued(), 4 + 3 + 9);
+}
+
 TEST(LoadShedderTest, EveryTenantMayQueueAtLeastOneOrder) {
   SheddingConfig c;
   c.fair_share_above = 0.0;

@@ -612,8 +612,11 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     from = DrawOrigin(shedder_->config(), origin_rng_);
   }
   o.record.origin = PackOrigin(from);
-  const ShedCause shed = shedder_ ? shedder_->Admit(now, from.criticality, from.tenant)
-                                  : ShedCause::kAdmit;
+  // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
+  // the others.
+  const bool full = shedder_ && queue_.size() >= queue_.capacity();
+  const ShedCause shed = shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant)
+                                           : ShedCause::kAdmit;
   auto origin_arrival = [&](bool admitted, ShedCause cause) {
     if (!shedder_) return;
     MutexLock lock(&origin_mu_);
@@ -628,6 +631,13 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     in_system_.fetch_sub(1, std::memory_order_acq_rel);
     origin_arrival(false, shed);
     Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kShed, nullptr, now, false);
+    return id;
+  }
+  if (full) {
+    in_system_.fetch_sub(1, std::memory_order_acq_rel);
+    origin_arrival(false, ShedCause::kAdmit);
+    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
+           false);
     return id;
   }
   Job job{chunk, id};

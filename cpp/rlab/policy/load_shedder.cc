@@ -164,6 +164,18 @@ ShedCause LoadShedder::Admit(int64_t now_ns, Criticality c, int tenant) {
     const double active = active_weight_ + (tenant_queued_[t] == 0 ? weights_[t] : 0.0);
     const double share = std::max(1.0, capacity * weights_[t] / active);
     if (static_cast<double>(tenant_queued_[t]) + 1.0 > share) return ShedCause::kFairness;
+    // Below its share, a tenant still may not grow while it holds more of the queue (weighted)
+    // than every other tenant with orders queued: the cap alone lets a tenant that always sits
+    // at it out-hold tenants whose bursts come and go (Longest Queue Drop without push-out:
+    // Suter et al., "Design Considerations for Supporting TCP with Per-flow Queueing",
+    // INFOCOM 1998).
+    const double mine = static_cast<double>(tenant_queued_[t]) / weights_[t];
+    double longest_other = -1.0;
+    for (size_t u = 0; u < weights_.size(); ++u) {
+      if (u == t || tenant_queued_[u] == 0) continue;
+      longest_other = std::max(longest_other, static_cast<double>(tenant_queued_[u]) / weights_[u]);
+    }
+    if (longest_other >= 0.0 && mine > longest_other) return ShedCause::kFairness;
   }
   ++queued_;
   if (tenant_queued_[t]++ == 0) active_weight_ += weights_[t];
