@@ -64,7 +64,6 @@ from reliability_lab.scenario.faults import (
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
-from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -82,6 +81,7 @@ from reliability_lab.scenario.model import _SCENARIO_FIELDS as _SCENARIO_FIELDS
 from reliability_lab.scenario.model import _TAGS as _TAGS
 from reliability_lab.scenario.model import SCHEMA_VERSION, Scenario
 from reliability_lab.scenario.model import _field_hints as _field_hints
+from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -54,7 +54,7 @@ class ShedClass:
             it, in (0, 1e6]; None: never by delay.
     """
 
-    traffic: float = 0.0
+    traffic: float = 1.0
     max_occupancy: float = 1.0
     max_queue_delay: float | None = None
 
@@ -109,9 +109,9 @@ class Shedding:
         tenants: the tenants (at most 64; none: one anonymous tenant).
     """
 
-    critical: ShedClass = ShedClass(0.0, 1.0)  # noqa: RUF009 (frozen: immutable)
-    default: ShedClass = ShedClass(1.0, 0.8)  # noqa: RUF009 (frozen: immutable)
-    sheddable: ShedClass = ShedClass(0.0, 0.5)  # noqa: RUF009 (frozen: immutable)
+    critical: ShedClass = ShedClass(0.0, 1.0)
+    default: ShedClass = ShedClass(1.0, 0.8)
+    sheddable: ShedClass = ShedClass(0.0, 0.5)
     delay_interval: float = 0.1
     fair_share_above: float | None = 0.5
     tenants: tuple[Tenant, ...] = ()
