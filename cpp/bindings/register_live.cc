@@ -363,18 +363,19 @@ std::optional<OrderOrigin> ReadOrigin(const LiveEngine& engine, PyObject* critic
   return o;
 }
 
-// engine.submit(key=None, idempotency_key=None, criticality=None, tenant=None) -> OrderHandle.
+// engine.submit(key=None, idempotency_key=None, *, criticality=None, tenant=None)
+// -> OrderHandle.
 PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
                        PyObject* kwnames) {
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (nargs > 4) {
-    PyErr_Format(PyExc_TypeError, "submit() takes at most 4 arguments (%zd given)", nargs);
+  if (nargs > 2) {
+    PyErr_Format(PyExc_TypeError, "submit() takes at most 2 arguments (%zd given)", nargs);
     return nullptr;
   }
   PyObject* key = nargs >= 1 ? args[0] : nullptr;
   PyObject* idempotency_key = nargs >= 2 ? args[1] : nullptr;
-  PyObject* criticality = nargs >= 3 ? args[2] : nullptr;
-  PyObject* tenant = nargs >= 4 ? args[3] : nullptr;
+  PyObject* criticality = nullptr;  // keyword-only
+  PyObject* tenant = nullptr;
   if (kwnames != nullptr) {
     const LiveRefs& refs = Refs();
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
@@ -454,7 +455,7 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
 PyMethodDef kSubmitMethod = {
     "submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&EngineSubmit)),
     METH_FASTCALL | METH_KEYWORDS,
-    "submit($self, /, key=None, idempotency_key=None, criticality=None, tenant=None)\n--\n\n"
+    "submit($self, /, key=None, idempotency_key=None, *, criticality=None, tenant=None)\n--\n\n"
     "Submits one order and returns its "
     "OrderHandle (see reliability_lab.Lab.submit)."};
 

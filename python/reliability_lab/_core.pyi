@@ -458,6 +458,7 @@ class LiveEngine:
         self,
         key: int | None = None,
         idempotency_key: str | None = None,
+        *,
         criticality: str | None = None,
         tenant: str | None = None,
     ) -> OrderHandle: ...

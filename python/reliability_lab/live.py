@@ -416,6 +416,7 @@ class Lab:
         self,
         key: int | None = None,
         idempotency_key: str | None = None,
+        *,
         criticality: str | None = None,
         tenant: str | None = None,
     ) -> OrderHandle:
@@ -438,7 +439,9 @@ class Lab:
         """
         # Documentation only: __init__ puts the native submit, which behaves as described, on
         # every instance.
-        return self._engine.submit(key, idempotency_key, criticality, tenant)
+        return self._engine.submit(
+            key, idempotency_key, criticality=criticality, tenant=tenant
+        )
 
     def submit_many(self, n: int) -> OrderHandles:
         """Submits ``n`` orders in one native call (the GIL released) and returns their handles

@@ -22,6 +22,9 @@
 //              have orders queued (t included): capacity x w_t / sum(w_active), and at least one
 //              order. One tenant's burst then fills only its own share (weighted max-min
 //              fairness, as in fair queueing: Demers, Keshav and Shenker, SIGCOMM 1989).
+//              Below that cap a tenant also may not grow while it holds more of the queue,
+//              weighted, than every other tenant with orders queued (Longest Queue Drop without
+//              push-out), so that a tenant pinned at its cap cannot out-hold bursty ones.
 //
 // Pure: time comes in as an argument, nothing sleeps; the engines call Admit at intake and
 // OnDequeue when a queued order leaves the queue (to a worker, or cancelled). Thread-safe (the

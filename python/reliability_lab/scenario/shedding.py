@@ -14,7 +14,8 @@ after the criticality levels of Google's RPC stack: "Site Reliability Engineerin
 - the recent queueing delay (the smallest delay of the orders that left the queue during the last
   ``delay_interval``, CoDel's standing-queue estimate) exceeds its class's ``max_queue_delay``; or
 - the queue is congested (at least ``fair_share_above`` of it taken) and the order's tenant
-  already holds its weighted fair share of the queue among the tenants with orders queued.
+  already holds its weighted fair share of the queue among the tenants with orders queued, or
+  holds more of it (weighted) than every other tenant with orders queued.
 
 A noisy tenant is one whose ``traffic`` (what it sends) exceeds its ``weight`` (what it is
 entitled to): ``Tenant("noisy", weight=1, traffic=10)`` sends ten times its share. A time-limited
