@@ -226,8 +226,8 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
     };
     py::list classes, tenants;
     for (int i = 0; i < kNumCriticalities; ++i) {
-      classes.append(totals(r.origins.classes[i],
-                            std::string(CriticalityName(static_cast<Criticality>(i)))));
+      classes.append(
+          totals(r.origins.classes[i], std::string(CriticalityName(static_cast<Criticality>(i)))));
     }
     const auto& declared = sc.intake.shedding->tenants;
     for (size_t i = 0; i < r.origins.tenants.size(); ++i) {

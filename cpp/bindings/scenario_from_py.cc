@@ -481,7 +481,8 @@ SheddingConfig ReadShedding(py::handle h, const std::string& path) {
     Obj k(o.Get(kClasses[i]), o.At(kClasses[i]));
     c.classes[i].traffic = k.Number("traffic");
     c.classes[i].max_occupancy = k.Number("max_occupancy");
-    c.classes[i].max_queue_delay_ns = k.IsNone("max_queue_delay") ? 0 : k.Seconds("max_queue_delay");
+    c.classes[i].max_queue_delay_ns =
+        k.IsNone("max_queue_delay") ? 0 : k.Seconds("max_queue_delay");
     k.Finish();
   }
   c.delay_interval_ns = o.Seconds("delay_interval");

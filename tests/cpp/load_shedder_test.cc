@@ -129,7 +129,7 @@ TEST(LoadShedderTest, TheLongestTenantMayNotGrowWhileCongested) {
   EXPECT_EQ(s.Admit(0, Criticality::kDefault, 0), ShedCause::kFairness);
   // Weighted: b (weight 2) holding 8 counts as 4, less than noisy's 4? equal: b may grow.
   for (int i = 0; i < 8; ++i) ASSERT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kAdmit);
-  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kAdmit);   // 8 / 2 = 4 <= 4
+  EXPECT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kAdmit);     // 8 / 2 = 4 <= 4
   EXPECT_EQ(s.Admit(0, Criticality::kDefault, 2), ShedCause::kFairness);  // 9 / 2 > 4
   EXPECT_EQ(s.queued(), 4 + 3 + 9);
 }
@@ -171,7 +171,8 @@ TEST(LoadShedderTest, ValidationNamesTheDottedPath) {
             "intake.shedding.sheddable.max_occupancy must be a finite number in (0, 1], got 0");
   c = SheddingConfig();
   c.tenants = {{"a", 1.0, 1.0}, {"b", -1.0, 1.0}};
-  EXPECT_EQ(Validate(c).message(), "intake.shedding.tenants[1].weight must be a finite number in (0, 1e+09], got -1");
+  EXPECT_EQ(Validate(c).message(),
+            "intake.shedding.tenants[1].weight must be a finite number in (0, 1e+09], got -1");
   c.tenants = {{"a", 1.0, 1.0}, {"a", 1.0, 1.0}};
   EXPECT_NE(Validate(c).message().find("tenants[1].name must be unique"), std::string::npos);
   c = SheddingConfig();

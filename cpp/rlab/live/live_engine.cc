@@ -550,11 +550,10 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     if (absl::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
   }
   if (origin) {
-    const int tenants =
-        shedder_ ? std::max<int>(1, config_.intake.shedding->tenants.size()) : 1;
+    const int tenants = shedder_ ? std::max<int>(1, config_.intake.shedding->tenants.size()) : 1;
     if (origin->tenant < 0 || origin->tenant >= tenants) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("tenant index %d is not one of the %d declared", origin->tenant, tenants));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tenant index %d is not one of the %d declared", origin->tenant, tenants));
     }
   }
   // Announce the submit before checking intake; Shutdown closes intake and then waits for the
@@ -615,8 +614,8 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
   // the others.
   const bool full = shedder_ && queue_.size() >= queue_.capacity();
-  const ShedCause shed = shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant)
-                                           : ShedCause::kAdmit;
+  const ShedCause shed =
+      shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant) : ShedCause::kAdmit;
   auto origin_arrival = [&](bool admitted, ShedCause cause) {
     if (!shedder_) return;
     MutexLock lock(&origin_mu_);

@@ -34,8 +34,8 @@
 #include "rlab/live/payment_ledger.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
-#include "rlab/model/run_result.h"
 #include "rlab/model/origin_stats.h"
+#include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/load_shedder.h"
 

@@ -50,10 +50,10 @@ absl::Status Validate(const SheddingConfig& c, std::string_view path) {
   for (int i = 0; i < kNumCriticalities; ++i) {
     const ShedClassConfig& k = c.classes[i];
     const std::string at = absl::StrFormat("%s.%s", path, kClassNames[i]);
-    if (absl::Status s = FirstError(
-            {CheckRange(at + ".traffic", k.traffic, 0.0, 1e9),
-             CheckRange(at + ".max_occupancy", k.max_occupancy, 0.0, 1.0, Bound::kOpen),
-             CheckDurationNs(at + ".max_queue_delay", k.max_queue_delay_ns, true)});
+    if (absl::Status s =
+            FirstError({CheckRange(at + ".traffic", k.traffic, 0.0, 1e9),
+                        CheckRange(at + ".max_occupancy", k.max_occupancy, 0.0, 1.0, Bound::kOpen),
+                        CheckDurationNs(at + ".max_queue_delay", k.max_queue_delay_ns, true)});
         !s.ok()) {
       return s;
     }
@@ -63,21 +63,21 @@ absl::Status Validate(const SheddingConfig& c, std::string_view path) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: the traffic of critical, default and sheddable must not all be 0", path));
   }
-  if (absl::Status s = CheckDurationNs(absl::StrFormat("%s.delay_interval", path),
-                                       c.delay_interval_ns);
+  if (absl::Status s =
+          CheckDurationNs(absl::StrFormat("%s.delay_interval", path), c.delay_interval_ns);
       !s.ok()) {
     return s;
   }
   if (c.fair_share_above >= 0.0) {
-    if (absl::Status s = CheckRange(absl::StrFormat("%s.fair_share_above", path),
-                                    c.fair_share_above, 0.0, 1.0);
+    if (absl::Status s =
+            CheckRange(absl::StrFormat("%s.fair_share_above", path), c.fair_share_above, 0.0, 1.0);
         !s.ok()) {
       return s;
     }
   }
   if (c.tenants.size() > static_cast<size_t>(kMaxTenants)) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s.tenants must have at most %d entries, got %d",
-                                                      path, kMaxTenants, c.tenants.size()));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s.tenants must have at most %d entries, got %d", path, kMaxTenants, c.tenants.size()));
   }
   double tenant_traffic = 0.0;
   for (size_t i = 0; i < c.tenants.size(); ++i) {
@@ -93,9 +93,8 @@ absl::Status Validate(const SheddingConfig& c, std::string_view path) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s.name must be unique, got '%s' twice", at, t.name));
     }
-    if (absl::Status s =
-            FirstError({CheckRange(at + ".weight", t.weight, 0.0, 1e9, Bound::kOpen),
-                        CheckRange(at + ".traffic", t.traffic, 0.0, 1e9)});
+    if (absl::Status s = FirstError({CheckRange(at + ".weight", t.weight, 0.0, 1e9, Bound::kOpen),
+                                     CheckRange(at + ".traffic", t.traffic, 0.0, 1e9)});
         !s.ok()) {
       return s;
     }
@@ -112,8 +111,8 @@ OrderOrigin DrawOrigin(const SheddingConfig& c, RandomStream& rng) {
   OrderOrigin o;
   double total = 0.0;
   for (const ShedClassConfig& k : c.classes) total += k.traffic;
-  o.criticality = static_cast<Criticality>(DrawIndex(
-      kNumCriticalities, total, [&](int i) { return c.classes[i].traffic; }, rng));
+  o.criticality = static_cast<Criticality>(
+      DrawIndex(kNumCriticalities, total, [&](int i) { return c.classes[i].traffic; }, rng));
   if (c.tenants.size() > 1) {
     double tt = 0.0;
     for (const TenantConfig& t : c.tenants) tt += t.traffic;

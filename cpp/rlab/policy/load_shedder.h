@@ -54,8 +54,8 @@ std::string_view CriticalityName(Criticality c);
 
 // One class's share of the arrivals and its shedding thresholds.
 struct ShedClassConfig {
-  double traffic = 0.0;        // relative weight of this class among arrivals, >= 0
-  double max_occupancy = 1.0;  // in (0, 1]; see above
+  double traffic = 0.0;            // relative weight of this class among arrivals, >= 0
+  double max_occupancy = 1.0;      // in (0, 1]; see above
   int64_t max_queue_delay_ns = 0;  // 0: never shed by queueing delay
 };
 
@@ -72,7 +72,7 @@ struct SheddingConfig {
   std::array<ShedClassConfig, kNumCriticalities> classes = {
       ShedClassConfig{0.0, 1.0, 0}, ShedClassConfig{1.0, 0.8, 0}, ShedClassConfig{0.0, 0.5, 0}};
   int64_t delay_interval_ns = 100'000'000;  // 100 ms, CoDel's interval
-  double fair_share_above = 0.5;  // congestion threshold for tenant fairness; < 0: no fairness
+  double fair_share_above = 0.5;      // congestion threshold for tenant fairness; < 0: no fairness
   std::vector<TenantConfig> tenants;  // empty: one anonymous tenant
 };
 

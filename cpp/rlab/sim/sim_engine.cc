@@ -287,9 +287,9 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   if (record >= 0) result_.orders[record].origin = PackOrigin(origin);
   const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
   const bool full = !worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity;
-  const ShedCause shed = full || !shedder_ ? ShedCause::kAdmit
-                                           : shedder_->Admit(now_ns, origin.criticality,
-                                                             origin.tenant);
+  const ShedCause shed = full || !shedder_
+                             ? ShedCause::kAdmit
+                             : shedder_->Admit(now_ns, origin.criticality, origin.tenant);
   result_.origins.OnArrival(origin, !full && shed == ShedCause::kAdmit, shed);
   if (full || shed != ShedCause::kAdmit) {
     const FailReason why = full ? FailReason::kQueueFull : FailReason::kShed;
