@@ -310,3 +310,51 @@ def test_live_submit_rejects_unknown_class_or_tenant() -> None:
         assert h.wait(timeout=10)
     assert lab.result.tenants is not None
     assert lab.result.tenants.loc["a", "arrived"] == 1
+
+
+def _conserved(classes: object, tenants: object, arrived: float) -> None:
+    import pandas as pd
+
+    for table in (classes, tenants):
+        assert isinstance(table, pd.DataFrame)
+        assert (table["arrived"] == table["admitted"] + table["shed"] + table["queue_full"]).all()
+        assert (table["admitted"] == table["completed"] + table["other_end"]).all()
+        assert table["arrived"].sum() == arrived
+
+
+def test_live_load_generator_draws_classes_and_tenants() -> None:
+    sc = rl.Scenario(
+        arrivals=rl.Poisson(rate=600.0), workers=2, queue_capacity=16, duration=0.4, seed=5,
+        sample_every=0.0,
+        dependencies=[rl.Dependency("payment", faults=rl.Faults(latency=rl.Constant(0.005)))],
+        intake=rl.Intake(shedding=dataclasses.replace(MIX, tenants=NOISY.tenants)))
+    with rl.Lab(sc) as lab:
+        lab.start_load()
+        for _ in range(2000):  # bounded: the generator stops after `duration`
+            if not lab.load_running:
+                break
+            time.sleep(0.01)
+        assert lab.wait_idle(timeout=30)
+        text = lab.metrics_text()
+    res = lab.result
+    assert res.classes is not None and res.tenants is not None
+    _conserved(res.classes, res.tenants, res.summary["arrived"])
+    assert (res.classes["arrived"] > 0).all()
+    assert res.summary["failed_shed"] == res.classes["shed"].sum()
+    assert 'rlab_intake_orders_total{criticality="critical",outcome="arrived"}' in text
+    assert 'rlab_intake_tenant_orders_total{outcome="arrived",tenant="noisy"}' in text or (
+        'rlab_intake_tenant_orders_total{tenant="noisy",outcome="arrived"}' in text)
+
+
+def test_simulated_metrics_have_the_intake_families() -> None:
+    res = rl.simulate(overload(dataclasses.replace(MIX, tenants=NOISY.tenants)).replace(
+        {"duration": 2.0}))
+    text = res.metrics_text()
+    shed = res.classes["shed"] if res.classes is not None else None
+    assert shed is not None
+    line = f'rlab_intake_orders_total{{criticality="sheddable",outcome="shed"}} ' \
+           f'{float(shed["sheddable"])}'
+    assert line in text
+    assert 'tenant="noisy"' in text
+    plain = rl.simulate(overload(None).replace({"duration": 1.0}))
+    assert "rlab_intake_orders" not in plain.metrics_text()
