@@ -445,7 +445,9 @@ class Lab:
 
     def submit_many(self, n: int) -> OrderHandles:
         """Submits ``n`` orders in one native call (the GIL released) and returns their handles
-        (a sequence made on access; ``.ids`` is the id array, ``.wait()`` waits for all)."""
+        (a sequence made on access; ``.ids`` is the id array, ``.wait()`` waits for all). With
+        ``intake.shedding``, each order's class and tenant are drawn from the scenario's
+        ``traffic`` weights, as the load generators do."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
         ids, batch = self._engine.submit_many(n)  # LabClosedError unless running
