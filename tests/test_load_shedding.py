@@ -173,7 +173,9 @@ def test_sweepable_by_dotted_path() -> None:
     ("change", "message"),
     [
         ({"intake.shedding.tenants[0].weight": 0.0},
-         "intake.shedding.tenants[0].weight must be a finite number in (0, 1e+09], got 0"),
+         "intake.shedding.tenants[noisy].weight must be a finite number in (0, 1e+09], got 0"),
+        ({"intake.shedding.tenants[a].traffic": -1},
+         "intake.shedding.tenants[a].traffic must be a finite number in [0, 1e+09], got -1"),
         ({"intake.shedding.sheddable.max_occupancy": 1.5},
          "intake.shedding.sheddable.max_occupancy must be a finite number in (0, 1], got 1.5"),
         ({"intake.shedding.default.traffic": 0.0}, "must not all be 0"),

@@ -172,7 +172,7 @@ TEST(LoadShedderTest, ValidationNamesTheDottedPath) {
   c = SheddingConfig();
   c.tenants = {{"a", 1.0, 1.0}, {"b", -1.0, 1.0}};
   EXPECT_EQ(Validate(c).message(),
-            "intake.shedding.tenants[1].weight must be a finite number in (0, 1e+09], got -1");
+            "intake.shedding.tenants[b].weight must be a finite number in (0, 1e+09], got -1");
   c.tenants = {{"a", 1.0, 1.0}, {"a", 1.0, 1.0}};
   EXPECT_NE(Validate(c).message().find("tenants[1].name must be unique"), std::string::npos);
   c = SheddingConfig();

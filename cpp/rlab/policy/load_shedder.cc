@@ -93,8 +93,13 @@ absl::Status Validate(const SheddingConfig& c, std::string_view path) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s.name must be unique, got '%s' twice", at, t.name));
     }
-    if (absl::Status s = FirstError({CheckRange(at + ".weight", t.weight, 0.0, 1e9, Bound::kOpen),
-                                     CheckRange(at + ".traffic", t.traffic, 0.0, 1e9)});
+    // A unique name names the tenant in paths, an index the others (as the Python API does).
+    const bool unique = std::count_if(c.tenants.begin(), c.tenants.end(),
+                                      [&](const TenantConfig& u) { return u.name == t.name; }) == 1;
+    const std::string named = unique ? absl::StrFormat("%s.tenants[%s]", path, t.name) : at;
+    if (absl::Status s =
+            FirstError({CheckRange(named + ".weight", t.weight, 0.0, 1e9, Bound::kOpen),
+                        CheckRange(named + ".traffic", t.traffic, 0.0, 1e9)});
         !s.ok()) {
       return s;
     }

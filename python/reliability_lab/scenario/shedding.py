@@ -24,6 +24,7 @@ burst of all traffic is a :class:`~reliability_lab.Schedule` on ``Scenario.arriv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reliability_lab.scenario._validate import (
@@ -40,6 +41,15 @@ CRITICALITIES: tuple[str, ...] = ("critical", "default", "sheddable")
 #: The most tenants a scenario may declare (the core's ``kMaxTenants``).
 MAX_TENANTS = 64
 _MAX_WEIGHT = 1e9
+
+
+def _tenant_labels(names: Sequence[object]) -> list[str]:
+    """How tenants are named in paths: by name when unique, by index otherwise (as phases)."""
+    labels = []
+    for i, name in enumerate(names):
+        unique = isinstance(name, str) and name != "" and names.count(name) == 1
+        labels.append(f"tenants[{name}]" if unique else f"tenants[{i}]")
+    return labels
 
 
 @dataclass(frozen=True)
