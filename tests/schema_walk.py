@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reliability_lab.scenario import Dependency, Phase, Scenario, _field_hints
+from reliability_lab.scenario import Dependency, Phase, Scenario, Tenant, _field_hints
 from reliability_lab.scenario.model import _config_classes, _is_union, _sequence_element
 
 
@@ -294,7 +294,7 @@ def dotted_path(leaf: Leaf, sc: Scenario, *, by_index: bool = False) -> str:
                 parts.append(f"{step.name}[0]")
             elif isinstance(element, Dependency):
                 parts.append(element.name)
-            elif isinstance(element, Phase):
+            elif isinstance(element, (Phase, Tenant)):  # named in paths
                 parts.append(f"{step.name}[{element.name}]")
             else:
                 parts.append(f"{step.name}[0]")

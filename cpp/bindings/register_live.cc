@@ -92,6 +92,8 @@ struct LiveRefs {
   PyObject* key_name = nullptr;         // interned keyword names
   PyObject* idempotency_key_name = nullptr;
   PyObject* timeout_name = nullptr;
+  PyObject* criticality_name = nullptr;  // intake.shedding
+  PyObject* tenant_name = nullptr;
   std::array<PyObject*, kNumOrderStatuses> status_names{};
   std::array<PyObject*, kNumFailReasons> reason_names{};
 };
@@ -317,7 +319,52 @@ PyType_Slot kHandleSlots[] = {
 PyType_Spec kHandleSpec = {"reliability_lab.OrderHandle", sizeof(HandleObject), 0,
                            Py_TPFLAGS_DEFAULT, kHandleSlots};
 
-// engine.submit(key=None, idempotency_key=None) -> OrderHandle.
+// intake.shedding: an order's origin from submit()'s criticality (None or a class name) and
+// tenant (None or a declared tenant's name); nullopt with a Python error set when invalid.
+// Defaults: "default", and the first declared tenant.
+std::optional<OrderOrigin> ReadOrigin(const LiveEngine& engine, PyObject* criticality,
+                                      PyObject* tenant) {
+  OrderOrigin o;
+  if (criticality != nullptr && criticality != Py_None) {
+    const char* name = PyUnicode_Check(criticality) ? PyUnicode_AsUTF8(criticality) : nullptr;
+    if (name == nullptr) PyErr_Clear();
+    bool found = false;
+    for (int c = 0; name != nullptr && c < kNumCriticalities; ++c) {
+      if (CriticalityName(static_cast<Criticality>(c)) == name) {
+        o.criticality = static_cast<Criticality>(c);
+        found = true;
+      }
+    }
+    if (!found) {
+      PyErr_Format(PyExc_ValueError,
+                   "criticality must be None or one of 'critical', 'default', 'sheddable', got %R",
+                   criticality);
+      return std::nullopt;
+    }
+  }
+  if (tenant != nullptr && tenant != Py_None) {
+    const auto& shedding = engine.config().intake.shedding;
+    const char* name = PyUnicode_Check(tenant) ? PyUnicode_AsUTF8(tenant) : nullptr;
+    if (name == nullptr) PyErr_Clear();
+    int index = -1;
+    if (shedding && name != nullptr) {
+      for (size_t t = 0; t < shedding->tenants.size(); ++t) {
+        if (shedding->tenants[t].name == name) index = static_cast<int>(t);
+      }
+    }
+    if (index < 0) {
+      PyErr_Format(PyExc_ValueError,
+                   "tenant must be None or the name of a tenant of intake.shedding.tenants, got %R",
+                   tenant);
+      return std::nullopt;
+    }
+    o.tenant = index;
+  }
+  return o;
+}
+
+// engine.submit(key=None, idempotency_key=None, *, criticality=None, tenant=None)
+// -> OrderHandle.
 PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
                        PyObject* kwnames) {
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -327,6 +374,8 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
   }
   PyObject* key = nargs >= 1 ? args[0] : nullptr;
   PyObject* idempotency_key = nargs >= 2 ? args[1] : nullptr;
+  PyObject* criticality = nullptr;  // keyword-only
+  PyObject* tenant = nullptr;
   if (kwnames != nullptr) {
     const LiveRefs& refs = Refs();
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
@@ -337,6 +386,10 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
       } else if (name == refs.idempotency_key_name ||
                  PyUnicode_Compare(name, refs.idempotency_key_name) == 0) {
         slot = &idempotency_key;
+      } else if (PyUnicode_Compare(name, refs.criticality_name) == 0) {
+        slot = &criticality;
+      } else if (PyUnicode_Compare(name, refs.tenant_name) == 0) {
+        slot = &tenant;
       }
       if (PyErr_Occurred() != nullptr) return nullptr;
       if (slot == nullptr) {
@@ -389,9 +442,11 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
   }
   LiveEngine* engine = EngineOf(self);
   if (engine == nullptr) return nullptr;
+  const std::optional<OrderOrigin> origin = ReadOrigin(*engine, criticality, tenant);
+  if (!origin) return nullptr;
   // With the GIL held: Submit never blocks (a full queue rejects), and releasing the GIL would
   // cost more than the order.
-  absl::StatusOr<LiveEngine::OrderRef> order = engine->SubmitOrder(key_value, idem);
+  absl::StatusOr<LiveEngine::OrderRef> order = engine->SubmitOrder(key_value, idem, origin);
   // ValueError for invalid arguments, LabClosedError for a lab that is not running.
   if (!order.ok()) return SetErrorFromStatus(order.status());
   return NewHandle(self, engine, *std::move(order));
@@ -400,7 +455,8 @@ PyObject* EngineSubmit(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
 PyMethodDef kSubmitMethod = {
     "submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&EngineSubmit)),
     METH_FASTCALL | METH_KEYWORDS,
-    "submit($self, /, key=None, idempotency_key=None)\n--\n\nSubmits one order and returns its "
+    "submit($self, /, key=None, idempotency_key=None, *, criticality=None, tenant=None)\n--\n\n"
+    "Submits one order and returns its "
     "OrderHandle (see reliability_lab.Lab.submit)."};
 
 // Creates OrderHandle and the interned names; installs the raw submit on `cls`.
@@ -415,6 +471,8 @@ void RegisterRawLive(py::module_& m, py::class_<LiveEngine>& cls) {
   refs.key_name = PyUnicode_InternFromString("key");
   refs.idempotency_key_name = PyUnicode_InternFromString("idempotency_key");
   refs.timeout_name = PyUnicode_InternFromString("timeout");
+  refs.criticality_name = PyUnicode_InternFromString("criticality");
+  refs.tenant_name = PyUnicode_InternFromString("tenant");
   for (int s = 0; s < kNumOrderStatuses; ++s) {
     const std::string name(OrderStatusName(static_cast<OrderStatus>(s)));
     refs.status_names[s] = PyUnicode_InternFromString(name.c_str());

@@ -25,6 +25,9 @@ py::dict OrderColumns(const OrderRecords& o, OrderRecords* consume) {
   py::array_t<int8_t> status(n), reason(n);
   py::array_t<bool> degraded(n);
   py::array_t<uint8_t> charges(n), applied(n);
+  py::array_t<int8_t> criticality(n), tenant(n);  // intake.shedding: the order's origin
+  int8_t* pk = criticality.mutable_data();
+  int8_t* pn = tenant.mutable_data();
   double* pa = arrival.mutable_data();
   double* ps = start.mutable_data();
   double* pe = end.mutable_data();
@@ -49,6 +52,9 @@ py::dict OrderColumns(const OrderRecords& o, OrderRecords* consume) {
         pd[i] = x.degraded != 0;
         pc[i] = x.charges;
         pp[i] = x.applied;
+        const OrderOrigin origin = UnpackOrigin(x.origin);
+        pk[i] = static_cast<int8_t>(origin.criticality);
+        pn[i] = static_cast<int8_t>(origin.tenant);
         ++i;
       }
       if (consume != nullptr) consume->ReleaseChunk(c);
@@ -64,6 +70,8 @@ py::dict OrderColumns(const OrderRecords& o, OrderRecords* consume) {
   d["degraded"] = degraded;
   d["charges"] = charges;
   d["applied_charges"] = applied;
+  d["criticality"] = criticality;
+  d["tenant"] = tenant;
   return d;
 }
 
@@ -251,6 +259,39 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
   }
   flush_ejections(std::numeric_limits<int64_t>::max());
   out["events"] = events;
+
+  if (r.origins.enabled() && sc.intake.shedding) {
+    // intake.shedding: per class and per tenant.
+    auto totals = [](const OriginTotals& t, const std::string& name) {
+      py::dict d;
+      d["name"] = name;
+      d["arrived"] = t.arrived;
+      d["admitted"] = t.admitted;
+      d["shed"] = t.shed;
+      d["queue_full"] = t.queue_full;
+      d["completed"] = t.completed;
+      d["other_end"] = t.other_end;
+      d["latency"] = HistogramDict(t.latency_completed);
+      return d;
+    };
+    py::list classes, tenants;
+    for (int i = 0; i < kNumCriticalities; ++i) {
+      classes.append(
+          totals(r.origins.classes[i], std::string(CriticalityName(static_cast<Criticality>(i)))));
+    }
+    const auto& declared = sc.intake.shedding->tenants;
+    for (size_t i = 0; i < r.origins.tenants.size(); ++i) {
+      tenants.append(totals(r.origins.tenants[i], i < declared.size() ? declared[i].name : ""));
+    }
+    py::dict causes;
+    for (int i = 1; i < kNumShedCauses; ++i) {
+      causes[py::str(std::string(ShedCauseName(static_cast<ShedCause>(i))))] =
+          r.origins.shed_by_cause[i];
+    }
+    out["classes"] = classes;
+    out["tenants"] = tenants;
+    out["shed_by_cause"] = causes;
+  }
   return out;
 }
 

@@ -546,14 +546,74 @@ AwsRetryConfig ReadAwsRetry(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
-IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+// intake.shedding (policy/load_shedder.h).
+SheddingConfig ReadShedding(py::handle h, const std::string& path) {
   Obj o(h, path);
-  IntakeConfig c;
+  SheddingConfig c;
+  static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
+  for (int i = 0; i < kNumCriticalities; ++i) {
+    Obj k(o.Get(kClasses[i]), o.At(kClasses[i]));
+    c.classes[i].traffic = k.Number("traffic");
+    c.classes[i].max_occupancy = k.Number("max_occupancy");
+    c.classes[i].max_queue_delay_ns =
+        k.IsNone("max_queue_delay") ? 0 : k.Seconds("max_queue_delay");
+    k.Finish();
+  }
+  c.delay_interval_ns = o.Seconds("delay_interval");
+  c.fair_share_above = o.IsNone("fair_share_above") ? -1.0 : o.Number("fair_share_above");
+  const py::sequence tenants = o.List("tenants");
+  for (size_t i = 0; i < tenants.size(); ++i) {
+    Obj t(tenants[i], absl::StrFormat("%s[%d]", o.At("tenants"), i));
+    TenantConfig tc;
+    tc.name = t.Str("name");
+    tc.weight = t.Number("weight");
+    tc.traffic = t.Number("traffic");
+    t.Finish();
+    c.tenants.push_back(std::move(tc));
+  }
   o.Finish();
   return c;
 }
 
-py::dict IntakeToDict(const IntakeConfig& /*c*/) { return py::dict(); }
+py::dict SheddingToDict(const SheddingConfig& c) {
+  py::dict d;
+  static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
+  for (int i = 0; i < kNumCriticalities; ++i) {
+    py::dict k;
+    k["traffic"] = c.classes[i].traffic;
+    k["max_occupancy"] = c.classes[i].max_occupancy;
+    k["max_queue_delay_ns"] = c.classes[i].max_queue_delay_ns;
+    d[kClasses[i]] = k;
+  }
+  d["delay_interval_ns"] = c.delay_interval_ns;
+  d["fair_share_above"] = c.fair_share_above;
+  py::list tenants;
+  for (const TenantConfig& t : c.tenants) {
+    py::dict td;
+    td["name"] = t.name;
+    td["weight"] = t.weight;
+    td["traffic"] = t.traffic;
+    tenants.append(td);
+  }
+  d["tenants"] = tenants;
+  return d;
+}
+
+IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  IntakeConfig c;
+  if (o.Has("shedding") && !o.IsNone("shedding")) {
+    c.shedding = ReadShedding(o.Get("shedding"), o.At("shedding"));
+  }
+  o.Finish();
+  return c;
+}
+
+py::dict IntakeToDict(const IntakeConfig& c) {
+  py::dict d;
+  d["shedding"] = c.shedding ? py::object(SheddingToDict(*c.shedding)) : py::object(py::none());
+  return d;
+}
 
 DependencyConfig ReadDependency(py::handle h, size_t index) {
   static constexpr std::pair<std::string_view, Composition> kCompositions[] = {

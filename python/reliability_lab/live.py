@@ -412,7 +412,14 @@ class Lab:
 
     # --- orders ----------------------------------------------------------------------------
 
-    def submit(self, key: int | None = None, idempotency_key: str | None = None) -> OrderHandle:
+    def submit(
+        self,
+        key: int | None = None,
+        idempotency_key: str | None = None,
+        *,
+        criticality: str | None = None,
+        tenant: str | None = None,
+    ) -> OrderHandle:
         """Submits one order and returns its handle at once. ``key`` (an integer in
         [0, 2**31 - 1]) selects the order's fallback-cache entry; default: derived from the id. A
         full queue rejects the order (status ``rejected``, reason ``queue_full``); a lab that is
@@ -423,14 +430,24 @@ class Lab:
         dependency with ``idempotency_keys=True``. Default: derived from the order's id, unique
         to this lab. Invalid arguments raise ValueError naming the parameter (TypeError for an
         ``idempotency_key`` that is not a str).
+
+        With ``intake.shedding``, ``criticality`` (``"critical"``, ``"default"`` or
+        ``"sheddable"``; default ``"default"``) and ``tenant`` (the name of one of
+        ``intake.shedding.tenants``; default the first) set the order's class and tenant, and
+        the shedder may refuse it (status ``rejected``, reason ``shed``). Without shedding they
+        are recorded only. An unknown class or tenant raises ValueError.
         """
         # Documentation only: __init__ puts the native submit, which behaves as described, on
         # every instance.
-        return self._engine.submit(key, idempotency_key)
+        return self._engine.submit(
+            key, idempotency_key, criticality=criticality, tenant=tenant
+        )
 
     def submit_many(self, n: int) -> OrderHandles:
         """Submits ``n`` orders in one native call (the GIL released) and returns their handles
-        (a sequence made on access; ``.ids`` is the id array, ``.wait()`` waits for all)."""
+        (a sequence made on access; ``.ids`` is the id array, ``.wait()`` waits for all). With
+        ``intake.shedding``, each order's class and tenant are drawn from the scenario's
+        ``traffic`` weights, as the load generators do."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
         ids, batch = self._engine.submit_many(n)  # LabClosedError unless running

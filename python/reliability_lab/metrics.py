@@ -20,6 +20,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from reliability_lab.shedding_results import origin_families
+
 PREFIX = "rlab"
 
 #: Upper bounds (seconds) of the order latency histogram, shared by both engines.
@@ -151,6 +153,7 @@ def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
     buckets.append(("+Inf", float(count)))
     latency.add_metric([], buckets, sum_value=float(totals["latency_sum"]))
     out.append(latency)
+    out.extend(origin_families(totals, PREFIX))  # intake.shedding only
     return out
 
 

@@ -17,6 +17,11 @@ from prometheus_client.core import Metric
 from reliability_lab import _core
 from reliability_lab.metrics import LATENCY_BOUNDS, exposition, families_from_totals
 from reliability_lab.scenario import Scenario
+from reliability_lab.shedding_results import (
+    order_origin_columns,
+    origin_summary,
+    origin_tables,
+)
 
 #: The default cap on events processed by one run.
 DEFAULT_MAX_EVENTS = 4_000_000_000
@@ -39,6 +44,10 @@ class Result:
             (``kind`` ``"ejection"`` or ``"return"``, ``from`` ``"replica <i>"``, ``to`` the
             reason), in time order.
         totals: the raw counters the native engine returned.
+        classes: with ``intake.shedding``, one row per criticality class (arrived, admitted,
+            shed, queue_full, completed, other_end, success_rate, goodput, latency quantiles
+            of completed orders); None otherwise.
+        tenants: likewise, one row per tenant.
     """
 
     scenario: Scenario
@@ -47,6 +56,8 @@ class Result:
     timeseries: pd.DataFrame
     events: pd.DataFrame
     totals: dict[str, Any] = field(repr=False)
+    classes: pd.DataFrame | None = field(default=None, repr=False)
+    tenants: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def metrics(self) -> list[Metric]:
@@ -147,6 +158,10 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
             },
             copy=False,  # the native columns are fresh: adopt them instead of copying
         )
+        shedding = scenario.intake.shedding
+        tenant_names = shedding.tenant_names() if shedding is not None else [""]
+        for name, column in order_origin_columns(cols, tenant_names).items():
+            orders[name] = column
         orders["latency"] = orders["end"] - orders["arrival"]
         orders["queue_wait"] = orders["start"] - orders["arrival"]
         orders.index.name = "order"
@@ -160,7 +175,8 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
         dtype=float,
         name="summary",
     )
-    return Result(scenario, summary, orders, timeseries, events, raw)
+    classes, tenants = origin_tables(raw)
+    return Result(scenario, summary, orders, timeseries, events, raw, classes, tenants)
 
 
 _REPLICA_COLUMNS = ("calls", "failures", "abandoned", "ejections", "outstanding", "mean_latency")
@@ -253,6 +269,7 @@ def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, f
                 s[f"{name}.{phase}.time_to_detect"] = detect
                 s[f"{name}.{phase}.time_to_recover"] = recover
     s["calls_per_order"] = total_calls / arrived if arrived else nan
+    s.update(origin_summary(raw))
     return {k: float(v) for k, v in s.items()}
 
 

@@ -28,6 +28,9 @@ constexpr std::array<OrderStatus, 5> kTerminal = {OrderStatus::kCompleted, Order
 constexpr std::array<FailReason, 6> kSeriesReasons = {
     FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
     FailReason::kBudget,    FailReason::kDeadline,  FailReason::kNonRetryable};
+// The outcomes of the intake families (intake.shedding), in OriginTotals' order.
+constexpr const char* kIntakeOutcomes[] = {"arrived", "admitted", "shed", "queue_full",
+                                           "completed"};
 constexpr std::array<BreakerState, 3> kStates = {BreakerState::kClosed, BreakerState::kOpen,
                                                  BreakerState::kHalfOpen};
 
@@ -176,6 +179,13 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
     arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
+  }
+  if (config_.intake.shedding) {
+    // The job queue's capacity as the simulated engine sees it (the live queue holds >= 1).
+    shedder_ = std::make_unique<LoadShedder>(*config_.intake.shedding, config_.queue_capacity);
+    MutexLock lock(&origin_mu_);
+    origin_rng_ = rng_.Stream("intake/origin");
+    origins_.Init(*config_.intake.shedding);
   }
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
@@ -400,6 +410,31 @@ absl::Status LiveEngine::InitMetrics() {
     }
   }
 
+  if (config_.intake.shedding) {
+    // intake.shedding: bounded labels (3 classes, at most kMaxTenants declared tenants).
+    std::vector<std::vector<std::string>> by_class, by_tenant;
+    for (int k = 0; k < kNumCriticalities; ++k) {
+      for (const char* outcome : kIntakeOutcomes) {
+        by_class.push_back({std::string(CriticalityName(static_cast<Criticality>(k))), outcome});
+      }
+    }
+    for (const TenantConfig& t : config_.intake.shedding->tenants) {
+      for (const char* outcome : kIntakeOutcomes) by_tenant.push_back({t.name, outcome});
+    }
+    auto classes = registry_.AddCounter("rlab_intake_orders",
+                                        "Orders at the intake by criticality class and outcome.",
+                                        {"criticality", "outcome"}, by_class);
+    if (!classes.ok()) return classes.status();
+    intake_class_metrics_ = *classes;
+    if (!by_tenant.empty()) {
+      auto tenants = registry_.AddCounter("rlab_intake_tenant_orders",
+                                          "Orders at the intake by tenant and outcome.",
+                                          {"tenant", "outcome"}, by_tenant);
+      if (!tenants.ok()) return tenants.status();
+      intake_tenant_metrics_ = *tenants;
+    }
+  }
+
   auto latency = registry_.AddHistogram("rlab_order_latency_seconds",
                                         "Arrival to terminal state, admitted orders.", {}, {{}},
                                         options_.latency_bounds_s);
@@ -508,22 +543,31 @@ absl::Status LiveEngine::Start() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> LiveEngine::Submit(int key, std::string_view idempotency_key) {
-  return SubmitImpl(key, idempotency_key, nullptr);
+absl::StatusOr<int64_t> LiveEngine::Submit(int key, std::string_view idempotency_key,
+                                           std::optional<OrderOrigin> origin) {
+  return SubmitImpl(key, idempotency_key, nullptr, origin);
 }
 
 absl::StatusOr<LiveEngine::OrderRef> LiveEngine::SubmitOrder(int key,
-                                                             std::string_view idempotency_key) {
+                                                             std::string_view idempotency_key,
+                                                             std::optional<OrderOrigin> origin) {
   OrderRef ref;
-  absl::StatusOr<int64_t> id = SubmitImpl(key, idempotency_key, &ref);
+  absl::StatusOr<int64_t> id = SubmitImpl(key, idempotency_key, &ref, origin);
   if (!id.ok()) return id.status();
   return ref;
 }
 
 absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempotency_key,
-                                               OrderRef* ref) {
+                                               OrderRef* ref, std::optional<OrderOrigin> origin) {
   if (!idempotency_key.empty()) {
     if (absl::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
+  }
+  if (origin) {
+    const int tenants = shedder_ ? std::max<int>(1, config_.intake.shedding->tenants.size()) : 1;
+    if (origin->tenant < 0 || origin->tenant >= tenants) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tenant index %d is not one of the %d declared", origin->tenant, tenants));
+    }
   }
   // Announce the submit before checking intake; Shutdown closes intake and then waits for the
   // announced submits to finish (both sequentially consistent), so no order is half-submitted
@@ -571,16 +615,53 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     o.idempotency_key = std::make_unique<std::string>(idempotency_key);
     keys_held_.fetch_add(1, std::memory_order_relaxed);
   }
+  // intake.shedding: the order's class and tenant, and the shedder's decision.
+  OrderOrigin from;
+  if (origin) {
+    from = *origin;  // without shedding, recorded only
+  } else if (shedder_) {
+    MutexLock lock(&origin_mu_);
+    from = DrawOrigin(shedder_->config(), origin_rng_);
+  }
+  o.record.origin = PackOrigin(from);
+  // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
+  // the others.
+  const bool full = shedder_ && queue_.size() >= queue_.capacity();
+  const ShedCause shed =
+      shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant) : ShedCause::kAdmit;
+  auto origin_arrival = [&](bool admitted, ShedCause cause) {
+    if (!shedder_) return;
+    MutexLock lock(&origin_mu_);
+    origins_.OnArrival(from, admitted, cause);
+  };
   // Before the push: once queued, a worker may record "processing" at any moment.
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
   in_system_.fetch_add(1, std::memory_order_acq_rel);
+  if (shed != ShedCause::kAdmit) {
+    in_system_.fetch_sub(1, std::memory_order_acq_rel);
+    origin_arrival(false, shed);
+    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kShed, nullptr, now, false);
+    return id;
+  }
+  if (full) {
+    in_system_.fetch_sub(1, std::memory_order_acq_rel);
+    origin_arrival(false, ShedCause::kAdmit);
+    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
+           false);
+    return id;
+  }
   Job job{chunk, id};
+  // The per-class counts are sums read after the run (or refreshed as a whole), so a worker
+  // may count the order's end before its arrival is counted here.
   switch (queue_.TryPush(job)) {
     case PushResult::kOk:
+      origin_arrival(true, ShedCause::kAdmit);
       return id;
     case PushResult::kFull:
+      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
+      origin_arrival(false, ShedCause::kAdmit);
       in_system_.fetch_sub(1, std::memory_order_acq_rel);
       Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
              false);
@@ -588,6 +669,8 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     case PushResult::kClosed:
       // Shutdown closed the queue between the intake check and the push: the order arrived
       // before intake stopped, so it is cancelled like any order the shutdown found queued.
+      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
+      origin_arrival(true, ShedCause::kAdmit);  // admitted, then cancelled by the shutdown
       in_system_.fetch_sub(1, std::memory_order_acq_rel);
       Finish(nullptr, *chunk, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now,
              false);
@@ -612,6 +695,9 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   const int64_t id = job.id;
   OrderSlot& o = c.slot(id);
   const int64_t start = NowNs();
+  if (shedder_) {
+    shedder_->OnDequeue(start, UnpackOrigin(o.record.origin).tenant, start - o.record.arrival_ns);
+  }
   if (cancel_.load(std::memory_order_acquire)) {
     Finish(&w, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
     return;
@@ -1223,6 +1309,11 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
     r.applied = static_cast<uint8_t>(std::min(applied, 255));
   }
   o.reason = static_cast<uint8_t>(reason);
+  if (shedder_ && status != OrderStatus::kRejected) {
+    // Rejected orders were counted at intake; every other end is an admitted order's.
+    MutexLock lock(&origin_mu_);
+    origins_.OnEnd(UnpackOrigin(r.origin), status, now_ns - r.arrival_ns);
+  }
   by_status_[static_cast<size_t>(status)]->Add();
   if (reason != FailReason::kNone) by_reason_[static_cast<size_t>(reason)]->Add();
   if (degraded) degraded_->Add();
@@ -1620,7 +1711,27 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     }
   }
   round_metrics_.RefreshGauges(deps_);
+  RefreshIntakeMetrics();
   return registry_.Snapshot();
+}
+
+void LiveEngine::RefreshIntakeMetrics() {
+  if (intake_class_metrics_ == nullptr) return;
+  MutexLock lock(&origin_mu_);
+  // The totals only grow, so each counter moves up by the difference (callers of
+  // MetricsSnapshot may race: the lock makes each refresh see and publish one state).
+  auto refresh = [](Family<Counter>* family, const std::vector<OriginTotals>& totals) {
+    if (family == nullptr) return;
+    size_t i = 0;
+    for (const OriginTotals& t : totals) {
+      for (int64_t v : {t.arrived, t.admitted, t.shed, t.queue_full, t.completed}) {
+        Counter& c = family->at(i++);
+        if (v > c.value()) c.Add(v - c.value());
+      }
+    }
+  };
+  refresh(intake_class_metrics_, origins_.classes);
+  refresh(intake_tenant_metrics_, origins_.tenants);
 }
 
 std::vector<SimTransition> LiveEngine::TakeTransitions() {
@@ -1841,6 +1952,10 @@ void LiveEngine::BuildResult(int64_t end_ns) {
   }
   r.ts_columns = ts_columns_;
   r.ts = ts_;
+  {
+    MutexLock lock(&origin_mu_);
+    r.origins = origins_;
+  }
   {
     MutexLock lock(&events_mu_);
     if (options_.record_events) {

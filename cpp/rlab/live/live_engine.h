@@ -35,8 +35,10 @@
 #include "rlab/live/round_metrics.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
+#include "rlab/model/origin_stats.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/policy/load_shedder.h"
 
 namespace rlab {
 
@@ -194,9 +196,14 @@ class LiveEngine {
   // still returns an id. Unavailable (intake closed) before Start or once Shutdown has begun.
   // `idempotency_key` (empty: derived from the order id, unique to this run) is what the order's
   // charges carry to the ledger; InvalidArgument unless ValidateIdempotencyKey accepts it.
-  absl::StatusOr<int64_t> Submit(int key = -1, std::string_view idempotency_key = {});
+  // `origin` (intake.shedding): the order's criticality and tenant; absent: drawn from the
+  // scenario's traffic mix (what the load generators do). A shed order is rejected at once
+  // (reason shed) and still returns an id.
+  absl::StatusOr<int64_t> Submit(int key = -1, std::string_view idempotency_key = {},
+                                 std::optional<OrderOrigin> origin = std::nullopt);
   // Submit, returning a reference to the order (for a handle that outlives its slot's release).
-  absl::StatusOr<OrderRef> SubmitOrder(int key = -1, std::string_view idempotency_key = {});
+  absl::StatusOr<OrderRef> SubmitOrder(int key = -1, std::string_view idempotency_key = {},
+                                       std::optional<OrderOrigin> origin = std::nullopt);
 
   // Replaces dependency `dependency`'s fault model for attempts that start from now on (those in
   // progress keep the model they started with). Phases are on the engine's clock, like the
@@ -406,7 +413,8 @@ class LiveEngine {
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);
   absl::Status InitMetrics();
   // Submit and SubmitOrder; `ref` (if not null) receives a reference to the order.
-  absl::StatusOr<int64_t> SubmitImpl(int key, std::string_view idempotency_key, OrderRef* ref);
+  absl::StatusOr<int64_t> SubmitImpl(int key, std::string_view idempotency_key, OrderRef* ref,
+                                     std::optional<OrderOrigin> origin = std::nullopt);
 
   // The chunk holding `id` in the table, or nullptr (never submitted, or released).
   Chunk* FindChunkLocked(int64_t id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
@@ -578,6 +586,18 @@ class LiveEngine {
   int64_t recorded_first_id_ = 0;  // likewise
   // Hedge / fan-out families and time-series columns (set up by InitMetrics).
   RoundMetrics round_metrics_;
+
+  // intake.shedding: the shedder (thread-safe), the draws of orders' origins, and the
+  // per-class / per-tenant totals.
+  std::unique_ptr<LoadShedder> shedder_;
+  Mutex origin_mu_;
+  RandomStream origin_rng_ ABSL_GUARDED_BY(origin_mu_) = RandomStream(0);
+  OriginStats origins_ ABSL_GUARDED_BY(origin_mu_);
+  // rlab_intake_orders{criticality, outcome} and rlab_intake_tenant_orders{tenant, outcome}
+  // (declared tenants only), brought up to origins_ by MetricsSnapshot.
+  Family<Counter>* intake_class_metrics_ = nullptr;
+  Family<Counter>* intake_tenant_metrics_ = nullptr;
+  void RefreshIntakeMetrics();
 };
 
 }  // namespace rlab

@@ -16,6 +16,7 @@
 #include "rlab/core/histogram.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/replica_pool.h"
+#include "rlab/model/origin_stats.h"
 #include "rlab/policy/circuit_breaker.h"
 
 namespace rlab {
@@ -31,7 +32,9 @@ struct OrderRecord {
   uint8_t degraded = 0;
   uint8_t charges = 0;  // committed charges
   uint8_t applied = 0;  // charges the ledger applied (> 1 is a double charge)
-  uint8_t client = 0;   // unused padding kept explicit
+  // The order's criticality (bits 0-1) and tenant index (bits 2-7), as PackOrigin
+  // (model/origin_stats.h) packs them; the engines set it for every order.
+  uint8_t origin = 0;
 };
 static_assert(sizeof(OrderRecord) == 32);
 
@@ -147,6 +150,8 @@ struct SimResult {
   std::vector<std::vector<double>> ts;  // one vector per column
   std::vector<SimTransition> transitions;
   std::vector<ReplicaEjection> ejections;  // time order
+  // Per criticality class and per tenant (intake.shedding only; empty otherwise).
+  OriginStats origins;
 };
 
 }  // namespace rlab

@@ -301,6 +301,10 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = ValidateDependency(d);
     if (!s.ok()) return s;
   }
+  if (config.intake.shedding) {
+    s = Validate(*config.intake.shedding, "intake.shedding");
+    if (!s.ok()) return s;
+  }
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 #include "rlab/policy/hedge.h"
 #include "rlab/policy/load_balancer.h"
 #include "rlab/policy/outlier_detector.h"
+#include "rlab/policy/load_shedder.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
@@ -181,7 +182,11 @@ struct ArrivalConfig {
 // Overload control at the service's intake, in front of the job queue and the workers (Python:
 // `Intake`, `intake.*` paths). Empty: admit whatever the queue has room for, first come first
 // served.
-struct IntakeConfig {};
+struct IntakeConfig {
+  // Criticality classes, tenants and load shedding (policy/load_shedder.h); absent: every order
+  // is `default`, of no tenant, and only a full queue refuses it.
+  std::optional<SheddingConfig> shedding;
+};
 
 // The experiment.
 struct ScenarioConfig {

@@ -42,7 +42,12 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
       arrival_rng_(rng_.Stream("arrivals")),
       arrivals_(config.arrivals, config.duration_ns),
       key_rng_(rng_.Stream("keys")),
-      think_rng_(rng_.Stream("think")) {
+      think_rng_(rng_.Stream("think")),
+      origin_rng_(rng_.Stream("intake/origin")) {
+  if (config_.intake.shedding) {
+    shedder_ = std::make_unique<LoadShedder>(*config_.intake.shedding, config_.queue_capacity);
+    result_.origins.Init(*config_.intake.shedding);
+  }
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
   for (const DependencyConfig& d : config_.dependencies) {
@@ -251,14 +256,25 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
     result_.orders.emplace_back();
     result_.orders.back().arrival_ns = now_ns;
   }
+  // intake.shedding: the order's class and tenant, then the shedder's decision (after the
+  // queue's own limit, which stays queue_full).
+  OrderOrigin origin;
+  if (shedder_) origin = DrawOrigin(shedder_->config(), origin_rng_);
+  if (record >= 0) result_.orders[record].origin = PackOrigin(origin);
   const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
-  if (!worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity) {
-    Account(OrderStatus::kRejected, FailReason::kQueueFull, false, now_ns, now_ns, false);
+  const bool full = !worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity;
+  const ShedCause shed = full || !shedder_
+                             ? ShedCause::kAdmit
+                             : shedder_->Admit(now_ns, origin.criticality, origin.tenant);
+  result_.origins.OnArrival(origin, !full && shed == ShedCause::kAdmit, shed);
+  if (full || shed != ShedCause::kAdmit) {
+    const FailReason why = full ? FailReason::kQueueFull : FailReason::kShed;
+    Account(OrderStatus::kRejected, why, false, now_ns, now_ns, false);
     if (record >= 0) {
       OrderRecord& r = result_.orders[record];
       r.end_ns = now_ns;
       r.status = static_cast<uint8_t>(OrderStatus::kRejected);
-      r.reason = static_cast<uint8_t>(FailReason::kQueueFull);
+      r.reason = static_cast<uint8_t>(why);
     }
     if (client >= 0)
       ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
@@ -276,6 +292,7 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   a.attempt_dep = -1;
   a.holds_worker = false;
   a.live = true;
+  a.origin = origin;
   ++a.gen;
   SetInSystem(now_ns, +1);
   job_queue_.push_back(slot);
@@ -299,6 +316,7 @@ void SimEngine::DispatchWork(int64_t now_ns) {
     const uint32_t slot = job_queue_.front();
     job_queue_.pop_front();
     Active& a = active_[slot];
+    if (shedder_) shedder_->OnDequeue(now_ns, a.origin.tenant, now_ns - a.arrival_ns);
     if (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns) {
       // Nobody waits for this order any more: drop it without calling a dependency.
       FinishWithoutFlow(slot, OrderStatus::kExpired, FailReason::kNone, now_ns);
@@ -613,6 +631,7 @@ void SimEngine::FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason 
   Active& a = active_[slot];
   const bool degraded = a.flow && a.flow->degraded();
   Account(status, reason, degraded, a.arrival_ns, now_ns, true);
+  result_.origins.OnEnd(a.origin, status, now_ns - a.arrival_ns);
   if (a.record >= 0) {
     OrderRecord& r = result_.orders[a.record];
     r.end_ns = now_ns;

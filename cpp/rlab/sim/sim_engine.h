@@ -21,6 +21,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/policy/load_shedder.h"
 #include "rlab/sim/event_queue.h"
 
 namespace rlab {
@@ -83,6 +84,7 @@ class SimEngine {
     std::vector<int64_t> copy_sent_ns;
     bool holds_worker = false;
     bool live = false;
+    OrderOrigin origin;  // criticality and tenant (intake.shedding)
   };
 
   // A call waiting in a dependency's server line.
@@ -180,6 +182,9 @@ class SimEngine {
   Counters last_;
   int64_t last_sample_ns_ = 0;
   SimResult result_;
+  // intake.shedding: the shedder and the draws of each arrival's class and tenant.
+  std::unique_ptr<LoadShedder> shedder_;
+  RandomStream origin_rng_;
 };
 
 }  // namespace rlab

@@ -88,6 +88,7 @@ from reliability_lab.scenario.replicas import (
     ReplicaOverride,
     Replicas,
 )
+from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -123,7 +124,10 @@ __all__ = [
     "Replicas",
     "Scenario",
     "Schedule",
+    "ShedClass",
+    "Shedding",
     "SimpleLatency",
+    "Tenant",
     "Trace",
     "Uniform",
     "mean_of",

@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reliability_lab.scenario._validate import _instance
+from reliability_lab.scenario.shedding import Shedding
+
 
 @dataclass(frozen=True)
 class Intake:
     """Overload control at the service's intake. The default admits every order the job queue
     has room for and serves them first come, first served (the behaviour of a scenario that
-    does not mention ``intake``)."""
+    does not mention ``intake``).
+
+    Attributes:
+        shedding: criticality classes, tenants and load shedding (:class:`Shedding`,
+            ``intake.shedding.*`` paths); None: every order is ``default``, of no tenant, and
+            only a full queue refuses it.
+    """
+
+    shedding: Shedding | None = None
+
+    def __post_init__(self) -> None:
+        if self.shedding is not None:
+            _instance("shedding", self.shedding, (Shedding,), "a Shedding or None")

@@ -51,6 +51,7 @@ from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
 from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride, Replicas
+from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
 from reliability_lab.throttle import ThrottleConfig
 
 #: The version of the dict / JSON schema written by :meth:`Scenario.to_dict`.
@@ -351,6 +352,9 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         ReplicaOverride,
         OutlierDetection,
         AwsRetryConfig,
+        Shedding,
+        ShedClass,
+        Tenant,
     }
 )
 
@@ -436,11 +440,11 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
             return value
         items = list(value)
-        if element is Phase:
+        if element is Phase or element is Tenant:  # elements named in paths
             names = [
                 i.get("name") if isinstance(i, Mapping) else getattr(i, "name", None) for i in items
             ]
-            labels = _phase_labels(names)
+            labels = _phase_labels(names) if element is Phase else _tenant_labels(names)
         else:
             labels = [f"{path.rsplit('.', 1)[-1]}[{i}]" for i in range(len(items))]
         parent = path.rsplit(".", 1)[0] if "." in path else ""
@@ -529,6 +533,8 @@ def _collect_paths(obj: Any, path: str, out: list[str]) -> None:
             labels = (
                 _phase_labels([v.name for v in value])
                 if isinstance(value[0], Phase)
+                else _tenant_labels([v.name for v in value])
+                if isinstance(value[0], Tenant)
                 else [f"{name}[{i}]" for i in range(len(value))]
             )
             for label, v in zip(labels, value, strict=True):
@@ -569,6 +575,8 @@ def _element_path(parent: str, name: str, seq: tuple[Any, ...], i: int) -> str:
         return str(seq[i].name)
     if name == "phases":
         return _join(parent, _phase_labels([p.name for p in seq])[i])
+    if name == "tenants":
+        return _join(parent, _tenant_labels([t.name for t in seq])[i])
     return _join(parent, f"{name}[{i}]")
 
 

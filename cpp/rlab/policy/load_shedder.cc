@@ -1,0 +1,221 @@
+#include "rlab/policy/load_shedder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+#include "rlab/core/validate.h"
+
+namespace rlab {
+namespace {
+
+constexpr std::string_view kClassNames[kNumCriticalities] = {"critical", "default", "sheddable"};
+constexpr std::string_view kCauseNames[kNumShedCauses] = {"admit", "occupancy", "delay",
+                                                          "fairness"};
+
+bool ValidName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char ch : s) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Draws an index with probability proportional to `weight(i)` (n >= 1, total > 0).
+template <typename Weight>
+int DrawIndex(int n, double total, Weight weight, RandomStream& rng) {
+  double u = rng.Uniform01() * total;
+  for (int i = 0; i < n; ++i) {
+    const double w = weight(i);
+    if (u < w) return i;
+    u -= w;
+  }
+  // Rounding left u just above the last weight: the last class with a positive weight.
+  for (int i = n - 1; i >= 0; --i) {
+    if (weight(i) > 0.0) return i;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string_view CriticalityName(Criticality c) { return kClassNames[static_cast<size_t>(c)]; }
+
+std::string_view ShedCauseName(ShedCause c) { return kCauseNames[static_cast<size_t>(c)]; }
+
+absl::Status Validate(const SheddingConfig& c, std::string_view path) {
+  double traffic = 0.0;
+  for (int i = 0; i < kNumCriticalities; ++i) {
+    const ShedClassConfig& k = c.classes[i];
+    const std::string at = absl::StrFormat("%s.%s", path, kClassNames[i]);
+    if (absl::Status s =
+            FirstError({CheckRange(at + ".traffic", k.traffic, 0.0, 1e9),
+                        CheckRange(at + ".max_occupancy", k.max_occupancy, 0.0, 1.0, Bound::kOpen),
+                        CheckDurationNs(at + ".max_queue_delay", k.max_queue_delay_ns, true)});
+        !s.ok()) {
+      return s;
+    }
+    traffic += k.traffic;
+  }
+  if (!(traffic > 0.0)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: the traffic of critical, default and sheddable must not all be 0", path));
+  }
+  if (absl::Status s =
+          CheckDurationNs(absl::StrFormat("%s.delay_interval", path), c.delay_interval_ns);
+      !s.ok()) {
+    return s;
+  }
+  if (c.fair_share_above >= 0.0) {
+    if (absl::Status s =
+            CheckRange(absl::StrFormat("%s.fair_share_above", path), c.fair_share_above, 0.0, 1.0);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (c.tenants.size() > static_cast<size_t>(kMaxTenants)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s.tenants must have at most %d entries, got %d", path, kMaxTenants, c.tenants.size()));
+  }
+  double tenant_traffic = 0.0;
+  for (size_t i = 0; i < c.tenants.size(); ++i) {
+    const TenantConfig& t = c.tenants[i];
+    const std::string at = absl::StrFormat("%s.tenants[%d]", path, i);
+    if (!ValidName(t.name)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.name must be 1 to 64 letters, digits or underscores, got '%s'", at, t.name));
+    }
+    const bool seen = std::any_of(c.tenants.begin(), c.tenants.begin() + static_cast<long>(i),
+                                  [&](const TenantConfig& u) { return u.name == t.name; });
+    if (seen) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s.name must be unique, got '%s' twice", at, t.name));
+    }
+    // A unique name names the tenant in paths, an index the others (as the Python API does).
+    const bool unique = std::count_if(c.tenants.begin(), c.tenants.end(),
+                                      [&](const TenantConfig& u) { return u.name == t.name; }) == 1;
+    const std::string named = unique ? absl::StrFormat("%s.tenants[%s]", path, t.name) : at;
+    if (absl::Status s =
+            FirstError({CheckRange(named + ".weight", t.weight, 0.0, 1e9, Bound::kOpen),
+                        CheckRange(named + ".traffic", t.traffic, 0.0, 1e9)});
+        !s.ok()) {
+      return s;
+    }
+    tenant_traffic += t.traffic;
+  }
+  if (!c.tenants.empty() && !(tenant_traffic > 0.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s.tenants: the traffic of the tenants must not all be 0", path));
+  }
+  return absl::OkStatus();
+}
+
+OrderOrigin DrawOrigin(const SheddingConfig& c, RandomStream& rng) {
+  OrderOrigin o;
+  double total = 0.0;
+  for (const ShedClassConfig& k : c.classes) total += k.traffic;
+  o.criticality = static_cast<Criticality>(
+      DrawIndex(kNumCriticalities, total, [&](int i) { return c.classes[i].traffic; }, rng));
+  if (c.tenants.size() > 1) {
+    double tt = 0.0;
+    for (const TenantConfig& t : c.tenants) tt += t.traffic;
+    o.tenant = DrawIndex(
+        static_cast<int>(c.tenants.size()), tt, [&](int i) { return c.tenants[i].traffic; }, rng);
+  }
+  return o;
+}
+
+LoadShedder::LoadShedder(const SheddingConfig& config, int64_t queue_capacity)
+    : config_(config), capacity_(std::max<int64_t>(0, queue_capacity)) {
+  for (const TenantConfig& t : config_.tenants) weights_.push_back(t.weight);
+  if (weights_.empty()) weights_.push_back(1.0);
+  MutexLock lock(&mu_);
+  tenant_queued_.assign(weights_.size(), 0);
+}
+
+void LoadShedder::RollLocked(int64_t now_ns) {
+  if (now_ns - window_start_ns_ < config_.delay_interval_ns) return;
+  // The window closed: its smallest delay is the standing delay. Without a departure in a whole
+  // interval, a non-empty queue is not draining (keep the estimate) and an empty one has none.
+  if (window_min_ns_ >= 0) {
+    recent_delay_ns_ = window_min_ns_;
+  } else if (queued_ == 0) {
+    recent_delay_ns_ = 0;
+  }
+  window_min_ns_ = -1;
+  window_start_ns_ = now_ns;
+}
+
+ShedCause LoadShedder::Admit(int64_t now_ns, Criticality c, int tenant) {
+  const ShedClassConfig& k = config_.classes[static_cast<size_t>(c)];
+  const size_t t = static_cast<size_t>(std::clamp<int>(tenant, 0, weights_.size() - 1));
+  MutexLock lock(&mu_);
+  RollLocked(now_ns);
+  const double queued = static_cast<double>(queued_);
+  const double capacity = static_cast<double>(capacity_);
+  // 1.0 is the queue's own limit (queue_full), so the shedder leaves it to the queue.
+  // Without a queue (capacity 0) only the workers admit: occupancy and shares do not apply.
+  if (capacity_ > 0 && k.max_occupancy < 1.0 && queued >= k.max_occupancy * capacity) {
+    return ShedCause::kOccupancy;
+  }
+  if (k.max_queue_delay_ns > 0 && recent_delay_ns_ > k.max_queue_delay_ns) {
+    return ShedCause::kDelay;
+  }
+  if (capacity_ > 0 && config_.fair_share_above >= 0.0 && weights_.size() > 1 &&
+      queued >= config_.fair_share_above * capacity) {
+    const double active = active_weight_ + (tenant_queued_[t] == 0 ? weights_[t] : 0.0);
+    const double share = std::max(1.0, capacity * weights_[t] / active);
+    if (static_cast<double>(tenant_queued_[t]) + 1.0 > share) return ShedCause::kFairness;
+    // Below its share, a tenant still may not grow while it holds more of the queue (weighted)
+    // than every other tenant with orders queued: the cap alone lets a tenant that always sits
+    // at it out-hold tenants whose bursts come and go (Longest Queue Drop without push-out:
+    // Suter et al., "Design Considerations for Supporting TCP with Per-flow Queueing",
+    // INFOCOM 1998).
+    const double mine = static_cast<double>(tenant_queued_[t]) / weights_[t];
+    double longest_other = -1.0;
+    for (size_t u = 0; u < weights_.size(); ++u) {
+      if (u == t || tenant_queued_[u] == 0) continue;
+      longest_other = std::max(longest_other, static_cast<double>(tenant_queued_[u]) / weights_[u]);
+    }
+    if (longest_other >= 0.0 && mine > longest_other) return ShedCause::kFairness;
+  }
+  ++queued_;
+  if (tenant_queued_[t]++ == 0) active_weight_ += weights_[t];
+  return ShedCause::kAdmit;
+}
+
+void LoadShedder::OnDequeue(int64_t now_ns, int tenant, int64_t queue_delay_ns) {
+  const size_t t = static_cast<size_t>(std::clamp<int>(tenant, 0, weights_.size() - 1));
+  MutexLock lock(&mu_);
+  RollLocked(now_ns);
+  if (queue_delay_ns >= 0) {
+    window_min_ns_ = window_min_ns_ < 0 ? queue_delay_ns : std::min(window_min_ns_, queue_delay_ns);
+  }
+  if (queued_ > 0) --queued_;
+  if (tenant_queued_[t] > 0 && --tenant_queued_[t] == 0) {
+    active_weight_ -= weights_[t];
+    if (active_weight_ < 1e-12) active_weight_ = 0.0;  // float residue once nothing is queued
+  }
+}
+
+int64_t LoadShedder::queued() const {
+  MutexLock lock(&mu_);
+  return queued_;
+}
+
+int64_t LoadShedder::queued(int tenant) const {
+  MutexLock lock(&mu_);
+  return tenant >= 0 && static_cast<size_t>(tenant) < tenant_queued_.size()
+             ? tenant_queued_[static_cast<size_t>(tenant)]
+             : 0;
+}
+
+int64_t LoadShedder::recent_delay_ns(int64_t now_ns) {
+  MutexLock lock(&mu_);
+  RollLocked(now_ns);
+  return recent_delay_ns_;
+}
+
+}  // namespace rlab
