@@ -82,9 +82,9 @@ class QueueDiscipline {
  private:
   // After which step of RFC 8289's dequeue() the next item is looked at.
   enum class Step : uint8_t {
-    kFresh = 0,      // a new dequeue() call
-    kAfterEntry = 1, // the drop that entered the dropping state
-    kInDropLoop = 2, // a drop inside the `while (now >= drop_next && dropping)` loop
+    kFresh = 0,       // a new dequeue() call
+    kAfterEntry = 1,  // the drop that entered the dropping state
+    kInDropLoop = 2,  // a drop inside the `while (now >= drop_next && dropping)` loop
   };
   // RFC 8289 dodequeue(): whether the sojourn time stayed above target for an interval.
   bool OkToDrop(int64_t now_ns, int64_t sojourn_ns, size_t remaining);
