@@ -472,14 +472,46 @@ FanoutConfig ReadFanout(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
-IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+constexpr std::pair<std::string_view, QueueDisciplineConfig::Kind> kDisciplineKinds[] = {
+    {"fifo", QueueDisciplineConfig::Kind::kFifo},
+    {"lifo", QueueDisciplineConfig::Kind::kLifo},
+    {"adaptive_lifo", QueueDisciplineConfig::Kind::kAdaptiveLifo},
+    {"codel", QueueDisciplineConfig::Kind::kCodel},
+};
+
+QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
   Obj o(h, path);
-  IntakeConfig c;
+  QueueDisciplineConfig c;
+  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kDisciplineKinds);
+  c.codel_target_ns = o.Seconds("codel_target");
+  c.codel_interval_ns = o.Seconds("codel_interval");
+  c.lifo_threshold_ns = o.Seconds("lifo_threshold");
   o.Finish();
   return c;
 }
 
-py::dict IntakeToDict(const IntakeConfig& /*c*/) { return py::dict(); }
+py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
+  py::dict d;
+  d["kind"] = std::string(QueueDisciplineKindName(c.kind));
+  d["codel_target_ns"] = c.codel_target_ns;
+  d["codel_interval_ns"] = c.codel_interval_ns;
+  d["lifo_threshold_ns"] = c.lifo_threshold_ns;
+  return d;
+}
+
+IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  IntakeConfig c;
+  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
+  o.Finish();
+  return c;
+}
+
+py::dict IntakeToDict(const IntakeConfig& c) {
+  py::dict d;
+  d["discipline"] = QueueDisciplineToDict(c.discipline);
+  return d;
+}
 
 DependencyConfig ReadDependency(py::handle h, size_t index) {
   static constexpr std::pair<std::string_view, Composition> kCompositions[] = {

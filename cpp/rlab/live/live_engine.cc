@@ -70,8 +70,8 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
   if (terminal != r.arrived) {
     problems.push_back(absl::StrFormat(
         "arrived %d != completed %d + failed %d + rejected %d + expired %d + cancelled %d",
-        r.arrived, n(OrderStatus::kCompleted), n(OrderStatus::kFailed),
-        n(OrderStatus::kRejected), n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
+        r.arrived, n(OrderStatus::kCompleted), n(OrderStatus::kFailed), n(OrderStatus::kRejected),
+        n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
   }
   if (r.in_flight != 0) problems.push_back(absl::StrFormat("%d orders in flight", r.in_flight));
   if (finished_twice != 0) {
@@ -172,6 +172,7 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       options_(options),
       rng_(config.seed),
       queue_(static_cast<size_t>(std::max(1, config.queue_capacity))) {
+  queue_.SetDiscipline(config_.intake.discipline, [this] { return NowNs(); });
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
     arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
@@ -564,7 +565,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   arrived_->Add();
   in_system_.fetch_add(1, std::memory_order_acq_rel);
   Job job{chunk, id};
-  switch (queue_.TryPush(job)) {
+  switch (queue_.TryPush(job, now)) {
     case PushResult::kOk:
       return id;
     case PushResult::kFull:
@@ -585,7 +586,20 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
 
 void LiveEngine::WorkerLoop(Worker& w) {
   Job job;
-  while (queue_.Pop(&job) == PopResult::kOk) Process(w, job);
+  std::vector<Job> dropped;  // jobs the intake's queue discipline dropped (CoDel)
+  for (;;) {
+    const PopResult r = queue_.Pop(&job, -1, &dropped);
+    for (const Job& d : dropped) {
+      Finish(&w, *d.chunk, d.id, OrderStatus::kRejected, FailReason::kQueueDelay, nullptr, NowNs(),
+             true);
+    }
+    dropped.clear();
+    if (r == PopResult::kOk) {
+      Process(w, job);
+    } else if (r != PopResult::kDropped) {
+      break;
+    }
+  }
   PublishStats(w);
   {
     MutexLock lock(&exit_mu_);
@@ -1511,6 +1525,8 @@ void LiveEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", d.name, m));
     }
   }
+  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
+  if (queue_.disciplined()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
 }
@@ -1558,6 +1574,12 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
                               : std::numeric_limits<double>::quiet_NaN());
     put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
+  }
+  if (queue_.disciplined()) {
+    const int64_t oldest = queue_.oldest_enqueued_ns();
+    put(oldest < 0 ? 0.0 : NsToSeconds(std::max<int64_t>(0, now_ns - oldest)));
+    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
+    put(static_cast<double>(rs[r] - last_.by_reason[r]));
   }
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
@@ -1772,8 +1794,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     for (const Chunk* c : young_) {
       RecordChunkLocked(*c, std::min(kOrderChunk, r.arrived - c->base_id));
     }
-    size_t skip = static_cast<size_t>(
-        std::max<int64_t>(0, recorded_count_ - options_.max_order_records));
+    size_t skip =
+        static_cast<size_t>(std::max<int64_t>(0, recorded_count_ - options_.max_order_records));
     recorded_first_id_ =
         recorded_.empty() ? 0 : recorded_.begin()->first + static_cast<int64_t>(skip);
     for (auto it = recorded_.begin(); it != recorded_.end(); it = recorded_.erase(it)) {

@@ -11,7 +11,7 @@ constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
 
 constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
     "",         "exhausted",     "permanent",  "breaker_open", "budget",
-    "deadline", "non_retryable", "queue_full", "shutdown"};
+    "deadline", "non_retryable", "queue_full", "shutdown",     "queue_delay"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;

@@ -59,11 +59,12 @@ enum class FailReason : uint8_t {
   kNonRetryable,  // the dependency answered with a non-retryable outcome (e.g. a 4xx)
   kQueueFull,     // rejected at intake: the job queue was full
   kShutdown,      // cancelled by a shutdown (live engine)
+  kQueueDelay,    // rejected at dequeue by the intake's queue discipline (CoDel)
 };
-inline constexpr int kNumFailReasons = 9;
+inline constexpr int kNumFailReasons = 10;
 
 // "", "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
-// "queue_full", "shutdown".
+// "queue_full", "shutdown", "queue_delay".
 std::string_view FailReasonName(FailReason reason);
 
 // A bounded least-recently-used cache of each key's last good value time, for fallbacks.

@@ -260,6 +260,8 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = ValidateDependency(d);
     if (!s.ok()) return s;
   }
+  s = Prefixed("intake.discipline.", Validate(config.intake.discipline));
+  if (!s.ok()) return s;
   return absl::OkStatus();
 }
 

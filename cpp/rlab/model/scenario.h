@@ -15,6 +15,7 @@
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
+#include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
@@ -151,7 +152,9 @@ struct ArrivalConfig {
 // Overload control at the service's intake, in front of the job queue and the workers (Python:
 // `Intake`, `intake.*` paths). Empty: admit whatever the queue has room for, first come first
 // served.
-struct IntakeConfig {};
+struct IntakeConfig {
+  QueueDisciplineConfig discipline;  // the job queue's service order and drops (FIFO: none)
+};
 
 // The experiment.
 struct ScenarioConfig {

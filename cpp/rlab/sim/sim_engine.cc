@@ -10,6 +10,7 @@ namespace rlab {
 namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+constexpr uint32_t kNoJob = std::numeric_limits<uint32_t>::max();
 
 // An attempt's outcome packed into an event's 32-bit payload: kind, HTTP status, committed, and
 // the copy of its call (0 unless hedged or fanned out).
@@ -320,8 +321,8 @@ void SimEngine::DispatchWork(int64_t now_ns) {
       Apply(slot, a.flow->OnSleepDone(now_ns, FlowRng(slot)), now_ns);
       continue;
     }
-    const uint32_t slot = job_queue_.front();
-    job_queue_.pop_front();
+    const uint32_t slot = TakeJob(now_ns);
+    if (slot == kNoJob) continue;
     Active& a = active_[slot];
     if (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns) {
       // Nobody waits for this order any more: drop it without calling a dependency.
@@ -331,6 +332,34 @@ void SimEngine::DispatchWork(int64_t now_ns) {
     Start(slot, now_ns);
   }
   dispatching_ = false;
+}
+
+uint32_t SimEngine::TakeJob(int64_t now_ns) {
+  QueueDiscipline& d = intake_discipline_;
+  if (d.fifo()) {
+    const uint32_t slot = job_queue_.front();
+    job_queue_.pop_front();
+    return slot;
+  }
+  while (!job_queue_.empty()) {
+    // The queue is in arrival order: its front is the oldest order.
+    const bool back =
+        d.Next(now_ns, active_[job_queue_.front()].arrival_ns) == QueueDiscipline::End::kBack;
+    const uint32_t slot = back ? job_queue_.back() : job_queue_.front();
+    if (back) {
+      job_queue_.pop_back();
+    } else {
+      job_queue_.pop_front();
+    }
+    if (!d.drops() || d.OnDequeue(now_ns, now_ns - active_[slot].arrival_ns, job_queue_.size()) ==
+                          QueueDiscipline::Verdict::kServe) {
+      return slot;
+    }
+    // CoDel: the order fails at dequeue, before any dependency is called.
+    FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kQueueDelay, now_ns);
+    if (job_queue_.empty()) d.OnEmpty(now_ns);
+  }
+  return kNoJob;
 }
 
 void SimEngine::Start(uint32_t slot, int64_t now_ns) {
@@ -654,6 +683,8 @@ void SimEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
     }
   }
+  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
+  if (!intake_discipline_.fifo()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
   result_.ts.assign(c.size(), {});
 }
 
@@ -706,6 +737,12 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(static_cast<double>(s.cancelled - l.cancelled));
     put(NsToSeconds(result_.deps[d].wasted_attempt_ns - last_.wasted_attempt_ns[d]));
     last_.wasted_attempt_ns[d] = result_.deps[d].wasted_attempt_ns;
+  }
+  if (!intake_discipline_.fifo()) {
+    // How long the oldest waiting order has waited (0: none waits): the standing queue delay.
+    put(job_queue_.empty() ? 0.0 : NsToSeconds(now_ns - active_[job_queue_.front()].arrival_ns));
+    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
+    put(static_cast<double>(result_.by_reason[r] - last_.by_reason[r]));
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

@@ -103,6 +103,9 @@ class SimEngine {
   void ScheduleClient(int client, int64_t at_ns);
   uint32_t AllocSlot();
   void DispatchWork(int64_t now_ns);
+  // Takes the next job as the intake's queue discipline says, failing the ones it drops;
+  // kNoJob when it dropped every job waiting.
+  uint32_t TakeJob(int64_t now_ns);
   void Start(uint32_t slot, int64_t now_ns);
   void Apply(uint32_t slot, const FlowAction& action, int64_t now_ns);
   void Handle(uint32_t slot, const FlowAction& action, int64_t now_ns);
@@ -166,6 +169,8 @@ class SimEngine {
   Counters last_;
   int64_t last_sample_ns_ = 0;
   SimResult result_;
+  // The job queue's discipline (intake.discipline); FIFO takes the plain path.
+  QueueDiscipline intake_discipline_{config_.intake.discipline};
 };
 
 }  // namespace rlab

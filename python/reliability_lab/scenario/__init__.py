@@ -81,6 +81,7 @@ from reliability_lab.scenario.model import _SCENARIO_FIELDS as _SCENARIO_FIELDS
 from reliability_lab.scenario.model import _TAGS as _TAGS
 from reliability_lab.scenario.model import SCHEMA_VERSION, Scenario
 from reliability_lab.scenario.model import _field_hints as _field_hints
+from reliability_lab.scenario.queue_discipline import QueueDiscipline, QueueDisciplineKind
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -107,6 +108,8 @@ __all__ = [
     "Outage",
     "Phase",
     "Poisson",
+    "QueueDiscipline",
+    "QueueDisciplineKind",
     "RateSegment",
     "Recovery",
     "Scenario",

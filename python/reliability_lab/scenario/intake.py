@@ -8,9 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reliability_lab.scenario._validate import _instance
+from reliability_lab.scenario.queue_discipline import QueueDiscipline
+
 
 @dataclass(frozen=True)
 class Intake:
     """Overload control at the service's intake. The default admits every order the job queue
     has room for and serves them first come, first served (the behaviour of a scenario that
-    does not mention ``intake``)."""
+    does not mention ``intake``).
+
+    Attributes:
+        discipline: the job queue's :class:`QueueDiscipline` (FIFO, LIFO, adaptive LIFO or
+            CoDel; ``intake.discipline.*`` paths).
+    """
+
+    discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
+
+    def __post_init__(self) -> None:
+        _instance("discipline", self.discipline, (QueueDiscipline,), "a QueueDiscipline")
