@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rlab/live/bounded_queue.h"
 
 namespace rlab {
 namespace {
@@ -295,6 +296,93 @@ TEST(QueueDisciplineTest, CodelMatchesRfcPseudocodeOnRandomTraffic) {
   }
   EXPECT_GT(rfc_dropped.size(), 100u) << "the traffic must exercise the dropping state";
   EXPECT_GT(served, 1000);
+}
+
+// The live engine's job queue with a discipline, on a manual clock.
+TEST(QueueDisciplineTest, BoundedQueueFifoIgnoresTheClock) {
+  BoundedQueue<int> q(8);
+  q.SetDiscipline(Config(Kind::kFifo), [] { return int64_t{0}; });
+  EXPECT_FALSE(q.disciplined());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(q.TryPush(i, i), PushResult::kOk);
+  EXPECT_EQ(q.oldest_enqueued_ns(), -1);
+  int v = -1;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(q.Pop(&v, 0), PopResult::kOk);
+    EXPECT_EQ(v, i);
+  }
+}
+
+TEST(QueueDisciplineTest, BoundedQueueLifoAndAdaptiveLifo) {
+  int64_t now = 0;
+  BoundedQueue<int> lifo(8);
+  lifo.SetDiscipline(Config(Kind::kLifo), [&now] { return now; });
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(lifo.TryPush(i, now), PushResult::kOk);
+  int v = -1;
+  std::vector<int> dropped;
+  for (int expected : {2, 1, 0}) {
+    ASSERT_EQ(lifo.Pop(&v, 0, &dropped), PopResult::kOk);
+    EXPECT_EQ(v, expected);
+  }
+  QueueDisciplineConfig c = Config(Kind::kAdaptiveLifo);
+  c.lifo_threshold_ns = 10 * kMs;
+  BoundedQueue<int> ada(8);
+  ada.SetDiscipline(c, [&now] { return now; });
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(ada.TryPush(i, i * kMs), PushResult::kOk);
+  EXPECT_EQ(ada.oldest_enqueued_ns(), 0);
+  now = 9 * kMs;  // the oldest waited 9 ms: FIFO
+  ASSERT_EQ(ada.Pop(&v, 0, &dropped), PopResult::kOk);
+  EXPECT_EQ(v, 0);
+  now = 11 * kMs;  // the oldest (1) waited 10 ms: LIFO
+  ASSERT_EQ(ada.Pop(&v, 0, &dropped), PopResult::kOk);
+  EXPECT_EQ(v, 3);
+  EXPECT_EQ(ada.oldest_enqueued_ns(), 1 * kMs);
+  EXPECT_TRUE(ada.TryPop(&v));  // TryPop: the oldest, whatever the discipline
+  EXPECT_EQ(v, 1);
+  EXPECT_EQ(ada.size(), 1u);
+  EXPECT_EQ(ada.Drain(), std::vector<int>{2});
+  EXPECT_EQ(ada.oldest_enqueued_ns(), -1);
+  EXPECT_TRUE(dropped.empty());
+}
+
+TEST(QueueDisciplineTest, BoundedQueueCodelHandsDropsToTheCaller) {
+  int64_t now = 0;
+  BoundedQueue<int> q(100);
+  q.SetDiscipline(Config(Kind::kCodel), [&now] { return now; });
+  EXPECT_TRUE(q.disciplined());
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(q.TryPush(i, 0), PushResult::kOk);
+  int v = -1;
+  std::vector<int> dropped;
+  now = 10 * kMs;  // above target: first_above_time = 110 ms
+  ASSERT_EQ(q.Pop(&v, 0, &dropped), PopResult::kOk);
+  EXPECT_EQ(v, 0);
+  now = 110 * kMs;  // an interval later: drop 1, serve 2
+  ASSERT_EQ(q.Pop(&v, 0, &dropped), PopResult::kOk);
+  EXPECT_EQ(v, 2);
+  EXPECT_EQ(dropped, std::vector<int>{1});
+  dropped.clear();
+  // Long after drop_next (210 ms) the loop drops until drop_next passes now, then serves.
+  now = 400 * kMs;
+  ASSERT_EQ(q.Pop(&v, 0, &dropped), PopResult::kOk);
+  // drop_next: 210, 280.7, 338.5, 388.5, 433.2 ms -> drops at 210, 280.7, 338.5 and 388.5.
+  EXPECT_EQ(dropped, (std::vector<int>{3, 4, 5, 6}));
+  EXPECT_EQ(v, 7);
+  // The last item is never dropped (no standing queue behind it, RFC 8289's maxpacket rule):
+  // even deep in the dropping state a Pop serves, so a line is never dropped empty.
+  dropped.clear();
+  BoundedQueue<int> small(4);
+  now = 0;
+  small.SetDiscipline(Config(Kind::kCodel), [&now] { return now; });
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(small.TryPush(i, 0), PushResult::kOk);
+  now = 10 * kMs;
+  ASSERT_EQ(small.Pop(&v, 0, &dropped), PopResult::kOk);  // 0; first_above = 110 ms
+  now = 110 * kMs;
+  ASSERT_EQ(small.Pop(&v, 0, &dropped), PopResult::kOk);  // drops 1, serves 2 (dropping)
+  EXPECT_EQ(v, 2);
+  now = 1000 * kMs;
+  // Item 3 is the last one: no standing queue behind it, so it is served, and dropping ends.
+  ASSERT_EQ(small.Pop(&v, 0, &dropped), PopResult::kOk);
+  EXPECT_EQ(v, 3);
+  EXPECT_EQ(PopResultName(PopResult::kDropped), "dropped");
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ enum class PopResult : uint8_t {
   kOk = 0,       // an item was taken
   kTimeout = 1,  // the timeout passed with the queue open and empty
   kClosed = 2,   // the queue is closed and empty: no item will ever come
-  kDropped = 3,  // the discipline dropped every item waiting (they are in `dropped`)
+  kDropped = 3,  // the discipline dropped every item waiting (in `dropped`; CoDel never does)
 };
 
 // "ok", "full" or "closed".
