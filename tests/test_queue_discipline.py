@@ -337,3 +337,58 @@ def test_live_codel_drops_orders_and_each_ends_once() -> None:
     assert np.all(
         [r == "queue_delay" for r, s_ in zip(reasons, statuses, strict=True) if s_ == "rejected"]
     )
+
+
+# -- a capacity-limited dependency's line (simulator) ------------------------------------------
+
+
+def _limited(kind: str, *, rate: float = 150.0, duration: float = 60.0) -> Scenario:
+    # Plenty of workers: the dependency (one call at a time, 10 ms each) is the bottleneck and
+    # its line is where orders wait.
+    cap = rl.Capacity(max_in_service=1, discipline=QueueDiscipline(kind=kind))  # type: ignore[arg-type]
+    return Scenario(
+        arrivals=Poisson(rate),
+        workers=100_000,
+        queue_capacity=100,
+        duration=duration,
+        seed=13,
+        record_orders=True,
+        dependencies=(
+            Dependency("server", faults=Faults(latency=Exponential(mean=0.01), capacity=cap)),
+        ),
+    )
+
+
+def test_codel_on_a_dependency_line_fails_calls_with_503_and_bounds_the_wait() -> None:
+    fifo, codel = simulate(_limited("fifo")), simulate(_limited("codel"))
+    assert fifo.orders is not None and codel.orders is not None
+    late = lambda r: r.orders.loc[r.orders["arrival"] > 45, "latency"]  # noqa: E731
+    assert late(fifo).median() > 10.0
+    assert late(codel).median() < 0.2
+    dep = codel.totals["dependencies"][0]
+    assert fifo.totals["dependencies"][0]["dropped_by_queue"] == 0
+    assert 0.25 < dep["dropped_by_queue"] / codel.summary["arrived"] < 0.45
+    # A dropped call is a 503: the order (no retry) fails "exhausted"; every order ends once.
+    assert codel.summary["failed_exhausted"] == dep["dropped_by_queue"]
+    assert codel.summary["completed"] + codel.summary["failed"] == codel.summary["arrived"]
+    assert codel.summary["in_flight"] == 0
+
+
+def test_lifo_on_a_dependency_line_serves_the_newest_call_first() -> None:
+    fifo, lifo = (
+        simulate(_limited("fifo", duration=10.0)),
+        simulate(_limited("lifo", duration=10.0)),
+    )
+    assert fifo.orders is not None and lifo.orders is not None
+    assert lifo.summary["completed"] == fifo.summary["completed"] == fifo.summary["arrived"]
+    assert lifo.orders["latency"].median() < 0.1 < fifo.orders["latency"].median()
+
+
+def test_the_live_engine_refuses_a_discipline_on_a_dependency_line() -> None:
+    with pytest.raises(
+        ValueError, match=r"^server\.faults\.capacity\.discipline\.kind = 'lifo' is simulator-only"
+    ):
+        rl.Lab(_limited("lifo", duration=1.0))
+    sc = _limited("fifo", duration=1.0)
+    with pytest.raises(ValueError, match=r"server\.faults\.capacity\.discipline\.codel_target"):
+        sc.replace(**{"server.faults.capacity.discipline.codel_target": -1.0})

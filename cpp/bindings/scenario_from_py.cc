@@ -278,6 +278,33 @@ FaultPhase ReadPhase(py::handle h, const std::string& path) {
   return p;
 }
 
+constexpr std::pair<std::string_view, QueueDisciplineConfig::Kind> kDisciplineKinds[] = {
+    {"fifo", QueueDisciplineConfig::Kind::kFifo},
+    {"lifo", QueueDisciplineConfig::Kind::kLifo},
+    {"adaptive_lifo", QueueDisciplineConfig::Kind::kAdaptiveLifo},
+    {"codel", QueueDisciplineConfig::Kind::kCodel},
+};
+
+QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  QueueDisciplineConfig c;
+  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kDisciplineKinds);
+  c.codel_target_ns = o.Seconds("codel_target");
+  c.codel_interval_ns = o.Seconds("codel_interval");
+  c.lifo_threshold_ns = o.Seconds("lifo_threshold");
+  o.Finish();
+  return c;
+}
+
+py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
+  py::dict d;
+  d["kind"] = std::string(QueueDisciplineKindName(c.kind));
+  d["codel_target_ns"] = c.codel_target_ns;
+  d["codel_interval_ns"] = c.codel_interval_ns;
+  d["lifo_threshold_ns"] = c.lifo_threshold_ns;
+  return d;
+}
+
 CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
   Obj o(h, path);
   CapacityConfig c;
@@ -286,6 +313,7 @@ CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
   c.load_slope = o.Number("load_slope");
   c.load_knee = o.Int32("load_knee");
   c.drop_abandoned = o.Bool("drop_abandoned");
+  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
   o.Finish();
   return c;
 }
@@ -472,33 +500,6 @@ FanoutConfig ReadFanout(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
-constexpr std::pair<std::string_view, QueueDisciplineConfig::Kind> kDisciplineKinds[] = {
-    {"fifo", QueueDisciplineConfig::Kind::kFifo},
-    {"lifo", QueueDisciplineConfig::Kind::kLifo},
-    {"adaptive_lifo", QueueDisciplineConfig::Kind::kAdaptiveLifo},
-    {"codel", QueueDisciplineConfig::Kind::kCodel},
-};
-
-QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  QueueDisciplineConfig c;
-  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kDisciplineKinds);
-  c.codel_target_ns = o.Seconds("codel_target");
-  c.codel_interval_ns = o.Seconds("codel_interval");
-  c.lifo_threshold_ns = o.Seconds("lifo_threshold");
-  o.Finish();
-  return c;
-}
-
-py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
-  py::dict d;
-  d["kind"] = std::string(QueueDisciplineKindName(c.kind));
-  d["codel_target_ns"] = c.codel_target_ns;
-  d["codel_interval_ns"] = c.codel_interval_ns;
-  d["lifo_threshold_ns"] = c.lifo_threshold_ns;
-  return d;
-}
-
 IntakeConfig ReadIntake(py::handle h, const std::string& path) {
   Obj o(h, path);
   IntakeConfig c;
@@ -656,6 +657,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   cap["load_slope"] = f.capacity.load_slope;
   cap["load_knee"] = f.capacity.load_knee;
   cap["drop_abandoned"] = f.capacity.drop_abandoned;
+  cap["discipline"] = QueueDisciplineToDict(f.capacity.discipline);
   faults["capacity"] = cap;
   faults["ambiguous_rate"] = f.ambiguous_rate;
   faults["hang_ns"] = f.hang_ns;

@@ -137,6 +137,16 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
                           d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
   }
+  for (const DependencyConfig& d : config.dependencies) {
+    // Its callers wait in the server's line on their own threads, served in ticket order.
+    const QueueDisciplineConfig::Kind kind = d.faults.capacity.discipline.kind;
+    if (kind != QueueDisciplineConfig::Kind::kFifo) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s.faults.capacity.discipline.kind = '%s' is simulator-only for now: use simulate(), "
+          "or 'fifo'",
+          d.name, QueueDisciplineKindName(kind)));
+    }
+  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "

@@ -111,6 +111,8 @@ struct DependencyTotals {
   // counted in wasted_service if the server later serves them.
   int64_t wasted_attempt_ns = 0;
   double hedge_tokens = -1.0;  // hedge budget level at the end (-1: no hedging or no budget)
+  // Waiting calls the line's queue discipline failed (CoDel).
+  int64_t dropped_by_queue = 0;
 };
 
 // Everything a run produced.

@@ -71,6 +71,9 @@ struct CapacityConfig {
   // Whether the server drops a waiting call whose caller already gave up (timed out). Real
   // servers usually do not, and that wasted work is what keeps a metastable failure going.
   bool drop_abandoned = false;
+  // Which waiting call the server takes next, and which it fails at once with 503 (CoDel).
+  // Simulator-only unless FIFO.
+  QueueDisciplineConfig discipline = {};
 };
 
 // One dependency's behaviour: what fails, how long calls take, and when.

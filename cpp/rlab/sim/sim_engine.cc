@@ -62,6 +62,10 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   }
   stats_.resize(n);
   servers_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
+    if (q.kind != QueueDisciplineConfig::Kind::kFifo) servers_[i].discipline.emplace(q);
+  }
   result_.deps.resize(n);
   idle_workers_ = config_.workers;
   for (size_t i = 0; i < n; ++i) {
@@ -470,7 +474,7 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
     return;
   }
   srv.line.push_back(
-      {slot, a.gen, action.until_ns, action.until_is_deadline, static_cast<uint8_t>(copy)});
+      {slot, a.gen, action.until_ns, action.until_is_deadline, static_cast<uint8_t>(copy), now_ns});
   result_.deps[dep].max_load = std::max<int64_t>(
       result_.deps[dep].max_load, srv.in_service + static_cast<int64_t>(srv.line.size()));
   if (action.until_ns != kNoDeadline) {
@@ -580,12 +584,36 @@ void SimEngine::OnServiceDone(int dep, int64_t now_ns) {
   --srv.in_service;
   const CapacityConfig& cap = config_.dependencies[dep].faults.capacity;
   while (!srv.line.empty()) {
-    const LineEntry w = srv.line.front();
-    srv.line.pop_front();
-    const Active& a = active_[w.slot];
+    // The line is in arrival order; its queue discipline (if any) may take the newest call.
+    const bool back =
+        srv.discipline &&
+        srv.discipline->Next(now_ns, srv.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
+    const LineEntry w = back ? srv.line.back() : srv.line.front();
+    if (back) {
+      srv.line.pop_back();
+    } else {
+      srv.line.pop_front();
+    }
+    Active& a = active_[w.slot];
     const bool waiting =
         a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u) != 0;
     if (!waiting && cap.drop_abandoned) continue;
+    if (srv.discipline && srv.discipline->drops() &&
+        srv.discipline->OnDequeue(now_ns, now_ns - w.enqueued_ns, srv.line.size()) ==
+            QueueDiscipline::Verdict::kDrop) {
+      // CoDel: the call fails at once with 503, as when the line is full.
+      ++result_.deps[dep].dropped_by_queue;
+      if (waiting) {
+        if (!deps_[dep].rounds()) {
+          a.retry_after_ns = -1;
+        } else {
+          a.copy_retry_after_ns[w.copy] = -1;
+        }
+        Schedule(now_ns, kAttemptEnd, w.slot, w.gen, Pack(Outcome::Http(503), false, w.copy));
+      }
+      if (srv.line.empty()) srv.discipline->OnEmpty(now_ns);
+      continue;
+    }
     ++srv.in_service;
     BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns);
     return;

@@ -87,6 +87,7 @@ class SimEngine {
     int64_t until_ns;
     bool until_is_deadline;
     uint8_t copy;
+    int64_t enqueued_ns;  // when the call joined the line (its queue discipline's sojourn)
   };
 
   // One dependency's server (only used when it has limited capacity) and its load.
@@ -95,6 +96,7 @@ class SimEngine {
     int in_flight = 0;  // attempts whose caller is waiting
     std::deque<LineEntry> line;
     std::deque<std::pair<uint32_t, uint32_t>> bulkhead_waiters;  // (slot, gen), FIFO
+    std::optional<QueueDiscipline> discipline;                   // the line's, unless FIFO
   };
 
   void Schedule(int64_t t_ns, EventType type, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0);
