@@ -1,11 +1,11 @@
 """Queue disciplines: the order in which a waiting line is served, and when it drops instead.
 
-One :class:`QueueDiscipline` object describes a line wherever the lab has one; today that is the
-service's job queue (``Scenario.intake.discipline``, paths ``intake.discipline.*``). The same
-object, rather than a flat set of ``intake.discipline`` / ``intake.codel_target`` fields, keeps
-the parameters, validation and codec of a discipline in one place, so that a second line (a
-capacity-limited dependency's) can take the very same object without a second spelling of it.
-The C++ policy is ``cpp/rlab/policy/queue_discipline.h``.
+One :class:`QueueDiscipline` object describes a line wherever the lab has one: the service's
+job queue (``Scenario.intake.discipline``, paths ``intake.discipline.*``) and a capacity-limited
+dependency's line (``Capacity.discipline``, paths ``<dependency>.faults.capacity.discipline.*``,
+simulator-only unless FIFO). One object rather than flat fields (``intake.codel_target``,
+``capacity.codel_target``...) keeps a discipline's parameters, validation and codec in one
+place and spelled the same in both. The C++ policy is ``cpp/rlab/policy/queue_discipline.h``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ class QueueDiscipline:
     - ``"codel"``: FIFO, and an order is dropped at dequeue once the queueing delay stayed at
       or above ``codel_target`` for ``codel_interval``; while dropping, the next drop comes
       ``codel_interval / sqrt(n)`` after the n-th (Nichols and Jacobson, "Controlling Queue
-      Delay", ACM Queue 2012; RFC 8289). A dropped order ends ``rejected`` with reason
-      ``"queue_delay"``: no dependency is called, nothing is charged.
+      Delay", ACM Queue 2012; RFC 8289). At the intake a dropped order ends ``rejected`` with
+      reason ``"queue_delay"`` (no dependency is called, nothing is charged); in a dependency's
+      line the dropped call fails at once with 503.
 
     Attributes:
         kind: ``"fifo"``, ``"lifo"``, ``"adaptive_lifo"`` or ``"codel"``.
