@@ -392,3 +392,45 @@ def test_the_live_engine_refuses_a_discipline_on_a_dependency_line() -> None:
     sc = _limited("fifo", duration=1.0)
     with pytest.raises(ValueError, match=r"server\.faults\.capacity\.discipline\.codel_target"):
         sc.replace(**{"server.faults.capacity.discipline.codel_target": -1.0})
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["lifo", "adaptive_lifo", "codel"]),
+    workers=st.integers(1, 3),
+    capacity=st.integers(1, 50),
+    n=st.integers(1, 80),
+    shutdown=st.sampled_from([None, 0.0, 0.01]),
+)
+def test_live_every_order_ends_exactly_once(
+    kind: str, workers: int, capacity: int, n: int, shutdown: float | None
+) -> None:
+    sc = Scenario(
+        arrivals=rl.Trace((0.0,)),
+        workers=workers,
+        queue_capacity=capacity,
+        duration=0.01,
+        seed=4,
+        record_orders=True,
+        dependencies=(Dependency("server", faults=Faults(latency=Exponential(mean=0.002))),),
+        intake=Intake(
+            discipline=QueueDiscipline(kind=kind, codel_target=0.001, codel_interval=0.005)  # type: ignore[arg-type]
+        ),
+    )
+    lab = rl.Lab(sc, shutdown_timeout=30.0)
+    lab.start()
+    handles = lab.submit_many(n)
+    if shutdown is None:
+        assert handles.wait(timeout=30)
+        lab.shutdown()
+    else:
+        lab.shutdown(timeout=shutdown)
+    s = lab.result.summary
+    assert s["arrived"] == n
+    assert s["in_flight"] == 0
+    assert sum(s[t] for t in TERMINAL) == n
+    statuses = [h.status for h in handles]
+    assert all(x in TERMINAL for x in statuses)
+    o = lab.result.orders
+    assert o is not None and len(o) == n
+    assert int((o["reason"].astype(str) == "queue_delay").sum()) == s["failed_queue_delay"]
