@@ -384,14 +384,72 @@ def test_lifo_on_a_dependency_line_serves_the_newest_call_first() -> None:
     assert lifo.orders["latency"].median() < 0.1 < fifo.orders["latency"].median()
 
 
-def test_the_live_engine_refuses_a_discipline_on_a_dependency_line() -> None:
-    with pytest.raises(
-        ValueError, match=r"^server\.faults\.capacity\.discipline\.kind = 'lifo' is simulator-only"
-    ):
-        rl.Lab(_limited("lifo", duration=1.0))
+def test_dependency_line_fields_are_checked() -> None:
     sc = _limited("fifo", duration=1.0)
     with pytest.raises(ValueError, match=r"server\.faults\.capacity\.discipline\.codel_target"):
         sc.replace(**{"server.faults.capacity.discipline.codel_target": -1.0})
+
+
+def _scripted_line(kind: str) -> Scenario:
+    # Plenty of workers; the dependency serves one call at a time, 200 ms each. Order 0 is
+    # served at once, orders 1-5 join the line 25 ms apart. Deadline 600 ms: LIFO serves 5 and
+    # 4 in time, 3 runs into its deadline in service, 2 and 1 give up waiting (FIFO: 1 and 2
+    # complete, 3 fails in service, 4 and 5 give up waiting).
+    cap = rl.Capacity(max_in_service=1, discipline=QueueDiscipline(kind=kind))  # type: ignore[arg-type]
+    return Scenario(
+        arrivals=rl.Trace(tuple(0.025 * i for i in range(6))),
+        workers=10,
+        queue_capacity=100,
+        duration=0.15,
+        seed=6,
+        order_deadline=0.6,
+        record_orders=True,
+        dependencies=(Dependency("server", faults=Faults(latency=Constant(0.2), capacity=cap)),),
+    )
+
+
+@pytest.mark.parametrize("kind", ["lifo", "fifo"])
+def test_both_engines_agree_on_a_dependency_line_with_lifo(kind: str) -> None:
+    sc = _scripted_line(kind)
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        t0 = time.monotonic()
+        handles = []
+        for i in range(6):
+            # Each order joins the line before the next arrives (25 ms apart), in order.
+            time.sleep(max(0.0, t0 + 0.025 * i - time.monotonic()))
+            handles.append(lab.submit())
+        assert all(h.wait(timeout=30) for h in handles)
+    expected = {
+        "lifo": [("completed", ""), ("failed", "deadline"), ("failed", "deadline"),
+                 ("failed", "deadline"), ("completed", ""), ("completed", "")],
+        "fifo": [("completed", ""), ("completed", ""), ("completed", ""),
+                 ("failed", "deadline"), ("failed", "deadline"), ("failed", "deadline")],
+    }[kind]  # fmt: skip
+    assert _outcomes(sim.orders) == expected
+    assert _outcomes(lab.result.orders) == expected
+
+
+def test_live_codel_on_a_dependency_line_fails_calls_with_503() -> None:
+    # 60 calls at once on a server taking one at a time, 5 ms each: CoDel drops some; every
+    # order still ends exactly once, a dropped call failing its order ("exhausted", no retry).
+    cap = rl.Capacity(max_in_service=1, discipline=QueueDiscipline(kind="codel"))
+    sc = Scenario(
+        arrivals=rl.Trace((0.0,)),
+        workers=60,
+        queue_capacity=100,
+        duration=0.01,
+        seed=8,
+        dependencies=(Dependency("server", faults=Faults(latency=Constant(0.005), capacity=cap)),),
+    )
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(60)
+        assert all(h.wait(timeout=30) for h in handles)
+    s = lab.result.summary
+    dropped = lab.result.totals["dependencies"][0]["dropped_by_queue"]
+    assert dropped > 0
+    assert s["failed_exhausted"] == dropped
+    assert s["completed"] + s["failed"] == s["arrived"] == 60
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

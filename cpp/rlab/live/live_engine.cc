@@ -137,16 +137,6 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
                           d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
   }
-  for (const DependencyConfig& d : config.dependencies) {
-    // Its callers wait in the server's line on their own threads, served in ticket order.
-    const QueueDisciplineConfig::Kind kind = d.faults.capacity.discipline.kind;
-    if (kind != QueueDisciplineConfig::Kind::kFifo) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.faults.capacity.discipline.kind = '%s' is simulator-only for now: use simulate(), "
-          "or 'fifo'",
-          d.name, QueueDisciplineKindName(kind)));
-    }
-  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -202,6 +192,8 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     {
       MutexLock lock(&server->mu);
       server->rng.emplace(rng_.Stream("server/" + config_.dependencies[i].name));
+      const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
+      if (q.kind != QueueDisciplineConfig::Kind::kFifo) server->discipline.emplace(q);
     }
     servers_.push_back(std::move(server));
   }
@@ -978,6 +970,41 @@ void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) 
   if (freed) s.cv.notify_all();
 }
 
+void LiveEngine::AssignLocked(Server& s, const FaultModel& model, int64_t now_ns) {
+  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
+  while (!s.ends.empty() && s.ends.top() <= now_ns) s.ends.pop();
+  QueueDiscipline& d = *s.discipline;
+  bool changed = false;
+  while (!s.line.empty() && s.ends.size() + s.granted.size() < max) {
+    // The line is in arrival order: its front is the oldest call.
+    const bool back = d.Next(now_ns, s.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
+    const LineEntry e = back ? s.line.back() : s.line.front();
+    if (back) {
+      s.line.pop_back();
+    } else {
+      s.line.pop_front();
+    }
+    changed = true;
+    if (d.drops() && d.OnDequeue(now_ns, now_ns - e.enqueued_ns, s.line.size()) ==
+                         QueueDiscipline::Verdict::kDrop) {
+      // CoDel: the call fails at once with 503, as when the line is full.
+      ++s.dropped_by_queue;
+      if (!e.abandoned) s.dropped.push_back(e.ticket);
+      if (s.line.empty()) d.OnEmpty(now_ns);
+      continue;
+    }
+    if (e.abandoned) {
+      // Served for nobody (its caller gave up), from now on.
+      ++s.wasted;
+      const AttemptDraw draw = model.Draw(now_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
+      s.ends.push(now_ns + draw.service_ns);
+      continue;
+    }
+    s.granted.push_back(e.ticket);
+  }
+  if (changed) s.cv.notify_all();
+}
+
 LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel& model,
                                                     const FlowAction& a, int64_t now) {
   const int dep = a.dep;
@@ -992,8 +1019,13 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
   {
     MutexLock lock(&s.mu);
     std::unique_lock<std::mutex> native(s.mu.native(), std::adopt_lock);
-    ReapLocked(s, model, now);
-    bool serve = s.line.empty() && s.ends.size() < max;
+    if (s.discipline) {
+      AssignLocked(s, model, now);
+    } else {
+      ReapLocked(s, model, now);
+    }
+    // Slots granted to waiting calls (a queue discipline's) are taken already.
+    bool serve = s.line.empty() && s.ends.size() + s.granted.size() < max;
     if (!serve) {
       if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
         ++s.rejected;
@@ -1002,19 +1034,36 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
         return end;
       }
       const uint64_t ticket = s.next_ticket++;
-      s.line.push_back({ticket, false});
+      s.line.push_back({ticket, false, now});
       s.max_load =
           std::max<int64_t>(s.max_load, static_cast<int64_t>(s.ends.size() + s.line.size()));
       auto mine = [&s, ticket] {
         return std::find_if(s.line.begin(), s.line.end(),
                             [ticket](const LineEntry& e) { return e.ticket == ticket; });
       };
+      auto take = [](std::vector<uint64_t>& tickets, uint64_t t) {
+        auto it = std::find(tickets.begin(), tickets.end(), t);
+        if (it == tickets.end()) return false;
+        *it = tickets.back();
+        tickets.pop_back();
+        return true;
+      };
       for (;;) {
         now = NowNs();
-        ReapLocked(s, model, now);
-        if (s.line.front().ticket == ticket && s.ends.size() < max) {
-          s.line.pop_front();
-          break;
+        if (s.discipline) {
+          AssignLocked(s, model, now);
+          if (take(s.granted, ticket)) break;
+          if (take(s.dropped, ticket)) {
+            native.release();
+            end.outcome = Outcome::Http(503);
+            return end;
+          }
+        } else {
+          ReapLocked(s, model, now);
+          if (s.line.front().ticket == ticket && s.ends.size() < max) {
+            s.line.pop_front();
+            break;
+          }
         }
         const bool interrupted = cancel_.load(std::memory_order_acquire);
         if (interrupted || now >= a.until_ns) {
@@ -1790,6 +1839,7 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     MutexLock lock(&s.mu);
     t.wasted_service = s.wasted;
     t.rejected_by_capacity = s.rejected;
+    t.dropped_by_queue = s.dropped_by_queue;
     t.max_load = std::max(s.max_load, dep_max_load_[d].load());
     t.wasted_attempt_ns = dep_wasted_ns_[d].load();
     if (deps_[d].hedger && deps_[d].hedger->config().budget_ratio >= 0.0) {

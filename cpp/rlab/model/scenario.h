@@ -72,7 +72,6 @@ struct CapacityConfig {
   // servers usually do not, and that wasted work is what keeps a metastable failure going.
   bool drop_abandoned = false;
   // Which waiting call the server takes next, and which it fails at once with 503 (CoDel).
-  // Simulator-only unless FIFO.
   QueueDisciplineConfig discipline = {};
 };
 

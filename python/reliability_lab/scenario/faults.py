@@ -185,8 +185,7 @@ class Capacity:
             servers usually do not, and that wasted work keeps a metastable failure going.
         discipline: the order in which the server takes waiting calls, the same
             :class:`~reliability_lab.QueueDiscipline` as ``intake.discipline``; a call CoDel
-            drops fails at once with 503 (``dropped_by_queue``). Simulator-only unless
-            ``"fifo"`` (the live engine raises ValueError).
+            drops fails at once with 503 (the dependency's ``dropped_by_queue``).
     """
 
     max_in_service: int = 0

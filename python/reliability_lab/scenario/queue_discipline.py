@@ -2,8 +2,8 @@
 
 One :class:`QueueDiscipline` object describes a line wherever the lab has one: the service's
 job queue (``Scenario.intake.discipline``, paths ``intake.discipline.*``) and a capacity-limited
-dependency's line (``Capacity.discipline``, paths ``<dependency>.faults.capacity.discipline.*``,
-simulator-only unless FIFO). One object rather than flat fields (``intake.codel_target``,
+dependency's line (``Capacity.discipline``, paths ``<dependency>.faults.capacity.discipline.*``).
+One object rather than flat fields (``intake.codel_target``,
 ``capacity.codel_target``...) keeps a discipline's parameters, validation and codec in one
 place and spelled the same in both. The C++ policy is ``cpp/rlab/policy/queue_discipline.h``.
 """
