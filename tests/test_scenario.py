@@ -604,7 +604,7 @@ def test_pickles_name_the_defining_module_and_old_pickles_still_load() -> None:
         text = pickle.dumps(value, protocol=0)  # module names as plain text lines
         assert b"reliability_lab.scenario." in text
         old = text.replace(b"reliability_lab.scenario.model\n", b"reliability_lab.scenario\n")
-        for sub in (b"latency", b"faults", b"arrivals", b"dependency"):
+        for sub in (b"latency", b"faults", b"arrivals", b"dependency", b"queue_discipline"):
             old = old.replace(
                 b"reliability_lab.scenario." + sub + b"\n", b"reliability_lab.scenario\n"
             )

@@ -162,6 +162,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
     d["budget_tokens"] = t.budget_tokens;
     d["wasted_service"] = t.wasted_service;
     d["rejected_by_capacity"] = t.rejected_by_capacity;
+    d["dropped_by_queue"] = t.dropped_by_queue;
     d["max_load"] = t.max_load;
     d["successes"] = t.flow.successes;
     d["cancelled"] = t.flow.cancelled;

@@ -279,6 +279,33 @@ FaultPhase ReadPhase(py::handle h, const std::string& path) {
   return p;
 }
 
+constexpr std::pair<std::string_view, QueueDisciplineConfig::Kind> kDisciplineKinds[] = {
+    {"fifo", QueueDisciplineConfig::Kind::kFifo},
+    {"lifo", QueueDisciplineConfig::Kind::kLifo},
+    {"adaptive_lifo", QueueDisciplineConfig::Kind::kAdaptiveLifo},
+    {"codel", QueueDisciplineConfig::Kind::kCodel},
+};
+
+QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  QueueDisciplineConfig c;
+  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kDisciplineKinds);
+  c.codel_target_ns = o.Seconds("codel_target");
+  c.codel_interval_ns = o.Seconds("codel_interval");
+  c.lifo_threshold_ns = o.Seconds("lifo_threshold");
+  o.Finish();
+  return c;
+}
+
+py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
+  py::dict d;
+  d["kind"] = std::string(QueueDisciplineKindName(c.kind));
+  d["codel_target_ns"] = c.codel_target_ns;
+  d["codel_interval_ns"] = c.codel_interval_ns;
+  d["lifo_threshold_ns"] = c.lifo_threshold_ns;
+  return d;
+}
+
 CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
   Obj o(h, path);
   CapacityConfig c;
@@ -287,6 +314,7 @@ CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
   c.load_slope = o.Number("load_slope");
   c.load_knee = o.Int32("load_knee");
   c.drop_abandoned = o.Bool("drop_abandoned");
+  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
   o.Finish();
   return c;
 }
@@ -605,6 +633,7 @@ IntakeConfig ReadIntake(py::handle h, const std::string& path) {
   if (o.Has("shedding") && !o.IsNone("shedding")) {
     c.shedding = ReadShedding(o.Get("shedding"), o.At("shedding"));
   }
+  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
   o.Finish();
   return c;
 }
@@ -612,6 +641,7 @@ IntakeConfig ReadIntake(py::handle h, const std::string& path) {
 py::dict IntakeToDict(const IntakeConfig& c) {
   py::dict d;
   d["shedding"] = c.shedding ? py::object(SheddingToDict(*c.shedding)) : py::object(py::none());
+  d["discipline"] = QueueDisciplineToDict(c.discipline);
   return d;
 }
 
@@ -761,6 +791,7 @@ py::dict FaultsToDict(const FaultModelConfig& f) {
   cap["load_slope"] = f.capacity.load_slope;
   cap["load_knee"] = f.capacity.load_knee;
   cap["drop_abandoned"] = f.capacity.drop_abandoned;
+  cap["discipline"] = QueueDisciplineToDict(f.capacity.discipline);
   faults["capacity"] = cap;
   faults["ambiguous_rate"] = f.ambiguous_rate;
   faults["hang_ns"] = f.hang_ns;

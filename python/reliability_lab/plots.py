@@ -41,6 +41,7 @@ _REASON_COLORS = {
     "budget": "#e377c2",
     "deadline": "#7f7f7f",
     "non_retryable": "#bcbd22",
+    "queue_delay": "#17becf",
 }
 
 

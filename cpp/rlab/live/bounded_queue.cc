@@ -22,6 +22,8 @@ std::string_view PopResultName(PopResult result) {
       return "timeout";
     case PopResult::kClosed:
       return "closed";
+    case PopResult::kDropped:
+      return "dropped";
   }
   return "unknown";
 }

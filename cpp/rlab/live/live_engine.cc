@@ -63,8 +63,8 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
   if (terminal != r.arrived) {
     problems.push_back(absl::StrFormat(
         "arrived %d != completed %d + failed %d + rejected %d + expired %d + cancelled %d",
-        r.arrived, n(OrderStatus::kCompleted), n(OrderStatus::kFailed),
-        n(OrderStatus::kRejected), n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
+        r.arrived, n(OrderStatus::kCompleted), n(OrderStatus::kFailed), n(OrderStatus::kRejected),
+        n(OrderStatus::kExpired), n(OrderStatus::kCancelled)));
   }
   if (r.in_flight != 0) problems.push_back(absl::StrFormat("%d orders in flight", r.in_flight));
   if (finished_twice != 0) {
@@ -176,6 +176,7 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       options_(options),
       rng_(config.seed),
       queue_(static_cast<size_t>(std::max(1, config.queue_capacity))) {
+  queue_.SetDiscipline(config_.intake.discipline, [this] { return NowNs(); });
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
     arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
@@ -202,6 +203,8 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     {
       MutexLock lock(&server->mu);
       server->rng.emplace(rng_.Stream("server/" + config_.dependencies[i].name));
+      const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
+      if (q.kind != QueueDisciplineConfig::Kind::kFifo) server->discipline.emplace(q);
     }
     servers_.push_back(std::move(server));
     // Replicas: a capacity line per replica, each with its own draws for abandoned calls.
@@ -655,7 +658,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   Job job{chunk, id};
   // The per-class counts are sums read after the run (or refreshed as a whole), so a worker
   // may count the order's end before its arrival is counted here.
-  switch (queue_.TryPush(job)) {
+  switch (queue_.TryPush(job, now)) {
     case PushResult::kOk:
       origin_arrival(true, ShedCause::kAdmit);
       return id;
@@ -681,7 +684,20 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
 
 void LiveEngine::WorkerLoop(Worker& w) {
   Job job;
-  while (queue_.Pop(&job) == PopResult::kOk) Process(w, job);
+  std::vector<Job> dropped;  // jobs the intake's queue discipline dropped (CoDel)
+  for (;;) {
+    const PopResult r = queue_.Pop(&job, -1, &dropped);
+    for (const Job& d : dropped) {
+      Finish(&w, *d.chunk, d.id, OrderStatus::kRejected, FailReason::kQueueDelay, nullptr, NowNs(),
+             true);
+    }
+    dropped.clear();
+    if (r == PopResult::kOk) {
+      Process(w, job);
+    } else if (r != PopResult::kDropped) {
+      break;
+    }
+  }
   PublishStats(w);
   {
     MutexLock lock(&exit_mu_);
@@ -1097,6 +1113,41 @@ void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) 
   if (freed) s.cv.notify_all();
 }
 
+void LiveEngine::AssignLocked(Server& s, const FaultModel& model, int64_t now_ns) {
+  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
+  while (!s.ends.empty() && s.ends.top() <= now_ns) s.ends.pop();
+  QueueDiscipline& d = *s.discipline;
+  bool changed = false;
+  while (!s.line.empty() && s.ends.size() + s.granted.size() < max) {
+    // The line is in arrival order: its front is the oldest call.
+    const bool back = d.Next(now_ns, s.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
+    const LineEntry e = back ? s.line.back() : s.line.front();
+    if (back) {
+      s.line.pop_back();
+    } else {
+      s.line.pop_front();
+    }
+    changed = true;
+    if (d.drops() && d.OnDequeue(now_ns, now_ns - e.enqueued_ns, s.line.size()) ==
+                         QueueDiscipline::Verdict::kDrop) {
+      // CoDel: the call fails at once with 503, as when the line is full.
+      ++s.dropped_by_queue;
+      if (!e.abandoned) s.dropped.push_back(e.ticket);
+      if (s.line.empty()) d.OnEmpty(now_ns);
+      continue;
+    }
+    if (e.abandoned) {
+      // Served for nobody (its caller gave up), from now on.
+      ++s.wasted;
+      const AttemptDraw draw = model.Draw(now_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
+      s.ends.push(now_ns + draw.service_ns);
+      continue;
+    }
+    s.granted.push_back(e.ticket);
+  }
+  if (changed) s.cv.notify_all();
+}
+
 LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel& model,
                                                     const FlowAction& a, int64_t now,
                                                     Server* server) {
@@ -1112,8 +1163,13 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
   {
     MutexLock lock(&s.mu);
     std::unique_lock<std::mutex> native(s.mu.native(), std::adopt_lock);
-    ReapLocked(s, model, now);
-    bool serve = s.line.empty() && s.ends.size() < max;
+    if (s.discipline) {
+      AssignLocked(s, model, now);
+    } else {
+      ReapLocked(s, model, now);
+    }
+    // Slots granted to waiting calls (a queue discipline's) are taken already.
+    bool serve = s.line.empty() && s.ends.size() + s.granted.size() < max;
     if (!serve) {
       if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
         ++s.rejected;
@@ -1122,19 +1178,36 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
         return end;
       }
       const uint64_t ticket = s.next_ticket++;
-      s.line.push_back({ticket, false});
+      s.line.push_back({ticket, false, now});
       s.max_load =
           std::max<int64_t>(s.max_load, static_cast<int64_t>(s.ends.size() + s.line.size()));
       auto mine = [&s, ticket] {
         return std::find_if(s.line.begin(), s.line.end(),
                             [ticket](const LineEntry& e) { return e.ticket == ticket; });
       };
+      auto take = [](std::vector<uint64_t>& tickets, uint64_t t) {
+        auto it = std::find(tickets.begin(), tickets.end(), t);
+        if (it == tickets.end()) return false;
+        *it = tickets.back();
+        tickets.pop_back();
+        return true;
+      };
       for (;;) {
         now = NowNs();
-        ReapLocked(s, model, now);
-        if (s.line.front().ticket == ticket && s.ends.size() < max) {
-          s.line.pop_front();
-          break;
+        if (s.discipline) {
+          AssignLocked(s, model, now);
+          if (take(s.granted, ticket)) break;
+          if (take(s.dropped, ticket)) {
+            native.release();
+            end.outcome = Outcome::Http(503);
+            return end;
+          }
+        } else {
+          ReapLocked(s, model, now);
+          if (s.line.front().ticket == ticket && s.ends.size() < max) {
+            s.line.pop_front();
+            break;
+          }
         }
         const bool interrupted = cancel_.load(std::memory_order_acquire);
         if (interrupted || now >= a.until_ns) {
@@ -1635,6 +1708,8 @@ void LiveEngine::InitTimeSeries() {
   std::vector<std::string> names;
   for (const DependencyConfig& d : config_.dependencies) names.push_back(d.name);
   RoundMetrics::AppendColumns(names, deps_, c);  // hedged / fanned-out ones, as the simulator
+  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
+  if (queue_.disciplined()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
 }
@@ -1684,6 +1759,12 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
   }
   round_metrics_.AppendSample(put);
+  if (queue_.disciplined()) {
+    const int64_t oldest = queue_.oldest_enqueued_ns();
+    put(oldest < 0 ? 0.0 : NsToSeconds(std::max<int64_t>(0, now_ns - oldest)));
+    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
+    put(static_cast<double>(rs[r] - last_.by_reason[r]));
+  }
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
     const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
@@ -1904,6 +1985,7 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     MutexLock lock(&s.mu);
     t.wasted_service = s.wasted;
     t.rejected_by_capacity = s.rejected;
+    t.dropped_by_queue = s.dropped_by_queue;
     t.max_load = std::max(s.max_load, dep_max_load_[d].load());
     t.wasted_attempt_ns = dep_wasted_ns_[d].load();
     if (deps_[d].hedger && deps_[d].hedger->config().budget_ratio >= 0.0) {
@@ -1940,8 +2022,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     for (const Chunk* c : young_) {
       RecordChunkLocked(*c, std::min(kOrderChunk, r.arrived - c->base_id));
     }
-    size_t skip = static_cast<size_t>(
-        std::max<int64_t>(0, recorded_count_ - options_.max_order_records));
+    size_t skip =
+        static_cast<size_t>(std::max<int64_t>(0, recorded_count_ - options_.max_order_records));
     recorded_first_id_ =
         recorded_.empty() ? 0 : recorded_.begin()->first + static_cast<int64_t>(skip);
     for (auto it = recorded_.begin(); it != recorded_.end(); it = recorded_.erase(it)) {

@@ -370,6 +370,7 @@ class LiveEngine {
   struct LineEntry {
     uint64_t ticket = 0;
     bool abandoned = false;
+    int64_t enqueued_ns = 0;  // when the call joined the line (its queue discipline's sojourn)
   };
   // One dependency's server when it has limited capacity: the end times of calls in service
   // and the line of calls waiting.
@@ -383,6 +384,13 @@ class LiveEngine {
     int64_t wasted ABSL_GUARDED_BY(mu) = 0;
     int64_t rejected ABSL_GUARDED_BY(mu) = 0;
     int64_t max_load ABSL_GUARDED_BY(mu) = 0;
+    // The line's queue discipline unless FIFO (faults.capacity.discipline). It hands freed
+    // slots to the calls it picks (`granted`, a slot reserved for each) and fails the calls it
+    // drops (`dropped`): their threads find their ticket there when they wake.
+    std::optional<QueueDiscipline> discipline ABSL_GUARDED_BY(mu);
+    std::vector<uint64_t> granted ABSL_GUARDED_BY(mu);
+    std::vector<uint64_t> dropped ABSL_GUARDED_BY(mu);
+    int64_t dropped_by_queue ABSL_GUARDED_BY(mu) = 0;
   };
 
   // How a blocking step ended.
@@ -437,6 +445,10 @@ class LiveEngine {
                               int64_t now_ns, Server* server = nullptr);
   // Frees finished service slots and starts abandoned calls at the head of the line.
   void ReapLocked(Server& s, const FaultModel& fm, int64_t now_ns)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // ReapLocked for a line with a queue discipline: frees the slots whose calls ended, then lets
+  // the discipline fill the free ones (granting waiting calls, serving abandoned ones, dropping).
+  void AssignLocked(Server& s, const FaultModel& fm, int64_t now_ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // The fault model `w` must use for an attempt of `dep` starting now.
   const FaultModel& ModelFor(Worker& w, int dep);

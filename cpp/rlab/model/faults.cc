@@ -124,11 +124,17 @@ absl::Status CheckMixUsable(std::string_view mix_path, const FailureMix& mix,
 }
 
 absl::Status ValidateCapacity(std::string_view path, const CapacityConfig& c) {
+  absl::Status discipline = Validate(c.discipline);
+  if (!discipline.ok()) {
+    discipline = absl::InvalidArgumentError(
+        absl::StrFormat("%s.%s", Join(path, "discipline"), discipline.message()));
+  }
   return FirstError({
       CheckIntRange(Join(path, "max_in_service"), c.max_in_service, 0, kMaxCapacityCount),
       CheckIntRange(Join(path, "max_queue"), c.max_queue, -1, kMaxQueueCount),
       CheckRange(Join(path, "load_slope"), c.load_slope, 0.0, kInf),
       CheckIntRange(Join(path, "load_knee"), c.load_knee, 0, kMaxQueueCount),
+      discipline,
   });
 }
 

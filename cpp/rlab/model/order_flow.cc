@@ -11,7 +11,8 @@ constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
 
 constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
     "",         "exhausted",     "permanent",  "breaker_open", "budget",
-    "deadline", "non_retryable", "queue_full", "shutdown",     "shed"};
+    "deadline", "non_retryable", "queue_full", "shutdown",     "shed",
+    "queue_delay"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;

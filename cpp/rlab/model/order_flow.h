@@ -62,11 +62,12 @@ enum class FailReason : uint8_t {
   kQueueFull,     // rejected at intake: the job queue was full
   kShutdown,      // cancelled by a shutdown (live engine)
   kShed,          // rejected at intake by the load shedder (intake.shedding)
+  kQueueDelay,    // rejected at dequeue by the intake's queue discipline (CoDel)
 };
-inline constexpr int kNumFailReasons = 10;
+inline constexpr int kNumFailReasons = 11;
 
 // "", "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
-// "queue_full", "shutdown", "shed".
+// "queue_full", "shutdown", "shed", "queue_delay".
 std::string_view FailReasonName(FailReason reason);
 
 // A bounded least-recently-used cache of each key's last good value time, for fallbacks.

@@ -118,6 +118,8 @@ struct DependencyTotals {
   // Dependencies with replicas only: per-replica figures, and picks made in panic.
   std::vector<ReplicaTotals> replicas;
   int64_t panic_picks = 0;
+  // Waiting calls the line's queue discipline failed (CoDel).
+  int64_t dropped_by_queue = 0;
 };
 
 // An outlier ejection or return of one replica of dependency `dep`.

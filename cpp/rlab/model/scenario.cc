@@ -305,6 +305,8 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = Validate(*config.intake.shedding, "intake.shedding");
     if (!s.ok()) return s;
   }
+  s = Prefixed("intake.discipline.", Validate(config.intake.discipline));
+  if (!s.ok()) return s;
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 #include "rlab/policy/load_balancer.h"
 #include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/load_shedder.h"
+#include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
@@ -74,6 +75,8 @@ struct CapacityConfig {
   // Whether the server drops a waiting call whose caller already gave up (timed out). Real
   // servers usually do not, and that wasted work is what keeps a metastable failure going.
   bool drop_abandoned = false;
+  // Which waiting call the server takes next, and which it fails at once with 503 (CoDel).
+  QueueDisciplineConfig discipline = {};
 };
 
 // One dependency's behaviour: what fails, how long calls take, and when.
@@ -186,6 +189,7 @@ struct IntakeConfig {
   // Criticality classes, tenants and load shedding (policy/load_shedder.h); absent: every order
   // is `default`, of no tenant, and only a full queue refuses it.
   std::optional<SheddingConfig> shedding;
+  QueueDisciplineConfig discipline;  // the job queue's service order and drops (FIFO: none)
 };
 
 // The experiment.

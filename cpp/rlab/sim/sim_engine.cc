@@ -12,6 +12,7 @@ namespace rlab {
 namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+constexpr uint32_t kNoJob = std::numeric_limits<uint32_t>::max();
 
 // An attempt's outcome packed into an event's 32-bit payload: kind, HTTP status, committed, and
 // the copy of its call (0 unless hedged or fanned out).
@@ -59,6 +60,10 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   }
   stats_.resize(n);
   servers_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
+    if (q.kind != QueueDisciplineConfig::Kind::kFifo) servers_[i].discipline.emplace(q);
+  }
   result_.deps.resize(n);
   idle_workers_ = config_.workers;
   for (size_t i = 0; i < n; ++i) {
@@ -313,8 +318,8 @@ void SimEngine::DispatchWork(int64_t now_ns) {
       Apply(slot, a.flow->OnSleepDone(now_ns, FlowRng(slot)), now_ns);
       continue;
     }
-    const uint32_t slot = job_queue_.front();
-    job_queue_.pop_front();
+    const uint32_t slot = TakeJob(now_ns);
+    if (slot == kNoJob) continue;
     Active& a = active_[slot];
     if (shedder_) shedder_->OnDequeue(now_ns, a.origin.tenant, now_ns - a.arrival_ns);
     if (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns) {
@@ -325,6 +330,34 @@ void SimEngine::DispatchWork(int64_t now_ns) {
     Start(slot, now_ns);
   }
   dispatching_ = false;
+}
+
+uint32_t SimEngine::TakeJob(int64_t now_ns) {
+  QueueDiscipline& d = intake_discipline_;
+  if (d.fifo()) {
+    const uint32_t slot = job_queue_.front();
+    job_queue_.pop_front();
+    return slot;
+  }
+  while (!job_queue_.empty()) {
+    // The queue is in arrival order: its front is the oldest order.
+    const bool back =
+        d.Next(now_ns, active_[job_queue_.front()].arrival_ns) == QueueDiscipline::End::kBack;
+    const uint32_t slot = back ? job_queue_.back() : job_queue_.front();
+    if (back) {
+      job_queue_.pop_back();
+    } else {
+      job_queue_.pop_front();
+    }
+    if (!d.drops() || d.OnDequeue(now_ns, now_ns - active_[slot].arrival_ns, job_queue_.size()) ==
+                          QueueDiscipline::Verdict::kServe) {
+      return slot;
+    }
+    // CoDel: the order fails at dequeue, before any dependency is called.
+    FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kQueueDelay, now_ns);
+    if (job_queue_.empty()) d.OnEmpty(now_ns);
+  }
+  return kNoJob;
 }
 
 void SimEngine::Start(uint32_t slot, int64_t now_ns) {
@@ -461,7 +494,7 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
     return;
   }
   srv.line.push_back(
-      {slot, a.gen, action.until_ns, action.until_is_deadline, static_cast<uint8_t>(copy)});
+      {slot, a.gen, action.until_ns, action.until_is_deadline, static_cast<uint8_t>(copy), now_ns});
   result_.deps[dep].max_load = std::max<int64_t>(
       result_.deps[dep].max_load, srv.in_service + static_cast<int64_t>(srv.line.size()));
   if (action.until_ns != kNoDeadline) {
@@ -578,12 +611,36 @@ void SimEngine::OnServiceDone(int dep, int64_t now_ns, int replica) {
   --srv.in_service;
   const CapacityConfig& cap = FaultsOf(dep, replica).config().capacity;
   while (!srv.line.empty()) {
-    const LineEntry w = srv.line.front();
-    srv.line.pop_front();
-    const Active& a = active_[w.slot];
+    // The line is in arrival order; its queue discipline (if any) may take the newest call.
+    const bool back =
+        srv.discipline &&
+        srv.discipline->Next(now_ns, srv.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
+    const LineEntry w = back ? srv.line.back() : srv.line.front();
+    if (back) {
+      srv.line.pop_back();
+    } else {
+      srv.line.pop_front();
+    }
+    Active& a = active_[w.slot];
     const bool waiting =
         a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u) != 0;
     if (!waiting && cap.drop_abandoned) continue;
+    if (srv.discipline && srv.discipline->drops() &&
+        srv.discipline->OnDequeue(now_ns, now_ns - w.enqueued_ns, srv.line.size()) ==
+            QueueDiscipline::Verdict::kDrop) {
+      // CoDel: the call fails at once with 503, as when the line is full.
+      ++result_.deps[dep].dropped_by_queue;
+      if (waiting) {
+        if (!deps_[dep].rounds()) {
+          a.retry_after_ns = -1;
+        } else {
+          a.copy_retry_after_ns[w.copy] = -1;
+        }
+        Schedule(now_ns, kAttemptEnd, w.slot, w.gen, Pack(Outcome::Http(503), false, w.copy));
+      }
+      if (srv.line.empty()) srv.discipline->OnEmpty(now_ns);
+      continue;
+    }
     ++srv.in_service;
     BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns,
                  replica);
@@ -702,6 +759,8 @@ void SimEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
     }
   }
+  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
+  if (!intake_discipline_.fifo()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
   result_.ts.assign(c.size(), {});
 }
 
@@ -755,6 +814,12 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(NsToSeconds(result_.deps[d].wasted_attempt_ns - last_.wasted_attempt_ns[d]));
     last_.wasted_attempt_ns[d] = result_.deps[d].wasted_attempt_ns;
     put(static_cast<double>(s.hedges_denied - l.hedges_denied));
+  }
+  if (!intake_discipline_.fifo()) {
+    // How long the oldest waiting order has waited (0: none waits): the standing queue delay.
+    put(job_queue_.empty() ? 0.0 : NsToSeconds(now_ns - active_[job_queue_.front()].arrival_ns));
+    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
+    put(static_cast<double>(result_.by_reason[r] - last_.by_reason[r]));
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

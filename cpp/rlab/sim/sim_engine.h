@@ -94,6 +94,7 @@ class SimEngine {
     int64_t until_ns;
     bool until_is_deadline;
     uint8_t copy;
+    int64_t enqueued_ns;  // when the call joined the line (its queue discipline's sojourn)
   };
 
   // One dependency's server (only used when it has limited capacity) and its load.
@@ -102,6 +103,7 @@ class SimEngine {
     int in_flight = 0;  // attempts whose caller is waiting
     std::deque<LineEntry> line;
     std::deque<std::pair<uint32_t, uint32_t>> bulkhead_waiters;  // (slot, gen), FIFO
+    std::optional<QueueDiscipline> discipline;                   // the line's, unless FIFO
   };
 
   void Schedule(int64_t t_ns, EventType type, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0);
@@ -110,6 +112,9 @@ class SimEngine {
   void ScheduleClient(int client, int64_t at_ns);
   uint32_t AllocSlot();
   void DispatchWork(int64_t now_ns);
+  // Takes the next job as the intake's queue discipline says, failing the ones it drops;
+  // kNoJob when it dropped every job waiting.
+  uint32_t TakeJob(int64_t now_ns);
   void Start(uint32_t slot, int64_t now_ns);
   void Apply(uint32_t slot, const FlowAction& action, int64_t now_ns);
   void Handle(uint32_t slot, const FlowAction& action, int64_t now_ns);
@@ -185,6 +190,8 @@ class SimEngine {
   // intake.shedding: the shedder and the draws of each arrival's class and tenant.
   std::unique_ptr<LoadShedder> shedder_;
   RandomStream origin_rng_;
+  // The job queue's discipline (intake.discipline); FIFO takes the plain path.
+  QueueDiscipline intake_discipline_{config_.intake.discipline};
 };
 
 }  // namespace rlab

@@ -82,6 +82,7 @@ from reliability_lab.scenario.model import _SCENARIO_FIELDS as _SCENARIO_FIELDS
 from reliability_lab.scenario.model import _TAGS as _TAGS
 from reliability_lab.scenario.model import SCHEMA_VERSION, Scenario
 from reliability_lab.scenario.model import _field_hints as _field_hints
+from reliability_lab.scenario.queue_discipline import QueueDiscipline, QueueDisciplineKind
 from reliability_lab.scenario.replicas import (
     BalancerKind,
     OutlierDetection,
@@ -118,6 +119,8 @@ __all__ = [
     "OutlierDetection",
     "Phase",
     "Poisson",
+    "QueueDiscipline",
+    "QueueDisciplineKind",
     "RateSegment",
     "Recovery",
     "ReplicaOverride",

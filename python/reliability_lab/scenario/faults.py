@@ -24,6 +24,7 @@ from reliability_lab.scenario._validate import (
     _window,
 )
 from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
+from reliability_lab.scenario.queue_discipline import QueueDiscipline
 
 # ------------------------------------------------------------------------------------------------
 # The fault model
@@ -182,6 +183,9 @@ class Capacity:
         load_knee: the load above which service slows down, in [0, 1e7].
         drop_abandoned: whether the server drops a waiting call whose caller gave up. Real
             servers usually do not, and that wasted work keeps a metastable failure going.
+        discipline: the order in which the server takes waiting calls, the same
+            :class:`~reliability_lab.QueueDiscipline` as ``intake.discipline``; a call CoDel
+            drops fails at once with 503 (the dependency's ``dropped_by_queue``).
     """
 
     max_in_service: int = 0
@@ -189,6 +193,7 @@ class Capacity:
     load_slope: float = 0.0
     load_knee: int = 0
     drop_abandoned: bool = False
+    discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
 
     def __post_init__(self) -> None:
         _set(
@@ -198,6 +203,7 @@ class Capacity:
         _set(self, "load_slope", _real("load_slope", self.load_slope, 0.0, _INF))
         _set(self, "load_knee", _int("load_knee", self.load_knee, 0, _MAX_SERVER_QUEUE))
         _bool("drop_abandoned", self.drop_abandoned)
+        _instance("discipline", self.discipline, (QueueDiscipline,), "a QueueDiscipline")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reliability_lab.scenario._validate import _instance
+from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.shedding import Shedding
 
 
@@ -22,10 +23,14 @@ class Intake:
         shedding: criticality classes, tenants and load shedding (:class:`Shedding`,
             ``intake.shedding.*`` paths); None: every order is ``default``, of no tenant, and
             only a full queue refuses it.
+        discipline: the job queue's :class:`QueueDiscipline` (FIFO, LIFO, adaptive LIFO or
+            CoDel; ``intake.discipline.*`` paths).
     """
 
     shedding: Shedding | None = None
+    discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
 
     def __post_init__(self) -> None:
         if self.shedding is not None:
             _instance("shedding", self.shedding, (Shedding,), "a Shedding or None")
+        _instance("discipline", self.discipline, (QueueDiscipline,), "a QueueDiscipline")

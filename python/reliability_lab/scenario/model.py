@@ -50,6 +50,7 @@ from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase,
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
+from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride, Replicas
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
 from reliability_lab.throttle import ThrottleConfig
@@ -339,6 +340,7 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         ClosedLoop,
         Scenario,
         Intake,
+        QueueDiscipline,
         Breaker,
         Retry,
         Backoff,
