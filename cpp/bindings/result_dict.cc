@@ -163,6 +163,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       d["wasted_attempt_seconds"] = NsToSeconds(t.wasted_attempt_ns);
       d["hedge_tokens"] = t.hedge_tokens;
     }
+    if (sc.dependencies[i].limit) d["rejected_limit"] = t.flow.rejected_limit;
     py::list phases;
     for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
       phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));

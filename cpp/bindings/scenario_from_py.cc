@@ -472,14 +472,90 @@ FanoutConfig ReadFanout(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
-IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+// rl.Limit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
+LimitConfig ReadLimit(py::handle h, const std::string& path) {
+  static constexpr std::pair<std::string_view, LimitConfig::Kind> kKinds[] = {
+      {"static", LimitConfig::Kind::kStatic},       {"aimd", LimitConfig::Kind::kAimd},
+      {"vegas", LimitConfig::Kind::kVegas},         {"gradient2", LimitConfig::Kind::kGradient2},
+      {"envoy", LimitConfig::Kind::kEnvoy},
+  };
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   Obj o(h, path);
-  IntakeConfig c;
+  LimitConfig c;
+  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kKinds);
+  c.initial = o.Int("initial", 1, 1'000'000);
+  c.min = o.Int("min", 1, 1'000'000);
+  c.max = o.Int("max", 1, 1'000'000);
+  c.backoff_ratio = o.Number("backoff_ratio");
+  c.timeout_ns = o.Seconds("timeout");
+  if (!o.IsNone("smoothing")) {
+    c.smoothing = o.Number("smoothing");
+    // -1 means "None" in the struct: given explicitly, it is out of range.
+    if (!(c.smoothing > 0.0)) {
+      Fail(absl::StrFormat("%s must be None or in (0, 1], got %g", o.At("smoothing"),
+                           c.smoothing));
+    }
+  }
+  c.alpha_factor = o.Int("alpha_factor", 0, 1000);
+  c.beta_factor = o.Int("beta_factor", 0, 1000);
+  c.threshold_factor = o.Int("threshold_factor", 0, 1000);
+  c.probe_multiplier = o.Int("probe_multiplier", 1, kMax);
+  c.queue_size = o.Int("queue_size", 0, kMax);
+  c.long_window = o.Int("long_window", 1, kMax);
+  c.rtt_tolerance = o.Number("rtt_tolerance");
+  c.sample_interval_ns = o.Seconds("sample_interval");
+  c.min_rtt_interval_ns = o.Seconds("min_rtt_interval");
+  c.jitter = o.Number("jitter");
+  c.request_count = o.Int("request_count", 1, kMax);
+  c.buffer = o.Number("buffer");
+  c.percentile = o.Number("percentile");
+  c.window_ns = o.Seconds("window");
+  c.window_size = o.Int("window_size", 1, kMax);
   o.Finish();
   return c;
 }
 
-py::dict IntakeToDict(const IntakeConfig& /*c*/) { return py::dict(); }
+py::dict LimitToDict(const LimitConfig& c) {
+  py::dict d;
+  d["kind"] = std::string(LimitKindName(c.kind));
+  d["initial"] = c.initial;
+  d["min"] = c.min;
+  d["max"] = c.max;
+  d["backoff_ratio"] = c.backoff_ratio;
+  d["timeout_ns"] = c.timeout_ns;
+  d["smoothing"] = c.smoothing;
+  d["alpha_factor"] = c.alpha_factor;
+  d["beta_factor"] = c.beta_factor;
+  d["threshold_factor"] = c.threshold_factor;
+  d["probe_multiplier"] = c.probe_multiplier;
+  d["queue_size"] = c.queue_size;
+  d["long_window"] = c.long_window;
+  d["rtt_tolerance"] = c.rtt_tolerance;
+  d["sample_interval_ns"] = c.sample_interval_ns;
+  d["min_rtt_interval_ns"] = c.min_rtt_interval_ns;
+  d["jitter"] = c.jitter;
+  d["request_count"] = c.request_count;
+  d["buffer"] = c.buffer;
+  d["percentile"] = c.percentile;
+  d["window_ns"] = c.window_ns;
+  d["window_size"] = c.window_size;
+  return d;
+}
+
+IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+  Obj o(h, path);
+  IntakeConfig c;
+  // A dict written before the field existed has no such key.
+  if (o.Has("limit") && !o.IsNone("limit")) c.limit = ReadLimit(o.Get("limit"), o.At("limit"));
+  o.Finish();
+  return c;
+}
+
+py::dict IntakeToDict(const IntakeConfig& c) {
+  py::dict d;
+  d["limit"] = c.limit ? py::object(LimitToDict(*c.limit)) : py::object(py::none());
+  return d;
+}
 
 DependencyConfig ReadDependency(py::handle h, size_t index) {
   static constexpr std::pair<std::string_view, Composition> kCompositions[] = {
@@ -516,6 +592,7 @@ DependencyConfig ReadDependency(py::handle h, size_t index) {
   if (o.Has("fanout") && !o.IsNone("fanout")) {
     d.fanout = ReadFanout(o.Get("fanout"), o.At("fanout"));
   }
+  if (o.Has("limit") && !o.IsNone("limit")) d.limit = ReadLimit(o.Get("limit"), o.At("limit"));
   o.Finish();
   return d;
 }
@@ -713,6 +790,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     fd["quorum"] = c.quorum;
     return fd;
   });
+  d["limit"] = OptionalToPy(dep.limit, LimitToDict);
   return d;
 }
 

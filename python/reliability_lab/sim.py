@@ -185,6 +185,8 @@ def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, f
             s[f"{name}.hedges_denied"] = dep["hedges_denied"]
             s[f"{name}.cancelled"] = dep["cancelled"]
             s[f"{name}.wasted_attempt_seconds"] = dep["wasted_attempt_seconds"]
+        if "rejected_limit" in dep:  # a dependency with a concurrency limit
+            s[f"{name}.rejected_limit"] = dep["rejected_limit"]
         if dep["phases"]:
             transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
             for phase, start, stop in dep["phases"]:

@@ -194,6 +194,12 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     }
     servers_.push_back(std::move(server));
   }
+  if (config_.intake.limit) {
+    intake_limiter_ =
+        std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
+    MutexLock lock(&intake_rng_mu_);
+    intake_rng_.emplace(rng_.Stream("intake"));
+  }
   for (const DependencyConfig& d : config_.dependencies) {
     auto slot = std::make_unique<FaultSlot>();
     MutexLock lock(&slot->mu);
@@ -562,12 +568,27 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
+  if (intake_limiter_) {
+    // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
+    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
+    if (!token) {
+      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kLimited, nullptr, now,
+             false);
+      return id;
+    }
+    o.intake_token = *token;
+    o.holds_intake = true;
+  }
   in_system_.fetch_add(1, std::memory_order_acq_rel);
   Job job{chunk, id};
   switch (queue_.TryPush(job)) {
     case PushResult::kOk:
       return id;
     case PushResult::kFull:
+      if (o.holds_intake) {
+        o.holds_intake = false;
+        intake_limiter_->OnIgnore(o.intake_token);
+      }
       in_system_.fetch_sub(1, std::memory_order_acq_rel);
       Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
              false);
@@ -1153,6 +1174,26 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   const int applied = flow == nullptr       ? 0
                       : ledger_applied >= 0 ? ledger_applied
                                             : flow->applied_charges();
+  if (o.holds_intake) {
+    o.holds_intake = false;
+    const LimitSampleKind sample = IntakeLimitSample(status, reason);
+    double u = 0.0;
+    if (sample != LimitSampleKind::kIgnore) {
+      MutexLock lock(&intake_rng_mu_);
+      u = intake_rng_->Uniform01();
+    }
+    switch (sample) {
+      case LimitSampleKind::kSuccess:
+        intake_limiter_->OnSuccess(o.intake_token, now_ns, u);
+        break;
+      case LimitSampleKind::kDropped:
+        intake_limiter_->OnDropped(o.intake_token, now_ns, u);
+        break;
+      case LimitSampleKind::kIgnore:
+        intake_limiter_->OnIgnore(o.intake_token);
+        break;
+    }
+  }
   r.end_ns = now_ns;
   r.status = static_cast<uint8_t>(status);
   r.reason = static_cast<uint8_t>(reason);
@@ -1511,8 +1552,17 @@ void LiveEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", d.name, m));
     }
   }
+  // Concurrency limits, after everything else (the simulated engine's names and order).
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].limiter) continue;
+    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
+  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
+  last_.limit_rejected.assign(config_.dependencies.size(), 0);
 }
 
 void LiveEngine::Sample(int64_t now_ns, bool final) {
@@ -1558,6 +1608,21 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
                               : std::numeric_limits<double>::quiet_NaN());
     put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
+  }
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (!deps_[d].limiter) continue;
+    const LimiterSnapshot l = deps_[d].limiter->Snapshot(now_ns);
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
+    last_.limit_rejected[d] = l.rejected;
+  }
+  if (intake_limiter_) {
+    const LimiterSnapshot l = intake_limiter_->Snapshot(now_ns);
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
+    last_.intake_limit_rejected = l.rejected;
   }
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
@@ -1735,6 +1800,7 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       t.hedges += s.hedges;
       t.hedges_won += s.hedges_won;
       t.hedges_denied += s.hedges_denied;
+      t.rejected_limit += s.rejected_limit;
       for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
     }
   };

@@ -11,7 +11,7 @@ constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
 
 constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
     "",         "exhausted",     "permanent",  "breaker_open", "budget",
-    "deadline", "non_retryable", "queue_full", "shutdown"};
+    "deadline", "non_retryable", "queue_full", "shutdown",     "limited"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;
@@ -31,6 +31,15 @@ std::string_view OrderStatusName(OrderStatus status) {
 
 std::string_view FailReasonName(FailReason reason) {
   return kReasonNames[static_cast<size_t>(reason)];
+}
+
+LimitSampleKind IntakeLimitSample(OrderStatus status, FailReason reason) {
+  if (status == OrderStatus::kCancelled) return LimitSampleKind::kIgnore;
+  if (status == OrderStatus::kExpired) return LimitSampleKind::kDropped;
+  if (status == OrderStatus::kFailed && reason == FailReason::kDeadline) {
+    return LimitSampleKind::kDropped;
+  }
+  return LimitSampleKind::kSuccess;
 }
 
 void FallbackCache::Put(int key, int64_t now_ns) {
@@ -80,6 +89,7 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
     max_copies = c.fanout->copies;
   }
   uses_rounds = c.hedge.has_value() || c.fanout.has_value();
+  if (c.limit) limiter = std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*c.limit));
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
@@ -162,6 +172,22 @@ FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
     holds_breaker_ = true;
     breaker_token_ = p.token;
     breaker_start_ns_ = now_ns;
+  }
+  if (d.limiter) {
+    // Last before the call, so that the permit's RTT is the call's own.
+    std::optional<LimitToken> t = d.limiter->TryAcquire(now_ns);
+    if (!t) {
+      ++s.rejected_limit;
+      if (holds_breaker_ && d.config->composition == Composition::kRetryOutsideBreaker) {
+        d.breaker->Record(breaker_token_, CallResult::kIgnored, now_ns, 0);
+        holds_breaker_ = false;
+      }
+      limited_ = true;
+      // A local capacity rejection, as a full bulkhead's: permanent for the retry loop.
+      return EndAttempt(now_ns, Outcome::Of(OutcomeKind::kBulkheadFull), rng);
+    }
+    limit_token_ = *t;
+    holds_limit_ = true;
   }
   ++s.calls;
   attempt_start_ns_ = now_ns;
@@ -352,6 +378,7 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
     return OnCopyDone(now_ns, outcome, copy, rng);
   }
   outstanding_ = 0;
+  ReleaseLimit(now_ns, &outcome, &rng);
   if (holds_breaker_ && d.config->composition == Composition::kRetryOutsideBreaker) {
     d.breaker->Record(breaker_token_, BreakerResultOf(outcome), now_ns, now_ns - breaker_start_ns_);
     holds_breaker_ = false;
@@ -377,7 +404,9 @@ FlowAction OrderFlow::EndAttempt(int64_t now_ns, const Outcome& outcome, RandomS
       break;
   }
   FailReason reason = FailReason::kNonRetryable;
-  if (IsBreakerRejection(outcome)) {
+  if (limited_ && outcome.kind == OutcomeKind::kBulkheadFull) {
+    reason = FailReason::kLimited;
+  } else if (IsBreakerRejection(outcome)) {
     reason = FailReason::kBreakerOpen;
   } else if (outcome.IsLocalRejection()) {
     reason = FailReason::kPermanent;
@@ -458,6 +487,26 @@ FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reaso
   return StartDependency(now_ns, rng);
 }
 
+void OrderFlow::ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng) {
+  if (!holds_limit_) return;
+  holds_limit_ = false;
+  ConcurrencyLimiter& limiter = *(*deps_)[dep_].limiter;
+  // Cancelled (shutdown): the attempt tells nothing about the dependency.
+  const LimitSampleKind kind =
+      outcome == nullptr ? LimitSampleKind::kIgnore : ClientLimitSample(*outcome);
+  switch (kind) {
+    case LimitSampleKind::kSuccess:
+      limiter.OnSuccess(limit_token_, now_ns, rng->Uniform01());
+      break;
+    case LimitSampleKind::kDropped:
+      limiter.OnDropped(limit_token_, now_ns, rng->Uniform01());
+      break;
+    case LimitSampleKind::kIgnore:
+      limiter.OnIgnore(limit_token_);
+      break;
+  }
+}
+
 FlowAction OrderFlow::Finish(OrderStatus status, FailReason reason) {
   status_ = status;
   reason_ = reason;
@@ -476,6 +525,7 @@ uint32_t OrderFlow::Cancel(int64_t now_ns) {
     holds_breaker_ = false;
   }
   if (d.rounds()) CancelCopies(now_ns);
+  ReleaseLimit(now_ns, nullptr, nullptr);
   outstanding_ = 0;
   loop_.reset();
   ReleaseBulkhead();

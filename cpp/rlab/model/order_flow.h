@@ -20,6 +20,7 @@
 #include "rlab/core/outcome.h"
 #include "rlab/core/rng.h"
 #include "rlab/model/faults.h"
+#include "rlab/model/limits.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
@@ -59,12 +60,18 @@ enum class FailReason : uint8_t {
   kNonRetryable,  // the dependency answered with a non-retryable outcome (e.g. a 4xx)
   kQueueFull,     // rejected at intake: the job queue was full
   kShutdown,      // cancelled by a shutdown (live engine)
+  kLimited,       // a concurrency limit refused it (intake.limit, or <dependency>.limit)
 };
-inline constexpr int kNumFailReasons = 9;
+inline constexpr int kNumFailReasons = 10;
 
 // "", "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
-// "queue_full", "shutdown".
+// "queue_full", "shutdown", "limited".
 std::string_view FailReasonName(FailReason reason);
+
+// How the end of an order admitted under intake.limit is sampled: completed (or failed on an
+// answer) is a success, running out of time (expired, or failed on its deadline) is a drop, a
+// shutdown cancellation says nothing.
+LimitSampleKind IntakeLimitSample(OrderStatus status, FailReason reason);
 
 // A bounded least-recently-used cache of each key's last good value time, for fallbacks.
 // Thread-safe (the live engine shares it).
@@ -100,6 +107,7 @@ struct DependencyRuntime {
   std::unique_ptr<AdaptiveThrottle> throttle;
   std::unique_ptr<FallbackCache> cache;
   std::unique_ptr<Hedger> hedger;  // when the dependency hedges its calls
+  std::unique_ptr<ConcurrencyLimiter> limiter;  // the client-side concurrency limit, if any
   // Copies per call: 1, fanout.copies, or 1 + hedge.max_hedges.
   int max_copies = 1;
   // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
@@ -145,6 +153,7 @@ struct FlowStats {
   int64_t hedges = 0;         // hedge copies sent (included in calls)
   int64_t hedges_won = 0;     // calls whose winning copy was a hedge
   int64_t hedges_denied = 0;  // hedges the hedge budget refused
+  int64_t rejected_limit = 0;  // attempts the client-side concurrency limit refused
 };
 
 // The flow of one order. Not thread-safe: an order has one owner at a time.
@@ -235,6 +244,12 @@ class OrderFlow {
   int round_ok_ = 0;   // copies that succeeded
   int round_failed_ = 0;
   int64_t next_hedge_ns_ = kNoDeadline;  // when the next hedge is due; kNoDeadline: none
+  // The current attempt's permit of the dependency's concurrency limit.
+  LimitToken limit_token_;
+  bool holds_limit_ = false;
+  bool limited_ = false;  // the last local rejection came from the concurrency limit
+  // Hands the permit back, sampled as `outcome` says (model/limits.h).
+  void ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng);
 };
 
 }  // namespace rlab

@@ -260,6 +260,19 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = ValidateDependency(d);
     if (!s.ok()) return s;
   }
+  // Concurrency limits (model/limits.h).
+  for (const DependencyConfig& d : config.dependencies) {
+    if (!d.limit) continue;
+    s = ValidateLimit(d.name + ".limit", *d.limit);
+    if (!s.ok()) return s;
+    if (d.hedge || d.fanout) {
+      // A round's copies would each need a permit; not wired yet.
+      return Invalid(absl::StrFormat("%s.limit must be None when %s.%s is set (a limit in front "
+                                     "of a hedged or fanned-out dependency is not supported yet)",
+                                     d.name, d.name, d.hedge ? "hedge" : "fanout"));
+    }
+  }
+  if (config.intake.limit) return ValidateLimit("intake.limit", *config.intake.limit);
   return absl::OkStatus();
 }
 

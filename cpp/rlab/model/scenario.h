@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
+#include "rlab/model/limits.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
@@ -126,6 +127,8 @@ struct DependencyConfig {
   // A write (`charges`) needs idempotency keys for either: every copy may charge.
   std::optional<HedgeConfig> hedge;
   std::optional<FanoutConfig> fanout;
+  // A client-side adaptive concurrency limit in front of the dependency (model/limits.h).
+  std::optional<LimitConfig> limit;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over
@@ -151,7 +154,10 @@ struct ArrivalConfig {
 // Overload control at the service's intake, in front of the job queue and the workers (Python:
 // `Intake`, `intake.*` paths). Empty: admit whatever the queue has room for, first come first
 // served.
-struct IntakeConfig {};
+struct IntakeConfig {
+  // A server-side adaptive concurrency limit on admitted orders (model/limits.h).
+  std::optional<LimitConfig> limit;
+};
 
 // The experiment.
 struct ScenarioConfig {

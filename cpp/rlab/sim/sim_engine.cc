@@ -51,7 +51,8 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
       rng_(config.seed),
       arrival_rng_(rng_.Stream("arrivals")),
       key_rng_(rng_.Stream("keys")),
-      think_rng_(rng_.Stream("think")) {
+      think_rng_(rng_.Stream("think")),
+      intake_rng_(rng_.Stream("intake")) {
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
   for (const DependencyConfig& d : config_.dependencies) {
@@ -93,6 +94,11 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   }
   last_.deps.resize(n);
   last_.wasted_attempt_ns.resize(n);
+  last_.limit_rejected.resize(n);
+  if (config_.intake.limit) {
+    intake_limiter_ =
+        std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
+  }
 }
 
 void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, uint32_t c) {
@@ -275,21 +281,25 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
     result_.orders.emplace_back();
     result_.orders.back().arrival_ns = now_ns;
   }
+  // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
+  std::optional<LimitToken> intake_token;
+  if (intake_limiter_) {
+    intake_token = intake_limiter_->TryAcquire(now_ns);
+    if (!intake_token) {
+      RejectAtIntake(now_ns, record, client, FailReason::kLimited);
+      return;
+    }
+  }
   const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
   if (!worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity) {
-    Account(OrderStatus::kRejected, FailReason::kQueueFull, false, now_ns, now_ns, false);
-    if (record >= 0) {
-      OrderRecord& r = result_.orders[record];
-      r.end_ns = now_ns;
-      r.status = static_cast<uint8_t>(OrderStatus::kRejected);
-      r.reason = static_cast<uint8_t>(FailReason::kQueueFull);
-    }
-    if (client >= 0)
-      ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
+    if (intake_token) intake_limiter_->OnIgnore(*intake_token);
+    RejectAtIntake(now_ns, record, client, FailReason::kQueueFull);
     return;
   }
   const uint32_t slot = AllocSlot();
   Active& a = active_[slot];
+  a.holds_intake = intake_token.has_value();
+  if (intake_token) a.intake_token = *intake_token;
   a.flow.reset();
   a.arrival_ns = now_ns;
   a.start_ns = -1;
@@ -304,6 +314,19 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   SetInSystem(now_ns, +1);
   job_queue_.push_back(slot);
   DispatchWork(now_ns);
+}
+
+void SimEngine::RejectAtIntake(int64_t now_ns, int64_t record, int client, FailReason reason) {
+  Account(OrderStatus::kRejected, reason, false, now_ns, now_ns, false);
+  if (record >= 0) {
+    OrderRecord& r = result_.orders[record];
+    r.end_ns = now_ns;
+    r.status = static_cast<uint8_t>(OrderStatus::kRejected);
+    r.reason = static_cast<uint8_t>(reason);
+  }
+  if (client >= 0) {
+    ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
+  }
 }
 
 void SimEngine::DispatchWork(int64_t now_ns) {
@@ -590,6 +613,20 @@ void SimEngine::FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason 
     r.status = static_cast<uint8_t>(status);
     r.reason = static_cast<uint8_t>(reason);
   }
+  if (a.holds_intake) {
+    a.holds_intake = false;
+    switch (IntakeLimitSample(status, reason)) {
+      case LimitSampleKind::kSuccess:
+        intake_limiter_->OnSuccess(a.intake_token, now_ns, intake_rng_.Uniform01());
+        break;
+      case LimitSampleKind::kDropped:
+        intake_limiter_->OnDropped(a.intake_token, now_ns, intake_rng_.Uniform01());
+        break;
+      case LimitSampleKind::kIgnore:
+        intake_limiter_->OnIgnore(a.intake_token);
+        break;
+    }
+  }
   const int client = a.client;
   const bool held = a.holds_worker;
   a.live = false;
@@ -654,6 +691,14 @@ void SimEngine::InitTimeSeries() {
       c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
     }
   }
+  // Concurrency limits, after everything else: the limit, the permits held, the refusals.
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].limiter) continue;
+    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
+  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
   result_.ts.assign(c.size(), {});
 }
 
@@ -706,6 +751,21 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(static_cast<double>(s.cancelled - l.cancelled));
     put(NsToSeconds(result_.deps[d].wasted_attempt_ns - last_.wasted_attempt_ns[d]));
     last_.wasted_attempt_ns[d] = result_.deps[d].wasted_attempt_ns;
+  }
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (!deps_[d].limiter) continue;
+    const LimiterSnapshot l = deps_[d].limiter->Snapshot(now_ns);
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
+    last_.limit_rejected[d] = l.rejected;
+  }
+  if (intake_limiter_) {
+    const LimiterSnapshot l = intake_limiter_->Snapshot(now_ns);
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
+    last_.intake_limit_rejected = l.rejected;
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

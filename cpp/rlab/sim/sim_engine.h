@@ -78,6 +78,9 @@ class SimEngine {
     std::vector<int64_t> copy_service_ns;
     bool holds_worker = false;
     bool live = false;
+    // intake.limit: the order's permit (admitted orders hold one until they end).
+    LimitToken intake_token;
+    bool holds_intake = false;
   };
 
   // A call waiting in a dependency's server line.
@@ -124,6 +127,8 @@ class SimEngine {
   void Sample(int64_t now_ns, bool final);
   void InitTimeSeries();
   RandomStream& FlowRng(uint32_t slot);
+  // intake.limit: rejects an order at arrival (reason limited or queue_full).
+  void RejectAtIntake(int64_t now_ns, int64_t record, int client, FailReason reason);
 
   const ScenarioConfig& config_;
   const SimOptions options_;
@@ -136,6 +141,8 @@ class SimEngine {
   std::vector<DependencyRuntime> deps_;
   std::vector<FlowStats> stats_;
   std::vector<Server> servers_;
+  std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
+  RandomStream intake_rng_;                              // its draws
   EventQueue events_;
   int64_t now_ns_ = 0;
 
@@ -162,6 +169,8 @@ class SimEngine {
     int64_t degraded = 0;
     std::vector<FlowStats> deps;
     std::vector<int64_t> wasted_attempt_ns;
+    std::vector<int64_t> limit_rejected;  // per dependency with a limit
+    int64_t intake_limit_rejected = 0;
   };
   Counters last_;
   int64_t last_sample_ns_ = 0;

@@ -64,6 +64,7 @@ from reliability_lab.scenario.faults import (
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
+from reliability_lab.scenario.limit import Limit
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -102,6 +103,7 @@ __all__ = [
     "Hedge",
     "Intake",
     "Latency",
+    "Limit",
     "LogNormal",
     "Mixture",
     "Outage",

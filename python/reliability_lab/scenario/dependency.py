@@ -26,6 +26,7 @@ from reliability_lab.scenario._validate import (
 )
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
+from reliability_lab.scenario.limit import Limit
 from reliability_lab.throttle import ThrottleConfig
 
 FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
@@ -154,6 +155,10 @@ class Dependency:
             or None.
         fanout: a :class:`~reliability_lab.scenario.FanOut` (send k copies, need m answers), or
             None; not together with ``hedge``.
+        limit: a client-side adaptive concurrency limit in front of the dependency (a
+            :class:`~reliability_lab.scenario.Limit`): each attempt takes a permit, a refused
+            attempt fails the order with reason ``"limited"``; None for no limit. Not together
+            with ``hedge`` or ``fanout`` yet.
     """
 
     name: str = "payment"
@@ -170,6 +175,7 @@ class Dependency:
     charges: bool = False
     hedge: Hedge | None = None
     fanout: FanOut | None = None
+    limit: Limit | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -206,6 +212,8 @@ class Dependency:
             _instance("hedge", self.hedge, (Hedge,), "a Hedge or None")
         if self.fanout is not None:
             _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
+        if self.limit is not None:
+            _instance("limit", self.limit, (Limit,), "a Limit or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

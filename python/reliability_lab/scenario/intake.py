@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reliability_lab.scenario._validate import _instance
+from reliability_lab.scenario.limit import Limit
+
 
 @dataclass(frozen=True)
 class Intake:
     """Overload control at the service's intake. The default admits every order the job queue
     has room for and serves them first come, first served (the behaviour of a scenario that
-    does not mention ``intake``)."""
+    does not mention ``intake``).
+
+    Attributes:
+        limit: a server-side adaptive concurrency limit on the admitted orders not yet
+            terminal (queued + processing): a :class:`~reliability_lab.scenario.Limit`, or None.
+            An order over the limit is rejected at once with reason ``"limited"``.
+    """
+
+    limit: Limit | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None:
+            _instance("limit", self.limit, (Limit,), "a Limit or None")

@@ -1,0 +1,279 @@
+"""Adaptive concurrency limits inside the scenario (issue 13, overload control): ``intake.limit``
+(server side) and ``<dependency>.limit`` (client side), in both engines.
+
+Convergence against a capacity-limited dependency, bounded tails at 2x overload, limits never
+exceeded at admission, conservation, and per-order agreement of the two engines (fixed seeds,
+tolerances argued next to each assertion; no timed assertions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reliability_lab as rl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reliability_lab import (
+    Capacity,
+    Constant,
+    Dependency,
+    Exponential,
+    Faults,
+    Intake,
+    Limit,
+    Poisson,
+    Scenario,
+    simulate,
+)
+
+# A dependency that serves at most C calls at once, exponential service of mean S: its
+# capacity is C / S calls per second and its knee (Little's law: throughput x min RTT) is C.
+C = 10
+S = 0.01
+CAPACITY = C / S
+
+
+def _capacity_dep(limit: Limit | None, **kw: object) -> Dependency:
+    return Dependency(
+        faults=Faults(latency=Exponential(S), capacity=Capacity(max_in_service=C)),
+        limit=limit,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _client(limit: Limit | None, *, load: float = 2.0, duration: float = 20.0) -> Scenario:
+    # Plenty of workers and queue: the only bottleneck is the dependency's capacity.
+    return Scenario(
+        arrivals=Poisson(load * CAPACITY),
+        workers=2000,
+        queue_capacity=100_000,
+        duration=duration,
+        seed=11,
+        sample_every=0.1,
+        dependencies=(_capacity_dep(limit),),
+    )
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_limits_are_addressable_and_sweepable_by_path() -> None:
+    sc = Scenario(intake=Intake(limit=Limit()), dependencies=(Dependency(limit=Limit()),))
+    assert sc.get("intake.limit.kind") == "gradient2"
+    moved = sc.replace({"intake.limit.kind": "aimd", "payment.limit.initial": 5})
+    assert moved.intake.limit is not None and moved.intake.limit.kind == "aimd"
+    assert moved.get("payment.limit.initial") == 5
+    assert Scenario.from_json(moved.to_json()) == moved
+    assert "intake.limit.window" in sc.paths()
+    table = rl.sweep(
+        sc.replace(duration=1.0, arrivals=Poisson(50.0)),
+        {"intake.limit.kind": ["static", "aimd", "vegas", "gradient2", "envoy"]},
+        seeds=[1],
+        progress=False,
+    )
+    assert len(table) == 5
+
+
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"intake.limit": Limit(), "intake.limit.initial": 0}, "intake.limit.initial"),
+        ({"payment.limit": Limit(), "payment.limit.min": 500}, "payment.limit.min"),
+        ({"payment.limit": Limit(), "payment.limit.kind": "cubic"}, "payment.limit.kind"),
+        ({"intake.limit": Limit(kind="envoy"), "intake.limit.window": 1.0}, "intake.limit.window"),
+        ({"payment.limit": Limit(), "payment.hedge": rl.Hedge()}, "payment.limit"),
+    ],
+)
+def test_bad_limits_name_their_path(changes: dict[str, object], path: str) -> None:
+    with pytest.raises(ValueError, match=path.replace(".", r"\.")):
+        Scenario().replace(changes)
+
+
+# -- client side: convergence and tails ----------------------------------------------------------
+
+
+def _tail_mean(ts: object, column: str) -> float:
+    import pandas as pd
+
+    assert isinstance(ts, pd.DataFrame)
+    half = ts[ts["t"] >= ts["t"].max() / 2]
+    return float(half[column].mean())
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        Limit(kind="vegas", initial=20, max=200, window=0.05),
+        Limit(kind="gradient2", initial=20, min=1, max=200, window=0.05),
+    ],
+    ids=["vegas", "gradient2"],
+)
+def test_client_limit_settles_near_the_knee_and_bounds_the_tail(limit: Limit) -> None:
+    r = simulate(_client(limit))
+    limit_mean = _tail_mean(r.timeseries, "payment.limit")
+    # The knee is C = 10 (capacity x min RTT). Vegas keeps its estimated queue (limit x (1 -
+    # rtt_noload / rtt)) between alpha = 3 and beta = 6, i.e. the limit at C + 3..6; Gradient2
+    # lets the RTT rise to rtt_tolerance = 1.5 x its long average and adds queue_size = 4 per
+    # update, so it sits a little above the knee too. Both must settle within [C / 2, 3 C]:
+    # an unlimited client's concurrency at 2x overload grows without bound (below).
+    assert C / 2 <= limit_mean <= 3 * C, limit_mean
+    s = r.summary
+    # The dependency is kept busy: goodput at least 80% of its capacity.
+    assert s["goodput"] >= 0.8 * CAPACITY, s["goodput"]
+    # Bounded tail: completed orders wait at most a few service times in the server's line.
+    assert s["latency_p99"] < 30 * S, s["latency_p99"]
+    # The excess is refused locally and fast, counted as "limited".
+    assert s["failed_limited"] == s["payment.rejected_limit"] > 0.3 * s["arrived"]
+
+
+def test_an_unlimited_client_tail_grows_at_2x_overload() -> None:
+    short = simulate(_client(None, duration=5.0)).summary
+    long = simulate(_client(None, duration=10.0)).summary
+    limited = simulate(_client(Limit(kind="gradient2", window=0.05), duration=10.0)).summary
+    # The server's line grows at (2 - 1) x capacity per second: p99 grows with the run.
+    assert long["latency_p99"] > 1.5 * short["latency_p99"]
+    assert long["latency_p99"] > 20 * limited["latency_p99"]
+
+
+# -- server side ---------------------------------------------------------------------------------
+
+WORKERS = 8
+SERVER_CAPACITY = WORKERS / S  # 800 orders per second
+
+
+def _server(limit: Limit | None, *, load: float = 2.0, duration: float = 20.0) -> Scenario:
+    return Scenario(
+        arrivals=Poisson(load * SERVER_CAPACITY),
+        workers=WORKERS,
+        queue_capacity=100_000,
+        duration=duration,
+        seed=5,
+        order_deadline=0.5,
+        sample_every=0.1,
+        intake=Intake(limit=limit),
+        dependencies=(Dependency(faults=Faults(latency=Exponential(S))),),
+    )
+
+
+def test_server_side_aimd_keeps_goodput_near_capacity_at_2x_overload() -> None:
+    aimd = Limit(kind="aimd", initial=20, min=8, max=500, timeout=0.05, backoff_ratio=0.9)
+    limited = simulate(_server(aimd)).summary
+    unlimited = simulate(_server(None)).summary
+    # Goodput within 10% of the workers' capacity (Poisson service keeps them a little idle).
+    assert limited["goodput"] >= 0.9 * SERVER_CAPACITY, limited["goodput"]
+    # The limit turns the excess away at once instead of letting it queue to its deadline.
+    assert limited["failed_limited"] > 0.3 * limited["arrived"]
+    assert limited["latency_p99"] < 0.2 < unlimited["latency_p99"]
+    assert limited["expired"] < 0.01 * limited["arrived"] < unlimited["expired"]
+
+
+# -- never exceeded, conservation ------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    intake_limit=st.integers(1, 30),
+    dep_limit=st.integers(1, 30),
+    rate=st.floats(50.0, 3000.0),
+    seed=st.integers(0, 2**32),
+)
+def test_static_limits_are_never_exceeded_and_no_order_is_lost(
+    intake_limit: int, dep_limit: int, rate: float, seed: int
+) -> None:
+    sc = Scenario(
+        arrivals=Poisson(rate),
+        workers=16,
+        queue_capacity=50,
+        duration=1.0,
+        seed=seed,
+        sample_every=0.01,
+        order_deadline=0.2,
+        intake=Intake(limit=Limit(kind="static", initial=intake_limit, max=30)),
+        dependencies=(_capacity_dep(Limit(kind="static", initial=dep_limit, max=30)),),
+    )
+    r = simulate(sc)
+    ts = r.timeseries
+    assert (ts["intake.inflight"] <= ts["intake.limit"]).all()
+    assert (ts["intake.limit"] == intake_limit).all()
+    assert (ts["payment.limit_inflight"] <= dep_limit).all()
+    # Admitted orders in the system (queued + processing) never exceed the intake limit.
+    assert (ts["in_system"] <= intake_limit).all()
+    s = r.summary
+    terminal = s["completed"] + s["failed"] + s["rejected"] + s["expired"] + s["cancelled"]
+    assert terminal == s["arrived"] and s["in_flight"] == 0
+    assert ts["intake.rejected"].sum() + ts["payment.rejected_limit"].sum() == s["failed_limited"]
+    raw = r.totals["dependencies"][0]
+    assert raw["rejected_limit"] == ts["payment.rejected_limit"].sum()
+    orders = r.orders
+    assert orders is not None
+    limited = orders[orders["reason"] == "limited"]
+    assert set(limited["status"].astype(str)) <= {"rejected", "failed"}
+
+
+@settings(max_examples=15, deadline=None)
+@given(kind=st.sampled_from(["aimd", "vegas", "gradient2", "envoy"]), seed=st.integers(0, 2**32))
+def test_adaptive_limits_admit_only_under_the_limit(kind: str, seed: int) -> None:
+    # The limiter admits while in flight < limit; a limit that shrinks later only stops new
+    # admissions, so a sample sees in flight <= the highest limit so far, and the limit stays
+    # within [min, max].
+    limit = Limit(kind=kind, initial=5, min=2, max=40)  # type: ignore[arg-type]
+    sc = _client(limit, load=1.5, duration=3.0).replace(seed=seed, sample_every=0.01)
+    r = simulate(sc)
+    ts = r.timeseries
+    highest = np.maximum.accumulate(ts["payment.limit"].to_numpy())
+    assert (ts["payment.limit_inflight"].to_numpy() <= highest).all()
+    assert ts["payment.limit"].between(2, 40).all()
+    s = r.summary
+    assert s["completed"] + s["failed"] + s["rejected"] + s["expired"] == s["arrived"]
+
+
+# -- the two engines agree -------------------------------------------------------------------------
+
+
+def _outcomes(orders: object) -> list[tuple[str, str, int]]:
+    import pandas as pd
+
+    assert isinstance(orders, pd.DataFrame)
+    return sorted(
+        zip(
+            orders["status"].astype(str),
+            orders["reason"].astype(str),
+            orders["attempts"].astype(int),
+            strict=True,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("intake", "dep_limit", "expected"),
+    [
+        # Three admitted at once, the other nine over the server-side limit.
+        (Intake(limit=Limit(kind="static", initial=3)), None, {"completed": 3, "limited": 9}),
+        # Four workers start four orders; two get a permit, every other attempt is refused.
+        (Intake(), Limit(kind="static", initial=2), {"completed": 2, "limited": 10}),
+    ],
+    ids=["intake", "client"],
+)
+def test_both_engines_give_the_same_per_order_outcomes(
+    intake: Intake, dep_limit: Limit | None, expected: dict[str, int]
+) -> None:
+    # Every order arrives at once and a call takes 0.5 s: which orders get a permit is decided
+    # before the first call ends, in both engines.
+    n = 12
+    sc = Scenario(
+        arrivals=rl.Trace(tuple(0.0 for _ in range(n))),
+        workers=4,
+        queue_capacity=100,
+        duration=0.1,
+        seed=3,
+        intake=intake,
+        dependencies=(Dependency(faults=Faults(latency=Constant(0.5)), limit=dep_limit),),
+    )
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(n)
+        assert all(h.wait(timeout=30) for h in handles)
+    live = lab.result
+    assert _outcomes(live.orders) == _outcomes(sim.orders)
+    got = sim.summary
+    assert got["completed"] == expected["completed"]
+    assert got["failed_limited"] == expected["limited"]
