@@ -103,24 +103,28 @@ def _tail_mean(ts: object, column: str) -> float:
     "limit",
     [
         Limit(kind="vegas", initial=20, max=200, window=0.05),
-        Limit(kind="gradient2", initial=20, min=1, max=200, window=0.05),
+        Limit(kind="gradient2", initial=20, min=1, max=200, rtt_tolerance=1.0),
+        Limit(kind="envoy", min=3, max=200),
     ],
-    ids=["vegas", "gradient2"],
+    ids=["vegas", "gradient2", "envoy"],
 )
 def test_client_limit_settles_near_the_knee_and_bounds_the_tail(limit: Limit) -> None:
     r = simulate(_client(limit))
     limit_mean = _tail_mean(r.timeseries, "payment.limit")
-    # The knee is C = 10 (capacity x min RTT). Vegas keeps its estimated queue (limit x (1 -
-    # rtt_noload / rtt)) between alpha = 3 and beta = 6, i.e. the limit at C + 3..6; Gradient2
-    # lets the RTT rise to rtt_tolerance = 1.5 x its long average and adds queue_size = 4 per
-    # update, so it sits a little above the knee too. Both must settle within [C / 2, 3 C]:
-    # an unlimited client's concurrency at 2x overload grows without bound (below).
-    assert C / 2 <= limit_mean <= 3 * C, limit_mean
+    # The knee is C = 10 (capacity x min RTT, Little's law). Each algorithm stops a little
+    # above it by design: Vegas keeps its estimated queue (limit x (1 - rtt_noload / rtt))
+    # near alpha = 3 (measured 12.7); Gradient2 with rtt_tolerance = 1 shrinks as soon as the
+    # RTT exceeds its long-term average and adds queue_size = 4 per update (11.7); Envoy lets
+    # the RTT reach min RTT x (1 + buffer 0.25) plus its sqrt(limit) headroom (14.5). Hence
+    # [0.8 C, 2 C]: an unlimited client's concurrency at 2x overload grows without bound
+    # (below), and Gradient2 with its default rtt_tolerance = 1.5 settles at about 3 C.
+    assert 0.8 * C <= limit_mean <= 2 * C, limit_mean
     s = r.summary
-    # The dependency is kept busy: goodput at least 80% of its capacity.
-    assert s["goodput"] >= 0.8 * CAPACITY, s["goodput"]
-    # Bounded tail: completed orders wait at most a few service times in the server's line.
-    assert s["latency_p99"] < 30 * S, s["latency_p99"]
+    # The dependency is kept busy: goodput at least 90% of its capacity.
+    assert s["goodput"] >= 0.9 * CAPACITY, s["goodput"]
+    # Bounded tail: completed orders wait a few service times in the server's line (measured
+    # 47-49 ms against 19.7 s unlimited).
+    assert s["latency_p99"] < 10 * S, s["latency_p99"]
     # The excess is refused locally and fast, counted as "limited".
     assert s["failed_limited"] == s["payment.rejected_limit"] > 0.3 * s["arrived"]
 
@@ -162,8 +166,11 @@ def test_server_side_aimd_keeps_goodput_near_capacity_at_2x_overload() -> None:
     assert limited["goodput"] >= 0.9 * SERVER_CAPACITY, limited["goodput"]
     # The limit turns the excess away at once instead of letting it queue to its deadline.
     assert limited["failed_limited"] > 0.3 * limited["arrived"]
+    # Unlimited, orders queue until they start just before their 0.5 s deadline and about
+    # half fail on it; limited, none does and p99 stays near 0.1 s.
     assert limited["latency_p99"] < 0.2 < unlimited["latency_p99"]
-    assert limited["expired"] < 0.01 * limited["arrived"] < unlimited["expired"]
+    assert limited["failed_deadline"] < 0.01 * limited["arrived"]
+    assert unlimited["failed_deadline"] > 0.3 * unlimited["arrived"]
 
 
 # -- never exceeded, conservation ------------------------------------------------------------------
