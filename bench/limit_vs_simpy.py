@@ -45,7 +45,6 @@ class Stats:
     arrived: int = 0
     completed: int = 0
     limited: int = 0
-    limit_sum: float = 0.0  # the limit seen by each attempt, for its mean
     sojourn_sum: float = 0.0
 
 
@@ -63,7 +62,6 @@ def simpy_limited(horizon: float, seed: int = SEED) -> Stats:
         arrival = env.now
         with workers.request() as req:
             yield req
-            stats.limit_sum += state["limit"]
             if state["inflight"] >= state["limit"]:
                 stats.limited += 1
             else:
@@ -110,7 +108,9 @@ def scenario(horizon: float, seed: int = SEED) -> Any:
 
     dep = Dependency(
         "payment",
-        faults=Faults(latency=Exponential(SERVICE_MEAN), capacity=Capacity(max_in_service=CAPACITY)),
+        faults=Faults(
+            latency=Exponential(SERVICE_MEAN), capacity=Capacity(max_in_service=CAPACITY)
+        ),
         limit=Limit(
             kind="aimd",
             initial=INITIAL,

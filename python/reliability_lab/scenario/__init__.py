@@ -64,7 +64,6 @@ from reliability_lab.scenario.faults import (
 )
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
-from reliability_lab.scenario.limit import Limit
 from reliability_lab.scenario.latency import (
     Constant,
     Exponential,
@@ -75,6 +74,7 @@ from reliability_lab.scenario.latency import (
     Uniform,
     mean_of,
 )
+from reliability_lab.scenario.limit import Limit
 
 # The private names re-exported here are the codec's tables, read by reliability_lab.files.
 from reliability_lab.scenario.model import _CONFIG_CLASSES as _CONFIG_CLASSES

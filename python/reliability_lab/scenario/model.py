@@ -48,8 +48,8 @@ from reliability_lab.scenario.dependency import Dependency, Fallback, _retry_nam
 from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase, _phase_labels
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
-from reliability_lab.scenario.limit import Limit
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
+from reliability_lab.scenario.limit import Limit
 from reliability_lab.throttle import ThrottleConfig
 
 #: The version of the dict / JSON schema written by :meth:`Scenario.to_dict`.
