@@ -284,3 +284,123 @@ def test_both_engines_give_the_same_per_order_outcomes(
     got = sim.summary
     assert got["completed"] == expected["completed"]
     assert got["failed_limited"] == expected["limited"]
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+
+
+def _rate_scenario(
+    *, intake_rate: rl.RateLimit | None = None, dep_rate: rl.RateLimit | None = None,
+    rate: float = 200.0, duration: float = 10.0, **kw: object,
+) -> Scenario:
+    return Scenario(
+        arrivals=rl.ConstantRate(rate),
+        workers=64,
+        queue_capacity=10_000,
+        duration=duration,
+        seed=2,
+        sample_every=1.0,
+        intake=Intake(rate_limit=intake_rate),
+        dependencies=(Dependency(faults=Faults(latency=Constant(0.001)), rate_limit=dep_rate),),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_intake_rate_limit_admits_at_its_rate() -> None:
+    # Smooth, burst 1: one permit every 10 ms against an order every 5 ms: every other order.
+    s = simulate(_rate_scenario(intake_rate=rl.RateLimit(rate=100.0))).summary
+    assert s["arrived"] == pytest.approx(2000, abs=1)
+    assert s["completed"] == pytest.approx(s["arrived"] / 2, abs=1)
+    assert s["failed_rate_limited"] == s["rejected"] == s["arrived"] - s["completed"]
+    # Bursty: 10 permits at the start of every 0.1 s, unused ones lost: the same 100/s.
+    s = simulate(
+        _rate_scenario(intake_rate=rl.RateLimit(rate=100.0, burst=10, mode="bursty"))
+    ).summary
+    assert s["completed"] == pytest.approx(1000, abs=10)
+
+
+def test_intake_rate_limit_per_key_gives_each_key_its_rate() -> None:
+    # Four keys, 20 permits per second each and 5 saved up: 4 x (20 x 10 s + 5) = 820 in all.
+    # Keys are drawn at random, so a key's arrivals bunch up and a few permits go unused (the
+    # burst absorbs most of it: 3% tolerance, measured 815).
+    sc = _rate_scenario(intake_rate=rl.RateLimit(rate=20.0, burst=5, per_key=True), num_keys=4)
+    s = simulate(sc).summary
+    assert s["completed"] == pytest.approx(820, rel=0.03)
+    single = simulate(_rate_scenario(intake_rate=rl.RateLimit(rate=20.0), num_keys=4)).summary
+    assert single["completed"] == pytest.approx(200, abs=1)
+
+
+def test_intake_rate_limit_waits_up_to_max_wait_in_the_simulator() -> None:
+    # 200/s offered, 100/s allowed, up to 50 ms of wait: the queue of reservations fills to
+    # 50 ms (5 permits ahead), then every other order is refused; the admitted ones wait.
+    sc = _rate_scenario(intake_rate=rl.RateLimit(rate=100.0, max_wait=0.05))
+    r = simulate(sc)
+    s = r.summary
+    assert s["completed"] == pytest.approx(1000, abs=10)
+    assert s["failed_rate_limited"] == pytest.approx(1000, abs=10)
+    # Waits are bounded by max_wait: an order's latency is its wait plus the 1 ms call.
+    assert 0.04 < s["latency_max"] <= 0.05 + 0.001 + 1e-6
+    terminal = s["completed"] + s["failed"] + s["rejected"] + s["expired"]
+    assert terminal == s["arrived"] and s["in_flight"] == 0
+    with pytest.raises(ValueError, match="simulator-only"):
+        rl.Lab(sc)
+
+
+def test_dependency_rate_limit_paces_calls_and_waits_up_to_max_wait() -> None:
+    dep_rate = rl.RateLimit(rate=100.0, burst=5, max_wait=0.02)
+    r = simulate(_rate_scenario(dep_rate=dep_rate))
+    s = r.summary
+    ts = r.timeseries
+    # Never more calls per second than the rate allows (plus the burst saved up at the start).
+    assert (ts["payment.calls"] <= 100 + 5).all()
+    assert s["payment.calls"] == pytest.approx(1000, abs=10)
+    assert s["payment.rate_limit_waits"] > 0
+    assert s["payment.rejected_rate_limit"] == s["failed_rate_limited"] > 0
+    assert s["completed"] + s["failed"] == s["arrived"]
+    # A wait never exceeds max_wait: an order's latency is its wait plus the 1 ms call.
+    assert s["latency_max"] <= 0.02 + 0.001 + 1e-6
+
+
+def test_dependency_rate_limit_with_a_fallback_degrades() -> None:
+    dep = Dependency(
+        faults=Faults(latency=Constant(0.001)),
+        rate_limit=rl.RateLimit(rate=50.0),
+        fallback=rl.Fallback(kind="default"),
+    )
+    sc = _rate_scenario().replace(dependencies=(dep,))
+    s = simulate(sc).summary
+    assert s["failed"] == 0
+    assert s["degraded_fraction"] == pytest.approx(0.75, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("intake", "dep_rate", "expected"),
+    [
+        # A burst of three permits at the intake, then one a second: nine refused.
+        (Intake(rate_limit=rl.RateLimit(rate=1.0, burst=3)), None, 3),
+        # Two calls pass the dependency's rate limit, the other ten are refused.
+        (Intake(), rl.RateLimit(rate=1.0, burst=2), 2),
+    ],
+    ids=["intake", "client"],
+)
+def test_both_engines_agree_with_a_rate_limit(
+    intake: Intake, dep_rate: rl.RateLimit | None, expected: int
+) -> None:
+    n = 12
+    sc = Scenario(
+        arrivals=rl.Trace(tuple(0.0 for _ in range(n))),
+        workers=4,
+        queue_capacity=100,
+        duration=0.1,
+        seed=3,
+        intake=intake,
+        dependencies=(Dependency(faults=Faults(latency=Constant(0.2)), rate_limit=dep_rate),),
+    )
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(n)
+        assert all(h.wait(timeout=30) for h in handles)
+    live = lab.result
+    assert _outcomes(live.orders) == _outcomes(sim.orders)
+    assert sim.summary["completed"] == expected
+    assert sim.summary["failed_rate_limited"] == n - expected

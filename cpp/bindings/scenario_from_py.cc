@@ -542,11 +542,43 @@ py::dict LimitToDict(const LimitConfig& c) {
   return d;
 }
 
+// rl.RateLimit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
+RateLimitScenarioConfig ReadRateLimit(py::handle h, const std::string& path) {
+  static constexpr std::pair<std::string_view, RateLimitMode> kModes[] = {
+      {"smooth", RateLimitMode::kSmooth},
+      {"bursty", RateLimitMode::kBursty},
+  };
+  Obj o(h, path);
+  RateLimitScenarioConfig c;
+  c.rate = o.Number("rate");
+  c.burst = o.Int("burst", 1, 1'000'000'000);
+  c.mode = ParseChoice(o.At("mode"), o.Str("mode"), kModes);
+  c.max_wait_ns = o.Seconds("max_wait");
+  c.per_key = o.Bool("per_key");
+  c.max_keys = o.Int("max_keys", 1, 10'000'000);
+  o.Finish();
+  return c;
+}
+
+py::dict RateLimitToDict(const RateLimitScenarioConfig& c) {
+  py::dict d;
+  d["rate"] = c.rate;
+  d["burst"] = c.burst;
+  d["mode"] = std::string(RateLimitModeName(c.mode));
+  d["max_wait_ns"] = c.max_wait_ns;
+  d["per_key"] = c.per_key;
+  d["max_keys"] = c.max_keys;
+  return d;
+}
+
 IntakeConfig ReadIntake(py::handle h, const std::string& path) {
   Obj o(h, path);
   IntakeConfig c;
-  // A dict written before the field existed has no such key.
+  // A dict written before the fields existed has no such keys.
   if (o.Has("limit") && !o.IsNone("limit")) c.limit = ReadLimit(o.Get("limit"), o.At("limit"));
+  if (o.Has("rate_limit") && !o.IsNone("rate_limit")) {
+    c.rate_limit = ReadRateLimit(o.Get("rate_limit"), o.At("rate_limit"));
+  }
   o.Finish();
   return c;
 }
@@ -554,6 +586,8 @@ IntakeConfig ReadIntake(py::handle h, const std::string& path) {
 py::dict IntakeToDict(const IntakeConfig& c) {
   py::dict d;
   d["limit"] = c.limit ? py::object(LimitToDict(*c.limit)) : py::object(py::none());
+  d["rate_limit"] =
+      c.rate_limit ? py::object(RateLimitToDict(*c.rate_limit)) : py::object(py::none());
   return d;
 }
 
@@ -593,6 +627,9 @@ DependencyConfig ReadDependency(py::handle h, size_t index) {
     d.fanout = ReadFanout(o.Get("fanout"), o.At("fanout"));
   }
   if (o.Has("limit") && !o.IsNone("limit")) d.limit = ReadLimit(o.Get("limit"), o.At("limit"));
+  if (o.Has("rate_limit") && !o.IsNone("rate_limit")) {
+    d.rate_limit = ReadRateLimit(o.Get("rate_limit"), o.At("rate_limit"));
+  }
   o.Finish();
   return d;
 }
@@ -791,6 +828,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return fd;
   });
   d["limit"] = OptionalToPy(dep.limit, LimitToDict);
+  d["rate_limit"] = OptionalToPy(dep.rate_limit, RateLimitToDict);
   return d;
 }
 

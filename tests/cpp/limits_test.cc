@@ -173,6 +173,51 @@ TEST(LimitFlowTest, AnOverloadAnswerIsADropAndARetryTakesANewPermit) {
   EXPECT_EQ(t.deps[0].limiter->Snapshot(a.until_ns + kMs).inflight, 0);
 }
 
+TEST(RateLimitFlowTest, ACallWaitsForItsPermitOrIsRefused) {
+  DependencyConfig d;
+  RateLimitScenarioConfig r;
+  r.rate = 10.0;  // one permit every 100 ms, two saved up
+  r.burst = 2;
+  r.max_wait_ns = 150 * kMs;
+  d.rate_limit = r;
+  Harness t(d);
+  OrderFlow a = t.Flow(), b = t.Flow(), c = t.Flow(), e = t.Flow();
+  EXPECT_EQ(a.Begin(0, t.rng).kind, Kind::kAttempt);
+  EXPECT_EQ(b.Begin(0, t.rng).kind, Kind::kAttempt);
+  // The third permit is due at 100 ms: the call waits for it, then goes without asking again.
+  FlowAction w = c.Begin(0, t.rng);
+  ASSERT_EQ(w.kind, Kind::kSleep);
+  EXPECT_EQ(w.until_ns, 100 * kMs);
+  EXPECT_EQ(c.OnSleepDone(100 * kMs, t.rng).kind, Kind::kAttempt);
+  EXPECT_EQ(c.attempts(), 1);
+  // The fourth would be due at 200 ms, beyond max_wait: refused, nothing reserved.
+  EXPECT_EQ(e.Begin(0, t.rng).kind, Kind::kDone);
+  EXPECT_EQ(e.reason(), FailReason::kRateLimited);
+  EXPECT_EQ(t.stats[0].rejected_rate_limit, 1);
+  EXPECT_EQ(t.stats[0].rate_limit_waits, 1);
+  EXPECT_EQ(t.stats[0].calls, 3);
+  EXPECT_EQ(FailReasonName(FailReason::kRateLimited), "rate_limited");
+}
+
+TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
+  RateLimitScenarioConfig r;
+  r.rate = 250.0;
+  r.burst = 5;
+  RateLimitConfig p = ToRateLimitConfig(r);
+  EXPECT_EQ(p.permits, 1);
+  EXPECT_EQ(p.period_ns, 4 * kMs);
+  EXPECT_EQ(p.burst, 5);
+  r.mode = RateLimitMode::kBursty;
+  p = ToRateLimitConfig(r);
+  EXPECT_EQ(p.permits, 5);
+  EXPECT_EQ(p.period_ns, 20 * kMs);
+  EXPECT_TRUE(Validate(p).ok());
+  r.rate = 0.0;
+  EXPECT_NE(std::string(ValidateRateLimit("intake.rate_limit", r).message())
+                .find("intake.rate_limit.rate"),
+            std::string::npos);
+}
+
 TEST(LimitFlowTest, ALimitWithAHedgeIsRejected) {
   ScenarioConfig c;
   DependencyConfig d;

@@ -137,6 +137,14 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
                           d.name, what, d.name, d.faults.capacity.max_in_service, d.name, what));
     }
   }
+  if (config.intake.rate_limit && config.intake.rate_limit->max_wait_ns > 0) {
+    // Submit admits or refuses on the caller's thread; a wait there would hold the load
+    // generator, not the order.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "intake.rate_limit.max_wait > 0 (%g s) is simulator-only for now: use simulate(), or "
+        "set intake.rate_limit.max_wait=0",
+        NsToSeconds(config.intake.rate_limit->max_wait_ns)));
+  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -193,6 +201,9 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       server->rng.emplace(rng_.Stream("server/" + config_.dependencies[i].name));
     }
     servers_.push_back(std::move(server));
+  }
+  if (config_.intake.rate_limit) {
+    intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
   }
   if (config_.intake.limit) {
     intake_limiter_ =
@@ -568,6 +579,11 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
+  if (intake_rate_ && !intake_rate_->Reserve(o.key, now, 0)) {
+    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kRateLimited, nullptr, now,
+           false);
+    return id;
+  }
   if (intake_limiter_) {
     // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
     std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
@@ -1801,6 +1817,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       t.hedges_won += s.hedges_won;
       t.hedges_denied += s.hedges_denied;
       t.rejected_limit += s.rejected_limit;
+      t.rejected_rate_limit += s.rejected_rate_limit;
+      t.rate_limit_waits += s.rate_limit_waits;
       for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
     }
   };

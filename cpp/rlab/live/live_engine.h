@@ -475,6 +475,7 @@ class LiveEngine {
   std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies
   std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
   std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
+  std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
   Mutex intake_rng_mu_;
   std::optional<RandomStream> intake_rng_ ABSL_GUARDED_BY(intake_rng_mu_);
   std::unique_ptr<PaymentLedger> ledger_;  // set by Create

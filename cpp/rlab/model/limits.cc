@@ -1,5 +1,7 @@
 #include "rlab/model/limits.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -157,6 +159,48 @@ LimitSampleKind ClientLimitSample(const Outcome& o) {
     default:
       return LimitSampleKind::kSuccess;
   }
+}
+
+absl::Status ValidateRateLimit(std::string_view path, const RateLimitScenarioConfig& c) {
+  auto at = [path](std::string_view name) { return absl::StrFormat("%s.%s", path, name); };
+  return FirstError({
+      CheckRange(at("rate"), c.rate, 0.0, 1e7, Bound::kOpen, Bound::kClosed),
+      CheckIntRange(at("burst"), c.burst, 1, 1'000'000'000),
+      c.mode == RateLimitMode::kSmooth || c.mode == RateLimitMode::kBursty
+          ? absl::OkStatus()
+          : absl::InvalidArgumentError(absl::StrFormat("%s has an unknown value", at("mode"))),
+      CheckDurationNs(at("max_wait"), c.max_wait_ns, /*allow_zero=*/true),
+      CheckIntRange(at("max_keys"), c.max_keys, 1, 10'000'000),
+  });
+}
+
+RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& c) {
+  RateLimitConfig out;
+  out.mode = c.mode;
+  out.permits = c.mode == RateLimitMode::kBursty ? c.burst : 1;
+  out.burst = c.burst;
+  // At least one nanosecond per permit (rate <= 1e7 gives 100 ns); the period stays within the
+  // policy's bounds for burst / rate <= 1e6 s, and is capped there otherwise.
+  const double period_ns = static_cast<double>(out.permits) * 1e9 / c.rate;
+  out.period_ns = static_cast<int64_t>(
+      std::clamp(std::round(period_ns), static_cast<double>(out.permits), 1e6 * 1e9));
+  out.max_keys = c.max_keys;
+  return out;
+}
+
+RateGate::RateGate(const RateLimitScenarioConfig& config) : config_(config) {
+  const RateLimitConfig policy = ToRateLimitConfig(config);
+  if (config.per_key) {
+    keyed_ = std::make_unique<KeyedRateLimiter>(policy);
+  } else {
+    single_ = std::make_unique<RateLimiter>(policy);
+  }
+}
+
+std::optional<int64_t> RateGate::Reserve(int key, int64_t now_ns, int64_t max_wait_ns) {
+  const int64_t wait_ns = std::max<int64_t>(0, std::min(config_.max_wait_ns, max_wait_ns));
+  if (keyed_) return keyed_->Reserve(std::to_string(key), now_ns, wait_ns);
+  return single_->Reserve(now_ns, wait_ns);
 }
 
 }  // namespace rlab

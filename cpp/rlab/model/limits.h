@@ -16,12 +16,15 @@
 //     time (expired, or failed on its deadline).
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/policy/concurrency_limit.h"
+#include "rlab/policy/rate_limit.h"
 
 namespace rlab {
 
@@ -74,6 +77,42 @@ enum class LimitSampleKind : uint8_t { kSuccess, kDropped, kIgnore };
 // Success: any answer; dropped: timeout, connection reset, 429/502/503/504 (the dependency is
 // overloaded, as rl.throttle.is_overload); ignore: the caller gave up (cancelled, own deadline).
 LimitSampleKind ClientLimitSample(const Outcome& outcome);
+
+// A rate limit in a scenario (Python `rl.RateLimit`, at `intake.rate_limit` and
+// `<dependency>.rate_limit`): `rate` permits per second with `burst` saved up (smooth: GCRA,
+// one permit every 1 / rate; bursty: `burst` permits at the start of every burst / rate
+// seconds), per order key when `per_key`. A permit due within `max_wait` delays the attempt
+// (client side); any other refuses it (reason `rate_limited`). At the intake, an order waiting
+// for its permit is in the system but not yet queued (simulated engine only for now).
+struct RateLimitScenarioConfig {
+  double rate = 100.0;  // permits per second, in (0, 1e7]
+  int64_t burst = 1;    // in [1, 1e9]
+  RateLimitMode mode = RateLimitMode::kSmooth;
+  int64_t max_wait_ns = 0;  // [0, 1e6] s
+  bool per_key = false;
+  int64_t max_keys = 10'000;  // per_key: keys kept (least recently used evicted), [1, 1e7]
+};
+
+// Checks every field under `path` ("payment.rate_limit.rate must be ...").
+absl::Status ValidateRateLimit(std::string_view path, const RateLimitScenarioConfig& config);
+
+// The policy's configuration: permits = 1 (smooth) or burst (bursty) per permits / rate seconds.
+RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& config);
+
+// The runtime of one rate limit: one rate, or one per order key. Thread-safe.
+class RateGate {
+ public:
+  explicit RateGate(const RateLimitScenarioConfig& config);
+  // The wait (>= 0) for a permit for `key` reserved at `now_ns`, at most
+  // min(max_wait, `max_wait_ns`); nullopt refuses (nothing reserved).
+  std::optional<int64_t> Reserve(int key, int64_t now_ns, int64_t max_wait_ns);
+  const RateLimitScenarioConfig& config() const { return config_; }
+
+ private:
+  const RateLimitScenarioConfig config_;
+  std::unique_ptr<RateLimiter> single_;
+  std::unique_ptr<KeyedRateLimiter> keyed_;
+};
 
 }  // namespace rlab
 

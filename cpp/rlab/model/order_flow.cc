@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 namespace rlab {
 namespace {
@@ -11,7 +12,7 @@ constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
 
 constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
     "",         "exhausted",     "permanent",  "breaker_open", "budget",
-    "deadline", "non_retryable", "queue_full", "shutdown",     "limited"};
+    "deadline", "non_retryable", "queue_full", "shutdown",     "limited",    "rate_limited"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;
@@ -90,6 +91,7 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
   }
   uses_rounds = c.hedge.has_value() || c.fanout.has_value();
   if (c.limit) limiter = std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*c.limit));
+  if (c.rate_limit) rate_gate = std::make_unique<RateGate>(*c.rate_limit);
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
@@ -146,6 +148,24 @@ FlowAction OrderFlow::AfterBulkhead(int64_t now_ns, RandomStream& rng) {
 FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
   DependencyRuntime& d = (*deps_)[dep_];
   FlowStats& s = (*stats_)[dep_];
+  if (d.rate_gate && !rate_reserved_) {
+    // The rate limit paces calls (a hedged round is one call): a permit due within max_wait
+    // (and before the deadline) delays the call, any other refuses it for good.
+    int64_t cap_ns = std::numeric_limits<int64_t>::max();
+    if (deadline_ns_ != kNoDeadline) cap_ns = std::max<int64_t>(0, deadline_ns_ - now_ns);
+    const std::optional<int64_t> wait_ns = d.rate_gate->Reserve(key_, now_ns, cap_ns);
+    if (!wait_ns) {
+      ++s.rejected_rate_limit;
+      last_outcome_ = Outcome::Of(OutcomeKind::kThrottled);
+      return FinishDependency(now_ns, false, FailReason::kRateLimited, rng);
+    }
+    if (*wait_ns > 0) {
+      ++s.rate_limit_waits;
+      rate_reserved_ = true;
+      return {FlowAction::Kind::kSleep, dep_, now_ns + *wait_ns, false};
+    }
+  }
+  rate_reserved_ = false;
   if (!loop_->OnAttemptStart(now_ns)) {
     ++s.retry_ends[static_cast<size_t>(RetryEndReason::kDeadline)];
     last_outcome_ = Outcome::Of(OutcomeKind::kDeadlineExceeded);

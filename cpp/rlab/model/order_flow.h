@@ -61,11 +61,12 @@ enum class FailReason : uint8_t {
   kQueueFull,     // rejected at intake: the job queue was full
   kShutdown,      // cancelled by a shutdown (live engine)
   kLimited,       // a concurrency limit refused it (intake.limit, or <dependency>.limit)
+  kRateLimited,   // a rate limit refused it (intake.rate_limit, or <dependency>.rate_limit)
 };
-inline constexpr int kNumFailReasons = 10;
+inline constexpr int kNumFailReasons = 11;
 
 // "", "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
-// "queue_full", "shutdown", "limited".
+// "queue_full", "shutdown", "limited", "rate_limited".
 std::string_view FailReasonName(FailReason reason);
 
 // How the end of an order admitted under intake.limit is sampled: completed (or failed on an
@@ -108,6 +109,7 @@ struct DependencyRuntime {
   std::unique_ptr<FallbackCache> cache;
   std::unique_ptr<Hedger> hedger;  // when the dependency hedges its calls
   std::unique_ptr<ConcurrencyLimiter> limiter;  // the client-side concurrency limit, if any
+  std::unique_ptr<RateGate> rate_gate;          // the client-side rate limit, if any
   // Copies per call: 1, fanout.copies, or 1 + hedge.max_hedges.
   int max_copies = 1;
   // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
@@ -154,6 +156,8 @@ struct FlowStats {
   int64_t hedges_won = 0;     // calls whose winning copy was a hedge
   int64_t hedges_denied = 0;  // hedges the hedge budget refused
   int64_t rejected_limit = 0;  // attempts the client-side concurrency limit refused
+  int64_t rejected_rate_limit = 0;  // calls the client-side rate limit refused
+  int64_t rate_limit_waits = 0;     // calls the rate limit delayed (a permit due later)
 };
 
 // The flow of one order. Not thread-safe: an order has one owner at a time.
@@ -248,6 +252,7 @@ class OrderFlow {
   LimitToken limit_token_;
   bool holds_limit_ = false;
   bool limited_ = false;  // the last local rejection came from the concurrency limit
+  bool rate_reserved_ = false;  // the next call's rate permit is reserved (after its wait)
   // Hands the permit back, sampled as `outcome` says (model/limits.h).
   void ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng);
 };

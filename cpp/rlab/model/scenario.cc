@@ -272,7 +272,19 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
                                      d.name, d.name, d.hedge ? "hedge" : "fanout"));
     }
   }
-  if (config.intake.limit) return ValidateLimit("intake.limit", *config.intake.limit);
+  for (const DependencyConfig& d : config.dependencies) {
+    if (!d.rate_limit) continue;
+    s = ValidateRateLimit(d.name + ".rate_limit", *d.rate_limit);
+    if (!s.ok()) return s;
+  }
+  if (config.intake.limit) {
+    s = ValidateLimit("intake.limit", *config.intake.limit);
+    if (!s.ok()) return s;
+  }
+  if (config.intake.rate_limit) {
+    s = ValidateRateLimit("intake.rate_limit", *config.intake.rate_limit);
+    if (!s.ok()) return s;
+  }
   return absl::OkStatus();
 }
 

@@ -129,6 +129,8 @@ struct DependencyConfig {
   std::optional<FanoutConfig> fanout;
   // A client-side adaptive concurrency limit in front of the dependency (model/limits.h).
   std::optional<LimitConfig> limit;
+  // A client-side rate limit in front of the dependency (model/limits.h).
+  std::optional<RateLimitScenarioConfig> rate_limit;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over
@@ -157,6 +159,8 @@ struct ArrivalConfig {
 struct IntakeConfig {
   // A server-side adaptive concurrency limit on admitted orders (model/limits.h).
   std::optional<LimitConfig> limit;
+  // A rate limit on arriving orders, checked before the concurrency limit (model/limits.h).
+  std::optional<RateLimitScenarioConfig> rate_limit;
 };
 
 // The experiment.

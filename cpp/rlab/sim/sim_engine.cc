@@ -95,6 +95,9 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   last_.deps.resize(n);
   last_.wasted_attempt_ns.resize(n);
   last_.limit_rejected.resize(n);
+  if (config_.intake.rate_limit) {
+    intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
+  }
   if (config_.intake.limit) {
     intake_limiter_ =
         std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
@@ -159,6 +162,9 @@ absl::Status SimEngine::Run() {
       }
       case kHedgeTimer:
         OnHedgeTimer(e.a, e.b, now_ns_);
+        break;
+      case kIntakeReady:
+        OnIntakeReady(e.a, e.b, now_ns_);
         break;
       case kBulkheadTimeout: {
         Active& a = active_[e.a];
@@ -281,7 +287,46 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
     result_.orders.emplace_back();
     result_.orders.back().arrival_ns = now_ns;
   }
-  // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
+  // intake.rate_limit, then intake.limit: the outermost gates, in front of the queue. The key
+  // is drawn here only when the rate limit needs it (no other run's draws move).
+  int32_t key = -1;
+  int64_t rate_wait_ns = 0;
+  if (intake_rate_) {
+    if (intake_rate_->config().per_key) {
+      key = static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+    }
+    int64_t cap_ns = std::numeric_limits<int64_t>::max();
+    if (config_.order_deadline_ns > 0) cap_ns = config_.order_deadline_ns;
+    const std::optional<int64_t> wait_ns = intake_rate_->Reserve(key, now_ns, cap_ns);
+    if (!wait_ns) {
+      RejectAtIntake(now_ns, record, client, FailReason::kRateLimited);
+      return;
+    }
+    rate_wait_ns = *wait_ns;
+  }
+  if (rate_wait_ns > 0) {
+    // In the system (conservation holds at every instant), not yet queued.
+    const uint32_t slot = AllocSlot();
+    Active& a = active_[slot];
+    a.flow.reset();
+    a.arrival_ns = now_ns;
+    a.start_ns = -1;
+    a.deadline_ns =
+        config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
+    a.record = record;
+    a.client = client;
+    a.key = key >= 0 ? key
+                     : static_cast<int32_t>(
+                           key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+    a.attempt_dep = -1;
+    a.holds_worker = false;
+    a.holds_intake = false;
+    a.live = true;
+    ++a.gen;
+    SetInSystem(now_ns, +1);
+    Schedule(now_ns + rate_wait_ns, kIntakeReady, slot, a.gen);
+    return;
+  }
   std::optional<LimitToken> intake_token;
   if (intake_limiter_) {
     intake_token = intake_limiter_->TryAcquire(now_ns);
@@ -306,7 +351,9 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   a.deadline_ns = config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
   a.record = record;
   a.client = client;
-  a.key = static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+  a.key = key >= 0 ? key
+                   : static_cast<int32_t>(
+                         key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
   a.attempt_dep = -1;
   a.holds_worker = false;
   a.live = true;
@@ -327,6 +374,29 @@ void SimEngine::RejectAtIntake(int64_t now_ns, int64_t record, int client, FailR
   if (client >= 0) {
     ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
   }
+}
+
+void SimEngine::OnIntakeReady(uint32_t slot, uint32_t gen, int64_t now_ns) {
+  Active& a = active_[slot];
+  if (!a.live || a.gen != gen) return;
+  std::optional<LimitToken> intake_token;
+  if (intake_limiter_) {
+    intake_token = intake_limiter_->TryAcquire(now_ns);
+    if (!intake_token) {
+      FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kLimited, now_ns);
+      return;
+    }
+  }
+  const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
+  if (!worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity) {
+    if (intake_token) intake_limiter_->OnIgnore(*intake_token);
+    FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kQueueFull, now_ns);
+    return;
+  }
+  a.holds_intake = intake_token.has_value();
+  if (intake_token) a.intake_token = *intake_token;
+  job_queue_.push_back(slot);
+  DispatchWork(now_ns);
 }
 
 void SimEngine::DispatchWork(int64_t now_ns) {

@@ -57,6 +57,7 @@ class SimEngine {
     kBulkheadTimeout,
     kSample,
     kHedgeTimer,
+    kIntakeReady,  // an order's intake.rate_limit permit is due
   };
 
   // An admitted order that is not terminal yet.
@@ -129,6 +130,9 @@ class SimEngine {
   RandomStream& FlowRng(uint32_t slot);
   // intake.limit: rejects an order at arrival (reason limited or queue_full).
   void RejectAtIntake(int64_t now_ns, int64_t record, int client, FailReason reason);
+  // intake.rate_limit: an order that waited for its permit goes on through intake.limit and
+  // the queue.
+  void OnIntakeReady(uint32_t slot, uint32_t gen, int64_t now_ns);
 
   const ScenarioConfig& config_;
   const SimOptions options_;
@@ -142,6 +146,7 @@ class SimEngine {
   std::vector<FlowStats> stats_;
   std::vector<Server> servers_;
   std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
+  std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
   RandomStream intake_rng_;                              // its draws
   EventQueue events_;
   int64_t now_ns_ = 0;

@@ -74,7 +74,7 @@ from reliability_lab.scenario.latency import (
     Uniform,
     mean_of,
 )
-from reliability_lab.scenario.limit import Limit
+from reliability_lab.scenario.limit import Limit, RateLimit
 
 # The private names re-exported here are the codec's tables, read by reliability_lab.files.
 from reliability_lab.scenario.model import _CONFIG_CLASSES as _CONFIG_CLASSES
@@ -109,6 +109,7 @@ __all__ = [
     "Outage",
     "Phase",
     "Poisson",
+    "RateLimit",
     "RateSegment",
     "Recovery",
     "Scenario",

@@ -26,7 +26,7 @@ from reliability_lab.scenario._validate import (
 )
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
-from reliability_lab.scenario.limit import Limit
+from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.throttle import ThrottleConfig
 
 FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
@@ -159,6 +159,9 @@ class Dependency:
             :class:`~reliability_lab.scenario.Limit`): each attempt takes a permit, a refused
             attempt fails the order with reason ``"limited"``; None for no limit. Not together
             with ``hedge`` or ``fanout`` yet.
+        rate_limit: a client-side rate limit pacing the dependency's calls (a
+            :class:`~reliability_lab.scenario.RateLimit`; a call waits up to its ``max_wait``
+            for a permit, else fails with reason ``"rate_limited"``), or None.
     """
 
     name: str = "payment"
@@ -176,6 +179,7 @@ class Dependency:
     hedge: Hedge | None = None
     fanout: FanOut | None = None
     limit: Limit | None = None
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -214,6 +218,8 @@ class Dependency:
             _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
         if self.limit is not None:
             _instance("limit", self.limit, (Limit,), "a Limit or None")
+        if self.rate_limit is not None:
+            _instance("rate_limit", self.rate_limit, (RateLimit,), "a RateLimit or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

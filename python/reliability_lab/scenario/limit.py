@@ -1,5 +1,6 @@
-"""Adaptive concurrency limits inside a scenario: :class:`Limit`, at ``intake.limit`` (server
-side) and ``<dependency>.limit`` (client side).
+"""Concurrency and rate limits inside a scenario: :class:`Limit`, at ``intake.limit`` (server
+side) and ``<dependency>.limit`` (client side), and :class:`RateLimit`, at
+``intake.rate_limit`` and ``<dependency>.rate_limit``.
 
 The algorithms are the native policies of :mod:`reliability_lab.concurrency_limit` (Netflix
 concurrency-limits' AIMD, Vegas and Gradient2; Envoy's adaptive-concurrency gradient
@@ -25,7 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reliability_lab.scenario._validate import _choice, _duration, _int, _real, _set
+from reliability_lab.scenario._validate import (
+    _MAX_RATE,
+    _bool,
+    _choice,
+    _duration,
+    _int,
+    _real,
+    _set,
+)
 
 LimitKind = Literal["static", "aimd", "vegas", "gradient2", "envoy"]
 _KINDS = ("static", "aimd", "vegas", "gradient2", "envoy")
@@ -137,4 +146,48 @@ class Limit:
         _set(self, "window_size", _int("window_size", self.window_size, 1, _MAX_LIMIT))
 
 
-__all__ = ["Limit", "LimitKind"]
+RateLimitMode = Literal["smooth", "bursty"]
+_MODES = ("smooth", "bursty")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A rate limit in a scenario, on the native policy of :mod:`reliability_lab.rate_limit`
+    (as Resilience4j, Polly and failsafe-go ship it).
+
+    At ``intake.rate_limit`` it admits arriving orders (before ``intake.limit``): an order
+    whose permit is due within ``max_wait`` waits for it, any other is rejected at once with
+    reason ``"rate_limited"`` (waits at the intake are simulator-only for now). At ``<dependency>.rate_limit`` it paces the dependency's calls (a hedged round is
+    one call): a permit due within ``max_wait`` (and before the order's deadline) delays the
+    call, any other refuses it and the dependency fails with reason ``"rate_limited"`` (a
+    fallback still applies).
+
+    Attributes:
+        rate: permits per second, in (0, 1e7].
+        burst: ``"smooth"``: permits saved up while idle (GCRA, one permit every 1 / rate);
+            ``"bursty"``: permits given at the start of every ``burst / rate`` seconds, unused
+            ones not carried over. In [1, 1e9].
+        mode: ``"smooth"`` or ``"bursty"``.
+        max_wait: seconds a call may wait for its permit, in [0, 1e6]; 0 never waits.
+        per_key: one rate per order key (``Scenario.num_keys`` keys: a tenant, say).
+        max_keys: keys kept when ``per_key`` (the least recently used is evicted and comes back
+            with a fresh allowance), in [1, 1e7].
+    """
+
+    rate: float = 100.0
+    burst: int = 1
+    mode: RateLimitMode = "smooth"
+    max_wait: float = 0.0
+    per_key: bool = False
+    max_keys: int = 10_000
+
+    def __post_init__(self) -> None:
+        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+        _set(self, "burst", _int("burst", self.burst, 1, 1_000_000_000))
+        _choice("mode", self.mode, _MODES)
+        _set(self, "max_wait", _duration("max_wait", self.max_wait, allow_zero=True))
+        _bool("per_key", self.per_key)
+        _set(self, "max_keys", _int("max_keys", self.max_keys, 1, 10_000_000))
+
+
+__all__ = ["Limit", "LimitKind", "RateLimit", "RateLimitMode"]

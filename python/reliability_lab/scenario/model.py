@@ -49,7 +49,7 @@ from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase,
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
-from reliability_lab.scenario.limit import Limit
+from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.throttle import ThrottleConfig
 
 #: The version of the dict / JSON schema written by :meth:`Scenario.to_dict`.
@@ -333,6 +333,7 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         Scenario,
         Intake,
         Limit,
+        RateLimit,
         Breaker,
         Retry,
         Backoff,
