@@ -157,10 +157,12 @@ class RateLimit:
 
     At ``intake.rate_limit`` it admits arriving orders (before ``intake.limit``): an order
     whose permit is due within ``max_wait`` waits for it, any other is rejected at once with
-    reason ``"rate_limited"`` (waits at the intake are simulator-only for now). At ``<dependency>.rate_limit`` it paces the dependency's calls (a hedged round is
-    one call): a permit due within ``max_wait`` (and before the order's deadline) delays the
-    call, any other refuses it and the dependency fails with reason ``"rate_limited"`` (a
-    fallback still applies).
+    reason ``"rate_limited"`` (waits at the intake are simulator-only for now).
+
+    At ``<dependency>.rate_limit`` it paces the dependency's calls (a hedged round is one
+    call): a permit due within ``max_wait`` (and before the order's deadline) delays the call,
+    any other refuses it and the dependency fails with reason ``"rate_limited"`` (a fallback
+    still applies).
 
     Attributes:
         rate: permits per second, in (0, 1e7].
