@@ -404,3 +404,35 @@ def test_both_engines_agree_with_a_rate_limit(
     assert _outcomes(live.orders) == _outcomes(sim.orders)
     assert sim.summary["completed"] == expected
     assert sim.summary["failed_rate_limited"] == n - expected
+
+
+def test_live_engine_exports_limits_as_metrics_and_time_series() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sc = Scenario(
+        arrivals=Poisson(20.0),
+        duration=0.5,
+        workers=2,
+        sample_every=0.1,
+        intake=Intake(limit=Limit(kind="static", initial=7)),
+        dependencies=(
+            Dependency(
+                faults=Faults(latency=Constant(0.001)), limit=Limit(kind="static", initial=3)
+            ),
+        ),
+    )
+    with rl.Lab(sc, shutdown_timeout=10.0) as lab:
+        families = {f.name: f for f in text_string_to_metric_families(lab.metrics_text())}
+    limits = {s.labels["limiter"]: s.value for s in families["rlab_limit"].samples}
+    assert limits == {"intake": 7.0, "payment": 3.0}
+    assert {s.labels["limiter"] for s in families["rlab_limit_inflight"].samples} == {
+        "intake",
+        "payment",
+    }
+    reasons = {s.labels["reason"] for s in families["rlab_order_failures"].samples}
+    assert {"limited", "rate_limited"} <= reasons
+    ts = lab.result.timeseries
+    for column in ("intake.limit", "intake.inflight", "intake.rejected", "payment.limit",
+                   "payment.limit_inflight", "payment.rejected_limit"):
+        assert column in ts.columns
+    assert (ts["intake.limit"] == 7).all() and (ts["payment.limit"] == 3).all()

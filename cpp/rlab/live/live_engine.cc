@@ -379,6 +379,35 @@ absl::Status LiveEngine::InitMetrics() {
       if (deps_[d].token_bucket != nullptr) dep_metrics_[d].budget_tokens = &(*tokens)->at(b++);
     }
   }
+  {
+    // Concurrency limits (intake.limit, <dependency>.limit), labelled by where they sit.
+    std::vector<std::string> names;
+    std::vector<ConcurrencyLimiter*> limiters;
+    if (intake_limiter_) {
+      names.push_back("intake");
+      limiters.push_back(intake_limiter_.get());
+    }
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (!deps_[d].limiter) continue;
+      names.push_back(config_.dependencies[d].name);
+      limiters.push_back(deps_[d].limiter.get());
+    }
+    if (!names.empty()) {
+      auto limit = registry_.AddGauge("rlab_limit",
+                                      "The concurrency limit in force, read when scraped "
+                                      "(limiter: intake or the dependency's name).",
+                                      {"limiter"}, LabelProduct({names}));
+      if (!limit.ok()) return limit.status();
+      auto inflight = registry_.AddGauge("rlab_limit_inflight",
+                                         "Permits of the concurrency limit held, read when "
+                                         "scraped.",
+                                         {"limiter"}, LabelProduct({names}));
+      if (!inflight.ok()) return inflight.status();
+      for (size_t i = 0; i < names.size(); ++i) {
+        limit_gauges_.push_back({limiters[i], &(*limit)->at(i), &(*inflight)->at(i)});
+      }
+    }
+  }
   if (!breaker_deps.empty()) {
     auto state = registry_.AddGauge(
         "rlab_breaker_state", "1 for the breaker's current state, 0 for the others.",
@@ -1665,6 +1694,11 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     if (m.budget_tokens != nullptr) {
       m.budget_tokens->Set(deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3);
     }
+  }
+  for (const LimitGauges& g : limit_gauges_) {
+    const LimiterSnapshot s = g.limiter->Snapshot(now);
+    g.limit->Set(static_cast<double>(s.limit));
+    g.inflight->Set(static_cast<double>(s.inflight));
   }
   return registry_.Snapshot();
 }

@@ -549,6 +549,14 @@ class LiveEngine {
   Gauge* busy_workers_ = nullptr;
   Gauge* in_flight_ = nullptr;
   std::vector<DepMetrics> dep_metrics_;
+  // Concurrency limits ("intake" and each limited dependency): the limit and the permits held,
+  // refreshed when scraped; (limiter, limit gauge, in-flight gauge).
+  struct LimitGauges {
+    ConcurrencyLimiter* limiter = nullptr;
+    Gauge* limit = nullptr;
+    Gauge* inflight = nullptr;
+  };
+  std::vector<LimitGauges> limit_gauges_;
 
   // Transitions for the result, and for TakeTransitions.
   Mutex events_mu_;
