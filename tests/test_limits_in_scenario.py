@@ -436,3 +436,23 @@ def test_live_engine_exports_limits_as_metrics_and_time_series() -> None:
                    "payment.limit_inflight", "payment.rejected_limit"):
         assert column in ts.columns
     assert (ts["intake.limit"] == 7).all() and (ts["payment.limit"] == 3).all()
+
+
+@pytest.mark.parametrize("kind", ["envoy", "gradient2"])
+def test_sampling_does_not_change_the_run(kind: str) -> None:
+    # The samplers read the limiters without running their timers (Envoy's windows move on
+    # time alone): the time series must not change what it observes.
+    limit = Limit(kind=kind, initial=5, min=3, max=100)  # type: ignore[arg-type]
+    sc = Scenario(
+        arrivals=Poisson(1500.0),
+        workers=500,
+        queue_capacity=10_000,
+        duration=5.0,
+        seed=4,
+        intake=Intake(limit=limit),
+        dependencies=(_capacity_dep(limit),),
+    )
+    sampled = simulate(sc.replace(sample_every=0.003)).summary
+    unsampled = simulate(sc.replace(sample_every=0.0)).summary
+    keep = [k for k in sampled.index if k != "events_processed"]
+    assert sampled[keep].equals(unsampled[keep])

@@ -475,8 +475,8 @@ FanoutConfig ReadFanout(py::handle h, const std::string& path) {
 // rl.Limit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
 LimitConfig ReadLimit(py::handle h, const std::string& path) {
   static constexpr std::pair<std::string_view, LimitConfig::Kind> kKinds[] = {
-      {"static", LimitConfig::Kind::kStatic},       {"aimd", LimitConfig::Kind::kAimd},
-      {"vegas", LimitConfig::Kind::kVegas},         {"gradient2", LimitConfig::Kind::kGradient2},
+      {"static", LimitConfig::Kind::kStatic}, {"aimd", LimitConfig::Kind::kAimd},
+      {"vegas", LimitConfig::Kind::kVegas},   {"gradient2", LimitConfig::Kind::kGradient2},
       {"envoy", LimitConfig::Kind::kEnvoy},
   };
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
@@ -492,8 +492,7 @@ LimitConfig ReadLimit(py::handle h, const std::string& path) {
     c.smoothing = o.Number("smoothing");
     // -1 means "None" in the struct: given explicitly, it is out of range.
     if (!(c.smoothing > 0.0)) {
-      Fail(absl::StrFormat("%s must be None or in (0, 1], got %g", o.At("smoothing"),
-                           c.smoothing));
+      Fail(absl::StrFormat("%s must be None or in (0, 1], got %g", o.At("smoothing"), c.smoothing));
     }
   }
   c.alpha_factor = o.Int("alpha_factor", 0, 1000);

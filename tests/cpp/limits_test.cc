@@ -48,9 +48,9 @@ TEST(LimitConfigTest, ValidationNamesTheDottedPath) {
 }
 
 TEST(LimitConfigTest, EveryKindMapsOntoAValidPolicy) {
-  for (LimitConfig::Kind k : {LimitConfig::Kind::kStatic, LimitConfig::Kind::kAimd,
-                              LimitConfig::Kind::kVegas, LimitConfig::Kind::kGradient2,
-                              LimitConfig::Kind::kEnvoy}) {
+  for (LimitConfig::Kind k :
+       {LimitConfig::Kind::kStatic, LimitConfig::Kind::kAimd, LimitConfig::Kind::kVegas,
+        LimitConfig::Kind::kGradient2, LimitConfig::Kind::kEnvoy}) {
     LimitConfig c;
     c.kind = k;
     c.min = 3;
@@ -87,8 +87,7 @@ TEST(LimitConfigTest, SamplesFollowTheOutcome) {
             LimitSampleKind::kIgnore);
   EXPECT_EQ(IntakeLimitSample(OrderStatus::kCompleted, FailReason::kNone),
             LimitSampleKind::kSuccess);
-  EXPECT_EQ(IntakeLimitSample(OrderStatus::kExpired, FailReason::kNone),
-            LimitSampleKind::kDropped);
+  EXPECT_EQ(IntakeLimitSample(OrderStatus::kExpired, FailReason::kNone), LimitSampleKind::kDropped);
   EXPECT_EQ(IntakeLimitSample(OrderStatus::kFailed, FailReason::kDeadline),
             LimitSampleKind::kDropped);
   EXPECT_EQ(IntakeLimitSample(OrderStatus::kFailed, FailReason::kExhausted),
@@ -167,8 +166,7 @@ TEST(LimitFlowTest, AnOverloadAnswerIsADropAndARetryTakesANewPermit) {
   EXPECT_EQ(s.inflight, 0);
   ASSERT_EQ(f.OnSleepDone(a.until_ns, t.rng).kind, Kind::kAttempt);
   EXPECT_EQ(t.deps[0].limiter->Snapshot(a.until_ns).inflight, 1);
-  EXPECT_EQ(f.OnAttemptDone(a.until_ns + kMs, Outcome::Success(), false, t.rng).kind,
-            Kind::kDone);
+  EXPECT_EQ(f.OnAttemptDone(a.until_ns + kMs, Outcome::Success(), false, t.rng).kind, Kind::kDone);
   EXPECT_EQ(f.status(), OrderStatus::kCompleted);
   EXPECT_EQ(t.deps[0].limiter->Snapshot(a.until_ns + kMs).inflight, 0);
 }
@@ -229,8 +227,7 @@ TEST(LimitFlowTest, ALimitWithAHedgeIsRejected) {
   c.dependencies[0].hedge.reset();
   c.intake.limit = LimitConfig();
   c.intake.limit->max = 0;
-  EXPECT_NE(std::string(ValidateScenario(c).message()).find("intake.limit.max"),
-            std::string::npos);
+  EXPECT_NE(std::string(ValidateScenario(c).message()).find("intake.limit.max"), std::string::npos);
 }
 
 }  // namespace

@@ -1656,14 +1656,14 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
   }
   for (size_t d = 0; d < deps_.size(); ++d) {
     if (!deps_[d].limiter) continue;
-    const LimiterSnapshot l = deps_[d].limiter->Snapshot(now_ns);
+    const LimiterSnapshot l = deps_[d].limiter->Peek();
     put(static_cast<double>(l.limit));
     put(static_cast<double>(l.inflight));
     put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
     last_.limit_rejected[d] = l.rejected;
   }
   if (intake_limiter_) {
-    const LimiterSnapshot l = intake_limiter_->Snapshot(now_ns);
+    const LimiterSnapshot l = intake_limiter_->Peek();
     put(static_cast<double>(l.limit));
     put(static_cast<double>(l.inflight));
     put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
@@ -1696,7 +1696,7 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     }
   }
   for (const LimitGauges& g : limit_gauges_) {
-    const LimiterSnapshot s = g.limiter->Snapshot(now);
+    const LimiterSnapshot s = g.limiter->Peek();
     g.limit->Set(static_cast<double>(s.limit));
     g.inflight->Set(static_cast<double>(s.inflight));
   }

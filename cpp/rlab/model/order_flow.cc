@@ -11,8 +11,8 @@ constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
     "pending", "queued", "processing", "completed", "failed", "rejected", "expired", "cancelled"};
 
 constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
-    "",         "exhausted",     "permanent",  "breaker_open", "budget",
-    "deadline", "non_retryable", "queue_full", "shutdown",     "limited",    "rate_limited"};
+    "",           "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
+    "queue_full", "shutdown",  "limited",   "rate_limited"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;

@@ -155,7 +155,7 @@ struct FlowStats {
   int64_t hedges = 0;         // hedge copies sent (included in calls)
   int64_t hedges_won = 0;     // calls whose winning copy was a hedge
   int64_t hedges_denied = 0;  // hedges the hedge budget refused
-  int64_t rejected_limit = 0;  // attempts the client-side concurrency limit refused
+  int64_t rejected_limit = 0;       // attempts the client-side concurrency limit refused
   int64_t rejected_rate_limit = 0;  // calls the client-side rate limit refused
   int64_t rate_limit_waits = 0;     // calls the rate limit delayed (a permit due later)
 };
@@ -251,7 +251,7 @@ class OrderFlow {
   // The current attempt's permit of the dependency's concurrency limit.
   LimitToken limit_token_;
   bool holds_limit_ = false;
-  bool limited_ = false;  // the last local rejection came from the concurrency limit
+  bool limited_ = false;        // the last local rejection came from the concurrency limit
   bool rate_reserved_ = false;  // the next call's rate permit is reserved (after its wait)
   // Hands the permit back, sampled as `outcome` says (model/limits.h).
   void ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng);

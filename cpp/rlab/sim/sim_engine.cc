@@ -315,9 +315,10 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
         config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
     a.record = record;
     a.client = client;
-    a.key = key >= 0 ? key
-                     : static_cast<int32_t>(
-                           key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+    a.key =
+        key >= 0
+            ? key
+            : static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
     a.attempt_dep = -1;
     a.holds_worker = false;
     a.holds_intake = false;
@@ -351,9 +352,10 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   a.deadline_ns = config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
   a.record = record;
   a.client = client;
-  a.key = key >= 0 ? key
-                   : static_cast<int32_t>(
-                         key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+  a.key =
+      key >= 0
+          ? key
+          : static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
   a.attempt_dep = -1;
   a.holds_worker = false;
   a.live = true;
@@ -824,14 +826,14 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
   }
   for (size_t d = 0; d < deps_.size(); ++d) {
     if (!deps_[d].limiter) continue;
-    const LimiterSnapshot l = deps_[d].limiter->Snapshot(now_ns);
+    const LimiterSnapshot l = deps_[d].limiter->Peek();
     put(static_cast<double>(l.limit));
     put(static_cast<double>(l.inflight));
     put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
     last_.limit_rejected[d] = l.rejected;
   }
   if (intake_limiter_) {
-    const LimiterSnapshot l = intake_limiter_->Snapshot(now_ns);
+    const LimiterSnapshot l = intake_limiter_->Peek();
     put(static_cast<double>(l.limit));
     put(static_cast<double>(l.inflight));
     put(static_cast<double>(l.rejected - last_.intake_limit_rejected));

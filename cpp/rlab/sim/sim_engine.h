@@ -147,7 +147,7 @@ class SimEngine {
   std::vector<Server> servers_;
   std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
   std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
-  RandomStream intake_rng_;                              // its draws
+  RandomStream intake_rng_;                             // its draws
   EventQueue events_;
   int64_t now_ns_ = 0;
 
