@@ -441,18 +441,33 @@ def test_live_engine_exports_limits_as_metrics_and_time_series() -> None:
 @pytest.mark.parametrize("kind", ["envoy", "gradient2"])
 def test_sampling_does_not_change_the_run(kind: str) -> None:
     # The samplers read the limiters without running their timers (Envoy's windows move on
-    # time alone): the time series must not change what it observes.
-    limit = Limit(kind=kind, initial=5, min=3, max=100)  # type: ignore[arg-type]
+    # time alone: a window that ended between two events would otherwise restart at the
+    # sampling tick). Sparse events (200 orders/s), short Envoy windows and a tick every
+    # millisecond make any such shift move samples between windows.
+    limit = Limit(
+        kind=kind,  # type: ignore[arg-type]
+        initial=5,
+        min=2,
+        max=100,
+        sample_interval=0.01,
+        request_count=5,
+        min_rtt_interval=0.5,
+    )
     sc = Scenario(
-        arrivals=Poisson(1500.0),
+        arrivals=Poisson(200.0),
         workers=500,
         queue_capacity=10_000,
         duration=5.0,
         seed=4,
         intake=Intake(limit=limit),
-        dependencies=(_capacity_dep(limit),),
+        dependencies=(
+            Dependency(
+                faults=Faults(latency=Exponential(0.02), capacity=Capacity(max_in_service=2)),
+                limit=limit,
+            ),
+        ),
     )
-    sampled = simulate(sc.replace(sample_every=0.003)).summary
+    sampled = simulate(sc.replace(sample_every=0.001)).summary
     unsampled = simulate(sc.replace(sample_every=0.0)).summary
     keep = [k for k in sampled.index if k != "events_processed"]
     assert sampled[keep].equals(unsampled[keep])
