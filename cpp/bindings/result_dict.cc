@@ -207,6 +207,11 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       d["replicas"] = rd;
       d["panic_picks"] = t.panic_picks;
     }
+    if (sc.dependencies[i].limit) d["rejected_limit"] = t.flow.rejected_limit;
+    if (sc.dependencies[i].rate_limit) {
+      d["rejected_rate_limit"] = t.flow.rejected_rate_limit;
+      d["rate_limit_waits"] = t.flow.rate_limit_waits;
+    }
     py::list phases;
     for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
       phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));

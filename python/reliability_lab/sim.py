@@ -262,6 +262,11 @@ def _summary_values(d: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, f
         if "replicas" in dep:  # a pool of replicas
             s[f"{name}.ejections"] = sum(dep["replicas"]["ejections"])
             s[f"{name}.panic_picks"] = dep["panic_picks"]
+        if "rejected_limit" in dep:  # a dependency with a concurrency limit
+            s[f"{name}.rejected_limit"] = dep["rejected_limit"]
+        if "rejected_rate_limit" in dep:  # a dependency with a rate limit
+            s[f"{name}.rejected_rate_limit"] = dep["rejected_rate_limit"]
+            s[f"{name}.rate_limit_waits"] = dep["rate_limit_waits"]
         if dep["phases"]:
             transitions = [(e[0], e[4]) for e in events if e[1] == name and e[2] == "breaker"]
             for phase, start, stop in dep["phases"]:

@@ -141,6 +141,14 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
           d.name, what, d.name, i, o.faults.capacity.max_in_service, d.name, what));
     }
   }
+  if (config.intake.rate_limit && config.intake.rate_limit->max_wait_ns > 0) {
+    // Submit admits or refuses on the caller's thread; a wait there would hold the load
+    // generator, not the order.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "intake.rate_limit.max_wait > 0 (%g s) is simulator-only for now: use simulate(), or "
+        "set intake.rate_limit.max_wait=0",
+        NsToSeconds(config.intake.rate_limit->max_wait_ns)));
+  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -218,6 +226,15 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       }
       replica_servers_.back().push_back(std::move(rs));
     }
+  }
+  if (config_.intake.rate_limit) {
+    intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
+  }
+  if (config_.intake.limit) {
+    intake_limiter_ =
+        std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
+    MutexLock lock(&intake_rng_mu_);
+    intake_rng_.emplace(rng_.Stream("intake"));
   }
   for (const DependencyConfig& d : config_.dependencies) {
     auto slot = std::make_unique<FaultSlot>();
@@ -386,6 +403,35 @@ absl::Status LiveEngine::InitMetrics() {
     size_t b = 0;
     for (size_t d = 0; d < deps_.size(); ++d) {
       if (deps_[d].token_bucket != nullptr) dep_metrics_[d].budget_tokens = &(*tokens)->at(b++);
+    }
+  }
+  {
+    // Concurrency limits (intake.limit, <dependency>.limit), labelled by where they sit.
+    std::vector<std::string> names;
+    std::vector<ConcurrencyLimiter*> limiters;
+    if (intake_limiter_) {
+      names.push_back("intake");
+      limiters.push_back(intake_limiter_.get());
+    }
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (!deps_[d].limiter) continue;
+      names.push_back(config_.dependencies[d].name);
+      limiters.push_back(deps_[d].limiter.get());
+    }
+    if (!names.empty()) {
+      auto limit = registry_.AddGauge("rlab_limit",
+                                      "The concurrency limit in force, read when scraped "
+                                      "(limiter: intake or the dependency's name).",
+                                      {"limiter"}, LabelProduct({names}));
+      if (!limit.ok()) return limit.status();
+      auto inflight = registry_.AddGauge("rlab_limit_inflight",
+                                         "Permits of the concurrency limit held, read when "
+                                         "scraped.",
+                                         {"limiter"}, LabelProduct({names}));
+      if (!inflight.ok()) return inflight.status();
+      for (size_t i = 0; i < names.size(); ++i) {
+        limit_gauges_.push_back({limiters[i], &(*limit)->at(i), &(*inflight)->at(i)});
+      }
     }
   }
   if (!breaker_deps.empty()) {
@@ -627,11 +673,6 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     from = DrawOrigin(shedder_->config(), origin_rng_);
   }
   o.record.origin = PackOrigin(from);
-  // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
-  // the others.
-  const bool full = shedder_ && queue_.size() >= queue_.capacity();
-  const ShedCause shed =
-      shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant) : ShedCause::kAdmit;
   auto origin_arrival = [&](bool admitted, ShedCause cause) {
     if (!shedder_) return;
     MutexLock lock(&origin_mu_);
@@ -641,15 +682,48 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
+  // intake.rate_limit, then intake.limit (refusals count per class with the queue's own), then
+  // the queue and the shedder, as in the simulated engine.
+  if (intake_rate_ && !intake_rate_->Reserve(o.key, now, 0)) {
+    origin_arrival(false, ShedCause::kAdmit);
+    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kRateLimited, nullptr, now,
+           false);
+    return id;
+  }
+  if (intake_limiter_) {
+    // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
+    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
+    if (!token) {
+      origin_arrival(false, ShedCause::kAdmit);
+      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kLimited, nullptr, now,
+             false);
+      return id;
+    }
+    o.intake_token = *token;
+    o.holds_intake = true;
+  }
+  // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
+  // the others.
+  const bool full = shedder_ && queue_.size() >= queue_.capacity();
+  const ShedCause shed =
+      shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant) : ShedCause::kAdmit;
+  auto release_intake = [&] {
+    if (o.holds_intake) {
+      o.holds_intake = false;
+      intake_limiter_->OnIgnore(o.intake_token);
+    }
+  };
   in_system_.fetch_add(1, std::memory_order_acq_rel);
   if (shed != ShedCause::kAdmit) {
     in_system_.fetch_sub(1, std::memory_order_acq_rel);
+    release_intake();
     origin_arrival(false, shed);
     Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kShed, nullptr, now, false);
     return id;
   }
   if (full) {
     in_system_.fetch_sub(1, std::memory_order_acq_rel);
+    release_intake();
     origin_arrival(false, ShedCause::kAdmit);
     Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
            false);
@@ -665,6 +739,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     case PushResult::kFull:
       if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
       origin_arrival(false, ShedCause::kAdmit);
+      release_intake();
       in_system_.fetch_sub(1, std::memory_order_acq_rel);
       Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
              false);
@@ -688,7 +763,12 @@ void LiveEngine::WorkerLoop(Worker& w) {
   for (;;) {
     const PopResult r = queue_.Pop(&job, -1, &dropped);
     for (const Job& d : dropped) {
-      Finish(&w, *d.chunk, d.id, OrderStatus::kRejected, FailReason::kQueueDelay, nullptr, NowNs(),
+      const int64_t now = NowNs();
+      // It left the queue: the shedder's per-tenant count must know (no delay sample).
+      if (shedder_) {
+        shedder_->OnDequeue(now, UnpackOrigin(d.chunk->slot(d.id).record.origin).tenant, -1);
+      }
+      Finish(&w, *d.chunk, d.id, OrderStatus::kRejected, FailReason::kQueueDelay, nullptr, now,
              true);
     }
     dropped.clear();
@@ -1371,6 +1451,26 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   const int applied = flow == nullptr       ? 0
                       : ledger_applied >= 0 ? ledger_applied
                                             : flow->applied_charges();
+  if (o.holds_intake) {
+    o.holds_intake = false;
+    const LimitSampleKind sample = IntakeLimitSample(status, reason);
+    double u = 0.0;
+    if (sample != LimitSampleKind::kIgnore) {
+      MutexLock lock(&intake_rng_mu_);
+      u = intake_rng_->Uniform01();
+    }
+    switch (sample) {
+      case LimitSampleKind::kSuccess:
+        intake_limiter_->OnSuccess(o.intake_token, now_ns, u);
+        break;
+      case LimitSampleKind::kDropped:
+        intake_limiter_->OnDropped(o.intake_token, now_ns, u);
+        break;
+      case LimitSampleKind::kIgnore:
+        intake_limiter_->OnIgnore(o.intake_token);
+        break;
+    }
+  }
   r.end_ns = now_ns;
   r.status = static_cast<uint8_t>(status);
   r.reason = static_cast<uint8_t>(reason);
@@ -1710,8 +1810,17 @@ void LiveEngine::InitTimeSeries() {
   RoundMetrics::AppendColumns(names, deps_, c);  // hedged / fanned-out ones, as the simulator
   // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
   if (queue_.disciplined()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
+  // Concurrency limits, after everything else (the simulated engine's names and order).
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].limiter) continue;
+    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
+  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
+  last_.limit_rejected.assign(config_.dependencies.size(), 0);
 }
 
 void LiveEngine::Sample(int64_t now_ns, bool final) {
@@ -1765,6 +1874,21 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
     put(static_cast<double>(rs[r] - last_.by_reason[r]));
   }
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (!deps_[d].limiter) continue;
+    const LimiterSnapshot l = deps_[d].limiter->Peek();
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
+    last_.limit_rejected[d] = l.rejected;
+  }
+  if (intake_limiter_) {
+    const LimiterSnapshot l = intake_limiter_->Peek();
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
+    last_.intake_limit_rejected = l.rejected;
+  }
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
     const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
@@ -1793,6 +1917,11 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
   }
   round_metrics_.RefreshGauges(deps_);
   RefreshIntakeMetrics();
+  for (const LimitGauges& g : limit_gauges_) {
+    const LimiterSnapshot s = g.limiter->Peek();
+    g.limit->Set(static_cast<double>(s.limit));
+    g.inflight->Set(static_cast<double>(s.inflight));
+  }
   return registry_.Snapshot();
 }
 
@@ -1962,6 +2091,9 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       t.hedges += s.hedges;
       t.hedges_won += s.hedges_won;
       t.hedges_denied += s.hedges_denied;
+      t.rejected_limit += s.rejected_limit;
+      t.rejected_rate_limit += s.rejected_rate_limit;
+      t.rate_limit_waits += s.rate_limit_waits;
       for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
     }
   };

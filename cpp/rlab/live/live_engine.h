@@ -305,6 +305,9 @@ class LiveEngine {
     OrderRecord record;
     // Set by Submit when the caller gave one; freed when the order ends (Finish).
     std::unique_ptr<std::string> idempotency_key;
+    // intake.limit: the order's permit, handed back by Finish.
+    LimitToken intake_token;
+    bool holds_intake = false;
   };
   // kOrderChunk consecutive orders' slots. Freed when the last reference goes: the table's own
   // (dropped once every order in it is terminal and older than the retained history) and each
@@ -497,6 +500,10 @@ class LiveEngine {
   std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
   std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies
   std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
+  std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
+  std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
+  Mutex intake_rng_mu_;
+  std::optional<RandomStream> intake_rng_ ABSL_GUARDED_BY(intake_rng_mu_);
   std::unique_ptr<PaymentLedger> ledger_;  // set by Create
   std::string run_tag_;                    // makes derived idempotency keys unique to this run
 
@@ -568,6 +575,14 @@ class LiveEngine {
   Gauge* busy_workers_ = nullptr;
   Gauge* in_flight_ = nullptr;
   std::vector<DepMetrics> dep_metrics_;
+  // Concurrency limits ("intake" and each limited dependency): the limit and the permits held,
+  // refreshed when scraped; (limiter, limit gauge, in-flight gauge).
+  struct LimitGauges {
+    ConcurrencyLimiter* limiter = nullptr;
+    Gauge* limit = nullptr;
+    Gauge* inflight = nullptr;
+  };
+  std::vector<LimitGauges> limit_gauges_;
 
   // Transitions for the result, and for TakeTransitions.
   Mutex events_mu_;
@@ -588,6 +603,8 @@ class LiveEngine {
     std::array<int64_t, kNumFailReasons> by_reason{};
     int64_t degraded = 0;
     std::vector<std::array<int64_t, 4>> deps;  // calls, retries, failures, rejected_breaker
+    std::vector<int64_t> limit_rejected;       // per dependency with a limit
+    int64_t intake_limit_rejected = 0;
   };
   Last last_;
   int64_t last_sample_ns_ = 0;

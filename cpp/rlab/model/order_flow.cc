@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 namespace rlab {
 namespace {
@@ -12,7 +13,7 @@ constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
 constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
     "",         "exhausted",     "permanent",  "breaker_open", "budget",
     "deadline", "non_retryable", "queue_full", "shutdown",     "shed",
-    "queue_delay"};
+    "queue_delay", "limited",    "rate_limited"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;
@@ -32,6 +33,15 @@ std::string_view OrderStatusName(OrderStatus status) {
 
 std::string_view FailReasonName(FailReason reason) {
   return kReasonNames[static_cast<size_t>(reason)];
+}
+
+LimitSampleKind IntakeLimitSample(OrderStatus status, FailReason reason) {
+  if (status == OrderStatus::kCancelled) return LimitSampleKind::kIgnore;
+  if (status == OrderStatus::kExpired) return LimitSampleKind::kDropped;
+  if (status == OrderStatus::kFailed && reason == FailReason::kDeadline) {
+    return LimitSampleKind::kDropped;
+  }
+  return LimitSampleKind::kSuccess;
 }
 
 void FallbackCache::Put(int key, int64_t now_ns) {
@@ -84,6 +94,8 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
   if (c.replicas) replicas = std::make_unique<ReplicaPool>(*c.replicas, c.faults);
   // Engine time starts at 0; the adaptive mode's rate clock starts with it.
   if (c.aws_retry) aws_retry = std::make_unique<AwsRetryPolicy>(*c.aws_retry, 0);
+  if (c.limit) limiter = std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*c.limit));
+  if (c.rate_limit) rate_gate = std::make_unique<RateGate>(*c.rate_limit);
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
@@ -151,6 +163,24 @@ FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
       return EndAttempt(now_ns, Outcome::Of(OutcomeKind::kThrottled), rng);
     }
   }
+  if (d.rate_gate && !rate_reserved_) {
+    // The rate limit paces calls (a hedged round is one call): a permit due within max_wait
+    // (and before the deadline) delays the call, any other refuses it for good.
+    int64_t cap_ns = std::numeric_limits<int64_t>::max();
+    if (deadline_ns_ != kNoDeadline) cap_ns = std::max<int64_t>(0, deadline_ns_ - now_ns);
+    const std::optional<int64_t> wait_ns = d.rate_gate->Reserve(key_, now_ns, cap_ns);
+    if (!wait_ns) {
+      ++s.rejected_rate_limit;
+      last_outcome_ = Outcome::Of(OutcomeKind::kThrottled);
+      return FinishDependency(now_ns, false, FailReason::kRateLimited, rng);
+    }
+    if (*wait_ns > 0) {
+      ++s.rate_limit_waits;
+      rate_reserved_ = true;
+      return {FlowAction::Kind::kSleep, dep_, now_ns + *wait_ns, false};
+    }
+  }
+  rate_reserved_ = false;
   if (!loop_->OnAttemptStart(now_ns)) {
     ++s.retry_ends[static_cast<size_t>(RetryEndReason::kDeadline)];
     last_outcome_ = Outcome::Of(OutcomeKind::kDeadlineExceeded);
@@ -177,6 +207,22 @@ FlowAction OrderFlow::StartAttempt(int64_t now_ns, RandomStream& rng) {
     holds_breaker_ = true;
     breaker_token_ = p.token;
     breaker_start_ns_ = now_ns;
+  }
+  if (d.limiter) {
+    // Last before the call, so that the permit's RTT is the call's own.
+    std::optional<LimitToken> t = d.limiter->TryAcquire(now_ns);
+    if (!t) {
+      ++s.rejected_limit;
+      if (holds_breaker_ && d.config->composition == Composition::kRetryOutsideBreaker) {
+        d.breaker->Record(breaker_token_, CallResult::kIgnored, now_ns, 0);
+        holds_breaker_ = false;
+      }
+      limited_ = true;
+      // A local capacity rejection, as a full bulkhead's: permanent for the retry loop.
+      return EndAttempt(now_ns, Outcome::Of(OutcomeKind::kBulkheadFull), rng);
+    }
+    limit_token_ = *t;
+    holds_limit_ = true;
   }
   ++s.calls;
   attempt_start_ns_ = now_ns;
@@ -367,6 +413,7 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
     return OnCopyDone(now_ns, outcome, copy, rng);
   }
   outstanding_ = 0;
+  ReleaseLimit(now_ns, &outcome, &rng);
   if (holds_breaker_ && d.config->composition == Composition::kRetryOutsideBreaker) {
     d.breaker->Record(breaker_token_, BreakerResultOf(outcome), now_ns, now_ns - breaker_start_ns_);
     holds_breaker_ = false;
@@ -395,7 +442,9 @@ FlowAction OrderFlow::EndAttempt(int64_t now_ns, const Outcome& outcome, RandomS
       break;
   }
   FailReason reason = FailReason::kNonRetryable;
-  if (IsBreakerRejection(outcome)) {
+  if (limited_ && outcome.kind == OutcomeKind::kBulkheadFull) {
+    reason = FailReason::kLimited;
+  } else if (IsBreakerRejection(outcome)) {
     reason = FailReason::kBreakerOpen;
   } else if (outcome.IsLocalRejection()) {
     reason = FailReason::kPermanent;
@@ -476,6 +525,26 @@ FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reaso
   return StartDependency(now_ns, rng);
 }
 
+void OrderFlow::ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng) {
+  if (!holds_limit_) return;
+  holds_limit_ = false;
+  ConcurrencyLimiter& limiter = *(*deps_)[dep_].limiter;
+  // Cancelled (shutdown): the attempt tells nothing about the dependency.
+  const LimitSampleKind kind =
+      outcome == nullptr ? LimitSampleKind::kIgnore : ClientLimitSample(*outcome);
+  switch (kind) {
+    case LimitSampleKind::kSuccess:
+      limiter.OnSuccess(limit_token_, now_ns, rng->Uniform01());
+      break;
+    case LimitSampleKind::kDropped:
+      limiter.OnDropped(limit_token_, now_ns, rng->Uniform01());
+      break;
+    case LimitSampleKind::kIgnore:
+      limiter.OnIgnore(limit_token_);
+      break;
+  }
+}
+
 FlowAction OrderFlow::Finish(OrderStatus status, FailReason reason) {
   status_ = status;
   reason_ = reason;
@@ -494,6 +563,7 @@ uint32_t OrderFlow::Cancel(int64_t now_ns) {
     holds_breaker_ = false;
   }
   if (d.rounds()) CancelCopies(now_ns);
+  ReleaseLimit(now_ns, nullptr, nullptr);
   outstanding_ = 0;
   loop_.reset();
   ReleaseBulkhead();

@@ -22,6 +22,7 @@
 #include "rlab/model/aws_retry_call.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/replica_pool.h"
+#include "rlab/model/limits.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
@@ -63,12 +64,19 @@ enum class FailReason : uint8_t {
   kShutdown,      // cancelled by a shutdown (live engine)
   kShed,          // rejected at intake by the load shedder (intake.shedding)
   kQueueDelay,    // rejected at dequeue by the intake's queue discipline (CoDel)
+  kLimited,       // a concurrency limit refused it (intake.limit, or <dependency>.limit)
+  kRateLimited,   // a rate limit refused it (intake.rate_limit, or <dependency>.rate_limit)
 };
-inline constexpr int kNumFailReasons = 11;
+inline constexpr int kNumFailReasons = 13;
 
 // "", "exhausted", "permanent", "breaker_open", "budget", "deadline", "non_retryable",
-// "queue_full", "shutdown", "shed", "queue_delay".
+// "queue_full", "shutdown", "shed", "queue_delay", "limited", "rate_limited".
 std::string_view FailReasonName(FailReason reason);
+
+// How the end of an order admitted under intake.limit is sampled: completed (or failed on an
+// answer) is a success, running out of time (expired, or failed on its deadline) is a drop, a
+// shutdown cancellation says nothing.
+LimitSampleKind IntakeLimitSample(OrderStatus status, FailReason reason);
 
 // A bounded least-recently-used cache of each key's last good value time, for fallbacks.
 // Thread-safe (the live engine shares it).
@@ -104,6 +112,8 @@ struct DependencyRuntime {
   std::unique_ptr<AdaptiveThrottle> throttle;
   std::unique_ptr<FallbackCache> cache;
   std::unique_ptr<Hedger> hedger;  // when the dependency hedges its calls
+  std::unique_ptr<ConcurrencyLimiter> limiter;  // the client-side concurrency limit, if any
+  std::unique_ptr<RateGate> rate_gate;          // the client-side rate limit, if any
   // Copies per call: 1, fanout.copies, or 1 + hedge.max_hedges.
   int max_copies = 1;
   // Whether calls are rounds of copies (hedge or fanout set). Cached: the engines ask per event.
@@ -153,6 +163,9 @@ struct FlowStats {
   int64_t hedges = 0;         // hedge copies sent (included in calls)
   int64_t hedges_won = 0;     // calls whose winning copy was a hedge
   int64_t hedges_denied = 0;  // hedges the hedge budget refused
+  int64_t rejected_limit = 0;       // attempts the client-side concurrency limit refused
+  int64_t rejected_rate_limit = 0;  // calls the client-side rate limit refused
+  int64_t rate_limit_waits = 0;     // calls the rate limit delayed (a permit due later)
 };
 
 // The flow of one order. Not thread-safe: an order has one owner at a time.
@@ -244,6 +257,13 @@ class OrderFlow {
   int round_failed_ = 0;
   int64_t next_hedge_ns_ = kNoDeadline;  // when the next hedge is due; kNoDeadline: none
   AwsRetryCall aws_;                     // the current call's AWS retry-mode state
+  // The current attempt's permit of the dependency's concurrency limit.
+  LimitToken limit_token_;
+  bool holds_limit_ = false;
+  bool limited_ = false;        // the last local rejection came from the concurrency limit
+  bool rate_reserved_ = false;  // the next call's rate permit is reserved (after its wait)
+  // Hands the permit back, sampled as `outcome` says (model/limits.h).
+  void ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng);
 };
 
 }  // namespace rlab

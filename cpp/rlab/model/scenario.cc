@@ -307,6 +307,32 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
   }
   s = Prefixed("intake.discipline.", Validate(config.intake.discipline));
   if (!s.ok()) return s;
+  // Concurrency limits (model/limits.h).
+  for (const DependencyConfig& d : config.dependencies) {
+    if (!d.limit) continue;
+    s = ValidateLimit(d.name + ".limit", *d.limit);
+    if (!s.ok()) return s;
+    if (d.hedge || d.fanout) {
+      // A round's copies would each need a permit; not wired yet.
+      return Invalid(
+          absl::StrFormat("%s.limit must be None when %s.%s is set (a limit in front "
+                          "of a hedged or fanned-out dependency is not supported yet)",
+                          d.name, d.name, d.hedge ? "hedge" : "fanout"));
+    }
+  }
+  for (const DependencyConfig& d : config.dependencies) {
+    if (!d.rate_limit) continue;
+    s = ValidateRateLimit(d.name + ".rate_limit", *d.rate_limit);
+    if (!s.ok()) return s;
+  }
+  if (config.intake.limit) {
+    s = ValidateLimit("intake.limit", *config.intake.limit);
+    if (!s.ok()) return s;
+  }
+  if (config.intake.rate_limit) {
+    s = ValidateRateLimit("intake.rate_limit", *config.intake.rate_limit);
+    if (!s.ok()) return s;
+  }
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
 #include "rlab/policy/aws_retry.h"
+#include "rlab/model/limits.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
@@ -160,6 +161,10 @@ struct DependencyConfig {
   // An AWS SDK retry mode (botocore "standard"/"adaptive", model/aws_retry_call.h) running the
   // retry loop instead of `retry`; its retry quota replaces a retry budget.
   std::optional<AwsRetryConfig> aws_retry;
+  // A client-side adaptive concurrency limit in front of the dependency (model/limits.h).
+  std::optional<LimitConfig> limit;
+  // A client-side rate limit in front of the dependency (model/limits.h).
+  std::optional<RateLimitScenarioConfig> rate_limit;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over
@@ -190,6 +195,10 @@ struct IntakeConfig {
   // is `default`, of no tenant, and only a full queue refuses it.
   std::optional<SheddingConfig> shedding;
   QueueDisciplineConfig discipline;  // the job queue's service order and drops (FIFO: none)
+  // A server-side adaptive concurrency limit on admitted orders (model/limits.h).
+  std::optional<LimitConfig> limit;
+  // A rate limit on arriving orders, checked before the concurrency limit (model/limits.h).
+  std::optional<RateLimitScenarioConfig> rate_limit;
 };
 
 // The experiment.

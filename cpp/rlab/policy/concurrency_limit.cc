@@ -455,8 +455,15 @@ int64_t ConcurrencyLimiter::Limit(int64_t now_ns) {
 }
 
 LimiterSnapshot ConcurrencyLimiter::Snapshot(int64_t now_ns) {
+  {
+    MutexLock lock(&mu_);
+    algorithm_->Advance(now_ns);
+  }
+  return Peek();
+}
+
+LimiterSnapshot ConcurrencyLimiter::Peek() {
   MutexLock lock(&mu_);
-  algorithm_->Advance(now_ns);
   LimiterSnapshot s;
   s.limit = algorithm_->limit();
   s.estimate = algorithm_->estimate();

@@ -293,6 +293,9 @@ class ConcurrencyLimiter {
 
   int64_t Limit(int64_t now_ns);
   LimiterSnapshot Snapshot(int64_t now_ns);
+  // The same, without running the algorithm's timers first (Envoy's windows): for samplers,
+  // which must not change what they observe.
+  LimiterSnapshot Peek();
   const ConcurrencyLimitConfig& config() const { return config_; }
   // The algorithm, for inspection in tests; do not call it concurrently with the limiter.
   const LimitAlgorithm& algorithm() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return *algorithm_; }

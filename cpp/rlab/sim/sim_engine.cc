@@ -44,6 +44,7 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
       arrivals_(config.arrivals, config.duration_ns),
       key_rng_(rng_.Stream("keys")),
       think_rng_(rng_.Stream("think")),
+      intake_rng_(rng_.Stream("intake")),
       origin_rng_(rng_.Stream("intake/origin")) {
   if (config_.intake.shedding) {
     shedder_ = std::make_unique<LoadShedder>(*config_.intake.shedding, config_.queue_capacity);
@@ -93,6 +94,14 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   }
   last_.deps.resize(n);
   last_.wasted_attempt_ns.resize(n);
+  last_.limit_rejected.resize(n);
+  if (config_.intake.rate_limit) {
+    intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
+  }
+  if (config_.intake.limit) {
+    intake_limiter_ =
+        std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
+  }
 }
 
 void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, uint32_t c) {
@@ -153,6 +162,9 @@ absl::Status SimEngine::Run() {
       }
       case kHedgeTimer:
         OnHedgeTimer(e.a, e.b, now_ns_);
+        break;
+      case kIntakeReady:
+        OnIntakeReady(e.a, e.b, now_ns_);
         break;
       case kBulkheadTimeout: {
         Active& a = active_[e.a];
@@ -261,11 +273,66 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
     result_.orders.emplace_back();
     result_.orders.back().arrival_ns = now_ns;
   }
-  // intake.shedding: the order's class and tenant, then the shedder's decision (after the
-  // queue's own limit, which stays queue_full).
+  // intake.shedding: the order's class and tenant (its own stream: no other draw moves).
   OrderOrigin origin;
   if (shedder_) origin = DrawOrigin(shedder_->config(), origin_rng_);
   if (record >= 0) result_.orders[record].origin = PackOrigin(origin);
+  // intake.rate_limit, then intake.limit: the outermost gates, in front of the queue. The key
+  // is drawn here only when the rate limit needs it (no other run's draws move). A refusal by
+  // either counts, per class, with the queue's own refusals (`queue_full`).
+  int32_t key = -1;
+  int64_t rate_wait_ns = 0;
+  if (intake_rate_) {
+    if (intake_rate_->config().per_key) {
+      key = static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+    }
+    int64_t cap_ns = std::numeric_limits<int64_t>::max();
+    if (config_.order_deadline_ns > 0) cap_ns = config_.order_deadline_ns;
+    const std::optional<int64_t> wait_ns = intake_rate_->Reserve(key, now_ns, cap_ns);
+    if (!wait_ns) {
+      result_.origins.OnArrival(origin, false, ShedCause::kAdmit);
+      RejectAtIntake(now_ns, record, client, FailReason::kRateLimited);
+      return;
+    }
+    rate_wait_ns = *wait_ns;
+  }
+  if (rate_wait_ns > 0) {
+    // In the system (conservation holds at every instant), not yet queued; the shedder does
+    // not see it again (OnIntakeReady queues it or refuses it as limited / queue_full).
+    result_.origins.OnArrival(origin, true, ShedCause::kAdmit);
+    const uint32_t slot = AllocSlot();
+    Active& a = active_[slot];
+    a.flow.reset();
+    a.arrival_ns = now_ns;
+    a.start_ns = -1;
+    a.deadline_ns =
+        config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
+    a.record = record;
+    a.client = client;
+    a.key =
+        key >= 0
+            ? key
+            : static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+    a.attempt_dep = -1;
+    a.holds_worker = false;
+    a.holds_intake = false;
+    a.live = true;
+    a.origin = origin;
+    ++a.gen;
+    SetInSystem(now_ns, +1);
+    Schedule(now_ns + rate_wait_ns, kIntakeReady, slot, a.gen);
+    return;
+  }
+  std::optional<LimitToken> intake_token;
+  if (intake_limiter_) {
+    intake_token = intake_limiter_->TryAcquire(now_ns);
+    if (!intake_token) {
+      result_.origins.OnArrival(origin, false, ShedCause::kAdmit);
+      RejectAtIntake(now_ns, record, client, FailReason::kLimited);
+      return;
+    }
+  }
+  // The queue's own limit (queue_full), then the shedder's decision.
   const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
   const bool full = !worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity;
   const ShedCause shed = full || !shedder_
@@ -273,33 +340,73 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
                              : shedder_->Admit(now_ns, origin.criticality, origin.tenant);
   result_.origins.OnArrival(origin, !full && shed == ShedCause::kAdmit, shed);
   if (full || shed != ShedCause::kAdmit) {
-    const FailReason why = full ? FailReason::kQueueFull : FailReason::kShed;
-    Account(OrderStatus::kRejected, why, false, now_ns, now_ns, false);
-    if (record >= 0) {
-      OrderRecord& r = result_.orders[record];
-      r.end_ns = now_ns;
-      r.status = static_cast<uint8_t>(OrderStatus::kRejected);
-      r.reason = static_cast<uint8_t>(why);
-    }
-    if (client >= 0)
-      ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
+    if (intake_token) intake_limiter_->OnIgnore(*intake_token);
+    RejectAtIntake(now_ns, record, client, full ? FailReason::kQueueFull : FailReason::kShed);
     return;
   }
   const uint32_t slot = AllocSlot();
   Active& a = active_[slot];
+  a.holds_intake = intake_token.has_value();
+  if (intake_token) a.intake_token = *intake_token;
   a.flow.reset();
   a.arrival_ns = now_ns;
   a.start_ns = -1;
   a.deadline_ns = config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
   a.record = record;
   a.client = client;
-  a.key = static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+  a.key =
+      key >= 0
+          ? key
+          : static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
   a.attempt_dep = -1;
   a.holds_worker = false;
   a.live = true;
   a.origin = origin;
   ++a.gen;
   SetInSystem(now_ns, +1);
+  job_queue_.push_back(slot);
+  DispatchWork(now_ns);
+}
+
+void SimEngine::RejectAtIntake(int64_t now_ns, int64_t record, int client, FailReason reason) {
+  Account(OrderStatus::kRejected, reason, false, now_ns, now_ns, false);
+  if (record >= 0) {
+    OrderRecord& r = result_.orders[record];
+    r.end_ns = now_ns;
+    r.status = static_cast<uint8_t>(OrderStatus::kRejected);
+    r.reason = static_cast<uint8_t>(reason);
+  }
+  if (client >= 0) {
+    ScheduleClient(client, now_ns + SampleNs(config_.arrivals.think_time, think_rng_));
+  }
+}
+
+void SimEngine::OnIntakeReady(uint32_t slot, uint32_t gen, int64_t now_ns) {
+  Active& a = active_[slot];
+  if (!a.live || a.gen != gen) return;
+  std::optional<LimitToken> intake_token;
+  if (intake_limiter_) {
+    intake_token = intake_limiter_->TryAcquire(now_ns);
+    if (!intake_token) {
+      FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kLimited, now_ns);
+      return;
+    }
+  }
+  const bool worker_free = idle_workers_ > 0 && job_queue_.empty() && ready_.empty();
+  if (!worker_free && static_cast<int>(job_queue_.size()) >= config_.queue_capacity) {
+    if (intake_token) intake_limiter_->OnIgnore(*intake_token);
+    FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kQueueFull, now_ns);
+    return;
+  }
+  if (shedder_ && shedder_->Admit(now_ns, a.origin.criticality, a.origin.tenant) !=
+                      ShedCause::kAdmit) {
+    // It reaches the queue only now: the shedder decides now (counted admitted on arrival).
+    if (intake_token) intake_limiter_->OnIgnore(*intake_token);
+    FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kShed, now_ns);
+    return;
+  }
+  a.holds_intake = intake_token.has_value();
+  if (intake_token) a.intake_token = *intake_token;
   job_queue_.push_back(slot);
   DispatchWork(now_ns);
 }
@@ -353,7 +460,9 @@ uint32_t SimEngine::TakeJob(int64_t now_ns) {
                           QueueDiscipline::Verdict::kServe) {
       return slot;
     }
-    // CoDel: the order fails at dequeue, before any dependency is called.
+    // CoDel: the order fails at dequeue, before any dependency is called. It left the queue:
+    // the shedder's per-tenant count must know.
+    if (shedder_) shedder_->OnDequeue(now_ns, active_[slot].origin.tenant, -1);
     FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kQueueDelay, now_ns);
     if (job_queue_.empty()) d.OnEmpty(now_ns);
   }
@@ -695,6 +804,20 @@ void SimEngine::FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason 
     r.status = static_cast<uint8_t>(status);
     r.reason = static_cast<uint8_t>(reason);
   }
+  if (a.holds_intake) {
+    a.holds_intake = false;
+    switch (IntakeLimitSample(status, reason)) {
+      case LimitSampleKind::kSuccess:
+        intake_limiter_->OnSuccess(a.intake_token, now_ns, intake_rng_.Uniform01());
+        break;
+      case LimitSampleKind::kDropped:
+        intake_limiter_->OnDropped(a.intake_token, now_ns, intake_rng_.Uniform01());
+        break;
+      case LimitSampleKind::kIgnore:
+        intake_limiter_->OnIgnore(a.intake_token);
+        break;
+    }
+  }
   const int client = a.client;
   const bool held = a.holds_worker;
   a.live = false;
@@ -761,6 +884,14 @@ void SimEngine::InitTimeSeries() {
   }
   // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
   if (!intake_discipline_.fifo()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
+  // Concurrency limits, after everything else: the limit, the permits held, the refusals.
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].limiter) continue;
+    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
+  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
   result_.ts.assign(c.size(), {});
 }
 
@@ -820,6 +951,21 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(job_queue_.empty() ? 0.0 : NsToSeconds(now_ns - active_[job_queue_.front()].arrival_ns));
     const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
     put(static_cast<double>(result_.by_reason[r] - last_.by_reason[r]));
+  }
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (!deps_[d].limiter) continue;
+    const LimiterSnapshot l = deps_[d].limiter->Peek();
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
+    last_.limit_rejected[d] = l.rejected;
+  }
+  if (intake_limiter_) {
+    const LimiterSnapshot l = intake_limiter_->Peek();
+    put(static_cast<double>(l.limit));
+    put(static_cast<double>(l.inflight));
+    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
+    last_.intake_limit_rejected = l.rejected;
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

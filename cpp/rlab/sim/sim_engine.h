@@ -59,6 +59,7 @@ class SimEngine {
     kBulkheadTimeout,
     kSample,
     kHedgeTimer,
+    kIntakeReady,  // an order's intake.rate_limit permit is due
   };
 
   // An admitted order that is not terminal yet.
@@ -85,6 +86,9 @@ class SimEngine {
     bool holds_worker = false;
     bool live = false;
     OrderOrigin origin;  // criticality and tenant (intake.shedding)
+    // intake.limit: the order's permit (admitted orders hold one until they end).
+    LimitToken intake_token;
+    bool holds_intake = false;
   };
 
   // A call waiting in a dependency's server line.
@@ -142,6 +146,11 @@ class SimEngine {
   void Sample(int64_t now_ns, bool final);
   void InitTimeSeries();
   RandomStream& FlowRng(uint32_t slot);
+  // intake.limit: rejects an order at arrival (reason limited or queue_full).
+  void RejectAtIntake(int64_t now_ns, int64_t record, int client, FailReason reason);
+  // intake.rate_limit: an order that waited for its permit goes on through intake.limit and
+  // the queue.
+  void OnIntakeReady(uint32_t slot, uint32_t gen, int64_t now_ns);
 
   const ScenarioConfig& config_;
   const SimOptions options_;
@@ -159,6 +168,9 @@ class SimEngine {
   std::vector<RandomStream> replica_rngs_;
   std::vector<FlowStats> stats_;
   std::vector<Server> servers_;
+  std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
+  std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
+  RandomStream intake_rng_;                             // its draws
   EventQueue events_;
   int64_t now_ns_ = 0;
 
@@ -183,6 +195,8 @@ class SimEngine {
     int64_t degraded = 0;
     std::vector<FlowStats> deps;
     std::vector<int64_t> wasted_attempt_ns;
+    std::vector<int64_t> limit_rejected;  // per dependency with a limit
+    int64_t intake_limit_rejected = 0;
   };
   Counters last_;
   int64_t last_sample_ns_ = 0;

@@ -75,6 +75,7 @@ from reliability_lab.scenario.latency import (
     Uniform,
     mean_of,
 )
+from reliability_lab.scenario.limit import Limit, RateLimit
 
 # The private names re-exported here are the codec's tables, read by reliability_lab.files.
 from reliability_lab.scenario.model import _CONFIG_CLASSES as _CONFIG_CLASSES
@@ -113,6 +114,7 @@ __all__ = [
     "Hedge",
     "Intake",
     "Latency",
+    "Limit",
     "LogNormal",
     "Mixture",
     "Outage",
@@ -121,6 +123,7 @@ __all__ = [
     "Poisson",
     "QueueDiscipline",
     "QueueDisciplineKind",
+    "RateLimit",
     "RateSegment",
     "Recovery",
     "ReplicaOverride",

@@ -27,6 +27,7 @@ from reliability_lab.scenario._validate import (
 from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
+from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.replicas import Replicas
 from reliability_lab.throttle import ThrottleConfig
 
@@ -162,6 +163,13 @@ class Dependency:
         aws_retry: an :class:`~reliability_lab.scenario.AwsRetryConfig` (botocore's standard or
             adaptive retry mode runs the retries: retry quota, send-rate limiter), or None; not
             together with ``retry`` or ``budget``.
+        limit: a client-side adaptive concurrency limit in front of the dependency (a
+            :class:`~reliability_lab.scenario.Limit`): each attempt takes a permit, a refused
+            attempt fails the order with reason ``"limited"``; None for no limit. Not together
+            with ``hedge`` or ``fanout`` yet.
+        rate_limit: a client-side rate limit pacing the dependency's calls (a
+            :class:`~reliability_lab.scenario.RateLimit`; a call waits up to its ``max_wait``
+            for a permit, else fails with reason ``"rate_limited"``), or None.
     """
 
     name: str = "payment"
@@ -180,6 +188,8 @@ class Dependency:
     fanout: FanOut | None = None
     replicas: Replicas | None = None
     aws_retry: AwsRetryConfig | None = None
+    limit: Limit | None = None
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -220,6 +230,10 @@ class Dependency:
             _instance("replicas", self.replicas, (Replicas,), "a Replicas or None")
         if self.aws_retry is not None:
             _instance("aws_retry", self.aws_retry, (AwsRetryConfig,), "an AwsRetryConfig or None")
+        if self.limit is not None:
+            _instance("limit", self.limit, (Limit,), "a Limit or None")
+        if self.rate_limit is not None:
+            _instance("rate_limit", self.rate_limit, (RateLimit,), "a RateLimit or None")
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

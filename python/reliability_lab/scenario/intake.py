@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reliability_lab.scenario._validate import _instance
+from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.shedding import Shedding
 
@@ -25,12 +26,30 @@ class Intake:
             only a full queue refuses it.
         discipline: the job queue's :class:`QueueDiscipline` (FIFO, LIFO, adaptive LIFO or
             CoDel; ``intake.discipline.*`` paths).
+        limit: a server-side adaptive concurrency limit on the admitted orders not yet
+            terminal (queued + processing): a :class:`~reliability_lab.scenario.Limit`, or None.
+            An order over the limit is rejected at once with reason ``"limited"``.
+        rate_limit: a rate limit on arriving orders (a :class:`~reliability_lab.scenario.
+            RateLimit`), checked first: an order whose permit is due within ``max_wait`` waits
+            for it (in the system, before the queue), any other is rejected with reason
+            ``"rate_limited"``; None for none. Waits (``max_wait > 0``) are simulator-only for
+            now: the live engine refuses them (ValueError).
+
+    Order of the gates: the rate limit, then the concurrency limit, then the queue's own
+    capacity, then the shedder; the discipline orders what is queued. Per class (with
+    ``shedding``), refusals by either limit count with the queue's own (``queue_full``).
     """
 
     shedding: Shedding | None = None
     discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
+    limit: Limit | None = None
+    rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if self.shedding is not None:
             _instance("shedding", self.shedding, (Shedding,), "a Shedding or None")
         _instance("discipline", self.discipline, (QueueDiscipline,), "a QueueDiscipline")
+        if self.limit is not None:
+            _instance("limit", self.limit, (Limit,), "a Limit or None")
+        if self.rate_limit is not None:
+            _instance("rate_limit", self.rate_limit, (RateLimit,), "a RateLimit or None")

@@ -50,6 +50,7 @@ from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase,
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
 from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, Mixture, Uniform
+from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride, Replicas
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
@@ -341,6 +342,8 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         Scenario,
         Intake,
         QueueDiscipline,
+        Limit,
+        RateLimit,
         Breaker,
         Retry,
         Backoff,

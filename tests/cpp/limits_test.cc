@@ -1,0 +1,234 @@
+// Concurrency limits in the scenario (model/limits.h): validation by dotted path, the mapping
+// onto the policy, and the client-side permit in the shared OrderFlow, driven by hand.
+#include "rlab/model/limits.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "rlab/core/rng.h"
+#include "rlab/model/order_flow.h"
+#include "rlab/model/scenario.h"
+
+namespace rlab {
+namespace {
+
+using Kind = FlowAction::Kind;
+constexpr int64_t kMs = 1'000'000;
+
+LimitConfig Static(int64_t n) {
+  LimitConfig c;
+  c.kind = LimitConfig::Kind::kStatic;
+  c.initial = n;
+  c.min = 1;
+  c.max = std::max<int64_t>(n, 200);
+  return c;
+}
+
+TEST(LimitConfigTest, ValidationNamesTheDottedPath) {
+  LimitConfig c;
+  EXPECT_TRUE(ValidateLimit("payment.limit", c).ok());
+  c.initial = 0;
+  absl::Status s = ValidateLimit("payment.limit", c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(s.message()).find("payment.limit.initial"), std::string::npos) << s;
+  c = LimitConfig();
+  c.initial = 300;  // above max
+  EXPECT_NE(std::string(ValidateLimit("intake.limit", c).message()).find("intake.limit.initial"),
+            std::string::npos);
+  c = LimitConfig();
+  c.kind = LimitConfig::Kind::kEnvoy;
+  c.window_ns = kMs;
+  EXPECT_NE(std::string(ValidateLimit("intake.limit", c).message()).find("intake.limit.window"),
+            std::string::npos);
+  c = LimitConfig();
+  c.smoothing = 0.0;
+  EXPECT_FALSE(ValidateLimit("x", c).ok());
+}
+
+TEST(LimitConfigTest, EveryKindMapsOntoAValidPolicy) {
+  for (LimitConfig::Kind k :
+       {LimitConfig::Kind::kStatic, LimitConfig::Kind::kAimd, LimitConfig::Kind::kVegas,
+        LimitConfig::Kind::kGradient2, LimitConfig::Kind::kEnvoy}) {
+    LimitConfig c;
+    c.kind = k;
+    c.min = 3;
+    c.initial = 7;
+    c.max = 50;
+    const ConcurrencyLimitConfig p = ToConcurrencyLimitConfig(c);
+    EXPECT_TRUE(Validate(p).ok()) << LimitKindName(k) << ": " << Validate(p);
+    ConcurrencyLimiter limiter(p);
+    EXPECT_EQ(limiter.Limit(0), k == LimitConfig::Kind::kEnvoy ? 3 : 7) << LimitKindName(k);
+  }
+}
+
+TEST(LimitConfigTest, AStaticLimitNeverMoves) {
+  ConcurrencyLimiter limiter(ToConcurrencyLimitConfig(Static(4)));
+  for (int i = 0; i < 100; ++i) {
+    std::optional<LimitToken> t = limiter.TryAcquire(i * kMs);
+    ASSERT_TRUE(t.has_value());
+    if (i % 2 == 0) {
+      limiter.OnDropped(*t, i * kMs + 10 * kMs, 0.5);
+    } else {
+      limiter.OnSuccess(*t, i * kMs + kMs, 0.5);
+    }
+  }
+  EXPECT_EQ(limiter.Limit(0), 4);
+}
+
+TEST(LimitConfigTest, SamplesFollowTheOutcome) {
+  EXPECT_EQ(ClientLimitSample(Outcome::Success()), LimitSampleKind::kSuccess);
+  EXPECT_EQ(ClientLimitSample(Outcome::Of(OutcomeKind::kTimeout)), LimitSampleKind::kDropped);
+  EXPECT_EQ(ClientLimitSample(Outcome::Http(503)), LimitSampleKind::kDropped);
+  EXPECT_EQ(ClientLimitSample(Outcome::Http(429)), LimitSampleKind::kDropped);
+  EXPECT_EQ(ClientLimitSample(Outcome::Http(500)), LimitSampleKind::kSuccess);  // an answer
+  EXPECT_EQ(ClientLimitSample(Outcome::Of(OutcomeKind::kDeadlineExceeded)),
+            LimitSampleKind::kIgnore);
+  EXPECT_EQ(IntakeLimitSample(OrderStatus::kCompleted, FailReason::kNone),
+            LimitSampleKind::kSuccess);
+  EXPECT_EQ(IntakeLimitSample(OrderStatus::kExpired, FailReason::kNone), LimitSampleKind::kDropped);
+  EXPECT_EQ(IntakeLimitSample(OrderStatus::kFailed, FailReason::kDeadline),
+            LimitSampleKind::kDropped);
+  EXPECT_EQ(IntakeLimitSample(OrderStatus::kFailed, FailReason::kExhausted),
+            LimitSampleKind::kSuccess);
+  EXPECT_EQ(IntakeLimitSample(OrderStatus::kCancelled, FailReason::kShutdown),
+            LimitSampleKind::kIgnore);
+  EXPECT_EQ(FailReasonName(FailReason::kLimited), "limited");
+}
+
+// One dependency with a client-side limit, driven by hand.
+struct Harness {
+  explicit Harness(DependencyConfig dep) : rng(Rng(1).Stream("t")) {
+    config.dependencies.push_back(std::move(dep));
+    EXPECT_TRUE(ValidateScenario(config).ok()) << ValidateScenario(config);
+    deps.emplace_back(config.dependencies[0]);
+    stats.resize(1);
+  }
+  OrderFlow Flow() { return OrderFlow(&deps, &stats, 0, kNoDeadline); }
+  ScenarioConfig config;
+  std::vector<DependencyRuntime> deps;
+  std::vector<FlowStats> stats;
+  RandomStream rng;
+};
+
+TEST(LimitFlowTest, AnAttemptOverTheLimitFailsTheOrderAsLimited) {
+  DependencyConfig d;
+  d.limit = Static(1);
+  Harness t(d);
+  OrderFlow first = t.Flow();
+  ASSERT_EQ(first.Begin(0, t.rng).kind, Kind::kAttempt);
+  OrderFlow second = t.Flow();
+  EXPECT_EQ(second.Begin(kMs, t.rng).kind, Kind::kDone);
+  EXPECT_EQ(second.status(), OrderStatus::kFailed);
+  EXPECT_EQ(second.reason(), FailReason::kLimited);
+  EXPECT_EQ(second.attempts(), 1);
+  EXPECT_EQ(t.stats[0].rejected_limit, 1);
+  EXPECT_EQ(t.stats[0].calls, 1);  // the refused attempt never reached the dependency
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(kMs).inflight, 1);
+  // The first call's answer hands its permit back: the next order gets one.
+  EXPECT_EQ(first.OnAttemptDone(10 * kMs, Outcome::Success(), false, t.rng).kind, Kind::kDone);
+  EXPECT_EQ(first.status(), OrderStatus::kCompleted);
+  const LimiterSnapshot s = t.deps[0].limiter->Snapshot(10 * kMs);
+  EXPECT_EQ(s.inflight, 0);
+  EXPECT_EQ(s.succeeded, 1);
+  OrderFlow third = t.Flow();
+  EXPECT_EQ(third.Begin(11 * kMs, t.rng).kind, Kind::kAttempt);
+  // Cancelled (shutdown): released without a sample.
+  third.Cancel(12 * kMs);
+  const LimiterSnapshot c = t.deps[0].limiter->Snapshot(12 * kMs);
+  EXPECT_EQ(c.inflight, 0);
+  EXPECT_EQ(c.ignored, 1);
+}
+
+TEST(LimitFlowTest, AnOverloadAnswerIsADropAndARetryTakesANewPermit) {
+  DependencyConfig d;
+  LimitConfig l;
+  l.kind = LimitConfig::Kind::kAimd;
+  l.initial = 10;
+  l.min = 1;
+  l.max = 10;
+  l.backoff_ratio = 0.5;
+  d.limit = l;
+  RetryConfig r;
+  r.max_attempts = 2;
+  r.backoff.initial_ns = kMs;
+  r.backoff.jitter = Jitter::kNone;
+  d.retry = r;
+  Harness t(d);
+  OrderFlow f = t.Flow();
+  ASSERT_EQ(f.Begin(0, t.rng).kind, Kind::kAttempt);
+  FlowAction a = f.OnAttemptDone(5 * kMs, Outcome::Http(503), false, t.rng);
+  ASSERT_EQ(a.kind, Kind::kSleep);
+  LimiterSnapshot s = t.deps[0].limiter->Snapshot(5 * kMs);
+  EXPECT_EQ(s.dropped, 1);
+  EXPECT_EQ(s.limit, 5);  // AIMD: 10 x 0.5
+  EXPECT_EQ(s.inflight, 0);
+  ASSERT_EQ(f.OnSleepDone(a.until_ns, t.rng).kind, Kind::kAttempt);
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(a.until_ns).inflight, 1);
+  EXPECT_EQ(f.OnAttemptDone(a.until_ns + kMs, Outcome::Success(), false, t.rng).kind, Kind::kDone);
+  EXPECT_EQ(f.status(), OrderStatus::kCompleted);
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(a.until_ns + kMs).inflight, 0);
+}
+
+TEST(RateLimitFlowTest, ACallWaitsForItsPermitOrIsRefused) {
+  DependencyConfig d;
+  RateLimitScenarioConfig r;
+  r.rate = 10.0;  // one permit every 100 ms, two saved up
+  r.burst = 2;
+  r.max_wait_ns = 150 * kMs;
+  d.rate_limit = r;
+  Harness t(d);
+  OrderFlow a = t.Flow(), b = t.Flow(), c = t.Flow(), e = t.Flow();
+  EXPECT_EQ(a.Begin(0, t.rng).kind, Kind::kAttempt);
+  EXPECT_EQ(b.Begin(0, t.rng).kind, Kind::kAttempt);
+  // The third permit is due at 100 ms: the call waits for it, then goes without asking again.
+  FlowAction w = c.Begin(0, t.rng);
+  ASSERT_EQ(w.kind, Kind::kSleep);
+  EXPECT_EQ(w.until_ns, 100 * kMs);
+  EXPECT_EQ(c.OnSleepDone(100 * kMs, t.rng).kind, Kind::kAttempt);
+  EXPECT_EQ(c.attempts(), 1);
+  // The fourth would be due at 200 ms, beyond max_wait: refused, nothing reserved.
+  EXPECT_EQ(e.Begin(0, t.rng).kind, Kind::kDone);
+  EXPECT_EQ(e.reason(), FailReason::kRateLimited);
+  EXPECT_EQ(t.stats[0].rejected_rate_limit, 1);
+  EXPECT_EQ(t.stats[0].rate_limit_waits, 1);
+  EXPECT_EQ(t.stats[0].calls, 3);
+  EXPECT_EQ(FailReasonName(FailReason::kRateLimited), "rate_limited");
+}
+
+TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
+  RateLimitScenarioConfig r;
+  r.rate = 250.0;
+  r.burst = 5;
+  RateLimitConfig p = ToRateLimitConfig(r);
+  EXPECT_EQ(p.permits, 1);
+  EXPECT_EQ(p.period_ns, 4 * kMs);
+  EXPECT_EQ(p.burst, 5);
+  r.mode = RateLimitMode::kBursty;
+  p = ToRateLimitConfig(r);
+  EXPECT_EQ(p.permits, 5);
+  EXPECT_EQ(p.period_ns, 20 * kMs);
+  EXPECT_TRUE(Validate(p).ok());
+  r.rate = 0.0;
+  EXPECT_NE(std::string(ValidateRateLimit("intake.rate_limit", r).message())
+                .find("intake.rate_limit.rate"),
+            std::string::npos);
+}
+
+TEST(LimitFlowTest, ALimitWithAHedgeIsRejected) {
+  ScenarioConfig c;
+  DependencyConfig d;
+  d.limit = LimitConfig();
+  d.hedge = HedgeConfig();
+  c.dependencies.push_back(d);
+  const absl::Status s = ValidateScenario(c);
+  EXPECT_NE(std::string(s.message()).find("payment.limit"), std::string::npos) << s;
+  c.dependencies[0].hedge.reset();
+  c.intake.limit = LimitConfig();
+  c.intake.limit->max = 0;
+  EXPECT_NE(std::string(ValidateScenario(c).message()).find("intake.limit.max"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rlab
