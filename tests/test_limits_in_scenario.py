@@ -471,3 +471,85 @@ def test_sampling_does_not_change_the_run(kind: str) -> None:
     unsampled = simulate(sc.replace(sample_every=0.0)).summary
     keep = [k for k in sampled.index if k != "events_processed"]
     assert sampled[keep].equals(unsampled[keep])
+
+
+# -- rate-limit time series and metrics ------------------------------------------------------------
+
+_RATE_COLUMNS = (
+    "payment.rate_limited",
+    "payment.rate_limit_waits",
+    "intake.rate_limited",
+    "intake.rate_limit_waits",
+)
+
+
+def _rate_series_scenario() -> Scenario:
+    # Both gates, plus a concurrency limit at each: the rate-limit columns come after its ones.
+    return Scenario(
+        arrivals=Poisson(400.0),
+        duration=0.5,
+        workers=8,
+        queue_capacity=1000,
+        sample_every=0.1,
+        seed=5,
+        intake=Intake(rate_limit=rl.RateLimit(rate=300.0), limit=Limit(kind="static", initial=50)),
+        dependencies=(
+            Dependency(
+                faults=Faults(latency=Constant(0.001)),
+                limit=Limit(kind="static", initial=20),
+                rate_limit=rl.RateLimit(rate=150.0, burst=2, max_wait=0.01),
+            ),
+        ),
+    )
+
+
+def test_rate_limit_columns_come_last_in_the_same_order_in_both_engines() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sc = _rate_series_scenario()
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=10.0) as lab:
+        families = {f.name: f for f in text_string_to_metric_families(lab.metrics_text())}
+    live = lab.result
+    assert list(sim.timeseries.columns) == list(live.timeseries.columns)
+    assert tuple(sim.timeseries.columns[-4:]) == _RATE_COLUMNS
+    assert list(sim.timeseries.columns[-7:-4]) == [
+        "intake.limit", "intake.inflight", "intake.rejected"
+    ]
+    # Per-interval counts add up to the run's totals in both engines.
+    for r in (sim, live):
+        ts, s = r.timeseries, r.summary
+        assert ts["payment.rate_limited"].sum() == s["payment.rejected_rate_limit"]
+        assert ts["payment.rate_limit_waits"].sum() == s["payment.rate_limit_waits"]
+        refused = ts["intake.rate_limited"].sum() + ts["payment.rate_limited"].sum()
+        assert refused == s["failed_rate_limited"]
+        assert (ts[list(_RATE_COLUMNS)] >= 0).all().all()
+    assert sim.timeseries["intake.rate_limited"].sum() > 0
+    assert sim.timeseries["payment.rate_limit_waits"].sum() > 0
+    # The live engine exports the same counts as Prometheus counters, labelled by limiter.
+    for name in ("rlab_rate_limited", "rlab_rate_limit_waits"):
+        assert {s.labels["limiter"] for s in families[name].samples if s.name.endswith("_total")} \
+            == {"intake", "payment"}
+
+
+def test_intake_rate_limit_waits_add_up_per_interval() -> None:
+    sc = _rate_scenario(intake_rate=rl.RateLimit(rate=100.0, max_wait=0.05))
+    r = simulate(sc)
+    ts, s = r.timeseries, r.summary
+    assert ts["intake.rate_limited"].sum() == s["failed_rate_limited"] > 0
+    # Every admitted order but the first few waited for its permit (one every 10 ms, 5 ms apart).
+    assert s["completed"] - 10 <= ts["intake.rate_limit_waits"].sum() <= s["completed"]
+
+
+def test_no_rate_limit_columns_without_rate_limits() -> None:
+    sc = _rate_series_scenario()
+    sc = sc.replace(
+        intake=Intake(limit=Limit(kind="static", initial=50)),
+        dependencies=(Dependency(faults=Faults(latency=Constant(0.001))),),
+    )
+    columns = list(simulate(sc).timeseries.columns)
+    assert not [c for c in columns if "rate_limit" in c]
+    with rl.Lab(sc, shutdown_timeout=10.0) as lab:
+        text = lab.metrics_text()
+    assert list(lab.result.timeseries.columns) == columns
+    assert "rlab_rate_limited" not in text

@@ -434,6 +434,35 @@ absl::Status LiveEngine::InitMetrics() {
       }
     }
   }
+  {
+    // Rate limits, labelled as the concurrency limits.
+    std::vector<std::string> names;
+    std::vector<RateGate*> gates;
+    if (intake_rate_) {
+      names.push_back("intake");
+      gates.push_back(intake_rate_.get());
+    }
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (!deps_[d].rate_gate) continue;
+      names.push_back(config_.dependencies[d].name);
+      gates.push_back(deps_[d].rate_gate.get());
+    }
+    if (!names.empty()) {
+      auto refused = registry_.AddCounter(
+          "rlab_rate_limited",
+          "Permits the rate limit refused (limiter: intake or the dependency's name).",
+          {"limiter"}, LabelProduct({names}));
+      if (!refused.ok()) return refused.status();
+      auto waits = registry_.AddCounter("rlab_rate_limit_waits",
+                                        "Permits the rate limit granted after a wait.",
+                                        {"limiter"}, LabelProduct({names}));
+      if (!waits.ok()) return waits.status();
+      MutexLock lock(&rate_counters_mu_);
+      for (size_t i = 0; i < names.size(); ++i) {
+        rate_counters_.push_back({gates[i], &(*refused)->at(i), &(*waits)->at(i)});
+      }
+    }
+  }
   if (!breaker_deps.empty()) {
     auto state = registry_.AddGauge(
         "rlab_breaker_state", "1 for the breaker's current state, 0 for the others.",
@@ -1818,9 +1847,18 @@ void LiveEngine::InitTimeSeries() {
     }
   }
   if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
+  // Rate limits, after the concurrency limits (the simulated engine's names and order).
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].rate_gate) continue;
+    for (const char* m : {"rate_limited", "rate_limit_waits"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
+  if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
   last_.limit_rejected.assign(config_.dependencies.size(), 0);
+  last_.rate.assign(config_.dependencies.size() + 1, {});
 }
 
 void LiveEngine::Sample(int64_t now_ns, bool final) {
@@ -1889,6 +1927,16 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
     last_.intake_limit_rejected = l.rejected;
   }
+  auto put_rate = [&](RateGate& gate, RateGate::Counts& last) {
+    const RateGate::Counts now = gate.counts();
+    put(static_cast<double>(now.refused - last.refused));
+    put(static_cast<double>(now.waits - last.waits));
+    last = now;
+  };
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
+  }
+  if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
     const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
@@ -1921,6 +1969,14 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     const LimiterSnapshot s = g.limiter->Peek();
     g.limit->Set(static_cast<double>(s.limit));
     g.inflight->Set(static_cast<double>(s.inflight));
+  }
+  {
+    MutexLock lock(&rate_counters_mu_);
+    for (const RateCounters& r : rate_counters_) {
+      const RateGate::Counts n = r.gate->counts();
+      r.refused->Add(n.refused - r.refused->value());
+      r.waits->Add(n.waits - r.waits->value());
+    }
   }
   return registry_.Snapshot();
 }

@@ -583,6 +583,15 @@ class LiveEngine {
     Gauge* inflight = nullptr;
   };
   std::vector<LimitGauges> limit_gauges_;
+  // Rate limits (intake.rate_limit, <dependency>.rate_limit): the gates' counts, brought up to
+  // date when scraped (the mutex keeps two scrapes from adding the same refusals twice).
+  struct RateCounters {
+    RateGate* gate = nullptr;
+    Counter* refused = nullptr;
+    Counter* waits = nullptr;
+  };
+  Mutex rate_counters_mu_;
+  std::vector<RateCounters> rate_counters_ ABSL_GUARDED_BY(rate_counters_mu_);
 
   // Transitions for the result, and for TakeTransitions.
   Mutex events_mu_;
@@ -605,6 +614,8 @@ class LiveEngine {
     std::vector<std::array<int64_t, 4>> deps;  // calls, retries, failures, rejected_breaker
     std::vector<int64_t> limit_rejected;       // per dependency with a limit
     int64_t intake_limit_rejected = 0;
+    // Rate limits: per dependency, then intake.rate_limit last.
+    std::vector<RateGate::Counts> rate;
   };
   Last last_;
   int64_t last_sample_ns_ = 0;

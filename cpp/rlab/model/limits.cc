@@ -203,4 +203,9 @@ std::optional<int64_t> RateGate::Reserve(int key, int64_t now_ns, int64_t max_wa
   return single_->Reserve(now_ns, wait_ns);
 }
 
+RateGate::Counts RateGate::counts() {
+  const RateLimitStats s = keyed_ ? keyed_->Stats() : single_->Stats();
+  return {s.rejected, s.reserved};
+}
+
 }  // namespace rlab

@@ -107,6 +107,12 @@ class RateGate {
   // min(max_wait, `max_wait_ns`); nullopt refuses (nothing reserved).
   std::optional<int64_t> Reserve(int key, int64_t now_ns, int64_t max_wait_ns);
   const RateLimitScenarioConfig& config() const { return config_; }
+  // Reservations so far: refused, and granted with a wait > 0 (time series, metrics).
+  struct Counts {
+    int64_t refused = 0;
+    int64_t waits = 0;
+  };
+  Counts counts();
 
  private:
   const RateLimitScenarioConfig config_;

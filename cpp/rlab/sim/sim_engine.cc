@@ -95,6 +95,7 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   last_.deps.resize(n);
   last_.wasted_attempt_ns.resize(n);
   last_.limit_rejected.resize(n);
+  last_.rate.resize(n + 1);
   if (config_.intake.rate_limit) {
     intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
   }
@@ -892,6 +893,14 @@ void SimEngine::InitTimeSeries() {
     }
   }
   if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
+  // Rate limits, after the concurrency limits: per interval, the refusals and the waits.
+  for (size_t i = 0; i < deps_.size(); ++i) {
+    if (!deps_[i].rate_gate) continue;
+    for (const char* m : {"rate_limited", "rate_limit_waits"}) {
+      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+    }
+  }
+  if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
   result_.ts.assign(c.size(), {});
 }
 
@@ -967,6 +976,16 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
     last_.intake_limit_rejected = l.rejected;
   }
+  auto put_rate = [&](RateGate& gate, RateGate::Counts& last) {
+    const RateGate::Counts now = gate.counts();
+    put(static_cast<double>(now.refused - last.refused));
+    put(static_cast<double>(now.waits - last.waits));
+    last = now;
+  };
+  for (size_t d = 0; d < deps_.size(); ++d) {
+    if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
+  }
+  if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;
   last_.by_reason = result_.by_reason;

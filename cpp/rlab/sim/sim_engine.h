@@ -197,6 +197,8 @@ class SimEngine {
     std::vector<int64_t> wasted_attempt_ns;
     std::vector<int64_t> limit_rejected;  // per dependency with a limit
     int64_t intake_limit_rejected = 0;
+    // Rate limits: per dependency, then intake.rate_limit last.
+    std::vector<RateGate::Counts> rate;
   };
   Counters last_;
   int64_t last_sample_ns_ = 0;
