@@ -197,6 +197,23 @@ TEST(RateLimitFlowTest, ACallWaitsForItsPermitOrIsRefused) {
   EXPECT_EQ(FailReasonName(FailReason::kRateLimited), "rate_limited");
 }
 
+TEST(RateLimitFlowTest, TheGateCountsRefusalsAndWaits) {
+  for (bool per_key : {false, true}) {
+    RateLimitScenarioConfig r;
+    r.rate = 10.0;  // one permit every 100 ms
+    r.max_wait_ns = 150 * kMs;
+    r.per_key = per_key;
+    RateGate gate(r);
+    EXPECT_EQ(gate.Reserve(1, 0, 1 * kNsPerSecond), 0);             // at once: not counted
+    EXPECT_EQ(gate.Reserve(1, 0, 1 * kNsPerSecond), 100 * kMs);     // a wait
+    EXPECT_EQ(gate.Reserve(1, 0, 1 * kNsPerSecond), std::nullopt);  // beyond max_wait
+    EXPECT_EQ(gate.Reserve(1, 0, 0), std::nullopt);                 // the caller's own cap
+    const RateGate::Counts c = gate.counts();
+    EXPECT_EQ(c.refused, 2) << per_key;
+    EXPECT_EQ(c.waits, 1) << per_key;
+  }
+}
+
 TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
   RateLimitScenarioConfig r;
   r.rate = 250.0;

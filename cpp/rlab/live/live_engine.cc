@@ -450,12 +450,12 @@ absl::Status LiveEngine::InitMetrics() {
     if (!names.empty()) {
       auto refused = registry_.AddCounter(
           "rlab_rate_limited",
-          "Permits the rate limit refused (limiter: intake or the dependency's name).",
-          {"limiter"}, LabelProduct({names}));
+          "Permits the rate limit refused (limiter: intake or the dependency's name).", {"limiter"},
+          LabelProduct({names}));
       if (!refused.ok()) return refused.status();
       auto waits = registry_.AddCounter("rlab_rate_limit_waits",
-                                        "Permits the rate limit granted after a wait.",
-                                        {"limiter"}, LabelProduct({names}));
+                                        "Permits the rate limit granted after a wait.", {"limiter"},
+                                        LabelProduct({names}));
       if (!waits.ok()) return waits.status();
       MutexLock lock(&rate_counters_mu_);
       for (size_t i = 0; i < names.size(); ++i) {
