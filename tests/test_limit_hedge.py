@@ -5,6 +5,8 @@ limit, and the two engines agree on per-order outcomes of a scripted scenario.""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import reliability_lab as rl
 from hypothesis import given, settings
@@ -119,3 +121,39 @@ def test_both_engines_agree_on_a_hedged_dependency_under_a_static_limit(
         dep = r.totals["dependencies"][0]
         assert dep["rejected_limit"] == refused
         assert dep["hedges"] == hedges
+
+
+# -- hedge budget edges in the events table --------------------------------------------------------
+
+
+def test_a_dry_hedge_budget_logs_bounded_dry_and_refill_edges() -> None:
+    sc = Scenario(
+        arrivals=Poisson(200.0),
+        duration=2.0,
+        seed=5,
+        dependencies=(
+            Dependency(
+                faults=Faults(latency=Exponential(0.05)),
+                hedge=Hedge(delay=0.01, budget_ratio=0.05, budget_burst=2.0),
+            ),
+        ),
+    )
+    r = simulate(sc)
+    events = r.events
+    hedge = events[events["kind"].isin(["hedge_budget_dry", "hedge_budget_refill"])]
+    kinds = list(hedge["kind"])
+    denied = r.totals["dependencies"][0]["hedges_denied"]
+    assert denied > 0 and kinds and kinds[0] == "hedge_budget_dry"
+    # Dry and refill alternate, starting dry: at most one more dry than refills.
+    assert all(a != b for a, b in itertools.pairwise(kinds))
+    assert kinds.count("hedge_budget_dry") - kinds.count("hedge_budget_refill") in (0, 1)
+    # Edges, not denials: one dry edge per dry period (each has at least one denial), and a
+    # refill only after a dry edge.
+    assert kinds.count("hedge_budget_dry") <= denied
+    assert len(kinds) <= 2 * kinds.count("hedge_budget_dry")
+    assert len(kinds) < denied  # this run denies many hedges per dry period
+    assert list(hedge["t"]) == sorted(hedge["t"])
+    assert set(hedge["dependency"]) == {"payment"}
+    # No budget, no edges.
+    free = simulate(sc.replace({"payment.hedge.budget_ratio": None}))
+    assert not free.events["kind"].str.startswith("hedge_budget").any()

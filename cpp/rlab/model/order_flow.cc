@@ -280,7 +280,7 @@ FlowAction OrderFlow::StartRound(int64_t now_ns, RandomStream& rng) {
     }
     return CopyAction(launch, now_ns);
   }
-  d.hedger->OnCall();
+  d.hedger->OnCall(now_ns);
   if (std::optional<Outcome> r = LaunchCopy(0, now_ns, rng)) return EndAttempt(now_ns, *r, rng);
   FlowAction a = CopyAction(1, now_ns);
   next_hedge_ns_ = now_ns + d.hedger->DelayNs();
@@ -340,7 +340,7 @@ FlowAction OrderFlow::OnHedgeTimer(int64_t now_ns, RandomStream& rng) {
   DependencyRuntime& d = (*deps_)[dep_];
   FlowStats& s = (*stats_)[dep_];
   next_hedge_ns_ = kNoDeadline;
-  if (!d.hedger->TryHedge()) {
+  if (!d.hedger->TryHedge(now_ns)) {
     ++s.hedges_denied;
     return wait;
   }
