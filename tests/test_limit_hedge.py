@@ -157,3 +157,31 @@ def test_a_dry_hedge_budget_logs_bounded_dry_and_refill_edges() -> None:
     # No budget, no edges.
     free = simulate(sc.replace({"payment.hedge.budget_ratio": None}))
     assert not free.events["kind"].str.startswith("hedge_budget").any()
+
+
+def test_the_live_engine_logs_the_hedge_budget_edges_too() -> None:
+    # Every copy takes 0.2 s and the hedge follows after 0.05 s; the budget holds one hedge and
+    # refills after 20 calls: the first order hedges, the next ones run it dry.
+    n = 8
+    sc = Scenario(
+        arrivals=rl.Trace(tuple(0.0 for _ in range(n))),
+        workers=4,
+        queue_capacity=100,
+        duration=0.1,
+        seed=3,
+        dependencies=(
+            Dependency(
+                faults=Faults(latency=Constant(0.2)),
+                hedge=Hedge(delay=0.05, budget_ratio=0.05, budget_burst=1.0),
+            ),
+        ),
+    )
+    sim = simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        handles = lab.submit_many(n)
+        assert all(h.wait(timeout=30) for h in handles)
+    for r in (sim, lab.result):
+        events = r.events
+        kinds = list(events[events["kind"].str.startswith("hedge_budget")]["kind"])
+        assert kinds == ["hedge_budget_dry"]
+        assert r.totals["dependencies"][0]["hedges_denied"] == n - 1

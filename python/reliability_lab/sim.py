@@ -43,7 +43,7 @@ class Result:
         events: breaker transitions, fault phase edges and replica ejections / returns
             (``kind`` ``"ejection"`` or ``"return"``, ``from`` ``"replica <i>"``, ``to`` the
             reason), the hedge budget's edges (``kind`` ``"hedge_budget_dry"``: hedges started
-            being denied, ``"hedge_budget_refill"``: a whole token again; simulator only), in
+            being denied, ``"hedge_budget_refill"``: a whole token again), in
             time order.
         totals: the raw counters the native engine returned.
         classes: with ``intake.shedding``, one row per criticality class (arrived, admitted,
