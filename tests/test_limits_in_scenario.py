@@ -80,7 +80,6 @@ def test_limits_are_addressable_and_sweepable_by_path() -> None:
         ({"payment.limit": Limit(), "payment.limit.min": 500}, "payment.limit.min"),
         ({"payment.limit": Limit(), "payment.limit.kind": "cubic"}, "payment.limit.kind"),
         ({"intake.limit": Limit(kind="envoy"), "intake.limit.window": 1.0}, "intake.limit.window"),
-        ({"payment.limit": Limit(), "payment.hedge": rl.Hedge()}, "payment.limit"),
     ],
 )
 def test_bad_limits_name_their_path(changes: dict[str, object], path: str) -> None:

@@ -256,6 +256,12 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       events.append(py::make_tuple(NsToSeconds(t.t_ns), dep, "breaker",
                                    std::string(BreakerStateName(t.from)),
                                    std::string(BreakerStateName(t.to))));
+    } else if (t.kind == SimTransition::Kind::kHedgeDry ||
+               t.kind == SimTransition::Kind::kHedgeRefill) {
+      const bool dry = t.kind == SimTransition::Kind::kHedgeDry;
+      events.append(py::make_tuple(NsToSeconds(t.t_ns), dep,
+                                   dry ? "hedge_budget_dry" : "hedge_budget_refill",
+                                   dry ? "allowed" : "denied", dry ? "denied" : "allowed"));
     } else {
       const std::string& phase = sc.dependencies[t.dep].faults.phases[t.phase].name;
       events.append(py::make_tuple(

@@ -42,7 +42,9 @@ class Result:
             workers, breaker state) are levels at the sample time.
         events: breaker transitions, fault phase edges and replica ejections / returns
             (``kind`` ``"ejection"`` or ``"return"``, ``from`` ``"replica <i>"``, ``to`` the
-            reason), in time order.
+            reason), the hedge budget's edges (``kind`` ``"hedge_budget_dry"``: hedges started
+            being denied, ``"hedge_budget_refill"``: a whole token again), in
+            time order.
         totals: the raw counters the native engine returned.
         classes: with ``intake.shedding``, one row per criticality class (arrived, admitted,
             shed, queue_full, completed, other_end, success_rate, goodput, latency quantiles

@@ -396,5 +396,34 @@ TEST(HedgeLiveTest, ACapacityLimitedRoundIsSimulatorOnly) {
             "simulator-only for now: use simulate(), or set payment.hedge=None");
 }
 
+TEST(HedgerTest, TheBudgetLogsOnlyItsDryAndRefillEdges) {
+  HedgeConfig c;
+  c.budget_burst = 1.0;
+  c.budget_ratio = 0.5;
+  Hedger h(c);
+  EXPECT_TRUE(h.TryHedge(1));
+  EXPECT_FALSE(h.TryHedge(2));  // dry
+  EXPECT_FALSE(h.TryHedge(3));  // still dry: no new edge
+  h.OnCall(4);                  // 0.5 tokens: still dry
+  EXPECT_FALSE(h.TryHedge(5));
+  h.OnCall(6);  // 1 token: refilled
+  h.OnCall(7);  // full, no edge
+  EXPECT_TRUE(h.TryHedge(8));
+  EXPECT_FALSE(h.TryHedge(9));  // dry again
+  const std::vector<Hedger::BudgetEvent> e = h.BudgetEvents();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].t_ns, 2);
+  EXPECT_TRUE(e[0].dry);
+  EXPECT_EQ(e[1].t_ns, 6);
+  EXPECT_FALSE(e[1].dry);
+  EXPECT_EQ(e[2].t_ns, 9);
+  EXPECT_TRUE(e[2].dry);
+  HedgeConfig none;
+  none.budget_ratio = -1.0;
+  Hedger unlimited(none);
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(unlimited.TryHedge(i));
+  EXPECT_TRUE(unlimited.BudgetEvents().empty());
+}
+
 }  // namespace
 }  // namespace rlab

@@ -233,18 +233,118 @@ TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
             std::string::npos);
 }
 
-TEST(LimitFlowTest, ALimitWithAHedgeIsRejected) {
+TEST(LimitFlowTest, ALimitWithAHedgeOrAFanoutIsValid) {
   ScenarioConfig c;
   DependencyConfig d;
   d.limit = LimitConfig();
   d.hedge = HedgeConfig();
   c.dependencies.push_back(d);
-  const absl::Status s = ValidateScenario(c);
-  EXPECT_NE(std::string(s.message()).find("payment.limit"), std::string::npos) << s;
+  EXPECT_TRUE(ValidateScenario(c).ok()) << ValidateScenario(c);
   c.dependencies[0].hedge.reset();
+  c.dependencies[0].fanout = FanoutConfig();
+  EXPECT_TRUE(ValidateScenario(c).ok()) << ValidateScenario(c);
+  c.dependencies[0].fanout.reset();
   c.intake.limit = LimitConfig();
   c.intake.limit->max = 0;
   EXPECT_NE(std::string(ValidateScenario(c).message()).find("intake.limit.max"), std::string::npos);
+}
+
+// A hedged call under a static limit of 1: the first copy holds the only permit, so the hedge
+// copy is refused locally (no call sent); the first copy's answer still decides the call.
+TEST(LimitFlowTest, AHedgeCopyOverTheLimitIsRefusedAlone) {
+  DependencyConfig d;
+  d.limit = Static(1);
+  HedgeConfig h;
+  h.delay_ns = 10 * kMs;
+  d.hedge = h;
+  Harness t(d);
+  OrderFlow f = t.Flow();
+  FlowAction a = f.Begin(0, t.rng);
+  ASSERT_EQ(a.kind, Kind::kAttempt);
+  EXPECT_EQ(a.launch, 1u);
+  ASSERT_EQ(a.hedge_at_ns, 10 * kMs);
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(0).inflight, 1);
+  FlowAction w = f.OnHedgeTimer(10 * kMs, t.rng);
+  EXPECT_EQ(w.kind, Kind::kWait);
+  EXPECT_EQ(f.outstanding(), 1u);
+  EXPECT_EQ(t.stats[0].rejected_limit, 1);
+  EXPECT_EQ(t.stats[0].hedges, 0);
+  EXPECT_EQ(t.stats[0].calls, 1);
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(10 * kMs).inflight, 1);
+  EXPECT_EQ(f.OnAttemptDone(20 * kMs, Outcome::Success(), false, t.rng, 0).kind, Kind::kDone);
+  EXPECT_EQ(f.status(), OrderStatus::kCompleted);
+  const LimiterSnapshot s = t.deps[0].limiter->Snapshot(20 * kMs);
+  EXPECT_EQ(s.inflight, 0);
+  EXPECT_EQ(s.succeeded, 1);
+  // With the permit held elsewhere, the round's first copy is refused: the order is limited.
+  std::optional<LimitToken> held = t.deps[0].limiter->TryAcquire(21 * kMs);
+  ASSERT_TRUE(held.has_value());
+  OrderFlow g = t.Flow();
+  EXPECT_EQ(g.Begin(21 * kMs, t.rng).kind, Kind::kDone);
+  EXPECT_EQ(g.status(), OrderStatus::kFailed);
+  EXPECT_EQ(g.reason(), FailReason::kLimited);
+  t.deps[0].limiter->OnIgnore(*held);
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(22 * kMs).inflight, 0);
+}
+
+// Every copy of a round takes a permit; the winner returns its own with a sample and the
+// cancelled copies return theirs unsampled, so that no permit outlives the round.
+TEST(LimitFlowTest, APermitPerCopyAndAllReturnedAfterTheRound) {
+  DependencyConfig d;
+  d.limit = Static(5);
+  HedgeConfig h;
+  h.delay_ns = 10 * kMs;
+  h.max_hedges = 2;
+  d.hedge = h;
+  Harness t(d);
+  OrderFlow f = t.Flow();
+  ASSERT_EQ(f.Begin(0, t.rng).kind, Kind::kAttempt);
+  ASSERT_EQ(f.OnHedgeTimer(10 * kMs, t.rng).kind, Kind::kAttempt);
+  ASSERT_EQ(f.OnHedgeTimer(20 * kMs, t.rng).kind, Kind::kAttempt);
+  EXPECT_EQ(f.outstanding(), 7u);
+  EXPECT_EQ(t.deps[0].limiter->Snapshot(20 * kMs).inflight, 3);
+  // The second hedge wins: the other two copies are cancelled.
+  EXPECT_EQ(f.OnAttemptDone(25 * kMs, Outcome::Success(), false, t.rng, 2).kind, Kind::kDone);
+  EXPECT_EQ(f.status(), OrderStatus::kCompleted);
+  LimiterSnapshot s = t.deps[0].limiter->Snapshot(25 * kMs);
+  EXPECT_EQ(s.inflight, 0);
+  EXPECT_EQ(s.succeeded, 1);
+  EXPECT_EQ(s.ignored, 2);
+  EXPECT_EQ(t.stats[0].cancelled, 2);
+
+  // A fan-out round whose quorum is out of reach before anything left: the copies admitted
+  // give their permits back unsampled.
+  DependencyConfig e;
+  e.limit = Static(2);
+  FanoutConfig fo;
+  fo.copies = 3;
+  fo.quorum = 3;
+  e.fanout = fo;
+  Harness u(e);
+  OrderFlow g = u.Flow();
+  EXPECT_EQ(g.Begin(0, u.rng).kind, Kind::kDone);
+  EXPECT_EQ(g.status(), OrderStatus::kFailed);
+  EXPECT_EQ(g.reason(), FailReason::kLimited);
+  EXPECT_EQ(u.stats[0].rejected_limit, 1);
+  s = u.deps[0].limiter->Snapshot(0);
+  EXPECT_EQ(s.inflight, 0);
+  EXPECT_EQ(s.ignored, 2);
+
+  // A fan-out round within the limit, then a shutdown: all permits come back.
+  e.limit = Static(3);
+  Harness v(e);
+  OrderFlow k = v.Flow();
+  FlowAction a = k.Begin(0, v.rng);
+  ASSERT_EQ(a.kind, Kind::kAttempt);
+  EXPECT_EQ(a.launch, 7u);
+  EXPECT_EQ(v.deps[0].limiter->Snapshot(0).inflight, 3);
+  EXPECT_EQ(k.OnAttemptDone(5 * kMs, Outcome::Success(), false, v.rng, 1).kind, Kind::kWait);
+  EXPECT_EQ(v.deps[0].limiter->Snapshot(5 * kMs).inflight, 2);
+  k.Cancel(6 * kMs);
+  s = v.deps[0].limiter->Snapshot(6 * kMs);
+  EXPECT_EQ(s.inflight, 0);
+  EXPECT_EQ(s.succeeded, 1);
+  EXPECT_EQ(s.ignored, 2);
 }
 
 }  // namespace

@@ -2234,6 +2234,18 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       }
     }
   }
+  if (options_.record_events) {  // the hedge budgets' edges (policy/hedge.h)
+    for (size_t d = 0; d < deps_.size(); ++d) {
+      if (!deps_[d].hedger || deps_[d].hedger->config().budget_ratio < 0.0) continue;
+      for (const Hedger::BudgetEvent& e : deps_[d].hedger->BudgetEvents()) {
+        if (e.t_ns > end_ns) continue;
+        r.transitions.push_back(
+            {e.t_ns, static_cast<int>(d),
+             e.dry ? SimTransition::Kind::kHedgeDry : SimTransition::Kind::kHedgeRefill,
+             BreakerState::kClosed, BreakerState::kClosed, -1});
+      }
+    }
+  }
   std::stable_sort(r.transitions.begin(), r.transitions.end(),
                    [](const SimTransition& x, const SimTransition& y) { return x.t_ns < y.t_ns; });
 }

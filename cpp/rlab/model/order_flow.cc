@@ -280,7 +280,7 @@ FlowAction OrderFlow::StartRound(int64_t now_ns, RandomStream& rng) {
     }
     return CopyAction(launch, now_ns);
   }
-  d.hedger->OnCall();
+  d.hedger->OnCall(now_ns);
   if (std::optional<Outcome> r = LaunchCopy(0, now_ns, rng)) return EndAttempt(now_ns, *r, rng);
   FlowAction a = CopyAction(1, now_ns);
   next_hedge_ns_ = now_ns + d.hedger->DelayNs();
@@ -310,6 +310,23 @@ std::optional<Outcome> OrderFlow::LaunchCopy(int copy, int64_t now_ns, RandomStr
     cp.holds_breaker = true;
     cp.breaker_token = p.token;
   }
+  cp.holds_limit = false;
+  if (d.limiter) {
+    // Each copy is a call in flight and takes its own permit, last before it is sent (as a
+    // plain attempt's). A refused copy is a local capacity rejection of that copy alone.
+    std::optional<LimitToken> t = d.limiter->TryAcquire(now_ns);
+    if (!t) {
+      ++s.rejected_limit;
+      if (cp.holds_breaker) {
+        d.breaker->Record(cp.breaker_token, CallResult::kIgnored, now_ns, 0);
+        cp.holds_breaker = false;
+      }
+      limited_ = true;
+      return Outcome::Of(OutcomeKind::kBulkheadFull);
+    }
+    cp.limit_token = *t;
+    cp.holds_limit = true;
+  }
   ++s.calls;
   cp.start_ns = now_ns;
   outstanding_ |= 1u << copy;
@@ -323,7 +340,7 @@ FlowAction OrderFlow::OnHedgeTimer(int64_t now_ns, RandomStream& rng) {
   DependencyRuntime& d = (*deps_)[dep_];
   FlowStats& s = (*stats_)[dep_];
   next_hedge_ns_ = kNoDeadline;
-  if (!d.hedger->TryHedge()) {
+  if (!d.hedger->TryHedge(now_ns)) {
     ++s.hedges_denied;
     return wait;
   }
@@ -382,6 +399,8 @@ void OrderFlow::CancelCopies(int64_t now_ns) {
       d.breaker->Record(cp.breaker_token, CallResult::kIgnored, now_ns, now_ns - cp.start_ns);
       cp.holds_breaker = false;
     }
+    // Cancelled: its latency says nothing about the dependency.
+    ReleaseCopyLimit(__builtin_ctz(mask), now_ns, nullptr, nullptr);
     ++(*stats_)[dep_].cancelled;
   }
   next_hedge_ns_ = kNoDeadline;
@@ -410,6 +429,7 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
       d.breaker->Record(cp.breaker_token, BreakerResultOf(outcome), now_ns, now_ns - cp.start_ns);
       cp.holds_breaker = false;
     }
+    ReleaseCopyLimit(copy, now_ns, &outcome, &rng);
     return OnCopyDone(now_ns, outcome, copy, rng);
   }
   outstanding_ = 0;
@@ -541,6 +561,27 @@ void OrderFlow::ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStrea
       break;
     case LimitSampleKind::kIgnore:
       limiter.OnIgnore(limit_token_);
+      break;
+  }
+}
+
+void OrderFlow::ReleaseCopyLimit(int copy, int64_t now_ns, const Outcome* outcome,
+                                 RandomStream* rng) {
+  Copy& cp = copies_[copy];
+  if (!cp.holds_limit) return;
+  cp.holds_limit = false;
+  ConcurrencyLimiter& limiter = *(*deps_)[dep_].limiter;
+  const LimitSampleKind kind =
+      outcome == nullptr ? LimitSampleKind::kIgnore : ClientLimitSample(*outcome);
+  switch (kind) {
+    case LimitSampleKind::kSuccess:
+      limiter.OnSuccess(cp.limit_token, now_ns, rng->Uniform01());
+      break;
+    case LimitSampleKind::kDropped:
+      limiter.OnDropped(cp.limit_token, now_ns, rng->Uniform01());
+      break;
+    case LimitSampleKind::kIgnore:
+      limiter.OnIgnore(cp.limit_token);
       break;
   }
 }

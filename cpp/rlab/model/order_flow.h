@@ -250,6 +250,9 @@ class OrderFlow {
     uint64_t breaker_token = 0;
     int64_t start_ns = 0;
     bool holds_breaker = false;
+    // The copy's own permit of the dependency's concurrency limit.
+    LimitToken limit_token;
+    bool holds_limit = false;
   };
   std::vector<Copy> copies_;
   int next_copy_ = 0;  // copies launched (or refused) in the round
@@ -264,6 +267,8 @@ class OrderFlow {
   bool rate_reserved_ = false;  // the next call's rate permit is reserved (after its wait)
   // Hands the permit back, sampled as `outcome` says (model/limits.h).
   void ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng);
+  // The same for copy `copy` of a round.
+  void ReleaseCopyLimit(int copy, int64_t now_ns, const Outcome* outcome, RandomStream* rng);
 };
 
 }  // namespace rlab

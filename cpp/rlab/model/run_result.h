@@ -92,7 +92,14 @@ class OrderRecords {
 
 // A state change worth plotting: a breaker transition or a fault phase edge.
 struct SimTransition {
-  enum class Kind : uint8_t { kBreaker = 0, kPhaseStart = 1, kPhaseEnd = 2 };
+  // kHedgeDry / kHedgeRefill: the dependency's hedge budget started denying hedges / refilled.
+  enum class Kind : uint8_t {
+    kBreaker = 0,
+    kPhaseStart = 1,
+    kPhaseEnd = 2,
+    kHedgeDry = 3,
+    kHedgeRefill = 4
+  };
   int64_t t_ns = 0;
   int dep = 0;
   Kind kind = Kind::kBreaker;

@@ -312,13 +312,6 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     if (!d.limit) continue;
     s = ValidateLimit(d.name + ".limit", *d.limit);
     if (!s.ok()) return s;
-    if (d.hedge || d.fanout) {
-      // A round's copies would each need a permit; not wired yet.
-      return Invalid(
-          absl::StrFormat("%s.limit must be None when %s.%s is set (a limit in front "
-                          "of a hedged or fanned-out dependency is not supported yet)",
-                          d.name, d.name, d.hedge ? "hedge" : "fanout"));
-    }
   }
   for (const DependencyConfig& d : config.dependencies) {
     if (!d.rate_limit) continue;

@@ -69,18 +69,37 @@ void Hedger::RecordLatency(int64_t latency_ns) {
   ++since_compute_;
 }
 
-void Hedger::OnCall() {
+void Hedger::OnCall(int64_t now_ns) {
   if (config_.budget_ratio < 0.0) return;
   MutexLock lock(&mu_);
   tokens_ = std::min(config_.budget_burst, tokens_ + config_.budget_ratio);
+  if (dry_ && tokens_ >= 1.0) {
+    dry_ = false;
+    AddBudgetEvent(now_ns, false);
+  }
 }
 
-bool Hedger::TryHedge() {
+bool Hedger::TryHedge(int64_t now_ns) {
   if (config_.budget_ratio < 0.0) return true;
   MutexLock lock(&mu_);
-  if (tokens_ < 1.0) return false;
+  if (tokens_ < 1.0) {
+    if (!dry_) {
+      dry_ = true;
+      AddBudgetEvent(now_ns, true);
+    }
+    return false;
+  }
   tokens_ -= 1.0;
   return true;
+}
+
+void Hedger::AddBudgetEvent(int64_t now_ns, bool dry) {
+  if (budget_events_.size() < kMaxBudgetEvents) budget_events_.push_back({now_ns, dry});
+}
+
+std::vector<Hedger::BudgetEvent> Hedger::BudgetEvents() {
+  MutexLock lock(&mu_);
+  return budget_events_;
 }
 
 double Hedger::tokens() {

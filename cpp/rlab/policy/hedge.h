@@ -64,11 +64,24 @@ class Hedger {
   // Records the latency of a successful attempt (every copy, hedged or not).
   void RecordLatency(int64_t latency_ns);
   // A call starts: deposits budget_ratio tokens.
-  void OnCall();
+  void OnCall() { OnCall(0); }
   // Takes a token for one hedge; false when the budget is spent (then no hedge is sent).
-  bool TryHedge();
+  bool TryHedge() { return TryHedge(0); }
+  // The same at `now_ns`, which dates the budget's edges (BudgetEvents).
+  void OnCall(int64_t now_ns);
+  bool TryHedge(int64_t now_ns);
   // Tokens left (the burst when there is no budget).
   double tokens();
+
+  // An edge of the budget: hedges started being denied (dry: the first denial since hedges were
+  // last allowed) or the budget refilled to a whole token after that. Rare state changes, not
+  // per hedge: at most two per time the budget runs dry.
+  struct BudgetEvent {
+    int64_t t_ns = 0;
+    bool dry = false;
+  };
+  static constexpr size_t kMaxBudgetEvents = 4096;  // the oldest are kept
+  std::vector<BudgetEvent> BudgetEvents();
 
  private:
   const HedgeConfig config_;
@@ -79,6 +92,9 @@ class Hedger {
   int64_t since_compute_ ABSL_GUARDED_BY(mu_) = 0;  // latencies added since the last quantile
   int64_t quantile_ns_ ABSL_GUARDED_BY(mu_) = -1;   // -1: not computed yet
   double tokens_ ABSL_GUARDED_BY(mu_);
+  bool dry_ ABSL_GUARDED_BY(mu_) = false;  // a hedge was denied since the budget last refilled
+  std::vector<BudgetEvent> budget_events_ ABSL_GUARDED_BY(mu_);
+  void AddBudgetEvent(int64_t now_ns, bool dry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace rlab

@@ -223,6 +223,14 @@ absl::Status SimEngine::Run() {
       t.budget_tokens = deps_[i].token_bucket->Snapshot().milli_tokens * 1e-3;
     if (deps_[i].hedger && deps_[i].hedger->config().budget_ratio >= 0.0) {
       t.hedge_tokens = deps_[i].hedger->tokens();
+      if (options_.record_events) {  // the hedge budget's edges (sorted in below)
+        for (const Hedger::BudgetEvent& e : deps_[i].hedger->BudgetEvents()) {
+          result_.transitions.push_back(
+              {e.t_ns, static_cast<int>(i),
+               e.dry ? SimTransition::Kind::kHedgeDry : SimTransition::Kind::kHedgeRefill,
+               BreakerState::kClosed, BreakerState::kClosed, -1});
+        }
+      }
     }
     if (const ReplicaPool* pool = deps_[i].replicas.get()) {
       t.replicas = pool->Totals(now_ns_);
