@@ -130,6 +130,7 @@ def test_waiter_gets_the_slot_fifo_with_the_gil_released() -> None:
     assert bh.stats().admitted == 5 and bh.active == 0
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_interrupts_a_wait_without_limit() -> None:
     bh = Bulkhead(1, max_waiting=1)  # max_wait None: only the interrupt can end the wait
     holder = _Holder(bh)

@@ -547,6 +547,7 @@ def test_a_handle_keeps_its_engine_alive() -> None:
     assert handle.wait(timeout=10) and handle.status == "completed"
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_interrupts_a_handle_wait() -> None:
     import _thread
     import threading
