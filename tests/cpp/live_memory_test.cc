@@ -231,6 +231,52 @@ TEST(LiveMemoryTest, TimeSeriesKeepsItsMostRecentRows) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A flapping breaker keeps only its most recent transitions (the counters keep every one), and
+// TakeTransitions hands out each kept transition once.
+TEST(LiveMemoryTest, BreakerTransitionsKeepTheMostRecent) {
+  ScenarioConfig sc = FastCharging();
+  sc.dependencies[0].faults.failure_rate = 1.0;
+  sc.dependencies[0].retry.reset();
+  BreakerConfig b;
+  b.consecutive_failures = 1;
+  b.open_for_ns = kMs / 4;
+  sc.dependencies[0].breaker = b;
+  LiveOptions o;
+  o.sample_every_ns = 0;
+  o.max_transitions = 8;
+  auto e = Started(sc, o);
+  ASSERT_NE(e, nullptr);
+  ASSERT_TRUE(e->StartLoad().ok());
+  usleep(30'000);
+  const auto early = e->TakeTransitions();
+  EXPECT_LE(early.size(), 8u);
+  EXPECT_TRUE(e->WaitIdle(-1));
+  const auto snap = e->MetricsSnapshot();
+  e->Shutdown(-1);
+  const auto late = e->TakeTransitions();
+  EXPECT_LE(late.size(), 8u);
+  EXPECT_TRUE(e->TakeTransitions().empty());
+  const SimResult& r = **e->result();
+  int64_t kept = 0;
+  int64_t last_t_ns = -1;
+  for (const SimTransition& t : r.transitions) {
+    if (t.kind != SimTransition::Kind::kBreaker) continue;
+    ++kept;
+    EXPECT_GE(t.t_ns, last_t_ns);
+    last_t_ns = t.t_ns;
+  }
+  EXPECT_EQ(kept, 8);
+  double counted = 0;
+  for (const FamilySnapshot& f : snap) {
+    if (f.name != "rlab_breaker_transitions") continue;
+    for (const auto& series : f.series) counted += series.value;
+  }
+  EXPECT_GT(counted, 20.0);  // far more transitions happened than were kept
+  o.max_transitions = 0;
+  EXPECT_EQ(LiveEngine::Create(FastCharging(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(OrderConservationTest, NamesWhatDiffers) {
   SimResult r;
   r.arrived = 10;

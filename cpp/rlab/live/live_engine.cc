@@ -165,6 +165,10 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
     return absl::InvalidArgumentError(
         absl::StrFormat("max_samples must be >= 1, got %d", options.max_samples));
   }
+  if (options.max_transitions < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("max_transitions must be >= 1, got %d", options.max_transitions));
+  }
   for (const auto& [name, value] : sizes) {
     if (value < 0) {
       return absl::InvalidArgumentError(absl::StrFormat("%s must be >= 0, got %d", name, value));
@@ -278,16 +282,14 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     for (size_t i = 0; i < n; ++i) {
       const auto& phases = config_.dependencies[i].faults.phases;
       for (size_t p = 0; p < phases.size(); ++p) {
-        transitions_.push_back({phases[p].start_ns, static_cast<int>(i),
+        phase_edges_.push_back({phases[p].start_ns, static_cast<int>(i),
                                 SimTransition::Kind::kPhaseStart, BreakerState::kClosed,
                                 BreakerState::kClosed, static_cast<int>(p)});
-        transitions_.push_back({phases[p].end_ns, static_cast<int>(i),
+        phase_edges_.push_back({phases[p].end_ns, static_cast<int>(i),
                                 SimTransition::Kind::kPhaseEnd, BreakerState::kClosed,
                                 BreakerState::kClosed, static_cast<int>(p)});
       }
     }
-    // Phase edges are known in advance: only breaker transitions are news for TakeTransitions.
-    transitions_taken_ = transitions_.size();
   }
   InitTimeSeries();
 }
@@ -537,6 +539,10 @@ void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
   for (size_t s = 0; s < 3; ++s) m.state[s]->Set(s == static_cast<size_t>(t.to) ? 1.0 : 0.0);
   MutexLock lock(&events_mu_);
   transitions_.push_back({t.at_ns, dep, SimTransition::Kind::kBreaker, t.from, t.to, -1});
+  if (static_cast<int64_t>(transitions_.size()) > options_.max_transitions) {
+    transitions_.pop_front();
+    ++transitions_dropped_;
+  }
 }
 
 int64_t LiveEngine::NowNs() const {
@@ -2002,11 +2008,12 @@ void LiveEngine::RefreshIntakeMetrics() {
 
 std::vector<SimTransition> LiveEngine::TakeTransitions() {
   MutexLock lock(&events_mu_);
-  std::vector<SimTransition> out;
-  for (size_t i = transitions_taken_; i < transitions_.size(); ++i) {
-    if (transitions_[i].kind == SimTransition::Kind::kBreaker) out.push_back(transitions_[i]);
-  }
-  transitions_taken_ = transitions_.size();
+  // Those dropped before anyone took them are lost to the caller, as the cap says.
+  const int64_t first = std::max<int64_t>(transitions_taken_, transitions_dropped_);
+  std::vector<SimTransition> out(
+      transitions_.begin() + static_cast<std::ptrdiff_t>(first - transitions_dropped_),
+      transitions_.end());
+  transitions_taken_ = transitions_dropped_ + static_cast<int64_t>(transitions_.size());
   return out;
 }
 
@@ -2229,6 +2236,9 @@ void LiveEngine::BuildResult(int64_t end_ns) {
   {
     MutexLock lock(&events_mu_);
     if (options_.record_events) {
+      for (const SimTransition& t : phase_edges_) {
+        if (t.t_ns <= end_ns) r.transitions.push_back(t);
+      }
       for (const SimTransition& t : transitions_) {
         if (t.t_ns <= end_ns) r.transitions.push_back(t);
       }

@@ -72,6 +72,9 @@ struct LiveOptions {
   // (default: a day at 1 s), so that a service running for weeks does not grow by a row per
   // sample.
   int64_t max_samples = 86'400;
+  // Breaker transitions kept for the result and TakeTransitions: the most recent ones (>= 1; the
+  // rlab_breaker_transitions counters keep the full counts).
+  int64_t max_transitions = 65'536;
 };
 
 // One order status change (LiveOptions::order_events).
@@ -593,10 +596,14 @@ class LiveEngine {
   Mutex rate_counters_mu_;
   std::vector<RateCounters> rate_counters_ ABSL_GUARDED_BY(rate_counters_mu_);
 
-  // Transitions for the result, and for TakeTransitions.
+  // Phase edges (known in advance, bounded by the scenario) and the most recent breaker
+  // transitions (at most options_.max_transitions: a breaker flapping for weeks must not grow the
+  // engine), for the result and for TakeTransitions.
   Mutex events_mu_;
-  std::vector<SimTransition> transitions_ ABSL_GUARDED_BY(events_mu_);
-  size_t transitions_taken_ ABSL_GUARDED_BY(events_mu_) = 0;
+  std::vector<SimTransition> phase_edges_ ABSL_GUARDED_BY(events_mu_);
+  std::deque<SimTransition> transitions_ ABSL_GUARDED_BY(events_mu_);
+  int64_t transitions_dropped_ ABSL_GUARDED_BY(events_mu_) = 0;  // the oldest, beyond the cap
+  int64_t transitions_taken_ ABSL_GUARDED_BY(events_mu_) = 0;    // counted from the first ever
 
   // Time series.
   Mutex sample_mu_;
