@@ -370,3 +370,15 @@ def test_version_2_databases_get_class_and_tenant_columns(
         )
     finally:
         s.close()
+
+
+def test_a_body_without_class_or_tenant_hashes_as_before() -> None:
+    """Keys stored by servers that predate the fields keep matching their bodies; naming the
+    default class is the same body as leaving it out; anything else is another body."""
+    from reliability_lab.service.routes.orders import OrderIn
+
+    plain = {"customer_id": "a", "amount_cents": 1, "currency": "EUR"}
+    assert OrderIn(**plain).hash_payload() == plain
+    assert OrderIn(**plain, criticality="default", tenant=None).hash_payload() == plain
+    assert OrderIn(**plain, criticality="critical").hash_payload() != plain
+    assert OrderIn(**plain, tenant="acme").hash_payload() == {**plain, "tenant": "acme"}

@@ -372,7 +372,6 @@ def _declare_tenants(schemas: dict[str, Any], tenants: Iterable[str]) -> None:
     if prop is None:
         return
     if names:
-        prop.pop("anyOf", None)
         prop["anyOf"] = [{"type": "string", "enum": names}, {"type": "null"}]
     else:
         prop["description"] = (
