@@ -39,7 +39,7 @@ def test_schema_is_created_once_and_reopening_migrates_nothing(
         s = Store(url)
         s.open()
         versions = s._read(lambda c: c.execute("SELECT version FROM schema_version").fetchall())
-        assert [tuple(v) for v in versions] == [(1,), (2,)]
+        assert [tuple(v) for v in versions] == [(1,), (2,), (3,)]
         s.close()
 
 

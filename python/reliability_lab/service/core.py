@@ -10,9 +10,9 @@ Idempotency-Key released, so a 503 means nothing happened. The database assigns 
 enforces Idempotency-Keys, so several servers on one database behave as one service.
 
 Crash recovery: on start, orders the store holds as pending, queued or processing are submitted
-again with their original charge key. Charges carry that key, and the payment provider's ledger
-(a file that survives the crash) applies a key once, so re-driving an order never charges it
-twice.
+again with their original charge key, criticality class and tenant. Charges carry that key, and
+the payment provider's ledger (a file that survives the crash) applies a key once, so re-driving
+an order never charges it twice.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reliability_lab.live import Lab, LabClosedError, OrderHandle, ShutdownReport
+from reliability_lab.scenario.shedding import CRITICALITIES
 from reliability_lab.service.config import ServiceConfig
 from reliability_lab.service.store import (
     TERMINAL,
+    ActiveOrder,
     Batch,
     Inserted,
     NewOrder,
@@ -61,7 +63,13 @@ def charge_key_for(idempotency_key: str | None) -> str:
 
 
 class QueueFull(Exception):
-    """The engine's job queue is full: the order was not accepted."""
+    """The engine refused the order at its intake (its reason is the message: ``queue_full``,
+    ``shed``, ...): the order was not accepted."""
+
+    @property
+    def reason(self) -> str:
+        """The engine's reason for the refusal."""
+        return str(self.args[0]) if self.args else "queue_full"
 
 
 class NotAccepting(Exception):
@@ -101,6 +109,7 @@ class _Hooks:
     order_events: bool
     set_faults: bool
     internals: bool
+    origin: bool  # submit() takes criticality= and tenant= (intake.shedding)
 
 
 def _detect_hooks() -> _Hooks:
@@ -112,6 +121,7 @@ def _detect_hooks() -> _Hooks:
         order_events="order_events" in init and hasattr(Lab, "take_order_events"),
         set_faults=hasattr(Lab, "set_faults"),
         internals=hasattr(Lab, "internals"),
+        origin="criticality" in submit and "tenant" in submit,
     )
 
 
@@ -197,7 +207,7 @@ class OrderService:
         """Opens the store (migrating it), starts the engine, the writer, and the recovery of
         orders a previous run left unfinished."""
         self.store.open()
-        active = self.store.active_orders()
+        active = self.store.orders_to_recover()
         kwargs: dict[str, Any] = {}
         if self.hooks.ledger_path:
             ledger = self.config.effective_ledger_path
@@ -246,16 +256,19 @@ class OrderService:
             except Exception as e:  # the next round retries; a failing store shows in /readyz
                 log_event("checkpoint_failed", logging.WARNING, error=str(e))
 
-    def _recover(self, active: list[tuple[int, str]]) -> None:
+    def _recover(self, active: list[ActiveOrder]) -> None:
         """Drives every order a previous run left unfinished again, with its original charge
-        key. A full queue is waited out rather than rejecting: these orders were accepted."""
+        key, class and tenant. A full queue (or the shedder) is waited out rather than
+        rejecting: these orders were accepted."""
         lab = self.lab
         assert lab is not None
-        for order_id, charge_key in active:
+        for order in active:
+            order_id, charge_key = order.id, order.charge_key
+            criticality, tenant = self._recovery_origin(order)
             while not self.draining:
                 with self._lock:
                     try:
-                        handle = self._engine_submit(lab, charge_key)
+                        handle = self._engine_submit(lab, charge_key, criticality, tenant)
                     except LabClosedError:
                         break
                     if handle.status != "rejected":
@@ -271,12 +284,47 @@ class OrderService:
         self.recovery_done = True
         log_event("recovery_done", recovered=self.stats.recovered, found=len(active))
 
-    def _engine_submit(self, lab: Lab, charge_key: str) -> OrderHandle:
+    def _recovery_origin(self, order: ActiveOrder) -> tuple[str, str | None]:
+        """The class and tenant to re-drive ``order`` with: its own, unless the scenario this
+        run serves no longer declares them (restarted with another scenario); then the
+        defaults, logged, rather than an order stuck forever."""
+        criticality, tenant = order.criticality, order.tenant
+        if criticality not in CRITICALITIES:
+            log_event(
+                "recovery_origin_changed",
+                logging.WARNING,
+                order_id=order.id,
+                field="criticality",
+                value=criticality,
+            )
+            criticality = "default"
+        if tenant is not None and tenant not in self.tenant_names():
+            log_event(
+                "recovery_origin_changed",
+                logging.WARNING,
+                order_id=order.id,
+                field="tenant",
+                value=tenant,
+            )
+            tenant = None
+        return criticality, tenant
+
+    def tenant_names(self) -> tuple[str, ...]:
+        """The tenants an order may name: those of the scenario's ``intake.shedding``."""
+        shedding = self.scenario.intake.shedding
+        return tuple(t.name for t in shedding.tenants) if shedding is not None else ()
+
+    def _engine_submit(
+        self, lab: Lab, charge_key: str, criticality: str = "default", tenant: str | None = None
+    ) -> OrderHandle:
         if not self._active:
             self._progress_at = time.monotonic()  # the watchdog measures from the first order
+        origin: dict[str, Any] = {}
+        if self.hooks.origin:
+            origin = {"criticality": criticality, "tenant": tenant}
         if self.hooks.idempotency_key:
-            return lab.submit(idempotency_key=charge_key)  # type: ignore[call-arg,unused-ignore]
-        return lab.submit()
+            return lab.submit(idempotency_key=charge_key, **origin)  # type: ignore[call-arg,unused-ignore]
+        return lab.submit(**origin)
 
     @property
     def accepting(self) -> bool:
@@ -324,11 +372,18 @@ class OrderService:
         currency: str,
         idempotency_key: str | None,
         request_hash: str,
+        criticality: str = "default",
+        tenant: str | None = None,
     ) -> PendingInsert:
         """Queues a new order's row for the writer; returns the :class:`PendingInsert` whose
         future completes once the row is committed and the engine has the order (or the key
         named an existing order). Called on the event loop. If the caller stops waiting, it
         must call :meth:`abandon`.
+
+        ``criticality`` and ``tenant`` (checked by the caller: a class name, and None or one of
+        :meth:`tenant_names`) are stored with the order and given to the engine, whose shedder
+        may refuse it (QueueFull with reason ``shed``, after the row was written: it is then
+        recorded as rejected and its Idempotency-Key released).
 
         Raises QueueFull (the engine is full: nothing stored) or NotAccepting.
         """
@@ -347,6 +402,8 @@ class OrderService:
             amount_cents=amount_cents,
             currency=currency,
             created_at=time.time(),
+            criticality=criticality,
+            tenant=tenant,
         )
         pending = PendingInsert(order, loop.create_future(), loop)
         with self._lock:
@@ -549,11 +606,21 @@ class OrderService:
                 try:
                     if lab is None:
                         raise LabClosedError("no engine")
-                    handle = self._engine_submit(lab, p.order.charge_key)
+                    handle = self._engine_submit(
+                        lab, p.order.charge_key, p.order.criticality, p.order.tenant
+                    )
                 except LabClosedError:
                     self._void(r.id, "cancelled", "shutdown", now)
                     p.state = "voiding"
                     self._after_commit.append((p, NotAccepting("the engine is shutting down")))
+                    continue
+                except ValueError as e:
+                    # A class or tenant the engine refuses (the request checked both against
+                    # the same scenario, so never expected): the order fails, the writer lives.
+                    log_event("engine_refused_origin", logging.ERROR, order_id=r.id, error=str(e))
+                    self._void(r.id, "rejected", "invalid", now)
+                    p.state = "voiding"
+                    self._after_commit.append((p, StoreError("the order was refused")))
                     continue
                 if handle.status == "rejected":
                     reason = handle.reason or "queue_full"

@@ -95,6 +95,12 @@ class Order(BaseModel):
     charges: int
     created_at: float
     updated_at: float
+    criticality: Literal["critical", "default", "sheddable"] = Field(
+        default="default", description="the order's criticality class (intake.shedding)"
+    )
+    tenant: str | None = Field(
+        default=None, description="the tenant the order named (null: none, the first declared)"
+    )
     transitions: list[Transition] | None = None
 
 
@@ -358,11 +364,28 @@ def _uses(node: Any, ref: str) -> bool:
     return False
 
 
-def document(schema: dict[str, Any]) -> dict[str, Any]:
-    """Completes a generated OpenAPI document in place (and returns it)."""
+def _declare_tenants(schemas: dict[str, Any], tenants: Iterable[str]) -> None:
+    """Lists the scenario's tenants as the values ``OrderIn.tenant`` accepts (none declared:
+    the field must be left out, which the description says)."""
+    prop = schemas.get("OrderIn", {}).get("properties", {}).get("tenant")
+    names = list(tenants)
+    if prop is None:
+        return
+    if names:
+        prop["anyOf"] = [{"type": "string", "enum": names}, {"type": "null"}]
+    else:
+        prop["description"] = (
+            "the scenario declares no tenants (intake.shedding.tenants): leave it out"
+        )
+
+
+def document(schema: dict[str, Any], tenants: Iterable[str] = ()) -> dict[str, Any]:
+    """Completes a generated OpenAPI document in place (and returns it). ``tenants``: the
+    names ``POST /orders`` accepts as ``tenant``."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(_component_schemas())
+    _declare_tenants(schemas, tenants)
     components.setdefault("securitySchemes", {})[_BEARER] = {
         "type": "http",
         "scheme": "bearer",
@@ -426,7 +449,9 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = document(generated)
+            service = getattr(app.state, "service", None)
+            tenants = service.tenant_names() if service is not None else ()
+            app.openapi_schema = document(generated, tenants)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

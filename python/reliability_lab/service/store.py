@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
 #: Every order status, in lifecycle order. ``pending``: stored, not yet handed to the engine.
@@ -71,6 +71,21 @@ class NewOrder:
     currency: str
     created_at: float
     status: str = "pending"
+    #: The order's criticality class (``intake.shedding``): ``critical``, ``default`` or
+    #: ``sheddable``.
+    criticality: str = "default"
+    #: The tenant the client named (one of ``intake.shedding.tenants``), or None: the engine's
+    #: default tenant (the first declared).
+    tenant: str | None = None
+
+
+class ActiveOrder(NamedTuple):
+    """An order a restart drives again, with what the engine needs to submit it as before."""
+
+    id: int
+    charge_key: str
+    criticality: str
+    tenant: str | None
 
 
 @dataclass(frozen=True)
@@ -133,7 +148,8 @@ _TERMINAL_SQL = "('completed', 'failed', 'rejected', 'expired', 'cancelled')"
 
 _ORDER_COLUMNS = (
     "id, idempotency_key, request_hash, charge_key, customer_id, amount_cents, currency, "
-    "status, reason, attempts, charges, runs, created_at, updated_at, degraded"
+    "status, reason, attempts, charges, runs, created_at, updated_at, degraded, criticality, "
+    "tenant"
 )
 
 
@@ -189,9 +205,17 @@ _POSTGRES_V2 = (
     "ALTER TABLE orders ALTER COLUMN id SET DEFAULT nextval('orders_id_seq')",
 )
 
+# v3: each order's criticality class and tenant (intake.shedding), so that a restart re-drives
+# it as the same class of the same tenant. Rows of older servers are ``default``, of no tenant:
+# what the engine made of them. The same statements in both dialects.
+_V3 = (
+    "ALTER TABLE orders ADD COLUMN criticality TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE orders ADD COLUMN tenant TEXT",
+)
+
 SQLITE = _Dialect(
     "sqlite",
-    ((1, _schema_v1("INTEGER", "INTEGER PRIMARY KEY", "REAL")), (2, _SQLITE_V2)),
+    ((1, _schema_v1("INTEGER", "INTEGER PRIMARY KEY", "REAL")), (2, _SQLITE_V2), (3, _V3)),
     "?",
 )
 POSTGRES = _Dialect(
@@ -204,6 +228,7 @@ POSTGRES = _Dialect(
             ),
         ),
         (2, _POSTGRES_V2),
+        (3, _V3),
     ),
     "%s",
 )
@@ -749,7 +774,8 @@ class Store:
             cur.execute(
                 "INSERT INTO orders (idempotency_key, request_hash, charge_key, customer_id, "
                 "amount_cents, currency, status, reason, attempts, charges, runs, created_at, "
-                "updated_at, degraded) VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, 0, 1, ?, ?, 0) "
+                "updated_at, degraded, criticality, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, 0, 1, ?, ?, 0, ?, ?) "
                 "ON CONFLICT (idempotency_key) DO NOTHING",
                 (
                     o.idempotency_key,
@@ -761,6 +787,8 @@ class Store:
                     o.status,
                     o.created_at,
                     o.created_at,
+                    o.criticality,
+                    o.tenant,
                 ),
             )
             if cur.rowcount == 1:
@@ -817,11 +845,12 @@ class Store:
         rows = conn.execute(
             f"""WITH ins AS (
                 INSERT INTO orders (id, idempotency_key, request_hash, charge_key, customer_id,
-                    amount_cents, currency, status, created_at, updated_at)
-                SELECT id, ik, rh, ck, cu, am, cur, st, ca, ca FROM unnest(
+                    amount_cents, currency, status, created_at, updated_at, criticality, tenant)
+                SELECT id, ik, rh, ck, cu, am, cur, st, ca, ca, cr, te FROM unnest(
                     %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::bigint[], %s::text[], %s::text[], %s::float8[])
-                    WITH ORDINALITY AS v(id, ik, rh, ck, cu, am, cur, st, ca, n) ORDER BY n
+                    %s::bigint[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[])
+                    WITH ORDINALITY AS v(id, ik, rh, ck, cu, am, cur, st, ca, cr, te, n)
+                    ORDER BY n
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING id
             ), tr AS (
@@ -848,6 +877,8 @@ class Store:
                 [o.currency for o in orders],
                 [o.status for o in orders],
                 [o.created_at for o in orders],
+                [o.criticality for o in orders],
+                [o.tenant for o in orders],
                 [t.order_id for t in transitions],
                 [t.status for t in transitions],
                 [t.reason for t in transitions],
@@ -1028,6 +1059,23 @@ class Store:
         )
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    def orders_to_recover(self) -> list[ActiveOrder]:
+        """Every order not yet terminal, in id order, with its charge key, class and tenant."""
+        d = self.dialect
+        rows = self._read(
+            lambda c: c.execute(
+                d.sql(
+                    "SELECT id, charge_key, criticality, tenant FROM orders "
+                    "WHERE status IN (?, ?, ?) ORDER BY id"
+                ),
+                ACTIVE,
+            ).fetchall()
+        )
+        return [
+            ActiveOrder(int(r[0]), str(r[1]), str(r[2]), None if r[3] is None else str(r[3]))
+            for r in rows
+        ]
+
     def count_by_status(self) -> dict[str, int]:
         """How many orders are in each status."""
         rows = self._read(
@@ -1091,6 +1139,8 @@ def _order_dict(row: Sequence[Any]) -> dict[str, Any]:
         "created_at": float(row[12]),
         "updated_at": float(row[13]),
         "degraded": bool(row[14]),
+        "criticality": row[15],
+        "tenant": row[16],
     }
 
 
@@ -1099,6 +1149,7 @@ __all__ = [
     "MEMORY_URLS",
     "STATUSES",
     "TERMINAL",
+    "ActiveOrder",
     "Batch",
     "Inserted",
     "NewOrder",

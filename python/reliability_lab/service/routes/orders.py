@@ -10,8 +10,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic_core import PydanticCustomError
 
+from reliability_lab.scenario.shedding import CRITICALITIES
 from reliability_lab.service.core import Accepted, NotAccepting, QueueFull, log_event
 from reliability_lab.service.routes.common import (
     AppState,
@@ -37,6 +39,70 @@ class OrderIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")
     amount_cents: StrictInt = Field(gt=0, le=100_000_000)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    criticality: str = Field(
+        default="default",
+        description=(
+            "the order's criticality class (the scenario's intake.shedding): under overload the "
+            "intake sheds sheddable orders first, then default ones, critical ones last"
+        ),
+        json_schema_extra={"enum": list(CRITICALITIES)},
+    )
+    tenant: str | None = Field(
+        default=None,
+        description=(
+            "the tenant the order is counted against: one of the scenario's "
+            "intake.shedding.tenants (absent: the first declared)"
+        ),
+    )
+
+    @field_validator("criticality")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        if value not in CRITICALITIES:
+            allowed = ", ".join(repr(c) for c in CRITICALITIES)
+            raise PydanticCustomError(
+                "enum",
+                "must be one of {allowed}, got {got}",
+                {"allowed": allowed, "got": repr(value)},
+            )
+        return value
+
+    def hash_payload(self) -> dict[str, Any]:
+        """The fields the request hash covers (Idempotency-Key reuse checks). A default class
+        and an absent tenant are left out: a body that does not name them hashes as it did
+        before these fields existed (keys stored by older servers keep matching), and naming
+        the default class is the same order as leaving it out."""
+        payload = self.model_dump()
+        if payload["criticality"] == "default":
+            del payload["criticality"]
+        if payload["tenant"] is None:
+            del payload["tenant"]
+        return payload
+
+
+def _bad_tenant(tenant: str | None, allowed: tuple[str, ...]) -> JSONResponse | None:
+    """The 422 of a tenant the scenario does not declare, or None when it is fine."""
+    if tenant is None or tenant in allowed:
+        return None
+    if allowed:
+        message = f"must be one of {', '.join(repr(t) for t in allowed)}, got {tenant!r}"
+    else:
+        message = (
+            "must be left out: the scenario declares no tenants (intake.shedding.tenants), "
+            f"got {tenant!r}"
+        )
+    return error(
+        422,
+        "validation_failed",
+        "invalid field(s): tenant",
+        fields=[{"field": "tenant", "message": message, "type": "enum"}],
+    )
+
+
+# The answer to an order the engine refused at its intake, by the engine's reason.
+_REFUSALS: dict[str, str] = {
+    "shed": "the service is overloaded and sheds {criticality} orders; retry later",
+}
 
 
 def _encode_cursor(after_id: int) -> str:
@@ -92,8 +158,10 @@ async def create_order(
     svc, keys = state.service, state.keys
     if not svc.accepting:
         return unavailable("shutting_down", "the service is not accepting orders", 5)
-    payload = order.model_dump()
-    request_hash = svc.hash_request(payload)
+    bad = _bad_tenant(order.tenant, svc.tenant_names())
+    if bad is not None:
+        return bad
+    request_hash = svc.hash_request(order.hash_payload())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + state.config.store_timeout  # every wait below shares this budget
     reservation: Reservation | None = None
@@ -107,6 +175,15 @@ async def create_order(
             None if outcome is None else (outcome.order_id, outcome.request_hash),
         )
         reservation.done.set()
+
+    def refused(e: QueueFull) -> Response:
+        # The queue is full, or the shedder refused the order's class or tenant: the same
+        # answer as any intake refusal (503, Retry-After), with the engine's reason as code.
+        release(None)
+        template = _REFUSALS.get(e.reason)
+        if template is None:
+            return unavailable("queue_full", "the order queue is full; retry later", 1)
+        return unavailable(e.reason, template.format(criticality=order.criticality), 1)
 
     def replay(order_id: int, first_hash: str) -> Response:
         if first_hash != request_hash:
@@ -160,10 +237,11 @@ async def create_order(
             currency=order.currency,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            criticality=order.criticality,
+            tenant=order.tenant,
         )
-    except QueueFull:
-        release(None)
-        return unavailable("queue_full", "the order queue is full; retry later", 1)
+    except QueueFull as e:
+        return refused(e)
     except NotAccepting:
         release(None)
         return unavailable("shutting_down", "the service is not accepting orders", 5)
@@ -180,9 +258,8 @@ async def create_order(
         if outcome is None:
             release(None)
             return unavailable("store_unavailable", "the order could not be stored in time", 2)
-    except QueueFull:
-        release(None)
-        return unavailable("queue_full", "the order queue is full; retry later", 1)
+    except QueueFull as e:
+        return refused(e)
     except NotAccepting:
         release(None)
         return unavailable("shutting_down", "the service is not accepting orders", 5)
@@ -214,6 +291,8 @@ async def create_order(
             order_id=order_id,
             route="/orders",
             idempotency_key=idempotency_key,
+            criticality=order.criticality,
+            tenant=order.tenant,
         )
     return _accepted(order_id, idempotency_key, False)
 
