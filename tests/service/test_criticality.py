@@ -382,3 +382,38 @@ def test_a_body_without_class_or_tenant_hashes_as_before() -> None:
     assert OrderIn(**plain, criticality="default", tenant=None).hash_payload() == plain
     assert OrderIn(**plain, criticality="critical").hash_payload() != plain
     assert OrderIn(**plain, tenant="acme").hash_payload() == {**plain, "tenant": "acme"}
+
+
+@pytest.mark.parametrize("gate", ["rate_limited", "limited"])
+def test_an_intake_limit_refusal_answers_with_its_own_reason(
+    start_service: Any, tmp_path: Path, gate: str
+) -> None:
+    # One order fits (a burst of one / a concurrency limit of one, its payment taking 5 s); the
+    # next is refused by that gate and answers 503 with the gate's reason, charged nothing.
+    import reliability_lab as rl
+
+    intake = (
+        rl.Intake(rate_limit=rl.RateLimit(rate=0.01, burst=1))
+        if gate == "rate_limited"
+        else rl.Intake(limit=rl.Limit(kind="static", initial=1))
+    )
+    scenario = write_scenario(
+        tmp_path / "s.json",
+        workers=1,
+        queue_capacity=20,
+        intake=rl.Scenario(intake=intake).to_dict()["intake"],
+        faults={"failure_rate": 0.0, "latency": {"type": "constant", "value": 5.0}},
+    )
+    svc: ServiceProcess = start_service(
+        str(tmp_path / "orders.sqlite3"), "--scenario", str(scenario), "--shutdown-budget", "0.5"
+    )
+    with httpx.Client(base_url=svc.url, timeout=30) as client:
+        assert post_order(client, key="first").status_code == 202
+        r = post_order(client, key="second")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == gate and "retry later" in r.json()["message"]
+        assert r.headers["Retry-After"] == "1"
+        refused = [o for o in all_orders(client) if o["status"] == "rejected"]
+        assert [(o["reason"], o["charges"]) for o in refused] == [(gate, 0)]
+        # The key was released: the same request may be sent again.
+        assert post_order(client, key="second").status_code in (202, 503)

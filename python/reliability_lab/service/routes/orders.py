@@ -102,6 +102,8 @@ def _bad_tenant(tenant: str | None, allowed: tuple[str, ...]) -> JSONResponse | 
 # The answer to an order the engine refused at its intake, by the engine's reason.
 _REFUSALS: dict[str, str] = {
     "shed": "the service is overloaded and sheds {criticality} orders; retry later",
+    "limited": "the service is at its concurrency limit (intake.limit); retry later",
+    "rate_limited": "the service is at its admission rate (intake.rate_limit); retry later",
 }
 
 
@@ -177,8 +179,9 @@ async def create_order(
         reservation.done.set()
 
     def refused(e: QueueFull) -> Response:
-        # The queue is full, or the shedder refused the order's class or tenant: the same
-        # answer as any intake refusal (503, Retry-After), with the engine's reason as code.
+        # The queue is full, the shedder refused the order's class or tenant, or a limit refused
+        # it: the same answer as any intake refusal (503, Retry-After), with the engine's reason
+        # as code.
         release(None)
         template = _REFUSALS.get(e.reason)
         if template is None:
