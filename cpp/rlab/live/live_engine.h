@@ -32,6 +32,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
 #include "rlab/live/payment_ledger.h"
+#include "rlab/live/rate_wait_queue.h"
 #include "rlab/live/round_metrics.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
@@ -638,6 +639,15 @@ class LiveEngine {
   Family<Counter>* intake_class_metrics_ = nullptr;
   Family<Counter>* intake_tenant_metrics_ = nullptr;
   void RefreshIntakeMetrics();
+
+  // intake.rate_limit with max_wait > 0 (null otherwise): orders whose permit is due later wait
+  // here, off the submitter's thread, admitted (in the system) but still pending; at their time
+  // the queue's thread sends each on through intake.limit, the queue and the shedder
+  // (ReleaseParked), as the simulated engine's kIntakeReady does. Shutdown lets them go on
+  // within the grace time and cancels those still waiting when it runs out.
+  void ParkForRate(Chunk& c, int64_t id, int64_t due_ns);
+  void ReleaseParked(const Job& job);
+  std::unique_ptr<RateWaitQueue<Job>> rate_waits_;
 };
 
 }  // namespace rlab
