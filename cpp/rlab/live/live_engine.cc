@@ -223,8 +223,7 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
     if (config_.intake.rate_limit->max_wait_ns > 0) {
       rate_waits_ = std::make_unique<RateWaitQueue<Job>>(
-          [this](int64_t t_ns) { return ToSteady(t_ns); },
-          [this](Job job) { ReleaseParked(job); });
+          [this](int64_t t_ns) { return ToSteady(t_ns); }, [this](Job job) { ReleaseParked(job); });
     }
   }
   if (config_.intake.limit) {
@@ -710,10 +709,10 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   // then: ReleaseParked sends it on through the gates below. No permit refuses it (below).
   std::optional<int64_t> rate_wait_ns = 0;
   if (intake_rate_) {
-    rate_wait_ns = intake_rate_->Reserve(
-        o.key, now,
-        config_.order_deadline_ns > 0 ? config_.order_deadline_ns
-                                      : std::numeric_limits<int64_t>::max());
+    rate_wait_ns =
+        intake_rate_->Reserve(o.key, now,
+                              config_.order_deadline_ns > 0 ? config_.order_deadline_ns
+                                                            : std::numeric_limits<int64_t>::max());
   }
   if (rate_wait_ns.value_or(0) > 0) {
     arrived_->Add();

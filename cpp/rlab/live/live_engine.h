@@ -195,6 +195,7 @@ class LiveEngine {
   // Submits one order with fallback-cache key `key` (< 0: derived from the order id). Returns the
   // order's id; a full queue rejects the order at once (status rejected, reason queue_full), which
   // still returns an id. Unavailable (intake closed) before Start or once Shutdown has begun.
+  // Never blocks: an order whose intake.rate_limit permit is due later is parked, pending.
   // `idempotency_key` (empty: derived from the order id, unique to this run) is what the order's
   // charges carry to the ledger; InvalidArgument unless ValidateIdempotencyKey accepts it.
   // `origin` (intake.shedding): the order's criticality and tenant; absent: drawn from the
@@ -265,7 +266,8 @@ class LiveEngine {
   bool WaitIdle(int64_t timeout_ns) const;
 
   // Stops intake (Submit fails from now on), stops the load generators, lets the workers finish
-  // in-flight and queued orders for up to `timeout_ns`, then cancels the rest as `cancelled`
+  // in-flight and queued orders for up to `timeout_ns` (orders waiting for an intake rate-limit
+  // permit are queued at their time within it), then cancels the rest as `cancelled`
   // (reason shutdown) and joins every thread. Afterwards every order is in exactly one terminal
   // state, which is checked (CheckOrderConservation; a violation is written to stderr and to
   // the report's internal_error). Idempotent: later calls return the first call's report.
