@@ -332,7 +332,7 @@ def test_intake_rate_limit_per_key_gives_each_key_its_rate() -> None:
     assert single["completed"] == pytest.approx(200, abs=1)
 
 
-def test_intake_rate_limit_waits_up_to_max_wait_in_the_simulator() -> None:
+def test_intake_rate_limit_waits_up_to_max_wait_in_both_engines() -> None:
     # 200/s offered, 100/s allowed, up to 50 ms of wait: the queue of reservations fills to
     # 50 ms (5 permits ahead), then every other order is refused; the admitted ones wait.
     sc = _rate_scenario(intake_rate=rl.RateLimit(rate=100.0, max_wait=0.05))
@@ -344,8 +344,16 @@ def test_intake_rate_limit_waits_up_to_max_wait_in_the_simulator() -> None:
     assert 0.04 < s["latency_max"] <= 0.05 + 0.001 + 1e-6
     terminal = s["completed"] + s["failed"] + s["rejected"] + s["expired"]
     assert terminal == s["arrived"] and s["in_flight"] == 0
-    with pytest.raises(ValueError, match="simulator-only"):
-        rl.Lab(sc)
+    # The live engine waits too (tests/test_live_rate_wait.py): the submitter does not block,
+    # the order waits for its permit off the caller's thread and is served after it. Permits
+    # 0.25 s apart: the second and third orders wait whatever the machine's timing.
+    slow = sc.replace({"intake.rate_limit": rl.RateLimit(rate=4.0, max_wait=1.0)})
+    with rl.Lab(slow, shutdown_timeout=10.0) as lab:
+        handles = lab.submit_many(3)
+        assert all(h.wait(timeout=10) for h in handles)
+    live = lab.result.summary
+    assert live["completed"] == 3 and live["in_flight"] == 0
+    assert lab.result.timeseries["intake.rate_limit_waits"].sum() == 2
 
 
 def test_dependency_rate_limit_paces_calls_and_waits_up_to_max_wait() -> None:

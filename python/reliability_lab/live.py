@@ -86,6 +86,8 @@ class OrderView:
     Attributes:
         id: the order's id (its submission index).
         status: ``pending``, ``queued``, ``processing`` or one of :data:`TERMINAL_STATES`.
+            ``pending``: admitted, not yet queued (waiting for its ``intake.rate_limit``
+            permit; no event in :meth:`Lab.take_order_events` until it is queued).
         reason: why it failed, was rejected or cancelled (``""`` otherwise).
         arrival, start, end: when it was submitted, taken by a worker, and became terminal.
         attempts: dependency attempts made (once terminal).

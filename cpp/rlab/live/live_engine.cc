@@ -141,14 +141,6 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
           d.name, what, d.name, i, o.faults.capacity.max_in_service, d.name, what));
     }
   }
-  if (config.intake.rate_limit && config.intake.rate_limit->max_wait_ns > 0) {
-    // Submit admits or refuses on the caller's thread; a wait there would hold the load
-    // generator, not the order.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "intake.rate_limit.max_wait > 0 (%g s) is simulator-only for now: use simulate(), or "
-        "set intake.rate_limit.max_wait=0",
-        NsToSeconds(config.intake.rate_limit->max_wait_ns)));
-  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -233,6 +225,10 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
   }
   if (config_.intake.rate_limit) {
     intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
+    if (config_.intake.rate_limit->max_wait_ns > 0) {
+      rate_waits_ = std::make_unique<RateWaitQueue<Job>>(
+          [this](int64_t t_ns) { return ToSteady(t_ns); }, [this](Job job) { ReleaseParked(job); });
+    }
   }
   if (config_.intake.limit) {
     intake_limiter_ =
@@ -624,6 +620,7 @@ absl::Status LiveEngine::Start() {
     p->thread = std::thread([this, p] { WorkerLoop(*p); });
   }
   if (options_.sample_every_ns > 0) sampler_ = std::thread([this] { SamplerLoop(); });
+  if (rate_waits_) rate_waits_->Start();
   return absl::OkStatus();
 }
 
@@ -713,13 +710,29 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     MutexLock lock(&origin_mu_);
     origins_.OnArrival(from, admitted, cause);
   };
+  // intake.rate_limit first. A permit due later (within max_wait, and within the order's
+  // deadline as in the simulated engine) parks the order, admitted and still pending, until
+  // then: ReleaseParked sends it on through the gates below. No permit refuses it (below).
+  std::optional<int64_t> rate_wait_ns = 0;
+  if (intake_rate_) {
+    rate_wait_ns =
+        intake_rate_->Reserve(o.key, now,
+                              config_.order_deadline_ns > 0 ? config_.order_deadline_ns
+                                                            : std::numeric_limits<int64_t>::max());
+  }
+  if (rate_wait_ns.value_or(0) > 0) {
+    arrived_->Add();
+    origin_arrival(true, ShedCause::kAdmit);  // the shedder decides when it reaches the queue
+    ParkForRate(*chunk, id, now + *rate_wait_ns);
+    return id;
+  }
   // Before the push: once queued, a worker may record "processing" at any moment.
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
   // intake.rate_limit, then intake.limit (refusals count per class with the queue's own), then
   // the queue and the shedder, as in the simulated engine.
-  if (intake_rate_ && !intake_rate_->Reserve(o.key, now, 0)) {
+  if (!rate_wait_ns) {
     origin_arrival(false, ShedCause::kAdmit);
     Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kRateLimited, nullptr, now,
            false);
@@ -790,6 +803,68 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
       return id;
   }
   return id;
+}
+
+// --- intake.rate_limit waits (rate_wait_queue.h) ---------------------------------------------
+
+void LiveEngine::ParkForRate(Chunk& c, int64_t id, int64_t due_ns) {
+  // In the system from now on (WaitIdle waits for it, Finish counts it admitted), as in the
+  // simulated engine; its status stays pending (the initial one) until it is queued.
+  in_system_.fetch_add(1, std::memory_order_acq_rel);
+  if (rate_waits_->Park(Job{&c, id}, due_ns)) return;
+  // Stopped: Shutdown stops the queue only after every submit returned, so this is defensive.
+  Finish(nullptr, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, NowNs(), true);
+}
+
+void LiveEngine::ReleaseParked(const Job& job) {
+  Chunk& c = *job.chunk;
+  const int64_t id = job.id;
+  OrderSlot& o = c.slot(id);
+  const int64_t now = NowNs();
+  const OrderOrigin from = UnpackOrigin(o.record.origin);
+  // A refusal now ends an admitted order (counted admitted on arrival): its end counts per
+  // class as the simulated engine's FinishWithoutFlow counts it (Finish counts no rejected
+  // order's end, those being refused on arrival).
+  auto refuse = [&](FailReason reason) {
+    if (o.holds_intake) {
+      o.holds_intake = false;
+      intake_limiter_->OnIgnore(o.intake_token);
+    }
+    if (shedder_) {
+      MutexLock lock(&origin_mu_);
+      origins_.OnEnd(from, OrderStatus::kRejected, now - o.record.arrival_ns);
+    }
+    Finish(nullptr, c, id, OrderStatus::kRejected, reason, nullptr, now, true);
+  };
+  // The remaining gates in the simulated engine's order (OnIntakeReady): intake.limit, the
+  // queue's capacity, the shedder. An order whose deadline passed while it waited goes on too,
+  // and expires when a worker takes it, as there.
+  if (intake_limiter_) {
+    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
+    if (!token) return refuse(FailReason::kLimited);
+    o.intake_token = *token;
+    o.holds_intake = true;
+  }
+  if (shedder_ && queue_.size() >= queue_.capacity()) return refuse(FailReason::kQueueFull);
+  if (shedder_ && shedder_->Admit(now, from.criticality, from.tenant) != ShedCause::kAdmit) {
+    return refuse(FailReason::kShed);
+  }
+  // Before the push: once queued, a worker may record "processing" at any moment.
+  if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
+  o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
+  Job queued = job;
+  switch (queue_.TryPush(queued, now)) {
+    case PushResult::kOk:
+      return;
+    case PushResult::kFull:
+      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
+      return refuse(FailReason::kQueueFull);
+    case PushResult::kClosed:
+      // Shutdown closes the queue only once nothing is parked; defensive, as in SubmitImpl.
+      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
+      Finish(nullptr, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now, true);
+      return;
+  }
 }
 
 void LiveEngine::WorkerLoop(Worker& w) {
@@ -2043,6 +2118,19 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   StopLoad();
   // Submits that passed the intake check finish in a moment (they never block).
   while (submitting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
+  // intake.rate_limit waits: parked orders were admitted, like queued ones, so they go on to the
+  // queue at their time within the grace period; those still parked when it runs out are
+  // cancelled (reason shutdown), like the queued ones below.
+  bool parked_cancelled = false;
+  if (rate_waits_) {
+    rate_waits_->WaitEmpty(began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns)),
+                           timeout_ns < 0);
+    for (const Job& job : rate_waits_->Stop()) {
+      parked_cancelled = true;
+      Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
+             NowNs(), true);
+    }
+  }
   queue_.Close();
   {
     // The grace period: workers finish what they hold and what is queued, then exit.
@@ -2056,6 +2144,7 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
       }
     }
     report.timed_out = workers_running_.load() > 0;
+    report.timed_out = report.timed_out || parked_cancelled;
   }
   if (report.timed_out) {
     // Out of time: interrupt every wait, then cancel what is still queued.

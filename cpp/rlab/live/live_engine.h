@@ -32,6 +32,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
 #include "rlab/live/payment_ledger.h"
+#include "rlab/live/rate_wait_queue.h"
 #include "rlab/live/round_metrics.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
@@ -197,6 +198,7 @@ class LiveEngine {
   // Submits one order with fallback-cache key `key` (< 0: derived from the order id). Returns the
   // order's id; a full queue rejects the order at once (status rejected, reason queue_full), which
   // still returns an id. Unavailable (intake closed) before Start or once Shutdown has begun.
+  // Never blocks: an order whose intake.rate_limit permit is due later is parked, pending.
   // `idempotency_key` (empty: derived from the order id, unique to this run) is what the order's
   // charges carry to the ledger; InvalidArgument unless ValidateIdempotencyKey accepts it.
   // `origin` (intake.shedding): the order's criticality and tenant; absent: drawn from the
@@ -267,7 +269,8 @@ class LiveEngine {
   bool WaitIdle(int64_t timeout_ns) const;
 
   // Stops intake (Submit fails from now on), stops the load generators, lets the workers finish
-  // in-flight and queued orders for up to `timeout_ns`, then cancels the rest as `cancelled`
+  // in-flight and queued orders for up to `timeout_ns` (orders waiting for an intake rate-limit
+  // permit are queued at their time within it), then cancels the rest as `cancelled`
   // (reason shutdown) and joins every thread. Afterwards every order is in exactly one terminal
   // state, which is checked (CheckOrderConservation; a violation is written to stderr and to
   // the report's internal_error). Idempotent: later calls return the first call's report.
@@ -645,6 +648,15 @@ class LiveEngine {
   Family<Counter>* intake_class_metrics_ = nullptr;
   Family<Counter>* intake_tenant_metrics_ = nullptr;
   void RefreshIntakeMetrics();
+
+  // intake.rate_limit with max_wait > 0 (null otherwise): orders whose permit is due later wait
+  // here, off the submitter's thread, admitted (in the system) but still pending; at their time
+  // the queue's thread sends each on through intake.limit, the queue and the shedder
+  // (ReleaseParked), as the simulated engine's kIntakeReady does. Shutdown lets them go on
+  // within the grace time and cancels those still waiting when it runs out.
+  void ParkForRate(Chunk& c, int64_t id, int64_t due_ns);
+  void ReleaseParked(const Job& job);
+  std::unique_ptr<RateWaitQueue<Job>> rate_waits_;
 };
 
 }  // namespace rlab

@@ -83,7 +83,7 @@ LimitSampleKind ClientLimitSample(const Outcome& outcome);
 // one permit every 1 / rate; bursty: `burst` permits at the start of every burst / rate
 // seconds), per order key when `per_key`. A permit due within `max_wait` delays the attempt
 // (client side); any other refuses it (reason `rate_limited`). At the intake, an order waiting
-// for its permit is in the system but not yet queued (simulated engine only for now).
+// for its permit is in the system, not yet queued (the live engine: live/rate_wait_queue.h).
 struct RateLimitScenarioConfig {
   double rate = 100.0;  // permits per second, in (0, 1e7]
   int64_t burst = 1;    // in [1, 1e9]

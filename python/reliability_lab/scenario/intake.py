@@ -31,9 +31,9 @@ class Intake:
             An order over the limit is rejected at once with reason ``"limited"``.
         rate_limit: a rate limit on arriving orders (a :class:`~reliability_lab.scenario.
             RateLimit`), checked first: an order whose permit is due within ``max_wait`` waits
-            for it (in the system, before the queue), any other is rejected with reason
-            ``"rate_limited"``; None for none. Waits (``max_wait > 0``) are simulator-only for
-            now: the live engine refuses them (ValueError).
+            for it (in the system, before the queue; in the live engine off the submitter's
+            thread, the order ``pending`` meanwhile), then goes on through the other gates; any
+            other is rejected with reason ``"rate_limited"``; None for none.
 
     Order of the gates: the rate limit, then the concurrency limit, then the queue's own
     capacity, then the shedder; the discipline orders what is queued. Per class (with

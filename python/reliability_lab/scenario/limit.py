@@ -156,8 +156,11 @@ class RateLimit:
     (as Resilience4j, Polly and failsafe-go ship it).
 
     At ``intake.rate_limit`` it admits arriving orders (before ``intake.limit``): an order
-    whose permit is due within ``max_wait`` waits for it, any other is rejected at once with
-    reason ``"rate_limited"`` (waits at the intake are simulator-only for now).
+    whose permit is due within ``max_wait`` (and before its deadline) waits for it, admitted
+    but not yet queued, then goes on through the other gates; any other is rejected at once
+    with reason ``"rate_limited"``. Both engines wait; :class:`~reliability_lab.Lab` parks the
+    order off the submitter's thread (``submit()`` returns at once, the order ``pending``
+    until its permit), and a shutdown serves or cancels parked orders as queued ones.
 
     At ``<dependency>.rate_limit`` it paces the dependency's calls (a hedged round is one
     call): a permit due within ``max_wait`` (and before the order's deadline) delays the call,
@@ -170,7 +173,8 @@ class RateLimit:
             ``"bursty"``: permits given at the start of every ``burst / rate`` seconds, unused
             ones not carried over. In [1, 1e9].
         mode: ``"smooth"`` or ``"bursty"``.
-        max_wait: seconds a call may wait for its permit, in [0, 1e6]; 0 never waits.
+        max_wait: seconds an order (intake) or a call (dependency) may wait for its permit,
+            in [0, 1e6]; 0 never waits.
         per_key: one rate per order key (``Scenario.num_keys`` keys: a tenant, say).
         max_keys: keys kept when ``per_key`` (the least recently used is evicted and comes back
             with a fresh allowance), in [1, 1e7].
