@@ -39,6 +39,9 @@ def _check(r: rl.Result) -> None:
         assert (table["arrived"] == table["admitted"] + table["shed"] + table["queue_full"]).all()
         assert table["arrived"].sum() == s["arrived"]
         assert (table["completed"] <= table["admitted"]).all()
+        # Every admitted order ends once, counted per class and tenant: those CoDel drops and
+        # those a gate refuses after an intake.rate_limit wait included.
+        assert (table["admitted"] == table["completed"] + table["other_end"]).all()
 
 
 @pytest.mark.parametrize("rate_limit", [False, True])

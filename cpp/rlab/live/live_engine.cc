@@ -823,16 +823,12 @@ void LiveEngine::ReleaseParked(const Job& job) {
   const int64_t now = NowNs();
   const OrderOrigin from = UnpackOrigin(o.record.origin);
   // A refusal now ends an admitted order (counted admitted on arrival): its end counts per
-  // class as the simulated engine's FinishWithoutFlow counts it (Finish counts no rejected
-  // order's end, those being refused on arrival).
+  // class as the simulated engine's FinishWithoutFlow counts it (Finish does, for an admitted
+  // order).
   auto refuse = [&](FailReason reason) {
     if (o.holds_intake) {
       o.holds_intake = false;
       intake_limiter_->OnIgnore(o.intake_token);
-    }
-    if (shedder_) {
-      MutexLock lock(&origin_mu_);
-      origins_.OnEnd(from, OrderStatus::kRejected, now - o.record.arrival_ns);
     }
     Finish(nullptr, c, id, OrderStatus::kRejected, reason, nullptr, now, true);
   };
@@ -1592,8 +1588,9 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
     r.applied = static_cast<uint8_t>(std::min(applied, 255));
   }
   o.reason = static_cast<uint8_t>(reason);
-  if (shedder_ && status != OrderStatus::kRejected) {
-    // Rejected orders were counted at intake; every other end is an admitted order's.
+  if (shedder_ && (admitted || status != OrderStatus::kRejected)) {
+    // Orders refused on arrival were counted at intake; every admitted order's end counts here,
+    // including those rejected later (after an intake.rate_limit wait, or dropped by CoDel).
     MutexLock lock(&origin_mu_);
     origins_.OnEnd(UnpackOrigin(r.origin), status, now_ns - r.arrival_ns);
   }
