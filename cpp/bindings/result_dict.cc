@@ -207,13 +207,15 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       if (sc.dependencies[i].replicas->breaker) {
         // Per-replica breakers: each one's state at the end and how often it opened.
         std::vector<std::string> breaker_state;
-        std::vector<int64_t> breaker_opened;
+        std::vector<int64_t> breaker_opened, breaker_probes;
         for (const ReplicaTotals& x : t.replicas) {
           breaker_state.emplace_back(BreakerStateName(x.breaker_state));
           breaker_opened.push_back(x.breaker_opened);
+          breaker_probes.push_back(x.breaker_probes);
         }
         rd["breaker_state"] = breaker_state;
         rd["breaker_opened"] = breaker_opened;
+        rd["breaker_probes"] = breaker_probes;
       }
       d["replicas"] = rd;
       d["panic_picks"] = t.panic_picks;

@@ -76,8 +76,9 @@ class Result:
         ``ejections``, ``outstanding`` (attempts not ended: 0 after a drained run) and
         ``mean_latency`` (seconds, over answered attempts); with per-replica breakers
         (``Replicas.breaker``) also ``breaker_state`` (``"closed"``, ``"open"`` or
-        ``"half_open"`` after its last call) and ``breaker_opened`` (times it opened), NaN for
-        the dependencies without. Empty without replicas."""
+        ``"half_open"`` after its last call), ``breaker_opened`` (times it opened) and
+        ``breaker_probes`` (half-open probe slots taken: 0 after a drained run), NaN for the
+        dependencies without. Empty without replicas."""
         return replica_frame(self.totals)
 
     @property
@@ -187,7 +188,7 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
 
 
 _REPLICA_COLUMNS = ("calls", "failures", "abandoned", "ejections", "outstanding", "mean_latency")
-_REPLICA_BREAKER_COLUMNS = ("breaker_state", "breaker_opened")
+_REPLICA_BREAKER_COLUMNS = ("breaker_state", "breaker_opened", "breaker_probes")
 
 
 def replica_frame(totals: Mapping[str, Any]) -> pd.DataFrame:

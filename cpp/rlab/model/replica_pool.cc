@@ -203,7 +203,13 @@ std::vector<ReplicaTotals> ReplicaPool::Totals(int64_t end_ns) const {
   MutexLock lock(&mu_);
   std::vector<ReplicaTotals> out = totals_;
   for (ReplicaTotals& t : out) ChargeTime(t, end_ns);
-  for (size_t r = 0; r < breaker_state_.size(); ++r) out[r].breaker_state = breaker_state_[r];
+  for (size_t r = 0; r < breaker_state_.size(); ++r) {
+    out[r].breaker_state = breaker_state_[r];
+    // Only when half-open: Snapshot would move an open breaker on, unseen by NoteBreakerLocked.
+    if (breaker_state_[r] == BreakerState::kHalfOpen) {
+      out[r].breaker_probes = breakers_[r]->Snapshot(end_ns).half_open_in_flight;
+    }
+  }
   if (detector_ != nullptr) {
     for (int r = 0; r < count_; ++r) {
       out[static_cast<size_t>(r)].ejections = detector_->State(r).times_ejected;

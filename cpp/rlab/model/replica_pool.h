@@ -72,6 +72,8 @@ struct ReplicaTotals {
   // times it opened.
   BreakerState breaker_state = BreakerState::kClosed;
   int64_t breaker_opened = 0;
+  // Half-open probe slots taken (0 after a drained run: no permit outlives its attempt).
+  int64_t breaker_probes = 0;
 };
 
 // An ejection or a return, for the events table.
