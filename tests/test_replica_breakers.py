@@ -6,6 +6,7 @@ under hedging and timeouts. Fixed seeds, statistical tolerances."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pandas as pd
 import pytest
@@ -255,9 +256,11 @@ def test_every_half_open_permit_is_released_under_hedging_and_timeouts(
     assert totals["successes"] + totals["failures"] + totals["cancelled"] == totals["calls"]
     # Transitions alternate per replica as a breaker's must: open -> half_open -> closed/open.
     for i in range(count):
-        ev = r.events[(r.events["kind"] == "replica_breaker") & (r.events["from"] == f"replica {i}")]
+        ev = r.events[
+            (r.events["kind"] == "replica_breaker") & (r.events["from"] == f"replica {i}")
+        ]
         states = ["closed", *ev["to"].tolist()]
-        for a, b in zip(states, states[1:], strict=False):
+        for a, b in itertools.pairwise(states):
             assert (a, b) in {
                 ("closed", "open"),
                 ("open", "half_open"),
