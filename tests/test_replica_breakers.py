@@ -277,3 +277,71 @@ def test_a_config_without_replica_breakers_has_no_breaker_columns() -> None:
     )
     r2 = simulate(_scenario(with_breakers, duration=1))
     assert r2.replicas["breaker_state"].tolist() == ["closed", "closed"]
+
+
+# -- the live engine's registry --------------------------------------------------------------------
+
+
+def _families(text: str) -> set[str]:
+    return {
+        line.split()[2].removesuffix("_total")
+        for line in text.splitlines()
+        if line.startswith("# TYPE") and "rlab_replica_" in line
+    }
+
+
+def _sample(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[1])
+    raise AssertionError(series)
+
+
+def test_the_live_engine_exports_the_replica_families_while_it_runs() -> None:
+    """Scraped from a running Lab: the simulator's rlab_replica_* families, with the bounded
+    replica label, agreeing with the pool's figures."""
+    sc = Scenario(
+        arrivals=rl.Poisson(10.0),
+        workers=1,
+        queue_capacity=100,
+        duration=1.0,
+        seed=3,
+        dependencies=(
+            Dependency(
+                "payment",
+                faults=Faults(latency=Constant(0.001)),
+                retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
+                replicas=Replicas(
+                    count=3,
+                    overrides=(ReplicaOverride(1, _ALWAYS_FAILS),),
+                    breaker=Breaker(consecutive_failures=1, open_for=100.0),
+                ),
+            ),
+        ),
+    )
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        assert all(h.wait(timeout=30) for h in lab.submit_many(10))
+        assert lab.wait_idle(timeout=30)
+        text = lab.metrics_text()
+    sim_families = _families(simulate(sc).metrics_text())
+    assert _families(text) == sim_families == {
+        "rlab_replica_calls", "rlab_replica_failures", "rlab_replica_ejections",
+        "rlab_replica_breaker_trips", "rlab_replica_breaker_state",
+    }
+    reps = lab.result.replicas
+    assert reps["calls"].tolist() == [5, 1, 5]  # replica 1 fails once, then is skipped
+    for i in range(3):
+        key = f'dependency="payment",replica="{i}"'
+        assert _sample(text, f"rlab_replica_calls_total{{{key}}}") == reps.loc[i, "calls"]
+        assert _sample(text, f"rlab_replica_failures_total{{{key}}}") == reps.loc[i, "failures"]
+        assert _sample(text, f"rlab_replica_breaker_trips_total{{{key}}}") == (i == 1)
+        state = reps.loc[i, "breaker_state"]
+        assert _sample(text, f'rlab_replica_breaker_state{{{key},state="{state}"}}') == 1.0
+    assert 'replica="3"' not in text
+
+
+def test_no_live_replica_families_without_replicas() -> None:
+    sc = _scenario(Dependency("payment"), rate=10, duration=1)
+    with rl.Lab(sc, shutdown_timeout=30.0) as lab:
+        assert all(h.wait(timeout=30) for h in lab.submit_many(3))
+        assert "rlab_replica_" not in lab.metrics_text()

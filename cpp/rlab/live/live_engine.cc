@@ -527,7 +527,9 @@ absl::Status LiveEngine::InitMetrics() {
   auto workers = registry_.AddGauge("rlab_workers", "Worker threads in the pool.", {}, {{}});
   if (!workers.ok()) return workers.status();
   (*workers)->at(0).Set(config_.workers);
-  return round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
+  absl::Status rounds = round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
+  if (!rounds.ok()) return rounds;
+  return replica_metrics_.Init(registry_, dep_names, deps_);  // rlab_replica_*
 }
 
 void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
@@ -1971,6 +1973,7 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     }
   }
   round_metrics_.RefreshGauges(deps_);
+  replica_metrics_.Refresh(deps_, now);
   RefreshIntakeMetrics();
   for (const LimitGauges& g : limit_gauges_) {
     const LimiterSnapshot s = g.limiter->Peek();
