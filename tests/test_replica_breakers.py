@@ -124,6 +124,36 @@ def test_with_a_shared_breaker_too_the_shared_one_is_asked_first() -> None:
     assert r.summary["svc.trips"] == 1
 
 
+def test_a_hedge_no_replica_admits_is_not_sent_and_ends_the_call_s_hedging() -> None:
+    """As with a shared breaker: order 0 opens the one replica's breaker during an outage;
+    order 1's call is the half-open probe, its first hedge finds no replica admitting and is
+    refused (not a call, not a hedge), and no further hedge is tried for that call."""
+    sc = Scenario(
+        arrivals=rl.Trace((0.0, 0.2)),
+        workers=4,
+        queue_capacity=10,
+        duration=0.5,
+        seed=1,
+        dependencies=(
+            Dependency(
+                "payment",
+                faults=Faults(latency=Constant(0.05), phases=(rl.Outage(0.0, 0.1),)),
+                hedge=rl.Hedge(delay=0.01, max_hedges=3, budget_ratio=None),
+                replicas=Replicas(count=1, breaker=Breaker(consecutive_failures=1, open_for=0.1)),
+            ),
+        ),
+    )
+    r = simulate(sc)
+    assert r.orders is not None
+    assert r.orders["status"].tolist() == ["failed", "completed"]
+    assert r.orders["attempts"].tolist() == [4, 2]  # order 1: the probe and one refused hedge
+    d = r.totals["dependencies"][0]
+    assert (d["calls"], d["hedges"], d["rejected_breaker"]) == (5, 3, 1)
+    assert r.replicas["calls"].tolist() == [5]
+    ev = r.events[r.events["kind"] == "replica_breaker"]
+    assert ev["to"].tolist() == ["open", "half_open", "closed"]
+
+
 # -- the live engine agrees with the simulated one -------------------------------------------------
 
 

@@ -423,7 +423,11 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
     FlowStats& s = (*stats_)[dep_];
     --s.calls;
     ++s.rejected_breaker;
-    if (d.hedger && copy > 0) --s.hedges;
+    if (d.hedger && copy > 0) {
+      // As a hedge the shared breaker refuses: not sent, and no more hedges for this call.
+      --s.hedges;
+      next_hedge_ns_ = kNoDeadline;
+    }
   } else if (outcome.ok()) {
     ++(*stats_)[dep_].successes;
   } else {
