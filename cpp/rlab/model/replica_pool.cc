@@ -44,6 +44,7 @@ ReplicaPool::ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& b
     breaker_state_.assign(static_cast<size_t>(count_), BreakerState::kClosed);
     blocked_.assign(static_cast<size_t>(count_), false);
     watching_.assign(static_cast<size_t>(count_), false);
+    open_until_ns_.assign(static_cast<size_t>(count_), 0);
   }
 }
 
@@ -59,7 +60,11 @@ void ReplicaPool::NoteBreakerLocked(int r, int64_t now_ns) {
       watched_.push_back(r);
     }
     breaker_state_[i] = s;
-    if (s == BreakerState::kOpen) ++totals_[i].breaker_opened;
+    if (s == BreakerState::kOpen) {
+      ++totals_[i].breaker_opened;
+      open_until_ns_[i] = b.Snapshot(now_ns).open_until_ns;
+      next_due_ns_ = std::min(next_due_ns_, open_until_ns_[i]);
+    }
     if (breaker_events_ < kMaxEvents) {
       ReplicaEvent e;
       e.t_ns = now_ns;
@@ -84,17 +89,25 @@ void ReplicaPool::NoteBreakerLocked(int r, int64_t now_ns) {
 }
 
 void ReplicaPool::RefreshBreakersLocked(int64_t now_ns) {
+  // Only time moves an open breaker to half-open; every other change is seen by the Begin or
+  // End that caused it. A closed replica left in watched_ is not blocked: dropping it can wait.
+  if (now_ns < next_due_ns_) return;
+  next_due_ns_ = std::numeric_limits<int64_t>::max();
   for (size_t k = 0; k < watched_.size();) {
     const int r = watched_[k];
-    breakers_[static_cast<size_t>(r)]->State(now_ns);  // open -> half-open when due
+    const size_t i = static_cast<size_t>(r);
+    breakers_[i]->State(now_ns);  // open -> half-open when due
     NoteBreakerLocked(r, now_ns);
-    if (breaker_state_[static_cast<size_t>(r)] == BreakerState::kClosed) {
-      watching_[static_cast<size_t>(r)] = false;
+    if (breaker_state_[i] == BreakerState::kClosed) {
+      watching_[i] = false;
       watched_[k] = watched_.back();
       watched_.pop_back();
-    } else {
-      ++k;
+      continue;
     }
+    if (breaker_state_[i] == BreakerState::kOpen) {
+      next_due_ns_ = std::min(next_due_ns_, open_until_ns_[i]);
+    }
+    ++k;
   }
 }
 

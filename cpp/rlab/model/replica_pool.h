@@ -36,6 +36,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -171,6 +172,10 @@ class ReplicaPool {
   // Replicas whose breaker left closed (closed ones drop out at the next refresh).
   std::vector<int> watched_ ABSL_GUARDED_BY(mu_);
   std::vector<bool> watching_ ABSL_GUARDED_BY(mu_);
+  // When each open breaker's period ends, and the earliest of them: until then a refresh has
+  // nothing to move, and costs nothing.
+  std::vector<int64_t> open_until_ns_ ABSL_GUARDED_BY(mu_);
+  int64_t next_due_ns_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<int64_t>::max();
   size_t breaker_events_ ABSL_GUARDED_BY(mu_) = 0;  // transitions kept in events_
 };
 
