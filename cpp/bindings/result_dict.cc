@@ -204,6 +204,19 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
         load_time.push_back(std::move(row));
       }
       rd["load_time"] = load_time;
+      if (sc.dependencies[i].replicas->breaker) {
+        // Per-replica breakers: each one's state at the end and how often it opened.
+        std::vector<std::string> breaker_state;
+        std::vector<int64_t> breaker_opened, breaker_probes;
+        for (const ReplicaTotals& x : t.replicas) {
+          breaker_state.emplace_back(BreakerStateName(x.breaker_state));
+          breaker_opened.push_back(x.breaker_opened);
+          breaker_probes.push_back(x.breaker_probes);
+        }
+        rd["breaker_state"] = breaker_state;
+        rd["breaker_opened"] = breaker_opened;
+        rd["breaker_probes"] = breaker_probes;
+      }
       d["replicas"] = rd;
       d["panic_picks"] = t.panic_picks;
     }
@@ -243,6 +256,14 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
     for (; next_ejection < r.ejections.size() && r.ejections[next_ejection].event.t_ns <= until_ns;
          ++next_ejection) {
       const ReplicaEjection& x = r.ejections[next_ejection];
+      if (x.event.breaker) {
+        // A per-replica breaker's transition: from "replica <i>", to its new state.
+        events.append(py::make_tuple(NsToSeconds(x.event.t_ns), sc.dependencies[x.dep].name,
+                                     "replica_breaker",
+                                     absl::StrFormat("replica %d", x.event.replica),
+                                     std::string(BreakerStateName(x.event.breaker_to))));
+        continue;
+      }
       events.append(py::make_tuple(NsToSeconds(x.event.t_ns), sc.dependencies[x.dep].name,
                                    x.event.ejected ? "ejection" : "return",
                                    absl::StrFormat("replica %d", x.event.replica),

@@ -538,6 +538,9 @@ ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
     e.Finish();
     r.overrides.push_back(std::move(x));
   }
+  if (o.Has("breaker") && !o.IsNone("breaker")) {
+    r.breaker = ReadBreaker(o.Get("breaker"), o.At("breaker"));
+  }
   o.Finish();
   return r;
 }
@@ -908,6 +911,25 @@ py::dict FaultsToDict(const FaultModelConfig& f) {
   return faults;
 }
 
+py::dict BreakerToDict(const BreakerConfig& b) {
+  py::dict bd;
+  bd["consecutive_failures"] = b.consecutive_failures;
+  bd["failure_rate_threshold"] = b.failure_rate_threshold;
+  bd["slow_call_rate_threshold"] = b.slow_call_rate_threshold;
+  bd["slow_call_duration_ns"] = b.slow_call_duration_ns;
+  bd["window"] = b.window == WindowKind::kCount ? "count" : "time";
+  bd["window_size"] = b.window_size;
+  bd["window_ns"] = b.window_ns;
+  bd["window_buckets"] = b.window_buckets;
+  bd["minimum_calls"] = b.minimum_calls;
+  bd["open_for_ns"] = b.open_for_ns;
+  bd["open_growth"] = b.open_growth;
+  bd["max_open_for_ns"] = b.max_open_for_ns;
+  bd["half_open_max_calls"] = b.half_open_max_calls;
+  bd["success_threshold"] = b.success_threshold;
+  return bd;
+}
+
 py::dict DependencyToDict(const DependencyConfig& dep) {
   py::dict d;
   d["name"] = dep.name;
@@ -924,24 +946,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     rd["max_retry_after_ns"] = r.max_retry_after_ns;
     return rd;
   });
-  d["breaker"] = OptionalToPy(dep.breaker, [](const BreakerConfig& b) {
-    py::dict bd;
-    bd["consecutive_failures"] = b.consecutive_failures;
-    bd["failure_rate_threshold"] = b.failure_rate_threshold;
-    bd["slow_call_rate_threshold"] = b.slow_call_rate_threshold;
-    bd["slow_call_duration_ns"] = b.slow_call_duration_ns;
-    bd["window"] = b.window == WindowKind::kCount ? "count" : "time";
-    bd["window_size"] = b.window_size;
-    bd["window_ns"] = b.window_ns;
-    bd["window_buckets"] = b.window_buckets;
-    bd["minimum_calls"] = b.minimum_calls;
-    bd["open_for_ns"] = b.open_for_ns;
-    bd["open_growth"] = b.open_growth;
-    bd["max_open_for_ns"] = b.max_open_for_ns;
-    bd["half_open_max_calls"] = b.half_open_max_calls;
-    bd["success_threshold"] = b.success_threshold;
-    return bd;
-  });
+  d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
   d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketBudgetConfig& t) {
     py::dict td;
     td["max_tokens"] = t.max_tokens;
@@ -1024,6 +1029,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
       overrides.append(xd);
     }
     rd["overrides"] = overrides;
+    rd["breaker"] = OptionalToPy(c.breaker, BreakerToDict);
     return rd;
   });
   d["aws_retry"] = OptionalToPy(dep.aws_retry, [](const AwsRetryConfig& c) {

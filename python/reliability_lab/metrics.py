@@ -62,7 +62,29 @@ def _replica_families(totals: Mapping[str, Any]) -> list[Metric]:
             calls.add_metric(key, float(c))
             failures.add_metric(key, float(f))
             ejections.add_metric(key, float(e))
-    return [calls, failures, ejections]
+    out: list[Metric] = [calls, failures, ejections]
+    with_breakers = [d for d in pools if "breaker_state" in d["replicas"]]
+    if with_breakers:  # per-replica breakers (Replicas.breaker)
+        trips = CounterMetricFamily(
+            f"{PREFIX}_replica_breaker_trips",
+            "Transitions of a replica's own breaker into open.",
+            labels=labels,
+        )
+        state = GaugeMetricFamily(
+            f"{PREFIX}_replica_breaker_state",
+            "1 for the replica breaker's current state, 0 for the others.",
+            labels=[*labels, "state"],
+        )
+        for dep in with_breakers:
+            reps = dep["replicas"]
+            for i, (st, n) in enumerate(
+                zip(reps["breaker_state"], reps["breaker_opened"], strict=True)
+            ):
+                trips.add_metric([dep["name"], str(i)], float(n))
+                for s in BREAKER_STATES:
+                    state.add_metric([dep["name"], str(i), s], 1.0 if st == s else 0.0)
+        out.extend([trips, state])
+    return out
 
 
 def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:

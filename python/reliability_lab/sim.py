@@ -42,7 +42,9 @@ class Result:
             workers, breaker state) are levels at the sample time.
         events: breaker transitions, fault phase edges and replica ejections / returns
             (``kind`` ``"ejection"`` or ``"return"``, ``from`` ``"replica <i>"``, ``to`` the
-            reason), the hedge budget's edges (``kind`` ``"hedge_budget_dry"``: hedges started
+            reason), per-replica breaker transitions (``kind`` ``"replica_breaker"``, ``from``
+            ``"replica <i>"``, ``to`` the new state; at most 4096 per dependency), the hedge
+            budget's edges (``kind`` ``"hedge_budget_dry"``: hedges started
             being denied, ``"hedge_budget_refill"``: a whole token again), in
             time order.
         totals: the raw counters the native engine returned.
@@ -72,7 +74,11 @@ class Result:
         ``replica``, ``calls`` (attempts sent to it), ``failures`` (dependency faults),
         ``abandoned`` (attempts the caller gave up on: cancelled copies, deadlines),
         ``ejections``, ``outstanding`` (attempts not ended: 0 after a drained run) and
-        ``mean_latency`` (seconds, over answered attempts). Empty without replicas."""
+        ``mean_latency`` (seconds, over answered attempts); with per-replica breakers
+        (``Replicas.breaker``) also ``breaker_state`` (``"closed"``, ``"open"`` or
+        ``"half_open"`` after its last call), ``breaker_opened`` (times it opened) and
+        ``breaker_probes`` (half-open probe slots taken: 0 after a drained run), NaN for the
+        dependencies without. Empty without replicas."""
         return replica_frame(self.totals)
 
     @property
@@ -182,6 +188,7 @@ def _build_result(scenario: Scenario, raw: dict[str, Any]) -> Result:
 
 
 _REPLICA_COLUMNS = ("calls", "failures", "abandoned", "ejections", "outstanding", "mean_latency")
+_REPLICA_BREAKER_COLUMNS = ("breaker_state", "breaker_opened", "breaker_probes")
 
 
 def replica_frame(totals: Mapping[str, Any]) -> pd.DataFrame:
@@ -195,6 +202,9 @@ def replica_frame(totals: Mapping[str, Any]) -> pd.DataFrame:
         frame = pd.DataFrame({"dependency": [dep["name"]] * n, "replica": range(n)})
         for col in _REPLICA_COLUMNS:
             frame[col] = reps[col]
+        for col in _REPLICA_BREAKER_COLUMNS:  # per-replica breakers only
+            if col in reps:
+                frame[col] = reps[col]
         frames.append(frame)
     out: pd.DataFrame = (
         pd.concat(frames, ignore_index=True)

@@ -227,5 +227,186 @@ TEST(ReplicaPoolTest, ValidationNamesTheDottedPath) {
   EXPECT_TRUE(ValidateScenario(sc).ok());
 }
 
+// Per-replica breakers (ReplicasConfig::breaker).
+
+BreakerConfig ThreeStrikes() {
+  BreakerConfig b;
+  b.consecutive_failures = 3;
+  b.open_for_ns = 5 * kS;
+  return b;
+}
+
+TEST(ReplicaPoolBreakerTest, AFailingReplicaOpensGetsNoCallsThenOneProbeAndClosesOnSuccess) {
+  ReplicasConfig c = Pool(3);
+  c.breaker = ThreeStrikes();
+  ReplicaPool pool(c, FaultModelConfig{});
+  ASSERT_TRUE(pool.has_breakers());
+  RandomStream rng(7);
+  ManualClock clock;
+  // Replica 1 fails every call; the others answer. Attempts end at once.
+  auto call = [&](int* picked) {
+    uint64_t permit = 0;
+    const int r = pool.Begin(clock.NowNs(), rng, nullptr, &permit);
+    *picked = r;
+    if (r < 0) return;
+    pool.End(r, clock.NowNs(), 0, r == 1 ? Outcome::Http(503) : Outcome::Success(), permit);
+  };
+  int r = 0;
+  int failures_of_1 = 0;
+  while (failures_of_1 < 3) {
+    call(&r);
+    if (r == 1) ++failures_of_1;
+    clock.AdvanceNs(10 * kMs);
+  }
+  EXPECT_EQ(pool.BreakerStateOf(1), BreakerState::kOpen);
+  // Open: 4.5 s of calls, none to replica 1.
+  const int64_t opened_ns = clock.NowNs() - 10 * kMs;
+  int to_1 = 0;
+  int calls = 0;
+  while (clock.NowNs() < opened_ns + 5 * kS - 10 * kMs) {
+    call(&r);
+    ASSERT_GE(r, 0);
+    to_1 += r == 1 ? 1 : 0;
+    ++calls;
+    clock.AdvanceNs(10 * kMs);
+  }
+  EXPECT_EQ(to_1, 0);
+  EXPECT_GT(calls, 400);
+  // Past open_for: exactly one probe while it is in flight.
+  clock.AdvanceToNs(opened_ns + 5 * kS);
+  uint64_t probe = 0;
+  int probes = 0;
+  for (int i = 0; i < 9; ++i) {
+    uint64_t permit = 0;
+    const int x = pool.Begin(clock.NowNs(), rng, nullptr, &permit);
+    ASSERT_GE(x, 0);
+    if (x == 1) {
+      ++probes;
+      probe = permit;
+    } else {
+      pool.End(x, clock.NowNs(), 0, Outcome::Success(), permit);
+    }
+  }
+  EXPECT_EQ(probes, 1);
+  EXPECT_EQ(pool.BreakerStateOf(1), BreakerState::kHalfOpen);
+  // The probe succeeds: closed, and replica 1 is picked again.
+  pool.End(1, clock.NowNs(), 0, Outcome::Success(), probe);
+  EXPECT_EQ(pool.BreakerStateOf(1), BreakerState::kClosed);
+  int again = 0;
+  for (int i = 0; i < 6; ++i) {
+    uint64_t permit = 0;
+    const int x = pool.Begin(clock.NowNs(), rng, nullptr, &permit);
+    again += x == 1 ? 1 : 0;
+    pool.End(x, clock.NowNs(), 0, Outcome::Success(), permit);
+  }
+  EXPECT_EQ(again, 2);  // round robin over 3
+  const std::vector<ReplicaTotals> totals = pool.Totals(clock.NowNs());
+  EXPECT_EQ(totals[1].breaker_opened, 1);
+  EXPECT_EQ(totals[1].breaker_state, BreakerState::kClosed);
+  EXPECT_EQ(totals[0].breaker_opened, 0);
+  // Transitions in the events: open, half-open, closed, for replica 1 only.
+  std::vector<BreakerState> seen;
+  for (const ReplicaEvent& e : pool.Events()) {
+    ASSERT_TRUE(e.breaker);
+    EXPECT_EQ(e.replica, 1);
+    seen.push_back(e.breaker_to);
+  }
+  EXPECT_THAT(seen, ::testing::ElementsAre(BreakerState::kOpen, BreakerState::kHalfOpen,
+                                           BreakerState::kClosed));
+}
+
+TEST(ReplicaPoolBreakerTest, NoReplicaAdmittingRejectsAsBreakerOpenWithoutACall) {
+  ReplicasConfig c = Pool(2, LbKind::kRandom);
+  c.breaker = ThreeStrikes();
+  ReplicaPool pool(c, FaultModelConfig{});
+  RandomStream rng(3);
+  int64_t t = 0;
+  for (int i = 0; i < 6; ++i) {
+    uint64_t permit = 0;
+    const int r = pool.Begin(t, rng, nullptr, &permit);
+    ASSERT_GE(r, 0);
+    pool.End(r, t, 0, Outcome::Of(OutcomeKind::kTimeout), permit);
+  }
+  // Random picks may take more than 6 calls to fail both three times.
+  for (int i = 0; i < 100 && pool.BreakerStateOf(0) != BreakerState::kOpen; ++i) {
+    uint64_t permit = 0;
+    const int r = pool.Begin(t, rng, nullptr, &permit);
+    if (r >= 0) pool.End(r, t, 0, Outcome::Of(OutcomeKind::kTimeout), permit);
+  }
+  ASSERT_EQ(pool.BreakerStateOf(0), BreakerState::kOpen);
+  ASSERT_EQ(pool.BreakerStateOf(1), BreakerState::kOpen);
+  const int64_t calls_before = pool.Totals(t)[0].calls + pool.Totals(t)[1].calls;
+  EXPECT_EQ(pool.Begin(t + kS, rng), ReplicaPool::kBreakersOpen);
+  EXPECT_EQ(pool.Totals(t)[0].calls + pool.Totals(t)[1].calls, calls_before);
+  EXPECT_EQ(ReplicaPool::RefusalOutcome(ReplicaPool::kBreakersOpen).kind,
+            OutcomeKind::kBreakerOpen);
+  EXPECT_EQ(ReplicaPool::RefusalOutcome(ReplicaPool::kNoReplica).http_status, 503);
+}
+
+TEST(ReplicaPoolBreakerTest, AProbeCancelledOrTimedOutFreesItsSlot) {
+  ReplicasConfig c = Pool(1);
+  c.breaker = ThreeStrikes();
+  ReplicaPool pool(c, FaultModelConfig{});
+  RandomStream rng(5);
+  for (int i = 0; i < 3; ++i) {
+    uint64_t permit = 0;
+    ASSERT_EQ(pool.Begin(0, rng, nullptr, &permit), 0);
+    pool.End(0, 0, 0, Outcome::Http(500), permit);
+  }
+  ASSERT_EQ(pool.Begin(kS, rng), ReplicaPool::kBreakersOpen);
+  // A probe whose caller gives up (a cancelled hedge copy, a shutdown): ignored, slot freed.
+  uint64_t probe = 0;
+  ASSERT_EQ(pool.Begin(5 * kS, rng, nullptr, &probe), 0);
+  EXPECT_EQ(pool.Begin(5 * kS, rng), ReplicaPool::kBreakersOpen);  // the one slot is taken
+  pool.End(0, 6 * kS, kS, Outcome::Of(OutcomeKind::kCancelled), probe);
+  EXPECT_EQ(pool.BreakerStateOf(0), BreakerState::kHalfOpen);
+  // The next probe times out: a failure, open again; the slot is not held.
+  ASSERT_EQ(pool.Begin(6 * kS, rng, nullptr, &probe), 0);
+  pool.End(0, 7 * kS, kS, Outcome::Of(OutcomeKind::kTimeout), probe);
+  EXPECT_EQ(pool.BreakerStateOf(0), BreakerState::kOpen);
+  EXPECT_EQ(pool.Totals(7 * kS)[0].breaker_opened, 2);
+  ASSERT_EQ(pool.Begin(12 * kS, rng, nullptr, &probe), 0);  // open_for later: a probe again
+  pool.End(0, 12 * kS, 0, Outcome::Success(), probe);
+  EXPECT_EQ(pool.BreakerStateOf(0), BreakerState::kClosed);
+}
+
+TEST(ReplicaPoolBreakerTest, BlockedReplicasStayOutInPanicToo) {
+  // Every replica ejected (panic: the whole pool) but replica 0's breaker open: never picked.
+  ReplicasConfig c = Pool(3, LbKind::kRandom);
+  c.breaker = ThreeStrikes();
+  c.outlier = Consecutive(1);
+  c.panic_threshold_percent = 100.0;
+  ReplicaPool pool(c, FaultModelConfig{});
+  RandomStream rng(11);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t permit = 0;
+    const int r = pool.Begin(0, rng, nullptr, &permit);
+    ASSERT_GE(r, 0);
+    pool.End(r, 0, 0, r == 0 ? Outcome::Http(500) : Outcome::Success(), permit);
+  }
+  ASSERT_EQ(pool.BreakerStateOf(0), BreakerState::kOpen);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t permit = 0;
+    const int r = pool.Begin(kS, rng, nullptr, &permit);
+    ASSERT_GE(r, 1);
+    pool.End(r, kS, 0, Outcome::Success(), permit);
+  }
+  EXPECT_GT(pool.panic_picks(), 0);
+}
+
+TEST(ReplicaPoolBreakerTest, ValidationNamesTheDottedPath) {
+  ScenarioConfig sc;
+  DependencyConfig d;
+  d.name = "payment";
+  d.replicas = Pool(3);
+  d.replicas->breaker = ThreeStrikes();
+  d.replicas->breaker->open_for_ns = 0;
+  sc.dependencies.push_back(d);
+  EXPECT_THAT(std::string(ValidateScenario(sc).message()),
+              HasSubstr("payment.replicas.breaker.open_for"));
+  sc.dependencies[0].replicas->breaker->open_for_ns = kS;
+  EXPECT_TRUE(ValidateScenario(sc).ok());
+}
+
 }  // namespace
 }  // namespace rlab

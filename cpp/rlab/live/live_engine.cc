@@ -525,7 +525,9 @@ absl::Status LiveEngine::InitMetrics() {
   auto workers = registry_.AddGauge("rlab_workers", "Worker threads in the pool.", {}, {{}});
   if (!workers.ok()) return workers.status();
   (*workers)->at(0).Set(config_.workers);
-  return round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
+  absl::Status rounds = round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
+  if (!rounds.ok()) return rounds;
+  return replica_metrics_.Init(registry_, dep_names, deps_);  // rlab_replica_*
 }
 
 void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
@@ -927,7 +929,8 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   uint32_t pinned = 0;  // dependencies whose (dependency, key) pair this order pinned
   // An attempt's answer reached the caller: metrics and the charge ledger.
   auto attempt_ended = [&](int dep, const AttemptEnd& end) {
-    if (!end.outcome.ok()) {
+    // A replica-breaker refusal (ReplicaPool::kBreakersOpen) called nobody: not a failure.
+    if (!end.outcome.ok() && !end.outcome.IsLocalRejection()) {
       dep_metrics_[dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
     }
     const DependencyConfig& dc = *deps_[dep].config;
@@ -1138,11 +1141,13 @@ LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
   // Replicas: the pool picks the replica whose model and line serve this attempt. Its lock is
   // held only inside Begin / End, never while this thread sleeps.
   ReplicaPool* pool = deps_[dep].replicas.get();
-  const int replica = pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load) : -1;
+  uint64_t permit = 0;  // the replica breaker's, handed back to End
+  const int replica = pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load, &permit) : -1;
   if (pool != nullptr && replica < 0) {
-    // Every replica ejected and no panic: Envoy's "no healthy upstream", at once.
+    // Every replica ejected and no panic: Envoy's "no healthy upstream", at once (or no
+    // replica's own breaker admits: breaker_open).
     dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
-    end.outcome = Outcome::Http(503);
+    end.outcome = ReplicaPool::RefusalOutcome(replica);
     return end;
   }
   const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
@@ -1170,7 +1175,7 @@ LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
   if (replica >= 0) {
     const int64_t t = NowNs();
     pool->End(replica, t, t - now,
-              end.interrupted ? Outcome::Of(OutcomeKind::kCancelled) : end.outcome);
+              end.interrupted ? Outcome::Of(OutcomeKind::kCancelled) : end.outcome, permit);
   }
   return end;
 }
@@ -1189,6 +1194,7 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
     AttemptEnd end;
     int replica = -1;  // with replicas: the one serving this copy, until its end is reported
     int64_t sent_ns = 0;
+    uint64_t permit = 0;  // the replica breaker's
   };
   ReplicaPool* pool = deps_[a.dep].replicas.get();
   absl::InlinedVector<Copy, 4> copies;
@@ -1198,7 +1204,8 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
     dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
     if (copies[i].replica >= 0) {  // cancelled (or interrupted) before its answer
       const int64_t t = NowNs();
-      pool->End(copies[i].replica, t, t - copies[i].sent_ns, Outcome::Of(OutcomeKind::kCancelled));
+      pool->End(copies[i].replica, t, t - copies[i].sent_ns, Outcome::Of(OutcomeKind::kCancelled),
+                copies[i].permit);
     }
     // Unlimited capacity: a cancelled copy is in service; the server finishes it for nobody.
     if (wasted) dep_wasted_ns_[dep].fetch_add(copies[i].service_ns, std::memory_order_relaxed);
@@ -1212,17 +1219,19 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
       for (uint32_t mask = a.launch; mask != 0; mask &= mask - 1) {
         int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
         AtomicMax(dep_max_load_[dep], load);
-        const int replica = pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load) : -1;
+        uint64_t permit = 0;
+        const int replica =
+            pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load, &permit) : -1;
         if (pool != nullptr && replica < 0) {
-          // No replica available: this copy fails at once with 503 (as DoAttempt).
+          // No replica available: this copy fails at once (as DoAttempt).
           Copy c{__builtin_ctz(mask), now, 0, {}};
-          c.end.outcome = Outcome::Http(503);
+          c.end.outcome = ReplicaPool::RefusalOutcome(replica);
           copies.push_back(c);
           continue;
         }
         const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
         const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
-        Copy c{__builtin_ctz(mask), 0, draw.service_ns, {}, replica, now};
+        Copy c{__builtin_ctz(mask), 0, draw.service_ns, {}, replica, now, permit};
         if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
           c.end_ns = now + draw.service_ns;
           c.end.outcome = draw.outcome;
@@ -1257,7 +1266,7 @@ FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd&
     const Copy done = copies[first];
     if (done.replica >= 0) {
       const int64_t t = NowNs();
-      pool->End(done.replica, t, t - done.sent_ns, done.end.outcome);
+      pool->End(done.replica, t, t - done.sent_ns, done.end.outcome, done.permit);
       copies[first].replica = -1;  // reported: drop must not report it again
     }
     drop(first, false);
@@ -2042,6 +2051,7 @@ std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
     }
   }
   round_metrics_.RefreshGauges(deps_);
+  replica_metrics_.Refresh(deps_, now);
   RefreshIntakeMetrics();
   for (const LimitGauges& g : limit_gauges_) {
     const LimiterSnapshot s = g.limiter->Peek();

@@ -33,6 +33,7 @@
 #include "rlab/live/bounded_queue.h"
 #include "rlab/live/payment_ledger.h"
 #include "rlab/live/rate_wait_queue.h"
+#include "rlab/live/replica_metrics.h"
 #include "rlab/live/round_metrics.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
@@ -636,6 +637,7 @@ class LiveEngine {
   int64_t recorded_first_id_ = 0;  // likewise
   // Hedge / fan-out families and time-series columns (set up by InitMetrics).
   RoundMetrics round_metrics_;
+  ReplicaMetrics replica_metrics_;  // rlab_replica_*, read from the pools when scraped
 
   // intake.shedding: the shedder (thread-safe), the draws of orders' origins, and the
   // per-class / per-tenant totals.

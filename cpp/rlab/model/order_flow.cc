@@ -417,7 +417,18 @@ FlowAction OrderFlow::OnAttemptDone(int64_t now_ns, const Outcome& outcome, bool
     if (!d.config->idempotency_keys || !dep_committed_) ++applied_;
   }
   if (committed) dep_committed_ = true;
-  if (outcome.ok()) {
+  if (IsBreakerRejection(outcome)) {
+    // The replicas' own breakers refused the attempt (ReplicaPool::kBreakersOpen): nobody was
+    // called. Counted as a shared breaker's refusal is: a rejection, not a call.
+    FlowStats& s = (*stats_)[dep_];
+    --s.calls;
+    ++s.rejected_breaker;
+    if (d.hedger && copy > 0) {
+      // As a hedge the shared breaker refuses: not sent, and no more hedges for this call.
+      --s.hedges;
+      next_hedge_ns_ = kNoDeadline;
+    }
+  } else if (outcome.ok()) {
     ++(*stats_)[dep_].successes;
   } else {
     ++(*stats_)[dep_].failures;

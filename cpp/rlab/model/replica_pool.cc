@@ -30,9 +30,91 @@ ReplicaPool::ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& b
     o.replicas = count_;
     detector_ = std::make_unique<OutlierDetector>(o, 0);
   }
+  if (config.breaker.has_value()) {
+    breakers_.reserve(static_cast<size_t>(count_));
+    for (int r = 0; r < count_; ++r) {
+      breakers_.push_back(std::make_unique<CircuitBreaker>(*config.breaker));
+    }
+    half_open_max_calls_ = config.breaker->half_open_max_calls;
+  }
   MutexLock lock(&mu_);
   totals_.resize(static_cast<size_t>(count_));
   excluded_.assign(static_cast<size_t>(count_), false);
+  if (!breakers_.empty()) {
+    breaker_state_.assign(static_cast<size_t>(count_), BreakerState::kClosed);
+    blocked_.assign(static_cast<size_t>(count_), false);
+    watching_.assign(static_cast<size_t>(count_), false);
+    open_until_ns_.assign(static_cast<size_t>(count_), 0);
+  }
+}
+
+void ReplicaPool::NoteBreakerLocked(int r, int64_t now_ns) {
+  const size_t i = static_cast<size_t>(r);
+  CircuitBreaker& b = *breakers_[i];
+  const BreakerState s = b.PeekState();
+  if (s != breaker_state_[i]) {
+    // One operation makes at most one transition (open_for > 0), so comparing states sees
+    // every transition.
+    if (!watching_[i]) {
+      watching_[i] = true;
+      watched_.push_back(r);
+    }
+    breaker_state_[i] = s;
+    if (s == BreakerState::kOpen) {
+      ++totals_[i].breaker_opened;
+      open_until_ns_[i] = b.Snapshot(now_ns).open_until_ns;
+      next_due_ns_ = std::min(next_due_ns_, open_until_ns_[i]);
+    }
+    if (breaker_events_ < kMaxEvents) {
+      ReplicaEvent e;
+      e.t_ns = now_ns;
+      e.replica = r;
+      e.breaker = true;
+      e.breaker_to = s;
+      events_.push_back(e);
+      ++breaker_events_;
+    }
+  }
+  // Half-open admits while a probe slot is free; open admits nothing until its period ends
+  // (RefreshBreakersLocked moves it on).
+  bool blocked = s == BreakerState::kOpen;
+  if (s == BreakerState::kHalfOpen) {
+    blocked = b.Snapshot(now_ns).half_open_in_flight >= half_open_max_calls_;
+  }
+  if (blocked != blocked_[i]) {
+    blocked_[i] = blocked;
+    blocked_count_ += blocked ? 1 : -1;
+    balancer_->SetBlocked(r, blocked);
+  }
+}
+
+void ReplicaPool::RefreshBreakersLocked(int64_t now_ns) {
+  // Only time moves an open breaker to half-open; every other change is seen by the Begin or
+  // End that caused it. A closed replica left in watched_ is not blocked: dropping it can wait.
+  if (now_ns < next_due_ns_) return;
+  next_due_ns_ = std::numeric_limits<int64_t>::max();
+  for (size_t k = 0; k < watched_.size();) {
+    const int r = watched_[k];
+    const size_t i = static_cast<size_t>(r);
+    breakers_[i]->State(now_ns);  // open -> half-open when due
+    NoteBreakerLocked(r, now_ns);
+    if (breaker_state_[i] == BreakerState::kClosed) {
+      watching_[i] = false;
+      watched_[k] = watched_.back();
+      watched_.pop_back();
+      continue;
+    }
+    if (breaker_state_[i] == BreakerState::kOpen) {
+      next_due_ns_ = std::min(next_due_ns_, open_until_ns_[i]);
+    }
+    ++k;
+  }
+}
+
+BreakerState ReplicaPool::BreakerStateOf(int r) const {
+  if (breakers_.empty() || r < 0 || r >= count_) return BreakerState::kClosed;
+  MutexLock lock(&mu_);
+  return breaker_state_[static_cast<size_t>(r)];
 }
 
 void ReplicaPool::SyncLocked() {
@@ -52,14 +134,16 @@ void ReplicaPool::SyncLocked() {
   if (!changed || events_taken_ >= kMaxEvents) return;
   // Ejections are rare: copying the detector's (bounded) list on a change is cheap enough.
   const std::vector<EjectionEvent> all = detector_->Events();
-  for (size_t k = events_taken_; k < all.size() && events_.size() < kMaxEvents; ++k) {
+  for (size_t k = events_taken_; k < all.size() && events_.size() - breaker_events_ < kMaxEvents;
+       ++k) {
     const EjectionEvent& e = all[k];
     events_.push_back({e.time_ns, e.replica, e.ejected, e.reason});
   }
   events_taken_ = all.size();
 }
 
-int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding) {
+int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding,
+                       uint64_t* permit) {
   const double u1 = rng.Uniform01();
   const double u2 = rng.Uniform01();
   MutexLock lock(&mu_);
@@ -67,8 +151,16 @@ int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding) 
     detector_->AdvanceTo(now_ns);  // returns and success-rate ejections due by now
     SyncLocked();
   }
+  if (!breakers_.empty()) RefreshBreakersLocked(now_ns);
   const int r = balancer_->Pick(now_ns, u1, u2);
-  if (r < 0) return -1;
+  if (r < 0) return blocked_count_ > 0 ? kBreakersOpen : kNoReplica;
+  if (!breakers_.empty()) {
+    // Admits: the blocked set was refreshed at now_ns under the same lock.
+    const BreakerPermit p = breakers_[static_cast<size_t>(r)]->Allow(now_ns);
+    NoteBreakerLocked(r, now_ns);
+    if (!p.admitted) return kBreakersOpen;  // not reached
+    if (permit != nullptr) *permit = p.token;
+  }
   balancer_->OnStart(r);
   ReplicaTotals& t = totals_[static_cast<size_t>(r)];
   ChargeTime(t, now_ns);
@@ -78,7 +170,8 @@ int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding) 
   return r;
 }
 
-void ReplicaPool::End(int replica, int64_t now_ns, int64_t latency_ns, const Outcome& outcome) {
+void ReplicaPool::End(int replica, int64_t now_ns, int64_t latency_ns, const Outcome& outcome,
+                      uint64_t permit) {
   if (replica < 0 || replica >= count_) return;
   const OutcomeClass c = ClassifyOutcome(outcome);
   const bool gave_up = c == OutcomeClass::kCallerGaveUp;
@@ -88,6 +181,13 @@ void ReplicaPool::End(int replica, int64_t now_ns, int64_t latency_ns, const Out
   if (t.outstanding == 0) return;  // no matching Begin
   ChargeTime(t, now_ns);
   --t.outstanding;
+  if (!breakers_.empty()) {
+    // The shared breaker's classification; a cancelled copy or a shutdown is ignored, which
+    // frees a probe slot without a verdict.
+    breakers_[static_cast<size_t>(replica)]->Record(permit, BreakerResultOf(outcome), now_ns,
+                                                    latency_ns);
+    NoteBreakerLocked(replica, now_ns);
+  }
   // Peak EWMA learns from abandoned attempts too: the time waited is a lower bound of the
   // replica's latency (Finagle observes interrupted requests the same way).
   balancer_->OnEnd(replica, now_ns, latency_ns, ok || gave_up);
@@ -116,6 +216,13 @@ std::vector<ReplicaTotals> ReplicaPool::Totals(int64_t end_ns) const {
   MutexLock lock(&mu_);
   std::vector<ReplicaTotals> out = totals_;
   for (ReplicaTotals& t : out) ChargeTime(t, end_ns);
+  for (size_t r = 0; r < breaker_state_.size(); ++r) {
+    out[r].breaker_state = breaker_state_[r];
+    // Only when half-open: Snapshot would move an open breaker on, unseen by NoteBreakerLocked.
+    if (breaker_state_[r] == BreakerState::kHalfOpen) {
+      out[r].breaker_probes = breakers_[r]->Snapshot(end_ns).half_open_in_flight;
+    }
+  }
   if (detector_ != nullptr) {
     for (int r = 0; r < count_; ++r) {
       out[static_cast<size_t>(r)].ejections = detector_->State(r).times_ejected;

@@ -18,10 +18,25 @@
 // attempt the caller gave up on (a cancelled hedge copy, the order's deadline) is not the
 // replica's doing and is not reported to the detector (the balancer still sees it end).
 //
+// Per-replica circuit breakers (ReplicasConfig::breaker): each replica has its own breaker
+// (policy/circuit_breaker.h), fed with that replica's attempt outcomes by the shared breaker's
+// table (BreakerResultOf: dependency faults fail, the caller giving up is ignored). The balancer
+// picks only among replicas whose breaker admits a call (closed, or half-open with a probe slot
+// free), as Finagle's and Envoy's balancers pick among available hosts; the others are blocked
+// in the balancer (LoadBalancer::SetBlocked), panic or not. When no replica admits, Begin
+// returns kBreakersOpen and the engine ends the attempt at once as a breaker_open rejection
+// (RefusalOutcome): no replica is called. Each admitted attempt carries its breaker permit;
+// End records it whatever the ending (an answer, a timeout, a cancelled hedge copy, a shutdown:
+// the last two as ignored), so a probe slot is never held after its attempt ends. Ejection and
+// the breakers are independent: an ejected replica's breaker keeps its state (it hears nothing
+// while ejected), and a replica whose breaker opens is not ejected for it. With a dependency
+// breaker too, OrderFlow asks the shared breaker before the engine asks the pool.
+//
 // Thread-safe: the live engine calls it from every worker. Calls are short and never wait.
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -31,6 +46,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/scenario.h"
+#include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/load_balancer.h"
 #include "rlab/policy/outlier_detector.h"
 
@@ -53,6 +69,12 @@ struct ReplicaTotals {
   // queue-length distribution the supermarket model predicts (Mitzenmacher 2001).
   std::array<int64_t, kReplicaLoadLevels> time_at_ns{};
   int64_t last_change_ns = 0;  // bookkeeping for time_at_ns
+  // Per-replica breakers only: the breaker's state after its last operation, and how many
+  // times it opened.
+  BreakerState breaker_state = BreakerState::kClosed;
+  int64_t breaker_opened = 0;
+  // Half-open probe slots taken (0 after a drained run: no permit outlives its attempt).
+  int64_t breaker_probes = 0;
 };
 
 // An ejection or a return, for the events table.
@@ -61,14 +83,26 @@ struct ReplicaEvent {
   int replica = 0;
   bool ejected = false;
   EjectionReason reason = EjectionReason::kConsecutiveErrors;
+  // A per-replica breaker's transition to `breaker_to` (`ejected` and `reason` unused).
+  bool breaker = false;
+  BreakerState breaker_to = BreakerState::kClosed;
 };
 
 class ReplicaPool {
  public:
   // The uniform draws one Begin consumes, whatever the balancer (common random numbers).
   static constexpr int kDrawsPerPick = 2;
-  // Ejection events kept (the detector keeps as many).
+  // Ejection events kept (the detector keeps as many); as many breaker transitions again.
   static constexpr size_t kMaxEvents = 4096;
+  // Begin's answers when no replica is called: every replica ejected (no panic) ...
+  static constexpr int kNoReplica = -1;
+  // ... or no replica's own breaker admits a call.
+  static constexpr int kBreakersOpen = -2;
+  // The outcome of an attempt Begin refused (kNoReplica or kBreakersOpen): HTTP 503 (Envoy's
+  // "no healthy upstream"), or a breaker_open rejection, local like a shared breaker's.
+  static Outcome RefusalOutcome(int code) {
+    return code == kBreakersOpen ? Outcome::Of(OutcomeKind::kBreakerOpen) : Outcome::Http(503);
+  }
 
   // `config` and `base` must have passed ValidateScenario.
   ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& base);
@@ -81,13 +115,22 @@ class ReplicaPool {
   const FaultModel& faults(int r) const { return *faults_[static_cast<size_t>(r)]; }
 
   // Picks the replica of an attempt starting at `now_ns` and counts the attempt started.
-  // Consumes kDrawsPerPick draws of `rng`. Returns -1 when every replica is ejected and the
-  // panic threshold is 0 (the caller answers the attempt itself: no replica was called).
+  // Consumes kDrawsPerPick draws of `rng`. Returns kNoReplica when every replica is ejected
+  // and the panic threshold is 0, kBreakersOpen when no replica's breaker admits a call (the
+  // caller answers the attempt itself with RefusalOutcome: no replica was called).
   // With `outstanding`, also stores the chosen replica's attempts outstanding, this one
-  // included (the load its fault model sees when it has no capacity limit).
-  int Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding = nullptr);
-  // The attempt sent to `replica` ended at `now_ns`, after `latency_ns`, with `outcome`.
-  void End(int replica, int64_t now_ns, int64_t latency_ns, const Outcome& outcome);
+  // included (the load its fault model sees when it has no capacity limit). With per-replica
+  // breakers, `permit` receives the replica breaker's permit, to hand back to End.
+  int Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding = nullptr,
+            uint64_t* permit = nullptr);
+  // The attempt sent to `replica` ended at `now_ns`, after `latency_ns`, with `outcome`;
+  // `permit` is what Begin stored (every ending must be reported, or a probe slot leaks).
+  void End(int replica, int64_t now_ns, int64_t latency_ns, const Outcome& outcome,
+           uint64_t permit = 0);
+  // Whether the replicas have their own breakers.
+  bool has_breakers() const { return !breakers_.empty(); }
+  // Replica `r`'s breaker state after its last operation (closed without breakers).
+  BreakerState BreakerStateOf(int r) const;
 
   // The figures, the load-time histogram closed at `end_ns` (the run's end).
   std::vector<ReplicaTotals> Totals(int64_t end_ns) const;
@@ -100,6 +143,11 @@ class ReplicaPool {
   void SyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds the time since the replica's last change to its current load level.
   static void ChargeTime(ReplicaTotals& t, int64_t now_ns);
+  // Per-replica breakers: re-reads the state of the breakers not closed (moving an open one
+  // whose period has passed to half-open), so that the balancer's blocked set is current.
+  void RefreshBreakersLocked(int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After an operation on replica r's breaker: records a transition and (un)blocks r.
+  void NoteBreakerLocked(int r, int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int count_;
   std::vector<std::shared_ptr<const FaultModel>> faults_;
@@ -114,6 +162,21 @@ class ReplicaPool {
   int excluded_count_ ABSL_GUARDED_BY(mu_) = 0;
   size_t events_taken_ ABSL_GUARDED_BY(mu_) = 0;  // of the detector's event list
   std::vector<ReplicaEvent> events_ ABSL_GUARDED_BY(mu_);
+  // Per-replica breakers (empty without): used only under mu_, which serialises each
+  // admission with the blocked set it is checked against.
+  std::vector<std::unique_ptr<CircuitBreaker>> breakers_;
+  int half_open_max_calls_ = 1;
+  std::vector<BreakerState> breaker_state_ ABSL_GUARDED_BY(mu_);  // as last seen
+  std::vector<bool> blocked_ ABSL_GUARDED_BY(mu_);  // what the balancer was told
+  int blocked_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // Replicas whose breaker left closed (closed ones drop out at the next refresh).
+  std::vector<int> watched_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> watching_ ABSL_GUARDED_BY(mu_);
+  // When each open breaker's period ends, and the earliest of them: until then a refresh has
+  // nothing to move, and costs nothing.
+  std::vector<int64_t> open_until_ns_ ABSL_GUARDED_BY(mu_);
+  int64_t next_due_ns_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<int64_t>::max();
+  size_t breaker_events_ ABSL_GUARDED_BY(mu_) = 0;  // transitions kept in events_
 };
 
 }  // namespace rlab

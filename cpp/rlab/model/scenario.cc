@@ -189,6 +189,7 @@ absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
     s = ValidateFaultModel(q + ".faults", o.faults);
     if (!s.ok()) return s;
   }
+  if (r.breaker.has_value()) return Prefixed(p + ".breaker.", ValidateBreakerConfig(*r.breaker));
   return absl::OkStatus();
 }
 

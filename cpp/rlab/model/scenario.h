@@ -130,6 +130,8 @@ struct ReplicasConfig {
   double panic_threshold_percent = 50.0;
   std::optional<OutlierConfig> outlier;  // its `replicas` is ignored (count is used)
   std::vector<ReplicaOverride> overrides;
+  // Each replica's own circuit breaker, built from this (model/replica_pool.h); none if absent.
+  std::optional<BreakerConfig> breaker;
 };
 
 // The most replicas a dependency may have (bounds the `replica` label of the metrics).

@@ -157,11 +157,14 @@ int LoadBalancer::Pick(int64_t now_ns, double u1, double u2) {
   if (!all) {
     const std::vector<bool>* mask = outlier_ejected > 0 ? &ejected_ : nullptr;
     candidates_.clear();
+    size_t healthy = 0;  // not ejected, blocked or not
     for (size_t i = 0; i < replicas_.size(); ++i) {
-      if (EligibleLocked(i, mask)) candidates_.push_back(static_cast<int>(i));
+      if (!EligibleLocked(i, mask)) continue;
+      ++healthy;
+      if (!replicas_[i].blocked) candidates_.push_back(static_cast<int>(i));
     }
     const double healthy_percent =
-        100.0 * static_cast<double>(candidates_.size()) / static_cast<double>(replicas_.size());
+        100.0 * static_cast<double>(healthy) / static_cast<double>(replicas_.size());
     if (healthy_percent < config_.panic_threshold_percent) {
       // Panic: too few replicas left to carry the load; spread it over the whole pool.
       ++panic_picks_;
@@ -169,6 +172,15 @@ int LoadBalancer::Pick(int64_t now_ns, double u1, double u2) {
     } else if (candidates_.empty()) {
       return -1;
     }
+  }
+  if (all && blocked_ > 0) {
+    // Blocked replicas stay out, panic or not.
+    candidates_.clear();
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (!replicas_[i].blocked) candidates_.push_back(static_cast<int>(i));
+    }
+    if (candidates_.empty()) return -1;
+    all = false;
   }
   const int chosen = PickLocked(now_ns, u1, u2, all);
   ++replicas_[static_cast<size_t>(chosen)].picks;
@@ -212,6 +224,14 @@ void LoadBalancer::SetEjected(int replica, bool ejected) {
   Replica& r = replicas_[static_cast<size_t>(replica)];
   if (r.manually_ejected != ejected) manually_ejected_ += ejected ? 1 : -1;
   r.manually_ejected = ejected;
+}
+
+void LoadBalancer::SetBlocked(int replica, bool blocked) {
+  if (replica < 0 || replica >= config_.replicas) return;
+  MutexLock lock(&mu_);
+  Replica& r = replicas_[static_cast<size_t>(replica)];
+  if (r.blocked != blocked) blocked_ += blocked ? 1 : -1;
+  r.blocked = blocked;
 }
 
 bool LoadBalancer::InPanic() const {

@@ -28,6 +28,11 @@
 // falls below panic_threshold percent, picks ignore ejections and go over the whole pool. With
 // no replica available (everything ejected and the threshold 0), Pick returns -1.
 //
+// Blocking (SetBlocked) is the hard exclusion of a replica whose own circuit breaker admits no
+// call (model/replica_pool.h): unlike an ejection it holds in panic too, and it does not count
+// against the panic threshold (Finagle's balancers likewise skip a node whose status is not
+// Open without treating it as a failed health check). Every replica blocked: Pick returns -1.
+//
 // Pure: time and uniform draws in [0, 1) come in as arguments. Thread-safe.
 
 #include <cstdint>
@@ -98,6 +103,8 @@ class LoadBalancer {
 
   // Marks a replica ejected or not by hand (in addition to the detector's ejections).
   void SetEjected(int replica, bool ejected);
+  // Marks a replica blocked or not: never picked while blocked, panic or not.
+  void SetBlocked(int replica, bool blocked);
   // Whether picks currently ignore ejections (too few replicas left).
   bool InPanic() const;
   // Peak EWMA's cost of `replica` at `now_ns` (the other kinds: outstanding + 1).
@@ -118,6 +125,7 @@ class LoadBalancer {
     int64_t stamp_ns = 0;  // time of the last latency observation
     bool seen = false;     // a latency has been observed
     bool manually_ejected = false;
+    bool blocked = false;  // SetBlocked
   };
 
   // Whether replica i may be picked, given the detector's mask (nullptr: none ejected).
@@ -134,6 +142,7 @@ class LoadBalancer {
   size_t next_ ABSL_GUARDED_BY(mu_) = 0;  // round robin's cursor
   int64_t panic_picks_ ABSL_GUARDED_BY(mu_) = 0;
   int manually_ejected_ ABSL_GUARDED_BY(mu_) = 0;
+  int blocked_ ABSL_GUARDED_BY(mu_) = 0;  // replicas blocked (SetBlocked)
   // Scratch reused across picks, so that a pick allocates nothing.
   std::vector<int> candidates_ ABSL_GUARDED_BY(mu_);
   std::vector<bool> ejected_ ABSL_GUARDED_BY(mu_);

@@ -570,19 +570,21 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
     if (a.copy_replica.size() < n) {
       a.copy_replica.resize(n);
       a.copy_sent_ns.resize(n);
+      a.copy_replica_permit.resize(n);
     }
-    replica = pool->Begin(now_ns, replica_rngs_[dep]);
+    replica = pool->Begin(now_ns, replica_rngs_[dep], nullptr, &a.copy_replica_permit[copy]);
     a.copy_replica[copy] = replica;
     a.copy_sent_ns[copy] = now_ns;
     if (replica < 0) {
       // Every replica ejected and no panic: no replica is called, the call fails at once with
-      // 503 (Envoy's "no healthy upstream").
+      // 503 (Envoy's "no healthy upstream"); or no replica's own breaker admits: breaker_open.
       if (!per_copy) {
         a.retry_after_ns = -1;
       } else {
         a.copy_retry_after_ns[copy] = -1;
       }
-      Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false, copy));
+      Schedule(now_ns, kAttemptEnd, slot, a.gen,
+               Pack(ReplicaPool::RefusalOutcome(replica), false, copy));
       return;
     }
     ++replica_servers_[dep][replica].in_flight;
@@ -782,7 +784,7 @@ void SimEngine::EndAtReplica(uint32_t slot, int dep, int copy, const Outcome& ou
   const int replica = a.copy_replica[copy];
   if (replica < 0) return;  // no replica was called
   --replica_servers_[dep][static_cast<size_t>(replica)].in_flight;
-  pool->End(replica, now_ns, now_ns - a.copy_sent_ns[copy], outcome);
+  pool->End(replica, now_ns, now_ns - a.copy_sent_ns[copy], outcome, a.copy_replica_permit[copy]);
 }
 
 void SimEngine::Finish(uint32_t slot, int64_t now_ns) {

@@ -83,6 +83,7 @@ class SimEngine {
     // available) and when it was sent.
     std::vector<int32_t> copy_replica;
     std::vector<int64_t> copy_sent_ns;
+    std::vector<uint64_t> copy_replica_permit;  // the replica breaker's permit, per copy
     bool holds_worker = false;
     bool live = false;
     OrderOrigin origin;  // criticality and tenant (intake.shedding)

@@ -33,8 +33,25 @@ attempt the caller gave up on is not reported). With every replica ejected and a
 threshold of 0, an attempt fails at once with HTTP 503 (Envoy's "no healthy upstream").
 
 The dependency's breaker, retry, budget, bulkhead, throttle and hedging stay shared by the
-whole pool (a client-side breaker in front of a balancer); outlier ejection is the per-replica
-circuit breaker (Envoy's view). Per-replica breakers in the order flow are not modelled yet.
+whole pool (a client-side breaker in front of a balancer). Per replica there are two guards,
+independent of each other:
+
+* outlier ejection (Envoy's view of a per-replica breaker): ejected replicas leave the
+  balancer's choice, unless too few are left (``panic_threshold``);
+* ``breaker``: each replica gets its own :class:`~reliability_lab.breaker.Breaker` built from
+  this config, fed with that replica's attempt outcomes (the shared breaker's classification:
+  5xx, 408, 429, timeouts and resets fail; 4xx succeed; a cancelled hedge copy, the order's
+  deadline or a shutdown are ignored and free a half-open probe slot). The balancer picks only
+  among replicas whose breaker admits a call (closed, or half-open with a probe slot free), as
+  Finagle's and Envoy's balancers pick among available hosts; panic never brings back a
+  replica whose breaker refuses. When no replica's breaker admits, the attempt is rejected
+  locally as ``breaker_open``, exactly as the shared breaker's rejection is (no call, counted
+  in ``rejected_breaker``; what follows is the retry policy's business).
+
+With both a dependency ``breaker`` and per-replica breakers, the shared one is asked first (in
+the order flow); a replica breaker is asked only for an attempt the shared one admitted. An
+ejected replica's breaker keeps its state (it hears nothing while ejected), and a replica is
+never ejected because its breaker opened.
 """
 
 from __future__ import annotations
@@ -42,6 +59,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from reliability_lab.breaker import Breaker
 from reliability_lab.scenario._validate import (
     _MAX_DURATION,
     _at,
@@ -176,6 +194,8 @@ class Replicas:
         outlier: an :class:`OutlierDetection`, or None (no ejection).
         overrides: the replicas whose fault model differs (:class:`ReplicaOverride`); the others
             run the dependency's ``faults``.
+        breaker: a :class:`~reliability_lab.breaker.Breaker` each replica gets its own copy of
+            (see the module docstring), or None (no per-replica breakers).
     """
 
     count: int = 2
@@ -184,6 +204,7 @@ class Replicas:
     panic_threshold: float = 50.0
     outlier: OutlierDetection | None = None
     overrides: tuple[ReplicaOverride, ...] = ()
+    breaker: Breaker | None = None
 
     def __post_init__(self) -> None:
         _set(self, "count", _int("count", self.count, 1, _MAX_REPLICAS))
@@ -209,6 +230,8 @@ class Replicas:
                     raise ValueError(f"index must be unique, got {o.index} twice")
             seen.add(o.index)
         _set(self, "overrides", overrides)
+        if self.breaker is not None:
+            _instance("breaker", self.breaker, (Breaker,), "a Breaker or None")
 
 
 __all__ = ["BalancerKind", "OutlierDetection", "ReplicaOverride", "Replicas"]
