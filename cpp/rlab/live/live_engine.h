@@ -145,6 +145,8 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
 class LiveEngine {
  private:
   struct Chunk;
+  // Tests reach private members through it (to break an invariant on purpose).
+  friend class LiveEngineTestPeer;
 
  public:
   // Orders' slots are allocated (and released) this many at a time.
