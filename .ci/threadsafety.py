@@ -6,7 +6,8 @@ Usage: python .ci/threadsafety.py BUILD_DIR [JOBS]
 BUILD_DIR is a CMake build directory configured with clang++ as the compiler (only configured:
 nothing is built). Every translation unit of cpp/ (the library and the bindings) and tests/cpp is
 parsed with its own flags plus -fsyntax-only -Wthread-safety -Werror=thread-safety. Exits 1 with
-clang's messages when any unit has a thread-safety warning (or fails to parse).
+clang's messages when any unit has a thread-safety warning (or fails to parse), or when a
+deliberately wrong probe (an unlocked wait) is not rejected.
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 EXTRA = ["-fsyntax-only", "-Wthread-safety", "-Werror=thread-safety"]
+
+# Must be rejected: a check that cannot fail proves nothing (say, annotations compiled out).
+PROBE = """
+#include "rlab/core/mutex.h"
+struct Probe {
+  rlab::Mutex mu;
+  rlab::CondVar cv;
+  bool ready ABSL_GUARDED_BY(mu) = false;
+  void Unlocked() { while (!ready) cv.Wait(&mu); }
+};
+"""
 
 
 def command_for(entry: dict[str, str]) -> list[str]:
@@ -46,6 +58,20 @@ def main() -> int:
     units = [e for e in entries if any(e["file"].startswith(r) for r in roots)]
     if not units:
         print(f"threadsafety: no translation unit under {roots} in {build}", file=sys.stderr)
+        return 1
+
+    probe_entry = next(e for e in units if e["file"].startswith(roots[0]))
+    probe_cmd = [a for a in command_for(probe_entry) if a not in ("-c", probe_entry["file"])]
+    p = subprocess.run(
+        [*probe_cmd, "-x", "c++", "-"],
+        input=PROBE,
+        cwd=probe_entry["directory"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if p.returncode == 0 or "requires holding mutex" not in p.stderr:
+        print(f"threadsafety: the analysis missed the probe's unlocked wait\n{p.stderr}")
         return 1
 
     def check(e: dict[str, str]) -> tuple[str, int, str]:
