@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "rlab/core/invariant.h"
+
 namespace rlab {
 namespace {
 
@@ -34,6 +36,16 @@ void TimeWindowCounter::AdvanceTo(int64_t now_ns) {
     }
   }
   current_epoch_ = epoch;
+  // The totals are the sum of the live buckets. Recounted only when the window moves (already
+  // O(buckets) here), so the check keeps the cost of the window's own bookkeeping.
+  if constexpr (kInvariantsOn) {
+    Counts sum{};
+    for (const Counts& b : buckets_) {
+      for (int c = 0; c < kCounters; ++c) sum[c] += b[c];
+    }
+    RLAB_INVARIANT(sum == totals_, "time window totals (%d, %d, %d) != bucket sums (%d, %d, %d)",
+                   totals_[0], totals_[1], totals_[2], sum[0], sum[1], sum[2]);
+  }
 }
 
 void TimeWindowCounter::Add(int64_t now_ns, int index, int64_t delta) {
@@ -84,6 +96,20 @@ void CountWindow::Add(bool failure, bool slow) {
   failures_ += failure ? 1 : 0;
   slow_ += slow ? 1 : 0;
   next_ = (next_ + 1) % size;
+  RLAB_INVARIANT(
+      0 <= failures_ && failures_ <= calls_ && 0 <= slow_ && slow_ <= calls_ && calls_ <= size,
+      "count window: %d calls (size %d), %d failures, %d slow", calls_, size, failures_, slow_);
+  // Once per turn of the ring (amortized O(1)): the counts are the ring's.
+  if (kInvariantsOn && next_ == 0) {
+    int failures = 0, slow_calls = 0;
+    for (uint8_t r : ring_) {
+      failures += r & 1;
+      slow_calls += (r >> 1) & 1;
+    }
+    RLAB_INVARIANT(failures == failures_ && slow_calls == slow_,
+                   "count window: %d failures and %d slow counted, the ring holds %d and %d",
+                   failures_, slow_, failures, slow_calls);
+  }
 }
 
 void CountWindow::Reset() {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
-#include <mutex>
 
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
@@ -59,20 +58,16 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
 
   Waiter self;
   queue_.push_back(&self);
-  // The condition variable needs a std::unique_lock; adopt the mutex MutexLock already holds and
-  // release it (without unlocking) on every way out, so MutexLock stays the owner.
-  std::unique_lock<std::mutex> native(mu_.native(), std::adopt_lock);
   std::exception_ptr abort_error;
   AcquireResult result = AcquireResult::kAdmitted;
   while (!self.granted && !self.closed) {
     if (!has_deadline && !should_abort) {
-      self.cv.wait(native);
+      self.cv.Wait(&mu_);
       continue;
     }
     SteadyTime wake = has_deadline ? deadline : SteadyTime::max();
     if (should_abort) wake = std::min(wake, std::chrono::steady_clock::now() + poll);
-    if (self.cv.wait_until(native, wake) == std::cv_status::no_timeout || self.granted ||
-        self.closed) {
+    if (!self.cv.WaitUntil(&mu_, wake) || self.granted || self.closed) {
       continue;
     }
     if (has_deadline && std::chrono::steady_clock::now() >= deadline) {
@@ -81,7 +76,7 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
     }
     if (should_abort) {
       // Never call out with the lock held: the callback may block (e.g. on Python's GIL).
-      native.unlock();
+      mu_.Unlock();
       bool abort = false;
       try {
         abort = should_abort();
@@ -89,7 +84,7 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
         abort = true;
         abort_error = std::current_exception();
       }
-      native.lock();
+      mu_.Lock();
       if (abort && !self.granted && !self.closed) {
         result = AcquireResult::kAborted;
         break;
@@ -98,7 +93,6 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
         // A slot was handed over while the callback threw: give it straight back (to the next
         // waiter, if any) so that it is not leaked, then let the error out.
         ReleaseLocked().IgnoreError();
-        native.release();
         std::rethrow_exception(abort_error);
       }
     }
@@ -109,7 +103,6 @@ AcquireResult BlockingBulkhead::Acquire(int64_t max_wait_ns,
     RemoveLocked(&self);
     state_.CancelWait(result == AcquireResult::kRejectedTimeout);
   }
-  native.release();
   if (abort_error) std::rethrow_exception(abort_error);
   return result;
 }
@@ -126,7 +119,7 @@ void BlockingBulkhead::Close() {
     state_.CancelWait(/*timed_out=*/false);
     waiter->closed = true;
     // Under the lock, as in ReleaseLocked: the waiter cannot return before this call ends.
-    waiter->cv.notify_one();
+    waiter->cv.Signal();
   }
   queue_.clear();
 }
@@ -155,7 +148,7 @@ absl::Status BlockingBulkhead::ReleaseLocked() {
   next->granted = true;
   // Notify before unlocking: after the unlock the waiter may wake spuriously, see `granted`,
   // return and destroy its condition variable.
-  next->cv.notify_one();
+  next->cv.Signal();
   return absl::OkStatus();
 }
 

@@ -5,7 +5,6 @@
 // Waiters queue in FIFO order and a released slot is handed straight to the oldest one, so
 // nobody is starved by newcomers and no slot is ever briefly free while someone waits.
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -77,7 +76,7 @@ class BlockingBulkhead {
   // One blocked caller. It lives on the caller's stack; Release sets `granted` and notifies it
   // under the lock, so the caller cannot have returned (and destroyed it) in between.
   struct Waiter {
-    std::condition_variable cv;
+    CondVar cv;
     bool granted = false;
     bool closed = false;  // Close() took it out of the queue and gave up its place
   };

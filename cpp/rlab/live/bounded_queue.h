@@ -9,12 +9,10 @@
 // drops; without one (or with FIFO) the queue is a plain FIFO.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <thread>
@@ -78,7 +76,7 @@ class BoundedQueue {
       // Waking a consumer costs a system call: skip it when nobody sleeps.
       if (sleepers_ == 0) return PushResult::kOk;
     }
-    not_empty_.notify_one();
+    not_empty_.Signal();
     return PushResult::kOk;
   }
 
@@ -93,15 +91,14 @@ class BoundedQueue {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::nanoseconds(timeout_ns < 0 ? 0 : timeout_ns);
     MutexLock lock(&mu_);
-    std::unique_lock<std::mutex> native(mu_.native(), std::adopt_lock);
     PopResult result = PopResult::kOk;
     // Under a steady stream of pushes the next item usually comes within a microsecond or two:
     // yielding the processor a few times first (to the producer, on a small machine) keeps this
     // consumer awake, which spares each push the system call that wakes a sleeper.
     for (int i = 0; i < kYieldsBeforeSleep && items_.empty() && !closed_; ++i) {
-      native.unlock();
+      mu_.Unlock();
       std::this_thread::yield();
-      native.lock();
+      mu_.Lock();
     }
     while (items_.empty()) {
       if (closed_) {
@@ -111,9 +108,9 @@ class BoundedQueue {
       ++sleepers_;
       bool timed_out = false;
       if (timeout_ns < 0) {
-        not_empty_.wait(native);
+        not_empty_.Wait(&mu_);
       } else {
-        timed_out = not_empty_.wait_until(native, deadline) == std::cv_status::timeout;
+        timed_out = not_empty_.WaitUntil(&mu_, deadline);
       }
       --sleepers_;
       if (timed_out && items_.empty() && !closed_) {
@@ -129,7 +126,6 @@ class BoundedQueue {
         result = PopResult::kDropped;
       }
     }
-    native.release();  // MutexLock unlocks
     return result;
   }
 
@@ -150,7 +146,7 @@ class BoundedQueue {
       MutexLock lock(&mu_);
       closed_ = true;
     }
-    not_empty_.notify_all();
+    not_empty_.SignalAll();
   }
 
   // Removes and returns every queued item, oldest first (a shutdown cancels them).
@@ -220,7 +216,7 @@ class BoundedQueue {
 
   const size_t capacity_;
   mutable Mutex mu_;
-  std::condition_variable not_empty_;
+  CondVar not_empty_;
   std::deque<T> items_ ABSL_GUARDED_BY(mu_);
   int sleepers_ ABSL_GUARDED_BY(mu_) = 0;  // consumers blocked in Pop
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

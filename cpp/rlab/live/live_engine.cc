@@ -13,9 +13,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "rlab/core/invariant.h"
 #include "rlab/core/validate.h"
 #include "rlab/model/arrivals.h"
 #include "rlab/model/faults.h"
+#include "rlab/model/order_conservation.h"
 
 namespace rlab {
 namespace {
@@ -730,6 +732,9 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   }
   // Before the push: once queued, a worker may record "processing" at any moment.
   if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
+  RLAB_INVARIANT(
+      o.status.load(std::memory_order_relaxed) == static_cast<uint8_t>(OrderStatus::kPending),
+      "order %d: queued from status %d, not pending", id, o.status.load());
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
   arrived_->Add();
   // intake.rate_limit, then intake.limit (refusals count per class with the queue's own), then
@@ -891,7 +896,7 @@ void LiveEngine::WorkerLoop(Worker& w) {
     MutexLock lock(&exit_mu_);
     --workers_running_;
   }
-  exit_cv_.notify_all();
+  exit_cv_.SignalAll();
 }
 
 void LiveEngine::Process(Worker& w, const Job& job) {
@@ -915,6 +920,9 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   if (options_.order_events) {
     RecordEvent(id, OrderStatus::kProcessing, FailReason::kNone, start, 0, 0);
   }
+  RLAB_INVARIANT(
+      o.status.load(std::memory_order_relaxed) == static_cast<uint8_t>(OrderStatus::kQueued),
+      "order %d: processing from status %d, not queued", id, o.status.load());
   o.status.store(static_cast<uint8_t>(OrderStatus::kProcessing), std::memory_order_release);
   w.queue_wait.Add(start - o.record.arrival_ns);
   busy_.fetch_add(1, std::memory_order_relaxed);
@@ -1305,7 +1313,7 @@ void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) 
     const AttemptDraw d = model.Draw(start_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
     s.ends.push(start_ns + d.service_ns);
   }
-  if (freed) s.cv.notify_all();
+  if (freed) s.cv.SignalAll();
 }
 
 void LiveEngine::AssignLocked(Server& s, const FaultModel& model, int64_t now_ns) {
@@ -1340,7 +1348,7 @@ void LiveEngine::AssignLocked(Server& s, const FaultModel& model, int64_t now_ns
     }
     s.granted.push_back(e.ticket);
   }
-  if (changed) s.cv.notify_all();
+  if (changed) s.cv.SignalAll();
 }
 
 LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel& model,
@@ -1357,7 +1365,6 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
   AttemptDraw draw;
   {
     MutexLock lock(&s.mu);
-    std::unique_lock<std::mutex> native(s.mu.native(), std::adopt_lock);
     if (s.discipline) {
       AssignLocked(s, model, now);
     } else {
@@ -1368,7 +1375,6 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
     if (!serve) {
       if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
         ++s.rejected;
-        native.release();
         end.outcome = Outcome::Http(503);
         return end;
       }
@@ -1376,7 +1382,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
       s.line.push_back({ticket, false, now});
       s.max_load =
           std::max<int64_t>(s.max_load, static_cast<int64_t>(s.ends.size() + s.line.size()));
-      auto mine = [&s, ticket] {
+      auto mine = [&s, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
         return std::find_if(s.line.begin(), s.line.end(),
                             [ticket](const LineEntry& e) { return e.ticket == ticket; });
       };
@@ -1393,7 +1399,6 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
           AssignLocked(s, model, now);
           if (take(s.granted, ticket)) break;
           if (take(s.dropped, ticket)) {
-            native.release();
             end.outcome = Outcome::Http(503);
             return end;
           }
@@ -1414,8 +1419,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
           } else {
             it->abandoned = true;
           }
-          s.cv.notify_all();
-          native.release();
+          s.cv.SignalAll();
           end.interrupted = interrupted;
           end.outcome = timeout;
           return end;
@@ -1423,9 +1427,9 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
         int64_t wake = a.until_ns;
         if (!s.ends.empty()) wake = std::min(wake, s.ends.top());
         if (wake == kNoDeadline) {
-          s.cv.wait(native);
+          s.cv.Wait(&s.mu);
         } else {
-          s.cv.wait_until(native, ToSteady(wake));
+          s.cv.WaitUntil(&s.mu, ToSteady(wake));
         }
       }
     }
@@ -1433,8 +1437,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
     s.max_load = std::max<int64_t>(s.max_load, load);
     draw = model.Draw(now, load, w.fault_rngs[dep]);
     s.ends.push(now + draw.service_ns);
-    s.cv.notify_all();
-    native.release();
+    s.cv.SignalAll();
   }
   if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
     end.interrupted = SleepUntil(now + draw.service_ns) == WaitEnd::kInterrupted;
@@ -1451,13 +1454,13 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
 LiveEngine::WaitEnd LiveEngine::SleepUntil(int64_t t_ns) const {
   if (cancel_.load(std::memory_order_acquire)) return WaitEnd::kInterrupted;
   if (t_ns <= NowNs()) return WaitEnd::kDone;
-  std::unique_lock<std::mutex> lock(sleep_mu_.native());
+  MutexLock lock(&sleep_mu_);
   const bool forever = t_ns == kNoDeadline;
   const SteadyTime deadline = forever ? SteadyTime::max() : ToSteady(t_ns);
   while (!cancel_.load(std::memory_order_acquire)) {
     if (forever) {
-      sleep_cv_.wait(lock);
-    } else if (sleep_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      sleep_cv_.Wait(&sleep_mu_);
+    } else if (sleep_cv_.WaitUntil(&sleep_mu_, deadline)) {
       return cancel_.load(std::memory_order_acquire) ? WaitEnd::kInterrupted : WaitEnd::kDone;
     }
   }
@@ -1476,7 +1479,6 @@ LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
       return WaitEnd::kDone;
     }
     b.waiters.push_back(&self);
-    std::unique_lock<std::mutex> native(b.mu.native(), std::adopt_lock);
     while (!self.granted) {
       if (cancel_.load(std::memory_order_acquire)) {
         end = WaitEnd::kInterrupted;
@@ -1487,9 +1489,9 @@ LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
         break;
       }
       if (until_ns == kNoDeadline) {
-        self.cv.wait(native);
+        self.cv.Wait(&b.mu);
       } else {
-        self.cv.wait_until(native, ToSteady(until_ns));
+        self.cv.WaitUntil(&b.mu, ToSteady(until_ns));
       }
     }
     if (!self.granted) {
@@ -1498,14 +1500,13 @@ LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
       } else {
         // Our place was already consumed by a release whose hand-off is on its way here: wait
         // for it (it is imminent) rather than leak the slot.
-        while (!self.granted) self.cv.wait(native);
+        while (!self.granted) self.cv.Wait(&b.mu);
       }
     }
     if (self.granted) {
       give_back = end == WaitEnd::kInterrupted;
       if (!give_back) end = WaitEnd::kDone;
     }
-    native.release();
   }
   if (give_back && deps_[dep].bulkhead->Release() == BulkheadRelease::kHandedOff) {
     DeliverHandoffs(1u << dep);
@@ -1525,7 +1526,7 @@ void LiveEngine::DeliverHandoffs(uint32_t mask) {
     b.waiters.pop_front();
     w->granted = true;
     // Under the lock: the waiter cannot return (destroying its cv) before it sees `granted`.
-    w->cv.notify_one();
+    w->cv.Signal();
   }
 }
 
@@ -1633,6 +1634,9 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   const auto before = static_cast<OrderStatus>(
       o.status.exchange(static_cast<uint8_t>(status), std::memory_order_seq_cst));
   if (IsTerminal(before)) finished_twice_.fetch_add(1, std::memory_order_relaxed);  // a bug
+  RLAB_INVARIANT(before == OrderStatus::kQueued || before == OrderStatus::kProcessing,
+                 "order %d: %s from status %s (statuses only move forward, once terminal)", id,
+                 OrderStatusName(status), OrderStatusName(before));
   if (admitted) in_system_.fetch_sub(1, std::memory_order_seq_cst);
   // The last touch of the slot: from here ReleaseChunks may free the chunk.
   c.unfinished.fetch_sub(1, std::memory_order_acq_rel);
@@ -1645,7 +1649,7 @@ void LiveEngine::NotifyDone() {
   // side sees the other.
   if (done_waiters_.load(std::memory_order_seq_cst) == 0) return;
   { MutexLock lock(&done_mu_); }
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 absl::StatusOr<LiveEngine::OrderRef> LiveEngine::Find(int64_t id) const {
@@ -1714,17 +1718,18 @@ bool LiveEngine::WaitUntil(const OrderSlot* slot, SteadyTime deadline, bool fore
            load_active_.load(std::memory_order_seq_cst) == 0;
   };
   done_waiters_.fetch_add(1, std::memory_order_seq_cst);
-  std::unique_lock<std::mutex> lock(done_mu_.native());
   bool ok = true;
-  while (!done()) {
-    if (forever) {
-      done_cv_.wait(lock);
-    } else if (done_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      ok = done();
-      break;
+  {
+    MutexLock lock(&done_mu_);
+    while (!done()) {
+      if (forever) {
+        done_cv_.Wait(&done_mu_);
+      } else if (done_cv_.WaitUntil(&done_mu_, deadline)) {
+        ok = done();
+        break;
+      }
     }
   }
-  lock.unlock();
   done_waiters_.fetch_sub(1, std::memory_order_seq_cst);
   return ok;
 }
@@ -1787,7 +1792,7 @@ absl::Status LiveEngine::SetArrivalRate(double rate_per_s) {
     MutexLock lock(&load_mu_);
     arrival_rate_version_.fetch_add(1, std::memory_order_acq_rel);
   }
-  load_cv_.notify_all();
+  load_cv_.SignalAll();
   return absl::OkStatus();
 }
 
@@ -1796,10 +1801,10 @@ LiveEngine::LoadWake LiveEngine::LoadSleepOrRateChange(int64_t t_ns, uint64_t se
   if (load_stop_.load(std::memory_order_acquire)) return LoadWake::kStopped;
   if (changed()) return LoadWake::kRateChanged;
   if (t_ns <= NowNs()) return LoadWake::kDue;
-  std::unique_lock<std::mutex> lock(load_mu_.native());
+  MutexLock lock(&load_mu_);
   const SteadyTime deadline = ToSteady(t_ns);
   while (!load_stop_.load(std::memory_order_acquire) && !changed()) {
-    if (load_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+    if (load_cv_.WaitUntil(&load_mu_, deadline)) break;
   }
   if (load_stop_.load(std::memory_order_acquire)) return LoadWake::kStopped;
   return changed() ? LoadWake::kRateChanged : LoadWake::kDue;
@@ -1812,9 +1817,9 @@ void LiveEngine::StopLoad() {
     MutexLock lock(&load_mu_);
     threads.swap(load_threads_);
   }
-  load_cv_.notify_all();
+  load_cv_.SignalAll();
   { MutexLock lock(&done_mu_); }
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
   for (std::thread& t : threads) t.join();
 }
 
@@ -1823,10 +1828,10 @@ bool LiveEngine::LoadRunning() const { return load_active_.load(std::memory_orde
 bool LiveEngine::LoadSleepUntil(int64_t t_ns) const {
   if (load_stop_.load(std::memory_order_acquire)) return false;
   if (t_ns <= NowNs()) return true;
-  std::unique_lock<std::mutex> lock(load_mu_.native());
+  MutexLock lock(&load_mu_);
   const SteadyTime deadline = ToSteady(t_ns);
   while (!load_stop_.load(std::memory_order_acquire)) {
-    if (load_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+    if (load_cv_.WaitUntil(&load_mu_, deadline)) break;
   }
   return !load_stop_.load(std::memory_order_acquire);
 }
@@ -1834,7 +1839,7 @@ bool LiveEngine::LoadSleepUntil(int64_t t_ns) const {
 void LiveEngine::LoadThreadDone() {
   load_active_.fetch_sub(1, std::memory_order_seq_cst);
   { MutexLock lock(&done_mu_); }
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 void LiveEngine::OpenLoop(int64_t t0, int64_t end) {
@@ -1891,14 +1896,14 @@ void LiveEngine::SamplerLoop() {
   int64_t next = options_.sample_every_ns;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(sample_mu_.native());
+      MutexLock lock(&sample_mu_);
       const SteadyTime deadline = ToSteady(next);
       bool stop = false;
       while (true) {
         // Shutdown sets it holding sample_mu_ before notifying, so no wake-up is lost.
         stop = sample_stop_.load(std::memory_order_acquire);
         if (stop) break;
-        if (sample_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+        if (sample_cv_.WaitUntil(&sample_mu_, deadline)) break;
       }
       if (stop) return;
     }
@@ -1963,6 +1968,14 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
   for (int r = 1; r < kNumFailReasons; ++r) rs[r] = by_reason_[r]->value();
   const int64_t arrived = arrived_->value();
   const int64_t degraded = degraded_->value();
+  // Conservation while workers run: the counters move independently, so only what holds at any
+  // instant is checked here (totals only grow; in flight never below zero). Exact at shutdown.
+  RLAB_INVARIANT(
+      arrived >= last_.arrived && TerminalOrders(st) >= TerminalOrders(last_.by_status) &&
+          in_system_.load() >= 0,
+      "live engine at t = %d ns: arrived %d (was %d), terminal %d (was %d), %d in flight", now_ns,
+      arrived, last_.arrived, TerminalOrders(st), TerminalOrders(last_.by_status),
+      in_system_.load());
   auto delta = [&](OrderStatus s) {
     const size_t i = static_cast<size_t>(s);
     return static_cast<double>(st[i] - last_.by_status[i]);
@@ -2141,12 +2154,12 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   queue_.Close();
   {
     // The grace period: workers finish what they hold and what is queued, then exit.
-    std::unique_lock<std::mutex> exit_lock(exit_mu_.native());
+    MutexLock exit_lock(&exit_mu_);
     const SteadyTime deadline = began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
     while (workers_running_.load() > 0) {
       if (timeout_ns < 0) {
-        exit_cv_.wait(exit_lock);
-      } else if (exit_cv_.wait_until(exit_lock, deadline) == std::cv_status::timeout) {
+        exit_cv_.Wait(&exit_mu_);
+      } else if (exit_cv_.WaitUntil(&exit_mu_, deadline)) {
         break;
       }
     }
@@ -2156,17 +2169,17 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   if (report.timed_out) {
     // Out of time: interrupt every wait, then cancel what is still queued.
     {
-      std::lock_guard<std::mutex> sleep_lock(sleep_mu_.native());
+      MutexLock sleep_lock(&sleep_mu_);
       cancel_.store(true, std::memory_order_seq_cst);
     }
-    sleep_cv_.notify_all();
+    sleep_cv_.SignalAll();
     for (auto& s : servers_) {
       { MutexLock l(&s->mu); }
-      s->cv.notify_all();
+      s->cv.SignalAll();
     }
     for (auto& b : bulkhead_lines_) {
       MutexLock l(&b->mu);
-      for (BulkheadWaiter* w : b->waiters) w->cv.notify_one();
+      for (BulkheadWaiter* w : b->waiters) w->cv.Signal();
     }
     for (const Job& job : queue_.Drain()) {
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
@@ -2178,10 +2191,10 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   }
   if (sampler_.joinable()) {
     {
-      std::lock_guard<std::mutex> sample_lock(sample_mu_.native());
+      MutexLock sample_lock(&sample_mu_);
       sample_stop_.store(true, std::memory_order_release);
     }
-    sample_cv_.notify_all();
+    sample_cv_.SignalAll();
     sampler_.join();
   }
   const int64_t end = NowNs();
@@ -2203,6 +2216,7 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
       std::fprintf(stderr, "reliability_lab live engine: INTERNAL ERROR: %s\n",
                    report.internal_error.c_str());
     }
+    RLAB_INVARIANT(conserved.ok(), "live engine at shutdown: %s", conserved.message());
   }
   report.cancelled =
       by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;

@@ -11,7 +11,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -151,6 +150,8 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
 class LiveEngine {
  private:
   struct Chunk;
+  // Tests reach private members through it (to break an invariant on purpose).
+  friend class LiveEngineTestPeer;
 
  public:
   // Orders' slots are allocated (and released) this many at a time.
@@ -363,7 +364,7 @@ class LiveEngine {
 
   // A thread waiting for a dependency's bulkhead slot, on its own stack.
   struct BulkheadWaiter {
-    std::condition_variable cv;
+    CondVar cv;
     bool granted = false;
   };
   // One dependency's bulkhead waiters, oldest first. A hand-off can race ahead of the waiter it
@@ -386,7 +387,7 @@ class LiveEngine {
   // and the line of calls waiting.
   struct Server {
     Mutex mu;
-    std::condition_variable cv;
+    CondVar cv;
     std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> ends ABSL_GUARDED_BY(mu);
     std::deque<LineEntry> line ABSL_GUARDED_BY(mu);
     uint64_t next_ticket ABSL_GUARDED_BY(mu) = 0;
@@ -544,16 +545,16 @@ class LiveEngine {
 
   // Interruptible sleeps (attempt latency, backoff) wait here; Shutdown's cancel wakes them.
   mutable Mutex sleep_mu_;
-  mutable std::condition_variable sleep_cv_;
+  mutable CondVar sleep_cv_;
 
   // Waiters for order completion (Wait, WaitIdle, closed-loop clients).
   mutable Mutex done_mu_;
-  mutable std::condition_variable done_cv_;
+  mutable CondVar done_cv_;
   mutable std::atomic<int> done_waiters_{0};
 
   // Load generators.
   mutable Mutex load_mu_;
-  mutable std::condition_variable load_cv_;
+  mutable CondVar load_cv_;
   std::atomic<bool> load_stop_{false};
   std::vector<std::thread> load_threads_ ABSL_GUARDED_BY(load_mu_);
   std::atomic<int> load_active_{0};
@@ -564,7 +565,7 @@ class LiveEngine {
 
   // Workers still running, for Shutdown's grace period.
   Mutex exit_mu_;
-  std::condition_variable exit_cv_;
+  CondVar exit_cv_;
   std::atomic<int> workers_running_{0};
 
   // Accounting for orders finished outside a worker (queue rejections, shutdown cancellations).
@@ -611,7 +612,7 @@ class LiveEngine {
 
   // Time series.
   Mutex sample_mu_;
-  std::condition_variable sample_cv_;
+  CondVar sample_cv_;
   std::atomic<bool> sample_stop_{false};
   std::thread sampler_;
   // The rows below are written by the sampler thread only, then by Shutdown after joining it.

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "rlab/core/clock.h"
+#include "rlab/core/invariant.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -114,6 +115,7 @@ absl::Status CircuitBreaker::Reconfigure(const BreakerConfig& config, int64_t no
       MaybeHalfOpenLocked(now_ns);
     }
     queued = pending_.size() != before;
+    CheckInvariantsLocked();
   }
   if (queued) DispatchPending();
   return absl::OkStatus();
@@ -169,6 +171,7 @@ BreakerPermit CircuitBreaker::Allow(int64_t now_ns) {
       ++counters_.rejected_half_open_full;
       permit.rejection = OutcomeKind::kBreakerHalfOpenFull;
     }
+    CheckInvariantsLocked();
   }
   if (queued) DispatchPending();
   return permit;
@@ -203,7 +206,8 @@ void CircuitBreaker::Record(uint64_t token, CallResult result, int64_t now_ns,
     if (state_ == BreakerState::kClosed) {
       RecordClosedLocked(result, slow, now_ns);
     } else if (state_ == BreakerState::kHalfOpen && TokenIsProbe(token)) {
-      --half_open_in_flight_;
+      // A token recorded twice (a caller's mistake) must not free a probe slot it never held.
+      if (half_open_in_flight_ > 0) --half_open_in_flight_;
       if (result == CallResult::kFailure) {
         TransitionLocked(BreakerState::kOpen, now_ns);
       } else if (result == CallResult::kSuccess &&
@@ -212,6 +216,7 @@ void CircuitBreaker::Record(uint64_t token, CallResult result, int64_t now_ns,
       }
     }
     queued = pending_.size() != before;
+    CheckInvariantsLocked();
   }
   if (queued) DispatchPending();
 }
@@ -278,6 +283,44 @@ void CircuitBreaker::TransitionLocked(BreakerState to, int64_t now_ns) {
   pending_.push_back({from, to, now_ns, generation_});
 }
 
+void CircuitBreaker::CheckInvariantsLocked() const {
+  if constexpr (!kInvariantsOn) return;
+  const bool half_open = state_ == BreakerState::kHalfOpen;
+  RLAB_INVARIANT(half_open_in_flight_ >= 0 && half_open_in_flight_ <= config_.half_open_max_calls,
+                 "breaker: %d half-open probes in flight, %d permitted", half_open_in_flight_,
+                 config_.half_open_max_calls);
+  // Reaching success_threshold closes the breaker at once.
+  RLAB_INVARIANT(half_open_successes_ >= 0 && half_open_successes_ < config_.success_threshold,
+                 "breaker: %d half-open successes, threshold %d", half_open_successes_,
+                 config_.success_threshold);
+  RLAB_INVARIANT(half_open || (half_open_in_flight_ == 0 && half_open_successes_ == 0),
+                 "breaker %s: %d probes in flight and %d probe successes outside half-open",
+                 BreakerStateName(state_), half_open_in_flight_, half_open_successes_);
+  // Reaching consecutive_failures opens it at once; only a closed breaker counts them.
+  RLAB_INVARIANT(consecutive_failures_ >= 0 &&
+                     (config_.consecutive_failures == 0 ||
+                      consecutive_failures_ < config_.consecutive_failures) &&
+                     (state_ == BreakerState::kClosed || consecutive_failures_ == 0),
+                 "breaker %s: %d consecutive failures, threshold %d", BreakerStateName(state_),
+                 consecutive_failures_, config_.consecutive_failures);
+  const BreakerSnapshot& c = counters_;
+  RLAB_INVARIANT(c.successes >= 0 && c.failures >= 0 && c.ignored >= 0 && c.stale >= 0 &&
+                     c.slow >= 0 && c.transitions >= 0 && c.rejected_half_open_full >= 0 &&
+                     admitted_.load(std::memory_order_relaxed) >= 0 &&
+                     rejected_open_.load(std::memory_order_relaxed) >= 0 && trips_in_row_ >= 0,
+                 "breaker: a negative counter (successes %d, failures %d, ignored %d, stale %d, "
+                 "slow %d, transitions %d, half-open full %d, trips in a row %d)",
+                 c.successes, c.failures, c.ignored, c.stale, c.slow, c.transitions,
+                 c.rejected_half_open_full, trips_in_row_);
+  RLAB_INVARIANT(static_cast<uint64_t>(c.transitions) <= generation_,
+                 "breaker: %d transitions but generation %d", c.transitions, generation_);
+  if (count_window_) {
+    RLAB_INVARIANT(count_window_->calls() <= config_.window_size,
+                   "breaker: %d calls in a count window of %d", count_window_->calls(),
+                   config_.window_size);
+  }
+}
+
 void CircuitBreaker::MaybeHalfOpenLocked(int64_t now_ns) {
   if (state_ == BreakerState::kOpen && now_ns >= open_until_ns_.load(std::memory_order_relaxed)) {
     TransitionLocked(BreakerState::kHalfOpen, now_ns);
@@ -331,6 +374,7 @@ BreakerSnapshot CircuitBreaker::Snapshot(int64_t now_ns) {
     snap.half_open_successes = half_open_successes_;
     snap.open_until_ns = open_until_ns_.load(std::memory_order_relaxed);
     snap.trips_in_row = trips_in_row_;
+    CheckInvariantsLocked();
   }
   if (queued) DispatchPending();
   return snap;

@@ -213,6 +213,10 @@ class CircuitBreaker {
   int64_t OpenDurationLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // (Re)builds the rate policies' window for config_.
   void BuildWindowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The counters' invariants (rlab/core/invariant.h): aborts on a violation when they are on.
+  void CheckInvariantsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tests reach the state through it (to break an invariant on purpose).
+  friend class CircuitBreakerTestPeer;
   // Delivers queued transitions to the listeners, unless another thread already is.
   void DispatchPending();
 

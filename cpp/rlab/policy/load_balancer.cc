@@ -96,8 +96,12 @@ int LoadBalancer::PickLocked(int64_t now_ns, double u1, double u2, bool all) {
   // Without ejections the candidates are the whole pool: index it directly, so that round
   // robin, random and P2C stay O(1) a pick.
   const size_t m = all ? replicas_.size() : candidates_.size();
-  auto at = [&](size_t k) { return all ? static_cast<int>(k) : candidates_[k]; };
-  auto load = [&](size_t k) { return replicas_[static_cast<size_t>(at(k))].outstanding; };
+  auto at = [&](size_t k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return all ? static_cast<int>(k) : candidates_[k];
+  };
+  auto load = [&](size_t k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return replicas_[static_cast<size_t>(at(k))].outstanding;
+  };
   switch (config_.kind) {
     case LbKind::kRoundRobin: {
       // The first candidate at or after the cursor, wrapping around.

@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/invariant.h"
+#include "rlab/model/order_conservation.h"
 #include "rlab/model/sample_schedule.h"
 #include "rlab/model/round_series.h"
 
@@ -200,6 +202,9 @@ absl::Status SimEngine::Run() {
   result_.sojourn_sum_s = sojourn_sum_ns_ / 1e9;
   result_.in_system_integral_s = in_system_integral_ns_ / 1e9;
   result_.in_flight = in_system_;
+  RLAB_INVARIANT(result_.arrived == TerminalOrders(result_.by_status) + in_system_,
+                 "simulator at the end: %d arrived != %d terminal + %d in flight", result_.arrived,
+                 TerminalOrders(result_.by_status), in_system_);  // conservation of orders
   if (!hit_until) {
     // Drained: no event is left, so an order that is not terminal now would never become so.
     // That is an engine bug (an order must end in exactly one terminal state), never a result.
@@ -915,6 +920,9 @@ void SimEngine::InitTimeSeries() {
 }
 
 void SimEngine::Sample(int64_t now_ns, bool final) {
+  RLAB_INVARIANT(result_.arrived == TerminalOrders(result_.by_status) + in_system_,
+                 "simulator at t = %d ns: %d arrived != %d terminal + %d in flight", now_ns,
+                 result_.arrived, TerminalOrders(result_.by_status), in_system_);
   auto& ts = result_.ts;
   if (ts.empty()) return;
   // The final row closes a partial interval; skip it when a regular sample just did.
