@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -64,7 +63,7 @@ class RateWaitQueue {
       max_size_ = std::max(max_size_, static_cast<int64_t>(heap_.size()));
     }
     // The thread sleeps until the earliest due time: only a new earliest one moves it.
-    if (earliest) cv_.notify_one();
+    if (earliest) cv_.Signal();
     return true;
   }
 
@@ -72,20 +71,18 @@ class RateWaitQueue {
   // unless `forever`; returns whether that happened (at once if the thread is not running).
   bool WaitEmpty(SteadyTime deadline, bool forever) {
     MutexLock lock(&mu_);
-    std::unique_lock<std::mutex> native(mu_.native(), std::adopt_lock);
     bool empty = false;
     for (;;) {
       empty = heap_.empty() && releasing_ == 0;
       // Without a running thread nothing would be released: no point waiting.
       if (empty || !started_ || stopped_) break;
       if (forever) {
-        empty_cv_.wait(native);
-      } else if (empty_cv_.wait_until(native, deadline) == std::cv_status::timeout) {
+        empty_cv_.Wait(&mu_);
+      } else if (empty_cv_.WaitUntil(&mu_, deadline)) {
         empty = heap_.empty() && releasing_ == 0;
         break;
       }
     }
-    native.release();  // MutexLock unlocks
     return empty;
   }
 
@@ -98,7 +95,7 @@ class RateWaitQueue {
       stopped_ = true;
       thread = std::move(thread_);
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     if (thread.joinable()) thread.join();
     std::vector<T> left;
     MutexLock lock(&mu_);
@@ -134,36 +131,34 @@ class RateWaitQueue {
 
   void Loop() {
     MutexLock lock(&mu_);
-    std::unique_lock<std::mutex> native(mu_.native(), std::adopt_lock);
     while (!stopped_) {
       if (heap_.empty()) {
-        cv_.wait(native);
+        cv_.Wait(&mu_);
         continue;
       }
       const SteadyTime due = to_steady_(heap_.top().due_ns);
       if (std::chrono::steady_clock::now() < due) {
-        cv_.wait_until(native, due);
+        cv_.WaitUntil(&mu_, due);
         continue;
       }
       T item = heap_.top().item;
       heap_.pop();
       ++releasing_;
-      native.unlock();
+      mu_.Unlock();
       release_(std::move(item));
-      native.lock();
+      mu_.Lock();
       --releasing_;
-      if (heap_.empty() && releasing_ == 0) empty_cv_.notify_all();
+      if (heap_.empty() && releasing_ == 0) empty_cv_.SignalAll();
     }
     // Stop ends whatever is left; a waiter must not sleep on for a release that will not come.
-    empty_cv_.notify_all();
-    native.release();  // MutexLock unlocks
+    empty_cv_.SignalAll();
   }
 
   const std::function<SteadyTime(int64_t)> to_steady_;
   const std::function<void(T)> release_;
   mutable Mutex mu_;
-  std::condition_variable cv_;        // the thread: a new earliest item, or Stop
-  std::condition_variable empty_cv_;  // WaitEmpty: nothing parked or being released
+  CondVar cv_;        // the thread: a new earliest item, or Stop
+  CondVar empty_cv_;  // WaitEmpty: nothing parked or being released
   std::priority_queue<Entry, std::vector<Entry>, Later> heap_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   int releasing_ ABSL_GUARDED_BY(mu_) = 0;
