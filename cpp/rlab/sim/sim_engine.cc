@@ -110,6 +110,9 @@ void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, u
 }
 
 absl::Status SimEngine::Run() {
+  if (!config_.services.empty()) {
+    return absl::InvalidArgumentError("services are not run by the simulated engine yet");
+  }
   const ArrivalConfig& arr = config_.arrivals;
   if (arr.kind == ArrivalConfig::Kind::kClosedLoop) {
     for (int c = 0; c < arr.clients; ++c) ScheduleClient(c, SampleNs(arr.think_time, think_rng_));
