@@ -187,4 +187,16 @@ int ServiceIndexOf(const ScenarioConfig& config, const DependencyConfig& dep) {
   return -1;
 }
 
+std::vector<FlatDependency> FlatDependencies(const ScenarioConfig& config) {
+  std::vector<FlatDependency> out;
+  for (const DependencyConfig& d : config.dependencies) out.push_back({&d, 0, d.name});
+  for (size_t s = 0; s < config.services.size(); ++s) {
+    const ServiceConfig& svc = config.services[s];
+    for (const DependencyConfig& d : svc.dependencies) {
+      out.push_back({&d, static_cast<int>(s) + 1, absl::StrFormat("%s.%s", svc.name, d.name)});
+    }
+  }
+  return out;
+}
+
 }  // namespace rlab

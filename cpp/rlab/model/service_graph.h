@@ -33,6 +33,17 @@ absl::Status ValidateServiceGraph(const ScenarioConfig& config);
 // valid.
 int ServiceIndexOf(const ScenarioConfig& config, const DependencyConfig& dep);
 
+// Every tier's dependencies in one list, root first, then config.services in order: how the
+// simulated engine and its result index dependencies. `tier` is 0 for the root, s + 1 for
+// config.services[s]; `label` is the dependency's name at the root, "<service>.<name>" in a
+// service (time series columns, result rows).
+struct FlatDependency {
+  const DependencyConfig* config;
+  int tier;
+  std::string label;
+};
+std::vector<FlatDependency> FlatDependencies(const ScenarioConfig& config);
+
 }  // namespace rlab
 
 #endif  // RLAB_MODEL_SERVICE_GRAPH_H_

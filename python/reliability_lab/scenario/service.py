@@ -108,4 +108,3 @@ class Service:
 
     def __reduce__(self) -> tuple[Callable[..., Service], tuple[Any, ...]]:
         return (Service.from_dict, (self.to_dict(),))
-
