@@ -334,6 +334,8 @@ def _graphs(draw: st.DrawFn) -> rl.Scenario:
                 max_attempts=attempts, backoff=rl.Backoff(initial=0.001, max_delay=0.002)
             ),
         }
+        if draw(st.booleans()):
+            kw["bulkhead"] = rl.BulkheadConfig(max_concurrent=2, max_wait=0.005)
         if service is not None:
             if draw(st.booleans()):
                 kw["hedge"] = rl.Hedge(delay=0.003, max_hedges=1)
@@ -369,13 +371,14 @@ def _graphs(draw: st.DrawFn) -> rl.Scenario:
         seed=draw(st.integers(0, 1000)),
         workers=draw(st.integers(1, 8)),
         order_deadline=draw(seconds),
+        release_worker_during_backoff=draw(st.booleans()),
         sample_every=0.0,
         dependencies=(dep("to_s0", "s0"),),
         services=tuple(services),
     )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_graphs())
 def test_random_graphs_conserve_requests_and_respect_deadlines(sc: rl.Scenario) -> None:
     """On random graphs: one row per user order, every order terminal, every child request

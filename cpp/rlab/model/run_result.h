@@ -148,8 +148,9 @@ struct ServiceTotals {
   int64_t wasted = 0;          // requests a worker started whose caller gave up before the end
   int64_t wasted_ns = 0;       // their worker time, start to end (the answer went to nobody)
   int64_t dropped_unstarted = 0;  // requests dropped at dequeue: their caller had given up
-  // Requests that ended after their deadline (the caller's remaining time, capped by the
-  // service's): deadline propagation makes this 0; a property test checks it.
+  // Calls a request sent after its deadline (the caller's remaining time, capped by the
+  // service's), plus requests completed after it: work past the caller's time. Deadline
+  // propagation makes this 0; a property test checks it.
   int64_t overran = 0;
 };
 

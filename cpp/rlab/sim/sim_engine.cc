@@ -609,6 +609,7 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
   const bool per_copy = deps_[dep].rounds();
   if (per_copy) a.copy_service_ns[copy] = -1;
   ++servers_[dep].in_flight;
+  if (a.tier > 0 && now_ns > a.deadline_ns) ++result_.services[a.tier].overran;  // never
   if (dep_target_[dep] > 0) {  // service graphs: the call is a request to another tier
     CallService(slot, copy, action, now_ns);
     return;

@@ -163,8 +163,11 @@ void SimEngine::FinishChild(uint32_t slot, OrderStatus status, FailReason reason
   const int64_t sojourn_ns = now_ns - a.arrival_ns;
   st.sojourn_sum_s += NsToSeconds(sojourn_ns);
   if (status == OrderStatus::kCompleted) st.latency.Add(sojourn_ns);
-  // Only work counts: a request still queued past its deadline is dropped at dequeue, unrun.
-  if (a.start_ns >= 0 && a.deadline_ns != kNoDeadline && now_ns > a.deadline_ns) ++st.overran;
+  // An answer after the deadline would be work past the caller's time (a request that waited
+  // past it for a worker, in the queue or after a backoff, ends without doing any).
+  if (status == OrderStatus::kCompleted && a.deadline_ns != kNoDeadline && now_ns > a.deadline_ns) {
+    ++st.overran;
+  }
   const bool waiting = CallerWaiting(a);
   if (!waiting && a.start_ns >= 0) {
     ++st.wasted;
