@@ -161,8 +161,12 @@ def _where(lf: Leaf) -> str:
     """The path template of the leaf's owner, e.g. ``<dependency>.faults.phases[<name>]``."""
     parts: list[str] = []
     for step in lf.steps[:-1]:
-        if step.name == "dependencies":
+        if step.name == "dependencies" and parts:  # a service's dependency
+            parts.append("dependencies[<dependency>]")
+        elif step.name == "dependencies":
             parts.append("<dependency>")
+        elif step.name == "services":
+            parts.append("services[<service>]")
         elif step.sequence:
             parts.append(f"{step.name}[<i>]")
         else:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reliability_lab.scenario import Dependency, Phase, Scenario, Tenant, _field_hints
+from reliability_lab.scenario import Dependency, Phase, Scenario, Service, Tenant, _field_hints
 from reliability_lab.scenario.model import _config_classes, _is_union, _sequence_element
 
 
@@ -173,6 +173,8 @@ def choices(leaf: Leaf) -> list[str] | None:
 
 def legal_candidates(leaf: Leaf, default: Any) -> list[Any]:
     """Values to try, in order, as a legal non-default value of the leaf."""
+    if _calls_service(leaf):
+        return [TARGET]  # the service every scenario built for this leaf declares
     hint, optional = _unwrap_optional(leaf.hint)
     if hint is bool:
         return [not default]
@@ -224,6 +226,36 @@ def _with(obj: Any, name: str, value: Any) -> Any:
     return dataclasses.replace(obj, **{name: value})
 
 
+#: The service a ``Dependency.service`` leaf calls (declared by every scenario built for it).
+TARGET = "target"
+
+
+def _calls_service(leaf: Leaf) -> bool:
+    return leaf.owner is Dependency and leaf.name == "service"
+
+
+def _with_services(
+    sc: Scenario, services: tuple[Service, ...], deps: tuple[Dependency, ...] | None = None
+) -> Scenario:
+    """``sc`` with ``services``, each called by a root dependency of its own (``call0``,
+    ``call1``...: named by position, so that renaming a service renames no caller), since an
+    unreachable service is an error."""
+    callers = tuple(
+        Dependency(f"call{i}", service=svc.name) for i, svc in enumerate(services)
+    )
+    own = tuple(sc.dependencies) if deps is None else deps
+    return dataclasses.replace(sc, services=services, dependencies=(*own, *callers))
+
+
+def references(leaf: Leaf, base: Scenario, value: Any) -> dict[str, Any]:
+    """The other paths a change of ``leaf`` to ``value`` must change too, by path: renaming a
+    service renames its callers' ``service`` references."""
+    if leaf.owner is not Service or leaf.name != "name":
+        return {}
+    old = base.services[0].name
+    return {d.name + ".service": value for d in base.dependencies if d.service == old}
+
+
 def build(leaf: Leaf, value: Any) -> Scenario:
     """A scenario whose ``leaf`` holds ``value``, every class on the way an example of it."""
     return _embed(leaf, _with(example(leaf.owner), leaf.name, value))
@@ -232,13 +264,25 @@ def build(leaf: Leaf, value: Any) -> Scenario:
 def _embed(leaf: Leaf, current: Any) -> Scenario:
     """``current`` (an instance of the leaf's owner) placed in a scenario along the leaf's path."""
     objs = [Scenario()] + [example(s.child) for s in leaf.steps[:-1] if s.child is not None]
+    # A Dependency.service leaf needs the service it may call (built with and without it).
+    extra = (Service(TARGET),) if _calls_service(leaf) else ()
+    if len(leaf.steps) == 1:
+        return _with_services(current, extra) if extra else current
     # objs[i] is the owner of steps[i]; build bottom-up.
     for i in range(len(leaf.steps) - 2, -1, -1):
         step = leaf.steps[i]
         parent = objs[i]
         if step.sequence:
             existing = tuple(getattr(parent, step.name))
-            current = _with(parent, step.name, (current, *existing[1:]))
+            items = (current, *existing[1:])
+            if i == 0 and step.name == "services":
+                current = _with_services(parent, (*items, *extra))
+                extra = ()
+                continue
+            if i == 0 and extra:  # the root's dependencies (the only other root sequence)
+                current = _with_services(parent, extra, items)
+                continue
+            current = _with(parent, step.name, items)
         else:
             current = _with(parent, step.name, current)
     assert isinstance(current, Scenario)
@@ -292,9 +336,9 @@ def dotted_path(leaf: Leaf, sc: Scenario, *, by_index: bool = False) -> str:
             element = value[0]
             if by_index and i == last:
                 parts.append(f"{step.name}[0]")
-            elif isinstance(element, Dependency):
+            elif isinstance(element, Dependency) and obj is sc:
                 parts.append(element.name)
-            elif isinstance(element, (Phase, Tenant)):  # named in paths
+            elif isinstance(element, (Dependency, Service, Phase, Tenant)):  # named in paths
                 parts.append(f"{step.name}[{element.name}]")
             else:
                 parts.append(f"{step.name}[0]")

@@ -26,7 +26,15 @@ from typing import Any
 import pytest
 from reliability_lab import _core
 from reliability_lab.scenario import _CONFIG_CLASSES, Dependency, Phase, Scenario
-from schema_walk import Leaf, all_leaves, build_legal, default_at, dotted_path, illegal_value
+from schema_walk import (
+    Leaf,
+    all_leaves,
+    build_legal,
+    default_at,
+    dotted_path,
+    illegal_value,
+    references,
+)
 
 LEAVES = all_leaves()
 
@@ -142,7 +150,8 @@ def test_field_round_trips(leaf: Leaf) -> None:
     assert back.get(path) == value
     assert Scenario.from_json(sc.to_json()) == sc
     # Set by path (the default's path: a name field renames its element), the same scenario.
-    assert base.replace({dotted_path(leaf, base): value}) == sc
+    # (Renaming a service renames its callers' references too: schema_walk.references.)
+    assert base.replace({dotted_path(leaf, base): value, **references(leaf, base, value)}) == sc
 
     native, native_base = _native(sc), _native(base)
     assert native != native_base, f"{path} = {value!r} does not reach the native config"

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
 #include "rlab/model/order_flow.h"
+#include "rlab/model/service_graph.h"
 
 namespace rlab::bindings {
 namespace {
@@ -137,11 +138,16 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
   out["double_charged_orders"] = r.double_charged_orders;
   out["events_processed"] = r.events;
 
+  // Service graphs: every tier's dependencies, root first; a service's are named
+  // "<service>.<dependency>" and carry their service's name (the root's: "").
+  const std::vector<FlatDependency> flat = FlatDependencies(sc);
   py::list deps;
   for (size_t i = 0; i < r.deps.size(); ++i) {
     const DependencyTotals& t = r.deps[i];
+    const DependencyConfig& dc = *flat[i].config;
     py::dict d;
-    d["name"] = sc.dependencies[i].name;
+    d["name"] = flat[i].label;
+    if (flat[i].tier > 0) d["service"] = sc.services[flat[i].tier - 1].name;
     d["calls"] = t.flow.calls;
     d["retries"] = t.flow.retries;
     d["failures"] = t.flow.failures;
@@ -166,7 +172,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
     d["max_load"] = t.max_load;
     d["successes"] = t.flow.successes;
     d["cancelled"] = t.flow.cancelled;
-    if (sc.dependencies[i].hedge || sc.dependencies[i].fanout) {
+    if (dc.hedge || dc.fanout) {
       // Request-pattern totals, only where the scenario uses them (the summary follows).
       d["hedges"] = t.flow.hedges;
       d["hedges_won"] = t.flow.hedges_won;
@@ -174,7 +180,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       d["wasted_attempt_seconds"] = NsToSeconds(t.wasted_attempt_ns);
       d["hedge_tokens"] = t.hedge_tokens;
     }
-    if (sc.dependencies[i].replicas) {
+    if (dc.replicas) {
       // Per-replica figures, columns of result.replicas.
       py::dict rd;
       std::vector<int64_t> calls, failures, abandoned, ejections, outstanding;
@@ -204,7 +210,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
         load_time.push_back(std::move(row));
       }
       rd["load_time"] = load_time;
-      if (sc.dependencies[i].replicas->breaker) {
+      if (dc.replicas->breaker) {
         // Per-replica breakers: each one's state at the end and how often it opened.
         std::vector<std::string> breaker_state;
         std::vector<int64_t> breaker_opened, breaker_probes;
@@ -220,19 +226,50 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       d["replicas"] = rd;
       d["panic_picks"] = t.panic_picks;
     }
-    if (sc.dependencies[i].limit) d["rejected_limit"] = t.flow.rejected_limit;
-    if (sc.dependencies[i].rate_limit) {
+    if (dc.limit) d["rejected_limit"] = t.flow.rejected_limit;
+    if (dc.rate_limit) {
       d["rejected_rate_limit"] = t.flow.rejected_rate_limit;
       d["rate_limit_waits"] = t.flow.rate_limit_waits;
     }
     py::list phases;
-    for (const FaultPhase& p : sc.dependencies[i].faults.phases) {
+    for (const FaultPhase& p : dc.faults.phases) {
       phases.append(py::make_tuple(p.name, NsToSeconds(p.start_ns), NsToSeconds(p.end_ns)));
     }
     d["phases"] = phases;
     deps.append(d);
   }
   out["dependencies"] = deps;
+  if (!r.services.empty()) {
+    // Service graphs: one entry per tier, the root first (its figures are the orders').
+    py::list services;
+    for (size_t t = 0; t < r.services.size(); ++t) {
+      const ServiceTotals& x = r.services[t];
+      py::dict d;
+      d["name"] = t == 0 ? std::string("root") : sc.services[t - 1].name;
+      const bool root = t == 0;
+      d["arrived"] = root ? r.arrived : x.arrived;
+      py::dict st, rs;
+      for (int i = 0; i < kNumOrderStatuses; ++i) {
+        st[py::str(std::string(OrderStatusName(static_cast<OrderStatus>(i))))] =
+            root ? r.by_status[i] : x.by_status[i];
+      }
+      for (int i = 1; i < kNumFailReasons; ++i) {
+        rs[py::str(std::string(FailReasonName(static_cast<FailReason>(i))))] =
+            root ? r.by_reason[i] : x.by_reason[i];
+      }
+      d["statuses"] = st;
+      d["reasons"] = rs;
+      d["in_flight"] = root ? r.in_flight : x.in_flight;
+      d["latency"] = HistogramDict(root ? r.latency_completed : x.latency);
+      d["sojourn_sum"] = root ? r.sojourn_sum_s : x.sojourn_sum_s;
+      d["wasted"] = x.wasted;
+      d["wasted_seconds"] = NsToSeconds(x.wasted_ns);
+      d["dropped_unstarted"] = x.dropped_unstarted;
+      d["overran"] = x.overran;
+      services.append(d);
+    }
+    out["services"] = services;
+  }
 
   if (with_orders) {
     out["orders"] = OrderColumns(r.orders, consume);
@@ -258,13 +295,13 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       const ReplicaEjection& x = r.ejections[next_ejection];
       if (x.event.breaker) {
         // A per-replica breaker's transition: from "replica <i>", to its new state.
-        events.append(py::make_tuple(NsToSeconds(x.event.t_ns), sc.dependencies[x.dep].name,
+        events.append(py::make_tuple(NsToSeconds(x.event.t_ns), flat[x.dep].label,
                                      "replica_breaker",
                                      absl::StrFormat("replica %d", x.event.replica),
                                      std::string(BreakerStateName(x.event.breaker_to))));
         continue;
       }
-      events.append(py::make_tuple(NsToSeconds(x.event.t_ns), sc.dependencies[x.dep].name,
+      events.append(py::make_tuple(NsToSeconds(x.event.t_ns), flat[x.dep].label,
                                    x.event.ejected ? "ejection" : "return",
                                    absl::StrFormat("replica %d", x.event.replica),
                                    kReasons[static_cast<int>(x.event.reason)]));
@@ -272,7 +309,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
   };
   for (const SimTransition& t : r.transitions) {
     flush_ejections(t.t_ns - 1);
-    const std::string& dep = sc.dependencies[t.dep].name;
+    const std::string& dep = flat[t.dep].label;
     if (t.kind == SimTransition::Kind::kBreaker) {
       events.append(py::make_tuple(NsToSeconds(t.t_ns), dep, "breaker",
                                    std::string(BreakerStateName(t.from)),
@@ -284,7 +321,7 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
                                    dry ? "hedge_budget_dry" : "hedge_budget_refill",
                                    dry ? "allowed" : "denied", dry ? "denied" : "allowed"));
     } else {
-      const std::string& phase = sc.dependencies[t.dep].faults.phases[t.phase].name;
+      const std::string& phase = flat[t.dep].config->faults.phases[t.phase].name;
       events.append(py::make_tuple(
           NsToSeconds(t.t_ns), dep,
           t.kind == SimTransition::Kind::kPhaseStart ? "phase_start" : "phase_end", phase, phase));

@@ -754,12 +754,14 @@ py::dict IntakeToDict(const IntakeConfig& c) {
   return d;
 }
 
-DependencyConfig ReadDependency(py::handle h, size_t index) {
+// `parent`: "" for the scenario's own dependencies (named by name), "services[<name>]" for a
+// service's (named "services[<name>].dependencies[<dep>]").
+DependencyConfig ReadDependency(py::handle h, size_t index, const std::string& parent = "") {
   static constexpr std::pair<std::string_view, Composition> kCompositions[] = {
       {"retry_outside_breaker", Composition::kRetryOutsideBreaker},
       {"breaker_outside_retry", Composition::kBreakerOutsideRetry},
   };
-  const std::string fallback_path = absl::StrFormat("dependencies[%d]", index);
+  const std::string fallback_path = Join(parent, absl::StrFormat("dependencies[%d]", index));
   DependencyConfig d;
   {
     Obj named(h, fallback_path);
@@ -771,7 +773,9 @@ DependencyConfig ReadDependency(py::handle h, size_t index) {
     usable = usable && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
                         (c >= '0' && c <= '9') || c == '_');
   }
-  Obj o(h, usable ? d.name : fallback_path);
+  Obj o(h, !usable          ? fallback_path
+           : parent.empty() ? d.name
+                            : Join(parent, absl::StrFormat("dependencies[%s]", d.name)));
   o.Str("name");
   d.faults = ReadFaults(o.Get("faults"), o.At("faults"));
   if (!o.IsNone("retry")) d.retry = ReadRetry(o.Get("retry"), o.At("retry"));
@@ -799,8 +803,37 @@ DependencyConfig ReadDependency(py::handle h, size_t index) {
   if (o.Has("rate_limit") && !o.IsNone("rate_limit")) {
     d.rate_limit = ReadRateLimit(o.Get("rate_limit"), o.At("rate_limit"));
   }
+  if (o.Has("service") && !o.IsNone("service")) d.service = o.Str("service");
   o.Finish();
   return d;
+}
+
+// A tier of a service graph (model/service_graph.h).
+ServiceConfig ReadService(py::handle h, size_t index) {
+  std::string name;
+  {
+    Obj named(h, absl::StrFormat("services[%d]", index));
+    name = named.Str("name");
+  }
+  bool usable = !name.empty();
+  for (char c : name) {
+    usable = usable && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || c == '_');
+  }
+  const std::string path =
+      absl::StrFormat("services[%s]", usable ? name : absl::StrFormat("%d", index));
+  Obj o(h, path);
+  ServiceConfig s;
+  s.name = o.Str("name");
+  s.workers = o.Int32("workers");
+  s.queue_capacity = o.Int32("queue_capacity");
+  s.deadline_ns = o.Seconds("deadline");
+  const py::sequence deps = o.List("dependencies");
+  for (size_t i = 0; i < deps.size(); ++i) {
+    s.dependencies.push_back(ReadDependency(deps[i], i, path));
+  }
+  o.Finish();
+  return s;
 }
 
 ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
@@ -1051,6 +1084,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   });
   d["limit"] = OptionalToPy(dep.limit, LimitToDict);
   d["rate_limit"] = OptionalToPy(dep.rate_limit, RateLimitToDict);
+  d["service"] = dep.service.empty() ? py::object(py::none()) : py::object(py::str(dep.service));
   return d;
 }
 
@@ -1085,6 +1119,10 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
   c.release_worker_during_backoff = o.Bool("release_worker_during_backoff");
   c.num_keys = o.Int32("num_keys");
   c.intake = ReadIntake(o.Get("intake"), "intake");
+  if (o.Has("services")) {  // a dict written before service graphs has none
+    const py::sequence services = o.List("services");
+    for (size_t i = 0; i < services.size(); ++i) c.services.push_back(ReadService(services[i], i));
+  }
   ScenarioRunOptions run;
   run.sample_every_ns = o.Seconds("sample_every");
   run.record_orders = o.Bool("record_orders");
@@ -1129,6 +1167,19 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
   for (const DependencyConfig& dep : c.dependencies) deps.append(DependencyToDict(dep));
   d["dependencies"] = deps;
   d["intake"] = IntakeToDict(c.intake);
+  py::list services;
+  for (const ServiceConfig& s : c.services) {
+    py::dict sd;
+    sd["name"] = s.name;
+    sd["workers"] = s.workers;
+    sd["queue_capacity"] = s.queue_capacity;
+    sd["deadline_ns"] = s.deadline_ns;
+    py::list sdeps;
+    for (const DependencyConfig& dep : s.dependencies) sdeps.append(DependencyToDict(dep));
+    sd["dependencies"] = sdeps;
+    services.append(sd);
+  }
+  d["services"] = services;
   return d;
 }
 

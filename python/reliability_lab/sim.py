@@ -17,6 +17,7 @@ from prometheus_client.core import Metric
 from reliability_lab import _core
 from reliability_lab.metrics import LATENCY_BOUNDS, exposition, families_from_totals
 from reliability_lab.scenario import Scenario
+from reliability_lab.service_results import service_frame
 from reliability_lab.shedding_results import (
     order_origin_columns,
     origin_summary,
@@ -80,6 +81,15 @@ class Result:
         ``breaker_probes`` (half-open probe slots taken: 0 after a drained run), NaN for the
         dependencies without. Empty without replicas."""
         return replica_frame(self.totals)
+
+    @property
+    def services(self) -> pd.DataFrame:
+        """Service graphs: one row per service, the root first (arrivals, completed, failed,
+        rejected, expired, amplification = calls per user order, latency mean / p50 / p99,
+        wasted work); see :func:`reliability_lab.service_results.service_frame`. Empty for a
+        single-service scenario. Per-service dependency rows are in ``totals["dependencies"]``
+        (named ``"<service>.<dependency>"``, with a ``service`` key)."""
+        return service_frame(self.totals)
 
     @property
     def replica_load(self) -> pd.DataFrame:

@@ -143,6 +143,13 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
           d.name, what, d.name, i, o.faults.capacity.max_in_service, d.name, what));
     }
   }
+  if (!config.services.empty()) {
+    // Service graphs (model/service_graph.h) run in the simulated engine only, for now.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "services are simulator-only for now (the scenario declares %d): use simulate(), or "
+        "set services=()",
+        config.services.size()));
+  }
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "

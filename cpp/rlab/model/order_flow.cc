@@ -99,13 +99,18 @@ DependencyRuntime::DependencyRuntime(const DependencyConfig& c)
 }
 
 OrderFlow::OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
-                     int64_t deadline_ns)
-    : deps_(deps), stats_(stats), key_(key), deadline_ns_(deadline_ns) {}
+                     int64_t deadline_ns, int first_dep, int num_deps)
+    : deps_(deps),
+      stats_(stats),
+      key_(key),
+      deadline_ns_(deadline_ns),
+      first_dep_(first_dep),
+      end_dep_(num_deps < 0 ? static_cast<int>(deps->size()) : first_dep + num_deps) {}
 
 FlowAction OrderFlow::Begin(int64_t now_ns, RandomStream& rng) {
   handoffs_ = 0;
-  dep_ = 0;
-  if (deps_->empty()) return Finish(OrderStatus::kCompleted, FailReason::kNone);
+  dep_ = first_dep_;
+  if (end_dep_ == first_dep_) return Finish(OrderStatus::kCompleted, FailReason::kNone);
   return StartDependency(now_ns, rng);
 }
 
@@ -508,7 +513,9 @@ FlowAction OrderFlow::OnBulkheadTimeout(int64_t now_ns, RandomStream& rng) {
 void OrderFlow::ReleaseBulkhead() {
   if (!holds_bulkhead_) return;
   holds_bulkhead_ = false;
-  if ((*deps_)[dep_].bulkhead->Release() == BulkheadRelease::kHandedOff) handoffs_ |= 1u << dep_;
+  if ((*deps_)[dep_].bulkhead->Release() == BulkheadRelease::kHandedOff) {
+    handoffs_ |= 1u << (dep_ - first_dep_);
+  }
 }
 
 FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reason,
@@ -549,7 +556,7 @@ FlowAction OrderFlow::FinishDependency(int64_t now_ns, bool ok, FailReason reaso
     ++(*stats_)[dep_].fallbacks;
     degraded_ = true;
   }
-  if (++dep_ == static_cast<int>(deps_->size())) {
+  if (++dep_ == end_dep_) {
     --dep_;
     return Finish(OrderStatus::kCompleted, FailReason::kNone);
   }

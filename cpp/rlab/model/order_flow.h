@@ -173,8 +173,11 @@ class OrderFlow {
  public:
   // `deps` and `stats` (one per dependency) must outlive the flow. `deadline_ns` is absolute
   // (kNoDeadline for none).
+  // Service graphs: the flow runs deps [first_dep, first_dep + num_deps) (-1: to the end), a
+  // service's own dependencies in the engine's flat list; dep indices in actions are into
+  // `deps`, handoffs() bits are relative to first_dep.
   OrderFlow(std::vector<DependencyRuntime>* deps, std::vector<FlowStats>* stats, int key,
-            int64_t deadline_ns);
+            int64_t deadline_ns, int first_dep = 0, int num_deps = -1);
 
   // Processing starts at `now_ns` (a worker took the order).
   FlowAction Begin(int64_t now_ns, RandomStream& rng);
@@ -269,6 +272,8 @@ class OrderFlow {
   void ReleaseLimit(int64_t now_ns, const Outcome* outcome, RandomStream* rng);
   // The same for copy `copy` of a round.
   void ReleaseCopyLimit(int copy, int64_t now_ns, const Outcome* outcome, RandomStream* rng);
+  int first_dep_ = 0;  // the flow's dependencies: [first_dep_, end_dep_)
+  int end_dep_ = 0;
 };
 
 }  // namespace rlab

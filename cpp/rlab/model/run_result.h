@@ -136,6 +136,24 @@ struct ReplicaEjection {
 };
 
 // Everything a run produced.
+// Service graphs: one tier's requests (model/service_graph.h). Entry 0 of SimResult::services is
+// the root (its figures are the orders'); entry s + 1 is config.services[s].
+struct ServiceTotals {
+  int64_t arrived = 0;  // requests that reached the service (rejected at its queue included)
+  std::array<int64_t, kNumOrderStatuses> by_status{};
+  std::array<int64_t, kNumFailReasons> by_reason{};
+  int64_t in_flight = 0;       // requests not yet ended when the run stopped
+  LogHistogram latency;        // arrival to end, completed requests
+  double sojourn_sum_s = 0.0;  // sum of (end - arrival) over ended requests
+  int64_t wasted = 0;          // requests a worker started whose caller gave up before the end
+  int64_t wasted_ns = 0;       // their worker time, start to end (the answer went to nobody)
+  int64_t dropped_unstarted = 0;  // requests dropped at dequeue: their caller had given up
+  // Calls a request sent after its deadline (the caller's remaining time, capped by the
+  // service's), plus requests completed after it: work past the caller's time. Deadline
+  // propagation makes this 0; a property test checks it.
+  int64_t overran = 0;
+};
+
 struct SimResult {
   int64_t arrived = 0;
   std::array<int64_t, kNumOrderStatuses> by_status{};
@@ -161,6 +179,10 @@ struct SimResult {
   std::vector<ReplicaEjection> ejections;  // time order
   // Per criticality class and per tenant (intake.shedding only; empty otherwise).
   OriginStats origins;
+  // Service graphs: per tier (empty for a single-service scenario); dependency entries (deps,
+  // transitions, time series) run over every tier's dependencies, root first
+  // (model/service_graph.h: FlatDependencies).
+  std::vector<ServiceTotals> services;
 };
 
 }  // namespace rlab

@@ -10,6 +10,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 #include "rlab/model/aws_retry_call.h"
+#include "rlab/model/service_graph.h"
 #include "rlab/model/faults.h"
 
 namespace rlab {
@@ -327,7 +328,21 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = ValidateRateLimit("intake.rate_limit", *config.intake.rate_limit);
     if (!s.ok()) return s;
   }
-  return absl::OkStatus();
+  // Service graphs (model/service_graph.h): each service's own fields and dependencies, named
+  // "services[<name>].dependencies[<dep>]" in errors, then the graph as a whole.
+  for (const ServiceConfig& svc : config.services) {
+    s = ValidateServiceFields(svc);
+    if (!s.ok()) return s;
+    for (const DependencyConfig& d : svc.dependencies) {
+      DependencyConfig named = d;
+      named.name = ServiceDependencyPath(svc, d);
+      s = ValidateDependency(named);
+      if (s.ok() && d.limit) s = ValidateLimit(named.name + ".limit", *d.limit);
+      if (s.ok() && d.rate_limit) s = ValidateRateLimit(named.name + ".rate_limit", *d.rate_limit);
+      if (!s.ok()) return s;
+    }
+  }
+  return ValidateServiceGraph(config);
 }
 
 }  // namespace rlab

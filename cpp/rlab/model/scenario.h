@@ -167,6 +167,9 @@ struct DependencyConfig {
   std::optional<LimitConfig> limit;
   // A client-side rate limit in front of the dependency (model/limits.h).
   std::optional<RateLimitScenarioConfig> rate_limit;
+  // Service graphs: the name of the scenario's service this dependency calls (each attempt is a
+  // request to it); empty: a leaf with its own fault model (model/service_graph.h).
+  std::string service;
 };
 
 // One piece of a rate schedule: the rate moves linearly from rate_start to rate_end over
@@ -203,6 +206,16 @@ struct IntakeConfig {
   std::optional<RateLimitScenarioConfig> rate_limit;
 };
 
+// A tier of a service graph (Python: rl.Service): a small scenario without arrivals, called by
+// dependencies whose `service` names it. See model/service_graph.h.
+struct ServiceConfig {
+  std::string name;
+  int workers = 8;
+  int queue_capacity = 64;
+  int64_t deadline_ns = 0;  // 0: only the caller's remaining time bounds a request
+  std::vector<DependencyConfig> dependencies;
+};
+
 // The experiment.
 struct ScenarioConfig {
   ArrivalConfig arrivals;
@@ -217,6 +230,9 @@ struct ScenarioConfig {
   int num_keys = 1000;  // orders carry a key in [0, num_keys): what fallback caches are keyed by
   std::vector<DependencyConfig> dependencies;
   IntakeConfig intake;
+  // The other tiers of a service graph; the scenario itself is the root service. Empty: one
+  // service, as before.
+  std::vector<ServiceConfig> services;
 };
 
 // The most dependencies a scenario may have (the live engine keeps per-order dependency sets in

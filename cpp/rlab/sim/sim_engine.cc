@@ -52,19 +52,23 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
     shedder_ = std::make_unique<LoadShedder>(*config_.intake.shedding, config_.queue_capacity);
     result_.origins.Init(*config_.intake.shedding);
   }
-  const size_t n = config_.dependencies.size();
+  // Service graphs: every tier's dependencies in one list, root first (a root dependency's
+  // label is its name: a single-service run draws the same streams as before).
+  flat_deps_ = FlatDependencies(config_);
+  const size_t n = flat_deps_.size();
   deps_.reserve(n);
-  for (const DependencyConfig& d : config_.dependencies) {
+  for (const FlatDependency& f : flat_deps_) {
+    const DependencyConfig& d = *f.config;
     deps_.emplace_back(d);
-    fault_rngs_.push_back(rng_.Stream("faults/" + d.name));
-    policy_rngs_.push_back(rng_.Stream("policy/" + d.name));
-    replica_rngs_.push_back(rng_.Stream("replicas/" + d.name));
+    fault_rngs_.push_back(rng_.Stream("faults/" + f.label));
+    policy_rngs_.push_back(rng_.Stream("policy/" + f.label));
+    replica_rngs_.push_back(rng_.Stream("replicas/" + f.label));
     replica_servers_.emplace_back(d.replicas ? static_cast<size_t>(d.replicas->count) : 0);
   }
   stats_.resize(n);
   servers_.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
+    const QueueDisciplineConfig& q = flat_deps_[i].config->faults.capacity.discipline;
     if (q.kind != QueueDisciplineConfig::Kind::kFifo) servers_[i].discipline.emplace(q);
   }
   result_.deps.resize(n);
@@ -83,7 +87,7 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   }
   if (options_.record_events) {
     for (size_t i = 0; i < n; ++i) {
-      const auto& phases = config_.dependencies[i].faults.phases;
+      const auto& phases = flat_deps_[i].config->faults.phases;
       for (size_t p = 0; p < phases.size(); ++p) {
         result_.transitions.push_back({phases[p].start_ns, static_cast<int>(i),
                                        SimTransition::Kind::kPhaseStart, BreakerState::kClosed,
@@ -101,6 +105,23 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   if (config_.intake.rate_limit) {
     intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
   }
+  // Service graphs: the tiers' pools, and which tier each dependency calls.
+  dep_target_.assign(n, 0);
+  int first_dep = static_cast<int>(config_.dependencies.size());
+  for (const ServiceConfig& svc : config_.services) {
+    Tier t;
+    t.first_dep = first_dep;
+    t.num_deps = static_cast<int>(svc.dependencies.size());
+    t.queue_capacity = svc.queue_capacity;
+    t.deadline_ns = svc.deadline_ns;
+    t.idle = svc.workers;
+    first_dep += t.num_deps;
+    tiers_.push_back(std::move(t));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    dep_target_[i] = ServiceIndexOf(config_, *flat_deps_[i].config) + 1;
+  }
+  if (!tiers_.empty()) result_.services.resize(tiers_.size() + 1);
   if (config_.intake.limit) {
     intake_limiter_ =
         std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
@@ -157,12 +178,21 @@ absl::Status SimEngine::Run() {
         ++a.gen;
         if (a.holds_worker) {
           Apply(e.a, a.flow->OnSleepDone(now_ns_, FlowRng(e.a)), now_ns_);
+        } else if (a.tier > 0) {  // service graphs: back in its own tier's ready line
+          tiers_[a.tier - 1].ready.push_back(e.a);
+          DispatchTier(a.tier, now_ns_);
         } else {
           ready_.push_back(e.a);
           DispatchWork(now_ns_);
         }
         break;
       }
+      case kServiceCall:
+        OnServiceCall(e.a, now_ns_);
+        break;
+      case kTierFree:
+        ReleaseTierWorker(static_cast<int>(e.a), now_ns_);
+        break;
       case kHedgeTimer:
         OnHedgeTimer(e.a, e.b, now_ns_);
         break;
@@ -211,6 +241,14 @@ absl::Status SimEngine::Run() {
     int64_t terminal = 0;
     for (int i = 0; i < kNumOrderStatuses; ++i) {
       if (IsTerminal(static_cast<OrderStatus>(i))) terminal += result_.by_status[i];
+    }
+    // Service graphs: every child request ended too.
+    for (size_t t = 1; t < result_.services.size(); ++t) {
+      if (result_.services[t].in_flight != 0) {
+        return absl::InternalError(absl::StrFormat(
+            "internal error: the simulation drained with %d requests of service %s not ended",
+            result_.services[t].in_flight, config_.services[t - 1].name));
+      }
     }
     if (in_system_ != 0 || terminal != result_.arrived) {
       return absl::InternalError(absl::StrFormat(
@@ -491,16 +529,21 @@ void SimEngine::Start(uint32_t slot, int64_t now_ns) {
   a.start_ns = now_ns;
   result_.queue_wait.Add(now_ns - a.arrival_ns);
   if (a.record >= 0) result_.orders[a.record].start_ns = now_ns;
-  a.flow.emplace(&deps_, &stats_, a.key, a.deadline_ns);
+  // The root's own dependencies (the flat list goes on with the services').
+  a.flow.emplace(&deps_, &stats_, a.key, a.deadline_ns, 0,
+                 static_cast<int>(config_.dependencies.size()));
   Apply(slot, a.flow->Begin(now_ns, FlowRng(slot)), now_ns);
 }
 
 void SimEngine::Apply(uint32_t slot, const FlowAction& action, int64_t now_ns) {
   // Read the hand-offs before Handle may finish (and recycle) the slot.
   const uint32_t handoffs = active_[slot].flow->handoffs();
+  // Service graphs: hand-off bits count from the first dependency of the slot's tier.
+  const int tier = active_[slot].tier;
+  const int first_dep = tier == 0 ? 0 : tiers_[tier - 1].first_dep;
   Handle(slot, action, now_ns);
   for (uint32_t mask = handoffs; mask != 0; mask &= mask - 1) {
-    const int dep = __builtin_ctz(mask);
+    const int dep = first_dep + __builtin_ctz(mask);
     auto& waiters = servers_[dep].bulkhead_waiters;
     while (!waiters.empty()) {
       const auto [w, gen] = waiters.front();
@@ -526,7 +569,10 @@ void SimEngine::Handle(uint32_t slot, const FlowAction& action, int64_t now_ns) 
     case FlowAction::Kind::kSleep:
       ++a.gen;
       Schedule(action.until_ns, kSleepEnd, slot, a.gen);
-      if (config_.release_worker_during_backoff && a.holds_worker) {
+      if (config_.release_worker_during_backoff && a.holds_worker && a.tier > 0) {
+        a.holds_worker = false;
+        ReleaseTierWorker(a.tier, now_ns);
+      } else if (config_.release_worker_during_backoff && a.holds_worker) {
         a.holds_worker = false;
         ++idle_workers_;
         SetBusy(now_ns, -1);
@@ -568,6 +614,11 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
   const bool per_copy = deps_[dep].rounds();
   if (per_copy) a.copy_service_ns[copy] = -1;
   ++servers_[dep].in_flight;
+  if (a.tier > 0 && now_ns > a.deadline_ns) ++result_.services[a.tier].overran;  // never
+  if (dep_target_[dep] > 0) {  // service graphs: the call is a request to another tier
+    CallService(slot, copy, action, now_ns);
+    return;
+  }
   // Replicas: the balancer picks the server of this copy.
   int replica = -1;
   if (ReplicaPool* pool = deps_[dep].replicas.get()) {
@@ -797,7 +848,7 @@ void SimEngine::Finish(uint32_t slot, int64_t now_ns) {
   const OrderFlow& f = *a.flow;
   result_.charges += f.charges();
   result_.applied_charges += f.applied_charges();
-  if (f.applied_charges() > 1) ++result_.double_charged_orders;
+  if (f.applied_charges() > 1 && a.tier == 0) ++result_.double_charged_orders;
   if (a.record >= 0) {
     OrderRecord& r = result_.orders[a.record];
     r.attempts = static_cast<uint16_t>(std::min(f.attempts(), 65535));
@@ -811,6 +862,10 @@ void SimEngine::Finish(uint32_t slot, int64_t now_ns) {
 void SimEngine::FinishWithoutFlow(uint32_t slot, OrderStatus status, FailReason reason,
                                   int64_t now_ns) {
   Active& a = active_[slot];
+  if (a.tier > 0) {  // service graphs: a child request
+    FinishChild(slot, status, reason, now_ns);
+    return;
+  }
   const bool degraded = a.flow && a.flow->degraded();
   Account(status, reason, degraded, a.arrival_ns, now_ns, true);
   result_.origins.OnEnd(a.origin, status, now_ns - a.arrival_ns);
@@ -885,17 +940,17 @@ void SimEngine::InitTimeSeries() {
     c.push_back(absl::StrFormat("failed_%s", std::string(FailReasonName(r))));
   }
   c.insert(c.end(), {"queue_depth", "busy_workers", "in_system"});
-  for (const DependencyConfig& d : config_.dependencies) {
+  for (const FlatDependency& d : flat_deps_) {
     for (const char* m : {"calls", "retries", "failures", "rejected_breaker", "breaker_state",
                           "budget_tokens", "in_flight"}) {
-      c.push_back(absl::StrFormat("%s.%s", d.name, m));
+      c.push_back(absl::StrFormat("%s.%s", d.label, m));
     }
   }
   // Hedged or fanned-out dependencies only, after all the others: the price of the copies.
   for (size_t i = 0; i < deps_.size(); ++i) {
     if (!deps_[i].rounds()) continue;
     for (const char* m : kRoundSeriesColumns) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+      c.push_back(absl::StrFormat("%s.%s", flat_deps_[i].label, m));
     }
   }
   // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
@@ -904,7 +959,7 @@ void SimEngine::InitTimeSeries() {
   for (size_t i = 0; i < deps_.size(); ++i) {
     if (!deps_[i].limiter) continue;
     for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+      c.push_back(absl::StrFormat("%s.%s", flat_deps_[i].label, m));
     }
   }
   if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
@@ -912,7 +967,7 @@ void SimEngine::InitTimeSeries() {
   for (size_t i = 0; i < deps_.size(); ++i) {
     if (!deps_[i].rate_gate) continue;
     for (const char* m : {"rate_limited", "rate_limit_waits"}) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
+      c.push_back(absl::StrFormat("%s.%s", flat_deps_[i].label, m));
     }
   }
   if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});

@@ -21,6 +21,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/model/service_graph.h"
 #include "rlab/policy/load_shedder.h"
 #include "rlab/sim/event_queue.h"
 
@@ -60,6 +61,8 @@ class SimEngine {
     kSample,
     kHedgeTimer,
     kIntakeReady,  // an order's intake.rate_limit permit is due
+    kServiceCall,  // service graphs: a call to a service reaches it (a = index into calls_)
+    kTierFree,     // service graphs: a worker of tier a is free (after its answer went out)
   };
 
   // An admitted order that is not terminal yet.
@@ -90,6 +93,39 @@ class SimEngine {
     // intake.limit: the order's permit (admitted orders hold one until they end).
     LimitToken intake_token;
     bool holds_intake = false;
+    // Service graphs: the tier serving this request (0: the root, an order) and, for a child
+    // request, the attempt waiting for it (parent slot, gen, global dep, copy) and its timeout.
+    int32_t tier = 0;
+    uint32_t parent = 0;
+    uint32_t parent_gen = 0;
+    int32_t parent_dep = -1;
+    uint8_t parent_copy = 0;
+    bool caller_until_is_deadline = false;
+    int64_t caller_until_ns = 0;
+  };
+
+  // Service graphs: a call on its way to a service (handled by a kServiceCall event, so that no
+  // slot is allocated while a flow action is being applied).
+  struct PendingCall {
+    uint32_t slot;
+    uint32_t gen;
+    int32_t dep;
+    int32_t copy;
+    int64_t until_ns;
+    bool until_is_deadline;
+  };
+
+  // Service graphs: a non-root tier's worker pool and job queue (FIFO). The root's are the
+  // members job_queue_, ready_, idle_workers_ below.
+  struct Tier {
+    int first_dep = 0;  // its dependencies in deps_: [first_dep, first_dep + num_deps)
+    int num_deps = 0;
+    int queue_capacity = 0;
+    int64_t deadline_ns = 0;
+    std::deque<uint32_t> jobs;
+    std::deque<uint32_t> ready;
+    int idle = 0;
+    bool dispatching = false;
   };
 
   // A call waiting in a dependency's server line.
@@ -152,6 +188,14 @@ class SimEngine {
   // intake.rate_limit: an order that waited for its permit goes on through intake.limit and
   // the queue.
   void OnIntakeReady(uint32_t slot, uint32_t gen, int64_t now_ns);
+  // Service graphs (model/service_graph.h).
+  void CallService(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns);
+  void OnServiceCall(uint32_t index, int64_t now_ns);
+  void DispatchTier(int tier, int64_t now_ns);
+  void FinishChild(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns);
+  bool CallerWaiting(const Active& child) const;
+  // A worker of the slot's tier is free again (after the request ended or parked in a backoff).
+  void ReleaseTierWorker(int tier, int64_t now_ns);
 
   const ScenarioConfig& config_;
   const SimOptions options_;
@@ -209,6 +253,14 @@ class SimEngine {
   RandomStream origin_rng_;
   // The job queue's discipline (intake.discipline); FIFO takes the plain path.
   QueueDiscipline intake_discipline_{config_.intake.discipline};
+  // Service graphs: every tier's dependencies (deps_, stats_, servers_... are indexed the
+  // same way), the tier each dependency calls (0: a leaf), the non-root tiers (tiers_[t - 1]
+  // is tier t), and the calls on their way.
+  std::vector<FlatDependency> flat_deps_;
+  std::vector<int> dep_target_;
+  std::vector<Tier> tiers_;
+  std::vector<PendingCall> calls_;
+  std::vector<uint32_t> free_calls_;
 };
 
 }  // namespace rlab

@@ -90,6 +90,7 @@ from reliability_lab.scenario.replicas import (
     ReplicaOverride,
     Replicas,
 )
+from reliability_lab.scenario.service import Service
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant
 
 __all__ = [
@@ -130,6 +131,7 @@ __all__ = [
     "Replicas",
     "Scenario",
     "Schedule",
+    "Service",
     "ShedClass",
     "Shedding",
     "SimpleLatency",

@@ -170,6 +170,11 @@ class Dependency:
         rate_limit: a client-side rate limit pacing the dependency's calls (a
             :class:`~reliability_lab.scenario.RateLimit`; a call waits up to its ``max_wait``
             for a permit, else fails with reason ``"rate_limited"``), or None.
+        service: the name of a :class:`~reliability_lab.scenario.Service` of the scenario that
+            this dependency calls (each attempt is a request to that service, answered when the
+            request ends), or None: a leaf with its own ``faults``. With a service, ``faults``
+            must keep its default and ``replicas`` and ``charges`` must not be set (the
+            service's own dependencies carry them). Simulator-only for now.
     """
 
     name: str = "payment"
@@ -190,6 +195,7 @@ class Dependency:
     aws_retry: AwsRetryConfig | None = None
     limit: Limit | None = None
     rate_limit: RateLimit | None = None
+    service: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -234,6 +240,25 @@ class Dependency:
             _instance("limit", self.limit, (Limit,), "a Limit or None")
         if self.rate_limit is not None:
             _instance("rate_limit", self.rate_limit, (RateLimit,), "a RateLimit or None")
+        if self.service is not None:
+            if not isinstance(self.service, str) or not _NAME.match(self.service):
+                raise ValueError(
+                    "service must be None or a service name (letters, digits and underscores), "
+                    f"got {self.service!r}"
+                )
+            # A call to a service is answered by the service's own dependencies: a fault model,
+            # replicas or charges here would be silently ignored.
+            for attr, bad in (
+                ("faults", self.faults != Faults()),
+                ("replicas", self.replicas is not None),
+                ("charges", self.charges),
+            ):
+                if bad:
+                    raise ValueError(
+                        f"{attr} must keep its default when service is set (service="
+                        f"{self.service!r}: the service's own dependencies carry faults, "
+                        "replicas and charges)"
+                    )
 
     # A Retry compares by identity (it is a live object); dependencies compare its settings.
     def _key(self) -> tuple[object, ...]:

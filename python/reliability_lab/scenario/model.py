@@ -53,6 +53,7 @@ from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, M
 from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride, Replicas
+from reliability_lab.scenario.service import MAX_SERVICES, Service
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
 from reliability_lab.throttle import ThrottleConfig
 
@@ -88,6 +89,11 @@ class Scenario:
         record_orders: keep one record per order (the ``orders`` table).
         record_events: keep breaker transitions and phase edges (the ``events`` table).
         intake: overload control at the intake (:class:`Intake`; ``intake.*`` paths).
+        services: the other tiers of a service graph (:class:`Service`, up to 256, unique
+            names, ``services[name].*`` paths), called by dependencies with ``service=name``;
+            the scenario itself is the root service. Every service must be reachable from the
+            root, and no service may call itself, directly or through others. Empty: a
+            single-service scenario. Simulator-only for now.
     """
 
     arrivals: Arrivals = Poisson(100.0)  # noqa: RUF009 (frozen: immutable, from another module)
@@ -103,6 +109,7 @@ class Scenario:
     record_orders: bool = True
     record_events: bool = True
     intake: Intake = Intake()  # noqa: RUF009 (frozen: immutable)
+    services: Sequence[Service] = ()
 
     def __post_init__(self) -> None:
         _instance(
@@ -170,6 +177,14 @@ class Scenario:
                     "idempotency keys (each copy would be charged; set idempotency_keys=True)"
                 )
         _set(self, "dependencies", deps)
+        services = _items("services", self.services)
+        if len(services) > MAX_SERVICES:
+            raise ValueError(
+                f"services must have at most {MAX_SERVICES} entries, got {len(services)}"
+            )
+        for i, s in enumerate(services):
+            _instance(f"services[{i}]", s, (Service,), "a Service")
+        _set(self, "services", services)
         # The whole tree, through the validator the engines use (one source of truth).
         validate = getattr(_core, "validate_scenario", None)
         if validate is not None:
@@ -226,6 +241,11 @@ class Scenario:
                 for d in self.dependencies:
                     out.append(d.name)
                     _collect_paths(d, d.name, out)
+            elif f.name == "services":
+                out.append("services")
+                for s in self.services:
+                    out.append(f"services[{s.name}]")
+                    _collect_paths(s, f"services[{s.name}]", out)
             else:
                 out.append(f.name)
                 _collect_paths(getattr(self, f.name), f.name, out)
@@ -357,6 +377,7 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         ReplicaOverride,
         OutlierDetection,
         AwsRetryConfig,
+        Service,
         Shedding,
         ShedClass,
         Tenant,
@@ -440,7 +461,9 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
         return None
     element = _sequence_element(hint)
     if element is Dependency:
-        return _decode_dependencies(value)
+        return _decode_dependencies(value, path.rsplit(".", 1)[0] if "." in path else "")
+    if element is Service:
+        return _decode_named(value, Service, "services", "")
     if element is not None:
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
             return value
@@ -501,7 +524,9 @@ def _decode_config(cls: type, d: Any, path: str) -> Any:
         return cls(**kwargs)
 
 
-def _decode_dependencies(value: Any) -> Any:
+def _decode_dependencies(value: Any, parent: str = "") -> Any:
+    if parent:  # a service's dependencies: "services[name].dependencies[dep]"
+        return _decode_named(value, Dependency, "dependencies", parent)
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         return value
     out = []
@@ -510,6 +535,22 @@ def _decode_dependencies(value: Any) -> Any:
             name = item.get("name", "payment")
             path = name if isinstance(name, str) and _NAME.match(name) else f"dependencies[{i}]"
             out.append(_decode_config(Dependency, item, path))
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def _decode_named(value: Any, cls: type, field: str, parent: str) -> Any:
+    """A list of named config objects, each decoded under ``parent.field[name]`` (or
+    ``[index]`` while its name is not usable in a path)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return value
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, Mapping):
+            name = item.get("name")
+            label = name if isinstance(name, str) and _NAME.match(name) else str(i)
+            out.append(_decode_config(cls, item, _join(parent, f"{field}[{label}]")))
         else:
             out.append(item)
     return tuple(out)
@@ -536,7 +577,9 @@ def _collect_paths(obj: Any, path: str, out: list[str]) -> None:
         out.append(p)
         if isinstance(value, tuple) and value and type(value[0]) in _CONFIG_CLASSES:
             labels = (
-                _phase_labels([v.name for v in value])
+                [f"{name}[{v.name}]" for v in value]
+                if isinstance(value[0], (Dependency, Service))
+                else _phase_labels([v.name for v in value])
                 if isinstance(value[0], Phase)
                 else _tenant_labels([v.name for v in value])
                 if isinstance(value[0], Tenant)
@@ -578,6 +621,8 @@ def _resolve_index(seq: tuple[Any, ...], index: str, where: str) -> int:
 def _element_path(parent: str, name: str, seq: tuple[Any, ...], i: int) -> str:
     if name == "dependencies" and not parent:
         return str(seq[i].name)
+    if name in ("dependencies", "services"):  # a service, or a service's dependency: by name
+        return _join(parent, f"{name}[{seq[i].name}]")
     if name == "phases":
         return _join(parent, _phase_labels([p.name for p in seq])[i])
     if name == "tenants":

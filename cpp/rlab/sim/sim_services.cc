@@ -1,0 +1,211 @@
+// Service graphs in the simulated engine (model/service_graph.h): a call to a dependency whose
+// `service` is set becomes a child request of that service's tier. It joins the tier's job
+// queue, waits for one of its workers, runs the shared OrderFlow over the tier's own
+// dependencies (their policies, faults and servers), and its end answers the calling attempt.
+//
+// Deadline propagation: the child's deadline is the calling attempt's until_ns (the caller's
+// remaining budget: its attempt timeout, capped by its own deadline), capped by the service's
+// `deadline`. A child whose caller gave up before a worker took it is dropped unstarted; one
+// whose caller gave up while it ran ends anyway, and its worker time is counted as wasted.
+//
+// How a child's end answers its caller (as a real server would):
+//   completed                        -> success
+//   rejected (the tier's queue full) -> HTTP 503 (overload: retryable by default)
+//   failed (any reason but deadline) -> HTTP 503
+//   expired / failed on its deadline -> the caller's own timeout outcome when that deadline was
+//                                       the caller's (timeout or deadline_exceeded), else 504
+//                                       (the service's own `deadline` ran out first).
+
+#include <algorithm>
+
+#include "rlab/sim/sim_engine.h"
+
+namespace rlab {
+namespace {
+
+// As in sim_engine.cc: an attempt's outcome packed into an event's 32-bit payload.
+uint32_t PackOutcome(const Outcome& o, int copy) {
+  return static_cast<uint32_t>(o.kind) | (static_cast<uint32_t>(o.http_status) << 4) |
+         (static_cast<uint32_t>(copy) << 16);
+}
+
+}  // namespace
+
+void SimEngine::CallService(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns) {
+  Active& a = active_[slot];
+  // The caller stops waiting at its own timeout, whatever the service does.
+  if (action.until_ns != kNoDeadline) {
+    const Outcome o = Outcome::Of(action.until_is_deadline ? OutcomeKind::kDeadlineExceeded
+                                                           : OutcomeKind::kTimeout);
+    Schedule(action.until_ns, kAttemptEnd, slot, a.gen, PackOutcome(o, copy));
+  }
+  uint32_t index;
+  if (!free_calls_.empty()) {
+    index = free_calls_.back();
+    free_calls_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(calls_.size());
+    calls_.emplace_back();
+  }
+  calls_[index] = {slot, a.gen, action.dep, copy, action.until_ns, action.until_is_deadline};
+  Schedule(now_ns, kServiceCall, index);
+}
+
+bool SimEngine::CallerWaiting(const Active& child) const {
+  const Active& p = active_[child.parent];
+  return p.live && p.gen == child.parent_gen && p.attempt_dep == child.parent_dep &&
+         ((p.outstanding >> child.parent_copy) & 1u) != 0;
+}
+
+void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
+  const PendingCall call = calls_[index];
+  free_calls_.push_back(index);
+  {
+    const Active& p = active_[call.slot];
+    // The caller gave up (a hedge won, say) before the call left: it never reaches the service.
+    if (!p.live || p.gen != call.gen || p.attempt_dep != call.dep ||
+        ((p.outstanding >> call.copy) & 1u) == 0) {
+      return;
+    }
+  }
+  const int t = dep_target_[call.dep];
+  Tier& tier = tiers_[t - 1];
+  ServiceTotals& st = result_.services[t];
+  ++st.arrived;
+  const bool worker_free = tier.idle > 0 && tier.jobs.empty() && tier.ready.empty();
+  if (!worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity) {
+    ++st.by_status[static_cast<size_t>(OrderStatus::kRejected)];
+    ++st.by_reason[static_cast<size_t>(FailReason::kQueueFull)];
+    Active& p = active_[call.slot];
+    if (deps_[call.dep].rounds()) {
+      p.copy_retry_after_ns[call.copy] = -1;
+    } else {
+      p.retry_after_ns = -1;
+    }
+    Schedule(now_ns, kAttemptEnd, call.slot, call.gen, PackOutcome(Outcome::Http(503), call.copy));
+    return;
+  }
+  int64_t deadline_ns = call.until_ns;  // kNoDeadline when the caller has none
+  if (tier.deadline_ns > 0) deadline_ns = std::min(deadline_ns, now_ns + tier.deadline_ns);
+  const int32_t key = active_[call.slot].key;
+  const uint32_t c = AllocSlot();  // may move active_: no reference is held across it
+  Active& a = active_[c];
+  a.flow.reset();
+  a.arrival_ns = now_ns;
+  a.start_ns = -1;
+  a.deadline_ns = deadline_ns;
+  a.record = -1;
+  a.client = -1;
+  a.key = key;
+  a.attempt_dep = -1;
+  a.outstanding = 0;
+  a.holds_worker = false;
+  a.holds_intake = false;
+  a.live = true;
+  a.origin = {};
+  ++a.gen;
+  a.tier = t;
+  a.parent = call.slot;
+  a.parent_gen = call.gen;
+  a.parent_dep = call.dep;
+  a.parent_copy = static_cast<uint8_t>(call.copy);
+  a.caller_until_ns = call.until_ns;
+  a.caller_until_is_deadline = call.until_is_deadline;
+  ++st.in_flight;
+  tier.jobs.push_back(c);
+  DispatchTier(t, now_ns);
+}
+
+void SimEngine::DispatchTier(int t, int64_t now_ns) {
+  Tier& tier = tiers_[t - 1];
+  if (tier.dispatching) return;  // the outer loop picks up whatever the nested call freed
+  tier.dispatching = true;
+  while (tier.idle > 0 && (!tier.ready.empty() || !tier.jobs.empty())) {
+    if (!tier.ready.empty()) {
+      const uint32_t slot = tier.ready.front();
+      tier.ready.pop_front();
+      Active& a = active_[slot];
+      a.holds_worker = true;
+      --tier.idle;
+      Apply(slot, a.flow->OnSleepDone(now_ns, FlowRng(slot)), now_ns);
+      continue;
+    }
+    const uint32_t slot = tier.jobs.front();
+    tier.jobs.pop_front();
+    Active& a = active_[slot];
+    if (!CallerWaiting(a) || (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns)) {
+      // Nobody waits for this request any more: drop it without doing any work.
+      ++result_.services[t].dropped_unstarted;
+      FinishChild(slot, OrderStatus::kExpired, FailReason::kNone, now_ns);
+      continue;
+    }
+    a.holds_worker = true;
+    --tier.idle;
+    a.start_ns = now_ns;
+    a.flow.emplace(&deps_, &stats_, a.key, a.deadline_ns, tier.first_dep, tier.num_deps);
+    Apply(slot, a.flow->Begin(now_ns, FlowRng(slot)), now_ns);
+  }
+  tier.dispatching = false;
+}
+
+void SimEngine::ReleaseTierWorker(int t, int64_t now_ns) {
+  ++tiers_[t - 1].idle;
+  DispatchTier(t, now_ns);
+}
+
+void SimEngine::FinishChild(uint32_t slot, OrderStatus status, FailReason reason,
+                            int64_t now_ns) {
+  Active& a = active_[slot];
+  const int t = a.tier;
+  ServiceTotals& st = result_.services[t];
+  ++st.by_status[static_cast<size_t>(status)];
+  if (reason != FailReason::kNone) ++st.by_reason[static_cast<size_t>(reason)];
+  const int64_t sojourn_ns = now_ns - a.arrival_ns;
+  st.sojourn_sum_s += NsToSeconds(sojourn_ns);
+  if (status == OrderStatus::kCompleted) st.latency.Add(sojourn_ns);
+  // An answer after the deadline would be work past the caller's time (a request that waited
+  // past it for a worker, in the queue or after a backoff, ends without doing any).
+  if (status == OrderStatus::kCompleted && a.deadline_ns != kNoDeadline && now_ns > a.deadline_ns) {
+    ++st.overran;
+  }
+  const bool waiting = CallerWaiting(a);
+  if (!waiting && a.start_ns >= 0) {
+    ++st.wasted;
+    st.wasted_ns += now_ns - a.start_ns;
+  }
+  if (waiting) {
+    Outcome outcome = Outcome::Of(OutcomeKind::kSuccess);
+    const bool out_of_time = status == OrderStatus::kExpired ||
+                             (status == OrderStatus::kFailed && reason == FailReason::kDeadline);
+    if (out_of_time) {
+      // The caller's own deadline: the same outcome as its timeout event (whichever runs first).
+      outcome = a.deadline_ns == a.caller_until_ns
+                    ? Outcome::Of(a.caller_until_is_deadline ? OutcomeKind::kDeadlineExceeded
+                                                             : OutcomeKind::kTimeout)
+                    : Outcome::Http(504);
+    } else if (status != OrderStatus::kCompleted) {
+      outcome = Outcome::Http(503);
+    }
+    Active& p = active_[a.parent];
+    if (deps_[a.parent_dep].rounds()) {
+      p.copy_retry_after_ns[a.parent_copy] = -1;
+    } else {
+      p.retry_after_ns = -1;
+    }
+    Schedule(now_ns, kAttemptEnd, a.parent, a.parent_gen, PackOutcome(outcome, a.parent_copy));
+  }
+  const bool held = a.holds_worker;
+  a.live = false;
+  a.holds_worker = false;
+  ++a.gen;
+  a.flow.reset();
+  a.tier = 0;
+  free_slots_.push_back(slot);
+  --st.in_flight;
+  // The worker takes its next request once the answer has reached the caller (an event after
+  // the answer's, at the same instant): a request the answer made useless (the other copies of
+  // a decided hedge or fan-out) is then dropped unstarted instead of being run.
+  if (held) Schedule(now_ns, kTierFree, static_cast<uint32_t>(t));
+}
+
+}  // namespace rlab

@@ -1,0 +1,110 @@
+"""Service graphs: a :class:`Service` is a tier the scenario's dependencies (or another
+service's) can call, with its own worker pool, job queue and dependencies. The root service is
+the :class:`~reliability_lab.scenario.Scenario` itself (it receives the arrivals); a dependency
+with ``service="name"`` calls a service instead of a leaf fault model.
+
+Simulator-only for now: the live engine refuses a scenario with services (ValueError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reliability_lab.scenario._validate import (
+    _MAX_DEPENDENCIES,
+    _MAX_QUEUE_CAPACITY,
+    _MAX_WORKERS,
+    _NAME,
+    _duration,
+    _instance,
+    _int,
+    _items,
+    _set,
+)
+from reliability_lab.scenario.dependency import Dependency
+
+#: The most services a scenario may declare (the root not counted).
+MAX_SERVICES = 256
+
+
+@dataclass(frozen=True)
+class Service:
+    """One tier of a service graph: a small scenario without arrivals. A call to it (from a
+    :class:`~reliability_lab.scenario.Dependency` with ``service=name``) is a request that
+    joins the service's job queue, waits for one of its workers, and runs the service's
+    dependencies in sequence through their own policies, as an order does at the root.
+
+    The caller's remaining time travels with the call: the request's deadline is the calling
+    attempt's timeout (or its order's deadline), capped by ``deadline``. A request whose caller
+    gave up before a worker took it is dropped unstarted (status ``expired``); work done for a
+    caller that gave up meanwhile is counted as wasted.
+
+    How the request's end answers the calling attempt: completed → success; rejected (its job
+    queue was full) → HTTP 503 (retryable, as a real server's overload answer); failed or
+    expired on its own deadline → HTTP 503 (failed) / 504 (deadline); run out of the caller's
+    time → the caller's own timeout (``timeout`` / ``deadline_exceeded``).
+
+    Attributes:
+        name: letters, digits and underscores; unique among the services; dependencies call
+            the service by it (``Dependency(service=name)``) and its paths start with
+            ``services[name]``.
+        workers: the service's worker pool, in [1, 100000].
+        queue_capacity: its bounded job queue, in [0, 1e7]; a request finding it full is
+            rejected at once (HTTP 503 to its caller).
+        deadline: seconds from a request's arrival to its own deadline, in [0, 1e6]; 0: only
+            the caller's remaining time bounds it.
+        dependencies: 1 to 16 dependencies with unique names, called in order by each
+            request (``services[name].dependencies[dep]`` paths).
+    """
+
+    name: str
+    workers: int = 8
+    queue_capacity: int = 64
+    deadline: float = 0.0
+    dependencies: Sequence[Dependency] = (Dependency("payment"),)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                f"name must contain only letters, digits and underscores, got {self.name!r}"
+            )
+        _set(self, "workers", _int("workers", self.workers, 1, _MAX_WORKERS))
+        _set(
+            self,
+            "queue_capacity",
+            _int("queue_capacity", self.queue_capacity, 0, _MAX_QUEUE_CAPACITY),
+        )
+        _set(self, "deadline", _duration("deadline", self.deadline, allow_zero=True))
+        deps = _items("dependencies", self.dependencies)
+        if not 1 <= len(deps) <= _MAX_DEPENDENCIES:
+            raise ValueError(
+                f"dependencies must have between 1 and {_MAX_DEPENDENCIES} entries, got {len(deps)}"
+            )
+        for i, d in enumerate(deps):
+            _instance(f"dependencies[{i}]", d, (Dependency,), "a Dependency")
+            for j in range(i):
+                if deps[j].name == d.name:
+                    raise ValueError(
+                        f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
+                    )
+        _set(self, "dependencies", deps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This service as a plain JSON-able dict (see :meth:`Scenario.to_dict`)."""
+        from reliability_lab.scenario.model import _encode
+
+        out: dict[str, Any] = _encode(self)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Service:
+        """The inverse of :meth:`to_dict`."""
+        from reliability_lab.scenario.model import _decode_config
+
+        result: Service = _decode_config(cls, d, "")
+        return result
+
+    def __reduce__(self) -> tuple[Callable[..., Service], tuple[Any, ...]]:
+        return (Service.from_dict, (self.to_dict(),))
