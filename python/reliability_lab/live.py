@@ -25,8 +25,9 @@ is freed when its order ends, the payment ledger remembers the pairs of orders i
 the ``idempotency_window`` most recent ones (the durable file is the record), and the result's
 ``orders`` table keeps the ``max_order_records`` most recent orders (``scenario.record_orders``
 off keeps none), and its events keep the 65,536 most recent breaker transitions (the
-``rlab_breaker_transitions`` counters count every one). The counts are in ``internals()["memory"]``. At shutdown the lab checks that
-every order that arrived is in exactly one terminal state, and raises if not (an engine bug).
+``rlab_breaker_transitions`` counters count every one). The counts are in
+``internals()["memory"]``. At shutdown the lab checks that every order that arrived is in
+exactly one terminal state, and raises if not (an engine bug).
 
 Logs are JSON lines on the ``reliability_lab`` logger: breaker transitions, retry loops given up,
 and shutdown progress. Callbacks (``on_transition``) run on the lab's log thread with no native
