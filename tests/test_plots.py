@@ -130,3 +130,94 @@ def test_tradeoff_curves_with_bands(swept: pd.DataFrame, tmp_path: Path) -> None
     with pytest.raises(ValueError, match="one entry per curve"):
         plots.tradeoff(swept, "payment.breaker.consecutive_failures", "success_rate",
                        by="payment.faults.failure_rate", labels=["a"])
+
+
+def three_tiers() -> rl.Scenario:
+    """orders → inventory → db → disk, plus a replicated leaf at the root, a cache under
+    inventory, and two dependencies of the root calling inventory (parallel edges)."""
+    D = rl.Dependency
+    retry = rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05))
+    return rl.Scenario(
+        arrivals=rl.Poisson(rate=50), duration=20, workers=16, seed=11, sample_every=0.0,
+        dependencies=(
+            D("inv", service="inventory", retry=retry),
+            D("stock", service="inventory"),
+            D("payment", replicas=rl.Replicas(count=3), faults=rl.Faults(failure_rate=0.05)),
+        ),
+        services=(
+            rl.Service(name="inventory", workers=8, dependencies=(
+                D("to_db", service="db", retry=retry), D("cache"))),
+            rl.Service(name="db", workers=4, dependencies=(
+                D("disk", faults=rl.Faults(failure_rate=0.2)),)),
+        ),
+    )
+
+
+def test_service_graph_nodes_edges_and_rates() -> None:
+    r = rl.simulate(three_tiers())
+    g = plots.service_graph(r)
+    assert dict(g.nodes(data="kind")) == {
+        "root": "root", "inventory": "service", "db": "service",
+        "root.payment": "dependency", "inventory.cache": "dependency", "db.disk": "dependency",
+    }
+    # Tiers read left to right: the longest call path from the root.
+    assert dict(g.nodes(data="layer")) == {
+        "root": 0, "inventory": 1, "root.payment": 1, "db": 2, "inventory.cache": 2,
+        "db.disk": 3,
+    }
+    assert g.nodes["root.payment"]["replicas"] == 3
+    assert g.nodes["inventory.cache"]["replicas"] is None
+    assert g.nodes["db"]["workers"] == 4
+    assert sorted((u, v, k) for u, v, k in g.edges(keys=True)) == [
+        ("db", "db.disk", "db.disk"),
+        ("inventory", "db", "inventory.to_db"),
+        ("inventory", "inventory.cache", "inventory.cache"),
+        ("root", "inventory", "inv"),
+        ("root", "inventory", "stock"),
+        ("root", "root.payment", "payment"),
+    ]
+    totals = {d["name"]: d for d in r.totals["dependencies"]}
+    for _, _, k, e in g.edges(keys=True, data=True):
+        t = totals[k]
+        assert (e["calls"], e["failures"]) == (t["calls"], t["failures"])
+        assert e["rate"] == t["calls"] / 20.0
+        assert e["error_rate"] == t["failures"] / t["calls"]
+    # The faults show where they are: the disk fails, the cache does not, retries add calls.
+    assert g.edges["db", "db.disk", "db.disk"]["error_rate"] == pytest.approx(0.2, abs=0.05)
+    assert g.edges["inventory", "inventory.cache", "inventory.cache"]["error_rate"] == 0.0
+    assert g.edges["root", "inventory", "inv"]["calls"] >= r.summary["arrived"]
+
+
+def test_graph_draws_every_node_and_labelled_edge(tmp_path: Path) -> None:
+    r = rl.simulate(three_tiers())
+    ax = plots.graph(r)
+    assert isinstance(ax, Axes)
+    texts = [t.get_text() for t in ax.texts]
+    for label in ("orders\n16 workers", "inventory\n8 workers", "db\n4 workers",
+                  "payment\n3 replicas", "cache", "disk"):
+        assert label in texts
+    g = plots.service_graph(r)
+    for _, v, k, e in g.edges(keys=True, data=True):
+        label = f"{e['rate']:.3g}/s\n{e['error_rate']:.1%} err"
+        if v in ("inventory", "db"):
+            label = f"{k.rsplit('.', 1)[-1]}: {label}"
+        assert label in texts, label
+    # Tiers left to right: each edge's caller is left of its callee.
+    xs = {t.get_text().split("\n")[0]: t.get_position()[0] for t in ax.texts}
+    assert xs["orders"] < xs["inventory"] < xs["db"] < xs["disk"]
+    # Within a tier, top to bottom in the order the dependencies are declared (not the order
+    # of a set, which varies with PYTHONHASHSEED).
+    ys = {t.get_text().split("\n")[0]: t.get_position()[1] for t in ax.texts}
+    assert ys["inventory"] > ys["payment"]
+    assert ys["db"] > ys["cache"]
+    _png(ax.figure, tmp_path / "graph.png")  # type: ignore[arg-type]
+
+
+def test_graph_of_a_single_service_scenario(tmp_path: Path) -> None:
+    r = rl.simulate(scenario().replace(duration=5))
+    g = plots.service_graph(r)
+    assert list(g.edges(keys=True)) == [("root", "root.payment", "payment")]
+    assert g.nodes["root.payment"]["layer"] == 1
+    ax = plots.graph(r)
+    assert "payment" in [t.get_text() for t in ax.texts]
+    _png(ax.figure, tmp_path / "single.png")  # type: ignore[arg-type]

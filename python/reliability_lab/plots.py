@@ -8,6 +8,8 @@
   ``by``, with confidence bands across seeds.
 * :func:`optimization_history`, :func:`pareto` — an :func:`~reliability_lab.optimize.optimize`
   study: the objective per trial with the best so far; the trials and the feasible front.
+* :func:`graph` — a run's service topology (:func:`service_graph`): each edge's calls per
+  second and error rate, laid out in tiers by networkx.
 
 Nothing here picks a backend: the functions work under Agg (files, tests, CI) as in Jupyter.
 Figures are made with ``pyplot`` so that notebooks show them; close them (``plt.close(fig)``)
@@ -16,13 +18,16 @@ when making many in a script.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
+import networkx as nx
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -420,4 +425,175 @@ def pareto(
     return ax
 
 
-__all__ = ["BREAKER_COLORS", "heatmap", "optimization_history", "pareto", "timeline", "tradeoff"]
+#: The node id of the root service (the scenario itself) in :func:`service_graph`, as in
+#: ``Result.services``.
+ROOT = "root"
+
+
+def service_graph(result: Result) -> nx.MultiDiGraph[str]:
+    """The service topology of a run as a networkx graph, with each call's totals.
+
+    Nodes: ``"root"`` (the scenario: it receives the orders), each service by its name, and
+    each leaf dependency as ``"<caller>.<dependency>"`` (the caller being ``root`` or a
+    service; names have no dots, so the ids cannot collide). Node attributes: ``kind``
+    (``"root"``, ``"service"`` or ``"dependency"``), ``name``, ``layer`` (tiers from the root:
+    0, 1, ...; the longest call path reaching the node), ``workers`` (services and root),
+    ``replicas`` (a leaf's replica count, None without replicas).
+
+    One edge per dependency, caller → callee (a service, or the leaf's node), keyed by the
+    dependency's label in ``totals["dependencies"]`` (``dep`` at the root,
+    ``<service>.<dep>`` below). Edge attributes: ``dependency`` (that label), ``calls``
+    (attempts sent), ``failures`` (attempts that failed), ``rate`` (calls per second of the
+    scenario's ``duration``), ``error_rate`` (failures / calls; NaN without calls).
+
+    Args:
+        result: a simulated run (a single-service scenario gives root → its leaves).
+
+    Returns:
+        A ``networkx.MultiDiGraph`` (two dependencies of one caller may call the same
+        service).
+    """
+    sc = result.scenario
+    totals = {d["name"]: d for d in result.totals["dependencies"]}
+    g: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+    g.add_node(ROOT, kind="root", name=ROOT, workers=sc.workers)
+    for svc in sc.services:
+        g.add_node(svc.name, kind="service", name=svc.name, workers=svc.workers)
+    tiers = [(ROOT, "", sc.dependencies)] + [
+        (svc.name, f"{svc.name}.", svc.dependencies) for svc in sc.services
+    ]
+    for caller, prefix, deps in tiers:
+        for dep in deps:
+            label = f"{prefix}{dep.name}"
+            if label not in totals:
+                raise ValueError(f"dependency {label!r} is not in the result's totals")
+            t = totals[label]
+            if dep.service is not None:
+                callee = dep.service
+            else:
+                callee = f"{caller}.{dep.name}"
+                g.add_node(
+                    callee, kind="dependency", name=dep.name,
+                    replicas=dep.replicas.count if dep.replicas is not None else None,
+                )
+            calls, failures = int(t["calls"]), int(t["failures"])
+            g.add_edge(
+                caller, callee, key=label, dependency=label, calls=calls, failures=failures,
+                rate=calls / sc.duration if sc.duration > 0 else math.nan,
+                error_rate=failures / calls if calls else math.nan,
+            )
+    # The validator refuses cycles, so the generations are the tiers (longest path from root).
+    for layer, nodes in enumerate(nx.topological_generations(g)):
+        for n in nodes:
+            g.nodes[n]["layer"] = layer
+    return g
+
+
+_NODE_COLORS = {"root": "#1565c0", "service": "#64b5f6", "dependency": "#e0e0e0"}
+
+
+def graph(
+    result: Result,
+    *,
+    ax: Axes | None = None,
+    cmap: str = "RdYlGn_r",
+    vmax: float | None = None,
+) -> Axes:
+    """A run's service topology, tiers left to right: the root (the orders), the services and
+    the leaf dependencies, one arrow per dependency labelled with its calls per second (calls /
+    the scenario's ``duration``) and error rate (failed attempts / attempts); the arrow's
+    colour and width grow with the error rate. Services show their workers, leaves their
+    replicas. The layout is networkx's ``multipartite_layout`` over :func:`service_graph`'s
+    ``layer``.
+
+    Args:
+        result: a simulated run (a single-service scenario draws root → its leaves).
+        ax: draw here (default: a new figure sized to the graph).
+        cmap: the colour map of the error rate.
+        vmax: the error rate at the top of the colour scale (default: the largest one seen,
+            at least 5%).
+
+    Returns:
+        The Axes.
+    """
+    g = service_graph(result)
+    # Within a tier, nodes in depth-first order of the declared dependencies, top to bottom
+    # (an explicit order: networkx groups a "layer" attribute into sets, whose order varies
+    # from run to run).
+    tiers: dict[int, list[str]] = {}
+    for n in nx.dfs_preorder_nodes(g, ROOT):
+        tiers.setdefault(g.nodes[n]["layer"], []).insert(0, n)  # y grows upwards
+    pos = nx.multipartite_layout(g, subset_key=tiers)
+    layers = len(tiers)
+    widest = max(len(t) for t in tiers.values())
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 2.6 * layers + 1.0), max(3.0, 1.4 * widest + 1.0)))
+    rates = [float(d["error_rate"]) for _, _, d in g.edges(data=True)]
+    rates = [e for e in rates if not math.isnan(e)]
+    top = vmax if vmax is not None else max([0.05, *rates])
+    norm = Normalize(vmin=0.0, vmax=top)
+    colormap = plt.get_cmap(cmap)
+    node_size = 2600
+
+    # Parallel edges (two dependencies of one caller calling the same service) bend apart.
+    seen: dict[tuple[str, str], int] = {}
+    for u, v, k, d in g.edges(keys=True, data=True):
+        i = seen.get((u, v), 0)
+        seen[(u, v)] = i + 1
+        rad = 0.0 if i == 0 else 0.4 * ((i + 1) // 2) * (1 if i % 2 else -1)
+        style = f"arc3,rad={rad}"
+        err = d["error_rate"]
+        color = "#9e9e9e" if math.isnan(err) else colormap(norm(err))
+        width = 1.5 + (0.0 if math.isnan(err) else 4.5 * min(err / top, 1.0))
+        nx.draw_networkx_edges(
+            g, pos, edgelist=[(u, v, k)], ax=ax, edge_color=[color], width=width,
+            arrows=True, arrowsize=14, node_size=node_size, connectionstyle=style,
+        )
+        text = f"{d['rate']:.3g}/s\n{'n/a' if math.isnan(err) else f'{err:.1%}'} err"
+        if g.nodes[v]["kind"] == "service":  # the callee's box names the service, not the dep
+            text = f"{k.rsplit('.', 1)[-1]}: {text}"
+        nx.draw_networkx_edge_labels(
+            g, pos, edge_labels={(u, v, k): text}, ax=ax, font_size=7, connectionstyle=style,
+            node_size=node_size, rotate=False,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#bdbdbd", "lw": 0.5},
+        )
+
+    for kind, color in _NODE_COLORS.items():
+        nodes = [n for n, d in g.nodes(data=True) if d["kind"] == kind]
+        nx.draw_networkx_nodes(
+            g, pos, nodelist=nodes, ax=ax, node_color=color, node_size=node_size,
+            node_shape="o" if kind == "dependency" else "s", edgecolors="#424242",
+            linewidths=0.8,
+        )
+    labels: dict[str, str] = {}
+    for n, d in g.nodes(data=True):
+        if d["kind"] == "root":
+            labels[n] = f"orders\n{d['workers']} workers"
+        elif d["kind"] == "service":
+            labels[n] = f"{d['name']}\n{d['workers']} workers"
+        else:
+            labels[n] = d["name"] + (f"\n{d['replicas']} replicas" if d["replicas"] else "")
+    for kind in _NODE_COLORS:
+        nx.draw_networkx_labels(
+            g, pos, labels={n: t for n, t in labels.items() if g.nodes[n]["kind"] == kind},
+            ax=ax, font_size=8, font_color="white" if kind == "root" else "black",
+        )
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=colormap)
+    ax.figure.colorbar(sm, ax=ax, label="error rate (failed attempts / attempts)",
+                       fraction=0.03, pad=0.01)
+    ax.set_title(f"service graph: calls/s over {result.scenario.duration:g} s", fontsize=9)
+    ax.margins(0.12)
+    ax.set_axis_off()
+    return ax
+
+
+__all__ = [
+    "BREAKER_COLORS",
+    "graph",
+    "heatmap",
+    "optimization_history",
+    "pareto",
+    "service_graph",
+    "timeline",
+    "tradeoff",
+]
