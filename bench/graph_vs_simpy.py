@@ -7,7 +7,7 @@ SimPy model (a ``simpy.Resource`` per worker pool and per replica, Python's ``ra
 * root: Poisson arrivals at 200/s, 64 workers; an order holds a worker while it calls ``mid_a``
   then ``mid_b`` (in sequence; a failed call fails the order and ``mid_b`` is not called);
 * ``mid_a`` and ``mid_b``: 8 workers each, a FIFO queue; a request holds a worker while it
-  calls its leaf ``db``, retried up to 3 attempts with full-jitter backoff U(0, 0.01·2^(k−1)) s
+  calls its leaf ``db``, retried up to 3 attempts with full-jitter backoff U(0, 0.01·2^(k-1)) s
   (the worker is held during the backoff, the engine's default);
 * each ``db`` is a pool of 4 replicas picked round robin per attempt, each replica serving one
   call at a time (a FIFO line in front of it); service time Exponential(mean 10 ms), and an
@@ -50,9 +50,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _simpy_models import run_poisson_orders, timed  # noqa: E402
-from harness import Row, judge_max, judge_ratio  # noqa: E402
-from sim_vs_simpy import (  # noqa: E402
+from _simpy_models import run_poisson_orders, timed
+from harness import Row, judge_max, judge_ratio
+from sim_vs_simpy import (
     _peak_rss_bytes,
     _reset_peak_rss,
     _rss_bytes,
@@ -168,7 +168,9 @@ def scenario(
     if graph:
         deps = tuple(rl.Dependency(m, service=m) for m in MIDS)
         services = tuple(
-            rl.Service(name=m, workers=MID_WORKERS, queue_capacity=QUEUE, dependencies=(_leaf("db"),))
+            rl.Service(
+                name=m, workers=MID_WORKERS, queue_capacity=QUEUE, dependencies=(_leaf("db"),)
+            )
             for m in MIDS
         )
     else:
