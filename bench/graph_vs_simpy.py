@@ -189,10 +189,10 @@ def scenario(
     )
 
 
-def ours_rate(horizon: float) -> tuple[float, dict[str, Any]]:
+def ours_rate(horizon: float, graph: bool = True) -> tuple[float, dict[str, Any]]:
     from reliability_lab.sim import simulate
 
-    sc = scenario(horizon)
+    sc = scenario(horizon, graph=graph)
     res, wall = timed(lambda: simulate(sc))
     s = res.summary
     arrived = int(s["arrived"])
@@ -220,16 +220,19 @@ def simpy_rate(horizon: float) -> tuple[float, dict[str, Any]]:
 
 
 def compare(quick: bool) -> dict[str, Any]:
-    """Ours and SimPy interleaved (ours, SimPy, ...) after a warm-up of ours; best of each."""
+    """Ours and SimPy interleaved (ours, SimPy, ...) after a warm-up of ours; best of each.
+    Ours on the single-service model too (after each graph run), for what the tiers cost."""
     ours_h, simpy_h, repeats = (1_000.0, 100.0, 1) if quick else (5_000.0, 500.0, 3)
     ours_rate(10.0)
     ours_rates: list[float] = []
     simpy_rates: list[float] = []
+    single_rates: list[float] = []
     info_o: dict[str, Any] = {}
     info_p: dict[str, Any] = {}
     for _ in range(repeats):
         r, info_o = ours_rate(ours_h)
         ours_rates.append(r)
+        single_rates.append(ours_rate(ours_h, graph=False)[0])
         r, info_p = simpy_rate(simpy_h)
         simpy_rates.append(r)
     ok, text = agreement(info_o, ours_h, info_p, simpy_h)
@@ -238,6 +241,8 @@ def compare(quick: bool) -> dict[str, Any]:
         "simpy": max(simpy_rates),
         "ours_rates": ours_rates,
         "simpy_rates": simpy_rates,
+        "single_service_rate": max(single_rates),
+        "single_service_rates": single_rates,
         "ours_horizon_s": ours_h,
         "simpy_horizon_s": simpy_h,
         "ours_info": info_o,
@@ -370,6 +375,10 @@ def main() -> None:
         shown = "  ".join(f"{k} {v:.4g}" for k, v in info.items())
         print(f"{name:5} {shown}")
     print(f"models {c['agreement']}")
+    print(
+        f"single-service model (the same pools called by the root directly): ours "
+        f"{c['single_service_rate'] / 1e6:.2f} M orders/s"
+    )
     ratio = c["ours"] / c["simpy"]
     verdict = "PASS" if ratio >= TARGET and c["agree"] else "MISS"
     print(
@@ -381,7 +390,14 @@ def main() -> None:
     if a.memory:
         m = memory(a.quick)
         for key in ("graph_records", "single_records", "graph_summary", "single_summary"):
-            print(f"memory {key:15} {m[key]['bytes_per_order']:8.1f} B/order (peak RSS slope)")
+            over = "  ".join(
+                f"{p['arrived']:,} orders: peak {(p['rss_peak'] - p['rss_before']) / 2**20:.1f} MiB"
+                for p in m[key]["probes"]
+            )
+            print(
+                f"memory {key:15} {m[key]['bytes_per_order']:6.1f} B/order (peak RSS slope; "
+                f"peak over the baseline: {over})"
+            )
         r = m["graph_records"]["bytes_per_order"] / m["single_records"]["bytes_per_order"]
         verdict = "PASS" if r <= MEMORY_TARGET else "MISS"
         print(
