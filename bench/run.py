@@ -3,8 +3,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--json PATH] [--cpp-binary PATH]
 
-NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), live, live_memory, sweep,
-service, or one of mmc, retrying, memory.
+NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), graph, live, live_memory,
+sweep, service, or one of mmc, retrying, memory.
 Prints a table per group (ours, the peer, the ratio, the target, PASS/MISS) and writes every
 figure with its method details to bench/results.json. See bench/README.md.
 """
@@ -39,6 +39,7 @@ GROUPS = {
     "breaker": ["breaker"],
     "retry": ["retry"],
     "sim": ["mmc", "retrying", "memory"],
+    "graph": ["graph"],
     "live": ["live"],
     "live_memory": ["live_memory"],
     "sweep": ["sweep"],
@@ -52,6 +53,7 @@ ALL = [
     "mmc",
     "retrying",
     "memory",
+    "graph",
     "live",
     "live_memory",
     "sweep",
@@ -60,6 +62,7 @@ ALL = [
 ]
 # Benchmarks that live in their own module, each exposing ``rows(quick: bool) -> list[Row]``.
 MODULES = {
+    "graph": "graph_vs_simpy",
     "live": "live_bench",
     "live_memory": "memory_bench",
     "sweep": "sweep_bench",
@@ -73,6 +76,7 @@ TITLES = {
     "mmc": "Simulated engine vs SimPy and vs the bare C++ loop: M/M/c (orders per wall-clock s)",
     "retrying": "Simulated engine vs SimPy and vs the bare C++ loop: retrying client (orders/s)",
     "memory": "Simulated engine memory (M/M/c; bytes per order)",
+    "graph": "Simulated engine, 3-tier service graph: vs SimPy (orders/s), memory per order",
     "live": "Live engine: no-op orders through the queue and the workers (orders per second)",
     "live_memory": "Live memory over a steady 1,000 orders/s run: RSS growth (rl.Lab and serve)",
     "sweep": "Breaker-threshold sweep: 1,000 configurations x 60 s at 200 orders/s (12 M orders)",
