@@ -183,8 +183,11 @@ def rate(quick: bool) -> dict[str, Any]:
     run_once(5.0)  # warm-up
     runs = [run_once(horizon) for _ in range(repeats)]
     best = max(runs, key=lambda r: r["calls_per_s"])
-    return {**best, "runs_calls_per_s": [r["calls_per_s"] for r in runs],
-            "load_average": os.getloadavg()[0]}
+    return {
+        **best,
+        "runs_calls_per_s": [r["calls_per_s"] for r in runs],
+        "load_average": os.getloadavg()[0],
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,8 +217,13 @@ def memory_probe(horizon: float) -> dict[str, Any]:
 
 
 def _run_probe(horizon: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-probe", "--horizon",
-           str(horizon)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--memory-probe",
+        "--horizon",
+        str(horizon),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe failed:\n{proc.stderr}")
@@ -228,8 +236,11 @@ def memory(quick: bool) -> dict[str, Any]:
     h1, h2 = (20.0, 100.0) if quick else (60.0, 600.0)
     a, b = _run_probe(h1), _run_probe(h2)
     growth = (b["rss_peak"] - b["rss_before"]) - (a["rss_peak"] - a["rss_before"])
-    return {"horizons_s": [h1, h2], "bytes_per_call": growth / (b["calls"] - a["calls"]),
-            "probes": [a, b]}
+    return {
+        "horizons_s": [h1, h2],
+        "bytes_per_call": growth / (b["calls"] - a["calls"]),
+        "probes": [a, b],
+    }
 
 
 # ------------------------------------------------------------------------------------------------

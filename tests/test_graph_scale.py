@@ -13,7 +13,7 @@ import reliability_lab as rl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from graph_scale import generate, total_calls  # noqa: E402
+from graph_scale import generate, total_calls
 
 SMALL = (2, 4, 6, 8)  # 20 services
 
@@ -27,8 +27,11 @@ def test_the_generator_is_deterministic_and_has_the_issue_shape() -> None:
     leaves = [d for _, d in deps if d.service is None]
     calls = [d for _, d in deps if d.service is not None]
     assert leaves and all(d.replicas is not None and d.replicas.count == 10 for d in leaves)
-    assert all(1 <= len([d for d in s.dependencies if d.service]) <= 3
-               for s in sc.services if not s.name.startswith("t4_"))
+    assert all(
+        1 <= len([d for d in s.dependencies if d.service]) <= 3
+        for s in sc.services
+        if not s.name.startswith("t4_")
+    )
     assert len([d for d in calls if d.fanout is not None]) == 4
     # Retries at two tiers: every leaf, and tier 1's calls into tier 2.
     assert all(d.retry is not None for d in leaves)
