@@ -3,8 +3,8 @@
 
     python bench/run.py [--quick] [--only NAME[,NAME...]] [--json PATH] [--cpp-binary PATH]
 
-NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), graph, live, live_memory,
-sweep, service, or one of mmc, retrying, memory.
+NAME is a group: cpp, breaker, retry, sim (= mmc, retrying, memory), graph, scale, live,
+live_memory, sweep, service, or one of mmc, retrying, memory.
 Prints a table per group (ours, the peer, the ratio, the target, PASS/MISS) and writes every
 figure with its method details to bench/results.json. See bench/README.md.
 """
@@ -40,6 +40,7 @@ GROUPS = {
     "retry": ["retry"],
     "sim": ["mmc", "retrying", "memory"],
     "graph": ["graph"],
+    "scale": ["scale"],
     "live": ["live"],
     "live_memory": ["live_memory"],
     "sweep": ["sweep"],
@@ -54,6 +55,7 @@ ALL = [
     "retrying",
     "memory",
     "graph",
+    "scale",
     "live",
     "live_memory",
     "sweep",
@@ -63,6 +65,7 @@ ALL = [
 # Benchmarks that live in their own module, each exposing ``rows(quick: bool) -> list[Row]``.
 MODULES = {
     "graph": "graph_vs_simpy",
+    "scale": "graph_scale",
     "live": "live_bench",
     "live_memory": "memory_bench",
     "sweep": "sweep_bench",
@@ -77,6 +80,7 @@ TITLES = {
     "retrying": "Simulated engine vs SimPy and vs the bare C++ loop: retrying client (orders/s)",
     "memory": "Simulated engine memory (M/M/c; bytes per order)",
     "graph": "Simulated engine, 3-tier service graph: vs SimPy (orders/s), memory per order",
+    "scale": "Simulated engine, generated 100-service graph: calls per wall-clock s, memory/call",
     "live": "Live engine: no-op orders through the queue and the workers (orders per second)",
     "live_memory": "Live memory over a steady 1,000 orders/s run: RSS growth (rl.Lab and serve)",
     "sweep": "Breaker-threshold sweep: 1,000 configurations x 60 s at 200 orders/s (12 M orders)",
