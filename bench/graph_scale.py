@@ -179,7 +179,7 @@ def run_once(horizon: float) -> dict[str, Any]:
 
 
 def rate(quick: bool) -> dict[str, Any]:
-    horizon, repeats = (100.0, 1) if quick else (600.0, 3)
+    horizon, repeats = (100.0, 1) if quick else (300.0, 3)
     run_once(5.0)  # warm-up
     runs = [run_once(horizon) for _ in range(repeats)]
     best = max(runs, key=lambda r: r["calls_per_s"])
@@ -233,7 +233,7 @@ def _run_probe(horizon: float) -> dict[str, Any]:
 
 def memory(quick: bool) -> dict[str, Any]:
     """Peak-RSS slope (bytes per call) between two horizons, summary only."""
-    h1, h2 = (20.0, 100.0) if quick else (60.0, 600.0)
+    h1, h2 = (20.0, 100.0) if quick else (30.0, 300.0)
     a, b = _run_probe(h1), _run_probe(h2)
     growth = (b["rss_peak"] - b["rss_before"]) - (a["rss_peak"] - a["rss_before"])
     return {
@@ -302,7 +302,7 @@ def main() -> None:
         print(json.dumps(memory_probe(a.horizon)))
         return
     if a.profile:
-        print(run_once(a.horizon or 600.0))
+        print(run_once(a.horizon or 300.0))
         return
     r = rate(a.quick)
     verdict = "PASS" if r["calls_per_s"] >= TARGET else "MISS"
