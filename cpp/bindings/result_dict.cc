@@ -260,7 +260,12 @@ py::dict ResultDict(const ScenarioConfig& sc, const SimResult& r,
       d["statuses"] = st;
       d["reasons"] = rs;
       d["in_flight"] = root ? r.in_flight : x.in_flight;
-      d["latency"] = HistogramDict(root ? r.latency_completed : x.latency);
+      const LogHistogram& lat = root ? r.latency_completed : x.latency;
+      d["latency"] = HistogramDict(lat);
+      // rlab_service_latency_seconds: the cumulative buckets at the shared bounds, and the sum.
+      d["latency_buckets"] = Buckets(lat, bounds_s);
+      d["latency_sum"] =
+          NsToSeconds(static_cast<int64_t>(lat.mean() * static_cast<double>(lat.count())));
       d["sojourn_sum"] = root ? r.sojourn_sum_s : x.sojourn_sum_s;
       d["wasted"] = x.wasted;
       d["wasted_seconds"] = NsToSeconds(x.wasted_ns);

@@ -87,6 +87,38 @@ def _replica_families(totals: Mapping[str, Any]) -> list[Metric]:
     return out
 
 
+#: The outcomes of ``rlab_service_requests``: a service-graph request's terminal statuses.
+SERVICE_OUTCOMES = ("completed", "failed", "rejected", "expired")
+
+
+def _service_families(totals: Mapping[str, Any]) -> list[Metric]:
+    """Service graphs only (simulated engine): per service, its ended requests by outcome and
+    the latency of its completed ones. The ``service`` label is ``root`` (the scenario itself:
+    its requests are the orders) or a declared ``Scenario.services`` name, so it is bounded by
+    the scenario."""
+    rows = totals.get("services") or []
+    if not rows:
+        return []
+    requests = CounterMetricFamily(
+        f"{PREFIX}_service_requests",
+        "Requests a service ended, by outcome (rejected: its job queue was full).",
+        labels=["service", "outcome"],
+    )
+    latency = HistogramMetricFamily(
+        f"{PREFIX}_service_latency_seconds",
+        "Arrival to end of a service's completed requests.",
+        labels=["service"],
+    )
+    bounds: Sequence[float] = totals["latency_bounds"]
+    for s in rows:
+        for outcome in SERVICE_OUTCOMES:
+            requests.add_metric([s["name"], outcome], float(s["statuses"][outcome]))
+        buckets = [(_le(b), float(n)) for b, n in zip(bounds, s["latency_buckets"], strict=True)]
+        buckets.append(("+Inf", float(s["latency"]["count"])))
+        latency.add_metric([s["name"]], buckets, sum_value=float(s["latency_sum"]))
+    return [requests, latency]
+
+
 def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
     """Builds the metric families from an engine's totals (the raw dict a run returns)."""
     out: list[Metric] = []
@@ -176,6 +208,7 @@ def families_from_totals(totals: Mapping[str, Any]) -> list[Metric]:
     latency.add_metric([], buckets, sum_value=float(totals["latency_sum"]))
     out.append(latency)
     out.extend(origin_families(totals, PREFIX))  # intake.shedding only
+    out.extend(_service_families(totals))  # service graphs only
     return out
 
 
@@ -244,6 +277,7 @@ __all__ = [
     "LATENCY_BOUNDS",
     "PREFIX",
     "RETRY_RESULTS",
+    "SERVICE_OUTCOMES",
     "StaticCollector",
     "exposition",
     "families_from_totals",

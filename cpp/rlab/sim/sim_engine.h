@@ -126,6 +126,7 @@ class SimEngine {
     std::deque<uint32_t> ready;
     int idle = 0;
     bool dispatching = false;
+    int workers = 0;  // its pool size (busy = workers - idle)
   };
 
   // A call waiting in a dependency's server line.
@@ -244,6 +245,7 @@ class SimEngine {
     int64_t intake_limit_rejected = 0;
     // Rate limits: per dependency, then intake.rate_limit last.
     std::vector<RateGate::Counts> rate;
+    std::vector<ServiceTotals> services;  // service graphs: per tier, root (unused) first
   };
   Counters last_;
   int64_t last_sample_ns_ = 0;
