@@ -40,7 +40,10 @@ class Result:
         timeseries: one row per ``sample_every`` virtual seconds (past the first 1000 of the
             drain, at doubling intervals: see ``Scenario.sample_every``); flows are per
             interval (the row's ``t`` minus the previous row's), gauges (queue depth, busy
-            workers, breaker state) are levels at the sample time.
+            workers, breaker state) are levels at the sample time. With service graphs,
+            each declared service's ``service.<name>.*`` columns come last (arrivals and
+            ended requests by status per interval; ``queue_depth``, ``busy_workers``,
+            ``in_flight`` at the sample).
         events: breaker transitions, fault phase edges and replica ejections / returns
             (``kind`` ``"ejection"`` or ``"return"``, ``from`` ``"replica <i>"``, ``to`` the
             reason), per-replica breaker transitions (``kind`` ``"replica_breaker"``, ``from``

@@ -39,8 +39,8 @@ bool Committed(uint32_t p) { return (p >> 14) & 1; }
 // per interval the requests that reached it and those that ended, by status; at the sample its
 // job queue, its busy workers and its requests in flight (queued, running or backing off).
 constexpr std::array<const char*, 8> kServiceSeriesColumns = {
-    "arrivals", "completed", "failed", "rejected", "expired", "queue_depth", "busy_workers",
-    "in_flight"};
+    "arrivals", "completed",   "failed",       "rejected",
+    "expired",  "queue_depth", "busy_workers", "in_flight"};
 
 
 }  // namespace
