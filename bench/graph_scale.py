@@ -38,8 +38,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -217,18 +215,9 @@ def memory_probe(horizon: float) -> dict[str, Any]:
 
 
 def _run_probe(horizon: float) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--memory-probe",
-        "--horizon",
-        str(horizon),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory probe failed:\n{proc.stderr}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+    from harness import run_probe
+
+    return run_probe(str(Path(__file__).resolve()), "--horizon", str(horizon))
 
 
 def memory(quick: bool) -> dict[str, Any]:

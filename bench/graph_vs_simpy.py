@@ -42,7 +42,6 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _simpy_models import run_poisson_orders, timed
-from harness import Row, judge_max, judge_ratio
+from harness import Row, judge_max, judge_ratio, run_probe
 from sim_vs_simpy import (
     _peak_rss_bytes,
     _reset_peak_rss,
@@ -282,20 +281,8 @@ def memory_probe(horizon: float, graph: bool, record_orders: bool) -> dict[str, 
 
 
 def _run_probe(horizon: float, graph: bool, record_orders: bool) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--memory-probe",
-        "--horizon",
-        str(horizon),
-        *(["--graph"] if graph else []),
-        *(["--records"] if record_orders else []),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory probe failed:\n{proc.stderr}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+    flags = [*(["--graph"] if graph else []), *(["--records"] if record_orders else [])]
+    return run_probe(str(Path(__file__).resolve()), "--horizon", str(horizon), *flags)
 
 
 def memory(quick: bool) -> dict[str, Any]:

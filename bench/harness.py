@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import timeit
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -184,3 +188,14 @@ def print_table(title: str, rows: Iterable[Row]) -> None:
     for r in rows:
         if r.note:
             print(f"  * {r.name}: {r.note}")
+
+
+def run_probe(script: str, *args: str) -> dict[str, Any]:
+    """Runs ``script --memory-probe ARGS`` in a fresh interpreter and returns the JSON object on
+    its last line of output: a memory probe must not see the parent's heap."""
+    cmd = [sys.executable, script, "--memory-probe", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe failed:\n{proc.stderr}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out

@@ -38,13 +38,13 @@ import os
 import random
 import resource
 import subprocess
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from _simpy_models import run_poisson_orders, timed
+from harness import run_probe
 
 LAMBDA = 180.0  # orders per second
 SERVICE_MEAN = 0.1  # seconds
@@ -320,19 +320,8 @@ def memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
 
 
 def run_memory_probe(horizon: float, record_orders: bool) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--memory-probe",
-        "--horizon",
-        str(horizon),
-        *(["--records"] if record_orders else []),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory probe failed:\n{proc.stderr}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    flags = ["--records"] if record_orders else []
+    return run_probe(str(Path(__file__).resolve()), "--horizon", str(horizon), *flags)
 
 
 def floor_comparison(kind: str, horizon: float, repeats: int) -> dict[str, Any]:
