@@ -1641,7 +1641,9 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   const auto before = static_cast<OrderStatus>(
       o.status.exchange(static_cast<uint8_t>(status), std::memory_order_seq_cst));
   if (IsTerminal(before)) finished_twice_.fetch_add(1, std::memory_order_relaxed);  // a bug
-  RLAB_INVARIANT(before == OrderStatus::kQueued || before == OrderStatus::kProcessing,
+  // Any live status may end (a pending order: parked for its intake.rate_limit permit, then
+  // cancelled or refused); a terminal one never ends again.
+  RLAB_INVARIANT(!IsTerminal(before),
                  "order %d: %s from status %s (statuses only move forward, once terminal)", id,
                  OrderStatusName(status), OrderStatusName(before));
   if (admitted) in_system_.fetch_sub(1, std::memory_order_seq_cst);
