@@ -2206,7 +2206,9 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
-  StopServices();  // service graphs: every order is terminal; their workers end (live_services.cc)
+  // Service graphs: every order is terminal; the services' workers end, within what is left of
+  // the grace time (live_services.cc).
+  StopServices(began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns)), timeout_ns < 0);
   if (sampler_.joinable()) {
     {
       MutexLock sample_lock(&sample_mu_);

@@ -690,7 +690,9 @@ class LiveEngine {
   void ServeCall(ServiceTier& tier, Worker& w, const std::shared_ptr<ServiceCall>& call);
   void EndCall(ServiceTier& tier, ServiceCall& call, ChildEnd end);
   void WakeServiceCallers();  // Shutdown, out of time: callers waiting for an answer wake
-  void StopServices();        // Shutdown, once the root's workers are joined
+  // Shutdown, once the root's workers are joined: the services' work left may end until
+  // `grace_end` (`forever`: however long it takes), then it is cancelled.
+  void StopServices(std::chrono::steady_clock::time_point grace_end, bool forever);
   void SampleServices(absl::FunctionRef<void(double)> put);
   void OnRootServiceEnd(OrderStatus status, int64_t sojourn_ns);  // Finish
   std::vector<ServiceTotals> ServiceResult();                     // BuildResult

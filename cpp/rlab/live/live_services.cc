@@ -360,6 +360,7 @@ void LiveEngine::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
   {
     MutexLock lock(&t.mu);
     CountServiceEnd(t.totals, end);
+    if (t.totals.in_flight == 0) t.cv.SignalAll();  // StopServices may wait for it
   }
   const int i = OutcomeIndex(end.status);
   if (i >= 0) t.requests[static_cast<size_t>(i)]->Add();
@@ -383,10 +384,32 @@ void LiveEngine::WakeServiceCallers() {
   }
 }
 
-void LiveEngine::StopServices() {
+void LiveEngine::StopServices(SteadyTime grace_end, bool forever) {
   if (tiers_.empty()) return;
-  // Every order is terminal: what the services still do is for nobody. Interrupt every wait
-  // (as Shutdown does when out of time), close the queues, let the workers end what is left.
+  // Every order is terminal: what the services still do is for nobody (its callers gave up),
+  // and it ends by its propagated deadline. It may do so within the grace time, so that it
+  // ends as in the simulator; then every wait is interrupted (as Shutdown does when out of
+  // time), the queues close and the workers end what is left.
+  bool out_of_time = cancel_.load(std::memory_order_acquire);
+  while (!out_of_time) {
+    ServiceTier* busy = nullptr;
+    for (auto& t : tiers_) {
+      MutexLock lock(&t->mu);
+      if (t->totals.in_flight > 0) {
+        busy = t.get();
+        break;
+      }
+    }
+    if (busy == nullptr) break;
+    MutexLock lock(&busy->mu);
+    while (busy->totals.in_flight > 0 && !out_of_time) {
+      if (forever) {
+        busy->cv.Wait(&busy->mu);
+      } else {
+        out_of_time = busy->cv.WaitUntil(&busy->mu, grace_end);
+      }
+    }
+  }
   {
     MutexLock lock(&sleep_mu_);
     cancel_.store(true, std::memory_order_seq_cst);
