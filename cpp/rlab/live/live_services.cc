@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/invariant.h"
 #include "rlab/model/service_graph.h"
 
 namespace rlab {
@@ -435,6 +436,13 @@ void LiveEngine::StopServices(SteadyTime grace_end, bool forever) {
   }
   for (auto& w : service_workers_) {
     if (w->thread.joinable()) w->thread.join();
+  }
+  // Every request ended (its queue is drained, its worker joined): an engine bug otherwise.
+  for (auto& t : tiers_) {
+    MutexLock lock(&t->mu);
+    RLAB_INVARIANT(t->totals.in_flight == 0 && t->jobs.empty(),
+                   "live engine at shutdown: service %s has %d requests in flight", t->config->name,
+                   t->totals.in_flight);
   }
 }
 
