@@ -197,6 +197,15 @@ TEST(LiveServicesTest, HedgingACallToAServiceIsRefused) {
       << e.status();
 }
 
+TEST(LiveServicesTest, TooManyWorkerThreadsAcrossServicesAreRefused) {
+  ScenarioConfig c = Graph();
+  for (ServiceConfig& s : c.services) s.workers = 40'000;
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("add up to 120004 worker threads"), std::string::npos)
+      << e.status();
+}
+
 TEST(ServiceAccountingTest, OutcomeMapping) {
   const int64_t until = 100;
   EXPECT_TRUE(ChildAnswer(OrderStatus::kCompleted, FailReason::kNone, until, until, false).ok());

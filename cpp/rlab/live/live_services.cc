@@ -77,6 +77,16 @@ ScenarioConfig LiveEngine::WorkingConfig(const ScenarioConfig& config) {
 }
 
 absl::Status LiveEngine::CheckServicesForLive(const ScenarioConfig& config) {
+  // Every service's workers are threads of their own: their sum is bounded like one pool's.
+  constexpr int64_t kMaxLiveThreads = 100'000;
+  int64_t threads = config.workers;
+  for (const ServiceConfig& svc : config.services) threads += svc.workers;
+  if (threads > kMaxLiveThreads) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "workers plus every services[...].workers add up to %d worker threads; the live engine "
+        "runs at most %d (simulate() has no such limit)",
+        threads, kMaxLiveThreads));
+  }
   for (const DependencyConfig& d : config.dependencies) {
     if (absl::Status s = CheckDependency(d.name, d); !s.ok()) return s;
   }
