@@ -116,10 +116,14 @@ def test_service_fields_are_checked() -> None:
         rl.Scenario.from_dict(d)
 
 
-def test_live_engine_refuses_services() -> None:
+def test_live_engine_accepts_services() -> None:
+    """The live engine runs service graphs (tests/test_live_service_graph.py); it refuses only
+    what it cannot run yet, naming the path: a hedged call to a service."""
     sc = rl.Scenario(dependencies=(D("inv", service="a"),), services=(_svc("a"),))
-    with pytest.raises(ValueError, match="services are simulator-only for now"):
-        rl.Lab(sc)
+    rl.Lab(sc).shutdown()
+    hedged = sc.replace({"inv.hedge": rl.Hedge(delay=0.01)})
+    with pytest.raises(ValueError, match=r"inv\.hedge on a dependency that calls a service"):
+        rl.Lab(hedged)
 
 
 # ------------------------------------------------------------------------------------------------

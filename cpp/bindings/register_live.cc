@@ -783,7 +783,7 @@ void RegisterLive(py::module_& m) {
              }
              py::list out;
              for (const SimTransition& t : taken) {
-               out.append(py::make_tuple(NsToSeconds(t.t_ns), e.config().dependencies[t.dep].name,
+               out.append(py::make_tuple(NsToSeconds(t.t_ns), e.DependencyLabel(t.dep),
                                          Str(BreakerStateName(t.from)),
                                          Str(BreakerStateName(t.to))));
              }

@@ -92,7 +92,7 @@ SERVICE_OUTCOMES = ("completed", "failed", "rejected", "expired")
 
 
 def _service_families(totals: Mapping[str, Any]) -> list[Metric]:
-    """Service graphs only (simulated engine): per service, its ended requests by outcome and
+    """Service graphs only: per service, its ended requests by outcome and
     the latency of its completed ones. The ``service`` label is ``root`` (the scenario itself:
     its requests are the orders) or a declared ``Scenario.services`` name, so it is bounded by
     the scenario."""

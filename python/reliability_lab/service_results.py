@@ -1,4 +1,4 @@
-"""Service graphs: the per-service table of a simulated run (``Result.services``)."""
+"""Service graphs: the per-service table of a run, simulated or live (``Result.services``)."""
 
 from __future__ import annotations
 

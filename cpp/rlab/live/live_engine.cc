@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "rlab/core/invariant.h"
 #include "rlab/core/validate.h"
+#include "rlab/live/live_services.h"
 #include "rlab/model/arrivals.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_conservation.h"
@@ -143,13 +144,8 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
           d.name, what, d.name, i, o.faults.capacity.max_in_service, d.name, what));
     }
   }
-  if (!config.services.empty()) {
-    // Service graphs (model/service_graph.h) run in the simulated engine only, for now.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "services are simulator-only for now (the scenario declares %d): use simulate(), or "
-        "set services=()",
-        config.services.size()));
-  }
+  // Service graphs: what the live engine cannot run in one yet (live_services.cc).
+  if (absl::Status s = CheckServicesForLive(config); !s.ok()) return s;
   if (config.release_worker_during_backoff) {
     return absl::UnimplementedError(
         "release_worker_during_backoff is not supported by the live engine: its workers hold "
@@ -185,10 +181,11 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
 }
 
 LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
-    : config_(config),
+    : config_(WorkingConfig(config)),  // service graphs: every tier's dependencies
       options_(options),
       rng_(config.seed),
-      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))) {
+      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))),
+      scenario_(config) {
   queue_.SetDiscipline(config_.intake.discipline, [this] { return NowNs(); });
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
@@ -296,6 +293,7 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       }
     }
   }
+  InitServices();  // service graphs (live_services.cc)
   InitTimeSeries();
 }
 
@@ -536,7 +534,9 @@ absl::Status LiveEngine::InitMetrics() {
   (*workers)->at(0).Set(config_.workers);
   absl::Status rounds = round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
   if (!rounds.ok()) return rounds;
-  return replica_metrics_.Init(registry_, dep_names, deps_);  // rlab_replica_*
+  absl::Status replicas = replica_metrics_.Init(registry_, dep_names, deps_);  // rlab_replica_*
+  if (!replicas.ok()) return replicas;
+  return InitServiceMetrics();  // service graphs: rlab_service_* (live_services.cc)
 }
 
 void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
@@ -626,6 +626,7 @@ absl::Status LiveEngine::Start() {
     MutexLock lock(&exit_mu_);
     workers_running_ = static_cast<int>(workers_.size());
   }
+  StartServices();  // service graphs: their workers first (live_services.cc)
   for (auto& w : workers_) {
     Worker* p = w.get();
     p->thread = std::thread([this, p] { WorkerLoop(*p); });
@@ -933,7 +934,9 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   o.status.store(static_cast<uint8_t>(OrderStatus::kProcessing), std::memory_order_release);
   w.queue_wait.Add(start - o.record.arrival_ns);
   busy_.fetch_add(1, std::memory_order_relaxed);
-  OrderFlow flow(&deps_, &w.stats, o.key, o.deadline_ns);
+  // Service graphs: the root's dependencies only; its key goes with its calls to services.
+  OrderFlow flow(&deps_, &w.stats, o.key, o.deadline_ns, 0, root_deps_);
+  w.flow_key = o.key;
   auto rng = [&]() -> RandomStream& { return w.policy_rngs[flow.current_dep()]; };
   FlowAction a = flow.Begin(start, rng());
   bool cancelled = false;
@@ -1149,6 +1152,7 @@ LiveInternals LiveEngine::Internals() const {
 }
 
 LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
+  if (CallsService(a.dep)) return CallService(w, a);  // service graphs (live_services.cc)
   const int dep = a.dep;
   const int64_t now = NowNs();
   int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -1516,14 +1520,14 @@ LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
     }
   }
   if (give_back && deps_[dep].bulkhead->Release() == BulkheadRelease::kHandedOff) {
-    DeliverHandoffs(1u << dep);
+    DeliverHandoffs(1u, dep);
   }
   return end;
 }
 
-void LiveEngine::DeliverHandoffs(uint32_t mask) {
+void LiveEngine::DeliverHandoffs(uint32_t mask, int first_dep) {
   for (; mask != 0; mask &= mask - 1) {
-    BulkheadLine& b = *bulkhead_lines_[__builtin_ctz(mask)];
+    BulkheadLine& b = *bulkhead_lines_[first_dep + __builtin_ctz(mask)];
     MutexLock lock(&b.mu);
     if (b.waiters.empty()) {
       ++b.pending_grants;
@@ -1616,6 +1620,7 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   if (degraded) degraded_->Add();
   const int64_t sojourn_ns = now_ns - r.arrival_ns;
   if (admitted) latency_->Observe(NsToSeconds(sojourn_ns));
+  OnRootServiceEnd(status, sojourn_ns);  // service graphs: rlab_service_*{service="root"}
   auto account = [&](Worker& acc) {
     acc.sojourn_sum_s += NsToSeconds(sojourn_ns);
     if (status == OrderStatus::kCompleted) acc.latency_completed.Add(sojourn_ns);
@@ -1956,6 +1961,7 @@ void LiveEngine::InitTimeSeries() {
     }
   }
   if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
+  AppendServiceColumns(config_, &c);  // service graphs, last (model/service_accounting.h)
   ts_.assign(c.size(), {});
   last_.deps.assign(config_.dependencies.size(), {});
   last_.limit_rejected.assign(config_.dependencies.size(), 0);
@@ -2046,6 +2052,7 @@ void LiveEngine::Sample(int64_t now_ns, bool final) {
     if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
   }
   if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
+  SampleServices(put);  // service graphs, last (live_services.cc)
   if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
     // Amortised: drop the oldest rows once the series is twice its bound.
     const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
@@ -2190,6 +2197,7 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
       MutexLock l(&b->mu);
       for (BulkheadWaiter* w : b->waiters) w->cv.Signal();
     }
+    WakeServiceCallers();  // service graphs: workers waiting for a service's answer
     for (const Job& job : queue_.Drain()) {
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
@@ -2198,6 +2206,9 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+  // Service graphs: every order is terminal; the services' workers end, within what is left of
+  // the grace time (live_services.cc).
+  StopServices(began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns)), timeout_ns < 0);
   if (sampler_.joinable()) {
     {
       MutexLock sample_lock(&sample_mu_);
@@ -2280,6 +2291,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     }
   };
   for (const auto& w : workers_) merge(*w);
+  for (const auto& w : service_workers_) merge(*w);  // service graphs (live_services.cc)
+  r.services = ServiceResult();
   {
     MutexLock lock(&aux_mu_);
     merge(aux_);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/histogram.h"
@@ -39,6 +40,7 @@
 #include "rlab/model/origin_stats.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/model/service_accounting.h"
 #include "rlab/policy/load_shedder.h"
 
 namespace rlab {
@@ -297,7 +299,11 @@ class LiveEngine {
   int64_t arrived() const { return next_id_.load(std::memory_order_acquire); }
   // Admitted orders not yet terminal.
   int64_t in_system() const { return in_system_.load(std::memory_order_acquire); }
-  const ScenarioConfig& config() const { return config_; }
+  // The scenario as given (service graphs: config_ is its working copy, see live_services.h).
+  const ScenarioConfig& config() const { return scenario_; }
+  // The label of dependency `dep` in the result, the metrics and the transitions: its name, or
+  // "<service>.<name>" for a service's own dependency (model/service_graph.h FlatDependencies).
+  const std::string& DependencyLabel(int dep) const { return config_.dependencies[dep].name; }
   // The id of the result's first order record (records are kept for the most recent
   // max_order_records orders); meaningful once Shutdown returned.
   int64_t recorded_first_id() const { return recorded_first_id_; }
@@ -351,6 +357,9 @@ class LiveEngine {
     double sojourn_sum_s = 0.0;
     int64_t busy_ns = 0;
     int64_t charges = 0, applied_charges = 0, double_charged = 0;
+    // Service graphs: the fallback-cache key of the flow this worker runs (its calls to a
+    // service carry it to the child request).
+    int32_t flow_key = 0;
   };
 
   // A dependency's current fault model. `version` moves (after `model` is replaced, under `mu`)
@@ -469,7 +478,8 @@ class LiveEngine {
                    int charges, bool degraded = false);
   WaitEnd SleepUntil(int64_t t_ns) const;
   WaitEnd WaitBulkhead(int dep, int64_t until_ns);
-  void DeliverHandoffs(uint32_t mask);
+  // `mask` bits count from dependency `first_dep` (a service's flow: its first dependency).
+  void DeliverHandoffs(uint32_t mask, int first_dep = 0);
   void PublishStats(Worker& w);
   // `ledger_applied` (>= 0) overrides the flow's applied-charge count when the ledger decided.
   // The order's last touch of its slot: after it the chunk may be freed.
@@ -660,6 +670,43 @@ class LiveEngine {
   void ParkForRate(Chunk& c, int64_t id, int64_t due_ns);
   void ReleaseParked(const Job& job);
   std::unique_ptr<RateWaitQueue<Job>> rate_waits_;
+
+  // Service graphs (live_services.{h,cc}; model/service_graph.h). Each non-root service has its
+  // own worker threads and bounded job queue; an attempt of a dependency whose `service` is set
+  // is a request to that service, and the calling worker waits for its answer. config_ is the
+  // working copy of the scenario: its dependencies are every tier's (FlatDependencies, root
+  // first, labelled "<service>.<name>"), so that everything indexed by dependency covers them.
+  struct ServiceTier;
+  struct ServiceCall;
+  static ScenarioConfig WorkingConfig(const ScenarioConfig& config);
+  // What the live engine cannot run in a graph yet (InvalidArgument naming the path).
+  static absl::Status CheckServicesForLive(const ScenarioConfig& config);
+  void InitServices();                // the constructor
+  absl::Status InitServiceMetrics();  // InitMetrics: rlab_service_*
+  void StartServices();               // Start: the services' workers, before the root's
+  // DoAttempt for a dependency that calls a service.
+  AttemptEnd CallService(Worker& w, const FlowAction& a);
+  void ServiceWorkerLoop(ServiceTier& tier, Worker& w);
+  void ServeCall(ServiceTier& tier, Worker& w, const std::shared_ptr<ServiceCall>& call);
+  void EndCall(ServiceTier& tier, ServiceCall& call, ChildEnd end);
+  void WakeServiceCallers();  // Shutdown, out of time: callers waiting for an answer wake
+  // Shutdown, once the root's workers are joined: the services' work left may end until
+  // `grace_end` (`forever`: however long it takes), then it is cancelled.
+  void StopServices(std::chrono::steady_clock::time_point grace_end, bool forever);
+  void SampleServices(absl::FunctionRef<void(double)> put);
+  void OnRootServiceEnd(OrderStatus status, int64_t sojourn_ns);  // Finish
+  std::vector<ServiceTotals> ServiceResult();                     // BuildResult
+  bool CallsService(int dep) const { return !dep_tier_.empty() && dep_tier_[dep] > 0; }
+  const ScenarioConfig scenario_;  // as given (config())
+  int root_deps_ = 0;              // the root's dependencies: config_.dependencies[0, root_deps_)
+  std::vector<int> dep_tier_;      // per dependency: the tier it calls (1 + service index), or 0
+  std::vector<std::unique_ptr<ServiceTier>> tiers_;
+  std::vector<std::unique_ptr<Worker>> service_workers_;
+  Mutex service_waiters_mu_;
+  std::vector<ServiceCall*> service_waiters_ ABSL_GUARDED_BY(service_waiters_mu_);
+  // rlab_service_requests / rlab_service_latency_seconds, service="root" (the orders).
+  std::array<Counter*, 4> root_service_requests_{};
+  Histogram* root_service_latency_ = nullptr;
 };
 
 }  // namespace rlab

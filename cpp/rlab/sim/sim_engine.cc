@@ -35,13 +35,6 @@ Outcome Unpack(uint32_t p, int64_t retry_after_ns) {
 
 bool Committed(uint32_t p) { return (p >> 14) & 1; }
 
-// Service graphs: each non-root service's time-series columns (`service.<name>.<column>`):
-// per interval the requests that reached it and those that ended, by status; at the sample its
-// job queue, its busy workers and its requests in flight (queued, running or backing off).
-constexpr std::array<const char*, 8> kServiceSeriesColumns = {
-    "arrivals", "completed",   "failed",       "rejected",
-    "expired",  "queue_depth", "busy_workers", "in_flight"};
-
 
 }  // namespace
 
@@ -980,11 +973,7 @@ void SimEngine::InitTimeSeries() {
   }
   if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
   // Service graphs, last: per non-root service, its intervals' counts and its state at the sample.
-  for (const ServiceConfig& svc : config_.services) {
-    for (const char* m : kServiceSeriesColumns) {
-      c.push_back(absl::StrFormat("service.%s.%s", svc.name, m));
-    }
-  }
+  AppendServiceColumns(config_, &c);  // model/service_accounting.h
   last_.services.assign(result_.services.size(), {});
   result_.ts.assign(c.size(), {});
 }
@@ -1074,22 +1063,12 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
     if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
   }
   if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
-  // In kServiceSeriesColumns' order.
+  // In kServiceSeriesColumns' order (model/service_accounting.h).
   for (size_t t = 1; t < result_.services.size(); ++t) {
-    const ServiceTotals& s = result_.services[t];
-    ServiceTotals& l = last_.services[t];
-    put(static_cast<double>(s.arrived - l.arrived));
-    for (OrderStatus o : {OrderStatus::kCompleted, OrderStatus::kFailed, OrderStatus::kRejected,
-                          OrderStatus::kExpired}) {
-      const size_t i = static_cast<size_t>(o);
-      put(static_cast<double>(s.by_status[i] - l.by_status[i]));
-    }
     const Tier& tier = tiers_[t - 1];
-    put(static_cast<double>(tier.jobs.size()));
-    put(static_cast<double>(tier.workers - tier.idle));
-    put(static_cast<double>(s.in_flight));
-    l.arrived = s.arrived;
-    l.by_status = s.by_status;
+    PutServiceSample(SampleOf(result_.services[t], static_cast<int64_t>(tier.jobs.size()),
+                              tier.workers - tier.idle),
+                     &last_.services[t], put);
   }
   last_.arrived = result_.arrived;
   last_.by_status = result_.by_status;

@@ -21,6 +21,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/model/service_accounting.h"
 #include "rlab/model/service_graph.h"
 #include "rlab/policy/load_shedder.h"
 #include "rlab/sim/event_queue.h"
@@ -193,7 +194,8 @@ class SimEngine {
   void CallService(uint32_t slot, int copy, const FlowAction& action, int64_t now_ns);
   void OnServiceCall(uint32_t index, int64_t now_ns);
   void DispatchTier(int tier, int64_t now_ns);
-  void FinishChild(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns);
+  void FinishChild(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns,
+                   bool dropped = false);
   bool CallerWaiting(const Active& child) const;
   // A worker of the slot's tier is free again (after the request ended or parked in a backoff).
   void ReleaseTierWorker(int tier, int64_t now_ns);
@@ -245,7 +247,7 @@ class SimEngine {
     int64_t intake_limit_rejected = 0;
     // Rate limits: per dependency, then intake.rate_limit last.
     std::vector<RateGate::Counts> rate;
-    std::vector<ServiceTotals> services;  // service graphs: per tier, root (unused) first
+    std::vector<ServiceSample> services;  // service graphs: per tier, root (unused) first
   };
   Counters last_;
   int64_t last_sample_ns_ = 0;

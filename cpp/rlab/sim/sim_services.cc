@@ -8,16 +8,13 @@
 // `deadline`. A child whose caller gave up before a worker took it is dropped unstarted; one
 // whose caller gave up while it ran ends anyway, and its worker time is counted as wasted.
 //
-// How a child's end answers its caller (as a real server would):
-//   completed                        -> success
-//   rejected (the tier's queue full) -> HTTP 503 (overload: retryable by default)
-//   failed (any reason but deadline) -> HTTP 503
-//   expired / failed on its deadline -> the caller's own timeout outcome when that deadline was
-//                                       the caller's (timeout or deadline_exceeded), else 504
-//                                       (the service's own `deadline` ran out first).
+// The rules both engines share (the child's deadline, how its end answers its caller, how it is
+// counted, its time-series columns) are in model/service_accounting.h; the live engine's
+// counterpart of this file is live/live_services.cc.
 
 #include <algorithm>
 
+#include "rlab/model/service_accounting.h"
 #include "rlab/sim/sim_engine.h"
 
 namespace rlab {
@@ -71,22 +68,21 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   const int t = dep_target_[call.dep];
   Tier& tier = tiers_[t - 1];
   ServiceTotals& st = result_.services[t];
-  ++st.arrived;
+  CountServiceArrival(st);
   const bool worker_free = tier.idle > 0 && tier.jobs.empty() && tier.ready.empty();
   if (!worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity) {
-    ++st.by_status[static_cast<size_t>(OrderStatus::kRejected)];
-    ++st.by_reason[static_cast<size_t>(FailReason::kQueueFull)];
+    CountServiceRejected(st);
     Active& p = active_[call.slot];
     if (deps_[call.dep].rounds()) {
       p.copy_retry_after_ns[call.copy] = -1;
     } else {
       p.retry_after_ns = -1;
     }
-    Schedule(now_ns, kAttemptEnd, call.slot, call.gen, PackOutcome(Outcome::Http(503), call.copy));
+    Schedule(now_ns, kAttemptEnd, call.slot, call.gen,
+             PackOutcome(ChildRejectedAnswer(), call.copy));
     return;
   }
-  int64_t deadline_ns = call.until_ns;  // kNoDeadline when the caller has none
-  if (tier.deadline_ns > 0) deadline_ns = std::min(deadline_ns, now_ns + tier.deadline_ns);
+  const int64_t deadline_ns = ChildDeadline(call.until_ns, tier.deadline_ns, now_ns);
   const int32_t key = active_[call.slot].key;
   const uint32_t c = AllocSlot();  // may move active_: no reference is held across it
   Active& a = active_[c];
@@ -111,7 +107,7 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   a.parent_copy = static_cast<uint8_t>(call.copy);
   a.caller_until_ns = call.until_ns;
   a.caller_until_is_deadline = call.until_is_deadline;
-  ++st.in_flight;
+  CountServiceAdmitted(st);
   tier.jobs.push_back(c);
   DispatchTier(t, now_ns);
 }
@@ -135,8 +131,7 @@ void SimEngine::DispatchTier(int t, int64_t now_ns) {
     Active& a = active_[slot];
     if (!CallerWaiting(a) || (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns)) {
       // Nobody waits for this request any more: drop it without doing any work.
-      ++result_.services[t].dropped_unstarted;
-      FinishChild(slot, OrderStatus::kExpired, FailReason::kNone, now_ns);
+      FinishChild(slot, OrderStatus::kExpired, FailReason::kNone, now_ns, /*dropped=*/true);
       continue;
     }
     a.holds_worker = true;
@@ -153,39 +148,17 @@ void SimEngine::ReleaseTierWorker(int t, int64_t now_ns) {
   DispatchTier(t, now_ns);
 }
 
-void SimEngine::FinishChild(uint32_t slot, OrderStatus status, FailReason reason,
-                            int64_t now_ns) {
+void SimEngine::FinishChild(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns,
+                            bool dropped) {
   Active& a = active_[slot];
   const int t = a.tier;
   ServiceTotals& st = result_.services[t];
-  ++st.by_status[static_cast<size_t>(status)];
-  if (reason != FailReason::kNone) ++st.by_reason[static_cast<size_t>(reason)];
-  const int64_t sojourn_ns = now_ns - a.arrival_ns;
-  st.sojourn_sum_s += NsToSeconds(sojourn_ns);
-  if (status == OrderStatus::kCompleted) st.latency.Add(sojourn_ns);
-  // An answer after the deadline would be work past the caller's time (a request that waited
-  // past it for a worker, in the queue or after a backoff, ends without doing any).
-  if (status == OrderStatus::kCompleted && a.deadline_ns != kNoDeadline && now_ns > a.deadline_ns) {
-    ++st.overran;
-  }
   const bool waiting = CallerWaiting(a);
-  if (!waiting && a.start_ns >= 0) {
-    ++st.wasted;
-    st.wasted_ns += now_ns - a.start_ns;
-  }
+  CountServiceEnd(
+      st, {status, reason, a.arrival_ns, a.start_ns, a.deadline_ns, now_ns, waiting, dropped});
   if (waiting) {
-    Outcome outcome = Outcome::Of(OutcomeKind::kSuccess);
-    const bool out_of_time = status == OrderStatus::kExpired ||
-                             (status == OrderStatus::kFailed && reason == FailReason::kDeadline);
-    if (out_of_time) {
-      // The caller's own deadline: the same outcome as its timeout event (whichever runs first).
-      outcome = a.deadline_ns == a.caller_until_ns
-                    ? Outcome::Of(a.caller_until_is_deadline ? OutcomeKind::kDeadlineExceeded
-                                                             : OutcomeKind::kTimeout)
-                    : Outcome::Http(504);
-    } else if (status != OrderStatus::kCompleted) {
-      outcome = Outcome::Http(503);
-    }
+    const Outcome outcome =
+        ChildAnswer(status, reason, a.deadline_ns, a.caller_until_ns, a.caller_until_is_deadline);
     Active& p = active_[a.parent];
     if (deps_[a.parent_dep].rounds()) {
       p.copy_retry_after_ns[a.parent_copy] = -1;
@@ -201,7 +174,6 @@ void SimEngine::FinishChild(uint32_t slot, OrderStatus status, FailReason reason
   a.flow.reset();
   a.tier = 0;
   free_slots_.push_back(slot);
-  --st.in_flight;
   // The worker takes its next request once the answer has reached the caller (an event after
   // the answer's, at the same instant): a request the answer made useless (the other copies of
   // a decided hedge or fan-out) is then dropped unstarted instead of being run.

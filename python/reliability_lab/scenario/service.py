@@ -3,7 +3,9 @@ service's) can call, with its own worker pool, job queue and dependencies. The r
 the :class:`~reliability_lab.scenario.Scenario` itself (it receives the arrivals); a dependency
 with ``service="name"`` calls a service instead of a leaf fault model.
 
-Simulator-only for now: the live engine refuses a scenario with services (ValueError).
+Both engines run it: :func:`~reliability_lab.simulate` in virtual time, and
+:class:`~reliability_lab.Lab` on real threads (a worker pool and a bounded queue per service).
+The live engine does not yet hedge or fan out a call to a service (ValueError naming the path).
 """
 
 from __future__ import annotations

@@ -1,0 +1,481 @@
+// Service graphs in the live engine: see live_services.h. The simulated engine's counterpart is
+// sim/sim_services.cc; the rules both follow are in model/service_accounting.h.
+
+#include "rlab/live/live_services.h"
+
+#include <algorithm>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "rlab/core/invariant.h"
+#include "rlab/model/service_graph.h"
+
+namespace rlab {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// rlab_service_requests' outcomes, and the status each counts.
+constexpr std::array<OrderStatus, 4> kServiceOutcomes = {
+    OrderStatus::kCompleted, OrderStatus::kFailed, OrderStatus::kRejected, OrderStatus::kExpired};
+
+int OutcomeIndex(OrderStatus status) {
+  for (size_t i = 0; i < kServiceOutcomes.size(); ++i) {
+    if (kServiceOutcomes[i] == status) return static_cast<int>(i);
+  }
+  return -1;  // cancelled (a shutdown): not one of the family's outcomes, as in the simulator
+}
+
+void RaiseMax(std::atomic<int64_t>& a, int64_t v) {
+  int64_t cur = a.load(std::memory_order_relaxed);
+  while (v > cur && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+absl::Status CheckDependency(const std::string& path, const DependencyConfig& d) {
+  const char* what = d.hedge ? "hedge" : d.fanout ? "fanout" : nullptr;
+  if (what == nullptr) return absl::OkStatus();
+  // A round's copies are timed events on the calling worker's thread (LiveEngine::RunRound),
+  // drawn when sent: an answer that comes from another service's workers does not fit that yet.
+  if (!d.service.empty()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s.%s on a dependency that calls a service (%s.service='%s') is simulator-only for "
+        "now: use simulate(), or set %s.%s=None",
+        path, what, path, d.service, path, what));
+  }
+  // As LiveEngine::Create checks the root's dependencies.
+  if (d.faults.capacity.max_in_service > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s.%s with a capacity limit (%s.faults.capacity.max_in_service = %d) is "
+                        "simulator-only for now: use simulate(), or set %s.%s=None",
+                        path, what, path, d.faults.capacity.max_in_service, path, what));
+  }
+  for (size_t i = 0; d.replicas && i < d.replicas->overrides.size(); ++i) {
+    const int max = d.replicas->overrides[i].faults.capacity.max_in_service;
+    if (max == 0) continue;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s.%s with a capacity limit (%s.replicas.overrides[%d].faults.capacity.max_in_service "
+        "= %d) is simulator-only for now: use simulate(), or set %s.%s=None",
+        path, what, path, i, max, path, what));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ScenarioConfig LiveEngine::WorkingConfig(const ScenarioConfig& config) {
+  if (config.services.empty()) return config;
+  ScenarioConfig c = config;
+  c.dependencies.clear();
+  for (const FlatDependency& f : FlatDependencies(config)) {
+    c.dependencies.push_back(*f.config);
+    c.dependencies.back().name = f.label;
+  }
+  return c;
+}
+
+absl::Status LiveEngine::CheckServicesForLive(const ScenarioConfig& config) {
+  // Every service's workers are threads of their own: their sum is bounded like one pool's.
+  constexpr int64_t kMaxLiveThreads = 100'000;
+  int64_t threads = config.workers;
+  for (const ServiceConfig& svc : config.services) threads += svc.workers;
+  if (threads > kMaxLiveThreads) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "workers plus every services[...].workers add up to %d worker threads; the live engine "
+        "runs at most %d (simulate() has no such limit)",
+        threads, kMaxLiveThreads));
+  }
+  for (const DependencyConfig& d : config.dependencies) {
+    if (absl::Status s = CheckDependency(d.name, d); !s.ok()) return s;
+  }
+  for (const ServiceConfig& svc : config.services) {
+    for (const DependencyConfig& d : svc.dependencies) {
+      if (absl::Status s = CheckDependency(ServiceDependencyPath(svc, d), d); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void LiveEngine::InitServices() {
+  root_deps_ = static_cast<int>(scenario_.dependencies.size());
+  if (scenario_.services.empty()) return;
+  const size_t n = config_.dependencies.size();
+  dep_tier_.assign(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    dep_tier_[i] = ServiceIndexOf(scenario_, config_.dependencies[i]) + 1;
+  int first_dep = root_deps_;
+  for (size_t s = 0; s < scenario_.services.size(); ++s) {
+    const ServiceConfig& svc = scenario_.services[s];
+    auto tier = std::make_unique<ServiceTier>();
+    tier->tier = static_cast<int>(s) + 1;
+    tier->config = &svc;
+    tier->first_dep = first_dep;
+    tier->num_deps = static_cast<int>(svc.dependencies.size());
+    first_dep += tier->num_deps;
+    for (int j = 0; j < svc.workers; ++j) {
+      auto w = std::make_unique<Worker>();
+      w->index = j;
+      w->stats.resize(n);
+      w->published.resize(n);
+      // Streams of their own: the root's workers draw (name, worker index).
+      const uint64_t salt = (static_cast<uint64_t>(s + 1) << 32) | static_cast<uint64_t>(j);
+      for (const DependencyConfig& d : config_.dependencies) {
+        w->fault_rngs.push_back(rng_.Stream("faults/" + d.name, salt));
+        w->policy_rngs.push_back(rng_.Stream("policy/" + d.name, salt));
+        w->replica_rngs.push_back(rng_.Stream("replicas/" + d.name, salt));
+      }
+      for (auto& slot : fault_slots_) {
+        MutexLock lock(&slot->mu);
+        w->fault_models.push_back(slot->model);
+        w->fault_versions.push_back(0);
+      }
+      tier->workers.push_back(w.get());
+      service_workers_.push_back(std::move(w));
+    }
+    tiers_.push_back(std::move(tier));
+  }
+}
+
+absl::Status LiveEngine::InitServiceMetrics() {
+  if (tiers_.empty()) return absl::OkStatus();
+  std::vector<std::string> names = {"root"};
+  for (const auto& t : tiers_) names.push_back(t->config->name);
+  std::vector<std::string> outcomes;
+  for (OrderStatus s : kServiceOutcomes) outcomes.emplace_back(OrderStatusName(s));
+  // The simulated engine's families (python/reliability_lab/metrics.py _service_families).
+  auto requests = registry_.AddCounter(
+      "rlab_service_requests",
+      "Requests a service ended, by outcome (rejected: its job queue was full).",
+      {"service", "outcome"}, LabelProduct({names, outcomes}));
+  if (!requests.ok()) return requests.status();
+  auto latency = registry_.AddHistogram(
+      "rlab_service_latency_seconds", "Arrival to end of a service's completed requests.",
+      {"service"}, LabelProduct({names}), options_.latency_bounds_s);
+  if (!latency.ok()) return latency.status();
+  const size_t k = kServiceOutcomes.size();
+  for (size_t i = 0; i < k; ++i) root_service_requests_[i] = &(*requests)->at(i);
+  root_service_latency_ = &(*latency)->at(0);
+  for (size_t t = 0; t < tiers_.size(); ++t) {
+    for (size_t i = 0; i < k; ++i) tiers_[t]->requests[i] = &(*requests)->at((t + 1) * k + i);
+    tiers_[t]->latency = &(*latency)->at(t + 1);
+  }
+  return absl::OkStatus();
+}
+
+void LiveEngine::StartServices() {
+  for (auto& t : tiers_) {
+    ServiceTier* tier = t.get();
+    for (Worker* w : tier->workers) {
+      w->thread = std::thread([this, tier, w] { ServiceWorkerLoop(*tier, *w); });
+    }
+  }
+}
+
+LiveEngine::AttemptEnd LiveEngine::CallService(Worker& w, const FlowAction& a) {
+  const int dep = a.dep;
+  ServiceTier& t = *tiers_[static_cast<size_t>(dep_tier_[dep] - 1)];
+  const int64_t now = NowNs();
+  RaiseMax(dep_max_load_[dep], dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1);
+  AttemptEnd end;
+  auto call = std::make_shared<ServiceCall>();
+  call->key = w.flow_key;
+  call->arrival_ns = now;
+  call->deadline_ns = ChildDeadline(a.until_ns, t.config->deadline_ns, now);
+  call->caller_until_ns = a.until_ns;
+  call->caller_until_is_deadline = a.until_is_deadline;
+  bool admitted = false;
+  {
+    MutexLock lock(&t.mu);
+    CountServiceArrival(t.totals);
+    // A waiting worker takes the request at once; otherwise it waits in the queue, if there is
+    // room (the simulated engine's rule: queue_capacity counts the requests no worker holds).
+    admitted = !t.closed && static_cast<int64_t>(t.jobs.size()) <
+                                static_cast<int64_t>(t.idle) + t.config->queue_capacity;
+    if (admitted) {
+      CountServiceAdmitted(t.totals);
+      t.jobs.push_back(call);
+      t.cv.Signal();
+    } else {
+      CountServiceRejected(t.totals);
+    }
+  }
+  if (!admitted) {
+    t.requests[2]->Add();  // rejected
+    end.outcome = ChildRejectedAnswer();
+    dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+    return end;
+  }
+  {
+    MutexLock lock(&service_waiters_mu_);
+    service_waiters_.push_back(call.get());
+  }
+  bool answered = false;
+  {
+    // Bounded by the attempt's until_ns; Shutdown (out of time) wakes it through
+    // WakeServiceCallers after setting cancel_, which is read here under the call's lock.
+    MutexLock lock(&call->mu);
+    const bool forever = a.until_ns == kNoDeadline;
+    const SteadyTime until = forever ? SteadyTime::max() : ToSteady(a.until_ns);
+    while (!call->answered && !cancel_.load(std::memory_order_acquire)) {
+      if (forever) {
+        call->cv.Wait(&call->mu);
+      } else if (call->cv.WaitUntil(&call->mu, until)) {
+        break;
+      }
+    }
+    answered = call->answered;
+    if (answered) {
+      end.outcome = call->answer;
+    } else {
+      call->caller_gone = true;  // the service's worker answers nobody (wasted, or dropped)
+    }
+  }
+  {
+    MutexLock lock(&service_waiters_mu_);
+    service_waiters_.erase(std::find(service_waiters_.begin(), service_waiters_.end(), call.get()));
+  }
+  if (!answered) {
+    if (cancel_.load(std::memory_order_acquire)) {
+      end.interrupted = true;
+    } else {
+      // The caller's own timeout (or deadline), whatever the service still does.
+      end.outcome =
+          Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
+    }
+  }
+  dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+  return end;
+}
+
+void LiveEngine::ServiceWorkerLoop(ServiceTier& t, Worker& w) {
+  for (;;) {
+    std::shared_ptr<ServiceCall> call;
+    {
+      MutexLock lock(&t.mu);
+      ++t.idle;
+      while (t.jobs.empty() && !t.closed) t.cv.Wait(&t.mu);
+      --t.idle;
+      if (t.jobs.empty()) break;  // closed and drained
+      call = std::move(t.jobs.front());
+      t.jobs.pop_front();
+      ++t.busy;
+    }
+    ServeCall(t, w, call);
+    MutexLock lock(&t.mu);
+    --t.busy;
+  }
+  PublishStats(w);
+}
+
+void LiveEngine::ServeCall(ServiceTier& t, Worker& w, const std::shared_ptr<ServiceCall>& call) {
+  ServiceCall& c = *call;
+  const int64_t start = NowNs();
+  bool gone = false;
+  {
+    MutexLock lock(&c.mu);
+    gone = c.caller_gone;
+  }
+  ChildEnd end;
+  end.arrival_ns = c.arrival_ns;
+  end.deadline_ns = c.deadline_ns;
+  end.end_ns = start;
+  if (gone || (c.deadline_ns != kNoDeadline && start >= c.deadline_ns)) {
+    // Nobody waits for this request any more: drop it without doing any work.
+    end.status = OrderStatus::kExpired;
+    end.dropped_unstarted = true;
+    EndCall(t, c, end);
+    return;
+  }
+  if (cancel_.load(std::memory_order_acquire)) {
+    end.status = OrderStatus::kCancelled;
+    end.reason = FailReason::kShutdown;
+    EndCall(t, c, end);
+    return;
+  }
+  end.start_ns = start;
+  w.flow_key = c.key;
+  // The shared flow over the service's own dependencies, interpreted by blocking as
+  // LiveEngine::Process does for an order (hedge and fan-out rounds are refused by Create).
+  OrderFlow flow(&deps_, &w.stats, c.key, c.deadline_ns, t.first_dep, t.num_deps);
+  auto rng = [&]() -> RandomStream& { return w.policy_rngs[flow.current_dep()]; };
+  FlowAction a = flow.Begin(start, rng());
+  bool cancelled = false;
+  while (a.kind != FlowAction::Kind::kDone && !cancelled) {
+    DeliverHandoffs(flow.handoffs(), t.first_dep);
+    PublishStats(w);
+    switch (a.kind) {
+      case FlowAction::Kind::kAttempt: {
+        const AttemptEnd e = DoAttempt(w, a);
+        if (e.interrupted) {
+          cancelled = true;
+          break;
+        }
+        if (!e.outcome.ok() && !e.outcome.IsLocalRejection()) {
+          dep_metrics_[a.dep].failure_kinds[static_cast<size_t>(e.outcome.kind)]->Add();
+        }
+        a = flow.OnAttemptDone(NowNs(), e.outcome, e.committed, rng());
+        break;
+      }
+      case FlowAction::Kind::kSleep:
+        if (SleepUntil(a.until_ns) == WaitEnd::kInterrupted) {
+          cancelled = true;
+          break;
+        }
+        a = flow.OnSleepDone(NowNs(), rng());
+        break;
+      case FlowAction::Kind::kWaitBulkhead:
+        switch (WaitBulkhead(a.dep, a.until_ns)) {
+          case WaitEnd::kDone:
+            a = flow.OnBulkheadAdmitted(NowNs(), rng());
+            break;
+          case WaitEnd::kTimeout:
+            a = flow.OnBulkheadTimeout(NowNs(), rng());
+            break;
+          case WaitEnd::kInterrupted:
+            cancelled = true;
+            break;
+        }
+        break;
+      case FlowAction::Kind::kDone:
+        break;
+      case FlowAction::Kind::kWait:
+        cancelled = true;  // only a round waits (see Process)
+        break;
+    }
+  }
+  const int64_t now = NowNs();
+  DeliverHandoffs(cancelled ? flow.Cancel(now) : flow.handoffs(), t.first_dep);
+  PublishStats(w);
+  // As the simulator: a child's charges count in the run's totals (its flow deduplicates them).
+  w.charges += flow.charges();
+  w.applied_charges += flow.applied_charges();
+  end.status = flow.status();
+  end.reason = flow.reason();
+  end.end_ns = now;
+  EndCall(t, c, end);
+}
+
+void LiveEngine::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
+  {
+    MutexLock lock(&c.mu);
+    end.caller_waiting = !c.caller_gone;
+    if (end.caller_waiting) {
+      c.answered = true;
+      c.answer = ChildAnswer(end.status, end.reason, c.deadline_ns, c.caller_until_ns,
+                             c.caller_until_is_deadline);
+      c.cv.Signal();
+    }
+  }
+  {
+    MutexLock lock(&t.mu);
+    CountServiceEnd(t.totals, end);
+    if (t.totals.in_flight == 0) t.cv.SignalAll();  // StopServices may wait for it
+  }
+  const int i = OutcomeIndex(end.status);
+  if (i >= 0) t.requests[static_cast<size_t>(i)]->Add();
+  if (end.status == OrderStatus::kCompleted) {
+    t.latency->Observe(NsToSeconds(end.end_ns - end.arrival_ns));
+  }
+}
+
+void LiveEngine::OnRootServiceEnd(OrderStatus status, int64_t sojourn_ns) {
+  if (root_service_latency_ == nullptr) return;  // no services
+  const int i = OutcomeIndex(status);
+  if (i >= 0) root_service_requests_[static_cast<size_t>(i)]->Add();
+  if (status == OrderStatus::kCompleted) root_service_latency_->Observe(NsToSeconds(sojourn_ns));
+}
+
+void LiveEngine::WakeServiceCallers() {
+  MutexLock lock(&service_waiters_mu_);
+  for (ServiceCall* c : service_waiters_) {
+    MutexLock call_lock(&c->mu);
+    c->cv.SignalAll();
+  }
+}
+
+void LiveEngine::StopServices(SteadyTime grace_end, bool forever) {
+  if (tiers_.empty()) return;
+  // Every order is terminal: what the services still do is for nobody (its callers gave up),
+  // and it ends by its propagated deadline. It may do so within the grace time, so that it
+  // ends as in the simulator; then every wait is interrupted (as Shutdown does when out of
+  // time), the queues close and the workers end what is left.
+  bool out_of_time = cancel_.load(std::memory_order_acquire);
+  while (!out_of_time) {
+    ServiceTier* busy = nullptr;
+    for (auto& t : tiers_) {
+      MutexLock lock(&t->mu);
+      if (t->totals.in_flight > 0) {
+        busy = t.get();
+        break;
+      }
+    }
+    if (busy == nullptr) break;
+    MutexLock lock(&busy->mu);
+    while (busy->totals.in_flight > 0 && !out_of_time) {
+      if (forever) {
+        busy->cv.Wait(&busy->mu);
+      } else {
+        out_of_time = busy->cv.WaitUntil(&busy->mu, grace_end);
+      }
+    }
+  }
+  {
+    MutexLock lock(&sleep_mu_);
+    cancel_.store(true, std::memory_order_seq_cst);
+  }
+  sleep_cv_.SignalAll();
+  auto wake = [](Server& s) {
+    { MutexLock l(&s.mu); }
+    s.cv.SignalAll();
+  };
+  for (auto& s : servers_) wake(*s);
+  for (auto& pool : replica_servers_) {
+    for (auto& s : pool) wake(*s);
+  }
+  for (auto& b : bulkhead_lines_) {
+    MutexLock l(&b->mu);
+    for (BulkheadWaiter* w : b->waiters) w->cv.Signal();
+  }
+  WakeServiceCallers();
+  for (auto& t : tiers_) {
+    MutexLock l(&t->mu);
+    t->closed = true;
+    t->cv.SignalAll();
+  }
+  for (auto& w : service_workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  // Every request ended (its queue is drained, its worker joined): an engine bug otherwise.
+  for (auto& t : tiers_) {
+    MutexLock lock(&t->mu);
+    RLAB_INVARIANT(t->totals.in_flight == 0 && t->jobs.empty(),
+                   "live engine at shutdown: service %s has %d requests in flight", t->config->name,
+                   t->totals.in_flight);
+  }
+}
+
+void LiveEngine::SampleServices(absl::FunctionRef<void(double)> put) {
+  for (auto& t : tiers_) {
+    ServiceSample now;
+    {
+      MutexLock lock(&t->mu);
+      now = SampleOf(t->totals, static_cast<int64_t>(t->jobs.size()), t->busy);
+    }
+    PutServiceSample(now, &t->last, put);
+  }
+}
+
+std::vector<ServiceTotals> LiveEngine::ServiceResult() {
+  std::vector<ServiceTotals> out;
+  if (tiers_.empty()) return out;
+  out.resize(tiers_.size() + 1);  // entry 0: the root, whose figures are the orders'
+  for (size_t t = 0; t < tiers_.size(); ++t) {
+    MutexLock lock(&tiers_[t]->mu);
+    out[t + 1] = tiers_[t]->totals;
+  }
+  return out;
+}
+
+}  // namespace rlab

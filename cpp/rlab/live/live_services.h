@@ -1,0 +1,79 @@
+#ifndef RLAB_LIVE_LIVE_SERVICES_H_
+#define RLAB_LIVE_LIVE_SERVICES_H_
+
+// Service graphs in the live engine (model/service_graph.h): each non-root service is a pool of
+// its own worker threads behind its own bounded job queue. An attempt of a dependency whose
+// `service` is set becomes a request (a ServiceCall) to that service: the calling worker queues
+// it and waits for the answer, at most until the attempt's `until_ns` (its timeout capped by
+// its deadline), and a shutdown wakes it. A worker of the service runs the shared OrderFlow over
+// the service's own dependencies, exactly as the root's workers run an order's.
+//
+// The rules are the simulated engine's (model/service_accounting.h): the child's deadline is
+// the caller's remaining time capped by the service's `deadline`; a request whose caller gave up
+// before a worker took it is dropped unstarted; one whose caller gave up while it ran goes on
+// and its worker time is counted as wasted; a full queue answers 503 at once; the child's end
+// answers the caller by ChildAnswer. Counting, the `service.<name>.*` time-series columns and
+// the rlab_service_* families are the simulator's.
+//
+// Shutdown: the root's workers drain within the grace time while the services keep serving
+// them; once those are joined (every order terminal), the services' work is for nobody: every
+// wait is interrupted, the queues close, the remaining requests end (expired when their caller
+// had gone, cancelled otherwise) and the services' threads are joined.
+
+#include <array>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "rlab/core/metrics.h"
+#include "rlab/core/mutex.h"
+#include "rlab/core/outcome.h"
+#include "rlab/live/live_engine.h"
+#include "rlab/model/run_result.h"
+#include "rlab/model/service_accounting.h"
+
+namespace rlab {
+
+// One request to a service, shared by the caller (which may stop waiting) and the service's
+// worker (which answers it, or finds nobody to answer).
+struct LiveEngine::ServiceCall {
+  // Written by the caller before the call is queued; read-only afterwards.
+  int32_t key = 0;
+  int64_t arrival_ns = 0;
+  int64_t deadline_ns = kNoDeadline;
+  int64_t caller_until_ns = kNoDeadline;
+  bool caller_until_is_deadline = false;
+
+  Mutex mu;
+  CondVar cv;  // the answer is in
+  bool answered ABSL_GUARDED_BY(mu) = false;
+  bool caller_gone ABSL_GUARDED_BY(mu) = false;  // the caller stopped waiting
+  Outcome answer ABSL_GUARDED_BY(mu);
+};
+
+// One non-root service: its job queue, its workers and its totals.
+struct LiveEngine::ServiceTier {
+  int tier = 0;  // 1 + its index in the scenario's services
+  const ServiceConfig* config = nullptr;
+  int first_dep = 0;  // its dependencies in config_.dependencies: [first_dep, first_dep + n)
+  int num_deps = 0;
+
+  Mutex mu;
+  CondVar cv;  // a request was queued, or the queue closed
+  std::deque<std::shared_ptr<ServiceCall>> jobs ABSL_GUARDED_BY(mu);
+  int idle ABSL_GUARDED_BY(mu) = 0;  // workers waiting for a request
+  int busy ABSL_GUARDED_BY(mu) = 0;  // workers holding one
+  bool closed ABSL_GUARDED_BY(mu) = false;
+  ServiceTotals totals ABSL_GUARDED_BY(mu);
+
+  std::vector<Worker*> workers;  // owned by LiveEngine::service_workers_
+  ServiceSample last;            // the sampler thread's
+  // rlab_service_requests{service=<name>, outcome} (completed, failed, rejected, expired) and
+  // rlab_service_latency_seconds{service=<name>}.
+  std::array<Counter*, 4> requests{};
+  Histogram* latency = nullptr;
+};
+
+}  // namespace rlab
+
+#endif  // RLAB_LIVE_LIVE_SERVICES_H_

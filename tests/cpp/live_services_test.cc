@@ -1,0 +1,227 @@
+// Service graphs in the live engine (live/live_services.*): each service's own workers and
+// bounded queue, the caller's bounded wait, the outcome mapping, and shutdown with requests in
+// flight at a callee. Runs under TSan in CI: several threads submit while the tiers call each
+// other.
+
+#include <array>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "rlab/core/clock.h"
+#include "rlab/live/live_engine.h"
+#include "rlab/model/run_result.h"
+#include "rlab/model/scenario.h"
+#include "rlab/model/service_accounting.h"
+
+namespace rlab {
+namespace {
+
+constexpr int64_t kMs = 1'000'000;
+
+DependencyConfig Leaf(const std::string& name, double latency_s, double failure_rate = 0.0) {
+  DependencyConfig d;
+  d.name = name;
+  d.faults.failure_rate = failure_rate;
+  d.faults.latency.kind = LatencyDist::Kind::kConstant;
+  d.faults.latency.a = latency_s;
+  return d;
+}
+
+DependencyConfig Call(const std::string& name, const std::string& service,
+                      int64_t attempt_timeout_ns = 0) {
+  DependencyConfig d;
+  d.name = name;
+  d.service = service;
+  d.attempt_timeout_ns = attempt_timeout_ns;
+  return d;
+}
+
+ServiceConfig Svc(const std::string& name, int workers, int queue_capacity,
+                  std::vector<DependencyConfig> deps) {
+  ServiceConfig s;
+  s.name = name;
+  s.workers = workers;
+  s.queue_capacity = queue_capacity;
+  s.dependencies = std::move(deps);
+  return s;
+}
+
+ScenarioConfig Graph() {
+  ScenarioConfig c;
+  c.arrivals.rate = 100.0;
+  c.duration_ns = 100 * kMs;
+  c.workers = 4;
+  c.queue_capacity = 1000;
+  c.seed = 3;
+  c.dependencies = {Call("to_a", "a"), Call("to_b", "b")};
+  c.services = {Svc("a", 2, 100, {Call("to_c", "c")}), Svc("b", 2, 100, {Leaf("db", 0.001, 0.3)}),
+                Svc("c", 2, 100, {Leaf("kv", 0.001)})};
+  return c;
+}
+
+// Per service: arrived = ended (every status) + in flight, and nothing left in flight.
+void ExpectServicesConserved(const SimResult& r) {
+  for (size_t t = 1; t < r.services.size(); ++t) {
+    const ServiceTotals& s = r.services[t];
+    int64_t ended = 0;
+    for (int64_t n : s.by_status) ended += n;
+    EXPECT_EQ(s.arrived, ended + s.in_flight) << "tier " << t;
+    EXPECT_EQ(s.in_flight, 0) << "tier " << t;
+    EXPECT_EQ(s.overran, 0) << "tier " << t;  // deadline propagation
+  }
+}
+
+int64_t Status(const ServiceTotals& s, OrderStatus st) {
+  return s.by_status[static_cast<size_t>(st)];
+}
+
+TEST(LiveServicesTest, ConcurrentSubmittersThroughThreeTiers) {
+  auto e = LiveEngine::Create(Graph(), LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 3; ++i) {
+    submitters.emplace_back([&] {
+      for (int k = 0; k < 40; ++k) ASSERT_TRUE((*e)->Submit().ok());
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  const ShutdownReport report = (*e)->Shutdown(5 * kNsPerSecond);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.arrived, 120);
+  ASSERT_EQ(r.services.size(), 4u);
+  ExpectServicesConserved(r);
+  // Every order calls a (which calls c) and then b; b fails 30% of its requests.
+  EXPECT_EQ(r.services[1].arrived, 120);
+  EXPECT_EQ(r.services[3].arrived, 120);
+  EXPECT_EQ(Status(r.services[1], OrderStatus::kCompleted), 120);
+  EXPECT_EQ(r.services[2].arrived, 120);
+  EXPECT_EQ(Status(r.services[2], OrderStatus::kFailed),
+            r.by_status[static_cast<size_t>(OrderStatus::kFailed)]);
+  // The flat dependency list: root's, then a's, b's and c's, as the simulator labels them.
+  EXPECT_EQ((*e)->DependencyLabel(2), "a.to_c");
+  EXPECT_EQ((*e)->DependencyLabel(4), "c.kv");
+  EXPECT_EQ(r.deps[4].flow.calls, 120);
+  // The series end with the services' columns.
+  ASSERT_GE(r.ts_columns.size(), 24u);
+  EXPECT_EQ(r.ts_columns.back(), "service.c.in_flight");
+}
+
+TEST(LiveServicesTest, AFullCalleeQueueAnswers503AtOnce) {
+  ScenarioConfig c;
+  c.workers = 6;
+  c.queue_capacity = 100;
+  c.dependencies = {Call("to_s", "s")};
+  c.services = {Svc("s", 1, 0, {Leaf("slow", 0.3)})};
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  for (int k = 0; k < 6; ++k) ASSERT_TRUE((*e)->Submit().ok());
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  (*e)->Shutdown(kNsPerSecond);
+  const SimResult& r = **(*e)->result();
+  const ServiceTotals& s = r.services[1];
+  ExpectServicesConserved(r);
+  // One worker, no queue: the calls that found it busy were refused, and their orders failed.
+  EXPECT_GE(Status(s, OrderStatus::kRejected), 1);
+  EXPECT_EQ(s.by_reason[static_cast<size_t>(FailReason::kQueueFull)],
+            Status(s, OrderStatus::kRejected));
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kFailed)],
+            Status(s, OrderStatus::kRejected));
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kCompleted)],
+            Status(s, OrderStatus::kCompleted));
+}
+
+TEST(LiveServicesTest, ShutdownWithRequestsInFlightAtACalleeEndsEverything) {
+  ScenarioConfig c;
+  c.workers = 4;
+  c.queue_capacity = 100;
+  c.dependencies = {Call("to_mid", "mid")};
+  // The back tier hangs far longer than the test: only the shutdown ends its requests.
+  c.services = {Svc("mid", 2, 10, {Call("to_back", "back")}),
+                Svc("back", 1, 10, {Leaf("hang", 600.0)})};
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  for (int k = 0; k < 20; ++k) ASSERT_TRUE((*e)->Submit().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const ShutdownReport report = (*e)->Shutdown(50 * kMs);
+  EXPECT_TRUE(report.timed_out);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.in_flight, 0);
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kCancelled)] +
+                r.by_status[static_cast<size_t>(OrderStatus::kRejected)] +
+                r.by_status[static_cast<size_t>(OrderStatus::kFailed)],
+            20);
+  EXPECT_GE(report.cancelled, 1);
+  ExpectServicesConserved(r);
+  EXPECT_GE(r.services[2].arrived, 1);
+}
+
+TEST(LiveServicesTest, ACallerThatTimesOutLeavesTheCalleesWorkWasted) {
+  ScenarioConfig c;
+  c.workers = 2;
+  c.queue_capacity = 100;
+  c.dependencies = {Call("to_s", "s", 30 * kMs)};
+  c.services = {Svc("s", 2, 10, {Leaf("slow", 0.2)})};
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  for (int k = 0; k < 4; ++k) ASSERT_TRUE((*e)->Submit().ok());
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  (*e)->Shutdown(5 * kNsPerSecond);
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kFailed)], 4);
+  const ServiceTotals& s = r.services[1];
+  ExpectServicesConserved(r);
+  EXPECT_EQ(Status(s, OrderStatus::kCompleted), 0);
+  // Each request ran out of its propagated deadline (the caller's 30 ms): answered to nobody
+  // (wasted) when the caller's own timer went first, or as the caller's timeout otherwise.
+  EXPECT_EQ(s.arrived, 4);
+  EXPECT_EQ(Status(s, OrderStatus::kFailed) + Status(s, OrderStatus::kExpired), 4);
+}
+
+TEST(LiveServicesTest, HedgingACallToAServiceIsRefused) {
+  ScenarioConfig c = Graph();
+  c.dependencies[0].hedge.emplace();
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("to_a.hedge on a dependency that calls a service"),
+            std::string::npos)
+      << e.status();
+}
+
+TEST(LiveServicesTest, TooManyWorkerThreadsAcrossServicesAreRefused) {
+  ScenarioConfig c = Graph();
+  for (ServiceConfig& s : c.services) s.workers = 40'000;
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("add up to 120004 worker threads"), std::string::npos)
+      << e.status();
+}
+
+TEST(ServiceAccountingTest, OutcomeMapping) {
+  const int64_t until = 100;
+  EXPECT_TRUE(ChildAnswer(OrderStatus::kCompleted, FailReason::kNone, until, until, false).ok());
+  EXPECT_EQ(ChildAnswer(OrderStatus::kFailed, FailReason::kExhausted, until, until, false),
+            Outcome::Http(503));
+  EXPECT_EQ(ChildAnswer(OrderStatus::kExpired, FailReason::kNone, until, until, false).kind,
+            OutcomeKind::kTimeout);
+  EXPECT_EQ(ChildAnswer(OrderStatus::kFailed, FailReason::kDeadline, until, until, true).kind,
+            OutcomeKind::kDeadlineExceeded);
+  // The service's own deadline came first: 504.
+  EXPECT_EQ(ChildAnswer(OrderStatus::kExpired, FailReason::kNone, 50, until, false),
+            Outcome::Http(504));
+  EXPECT_EQ(ChildDeadline(kNoDeadline, 0, 7), kNoDeadline);
+  EXPECT_EQ(ChildDeadline(kNoDeadline, 10, 7), 17);
+  EXPECT_EQ(ChildDeadline(12, 10, 7), 12);
+}
+
+}  // namespace
+}  // namespace rlab
