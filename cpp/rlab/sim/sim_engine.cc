@@ -384,10 +384,7 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
         config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
     a.record = record;
     a.client = client;
-    a.key =
-        key >= 0
-            ? key
-            : DrawKey();
+    a.key = key >= 0 ? key : DrawKey();
     a.attempt_dep = -1;
     a.holds_worker = false;
     a.holds_intake = false;
@@ -429,10 +426,7 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   a.deadline_ns = config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
   a.record = record;
   a.client = client;
-  a.key =
-      key >= 0
-          ? key
-          : DrawKey();
+  a.key = key >= 0 ? key : DrawKey();
   a.attempt_dep = -1;
   a.holds_worker = false;
   a.live = true;
