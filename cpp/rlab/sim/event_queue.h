@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rlab/core/invariant.h"
+
 namespace rlab {
 
 // One scheduled event: when, a tie-breaking sequence number, and a small payload that the engine
@@ -19,6 +21,11 @@ struct SimEvent {
 
 // A min-heap of events ordered by (time, sequence number): events at the same instant run in the
 // order they were scheduled, which makes every run with the same seed bit-identical.
+//
+// Beside the heap, one "lane" holds at most one event outside it: the next open-loop arrival,
+// which is always pending and would otherwise cost a heap push and pop per order. A lane event
+// takes its sequence number from the same counter, and Pop takes whichever of the lane and the
+// heap's top is earlier by (time, sequence): the order of events is exactly the heap's alone.
 class EventQueue {
  public:
   // Schedules an event; returns its sequence number.
@@ -29,17 +36,32 @@ class EventQueue {
     SiftUp(heap_.size() - 1, e);
     return next_seq_++;
   }
+  // Schedules an event in the lane, which must be free (see the class comment); returns its
+  // sequence number.
+  uint64_t PushLane(int64_t t_ns, uint32_t type, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0) {
+    RLAB_INVARIANT(lane_free(), "event lane taken at t = %d ns", t_ns);  // it would be lost
+    lane_ = SimEvent{t_ns, next_seq_, type, a, b, c};
+    lane_key_ = Key(lane_);
+    return next_seq_++;
+  }
+  bool lane_free() const { return lane_key_ == kFreeLane; }
   // Removes and returns the earliest event; the queue must not be empty.
   SimEvent Pop() {
+    if (heap_.empty() || lane_key_ < Key(heap_.front())) {
+      lane_key_ = kFreeLane;
+      return lane_;
+    }
     const SimEvent top = heap_.front();
     const SimEvent last = heap_.back();
     heap_.pop_back();
     if (!heap_.empty()) SiftDown(0, last);
     return top;
   }
-  const SimEvent& Top() const { return heap_.front(); }
-  bool empty() const { return heap_.empty(); }
-  size_t size() const { return heap_.size(); }
+  const SimEvent& Top() const {
+    return heap_.empty() || lane_key_ < Key(heap_.front()) ? lane_ : heap_.front();
+  }
+  bool empty() const { return heap_.empty() && lane_free(); }
+  size_t size() const { return heap_.size() + (lane_free() ? 0 : 1); }
   void Reserve(size_t n) { heap_.reserve(n); }
 
  private:
@@ -84,8 +106,13 @@ class EventQueue {
     heap_[i] = e;
   }
 
+  // No real event has this key (its sequence number would be 2^64 - 1).
+  static constexpr unsigned __int128 kFreeLane = ~static_cast<unsigned __int128>(0);
+
   std::vector<SimEvent> heap_;
   uint64_t next_seq_ = 0;
+  SimEvent lane_{};
+  unsigned __int128 lane_key_ = kFreeLane;
 };
 
 }  // namespace rlab

@@ -127,6 +127,13 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
     intake_limiter_ =
         std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
   }
+  // The readers of an order's key: a cache fallback (model/order_flow.cc) and a rate limit.
+  keys_used_ = config_.intake.rate_limit.has_value();
+  for (const FlatDependency& f : flat_deps_) {
+    const FallbackConfig::Kind k = f.config->fallback.kind;
+    keys_used_ = keys_used_ || f.config->rate_limit.has_value() ||
+                 k == FallbackConfig::Kind::kCache || k == FallbackConfig::Kind::kCacheOrDefault;
+  }
 }
 
 void SimEngine::Schedule(int64_t t_ns, EventType type, uint32_t a, uint32_t b, uint32_t c) {
@@ -297,7 +304,8 @@ absl::Status SimEngine::Run() {
 
 void SimEngine::ScheduleNextArrival(int64_t now_ns) {
   const int64_t next = arrivals_.Next(now_ns, config_.arrivals.rate, arrival_rng_);
-  if (next != ArrivalProcess::kNone) Schedule(next, kArrival);
+  // The next arrival is the only one pending: it waits in the queue's lane, not its heap.
+  if (next != ArrivalProcess::kNone) events_.PushLane(next, kArrival);
 }
 
 void SimEngine::ScheduleClient(int client, int64_t at_ns) {
@@ -312,6 +320,13 @@ uint32_t SimEngine::AllocSlot() {
   }
   active_.emplace_back();
   return static_cast<uint32_t>(active_.size() - 1);
+}
+
+int32_t SimEngine::DrawKey() {
+  // Nothing reads the key unless a cache fallback or a rate limit does: no draw then (the keys
+  // have a stream of their own, so no other draw moves).
+  if (!keys_used_) return 0;
+  return static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
 }
 
 RandomStream& SimEngine::FlowRng(uint32_t slot) {
@@ -362,10 +377,7 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
         config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
     a.record = record;
     a.client = client;
-    a.key =
-        key >= 0
-            ? key
-            : static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+    a.key = key >= 0 ? key : DrawKey();
     a.attempt_dep = -1;
     a.holds_worker = false;
     a.holds_intake = false;
@@ -407,10 +419,7 @@ void SimEngine::NewOrder(int64_t now_ns, int client) {
   a.deadline_ns = config_.order_deadline_ns > 0 ? now_ns + config_.order_deadline_ns : kNoDeadline;
   a.record = record;
   a.client = client;
-  a.key =
-      key >= 0
-          ? key
-          : static_cast<int32_t>(key_rng_.UniformIndex(static_cast<uint64_t>(config_.num_keys)));
+  a.key = key >= 0 ? key : DrawKey();
   a.attempt_dep = -1;
   a.holds_worker = false;
   a.live = true;

@@ -265,6 +265,9 @@ class SimEngine {
   std::vector<Tier> tiers_;
   std::vector<PendingCall> calls_;
   std::vector<uint32_t> free_calls_;
+  // An order's key (its draw only when something reads it: keys_used_).
+  int32_t DrawKey();
+  bool keys_used_ = true;
 };
 
 }  // namespace rlab
