@@ -117,20 +117,7 @@ class CircuitBreaker:
         self,
         clock: Clock,
         name: str,
-        consecutive_failures: int,
-        failure_rate_threshold: float,
-        slow_call_rate_threshold: float,
-        slow_call_duration: float,
-        window: str,
-        window_size: int,
-        window_duration: float,
-        window_buckets: int,
-        minimum_calls: int,
-        open_for: float,
-        open_growth: float,
-        max_open_for: float,
-        half_open_max_calls: int,
-        success_threshold: int,
+        config: dict[str, Any],
         excluded: tuple[type[BaseException], ...],
     ) -> None: ...
     @property
@@ -160,6 +147,10 @@ def breaker_result_of(
 # --- scenarios (scenario_from_py.cc) ---
 def validate_scenario(scenario: dict[str, Any]) -> None: ...
 def scenario_config_dump(scenario: dict[str, Any]) -> dict[str, Any]: ...
+
+# --- config field tables (config_codec.cc) ---
+def config_schema() -> dict[str, list[dict[str, Any]]]: ...
+def check_config(name: str, fields: dict[str, Any]) -> dict[str, Any]: ...
 
 # --- simulated engine (register_sim.cc) ---
 def simulate(
