@@ -13,6 +13,8 @@
 #include "common.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/retry_budget.h"
+#include "rlab/policy/throttle.h"
 
 namespace rlab::bindings {
 
@@ -155,11 +157,13 @@ void MissingKey(const std::string& path, std::string_view key) {
   Fail(absl::StrFormat("%s: missing key '%s'", path.empty() ? "config" : path, key));
 }
 
-void CheckKeys(py::handle h, const std::string& path, absl::Span<const std::string_view> names) {
+void CheckKeys(py::handle h, const std::string& path, absl::Span<const std::string_view> names,
+               absl::Span<const std::string_view> extra) {
   if (!PyDict_Check(h.ptr())) {
     Fail(absl::StrFormat("%s must be a dict, got %s", path.empty() ? "config" : path, Repr(h)));
   }
   absl::flat_hash_set<std::string_view> known(names.begin(), names.end());
+  known.insert(extra.begin(), extra.end());
   for (std::string_view n : names) {
     if (PyDict_GetItemString(h.ptr(), std::string(n).c_str()) == nullptr) MissingKey(path, n);
   }
@@ -218,6 +222,9 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
   static const auto* tables = [] {
     auto* t = new std::vector<std::pair<std::string, Exported>>();
     Export(*t, BreakerSchema(), &ValidateBreakerRules);
+    Export(*t, TokenBucketSchema(), &ValidateTokenBucketRules);
+    Export(*t, RatioBudgetSchema(), &ValidateRatioBudgetRules);
+    Export(*t, ThrottleSchema(), &ValidateThrottleRules);
     return t;
   }();
   return *tables;

@@ -39,7 +39,9 @@ py::object IntLikeToPy(const FieldInfo& f, int64_t v);
 [[noreturn]] void MissingKey(const std::string& path, std::string_view key);
 
 // The dict `h` must hold exactly `names` as keys; raises naming `path` otherwise.
-void CheckKeys(py::handle h, const std::string& path, absl::Span<const std::string_view> names);
+// `extra` keys (such as a union's "type" tag) are allowed and left to the caller.
+void CheckKeys(py::handle h, const std::string& path, absl::Span<const std::string_view> names,
+               absl::Span<const std::string_view> extra = {});
 
 // Reads every field of `schema` from the dict `d` into `config`.
 template <typename C>
@@ -68,8 +70,9 @@ std::vector<std::string_view> FieldNames(const ConfigSchema<C>& schema) {
 // A whole config from a dict holding exactly the schema's fields (no other key), every field
 // checked; the cross-field rules are the caller's (the policy's Validate...Rules).
 template <typename C>
-C ReadConfig(py::handle h, const std::string& path, const ConfigSchema<C>& schema) {
-  CheckKeys(h, path, FieldNames(schema));
+C ReadConfig(py::handle h, const std::string& path, const ConfigSchema<C>& schema,
+             absl::Span<const std::string_view> extra = {}) {
+  CheckKeys(h, path, FieldNames(schema), extra);
   C config;
   ReadFields(py::reinterpret_borrow<py::dict>(h), path, schema, config);
   return config;

@@ -361,24 +361,15 @@ BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
 }
 
 void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
-  Obj o(h, path);
-  const std::string tag = o.Tag();
+  static constexpr std::string_view kTag[] = {"type"};
+  const std::string tag = Obj(h, path).Tag();
   if (tag == "token_bucket") {
-    TokenBucketBudgetConfig t;
-    t.max_tokens = o.Number("max_tokens");
-    t.token_ratio = o.Number("token_ratio");
-    dep.token_bucket = t;
+    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema(), kTag);
   } else if (tag == "ratio") {
-    RatioBudgetConfig r;
-    r.ratio = o.Number("ratio");
-    r.window_ns = o.Seconds("window");
-    r.min_retries_per_s = o.Number("min_retries_per_second");
-    r.num_buckets = o.Int32("buckets");
-    dep.ratio_budget = r;
+    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema(), kTag);
   } else {
     BadTag(path, tag, "'token_bucket', 'ratio'");
   }
-  o.Finish();
 }
 
 BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
@@ -392,13 +383,7 @@ BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
 }
 
 ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  ThrottleConfig t;
-  t.k = o.Number("k");
-  t.window_ns = o.Seconds("window");
-  t.num_buckets = o.Int32("buckets");
-  o.Finish();
-  return t;
+  return ReadConfig(h, path, ThrottleSchema());
 }
 
 HedgeConfig ReadHedge(py::handle h, const std::string& path) {
@@ -899,18 +884,10 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   });
   d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
   d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketBudgetConfig& t) {
-    py::dict td;
-    td["max_tokens"] = t.max_tokens;
-    td["token_ratio"] = t.token_ratio;
-    return td;
+    return WriteConfig(TokenBucketSchema(), t);
   });
   d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
-    py::dict rd;
-    rd["ratio"] = r.ratio;
-    rd["window_ns"] = r.window_ns;
-    rd["min_retries_per_s"] = r.min_retries_per_s;
-    rd["num_buckets"] = r.num_buckets;
-    return rd;
+    return WriteConfig(RatioBudgetSchema(), r);
   });
   d["bulkhead"] = OptionalToPy(dep.bulkhead, [](const BulkheadConfig& b) {
     py::dict bd;
@@ -920,11 +897,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return bd;
   });
   d["throttle"] = OptionalToPy(dep.throttle, [](const ThrottleConfig& t) {
-    py::dict td;
-    td["k"] = t.k;
-    td["window_ns"] = t.window_ns;
-    td["num_buckets"] = t.num_buckets;
-    return td;
+    return WriteConfig(ThrottleSchema(), t);
   });
   d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
   d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
