@@ -78,14 +78,21 @@ C ReadConfig(py::handle h, const std::string& path, const ConfigSchema<C>& schem
   return config;
 }
 
-// The config as a dict in its Python form (the inverse of ReadConfig).
+// The config as a dict in its Python form (the inverse of ReadConfig), or with `nanoseconds`
+// its seconds fields as integer nanoseconds under "<name>_ns" (what the engines run, for the
+// native config dump).
 template <typename C>
-py::dict WriteConfig(const ConfigSchema<C>& schema, const C& config) {
+py::dict WriteConfig(const ConfigSchema<C>& schema, const C& config, bool nanoseconds = false) {
   py::dict d;
   for (const FieldSpec<C>& f : schema.fields) {
-    d[py::str(f.info.name.data(), f.info.name.size())] =
-        f.info.kind == FieldKind::kReal ? py::float_(f.get_real(config))
-                                        : IntLikeToPy(f.info, f.get_int(config));
+    const std::string_view name = f.info.name;
+    if (nanoseconds && f.info.kind == FieldKind::kSeconds) {
+      d[py::str(std::string(name) + "_ns")] = f.get_int(config);
+    } else {
+      d[py::str(name.data(), name.size())] = f.info.kind == FieldKind::kReal
+                                                 ? py::object(py::float_(f.get_real(config)))
+                                                 : IntLikeToPy(f.info, f.get_int(config));
+    }
   }
   return d;
 }

@@ -864,7 +864,7 @@ py::dict FaultsToDict(const FaultModelConfig& f) {
   return faults;
 }
 
-py::dict BreakerToDict(const BreakerConfig& b) { return WriteConfig(BreakerSchema(), b); }
+py::dict BreakerToDict(const BreakerConfig& b) { return WriteConfig(BreakerSchema(), b, true); }
 
 py::dict DependencyToDict(const DependencyConfig& dep) {
   py::dict d;
@@ -884,10 +884,10 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   });
   d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
   d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketBudgetConfig& t) {
-    return WriteConfig(TokenBucketSchema(), t);
+    return WriteConfig(TokenBucketSchema(), t, true);
   });
   d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
-    return WriteConfig(RatioBudgetSchema(), r);
+    return WriteConfig(RatioBudgetSchema(), r, true);
   });
   d["bulkhead"] = OptionalToPy(dep.bulkhead, [](const BulkheadConfig& b) {
     py::dict bd;
@@ -897,7 +897,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return bd;
   });
   d["throttle"] = OptionalToPy(dep.throttle, [](const ThrottleConfig& t) {
-    return WriteConfig(ThrottleSchema(), t);
+    return WriteConfig(ThrottleSchema(), t, true);
   });
   d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
   d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
