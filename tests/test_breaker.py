@@ -209,7 +209,7 @@ def test_failure_rate_and_time_window() -> None:
         ("failure_rate_threshold", float("nan"), "failure_rate_threshold"),
         ("half_open_max_calls", 0, "half_open_max_calls must be an integer in [1, 1000000]"),
         ("success_threshold", 2.5, "success_threshold must be an integer"),
-        ("window", "sliding", "window must be 'count' or 'time'"),
+        ("window", "sliding", "window must be one of 'count', 'time', got 'sliding'"),
         ("consecutive_failures", -1, "consecutive_failures"),
     ],
 )

@@ -170,7 +170,7 @@ def test_token_bucket_many_threads_stay_in_range() -> None:
         ({"token_ratio": 0}, r"token_ratio must be a finite number in \(0, 1000\]"),
         ({"token_ratio": 1000.5}, "token_ratio"),
         ({"token_ratio": -math.inf}, "token_ratio"),
-        ({"token_ratio": "0.1"}, "token_ratio must be a number"),
+        ({"token_ratio": "0.1"}, r"token_ratio must be a finite number in \(0, 1000\], got .0\.1."),
     ],
 )
 def test_token_bucket_errors_name_the_parameter(kwargs: dict[str, object], message: str) -> None:

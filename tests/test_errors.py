@@ -159,8 +159,8 @@ def test_the_native_module_raises_without_the_python_layer() -> None:
         assert m.outcome_of_exception(m.BreakerOpen("b", 1.0)) == ("breaker_open", 0)
         assert m.outcome_of_exception(m.Cancelled()) == ("cancelled", 0)
         assert m.outcome_of_exception(TimeoutError()) == ("timeout", 0)
-        b = m.CircuitBreaker(m.ManualClock(), "b", 1, 0.5, 1.0, 1.0, "count", 10, 10.0, 10,
-                             10, 5.0, 1.0, 0.0, 1, 1, ())
+        config = {{f["name"]: f["default"] for f in m.config_schema()["Breaker"]}}
+        b = m.CircuitBreaker(m.ManualClock(), "b", config, ())
         b.force_state("open")
         try:
             b.call(print)

@@ -249,7 +249,7 @@ def test_many_threads_count_every_request() -> None:
     [
         ({"k": 0.5}, r"k must be a finite number in \[1, 1000\], got 0.5"),
         ({"k": math.nan}, "k must be"),
-        ({"k": "2"}, "k must be a number"),
+        ({"k": "2"}, r"k must be a finite number in \[1, 1000\], got .2."),
         ({"window": 0}, "window must be"),
         ({"window": -math.inf}, "window must be"),
         ({"buckets": 0}, r"buckets must be an integer in \[1, 1000\]"),

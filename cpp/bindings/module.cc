@@ -25,6 +25,7 @@ void RegisterOutlier(py::module_& m);
 void RegisterLoadBalancer(py::module_& m);
 void RegisterAwsRetry(py::module_& m);  // AWS SDK retry modes (botocore standard/adaptive)
 void RegisterHedge(py::module_& m);     // hedging state (delay quantile, budget) for callables
+void RegisterConfigSchemas(py::module_& m);  // config field tables (config_codec.cc)
 
 }  // namespace rlab::bindings
 
@@ -48,4 +49,5 @@ PYBIND11_MODULE(_core, m) {
   RegisterRateLimit(m);
   RegisterAwsRetry(m);
   RegisterHedge(m);
+  RegisterConfigSchemas(m);
 }

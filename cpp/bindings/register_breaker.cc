@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
@@ -375,17 +376,6 @@ PyMethodDef kRawMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-WindowKind ParseWindow(const std::string& window) {
-  if (window == "count") return WindowKind::kCount;
-  if (window == "time") return WindowKind::kTime;
-  throw py::value_error("window must be 'count' or 'time', got '" + window + "'");
-}
-
-double CheckedSeconds(const char* name, double seconds, bool allow_zero) {
-  ThrowIfError(CheckDuration(name, seconds, allow_zero));
-  return seconds;
-}
-
 py::dict SnapshotDict(const BreakerSnapshot& s) {
   py::dict d;
   d["state"] = std::string(BreakerStateName(s.state));
@@ -430,29 +420,10 @@ BreakerState ParseState(const std::string& state) {
 void RegisterBreaker(py::module_& m) {
   auto cls = py::class_<PyBreaker>(
       m, "CircuitBreaker", "A circuit breaker (native core; use reliability_lab.CircuitBreaker).");
-  cls.def(py::init([](std::shared_ptr<Clock> clock, std::string name, int consecutive_failures,
-                      double failure_rate_threshold, double slow_call_rate_threshold,
-                      double slow_call_duration, const std::string& window, int window_size,
-                      double window_duration, int window_buckets, int minimum_calls,
-                      double open_for, double open_growth, double max_open_for,
-                      int half_open_max_calls, int success_threshold, py::tuple excluded) {
+  cls.def(py::init([](std::shared_ptr<Clock> clock, std::string name, py::dict config,
+                      py::tuple excluded) {
             if (!clock) throw py::value_error("clock must be a Clock, got None");
-            BreakerConfig c;
-            c.consecutive_failures = consecutive_failures;
-            c.failure_rate_threshold = failure_rate_threshold;
-            c.slow_call_rate_threshold = slow_call_rate_threshold;
-            c.slow_call_duration_ns =
-                SecondsToNs(CheckedSeconds("slow_call_duration", slow_call_duration, true));
-            c.window = ParseWindow(window);
-            c.window_size = window_size;
-            c.window_ns = SecondsToNs(CheckedSeconds("window_duration", window_duration, false));
-            c.window_buckets = window_buckets;
-            c.minimum_calls = minimum_calls;
-            c.open_for_ns = SecondsToNs(CheckedSeconds("open_for", open_for, false));
-            c.open_growth = open_growth;
-            c.max_open_for_ns = SecondsToNs(CheckedSeconds("max_open_for", max_open_for, true));
-            c.half_open_max_calls = half_open_max_calls;
-            c.success_threshold = success_threshold;
+            const BreakerConfig c = ReadConfig(config, "", BreakerSchema());
             auto* b = new PyBreaker();
             b->breaker = ValueOrThrow(CircuitBreaker::Create(c));
             b->clock = std::move(clock);
@@ -470,12 +441,7 @@ void RegisterBreaker(py::module_& m) {
             b->half_open_full_error = py::reinterpret_borrow<py::object>(types.half_open_full);
             return b;
           }),
-          py::arg("clock"), py::arg("name"), py::arg("consecutive_failures"),
-          py::arg("failure_rate_threshold"), py::arg("slow_call_rate_threshold"),
-          py::arg("slow_call_duration"), py::arg("window"), py::arg("window_size"),
-          py::arg("window_duration"), py::arg("window_buckets"), py::arg("minimum_calls"),
-          py::arg("open_for"), py::arg("open_growth"), py::arg("max_open_for"),
-          py::arg("half_open_max_calls"), py::arg("success_threshold"), py::arg("excluded"))
+          py::arg("clock"), py::arg("name"), py::arg("config"), py::arg("excluded"))
       .def_property_readonly(
           "state",
           [](PyBreaker& b) {

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/retry_budget.h"
@@ -53,12 +54,12 @@ void RegisterRetryBudget(py::module_& m) {
 
   py::class_<TokenBucketBudget, RetryBudget, std::shared_ptr<TokenBucketBudget>>(
       m, "TokenBucketBudget", "gRPC retry throttling (gRFC A6), in integer thousandths of a token.")
-      .def(py::init([](double max_tokens, double token_ratio) {
-             const TokenBucketBudgetConfig config{max_tokens, token_ratio};
-             ThrowIfError(Validate(config));
-             return std::make_shared<TokenBucketBudget>(config);
+      .def(py::init([](const py::dict& config) {
+             const auto c = ReadConfig(config, "", TokenBucketSchema());
+             ThrowIfError(ValidateTokenBucketRules(c));
+             return std::make_shared<TokenBucketBudget>(c);
            }),
-           py::arg("max_tokens") = 10.0, py::arg("token_ratio") = 0.1)
+           py::arg("config"))
       .def_property_readonly("tokens", &TokenBucketBudget::tokens)
       .def_property_readonly("milli_tokens", &TokenBucketBudget::milli_tokens)
       .def_property_readonly("max_milli_tokens", &TokenBucketBudget::max_milli_tokens)
@@ -77,16 +78,12 @@ void RegisterRetryBudget(py::module_& m) {
   py::class_<RatioBudget, RetryBudget, std::shared_ptr<RatioBudget>>(
       m, "RatioBudget",
       "Retries <= ratio x requests + min_retries_per_second x window over a sliding window.")
-      .def(
-          py::init([](double ratio, double window, double min_retries_per_second, int64_t buckets) {
-            ThrowIfError(CheckIntRange("buckets", buckets, 1, 1000));  // before narrowing to int
-            const RatioBudgetConfig config{ratio, DurationArgNs("window", window, false),
-                                           min_retries_per_second, static_cast<int>(buckets)};
-            ThrowIfError(Validate(config));
-            return std::make_shared<RatioBudget>(config);
-          }),
-          py::arg("ratio") = 0.1, py::arg("window") = 10.0,
-          py::arg("min_retries_per_second") = 10.0, py::arg("buckets") = 10)
+      .def(py::init([](const py::dict& config) {
+             const auto c = ReadConfig(config, "", RatioBudgetSchema());
+             ThrowIfError(ValidateRatioBudgetRules(c));
+             return std::make_shared<RatioBudget>(c);
+           }),
+           py::arg("config"))
       .def_property_readonly("floor_retries", &RatioBudget::floor_retries)
       .def_property_readonly("ratio", [](const RatioBudget& b) { return b.config().ratio; })
       .def_property_readonly(

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
@@ -45,14 +46,12 @@ void RegisterThrottle(py::module_& m) {
   py::class_<AdaptiveThrottle, std::shared_ptr<AdaptiveThrottle>>(
       m, "AdaptiveThrottle",
       "Rejects locally with p = max(0, (requests - k * accepts) / (requests + 1)).")
-      .def(py::init([](double k, double window, int64_t buckets) {
-             ThrowIfError(CheckIntRange("buckets", buckets, 1, 1000));  // before narrowing
-             const ThrottleConfig config{k, DurationArgNs("window", window, false),
-                                         static_cast<int>(buckets)};
-             ThrowIfError(Validate(config));
-             return std::make_shared<AdaptiveThrottle>(config);
+      .def(py::init([](const py::dict& config) {
+             const auto c = ReadConfig(config, "", ThrottleSchema());
+             ThrowIfError(ValidateThrottleRules(c));
+             return std::make_shared<AdaptiveThrottle>(c);
            }),
-           py::arg("k") = 2.0, py::arg("window") = 120.0, py::arg("buckets") = 120)
+           py::arg("config"))
       .def(
           "allow",
           [](AdaptiveThrottle& t, double now, double u) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
@@ -35,51 +36,6 @@ constexpr int64_t kSchemaVersion = 1;
 
 [[noreturn]] void Fail(const std::string& message) { throw py::value_error(message); }
 
-std::string Repr(py::handle h) {
-  try {
-    std::string r = py::repr(h).cast<std::string>();
-    if (r.size() > 80) r = r.substr(0, 77) + "...";
-    return r;
-  } catch (const py::error_already_set&) {
-    return "<unprintable>";
-  }
-}
-
-std::string Join(std::string_view path, std::string_view key) {
-  if (path.empty()) return std::string(key);
-  return absl::StrFormat("%s.%s", path, key);
-}
-
-// A number (int or float, not bool), as a double; `path` names it in errors.
-double ToDouble(py::handle h, const std::string& path) {
-  PyObject* o = h.ptr();
-  if (PyFloat_Check(o)) return PyFloat_AS_DOUBLE(o);
-  if (PyLong_Check(o) && !PyBool_Check(o)) {
-    const double v = PyLong_AsDouble(o);
-    if (v == -1.0 && PyErr_Occurred()) {
-      PyErr_Clear();
-      Fail(absl::StrFormat("%s must be a finite number, got %s", path, Repr(h)));
-    }
-    return v;
-  }
-  Fail(absl::StrFormat("%s must be a number, got %s", path, Repr(h)));
-}
-
-// An integer (not bool) in [lo, hi].
-int64_t ToInt(py::handle h, const std::string& path, int64_t lo, int64_t hi) {
-  PyObject* o = h.ptr();
-  if (!PyLong_Check(o) || PyBool_Check(o)) {
-    Fail(absl::StrFormat("%s must be an integer in [%d, %d], got %s", path, lo, hi, Repr(h)));
-  }
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-  if (overflow != 0 || (v == -1 && PyErr_Occurred()) || v < lo || v > hi) {
-    PyErr_Clear();
-    Fail(absl::StrFormat("%s must be an integer in [%d, %d], got %s", path, lo, hi, Repr(h)));
-  }
-  return v;
-}
-
 // One dict of the schema: every key must be read exactly once, and Finish() rejects the rest.
 class Obj {
  public:
@@ -92,7 +48,7 @@ class Obj {
   }
 
   const std::string& path() const { return path_; }
-  std::string At(std::string_view key) const { return Join(path_, key); }
+  std::string At(std::string_view key) const { return JoinPath(path_, key); }
 
   py::handle Get(const char* key) {
     PyObject* v = PyDict_GetItemString(dict_.ptr(), key);
@@ -173,7 +129,7 @@ class Obj {
 
 [[noreturn]] void BadTag(const std::string& path, const std::string& tag,
                          std::string_view allowed) {
-  Fail(absl::StrFormat("%s must be one of %s, got '%s'", Join(path, "type"), allowed, tag));
+  Fail(absl::StrFormat("%s must be one of %s, got '%s'", JoinPath(path, "type"), allowed, tag));
 }
 
 template <typename Enum, size_t N>
@@ -328,7 +284,7 @@ FaultModelConfig ReadFaults(py::handle h, const std::string& path) {
   const py::sequence phases = o.List("phases");
   const std::vector<std::string> labels = PhaseLabels(phases);
   for (size_t i = 0; i < phases.size(); ++i) {
-    f.phases.push_back(ReadPhase(phases[i], Join(path, labels[i])));
+    f.phases.push_back(ReadPhase(phases[i], JoinPath(path, labels[i])));
   }
   f.capacity = ReadCapacity(o.Get("capacity"), o.At("capacity"));
   f.ambiguous_rate = o.Number("ambiguous_rate");
@@ -401,49 +357,19 @@ RetryConfig ReadRetry(py::handle h, const std::string& path) {
 }
 
 BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, WindowKind> kWindows[] = {
-      {"count", WindowKind::kCount},
-      {"time", WindowKind::kTime},
-  };
-  Obj o(h, path);
-  BreakerConfig b;
-  b.consecutive_failures = o.Int32("consecutive_failures");
-  b.failure_rate_threshold = o.Number("failure_rate_threshold");
-  b.slow_call_rate_threshold = o.Number("slow_call_rate_threshold");
-  b.slow_call_duration_ns = o.Seconds("slow_call_duration");
-  b.window = ParseChoice(o.At("window"), o.Str("window"), kWindows);
-  b.window_size = o.Int32("window_size");
-  b.window_ns = o.Seconds("window_duration");
-  b.window_buckets = o.Int32("window_buckets");
-  b.minimum_calls = o.Int32("minimum_calls");
-  b.open_for_ns = o.Seconds("open_for");
-  b.open_growth = o.Number("open_growth");
-  b.max_open_for_ns = o.Seconds("max_open_for");
-  b.half_open_max_calls = o.Int32("half_open_max_calls");
-  b.success_threshold = o.Int32("success_threshold");
-  o.Finish();
-  return b;
+  return ReadConfig(h, path, BreakerSchema());
 }
 
 void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
-  Obj o(h, path);
-  const std::string tag = o.Tag();
+  static constexpr std::string_view kTag[] = {"type"};
+  const std::string tag = Obj(h, path).Tag();
   if (tag == "token_bucket") {
-    TokenBucketBudgetConfig t;
-    t.max_tokens = o.Number("max_tokens");
-    t.token_ratio = o.Number("token_ratio");
-    dep.token_bucket = t;
+    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema(), kTag);
   } else if (tag == "ratio") {
-    RatioBudgetConfig r;
-    r.ratio = o.Number("ratio");
-    r.window_ns = o.Seconds("window");
-    r.min_retries_per_s = o.Number("min_retries_per_second");
-    r.num_buckets = o.Int32("buckets");
-    dep.ratio_budget = r;
+    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema(), kTag);
   } else {
     BadTag(path, tag, "'token_bucket', 'ratio'");
   }
-  o.Finish();
 }
 
 BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
@@ -457,13 +383,7 @@ BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
 }
 
 ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  ThrottleConfig t;
-  t.k = o.Number("k");
-  t.window_ns = o.Seconds("window");
-  t.num_buckets = o.Int32("buckets");
-  o.Finish();
-  return t;
+  return ReadConfig(h, path, ThrottleSchema());
 }
 
 HedgeConfig ReadHedge(py::handle h, const std::string& path) {
@@ -761,7 +681,7 @@ DependencyConfig ReadDependency(py::handle h, size_t index, const std::string& p
       {"retry_outside_breaker", Composition::kRetryOutsideBreaker},
       {"breaker_outside_retry", Composition::kBreakerOutsideRetry},
   };
-  const std::string fallback_path = Join(parent, absl::StrFormat("dependencies[%d]", index));
+  const std::string fallback_path = JoinPath(parent, absl::StrFormat("dependencies[%d]", index));
   DependencyConfig d;
   {
     Obj named(h, fallback_path);
@@ -775,7 +695,7 @@ DependencyConfig ReadDependency(py::handle h, size_t index, const std::string& p
   }
   Obj o(h, !usable          ? fallback_path
            : parent.empty() ? d.name
-                            : Join(parent, absl::StrFormat("dependencies[%s]", d.name)));
+                            : JoinPath(parent, absl::StrFormat("dependencies[%s]", d.name)));
   o.Str("name");
   d.faults = ReadFaults(o.Get("faults"), o.At("faults"));
   if (!o.IsNone("retry")) d.retry = ReadRetry(o.Get("retry"), o.At("retry"));
@@ -944,24 +864,7 @@ py::dict FaultsToDict(const FaultModelConfig& f) {
   return faults;
 }
 
-py::dict BreakerToDict(const BreakerConfig& b) {
-  py::dict bd;
-  bd["consecutive_failures"] = b.consecutive_failures;
-  bd["failure_rate_threshold"] = b.failure_rate_threshold;
-  bd["slow_call_rate_threshold"] = b.slow_call_rate_threshold;
-  bd["slow_call_duration_ns"] = b.slow_call_duration_ns;
-  bd["window"] = b.window == WindowKind::kCount ? "count" : "time";
-  bd["window_size"] = b.window_size;
-  bd["window_ns"] = b.window_ns;
-  bd["window_buckets"] = b.window_buckets;
-  bd["minimum_calls"] = b.minimum_calls;
-  bd["open_for_ns"] = b.open_for_ns;
-  bd["open_growth"] = b.open_growth;
-  bd["max_open_for_ns"] = b.max_open_for_ns;
-  bd["half_open_max_calls"] = b.half_open_max_calls;
-  bd["success_threshold"] = b.success_threshold;
-  return bd;
-}
+py::dict BreakerToDict(const BreakerConfig& b) { return WriteConfig(BreakerSchema(), b, true); }
 
 py::dict DependencyToDict(const DependencyConfig& dep) {
   py::dict d;
@@ -981,18 +884,10 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   });
   d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
   d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketBudgetConfig& t) {
-    py::dict td;
-    td["max_tokens"] = t.max_tokens;
-    td["token_ratio"] = t.token_ratio;
-    return td;
+    return WriteConfig(TokenBucketSchema(), t, true);
   });
   d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
-    py::dict rd;
-    rd["ratio"] = r.ratio;
-    rd["window_ns"] = r.window_ns;
-    rd["min_retries_per_s"] = r.min_retries_per_s;
-    rd["num_buckets"] = r.num_buckets;
-    return rd;
+    return WriteConfig(RatioBudgetSchema(), r, true);
   });
   d["bulkhead"] = OptionalToPy(dep.bulkhead, [](const BulkheadConfig& b) {
     py::dict bd;
@@ -1002,11 +897,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return bd;
   });
   d["throttle"] = OptionalToPy(dep.throttle, [](const ThrottleConfig& t) {
-    py::dict td;
-    td["k"] = t.k;
-    td["window_ns"] = t.window_ns;
-    td["num_buckets"] = t.num_buckets;
-    return td;
+    return WriteConfig(ThrottleSchema(), t, true);
   });
   d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
   d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"

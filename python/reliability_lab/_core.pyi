@@ -117,20 +117,7 @@ class CircuitBreaker:
         self,
         clock: Clock,
         name: str,
-        consecutive_failures: int,
-        failure_rate_threshold: float,
-        slow_call_rate_threshold: float,
-        slow_call_duration: float,
-        window: str,
-        window_size: int,
-        window_duration: float,
-        window_buckets: int,
-        minimum_calls: int,
-        open_for: float,
-        open_growth: float,
-        max_open_for: float,
-        half_open_max_calls: int,
-        success_threshold: int,
+        config: dict[str, Any],
         excluded: tuple[type[BaseException], ...],
     ) -> None: ...
     @property
@@ -160,6 +147,10 @@ def breaker_result_of(
 # --- scenarios (scenario_from_py.cc) ---
 def validate_scenario(scenario: dict[str, Any]) -> None: ...
 def scenario_config_dump(scenario: dict[str, Any]) -> dict[str, Any]: ...
+
+# --- config field tables (config_codec.cc) ---
+def config_schema() -> dict[str, list[dict[str, Any]]]: ...
+def check_config(name: str, fields: dict[str, Any]) -> dict[str, Any]: ...
 
 # --- simulated engine (register_sim.cc) ---
 def simulate(
@@ -284,7 +275,7 @@ class TokenBucketSnapshot:
     def retries_refused(self) -> int: ...
 
 class TokenBucketBudget(RetryBudget):
-    def __init__(self, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None: ...
+    def __init__(self, config: dict[str, Any]) -> None: ...
     @property
     def tokens(self) -> float: ...
     @property
@@ -308,13 +299,7 @@ class RatioBudgetSnapshot:
     def retries_refused(self) -> int: ...
 
 class RatioBudget(RetryBudget):
-    def __init__(
-        self,
-        ratio: float = 0.1,
-        window: float = 10.0,
-        min_retries_per_second: float = 10.0,
-        buckets: int = 10,
-    ) -> None: ...
+    def __init__(self, config: dict[str, Any]) -> None: ...
     @property
     def floor_retries(self) -> float: ...
     @property
@@ -389,7 +374,7 @@ class ThrottleSnapshot:
     def local_rejections(self) -> int: ...
 
 class AdaptiveThrottle:
-    def __init__(self, k: float = 2.0, window: float = 120.0, buckets: int = 120) -> None: ...
+    def __init__(self, config: dict[str, Any]) -> None: ...
     def allow(self, now: float, u: float) -> bool: ...
     def record_accepted(self, now: float) -> None: ...
     def record_outcome(self, now: float, kind: str, http_status: int = 0) -> None: ...

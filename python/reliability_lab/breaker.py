@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from reliability_lab import _checks, _core
-from reliability_lab.clock import Clock, ManualClock, default_clock
+from reliability_lab import _checks, _core, _schema
+from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import CANCELLED_TYPES, DeadlineExceeded, Rejected
 
 _log = logging.getLogger("reliability_lab")
@@ -108,8 +108,8 @@ class Breaker:
     success_threshold: int = 1
 
     def __post_init__(self) -> None:
-        # One source of truth for the rules: the native constructor validates and names the field.
-        _native(self, ManualClock(), "validate", ())
+        # The field table beside BreakerConfig (circuit_breaker.cc) checks and names the field.
+        _schema.check(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a plain dict."""
@@ -118,32 +118,6 @@ class Breaker:
     def replace(self, **changes: Any) -> Breaker:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
-
-
-def _native(
-    config: Breaker, clock: Clock, name: str, ignored: tuple[type[BaseException], ...]
-) -> _core.CircuitBreaker:
-    i, x = _checks.integer, _checks.number
-    c = config
-    return _core.CircuitBreaker(
-        clock,
-        name,
-        i("consecutive_failures", c.consecutive_failures),
-        x("failure_rate_threshold", c.failure_rate_threshold),
-        x("slow_call_rate_threshold", c.slow_call_rate_threshold),
-        x("slow_call_duration", c.slow_call_duration),
-        _checks.string("window", c.window),
-        i("window_size", c.window_size),
-        x("window_duration", c.window_duration),
-        i("window_buckets", c.window_buckets),
-        i("minimum_calls", c.minimum_calls),
-        x("open_for", c.open_for),
-        x("open_growth", c.open_growth),
-        x("max_open_for", c.max_open_for),
-        i("half_open_max_calls", c.half_open_max_calls),
-        i("success_threshold", c.success_threshold),
-        ignored,
-    )
 
 
 @dataclass(frozen=True)
@@ -354,25 +328,8 @@ class CircuitBreaker(_core.CircuitBreaker):
         self._delivery: _BackgroundDelivery | None = None
         if listener_delivery == "background":
             self._delivery = _BackgroundDelivery(self._deliver, name, MAX_QUEUED_TRANSITIONS)
-        c = cfg
         super().__init__(
-            clock if clock is not None else default_clock(),
-            name,
-            c.consecutive_failures,
-            float(c.failure_rate_threshold),
-            float(c.slow_call_rate_threshold),
-            float(c.slow_call_duration),
-            c.window,
-            c.window_size,
-            float(c.window_duration),
-            c.window_buckets,
-            c.minimum_calls,
-            float(c.open_for),
-            float(c.open_growth),
-            float(c.max_open_for),
-            c.half_open_max_calls,
-            c.success_threshold,
-            excluded,
+            clock if clock is not None else default_clock(), name, _schema.values(cfg), excluded
         )
         self._set_listener(self._dispatch)
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from reliability_lab import _checks, _core
+from reliability_lab import _core, _schema
 from reliability_lab.clock import Clock, default_clock
 
 
@@ -34,15 +34,6 @@ class RetryBudgetProtocol(Protocol):
 
     def on_outcome(self, now: float, success: bool, retryable_failure: bool) -> None:
         """An attempt ended: a success, a retryable failure, or neither (both False)."""
-
-
-_number = _checks.number
-
-
-def _integer(name: str, value: object) -> int:
-    # Within the native int64 (beyond it pybind11 would not name the field); the native check
-    # then applies the field's own range.
-    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
 
 
 def _now(now: float | None, clock: Clock | None) -> float:
@@ -74,12 +65,10 @@ class TokenBucketConfig:
     token_ratio: float = 0.1
 
     def __post_init__(self) -> None:
-        self._native()
+        _schema.check(self)
 
     def _native(self) -> _core.TokenBucketBudget:
-        return _core.TokenBucketBudget(
-            _number("max_tokens", self.max_tokens), _number("token_ratio", self.token_ratio)
-        )
+        return _core.TokenBucketBudget(_schema.values(self))
 
     def build(self) -> TokenBucket:
         """A new bucket with this configuration."""
@@ -191,15 +180,10 @@ class RatioBudgetConfig:
     buckets: int = 10
 
     def __post_init__(self) -> None:
-        self._native()
+        _schema.check(self)
 
     def _native(self) -> _core.RatioBudget:
-        return _core.RatioBudget(
-            _number("ratio", self.ratio),
-            _number("window", self.window),
-            _number("min_retries_per_second", self.min_retries_per_second),
-            _integer("buckets", self.buckets),
-        )
+        return _core.RatioBudget(_schema.values(self))
 
     def build(self, clock: Clock | None = None) -> RatioBudget:
         """A new budget with this configuration."""

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from reliability_lab import _checks, _core
+from reliability_lab import _checks, _core, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import DeadlineExceeded, Rejected, RetryError, Throttled
 
@@ -88,15 +88,6 @@ def is_accepted_outcome(kind: str, http_status: int = 0) -> bool:
     return _core.is_accepted_by_backend(kind, http_status)
 
 
-_number = _checks.number
-
-
-def _integer(name: str, value: object) -> int:
-    # Within the native int64 (beyond it pybind11 would not name the field); the native check
-    # then applies the field's own range.
-    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
-
-
 @dataclass(frozen=True)
 class ThrottleConfig:
     """Configuration of an :class:`AdaptiveThrottle` (validated on construction).
@@ -113,12 +104,10 @@ class ThrottleConfig:
     buckets: int = 120
 
     def __post_init__(self) -> None:
-        self._native()
+        _schema.check(self)
 
     def _native(self) -> _core.AdaptiveThrottle:
-        return _core.AdaptiveThrottle(
-            _number("k", self.k), _number("window", self.window), _integer("buckets", self.buckets)
-        )
+        return _core.AdaptiveThrottle(_schema.values(self))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ absl::Status CheckRange(std::string_view name, double value, double lo, double h
   const bool below = lo_bound == Bound::kOpen ? !(value > lo) : !(value >= lo);
   const bool above = hi_bound == Bound::kOpen ? !(value < hi) : !(value <= hi);
   if (std::isfinite(value) && !below && !above) return absl::OkStatus();
+  return RangeError(name, value, lo, hi, lo_bound, hi_bound);
+}
+
+absl::Status RangeError(std::string_view name, double value, double lo, double hi,
+                        Bound lo_bound, Bound hi_bound) {
   return absl::InvalidArgumentError(
       absl::StrFormat("%s must be a finite number in %c%s, %s%c, got %g", name,
                       lo_bound == Bound::kOpen ? '(' : '[', FormatBound(lo), FormatBound(hi),

@@ -20,6 +20,10 @@ enum class Bound { kClosed, kOpen };
 absl::Status CheckRange(std::string_view name, double value, double lo, double hi,
                         Bound lo_bound = Bound::kClosed, Bound hi_bound = Bound::kClosed);
 
+// The error CheckRange returns for `value` (whether or not it is inside).
+absl::Status RangeError(std::string_view name, double value, double lo, double hi,
+                        Bound lo_bound, Bound hi_bound);
+
 // An integer inside [lo, hi].
 absl::Status CheckIntRange(std::string_view name, int64_t value, int64_t lo, int64_t hi);
 

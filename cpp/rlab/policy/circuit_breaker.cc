@@ -6,6 +6,7 @@
 
 #include "rlab/core/clock.h"
 #include "rlab/core/invariant.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -29,24 +30,54 @@ std::string_view BreakerStateName(BreakerState state) {
   return "unknown";
 }
 
+const ConfigSchema<BreakerConfig>& BreakerSchema() {
+  using C = BreakerConfig;
+  static constexpr std::string_view kWindows[] = {"count", "time"};
+  constexpr double kMaxS = kMaxDurationS;
+  constexpr Bound kC = Bound::kClosed, kO = Bound::kOpen;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Int<&C::consecutive_failures>("consecutive_failures", 0, kMaxCount, "calls",
+                                            "open on the N-th failure in a row (0 disables)"),
+      schema::Real<&C::failure_rate_threshold>(
+          "failure_rate_threshold", 0, 1, kC, kC, "",
+          "open when failures/calls >= this over the window (0 disables)"),
+      schema::Real<&C::slow_call_rate_threshold>(
+          "slow_call_rate_threshold", 0, 1, kC, kC, "",
+          "open when slow calls/calls >= this over the window (0 disables)"),
+      schema::Seconds<&C::slow_call_duration_ns>("slow_call_duration", 0, kMaxS, kC, kC,
+                                                 "a call that took longer is slow"),
+      schema::Choice<&C::window>("window", kWindows,
+                                 "the last window_size calls, or the last window_duration"),
+      schema::Int<&C::window_size>("window_size", 1, kMaxCount, "calls",
+                                   "calls in a count window"),
+      schema::Seconds<&C::window_ns>("window_duration", 0, kMaxS, kO, kC,
+                                     "length of a time window"),
+      schema::Int<&C::window_buckets>("window_buckets", 1, 1000, "buckets",
+                                      "buckets of a time window"),
+      schema::Int<&C::minimum_calls>("minimum_calls", 1, kMaxCount, "calls",
+                                     "the rate policies wait for this many calls in the window"),
+      schema::Seconds<&C::open_for_ns>("open_for", 0, kMaxS, kO, kC,
+                                       "open before the next admission becomes a probe"),
+      schema::Real<&C::open_growth>("open_growth", 1, 1000, kC, kC, "",
+                                    "each trip without closing multiplies open_for by this"),
+      schema::Seconds<&C::max_open_for_ns>("max_open_for", 0, kMaxS, kC, kC,
+                                           "cap of the grown open_for (0: open_for)"),
+      schema::Int<&C::half_open_max_calls>("half_open_max_calls", 1, kMaxCount, "calls",
+                                           "concurrent probes allowed while half-open"),
+      schema::Int<&C::success_threshold>("success_threshold", 1, kMaxCount, "calls",
+                                         "successful probes needed to close"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Breaker", kFields};
+  return kSchema;
+}
+
 absl::Status ValidateBreakerConfig(const BreakerConfig& c) {
-  const double max_s = kMaxDurationS;
-  absl::Status s = FirstError({
-      CheckIntRange("consecutive_failures", c.consecutive_failures, 0, kMaxCount),
-      CheckRange("failure_rate_threshold", c.failure_rate_threshold, 0.0, 1.0),
-      CheckRange("slow_call_rate_threshold", c.slow_call_rate_threshold, 0.0, 1.0),
-      CheckRange("slow_call_duration", NsToSeconds(c.slow_call_duration_ns), 0.0, max_s),
-      CheckIntRange("window_size", c.window_size, 1, kMaxCount),
-      CheckDuration("window_duration", NsToSeconds(c.window_ns)),
-      CheckIntRange("window_buckets", c.window_buckets, 1, 1000),
-      CheckIntRange("minimum_calls", c.minimum_calls, 1, kMaxCount),
-      CheckDuration("open_for", NsToSeconds(c.open_for_ns)),
-      CheckRange("open_growth", c.open_growth, 1.0, 1000.0),
-      CheckRange("max_open_for", NsToSeconds(c.max_open_for_ns), 0.0, max_s),
-      CheckIntRange("half_open_max_calls", c.half_open_max_calls, 1, kMaxCount),
-      CheckIntRange("success_threshold", c.success_threshold, 1, kMaxCount),
-  });
+  absl::Status s = ValidateFields(BreakerSchema(), c);
   if (!s.ok()) return s;
+  return ValidateBreakerRules(c);
+}
+
+absl::Status ValidateBreakerRules(const BreakerConfig& c) {
   if (c.consecutive_failures == 0 && c.failure_rate_threshold == 0.0 &&
       c.slow_call_rate_threshold == 0.0) {
     return absl::InvalidArgumentError(

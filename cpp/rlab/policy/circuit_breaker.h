@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/sliding_window.h"
 
 namespace rlab {
@@ -91,8 +92,16 @@ struct BreakerConfig {
   int success_threshold = 1;
 };
 
-// Checks every field, naming the Python parameter and its allowed range on error.
+// The field table of BreakerConfig (rlab/core/schema.h): the one declaration of its fields.
+const ConfigSchema<BreakerConfig>& BreakerSchema();
+
+// Checks every field, naming the Python parameter and its allowed range on error: the table's
+// ranges, then ValidateBreakerRules.
 absl::Status ValidateBreakerConfig(const BreakerConfig& config);
+
+// The rules between fields (a trip policy enabled, slow-call duration when needed, ...), for a
+// config whose fields were already range-checked against the table.
+absl::Status ValidateBreakerRules(const BreakerConfig& config);
 
 // One state change, as delivered to listeners.
 struct BreakerTransition {

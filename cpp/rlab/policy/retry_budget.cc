@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -33,16 +34,29 @@ constexpr double kRelativeTolerance = 1e-9;
 // ---------------------------------------------------------------------------------------------
 // TokenBucketBudget
 
+const ConfigSchema<TokenBucketBudgetConfig>& TokenBucketSchema() {
+  using C = TokenBucketBudgetConfig;
+  // gRFC A6 only asks for tokenRatio > 0 (gRPC's own tests use 1.6). A ratio above max_tokens
+  // refills the whole bucket in one success, so larger values add nothing: the cap is
+  // max_tokens' own.
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Real<&C::max_tokens>("max_tokens", 0, 1000, Bound::kOpen, Bound::kClosed,
+                                   "tokens", "capacity and starting level"),
+      schema::Real<&C::token_ratio>("token_ratio", 0, 1000, Bound::kOpen, Bound::kClosed,
+                                    "tokens", "tokens returned by each success"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"TokenBucketConfig", kFields};
+  return kSchema;
+}
+
 absl::Status Validate(const TokenBucketBudgetConfig& c) {
-  return FirstError({
-      CheckRange("max_tokens", c.max_tokens, 0.0, 1000.0, Bound::kOpen, Bound::kClosed),
-      CheckMilli("max_tokens", c.max_tokens),
-      // gRFC A6 only asks for tokenRatio > 0 (gRPC's own tests use 1.6). A ratio above
-      // max_tokens refills the whole bucket in one success, so larger values add nothing: the cap
-      // is max_tokens' own.
-      CheckRange("token_ratio", c.token_ratio, 0.0, 1000.0, Bound::kOpen, Bound::kClosed),
-      CheckMilli("token_ratio", c.token_ratio),
-  });
+  absl::Status s = ValidateFields(TokenBucketSchema(), c);
+  return s.ok() ? ValidateTokenBucketRules(c) : s;
+}
+
+absl::Status ValidateTokenBucketRules(const TokenBucketBudgetConfig& c) {
+  return FirstError(
+      {CheckMilli("max_tokens", c.max_tokens), CheckMilli("token_ratio", c.token_ratio)});
 }
 
 TokenBucketBudget::TokenBucketBudget(const TokenBucketBudgetConfig& config)
@@ -91,14 +105,29 @@ TokenBucketBudgetSnapshot TokenBucketBudget::Snapshot() const {
 // ---------------------------------------------------------------------------------------------
 // RatioBudget
 
+const ConfigSchema<RatioBudgetConfig>& RatioBudgetSchema() {
+  using C = RatioBudgetConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Real<&C::ratio>("ratio", 0, 1000, Bound::kClosed, Bound::kClosed, "",
+                              "retries allowed per request in the window"),
+      schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
+                                     "the sliding window"),
+      schema::Real<&C::min_retries_per_s>("min_retries_per_second", 0, 1e6, Bound::kClosed,
+                                          Bound::kClosed, "1/s",
+                                          "retries per second always allowed"),
+      schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets",
+                                   "buckets of the sliding window"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"RatioBudgetConfig", kFields};
+  return kSchema;
+}
+
 absl::Status Validate(const RatioBudgetConfig& c) {
-  absl::Status s = FirstError({
-      CheckRange("ratio", c.ratio, 0.0, 1000.0),
-      CheckDurationNs("window", c.window_ns),
-      CheckRange("min_retries_per_second", c.min_retries_per_s, 0.0, 1e6),
-      CheckIntRange("buckets", c.num_buckets, 1, 1000),
-  });
-  if (!s.ok()) return s;
+  absl::Status s = ValidateFields(RatioBudgetSchema(), c);
+  return s.ok() ? ValidateRatioBudgetRules(c) : s;
+}
+
+absl::Status ValidateRatioBudgetRules(const RatioBudgetConfig& c) {
   if (c.num_buckets > c.window_ns) {
     // A bucket must span at least one nanosecond.
     return absl::InvalidArgumentError(absl::StrFormat(

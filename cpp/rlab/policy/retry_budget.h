@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/sliding_window.h"
 
 namespace rlab {
@@ -50,6 +51,10 @@ struct TokenBucketBudgetConfig {
 
 // Checks both fields (Python names in messages), including that each rounds to >= 0.001.
 absl::Status Validate(const TokenBucketBudgetConfig& config);
+// The field table of TokenBucketBudgetConfig (rlab/core/schema.h), and the rules Validate adds
+// to it (each field rounds to >= 0.001).
+const ConfigSchema<TokenBucketBudgetConfig>& TokenBucketSchema();
+absl::Status ValidateTokenBucketRules(const TokenBucketBudgetConfig& config);
 
 // Point-in-time state of a TokenBucketBudget, for metrics.
 struct TokenBucketBudgetSnapshot {
@@ -119,6 +124,9 @@ struct RatioBudgetConfig {
 
 // Checks every field (Python names in messages: ratio, window, min_retries_per_second, buckets).
 absl::Status Validate(const RatioBudgetConfig& config);
+// The field table of RatioBudgetConfig, and the rule Validate adds (buckets <= window_ns).
+const ConfigSchema<RatioBudgetConfig>& RatioBudgetSchema();
+absl::Status ValidateRatioBudgetRules(const RatioBudgetConfig& config);
 
 // Window counts of a RatioBudget at some instant, for metrics.
 struct RatioBudgetSnapshot {

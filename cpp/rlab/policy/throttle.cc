@@ -4,16 +4,29 @@
 
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
+const ConfigSchema<ThrottleConfig>& ThrottleSchema() {
+  using C = ThrottleConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Real<&C::k>("k", 1, 1000, Bound::kClosed, Bound::kClosed, "",
+                          "the accepts multiplier K"),
+      schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
+                                     "the sliding window"),
+      schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the window"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"ThrottleConfig", kFields};
+  return kSchema;
+}
+
 absl::Status Validate(const ThrottleConfig& c) {
-  absl::Status s = FirstError({
-      CheckRange("k", c.k, 1.0, 1000.0),
-      CheckDurationNs("window", c.window_ns),
-      CheckIntRange("buckets", c.num_buckets, 1, 1000),
-  });
-  if (!s.ok()) return s;
+  absl::Status s = ValidateFields(ThrottleSchema(), c);
+  return s.ok() ? ValidateThrottleRules(c) : s;
+}
+
+absl::Status ValidateThrottleRules(const ThrottleConfig& c) {
   if (c.num_buckets > c.window_ns) {
     // A bucket must span at least one nanosecond.
     return absl::InvalidArgumentError(absl::StrFormat(

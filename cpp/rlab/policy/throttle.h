@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/sliding_window.h"
 
 namespace rlab {
@@ -36,6 +37,9 @@ struct ThrottleConfig {
 
 // Checks every field, naming the Python parameter (k, window, buckets).
 absl::Status Validate(const ThrottleConfig& config);
+// The field table of ThrottleConfig, and the rule Validate adds (buckets <= window_ns).
+const ConfigSchema<ThrottleConfig>& ThrottleSchema();
+absl::Status ValidateThrottleRules(const ThrottleConfig& config);
 
 // Whether an outcome counts as "accepted by the backend" for the throttle. The throttle measures
 // overload, so only refusals that say "too much load" count against the backend:

@@ -1,0 +1,141 @@
+"""Each config dataclass against its native field table (issue #11: the schema is declared once).
+
+The tables beside the C++ config structs (``FieldSpec``, ``cpp/rlab/core/schema.h``) are the one
+declaration of a config's fields; ``_core.config_schema()`` exports them. The Python dataclasses
+keep typed fields for users and mypy, so this test ties them to the tables: the same field names
+in the same order, the same defaults, compatible types (int / float / bool / a Literal of the
+choices), a docstring entry for each field whose stated interval (if any) is the table's, a stub
+entry, and the generated reference quoting the table's interval. A field added to one side only
+fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from typing import Any
+
+import pytest
+import reliability_lab as rl
+from reliability_lab import _core, _schema
+from reliability_lab.scenario import _field_hints
+from scenario_reference import OUT, field_docs, parse_range
+
+TABLES = _core.config_schema()
+
+
+def _class(name: str) -> type:
+    cls = getattr(rl, name, None)
+    assert isinstance(cls, type) and dataclasses.is_dataclass(cls), f"no dataclass rl.{name}"
+    return cls
+
+
+def _interval(f: dict[str, Any]) -> tuple[str, float, float, str]:
+    return ("(" if f["lo_open"] else "[", float(f["lo"]), float(f["hi"]),
+            ")" if f["hi_open"] else "]")
+
+
+def _interval_text(f: dict[str, Any]) -> str:
+    """The interval as messages print it (integers in full, reals with %g)."""
+    if f["kind"] == "int":
+        return f"[{f['lo']}, {f['hi']}]"
+
+    def g(x: float) -> str:
+        return ("inf" if x > 0 else "-inf") if math.isinf(x) else f"{x:g}"
+
+    lo, a, b, hi = _interval(f)
+    return f"{lo}{g(a)}, {g(b)}{hi}"
+
+
+def test_tables_are_exported() -> None:
+    assert "Breaker" in TABLES
+    assert _schema.TABLES == TABLES
+    for name, fields in TABLES.items():
+        assert fields, name
+        for f in fields:
+            assert f["kind"] in ("int", "real", "seconds", "bool", "choice"), (name, f)
+            assert f["doc"], f"{name}.{f['name']} has no doc line"
+            if f["kind"] == "seconds":
+                assert f["unit"] == "s"
+            if f["kind"] == "choice":
+                assert f["choices"]
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_dataclass_matches_its_table(name: str) -> None:
+    cls = _class(name)
+    table = TABLES[name]
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    assert [f.name for f in fields] == [f["name"] for f in table]
+    hints = _field_hints(cls)
+    for py, nat in zip(fields, table, strict=True):
+        where = f"{name}.{py.name}"
+        default = py.default
+        if nat["kind"] in ("real", "seconds"):
+            assert hints[py.name] is float, where
+            assert math.isclose(default, nat["default"], rel_tol=1e-12, abs_tol=1e-12), where
+        elif nat["kind"] == "int":
+            assert hints[py.name] is int, where
+            assert default == nat["default"], where
+        elif nat["kind"] == "bool":
+            assert hints[py.name] is bool, where
+            assert default is nat["default"], where
+        else:
+            assert typing.get_origin(hints[py.name]) is typing.Literal, where
+            assert list(typing.get_args(hints[py.name])) == nat["choices"], where
+            assert default == nat["default"], where
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_docstring_documents_the_table(name: str) -> None:
+    """Every field has a docstring entry; an interval stated there is the table's."""
+    docs = field_docs(_class(name))
+    for f in TABLES[name]:
+        where = f"{name}.{f['name']}"
+        assert f["name"] in docs, f"{where} is not documented in the class docstring"
+        stated = parse_range(docs[f["name"]])
+        if stated is not None and f["kind"] in ("int", "real", "seconds"):
+            assert stated == _interval(f), f"{where}: docstring {stated}, table {_interval(f)}"
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_reference_quotes_the_table(name: str) -> None:
+    """The generated reference (docs/scenario_reference.md) shows each ranged field's interval
+    as the table has it."""
+    text = OUT.read_text()
+    for f in TABLES[name]:
+        if f["kind"] in ("int", "real", "seconds") and f"`{f['name']}`" in text:
+            assert _interval_text(f) in text, f"{name}.{f['name']}: {_interval_text(f)}"
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_check_names_field_range_and_value(name: str) -> None:
+    """The one generic check: a value outside the table's range raises ValueError naming the
+    field, the interval and the value."""
+    cls = _class(name)
+    for f in TABLES[name]:
+        if f["kind"] == "int":
+            bad: Any = f["hi"] + 1
+        elif f["kind"] in ("real", "seconds"):
+            bad = f["hi"] * 2 + 1 if math.isfinite(f["hi"]) else math.nan
+        else:
+            continue
+        with pytest.raises(ValueError) as e:
+            cls(**{f["name"]: bad})
+        msg = str(e.value)
+        assert f["name"] in msg and _interval_text(f) in msg, msg
+        assert f"{bad:g}" in msg or str(bad) in msg, msg
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_native_codec_round_trips(name: str) -> None:
+    """dict -> native struct -> dict gives the dict back (the generic reader and writer)."""
+    obj = _class(name)()
+    sent = _schema.values(obj)
+    back = _core.check_config(name, sent)
+    assert list(back) == list(sent)
+    for k, v in sent.items():
+        assert type(back[k]) is type(v), (k, v, back[k])
+        same = math.isclose(back[k], v, rel_tol=1e-12) if isinstance(v, float) else back[k] == v
+        assert same, (k, v, back[k])
