@@ -1,6 +1,6 @@
 """Counts the production lines of schema code (issue #11: "at most half of today's").
 
-Usage: ``python tools/schema_loc.py [--rev REV] [-v]`` (the working tree by default, or a git
+Usage: ``python .ci/schema_loc.py [--rev REV] [-v]`` (the working tree by default, or a git
 revision). A *line* is a non-blank line that is not only a comment (``//`` in C++, ``#`` in
 Python). *Schema code* is what declares, checks or converts configuration fields:
 
