@@ -24,17 +24,7 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-constexpr std::array<OrderStatus, 5> kTerminal = {OrderStatus::kCompleted, OrderStatus::kFailed,
-                                                  OrderStatus::kRejected, OrderStatus::kExpired,
-                                                  OrderStatus::kCancelled};
-constexpr std::array<FailReason, 6> kSeriesReasons = {
-    FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
-    FailReason::kBudget,    FailReason::kDeadline,  FailReason::kNonRetryable};
-// The outcomes of the intake families (intake.shedding), in OriginTotals' order.
-constexpr const char* kIntakeOutcomes[] = {"arrived", "admitted", "shed", "queue_full",
-                                           "completed"};
-constexpr std::array<BreakerState, 3> kStates = {BreakerState::kClosed, BreakerState::kOpen,
-                                                 BreakerState::kHalfOpen};
+constexpr const std::array<OrderStatus, 5>& kTerminal = kLiveTerminal;
 
 // A key for an order that brought none: a fixed mix of its id and the seed, so it needs no
 // shared random stream (Submit runs on many threads).
@@ -45,8 +35,6 @@ int32_t KeyOf(int64_t id, uint64_t seed, int num_keys) {
   z ^= z >> 31;
   return static_cast<int32_t>(z % static_cast<uint64_t>(std::max(1, num_keys)));
 }
-
-std::string Name(std::string_view v) { return std::string(v); }
 
 void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
   int64_t cur = a.load(std::memory_order_relaxed);
@@ -296,7 +284,21 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       }
     }
   }
-  InitTimeSeries();
+  LiveSampleSources sources;
+  sources.config = &config_;
+  sources.deps = &deps_;
+  sources.metrics = &metrics_;
+  sources.dep_in_flight = dep_in_flight_.get();
+  sources.busy_workers = &busy_;
+  sources.in_system = &in_system_;
+  sources.queue_depth = [this] { return static_cast<int64_t>(queue_.size()); };
+  if (queue_.disciplined()) {
+    sources.queue_oldest_enqueued_ns = [this] { return queue_.oldest_enqueued_ns(); };
+  }
+  sources.intake_limiter = intake_limiter_.get();
+  sources.intake_rate = intake_rate_.get();
+  sampler_ = std::make_unique<LiveSampler>(std::move(sources), options_.sample_every_ns,
+                                           options_.max_samples);
 }
 
 LiveEngine::~LiveEngine() {
@@ -308,239 +310,25 @@ LiveEngine::~LiveEngine() {
 }
 
 absl::Status LiveEngine::InitMetrics() {
-  std::vector<std::string> dep_names;
-  std::vector<std::string> breaker_deps;
-  for (const DependencyConfig& d : config_.dependencies) {
-    dep_names.push_back(d.name);
-    if (d.breaker) breaker_deps.push_back(d.name);
-  }
-  std::vector<std::string> statuses, reasons, outcome_names, state_names;
-  for (OrderStatus s : kTerminal) statuses.push_back(Name(OrderStatusName(s)));
-  for (int r = 1; r < kNumFailReasons; ++r) {
-    reasons.push_back(Name(FailReasonName(static_cast<FailReason>(r))));
-  }
-  for (int k = 0; k < kNumOutcomeKinds; ++k) {
-    outcome_names.push_back(Name(OutcomeKindName(static_cast<OutcomeKind>(k))));
-  }
-  for (BreakerState s : kStates) state_names.push_back(Name(BreakerStateName(s)));
-  const std::vector<std::string> retry_results = {
-      "retried", "succeeded", "exhausted", "permanent_failure", "deadline", "budget_exhausted"};
-  const std::vector<std::string> policies = {"breaker", "bulkhead", "throttle"};
-
-  auto jobs =
-      registry_.AddCounter("rlab_worker_jobs", "Orders that reached a terminal state, by status.",
-                           {"status"}, LabelProduct({statuses}));
-  if (!jobs.ok()) return jobs.status();
-  for (size_t i = 0; i < kTerminal.size(); ++i) {
-    by_status_[static_cast<size_t>(kTerminal[i])] = &(*jobs)->at(i);
-  }
-  auto failures =
-      registry_.AddCounter("rlab_order_failures", "Orders failed or rejected, by reason.",
-                           {"reason"}, LabelProduct({reasons}));
-  if (!failures.ok()) return failures.status();
-  for (int r = 1; r < kNumFailReasons; ++r) by_reason_[r] = &(*failures)->at(r - 1);
-  auto arrived = registry_.AddCounter("rlab_orders_arrived", "Orders submitted.", {}, {{}});
-  if (!arrived.ok()) return arrived.status();
-  arrived_ = &(*arrived)->at(0);
-  auto in_flight =
-      registry_.AddGauge("rlab_orders_in_flight", "Orders admitted, not terminal.", {}, {{}});
-  if (!in_flight.ok()) return in_flight.status();
-  in_flight_ = &(*in_flight)->at(0);
-  auto degraded = registry_.AddCounter("rlab_orders_degraded",
-                                       "Orders completed on a fallback (degraded).", {}, {{}});
-  if (!degraded.ok()) return degraded.status();
-  degraded_ = &(*degraded)->at(0);
-
-  dep_metrics_.resize(config_.dependencies.size());
-  auto calls = registry_.AddCounter("rlab_dependency_calls", "Attempts sent to a dependency.",
-                                    {"dependency"}, LabelProduct({dep_names}));
-  auto dep_failures = registry_.AddCounter("rlab_dependency_failures",
-                                           "Attempts that did not succeed, by dependency.",
-                                           {"dependency"}, LabelProduct({dep_names}));
-  auto failure_kinds =
-      registry_.AddCounter("rlab_dependency_failure_outcomes",
-                           "Attempts that did not succeed, by dependency and outcome kind.",
-                           {"dependency", "outcome"}, LabelProduct({dep_names, outcome_names}));
-  auto retries =
-      registry_.AddCounter("rlab_retry_attempts", "Retry loop events by result.",
-                           {"dependency", "result"}, LabelProduct({dep_names, retry_results}));
-  auto rejections =
-      registry_.AddCounter("rlab_policy_rejections", "Calls refused locally by a policy.",
-                           {"dependency", "policy"}, LabelProduct({dep_names, policies}));
-  auto fallbacks =
-      registry_.AddCounter("rlab_fallbacks", "Dependency failures absorbed by a fallback.",
-                           {"dependency"}, LabelProduct({dep_names}));
-  auto trips = registry_.AddCounter("rlab_breaker_trips", "Transitions of a breaker into open.",
-                                    {"dependency"}, LabelProduct({dep_names}));
-  auto dep_in_flight =
-      registry_.AddGauge("rlab_dependency_in_flight", "Attempts in progress, by dependency.",
-                         {"dependency"}, LabelProduct({dep_names}));
-  for (const auto* s :
-       {&calls, &dep_failures, &failure_kinds, &retries, &rejections, &fallbacks, &trips}) {
-    if (!s->ok()) return s->status();
-  }
-  if (!dep_in_flight.ok()) return dep_in_flight.status();
-  for (size_t d = 0; d < dep_names.size(); ++d) {
-    DepMetrics& m = dep_metrics_[d];
-    m.calls = &(*calls)->at(d);
-    m.failures = &(*dep_failures)->at(d);
-    for (int k = 0; k < kNumOutcomeKinds; ++k) {
-      m.failure_kinds[k] = &(*failure_kinds)->at(d * kNumOutcomeKinds + k);
-    }
-    for (size_t r = 0; r < retry_results.size(); ++r) {
-      m.retry[r] = &(*retries)->at(d * retry_results.size() + r);
-    }
-    m.rejected_breaker = &(*rejections)->at(d * 3 + 0);
-    m.rejected_bulkhead = &(*rejections)->at(d * 3 + 1);
-    m.rejected_throttle = &(*rejections)->at(d * 3 + 2);
-    m.fallbacks = &(*fallbacks)->at(d);
-    m.trips = &(*trips)->at(d);
-    m.in_flight = &(*dep_in_flight)->at(d);
-  }
-  std::vector<std::string> bucket_deps;
+  LiveMetrics::Sources sources;
+  sources.config = &config_;
+  sources.deps = &deps_;
+  sources.intake_limiter = intake_limiter_.get();
+  sources.intake_rate = intake_rate_.get();
+  sources.latency_bounds_s = options_.latency_bounds_s;
+  sources.dep_wasted_ns = dep_wasted_ns_.get();
+  if (absl::Status s = metrics_.Init(sources); !s.ok()) return s;
   for (size_t d = 0; d < deps_.size(); ++d) {
-    if (deps_[d].token_bucket != nullptr) bucket_deps.push_back(config_.dependencies[d].name);
+    if (!deps_[d].breaker) continue;
+    const int dep = static_cast<int>(d);
+    deps_[d].breaker->AddListener(
+        [this, dep](const BreakerTransition& t) { OnTransition(dep, t); });
   }
-  if (!bucket_deps.empty()) {
-    auto tokens = registry_.AddGauge(
-        "rlab_retry_budget_tokens",
-        "Tokens left in the dependency's retry budget (token bucket), read when scraped.",
-        {"dependency"}, LabelProduct({bucket_deps}));
-    if (!tokens.ok()) return tokens.status();
-    size_t b = 0;
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (deps_[d].token_bucket != nullptr) dep_metrics_[d].budget_tokens = &(*tokens)->at(b++);
-    }
-  }
-  {
-    // Concurrency limits (intake.limit, <dependency>.limit), labelled by where they sit.
-    std::vector<std::string> names;
-    std::vector<ConcurrencyLimiter*> limiters;
-    if (intake_limiter_) {
-      names.push_back("intake");
-      limiters.push_back(intake_limiter_.get());
-    }
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (!deps_[d].limiter) continue;
-      names.push_back(config_.dependencies[d].name);
-      limiters.push_back(deps_[d].limiter.get());
-    }
-    if (!names.empty()) {
-      auto limit = registry_.AddGauge("rlab_limit",
-                                      "The concurrency limit in force, read when scraped "
-                                      "(limiter: intake or the dependency's name).",
-                                      {"limiter"}, LabelProduct({names}));
-      if (!limit.ok()) return limit.status();
-      auto inflight = registry_.AddGauge("rlab_limit_inflight",
-                                         "Permits of the concurrency limit held, read when "
-                                         "scraped.",
-                                         {"limiter"}, LabelProduct({names}));
-      if (!inflight.ok()) return inflight.status();
-      for (size_t i = 0; i < names.size(); ++i) {
-        limit_gauges_.push_back({limiters[i], &(*limit)->at(i), &(*inflight)->at(i)});
-      }
-    }
-  }
-  {
-    // Rate limits, labelled as the concurrency limits.
-    std::vector<std::string> names;
-    std::vector<RateGate*> gates;
-    if (intake_rate_) {
-      names.push_back("intake");
-      gates.push_back(intake_rate_.get());
-    }
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (!deps_[d].rate_gate) continue;
-      names.push_back(config_.dependencies[d].name);
-      gates.push_back(deps_[d].rate_gate.get());
-    }
-    if (!names.empty()) {
-      auto refused = registry_.AddCounter(
-          "rlab_rate_limited",
-          "Permits the rate limit refused (limiter: intake or the dependency's name).", {"limiter"},
-          LabelProduct({names}));
-      if (!refused.ok()) return refused.status();
-      auto waits = registry_.AddCounter("rlab_rate_limit_waits",
-                                        "Permits the rate limit granted after a wait.", {"limiter"},
-                                        LabelProduct({names}));
-      if (!waits.ok()) return waits.status();
-      MutexLock lock(&rate_counters_mu_);
-      for (size_t i = 0; i < names.size(); ++i) {
-        rate_counters_.push_back({gates[i], &(*refused)->at(i), &(*waits)->at(i)});
-      }
-    }
-  }
-  if (!breaker_deps.empty()) {
-    auto state = registry_.AddGauge(
-        "rlab_breaker_state", "1 for the breaker's current state, 0 for the others.",
-        {"dependency", "state"}, LabelProduct({breaker_deps, state_names}));
-    if (!state.ok()) return state.status();
-    auto changes = registry_.AddCounter(
-        "rlab_breaker_transitions", "Breaker state changes, by from and to state.",
-        {"dependency", "from", "to"}, LabelProduct({breaker_deps, state_names, state_names}));
-    if (!changes.ok()) return changes.status();
-    size_t b = 0;
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (!deps_[d].breaker) continue;
-      DepMetrics& m = dep_metrics_[d];
-      for (size_t s = 0; s < 3; ++s) m.state[s] = &(*state)->at(b * 3 + s);
-      for (size_t f = 0; f < 3; ++f) {
-        for (size_t t = 0; t < 3; ++t) m.transitions[f][t] = &(*changes)->at(b * 9 + f * 3 + t);
-      }
-      m.state[0]->Set(1.0);
-      ++b;
-      const int dep = static_cast<int>(d);
-      deps_[d].breaker->AddListener(
-          [this, dep](const BreakerTransition& t) { OnTransition(dep, t); });
-    }
-  }
-
-  if (config_.intake.shedding) {
-    // intake.shedding: bounded labels (3 classes, at most kMaxTenants declared tenants).
-    std::vector<std::vector<std::string>> by_class, by_tenant;
-    for (int k = 0; k < kNumCriticalities; ++k) {
-      for (const char* outcome : kIntakeOutcomes) {
-        by_class.push_back({std::string(CriticalityName(static_cast<Criticality>(k))), outcome});
-      }
-    }
-    for (const TenantConfig& t : config_.intake.shedding->tenants) {
-      for (const char* outcome : kIntakeOutcomes) by_tenant.push_back({t.name, outcome});
-    }
-    auto classes = registry_.AddCounter("rlab_intake_orders",
-                                        "Orders at the intake by criticality class and outcome.",
-                                        {"criticality", "outcome"}, by_class);
-    if (!classes.ok()) return classes.status();
-    intake_class_metrics_ = *classes;
-    if (!by_tenant.empty()) {
-      auto tenants = registry_.AddCounter("rlab_intake_tenant_orders",
-                                          "Orders at the intake by tenant and outcome.",
-                                          {"tenant", "outcome"}, by_tenant);
-      if (!tenants.ok()) return tenants.status();
-      intake_tenant_metrics_ = *tenants;
-    }
-  }
-
-  auto latency = registry_.AddHistogram("rlab_order_latency_seconds",
-                                        "Arrival to terminal state, admitted orders.", {}, {{}},
-                                        options_.latency_bounds_s);
-  if (!latency.ok()) return latency.status();
-  latency_ = &(*latency)->at(0);
-  auto depth = registry_.AddGauge("rlab_queue_depth", "Orders waiting in the job queue.", {}, {{}});
-  if (!depth.ok()) return depth.status();
-  queue_depth_ = &(*depth)->at(0);
-  auto busy = registry_.AddGauge("rlab_busy_workers", "Workers holding an order.", {}, {{}});
-  if (!busy.ok()) return busy.status();
-  busy_workers_ = &(*busy)->at(0);
-  auto workers = registry_.AddGauge("rlab_workers", "Worker threads in the pool.", {}, {{}});
-  if (!workers.ok()) return workers.status();
-  (*workers)->at(0).Set(config_.workers);
-  absl::Status rounds = round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
-  if (!rounds.ok()) return rounds;
-  return replica_metrics_.Init(registry_, dep_names, deps_);  // rlab_replica_*
+  return absl::OkStatus();
 }
 
 void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
-  DepMetrics& m = dep_metrics_[dep];
+  LiveDepMetrics& m = metrics_.deps[dep];
   m.transitions[static_cast<size_t>(t.from)][static_cast<size_t>(t.to)]->Add();
   if (t.to == BreakerState::kOpen) m.trips->Add();
   for (size_t s = 0; s < 3; ++s) m.state[s]->Set(s == static_cast<size_t>(t.to) ? 1.0 : 0.0);
@@ -630,7 +418,7 @@ absl::Status LiveEngine::Start() {
     Worker* p = w.get();
     p->thread = std::thread([this, p] { WorkerLoop(*p); });
   }
-  if (options_.sample_every_ns > 0) sampler_ = std::thread([this] { SamplerLoop(); });
+  sampler_->Start(start_);
   if (rate_waits_) rate_waits_->Start();
   return absl::OkStatus();
 }
@@ -732,7 +520,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
                                                             : std::numeric_limits<int64_t>::max());
   }
   if (rate_wait_ns.value_or(0) > 0) {
-    arrived_->Add();
+    metrics_.arrived->Add();
     origin_arrival(true, ShedCause::kAdmit);  // the shedder decides when it reaches the queue
     ParkForRate(*chunk, id, now + *rate_wait_ns);
     return id;
@@ -743,7 +531,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
       o.status.load(std::memory_order_relaxed) == static_cast<uint8_t>(OrderStatus::kPending),
       "order %d: queued from status %d, not pending", id, o.status.load());
   o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
-  arrived_->Add();
+  metrics_.arrived->Add();
   // intake.rate_limit, then intake.limit (refusals count per class with the queue's own), then
   // the queue and the shedder, as in the simulated engine.
   if (!rate_wait_ns) {
@@ -946,7 +734,7 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   auto attempt_ended = [&](int dep, const AttemptEnd& end) {
     // A replica-breaker refusal (ReplicaPool::kBreakersOpen) called nobody: not a failure.
     if (!end.outcome.ok() && !end.outcome.IsLocalRejection()) {
-      dep_metrics_[dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
+      metrics_.deps[dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
     }
     const DependencyConfig& dc = *deps_[dep].config;
     if (use_ledger && end.committed && dc.charges) {
@@ -1541,7 +1329,7 @@ void LiveEngine::PublishStats(Worker& w) {
   for (size_t d = 0; d < w.stats.size(); ++d) {
     const FlowStats& s = w.stats[d];
     FlowStats& p = w.published[d];
-    DepMetrics& m = dep_metrics_[d];
+    LiveDepMetrics& m = metrics_.deps[d];
     auto push = [](Counter* c, int64_t now, int64_t& before) {
       if (now != before) {
         c->Add(now - before);
@@ -1558,7 +1346,7 @@ void LiveEngine::PublishStats(Worker& w) {
     for (int e = 0; e < kNumRetryEndReasons; ++e) {
       push(m.retry[1 + e], s.retry_ends[e], p.retry_ends[e]);
     }
-    round_metrics_.Publish(d, s, p);
+    metrics_.rounds.Publish(d, s, p);
   }
 }
 
@@ -1611,11 +1399,11 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
     MutexLock lock(&origin_mu_);
     origins_.OnEnd(UnpackOrigin(r.origin), status, now_ns - r.arrival_ns);
   }
-  by_status_[static_cast<size_t>(status)]->Add();
-  if (reason != FailReason::kNone) by_reason_[static_cast<size_t>(reason)]->Add();
-  if (degraded) degraded_->Add();
+  metrics_.by_status[static_cast<size_t>(status)]->Add();
+  if (reason != FailReason::kNone) metrics_.by_reason[static_cast<size_t>(reason)]->Add();
+  if (degraded) metrics_.degraded->Add();
   const int64_t sojourn_ns = now_ns - r.arrival_ns;
-  if (admitted) latency_->Observe(NsToSeconds(sojourn_ns));
+  if (admitted) metrics_.latency->Observe(NsToSeconds(sojourn_ns));
   auto account = [&](Worker& acc) {
     acc.sojourn_sum_s += NsToSeconds(sojourn_ns);
     if (status == OrderStatus::kCompleted) acc.latency_completed.Add(sojourn_ns);
@@ -1901,198 +1689,14 @@ void LiveEngine::ClosedLoopClient(int client, int64_t t0, int64_t end) {
   LoadThreadDone();
 }
 
-void LiveEngine::SamplerLoop() {
-  int64_t next = options_.sample_every_ns;
-  for (;;) {
-    {
-      MutexLock lock(&sample_mu_);
-      const SteadyTime deadline = ToSteady(next);
-      bool stop = false;
-      while (true) {
-        // Shutdown sets it holding sample_mu_ before notifying, so no wake-up is lost.
-        stop = sample_stop_.load(std::memory_order_acquire);
-        if (stop) break;
-        if (sample_cv_.WaitUntil(&sample_mu_, deadline)) break;
-      }
-      if (stop) return;
-    }
-    Sample(next, false);
-    next += options_.sample_every_ns;
-  }
-}
-
-void LiveEngine::InitTimeSeries() {
-  if (options_.sample_every_ns <= 0) return;
-  auto& c = ts_columns_;
-  c = {"t", "arrivals", "completed", "failed", "rejected", "expired", "degraded"};
-  for (FailReason r : kSeriesReasons) {
-    c.push_back(absl::StrFormat("failed_%s", Name(FailReasonName(r))));
-  }
-  c.insert(c.end(), {"queue_depth", "busy_workers", "in_system"});
-  for (const DependencyConfig& d : config_.dependencies) {
-    for (const char* m : {"calls", "retries", "failures", "rejected_breaker", "breaker_state",
-                          "budget_tokens", "in_flight"}) {
-      c.push_back(absl::StrFormat("%s.%s", d.name, m));
-    }
-  }
-  std::vector<std::string> names;
-  for (const DependencyConfig& d : config_.dependencies) names.push_back(d.name);
-  RoundMetrics::AppendColumns(names, deps_, c);  // hedged / fanned-out ones, as the simulator
-  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
-  if (queue_.disciplined()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
-  // Concurrency limits, after everything else (the simulated engine's names and order).
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].limiter) continue;
-    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
-    }
-  }
-  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
-  // Rate limits, after the concurrency limits (the simulated engine's names and order).
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].rate_gate) continue;
-    for (const char* m : {"rate_limited", "rate_limit_waits"}) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
-    }
-  }
-  if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
-  ts_.assign(c.size(), {});
-  last_.deps.assign(config_.dependencies.size(), {});
-  last_.limit_rejected.assign(config_.dependencies.size(), 0);
-  last_.rate.assign(config_.dependencies.size() + 1, {});
-}
-
-void LiveEngine::Sample(int64_t now_ns, bool final) {
-  if (ts_.empty()) return;
-  // The final row closes a partial interval; skip it when a regular sample just did.
-  if (final && now_ns <= last_sample_ns_) return;
-  last_sample_ns_ = now_ns;
-  size_t col = 0;
-  auto put = [&](double v) { ts_[col++].push_back(v); };
-  std::array<int64_t, kNumOrderStatuses> st{};
-  for (OrderStatus s : kTerminal) {
-    st[static_cast<size_t>(s)] = by_status_[static_cast<size_t>(s)]->value();
-  }
-  std::array<int64_t, kNumFailReasons> rs{};
-  for (int r = 1; r < kNumFailReasons; ++r) rs[r] = by_reason_[r]->value();
-  const int64_t arrived = arrived_->value();
-  const int64_t degraded = degraded_->value();
-  // Conservation while workers run: the counters move independently, so only what holds at any
-  // instant is checked here (totals only grow; in flight never below zero). Exact at shutdown.
-  RLAB_INVARIANT(
-      arrived >= last_.arrived && TerminalOrders(st) >= TerminalOrders(last_.by_status) &&
-          in_system_.load() >= 0,
-      "live engine at t = %d ns: arrived %d (was %d), terminal %d (was %d), %d in flight", now_ns,
-      arrived, last_.arrived, TerminalOrders(st), TerminalOrders(last_.by_status),
-      in_system_.load());
-  auto delta = [&](OrderStatus s) {
-    const size_t i = static_cast<size_t>(s);
-    return static_cast<double>(st[i] - last_.by_status[i]);
-  };
-  put(NsToSeconds(now_ns));
-  put(static_cast<double>(arrived - last_.arrived));
-  put(delta(OrderStatus::kCompleted));
-  put(delta(OrderStatus::kFailed));
-  put(delta(OrderStatus::kRejected));
-  put(delta(OrderStatus::kExpired));
-  put(static_cast<double>(degraded - last_.degraded));
-  for (FailReason r : kSeriesReasons) {
-    const size_t i = static_cast<size_t>(r);
-    put(static_cast<double>(rs[i] - last_.by_reason[i]));
-  }
-  put(static_cast<double>(queue_.size()));
-  put(static_cast<double>(busy_.load(std::memory_order_relaxed)));
-  put(static_cast<double>(in_system_.load(std::memory_order_relaxed)));
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    const DepMetrics& m = dep_metrics_[d];
-    const std::array<int64_t, 4> now = {m.calls->value(), m.retry[0]->value(), m.failures->value(),
-                                        m.rejected_breaker->value()};
-    for (size_t k = 0; k < 4; ++k) put(static_cast<double>(now[k] - last_.deps[d][k]));
-    last_.deps[d] = now;
-    put(deps_[d].breaker ? static_cast<double>(deps_[d].breaker->State(now_ns)) : 0.0);
-    put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
-                              : std::numeric_limits<double>::quiet_NaN());
-    put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
-  }
-  round_metrics_.AppendSample(put);
-  if (queue_.disciplined()) {
-    const int64_t oldest = queue_.oldest_enqueued_ns();
-    put(oldest < 0 ? 0.0 : NsToSeconds(std::max<int64_t>(0, now_ns - oldest)));
-    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
-    put(static_cast<double>(rs[r] - last_.by_reason[r]));
-  }
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (!deps_[d].limiter) continue;
-    const LimiterSnapshot l = deps_[d].limiter->Peek();
-    put(static_cast<double>(l.limit));
-    put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
-    last_.limit_rejected[d] = l.rejected;
-  }
-  if (intake_limiter_) {
-    const LimiterSnapshot l = intake_limiter_->Peek();
-    put(static_cast<double>(l.limit));
-    put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
-    last_.intake_limit_rejected = l.rejected;
-  }
-  auto put_rate = [&](RateGate& gate, RateGate::Counts& last) {
-    const RateGate::Counts now = gate.counts();
-    put(static_cast<double>(now.refused - last.refused));
-    put(static_cast<double>(now.waits - last.waits));
-    last = now;
-  };
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
-  }
-  if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
-  if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
-    // Amortised: drop the oldest rows once the series is twice its bound.
-    const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
-    for (std::vector<double>& column : ts_) column.erase(column.begin(), column.begin() + drop);
-  }
-  last_.arrived = arrived;
-  last_.by_status = st;
-  last_.by_reason = rs;
-  last_.degraded = degraded;
-}
-
 std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
-  const int64_t now = NowNs();
-  queue_depth_->Set(static_cast<double>(queue_.size()));
-  busy_workers_->Set(static_cast<double>(busy_.load(std::memory_order_relaxed)));
-  in_flight_->Set(static_cast<double>(in_system_.load(std::memory_order_relaxed)));
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    DepMetrics& m = dep_metrics_[d];
-    m.in_flight->Set(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
-    // State(now) moves an expired open breaker to half-open (its listener updates the gauges),
-    // so the exported state is what the next call would see.
-    if (deps_[d].breaker && started_.load()) deps_[d].breaker->State(now);
-    if (m.budget_tokens != nullptr) {
-      m.budget_tokens->Set(deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3);
-    }
-  }
-  round_metrics_.RefreshGauges(deps_);
-  replica_metrics_.Refresh(deps_, now);
+  sampler_->RefreshGauges(NowNs(), started_.load());
   RefreshIntakeMetrics();
-  for (const LimitGauges& g : limit_gauges_) {
-    const LimiterSnapshot s = g.limiter->Peek();
-    g.limit->Set(static_cast<double>(s.limit));
-    g.inflight->Set(static_cast<double>(s.inflight));
-  }
-  {
-    MutexLock lock(&rate_counters_mu_);
-    for (const RateCounters& r : rate_counters_) {
-      const RateGate::Counts n = r.gate->counts();
-      r.refused->Add(n.refused - r.refused->value());
-      r.waits->Add(n.waits - r.waits->value());
-    }
-  }
-  return registry_.Snapshot();
+  return metrics_.registry.Snapshot();
 }
 
 void LiveEngine::RefreshIntakeMetrics() {
-  if (intake_class_metrics_ == nullptr) return;
+  if (metrics_.intake_classes == nullptr) return;
   MutexLock lock(&origin_mu_);
   // The totals only grow, so each counter moves up by the difference (callers of
   // MetricsSnapshot may race: the lock makes each refresh see and publish one state).
@@ -2106,8 +1710,8 @@ void LiveEngine::RefreshIntakeMetrics() {
       }
     }
   };
-  refresh(intake_class_metrics_, origins_.classes);
-  refresh(intake_tenant_metrics_, origins_.tenants);
+  refresh(metrics_.intake_classes, origins_.classes);
+  refresh(metrics_.intake_tenants, origins_.tenants);
 }
 
 std::vector<SimTransition> LiveEngine::TakeTransitions() {
@@ -2142,7 +1746,7 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
     return report_;
   }
   const int64_t cancelled_before =
-      by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value();
+      metrics_.by_status[static_cast<size_t>(OrderStatus::kCancelled)]->value();
   const int64_t terminal_before = next_id_.load() - in_system_.load();
   StopLoad();
   // Submits that passed the intake check finish in a moment (they never block).
@@ -2198,16 +1802,9 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
-  if (sampler_.joinable()) {
-    {
-      MutexLock sample_lock(&sample_mu_);
-      sample_stop_.store(true, std::memory_order_release);
-    }
-    sample_cv_.SignalAll();
-    sampler_.join();
-  }
+  sampler_->Stop();
   const int64_t end = NowNs();
-  Sample(end, true);
+  sampler_->Sample(end, true);
   BuildResult(end);
   {
     // Conservation: every order in exactly one terminal state. A violation is an engine bug:
@@ -2228,7 +1825,7 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
     RLAB_INVARIANT(conserved.ok(), "live engine at shutdown: %s", conserved.message());
   }
   report.cancelled =
-      by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;
+      metrics_.by_status[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;
   report.finished_in_time = next_id_.load() - terminal_before - report.cancelled;
   report.elapsed_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - began)
@@ -2242,10 +1839,10 @@ void LiveEngine::BuildResult(int64_t end_ns) {
   SimResult& r = result_;
   r.arrived = next_id_.load();
   for (OrderStatus s : kTerminal) {
-    r.by_status[static_cast<size_t>(s)] = by_status_[static_cast<size_t>(s)]->value();
+    r.by_status[static_cast<size_t>(s)] = metrics_.by_status[static_cast<size_t>(s)]->value();
   }
-  for (int i = 1; i < kNumFailReasons; ++i) r.by_reason[i] = by_reason_[i]->value();
-  r.degraded = degraded_->value();
+  for (int i = 1; i < kNumFailReasons; ++i) r.by_reason[i] = metrics_.by_reason[i]->value();
+  r.degraded = metrics_.degraded->value();
   r.in_flight = in_system_.load();
   r.end_ns = end_ns;
   r.deps.assign(deps_.size(), {});
@@ -2291,7 +1888,7 @@ void LiveEngine::BuildResult(int64_t end_ns) {
   for (size_t d = 0; d < deps_.size(); ++d) {
     DependencyTotals& t = r.deps[d];
     if (deps_[d].breaker) t.breaker = deps_[d].breaker->Snapshot(end_ns);
-    t.trips = dep_metrics_[d].trips->value();
+    t.trips = metrics_.deps[d].trips->value();
     if (deps_[d].token_bucket) {
       t.budget_tokens = deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3;
     }
@@ -2346,8 +1943,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     }
     recorded_count_ = 0;
   }
-  r.ts_columns = ts_columns_;
-  r.ts = ts_;
+  r.ts_columns = sampler_->columns();
+  r.ts = sampler_->rows();
   {
     MutexLock lock(&origin_mu_);
     r.origins = origins_;

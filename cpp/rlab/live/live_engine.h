@@ -30,6 +30,8 @@
 #include "rlab/core/mutex.h"
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
+#include "rlab/live/live_metrics.h"
+#include "rlab/live/live_sampler.h"
 #include "rlab/live/payment_ledger.h"
 #include "rlab/live/rate_wait_queue.h"
 #include "rlab/live/replica_metrics.h"
@@ -412,23 +414,6 @@ class LiveEngine {
     bool interrupted = false;
   };
 
-  // Metric series the hot paths update directly.
-  struct DepMetrics {
-    Counter* calls = nullptr;
-    Counter* failures = nullptr;
-    std::array<Counter*, 6> retry{};  // retried, succeeded, exhausted, permanent, budget, deadline
-    Counter* rejected_breaker = nullptr;
-    Counter* rejected_bulkhead = nullptr;
-    Counter* rejected_throttle = nullptr;
-    Counter* fallbacks = nullptr;
-    Counter* trips = nullptr;
-    std::array<Counter*, kNumOutcomeKinds> failure_kinds{};
-    std::array<std::array<Counter*, 3>, 3> transitions{};  // [from][to]
-    std::array<Gauge*, 3> state{};
-    Gauge* in_flight = nullptr;
-    Gauge* budget_tokens = nullptr;  // token-bucket retry budgets only
-  };
-
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);
   absl::Status InitMetrics();
   // Submit and SubmitOrder; `ref` (if not null) receives a reference to the order.
@@ -489,9 +474,6 @@ class LiveEngine {
   // rate version away from `seen`.
   enum class LoadWake { kDue, kStopped, kRateChanged };
   LoadWake LoadSleepOrRateChange(int64_t t_ns, uint64_t seen) const;
-  void SamplerLoop();
-  void InitTimeSeries();
-  void Sample(int64_t now_ns, bool final);
   void BuildResult(int64_t end_ns);
 
   const ScenarioConfig config_;
@@ -572,34 +554,8 @@ class LiveEngine {
   Mutex aux_mu_;
   Worker aux_ ABSL_GUARDED_BY(aux_mu_);
 
-  // Metrics.
-  MetricsRegistry registry_;
-  Counter* arrived_ = nullptr;
-  std::array<Counter*, kNumOrderStatuses> by_status_{};
-  std::array<Counter*, kNumFailReasons> by_reason_{};
-  Counter* degraded_ = nullptr;
-  Histogram* latency_ = nullptr;
-  Gauge* queue_depth_ = nullptr;
-  Gauge* busy_workers_ = nullptr;
-  Gauge* in_flight_ = nullptr;
-  std::vector<DepMetrics> dep_metrics_;
-  // Concurrency limits ("intake" and each limited dependency): the limit and the permits held,
-  // refreshed when scraped; (limiter, limit gauge, in-flight gauge).
-  struct LimitGauges {
-    ConcurrencyLimiter* limiter = nullptr;
-    Gauge* limit = nullptr;
-    Gauge* inflight = nullptr;
-  };
-  std::vector<LimitGauges> limit_gauges_;
-  // Rate limits (intake.rate_limit, <dependency>.rate_limit): the gates' counts, brought up to
-  // date when scraped (the mutex keeps two scrapes from adding the same refusals twice).
-  struct RateCounters {
-    RateGate* gate = nullptr;
-    Counter* refused = nullptr;
-    Counter* waits = nullptr;
-  };
-  Mutex rate_counters_mu_;
-  std::vector<RateCounters> rate_counters_ ABSL_GUARDED_BY(rate_counters_mu_);
+  // Metrics (every part writes its series; the sampler reads them and refreshes the gauges).
+  LiveMetrics metrics_;
 
   // Phase edges (known in advance, bounded by the scenario) and the most recent breaker
   // transitions (at most options_.max_transitions: a breaker flapping for weeks must not grow the
@@ -610,46 +566,20 @@ class LiveEngine {
   int64_t transitions_dropped_ ABSL_GUARDED_BY(events_mu_) = 0;  // the oldest, beyond the cap
   int64_t transitions_taken_ ABSL_GUARDED_BY(events_mu_) = 0;    // counted from the first ever
 
-  // Time series.
-  Mutex sample_mu_;
-  CondVar sample_cv_;
-  std::atomic<bool> sample_stop_{false};
-  std::thread sampler_;
-  // The rows below are written by the sampler thread only, then by Shutdown after joining it.
-  std::vector<std::string> ts_columns_;
-  std::vector<std::vector<double>> ts_;
-  struct Last {
-    int64_t arrived = 0;
-    std::array<int64_t, kNumOrderStatuses> by_status{};
-    std::array<int64_t, kNumFailReasons> by_reason{};
-    int64_t degraded = 0;
-    std::vector<std::array<int64_t, 4>> deps;  // calls, retries, failures, rejected_breaker
-    std::vector<int64_t> limit_rejected;       // per dependency with a limit
-    int64_t intake_limit_rejected = 0;
-    // Rate limits: per dependency, then intake.rate_limit last.
-    std::vector<RateGate::Counts> rate;
-  };
-  Last last_;
-  int64_t last_sample_ns_ = 0;
+  // The time series and the scraped gauges (set by the constructor, after everything it reads).
+  std::unique_ptr<LiveSampler> sampler_;
 
   Mutex shutdown_mu_;
   ShutdownReport report_ ABSL_GUARDED_BY(shutdown_mu_);
   SimResult result_;  // written once by Shutdown, read-only afterwards
   int64_t recorded_first_id_ = 0;  // likewise
-  // Hedge / fan-out families and time-series columns (set up by InitMetrics).
-  RoundMetrics round_metrics_;
-  ReplicaMetrics replica_metrics_;  // rlab_replica_*, read from the pools when scraped
-
   // intake.shedding: the shedder (thread-safe), the draws of orders' origins, and the
   // per-class / per-tenant totals.
   std::unique_ptr<LoadShedder> shedder_;
   Mutex origin_mu_;
   RandomStream origin_rng_ ABSL_GUARDED_BY(origin_mu_) = RandomStream(0);
   OriginStats origins_ ABSL_GUARDED_BY(origin_mu_);
-  // rlab_intake_orders{criticality, outcome} and rlab_intake_tenant_orders{tenant, outcome}
-  // (declared tenants only), brought up to origins_ by MetricsSnapshot.
-  Family<Counter>* intake_class_metrics_ = nullptr;
-  Family<Counter>* intake_tenant_metrics_ = nullptr;
+  // Brings the intake families (metrics_.intake_classes / intake_tenants) up to origins_.
   void RefreshIntakeMetrics();
 
   // intake.rate_limit with max_wait > 0 (null otherwise): orders whose permit is due later wait
