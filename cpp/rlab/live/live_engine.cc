@@ -405,15 +405,12 @@ void LiveEngine::ReleaseChunks() {
 }
 
 absl::Status LiveEngine::Start() {
-  if (shutdown_begun_.load()) return absl::FailedPreconditionError("the engine was shut down");
+  if (shutdown_.begun()) return absl::FailedPreconditionError("the engine was shut down");
   if (started_.load()) return absl::FailedPreconditionError("the engine is already started");
   start_ = std::chrono::steady_clock::now();
   started_.store(true, std::memory_order_release);
   accepting_.store(true, std::memory_order_release);
-  {
-    MutexLock lock(&exit_mu_);
-    workers_running_ = static_cast<int>(workers_.size());
-  }
+  shutdown_.WorkersStarted(static_cast<int>(workers_.size()));
   for (auto& w : workers_) {
     Worker* p = w.get();
     p->thread = std::thread([this, p] { WorkerLoop(*p); });
@@ -687,11 +684,7 @@ void LiveEngine::WorkerLoop(Worker& w) {
     }
   }
   PublishStats(w);
-  {
-    MutexLock lock(&exit_mu_);
-    --workers_running_;
-  }
-  exit_cv_.SignalAll();
+  shutdown_.WorkerExited();
 }
 
 void LiveEngine::Process(Worker& w, const Job& job) {
@@ -702,7 +695,7 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   if (shedder_) {
     shedder_->OnDequeue(start, UnpackOrigin(o.record.origin).tenant, start - o.record.arrival_ns);
   }
-  if (cancel_.load(std::memory_order_acquire)) {
+  if (shutdown_.cancelled()) {
     Finish(&w, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
     return;
   }
@@ -1204,7 +1197,7 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
             break;
           }
         }
-        const bool interrupted = cancel_.load(std::memory_order_acquire);
+        const bool interrupted = shutdown_.cancelled();
         if (interrupted || now >= a.until_ns) {
           // The caller gives up; unless the server drops such calls, it still serves this one
           // when its turn comes (wasted work).
@@ -1247,19 +1240,10 @@ LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel&
 }
 
 LiveEngine::WaitEnd LiveEngine::SleepUntil(int64_t t_ns) const {
-  if (cancel_.load(std::memory_order_acquire)) return WaitEnd::kInterrupted;
+  if (shutdown_.cancelled()) return WaitEnd::kInterrupted;
   if (t_ns <= NowNs()) return WaitEnd::kDone;
-  MutexLock lock(&sleep_mu_);
   const bool forever = t_ns == kNoDeadline;
-  const SteadyTime deadline = forever ? SteadyTime::max() : ToSteady(t_ns);
-  while (!cancel_.load(std::memory_order_acquire)) {
-    if (forever) {
-      sleep_cv_.Wait(&sleep_mu_);
-    } else if (sleep_cv_.WaitUntil(&sleep_mu_, deadline)) {
-      return cancel_.load(std::memory_order_acquire) ? WaitEnd::kInterrupted : WaitEnd::kDone;
-    }
-  }
-  return WaitEnd::kInterrupted;
+  return shutdown_.SleepUntil(forever ? SteadyTime::max() : ToSteady(t_ns), forever);
 }
 
 LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
@@ -1275,7 +1259,7 @@ LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
     }
     b.waiters.push_back(&self);
     while (!self.granted) {
-      if (cancel_.load(std::memory_order_acquire)) {
+      if (shutdown_.cancelled()) {
         end = WaitEnd::kInterrupted;
         break;
       }
@@ -1726,66 +1710,33 @@ std::vector<SimTransition> LiveEngine::TakeTransitions() {
 }
 
 absl::StatusOr<const SimResult*> LiveEngine::result() const {
-  if (!shut_down_.load(std::memory_order_acquire)) {
+  if (!shutdown_.done()) {
     return absl::FailedPreconditionError("the result is complete only after shutdown");
   }
   return &result_;
 }
 
 ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
-  MutexLock lock(&shutdown_mu_);
-  if (shut_down_.load(std::memory_order_acquire)) return report_;
-  const SteadyTime began = std::chrono::steady_clock::now();
-  shutdown_begun_.store(true, std::memory_order_seq_cst);
-  accepting_.store(false, std::memory_order_seq_cst);
-  ShutdownReport report;
-  if (!started_.load(std::memory_order_acquire)) {
-    BuildResult(0);
-    report_ = report;
-    shut_down_.store(true, std::memory_order_release);
-    return report_;
-  }
-  const int64_t cancelled_before =
-      metrics_.by_status[static_cast<size_t>(OrderStatus::kCancelled)]->value();
-  const int64_t terminal_before = next_id_.load() - in_system_.load();
-  StopLoad();
-  // Submits that passed the intake check finish in a moment (they never block).
-  while (submitting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
-  // intake.rate_limit waits: parked orders were admitted, like queued ones, so they go on to the
-  // queue at their time within the grace period; those still parked when it runs out are
-  // cancelled (reason shutdown), like the queued ones below.
-  bool parked_cancelled = false;
-  if (rate_waits_) {
-    rate_waits_->WaitEmpty(began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns)),
-                           timeout_ns < 0);
+  LiveShutdown::Steps steps;
+  steps.close_intake = [this] { accepting_.store(false, std::memory_order_seq_cst); };
+  steps.stop_producers = [this] {
+    StopLoad();
+    // Submits that passed the intake check finish in a moment (they never block).
+    while (submitting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
+  };
+  steps.drain_parked = [this](SteadyTime deadline, bool forever) {
+    if (!rate_waits_) return false;
+    rate_waits_->WaitEmpty(deadline, forever);
+    bool cancelled = false;
     for (const Job& job : rate_waits_->Stop()) {
-      parked_cancelled = true;
+      cancelled = true;
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
-  }
-  queue_.Close();
-  {
-    // The grace period: workers finish what they hold and what is queued, then exit.
-    MutexLock exit_lock(&exit_mu_);
-    const SteadyTime deadline = began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
-    while (workers_running_.load() > 0) {
-      if (timeout_ns < 0) {
-        exit_cv_.Wait(&exit_mu_);
-      } else if (exit_cv_.WaitUntil(&exit_mu_, deadline)) {
-        break;
-      }
-    }
-    report.timed_out = workers_running_.load() > 0;
-    report.timed_out = report.timed_out || parked_cancelled;
-  }
-  if (report.timed_out) {
-    // Out of time: interrupt every wait, then cancel what is still queued.
-    {
-      MutexLock sleep_lock(&sleep_mu_);
-      cancel_.store(true, std::memory_order_seq_cst);
-    }
-    sleep_cv_.SignalAll();
+    return cancelled;
+  };
+  steps.close_queue = [this] { queue_.Close(); };
+  steps.interrupt_waits = [this] {
     for (auto& s : servers_) {
       { MutexLock l(&s->mu); }
       s->cv.SignalAll();
@@ -1794,45 +1745,41 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
       MutexLock l(&b->mu);
       for (BulkheadWaiter* w : b->waiters) w->cv.Signal();
     }
+  };
+  steps.cancel_queued = [this] {
     for (const Job& job : queue_.Drain()) {
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
-  }
-  for (auto& w : workers_) {
-    if (w->thread.joinable()) w->thread.join();
-  }
-  sampler_->Stop();
-  const int64_t end = NowNs();
-  sampler_->Sample(end, true);
-  BuildResult(end);
-  {
-    // Conservation: every order in exactly one terminal state. A violation is an engine bug:
-    // said loudly (stderr and the report, which the Python API raises), never silently.
+  };
+  steps.join_workers = [this] {
+    for (auto& w : workers_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+  };
+  steps.end_run = [this] {
+    sampler_->Stop();
+    const int64_t end = NowNs();
+    sampler_->Sample(end, true);
+    BuildResult(end);
+    return end;
+  };
+  steps.check_conservation = [this] {
     int64_t unfinished = 0;
     {
       MutexLock index_lock(&index_mu_);
       for (const Chunk* c : young_) unfinished += c->unfinished.load(std::memory_order_acquire);
       for (const Chunk* c : old_) unfinished += c->unfinished.load(std::memory_order_acquire);
     }
-    const absl::Status conserved = CheckOrderConservation(
-        result_, finished_twice_.load(std::memory_order_acquire), unfinished);
-    if (!conserved.ok()) {
-      report.internal_error = std::string(conserved.message());
-      std::fprintf(stderr, "reliability_lab live engine: INTERNAL ERROR: %s\n",
-                   report.internal_error.c_str());
-    }
-    RLAB_INVARIANT(conserved.ok(), "live engine at shutdown: %s", conserved.message());
-  }
-  report.cancelled =
-      metrics_.by_status[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;
-  report.finished_in_time = next_id_.load() - terminal_before - report.cancelled;
-  report.elapsed_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - began)
-          .count();
-  report_ = report;
-  shut_down_.store(true, std::memory_order_release);
-  return report_;
+    return CheckOrderConservation(result_, finished_twice_.load(std::memory_order_acquire),
+                                  unfinished);
+  };
+  steps.arrived = [this] { return next_id_.load(); };
+  steps.terminal = [this] { return next_id_.load() - in_system_.load(); };
+  steps.cancelled = [this] {
+    return metrics_.by_status[static_cast<size_t>(OrderStatus::kCancelled)]->value();
+  };
+  return shutdown_.Run(timeout_ns, started_.load(std::memory_order_acquire), steps);
 }
 
 void LiveEngine::BuildResult(int64_t end_ns) {

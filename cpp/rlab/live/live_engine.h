@@ -32,6 +32,7 @@
 #include "rlab/live/bounded_queue.h"
 #include "rlab/live/live_metrics.h"
 #include "rlab/live/live_sampler.h"
+#include "rlab/live/live_shutdown.h"
 #include "rlab/live/payment_ledger.h"
 #include "rlab/live/rate_wait_queue.h"
 #include "rlab/live/replica_metrics.h"
@@ -129,16 +130,6 @@ struct LiveOrderView {
   FailReason reason = FailReason::kNone;  // meaningful once terminal
   // The full record; end_ns, attempts and charges are meaningful once terminal.
   OrderRecord record;
-};
-
-// How Shutdown went.
-struct ShutdownReport {
-  int64_t finished_in_time = 0;  // orders that became terminal normally during the grace time
-  int64_t cancelled = 0;         // orders cancelled because the grace time ran out
-  bool timed_out = false;        // the grace time ran out with work left
-  int64_t elapsed_ns = 0;        // how long Shutdown took
-  // Empty unless the end-of-run conservation check failed (an engine bug): what it found.
-  std::string internal_error;
 };
 
 // The end-of-run check of a live run: every order that arrived is in exactly one terminal state
@@ -280,7 +271,7 @@ class LiveEngine {
   // the report's internal_error). Idempotent: later calls return the first call's report.
   ShutdownReport Shutdown(int64_t timeout_ns);
   // Whether Shutdown has completed.
-  bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
+  bool shut_down() const { return shutdown_.done(); }
 
   // Refreshes the gauges and snapshots the metrics registry (Prometheus family names shared with
   // the simulated engine).
@@ -407,7 +398,7 @@ class LiveEngine {
   };
 
   // How a blocking step ended.
-  enum class WaitEnd : uint8_t { kDone, kTimeout, kInterrupted };
+  using WaitEnd = LiveWaitEnd;
   struct AttemptEnd {
     Outcome outcome;
     bool committed = false;
@@ -520,14 +511,7 @@ class LiveEngine {
   std::atomic<bool> started_{false};
   std::atomic<bool> accepting_{false};
   std::atomic<int> submitting_{0};  // Submit calls past the intake check
-  std::atomic<bool> cancel_{false};
-  std::atomic<bool> shutdown_begun_{false};
-  std::atomic<bool> shut_down_{false};
   std::chrono::steady_clock::time_point start_;
-
-  // Interruptible sleeps (attempt latency, backoff) wait here; Shutdown's cancel wakes them.
-  mutable Mutex sleep_mu_;
-  mutable CondVar sleep_cv_;
 
   // Waiters for order completion (Wait, WaitIdle, closed-loop clients).
   mutable Mutex done_mu_;
@@ -544,11 +528,6 @@ class LiveEngine {
   // stored, so that a generator waiting on load_cv_ cannot miss a change.
   std::atomic<double> arrival_rate_{0.0};
   std::atomic<uint64_t> arrival_rate_version_{0};
-
-  // Workers still running, for Shutdown's grace period.
-  Mutex exit_mu_;
-  CondVar exit_cv_;
-  std::atomic<int> workers_running_{0};
 
   // Accounting for orders finished outside a worker (queue rejections, shutdown cancellations).
   Mutex aux_mu_;
@@ -569,8 +548,8 @@ class LiveEngine {
   // The time series and the scraped gauges (set by the constructor, after everything it reads).
   std::unique_ptr<LiveSampler> sampler_;
 
-  Mutex shutdown_mu_;
-  ShutdownReport report_ ABSL_GUARDED_BY(shutdown_mu_);
+  // The shutdown sequence, the cancellation every wait watches, the workers still running.
+  LiveShutdown shutdown_;
   SimResult result_;  // written once by Shutdown, read-only afterwards
   int64_t recorded_first_id_ = 0;  // likewise
   // intake.shedding: the shedder (thread-safe), the draws of orders' origins, and the
