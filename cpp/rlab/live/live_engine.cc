@@ -175,19 +175,27 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
 LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
     : config_(config),
       options_(options),
-      rng_(config.seed),
-      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))) {
-  queue_.SetDiscipline(config_.intake.discipline, [this] { return NowNs(); });
+      rng_(config.seed) {
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
     arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
   }
-  if (config_.intake.shedding) {
-    // The job queue's capacity as the simulated engine sees it (the live queue holds >= 1).
-    shedder_ = std::make_unique<LoadShedder>(*config_.intake.shedding, config_.queue_capacity);
-    MutexLock lock(&origin_mu_);
-    origin_rng_ = rng_.Stream("intake/origin");
-    origins_.Init(*config_.intake.shedding);
+  {
+    LiveIntake::Hooks hooks;
+    hooks.now_ns = [this] { return NowNs(); };
+    hooks.to_steady = [this](int64_t t_ns) { return ToSteady(t_ns); };
+    hooks.finish = [this](const Job& job, OrderStatus status, FailReason reason, int64_t now_ns,
+                          bool admitted) {
+      Finish(nullptr, *job.chunk, job.id, status, reason, nullptr, now_ns, admitted);
+    };
+    hooks.on_queued = [this](int64_t id, int64_t now_ns) {
+      if (options_.order_events) {
+        RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now_ns, 0, 0);
+      }
+    };
+    hooks.in_system = &in_system_;
+    hooks.metrics = &metrics_;
+    intake_ = std::make_unique<LiveIntake>(config_, rng_, std::move(hooks));
   }
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
@@ -219,19 +227,6 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       }
       replica_servers_.back().push_back(std::move(rs));
     }
-  }
-  if (config_.intake.rate_limit) {
-    intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
-    if (config_.intake.rate_limit->max_wait_ns > 0) {
-      rate_waits_ = std::make_unique<RateWaitQueue<Job>>(
-          [this](int64_t t_ns) { return ToSteady(t_ns); }, [this](Job job) { ReleaseParked(job); });
-    }
-  }
-  if (config_.intake.limit) {
-    intake_limiter_ =
-        std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
-    MutexLock lock(&intake_rng_mu_);
-    intake_rng_.emplace(rng_.Stream("intake"));
   }
   for (const DependencyConfig& d : config_.dependencies) {
     auto slot = std::make_unique<FaultSlot>();
@@ -291,12 +286,12 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
   sources.dep_in_flight = dep_in_flight_.get();
   sources.busy_workers = &busy_;
   sources.in_system = &in_system_;
-  sources.queue_depth = [this] { return static_cast<int64_t>(queue_.size()); };
-  if (queue_.disciplined()) {
-    sources.queue_oldest_enqueued_ns = [this] { return queue_.oldest_enqueued_ns(); };
+  sources.queue_depth = [this] { return intake_->queue_depth(); };
+  if (intake_->queue_disciplined()) {
+    sources.queue_oldest_enqueued_ns = [this] { return intake_->queue_oldest_enqueued_ns(); };
   }
-  sources.intake_limiter = intake_limiter_.get();
-  sources.intake_rate = intake_rate_.get();
+  sources.intake_limiter = intake_->limiter();
+  sources.intake_rate = intake_->rate_gate();
   sampler_ = std::make_unique<LiveSampler>(std::move(sources), options_.sample_every_ns,
                                            options_.max_samples);
 }
@@ -313,8 +308,8 @@ absl::Status LiveEngine::InitMetrics() {
   LiveMetrics::Sources sources;
   sources.config = &config_;
   sources.deps = &deps_;
-  sources.intake_limiter = intake_limiter_.get();
-  sources.intake_rate = intake_rate_.get();
+  sources.intake_limiter = intake_->limiter();
+  sources.intake_rate = intake_->rate_gate();
   sources.latency_bounds_s = options_.latency_bounds_s;
   sources.dep_wasted_ns = dep_wasted_ns_.get();
   if (absl::Status s = metrics_.Init(sources); !s.ok()) return s;
@@ -409,14 +404,13 @@ absl::Status LiveEngine::Start() {
   if (started_.load()) return absl::FailedPreconditionError("the engine is already started");
   start_ = std::chrono::steady_clock::now();
   started_.store(true, std::memory_order_release);
-  accepting_.store(true, std::memory_order_release);
+  intake_->Open();
   shutdown_.WorkersStarted(static_cast<int>(workers_.size()));
   for (auto& w : workers_) {
     Worker* p = w.get();
     p->thread = std::thread([this, p] { WorkerLoop(*p); });
   }
   sampler_->Start(start_);
-  if (rate_waits_) rate_waits_->Start();
   return absl::OkStatus();
 }
 
@@ -440,21 +434,11 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     if (absl::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
   }
   if (origin) {
-    const int tenants = shedder_ ? std::max<int>(1, config_.intake.shedding->tenants.size()) : 1;
-    if (origin->tenant < 0 || origin->tenant >= tenants) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "tenant index %d is not one of the %d declared", origin->tenant, tenants));
-    }
+    if (absl::Status s = intake_->CheckOrigin(*origin); !s.ok()) return s;
   }
-  // Announce the submit before checking intake; Shutdown closes intake and then waits for the
-  // announced submits to finish (both sequentially consistent), so no order is half-submitted
-  // when Shutdown counts and drains.
-  submitting_.fetch_add(1, std::memory_order_seq_cst);
-  struct Leave {
-    std::atomic<int>& n;
-    ~Leave() { n.fetch_sub(1, std::memory_order_seq_cst); }
-  } leave{submitting_};
-  if (!accepting_.load(std::memory_order_seq_cst)) {
+  // Announce the submit before checking intake (see LiveIntake::SubmitScope).
+  LiveIntake::SubmitScope submitting(*intake_);
+  if (!intake_->Accepting()) {
     return absl::UnavailableError(started_.load()
                                       ? "the engine is shutting down: it accepts no new orders"
                                       : "the engine is not started");
@@ -492,187 +476,19 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     o.idempotency_key = std::make_unique<std::string>(idempotency_key);
     keys_held_.fetch_add(1, std::memory_order_relaxed);
   }
-  // intake.shedding: the order's class and tenant, and the shedder's decision.
-  OrderOrigin from;
-  if (origin) {
-    from = *origin;  // without shedding, recorded only
-  } else if (shedder_) {
-    MutexLock lock(&origin_mu_);
-    from = DrawOrigin(shedder_->config(), origin_rng_);
-  }
-  o.record.origin = PackOrigin(from);
-  auto origin_arrival = [&](bool admitted, ShedCause cause) {
-    if (!shedder_) return;
-    MutexLock lock(&origin_mu_);
-    origins_.OnArrival(from, admitted, cause);
-  };
-  // intake.rate_limit first. A permit due later (within max_wait, and within the order's
-  // deadline as in the simulated engine) parks the order, admitted and still pending, until
-  // then: ReleaseParked sends it on through the gates below. No permit refuses it (below).
-  std::optional<int64_t> rate_wait_ns = 0;
-  if (intake_rate_) {
-    rate_wait_ns =
-        intake_rate_->Reserve(o.key, now,
-                              config_.order_deadline_ns > 0 ? config_.order_deadline_ns
-                                                            : std::numeric_limits<int64_t>::max());
-  }
-  if (rate_wait_ns.value_or(0) > 0) {
-    metrics_.arrived->Add();
-    origin_arrival(true, ShedCause::kAdmit);  // the shedder decides when it reaches the queue
-    ParkForRate(*chunk, id, now + *rate_wait_ns);
-    return id;
-  }
-  // Before the push: once queued, a worker may record "processing" at any moment.
-  if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
-  RLAB_INVARIANT(
-      o.status.load(std::memory_order_relaxed) == static_cast<uint8_t>(OrderStatus::kPending),
-      "order %d: queued from status %d, not pending", id, o.status.load());
-  o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
-  metrics_.arrived->Add();
-  // intake.rate_limit, then intake.limit (refusals count per class with the queue's own), then
-  // the queue and the shedder, as in the simulated engine.
-  if (!rate_wait_ns) {
-    origin_arrival(false, ShedCause::kAdmit);
-    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kRateLimited, nullptr, now,
-           false);
-    return id;
-  }
-  if (intake_limiter_) {
-    // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
-    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
-    if (!token) {
-      origin_arrival(false, ShedCause::kAdmit);
-      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kLimited, nullptr, now,
-             false);
-      return id;
-    }
-    o.intake_token = *token;
-    o.holds_intake = true;
-  }
-  // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
-  // the others.
-  const bool full = shedder_ && queue_.size() >= queue_.capacity();
-  const ShedCause shed =
-      shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant) : ShedCause::kAdmit;
-  auto release_intake = [&] {
-    if (o.holds_intake) {
-      o.holds_intake = false;
-      intake_limiter_->OnIgnore(o.intake_token);
-    }
-  };
-  in_system_.fetch_add(1, std::memory_order_acq_rel);
-  if (shed != ShedCause::kAdmit) {
-    in_system_.fetch_sub(1, std::memory_order_acq_rel);
-    release_intake();
-    origin_arrival(false, shed);
-    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kShed, nullptr, now, false);
-    return id;
-  }
-  if (full) {
-    in_system_.fetch_sub(1, std::memory_order_acq_rel);
-    release_intake();
-    origin_arrival(false, ShedCause::kAdmit);
-    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
-           false);
-    return id;
-  }
-  Job job{chunk, id};
-  // The per-class counts are sums read after the run (or refreshed as a whole), so a worker
-  // may count the order's end before its arrival is counted here.
-  switch (queue_.TryPush(job, now)) {
-    case PushResult::kOk:
-      origin_arrival(true, ShedCause::kAdmit);
-      return id;
-    case PushResult::kFull:
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      origin_arrival(false, ShedCause::kAdmit);
-      release_intake();
-      in_system_.fetch_sub(1, std::memory_order_acq_rel);
-      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
-             false);
-      return id;
-    case PushResult::kClosed:
-      // Shutdown closed the queue between the intake check and the push: the order arrived
-      // before intake stopped, so it is cancelled like any order the shutdown found queued.
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      origin_arrival(true, ShedCause::kAdmit);  // admitted, then cancelled by the shutdown
-      in_system_.fetch_sub(1, std::memory_order_acq_rel);
-      Finish(nullptr, *chunk, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now,
-             false);
-      return id;
-  }
+  intake_->Admit(Job{chunk, id}, origin, now);
   return id;
-}
-
-// --- intake.rate_limit waits (rate_wait_queue.h) ---------------------------------------------
-
-void LiveEngine::ParkForRate(Chunk& c, int64_t id, int64_t due_ns) {
-  // In the system from now on (WaitIdle waits for it, Finish counts it admitted), as in the
-  // simulated engine; its status stays pending (the initial one) until it is queued.
-  in_system_.fetch_add(1, std::memory_order_acq_rel);
-  if (rate_waits_->Park(Job{&c, id}, due_ns)) return;
-  // Stopped: Shutdown stops the queue only after every submit returned, so this is defensive.
-  Finish(nullptr, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, NowNs(), true);
-}
-
-void LiveEngine::ReleaseParked(const Job& job) {
-  Chunk& c = *job.chunk;
-  const int64_t id = job.id;
-  OrderSlot& o = c.slot(id);
-  const int64_t now = NowNs();
-  const OrderOrigin from = UnpackOrigin(o.record.origin);
-  // A refusal now ends an admitted order (counted admitted on arrival): its end counts per
-  // class as the simulated engine's FinishWithoutFlow counts it (Finish does, for an admitted
-  // order).
-  auto refuse = [&](FailReason reason) {
-    if (o.holds_intake) {
-      o.holds_intake = false;
-      intake_limiter_->OnIgnore(o.intake_token);
-    }
-    Finish(nullptr, c, id, OrderStatus::kRejected, reason, nullptr, now, true);
-  };
-  // The remaining gates in the simulated engine's order (OnIntakeReady): intake.limit, the
-  // queue's capacity, the shedder. An order whose deadline passed while it waited goes on too,
-  // and expires when a worker takes it, as there.
-  if (intake_limiter_) {
-    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
-    if (!token) return refuse(FailReason::kLimited);
-    o.intake_token = *token;
-    o.holds_intake = true;
-  }
-  if (shedder_ && queue_.size() >= queue_.capacity()) return refuse(FailReason::kQueueFull);
-  if (shedder_ && shedder_->Admit(now, from.criticality, from.tenant) != ShedCause::kAdmit) {
-    return refuse(FailReason::kShed);
-  }
-  // Before the push: once queued, a worker may record "processing" at any moment.
-  if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
-  o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
-  Job queued = job;
-  switch (queue_.TryPush(queued, now)) {
-    case PushResult::kOk:
-      return;
-    case PushResult::kFull:
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      return refuse(FailReason::kQueueFull);
-    case PushResult::kClosed:
-      // Shutdown closes the queue only once nothing is parked; defensive, as in SubmitImpl.
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      Finish(nullptr, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now, true);
-      return;
-  }
 }
 
 void LiveEngine::WorkerLoop(Worker& w) {
   Job job;
   std::vector<Job> dropped;  // jobs the intake's queue discipline dropped (CoDel)
   for (;;) {
-    const PopResult r = queue_.Pop(&job, -1, &dropped);
+    const PopResult r = intake_->Pop(&job, &dropped);
     for (const Job& d : dropped) {
       const int64_t now = NowNs();
       // It left the queue: the shedder's per-tenant count must know (no delay sample).
-      if (shedder_) {
-        shedder_->OnDequeue(now, UnpackOrigin(d.chunk->slot(d.id).record.origin).tenant, -1);
-      }
+      intake_->OnDequeued(d.slot(), now, -1);
       Finish(&w, *d.chunk, d.id, OrderStatus::kRejected, FailReason::kQueueDelay, nullptr, now,
              true);
     }
@@ -692,9 +508,7 @@ void LiveEngine::Process(Worker& w, const Job& job) {
   const int64_t id = job.id;
   OrderSlot& o = c.slot(id);
   const int64_t start = NowNs();
-  if (shedder_) {
-    shedder_->OnDequeue(start, UnpackOrigin(o.record.origin).tenant, start - o.record.arrival_ns);
-  }
+  intake_->OnDequeued(o, start, start - o.record.arrival_ns);
   if (shutdown_.cancelled()) {
     Finish(&w, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
     return;
@@ -889,9 +703,8 @@ std::vector<LiveOrderEvent> LiveEngine::TakeOrderEvents() {
 
 LiveInternals LiveEngine::Internals() const {
   LiveInternals in;
-  in.running =
-      started_.load(std::memory_order_acquire) && accepting_.load(std::memory_order_acquire);
-  in.queue_depth = static_cast<int64_t>(queue_.size());
+  in.running = started_.load(std::memory_order_acquire) && intake_->accepting();
+  in.queue_depth = intake_->queue_depth();
   in.queue_capacity = static_cast<int64_t>(std::max(1, config_.queue_capacity));
   in.workers = config_.workers;
   in.busy_workers = busy_.load(std::memory_order_relaxed);
@@ -1346,26 +1159,8 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   const int applied = flow == nullptr       ? 0
                       : ledger_applied >= 0 ? ledger_applied
                                             : flow->applied_charges();
-  if (o.holds_intake) {
-    o.holds_intake = false;
-    const LimitSampleKind sample = IntakeLimitSample(status, reason);
-    double u = 0.0;
-    if (sample != LimitSampleKind::kIgnore) {
-      MutexLock lock(&intake_rng_mu_);
-      u = intake_rng_->Uniform01();
-    }
-    switch (sample) {
-      case LimitSampleKind::kSuccess:
-        intake_limiter_->OnSuccess(o.intake_token, now_ns, u);
-        break;
-      case LimitSampleKind::kDropped:
-        intake_limiter_->OnDropped(o.intake_token, now_ns, u);
-        break;
-      case LimitSampleKind::kIgnore:
-        intake_limiter_->OnIgnore(o.intake_token);
-        break;
-    }
-  }
+  // The order's intake.limit permit and its class's end count (intake.shedding).
+  intake_->OnOrderEnd(o, status, reason, now_ns, admitted);
   r.end_ns = now_ns;
   r.status = static_cast<uint8_t>(status);
   r.reason = static_cast<uint8_t>(reason);
@@ -1377,12 +1172,6 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
     r.applied = static_cast<uint8_t>(std::min(applied, 255));
   }
   o.reason = static_cast<uint8_t>(reason);
-  if (shedder_ && (admitted || status != OrderStatus::kRejected)) {
-    // Orders refused on arrival were counted at intake; every admitted order's end counts here,
-    // including those rejected later (after an intake.rate_limit wait, or dropped by CoDel).
-    MutexLock lock(&origin_mu_);
-    origins_.OnEnd(UnpackOrigin(r.origin), status, now_ns - r.arrival_ns);
-  }
   metrics_.by_status[static_cast<size_t>(status)]->Add();
   if (reason != FailReason::kNone) metrics_.by_reason[static_cast<size_t>(reason)]->Add();
   if (degraded) metrics_.degraded->Add();
@@ -1538,7 +1327,7 @@ bool LiveEngine::WaitIdle(int64_t timeout_ns) const {
 }
 
 absl::Status LiveEngine::StartLoad() {
-  if (!accepting_.load(std::memory_order_acquire)) {
+  if (!intake_->accepting()) {
     return absl::UnavailableError("the engine is not running (not started, or shut down)");
   }
   MutexLock lock(&load_mu_);
@@ -1675,27 +1464,8 @@ void LiveEngine::ClosedLoopClient(int client, int64_t t0, int64_t end) {
 
 std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
   sampler_->RefreshGauges(NowNs(), started_.load());
-  RefreshIntakeMetrics();
+  intake_->RefreshMetrics();
   return metrics_.registry.Snapshot();
-}
-
-void LiveEngine::RefreshIntakeMetrics() {
-  if (metrics_.intake_classes == nullptr) return;
-  MutexLock lock(&origin_mu_);
-  // The totals only grow, so each counter moves up by the difference (callers of
-  // MetricsSnapshot may race: the lock makes each refresh see and publish one state).
-  auto refresh = [](Family<Counter>* family, const std::vector<OriginTotals>& totals) {
-    if (family == nullptr) return;
-    size_t i = 0;
-    for (const OriginTotals& t : totals) {
-      for (int64_t v : {t.arrived, t.admitted, t.shed, t.queue_full, t.completed}) {
-        Counter& c = family->at(i++);
-        if (v > c.value()) c.Add(v - c.value());
-      }
-    }
-  };
-  refresh(metrics_.intake_classes, origins_.classes);
-  refresh(metrics_.intake_tenants, origins_.tenants);
 }
 
 std::vector<SimTransition> LiveEngine::TakeTransitions() {
@@ -1718,24 +1488,21 @@ absl::StatusOr<const SimResult*> LiveEngine::result() const {
 
 ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
   LiveShutdown::Steps steps;
-  steps.close_intake = [this] { accepting_.store(false, std::memory_order_seq_cst); };
+  steps.close_intake = [this] { intake_->Close(); };
   steps.stop_producers = [this] {
     StopLoad();
-    // Submits that passed the intake check finish in a moment (they never block).
-    while (submitting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
+    intake_->WaitSubmits();  // submits that passed the intake check finish in a moment
   };
   steps.drain_parked = [this](SteadyTime deadline, bool forever) {
-    if (!rate_waits_) return false;
-    rate_waits_->WaitEmpty(deadline, forever);
     bool cancelled = false;
-    for (const Job& job : rate_waits_->Stop()) {
+    for (const Job& job : intake_->DrainParked(deadline, forever)) {
       cancelled = true;
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
     return cancelled;
   };
-  steps.close_queue = [this] { queue_.Close(); };
+  steps.close_queue = [this] { intake_->CloseQueue(); };
   steps.interrupt_waits = [this] {
     for (auto& s : servers_) {
       { MutexLock l(&s->mu); }
@@ -1747,7 +1514,7 @@ ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
     }
   };
   steps.cancel_queued = [this] {
-    for (const Job& job : queue_.Drain()) {
+    for (const Job& job : intake_->DrainQueue()) {
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
@@ -1892,10 +1659,7 @@ void LiveEngine::BuildResult(int64_t end_ns) {
   }
   r.ts_columns = sampler_->columns();
   r.ts = sampler_->rows();
-  {
-    MutexLock lock(&origin_mu_);
-    r.origins = origins_;
-  }
+  r.origins = intake_->origins();
   {
     MutexLock lock(&events_mu_);
     if (options_.record_events) {

@@ -30,7 +30,9 @@
 #include "rlab/core/mutex.h"
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
+#include "rlab/live/live_intake.h"
 #include "rlab/live/live_metrics.h"
+#include "rlab/live/live_order.h"
 #include "rlab/live/live_sampler.h"
 #include "rlab/live/live_shutdown.h"
 #include "rlab/live/payment_ledger.h"
@@ -142,14 +144,14 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
 // Thread-safe: Submit, View, Wait and MetricsSnapshot may be called from any thread.
 class LiveEngine {
  private:
-  struct Chunk;
+  using Chunk = LiveOrderChunk;
   // Tests reach private members through it (to break an invariant on purpose).
   friend class LiveEngineTestPeer;
 
  public:
   // Orders' slots are allocated (and released) this many at a time.
-  static constexpr int kOrderChunkBits = 10;
-  static constexpr int64_t kOrderChunk = int64_t{1} << kOrderChunkBits;
+  static constexpr int kOrderChunkBits = kLiveOrderChunkBits;
+  static constexpr int64_t kOrderChunk = kLiveOrderChunk;
 
   // A counted reference to one order's slot: valid (and answering View/Wait) however long it is
   // kept, even after the engine released the slot from its table (the slot's chunk is freed when
@@ -296,36 +298,8 @@ class LiveEngine {
   int64_t recorded_first_id() const { return recorded_first_id_; }
 
  private:
-  // One order's state. `status` is the publication point: every other field an order's owner
-  // wrote is visible to a reader that saw a terminal status (release / acquire).
-  struct OrderSlot {
-    std::atomic<uint8_t> status{0};
-    uint8_t reason = 0;
-    int32_t key = 0;
-    int64_t deadline_ns = 0;
-    OrderRecord record;
-    // Set by Submit when the caller gave one; freed when the order ends (Finish).
-    std::unique_ptr<std::string> idempotency_key;
-    // intake.limit: the order's permit, handed back by Finish.
-    LimitToken intake_token;
-    bool holds_intake = false;
-  };
-  // kOrderChunk consecutive orders' slots. Freed when the last reference goes: the table's own
-  // (dropped once every order in it is terminal and older than the retained history) and each
-  // OrderRef's.
-  struct Chunk {
-    explicit Chunk(int64_t base) : base_id(base) {}
-    const int64_t base_id;
-    std::atomic<int64_t> refs{1};
-    std::atomic<int64_t> unfinished{0};  // slots handed out and not yet terminal
-    std::array<OrderSlot, kOrderChunk> slots;
-    OrderSlot& slot(int64_t id) { return slots[static_cast<size_t>(id - base_id)]; }
-  };
-  // An order on its way to a worker.
-  struct Job {
-    Chunk* chunk = nullptr;
-    int64_t id = 0;
-  };
+  using OrderSlot = LiveOrderSlot;
+  using Job = LiveJob;
 
   // What a worker owns; only its thread touches it until the workers are joined.
   struct Worker {
@@ -471,7 +445,6 @@ class LiveEngine {
   const LiveOptions options_;
   Rng rng_;
   std::vector<DependencyRuntime> deps_;
-  BoundedQueue<Job> queue_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<BulkheadLine>> bulkhead_lines_;
   std::vector<std::unique_ptr<Server>> servers_;
@@ -481,10 +454,8 @@ class LiveEngine {
   std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
   std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies
   std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
-  std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
-  std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
-  Mutex intake_rng_mu_;
-  std::optional<RandomStream> intake_rng_ ABSL_GUARDED_BY(intake_rng_mu_);
+  // Admission, the job queue and the rate waits (set by the constructor).
+  std::unique_ptr<LiveIntake> intake_;
   std::unique_ptr<PaymentLedger> ledger_;  // set by Create
   std::string run_tag_;                    // makes derived idempotency keys unique to this run
 
@@ -509,8 +480,6 @@ class LiveEngine {
   std::atomic<int64_t> in_system_{0};
   std::atomic<int64_t> busy_{0};
   std::atomic<bool> started_{false};
-  std::atomic<bool> accepting_{false};
-  std::atomic<int> submitting_{0};  // Submit calls past the intake check
   std::chrono::steady_clock::time_point start_;
 
   // Waiters for order completion (Wait, WaitIdle, closed-loop clients).
@@ -552,23 +521,6 @@ class LiveEngine {
   LiveShutdown shutdown_;
   SimResult result_;  // written once by Shutdown, read-only afterwards
   int64_t recorded_first_id_ = 0;  // likewise
-  // intake.shedding: the shedder (thread-safe), the draws of orders' origins, and the
-  // per-class / per-tenant totals.
-  std::unique_ptr<LoadShedder> shedder_;
-  Mutex origin_mu_;
-  RandomStream origin_rng_ ABSL_GUARDED_BY(origin_mu_) = RandomStream(0);
-  OriginStats origins_ ABSL_GUARDED_BY(origin_mu_);
-  // Brings the intake families (metrics_.intake_classes / intake_tenants) up to origins_.
-  void RefreshIntakeMetrics();
-
-  // intake.rate_limit with max_wait > 0 (null otherwise): orders whose permit is due later wait
-  // here, off the submitter's thread, admitted (in the system) but still pending; at their time
-  // the queue's thread sends each on through intake.limit, the queue and the shedder
-  // (ReleaseParked), as the simulated engine's kIntakeReady does. Shutdown lets them go on
-  // within the grace time and cancels those still waiting when it runs out.
-  void ParkForRate(Chunk& c, int64_t id, int64_t due_ns);
-  void ReleaseParked(const Job& job);
-  std::unique_ptr<RateWaitQueue<Job>> rate_waits_;
 };
 
 }  // namespace rlab
