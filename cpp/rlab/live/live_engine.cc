@@ -173,9 +173,7 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
 }
 
 LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
-    : config_(config),
-      options_(options),
-      rng_(config.seed) {
+    : config_(config), options_(options), rng_(config.seed) {
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
     arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
