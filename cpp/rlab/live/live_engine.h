@@ -35,6 +35,7 @@
 #include "rlab/live/live_order.h"
 #include "rlab/live/live_sampler.h"
 #include "rlab/live/live_shutdown.h"
+#include "rlab/live/live_worker_pool.h"
 #include "rlab/live/payment_ledger.h"
 #include "rlab/live/rate_wait_queue.h"
 #include "rlab/live/replica_metrics.h"
@@ -301,84 +302,6 @@ class LiveEngine {
   using OrderSlot = LiveOrderSlot;
   using Job = LiveJob;
 
-  // What a worker owns; only its thread touches it until the workers are joined.
-  struct Worker {
-    int index = 0;
-    std::thread thread;
-    std::vector<FlowStats> stats;      // the flows' counters, per dependency
-    std::vector<FlowStats> published;  // what was already added to the shared counters
-    std::vector<RandomStream> fault_rngs;
-    std::vector<RandomStream> policy_rngs;
-    // The load balancers' draws, per dependency (used by dependencies with replicas only).
-    std::vector<RandomStream> replica_rngs;
-    // The fault models this worker draws from, refreshed when a dependency's version moves.
-    std::vector<std::shared_ptr<const FaultModel>> fault_models;
-    std::vector<uint64_t> fault_versions;
-    LogHistogram latency_completed, latency_terminal, queue_wait;
-    double sojourn_sum_s = 0.0;
-    int64_t busy_ns = 0;
-    int64_t charges = 0, applied_charges = 0, double_charged = 0;
-  };
-
-  // A dependency's current fault model. `version` moves (after `model` is replaced, under `mu`)
-  // on every SetFaults; a worker compares it with its copy's version before each attempt and
-  // takes the lock only when they differ.
-  struct FaultSlot {
-    Mutex mu;
-    std::shared_ptr<const FaultModel> model ABSL_GUARDED_BY(mu);
-    std::atomic<uint64_t> version{0};
-  };
-
-  // A thread waiting for a dependency's bulkhead slot, on its own stack.
-  struct BulkheadWaiter {
-    CondVar cv;
-    bool granted = false;
-  };
-  // One dependency's bulkhead waiters, oldest first. A hand-off can race ahead of the waiter it
-  // is meant for (the flow reserved the place, the thread has not queued yet): it is then kept
-  // in `pending_grants` and taken by the next waiter to arrive.
-  struct BulkheadLine {
-    Mutex mu;
-    std::deque<BulkheadWaiter*> waiters ABSL_GUARDED_BY(mu);
-    int pending_grants ABSL_GUARDED_BY(mu) = 0;
-  };
-
-  // A call waiting for a dependency's limited capacity; `abandoned` once its caller gave up
-  // (the server still serves it unless drop_abandoned: wasted work).
-  struct LineEntry {
-    uint64_t ticket = 0;
-    bool abandoned = false;
-    int64_t enqueued_ns = 0;  // when the call joined the line (its queue discipline's sojourn)
-  };
-  // One dependency's server when it has limited capacity: the end times of calls in service
-  // and the line of calls waiting.
-  struct Server {
-    Mutex mu;
-    CondVar cv;
-    std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> ends ABSL_GUARDED_BY(mu);
-    std::deque<LineEntry> line ABSL_GUARDED_BY(mu);
-    uint64_t next_ticket ABSL_GUARDED_BY(mu) = 0;
-    std::optional<RandomStream> rng ABSL_GUARDED_BY(mu);  // draws for abandoned calls
-    int64_t wasted ABSL_GUARDED_BY(mu) = 0;
-    int64_t rejected ABSL_GUARDED_BY(mu) = 0;
-    int64_t max_load ABSL_GUARDED_BY(mu) = 0;
-    // The line's queue discipline unless FIFO (faults.capacity.discipline). It hands freed
-    // slots to the calls it picks (`granted`, a slot reserved for each) and fails the calls it
-    // drops (`dropped`): their threads find their ticket there when they wake.
-    std::optional<QueueDiscipline> discipline ABSL_GUARDED_BY(mu);
-    std::vector<uint64_t> granted ABSL_GUARDED_BY(mu);
-    std::vector<uint64_t> dropped ABSL_GUARDED_BY(mu);
-    int64_t dropped_by_queue ABSL_GUARDED_BY(mu) = 0;
-  };
-
-  // How a blocking step ended.
-  using WaitEnd = LiveWaitEnd;
-  struct AttemptEnd {
-    Outcome outcome;
-    bool committed = false;
-    bool interrupted = false;
-  };
-
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);
   absl::Status InitMetrics();
   // Submit and SubmitOrder; `ref` (if not null) receives a reference to the order.
@@ -393,37 +316,11 @@ class LiveEngine {
   void RecordChunkLocked(const Chunk& c, int64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   std::chrono::steady_clock::time_point ToSteady(int64_t t_ns) const;
 
-  void WorkerLoop(Worker& w);
-  void Process(Worker& w, const Job& job);
-  AttemptEnd DoAttempt(Worker& w, const FlowAction& action);
-  // Runs a hedged or fanned-out call (a round of copies, unlimited capacity) from its first
-  // kAttempt to the flow's first action after the round; `on_end(dep, end)` sees every answer.
-  template <typename OnEnd>
-  FlowAction RunRound(Worker& w, OrderFlow& flow, FlowAction action, OnEnd& on_end,
-                      bool* cancelled);
-  // `server`: the line to wait in (a replica's), or null for the dependency's own.
-  AttemptEnd DoLimitedAttempt(Worker& w, const FaultModel& fm, const FlowAction& action,
-                              int64_t now_ns, Server* server = nullptr);
-  // Frees finished service slots and starts abandoned calls at the head of the line.
-  void ReapLocked(Server& s, const FaultModel& fm, int64_t now_ns)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // ReapLocked for a line with a queue discipline: frees the slots whose calls ended, then lets
-  // the discipline fill the free ones (granting waiting calls, serving abandoned ones, dropping).
-  void AssignLocked(Server& s, const FaultModel& fm, int64_t now_ns)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // The fault model `w` must use for an attempt of `dep` starting now.
-  const FaultModel& ModelFor(Worker& w, int dep);
-  // The key order `id`'s charges carry.
-  std::string LedgerKey(const OrderSlot& o, int64_t id) const;
   void RecordEvent(int64_t id, OrderStatus status, FailReason reason, int64_t t_ns, int attempts,
                    int charges, bool degraded = false);
-  WaitEnd SleepUntil(int64_t t_ns) const;
-  WaitEnd WaitBulkhead(int dep, int64_t until_ns);
-  void DeliverHandoffs(uint32_t mask);
-  void PublishStats(Worker& w);
   // `ledger_applied` (>= 0) overrides the flow's applied-charge count when the ledger decided.
   // The order's last touch of its slot: after it the chunk may be freed.
-  void Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
+  void Finish(LiveWorker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
               const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied = -1);
   void NotifyDone();
   void OnTransition(int dep, const BreakerTransition& t);
@@ -445,15 +342,6 @@ class LiveEngine {
   const LiveOptions options_;
   Rng rng_;
   std::vector<DependencyRuntime> deps_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::unique_ptr<BulkheadLine>> bulkhead_lines_;
-  std::vector<std::unique_ptr<Server>> servers_;
-  // Dependencies with replicas: one server per replica (capacity lines), empty otherwise.
-  std::vector<std::vector<std::unique_ptr<Server>>> replica_servers_;
-  std::unique_ptr<std::atomic<int64_t>[]> dep_in_flight_;  // attempts in progress
-  std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
-  std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies
-  std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
   // Admission, the job queue and the rate waits (set by the constructor).
   std::unique_ptr<LiveIntake> intake_;
   std::unique_ptr<PaymentLedger> ledger_;  // set by Create
@@ -478,7 +366,6 @@ class LiveEngine {
   std::atomic<int64_t> finished_twice_{0};  // Finish on a terminal order: an engine bug
   std::atomic<int64_t> next_id_{0};
   std::atomic<int64_t> in_system_{0};
-  std::atomic<int64_t> busy_{0};
   std::atomic<bool> started_{false};
   std::chrono::steady_clock::time_point start_;
 
@@ -500,7 +387,7 @@ class LiveEngine {
 
   // Accounting for orders finished outside a worker (queue rejections, shutdown cancellations).
   Mutex aux_mu_;
-  Worker aux_ ABSL_GUARDED_BY(aux_mu_);
+  LiveWorker aux_ ABSL_GUARDED_BY(aux_mu_);
 
   // Metrics (every part writes its series; the sampler reads them and refreshes the gauges).
   LiveMetrics metrics_;
@@ -513,6 +400,9 @@ class LiveEngine {
   std::deque<SimTransition> transitions_ ABSL_GUARDED_BY(events_mu_);
   int64_t transitions_dropped_ ABSL_GUARDED_BY(events_mu_) = 0;  // the oldest, beyond the cap
   int64_t transitions_taken_ ABSL_GUARDED_BY(events_mu_) = 0;    // counted from the first ever
+
+  // The workers and what they block on (set by the constructor).
+  std::unique_ptr<LiveWorkerPool> pool_;
 
   // The time series and the scraped gauges (set by the constructor, after everything it reads).
   std::unique_ptr<LiveSampler> sampler_;
