@@ -389,7 +389,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   }
   // Announce the submit before checking intake (see LiveIntake::SubmitScope).
   LiveIntake::SubmitScope submitting(*intake_);
-  if (!intake_->Accepting()) {
+  if (!intake_->accepting()) {
     return absl::UnavailableError(started_.load()
                                       ? "the engine is shutting down: it accepts no new orders"
                                       : "the engine is not started");

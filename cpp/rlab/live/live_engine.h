@@ -7,6 +7,12 @@
 // really waits, all on the steady clock and all interruptible by a shutdown. Fault phases run on
 // the wall clock measured from Start(). Results come out in the simulated engine's shape
 // (SimResult), so that everything built on simulate() reads a live run too.
+//
+// LiveEngine is the composition of four parts, each with its own state and locks (see
+// docs/architecture.md, "The live engine's parts"): LiveIntake (admission, job queue, rate
+// waits), LiveWorkerPool (workers, attempts, capacity and bulkhead lines), LiveSampler (time
+// series, scraped gauges) and LiveShutdown (drain, cancel, report). It keeps the order table,
+// the load generators and the result.
 
 #include <array>
 #include <atomic>

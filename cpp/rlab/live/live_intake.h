@@ -58,8 +58,6 @@ class LiveIntake {
 
   // Opens the intake (Submit admits from now on) and starts the rate waits' thread.
   void Open();
-  // Whether Submit admits orders (open, not yet closed by the shutdown).
-  bool accepting() const { return accepting_.load(std::memory_order_acquire); }
 
   // A Submit in progress: announced before the intake check, so that Shutdown, which closes
   // the intake and then waits for the announced submits (WaitSubmits), never counts or drains
@@ -76,9 +74,9 @@ class LiveIntake {
    private:
     std::atomic<int>& n_;
   };
-  // Whether an announced submit may go on (the intake is open); sequentially consistent with
-  // Close.
-  bool Accepting() const { return accepting_.load(std::memory_order_seq_cst); }
+  // Whether Submit admits orders (open, not yet closed): an announced submit goes on only if
+  // so (sequentially consistent with Close).
+  bool accepting() const { return accepting_.load(std::memory_order_seq_cst); }
 
   // InvalidArgument unless `origin` names a declared tenant.
   absl::Status CheckOrigin(const OrderOrigin& origin) const;

@@ -114,12 +114,12 @@ void LiveSampler::Sample(int64_t now_ns, bool final) {
   last_sample_ns_ = now_ns;
   const LiveMetrics& m = *src_.metrics;
   std::vector<DependencyRuntime>& deps = *src_.deps;
-  // The lambdas below run under rows_mu_ (held for the whole row), which the analysis cannot
-  // see through a lambda: they reach the rows by these references.
-  std::vector<std::vector<double>>& rows = rows_;
-  const Last& last = last_;
-  size_t col = 0;
-  auto put = [&](double v) { rows[col++].push_back(v); };
+  // The row and the counters' new values are built in locals (lambdas below cannot show the
+  // analysis that rows_mu_ is held), then stored at the end.
+  Last last = last_;
+  std::vector<double> row;
+  row.reserve(rows_.size());
+  auto put = [&row](double v) { row.push_back(v); };
   std::array<int64_t, kNumOrderStatuses> st{};
   for (OrderStatus s : kLiveTerminal) {
     st[static_cast<size_t>(s)] = m.by_status[static_cast<size_t>(s)]->value();
@@ -132,24 +132,24 @@ void LiveSampler::Sample(int64_t now_ns, bool final) {
   // Conservation while workers run: the counters move independently, so only what holds at any
   // instant is checked here (totals only grow; in flight never below zero). Exact at shutdown.
   RLAB_INVARIANT(
-      arrived >= last_.arrived && TerminalOrders(st) >= TerminalOrders(last_.by_status) &&
+      arrived >= last.arrived && TerminalOrders(st) >= TerminalOrders(last.by_status) &&
           in_system >= 0,
       "live engine at t = %d ns: arrived %d (was %d), terminal %d (was %d), %d in flight", now_ns,
-      arrived, last_.arrived, TerminalOrders(st), TerminalOrders(last_.by_status), in_system);
+      arrived, last.arrived, TerminalOrders(st), TerminalOrders(last.by_status), in_system);
   auto delta = [&](OrderStatus s) {
     const size_t i = static_cast<size_t>(s);
     return static_cast<double>(st[i] - last.by_status[i]);
   };
   put(NsToSeconds(now_ns));
-  put(static_cast<double>(arrived - last_.arrived));
+  put(static_cast<double>(arrived - last.arrived));
   put(delta(OrderStatus::kCompleted));
   put(delta(OrderStatus::kFailed));
   put(delta(OrderStatus::kRejected));
   put(delta(OrderStatus::kExpired));
-  put(static_cast<double>(degraded - last_.degraded));
+  put(static_cast<double>(degraded - last.degraded));
   for (FailReason r : kSeriesReasons) {
     const size_t i = static_cast<size_t>(r);
-    put(static_cast<double>(rs[i] - last_.by_reason[i]));
+    put(static_cast<double>(rs[i] - last.by_reason[i]));
   }
   put(static_cast<double>(src_.queue_depth()));
   put(static_cast<double>(src_.busy_workers->load(std::memory_order_relaxed)));
@@ -158,8 +158,8 @@ void LiveSampler::Sample(int64_t now_ns, bool final) {
     const LiveDepMetrics& dm = m.deps[d];
     const std::array<int64_t, 4> now = {dm.calls->value(), dm.retry[0]->value(),
                                         dm.failures->value(), dm.rejected_breaker->value()};
-    for (size_t k = 0; k < 4; ++k) put(static_cast<double>(now[k] - last_.deps[d][k]));
-    last_.deps[d] = now;
+    for (size_t k = 0; k < 4; ++k) put(static_cast<double>(now[k] - last.deps[d][k]));
+    last.deps[d] = now;
     put(deps[d].breaker ? static_cast<double>(deps[d].breaker->State(now_ns)) : 0.0);
     put(deps[d].token_bucket ? deps[d].token_bucket->Snapshot().milli_tokens * 1e-3
                              : std::numeric_limits<double>::quiet_NaN());
@@ -170,22 +170,22 @@ void LiveSampler::Sample(int64_t now_ns, bool final) {
     const int64_t oldest = src_.queue_oldest_enqueued_ns();
     put(oldest < 0 ? 0.0 : NsToSeconds(std::max<int64_t>(0, now_ns - oldest)));
     const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
-    put(static_cast<double>(rs[r] - last_.by_reason[r]));
+    put(static_cast<double>(rs[r] - last.by_reason[r]));
   }
   for (size_t d = 0; d < deps.size(); ++d) {
     if (!deps[d].limiter) continue;
     const LimiterSnapshot l = deps[d].limiter->Peek();
     put(static_cast<double>(l.limit));
     put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
-    last_.limit_rejected[d] = l.rejected;
+    put(static_cast<double>(l.rejected - last.limit_rejected[d]));
+    last.limit_rejected[d] = l.rejected;
   }
   if (src_.intake_limiter != nullptr) {
     const LimiterSnapshot l = src_.intake_limiter->Peek();
     put(static_cast<double>(l.limit));
     put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
-    last_.intake_limit_rejected = l.rejected;
+    put(static_cast<double>(l.rejected - last.intake_limit_rejected));
+    last.intake_limit_rejected = l.rejected;
   }
   auto put_rate = [&](RateGate& gate, RateGate::Counts& seen) {
     const RateGate::Counts now = gate.counts();
@@ -194,18 +194,20 @@ void LiveSampler::Sample(int64_t now_ns, bool final) {
     seen = now;
   };
   for (size_t d = 0; d < deps.size(); ++d) {
-    if (deps[d].rate_gate) put_rate(*deps[d].rate_gate, last_.rate[d]);
+    if (deps[d].rate_gate) put_rate(*deps[d].rate_gate, last.rate[d]);
   }
-  if (src_.intake_rate != nullptr) put_rate(*src_.intake_rate, last_.rate[deps.size()]);
+  if (src_.intake_rate != nullptr) put_rate(*src_.intake_rate, last.rate[deps.size()]);
+  for (size_t i = 0; i < rows_.size(); ++i) rows_[i].push_back(row[i]);
   if (static_cast<int64_t>(rows_[0].size()) >= 2 * max_samples_) {
     // Amortised: drop the oldest rows once the series is twice its bound.
     const auto drop = static_cast<std::ptrdiff_t>(rows_[0].size() - max_samples_);
     for (std::vector<double>& column : rows_) column.erase(column.begin(), column.begin() + drop);
   }
-  last_.arrived = arrived;
-  last_.by_status = st;
-  last_.by_reason = rs;
-  last_.degraded = degraded;
+  last.arrived = arrived;
+  last.by_status = st;
+  last.by_reason = rs;
+  last.degraded = degraded;
+  last_ = std::move(last);
 }
 
 void LiveSampler::RefreshGauges(int64_t now_ns, bool started) {
