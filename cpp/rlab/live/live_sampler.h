@@ -65,8 +65,9 @@ class LiveSampler {
   // rates, rounds, replicas) at engine time `now_ns`; `started`: whether the engine runs (a
   // breaker's state is brought up to `now_ns` only then).
   void RefreshGauges(int64_t now_ns, bool started);
-  // The column names and the rows kept so far (column-major).
+  // The column names (fixed by the constructor).
   std::vector<std::string> columns() const { return columns_; }
+  // The rows kept so far, one vector per column.
   std::vector<std::vector<double>> rows() const;
 
  private:
