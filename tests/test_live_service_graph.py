@@ -286,3 +286,33 @@ def test_live_random_graphs_end_every_order_and_request(sc: rl.Scenario, grace: 
             calls[target] = calls.get(target, 0) + d["calls"]
     for name, n in calls.items():
         assert s.loc[name, "arrivals"] <= n
+
+
+def test_a_services_own_hedged_dependency_hedges_live() -> None:
+    """A service's worker runs its request's flow in the root's loop (LiveWorkerPool::RunFlow),
+    so a hedge on the service's own dependency sends its copies live too, as in the simulator
+    (a slow leaf: the hedge timer fires before the first answer)."""
+    slow = rl.Faults(latency=rl.Constant(0.02))
+    sc = rl.Scenario(
+        dependencies=(D("to_s", service="s"),),
+        services=(
+            rl.Service(
+                name="s",
+                workers=4,
+                queue_capacity=1000,
+                dependencies=(D("leaf", faults=slow, hedge=rl.Hedge(delay=0.005)),),
+            ),
+        ),
+        arrivals=rl.Poisson(100.0),
+        duration=1.0,
+        seed=3,
+        workers=4,
+        queue_capacity=1000,
+    )
+    sim = rl.simulate(sc)
+    live = _run_live(sc, 50).result
+    for name, r in (("sim", sim), ("live", live)):
+        leaf = next(d for d in r.totals["dependencies"] if d["name"] == "s.leaf")
+        assert leaf["hedges"] > 0, name
+        assert leaf["calls"] == r.services.loc["s", "arrivals"] + leaf["hedges"], name
+    assert live.summary["completed"] == 50

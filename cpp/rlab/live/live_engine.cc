@@ -25,17 +25,7 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-constexpr std::array<OrderStatus, 5> kTerminal = {OrderStatus::kCompleted, OrderStatus::kFailed,
-                                                  OrderStatus::kRejected, OrderStatus::kExpired,
-                                                  OrderStatus::kCancelled};
-constexpr std::array<FailReason, 6> kSeriesReasons = {
-    FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
-    FailReason::kBudget,    FailReason::kDeadline,  FailReason::kNonRetryable};
-// The outcomes of the intake families (intake.shedding), in OriginTotals' order.
-constexpr const char* kIntakeOutcomes[] = {"arrived", "admitted", "shed", "queue_full",
-                                           "completed"};
-constexpr std::array<BreakerState, 3> kStates = {BreakerState::kClosed, BreakerState::kOpen,
-                                                 BreakerState::kHalfOpen};
+constexpr const std::array<OrderStatus, 5>& kTerminal = kLiveTerminal;
 
 // A key for an order that brought none: a fixed mix of its id and the seed, so it needs no
 // shared random stream (Submit runs on many threads).
@@ -45,14 +35,6 @@ int32_t KeyOf(int64_t id, uint64_t seed, int num_keys) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   z ^= z >> 31;
   return static_cast<int32_t>(z % static_cast<uint64_t>(std::max(1, num_keys)));
-}
-
-std::string Name(std::string_view v) { return std::string(v); }
-
-void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
-  int64_t cur = a.load(std::memory_order_relaxed);
-  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
-  }
 }
 
 }  // namespace
@@ -181,73 +163,34 @@ absl::StatusOr<std::unique_ptr<LiveEngine>> LiveEngine::Create(const ScenarioCon
 }
 
 LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
-    : config_(WorkingConfig(config)),  // service graphs: every tier's dependencies
+    : config_(LiveWorkingConfig(config)),  // service graphs: every tier's dependencies
       options_(options),
       rng_(config.seed),
-      queue_(static_cast<size_t>(std::max(1, config.queue_capacity))),
       scenario_(config) {
-  queue_.SetDiscipline(config_.intake.discipline, [this] { return NowNs(); });
   if (config_.arrivals.kind == ArrivalConfig::Kind::kPoisson ||
       config_.arrivals.kind == ArrivalConfig::Kind::kConstant) {
     arrival_rate_.store(config_.arrivals.rate, std::memory_order_release);
   }
-  if (config_.intake.shedding) {
-    // The job queue's capacity as the simulated engine sees it (the live queue holds >= 1).
-    shedder_ = std::make_unique<LoadShedder>(*config_.intake.shedding, config_.queue_capacity);
-    MutexLock lock(&origin_mu_);
-    origin_rng_ = rng_.Stream("intake/origin");
-    origins_.Init(*config_.intake.shedding);
+  {
+    LiveIntake::Hooks hooks;
+    hooks.now_ns = [this] { return NowNs(); };
+    hooks.to_steady = [this](int64_t t_ns) { return ToSteady(t_ns); };
+    hooks.finish = [this](const Job& job, OrderStatus status, FailReason reason, int64_t now_ns,
+                          bool admitted) {
+      Finish(nullptr, *job.chunk, job.id, status, reason, nullptr, now_ns, admitted);
+    };
+    hooks.on_queued = [this](int64_t id, int64_t now_ns) {
+      if (options_.order_events) {
+        RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now_ns, 0, 0);
+      }
+    };
+    hooks.in_system = &in_system_;
+    hooks.metrics = &metrics_;
+    intake_ = std::make_unique<LiveIntake>(config_, rng_, std::move(hooks));
   }
   const size_t n = config_.dependencies.size();
   deps_.reserve(n);
   for (const DependencyConfig& d : config_.dependencies) deps_.emplace_back(d);
-  dep_in_flight_ = std::make_unique<std::atomic<int64_t>[]>(n);
-  dep_max_load_ = std::make_unique<std::atomic<int64_t>[]>(n);
-  dep_wasted_ns_ = std::make_unique<std::atomic<int64_t>[]>(n);
-  for (size_t i = 0; i < n; ++i) {
-    dep_in_flight_[i].store(0);
-    dep_max_load_[i].store(0);
-    dep_wasted_ns_[i].store(0);
-    bulkhead_lines_.push_back(std::make_unique<BulkheadLine>());
-    auto server = std::make_unique<Server>();
-    {
-      MutexLock lock(&server->mu);
-      server->rng.emplace(rng_.Stream("server/" + config_.dependencies[i].name));
-      const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
-      if (q.kind != QueueDisciplineConfig::Kind::kFifo) server->discipline.emplace(q);
-    }
-    servers_.push_back(std::move(server));
-    // Replicas: a capacity line per replica, each with its own draws for abandoned calls.
-    replica_servers_.emplace_back();
-    const DependencyConfig& dc = config_.dependencies[i];
-    for (int r = 0; dc.replicas && r < dc.replicas->count; ++r) {
-      auto rs = std::make_unique<Server>();
-      {
-        MutexLock lock(&rs->mu);
-        rs->rng.emplace(rng_.Stream(absl::StrFormat("server/%s/%d", dc.name, r)));
-      }
-      replica_servers_.back().push_back(std::move(rs));
-    }
-  }
-  if (config_.intake.rate_limit) {
-    intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
-    if (config_.intake.rate_limit->max_wait_ns > 0) {
-      rate_waits_ = std::make_unique<RateWaitQueue<Job>>(
-          [this](int64_t t_ns) { return ToSteady(t_ns); }, [this](Job job) { ReleaseParked(job); });
-    }
-  }
-  if (config_.intake.limit) {
-    intake_limiter_ =
-        std::make_unique<ConcurrencyLimiter>(ToConcurrencyLimitConfig(*config_.intake.limit));
-    MutexLock lock(&intake_rng_mu_);
-    intake_rng_.emplace(rng_.Stream("intake"));
-  }
-  for (const DependencyConfig& d : config_.dependencies) {
-    auto slot = std::make_unique<FaultSlot>();
-    MutexLock lock(&slot->mu);
-    slot->model = std::make_shared<const FaultModel>(d.faults);
-    fault_slots_.push_back(std::move(slot));
-  }
   {
     // A durable ledger outlives the run: keys derived from order ids (which restart at 0) get
     // a tag that differs between runs, so that a new run's order 5 is not mistaken for an
@@ -258,22 +201,20 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
         static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     run_tag_ = absl::StrFormat("run%016x", tag);
   }
-  for (int i = 0; i < config_.workers; ++i) {
-    auto w = std::make_unique<Worker>();
-    w->index = i;
-    w->stats.resize(n);
-    w->published.resize(n);
-    for (const DependencyConfig& d : config_.dependencies) {
-      w->fault_rngs.push_back(rng_.Stream("faults/" + d.name, static_cast<uint64_t>(i)));
-      w->policy_rngs.push_back(rng_.Stream("policy/" + d.name, static_cast<uint64_t>(i)));
-      w->replica_rngs.push_back(rng_.Stream("replicas/" + d.name, static_cast<uint64_t>(i)));
-    }
-    for (auto& slot : fault_slots_) {
-      MutexLock lock(&slot->mu);
-      w->fault_models.push_back(slot->model);
-      w->fault_versions.push_back(0);
-    }
-    workers_.push_back(std::move(w));
+  {
+    LiveWorkerPool::Hooks hooks;
+    hooks.finish = [this](LiveWorker* w, const Job& job, OrderStatus status, FailReason reason,
+                          const OrderFlow* flow, int64_t now_ns, bool admitted,
+                          int ledger_applied) {
+      Finish(w, *job.chunk, job.id, status, reason, flow, now_ns, admitted, ledger_applied);
+    };
+    hooks.record_event = [this](int64_t id, OrderStatus status, int64_t t_ns) {
+      RecordEvent(id, status, FailReason::kNone, t_ns, 0, 0);
+    };
+    pool_ =
+        std::make_unique<LiveWorkerPool>(config_, options_.order_events, rng_, deps_, metrics_,
+                                         *intake_, shutdown_, ledger_, run_tag_, std::move(hooks));
+    pool_->InitServices(scenario_, rng_);  // service graphs (live_services.cc)
   }
   {
     MutexLock lock(&aux_mu_);
@@ -293,8 +234,23 @@ LiveEngine::LiveEngine(const ScenarioConfig& config, const LiveOptions& options)
       }
     }
   }
-  InitServices();  // service graphs (live_services.cc)
-  InitTimeSeries();
+  LiveSampleSources sources;
+  sources.config = &config_;
+  sources.deps = &deps_;
+  sources.metrics = &metrics_;
+  sources.dep_in_flight = pool_->dep_in_flight();
+  sources.busy_workers = &pool_->busy();
+  sources.in_system = &in_system_;
+  sources.queue_depth = [this] { return intake_->queue_depth(); };
+  if (intake_->queue_disciplined()) {
+    sources.queue_oldest_enqueued_ns = [this] { return intake_->queue_oldest_enqueued_ns(); };
+  }
+  sources.intake_limiter = intake_->limiter();
+  sources.intake_rate = intake_->rate_gate();
+  // Service graphs: their columns, last (model/service_accounting.h).
+  sources.services = [this](absl::FunctionRef<void(double)> put) { pool_->SampleServices(put); };
+  sampler_ = std::make_unique<LiveSampler>(std::move(sources), options_.sample_every_ns,
+                                           options_.max_samples);
 }
 
 LiveEngine::~LiveEngine() {
@@ -306,241 +262,27 @@ LiveEngine::~LiveEngine() {
 }
 
 absl::Status LiveEngine::InitMetrics() {
-  std::vector<std::string> dep_names;
-  std::vector<std::string> breaker_deps;
-  for (const DependencyConfig& d : config_.dependencies) {
-    dep_names.push_back(d.name);
-    if (d.breaker) breaker_deps.push_back(d.name);
-  }
-  std::vector<std::string> statuses, reasons, outcome_names, state_names;
-  for (OrderStatus s : kTerminal) statuses.push_back(Name(OrderStatusName(s)));
-  for (int r = 1; r < kNumFailReasons; ++r) {
-    reasons.push_back(Name(FailReasonName(static_cast<FailReason>(r))));
-  }
-  for (int k = 0; k < kNumOutcomeKinds; ++k) {
-    outcome_names.push_back(Name(OutcomeKindName(static_cast<OutcomeKind>(k))));
-  }
-  for (BreakerState s : kStates) state_names.push_back(Name(BreakerStateName(s)));
-  const std::vector<std::string> retry_results = {
-      "retried", "succeeded", "exhausted", "permanent_failure", "deadline", "budget_exhausted"};
-  const std::vector<std::string> policies = {"breaker", "bulkhead", "throttle"};
-
-  auto jobs =
-      registry_.AddCounter("rlab_worker_jobs", "Orders that reached a terminal state, by status.",
-                           {"status"}, LabelProduct({statuses}));
-  if (!jobs.ok()) return jobs.status();
-  for (size_t i = 0; i < kTerminal.size(); ++i) {
-    by_status_[static_cast<size_t>(kTerminal[i])] = &(*jobs)->at(i);
-  }
-  auto failures =
-      registry_.AddCounter("rlab_order_failures", "Orders failed or rejected, by reason.",
-                           {"reason"}, LabelProduct({reasons}));
-  if (!failures.ok()) return failures.status();
-  for (int r = 1; r < kNumFailReasons; ++r) by_reason_[r] = &(*failures)->at(r - 1);
-  auto arrived = registry_.AddCounter("rlab_orders_arrived", "Orders submitted.", {}, {{}});
-  if (!arrived.ok()) return arrived.status();
-  arrived_ = &(*arrived)->at(0);
-  auto in_flight =
-      registry_.AddGauge("rlab_orders_in_flight", "Orders admitted, not terminal.", {}, {{}});
-  if (!in_flight.ok()) return in_flight.status();
-  in_flight_ = &(*in_flight)->at(0);
-  auto degraded = registry_.AddCounter("rlab_orders_degraded",
-                                       "Orders completed on a fallback (degraded).", {}, {{}});
-  if (!degraded.ok()) return degraded.status();
-  degraded_ = &(*degraded)->at(0);
-
-  dep_metrics_.resize(config_.dependencies.size());
-  auto calls = registry_.AddCounter("rlab_dependency_calls", "Attempts sent to a dependency.",
-                                    {"dependency"}, LabelProduct({dep_names}));
-  auto dep_failures = registry_.AddCounter("rlab_dependency_failures",
-                                           "Attempts that did not succeed, by dependency.",
-                                           {"dependency"}, LabelProduct({dep_names}));
-  auto failure_kinds =
-      registry_.AddCounter("rlab_dependency_failure_outcomes",
-                           "Attempts that did not succeed, by dependency and outcome kind.",
-                           {"dependency", "outcome"}, LabelProduct({dep_names, outcome_names}));
-  auto retries =
-      registry_.AddCounter("rlab_retry_attempts", "Retry loop events by result.",
-                           {"dependency", "result"}, LabelProduct({dep_names, retry_results}));
-  auto rejections =
-      registry_.AddCounter("rlab_policy_rejections", "Calls refused locally by a policy.",
-                           {"dependency", "policy"}, LabelProduct({dep_names, policies}));
-  auto fallbacks =
-      registry_.AddCounter("rlab_fallbacks", "Dependency failures absorbed by a fallback.",
-                           {"dependency"}, LabelProduct({dep_names}));
-  auto trips = registry_.AddCounter("rlab_breaker_trips", "Transitions of a breaker into open.",
-                                    {"dependency"}, LabelProduct({dep_names}));
-  auto dep_in_flight =
-      registry_.AddGauge("rlab_dependency_in_flight", "Attempts in progress, by dependency.",
-                         {"dependency"}, LabelProduct({dep_names}));
-  for (const auto* s :
-       {&calls, &dep_failures, &failure_kinds, &retries, &rejections, &fallbacks, &trips}) {
-    if (!s->ok()) return s->status();
-  }
-  if (!dep_in_flight.ok()) return dep_in_flight.status();
-  for (size_t d = 0; d < dep_names.size(); ++d) {
-    DepMetrics& m = dep_metrics_[d];
-    m.calls = &(*calls)->at(d);
-    m.failures = &(*dep_failures)->at(d);
-    for (int k = 0; k < kNumOutcomeKinds; ++k) {
-      m.failure_kinds[k] = &(*failure_kinds)->at(d * kNumOutcomeKinds + k);
-    }
-    for (size_t r = 0; r < retry_results.size(); ++r) {
-      m.retry[r] = &(*retries)->at(d * retry_results.size() + r);
-    }
-    m.rejected_breaker = &(*rejections)->at(d * 3 + 0);
-    m.rejected_bulkhead = &(*rejections)->at(d * 3 + 1);
-    m.rejected_throttle = &(*rejections)->at(d * 3 + 2);
-    m.fallbacks = &(*fallbacks)->at(d);
-    m.trips = &(*trips)->at(d);
-    m.in_flight = &(*dep_in_flight)->at(d);
-  }
-  std::vector<std::string> bucket_deps;
+  LiveMetrics::Sources sources;
+  sources.config = &config_;
+  sources.deps = &deps_;
+  sources.intake_limiter = intake_->limiter();
+  sources.intake_rate = intake_->rate_gate();
+  sources.latency_bounds_s = options_.latency_bounds_s;
+  sources.dep_wasted_ns = pool_->dep_wasted_ns();
+  if (absl::Status s = metrics_.Init(sources); !s.ok()) return s;
+  // Service graphs: rlab_service_* (live_services.cc).
+  if (absl::Status s = pool_->InitServiceMetrics(options_.latency_bounds_s); !s.ok()) return s;
   for (size_t d = 0; d < deps_.size(); ++d) {
-    if (deps_[d].token_bucket != nullptr) bucket_deps.push_back(config_.dependencies[d].name);
+    if (!deps_[d].breaker) continue;
+    const int dep = static_cast<int>(d);
+    deps_[d].breaker->AddListener(
+        [this, dep](const BreakerTransition& t) { OnTransition(dep, t); });
   }
-  if (!bucket_deps.empty()) {
-    auto tokens = registry_.AddGauge(
-        "rlab_retry_budget_tokens",
-        "Tokens left in the dependency's retry budget (token bucket), read when scraped.",
-        {"dependency"}, LabelProduct({bucket_deps}));
-    if (!tokens.ok()) return tokens.status();
-    size_t b = 0;
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (deps_[d].token_bucket != nullptr) dep_metrics_[d].budget_tokens = &(*tokens)->at(b++);
-    }
-  }
-  {
-    // Concurrency limits (intake.limit, <dependency>.limit), labelled by where they sit.
-    std::vector<std::string> names;
-    std::vector<ConcurrencyLimiter*> limiters;
-    if (intake_limiter_) {
-      names.push_back("intake");
-      limiters.push_back(intake_limiter_.get());
-    }
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (!deps_[d].limiter) continue;
-      names.push_back(config_.dependencies[d].name);
-      limiters.push_back(deps_[d].limiter.get());
-    }
-    if (!names.empty()) {
-      auto limit = registry_.AddGauge("rlab_limit",
-                                      "The concurrency limit in force, read when scraped "
-                                      "(limiter: intake or the dependency's name).",
-                                      {"limiter"}, LabelProduct({names}));
-      if (!limit.ok()) return limit.status();
-      auto inflight = registry_.AddGauge("rlab_limit_inflight",
-                                         "Permits of the concurrency limit held, read when "
-                                         "scraped.",
-                                         {"limiter"}, LabelProduct({names}));
-      if (!inflight.ok()) return inflight.status();
-      for (size_t i = 0; i < names.size(); ++i) {
-        limit_gauges_.push_back({limiters[i], &(*limit)->at(i), &(*inflight)->at(i)});
-      }
-    }
-  }
-  {
-    // Rate limits, labelled as the concurrency limits.
-    std::vector<std::string> names;
-    std::vector<RateGate*> gates;
-    if (intake_rate_) {
-      names.push_back("intake");
-      gates.push_back(intake_rate_.get());
-    }
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (!deps_[d].rate_gate) continue;
-      names.push_back(config_.dependencies[d].name);
-      gates.push_back(deps_[d].rate_gate.get());
-    }
-    if (!names.empty()) {
-      auto refused = registry_.AddCounter(
-          "rlab_rate_limited",
-          "Permits the rate limit refused (limiter: intake or the dependency's name).", {"limiter"},
-          LabelProduct({names}));
-      if (!refused.ok()) return refused.status();
-      auto waits = registry_.AddCounter("rlab_rate_limit_waits",
-                                        "Permits the rate limit granted after a wait.", {"limiter"},
-                                        LabelProduct({names}));
-      if (!waits.ok()) return waits.status();
-      MutexLock lock(&rate_counters_mu_);
-      for (size_t i = 0; i < names.size(); ++i) {
-        rate_counters_.push_back({gates[i], &(*refused)->at(i), &(*waits)->at(i)});
-      }
-    }
-  }
-  if (!breaker_deps.empty()) {
-    auto state = registry_.AddGauge(
-        "rlab_breaker_state", "1 for the breaker's current state, 0 for the others.",
-        {"dependency", "state"}, LabelProduct({breaker_deps, state_names}));
-    if (!state.ok()) return state.status();
-    auto changes = registry_.AddCounter(
-        "rlab_breaker_transitions", "Breaker state changes, by from and to state.",
-        {"dependency", "from", "to"}, LabelProduct({breaker_deps, state_names, state_names}));
-    if (!changes.ok()) return changes.status();
-    size_t b = 0;
-    for (size_t d = 0; d < deps_.size(); ++d) {
-      if (!deps_[d].breaker) continue;
-      DepMetrics& m = dep_metrics_[d];
-      for (size_t s = 0; s < 3; ++s) m.state[s] = &(*state)->at(b * 3 + s);
-      for (size_t f = 0; f < 3; ++f) {
-        for (size_t t = 0; t < 3; ++t) m.transitions[f][t] = &(*changes)->at(b * 9 + f * 3 + t);
-      }
-      m.state[0]->Set(1.0);
-      ++b;
-      const int dep = static_cast<int>(d);
-      deps_[d].breaker->AddListener(
-          [this, dep](const BreakerTransition& t) { OnTransition(dep, t); });
-    }
-  }
-
-  if (config_.intake.shedding) {
-    // intake.shedding: bounded labels (3 classes, at most kMaxTenants declared tenants).
-    std::vector<std::vector<std::string>> by_class, by_tenant;
-    for (int k = 0; k < kNumCriticalities; ++k) {
-      for (const char* outcome : kIntakeOutcomes) {
-        by_class.push_back({std::string(CriticalityName(static_cast<Criticality>(k))), outcome});
-      }
-    }
-    for (const TenantConfig& t : config_.intake.shedding->tenants) {
-      for (const char* outcome : kIntakeOutcomes) by_tenant.push_back({t.name, outcome});
-    }
-    auto classes = registry_.AddCounter("rlab_intake_orders",
-                                        "Orders at the intake by criticality class and outcome.",
-                                        {"criticality", "outcome"}, by_class);
-    if (!classes.ok()) return classes.status();
-    intake_class_metrics_ = *classes;
-    if (!by_tenant.empty()) {
-      auto tenants = registry_.AddCounter("rlab_intake_tenant_orders",
-                                          "Orders at the intake by tenant and outcome.",
-                                          {"tenant", "outcome"}, by_tenant);
-      if (!tenants.ok()) return tenants.status();
-      intake_tenant_metrics_ = *tenants;
-    }
-  }
-
-  auto latency = registry_.AddHistogram("rlab_order_latency_seconds",
-                                        "Arrival to terminal state, admitted orders.", {}, {{}},
-                                        options_.latency_bounds_s);
-  if (!latency.ok()) return latency.status();
-  latency_ = &(*latency)->at(0);
-  auto depth = registry_.AddGauge("rlab_queue_depth", "Orders waiting in the job queue.", {}, {{}});
-  if (!depth.ok()) return depth.status();
-  queue_depth_ = &(*depth)->at(0);
-  auto busy = registry_.AddGauge("rlab_busy_workers", "Workers holding an order.", {}, {{}});
-  if (!busy.ok()) return busy.status();
-  busy_workers_ = &(*busy)->at(0);
-  auto workers = registry_.AddGauge("rlab_workers", "Worker threads in the pool.", {}, {{}});
-  if (!workers.ok()) return workers.status();
-  (*workers)->at(0).Set(config_.workers);
-  absl::Status rounds = round_metrics_.Init(registry_, dep_names, deps_, dep_wasted_ns_.get());
-  if (!rounds.ok()) return rounds;
-  absl::Status replicas = replica_metrics_.Init(registry_, dep_names, deps_);  // rlab_replica_*
-  if (!replicas.ok()) return replicas;
-  return InitServiceMetrics();  // service graphs: rlab_service_* (live_services.cc)
+  return absl::OkStatus();
 }
 
 void LiveEngine::OnTransition(int dep, const BreakerTransition& t) {
-  DepMetrics& m = dep_metrics_[dep];
+  LiveDepMetrics& m = metrics_.deps[dep];
   m.transitions[static_cast<size_t>(t.from)][static_cast<size_t>(t.to)]->Add();
   if (t.to == BreakerState::kOpen) m.trips->Add();
   for (size_t s = 0; s < 3; ++s) m.state[s]->Set(s == static_cast<size_t>(t.to) ? 1.0 : 0.0);
@@ -617,22 +359,13 @@ void LiveEngine::ReleaseChunks() {
 }
 
 absl::Status LiveEngine::Start() {
-  if (shutdown_begun_.load()) return absl::FailedPreconditionError("the engine was shut down");
+  if (shutdown_.begun()) return absl::FailedPreconditionError("the engine was shut down");
   if (started_.load()) return absl::FailedPreconditionError("the engine is already started");
   start_ = std::chrono::steady_clock::now();
   started_.store(true, std::memory_order_release);
-  accepting_.store(true, std::memory_order_release);
-  {
-    MutexLock lock(&exit_mu_);
-    workers_running_ = static_cast<int>(workers_.size());
-  }
-  StartServices();  // service graphs: their workers first (live_services.cc)
-  for (auto& w : workers_) {
-    Worker* p = w.get();
-    p->thread = std::thread([this, p] { WorkerLoop(*p); });
-  }
-  if (options_.sample_every_ns > 0) sampler_ = std::thread([this] { SamplerLoop(); });
-  if (rate_waits_) rate_waits_->Start();
+  intake_->Open();
+  pool_->Start(start_);
+  sampler_->Start(start_);
   return absl::OkStatus();
 }
 
@@ -656,21 +389,11 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     if (absl::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
   }
   if (origin) {
-    const int tenants = shedder_ ? std::max<int>(1, config_.intake.shedding->tenants.size()) : 1;
-    if (origin->tenant < 0 || origin->tenant >= tenants) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "tenant index %d is not one of the %d declared", origin->tenant, tenants));
-    }
+    if (absl::Status s = intake_->CheckOrigin(*origin); !s.ok()) return s;
   }
-  // Announce the submit before checking intake; Shutdown closes intake and then waits for the
-  // announced submits to finish (both sequentially consistent), so no order is half-submitted
-  // when Shutdown counts and drains.
-  submitting_.fetch_add(1, std::memory_order_seq_cst);
-  struct Leave {
-    std::atomic<int>& n;
-    ~Leave() { n.fetch_sub(1, std::memory_order_seq_cst); }
-  } leave{submitting_};
-  if (!accepting_.load(std::memory_order_seq_cst)) {
+  // Announce the submit before checking intake (see LiveIntake::SubmitScope).
+  LiveIntake::SubmitScope submitting(*intake_);
+  if (!intake_->accepting()) {
     return absl::UnavailableError(started_.load()
                                       ? "the engine is shutting down: it accepts no new orders"
                                       : "the engine is not started");
@@ -708,339 +431,8 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
     o.idempotency_key = std::make_unique<std::string>(idempotency_key);
     keys_held_.fetch_add(1, std::memory_order_relaxed);
   }
-  // intake.shedding: the order's class and tenant, and the shedder's decision.
-  OrderOrigin from;
-  if (origin) {
-    from = *origin;  // without shedding, recorded only
-  } else if (shedder_) {
-    MutexLock lock(&origin_mu_);
-    from = DrawOrigin(shedder_->config(), origin_rng_);
-  }
-  o.record.origin = PackOrigin(from);
-  auto origin_arrival = [&](bool admitted, ShedCause cause) {
-    if (!shedder_) return;
-    MutexLock lock(&origin_mu_);
-    origins_.OnArrival(from, admitted, cause);
-  };
-  // intake.rate_limit first. A permit due later (within max_wait, and within the order's
-  // deadline as in the simulated engine) parks the order, admitted and still pending, until
-  // then: ReleaseParked sends it on through the gates below. No permit refuses it (below).
-  std::optional<int64_t> rate_wait_ns = 0;
-  if (intake_rate_) {
-    rate_wait_ns =
-        intake_rate_->Reserve(o.key, now,
-                              config_.order_deadline_ns > 0 ? config_.order_deadline_ns
-                                                            : std::numeric_limits<int64_t>::max());
-  }
-  if (rate_wait_ns.value_or(0) > 0) {
-    arrived_->Add();
-    origin_arrival(true, ShedCause::kAdmit);  // the shedder decides when it reaches the queue
-    ParkForRate(*chunk, id, now + *rate_wait_ns);
-    return id;
-  }
-  // Before the push: once queued, a worker may record "processing" at any moment.
-  if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
-  RLAB_INVARIANT(
-      o.status.load(std::memory_order_relaxed) == static_cast<uint8_t>(OrderStatus::kPending),
-      "order %d: queued from status %d, not pending", id, o.status.load());
-  o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
-  arrived_->Add();
-  // intake.rate_limit, then intake.limit (refusals count per class with the queue's own), then
-  // the queue and the shedder, as in the simulated engine.
-  if (!rate_wait_ns) {
-    origin_arrival(false, ShedCause::kAdmit);
-    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kRateLimited, nullptr, now,
-           false);
-    return id;
-  }
-  if (intake_limiter_) {
-    // intake.limit: the outermost gate, as a server-side limiter in front of the queue.
-    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
-    if (!token) {
-      origin_arrival(false, ShedCause::kAdmit);
-      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kLimited, nullptr, now,
-             false);
-      return id;
-    }
-    o.intake_token = *token;
-    o.holds_intake = true;
-  }
-  // A full queue refuses first (queue_full, as in the simulated engine); the shedder decides on
-  // the others.
-  const bool full = shedder_ && queue_.size() >= queue_.capacity();
-  const ShedCause shed =
-      shedder_ && !full ? shedder_->Admit(now, from.criticality, from.tenant) : ShedCause::kAdmit;
-  auto release_intake = [&] {
-    if (o.holds_intake) {
-      o.holds_intake = false;
-      intake_limiter_->OnIgnore(o.intake_token);
-    }
-  };
-  in_system_.fetch_add(1, std::memory_order_acq_rel);
-  if (shed != ShedCause::kAdmit) {
-    in_system_.fetch_sub(1, std::memory_order_acq_rel);
-    release_intake();
-    origin_arrival(false, shed);
-    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kShed, nullptr, now, false);
-    return id;
-  }
-  if (full) {
-    in_system_.fetch_sub(1, std::memory_order_acq_rel);
-    release_intake();
-    origin_arrival(false, ShedCause::kAdmit);
-    Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
-           false);
-    return id;
-  }
-  Job job{chunk, id};
-  // The per-class counts are sums read after the run (or refreshed as a whole), so a worker
-  // may count the order's end before its arrival is counted here.
-  switch (queue_.TryPush(job, now)) {
-    case PushResult::kOk:
-      origin_arrival(true, ShedCause::kAdmit);
-      return id;
-    case PushResult::kFull:
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      origin_arrival(false, ShedCause::kAdmit);
-      release_intake();
-      in_system_.fetch_sub(1, std::memory_order_acq_rel);
-      Finish(nullptr, *chunk, id, OrderStatus::kRejected, FailReason::kQueueFull, nullptr, now,
-             false);
-      return id;
-    case PushResult::kClosed:
-      // Shutdown closed the queue between the intake check and the push: the order arrived
-      // before intake stopped, so it is cancelled like any order the shutdown found queued.
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      origin_arrival(true, ShedCause::kAdmit);  // admitted, then cancelled by the shutdown
-      in_system_.fetch_sub(1, std::memory_order_acq_rel);
-      Finish(nullptr, *chunk, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now,
-             false);
-      return id;
-  }
+  intake_->Admit(Job{chunk, id}, origin, now);
   return id;
-}
-
-// --- intake.rate_limit waits (rate_wait_queue.h) ---------------------------------------------
-
-void LiveEngine::ParkForRate(Chunk& c, int64_t id, int64_t due_ns) {
-  // In the system from now on (WaitIdle waits for it, Finish counts it admitted), as in the
-  // simulated engine; its status stays pending (the initial one) until it is queued.
-  in_system_.fetch_add(1, std::memory_order_acq_rel);
-  if (rate_waits_->Park(Job{&c, id}, due_ns)) return;
-  // Stopped: Shutdown stops the queue only after every submit returned, so this is defensive.
-  Finish(nullptr, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, NowNs(), true);
-}
-
-void LiveEngine::ReleaseParked(const Job& job) {
-  Chunk& c = *job.chunk;
-  const int64_t id = job.id;
-  OrderSlot& o = c.slot(id);
-  const int64_t now = NowNs();
-  const OrderOrigin from = UnpackOrigin(o.record.origin);
-  // A refusal now ends an admitted order (counted admitted on arrival): its end counts per
-  // class as the simulated engine's FinishWithoutFlow counts it (Finish does, for an admitted
-  // order).
-  auto refuse = [&](FailReason reason) {
-    if (o.holds_intake) {
-      o.holds_intake = false;
-      intake_limiter_->OnIgnore(o.intake_token);
-    }
-    Finish(nullptr, c, id, OrderStatus::kRejected, reason, nullptr, now, true);
-  };
-  // The remaining gates in the simulated engine's order (OnIntakeReady): intake.limit, the
-  // queue's capacity, the shedder. An order whose deadline passed while it waited goes on too,
-  // and expires when a worker takes it, as there.
-  if (intake_limiter_) {
-    std::optional<LimitToken> token = intake_limiter_->TryAcquire(now);
-    if (!token) return refuse(FailReason::kLimited);
-    o.intake_token = *token;
-    o.holds_intake = true;
-  }
-  if (shedder_ && queue_.size() >= queue_.capacity()) return refuse(FailReason::kQueueFull);
-  if (shedder_ && shedder_->Admit(now, from.criticality, from.tenant) != ShedCause::kAdmit) {
-    return refuse(FailReason::kShed);
-  }
-  // Before the push: once queued, a worker may record "processing" at any moment.
-  if (options_.order_events) RecordEvent(id, OrderStatus::kQueued, FailReason::kNone, now, 0, 0);
-  o.status.store(static_cast<uint8_t>(OrderStatus::kQueued), std::memory_order_release);
-  Job queued = job;
-  switch (queue_.TryPush(queued, now)) {
-    case PushResult::kOk:
-      return;
-    case PushResult::kFull:
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      return refuse(FailReason::kQueueFull);
-    case PushResult::kClosed:
-      // Shutdown closes the queue only once nothing is parked; defensive, as in SubmitImpl.
-      if (shedder_) shedder_->OnDequeue(now, from.tenant, -1);
-      Finish(nullptr, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, now, true);
-      return;
-  }
-}
-
-void LiveEngine::WorkerLoop(Worker& w) {
-  Job job;
-  std::vector<Job> dropped;  // jobs the intake's queue discipline dropped (CoDel)
-  for (;;) {
-    const PopResult r = queue_.Pop(&job, -1, &dropped);
-    for (const Job& d : dropped) {
-      const int64_t now = NowNs();
-      // It left the queue: the shedder's per-tenant count must know (no delay sample).
-      if (shedder_) {
-        shedder_->OnDequeue(now, UnpackOrigin(d.chunk->slot(d.id).record.origin).tenant, -1);
-      }
-      Finish(&w, *d.chunk, d.id, OrderStatus::kRejected, FailReason::kQueueDelay, nullptr, now,
-             true);
-    }
-    dropped.clear();
-    if (r == PopResult::kOk) {
-      Process(w, job);
-    } else if (r != PopResult::kDropped) {
-      break;
-    }
-  }
-  PublishStats(w);
-  {
-    MutexLock lock(&exit_mu_);
-    --workers_running_;
-  }
-  exit_cv_.SignalAll();
-}
-
-void LiveEngine::Process(Worker& w, const Job& job) {
-  Chunk& c = *job.chunk;
-  const int64_t id = job.id;
-  OrderSlot& o = c.slot(id);
-  const int64_t start = NowNs();
-  if (shedder_) {
-    shedder_->OnDequeue(start, UnpackOrigin(o.record.origin).tenant, start - o.record.arrival_ns);
-  }
-  if (cancel_.load(std::memory_order_acquire)) {
-    Finish(&w, c, id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr, start, true);
-    return;
-  }
-  if (o.deadline_ns != kNoDeadline && start >= o.deadline_ns) {
-    // Nobody waits for this order any more: drop it without calling a dependency.
-    Finish(&w, c, id, OrderStatus::kExpired, FailReason::kNone, nullptr, start, true);
-    return;
-  }
-  o.record.start_ns = start;
-  if (options_.order_events) {
-    RecordEvent(id, OrderStatus::kProcessing, FailReason::kNone, start, 0, 0);
-  }
-  RLAB_INVARIANT(
-      o.status.load(std::memory_order_relaxed) == static_cast<uint8_t>(OrderStatus::kQueued),
-      "order %d: processing from status %d, not queued", id, o.status.load());
-  o.status.store(static_cast<uint8_t>(OrderStatus::kProcessing), std::memory_order_release);
-  w.queue_wait.Add(start - o.record.arrival_ns);
-  busy_.fetch_add(1, std::memory_order_relaxed);
-  // Service graphs: the root's dependencies only; its key goes with its calls to services.
-  OrderFlow flow(&deps_, &w.stats, o.key, o.deadline_ns, 0, root_deps_);
-  w.flow_key = o.key;
-  auto rng = [&]() -> RandomStream& { return w.policy_rngs[flow.current_dep()]; };
-  FlowAction a = flow.Begin(start, rng());
-  bool cancelled = false;
-  // The ledger decides what is applied when it is durable or the order brought its own key.
-  const bool use_ledger = ledger_->durable() || o.idempotency_key != nullptr;
-  int ledger_applied = 0;
-  std::string ledger_key;
-  uint32_t pinned = 0;  // dependencies whose (dependency, key) pair this order pinned
-  // An attempt's answer reached the caller: metrics and the charge ledger.
-  auto attempt_ended = [&](int dep, const AttemptEnd& end) {
-    // A replica-breaker refusal (ReplicaPool::kBreakersOpen) called nobody: not a failure.
-    if (!end.outcome.ok() && !end.outcome.IsLocalRejection()) {
-      dep_metrics_[dep].failure_kinds[static_cast<size_t>(end.outcome.kind)]->Add();
-    }
-    const DependencyConfig& dc = *deps_[dep].config;
-    if (use_ledger && end.committed && dc.charges) {
-      // The provider applies (and persists) the charge before its response reaches us.
-      if (ledger_key.empty()) ledger_key = LedgerKey(o, id);
-      // The first charge pins the pair: the ledger remembers it while this order may retry.
-      const uint32_t bit = 1u << dep;
-      if (ledger_->Charge(dc.name, ledger_key, dc.idempotency_keys, (pinned & bit) == 0)) {
-        ++ledger_applied;
-      }
-      pinned |= bit;
-    }
-  };
-  while (a.kind != FlowAction::Kind::kDone && !cancelled) {
-    DeliverHandoffs(flow.handoffs());
-    PublishStats(w);
-    switch (a.kind) {
-      case FlowAction::Kind::kAttempt: {
-        if (deps_[a.dep].rounds()) {
-          a = RunRound(w, flow, a, attempt_ended, &cancelled);
-          break;
-        }
-        const AttemptEnd end = DoAttempt(w, a);
-        if (end.interrupted) {
-          cancelled = true;
-          break;
-        }
-        attempt_ended(a.dep, end);
-        a = flow.OnAttemptDone(NowNs(), end.outcome, end.committed, rng());
-        break;
-      }
-      case FlowAction::Kind::kSleep:
-        if (SleepUntil(a.until_ns) == WaitEnd::kInterrupted) {
-          cancelled = true;
-          break;
-        }
-        a = flow.OnSleepDone(NowNs(), rng());
-        break;
-      case FlowAction::Kind::kWaitBulkhead:
-        switch (WaitBulkhead(a.dep, a.until_ns)) {
-          case WaitEnd::kDone:
-            a = flow.OnBulkheadAdmitted(NowNs(), rng());
-            break;
-          case WaitEnd::kTimeout:
-            a = flow.OnBulkheadTimeout(NowNs(), rng());
-            break;
-          case WaitEnd::kInterrupted:
-            cancelled = true;
-            break;
-        }
-        break;
-      case FlowAction::Kind::kDone:
-        break;
-      case FlowAction::Kind::kWait:
-        // Only a round waits for its other copies, and RunRound returns only once the round is
-        // over; end the order rather than spin if that ever changes.
-        cancelled = true;
-        break;
-    }
-  }
-  const int64_t now = NowNs();
-  if (cancelled) {
-    DeliverHandoffs(flow.Cancel(now));
-  } else {
-    DeliverHandoffs(flow.handoffs());
-  }
-  for (uint32_t m = pinned; m != 0; m &= m - 1) {
-    ledger_->Unpin(config_.dependencies[__builtin_ctz(m)].name, ledger_key);
-  }
-  PublishStats(w);
-  busy_.fetch_sub(1, std::memory_order_relaxed);
-  w.busy_ns += now - start;
-  Finish(&w, c, id, flow.status(), flow.reason(), &flow, now, true,
-         use_ledger ? ledger_applied : -1);
-}
-
-std::string LiveEngine::LedgerKey(const OrderSlot& o, int64_t id) const {
-  if (o.idempotency_key != nullptr) return *o.idempotency_key;
-  return absl::StrFormat("%s-%d", run_tag_, id);
-}
-
-const FaultModel& LiveEngine::ModelFor(Worker& w, int dep) {
-  FaultSlot& f = *fault_slots_[dep];
-  // The unchanged case costs one atomic load; the copy refreshes under the slot's lock, which
-  // SetFaults holds while it replaces the model and moves the version.
-  if (f.version.load(std::memory_order_acquire) != w.fault_versions[dep]) {
-    MutexLock lock(&f.mu);
-    w.fault_models[dep] = f.model;
-    w.fault_versions[dep] = f.version.load(std::memory_order_relaxed);
-  }
-  return *w.fault_models[dep];
 }
 
 absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultModelConfig& faults) {
@@ -1063,11 +455,7 @@ absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultModel
         "supported)",
         std::string(dependency)));
   }
-  auto model = std::make_shared<const FaultModel>(faults);
-  FaultSlot& f = *fault_slots_[dep];
-  MutexLock lock(&f.mu);
-  f.model = std::move(model);
-  f.version.fetch_add(1, std::memory_order_release);
+  pool_->SetFaults(dep, faults);
   return absl::OkStatus();
 }
 
@@ -1111,12 +499,11 @@ std::vector<LiveOrderEvent> LiveEngine::TakeOrderEvents() {
 
 LiveInternals LiveEngine::Internals() const {
   LiveInternals in;
-  in.running =
-      started_.load(std::memory_order_acquire) && accepting_.load(std::memory_order_acquire);
-  in.queue_depth = static_cast<int64_t>(queue_.size());
+  in.running = started_.load(std::memory_order_acquire) && intake_->accepting();
+  in.queue_depth = intake_->queue_depth();
   in.queue_capacity = static_cast<int64_t>(std::max(1, config_.queue_capacity));
   in.workers = config_.workers;
-  in.busy_workers = busy_.load(std::memory_order_relaxed);
+  in.busy_workers = pool_->busy().load(std::memory_order_relaxed);
   in.in_flight = in_system_.load(std::memory_order_acquire);
   in.arrived = next_id_.load(std::memory_order_acquire);
   const int64_t now = NowNs();
@@ -1127,8 +514,8 @@ LiveInternals LiveEngine::Internals() const {
     if (deps_[d].breaker) {
       x.breaker = started_.load() ? deps_[d].breaker->State(now) : BreakerState::kClosed;
     }
-    x.in_flight_calls = dep_in_flight_[d].load(std::memory_order_relaxed);
-    x.faults_version = fault_slots_[d]->version.load(std::memory_order_acquire);
+    x.in_flight_calls = pool_->dep_in_flight()[d].load(std::memory_order_relaxed);
+    x.faults_version = pool_->faults_version(static_cast<int>(d));
   }
   in.ledger_path = ledger_->path();
   in.ledger_entries = ledger_->entries();
@@ -1151,422 +538,7 @@ LiveInternals LiveEngine::Internals() const {
   return in;
 }
 
-LiveEngine::AttemptEnd LiveEngine::DoAttempt(Worker& w, const FlowAction& a) {
-  if (CallsService(a.dep)) return CallService(w, a);  // service graphs (live_services.cc)
-  const int dep = a.dep;
-  const int64_t now = NowNs();
-  int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
-  AttemptEnd end;
-  // Replicas: the pool picks the replica whose model and line serve this attempt. Its lock is
-  // held only inside Begin / End, never while this thread sleeps.
-  ReplicaPool* pool = deps_[dep].replicas.get();
-  uint64_t permit = 0;  // the replica breaker's, handed back to End
-  const int replica = pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load, &permit) : -1;
-  if (pool != nullptr && replica < 0) {
-    // Every replica ejected and no panic: Envoy's "no healthy upstream", at once (or no
-    // replica's own breaker admits: breaker_open).
-    dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
-    end.outcome = ReplicaPool::RefusalOutcome(replica);
-    return end;
-  }
-  const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
-  const FaultModelConfig& fm = model.config();
-  if (fm.capacity.max_in_service > 0) {
-    end = DoLimitedAttempt(w, model, a, now,
-                           replica >= 0 ? replica_servers_[dep][replica].get() : nullptr);
-  } else {
-    AtomicMax(dep_max_load_[dep], load);
-    const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
-    const Outcome timeout =
-        Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
-    if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
-      end.interrupted = SleepUntil(now + draw.service_ns) == WaitEnd::kInterrupted;
-      end.outcome = draw.outcome;
-    } else {
-      // No answer in time: the caller waits until its own timeout (or the hang's end).
-      const int64_t until = a.until_ns == kNoDeadline ? now + fm.hang_ns : a.until_ns;
-      end.interrupted = SleepUntil(until) == WaitEnd::kInterrupted;
-      end.outcome = timeout;
-    }
-    end.committed = draw.committed;
-  }
-  dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
-  if (replica >= 0) {
-    const int64_t t = NowNs();
-    pool->End(replica, t, t - now,
-              end.interrupted ? Outcome::Of(OutcomeKind::kCancelled) : end.outcome, permit);
-  }
-  return end;
-}
-
-template <typename OnEnd>
-FlowAction LiveEngine::RunRound(Worker& w, OrderFlow& flow, FlowAction a, OnEnd& on_end,
-                                bool* cancelled) {
-  // A round's copies are timed events on this thread: each copy's answer (or timeout) time is
-  // drawn when it is sent, as DoAttempt draws a single attempt's, and the thread sleeps until
-  // the earliest of those and the hedge timer, then reports it to the flow, in time order (ties:
-  // answers before the timer, in launch order, as the simulated engine orders its events).
-  struct Copy {
-    int copy;
-    int64_t end_ns;
-    int64_t service_ns;
-    AttemptEnd end;
-    int replica = -1;  // with replicas: the one serving this copy, until its end is reported
-    int64_t sent_ns = 0;
-    uint64_t permit = 0;  // the replica breaker's
-  };
-  ReplicaPool* pool = deps_[a.dep].replicas.get();
-  absl::InlinedVector<Copy, 4> copies;
-  const int dep = a.dep;
-  int64_t hedge_at = kNoDeadline;
-  auto drop = [&](size_t i, bool wasted) {
-    dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
-    if (copies[i].replica >= 0) {  // cancelled (or interrupted) before its answer
-      const int64_t t = NowNs();
-      pool->End(copies[i].replica, t, t - copies[i].sent_ns, Outcome::Of(OutcomeKind::kCancelled),
-                copies[i].permit);
-    }
-    // Unlimited capacity: a cancelled copy is in service; the server finishes it for nobody.
-    if (wasted) dep_wasted_ns_[dep].fetch_add(copies[i].service_ns, std::memory_order_relaxed);
-    copies.erase(copies.begin() + static_cast<std::ptrdiff_t>(i));
-  };
-  for (;;) {
-    if (a.kind == FlowAction::Kind::kAttempt && a.dep == dep) {
-      const int64_t now = NowNs();
-      const Outcome timeout =
-          Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
-      for (uint32_t mask = a.launch; mask != 0; mask &= mask - 1) {
-        int64_t load = dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1;
-        AtomicMax(dep_max_load_[dep], load);
-        uint64_t permit = 0;
-        const int replica =
-            pool != nullptr ? pool->Begin(now, w.replica_rngs[dep], &load, &permit) : -1;
-        if (pool != nullptr && replica < 0) {
-          // No replica available: this copy fails at once (as DoAttempt).
-          Copy c{__builtin_ctz(mask), now, 0, {}};
-          c.end.outcome = ReplicaPool::RefusalOutcome(replica);
-          copies.push_back(c);
-          continue;
-        }
-        const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
-        const AttemptDraw draw = model.Draw(now, static_cast<int>(load), w.fault_rngs[dep]);
-        Copy c{__builtin_ctz(mask), 0, draw.service_ns, {}, replica, now, permit};
-        if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
-          c.end_ns = now + draw.service_ns;
-          c.end.outcome = draw.outcome;
-        } else {
-          c.end_ns = a.until_ns == kNoDeadline ? now + model.config().hang_ns : a.until_ns;
-          c.end.outcome = timeout;
-        }
-        c.end.committed = draw.committed;
-        copies.push_back(c);
-      }
-      if (a.hedge_at_ns != kNoDeadline) hedge_at = a.hedge_at_ns;
-    } else if (a.kind != FlowAction::Kind::kWait) {
-      return a;  // the round is over (every copy reported or cancelled)
-    }
-    if (copies.empty()) return a;  // defensive: kWait with nothing outstanding
-    size_t first = 0;
-    for (size_t i = 1; i < copies.size(); ++i) {
-      if (copies[i].end_ns < copies[first].end_ns) first = i;
-    }
-    const bool timer = hedge_at < copies[first].end_ns;
-    if (SleepUntil(timer ? hedge_at : copies[first].end_ns) == WaitEnd::kInterrupted) {
-      while (!copies.empty()) drop(copies.size() - 1, false);
-      *cancelled = true;
-      return a;
-    }
-    RandomStream& rng = w.policy_rngs[dep];
-    if (timer) {
-      hedge_at = kNoDeadline;
-      a = flow.OnHedgeTimer(NowNs(), rng);
-      continue;
-    }
-    const Copy done = copies[first];
-    if (done.replica >= 0) {
-      const int64_t t = NowNs();
-      pool->End(done.replica, t, t - done.sent_ns, done.end.outcome, done.permit);
-      copies[first].replica = -1;  // reported: drop must not report it again
-    }
-    drop(first, false);
-    on_end(dep, done.end);
-    a = flow.OnAttemptDone(NowNs(), done.end.outcome, done.end.committed, rng, done.copy);
-    // The copies the flow cancelled (its call was decided without them). When the flow went
-    // straight on to the next call, its outstanding mask is that call's: every copy still here
-    // belongs to the decided call.
-    const bool new_call = a.kind == FlowAction::Kind::kAttempt && (a.launch & 1u) != 0;
-    for (size_t i = copies.size(); i-- > 0;) {
-      if (new_call || ((flow.outstanding() >> copies[i].copy) & 1u) == 0) drop(i, true);
-    }
-    if (copies.empty()) hedge_at = kNoDeadline;
-  }
-}
-
-void LiveEngine::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) {
-  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
-  bool freed = false;
-  for (;;) {
-    int64_t start_ns = 0;
-    if (!s.ends.empty() && s.ends.top() <= now_ns) {
-      start_ns = s.ends.top();
-      s.ends.pop();
-      freed = true;
-      // The freed slot goes straight to an abandoned call at the head of the line, at the time
-      // it freed (exact even when nobody was around to notice then).
-      if (s.line.empty() || !s.line.front().abandoned) continue;
-    } else if (!s.line.empty() && s.line.front().abandoned && s.ends.size() < max) {
-      start_ns = now_ns;
-    } else {
-      break;
-    }
-    s.line.pop_front();
-    ++s.wasted;
-    const AttemptDraw d = model.Draw(start_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
-    s.ends.push(start_ns + d.service_ns);
-  }
-  if (freed) s.cv.SignalAll();
-}
-
-void LiveEngine::AssignLocked(Server& s, const FaultModel& model, int64_t now_ns) {
-  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
-  while (!s.ends.empty() && s.ends.top() <= now_ns) s.ends.pop();
-  QueueDiscipline& d = *s.discipline;
-  bool changed = false;
-  while (!s.line.empty() && s.ends.size() + s.granted.size() < max) {
-    // The line is in arrival order: its front is the oldest call.
-    const bool back = d.Next(now_ns, s.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
-    const LineEntry e = back ? s.line.back() : s.line.front();
-    if (back) {
-      s.line.pop_back();
-    } else {
-      s.line.pop_front();
-    }
-    changed = true;
-    if (d.drops() && d.OnDequeue(now_ns, now_ns - e.enqueued_ns, s.line.size()) ==
-                         QueueDiscipline::Verdict::kDrop) {
-      // CoDel: the call fails at once with 503, as when the line is full.
-      ++s.dropped_by_queue;
-      if (!e.abandoned) s.dropped.push_back(e.ticket);
-      if (s.line.empty()) d.OnEmpty(now_ns);
-      continue;
-    }
-    if (e.abandoned) {
-      // Served for nobody (its caller gave up), from now on.
-      ++s.wasted;
-      const AttemptDraw draw = model.Draw(now_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
-      s.ends.push(now_ns + draw.service_ns);
-      continue;
-    }
-    s.granted.push_back(e.ticket);
-  }
-  if (changed) s.cv.SignalAll();
-}
-
-LiveEngine::AttemptEnd LiveEngine::DoLimitedAttempt(Worker& w, const FaultModel& model,
-                                                    const FlowAction& a, int64_t now,
-                                                    Server* server) {
-  const int dep = a.dep;
-  const FaultModelConfig& fm = model.config();
-  const CapacityConfig& cap = fm.capacity;
-  const size_t max = static_cast<size_t>(cap.max_in_service);
-  Server& s = server != nullptr ? *server : *servers_[dep];
-  const Outcome timeout =
-      Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
-  AttemptEnd end;
-  AttemptDraw draw;
-  {
-    MutexLock lock(&s.mu);
-    if (s.discipline) {
-      AssignLocked(s, model, now);
-    } else {
-      ReapLocked(s, model, now);
-    }
-    // Slots granted to waiting calls (a queue discipline's) are taken already.
-    bool serve = s.line.empty() && s.ends.size() + s.granted.size() < max;
-    if (!serve) {
-      if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
-        ++s.rejected;
-        end.outcome = Outcome::Http(503);
-        return end;
-      }
-      const uint64_t ticket = s.next_ticket++;
-      s.line.push_back({ticket, false, now});
-      s.max_load =
-          std::max<int64_t>(s.max_load, static_cast<int64_t>(s.ends.size() + s.line.size()));
-      auto mine = [&s, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-        return std::find_if(s.line.begin(), s.line.end(),
-                            [ticket](const LineEntry& e) { return e.ticket == ticket; });
-      };
-      auto take = [](std::vector<uint64_t>& tickets, uint64_t t) {
-        auto it = std::find(tickets.begin(), tickets.end(), t);
-        if (it == tickets.end()) return false;
-        *it = tickets.back();
-        tickets.pop_back();
-        return true;
-      };
-      for (;;) {
-        now = NowNs();
-        if (s.discipline) {
-          AssignLocked(s, model, now);
-          if (take(s.granted, ticket)) break;
-          if (take(s.dropped, ticket)) {
-            end.outcome = Outcome::Http(503);
-            return end;
-          }
-        } else {
-          ReapLocked(s, model, now);
-          if (s.line.front().ticket == ticket && s.ends.size() < max) {
-            s.line.pop_front();
-            break;
-          }
-        }
-        const bool interrupted = cancel_.load(std::memory_order_acquire);
-        if (interrupted || now >= a.until_ns) {
-          // The caller gives up; unless the server drops such calls, it still serves this one
-          // when its turn comes (wasted work).
-          auto it = mine();
-          if (interrupted || cap.drop_abandoned) {
-            s.line.erase(it);
-          } else {
-            it->abandoned = true;
-          }
-          s.cv.SignalAll();
-          end.interrupted = interrupted;
-          end.outcome = timeout;
-          return end;
-        }
-        int64_t wake = a.until_ns;
-        if (!s.ends.empty()) wake = std::min(wake, s.ends.top());
-        if (wake == kNoDeadline) {
-          s.cv.Wait(&s.mu);
-        } else {
-          s.cv.WaitUntil(&s.mu, ToSteady(wake));
-        }
-      }
-    }
-    const int load = static_cast<int>(s.ends.size() + 1);
-    s.max_load = std::max<int64_t>(s.max_load, load);
-    draw = model.Draw(now, load, w.fault_rngs[dep]);
-    s.ends.push(now + draw.service_ns);
-    s.cv.SignalAll();
-  }
-  if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
-    end.interrupted = SleepUntil(now + draw.service_ns) == WaitEnd::kInterrupted;
-    end.outcome = draw.outcome;
-  } else {
-    const int64_t until = a.until_ns == kNoDeadline ? now + fm.hang_ns : a.until_ns;
-    end.interrupted = SleepUntil(until) == WaitEnd::kInterrupted;
-    end.outcome = timeout;
-  }
-  end.committed = draw.committed;
-  return end;
-}
-
-LiveEngine::WaitEnd LiveEngine::SleepUntil(int64_t t_ns) const {
-  if (cancel_.load(std::memory_order_acquire)) return WaitEnd::kInterrupted;
-  if (t_ns <= NowNs()) return WaitEnd::kDone;
-  MutexLock lock(&sleep_mu_);
-  const bool forever = t_ns == kNoDeadline;
-  const SteadyTime deadline = forever ? SteadyTime::max() : ToSteady(t_ns);
-  while (!cancel_.load(std::memory_order_acquire)) {
-    if (forever) {
-      sleep_cv_.Wait(&sleep_mu_);
-    } else if (sleep_cv_.WaitUntil(&sleep_mu_, deadline)) {
-      return cancel_.load(std::memory_order_acquire) ? WaitEnd::kInterrupted : WaitEnd::kDone;
-    }
-  }
-  return WaitEnd::kInterrupted;
-}
-
-LiveEngine::WaitEnd LiveEngine::WaitBulkhead(int dep, int64_t until_ns) {
-  BulkheadLine& b = *bulkhead_lines_[dep];
-  BulkheadWaiter self;
-  WaitEnd end = WaitEnd::kDone;
-  bool give_back = false;
-  {
-    MutexLock lock(&b.mu);
-    if (b.pending_grants > 0) {
-      --b.pending_grants;
-      return WaitEnd::kDone;
-    }
-    b.waiters.push_back(&self);
-    while (!self.granted) {
-      if (cancel_.load(std::memory_order_acquire)) {
-        end = WaitEnd::kInterrupted;
-        break;
-      }
-      if (until_ns != kNoDeadline && NowNs() >= until_ns) {
-        end = WaitEnd::kTimeout;
-        break;
-      }
-      if (until_ns == kNoDeadline) {
-        self.cv.Wait(&b.mu);
-      } else {
-        self.cv.WaitUntil(&b.mu, ToSteady(until_ns));
-      }
-    }
-    if (!self.granted) {
-      if (deps_[dep].bulkhead->CancelWait(end == WaitEnd::kTimeout)) {
-        b.waiters.erase(std::find(b.waiters.begin(), b.waiters.end(), &self));
-      } else {
-        // Our place was already consumed by a release whose hand-off is on its way here: wait
-        // for it (it is imminent) rather than leak the slot.
-        while (!self.granted) self.cv.Wait(&b.mu);
-      }
-    }
-    if (self.granted) {
-      give_back = end == WaitEnd::kInterrupted;
-      if (!give_back) end = WaitEnd::kDone;
-    }
-  }
-  if (give_back && deps_[dep].bulkhead->Release() == BulkheadRelease::kHandedOff) {
-    DeliverHandoffs(1u, dep);
-  }
-  return end;
-}
-
-void LiveEngine::DeliverHandoffs(uint32_t mask, int first_dep) {
-  for (; mask != 0; mask &= mask - 1) {
-    BulkheadLine& b = *bulkhead_lines_[first_dep + __builtin_ctz(mask)];
-    MutexLock lock(&b.mu);
-    if (b.waiters.empty()) {
-      ++b.pending_grants;
-      continue;
-    }
-    BulkheadWaiter* w = b.waiters.front();
-    b.waiters.pop_front();
-    w->granted = true;
-    // Under the lock: the waiter cannot return (destroying its cv) before it sees `granted`.
-    w->cv.Signal();
-  }
-}
-
-void LiveEngine::PublishStats(Worker& w) {
-  for (size_t d = 0; d < w.stats.size(); ++d) {
-    const FlowStats& s = w.stats[d];
-    FlowStats& p = w.published[d];
-    DepMetrics& m = dep_metrics_[d];
-    auto push = [](Counter* c, int64_t now, int64_t& before) {
-      if (now != before) {
-        c->Add(now - before);
-        before = now;
-      }
-    };
-    push(m.calls, s.calls, p.calls);
-    push(m.failures, s.failures, p.failures);
-    push(m.retry[0], s.retries, p.retries);
-    push(m.rejected_breaker, s.rejected_breaker, p.rejected_breaker);
-    push(m.rejected_bulkhead, s.rejected_bulkhead, p.rejected_bulkhead);
-    push(m.rejected_throttle, s.rejected_throttle, p.rejected_throttle);
-    push(m.fallbacks, s.fallbacks, p.fallbacks);
-    for (int e = 0; e < kNumRetryEndReasons; ++e) {
-      push(m.retry[1 + e], s.retry_ends[e], p.retry_ends[e]);
-    }
-    round_metrics_.Publish(d, s, p);
-  }
-}
-
-void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
+void LiveEngine::Finish(LiveWorker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
                         const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied) {
   OrderSlot& o = c.slot(id);
   OrderRecord& r = o.record;
@@ -1578,26 +550,8 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
   const int applied = flow == nullptr       ? 0
                       : ledger_applied >= 0 ? ledger_applied
                                             : flow->applied_charges();
-  if (o.holds_intake) {
-    o.holds_intake = false;
-    const LimitSampleKind sample = IntakeLimitSample(status, reason);
-    double u = 0.0;
-    if (sample != LimitSampleKind::kIgnore) {
-      MutexLock lock(&intake_rng_mu_);
-      u = intake_rng_->Uniform01();
-    }
-    switch (sample) {
-      case LimitSampleKind::kSuccess:
-        intake_limiter_->OnSuccess(o.intake_token, now_ns, u);
-        break;
-      case LimitSampleKind::kDropped:
-        intake_limiter_->OnDropped(o.intake_token, now_ns, u);
-        break;
-      case LimitSampleKind::kIgnore:
-        intake_limiter_->OnIgnore(o.intake_token);
-        break;
-    }
-  }
+  // The order's intake.limit permit and its class's end count (intake.shedding).
+  intake_->OnOrderEnd(o, status, reason, now_ns, admitted);
   r.end_ns = now_ns;
   r.status = static_cast<uint8_t>(status);
   r.reason = static_cast<uint8_t>(reason);
@@ -1609,19 +563,13 @@ void LiveEngine::Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, Fai
     r.applied = static_cast<uint8_t>(std::min(applied, 255));
   }
   o.reason = static_cast<uint8_t>(reason);
-  if (shedder_ && (admitted || status != OrderStatus::kRejected)) {
-    // Orders refused on arrival were counted at intake; every admitted order's end counts here,
-    // including those rejected later (after an intake.rate_limit wait, or dropped by CoDel).
-    MutexLock lock(&origin_mu_);
-    origins_.OnEnd(UnpackOrigin(r.origin), status, now_ns - r.arrival_ns);
-  }
-  by_status_[static_cast<size_t>(status)]->Add();
-  if (reason != FailReason::kNone) by_reason_[static_cast<size_t>(reason)]->Add();
-  if (degraded) degraded_->Add();
+  metrics_.by_status[static_cast<size_t>(status)]->Add();
+  if (reason != FailReason::kNone) metrics_.by_reason[static_cast<size_t>(reason)]->Add();
+  if (degraded) metrics_.degraded->Add();
   const int64_t sojourn_ns = now_ns - r.arrival_ns;
-  if (admitted) latency_->Observe(NsToSeconds(sojourn_ns));
-  OnRootServiceEnd(status, sojourn_ns);  // service graphs: rlab_service_*{service="root"}
-  auto account = [&](Worker& acc) {
+  if (admitted) metrics_.latency->Observe(NsToSeconds(sojourn_ns));
+  pool_->OnRootServiceEnd(status, sojourn_ns);  // service graphs: rlab_service_*{service="root"}
+  auto account = [&](LiveWorker& acc) {
     acc.sojourn_sum_s += NsToSeconds(sojourn_ns);
     if (status == OrderStatus::kCompleted) acc.latency_completed.Add(sojourn_ns);
     if (admitted) acc.latency_terminal.Add(sojourn_ns);
@@ -1771,7 +719,7 @@ bool LiveEngine::WaitIdle(int64_t timeout_ns) const {
 }
 
 absl::Status LiveEngine::StartLoad() {
-  if (!accepting_.load(std::memory_order_acquire)) {
+  if (!intake_->accepting()) {
     return absl::UnavailableError("the engine is not running (not started, or shut down)");
   }
   MutexLock lock(&load_mu_);
@@ -1906,215 +854,10 @@ void LiveEngine::ClosedLoopClient(int client, int64_t t0, int64_t end) {
   LoadThreadDone();
 }
 
-void LiveEngine::SamplerLoop() {
-  int64_t next = options_.sample_every_ns;
-  for (;;) {
-    {
-      MutexLock lock(&sample_mu_);
-      const SteadyTime deadline = ToSteady(next);
-      bool stop = false;
-      while (true) {
-        // Shutdown sets it holding sample_mu_ before notifying, so no wake-up is lost.
-        stop = sample_stop_.load(std::memory_order_acquire);
-        if (stop) break;
-        if (sample_cv_.WaitUntil(&sample_mu_, deadline)) break;
-      }
-      if (stop) return;
-    }
-    Sample(next, false);
-    next += options_.sample_every_ns;
-  }
-}
-
-void LiveEngine::InitTimeSeries() {
-  if (options_.sample_every_ns <= 0) return;
-  auto& c = ts_columns_;
-  c = {"t", "arrivals", "completed", "failed", "rejected", "expired", "degraded"};
-  for (FailReason r : kSeriesReasons) {
-    c.push_back(absl::StrFormat("failed_%s", Name(FailReasonName(r))));
-  }
-  c.insert(c.end(), {"queue_depth", "busy_workers", "in_system"});
-  for (const DependencyConfig& d : config_.dependencies) {
-    for (const char* m : {"calls", "retries", "failures", "rejected_breaker", "breaker_state",
-                          "budget_tokens", "in_flight"}) {
-      c.push_back(absl::StrFormat("%s.%s", d.name, m));
-    }
-  }
-  std::vector<std::string> names;
-  for (const DependencyConfig& d : config_.dependencies) names.push_back(d.name);
-  RoundMetrics::AppendColumns(names, deps_, c);  // hedged / fanned-out ones, as the simulator
-  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
-  if (queue_.disciplined()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
-  // Concurrency limits, after everything else (the simulated engine's names and order).
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].limiter) continue;
-    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
-    }
-  }
-  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
-  // Rate limits, after the concurrency limits (the simulated engine's names and order).
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].rate_gate) continue;
-    for (const char* m : {"rate_limited", "rate_limit_waits"}) {
-      c.push_back(absl::StrFormat("%s.%s", config_.dependencies[i].name, m));
-    }
-  }
-  if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
-  AppendServiceColumns(config_, &c);  // service graphs, last (model/service_accounting.h)
-  ts_.assign(c.size(), {});
-  last_.deps.assign(config_.dependencies.size(), {});
-  last_.limit_rejected.assign(config_.dependencies.size(), 0);
-  last_.rate.assign(config_.dependencies.size() + 1, {});
-}
-
-void LiveEngine::Sample(int64_t now_ns, bool final) {
-  if (ts_.empty()) return;
-  // The final row closes a partial interval; skip it when a regular sample just did.
-  if (final && now_ns <= last_sample_ns_) return;
-  last_sample_ns_ = now_ns;
-  size_t col = 0;
-  auto put = [&](double v) { ts_[col++].push_back(v); };
-  std::array<int64_t, kNumOrderStatuses> st{};
-  for (OrderStatus s : kTerminal) {
-    st[static_cast<size_t>(s)] = by_status_[static_cast<size_t>(s)]->value();
-  }
-  std::array<int64_t, kNumFailReasons> rs{};
-  for (int r = 1; r < kNumFailReasons; ++r) rs[r] = by_reason_[r]->value();
-  const int64_t arrived = arrived_->value();
-  const int64_t degraded = degraded_->value();
-  // Conservation while workers run: the counters move independently, so only what holds at any
-  // instant is checked here (totals only grow; in flight never below zero). Exact at shutdown.
-  RLAB_INVARIANT(
-      arrived >= last_.arrived && TerminalOrders(st) >= TerminalOrders(last_.by_status) &&
-          in_system_.load() >= 0,
-      "live engine at t = %d ns: arrived %d (was %d), terminal %d (was %d), %d in flight", now_ns,
-      arrived, last_.arrived, TerminalOrders(st), TerminalOrders(last_.by_status),
-      in_system_.load());
-  auto delta = [&](OrderStatus s) {
-    const size_t i = static_cast<size_t>(s);
-    return static_cast<double>(st[i] - last_.by_status[i]);
-  };
-  put(NsToSeconds(now_ns));
-  put(static_cast<double>(arrived - last_.arrived));
-  put(delta(OrderStatus::kCompleted));
-  put(delta(OrderStatus::kFailed));
-  put(delta(OrderStatus::kRejected));
-  put(delta(OrderStatus::kExpired));
-  put(static_cast<double>(degraded - last_.degraded));
-  for (FailReason r : kSeriesReasons) {
-    const size_t i = static_cast<size_t>(r);
-    put(static_cast<double>(rs[i] - last_.by_reason[i]));
-  }
-  put(static_cast<double>(queue_.size()));
-  put(static_cast<double>(busy_.load(std::memory_order_relaxed)));
-  put(static_cast<double>(in_system_.load(std::memory_order_relaxed)));
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    const DepMetrics& m = dep_metrics_[d];
-    const std::array<int64_t, 4> now = {m.calls->value(), m.retry[0]->value(), m.failures->value(),
-                                        m.rejected_breaker->value()};
-    for (size_t k = 0; k < 4; ++k) put(static_cast<double>(now[k] - last_.deps[d][k]));
-    last_.deps[d] = now;
-    put(deps_[d].breaker ? static_cast<double>(deps_[d].breaker->State(now_ns)) : 0.0);
-    put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
-                              : std::numeric_limits<double>::quiet_NaN());
-    put(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
-  }
-  round_metrics_.AppendSample(put);
-  if (queue_.disciplined()) {
-    const int64_t oldest = queue_.oldest_enqueued_ns();
-    put(oldest < 0 ? 0.0 : NsToSeconds(std::max<int64_t>(0, now_ns - oldest)));
-    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
-    put(static_cast<double>(rs[r] - last_.by_reason[r]));
-  }
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (!deps_[d].limiter) continue;
-    const LimiterSnapshot l = deps_[d].limiter->Peek();
-    put(static_cast<double>(l.limit));
-    put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
-    last_.limit_rejected[d] = l.rejected;
-  }
-  if (intake_limiter_) {
-    const LimiterSnapshot l = intake_limiter_->Peek();
-    put(static_cast<double>(l.limit));
-    put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
-    last_.intake_limit_rejected = l.rejected;
-  }
-  auto put_rate = [&](RateGate& gate, RateGate::Counts& last) {
-    const RateGate::Counts now = gate.counts();
-    put(static_cast<double>(now.refused - last.refused));
-    put(static_cast<double>(now.waits - last.waits));
-    last = now;
-  };
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
-  }
-  if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
-  SampleServices(put);  // service graphs, last (live_services.cc)
-  if (static_cast<int64_t>(ts_[0].size()) >= 2 * options_.max_samples) {
-    // Amortised: drop the oldest rows once the series is twice its bound.
-    const auto drop = static_cast<std::ptrdiff_t>(ts_[0].size() - options_.max_samples);
-    for (std::vector<double>& column : ts_) column.erase(column.begin(), column.begin() + drop);
-  }
-  last_.arrived = arrived;
-  last_.by_status = st;
-  last_.by_reason = rs;
-  last_.degraded = degraded;
-}
-
 std::vector<FamilySnapshot> LiveEngine::MetricsSnapshot() {
-  const int64_t now = NowNs();
-  queue_depth_->Set(static_cast<double>(queue_.size()));
-  busy_workers_->Set(static_cast<double>(busy_.load(std::memory_order_relaxed)));
-  in_flight_->Set(static_cast<double>(in_system_.load(std::memory_order_relaxed)));
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    DepMetrics& m = dep_metrics_[d];
-    m.in_flight->Set(static_cast<double>(dep_in_flight_[d].load(std::memory_order_relaxed)));
-    // State(now) moves an expired open breaker to half-open (its listener updates the gauges),
-    // so the exported state is what the next call would see.
-    if (deps_[d].breaker && started_.load()) deps_[d].breaker->State(now);
-    if (m.budget_tokens != nullptr) {
-      m.budget_tokens->Set(deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3);
-    }
-  }
-  round_metrics_.RefreshGauges(deps_);
-  replica_metrics_.Refresh(deps_, now);
-  RefreshIntakeMetrics();
-  for (const LimitGauges& g : limit_gauges_) {
-    const LimiterSnapshot s = g.limiter->Peek();
-    g.limit->Set(static_cast<double>(s.limit));
-    g.inflight->Set(static_cast<double>(s.inflight));
-  }
-  {
-    MutexLock lock(&rate_counters_mu_);
-    for (const RateCounters& r : rate_counters_) {
-      const RateGate::Counts n = r.gate->counts();
-      r.refused->Add(n.refused - r.refused->value());
-      r.waits->Add(n.waits - r.waits->value());
-    }
-  }
-  return registry_.Snapshot();
-}
-
-void LiveEngine::RefreshIntakeMetrics() {
-  if (intake_class_metrics_ == nullptr) return;
-  MutexLock lock(&origin_mu_);
-  // The totals only grow, so each counter moves up by the difference (callers of
-  // MetricsSnapshot may race: the lock makes each refresh see and publish one state).
-  auto refresh = [](Family<Counter>* family, const std::vector<OriginTotals>& totals) {
-    if (family == nullptr) return;
-    size_t i = 0;
-    for (const OriginTotals& t : totals) {
-      for (int64_t v : {t.arrived, t.admitted, t.shed, t.queue_full, t.completed}) {
-        Counter& c = family->at(i++);
-        if (v > c.value()) c.Add(v - c.value());
-      }
-    }
-  };
-  refresh(intake_class_metrics_, origins_.classes);
-  refresh(intake_tenant_metrics_, origins_.tenants);
+  sampler_->RefreshGauges(NowNs(), started_.load());
+  intake_->RefreshMetrics();
+  return metrics_.registry.Snapshot();
 }
 
 std::vector<SimTransition> LiveEngine::TakeTransitions() {
@@ -2129,138 +872,82 @@ std::vector<SimTransition> LiveEngine::TakeTransitions() {
 }
 
 absl::StatusOr<const SimResult*> LiveEngine::result() const {
-  if (!shut_down_.load(std::memory_order_acquire)) {
+  if (!shutdown_.done()) {
     return absl::FailedPreconditionError("the result is complete only after shutdown");
   }
   return &result_;
 }
 
 ShutdownReport LiveEngine::Shutdown(int64_t timeout_ns) {
-  MutexLock lock(&shutdown_mu_);
-  if (shut_down_.load(std::memory_order_acquire)) return report_;
-  const SteadyTime began = std::chrono::steady_clock::now();
-  shutdown_begun_.store(true, std::memory_order_seq_cst);
-  accepting_.store(false, std::memory_order_seq_cst);
-  ShutdownReport report;
-  if (!started_.load(std::memory_order_acquire)) {
-    BuildResult(0);
-    report_ = report;
-    shut_down_.store(true, std::memory_order_release);
-    return report_;
-  }
-  const int64_t cancelled_before =
-      by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value();
-  const int64_t terminal_before = next_id_.load() - in_system_.load();
-  StopLoad();
-  // Submits that passed the intake check finish in a moment (they never block).
-  while (submitting_.load(std::memory_order_seq_cst) > 0) std::this_thread::yield();
-  // intake.rate_limit waits: parked orders were admitted, like queued ones, so they go on to the
-  // queue at their time within the grace period; those still parked when it runs out are
-  // cancelled (reason shutdown), like the queued ones below.
-  bool parked_cancelled = false;
-  if (rate_waits_) {
-    rate_waits_->WaitEmpty(began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns)),
-                           timeout_ns < 0);
-    for (const Job& job : rate_waits_->Stop()) {
-      parked_cancelled = true;
+  // Service graphs: the end of the grace time their leftover work may use (live_services.cc).
+  const SteadyTime grace_end =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
+  LiveShutdown::Steps steps;
+  steps.close_intake = [this] { intake_->Close(); };
+  steps.stop_producers = [this] {
+    StopLoad();
+    intake_->WaitSubmits();  // submits that passed the intake check finish in a moment
+  };
+  steps.drain_parked = [this](SteadyTime deadline, bool forever) {
+    bool cancelled = false;
+    for (const Job& job : intake_->DrainParked(deadline, forever)) {
+      cancelled = true;
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
-  }
-  queue_.Close();
-  {
-    // The grace period: workers finish what they hold and what is queued, then exit.
-    MutexLock exit_lock(&exit_mu_);
-    const SteadyTime deadline = began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns));
-    while (workers_running_.load() > 0) {
-      if (timeout_ns < 0) {
-        exit_cv_.Wait(&exit_mu_);
-      } else if (exit_cv_.WaitUntil(&exit_mu_, deadline)) {
-        break;
-      }
-    }
-    report.timed_out = workers_running_.load() > 0;
-    report.timed_out = report.timed_out || parked_cancelled;
-  }
-  if (report.timed_out) {
-    // Out of time: interrupt every wait, then cancel what is still queued.
-    {
-      MutexLock sleep_lock(&sleep_mu_);
-      cancel_.store(true, std::memory_order_seq_cst);
-    }
-    sleep_cv_.SignalAll();
-    for (auto& s : servers_) {
-      { MutexLock l(&s->mu); }
-      s->cv.SignalAll();
-    }
-    for (auto& b : bulkhead_lines_) {
-      MutexLock l(&b->mu);
-      for (BulkheadWaiter* w : b->waiters) w->cv.Signal();
-    }
-    WakeServiceCallers();  // service graphs: workers waiting for a service's answer
-    for (const Job& job : queue_.Drain()) {
+    return cancelled;
+  };
+  steps.close_queue = [this] { intake_->CloseQueue(); };
+  steps.interrupt_waits = [this] { pool_->InterruptWaits(); };
+  steps.cancel_queued = [this] {
+    for (const Job& job : intake_->DrainQueue()) {
       Finish(nullptr, *job.chunk, job.id, OrderStatus::kCancelled, FailReason::kShutdown, nullptr,
              NowNs(), true);
     }
-  }
-  for (auto& w : workers_) {
-    if (w->thread.joinable()) w->thread.join();
-  }
-  // Service graphs: every order is terminal; the services' workers end, within what is left of
-  // the grace time (live_services.cc).
-  StopServices(began + std::chrono::nanoseconds(std::max<int64_t>(0, timeout_ns)), timeout_ns < 0);
-  if (sampler_.joinable()) {
-    {
-      MutexLock sample_lock(&sample_mu_);
-      sample_stop_.store(true, std::memory_order_release);
-    }
-    sample_cv_.SignalAll();
-    sampler_.join();
-  }
-  const int64_t end = NowNs();
-  Sample(end, true);
-  BuildResult(end);
-  {
-    // Conservation: every order in exactly one terminal state. A violation is an engine bug:
-    // said loudly (stderr and the report, which the Python API raises), never silently.
+  };
+  steps.join_workers = [this, grace_end, timeout_ns] {
+    pool_->Join();
+    // Service graphs: every order is terminal; the services' workers end, within what is left
+    // of the grace time (live_services.cc).
+    pool_->StopServices(grace_end, timeout_ns < 0);
+  };
+  steps.end_run = [this] {
+    sampler_->Stop();
+    const int64_t end = NowNs();
+    sampler_->Sample(end, true);
+    BuildResult(end);
+    return end;
+  };
+  steps.check_conservation = [this] {
     int64_t unfinished = 0;
     {
       MutexLock index_lock(&index_mu_);
       for (const Chunk* c : young_) unfinished += c->unfinished.load(std::memory_order_acquire);
       for (const Chunk* c : old_) unfinished += c->unfinished.load(std::memory_order_acquire);
     }
-    const absl::Status conserved = CheckOrderConservation(
-        result_, finished_twice_.load(std::memory_order_acquire), unfinished);
-    if (!conserved.ok()) {
-      report.internal_error = std::string(conserved.message());
-      std::fprintf(stderr, "reliability_lab live engine: INTERNAL ERROR: %s\n",
-                   report.internal_error.c_str());
-    }
-    RLAB_INVARIANT(conserved.ok(), "live engine at shutdown: %s", conserved.message());
-  }
-  report.cancelled =
-      by_status_[static_cast<size_t>(OrderStatus::kCancelled)]->value() - cancelled_before;
-  report.finished_in_time = next_id_.load() - terminal_before - report.cancelled;
-  report.elapsed_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - began)
-          .count();
-  report_ = report;
-  shut_down_.store(true, std::memory_order_release);
-  return report_;
+    return CheckOrderConservation(result_, finished_twice_.load(std::memory_order_acquire),
+                                  unfinished);
+  };
+  steps.arrived = [this] { return next_id_.load(); };
+  steps.terminal = [this] { return next_id_.load() - in_system_.load(); };
+  steps.cancelled = [this] {
+    return metrics_.by_status[static_cast<size_t>(OrderStatus::kCancelled)]->value();
+  };
+  return shutdown_.Run(timeout_ns, started_.load(std::memory_order_acquire), steps);
 }
 
 void LiveEngine::BuildResult(int64_t end_ns) {
   SimResult& r = result_;
   r.arrived = next_id_.load();
   for (OrderStatus s : kTerminal) {
-    r.by_status[static_cast<size_t>(s)] = by_status_[static_cast<size_t>(s)]->value();
+    r.by_status[static_cast<size_t>(s)] = metrics_.by_status[static_cast<size_t>(s)]->value();
   }
-  for (int i = 1; i < kNumFailReasons; ++i) r.by_reason[i] = by_reason_[i]->value();
-  r.degraded = degraded_->value();
+  for (int i = 1; i < kNumFailReasons; ++i) r.by_reason[i] = metrics_.by_reason[i]->value();
+  r.degraded = metrics_.degraded->value();
   r.in_flight = in_system_.load();
   r.end_ns = end_ns;
   r.deps.assign(deps_.size(), {});
-  auto merge = [&r](const Worker& w) {
+  auto merge = [&r](const LiveWorker& w) {
     r.latency_completed.Merge(w.latency_completed);
     r.latency_terminal.Merge(w.latency_terminal);
     r.queue_wait.Merge(w.queue_wait);
@@ -2290,9 +977,9 @@ void LiveEngine::BuildResult(int64_t end_ns) {
       for (int e = 0; e < kNumRetryEndReasons; ++e) t.retry_ends[e] += s.retry_ends[e];
     }
   };
-  for (const auto& w : workers_) merge(*w);
-  for (const auto& w : service_workers_) merge(*w);  // service graphs (live_services.cc)
-  r.services = ServiceResult();
+  for (const auto& w : pool_->workers()) merge(*w);
+  for (const auto& w : pool_->service_workers()) merge(*w);  // service graphs (live_services.cc)
+  r.services = pool_->ServiceResult();
   {
     MutexLock lock(&aux_mu_);
     merge(aux_);
@@ -2304,17 +991,16 @@ void LiveEngine::BuildResult(int64_t end_ns) {
   for (size_t d = 0; d < deps_.size(); ++d) {
     DependencyTotals& t = r.deps[d];
     if (deps_[d].breaker) t.breaker = deps_[d].breaker->Snapshot(end_ns);
-    t.trips = dep_metrics_[d].trips->value();
+    t.trips = metrics_.deps[d].trips->value();
     if (deps_[d].token_bucket) {
       t.budget_tokens = deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3;
     }
-    Server& s = *servers_[d];
-    MutexLock lock(&s.mu);
+    const LiveServerTotals s = pool_->ServerTotals(static_cast<int>(d), -1);
     t.wasted_service = s.wasted;
     t.rejected_by_capacity = s.rejected;
     t.dropped_by_queue = s.dropped_by_queue;
-    t.max_load = std::max(s.max_load, dep_max_load_[d].load());
-    t.wasted_attempt_ns = dep_wasted_ns_[d].load();
+    t.max_load = std::max(s.max_load, pool_->dep_max_load(static_cast<int>(d)));
+    t.wasted_attempt_ns = pool_->dep_wasted_ns()[d].load();
     if (deps_[d].hedger && deps_[d].hedger->config().budget_ratio >= 0.0) {
       t.hedge_tokens = deps_[d].hedger->tokens();
     }
@@ -2325,11 +1011,11 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     DependencyTotals& t = r.deps[d];
     t.replicas = pool->Totals(end_ns);
     t.panic_picks = pool->panic_picks();
-    for (const auto& rs : replica_servers_[d]) {
-      MutexLock lock(&rs->mu);
-      t.wasted_service += rs->wasted;
-      t.rejected_by_capacity += rs->rejected;
-      t.max_load = std::max(t.max_load, rs->max_load);
+    for (int i = 0; i < pool_->replica_servers(static_cast<int>(d)); ++i) {
+      const LiveServerTotals rs = pool_->ServerTotals(static_cast<int>(d), i);
+      t.wasted_service += rs.wasted;
+      t.rejected_by_capacity += rs.rejected;
+      t.max_load = std::max(t.max_load, rs.max_load);
     }
     if (options_.record_events) {
       for (const ReplicaEvent& e : pool->Events()) {
@@ -2359,12 +1045,9 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     }
     recorded_count_ = 0;
   }
-  r.ts_columns = ts_columns_;
-  r.ts = ts_;
-  {
-    MutexLock lock(&origin_mu_);
-    r.origins = origins_;
-  }
+  r.ts_columns = sampler_->columns();
+  r.ts = sampler_->rows();
+  r.origins = intake_->origins();
   {
     MutexLock lock(&events_mu_);
     if (options_.record_events) {

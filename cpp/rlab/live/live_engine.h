@@ -7,6 +7,12 @@
 // really waits, all on the steady clock and all interruptible by a shutdown. Fault phases run on
 // the wall clock measured from Start(). Results come out in the simulated engine's shape
 // (SimResult), so that everything built on simulate() reads a live run too.
+//
+// LiveEngine is the composition of four parts, each with its own state and locks (see
+// docs/architecture.md, "The live engine's parts"): LiveIntake (admission, job queue, rate
+// waits), LiveWorkerPool (workers, attempts, capacity and bulkhead lines), LiveSampler (time
+// series, scraped gauges) and LiveShutdown (drain, cancel, report). It keeps the order table,
+// the load generators and the result.
 
 #include <array>
 #include <atomic>
@@ -23,7 +29,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/histogram.h"
@@ -31,6 +36,12 @@
 #include "rlab/core/mutex.h"
 #include "rlab/core/rng.h"
 #include "rlab/live/bounded_queue.h"
+#include "rlab/live/live_intake.h"
+#include "rlab/live/live_metrics.h"
+#include "rlab/live/live_order.h"
+#include "rlab/live/live_sampler.h"
+#include "rlab/live/live_shutdown.h"
+#include "rlab/live/live_worker_pool.h"
 #include "rlab/live/payment_ledger.h"
 #include "rlab/live/rate_wait_queue.h"
 #include "rlab/live/replica_metrics.h"
@@ -40,7 +51,6 @@
 #include "rlab/model/origin_stats.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
-#include "rlab/model/service_accounting.h"
 #include "rlab/policy/load_shedder.h"
 
 namespace rlab {
@@ -131,16 +141,6 @@ struct LiveOrderView {
   OrderRecord record;
 };
 
-// How Shutdown went.
-struct ShutdownReport {
-  int64_t finished_in_time = 0;  // orders that became terminal normally during the grace time
-  int64_t cancelled = 0;         // orders cancelled because the grace time ran out
-  bool timed_out = false;        // the grace time ran out with work left
-  int64_t elapsed_ns = 0;        // how long Shutdown took
-  // Empty unless the end-of-run conservation check failed (an engine bug): what it found.
-  std::string internal_error;
-};
-
 // The end-of-run check of a live run: every order that arrived is in exactly one terminal state
 // (arrived == completed + failed + rejected + expired + cancelled), none is in flight, and no
 // order was finished twice or left unfinished in its slot. InternalError naming what differs.
@@ -151,14 +151,14 @@ absl::Status CheckOrderConservation(const SimResult& r, int64_t finished_twice,
 // Thread-safe: Submit, View, Wait and MetricsSnapshot may be called from any thread.
 class LiveEngine {
  private:
-  struct Chunk;
+  using Chunk = LiveOrderChunk;
   // Tests reach private members through it (to break an invariant on purpose).
   friend class LiveEngineTestPeer;
 
  public:
   // Orders' slots are allocated (and released) this many at a time.
-  static constexpr int kOrderChunkBits = 10;
-  static constexpr int64_t kOrderChunk = int64_t{1} << kOrderChunkBits;
+  static constexpr int kOrderChunkBits = kLiveOrderChunkBits;
+  static constexpr int64_t kOrderChunk = kLiveOrderChunk;
 
   // A counted reference to one order's slot: valid (and answering View/Wait) however long it is
   // kept, even after the engine released the slot from its table (the slot's chunk is freed when
@@ -280,7 +280,7 @@ class LiveEngine {
   // the report's internal_error). Idempotent: later calls return the first call's report.
   ShutdownReport Shutdown(int64_t timeout_ns);
   // Whether Shutdown has completed.
-  bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
+  bool shut_down() const { return shutdown_.done(); }
 
   // Refreshes the gauges and snapshots the metrics registry (Prometheus family names shared with
   // the simulated engine).
@@ -309,134 +309,8 @@ class LiveEngine {
   int64_t recorded_first_id() const { return recorded_first_id_; }
 
  private:
-  // One order's state. `status` is the publication point: every other field an order's owner
-  // wrote is visible to a reader that saw a terminal status (release / acquire).
-  struct OrderSlot {
-    std::atomic<uint8_t> status{0};
-    uint8_t reason = 0;
-    int32_t key = 0;
-    int64_t deadline_ns = 0;
-    OrderRecord record;
-    // Set by Submit when the caller gave one; freed when the order ends (Finish).
-    std::unique_ptr<std::string> idempotency_key;
-    // intake.limit: the order's permit, handed back by Finish.
-    LimitToken intake_token;
-    bool holds_intake = false;
-  };
-  // kOrderChunk consecutive orders' slots. Freed when the last reference goes: the table's own
-  // (dropped once every order in it is terminal and older than the retained history) and each
-  // OrderRef's.
-  struct Chunk {
-    explicit Chunk(int64_t base) : base_id(base) {}
-    const int64_t base_id;
-    std::atomic<int64_t> refs{1};
-    std::atomic<int64_t> unfinished{0};  // slots handed out and not yet terminal
-    std::array<OrderSlot, kOrderChunk> slots;
-    OrderSlot& slot(int64_t id) { return slots[static_cast<size_t>(id - base_id)]; }
-  };
-  // An order on its way to a worker.
-  struct Job {
-    Chunk* chunk = nullptr;
-    int64_t id = 0;
-  };
-
-  // What a worker owns; only its thread touches it until the workers are joined.
-  struct Worker {
-    int index = 0;
-    std::thread thread;
-    std::vector<FlowStats> stats;      // the flows' counters, per dependency
-    std::vector<FlowStats> published;  // what was already added to the shared counters
-    std::vector<RandomStream> fault_rngs;
-    std::vector<RandomStream> policy_rngs;
-    // The load balancers' draws, per dependency (used by dependencies with replicas only).
-    std::vector<RandomStream> replica_rngs;
-    // The fault models this worker draws from, refreshed when a dependency's version moves.
-    std::vector<std::shared_ptr<const FaultModel>> fault_models;
-    std::vector<uint64_t> fault_versions;
-    LogHistogram latency_completed, latency_terminal, queue_wait;
-    double sojourn_sum_s = 0.0;
-    int64_t busy_ns = 0;
-    int64_t charges = 0, applied_charges = 0, double_charged = 0;
-    // Service graphs: the fallback-cache key of the flow this worker runs (its calls to a
-    // service carry it to the child request).
-    int32_t flow_key = 0;
-  };
-
-  // A dependency's current fault model. `version` moves (after `model` is replaced, under `mu`)
-  // on every SetFaults; a worker compares it with its copy's version before each attempt and
-  // takes the lock only when they differ.
-  struct FaultSlot {
-    Mutex mu;
-    std::shared_ptr<const FaultModel> model ABSL_GUARDED_BY(mu);
-    std::atomic<uint64_t> version{0};
-  };
-
-  // A thread waiting for a dependency's bulkhead slot, on its own stack.
-  struct BulkheadWaiter {
-    CondVar cv;
-    bool granted = false;
-  };
-  // One dependency's bulkhead waiters, oldest first. A hand-off can race ahead of the waiter it
-  // is meant for (the flow reserved the place, the thread has not queued yet): it is then kept
-  // in `pending_grants` and taken by the next waiter to arrive.
-  struct BulkheadLine {
-    Mutex mu;
-    std::deque<BulkheadWaiter*> waiters ABSL_GUARDED_BY(mu);
-    int pending_grants ABSL_GUARDED_BY(mu) = 0;
-  };
-
-  // A call waiting for a dependency's limited capacity; `abandoned` once its caller gave up
-  // (the server still serves it unless drop_abandoned: wasted work).
-  struct LineEntry {
-    uint64_t ticket = 0;
-    bool abandoned = false;
-    int64_t enqueued_ns = 0;  // when the call joined the line (its queue discipline's sojourn)
-  };
-  // One dependency's server when it has limited capacity: the end times of calls in service
-  // and the line of calls waiting.
-  struct Server {
-    Mutex mu;
-    CondVar cv;
-    std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> ends ABSL_GUARDED_BY(mu);
-    std::deque<LineEntry> line ABSL_GUARDED_BY(mu);
-    uint64_t next_ticket ABSL_GUARDED_BY(mu) = 0;
-    std::optional<RandomStream> rng ABSL_GUARDED_BY(mu);  // draws for abandoned calls
-    int64_t wasted ABSL_GUARDED_BY(mu) = 0;
-    int64_t rejected ABSL_GUARDED_BY(mu) = 0;
-    int64_t max_load ABSL_GUARDED_BY(mu) = 0;
-    // The line's queue discipline unless FIFO (faults.capacity.discipline). It hands freed
-    // slots to the calls it picks (`granted`, a slot reserved for each) and fails the calls it
-    // drops (`dropped`): their threads find their ticket there when they wake.
-    std::optional<QueueDiscipline> discipline ABSL_GUARDED_BY(mu);
-    std::vector<uint64_t> granted ABSL_GUARDED_BY(mu);
-    std::vector<uint64_t> dropped ABSL_GUARDED_BY(mu);
-    int64_t dropped_by_queue ABSL_GUARDED_BY(mu) = 0;
-  };
-
-  // How a blocking step ended.
-  enum class WaitEnd : uint8_t { kDone, kTimeout, kInterrupted };
-  struct AttemptEnd {
-    Outcome outcome;
-    bool committed = false;
-    bool interrupted = false;
-  };
-
-  // Metric series the hot paths update directly.
-  struct DepMetrics {
-    Counter* calls = nullptr;
-    Counter* failures = nullptr;
-    std::array<Counter*, 6> retry{};  // retried, succeeded, exhausted, permanent, budget, deadline
-    Counter* rejected_breaker = nullptr;
-    Counter* rejected_bulkhead = nullptr;
-    Counter* rejected_throttle = nullptr;
-    Counter* fallbacks = nullptr;
-    Counter* trips = nullptr;
-    std::array<Counter*, kNumOutcomeKinds> failure_kinds{};
-    std::array<std::array<Counter*, 3>, 3> transitions{};  // [from][to]
-    std::array<Gauge*, 3> state{};
-    Gauge* in_flight = nullptr;
-    Gauge* budget_tokens = nullptr;  // token-bucket retry budgets only
-  };
+  using OrderSlot = LiveOrderSlot;
+  using Job = LiveJob;
 
   LiveEngine(const ScenarioConfig& config, const LiveOptions& options);
   absl::Status InitMetrics();
@@ -452,38 +326,11 @@ class LiveEngine {
   void RecordChunkLocked(const Chunk& c, int64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   std::chrono::steady_clock::time_point ToSteady(int64_t t_ns) const;
 
-  void WorkerLoop(Worker& w);
-  void Process(Worker& w, const Job& job);
-  AttemptEnd DoAttempt(Worker& w, const FlowAction& action);
-  // Runs a hedged or fanned-out call (a round of copies, unlimited capacity) from its first
-  // kAttempt to the flow's first action after the round; `on_end(dep, end)` sees every answer.
-  template <typename OnEnd>
-  FlowAction RunRound(Worker& w, OrderFlow& flow, FlowAction action, OnEnd& on_end,
-                      bool* cancelled);
-  // `server`: the line to wait in (a replica's), or null for the dependency's own.
-  AttemptEnd DoLimitedAttempt(Worker& w, const FaultModel& fm, const FlowAction& action,
-                              int64_t now_ns, Server* server = nullptr);
-  // Frees finished service slots and starts abandoned calls at the head of the line.
-  void ReapLocked(Server& s, const FaultModel& fm, int64_t now_ns)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // ReapLocked for a line with a queue discipline: frees the slots whose calls ended, then lets
-  // the discipline fill the free ones (granting waiting calls, serving abandoned ones, dropping).
-  void AssignLocked(Server& s, const FaultModel& fm, int64_t now_ns)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // The fault model `w` must use for an attempt of `dep` starting now.
-  const FaultModel& ModelFor(Worker& w, int dep);
-  // The key order `id`'s charges carry.
-  std::string LedgerKey(const OrderSlot& o, int64_t id) const;
   void RecordEvent(int64_t id, OrderStatus status, FailReason reason, int64_t t_ns, int attempts,
                    int charges, bool degraded = false);
-  WaitEnd SleepUntil(int64_t t_ns) const;
-  WaitEnd WaitBulkhead(int dep, int64_t until_ns);
-  // `mask` bits count from dependency `first_dep` (a service's flow: its first dependency).
-  void DeliverHandoffs(uint32_t mask, int first_dep = 0);
-  void PublishStats(Worker& w);
   // `ledger_applied` (>= 0) overrides the flow's applied-charge count when the ledger decided.
   // The order's last touch of its slot: after it the chunk may be freed.
-  void Finish(Worker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
+  void Finish(LiveWorker* w, Chunk& c, int64_t id, OrderStatus status, FailReason reason,
               const OrderFlow* flow, int64_t now_ns, bool admitted, int ledger_applied = -1);
   void NotifyDone();
   void OnTransition(int dep, const BreakerTransition& t);
@@ -499,29 +346,14 @@ class LiveEngine {
   // rate version away from `seen`.
   enum class LoadWake { kDue, kStopped, kRateChanged };
   LoadWake LoadSleepOrRateChange(int64_t t_ns, uint64_t seen) const;
-  void SamplerLoop();
-  void InitTimeSeries();
-  void Sample(int64_t now_ns, bool final);
   void BuildResult(int64_t end_ns);
 
   const ScenarioConfig config_;
   const LiveOptions options_;
   Rng rng_;
   std::vector<DependencyRuntime> deps_;
-  BoundedQueue<Job> queue_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::unique_ptr<BulkheadLine>> bulkhead_lines_;
-  std::vector<std::unique_ptr<Server>> servers_;
-  // Dependencies with replicas: one server per replica (capacity lines), empty otherwise.
-  std::vector<std::vector<std::unique_ptr<Server>>> replica_servers_;
-  std::unique_ptr<std::atomic<int64_t>[]> dep_in_flight_;  // attempts in progress
-  std::unique_ptr<std::atomic<int64_t>[]> dep_max_load_;   // most attempts in progress at once
-  std::unique_ptr<std::atomic<int64_t>[]> dep_wasted_ns_;  // service of cancelled copies
-  std::vector<std::unique_ptr<FaultSlot>> fault_slots_;
-  std::unique_ptr<ConcurrencyLimiter> intake_limiter_;  // intake.limit
-  std::unique_ptr<RateGate> intake_rate_;               // intake.rate_limit
-  Mutex intake_rng_mu_;
-  std::optional<RandomStream> intake_rng_ ABSL_GUARDED_BY(intake_rng_mu_);
+  // Admission, the job queue and the rate waits (set by the constructor).
+  std::unique_ptr<LiveIntake> intake_;
   std::unique_ptr<PaymentLedger> ledger_;  // set by Create
   std::string run_tag_;                    // makes derived idempotency keys unique to this run
 
@@ -544,18 +376,8 @@ class LiveEngine {
   std::atomic<int64_t> finished_twice_{0};  // Finish on a terminal order: an engine bug
   std::atomic<int64_t> next_id_{0};
   std::atomic<int64_t> in_system_{0};
-  std::atomic<int64_t> busy_{0};
   std::atomic<bool> started_{false};
-  std::atomic<bool> accepting_{false};
-  std::atomic<int> submitting_{0};  // Submit calls past the intake check
-  std::atomic<bool> cancel_{false};
-  std::atomic<bool> shutdown_begun_{false};
-  std::atomic<bool> shut_down_{false};
   std::chrono::steady_clock::time_point start_;
-
-  // Interruptible sleeps (attempt latency, backoff) wait here; Shutdown's cancel wakes them.
-  mutable Mutex sleep_mu_;
-  mutable CondVar sleep_cv_;
 
   // Waiters for order completion (Wait, WaitIdle, closed-loop clients).
   mutable Mutex done_mu_;
@@ -573,43 +395,12 @@ class LiveEngine {
   std::atomic<double> arrival_rate_{0.0};
   std::atomic<uint64_t> arrival_rate_version_{0};
 
-  // Workers still running, for Shutdown's grace period.
-  Mutex exit_mu_;
-  CondVar exit_cv_;
-  std::atomic<int> workers_running_{0};
-
   // Accounting for orders finished outside a worker (queue rejections, shutdown cancellations).
   Mutex aux_mu_;
-  Worker aux_ ABSL_GUARDED_BY(aux_mu_);
+  LiveWorker aux_ ABSL_GUARDED_BY(aux_mu_);
 
-  // Metrics.
-  MetricsRegistry registry_;
-  Counter* arrived_ = nullptr;
-  std::array<Counter*, kNumOrderStatuses> by_status_{};
-  std::array<Counter*, kNumFailReasons> by_reason_{};
-  Counter* degraded_ = nullptr;
-  Histogram* latency_ = nullptr;
-  Gauge* queue_depth_ = nullptr;
-  Gauge* busy_workers_ = nullptr;
-  Gauge* in_flight_ = nullptr;
-  std::vector<DepMetrics> dep_metrics_;
-  // Concurrency limits ("intake" and each limited dependency): the limit and the permits held,
-  // refreshed when scraped; (limiter, limit gauge, in-flight gauge).
-  struct LimitGauges {
-    ConcurrencyLimiter* limiter = nullptr;
-    Gauge* limit = nullptr;
-    Gauge* inflight = nullptr;
-  };
-  std::vector<LimitGauges> limit_gauges_;
-  // Rate limits (intake.rate_limit, <dependency>.rate_limit): the gates' counts, brought up to
-  // date when scraped (the mutex keeps two scrapes from adding the same refusals twice).
-  struct RateCounters {
-    RateGate* gate = nullptr;
-    Counter* refused = nullptr;
-    Counter* waits = nullptr;
-  };
-  Mutex rate_counters_mu_;
-  std::vector<RateCounters> rate_counters_ ABSL_GUARDED_BY(rate_counters_mu_);
+  // Metrics (every part writes its series; the sampler reads them and refreshes the gauges).
+  LiveMetrics metrics_;
 
   // Phase edges (known in advance, bounded by the scenario) and the most recent breaker
   // transitions (at most options_.max_transitions: a breaker flapping for weeks must not grow the
@@ -620,93 +411,22 @@ class LiveEngine {
   int64_t transitions_dropped_ ABSL_GUARDED_BY(events_mu_) = 0;  // the oldest, beyond the cap
   int64_t transitions_taken_ ABSL_GUARDED_BY(events_mu_) = 0;    // counted from the first ever
 
-  // Time series.
-  Mutex sample_mu_;
-  CondVar sample_cv_;
-  std::atomic<bool> sample_stop_{false};
-  std::thread sampler_;
-  // The rows below are written by the sampler thread only, then by Shutdown after joining it.
-  std::vector<std::string> ts_columns_;
-  std::vector<std::vector<double>> ts_;
-  struct Last {
-    int64_t arrived = 0;
-    std::array<int64_t, kNumOrderStatuses> by_status{};
-    std::array<int64_t, kNumFailReasons> by_reason{};
-    int64_t degraded = 0;
-    std::vector<std::array<int64_t, 4>> deps;  // calls, retries, failures, rejected_breaker
-    std::vector<int64_t> limit_rejected;       // per dependency with a limit
-    int64_t intake_limit_rejected = 0;
-    // Rate limits: per dependency, then intake.rate_limit last.
-    std::vector<RateGate::Counts> rate;
-  };
-  Last last_;
-  int64_t last_sample_ns_ = 0;
+  // The workers and what they block on (set by the constructor).
+  std::unique_ptr<LiveWorkerPool> pool_;
 
-  Mutex shutdown_mu_;
-  ShutdownReport report_ ABSL_GUARDED_BY(shutdown_mu_);
+  // The time series and the scraped gauges (set by the constructor, after everything it reads).
+  std::unique_ptr<LiveSampler> sampler_;
+
+  // The shutdown sequence, the cancellation every wait watches, the workers still running.
+  LiveShutdown shutdown_;
   SimResult result_;  // written once by Shutdown, read-only afterwards
   int64_t recorded_first_id_ = 0;  // likewise
-  // Hedge / fan-out families and time-series columns (set up by InitMetrics).
-  RoundMetrics round_metrics_;
-  ReplicaMetrics replica_metrics_;  // rlab_replica_*, read from the pools when scraped
 
-  // intake.shedding: the shedder (thread-safe), the draws of orders' origins, and the
-  // per-class / per-tenant totals.
-  std::unique_ptr<LoadShedder> shedder_;
-  Mutex origin_mu_;
-  RandomStream origin_rng_ ABSL_GUARDED_BY(origin_mu_) = RandomStream(0);
-  OriginStats origins_ ABSL_GUARDED_BY(origin_mu_);
-  // rlab_intake_orders{criticality, outcome} and rlab_intake_tenant_orders{tenant, outcome}
-  // (declared tenants only), brought up to origins_ by MetricsSnapshot.
-  Family<Counter>* intake_class_metrics_ = nullptr;
-  Family<Counter>* intake_tenant_metrics_ = nullptr;
-  void RefreshIntakeMetrics();
-
-  // intake.rate_limit with max_wait > 0 (null otherwise): orders whose permit is due later wait
-  // here, off the submitter's thread, admitted (in the system) but still pending; at their time
-  // the queue's thread sends each on through intake.limit, the queue and the shedder
-  // (ReleaseParked), as the simulated engine's kIntakeReady does. Shutdown lets them go on
-  // within the grace time and cancels those still waiting when it runs out.
-  void ParkForRate(Chunk& c, int64_t id, int64_t due_ns);
-  void ReleaseParked(const Job& job);
-  std::unique_ptr<RateWaitQueue<Job>> rate_waits_;
-
-  // Service graphs (live_services.{h,cc}; model/service_graph.h). Each non-root service has its
-  // own worker threads and bounded job queue; an attempt of a dependency whose `service` is set
-  // is a request to that service, and the calling worker waits for its answer. config_ is the
-  // working copy of the scenario: its dependencies are every tier's (FlatDependencies, root
-  // first, labelled "<service>.<name>"), so that everything indexed by dependency covers them.
-  struct ServiceTier;
-  struct ServiceCall;
-  static ScenarioConfig WorkingConfig(const ScenarioConfig& config);
-  // What the live engine cannot run in a graph yet (InvalidArgument naming the path).
-  static absl::Status CheckServicesForLive(const ScenarioConfig& config);
-  void InitServices();                // the constructor
-  absl::Status InitServiceMetrics();  // InitMetrics: rlab_service_*
-  void StartServices();               // Start: the services' workers, before the root's
-  // DoAttempt for a dependency that calls a service.
-  AttemptEnd CallService(Worker& w, const FlowAction& a);
-  void ServiceWorkerLoop(ServiceTier& tier, Worker& w);
-  void ServeCall(ServiceTier& tier, Worker& w, const std::shared_ptr<ServiceCall>& call);
-  void EndCall(ServiceTier& tier, ServiceCall& call, ChildEnd end);
-  void WakeServiceCallers();  // Shutdown, out of time: callers waiting for an answer wake
-  // Shutdown, once the root's workers are joined: the services' work left may end until
-  // `grace_end` (`forever`: however long it takes), then it is cancelled.
-  void StopServices(std::chrono::steady_clock::time_point grace_end, bool forever);
-  void SampleServices(absl::FunctionRef<void(double)> put);
-  void OnRootServiceEnd(OrderStatus status, int64_t sojourn_ns);  // Finish
-  std::vector<ServiceTotals> ServiceResult();                     // BuildResult
-  bool CallsService(int dep) const { return !dep_tier_.empty() && dep_tier_[dep] > 0; }
+  // Service graphs (live_services.{h,cc}; model/service_graph.h): config_ is the working copy
+  // of the scenario, whose dependencies are every tier's (root first, labelled
+  // "<service>.<name>"), so that everything indexed by dependency covers them; the services'
+  // workers and queues are the pool's.
   const ScenarioConfig scenario_;  // as given (config())
-  int root_deps_ = 0;              // the root's dependencies: config_.dependencies[0, root_deps_)
-  std::vector<int> dep_tier_;      // per dependency: the tier it calls (1 + service index), or 0
-  std::vector<std::unique_ptr<ServiceTier>> tiers_;
-  std::vector<std::unique_ptr<Worker>> service_workers_;
-  Mutex service_waiters_mu_;
-  std::vector<ServiceCall*> service_waiters_ ABSL_GUARDED_BY(service_waiters_mu_);
-  // rlab_service_requests / rlab_service_latency_seconds, service="root" (the orders).
-  std::array<Counter*, 4> root_service_requests_{};
-  Histogram* root_service_latency_ = nullptr;
 };
 
 }  // namespace rlab

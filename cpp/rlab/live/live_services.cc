@@ -37,7 +37,7 @@ void RaiseMax(std::atomic<int64_t>& a, int64_t v) {
 absl::Status CheckDependency(const std::string& path, const DependencyConfig& d) {
   const char* what = d.hedge ? "hedge" : d.fanout ? "fanout" : nullptr;
   if (what == nullptr) return absl::OkStatus();
-  // A round's copies are timed events on the calling worker's thread (LiveEngine::RunRound),
+  // A round's copies are timed events on the calling worker's thread (LiveWorkerPool::RunRound),
   // drawn when sent: an answer that comes from another service's workers does not fit that yet.
   if (!d.service.empty()) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -65,7 +65,7 @@ absl::Status CheckDependency(const std::string& path, const DependencyConfig& d)
 
 }  // namespace
 
-ScenarioConfig LiveEngine::WorkingConfig(const ScenarioConfig& config) {
+ScenarioConfig LiveWorkingConfig(const ScenarioConfig& config) {
   if (config.services.empty()) return config;
   ScenarioConfig c = config;
   c.dependencies.clear();
@@ -76,7 +76,7 @@ ScenarioConfig LiveEngine::WorkingConfig(const ScenarioConfig& config) {
   return c;
 }
 
-absl::Status LiveEngine::CheckServicesForLive(const ScenarioConfig& config) {
+absl::Status CheckServicesForLive(const ScenarioConfig& config) {
   // Every service's workers are threads of their own: their sum is bounded like one pool's.
   constexpr int64_t kMaxLiveThreads = 100'000;
   int64_t threads = config.workers;
@@ -98,16 +98,17 @@ absl::Status LiveEngine::CheckServicesForLive(const ScenarioConfig& config) {
   return absl::OkStatus();
 }
 
-void LiveEngine::InitServices() {
-  root_deps_ = static_cast<int>(scenario_.dependencies.size());
-  if (scenario_.services.empty()) return;
+void LiveWorkerPool::InitServices(const ScenarioConfig& scenario, Rng& rng) {
+  scenario_ = &scenario;
+  root_deps_ = static_cast<int>(scenario.dependencies.size());
+  if (scenario.services.empty()) return;
   const size_t n = config_.dependencies.size();
   dep_tier_.assign(n, 0);
   for (size_t i = 0; i < n; ++i)
-    dep_tier_[i] = ServiceIndexOf(scenario_, config_.dependencies[i]) + 1;
+    dep_tier_[i] = ServiceIndexOf(scenario, config_.dependencies[i]) + 1;
   int first_dep = root_deps_;
-  for (size_t s = 0; s < scenario_.services.size(); ++s) {
-    const ServiceConfig& svc = scenario_.services[s];
+  for (size_t s = 0; s < scenario.services.size(); ++s) {
+    const ServiceConfig& svc = scenario.services[s];
     auto tier = std::make_unique<ServiceTier>();
     tier->tier = static_cast<int>(s) + 1;
     tier->config = &svc;
@@ -115,16 +116,16 @@ void LiveEngine::InitServices() {
     tier->num_deps = static_cast<int>(svc.dependencies.size());
     first_dep += tier->num_deps;
     for (int j = 0; j < svc.workers; ++j) {
-      auto w = std::make_unique<Worker>();
+      auto w = std::make_unique<LiveWorker>();
       w->index = j;
       w->stats.resize(n);
       w->published.resize(n);
       // Streams of their own: the root's workers draw (name, worker index).
       const uint64_t salt = (static_cast<uint64_t>(s + 1) << 32) | static_cast<uint64_t>(j);
       for (const DependencyConfig& d : config_.dependencies) {
-        w->fault_rngs.push_back(rng_.Stream("faults/" + d.name, salt));
-        w->policy_rngs.push_back(rng_.Stream("policy/" + d.name, salt));
-        w->replica_rngs.push_back(rng_.Stream("replicas/" + d.name, salt));
+        w->fault_rngs.push_back(rng.Stream("faults/" + d.name, salt));
+        w->policy_rngs.push_back(rng.Stream("policy/" + d.name, salt));
+        w->replica_rngs.push_back(rng.Stream("replicas/" + d.name, salt));
       }
       for (auto& slot : fault_slots_) {
         MutexLock lock(&slot->mu);
@@ -138,21 +139,21 @@ void LiveEngine::InitServices() {
   }
 }
 
-absl::Status LiveEngine::InitServiceMetrics() {
+absl::Status LiveWorkerPool::InitServiceMetrics(const std::vector<double>& latency_bounds_s) {
   if (tiers_.empty()) return absl::OkStatus();
   std::vector<std::string> names = {"root"};
   for (const auto& t : tiers_) names.push_back(t->config->name);
   std::vector<std::string> outcomes;
   for (OrderStatus s : kServiceOutcomes) outcomes.emplace_back(OrderStatusName(s));
   // The simulated engine's families (python/reliability_lab/metrics.py _service_families).
-  auto requests = registry_.AddCounter(
+  auto requests = metrics_.registry.AddCounter(
       "rlab_service_requests",
       "Requests a service ended, by outcome (rejected: its job queue was full).",
       {"service", "outcome"}, LabelProduct({names, outcomes}));
   if (!requests.ok()) return requests.status();
-  auto latency = registry_.AddHistogram(
+  auto latency = metrics_.registry.AddHistogram(
       "rlab_service_latency_seconds", "Arrival to end of a service's completed requests.",
-      {"service"}, LabelProduct({names}), options_.latency_bounds_s);
+      {"service"}, LabelProduct({names}), latency_bounds_s);
   if (!latency.ok()) return latency.status();
   const size_t k = kServiceOutcomes.size();
   for (size_t i = 0; i < k; ++i) root_service_requests_[i] = &(*requests)->at(i);
@@ -164,16 +165,16 @@ absl::Status LiveEngine::InitServiceMetrics() {
   return absl::OkStatus();
 }
 
-void LiveEngine::StartServices() {
+void LiveWorkerPool::StartServices() {
   for (auto& t : tiers_) {
     ServiceTier* tier = t.get();
-    for (Worker* w : tier->workers) {
+    for (LiveWorker* w : tier->workers) {
       w->thread = std::thread([this, tier, w] { ServiceWorkerLoop(*tier, *w); });
     }
   }
 }
 
-LiveEngine::AttemptEnd LiveEngine::CallService(Worker& w, const FlowAction& a) {
+LiveWorkerPool::AttemptEnd LiveWorkerPool::CallService(LiveWorker& w, const FlowAction& a) {
   const int dep = a.dep;
   ServiceTier& t = *tiers_[static_cast<size_t>(dep_tier_[dep] - 1)];
   const int64_t now = NowNs();
@@ -213,12 +214,13 @@ LiveEngine::AttemptEnd LiveEngine::CallService(Worker& w, const FlowAction& a) {
   }
   bool answered = false;
   {
-    // Bounded by the attempt's until_ns; Shutdown (out of time) wakes it through
-    // WakeServiceCallers after setting cancel_, which is read here under the call's lock.
+    // Bounded by the attempt's until_ns; the shutdown (out of time) wakes it through
+    // InterruptWaits (WakeServiceCallers) after setting its cancellation, which is read here
+    // under the call's lock.
     MutexLock lock(&call->mu);
     const bool forever = a.until_ns == kNoDeadline;
     const SteadyTime until = forever ? SteadyTime::max() : ToSteady(a.until_ns);
-    while (!call->answered && !cancel_.load(std::memory_order_acquire)) {
+    while (!call->answered && !shutdown_.cancelled()) {
       if (forever) {
         call->cv.Wait(&call->mu);
       } else if (call->cv.WaitUntil(&call->mu, until)) {
@@ -237,7 +239,7 @@ LiveEngine::AttemptEnd LiveEngine::CallService(Worker& w, const FlowAction& a) {
     service_waiters_.erase(std::find(service_waiters_.begin(), service_waiters_.end(), call.get()));
   }
   if (!answered) {
-    if (cancel_.load(std::memory_order_acquire)) {
+    if (shutdown_.cancelled()) {
       end.interrupted = true;
     } else {
       // The caller's own timeout (or deadline), whatever the service still does.
@@ -249,7 +251,7 @@ LiveEngine::AttemptEnd LiveEngine::CallService(Worker& w, const FlowAction& a) {
   return end;
 }
 
-void LiveEngine::ServiceWorkerLoop(ServiceTier& t, Worker& w) {
+void LiveWorkerPool::ServiceWorkerLoop(ServiceTier& t, LiveWorker& w) {
   for (;;) {
     std::shared_ptr<ServiceCall> call;
     {
@@ -269,7 +271,8 @@ void LiveEngine::ServiceWorkerLoop(ServiceTier& t, Worker& w) {
   PublishStats(w);
 }
 
-void LiveEngine::ServeCall(ServiceTier& t, Worker& w, const std::shared_ptr<ServiceCall>& call) {
+void LiveWorkerPool::ServeCall(ServiceTier& t, LiveWorker& w,
+                               const std::shared_ptr<ServiceCall>& call) {
   ServiceCall& c = *call;
   const int64_t start = NowNs();
   bool gone = false;
@@ -288,7 +291,7 @@ void LiveEngine::ServeCall(ServiceTier& t, Worker& w, const std::shared_ptr<Serv
     EndCall(t, c, end);
     return;
   }
-  if (cancel_.load(std::memory_order_acquire)) {
+  if (shutdown_.cancelled()) {
     end.status = OrderStatus::kCancelled;
     end.reason = FailReason::kShutdown;
     EndCall(t, c, end);
@@ -296,57 +299,15 @@ void LiveEngine::ServeCall(ServiceTier& t, Worker& w, const std::shared_ptr<Serv
   }
   end.start_ns = start;
   w.flow_key = c.key;
-  // The shared flow over the service's own dependencies, interpreted by blocking as
-  // LiveEngine::Process does for an order (hedge and fan-out rounds are refused by Create).
+  // The shared flow over the service's own dependencies, interpreted by blocking in the loop
+  // the root's workers run an order's in.
   OrderFlow flow(&deps_, &w.stats, c.key, c.deadline_ns, t.first_dep, t.num_deps);
-  auto rng = [&]() -> RandomStream& { return w.policy_rngs[flow.current_dep()]; };
-  FlowAction a = flow.Begin(start, rng());
-  bool cancelled = false;
-  while (a.kind != FlowAction::Kind::kDone && !cancelled) {
-    DeliverHandoffs(flow.handoffs(), t.first_dep);
-    PublishStats(w);
-    switch (a.kind) {
-      case FlowAction::Kind::kAttempt: {
-        const AttemptEnd e = DoAttempt(w, a);
-        if (e.interrupted) {
-          cancelled = true;
-          break;
-        }
-        if (!e.outcome.ok() && !e.outcome.IsLocalRejection()) {
-          dep_metrics_[a.dep].failure_kinds[static_cast<size_t>(e.outcome.kind)]->Add();
-        }
-        a = flow.OnAttemptDone(NowNs(), e.outcome, e.committed, rng());
-        break;
-      }
-      case FlowAction::Kind::kSleep:
-        if (SleepUntil(a.until_ns) == WaitEnd::kInterrupted) {
-          cancelled = true;
-          break;
-        }
-        a = flow.OnSleepDone(NowNs(), rng());
-        break;
-      case FlowAction::Kind::kWaitBulkhead:
-        switch (WaitBulkhead(a.dep, a.until_ns)) {
-          case WaitEnd::kDone:
-            a = flow.OnBulkheadAdmitted(NowNs(), rng());
-            break;
-          case WaitEnd::kTimeout:
-            a = flow.OnBulkheadTimeout(NowNs(), rng());
-            break;
-          case WaitEnd::kInterrupted:
-            cancelled = true;
-            break;
-        }
-        break;
-      case FlowAction::Kind::kDone:
-        break;
-      case FlowAction::Kind::kWait:
-        cancelled = true;  // only a round waits (see Process)
-        break;
+  auto attempt_ended = [this](int dep, const AttemptEnd& e) {
+    if (!e.outcome.ok() && !e.outcome.IsLocalRejection()) {
+      metrics_.deps[dep].failure_kinds[static_cast<size_t>(e.outcome.kind)]->Add();
     }
-  }
-  const int64_t now = NowNs();
-  DeliverHandoffs(cancelled ? flow.Cancel(now) : flow.handoffs(), t.first_dep);
+  };
+  const int64_t now = RunFlow(w, flow, start, t.first_dep, attempt_ended);
   PublishStats(w);
   // As the simulator: a child's charges count in the run's totals (its flow deduplicates them).
   w.charges += flow.charges();
@@ -357,7 +318,7 @@ void LiveEngine::ServeCall(ServiceTier& t, Worker& w, const std::shared_ptr<Serv
   EndCall(t, c, end);
 }
 
-void LiveEngine::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
+void LiveWorkerPool::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
   {
     MutexLock lock(&c.mu);
     end.caller_waiting = !c.caller_gone;
@@ -380,14 +341,14 @@ void LiveEngine::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
   }
 }
 
-void LiveEngine::OnRootServiceEnd(OrderStatus status, int64_t sojourn_ns) {
+void LiveWorkerPool::OnRootServiceEnd(OrderStatus status, int64_t sojourn_ns) {
   if (root_service_latency_ == nullptr) return;  // no services
   const int i = OutcomeIndex(status);
   if (i >= 0) root_service_requests_[static_cast<size_t>(i)]->Add();
   if (status == OrderStatus::kCompleted) root_service_latency_->Observe(NsToSeconds(sojourn_ns));
 }
 
-void LiveEngine::WakeServiceCallers() {
+void LiveWorkerPool::WakeServiceCallers() {
   MutexLock lock(&service_waiters_mu_);
   for (ServiceCall* c : service_waiters_) {
     MutexLock call_lock(&c->mu);
@@ -395,13 +356,13 @@ void LiveEngine::WakeServiceCallers() {
   }
 }
 
-void LiveEngine::StopServices(SteadyTime grace_end, bool forever) {
+void LiveWorkerPool::StopServices(SteadyTime grace_end, bool forever) {
   if (tiers_.empty()) return;
   // Every order is terminal: what the services still do is for nobody (its callers gave up),
   // and it ends by its propagated deadline. It may do so within the grace time, so that it
   // ends as in the simulator; then every wait is interrupted (as Shutdown does when out of
   // time), the queues close and the workers end what is left.
-  bool out_of_time = cancel_.load(std::memory_order_acquire);
+  bool out_of_time = shutdown_.cancelled();
   while (!out_of_time) {
     ServiceTier* busy = nullptr;
     for (auto& t : tiers_) {
@@ -421,24 +382,8 @@ void LiveEngine::StopServices(SteadyTime grace_end, bool forever) {
       }
     }
   }
-  {
-    MutexLock lock(&sleep_mu_);
-    cancel_.store(true, std::memory_order_seq_cst);
-  }
-  sleep_cv_.SignalAll();
-  auto wake = [](Server& s) {
-    { MutexLock l(&s.mu); }
-    s.cv.SignalAll();
-  };
-  for (auto& s : servers_) wake(*s);
-  for (auto& pool : replica_servers_) {
-    for (auto& s : pool) wake(*s);
-  }
-  for (auto& b : bulkhead_lines_) {
-    MutexLock l(&b->mu);
-    for (BulkheadWaiter* w : b->waiters) w->cv.Signal();
-  }
-  WakeServiceCallers();
+  shutdown_.Cancel();
+  InterruptWaits();  // capacity and bulkhead lines, and callers waiting for a service
   for (auto& t : tiers_) {
     MutexLock l(&t->mu);
     t->closed = true;
@@ -456,7 +401,7 @@ void LiveEngine::StopServices(SteadyTime grace_end, bool forever) {
   }
 }
 
-void LiveEngine::SampleServices(absl::FunctionRef<void(double)> put) {
+void LiveWorkerPool::SampleServices(absl::FunctionRef<void(double)> put) {
   for (auto& t : tiers_) {
     ServiceSample now;
     {
@@ -467,7 +412,7 @@ void LiveEngine::SampleServices(absl::FunctionRef<void(double)> put) {
   }
 }
 
-std::vector<ServiceTotals> LiveEngine::ServiceResult() {
+std::vector<ServiceTotals> LiveWorkerPool::ServiceResult() {
   std::vector<ServiceTotals> out;
   if (tiers_.empty()) return out;
   out.resize(tiers_.size() + 1);  // entry 0: the root, whose figures are the orders'

@@ -2,11 +2,13 @@
 #define RLAB_LIVE_LIVE_SERVICES_H_
 
 // Service graphs in the live engine (model/service_graph.h): each non-root service is a pool of
-// its own worker threads behind its own bounded job queue. An attempt of a dependency whose
-// `service` is set becomes a request (a ServiceCall) to that service: the calling worker queues
-// it and waits for the answer, at most until the attempt's `until_ns` (its timeout capped by
-// its deadline), and a shutdown wakes it. A worker of the service runs the shared OrderFlow over
-// the service's own dependencies, exactly as the root's workers run an order's.
+// its own worker threads behind its own bounded job queue, owned by the worker pool
+// (LiveWorkerPool; the engine calls in at its hook points, marked "service graphs"). An attempt
+// of a dependency whose `service` is set becomes a request (a ServiceCall) to that service: the
+// calling worker queues it and waits for the answer, at most until the attempt's `until_ns` (its
+// timeout capped by its deadline), and a shutdown wakes it. A worker of the service runs the
+// shared OrderFlow over the service's own dependencies, in the loop the root's workers run an
+// order's in (LiveWorkerPool::RunFlow).
 //
 // The rules are the simulated engine's (model/service_accounting.h): the child's deadline is
 // the caller's remaining time capped by the service's `deadline`; a request whose caller gave up
@@ -25,18 +27,27 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "rlab/core/metrics.h"
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
-#include "rlab/live/live_engine.h"
+#include "rlab/live/live_worker_pool.h"
 #include "rlab/model/run_result.h"
+#include "rlab/model/scenario.h"
 #include "rlab/model/service_accounting.h"
 
 namespace rlab {
 
+// The working copy of `config` the engine and its parts run on: the dependencies are every
+// tier's (FlatDependencies: root first, a service's labelled "<service>.<name>"), so that
+// everything indexed by dependency covers them. Without services, `config` itself.
+ScenarioConfig LiveWorkingConfig(const ScenarioConfig& config);
+// What the live engine cannot run in a graph yet (InvalidArgument naming the path).
+absl::Status CheckServicesForLive(const ScenarioConfig& config);
+
 // One request to a service, shared by the caller (which may stop waiting) and the service's
 // worker (which answers it, or finds nobody to answer).
-struct LiveEngine::ServiceCall {
+struct LiveWorkerPool::ServiceCall {
   // Written by the caller before the call is queued; read-only afterwards.
   int32_t key = 0;
   int64_t arrival_ns = 0;
@@ -52,7 +63,7 @@ struct LiveEngine::ServiceCall {
 };
 
 // One non-root service: its job queue, its workers and its totals.
-struct LiveEngine::ServiceTier {
+struct LiveWorkerPool::ServiceTier {
   int tier = 0;  // 1 + its index in the scenario's services
   const ServiceConfig* config = nullptr;
   int first_dep = 0;  // its dependencies in config_.dependencies: [first_dep, first_dep + n)
@@ -66,8 +77,8 @@ struct LiveEngine::ServiceTier {
   bool closed ABSL_GUARDED_BY(mu) = false;
   ServiceTotals totals ABSL_GUARDED_BY(mu);
 
-  std::vector<Worker*> workers;  // owned by LiveEngine::service_workers_
-  ServiceSample last;            // the sampler thread's
+  std::vector<LiveWorker*> workers;  // owned by LiveWorkerPool::service_workers_
+  ServiceSample last;                // the sampler thread's
   // rlab_service_requests{service=<name>, outcome} (completed, failed, rejected, expired) and
   // rlab_service_latency_seconds{service=<name>}.
   std::array<Counter*, 4> requests{};

@@ -3,7 +3,7 @@
 
 // The live engine's per-replica Prometheus families (dependencies with `replicas`), the same
 // names and labels as the simulator's result (python/reliability_lab/metrics.py), read from the
-// pools when scraped. Kept out of live_engine.cc so that the engine only forwards to it.
+// pools when scraped. Kept out of the engine (live_sampler.cc) so that it only forwards to it.
 //
 // Families (labels `dependency`, `replica`: the replica's index, bounded by kMaxReplicas):
 //   rlab_replica_calls            counter: attempts sent to the replica

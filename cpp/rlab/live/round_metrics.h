@@ -4,7 +4,7 @@
 // The live engine's observability of request patterns (hedging and fan-out rounds): Prometheus
 // families and time-series columns for the dependencies whose calls are rounds, matching the
 // simulator's columns (sim_engine.cc InitTimeSeries) and the result's totals. Kept out of
-// live_engine.cc so that the engine only forwards to it.
+// the engine (live_worker_pool.cc, live_sampler.cc) so that it only forwards to it.
 //
 // Families (one series per round dependency, label `dependency`):
 //   rlab_dependency_hedges         counter: hedge copies sent
