@@ -283,6 +283,19 @@ def test_max_events_stops_with_a_clear_error() -> None:
         simulate(mmc(100, 4, 0.01, 10, 100, seed=1), max_events=1000)
 
 
+def test_a_loop_that_never_advances_virtual_time_stops_with_a_clear_error() -> None:
+    # Found by the strategies' property test: clients that resubmit at once, and an outage whose
+    # failures answer in zero time, kept the clock at one instant (the run spun towards
+    # max_events for minutes). It now stops after 20 M events at one instant and says why.
+    sc = Scenario(
+        arrivals=ClosedLoop(clients=2, think_time=Constant(0.0)),
+        duration=5,
+        dependencies=(Dependency("payment", faults=Faults(latency=Constant(0.0))),),
+    )
+    with pytest.raises(RuntimeError, match=r"made no progress.*think time"):
+        simulate(sc)
+
+
 def test_metrics_parse_with_prometheus_client() -> None:
     r = simulate(mmc(50, 4, 0.05, 20, 30, seed=3).replace(
         {"server.faults.failure_rate": 0.2, "server.breaker": Breaker()}))

@@ -340,5 +340,27 @@ TEST(SimEngineTest, MaxEventsStopsWithAClearError) {
   EXPECT_NE(s.message().find("max_events"), std::string::npos);
 }
 
+// A closed loop whose clients resubmit at once and whose calls take no time never advances the
+// virtual clock: the run stops with an error that says so instead of spinning to max_events.
+TEST(SimEngineTest, WorkThatTakesNoVirtualTimeStopsWithAClearError) {
+  ScenarioConfig sc = MMc(1, 4, 0.0, 10, 10, 1);
+  sc.arrivals.kind = ArrivalConfig::Kind::kClosedLoop;
+  sc.arrivals.clients = 3;
+  sc.arrivals.think_time = Const(0.0);
+  sc.dependencies[0].faults.latency = Const(0.0);
+  SimOptions opt;
+  opt.max_events_at_one_instant = 10'000;
+  SimEngine engine(sc, opt);
+  const absl::Status s = engine.Run();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("no progress"), std::string::npos) << s.message();
+  EXPECT_LT(engine.result().events, 20'000);
+
+  // With a positive think time the same loop advances and ends.
+  sc.arrivals.think_time = Const(0.001);
+  SimEngine ok(sc, opt);
+  EXPECT_TRUE(ok.Run().ok());
+}
+
 }  // namespace
 }  // namespace rlab

@@ -152,14 +152,24 @@ absl::Status SimEngine::Run() {
 
   bool hit_until = false;
   int64_t last_activity_ns = 0;
+  int64_t events_at_instant = 0;
   while (!events_.empty()) {
     if (options_.until_ns >= 0 && events_.Top().t_ns > options_.until_ns) {
       hit_until = true;
       break;
     }
     const SimEvent e = events_.Pop();
+    events_at_instant = e.t_ns == now_ns_ ? events_at_instant + 1 : 1;
     now_ns_ = e.t_ns;
     if (e.type != kSample) last_activity_ns = now_ns_;
+    if (events_at_instant > options_.max_events_at_one_instant) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "the simulation made no progress: %d events in a row at t = %.9f s with %d orders in "
+          "flight; work that takes no virtual time loops forever (for example a closed loop "
+          "with zero think time whose calls answer in zero time): give the think time or the "
+          "latency a positive value",
+          events_at_instant, NsToSeconds(now_ns_), in_system_));
+    }
     if (++result_.events > options_.max_events) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "the simulation stopped after max_events = %d events at t = %.3f s with %d orders in "

@@ -35,6 +35,11 @@ struct SimOptions {
   bool record_events = true;               // breaker transitions and phase edges
   int64_t until_ns = -1;  // stop at this virtual time, leaving orders in flight; -1: drain
   int64_t max_events = 4'000'000'000;  // a run that needs more stops with an error
+  // A run whose virtual clock stays on one instant for this many events in a row stops with an
+  // error: zero think time and zero-latency answers make a closed loop that never advances time
+  // (a Zeno loop) and would otherwise spin until max_events. Legitimate bursts at one instant
+  // (every client of a closed loop starting at t = 0) are far below it.
+  int64_t max_events_at_one_instant = 20'000'000;
 };
 
 // Runs one scenario once. Construct, Run, read result().
@@ -45,7 +50,8 @@ class SimEngine {
   SimEngine(const SimEngine&) = delete;
   SimEngine& operator=(const SimEngine&) = delete;
 
-  // Runs to the end (drained, or until_ns). Fails with ResourceExhausted when max_events is hit.
+  // Runs to the end (drained, or until_ns). Fails with ResourceExhausted when max_events is hit or
+  // when virtual time stops advancing (max_events_at_one_instant).
   absl::Status Run();
 
   // The run's output; complete after Run returns.

@@ -55,6 +55,7 @@ from reliability_lab.scenario import (
     Trace,
     Uniform,
 )
+from reliability_lab.scenario.latency import mean_of
 from reliability_lab.throttle import ThrottleConfig
 
 T = TypeVar("T")
@@ -499,14 +500,19 @@ def st_arrivals(
     *, max_rate: float = 100.0, horizon: float = 10.0, max_clients: int = 20
 ) -> SearchStrategy[Arrivals]:
     """Arrivals: Poisson (first), constant-rate, a rate schedule or a trace inside
-    ``[0, horizon]``, or a closed loop of up to ``max_clients`` clients; rates in
-    [1, ``max_rate``] orders per second."""
+    ``[0, horizon]``, or a closed loop of up to ``max_clients`` clients (think time with a
+    positive mean); rates in [1, ``max_rate``] orders per second."""
     rate = _floats(1.0, max_rate)
     trace = st.lists(_floats(0.0, horizon), min_size=1, max_size=50).map(
         lambda ts: Trace(sorted(ts))
     )
+    # A think time that is always zero, with calls that answer in zero time, is a loop that never
+    # advances the virtual clock (the simulator stops it with an error): think times here have a
+    # positive mean.
     closed = st.builds(
-        ClosedLoop, clients=st.integers(1, max_clients), think_time=st_latency(1.0)
+        ClosedLoop,
+        clients=st.integers(1, max_clients),
+        think_time=st_latency(1.0).filter(lambda d: mean_of(d) > 0),
     )
     return st.one_of(
         rate.map(Poisson), rate.map(ConstantRate), _schedule(horizon, max_rate), trace, closed
