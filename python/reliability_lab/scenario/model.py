@@ -93,7 +93,8 @@ class Scenario:
             names, ``services[name].*`` paths), called by dependencies with ``service=name``;
             the scenario itself is the root service. Every service must be reachable from the
             root, and no service may call itself, directly or through others. Empty: a
-            single-service scenario. Simulator-only for now.
+            single-service scenario. Both engines run a graph (live: threads and a queue per
+            service).
     """
 
     arrivals: Arrivals = Poisson(100.0)  # noqa: RUF009 (frozen: immutable, from another module)
