@@ -316,3 +316,31 @@ def test_a_services_own_hedged_dependency_hedges_live() -> None:
         assert leaf["hedges"] > 0, name
         assert leaf["calls"] == r.services.loc["s", "arrivals"] + leaf["hedges"], name
     assert live.summary["completed"] == 50
+
+
+def test_the_control_knobs_reach_a_services_own_dependency() -> None:
+    """set_faults / set_breaker name a service's dependency "<service>.<dependency>", as the
+    results do: b's leaf made to fail everything fails every call to b from then on, and b's
+    leaf breaker is changed in place."""
+    sc = _two_services(0.0, workers=4, queue_capacity=1000)
+    sc = sc.replace({"services[b].dependencies[leaf].breaker": rl.Breaker()})
+    with rl.Lab(sc, shutdown_timeout=10.0) as lab:
+        with pytest.raises(KeyError, match=r"b\.leaf"):
+            lab.set_faults("b.nope", rl.Faults())
+        assert lab.faults("b.leaf").failure_rate == 0.0
+        assert lab.submit_many(20).wait(60.0)
+        lab.set_faults("b.leaf", rl.Faults(failure_rate=1.0, latency=FAST))
+        assert lab.faults("b.leaf").failure_rate == 1.0
+        assert lab.breaker("b.leaf") == rl.Breaker()
+        changed = lab.set_breaker("b.leaf", {"consecutive_failures": 1000})
+        assert changed.consecutive_failures == 1000 == lab.breaker("b.leaf").consecutive_failures
+        path = r"services\[b\]\.dependencies\[leaf\]\.breaker\.open_for"
+        with pytest.raises(ValueError, match=path):
+            lab.set_breaker("b.leaf", {"open_for": -1.0})
+        with pytest.raises(ValueError, match="breaker is None"):
+            lab.set_breaker("a.leaf", {"consecutive_failures": 3})
+        assert lab.submit_many(20).wait(60.0)
+    s = lab.result.services
+    # The first 20 orders all succeed; after the switch every call to b fails (3 attempts each).
+    assert lab.result.summary["completed"] == 20
+    assert s.loc["b", "failed"] == 60

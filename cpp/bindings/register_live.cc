@@ -22,6 +22,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/metrics.h"
 #include "rlab/live/live_engine.h"
+#include "rlab/live/live_services.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/scenario.h"
 #include "scenario_from_py.h"
@@ -568,8 +569,9 @@ void RegisterLive(py::module_& m) {
           "set_faults",
           [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
             // The scenario with the new faults in place: the converter and its dotted-path
-            // validation are the scenario's own.
-            const ScenarioConfig sc = ValidatedScenarioFromDict(scenario);
+            // validation are the scenario's own. The engine's working copy lists every tier's
+            // dependencies, a service's as "<service>.<dependency>".
+            const ScenarioConfig sc = LiveWorkingConfig(ValidatedScenarioFromDict(scenario));
             for (const DependencyConfig& d : sc.dependencies) {
               if (d.name != dependency) continue;
               absl::Status s;
@@ -588,7 +590,7 @@ void RegisterLive(py::module_& m) {
           [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
             // As set_faults: the scenario with the new breaker in place, so the field names,
             // units (seconds) and dotted-path errors are the scenario's own.
-            const ScenarioConfig sc = ValidatedScenarioFromDict(scenario);
+            const ScenarioConfig sc = LiveWorkingConfig(ValidatedScenarioFromDict(scenario));
             for (const DependencyConfig& d : sc.dependencies) {
               if (d.name != dependency) continue;
               if (!d.breaker) {

@@ -330,10 +330,19 @@ class Lab:
         self._stop_logging = threading.Event()
         self._log_thread: threading.Thread | None = None
         self._given_up: dict[tuple[str, str], float] = {}
+        # Every tier's dependencies by the engine's label ("payment"; "<service>.<dependency>"
+        # for a service's own) and the scenario path of each.
+        self._dep_paths: dict[str, str] = {d.name: d.name for d in scenario.dependencies}
+        deps = {d.name: d for d in scenario.dependencies}
+        for svc in scenario.services:
+            for d in svc.dependencies:
+                label = f"{svc.name}.{d.name}"
+                self._dep_paths[label] = f"services[{svc.name}].dependencies[{d.name}]"
+                deps[label] = d
         # The fault models in force (set_faults replaces them while the lab runs).
-        self._faults = {d.name: d.faults for d in scenario.dependencies}
+        self._faults = {label: d.faults for label, d in deps.items()}
         # The breaker parameters in force (set_breaker replaces them while the lab runs).
-        self._breakers = {d.name: d.breaker for d in scenario.dependencies}
+        self._breakers = {label: d.breaker for label, d in deps.items()}
         self._breaker_lock = threading.Lock()
         self._dashboards: list[Any] = []
 
@@ -538,18 +547,20 @@ class Lab:
     def set_faults(self, dependency: str, faults: Faults) -> None:
         """Replaces ``dependency``'s fault model while the lab runs (the chaos switch). Attempts
         that start afterwards use it; those in progress finish with the old one. Its phases are
-        on the lab's clock (seconds since start), like the scenario's.
+        on the lab's clock (seconds since start), like the scenario's. In a service graph a
+        service's own dependency is named ``"<service>.<dependency>"`` (here, in
+        :meth:`set_breaker` and in the results).
 
         Raises KeyError for an unknown dependency, TypeError unless ``faults`` is a
         :class:`~reliability_lab.scenario.Faults`, and ValueError naming the dotted path
         (``payment.faults.failure_rate ...``) for an invalid model.
         """
-        names = [d.name for d in self.scenario.dependencies]
-        if dependency not in names:
-            raise KeyError(f"no dependency named {dependency!r} (have: {', '.join(names)})")
+        if dependency not in self._dep_paths:
+            names = ", ".join(self._dep_paths)
+            raise KeyError(f"no dependency named {dependency!r} (have: {names})")
         if not isinstance(faults, Faults):
             raise TypeError(f"faults must be a Faults, got {type(faults).__name__}")
-        changed = self.scenario.replace({f"{dependency}.faults": faults})
+        changed = self.scenario.replace({f"{self._dep_paths[dependency]}.faults": faults})
         self._engine.set_faults(dependency, changed.to_dict())
         self._faults[dependency] = faults
         _log_event("faults_changed", dependency=dependency, failure_rate=faults.failure_rate)
@@ -594,8 +605,9 @@ class Lab:
         else:
             raise TypeError(f"breaker must be a Breaker or a dict, got {type(breaker).__name__}")
         d = self.scenario.to_dict()
-        i = [dep.name for dep in self.scenario.dependencies].index(dependency)
-        d["dependencies"][i]["breaker"] = fields
+        service, _, name = dependency.rpartition(".")
+        tier = d if not service else next(s for s in d["services"] if s["name"] == service)
+        next(dep for dep in tier["dependencies"] if dep["name"] == name)["breaker"] = fields
         # The scenario's converter checks every field under its dotted path before anything
         # changes; the Breaker built after it can no longer fail.
         _core.validate_scenario(d)
