@@ -190,10 +190,12 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::CallService(LiveWorker& w, const Flow
   {
     MutexLock lock(&t.mu);
     CountServiceArrival(t.totals);
-    // A waiting worker takes the request at once; otherwise it waits in the queue, if there is
+    // A free worker takes the request at once; otherwise it waits in the queue, if there is
     // room (the simulated engine's rule: queue_capacity counts the requests no worker holds).
-    admitted = !t.closed && static_cast<int64_t>(t.jobs.size()) <
-                                static_cast<int64_t>(t.idle) + t.config->queue_capacity;
+    // Counted from the configured workers, not from threads seen waiting: a worker thread not
+    // yet scheduled at start-up (or between two requests) is still free.
+    admitted = !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
+                                static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
     if (admitted) {
       CountServiceAdmitted(t.totals);
       t.jobs.push_back(call);
@@ -256,17 +258,13 @@ void LiveWorkerPool::ServiceWorkerLoop(ServiceTier& t, LiveWorker& w) {
     std::shared_ptr<ServiceCall> call;
     {
       MutexLock lock(&t.mu);
-      ++t.idle;
       while (t.jobs.empty() && !t.closed) t.cv.Wait(&t.mu);
-      --t.idle;
       if (t.jobs.empty()) break;  // closed and drained
       call = std::move(t.jobs.front());
       t.jobs.pop_front();
       ++t.busy;
     }
-    ServeCall(t, w, call);
-    MutexLock lock(&t.mu);
-    --t.busy;
+    ServeCall(t, w, call);  // frees the worker (busy) in EndCall
   }
   PublishStats(w);
 }
@@ -319,6 +317,12 @@ void LiveWorkerPool::ServeCall(ServiceTier& t, LiveWorker& w,
 }
 
 void LiveWorkerPool::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
+  {
+    // The worker is free before its caller hears the answer, as in the simulator, where both
+    // happen at one instant: the caller's next call finds it free.
+    MutexLock lock(&t.mu);
+    --t.busy;
+  }
   {
     MutexLock lock(&c.mu);
     end.caller_waiting = !c.caller_gone;

@@ -72,7 +72,6 @@ struct LiveWorkerPool::ServiceTier {
   Mutex mu;
   CondVar cv;  // a request was queued, or the queue closed
   std::deque<std::shared_ptr<ServiceCall>> jobs ABSL_GUARDED_BY(mu);
-  int idle ABSL_GUARDED_BY(mu) = 0;  // workers waiting for a request
   int busy ABSL_GUARDED_BY(mu) = 0;  // workers holding one
   bool closed ABSL_GUARDED_BY(mu) = false;
   ServiceTotals totals ABSL_GUARDED_BY(mu);
