@@ -291,7 +291,8 @@ TEST(LiveServicesTest, AHedgedLeafWithACapacityLimitInAServiceIsStillRefused) {
   c.services[1].dependencies[0].faults.capacity.max_in_service = 2;
   auto e = LiveEngine::Create(c, LiveOptions());
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("services[b].dependencies[db].hedge with a capacity limit"), std::string::npos)
+  EXPECT_NE(e.status().message().find("services[b].dependencies[db].hedge with a capacity limit"),
+            std::string::npos)
       << e.status();
 }
 
