@@ -1,11 +1,13 @@
 """Service graphs in the live engine (issue #14): a worker pool and a bounded queue per service on
 real threads, the same rules as the simulator (deadline propagation, outcome mapping, counting),
 the same result table, time-series columns and Prometheus families, and a shutdown that ends
-every request. Counts are asserted, never durations (a noisy machine)."""
+every request. Counts are asserted, not durations (a noisy machine): a duration enters only as a
+lower bound (a sleep never ends early) or as a share compared with a wide margin."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import reliability_lab as rl
@@ -231,33 +233,198 @@ def test_caller_timeout_while_the_callee_still_works() -> None:
     assert not math.isnan(s.loc["s", "wasted_seconds"])
 
 
-def test_live_engine_refuses_a_hedged_call_to_a_service() -> None:
-    sc = rl.Scenario(
-        dependencies=(D("to_s", service="s", hedge=rl.Hedge(delay=0.01)),),
-        services=(rl.Service(name="s", dependencies=(D("leaf"),)),),
+def _tail_service(hedge: rl.Hedge | None, tail: float) -> rl.Scenario:
+    """root → s, whose leaf answers in 2 ms, or in 80 ms with probability ``tail``; enough
+    workers at both tiers that nothing queues. ``hedge``: on the root's call to s."""
+    slow_tail = rl.Faults(
+        latency=rl.Mixture.of((1.0 - tail, rl.Constant(0.002)), (tail, rl.Constant(0.08)))
     )
-    with pytest.raises(ValueError, match=r"to_s\.hedge on a dependency that calls a service"):
-        rl.Lab(sc)
-    rl.simulate(sc.replace({"duration": 0.5}))  # the simulator runs it
+    return rl.Scenario(
+        dependencies=(D("to_s", service="s", hedge=hedge),),
+        services=(
+            rl.Service(
+                name="s",
+                workers=64,
+                queue_capacity=1000,
+                dependencies=(D("leaf", faults=slow_tail),),
+            ),
+        ),
+        arrivals=rl.Poisson(100.0),
+        duration=4.0,
+        seed=5,
+        workers=32,
+        queue_capacity=1000,
+    )
 
 
-def _live_runnable(sc: rl.Scenario) -> rl.Scenario:
-    """The simulator's random graph without what the live engine refuses (a hedged call to a
-    service, releasing the worker during a backoff)."""
-    d = sc.to_dict()
+def _dep(r: rl.Result, name: str) -> dict[str, Any]:
+    return next(d for d in r.totals["dependencies"] if d["name"] == name)
+
+
+def _slow_share(r: rl.Result, seconds: float) -> float:
+    """The share of orders whose processing (start to end) took at least ``seconds``."""
+    o = r.orders
+    assert o is not None
+    return float(((o["end"] - o["start"]) >= seconds).mean())
+
+
+def test_sim_and_live_agree_on_a_hedged_call_to_a_slow_tail_service() -> None:
+    """A hedge (10 ms, no hedge budget) on the root's call to a service with a 5 % tail of 80 ms:
+    each hedge copy is a request of its own to the service, in both engines. About one call in
+    twenty hedges, and the hedge wins (the original is slow, the copy fast with probability 0.95);
+    the loser's request runs on for nobody (wasted) or is dropped unstarted; the tail of the
+    orders' processing time is cut. Counts and shares are compared with tolerances; live, the
+    durations enter only as a lower bound (a sleep never ends early) and a share with a wide
+    margin."""
+    n = 400
+    tail = 0.05
+    plain = _tail_service(None, tail)
+    hedged = _tail_service(rl.Hedge(delay=0.01, budget_ratio=None), tail)
+    sim_plain, sim = rl.simulate(plain), rl.simulate(hedged)
+    live_plain = _run_live(plain, n).result
+    live = _run_live(hedged, n).result
+    for name, r in (("sim", sim), ("live", live)):
+        d = _dep(r, "to_s")
+        orders = r.summary["arrived"]
+        s = r.services
+        assert r.summary["completed"] == orders > 300, name
+        # Every slow original is hedged, and beaten by its fast hedge (live, a fast original
+        # delayed past 10 ms by a busy machine is hedged too, and may win or lose).
+        assert tail / 2 <= d["hedges"] / orders <= (tail + 0.03 if name == "sim" else 0.25), name
+        assert d["hedges_won"] / orders >= tail / 2, name
+        # Every copy is a call and a request to s: the originals and the hedges.
+        assert s.loc["s", "arrivals"] == orders + d["hedges"] == d["calls"], name
+        assert s.loc["s", "in_flight"] == 0, name
+        # A decided call's other copy is abandoned: wasted if it ran, else dropped unstarted.
+        abandoned = s.loc["s", "wasted"] + s.loc["s", "dropped_unstarted"]
+        assert abandoned == d["cancelled"] == d["hedges"], name
+    # The p99 falls from the slow mode (80 ms) to about the hedge delay plus a fast answer.
+    assert sim_plain.summary["latency_p99"] >= 0.075  # a histogram bucket
+    assert sim.summary["latency_p99"] < 0.03
+    assert _slow_share(sim, 0.075) < _slow_share(sim_plain, 0.075) / 2
+    plain_share, hedged_share = _slow_share(live_plain, 0.075), _slow_share(live, 0.075)
+    assert plain_share >= tail / 3  # a lower bound: a sleep never ends early
+    assert hedged_share < plain_share / 2, (hedged_share, plain_share)
+
+
+@pytest.mark.parametrize(("copies", "quorum"), [(2, 2), (3, 2), (3, 1)])
+def test_sim_and_live_agree_on_a_fan_out_to_a_service(copies: int, quorum: int) -> None:
+    """A fan-out of ``copies`` requests to a service whose leaf fails with probability p (no
+    retry), joined on all of them or on a quorum: in both engines every copy reaches the
+    service, the call succeeds with the binomial probability P(at least ``quorum`` of
+    ``copies`` succeed), and every copy is answered or cancelled."""
+    p = 0.3
+    n = 300
+    sc = rl.Scenario(
+        dependencies=(D("to_s", service="s", fanout=rl.FanOut(copies=copies, quorum=quorum)),),
+        services=(
+            rl.Service(
+                name="s",
+                workers=16,
+                queue_capacity=1000,
+                dependencies=(D("leaf", faults=rl.Faults(failure_rate=p, latency=FAST)),),
+            ),
+        ),
+        arrivals=rl.Poisson(100.0),
+        duration=n / 100.0,
+        seed=9,
+        workers=8,
+        queue_capacity=1000,
+    )
+    success = sum(
+        math.comb(copies, k) * (1 - p) ** k * p ** (copies - k) for k in range(quorum, copies + 1)
+    )
+    sim = rl.simulate(sc)
+    live = _run_live(sc, n).result
+    for name, r in (("sim", sim), ("live", live)):
+        orders = r.summary["arrived"]
+        s = r.services
+        d = _dep(r, "to_s")
+        assert orders > 200, name
+        assert r.summary["completed"] / orders == pytest.approx(success, abs=0.08), name
+        assert s.loc["s", "arrivals"] == copies * orders == d["calls"], name
+        assert s.loc["s", "in_flight"] == 0 and s.loc["s", "rejected"] == 0, name
+        assert d["successes"] + d["failures"] + d["cancelled"] == d["calls"], name
+    rates = [r.summary["completed"] / r.summary["arrived"] for r in (sim, live)]
+    assert rates[1] == pytest.approx(rates[0], abs=0.1)
+
+
+def test_a_hedge_to_a_full_service_is_refused_at_once() -> None:
+    """A one-worker service without a queue, hedged at 5 ms while its worker is busy for 50 ms:
+    the hedge copy finds no room and is answered 503 at once (counted rejected at the service);
+    the original still completes."""
+    sc = rl.Scenario(
+        workers=1,
+        dependencies=(D("to_s", service="s", hedge=rl.Hedge(delay=0.005)),),
+        services=(
+            rl.Service(
+                name="s",
+                workers=1,
+                queue_capacity=0,
+                dependencies=(D("slow", faults=rl.Faults(latency=rl.Constant(0.05))),),
+            ),
+        ),
+    )
+    r = _run_live(sc, 3).result
+    s = r.services
+    d = _dep(r, "to_s")
+    assert r.summary["completed"] == 3
+    assert d["hedges"] == 3 and d["hedges_won"] == 0
+    assert s.loc["s", "rejected"] == 3 == s.loc["s", "failed_queue_full"]
+    assert s.loc["s", "completed"] == 3 and s.loc["s", "arrivals"] == 6
+
+
+@pytest.mark.parametrize(
+    "kw", [{"hedge": rl.Hedge(delay=0.005, max_hedges=2)}, {"fanout": rl.FanOut(copies=3)}]
+)
+def test_shutdown_wakes_a_round_waiting_for_a_hanging_service(kw: dict[str, Any]) -> None:
+    """Hedged and fanned-out calls to a service that hangs (600 s): a short grace time cancels
+    the orders; every copy's request ends and nothing waits forever."""
+    sc = rl.Scenario(
+        workers=4,
+        dependencies=(D("to_s", service="s", **kw),),
+        services=(
+            rl.Service(
+                name="s",
+                workers=2,
+                queue_capacity=10,
+                dependencies=(D("hang", faults=rl.Faults(latency=rl.Constant(600.0))),),
+            ),
+        ),
+    )
+    lab = rl.Lab(sc)
+    lab.start()
+    lab.submit_many(6)
+    report = lab.shutdown(timeout=0.1)
+    assert report.timed_out and report.cancelled >= 1
+    r = lab.result
+    assert r.summary["in_flight"] == 0
+    assert r.summary["cancelled"] + r.summary["failed"] == 6
+    s = r.services
+    assert s.loc["s", "in_flight"] == 0 and s.loc["s", "arrivals"] >= 2
+
+
+@st.composite
+def _live_graphs(draw: st.DrawFn) -> rl.Scenario:
+    """The simulator's random graphs (hedged calls to services included), with fan-outs drawn
+    on some of the unhedged calls to services, without what the live engine refuses
+    (releasing the worker during a backoff)."""
+    d = draw(_graphs()).to_dict()
     d["release_worker_during_backoff"] = False
     for dep in [*d["dependencies"], *(x for s in d["services"] for x in s["dependencies"])]:
-        dep["hedge"] = None
+        if dep["service"] is not None and dep["hedge"] is None and draw(st.booleans()):
+            copies = draw(st.integers(2, 3))
+            dep["fanout"] = {"copies": copies, "quorum": draw(st.integers(1, copies))}
     return rl.Scenario.from_dict(d)
 
 
 @settings(max_examples=20, deadline=None)
-@given(_graphs(), st.sampled_from([0.0, 0.02, 5.0]))
+@given(_live_graphs(), st.sampled_from([0.0, 0.02, 5.0]))
 def test_live_random_graphs_end_every_order_and_request(sc: rl.Scenario, grace: float) -> None:
-    """On random graphs, live, with a shutdown grace time that may cut the run short: every
-    order ends in exactly one terminal state, every request at every service ends, and a
-    service receives at most the calls sent to it."""
-    sc = _live_runnable(sc)
+    """On random graphs (hedged and fanned-out calls to services included), live, with a
+    shutdown grace time that may cut the run short: every order ends in exactly one terminal
+    state, every request at every service ends, and a service receives at most the calls sent
+    to it (each copy of a hedge or fan-out is a call and a request)."""
     lab = rl.Lab(sc)
     lab.start()
     lab.submit_many(20)

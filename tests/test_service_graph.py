@@ -117,13 +117,23 @@ def test_service_fields_are_checked() -> None:
 
 
 def test_live_engine_accepts_services() -> None:
-    """The live engine runs service graphs (tests/test_live_service_graph.py); it refuses only
-    what it cannot run yet, naming the path: a hedged call to a service."""
+    """The live engine runs service graphs (tests/test_live_service_graph.py), hedged and
+    fanned-out calls to a service included; it refuses what it cannot run yet, naming the path:
+    a hedged leaf with a capacity limit, at a service too."""
     sc = rl.Scenario(dependencies=(D("inv", service="a"),), services=(_svc("a"),))
     rl.Lab(sc).shutdown()
-    hedged = sc.replace({"inv.hedge": rl.Hedge(delay=0.01)})
-    with pytest.raises(ValueError, match=r"inv\.hedge on a dependency that calls a service"):
-        rl.Lab(hedged)
+    rl.Lab(sc.replace({"inv.hedge": rl.Hedge(delay=0.01)})).shutdown()
+    rl.Lab(sc.replace({"inv.fanout": rl.FanOut(copies=2)})).shutdown()
+    limited = sc.replace(
+        {
+            "services[a].dependencies[leaf].hedge": rl.Hedge(delay=0.01),
+            "services[a].dependencies[leaf].faults.capacity": rl.Capacity(max_in_service=2),
+        }
+    )
+    with pytest.raises(
+        ValueError, match=r"services\[a\]\.dependencies\[leaf\]\.hedge with a capacity limit"
+    ):
+        rl.Lab(limited)
 
 
 # ------------------------------------------------------------------------------------------------

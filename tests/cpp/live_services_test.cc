@@ -187,12 +187,111 @@ TEST(LiveServicesTest, ACallerThatTimesOutLeavesTheCalleesWorkWasted) {
   EXPECT_EQ(Status(s, OrderStatus::kFailed) + Status(s, OrderStatus::kExpired), 4);
 }
 
-TEST(LiveServicesTest, HedgingACallToAServiceIsRefused) {
-  ScenarioConfig c = Graph();
+TEST(LiveServicesTest, EachHedgeCopyIsARequestOfItsOwnAndTheLoserIsWasted) {
+  // Both copies take 50 ms at a service with a free worker for each: the original (sent 5 ms
+  // earlier) always answers first, so every hedge loses and its request runs on for nobody.
+  ScenarioConfig c;
+  c.workers = 4;
+  c.queue_capacity = 100;
+  c.dependencies = {Call("to_s", "s")};
   c.dependencies[0].hedge.emplace();
+  c.dependencies[0].hedge->delay_ns = 5 * kMs;
+  c.dependencies[0].hedge->budget_ratio = -1.0;  // no budget: every call hedges
+  c.services = {Svc("s", 8, 100, {Leaf("slow", 0.05)})};
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 2; ++i) {
+    submitters.emplace_back([&] {
+      for (int k = 0; k < 6; ++k) ASSERT_TRUE((*e)->Submit().ok());
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  const ShutdownReport report = (*e)->Shutdown(5 * kNsPerSecond);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  ExpectServicesConserved(r);
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kCompleted)], 12);
+  const FlowStats& f = r.deps[0].flow;
+  EXPECT_EQ(f.hedges, 12);
+  EXPECT_EQ(f.calls, 24);
+  EXPECT_EQ(f.cancelled, 12);
+  const ServiceTotals& s = r.services[1];
+  EXPECT_EQ(s.arrived, 24);  // every copy is a request
+  // The loser ran on (a worker was free for it) and answered nobody, or was dropped unstarted.
+  EXPECT_EQ(s.wasted + s.dropped_unstarted, 12);
+  EXPECT_EQ(r.deps[1].flow.calls, 24 - s.dropped_unstarted);
+}
+
+TEST(LiveServicesTest, FanOutWithAQuorumToAService) {
+  // Three copies, two needed, each failing 30 %: every copy is a request; each is reported to
+  // the flow or cancelled once the call is decided. Several threads submit while it runs.
+  ScenarioConfig c;
+  c.workers = 4;
+  c.queue_capacity = 1000;
+  c.dependencies = {Call("to_s", "s")};
+  c.dependencies[0].fanout = FanoutConfig{3, 2};
+  c.services = {Svc("s", 6, 1000, {Leaf("db", 0.001, 0.3)})};
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 3; ++i) {
+    submitters.emplace_back([&] {
+      for (int k = 0; k < 30; ++k) ASSERT_TRUE((*e)->Submit().ok());
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  const ShutdownReport report = (*e)->Shutdown(5 * kNsPerSecond);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  ExpectServicesConserved(r);
+  EXPECT_EQ(r.arrived, 90);
+  const FlowStats& f = r.deps[0].flow;
+  EXPECT_EQ(f.calls, 270);
+  EXPECT_EQ(f.successes + f.failures + f.cancelled, f.calls);
+  EXPECT_EQ(r.services[1].arrived, 270);
+  // P(at least 2 of 3 succeed) = 0.784: well away from both ends.
+  const int64_t completed = r.by_status[static_cast<size_t>(OrderStatus::kCompleted)];
+  EXPECT_GT(completed, 45);
+  EXPECT_LT(completed, 90);
+}
+
+TEST(LiveServicesTest, ShutdownWakesARoundWaitingForAHangingService) {
+  ScenarioConfig c;
+  c.workers = 3;
+  c.queue_capacity = 100;
+  c.dependencies = {Call("to_s", "s")};
+  c.dependencies[0].hedge.emplace();
+  c.dependencies[0].hedge->delay_ns = 2 * kMs;
+  c.dependencies[0].hedge->max_hedges = 2;
+  c.services = {Svc("s", 2, 10, {Leaf("hang", 600.0)})};
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  for (int k = 0; k < 6; ++k) ASSERT_TRUE((*e)->Submit().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const ShutdownReport report = (*e)->Shutdown(30 * kMs);
+  EXPECT_TRUE(report.timed_out);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.in_flight, 0);
+  EXPECT_GE(report.cancelled, 1);
+  ExpectServicesConserved(r);
+  EXPECT_GE(r.deps[0].flow.hedges, 1);
+}
+
+TEST(LiveServicesTest, AHedgedLeafWithACapacityLimitInAServiceIsStillRefused) {
+  ScenarioConfig c = Graph();
+  c.dependencies[0].hedge.emplace();  // a hedged call to a service: runs
+  c.services[1].dependencies[0].hedge.emplace();
+  c.services[1].dependencies[0].faults.capacity.max_in_service = 2;
   auto e = LiveEngine::Create(c, LiveOptions());
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("to_a.hedge on a dependency that calls a service"),
+  EXPECT_NE(e.status().message().find("services[b].dependencies[db].hedge with a capacity limit"),
             std::string::npos)
       << e.status();
 }

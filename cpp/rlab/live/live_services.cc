@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_format.h"
 #include "rlab/core/invariant.h"
 #include "rlab/model/service_graph.h"
@@ -37,14 +38,9 @@ void RaiseMax(std::atomic<int64_t>& a, int64_t v) {
 absl::Status CheckDependency(const std::string& path, const DependencyConfig& d) {
   const char* what = d.hedge ? "hedge" : d.fanout ? "fanout" : nullptr;
   if (what == nullptr) return absl::OkStatus();
-  // A round's copies are timed events on the calling worker's thread (LiveWorkerPool::RunRound),
-  // drawn when sent: an answer that comes from another service's workers does not fit that yet.
-  if (!d.service.empty()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.%s on a dependency that calls a service (%s.service='%s') is simulator-only for "
-        "now: use simulate(), or set %s.%s=None",
-        path, what, path, d.service, path, what));
-  }
+  // A round of copies to a service: each copy is a request of its own
+  // (LiveWorkerPool::RunServiceRound); the service's own intake limits them, not `faults`.
+  if (!d.service.empty()) return absl::OkStatus();
   // As LiveEngine::Create checks the root's dependencies.
   if (d.faults.capacity.max_in_service > 0) {
     return absl::InvalidArgumentError(
@@ -186,26 +182,8 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::CallService(LiveWorker& w, const Flow
   call->deadline_ns = ChildDeadline(a.until_ns, t.config->deadline_ns, now);
   call->caller_until_ns = a.until_ns;
   call->caller_until_is_deadline = a.until_is_deadline;
-  bool admitted = false;
-  {
-    MutexLock lock(&t.mu);
-    CountServiceArrival(t.totals);
-    // A free worker takes the request at once; otherwise it waits in the queue, if there is
-    // room (the simulated engine's rule: queue_capacity counts the requests no worker holds).
-    // Counted from the configured workers, not from threads seen waiting: a worker thread not
-    // yet scheduled at start-up (or between two requests) is still free.
-    admitted = !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
-                                static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
-    if (admitted) {
-      CountServiceAdmitted(t.totals);
-      t.jobs.push_back(call);
-      t.cv.Signal();
-    } else {
-      CountServiceRejected(t.totals);
-    }
-  }
+  const bool admitted = QueueServiceCall(t, call);
   if (!admitted) {
-    t.requests[2]->Add();  // rejected
     end.outcome = ChildRejectedAnswer();
     dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
     return end;
@@ -251,6 +229,178 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::CallService(LiveWorker& w, const Flow
   }
   dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
   return end;
+}
+
+bool LiveWorkerPool::QueueServiceCall(ServiceTier& t, const std::shared_ptr<ServiceCall>& call) {
+  bool admitted = false;
+  {
+    MutexLock lock(&t.mu);
+    CountServiceArrival(t.totals);
+    // A free worker takes the request at once; otherwise it waits in the queue, if there is
+    // room (the simulated engine's rule: queue_capacity counts the requests no worker holds).
+    // Counted from the configured workers, not from threads seen waiting: a worker thread not
+    // yet scheduled at start-up (or between two requests) is still free.
+    admitted = !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
+                                static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
+    if (admitted) {
+      CountServiceAdmitted(t.totals);
+      t.jobs.push_back(call);
+      t.cv.Signal();
+    } else {
+      CountServiceRejected(t.totals);
+    }
+  }
+  if (!admitted) t.requests[2]->Add();  // rejected
+  return admitted;
+}
+
+FlowAction LiveWorkerPool::RunServiceRound(
+    LiveWorker& w, OrderFlow& flow, FlowAction a,
+    absl::FunctionRef<void(int dep, const AttemptEnd& end)> on_end, bool* cancelled) {
+  // As the simulator (SimEngine::LaunchCopy, CallService): each copy is a request of its own to
+  // the service, queued (or refused at once) when sent, with its own propagated deadline. The
+  // caller waits for the earliest of the copies' answers, their own timeouts and the hedge
+  // timer, and reports them to the flow in time order (ties: answers before the timer). A copy
+  // the caller stops waiting for (its timeout passed, or the flow decided the call without it)
+  // is abandoned: its request is dropped unstarted if no worker took it yet, and otherwise runs
+  // on for nobody, its worker time counted as wasted (ServeCall, EndCall).
+  struct Copy {
+    int copy = 0;
+    std::shared_ptr<ServiceCall> call;  // null: refused at once (the service's queue was full)
+    int64_t sent_ns = 0;
+    int64_t until_ns = kNoDeadline;
+    bool until_is_deadline = false;
+  };
+  const int dep = a.dep;
+  ServiceTier& t = *tiers_[static_cast<size_t>(dep_tier_[dep] - 1)];
+  auto wake = std::make_shared<LiveServiceWake>();
+  absl::InlinedVector<Copy, 4> copies;
+  int64_t hedge_at = kNoDeadline;
+  auto launch = [&](int copy, int64_t now) {
+    RaiseMax(dep_max_load_[dep], dep_in_flight_[dep].fetch_add(1, std::memory_order_acq_rel) + 1);
+    Copy c{copy, std::make_shared<ServiceCall>(), now, a.until_ns, a.until_is_deadline};
+    ServiceCall& call = *c.call;
+    call.key = w.flow_key;
+    call.arrival_ns = now;
+    call.deadline_ns = ChildDeadline(a.until_ns, t.config->deadline_ns, now);
+    call.caller_until_ns = a.until_ns;
+    call.caller_until_is_deadline = a.until_is_deadline;
+    call.wake = wake;
+    if (QueueServiceCall(t, c.call)) {
+      MutexLock lock(&service_waiters_mu_);
+      service_waiters_.push_back(c.call.get());
+    } else {
+      c.call = nullptr;
+    }
+    copies.push_back(std::move(c));
+  };
+  // Stops waiting for copies[i] (its answer, if one came, was reported or is not wanted).
+  auto drop = [&](size_t i) {
+    if (ServiceCall* call = copies[i].call.get()) {
+      {
+        MutexLock lock(&call->mu);
+        if (!call->answered) call->caller_gone = true;
+      }
+      MutexLock lock(&service_waiters_mu_);
+      service_waiters_.erase(std::find(service_waiters_.begin(), service_waiters_.end(), call));
+    }
+    dep_in_flight_[dep].fetch_sub(1, std::memory_order_acq_rel);
+    copies.erase(copies.begin() + static_cast<std::ptrdiff_t>(i));
+  };
+  RandomStream& rng = w.policy_rngs[dep];
+  for (;;) {
+    if (a.kind == FlowAction::Kind::kAttempt && a.dep == dep) {
+      const int64_t now = NowNs();
+      for (uint32_t mask = a.launch; mask != 0; mask &= mask - 1) launch(__builtin_ctz(mask), now);
+      if (a.hedge_at_ns != kNoDeadline) hedge_at = a.hedge_at_ns;
+    } else if (a.kind != FlowAction::Kind::kWait) {
+      return a;  // the round is over (every copy reported or cancelled)
+    }
+    if (copies.empty()) return a;  // defensive: kWait with nothing outstanding
+    if (shutdown_.cancelled()) {
+      while (!copies.empty()) drop(copies.size() - 1);
+      *cancelled = true;
+      return a;
+    }
+    // The earliest event due: an answer (due when it came), or a copy's timeout once passed.
+    uint64_t seen = 0;
+    {
+      MutexLock lock(&wake->mu);
+      seen = wake->answers;
+    }
+    const int64_t now = NowNs();
+    size_t next = copies.size();
+    int64_t next_ns = kNoDeadline;
+    int64_t wait_until = hedge_at;
+    for (size_t i = 0; i < copies.size(); ++i) {
+      const Copy& c = copies[i];
+      int64_t at = c.until_ns;  // its timeout (kNoDeadline: none)
+      bool answered = c.call == nullptr;
+      if (answered) {
+        at = c.sent_ns;
+      } else {
+        MutexLock lock(&c.call->mu);
+        // An answer after the copy's own timeout is not one: the caller gave up first.
+        if (c.call->answered && c.call->answered_ns <= c.until_ns) {
+          at = c.call->answered_ns;
+          answered = true;
+        }
+      }
+      if (!answered && (at == kNoDeadline || at > now)) {
+        wait_until = std::min(wait_until, at);
+        continue;
+      }
+      if (next == copies.size() || at < next_ns) {
+        next = i;
+        next_ns = at;
+      }
+    }
+    if (hedge_at != kNoDeadline && hedge_at <= now &&
+        (next == copies.size() || hedge_at < next_ns)) {
+      hedge_at = kNoDeadline;
+      a = flow.OnHedgeTimer(NowNs(), rng);
+      continue;
+    }
+    if (next == copies.size()) {
+      // Nothing due yet: wait for an answer, the next timeout or the timer. The shutdown sets
+      // its cancellation, then signals `wake` (WakeServiceCallers): read here under its lock.
+      MutexLock lock(&wake->mu);
+      while (wake->answers == seen && !shutdown_.cancelled()) {
+        if (wait_until == kNoDeadline) {
+          wake->cv.Wait(&wake->mu);
+        } else if (wake->cv.WaitUntil(&wake->mu, ToSteady(wait_until))) {
+          break;
+        }
+      }
+      a.kind = FlowAction::Kind::kWait;  // nothing new to send: look again
+      continue;
+    }
+    const Copy done = copies[next];
+    AttemptEnd end;
+    if (done.call == nullptr) {
+      end.outcome = ChildRejectedAnswer();
+    } else {
+      // Decided under the call's lock, as CallService: answered in time, or abandoned.
+      MutexLock lock(&done.call->mu);
+      if (done.call->answered && done.call->answered_ns <= done.until_ns) {
+        end.outcome = done.call->answer;
+      } else {
+        if (!done.call->answered) done.call->caller_gone = true;
+        end.outcome = Outcome::Of(done.until_is_deadline ? OutcomeKind::kDeadlineExceeded
+                                                         : OutcomeKind::kTimeout);
+      }
+    }
+    drop(next);
+    on_end(dep, end);
+    a = flow.OnAttemptDone(NowNs(), end.outcome, end.committed, rng, done.copy);
+    // The copies the flow cancelled (its call was decided without them). When the flow went
+    // straight on to the next call, every copy still here belongs to the decided call.
+    const bool new_call = a.kind == FlowAction::Kind::kAttempt && (a.launch & 1u) != 0;
+    for (size_t i = copies.size(); i-- > 0;) {
+      if (new_call || ((flow.outstanding() >> copies[i].copy) & 1u) == 0) drop(i);
+    }
+    if (copies.empty()) hedge_at = kNoDeadline;
+  }
 }
 
 void LiveWorkerPool::ServiceWorkerLoop(ServiceTier& t, LiveWorker& w) {
@@ -328,10 +478,16 @@ void LiveWorkerPool::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
     end.caller_waiting = !c.caller_gone;
     if (end.caller_waiting) {
       c.answered = true;
+      c.answered_ns = end.end_ns;
       c.answer = ChildAnswer(end.status, end.reason, c.deadline_ns, c.caller_until_ns,
                              c.caller_until_is_deadline);
       c.cv.Signal();
     }
+  }
+  if (c.wake != nullptr && end.caller_waiting) {  // a copy of a round (RunServiceRound)
+    MutexLock lock(&c.wake->mu);
+    ++c.wake->answers;
+    c.wake->cv.SignalAll();
   }
   {
     MutexLock lock(&t.mu);
@@ -357,6 +513,10 @@ void LiveWorkerPool::WakeServiceCallers() {
   for (ServiceCall* c : service_waiters_) {
     MutexLock call_lock(&c->mu);
     c->cv.SignalAll();
+    if (c->wake != nullptr) {  // a round's caller waits on its wake (RunServiceRound)
+      MutexLock wake_lock(&c->wake->mu);
+      c->wake->cv.SignalAll();
+    }
   }
 }
 

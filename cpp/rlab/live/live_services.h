@@ -45,6 +45,14 @@ ScenarioConfig LiveWorkingConfig(const ScenarioConfig& config);
 // What the live engine cannot run in a graph yet (InvalidArgument naming the path).
 absl::Status CheckServicesForLive(const ScenarioConfig& config);
 
+// What a caller waiting for several requests at once (the copies of a hedged or fanned-out
+// call to a service) waits on: every answer to one of them, and the shutdown, signal it.
+struct LiveServiceWake {
+  Mutex mu;
+  CondVar cv;
+  uint64_t answers ABSL_GUARDED_BY(mu) = 0;  // answers delivered so far
+};
+
 // One request to a service, shared by the caller (which may stop waiting) and the service's
 // worker (which answers it, or finds nobody to answer).
 struct LiveWorkerPool::ServiceCall {
@@ -60,6 +68,12 @@ struct LiveWorkerPool::ServiceCall {
   bool answered ABSL_GUARDED_BY(mu) = false;
   bool caller_gone ABSL_GUARDED_BY(mu) = false;  // the caller stopped waiting
   Outcome answer ABSL_GUARDED_BY(mu);
+
+  // A copy of a hedged or fanned-out call (RunServiceRound): its caller waits for several
+  // requests at once, on `wake`, which the answer also signals (set before the call is queued;
+  // null for a single call). `answered_ns`: when the answer came (the engine's time).
+  std::shared_ptr<LiveServiceWake> wake;
+  int64_t answered_ns ABSL_GUARDED_BY(mu) = 0;
 };
 
 // One non-root service: its job queue, its workers and its totals.

@@ -374,6 +374,7 @@ FlowAction LiveWorkerPool::RunRound(LiveWorker& w, OrderFlow& flow, FlowAction a
     int64_t sent_ns = 0;
     uint64_t permit = 0;  // the replica breaker's
   };
+  if (CallsService(a.dep)) return RunServiceRound(w, flow, a, on_end, cancelled);
   ReplicaPool* pool = deps_[a.dep].replicas.get();
   absl::InlinedVector<Copy, 4> copies;
   const int dep = a.dep;

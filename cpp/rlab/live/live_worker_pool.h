@@ -261,6 +261,14 @@ class LiveWorkerPool {
   void EndCall(ServiceTier& tier, ServiceCall& call, ChildEnd end);
   void WakeServiceCallers();  // InterruptWaits: callers waiting for an answer wake
   bool CallsService(int dep) const { return !dep_tier_.empty() && dep_tier_[dep] > 0; }
+  // Queues `call` at tier `t` or refuses it (its queue is full): true when queued. Every call
+  // to a service is admitted here (CallService, RunServiceRound).
+  bool QueueServiceCall(ServiceTier& t, const std::shared_ptr<ServiceCall>& call);
+  // RunRound for a dependency that calls a service: each copy of the hedged or fanned-out call
+  // is a request of its own to the service.
+  FlowAction RunServiceRound(LiveWorker& w, OrderFlow& flow, FlowAction action,
+                             absl::FunctionRef<void(int dep, const AttemptEnd& end)> on_end,
+                             bool* cancelled);
 
   const ScenarioConfig& config_;
   const bool order_events_;

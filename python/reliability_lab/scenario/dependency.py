@@ -174,8 +174,8 @@ class Dependency:
             this dependency calls (each attempt is a request to that service, answered when the
             request ends), or None: a leaf with its own ``faults``. With a service, ``faults``
             must keep its default and ``replicas`` and ``charges`` must not be set (the
-            service's own dependencies carry them). Both engines run it; live, a call to a
-            service cannot be hedged or fanned out (simulator-only for now).
+            service's own dependencies carry them). Both engines run it, hedged or fanned out
+            too (each copy is a request of its own to the service).
     """
 
     name: str = "payment"

@@ -5,7 +5,8 @@ with ``service="name"`` calls a service instead of a leaf fault model.
 
 Both engines run it: :func:`~reliability_lab.simulate` in virtual time, and
 :class:`~reliability_lab.Lab` on real threads (a worker pool and a bounded queue per service).
-The live engine does not yet hedge or fan out a call to a service (ValueError naming the path).
+A hedged or fanned-out call to a service sends each copy as a request of its own, in both
+engines; a copy its caller stopped waiting for is dropped unstarted, or its work counted wasted.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from reliability_lab.breaker import Breaker
-from reliability_lab.scenario import Scenario
+from reliability_lab.scenario import Dependency, Scenario
 from reliability_lab.service.core import log_event
 from reliability_lab.service.routes.common import (
     AppState,
@@ -30,7 +31,9 @@ async def put_faults(request: Request, state: StateDep) -> Response:
     """Replaces a dependency's fault model while the engine runs (the chaos switch).
 
     Body: ``{"dependency": "payment", "faults": {...}}`` (the scenario's dict form); fields
-    left out take the defaults of :class:`~reliability_lab.scenario.Faults`."""
+    left out take the defaults of :class:`~reliability_lab.scenario.Faults`. In a service graph
+    a service's own dependency is ``"<service>.<dependency>"``, as the results name it; an
+    unknown service or dependency is a 422 on ``dependency``."""
     return await _change_faults(request, state, merge=False)
 
 
@@ -57,20 +60,19 @@ async def _change_faults(request: Request, state: AppState, *, merge: bool) -> R
         bad = ", ".join(dict.fromkeys(str(f["field"]) for f in fields))
         return error(422, "validation_failed", f"invalid field(s): {bad}", fields=fields)
     svc = state.service
-    names = [d.name for d in svc.scenario.dependencies]
-    if body.dependency not in names:
+    if _find_dependency(svc.scenario, body.dependency) is None:
         return error(
             422,
             "validation_failed",
             "invalid field(s): dependency",
-            fields=[{"field": "dependency", "message": f"unknown dependency; one of {names}"}],
+            fields=[{"field": "dependency", "message": _unknown(svc.scenario, body.dependency)}],
         )
     d = svc.scenario.to_dict()
-    i = names.index(body.dependency)
+    dep = _dependency_dict(d, body.dependency)
     if merge:
-        d["dependencies"][i]["faults"].update(body.fault_fields())
+        dep["faults"].update(body.fault_fields())
     else:
-        d["dependencies"][i]["faults"] = body.fault_fields()
+        dep["faults"] = body.fault_fields()
     try:
         new = Scenario.from_dict(d)
     except (ValueError, TypeError) as e:
@@ -83,7 +85,8 @@ async def _change_faults(request: Request, state: AppState, *, merge: bool) -> R
     lab = svc.lab
     if lab is None or not hasattr(lab, "set_faults"):
         return error(501, "not_implemented", "this engine build cannot change faults while running")
-    faults = new.dependency(body.dependency).faults
+    changed = _dependency(new, body.dependency)
+    faults = changed.faults
     try:
         lab.set_faults(body.dependency, faults)
     except (KeyError, ValueError, RuntimeError) as e:
@@ -103,14 +106,9 @@ async def _change_faults(request: Request, state: AppState, *, merge: bool) -> R
         "faults_changed",
         dependency=body.dependency,
         route="/lab/faults",
-        faults=new.dependency(body.dependency).to_dict()["faults"],
+        faults=changed.to_dict()["faults"],
     )
-    return JSONResponse(
-        {
-            "dependency": body.dependency,
-            "faults": new.dependency(body.dependency).to_dict()["faults"],
-        }
-    )
+    return JSONResponse({"dependency": body.dependency, "faults": changed.to_dict()["faults"]})
 
 
 @router.put("/lab/breaker/{dependency}")
@@ -118,7 +116,9 @@ async def put_breaker(dependency: str, request: Request, state: StateDep) -> Res
     """Replaces a dependency's circuit breaker parameters while the engine runs (the control
     room's knob). Body: the breaker in the scenario's dict form (seconds); fields left out take
     the defaults of :class:`~reliability_lab.Breaker`. The breaker keeps its state; what it
-    measured under the old parameters is dropped (see :meth:`reliability_lab.Lab.set_breaker`)."""
+    measured under the old parameters is dropped (see :meth:`reliability_lab.Lab.set_breaker`).
+    In a service graph a service's own dependency is ``"<service>.<dependency>"``; an unknown
+    service or dependency is a 404."""
     return await _change_breaker(dependency, request, state, merge=False)
 
 
@@ -147,10 +147,11 @@ async def _change_breaker(
         bad = ", ".join(dict.fromkeys(str(f["field"]) for f in fields))
         return error(422, "validation_failed", f"invalid field(s): {bad}", fields=fields)
     svc = state.service
-    names = [d.name for d in svc.scenario.dependencies]
-    if dependency not in names:
-        return error(404, "not_found", f"no dependency named {dependency!r}; one of {names}")
-    if svc.scenario.dependency(dependency).breaker is None:
+    found = _find_dependency(svc.scenario, dependency)
+    if found is None:
+        return error(404, "not_found", _unknown(svc.scenario, dependency))
+    path, current = found
+    if current.breaker is None:
         return error(
             409, "conflict", f"{dependency} has no breaker; one cannot be added while running"
         )
@@ -163,7 +164,8 @@ async def _change_breaker(
         new = await run_in_threadpool(lab.set_breaker, dependency, change)
     except ValueError as e:  # the scenario's own check, naming payment.breaker.<field>
         msg = str(e)
-        named = re.match(rf"{re.escape(dependency)}\.(breaker\.[a-z_]+) (?:must|is) ", msg)
+        # A service's own dependency is named by its scenario path (services[s].dependencies[d]).
+        named = re.match(rf"{re.escape(path)}\.(breaker\.[a-z_]+) (?:must|is) ", msg)
         field = named.group(1) if named else "breaker"
         return error(
             422,
@@ -173,7 +175,7 @@ async def _change_breaker(
         )
     except (KeyError, RuntimeError) as e:
         return error(409, "conflict", str(e))
-    svc.scenario = svc.scenario.replace({f"{dependency}.breaker": new})
+    svc.scenario = svc.scenario.replace({f"{path}.breaker": new})
     text = _breaker_text(dependency, new)
     dash = getattr(request.app.state, "dashboard", None)
     if dash is not None:  # the control room draws every turn of the knob
@@ -188,6 +190,48 @@ async def _change_breaker(
         "breaker_changed", dependency=dependency, route="/lab/breaker", breaker=new.to_dict()
     )
     return JSONResponse({"dependency": dependency, "breaker": new.to_dict()})
+
+
+def _find_dependency(scenario: Scenario, name: str) -> tuple[str, Dependency] | None:
+    """The dependency the results name ``name``: a root dependency (``"payment"``) or, in a
+    service graph, a service's own (``"<service>.<dependency>"``, as :meth:`Lab.set_faults
+    <reliability_lab.Lab.set_faults>` names it), with its path in the scenario (``"payment"``,
+    ``"services[s].dependencies[db]"``); None if there is none."""
+    service, _, dep = name.rpartition(".")
+    if not service:
+        return next(((name, d) for d in scenario.dependencies if d.name == name), None)
+    for s in scenario.services:
+        if s.name == service:
+            path = f"services[{service}].dependencies[{dep}]"
+            return next(((path, d) for d in s.dependencies if d.name == dep), None)
+    return None
+
+
+def _dependency(scenario: Scenario, name: str) -> Dependency:
+    found = _find_dependency(scenario, name)
+    if found is None:
+        raise KeyError(name)
+    return found[1]
+
+
+def _dependency_dict(d: dict[str, Any], name: str) -> dict[str, Any]:
+    """The dict of dependency ``name`` (as :func:`_find_dependency` names it) inside the
+    scenario's dict form ``d``, to change in place. It must exist."""
+    service, _, dep = name.rpartition(".")
+    tier = d if not service else next(s for s in d["services"] if s["name"] == service)
+    found: dict[str, Any] = next(x for x in tier["dependencies"] if x["name"] == dep)
+    return found
+
+
+def _unknown(scenario: Scenario, name: str) -> str:
+    """Why ``name`` names no dependency: an unknown service, or an unknown dependency."""
+    names = [d.name for d in scenario.dependencies] + [
+        f"{s.name}.{d.name}" for s in scenario.services for d in s.dependencies
+    ]
+    service, _, _ = name.rpartition(".")
+    if service and service not in {s.name for s in scenario.services}:
+        return f"no service named {service!r} (in {name!r}); dependencies: {names}"
+    return f"no dependency named {name!r}; one of {names}"
 
 
 def _breaker_text(dependency: str, b: Breaker) -> str:
