@@ -1132,3 +1132,24 @@ def test_a_charging_dependency_cannot_have_a_fallback() -> None:
     # Each half alone is fine.
     rs.Scenario(dependencies=[rs.Dependency("payment", charges=True)])
     rs.Scenario(dependencies=[rs.Dependency("payment", fallback=rs.Fallback("default"))])
+
+
+def test_a_services_own_dependency_is_found_by_its_label() -> None:
+    leaf = rs.Dependency("leaf", breaker=Breaker(open_for=3.0))
+    sc = rs.Scenario(
+        dependencies=[rs.Dependency("to_b", service="b"), rs.Dependency("payment")],
+        services=[rs.Service(name="b", dependencies=(leaf,))],
+    )
+    assert sc.dependency_labels() == ["to_b", "payment", "b.leaf"]
+    assert sc.dependency("b.leaf") == leaf
+    assert sc.dependency_path("b.leaf") == "services[b].dependencies[leaf]"
+    assert sc.dependency_path("payment") == "payment"
+    path = sc.dependency_path("b.leaf")
+    assert sc.replace({f"{path}.breaker.open_for": 9.0}).dependency("b.leaf").breaker == Breaker(
+        open_for=9.0
+    )
+    for unknown in ("nope", "b.nope", "c.leaf", "leaf"):
+        with pytest.raises(KeyError):
+            sc.dependency(unknown)
+        with pytest.raises(KeyError):
+            sc.dependency_path(unknown)

@@ -18,6 +18,7 @@ from reliability_lab.service.config import default_scenario
 from reliability_lab.service.harness import ServiceProcess
 from service_helpers import ADMIN_TOKEN, post_order, wait_for
 from test_api import terminal_order
+from test_dashboard import read_stream
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAST = {"latency": {"type": "constant", "value": 0.002}}
@@ -120,3 +121,32 @@ def test_breaker_route_reaches_a_services_own_dependency(graph: httpx.Client) ->
     assert r.status_code == 409, r.text
     r = client.get("/debug/internals", headers=AUTH)
     assert r.status_code == 200, r.text
+
+
+def test_dashboard_controls_reach_a_services_own_dependency(graph: httpx.Client) -> None:
+    """The control room's knobs name a service's own dependency as the admin routes do; the
+    charts stay on the root's dependencies (the engine's families are labelled by them)."""
+    client = graph
+    event, history = read_stream(f"{client.base_url}/dashboard/stream", 1)[0]
+    assert event == "history"
+    assert history["dependencies"] == ["to_risk", "payment"]
+    assert history["controls"] == ["to_risk", "payment", "risk.score"]
+    assert history["breakers"]["risk.score"] is not None
+    body = {"action": "failure_rate", "dependency": "risk.score", "value": 1.0}
+    r = client.post("/dashboard/actions", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    try:
+        failed = terminal_order(client, post_order(client).json()["id"])
+        assert failed["status"] == "failed" and failed["charges"] == 0
+    finally:
+        body["value"] = 0.0
+        assert client.post("/dashboard/actions", json=body, headers=AUTH).status_code == 200
+    assert terminal_order(client, post_order(client).json()["id"])["status"] == "completed"
+    change = {"action": "breaker", "dependency": "risk.score", "breaker": {"open_for": 4.0}}
+    r = client.post("/dashboard/actions", json=change, headers=AUTH)
+    assert r.status_code == 200, r.text
+    r = client.patch("/lab/breaker/risk.score", json={}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["breaker"]["open_for"] == 4.0, r.text
+    unknown = {"action": "outage", "dependency": "risk.nope"}
+    r = client.post("/dashboard/actions", json=unknown, headers=AUTH)
+    assert r.status_code == 422 and "risk.nope" in r.text, r.text

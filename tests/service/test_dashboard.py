@@ -524,3 +524,32 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
     )
     assert "shutdown complete" in browser.find_element("id", "events").text
     screenshot(browser, "lab-dashboard-stopped", tmp_path)
+
+
+def test_lab_dashboard_controls_reach_a_services_own_dependency() -> None:
+    leaf = rl.Dependency("leaf", faults=rl.Faults(latency=rl.Constant(0.001)), breaker=rl.Breaker())
+    scenario = rl.Scenario(
+        arrivals=rl.Poisson(rate=50.0),
+        duration=60.0,
+        workers=4,
+        dependencies=[rl.Dependency("to_b", service="b")],
+        services=[rl.Service(name="b", workers=4, dependencies=(leaf,))],
+    )
+    with rl.Lab(scenario) as lab:
+        board = lab.dashboard()
+        base = board.url.split("#")[0]
+        auth = {"Authorization": f"Bearer {board.token}"}
+        history = read_stream(base + "/stream", 1)[0][1]
+        assert history["dependencies"] == ["to_b"]
+        assert history["controls"] == ["to_b", "b.leaf"]
+        assert "breaker" in history["actions"]
+        body = {"action": "outage", "dependency": "b.leaf", "duration_s": 30}
+        r = httpx.post(base + "/actions", json=body, headers=auth)
+        assert r.status_code == 200, r.text
+        assert lab.faults("b.leaf").phases[-1].name == "outage"
+        assert lab.faults("b.leaf").phases[-1].failure_rate == 1.0
+        change = {"action": "breaker", "dependency": "b.leaf", "breaker": {"open_for": 7.0}}
+        r = httpx.post(base + "/actions", json=change, headers=auth)
+        assert r.status_code == 200, r.text
+        b = lab.breaker("b.leaf")
+        assert b is not None and b.open_for == 7.0

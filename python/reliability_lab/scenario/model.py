@@ -194,10 +194,35 @@ class Scenario:
     # -- access by path ----------------------------------------------------------------------
 
     def dependency(self, name: str) -> Dependency:
-        """The dependency called ``name`` (KeyError if there is none)."""
-        for d in self.dependencies:
-            if d.name == name:
-                return d
+        """The dependency called ``name``: one of the root's, or in a service graph a service's
+        own as ``"<service>.<dependency>"`` (the results' label). KeyError if there is none."""
+        return self._find(name)[1]
+
+    def dependency_path(self, name: str) -> str:
+        """The dotted path of dependency ``name`` (as :meth:`dependency` names it) in the
+        scenario: ``"payment"`` or ``"services[risk].dependencies[score]"``, the prefix of
+        :meth:`replace`'s paths under it. KeyError if there is none."""
+        return self._find(name)[0]
+
+    def dependency_labels(self) -> list[str]:
+        """Every dependency's label: the root's, then each service's as
+        ``"<service>.<dependency>"``."""
+        return [d.name for d in self.dependencies] + [
+            f"{s.name}.{d.name}" for s in self.services for d in s.dependencies
+        ]
+
+    def _find(self, name: str) -> tuple[str, Dependency]:
+        service, _, dep = name.rpartition(".")
+        if not service:
+            deps, path = self.dependencies, dep
+        else:
+            tier = next((s for s in self.services if s.name == service), None)
+            if tier is None:
+                raise KeyError(name)
+            deps, path = tier.dependencies, f"services[{service}].dependencies[{dep}]"
+        for d in deps:
+            if d.name == dep:
+                return path, d
         raise KeyError(name)
 
     def get(self, path: str) -> Any:

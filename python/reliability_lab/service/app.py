@@ -297,6 +297,9 @@ class ServiceSource:
     def dependencies(self) -> list[str]:
         return [d.name for d in self.service.scenario.dependencies]
 
+    def controls(self) -> list[str]:
+        return self.service.scenario.dependency_labels()
+
     def faults(self, dependency: str) -> Faults:
         return self.service.scenario.dependency(dependency).faults
 
@@ -304,7 +307,8 @@ class ServiceSource:
         svc = self.service
         if svc.lab is None or not svc.lab.running:
             raise RuntimeError("the engine is not running")
-        new = svc.scenario.replace({f"{dependency}.faults": faults})
+        path = svc.scenario.dependency_path(dependency)
+        new = svc.scenario.replace({f"{path}.faults": faults})
         svc.lab.set_faults(dependency, faults)
         svc.scenario = new
         log_event("faults_changed", dependency=dependency, route="/dashboard/actions")
@@ -333,7 +337,8 @@ class ServiceSource:
             raise RuntimeError("the engine is not running")
         new = svc.lab.set_breaker(dependency, change)
         assert isinstance(new, Breaker)
-        svc.scenario = svc.scenario.replace({f"{dependency}.breaker": new})
+        path = svc.scenario.dependency_path(dependency)
+        svc.scenario = svc.scenario.replace({f"{path}.breaker": new})
         log_event(
             "breaker_changed",
             dependency=dependency,

@@ -71,7 +71,16 @@ class EngineSource(Protocol):
         """Seconds since the engine started (the clock of fault phases)."""
         ...
 
-    def dependencies(self) -> list[str]: ...
+    def dependencies(self) -> list[str]:
+        """The root's dependencies: the ones the charts draw (the engine's
+        ``rlab_dependency_*`` and ``rlab_breaker_*`` families are labelled by them)."""
+        ...
+
+    def controls(self) -> list[str]:
+        """The dependencies the controls reach: the root's, then in a service graph each
+        service's own as ``"<service>.<dependency>"`` (as the results and
+        :meth:`reliability_lab.Lab.set_faults` name them)."""
+        ...
 
     def faults(self, dependency: str) -> Faults:
         """The dependency's current fault model."""
@@ -373,6 +382,7 @@ class Dashboard:
         """What a new client starts from: the recent samples and the event log."""
         return {
             "dependencies": self.source.dependencies(),
+            "controls": self.source.controls(),
             "interval": self.interval,
             "snapshots": list(self.snapshots),
             "events": list(self.events),
@@ -381,9 +391,10 @@ class Dashboard:
         }
 
     def breakers(self) -> dict[str, dict[str, Any] | None]:
-        """Each dependency's breaker parameters now (for the page's inputs; None: no breaker)."""
+        """Each controlled dependency's breaker parameters now (for the page's inputs; None: no
+        breaker)."""
         out: dict[str, dict[str, Any] | None] = {}
-        for d in self.source.dependencies():
+        for d in self.source.controls():
             b = self.source.breaker(d)
             out[d] = None if b is None else b.to_dict()
         return out
@@ -393,7 +404,7 @@ class Dashboard:
         out = list(ACTIONS)
         if self.source.arrival_rate() is None:
             out.remove("arrival_rate")
-        if all(self.source.breaker(d) is None for d in self.source.dependencies()):
+        if all(self.source.breaker(d) is None for d in self.source.controls()):
             out.remove("breaker")
         return out
 
@@ -466,7 +477,7 @@ class Dashboard:
             self.record("action", f"arrival rate set to {rate:g}/s", annotate=True, action=action)
             return self.events[-1]
         dep = body.get("dependency")
-        deps = self.source.dependencies()
+        deps = self.source.controls()
         if dep not in deps:
             raise KeyError(f"dependency must be one of {deps}, got {dep!r}")
         if action == "breaker":
@@ -621,6 +632,10 @@ class LabSource:
 
     def dependencies(self) -> list[str]:
         return [d.name for d in self.lab.scenario.dependencies]
+
+    def controls(self) -> list[str]:
+        labels: list[str] = self.lab.scenario.dependency_labels()
+        return labels
 
     def faults(self, dependency: str) -> Faults:
         f = self.lab.faults(dependency)

@@ -186,25 +186,18 @@ async def _change_breaker(
             action="breaker",
             dependency=dependency,
         )
-    log_event(
-        "breaker_changed", dependency=dependency, route="/lab/breaker", breaker=new.to_dict()
-    )
+    log_event("breaker_changed", dependency=dependency, route="/lab/breaker", breaker=new.to_dict())
     return JSONResponse({"dependency": dependency, "breaker": new.to_dict()})
 
 
 def _find_dependency(scenario: Scenario, name: str) -> tuple[str, Dependency] | None:
-    """The dependency the results name ``name``: a root dependency (``"payment"``) or, in a
-    service graph, a service's own (``"<service>.<dependency>"``, as :meth:`Lab.set_faults
-    <reliability_lab.Lab.set_faults>` names it), with its path in the scenario (``"payment"``,
-    ``"services[s].dependencies[db]"``); None if there is none."""
-    service, _, dep = name.rpartition(".")
-    if not service:
-        return next(((name, d) for d in scenario.dependencies if d.name == name), None)
-    for s in scenario.services:
-        if s.name == service:
-            path = f"services[{service}].dependencies[{dep}]"
-            return next(((path, d) for d in s.dependencies if d.name == dep), None)
-    return None
+    """The dependency the results name ``name`` (:meth:`Scenario.dependency
+    <reliability_lab.scenario.Scenario.dependency>`) with its path in the scenario; None if
+    there is none."""
+    try:
+        return scenario.dependency_path(name), scenario.dependency(name)
+    except KeyError:
+        return None
 
 
 def _dependency(scenario: Scenario, name: str) -> Dependency:
@@ -225,9 +218,7 @@ def _dependency_dict(d: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _unknown(scenario: Scenario, name: str) -> str:
     """Why ``name`` names no dependency: an unknown service, or an unknown dependency."""
-    names = [d.name for d in scenario.dependencies] + [
-        f"{s.name}.{d.name}" for s in scenario.services for d in s.dependencies
-    ]
+    names = scenario.dependency_labels()
     service, _, _ = name.rpartition(".")
     if service and service not in {s.name for s in scenario.services}:
         return f"no service named {service!r} (in {name!r}); dependencies: {names}"

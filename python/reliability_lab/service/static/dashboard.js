@@ -145,11 +145,13 @@ function start(history) {
   const pills = document.getElementById("pills");
   select.textContent = "";
   pills.textContent = "";
+  // The controls reach every dependency, a service's own too ("<service>.<dependency>");
+  // the charts draw the root's, which the engine's dependency families are labelled by.
+  for (const d of history.controls || state.deps) select.add(new Option(d, d));
   for (const d of state.deps) {
     state.depfail[d] = [];
     state.bands[d] = [];
     state.budget[d] = [];
-    select.add(new Option(d, d));
     const pill = document.createElement("span");
     pill.className = "pill";
     pill.id = "breaker-" + d;
