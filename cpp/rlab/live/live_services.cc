@@ -203,9 +203,9 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::CallService(LiveWorker& w, const Flow
     // yet scheduled at start-up (or between two requests) is still free.
     // Its intake.limit first, then the queue's room (the root's order of gates).
     std::optional<ServicePermit> permit = t.intake->Admit(now);
-    const bool room = !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
-                                       static_cast<int64_t>(t.config->workers) +
-                                           t.config->queue_capacity;
+    const bool room =
+        !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
+                         static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
     admitted = permit && room;
     if (admitted) {
       call->permit = *permit;
