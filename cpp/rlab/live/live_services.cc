@@ -155,7 +155,7 @@ absl::Status LiveWorkerPool::InitServiceMetrics(const std::vector<double>& laten
   // The simulated engine's families (python/reliability_lab/metrics.py _service_families).
   auto requests = metrics_.registry.AddCounter(
       "rlab_service_requests",
-      "Requests a service ended, by outcome (rejected: its job queue was full).",
+      "Requests a service ended, by outcome (rejected: refused by its queue or intake).",
       {"service", "outcome"}, LabelProduct({names, outcomes}));
   if (!requests.ok()) return requests.status();
   auto latency = metrics_.registry.AddHistogram(
