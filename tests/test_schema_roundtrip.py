@@ -20,13 +20,16 @@ field round-trips through every form the engine's configuration takes:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import reliability_lab as rl
 from reliability_lab import _core
 from reliability_lab.scenario import _CONFIG_CLASSES, Dependency, Phase, Scenario
 from schema_walk import (
+    REFUSED_UNDER_SERVICE,
     Leaf,
     all_leaves,
     build_legal,
@@ -186,6 +189,32 @@ def test_coverage_is_complete() -> None:
     covered = [lf for lf in LEAVES if lf.template() not in ALLOW]
     assert len(covered) == len(LEAVES), f"{len(covered)}/{len(LEAVES)}"
     assert not set(ALLOW) - {lf.template() for lf in LEAVES}, "stale allow-list entries"
+
+
+def test_refused_subtrees_are_refused_with_their_path() -> None:
+    """What the walker skips (schema_walk.REFUSED_UNDER_SERVICE) is refused, naming the path, by
+    the Python class and by the native validator (a dict that bypasses the class)."""
+    assert set(REFUSED_UNDER_SERVICE) == {("Intake", "shedding"), ("Intake", "rate_limit")}
+    values = {"shedding": rl.Shedding(), "rate_limit": rl.RateLimit(rate=10.0)}
+    base = Scenario(
+        dependencies=(Dependency("call", service="b"),), services=(rl.Service(name="b"),)
+    )
+    for (_, name), value in zip(REFUSED_UNDER_SERVICE, values.values(), strict=True):
+        path = f"services[b].intake.{name}"
+        with pytest.raises(ValueError, match=re.escape(path)):
+            rl.Service(name="b", intake=rl.Intake(**{name: value}))
+        with pytest.raises(ValueError, match=re.escape(path)):
+            base.replace({f"services[b].intake.{name}": value})
+        d = base.to_dict()
+        d["services"][0]["intake"][name] = _encoded(value)
+        with pytest.raises(ValueError, match=re.escape(path)):
+            _core.validate_scenario(d)
+
+
+def _encoded(value: Any) -> Any:
+    from reliability_lab.scenario.model import _encode
+
+    return _encode(value)
 
 
 # Referenced so that the imports document which classes name their elements in paths.

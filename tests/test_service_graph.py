@@ -360,6 +360,21 @@ def _graphs(draw: st.DrawFn) -> rl.Scenario:
         )
         return D(name, faults=faults, **kw)  # type: ignore[arg-type]
 
+    # A service's own intake (sometimes): a queue discipline, or a concurrency limit.
+    intakes = st.sampled_from(
+        [
+            rl.Intake(),
+            rl.Intake(discipline=rl.QueueDiscipline(kind="lifo")),
+            rl.Intake(discipline=rl.QueueDiscipline(kind="adaptive_lifo", lifo_threshold=0.002)),
+            rl.Intake(
+                discipline=rl.QueueDiscipline(
+                    kind="codel", codel_target=0.001, codel_interval=0.005
+                )
+            ),
+            rl.Intake(limit=rl.Limit(kind="static", initial=2)),
+            rl.Intake(limit=rl.Limit(kind="gradient2", initial=3, min=1, max=8)),
+        ]
+    )
     services = []
     for i in range(n):
         deps = []
@@ -377,6 +392,7 @@ def _graphs(draw: st.DrawFn) -> rl.Scenario:
                 queue_capacity=draw(st.integers(0, 5)),
                 deadline=draw(seconds),
                 dependencies=tuple(deps),
+                intake=draw(intakes),
             )
         )
     return rl.Scenario(

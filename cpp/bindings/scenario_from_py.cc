@@ -752,6 +752,8 @@ ServiceConfig ReadService(py::handle h, size_t index) {
   for (size_t i = 0; i < deps.size(); ++i) {
     s.dependencies.push_back(ReadDependency(deps[i], i, path));
   }
+  // Its own intake (a dict written before the field existed has none).
+  if (o.Has("intake")) s.intake = ReadIntake(o.Get("intake"), o.At("intake"));
   o.Finish();
   return s;
 }
@@ -1068,6 +1070,7 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
     py::list sdeps;
     for (const DependencyConfig& dep : s.dependencies) sdeps.append(DependencyToDict(dep));
     sd["dependencies"] = sdeps;
+    sd["intake"] = IntakeToDict(s.intake);
     services.append(sd);
   }
   d["services"] = services;

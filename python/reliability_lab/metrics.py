@@ -101,7 +101,7 @@ def _service_families(totals: Mapping[str, Any]) -> list[Metric]:
         return []
     requests = CounterMetricFamily(
         f"{PREFIX}_service_requests",
-        "Requests a service ended, by outcome (rejected: its job queue was full).",
+        "Requests a service ended, by outcome (rejected: refused by its queue or intake).",
         labels=["service", "outcome"],
     )
     latency = HistogramMetricFamily(

@@ -112,6 +112,55 @@ TEST(LiveServicesTest, ConcurrentSubmittersThroughThreeTiers) {
   EXPECT_EQ(r.ts_columns.back(), "service.c.in_flight");
 }
 
+// Services with their own intake (model/service_intake.h): CoDel at one, an adaptive limit at
+// another, a static limit at a third, while several threads submit (TSan in CI).
+TEST(LiveServicesTest, ServiceIntakesUnderConcurrentSubmitters) {
+  ScenarioConfig c = Graph();
+  c.workers = 8;
+  c.services[0].intake.limit.emplace();  // a: gradient2 (learns from every request)
+  c.services[0].intake.limit->initial = 3;
+  c.services[1].intake.discipline.kind = QueueDisciplineConfig::Kind::kCodel;  // b
+  c.services[1].intake.discipline.codel_target_ns = kMs / 10;
+  c.services[1].intake.discipline.codel_interval_ns = kMs;
+  c.services[2].intake.limit.emplace();  // c: static 1
+  c.services[2].intake.limit->kind = LimitConfig::Kind::kStatic;
+  c.services[2].intake.limit->initial = 1;
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 3; ++i) {
+    submitters.emplace_back([&] {
+      for (int k = 0; k < 40; ++k) ASSERT_TRUE((*e)->Submit().ok());
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  const ShutdownReport report = (*e)->Shutdown(5 * kNsPerSecond);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.arrived, 120);
+  ExpectServicesConserved(r);
+  int64_t ended = 0;
+  for (int64_t n : r.by_status) ended += n;
+  EXPECT_EQ(ended, 120);
+  // Refusals and drops are rejections by their reasons only.
+  const ServiceTotals& a = r.services[1];
+  const ServiceTotals& b = r.services[2];
+  const ServiceTotals& cc = r.services[3];
+  EXPECT_EQ(Status(a, OrderStatus::kRejected),
+            a.by_reason[static_cast<size_t>(FailReason::kLimited)] +
+                a.by_reason[static_cast<size_t>(FailReason::kQueueFull)]);
+  EXPECT_EQ(Status(b, OrderStatus::kRejected),
+            b.by_reason[static_cast<size_t>(FailReason::kQueueDelay)] +
+                b.by_reason[static_cast<size_t>(FailReason::kQueueFull)]);
+  // c admits one request at a time: its leaf never has two calls at once.
+  EXPECT_LE(r.deps[4].max_load, 1);
+  EXPECT_EQ(Status(cc, OrderStatus::kRejected),
+            cc.by_reason[static_cast<size_t>(FailReason::kLimited)] +
+                cc.by_reason[static_cast<size_t>(FailReason::kQueueFull)]);
+}
+
 TEST(LiveServicesTest, AFullCalleeQueueAnswers503AtOnce) {
   ScenarioConfig c;
   c.workers = 6;

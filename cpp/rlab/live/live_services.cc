@@ -4,6 +4,8 @@
 #include "rlab/live/live_services.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -111,6 +113,11 @@ void LiveWorkerPool::InitServices(const ScenarioConfig& scenario, Rng& rng) {
     tier->first_dep = first_dep;
     tier->num_deps = static_cast<int>(svc.dependencies.size());
     first_dep += tier->num_deps;
+    {
+      MutexLock lock(&tier->mu);
+      tier->intake = std::make_unique<ServiceIntake>(svc.intake);
+      tier->intake_rng = rng.Stream("intake/" + svc.name);
+    }
     for (int j = 0; j < svc.workers; ++j) {
       auto w = std::make_unique<LiveWorker>();
       w->index = j;
@@ -144,7 +151,7 @@ absl::Status LiveWorkerPool::InitServiceMetrics(const std::vector<double>& laten
   // The simulated engine's families (python/reliability_lab/metrics.py _service_families).
   auto requests = metrics_.registry.AddCounter(
       "rlab_service_requests",
-      "Requests a service ended, by outcome (rejected: its job queue was full).",
+      "Requests a service ended, by outcome (rejected: refused by its queue or intake).",
       {"service", "outcome"}, LabelProduct({names, outcomes}));
   if (!requests.ok()) return requests.status();
   auto latency = metrics_.registry.AddHistogram(
@@ -240,14 +247,20 @@ bool LiveWorkerPool::QueueServiceCall(ServiceTier& t, const std::shared_ptr<Serv
     // room (the simulated engine's rule: queue_capacity counts the requests no worker holds).
     // Counted from the configured workers, not from threads seen waiting: a worker thread not
     // yet scheduled at start-up (or between two requests) is still free.
-    admitted = !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
-                                static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
+    // Its intake.limit first, then the queue's room (the root's order of gates).
+    std::optional<ServicePermit> permit = t.intake->Admit(call->arrival_ns);
+    const bool room =
+        !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
+                         static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
+    admitted = permit && room;
     if (admitted) {
+      call->permit = *permit;
       CountServiceAdmitted(t.totals);
       t.jobs.push_back(call);
       t.cv.Signal();
     } else {
-      CountServiceRejected(t.totals);
+      if (permit) t.intake->Abandon(*permit);
+      CountServiceRejected(t.totals, permit ? FailReason::kQueueFull : FailReason::kLimited);
     }
   }
   if (!admitted) t.requests[2]->Add();  // rejected
@@ -404,17 +417,33 @@ FlowAction LiveWorkerPool::RunServiceRound(
 }
 
 void LiveWorkerPool::ServiceWorkerLoop(ServiceTier& t, LiveWorker& w) {
+  std::vector<std::shared_ptr<ServiceCall>> dropped;  // by the intake's discipline (CoDel)
   for (;;) {
     std::shared_ptr<ServiceCall> call;
+    int64_t now = 0;
     {
       MutexLock lock(&t.mu);
       while (t.jobs.empty() && !t.closed) t.cv.Wait(&t.mu);
       if (t.jobs.empty()) break;  // closed and drained
-      call = std::move(t.jobs.front());
-      t.jobs.pop_front();
-      ++t.busy;
+      now = NowNs();
+      // Its intake.discipline picks the request (model/service_intake.h).
+      const bool took = t.intake->Take(
+          t.jobs, now, [](const std::shared_ptr<ServiceCall>& c) { return c->arrival_ns; },
+          [&dropped](std::shared_ptr<ServiceCall> c) { dropped.push_back(std::move(c)); }, &call);
+      if (took) ++t.busy;
     }
-    ServeCall(t, w, call);  // frees the worker (busy) in EndCall
+    for (const std::shared_ptr<ServiceCall>& c : dropped) {
+      // Failed at dequeue before any work: a 503 to its caller, as in the simulator.
+      ChildEnd end;
+      end.status = OrderStatus::kRejected;
+      end.reason = FailReason::kQueueDelay;
+      end.arrival_ns = c->arrival_ns;
+      end.deadline_ns = c->deadline_ns;
+      end.end_ns = now;
+      EndCall(t, *c, end, /*held_worker=*/false);
+    }
+    dropped.clear();
+    if (call) ServeCall(t, w, call);  // frees the worker (busy) in EndCall
   }
   PublishStats(w);
 }
@@ -466,8 +495,8 @@ void LiveWorkerPool::ServeCall(ServiceTier& t, LiveWorker& w,
   EndCall(t, c, end);
 }
 
-void LiveWorkerPool::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
-  {
+void LiveWorkerPool::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end, bool held_worker) {
+  if (held_worker) {
     // The worker is free before its caller hears the answer, as in the simulator, where both
     // happen at one instant: the caller's next call finds it free.
     MutexLock lock(&t.mu);
@@ -492,6 +521,9 @@ void LiveWorkerPool::EndCall(ServiceTier& t, ServiceCall& c, ChildEnd end) {
   {
     MutexLock lock(&t.mu);
     CountServiceEnd(t.totals, end);
+    if (c.permit.held) {  // its service's intake.limit learns from its end, as the root's
+      t.intake->OnEnd(c.permit, end.status, end.reason, end.end_ns, t.intake_rng.Uniform01());
+    }
     if (t.totals.in_flight == 0) t.cv.SignalAll();  // StopServices may wait for it
   }
   const int i = OutcomeIndex(end.status);

@@ -13,9 +13,11 @@
 // The rules are the simulated engine's (model/service_accounting.h): the child's deadline is
 // the caller's remaining time capped by the service's `deadline`; a request whose caller gave up
 // before a worker took it is dropped unstarted; one whose caller gave up while it ran goes on
-// and its worker time is counted as wasted; a full queue answers 503 at once; the child's end
-// answers the caller by ChildAnswer. Counting, the `service.<name>.*` time-series columns and
-// the rlab_service_* families are the simulator's.
+// and its worker time is counted as wasted; a full queue (or the service's intake.limit) answers
+// 503 at once; the service's intake.discipline picks which waiting request a worker takes (CoDel
+// drops answer 503, model/service_intake.h); the child's end answers the caller by ChildAnswer.
+// Counting, the `service.<name>.*` time-series columns and the rlab_service_* families are the
+// simulator's.
 //
 // Shutdown: the root's workers drain within the grace time while the services keep serving
 // them; once those are joined (every order terminal), the services' work is for nobody: every
@@ -31,10 +33,12 @@
 #include "rlab/core/metrics.h"
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
+#include "rlab/core/rng.h"
 #include "rlab/live/live_worker_pool.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
 #include "rlab/model/service_accounting.h"
+#include "rlab/model/service_intake.h"
 
 namespace rlab {
 
@@ -62,6 +66,9 @@ struct LiveWorkerPool::ServiceCall {
   int64_t deadline_ns = kNoDeadline;
   int64_t caller_until_ns = kNoDeadline;
   bool caller_until_is_deadline = false;
+  // Its service's intake.limit permit: written by the caller under the tier's lock before the
+  // call is queued, released by EndCall under it.
+  ServicePermit permit;
 
   Mutex mu;
   CondVar cv;  // the answer is in
@@ -89,6 +96,9 @@ struct LiveWorkerPool::ServiceTier {
   int busy ABSL_GUARDED_BY(mu) = 0;  // workers holding one
   bool closed ABSL_GUARDED_BY(mu) = false;
   ServiceTotals totals ABSL_GUARDED_BY(mu);
+  // Its own intake (services[name].intake: discipline and limit) and the limiter's draws.
+  std::unique_ptr<ServiceIntake> intake ABSL_GUARDED_BY(mu);
+  RandomStream intake_rng ABSL_GUARDED_BY(mu){0};
 
   std::vector<LiveWorker*> workers;  // owned by LiveWorkerPool::service_workers_
   ServiceSample last;                // the sampler thread's

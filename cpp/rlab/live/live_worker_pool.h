@@ -258,7 +258,8 @@ class LiveWorkerPool {
   AttemptEnd CallService(LiveWorker& w, const FlowAction& a);
   void ServiceWorkerLoop(ServiceTier& tier, LiveWorker& w);
   void ServeCall(ServiceTier& tier, LiveWorker& w, const std::shared_ptr<ServiceCall>& call);
-  void EndCall(ServiceTier& tier, ServiceCall& call, ChildEnd end);
+  // `held_worker`: false for a request its intake.discipline dropped at dequeue (no worker).
+  void EndCall(ServiceTier& tier, ServiceCall& call, ChildEnd end, bool held_worker = true);
   void WakeServiceCallers();  // InterruptWaits: callers waiting for an answer wake
   bool CallsService(int dep) const { return !dep_tier_.empty() && dep_tier_[dep] > 0; }
   // Queues `call` at tier `t` or refuses it (its queue is full): true when queued. Every call

@@ -11,6 +11,7 @@
 #include "rlab/core/validate.h"
 #include "rlab/model/aws_retry_call.h"
 #include "rlab/model/service_graph.h"
+#include "rlab/model/service_intake.h"
 #include "rlab/model/faults.h"
 
 namespace rlab {
@@ -332,6 +333,7 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
   // "services[<name>].dependencies[<dep>]" in errors, then the graph as a whole.
   for (const ServiceConfig& svc : config.services) {
     s = ValidateServiceFields(svc);
+    if (s.ok()) s = ValidateServiceIntake(svc);
     if (!s.ok()) return s;
     for (const DependencyConfig& d : svc.dependencies) {
       DependencyConfig named = d;

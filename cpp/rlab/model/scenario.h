@@ -214,6 +214,9 @@ struct ServiceConfig {
   int queue_capacity = 64;
   int64_t deadline_ns = 0;  // 0: only the caller's remaining time bounds a request
   std::vector<DependencyConfig> dependencies;
+  // Its own intake (model/service_intake.h): the job queue's discipline and an adaptive
+  // concurrency limit; shedding and rate_limit are refused at a service for now.
+  IntakeConfig intake;
 };
 
 // The experiment.

@@ -30,9 +30,9 @@ Outcome ChildAnswer(OrderStatus status, FailReason reason, int64_t deadline_ns,
 
 void CountServiceArrival(ServiceTotals& s) { ++s.arrived; }
 
-void CountServiceRejected(ServiceTotals& s) {
+void CountServiceRejected(ServiceTotals& s, FailReason reason) {
   ++s.by_status[static_cast<size_t>(OrderStatus::kRejected)];
-  ++s.by_reason[static_cast<size_t>(FailReason::kQueueFull)];
+  ++s.by_reason[static_cast<size_t>(reason)];
 }
 
 void CountServiceAdmitted(ServiceTotals& s) { ++s.in_flight; }

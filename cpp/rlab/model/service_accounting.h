@@ -33,8 +33,8 @@ inline constexpr std::array<const char*, 8> kServiceSeriesColumns = {
 // `deadline` (`service_deadline_ns`, 0 for none) from `now_ns`.
 int64_t ChildDeadline(int64_t caller_until_ns, int64_t service_deadline_ns, int64_t now_ns);
 
-// The answer a service gives a call its full job queue refused: 503 (overload, retryable by
-// default), with no Retry-After.
+// The answer a service gives a call its full job queue or its intake.limit refused: 503 (overload,
+// retryable by default), with no Retry-After.
 inline constexpr Outcome ChildRejectedAnswer() { return Outcome::Http(503); }
 
 // How a child's end answers its caller (as a real server would):
@@ -49,8 +49,9 @@ Outcome ChildAnswer(OrderStatus status, FailReason reason, int64_t deadline_ns,
 
 // A call reached the service (counted whether or not its queue takes it).
 void CountServiceArrival(ServiceTotals& s);
-// The service's full queue refused it (after CountServiceArrival; the request is over).
-void CountServiceRejected(ServiceTotals& s);
+// The service refused it at once (after CountServiceArrival; the request is over): its full
+// queue (kQueueFull) or its intake.limit (kLimited).
+void CountServiceRejected(ServiceTotals& s, FailReason reason = FailReason::kQueueFull);
 // The queue took it: in flight until CountServiceEnd.
 void CountServiceAdmitted(ServiceTotals& s);
 

@@ -116,6 +116,8 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
     t.deadline_ns = svc.deadline_ns;
     t.idle = svc.workers;
     t.workers = svc.workers;
+    t.intake = std::make_unique<ServiceIntake>(svc.intake);
+    if (svc.intake.limit) t.intake_rng = rng_.Stream("intake/" + svc.name);
     first_dep += t.num_deps;
     tiers_.push_back(std::move(t));
   }

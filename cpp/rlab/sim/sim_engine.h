@@ -23,6 +23,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/model/service_accounting.h"
 #include "rlab/model/service_graph.h"
+#include "rlab/model/service_intake.h"
 #include "rlab/policy/load_shedder.h"
 #include "rlab/sim/event_queue.h"
 
@@ -98,6 +99,7 @@ class SimEngine {
     bool live = false;
     OrderOrigin origin;  // criticality and tenant (intake.shedding)
     // intake.limit: the order's permit (admitted orders hold one until they end).
+    // A child request (service graphs) holds its service's intake.limit permit in the same two.
     LimitToken intake_token;
     bool holds_intake = false;
     // Service graphs: the tier serving this request (0: the root, an order) and, for a child
@@ -134,6 +136,9 @@ class SimEngine {
     int idle = 0;
     bool dispatching = false;
     int workers = 0;  // its pool size (busy = workers - idle)
+    // Its own intake (services[name].intake: discipline, limit) and the limiter's draws.
+    std::unique_ptr<ServiceIntake> intake;
+    RandomStream intake_rng{0};
   };
 
   // A call waiting in a dependency's server line.

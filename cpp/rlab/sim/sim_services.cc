@@ -13,6 +13,7 @@
 // counterpart of this file is live/live_services.cc.
 
 #include <algorithm>
+#include <optional>
 
 #include "rlab/model/service_accounting.h"
 #include "rlab/sim/sim_engine.h"
@@ -69,9 +70,13 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   Tier& tier = tiers_[t - 1];
   ServiceTotals& st = result_.services[t];
   CountServiceArrival(st);
+  // Its intake.limit first, then its queue's capacity (the root's order of gates).
+  std::optional<ServicePermit> permit = tier.intake->Admit(now_ns);
   const bool worker_free = tier.idle > 0 && tier.jobs.empty() && tier.ready.empty();
-  if (!worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity) {
-    CountServiceRejected(st);
+  const bool full = !worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity;
+  if (!permit || full) {
+    if (permit) tier.intake->Abandon(*permit);
+    CountServiceRejected(st, permit ? FailReason::kQueueFull : FailReason::kLimited);
     Active& p = active_[call.slot];
     if (deps_[call.dep].rounds()) {
       p.copy_retry_after_ns[call.copy] = -1;
@@ -96,7 +101,8 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   a.attempt_dep = -1;
   a.outstanding = 0;
   a.holds_worker = false;
-  a.holds_intake = false;
+  a.holds_intake = permit->held;
+  a.intake_token = permit->token;
   a.live = true;
   a.origin = {};
   ++a.gen;
@@ -126,8 +132,15 @@ void SimEngine::DispatchTier(int t, int64_t now_ns) {
       Apply(slot, a.flow->OnSleepDone(now_ns, FlowRng(slot)), now_ns);
       continue;
     }
-    const uint32_t slot = tier.jobs.front();
-    tier.jobs.pop_front();
+    // Its intake.discipline picks the request (CoDel may fail some first: 503 to their callers).
+    uint32_t slot = 0;
+    const bool took = tier.intake->Take(
+        tier.jobs, now_ns, [this](uint32_t j) { return active_[j].arrival_ns; },
+        [this, now_ns](uint32_t j) {
+          FinishChild(j, OrderStatus::kRejected, FailReason::kQueueDelay, now_ns);
+        },
+        &slot);
+    if (!took) continue;
     Active& a = active_[slot];
     if (!CallerWaiting(a) || (a.deadline_ns != kNoDeadline && now_ns >= a.deadline_ns)) {
       // Nobody waits for this request any more: drop it without doing any work.
@@ -156,6 +169,12 @@ void SimEngine::FinishChild(uint32_t slot, OrderStatus status, FailReason reason
   const bool waiting = CallerWaiting(a);
   CountServiceEnd(
       st, {status, reason, a.arrival_ns, a.start_ns, a.deadline_ns, now_ns, waiting, dropped});
+  if (a.holds_intake) {  // its service's intake.limit learns from its end, as the root's
+    Tier& tier = tiers_[t - 1];
+    ServicePermit permit{true, a.intake_token};
+    a.holds_intake = false;
+    tier.intake->OnEnd(permit, status, reason, now_ns, tier.intake_rng.Uniform01());
+  }
   if (waiting) {
     const Outcome outcome =
         ChildAnswer(status, reason, a.deadline_ns, a.caller_until_ns, a.caller_until_is_deadline);

@@ -1,12 +1,14 @@
 """Service graphs: a :class:`Service` is a tier the scenario's dependencies (or another
 service's) can call, with its own worker pool, job queue and dependencies. The root service is
 the :class:`~reliability_lab.scenario.Scenario` itself (it receives the arrivals); a dependency
-with ``service="name"`` calls a service instead of a leaf fault model.
+with ``service="name"`` calls a service instead of a leaf fault model. A service has its own
+intake (``Service.intake``: a queue discipline and a concurrency limit at its job queue).
 
 Both engines run it: :func:`~reliability_lab.simulate` in virtual time, and
-:class:`~reliability_lab.Lab` on real threads (a worker pool and a bounded queue per service).
-A hedged or fanned-out call to a service sends each copy as a request of its own, in both
-engines; a copy its caller stopped waiting for is dropped unstarted, or its work counted wasted.
+:class:`~reliability_lab.Lab` on real threads (a worker pool and a bounded queue per service,
+served by the service's own intake). A hedged or fanned-out call to a service sends each copy as
+a request of its own, in both engines; a copy its caller stopped waiting for is dropped
+unstarted, or its work counted wasted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from reliability_lab.scenario._validate import (
     _set,
 )
 from reliability_lab.scenario.dependency import Dependency
+from reliability_lab.scenario.intake import Intake
 
 #: The most services a scenario may declare (the root not counted).
 MAX_SERVICES = 256
@@ -60,6 +63,14 @@ class Service:
             the caller's remaining time bounds it.
         dependencies: 1 to 16 dependencies with unique names, called in order by each
             request (``services[name].dependencies[dep]`` paths).
+        intake: the service's own overload control at its job queue (an
+            :class:`~reliability_lab.scenario.Intake`, ``services[name].intake.*`` paths):
+            ``discipline`` orders the queue as at the root (LIFO, adaptive LIFO, CoDel; a
+            request CoDel drops is rejected with reason ``queue_delay``, HTTP 503 to its
+            caller), and ``limit`` caps the service's admitted requests (queued + processing;
+            one over it is rejected at once with reason ``limited``, HTTP 503), learning from
+            each request's sojourn time as the root's limit does. ``shedding`` and
+            ``rate_limit`` must be None at a service for now (ValueError).
     """
 
     name: str
@@ -67,6 +78,7 @@ class Service:
     queue_capacity: int = 64
     deadline: float = 0.0
     dependencies: Sequence[Dependency] = (Dependency("payment"),)
+    intake: Intake = Intake()  # noqa: RUF009 (frozen: immutable)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -93,6 +105,19 @@ class Service:
                         f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
                     )
         _set(self, "dependencies", deps)
+        _instance("intake", self.intake, (Intake,), "an Intake")
+        # Not modelled at a service yet (worded as the native validator words it).
+        if self.intake.shedding is not None:
+            raise ValueError(
+                f"services[{self.name}].intake.shedding must be None: load shedding is only "
+                "modelled at the root's intake for now (set intake.shedding on the scenario)"
+            )
+        if self.intake.rate_limit is not None:
+            raise ValueError(
+                f"services[{self.name}].intake.rate_limit must be None: a rate limit is only "
+                "modelled at the root's intake and on dependencies for now (set "
+                "intake.rate_limit, or <dependency>.rate_limit on the calling dependency)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """This service as a plain JSON-able dict (see :meth:`Scenario.to_dict`)."""
