@@ -226,3 +226,33 @@ def test_service_intake_paths_and_refusals() -> None:
         sc.replace({"services[b].intake.shedding": rl.Shedding()})
     with pytest.raises(ValueError, match=r"services\[b\]\.intake\.rate_limit"):
         sc.replace({"services[b].intake.rate_limit": rl.RateLimit(rate=5.0)})
+
+
+def test_a_hedge_copy_meets_the_services_limit_in_both_engines() -> None:
+    """Scripted: one order whose call to b hedges after 50 ms; b admits 1 request at a time and
+    its leaf takes 0.3 s. The hedge copy is a request of its own, so b's limit refuses it
+    (limited, 503), and the first copy completes the order. Both engines."""
+    sc = rl.Scenario(
+        arrivals=rl.Trace(times=(0.0,)),
+        workers=2,
+        sample_every=0.0,
+        dependencies=(D("to_b", service="b", hedge=rl.Hedge(delay=0.05, budget_ratio=None)),),
+        services=(
+            rl.Service(
+                name="b",
+                workers=4,
+                intake=rl.Intake(limit=rl.Limit(kind="static", initial=1)),
+                dependencies=(D("leaf", faults=rl.Faults(latency=rl.Constant(0.3))),),
+            ),
+        ),
+    )
+    sim = rl.simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=10.0) as lab:
+        assert lab.submit_many(1).wait(60.0)
+    live = lab.result
+    for name, r in (("sim", sim), ("live", live)):
+        b = r.services.loc["b"]
+        assert r.summary["completed"] == 1, name
+        assert b["arrivals"] == 2 and b["completed"] == 1, name
+        assert b["rejected"] == b["failed_limited"] == 1, name
+        assert _dep(r, "b.leaf")["max_load"] == 1, name
