@@ -1153,3 +1153,43 @@ def test_a_services_own_dependency_is_found_by_its_label() -> None:
             sc.dependency(unknown)
         with pytest.raises(KeyError):
             sc.dependency_path(unknown)
+
+
+def test_a_run_takes_the_compiled_scenario_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Scenario is read and validated once, when it is built (``compile_scenario``); a run
+    (simulate, Lab) hands the engines that compiled config and neither re-reads nor re-validates
+    it (issue #11: validated once, crosses once)."""
+    import reliability_lab as rl
+
+    sc = rs.Scenario(arrivals=rs.Poisson(50.0), duration=0.2, sample_every=0.0)
+    assert isinstance(sc.compiled(), _native_core.CompiledScenario)
+    checks: list[str] = []
+    for name in ("compile_scenario", "validate_scenario", "check_config"):
+        monkeypatch.setattr(_native_core, name, lambda *a, _n=name: checks.append(_n))
+    seen: list[object] = []
+    native_simulate = _native_core.simulate
+    native_live = _native_core.LiveEngine
+
+    def simulate(scenario: object, **kw: Any) -> Any:
+        seen.append(scenario)
+        return native_simulate(scenario, **kw)
+
+    def live(scenario: object, **kw: Any) -> Any:
+        seen.append(scenario)
+        return native_live(scenario, **kw)
+
+    monkeypatch.setattr(_native_core, "simulate", simulate)
+    monkeypatch.setattr(_native_core, "LiveEngine", live)
+    assert rl.simulate(sc).summary["arrived"] > 0
+    with rl.Lab(sc) as lab:
+        lab.submit_many(3).wait(30.0)
+    assert checks == []
+    assert seen == [sc.compiled(), sc.compiled()]
+    # A dict still works (and is read and validated then), naming the path of a bad value.
+    monkeypatch.undo()
+    bad = sc.to_dict()
+    bad["workers"] = 0
+    with pytest.raises(ValueError, match="workers"):
+        _native_core.simulate(bad, latency_bounds=[1.0])
+    with pytest.raises(TypeError, match="CompiledScenario"):
+        _native_core.simulate([1, 2], latency_bounds=[1.0])

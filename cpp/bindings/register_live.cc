@@ -530,32 +530,33 @@ void RegisterLive(py::module_& m) {
            "The handle of order `id` (of this batch; others are looked up in the engine).");
   auto cls = py::class_<LiveEngine>(
       m, "LiveEngine", "The live engine: a scenario on real threads (see reliability_lab.live).");
-  cls.def(py::init([](const py::dict& scenario, double sample_every, bool record_orders,
-                      bool record_events, const std::vector<double>& latency_bounds,
-                      const std::string& ledger_path, bool ledger_fsync, bool order_events,
-                      int64_t retain_orders, int64_t max_order_records,
-                      int64_t idempotency_window) {
-            const ScenarioConfig config = ValidatedScenarioFromDict(scenario);
-            LiveOptions o;
-            o.retain_orders = retain_orders;
-            o.max_order_records = max_order_records;
-            o.idempotency_window = idempotency_window;
-            o.ledger_path = ledger_path;
-            o.ledger_fsync = ledger_fsync;
-            o.order_events = order_events;
-            o.sample_every_ns =
-                sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
-            o.record_orders = record_orders;
-            o.record_events = record_events;
-            o.latency_bounds_s = latency_bounds;
-            return ValueOrThrow(LiveEngine::Create(config, o));
-          }),
-          py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
-          py::arg("record_events") = true, py::arg("latency_bounds"), py::arg("ledger_path") = "",
-          py::arg("ledger_fsync") = false, py::arg("order_events") = false,
-          py::arg("retain_orders") = LiveOptions().retain_orders,
-          py::arg("max_order_records") = LiveOptions().max_order_records,
-          py::arg("idempotency_window") = LiveOptions().idempotency_window)
+  cls.def(
+         py::init([](const py::object& scenario, double sample_every, bool record_orders,
+                     bool record_events, const std::vector<double>& latency_bounds,
+                     const std::string& ledger_path, bool ledger_fsync, bool order_events,
+                     int64_t retain_orders, int64_t max_order_records, int64_t idempotency_window) {
+           std::shared_ptr<const ScenarioConfig> holder;
+           const ScenarioConfig& config = ScenarioArg(scenario, &holder);
+           LiveOptions o;
+           o.retain_orders = retain_orders;
+           o.max_order_records = max_order_records;
+           o.idempotency_window = idempotency_window;
+           o.ledger_path = ledger_path;
+           o.ledger_fsync = ledger_fsync;
+           o.order_events = order_events;
+           o.sample_every_ns =
+               sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
+           o.record_orders = record_orders;
+           o.record_events = record_events;
+           o.latency_bounds_s = latency_bounds;
+           return ValueOrThrow(LiveEngine::Create(config, o));
+         }),
+         py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
+         py::arg("record_events") = true, py::arg("latency_bounds"), py::arg("ledger_path") = "",
+         py::arg("ledger_fsync") = false, py::arg("order_events") = false,
+         py::arg("retain_orders") = LiveOptions().retain_orders,
+         py::arg("max_order_records") = LiveOptions().max_order_records,
+         py::arg("idempotency_window") = LiveOptions().idempotency_window)
       .def("start",
            [](LiveEngine& e) {
              absl::Status s;
@@ -567,11 +568,12 @@ void RegisterLive(py::module_& m) {
            })
       .def(
           "set_faults",
-          [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
-            // The scenario with the new faults in place: the converter and its dotted-path
-            // validation are the scenario's own. The engine's working copy lists every tier's
-            // dependencies, a service's as "<service>.<dependency>".
-            const ScenarioConfig sc = LiveWorkingConfig(ValidatedScenarioFromDict(scenario));
+          [](LiveEngine& e, const std::string& dependency, const py::object& scenario) {
+            // The scenario with the new faults in place (compiled: read and validated, with
+            // its dotted-path errors, when the Python Scenario was built). The engine's working
+            // copy lists every tier's dependencies, a service's as "<service>.<dependency>".
+            std::shared_ptr<const ScenarioConfig> holder;
+            const ScenarioConfig sc = LiveWorkingConfig(ScenarioArg(scenario, &holder));
             for (const DependencyConfig& d : sc.dependencies) {
               if (d.name != dependency) continue;
               absl::Status s;
@@ -587,10 +589,11 @@ void RegisterLive(py::module_& m) {
           py::arg("dependency"), py::arg("scenario"))
       .def(
           "set_breaker",
-          [](LiveEngine& e, const std::string& dependency, const py::dict& scenario) {
+          [](LiveEngine& e, const std::string& dependency, const py::object& scenario) {
             // As set_faults: the scenario with the new breaker in place, so the field names,
             // units (seconds) and dotted-path errors are the scenario's own.
-            const ScenarioConfig sc = LiveWorkingConfig(ValidatedScenarioFromDict(scenario));
+            std::shared_ptr<const ScenarioConfig> holder;
+            const ScenarioConfig sc = LiveWorkingConfig(ScenarioArg(scenario, &holder));
             for (const DependencyConfig& d : sc.dependencies) {
               if (d.name != dependency) continue;
               if (!d.breaker) {

@@ -23,10 +23,10 @@ namespace {}  // namespace
 void RegisterSim(py::module_& m) {
   m.def(
       "simulate",
-      [](const py::dict& scenario, double sample_every, bool record_orders, bool record_events,
+      [](const py::object& scenario, double sample_every, bool record_orders, bool record_events,
          double until, int64_t max_events, const std::vector<double>& latency_bounds) {
-        auto config = std::make_shared<ScenarioConfig>(ScenarioFromDict(scenario));
-        ThrowIfError(ValidateScenario(*config));
+        std::shared_ptr<const ScenarioConfig> config;
+        ScenarioArg(scenario, &config);  // a CompiledScenario: read and validated already
         SimOptions opt;
         opt.sample_every_ns =
             sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
@@ -48,7 +48,8 @@ void RegisterSim(py::module_& m) {
       py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
       py::arg("record_events") = true, py::arg("until") = -1.0,
       py::arg("max_events") = int64_t{4'000'000'000}, py::arg("latency_bounds"),
-      "Runs a scenario (a Scenario.to_dict()) in virtual time; returns raw arrays and counters.");
+      "Runs a scenario (a CompiledScenario, or a Scenario.to_dict() dict) in virtual time; returns "
+      "raw arrays and counters.");
 }
 
 }  // namespace rlab::bindings

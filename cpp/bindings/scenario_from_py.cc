@@ -898,9 +898,8 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     bd["max_wait_ns"] = b.max_wait_ns;
     return bd;
   });
-  d["throttle"] = OptionalToPy(dep.throttle, [](const ThrottleConfig& t) {
-    return WriteConfig(ThrottleSchema(), t, true);
-  });
+  d["throttle"] = OptionalToPy(
+      dep.throttle, [](const ThrottleConfig& t) { return WriteConfig(ThrottleSchema(), t, true); });
   d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
   d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
                                                                           : "breaker_outside_retry";
@@ -1077,7 +1076,33 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
   return d;
 }
 
+const ScenarioConfig& ScenarioArg(const py::object& scenario,
+                                  std::shared_ptr<const ScenarioConfig>* holder) {
+  if (py::isinstance<CompiledScenario>(scenario)) {
+    *holder = scenario.cast<const CompiledScenario&>().config;
+  } else if (py::isinstance<py::dict>(scenario)) {
+    *holder = std::make_shared<const ScenarioConfig>(
+        ValidatedScenarioFromDict(scenario.cast<py::dict>()));
+  } else {
+    throw py::type_error("scenario must be a CompiledScenario or a Scenario.to_dict() dict, got " +
+                         std::string(py::str(py::type::of(scenario).attr("__name__"))));
+  }
+  return **holder;
+}
+
 void RegisterScenario(py::module_& m) {
+  py::class_<CompiledScenario>(
+      m, "CompiledScenario",
+      "A scenario read and validated once (compile_scenario); the engines run it as it is.");
+  m.def(
+      "compile_scenario",
+      [](const py::dict& d) {
+        return CompiledScenario{
+            std::make_shared<const ScenarioConfig>(ValidatedScenarioFromDict(d))};
+      },
+      py::arg("scenario"),
+      "Converts a Scenario.to_dict() dict to the engines' config and validates it, once; raises "
+      "ValueError naming the dotted path of the first problem.");
   m.def(
       "validate_scenario", [](const py::dict& d) { ValidatedScenarioFromDict(d); },
       py::arg("scenario"),

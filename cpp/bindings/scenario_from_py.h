@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "rlab/core/clock.h"
 #include "rlab/model/scenario.h"
@@ -38,7 +39,19 @@ ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* 
 // and debugging: it shows exactly what the engines will run).
 py::dict ScenarioConfigToDict(const ScenarioConfig& config);
 
-// Binds validate_scenario(d) -> None and scenario_config_dump(d) -> dict.
+// A scenario read and validated once (Python: _core.CompiledScenario, built by
+// compile_scenario(d)); a Scenario keeps one, so a run neither re-reads nor re-validates it.
+struct CompiledScenario {
+  std::shared_ptr<const ScenarioConfig> config;
+};
+
+// The config of `scenario`: a CompiledScenario as it is (`*holder` keeps it alive), or a
+// Scenario.to_dict() dict read and validated now.
+const ScenarioConfig& ScenarioArg(const py::object& scenario,
+                                  std::shared_ptr<const ScenarioConfig>* holder);
+
+// Binds CompiledScenario, compile_scenario(d), validate_scenario(d) -> None and
+// scenario_config_dump(d) -> dict.
 void RegisterScenario(py::module_& m);
 
 }  // namespace rlab::bindings

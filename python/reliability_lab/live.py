@@ -307,7 +307,7 @@ class Lab:
         self._log_interval = float(log_interval)
         self._on_transition = on_transition
         self._engine = _core.LiveEngine(
-            scenario.to_dict(),
+            scenario.compiled(),
             sample_every=float(scenario.sample_every) if scenario.sample_every else 0.0,
             record_orders=bool(scenario.record_orders),
             record_events=bool(scenario.record_events),
@@ -561,7 +561,7 @@ class Lab:
         if not isinstance(faults, Faults):
             raise TypeError(f"faults must be a Faults, got {type(faults).__name__}")
         changed = self.scenario.replace({f"{self._dep_paths[dependency]}.faults": faults})
-        self._engine.set_faults(dependency, changed.to_dict())
+        self._engine.set_faults(dependency, changed.compiled())
         self._faults[dependency] = faults
         _log_event("faults_changed", dependency=dependency, failure_rate=faults.failure_rate)
 
@@ -610,10 +610,10 @@ class Lab:
         next(dep for dep in tier["dependencies"] if dep["name"] == name)["breaker"] = fields
         # The scenario's converter checks every field under its dotted path before anything
         # changes; the Breaker built after it can no longer fail.
-        _core.validate_scenario(d)
+        compiled = _core.compile_scenario(d)
         new = Breaker(**fields)
         with self._breaker_lock:  # concurrent changes: the last one applied is the one recorded
-            self._engine.set_breaker(dependency, d)
+            self._engine.set_breaker(dependency, compiled)
             self._breakers[dependency] = new
         _log_event(
             "breaker_changed",

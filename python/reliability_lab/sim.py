@@ -147,7 +147,7 @@ def simulate(
     if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
         raise ValueError(f"max_events must be an integer >= 1, got {max_events!r}")
     raw = _core.simulate(
-        scenario.to_dict(),
+        scenario.compiled(),
         sample_every=float(scenario.sample_every) if scenario.sample_every else 0.0,
         record_orders=bool(scenario.record_orders),
         record_events=bool(scenario.record_events),

@@ -186,10 +186,15 @@ class Scenario:
         for i, s in enumerate(services):
             _instance(f"services[{i}]", s, (Service,), "a Service")
         _set(self, "services", services)
-        # The whole tree, through the validator the engines use (one source of truth).
-        validate = getattr(_core, "validate_scenario", None)
-        if validate is not None:
-            validate(self.to_dict())
+        # The whole tree, read and validated once by the engines' own converter (one source of
+        # truth); a run takes the compiled config as it is (simulate, Lab), so it crosses into
+        # the native side and is checked once per Scenario, not again per run.
+        object.__setattr__(self, "_compiled", _core.compile_scenario(self.to_dict()))
+
+    def compiled(self) -> _core.CompiledScenario:
+        """The scenario as the engines run it: read and validated once, when it was built."""
+        compiled: _core.CompiledScenario = self.__dict__["_compiled"]
+        return compiled
 
     # -- access by path ----------------------------------------------------------------------
 
