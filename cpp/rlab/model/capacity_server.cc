@@ -40,8 +40,8 @@ bool CapacityServerCore::TakeNewest(int64_t now_ns, int64_t oldest_enqueued_ns) 
          discipline_->Next(now_ns, oldest_enqueued_ns) == QueueDiscipline::End::kBack;
 }
 
-LineVerdict CapacityServerCore::Judge(int64_t now_ns, int64_t enqueued_ns, bool waiting,
-                                      size_t remaining) {
+LineVerdict CapacityServerCore::JudgeTaken(int64_t now_ns, int64_t enqueued_ns, bool waiting,
+                                           size_t remaining) {
   // Rule 2: drop_abandoned first; the discipline never sees a call the server skips.
   if (!waiting && drop_abandoned_) {
     ++counts_.discarded;

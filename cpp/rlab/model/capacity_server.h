@@ -13,8 +13,8 @@
 //
 // Protocol. Arrive() when a call reaches the server: kServe (its service starts now), kQueued
 // (it waits in the line) or kRejected (the line is full: the call fails at once with 503).
-// Release() when a call's service ends, then Next() until it returns nothing: each call it takes
-// from the line comes with a verdict (LineVerdict) at that same instant.
+// Release() when a call's service ends, then Take() until it returns nothing, each call it takes
+// from the line followed by Judge(), which gives the verdict (LineVerdict) at that same instant.
 //
 // The rules. Both engines had their own copy of this server, which disagreed in three rules; the
 // simulator's were kept (its results stayed bit-identical), and the live engine adopted them:
@@ -33,6 +33,7 @@
 #include <optional>
 #include <utility>
 
+#include "rlab/core/invariant.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/queue_discipline.h"
@@ -76,7 +77,7 @@ class CapacityServerCore {
   // first. Calls in service above a lowered limit finish; no new one starts until below it.
   void SetLimits(const CapacityConfig& config);
 
-  // A call in service ended: its slot is free (call Next() to hand it out).
+  // A call in service ended: its slot is free (Take() hands it out).
   void Release();
 
   int in_service() const { return in_service_; }
@@ -93,7 +94,7 @@ class CapacityServerCore {
   bool TakeNewest(int64_t now_ns, int64_t oldest_enqueued_ns) const;
   // The verdict on a call just taken from the line (`remaining` calls left behind it), which
   // joined at `enqueued_ns`; takes the slot for the serve verdicts, counts the others.
-  LineVerdict Judge(int64_t now_ns, int64_t enqueued_ns, bool waiting, size_t remaining);
+  LineVerdict JudgeTaken(int64_t now_ns, int64_t enqueued_ns, bool waiting, size_t remaining);
   bool SlotFree() const { return in_service_ < max_in_service_; }
   void NoteLoad(int64_t load) {
     if (load > counts_.max_load) counts_.max_load = load;
@@ -113,16 +114,6 @@ class CapacityServerCore {
 template <typename Call>
 class CapacityServer : public CapacityServerCore {
  public:
-  // A call taken from the line, with the verdict on it and whether its caller still waits (a
-  // dropped call's caller is told 503); `load` is the count in service after a serve verdict
-  // (the load its service time is drawn with).
-  struct Taken {
-    Call call;
-    LineVerdict verdict;
-    bool waiting;
-    int load;
-  };
-
   using CapacityServerCore::CapacityServerCore;
 
   // A call reaches the server at `now_ns`.
@@ -135,24 +126,33 @@ class CapacityServer : public CapacityServerCore {
     return admission;
   }
 
-  // The next call leaving the line at `now_ns` while a slot is free (nothing: none leaves).
-  // `waiting(call)` tells whether its caller still waits for it (rule 1: asked once, when the
-  // call leaves the line). A serve verdict takes the slot, so a single Release() is followed by
-  // at most one serve.
-  template <typename Waiting>
-  std::optional<Taken> Next(int64_t now_ns, Waiting&& waiting) {
+  // The next call leaving the line at `now_ns`, while a slot is free (nothing: none leaves).
+  // The caller then tells Judge() whether the call's caller still waits for it (rule 1: the
+  // server asks only now) and gets the verdict, before the next Take(). A serve verdict takes
+  // the slot, so after a Release() at most one call is served.
+  std::optional<Call> Take(int64_t now_ns) {
+    RLAB_INVARIANT(!taken_, "capacity server: Take() before Judge() on the call taken");
     if (line_.empty() || !SlotFree()) return std::nullopt;
     // The line is in arrival order: the discipline may take the newest call.
     const bool back = TakeNewest(now_ns, line_.front().enqueued_ns);
-    Entry e = back ? std::move(line_.back()) : std::move(line_.front());
+    Entry& e = back ? line_.back() : line_.front();
+    std::optional<Call> call(std::move(e.call));
+    taken_enqueued_ns_ = e.enqueued_ns;
+    taken_ = true;
     if (back) {
       line_.pop_back();
     } else {
       line_.pop_front();
     }
-    const bool w = waiting(static_cast<const Call&>(e.call));
-    const LineVerdict verdict = Judge(now_ns, e.enqueued_ns, w, line_.size());
-    return Taken{std::move(e.call), verdict, w, in_service()};
+    return call;
+  }
+
+  // The verdict on the call Take() returned, at the same `now_ns`; `waiting`: its caller still
+  // waits. A serve verdict's service time is drawn with load in_service() (this call included).
+  LineVerdict Judge(int64_t now_ns, bool waiting) {
+    RLAB_INVARIANT(taken_, "capacity server: Judge() without a call taken");
+    taken_ = false;
+    return JudgeTaken(now_ns, taken_enqueued_ns_, waiting, line_.size());
   }
 
   // Calls waiting in the line.
@@ -164,6 +164,8 @@ class CapacityServer : public CapacityServerCore {
     int64_t enqueued_ns;  // when it joined the line (its discipline's sojourn time)
   };
   std::deque<Entry> line_;
+  bool taken_ = false;  // a call was taken and awaits its verdict
+  int64_t taken_enqueued_ns_ = 0;
 };
 
 // Adds a server's totals to its dependency's (the dependency's own server and each replica's).

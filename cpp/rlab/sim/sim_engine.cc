@@ -806,31 +806,27 @@ void SimEngine::OnServiceDone(int dep, int64_t now_ns, int replica) {
   CapacityServer<LineCall>& srv = *ServerOf(dep, replica).capacity;
   srv.Release();
   // The freed slot goes to the call the line's rules pick (model/capacity_server.h).
-  auto waiting = [&](const LineCall& w) {
-    const Active& a = active_[w.slot];
-    return a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u);
-  };
-  while (const std::optional<CapacityServer<LineCall>::Taken> t = srv.Next(now_ns, waiting)) {
-    const LineCall& w = t->call;
-    switch (t->verdict) {
+  while (const std::optional<LineCall> w = srv.Take(now_ns)) {
+    Active& a = active_[w->slot];
+    const bool waiting =
+        a.live && a.gen == w->gen && a.attempt_dep == dep && ((a.outstanding >> w->copy) & 1u) != 0;
+    switch (srv.Judge(now_ns, waiting)) {
       case LineVerdict::kDiscard:
         break;
-      case LineVerdict::kDrop: {
+      case LineVerdict::kDrop:
         // CoDel: the call fails at once with 503, as when the line is full.
-        if (!t->waiting) break;
-        Active& a = active_[w.slot];
+        if (!waiting) break;
         if (!deps_[dep].rounds()) {
           a.retry_after_ns = -1;
         } else {
-          a.copy_retry_after_ns[w.copy] = -1;
+          a.copy_retry_after_ns[w->copy] = -1;
         }
-        Schedule(now_ns, kAttemptEnd, w.slot, w.gen, Pack(Outcome::Http(503), false, w.copy));
+        Schedule(now_ns, kAttemptEnd, w->slot, w->gen, Pack(Outcome::Http(503), false, w->copy));
         break;
-      }
       case LineVerdict::kServe:
       case LineVerdict::kServeWasted:
-        BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline,
-                     t->verdict == LineVerdict::kServe, now_ns, replica);
+        BeginService(dep, w->slot, w->gen, w->copy, w->until_ns, w->until_is_deadline, waiting,
+                     now_ns, replica);
         break;
     }
   }
