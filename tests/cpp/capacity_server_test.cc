@@ -24,6 +24,14 @@ CapacityConfig Cap(int max_in_service, int max_queue = -1, bool drop_abandoned =
   return c;
 }
 
+// One call at a time, a CoDel line with TARGET and INTERVAL in ms.
+CapacityConfig Codel(int target_ms, int interval_ms, bool drop_abandoned = false) {
+  CapacityConfig c = Cap(1, -1, drop_abandoned, Kind::kCodel);
+  c.discipline.codel_target_ns = target_ms * kMs;
+  c.discipline.codel_interval_ns = interval_ms * kMs;
+  return c;
+}
+
 struct Step {
   int call;
   LineVerdict verdict;
@@ -102,23 +110,21 @@ TEST(CapacityServerTest, AdaptiveLifoIsFifoUntilTheOldestWaitedTheThreshold) {
 }
 
 TEST(CapacityServerTest, CodelDropsCallsWhoseSojournStayedAboveTargetForAnInterval) {
-  CapacityConfig c = Cap(1, -1, false, Kind::kCodel);
-  c.discipline.codel_target_ns = 5 * kMs;
-  c.discipline.codel_interval_ns = 100 * kMs;
-  Server s(c);
+  Server s(Codel(5, 100));
   s.Arrive(0, 0);
   for (int i = 1; i <= 400; ++i) s.Arrive(i * kMs, i);  // a standing line, one call per ms
   int served = 0, dropped = 0;
-  int64_t now = 0;
+  int64_t now = 0, first_drop_ns = -1;
   for (int k = 0; k < 40 && s.queued() > 0; ++k) {
     now += 10 * kMs;  // a service takes 10 ms: the line only grows older
     for (const Step& st : ReleaseAt(s, now)) {
       if (st.verdict == LineVerdict::kServe) ++served;
-      if (st.verdict == LineVerdict::kDrop) ++dropped;
+      if (st.verdict == LineVerdict::kDrop && dropped++ == 0) first_drop_ns = now;
     }
   }
-  // Nothing dropped for the first interval, then CoDel drops at a growing rate.
-  EXPECT_GT(dropped, 0);
+  // Nothing dropped for the first interval above target (from 10 ms on), then CoDel drops.
+  EXPECT_GT(dropped, 1);
+  EXPECT_GE(first_drop_ns, 110 * kMs);
   EXPECT_EQ(served, 40);  // every freed slot still served one call
   EXPECT_EQ(s.counts().dropped_by_queue, dropped);
   EXPECT_EQ(s.discipline()->drops_total(), dropped);
@@ -126,10 +132,7 @@ TEST(CapacityServerTest, CodelDropsCallsWhoseSojournStayedAboveTargetForAnInterv
 }
 
 TEST(CapacityServerTest, CodelDropsOnceAboveTargetForAnIntervalThenServesTheNextCall) {
-  CapacityConfig c = Cap(1, -1, false, Kind::kCodel);
-  c.discipline.codel_target_ns = 1 * kMs;
-  c.discipline.codel_interval_ns = 10 * kMs;
-  Server s(c);
+  Server s(Codel(1, 10));
   s.Arrive(0, 0);
   for (int i = 1; i <= 50; ++i) s.Arrive(0, i);
   // The first freed slot after an interval above target: CoDel starts dropping.
@@ -192,10 +195,7 @@ TEST(CapacityServerTest, Rule1AnAbandonedCallKeepsItsPlaceUntilItsTurn) {
 
 // Rule 2: drop_abandoned comes before the discipline: CoDel never sees a call the server skips.
 TEST(CapacityServerTest, Rule2DropAbandonedComesBeforeTheCodelVerdict) {
-  CapacityConfig c = Cap(1, -1, /*drop_abandoned=*/true, Kind::kCodel);
-  c.discipline.codel_target_ns = 1 * kMs;
-  c.discipline.codel_interval_ns = 10 * kMs;
-  Server s(c);
+  Server s(Codel(1, 10, /*drop_abandoned=*/true));
   s.Arrive(0, 0);
   std::set<int> abandoned;
   for (int i = 1; i <= 20; ++i) {
