@@ -78,7 +78,7 @@ class CapacityServerCore {
   void SetLimits(const CapacityConfig& config);
 
   // A call in service ended: its slot is free (Take() hands it out).
-  void Release();
+  void Release() { --in_service_; }
 
   int in_service() const { return in_service_; }
   int max_in_service() const { return max_in_service_; }
@@ -88,14 +88,47 @@ class CapacityServerCore {
 
  protected:
   // Arrive's decision for a line of `queued` calls; takes the slot or counts the refusal.
-  CapacityAdmission Admit(size_t queued);
+  CapacityAdmission Admit(size_t queued) {
+    // A free slot goes to an arrival only when nobody waits (rule 3).
+    if (queued == 0 && SlotFree()) {
+      ++in_service_;
+      NoteLoad(in_service_);
+      return CapacityAdmission::kServe;
+    }
+    if (max_queue_ >= 0 && queued >= static_cast<size_t>(max_queue_)) {
+      ++counts_.rejected;
+      return CapacityAdmission::kRejected;
+    }
+    return CapacityAdmission::kQueued;
+  }
   // Whether the next call leaves from the back of the line (the newest), given when the
   // oldest joined.
-  bool TakeNewest(int64_t now_ns, int64_t oldest_enqueued_ns) const;
+  bool TakeNewest(int64_t now_ns, int64_t oldest_enqueued_ns) const {
+    return discipline_ &&
+           discipline_->Next(now_ns, oldest_enqueued_ns) == QueueDiscipline::End::kBack;
+  }
   // The verdict on a call just taken from the line (`remaining` calls left behind it), which
   // joined at `enqueued_ns`; takes the slot for the serve verdicts, counts the others.
-  LineVerdict JudgeTaken(int64_t now_ns, int64_t enqueued_ns, bool waiting, size_t remaining);
+  LineVerdict JudgeTaken(int64_t now_ns, int64_t enqueued_ns, bool waiting, size_t remaining) {
+    // Rule 2: drop_abandoned first; the discipline never sees a call the server skips.
+    if (!waiting && drop_abandoned_) {
+      ++counts_.discarded;
+      return LineVerdict::kDiscard;
+    }
+    if (discipline_ && discipline_->drops() && CodelDrops(now_ns, enqueued_ns, remaining)) {
+      return LineVerdict::kDrop;
+    }
+    ++in_service_;
+    NoteLoad(in_service_);
+    if (!waiting) {
+      ++counts_.wasted;
+      return LineVerdict::kServeWasted;
+    }
+    return LineVerdict::kServe;
+  }
   bool SlotFree() const { return in_service_ < max_in_service_; }
+  // CoDel's verdict on the call taken (capacity_server.cc): whether it drops it (counted).
+  bool CodelDrops(int64_t now_ns, int64_t enqueued_ns, size_t remaining);
   void NoteLoad(int64_t load) {
     if (load > counts_.max_load) counts_.max_load = load;
   }
