@@ -24,8 +24,8 @@
 // 2. drop_abandoned comes before the discipline's verdict: the server skips a call nobody waits
 //    for without showing it to CoDel, whose sojourn estimate is about the calls it may serve.
 // 3. A freed slot goes at once, at the instant it frees, to the call the discipline picks (FIFO:
-//    the oldest), whose service starts then; no arrival takes it while calls wait. (The live
-//    engine's waiter no longer claims it itself, adding its wake-up delay.)
+//    the oldest), whose service starts then; no arrival takes it while calls wait. (So the live
+//    engine starts and draws that service when the slot frees, not when the waiter wakes up.)
 
 #include <cstddef>
 #include <cstdint>
