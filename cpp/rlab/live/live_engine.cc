@@ -995,11 +995,8 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     if (deps_[d].token_bucket) {
       t.budget_tokens = deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3;
     }
-    const LiveServerTotals s = pool_->ServerTotals(static_cast<int>(d), -1);
-    t.wasted_service = s.wasted;
-    t.rejected_by_capacity = s.rejected;
-    t.dropped_by_queue = s.dropped_by_queue;
-    t.max_load = std::max(s.max_load, pool_->dep_max_load(static_cast<int>(d)));
+    AddCapacityTotals(pool_->ServerTotals(static_cast<int>(d), -1), t);
+    t.max_load = std::max(t.max_load, pool_->dep_max_load(static_cast<int>(d)));
     t.wasted_attempt_ns = pool_->dep_wasted_ns()[d].load();
     if (deps_[d].hedger && deps_[d].hedger->config().budget_ratio >= 0.0) {
       t.hedge_tokens = deps_[d].hedger->tokens();
@@ -1012,10 +1009,7 @@ void LiveEngine::BuildResult(int64_t end_ns) {
     t.replicas = pool->Totals(end_ns);
     t.panic_picks = pool->panic_picks();
     for (int i = 0; i < pool_->replica_servers(static_cast<int>(d)); ++i) {
-      const LiveServerTotals rs = pool_->ServerTotals(static_cast<int>(d), i);
-      t.wasted_service += rs.wasted;
-      t.rejected_by_capacity += rs.rejected;
-      t.max_load = std::max(t.max_load, rs.max_load);
+      AddCapacityTotals(pool_->ServerTotals(static_cast<int>(d), i), t);
     }
     if (options_.record_events) {
       for (const ReplicaEvent& e : pool->Events()) {

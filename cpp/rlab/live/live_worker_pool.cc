@@ -15,6 +15,9 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
+// A call waiting in a capacity line looks again at least this often (its waits are bounded).
+constexpr int64_t kLineRecheckNs = kNsPerSecond;
+
 void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
   int64_t cur = a.load(std::memory_order_relaxed);
   while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
@@ -46,19 +49,20 @@ LiveWorkerPool::LiveWorkerPool(const ScenarioConfig& config, bool order_events, 
     dep_max_load_[i].store(0);
     dep_wasted_ns_[i].store(0);
     bulkhead_lines_.push_back(std::make_unique<BulkheadLine>());
-    auto server = std::make_unique<Server>();
+    auto server = std::make_unique<Server>(config_.dependencies[i].faults.capacity);
     {
       MutexLock lock(&server->mu);
       server->rng.emplace(rng.Stream("server/" + config_.dependencies[i].name));
-      const QueueDisciplineConfig& q = config_.dependencies[i].faults.capacity.discipline;
-      if (q.kind != QueueDisciplineConfig::Kind::kFifo) server->discipline.emplace(q);
     }
     servers_.push_back(std::move(server));
-    // Replicas: a capacity line per replica, each with its own draws for abandoned calls.
+    // Replicas: a capacity line per replica (FIFO: its overrides' discipline is not used, as in
+    // the simulator), each with its own draws for the calls started from its line.
     replica_servers_.emplace_back();
     const DependencyConfig& dc = config_.dependencies[i];
     for (int r = 0; dc.replicas && r < dc.replicas->count; ++r) {
-      auto rs = std::make_unique<Server>();
+      CapacityConfig rc = deps_[i].replicas->faults(r).config().capacity;
+      rc.discipline = QueueDisciplineConfig{};
+      auto rs = std::make_unique<Server>(rc);
       {
         MutexLock lock(&rs->mu);
         rs->rng.emplace(rng.Stream(absl::StrFormat("server/%s/%d", dc.name, r)));
@@ -134,10 +138,20 @@ void LiveWorkerPool::SetFaults(int dep, const FaultModelConfig& faults) {
   f.version.fetch_add(1, std::memory_order_release);
 }
 
-LiveServerTotals LiveWorkerPool::ServerTotals(int dep, int replica) const {
+CapacityCounts LiveWorkerPool::ServerTotals(int dep, int replica) {
   Server& s = replica < 0 ? *servers_[dep] : *replica_servers_[dep][replica];
+  std::shared_ptr<const FaultModel> model;
+  if (replica < 0) {
+    FaultSlot& f = *fault_slots_[dep];
+    MutexLock lock(&f.mu);
+    model = f.model;
+  }
+  const FaultModel& fm = replica < 0 ? *model : deps_[dep].replicas->faults(replica);
   MutexLock lock(&s.mu);
-  return {s.wasted, s.rejected, s.max_load, s.dropped_by_queue};
+  if (fm.config().capacity.max_in_service > 0) {
+    while (!s.ends.empty()) AdvanceLocked(s, fm, s.ends.top());
+  }
+  return s.line.counts();
 }
 
 int64_t LiveWorkerPool::NowNs() const {
@@ -462,64 +476,49 @@ FlowAction LiveWorkerPool::RunRound(LiveWorker& w, OrderFlow& flow, FlowAction a
   }
 }
 
-void LiveWorkerPool::ReapLocked(Server& s, const FaultModel& model, int64_t now_ns) {
-  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
-  bool freed = false;
-  for (;;) {
-    int64_t start_ns = 0;
-    if (!s.ends.empty() && s.ends.top() <= now_ns) {
-      start_ns = s.ends.top();
-      s.ends.pop();
-      freed = true;
-      // The freed slot goes straight to an abandoned call at the head of the line, at the time
-      // it freed (exact even when nobody was around to notice then).
-      if (s.line.empty() || !s.line.front().abandoned) continue;
-    } else if (!s.line.empty() && s.line.front().abandoned && s.ends.size() < max) {
-      start_ns = now_ns;
-    } else {
-      break;
-    }
-    s.line.pop_front();
-    ++s.wasted;
-    const AttemptDraw d = model.Draw(start_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
-    s.ends.push(start_ns + d.service_ns);
-  }
-  if (freed) s.cv.SignalAll();
-}
-
-void LiveWorkerPool::AssignLocked(Server& s, const FaultModel& model, int64_t now_ns) {
-  const size_t max = static_cast<size_t>(model.config().capacity.max_in_service);
-  while (!s.ends.empty() && s.ends.top() <= now_ns) s.ends.pop();
-  QueueDiscipline& d = *s.discipline;
+int64_t LiveWorkerPool::AdvanceLocked(Server& s, const FaultModel& model, int64_t now_ns) {
+  now_ns = std::max(now_ns, s.clock_ns);
+  s.clock_ns = now_ns;
+  s.line.SetLimits(model.config().capacity);
+  // A call's caller waits while its thread is in the line and its timeout has not passed (a
+  // thread may notice its timeout late: the server does not count on it).
   bool changed = false;
-  while (!s.line.empty() && s.ends.size() + s.granted.size() < max) {
-    // The line is in arrival order: its front is the oldest call.
-    const bool back = d.Next(now_ns, s.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
-    const LineEntry e = back ? s.line.back() : s.line.front();
-    if (back) {
-      s.line.pop_back();
-    } else {
-      s.line.pop_front();
+  auto hand_out = [&](int64_t t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    while (const std::optional<LineCall> c = s.line.Take(t)) {
+      changed = true;
+      auto it = s.waiters.find(c->ticket);
+      const bool waiting = t < c->until_ns && it != s.waiters.end();
+      switch (s.line.Judge(t, waiting)) {
+        case LineVerdict::kDiscard:
+          break;
+        case LineVerdict::kDrop:
+          if (waiting) it->second = LineGrant{true, t, {}};
+          break;
+        case LineVerdict::kServe:
+        case LineVerdict::kServeWasted: {
+          // Its service starts now, when the slot freed (rule 3), whether or not its thread is
+          // awake yet: the server draws it.
+          const AttemptDraw draw = model.Draw(t, s.line.in_service(), *s.rng);
+          s.ends.push(t + draw.service_ns);
+          if (waiting) it->second = LineGrant{false, t, draw};
+          break;
+        }
+      }
     }
-    changed = true;
-    if (d.drops() && d.OnDequeue(now_ns, now_ns - e.enqueued_ns, s.line.size()) ==
-                         QueueDiscipline::Verdict::kDrop) {
-      // CoDel: the call fails at once with 503, as when the line is full.
-      ++s.dropped_by_queue;
-      if (!e.abandoned) s.dropped.push_back(e.ticket);
-      if (s.line.empty()) d.OnEmpty(now_ns);
-      continue;
-    }
-    if (e.abandoned) {
-      // Served for nobody (its caller gave up), from now on.
-      ++s.wasted;
-      const AttemptDraw draw = model.Draw(now_ns, static_cast<int>(s.ends.size() + 1), *s.rng);
-      s.ends.push(now_ns + draw.service_ns);
-      continue;
-    }
-    s.granted.push_back(e.ticket);
+  };
+  // Slots free in end-time order; a call started at a freed slot may itself end by now_ns.
+  while (!s.ends.empty() && s.ends.top() <= now_ns) {
+    const int64_t t = s.ends.top();
+    s.ends.pop();
+    s.line.Release();
+    hand_out(t);
   }
+  hand_out(now_ns);  // slots a raised limit (SetFaults) freed
+  RLAB_INVARIANT(static_cast<size_t>(s.line.in_service()) == s.ends.size(),
+                 "capacity line: %d calls in service but %d end times", s.line.in_service(),
+                 s.ends.size());
   if (changed) s.cv.SignalAll();
+  return now_ns;
 }
 
 LiveWorkerPool::AttemptEnd LiveWorkerPool::DoLimitedAttempt(LiveWorker& w, const FaultModel& model,
@@ -527,94 +526,65 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::DoLimitedAttempt(LiveWorker& w, const
                                                             Server* server) {
   const int dep = a.dep;
   const FaultModelConfig& fm = model.config();
-  const CapacityConfig& cap = fm.capacity;
-  const size_t max = static_cast<size_t>(cap.max_in_service);
   Server& s = server != nullptr ? *server : *servers_[dep];
   const Outcome timeout =
       Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);
   AttemptEnd end;
   AttemptDraw draw;
+  int64_t start = 0;  // when its service started
   {
     MutexLock lock(&s.mu);
-    if (s.discipline) {
-      AssignLocked(s, model, now);
-    } else {
-      ReapLocked(s, model, now);
-    }
-    // Slots granted to waiting calls (a queue discipline's) are taken already.
-    bool serve = s.line.empty() && s.ends.size() + s.granted.size() < max;
-    if (!serve) {
-      if (cap.max_queue >= 0 && static_cast<int64_t>(s.line.size()) >= cap.max_queue) {
-        ++s.rejected;
+    now = AdvanceLocked(s, model, now);
+    const uint64_t ticket = s.next_ticket++;
+    switch (s.line.Arrive(now, LineCall{ticket, a.until_ns})) {
+      case CapacityAdmission::kRejected:
         end.outcome = Outcome::Http(503);
         return end;
-      }
-      const uint64_t ticket = s.next_ticket++;
-      s.line.push_back({ticket, false, now});
-      s.max_load =
-          std::max<int64_t>(s.max_load, static_cast<int64_t>(s.ends.size() + s.line.size()));
-      auto mine = [&s, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-        return std::find_if(s.line.begin(), s.line.end(),
-                            [ticket](const LineEntry& e) { return e.ticket == ticket; });
-      };
-      auto take = [](std::vector<uint64_t>& tickets, uint64_t t) {
-        auto it = std::find(tickets.begin(), tickets.end(), t);
-        if (it == tickets.end()) return false;
-        *it = tickets.back();
-        tickets.pop_back();
-        return true;
-      };
-      for (;;) {
-        now = NowNs();
-        if (s.discipline) {
-          AssignLocked(s, model, now);
-          if (take(s.granted, ticket)) break;
-          if (take(s.dropped, ticket)) {
-            end.outcome = Outcome::Http(503);
-            return end;
-          }
-        } else {
-          ReapLocked(s, model, now);
-          if (s.line.front().ticket == ticket && s.ends.size() < max) {
-            s.line.pop_front();
+      case CapacityAdmission::kServe:
+        start = now;
+        draw = model.Draw(now, s.line.in_service(), w.fault_rngs[dep]);
+        s.ends.push(now + draw.service_ns);
+        break;
+      case CapacityAdmission::kQueued: {
+        s.waiters.emplace(ticket, std::nullopt);
+        for (;;) {
+          auto it = s.waiters.find(ticket);
+          if (it->second.has_value()) {
+            const LineGrant g = *it->second;
+            s.waiters.erase(it);
+            if (g.dropped) {  // CoDel: 503 at once, as when the line is full
+              end.outcome = Outcome::Http(503);
+              return end;
+            }
+            start = g.start_ns;
+            draw = g.draw;
             break;
           }
-        }
-        const bool interrupted = shutdown_.cancelled();
-        if (interrupted || now >= a.until_ns) {
-          // The caller gives up; unless the server drops such calls, it still serves this one
-          // when its turn comes (wasted work).
-          auto it = mine();
-          if (interrupted || cap.drop_abandoned) {
-            s.line.erase(it);
-          } else {
-            it->abandoned = true;
+          const bool interrupted = shutdown_.cancelled();
+          if (interrupted || now >= a.until_ns) {
+            // The caller gives up. Its call keeps its place in the line (rule 1): the server
+            // serves it for nobody when its turn comes, unless it drops such calls.
+            s.waiters.erase(it);
+            end.interrupted = interrupted;
+            end.outcome = timeout;
+            return end;
           }
-          s.cv.SignalAll();
-          end.interrupted = interrupted;
-          end.outcome = timeout;
-          return end;
-        }
-        int64_t wake = a.until_ns;
-        if (!s.ends.empty()) wake = std::min(wake, s.ends.top());
-        if (wake == kNoDeadline) {
-          s.cv.Wait(&s.mu);
-        } else {
+          // Until its timeout or the next end of a service (a slot may free then), at most
+          // kLineRecheckNs: every wait is bounded; the shutdown and every hand-off signal.
+          int64_t wake = std::min(a.until_ns, now + kLineRecheckNs);
+          if (!s.ends.empty()) wake = std::min(wake, s.ends.top());
           s.cv.WaitUntil(&s.mu, ToSteady(wake));
+          now = AdvanceLocked(s, model, NowNs());
         }
+        break;
       }
     }
-    const int load = static_cast<int>(s.ends.size() + 1);
-    s.max_load = std::max<int64_t>(s.max_load, load);
-    draw = model.Draw(now, load, w.fault_rngs[dep]);
-    s.ends.push(now + draw.service_ns);
-    s.cv.SignalAll();
   }
-  if (!draw.hangs && now + draw.service_ns <= a.until_ns) {
-    end.interrupted = SleepUntil(now + draw.service_ns) == WaitEnd::kInterrupted;
+  if (!draw.hangs && start + draw.service_ns <= a.until_ns) {
+    end.interrupted = SleepUntil(start + draw.service_ns) == WaitEnd::kInterrupted;
     end.outcome = draw.outcome;
   } else {
-    const int64_t until = a.until_ns == kNoDeadline ? now + fm.hang_ns : a.until_ns;
+    const int64_t until = a.until_ns == kNoDeadline ? start + fm.hang_ns : a.until_ns;
     end.interrupted = SleepUntil(until) == WaitEnd::kInterrupted;
     end.outcome = timeout;
   }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "rlab/core/histogram.h"
@@ -33,6 +34,7 @@
 #include "rlab/live/live_order.h"
 #include "rlab/live/live_shutdown.h"
 #include "rlab/live/payment_ledger.h"
+#include "rlab/model/capacity_server.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
@@ -63,14 +65,6 @@ struct LiveWorker {
   // Service graphs: the fallback-cache key of the flow this worker runs (its calls to a
   // service carry it to the child request).
   int32_t flow_key = 0;
-};
-
-// A capacity-limited server's totals (the dependency's own, or a replica's).
-struct LiveServerTotals {
-  int64_t wasted = 0;            // calls served after their caller gave up
-  int64_t rejected = 0;          // calls refused by a full line (max_queue)
-  int64_t max_load = 0;          // most calls in service and waiting at once
-  int64_t dropped_by_queue = 0;  // calls the line's discipline dropped (CoDel)
 };
 
 // The worker threads and everything they block on. Thread-safe.
@@ -122,8 +116,10 @@ class LiveWorkerPool {
   uint64_t faults_version(int dep) const {
     return fault_slots_[dep]->version.load(std::memory_order_acquire);
   }
-  // The totals of dependency `dep`'s capacity-limited server (`replica` < 0) or replica's.
-  LiveServerTotals ServerTotals(int dep, int replica) const;
+  // The totals of dependency `dep`'s capacity-limited server (`replica` < 0) or replica's, once
+  // the workers are joined. The server first works off its line, as the simulated one does
+  // after the last order: every call left in it was abandoned (served for nobody or dropped).
+  CapacityCounts ServerTotals(int dep, int replica);
   // The number of replicas' servers of dependency `dep`.
   int replica_servers(int dep) const { return static_cast<int>(replica_servers_[dep].size()); }
 
@@ -178,34 +174,36 @@ class LiveWorkerPool {
     int pending_grants ABSL_GUARDED_BY(mu) = 0;
   };
 
-  // A call waiting for a dependency's limited capacity; `abandoned` once its caller gave up
-  // (the server still serves it unless drop_abandoned: wasted work).
-  struct LineEntry {
+  // A call waiting in a capacity-limited server's line: its ticket and its caller's timeout.
+  struct LineCall {
     uint64_t ticket = 0;
-    bool abandoned = false;
-    int64_t enqueued_ns = 0;  // when the call joined the line (its queue discipline's sojourn)
+    int64_t until_ns = 0;
   };
-  // One dependency's server when it has limited capacity: the end times of calls in service
-  // and the line of calls waiting.
+  // What the server decided for a waiting call: its service started at `start_ns` (when its
+  // slot freed) with `draw`, or the line's discipline dropped it (CoDel: 503).
+  struct LineGrant {
+    bool dropped = false;
+    int64_t start_ns = 0;
+    AttemptDraw draw;
+  };
+  // One dependency's server when it has limited capacity: the line and its rules
+  // (model/capacity_server.h), interpreted under `mu`. The server learns that a call's service
+  // ended from its end time (drawn when it started), and hands the freed slot out at that time.
   struct Server {
+    explicit Server(const CapacityConfig& capacity) : line(capacity) {}
     Mutex mu;
     CondVar cv;
+    CapacityServer<LineCall> line ABSL_GUARDED_BY(mu);
+    // The end times of the calls in service (as many as line.in_service()).
     std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> ends ABSL_GUARDED_BY(mu);
-    std::deque<LineEntry> line ABSL_GUARDED_BY(mu);
+    // The calls whose thread waits in the line, by ticket, with the server's decision once made.
+    // A thread that gives up removes its own; its call stays in line (rule 1).
+    absl::flat_hash_map<uint64_t, std::optional<LineGrant>> waiters ABSL_GUARDED_BY(mu);
     uint64_t next_ticket ABSL_GUARDED_BY(mu) = 0;
-    std::optional<RandomStream> rng ABSL_GUARDED_BY(mu);  // draws for abandoned calls
-    int64_t wasted ABSL_GUARDED_BY(mu) = 0;
-    int64_t rejected ABSL_GUARDED_BY(mu) = 0;
-    int64_t max_load ABSL_GUARDED_BY(mu) = 0;
-    // The line's queue discipline unless FIFO (faults.capacity.discipline). It hands freed
-    // slots to the calls it picks (`granted`, a slot reserved for each) and fails the calls it
-    // drops (`dropped`): their threads find their ticket there when they wake.
-    std::optional<QueueDiscipline> discipline ABSL_GUARDED_BY(mu);
-    std::vector<uint64_t> granted ABSL_GUARDED_BY(mu);
-    std::vector<uint64_t> dropped ABSL_GUARDED_BY(mu);
-    int64_t dropped_by_queue ABSL_GUARDED_BY(mu) = 0;
+    int64_t clock_ns ABSL_GUARDED_BY(mu) = 0;  // the latest time the line was told (monotonic)
+    // Draws for the calls started from the line (at the instant their slot freed).
+    std::optional<RandomStream> rng ABSL_GUARDED_BY(mu);
   };
-
   // How a blocking step ended.
   using WaitEnd = LiveWaitEnd;
   struct AttemptEnd {
@@ -235,12 +233,10 @@ class LiveWorkerPool {
   // `server`: the line to wait in (a replica's), or null for the dependency's own.
   AttemptEnd DoLimitedAttempt(LiveWorker& w, const FaultModel& fm, const FlowAction& action,
                               int64_t now_ns, Server* server = nullptr);
-  // Frees finished service slots and starts abandoned calls at the head of the line.
-  void ReapLocked(Server& s, const FaultModel& fm, int64_t now_ns)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
-  // ReapLocked for a line with a queue discipline: frees the slots whose calls ended, then lets
-  // the discipline fill the free ones (granting waiting calls, serving abandoned ones, dropping).
-  void AssignLocked(Server& s, const FaultModel& fm, int64_t now_ns)
+  // Brings the line up to `now_ns`: every call in service that ended by then frees its slot at
+  // its end time, which the line hands out at once (CapacityServer::Next). Returns the time the
+  // line is at (never earlier than before: threads read the clock before taking the lock).
+  int64_t AdvanceLocked(Server& s, const FaultModel& fm, int64_t now_ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // The fault model `w` must use for an attempt of `dep` starting now.
   const FaultModel& ModelFor(LiveWorker& w, int dep);

@@ -68,8 +68,14 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   stats_.resize(n);
   servers_.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    const QueueDisciplineConfig& q = flat_deps_[i].config->faults.capacity.discipline;
-    if (q.kind != QueueDisciplineConfig::Kind::kFifo) servers_[i].discipline.emplace(q);
+    const CapacityConfig& cap = flat_deps_[i].config->faults.capacity;
+    if (cap.max_in_service > 0) servers_[i].capacity.emplace(cap);
+    // A replica's line is FIFO (its overrides' discipline is not used), as in the live engine.
+    for (size_t r = 0; r < replica_servers_[i].size(); ++r) {
+      CapacityConfig rc = deps_[i].replicas->faults(static_cast<int>(r)).config().capacity;
+      rc.discipline = QueueDisciplineConfig{};
+      if (rc.max_in_service > 0) replica_servers_[i][r].capacity.emplace(rc);
+    }
   }
   result_.deps.resize(n);
   idle_workers_ = config_.workers;
@@ -281,6 +287,10 @@ absl::Status SimEngine::Run() {
   for (size_t i = 0; i < deps_.size(); ++i) {
     DependencyTotals& t = result_.deps[i];
     t.flow = stats_[i];
+    if (servers_[i].capacity) AddCapacityTotals(servers_[i].capacity->counts(), t);
+    for (const Server& r : replica_servers_[i]) {
+      if (r.capacity) AddCapacityTotals(r.capacity->counts(), t);
+    }
     if (deps_[i].breaker) t.breaker = deps_[i].breaker->Snapshot(now_ns_);
     if (deps_[i].token_bucket)
       t.budget_tokens = deps_[i].token_bucket->Snapshot().milli_tokens * 1e-3;
@@ -668,33 +678,30 @@ void SimEngine::LaunchCopy(uint32_t slot, int copy, const FlowAction& action, in
     ++replica_servers_[dep][replica].in_flight;
   }
   Server& srv = ServerOf(dep, replica);
-  const CapacityConfig& cap = FaultsOf(dep, replica).config().capacity;
-  if (cap.max_in_service == 0) {
+  if (!srv.capacity) {
     result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, srv.in_flight);
     BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns,
                  replica);
     return;
   }
-  if (srv.in_service < cap.max_in_service) {
-    ++srv.in_service;
-    BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns,
-                 replica);
-    return;
+  const LineCall call{slot, a.gen, action.until_ns, action.until_is_deadline,
+                      static_cast<uint8_t>(copy)};
+  switch (srv.capacity->Arrive(now_ns, call)) {
+    case CapacityAdmission::kServe:
+      BeginService(dep, slot, a.gen, copy, action.until_ns, action.until_is_deadline, true, now_ns,
+                   replica);
+      return;
+    case CapacityAdmission::kRejected:
+      if (!per_copy) {
+        a.retry_after_ns = -1;
+      } else {
+        a.copy_retry_after_ns[copy] = -1;
+      }
+      Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false, copy));
+      return;
+    case CapacityAdmission::kQueued:
+      break;
   }
-  if (cap.max_queue >= 0 && static_cast<int>(srv.line.size()) >= cap.max_queue) {
-    ++result_.deps[dep].rejected_by_capacity;
-    if (!per_copy) {
-      a.retry_after_ns = -1;
-    } else {
-      a.copy_retry_after_ns[copy] = -1;
-    }
-    Schedule(now_ns, kAttemptEnd, slot, a.gen, Pack(Outcome::Http(503), false, copy));
-    return;
-  }
-  srv.line.push_back(
-      {slot, a.gen, action.until_ns, action.until_is_deadline, static_cast<uint8_t>(copy), now_ns});
-  result_.deps[dep].max_load = std::max<int64_t>(
-      result_.deps[dep].max_load, srv.in_service + static_cast<int64_t>(srv.line.size()));
   if (action.until_ns != kNoDeadline) {
     const Outcome o = Outcome::Of(action.until_is_deadline ? OutcomeKind::kDeadlineExceeded
                                                            : OutcomeKind::kTimeout);
@@ -707,23 +714,16 @@ void SimEngine::BeginService(int dep, uint32_t slot, uint32_t gen, int copy, int
                              int replica) {
   Server& srv = ServerOf(dep, replica);
   const FaultModel& faults = FaultsOf(dep, replica);
-  const CapacityConfig& cap = faults.config().capacity;
-  const bool limited = cap.max_in_service > 0;
+  const bool limited = srv.capacity.has_value();
   // Load that slows the server: the calls it is serving at once (this one included). Calls
   // waiting in its line cost time by waiting, not by slowing the others down.
-  const int load = limited ? srv.in_service : srv.in_flight;
-  if (limited) {
-    result_.deps[dep].max_load = std::max<int64_t>(result_.deps[dep].max_load, load);
-  }
+  const int load = limited ? srv.capacity->in_service() : srv.in_flight;
   const AttemptDraw draw = faults.Draw(now_ns, load, fault_rngs_[dep]);
   if (limited) {
     Schedule(now_ns + draw.service_ns, kServiceDone, static_cast<uint32_t>(dep),
              static_cast<uint32_t>(replica + 1));
   }
-  if (!caller_waiting) {
-    ++result_.deps[dep].wasted_service;
-    return;
-  }
+  if (!caller_waiting) return;  // served for nobody (CapacityCounts::wasted)
   Active& a = active_[slot];
   const bool per_copy = deps_[dep].rounds();
   if (per_copy) a.copy_service_ns[copy] = draw.service_ns;
@@ -805,44 +805,32 @@ void SimEngine::SyncCopies(uint32_t slot, const FlowAction& next) {
 }
 
 void SimEngine::OnServiceDone(int dep, int64_t now_ns, int replica) {
-  Server& srv = ServerOf(dep, replica);
-  --srv.in_service;
-  const CapacityConfig& cap = FaultsOf(dep, replica).config().capacity;
-  while (!srv.line.empty()) {
-    // The line is in arrival order; its queue discipline (if any) may take the newest call.
-    const bool back =
-        srv.discipline &&
-        srv.discipline->Next(now_ns, srv.line.front().enqueued_ns) == QueueDiscipline::End::kBack;
-    const LineEntry w = back ? srv.line.back() : srv.line.front();
-    if (back) {
-      srv.line.pop_back();
-    } else {
-      srv.line.pop_front();
-    }
-    Active& a = active_[w.slot];
+  CapacityServer<LineCall>& srv = *ServerOf(dep, replica).capacity;
+  srv.Release();
+  // The freed slot goes to the call the line's rules pick (model/capacity_server.h).
+  while (const std::optional<LineCall> w = srv.Take(now_ns)) {
+    Active& a = active_[w->slot];
     const bool waiting =
-        a.live && a.gen == w.gen && a.attempt_dep == dep && ((a.outstanding >> w.copy) & 1u) != 0;
-    if (!waiting && cap.drop_abandoned) continue;
-    if (srv.discipline && srv.discipline->drops() &&
-        srv.discipline->OnDequeue(now_ns, now_ns - w.enqueued_ns, srv.line.size()) ==
-            QueueDiscipline::Verdict::kDrop) {
-      // CoDel: the call fails at once with 503, as when the line is full.
-      ++result_.deps[dep].dropped_by_queue;
-      if (waiting) {
+        a.live && a.gen == w->gen && a.attempt_dep == dep && ((a.outstanding >> w->copy) & 1u) != 0;
+    switch (srv.Judge(now_ns, waiting)) {
+      case LineVerdict::kDiscard:
+        break;
+      case LineVerdict::kDrop:
+        // CoDel: the call fails at once with 503, as when the line is full.
+        if (!waiting) break;
         if (!deps_[dep].rounds()) {
           a.retry_after_ns = -1;
         } else {
-          a.copy_retry_after_ns[w.copy] = -1;
+          a.copy_retry_after_ns[w->copy] = -1;
         }
-        Schedule(now_ns, kAttemptEnd, w.slot, w.gen, Pack(Outcome::Http(503), false, w.copy));
-      }
-      if (srv.line.empty()) srv.discipline->OnEmpty(now_ns);
-      continue;
+        Schedule(now_ns, kAttemptEnd, w->slot, w->gen, Pack(Outcome::Http(503), false, w->copy));
+        break;
+      case LineVerdict::kServe:
+      case LineVerdict::kServeWasted:
+        BeginService(dep, w->slot, w->gen, w->copy, w->until_ns, w->until_is_deadline, waiting,
+                     now_ns, replica);
+        break;
     }
-    ++srv.in_service;
-    BeginService(dep, w.slot, w.gen, w.copy, w.until_ns, w.until_is_deadline, waiting, now_ns,
-                 replica);
-    return;
   }
 }
 

@@ -17,6 +17,7 @@
 #include "rlab/core/histogram.h"
 #include "rlab/core/rng.h"
 #include "rlab/model/arrivals.h"
+#include "rlab/model/capacity_server.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
@@ -141,23 +142,21 @@ class SimEngine {
     RandomStream intake_rng{0};
   };
 
-  // A call waiting in a dependency's server line.
-  struct LineEntry {
+  // A call waiting in a dependency's server line: the attempt copy to resume.
+  struct LineCall {
     uint32_t slot;
     uint32_t gen;
     int64_t until_ns;
     bool until_is_deadline;
     uint8_t copy;
-    int64_t enqueued_ns;  // when the call joined the line (its queue discipline's sojourn)
   };
 
-  // One dependency's server (only used when it has limited capacity) and its load.
+  // One dependency's server and its load.
   struct Server {
-    int in_service = 0;
     int in_flight = 0;  // attempts whose caller is waiting
-    std::deque<LineEntry> line;
     std::deque<std::pair<uint32_t, uint32_t>> bulkhead_waiters;  // (slot, gen), FIFO
-    std::optional<QueueDiscipline> discipline;                   // the line's, unless FIFO
+    // With limited capacity: the line and its rules (model/capacity_server.h).
+    std::optional<CapacityServer<LineCall>> capacity;
   };
 
   void Schedule(int64_t t_ns, EventType type, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0);
