@@ -1,6 +1,6 @@
-"""A service's own intake (``Service.intake``, issue #14): the rate limit, the queue discipline and
-the adaptive concurrency limit at a service's job queue, in both engines. Counts and ratios of simulated runs
-(fixed seeds), never wall-clock durations."""
+"""A service's own intake (``Service.intake``, issue #14): the rate limit, the queue discipline
+and the adaptive concurrency limit at a service's job queue, in both engines. Counts and ratios
+of simulated runs (fixed seeds), never wall-clock durations."""
 
 from __future__ import annotations
 
