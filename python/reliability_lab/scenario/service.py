@@ -2,7 +2,8 @@
 service's) can call, with its own worker pool, job queue and dependencies. The root service is
 the :class:`~reliability_lab.scenario.Scenario` itself (it receives the arrivals); a dependency
 with ``service="name"`` calls a service instead of a leaf fault model. A service has its own
-intake (``Service.intake``: a queue discipline and a concurrency limit at its job queue).
+intake (``Service.intake``: a rate limit, a queue discipline and a concurrency limit at its job
+queue).
 
 Both engines run it: :func:`~reliability_lab.simulate` in virtual time, and
 :class:`~reliability_lab.Lab` on real threads (a worker pool and a bounded queue per service,
