@@ -244,7 +244,7 @@ TEST(LiveServicesTest, ShutdownEndsRequestsParkedForARateLimitPermit) {
   const ServiceTotals& s = r.services[1];
   EXPECT_EQ(s.arrived, 4);
   EXPECT_EQ(Status(s, OrderStatus::kRejected), 0);  // parked, not refused
-  EXPECT_GE(s.dropped_unstarted, 3);               // their callers had gone
+  EXPECT_GE(s.dropped_unstarted, 3);                // their callers had gone
 }
 
 TEST(LiveServicesTest, AFullCalleeQueueAnswers503AtOnce) {

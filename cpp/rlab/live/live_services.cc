@@ -262,8 +262,8 @@ bool LiveWorkerPool::QueueServiceCall(ServiceTier& t, const std::shared_ptr<Serv
     if (rate_wait_ns && *rate_wait_ns > 0) {
       // Park never blocks; it fails only once StopServices stopped the queue, when no caller
       // is left (refused then: nothing was done).
-      admitted = t.rate_waits != nullptr &&
-                 t.rate_waits->Park(call, call->arrival_ns + *rate_wait_ns);
+      admitted =
+          t.rate_waits != nullptr && t.rate_waits->Park(call, call->arrival_ns + *rate_wait_ns);
       if (admitted) CountServiceAdmitted(t.totals);
     } else if (rate_wait_ns) {
       std::optional<ServicePermit> permit = t.intake->Admit(call->arrival_ns);
@@ -320,7 +320,7 @@ void LiveWorkerPool::ReleaseServiceCall(ServiceTier& t, const std::shared_ptr<Se
     }
     if (permit) t.intake->Abandon(*permit);
     end.status = t.closed ? OrderStatus::kCancelled : OrderStatus::kRejected;
-    end.reason = t.closed   ? FailReason::kShutdown
+    end.reason = t.closed ? FailReason::kShutdown
                  : permit ? FailReason::kQueueFull
                           : FailReason::kLimited;
   }

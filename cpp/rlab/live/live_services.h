@@ -15,10 +15,10 @@
 // before a worker took it is dropped unstarted; one whose caller gave up while it ran goes on
 // and its worker time is counted as wasted; a full queue (or the service's intake.limit or
 // intake.rate_limit) answers 503 at once; a request whose rate-limit permit is due within
-// max_wait is admitted and parked (rate_waits) until then, then meets the limit and the queue; the service's intake.discipline picks which waiting request a worker takes (CoDel
-// drops answer 503, model/service_intake.h); the child's end answers the caller by ChildAnswer.
-// Counting, the `service.<name>.*` time-series columns and the rlab_service_* families are the
-// simulator's.
+// max_wait is admitted and parked (rate_waits) until then, then meets the limit and the queue; the
+// service's intake.discipline picks which waiting request a worker takes (CoDel drops answer 503,
+// model/service_intake.h); the child's end answers the caller by ChildAnswer. Counting, the
+// `service.<name>.*` time-series columns and the rlab_service_* families are the simulator's.
 //
 // Shutdown: the root's workers drain within the grace time while the services keep serving
 // them; once those are joined (every order terminal), the services' work is for nobody: every

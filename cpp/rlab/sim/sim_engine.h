@@ -71,7 +71,8 @@ class SimEngine {
     kIntakeReady,  // an order's intake.rate_limit permit is due
     kServiceCall,  // service graphs: a call to a service reaches it (a = index into calls_)
     kTierFree,     // service graphs: a worker of tier a is free (after its answer went out)
-    kServiceReady,  // service graphs: a child's intake.rate_limit permit is due (a: slot, b: gen)
+    // Service graphs: a child's intake.rate_limit permit is due (a: slot, b: gen).
+    kServiceReady,
   };
 
   // An admitted order that is not terminal yet.
