@@ -169,7 +169,7 @@ TEST(LiveServicesTest, ServiceRateLimitsUnderConcurrentSubmitters) {
   c.workers = 8;
   c.num_keys = 4;
   c.services[0].intake.rate_limit.emplace();
-  c.services[0].intake.rate_limit->rate = 500.0;
+  c.services[0].intake.rate_limit->rate = 50.0;
   c.services[0].intake.rate_limit->burst = 2;
   c.services[1].intake.rate_limit.emplace();
   c.services[1].intake.rate_limit->rate = 300.0;
