@@ -74,12 +74,11 @@ def _children(hint: Any) -> tuple[list[type], bool]:
 
 
 #: Sub-trees the validator refuses as a whole at some place, with the reason: a service's
-#: ``intake.shedding`` and ``intake.rate_limit`` (not modelled at a service yet; their fields are
-#: covered at the root's ``intake``). ``test_schema_roundtrip`` checks each is refused with its
+#: ``intake.shedding`` (not modelled at a service yet; its fields are covered at the root's
+#: ``intake``). ``test_schema_roundtrip`` checks each is refused with its
 #: path. Keyed by the owner of the refused field under a ``Service``.
 REFUSED_UNDER_SERVICE: dict[tuple[str, str], str] = {
     ("Intake", "shedding"): "load shedding is only modelled at the root's intake",
-    ("Intake", "rate_limit"): "a rate limit is only modelled at the root's intake",
 }
 
 

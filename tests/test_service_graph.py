@@ -333,7 +333,7 @@ def test_a_request_whose_caller_gave_up_is_not_started() -> None:
 def _graphs(draw: st.DrawFn) -> rl.Scenario:
     """A random small graph: service i may call any later service (no cycle), and service
     i + 1 is always called by service i (all reachable); random timeouts, deadlines, retries,
-    queue sizes, failures and hedges."""
+    queue sizes, failures, hedges and service intakes (rate limits included)."""
     n = draw(st.integers(1, 4))
     seconds = st.sampled_from([0.0, 0.002, 0.01, 0.03])
     retry = st.sampled_from([None, 2, 3])
@@ -373,6 +373,14 @@ def _graphs(draw: st.DrawFn) -> rl.Scenario:
             ),
             rl.Intake(limit=rl.Limit(kind="static", initial=2)),
             rl.Intake(limit=rl.Limit(kind="gradient2", initial=3, min=1, max=8)),
+            # A rate limit: refusing at once, or parking requests up to max_wait (per order
+            # key, in front of a limit).
+            rl.Intake(rate_limit=rl.RateLimit(rate=150.0, burst=2)),
+            rl.Intake(
+                rate_limit=rl.RateLimit(rate=200.0, max_wait=0.02, per_key=True),
+                limit=rl.Limit(kind="static", initial=2),
+            ),
+            rl.Intake(rate_limit=rl.RateLimit(rate=100.0, mode="bursty", burst=5, max_wait=0.01)),
         ]
     )
     services = []

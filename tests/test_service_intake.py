@@ -1,6 +1,6 @@
-"""A service's own intake (``Service.intake``, issue #14): the queue discipline and the adaptive
-concurrency limit at a service's job queue, in both engines. Counts and ratios of simulated runs
-(fixed seeds), never wall-clock durations."""
+"""A service's own intake (``Service.intake``, issue #14): the rate limit, the queue discipline
+and the adaptive concurrency limit at a service's job queue, in both engines. Counts and ratios
+of simulated runs (fixed seeds), never wall-clock durations."""
 
 from __future__ import annotations
 
@@ -213,8 +213,8 @@ def test_sim_and_live_agree_on_codel_at_a_service() -> None:
 
 
 def test_service_intake_paths_and_refusals() -> None:
-    """``services[b].intake.*`` paths read, replace and validate; shedding and rate_limit are
-    refused at a service with the path."""
+    """``services[b].intake.*`` paths read, replace and validate (rate_limit's fields with their
+    path); shedding is refused at a service with the path."""
     sc = _one_service(rl.Intake())
     assert sc.get("services[b].intake.discipline.kind") == "fifo"
     lifo = sc.replace({"services[b].intake.discipline.kind": "lifo"})
@@ -224,8 +224,10 @@ def test_service_intake_paths_and_refusals() -> None:
         sc.replace({"services[b].intake.discipline.codel_target": -1.0})
     with pytest.raises(ValueError, match=r"services\[b\]\.intake\.shedding"):
         sc.replace({"services[b].intake.shedding": rl.Shedding()})
-    with pytest.raises(ValueError, match=r"services\[b\]\.intake\.rate_limit"):
-        sc.replace({"services[b].intake.rate_limit": rl.RateLimit(rate=5.0)})
+    limited = sc.replace({"services[b].intake.rate_limit": rl.RateLimit(rate=5.0)})
+    assert limited.get("services[b].intake.rate_limit.rate") == 5.0
+    with pytest.raises(ValueError, match=r"services\[b\]\.intake\.rate_limit\.rate"):
+        limited.replace({"services[b].intake.rate_limit.rate": -1.0})
 
 
 def test_a_hedge_copy_meets_the_services_limit_in_both_engines() -> None:
@@ -256,3 +258,135 @@ def test_a_hedge_copy_meets_the_services_limit_in_both_engines() -> None:
         assert b["arrivals"] == 2 and b["completed"] == 1, name
         assert b["rejected"] == b["failed_limited"] == 1, name
         assert _dep(r, "b.leaf")["max_load"] == 1, name
+
+
+def _rate(rate: float, burst: int = 1, max_wait: float = 0.0, **kw: Any) -> rl.Intake:
+    return rl.Intake(rate_limit=rl.RateLimit(rate=rate, burst=burst, max_wait=max_wait, **kw))
+
+
+@pytest.mark.parametrize("mode", ["smooth", "bursty"])
+def test_a_rate_limit_at_a_service_caps_its_admitted_rate(mode: str) -> None:
+    """b limited to 50 requests/s (burst 5) under 200 orders/s for 20 s: b admits about
+    rate x duration + burst of them (its time series counts them per 1 s window too: at most
+    rate + burst in any one); the rest are refused at once (rate_limited, a 503 that fails
+    their orders). Without the limit b admits them all."""
+    sc = _one_service(_rate(50.0, burst=5, mode=mode), workers=16, rate=200.0)
+    r = rl.simulate(sc.replace({"sample_every": 1.0}))
+    b = r.services.loc["b"]
+    admitted = b["arrivals"] - b["failed_rate_limited"]
+    assert 50 * 20 * 0.97 <= admitted <= 50 * 20 + 5 + 1
+    assert b["rejected"] == b["failed_rate_limited"]
+    assert b["completed"] == admitted
+    assert r.summary["failed"] == b["failed_rate_limited"]
+    ts = r.timeseries
+    per_window = ts["service.b.arrivals"] - ts["service.b.rejected"]
+    assert per_window.max() <= 50 + 5 + 1
+    assert per_window.iloc[2:19].min() >= 40  # about the rate in every full window
+    free = rl.simulate(_one_service(rl.Intake(), workers=16, rate=200.0))
+    assert free.services.loc["b", "rejected"] == 0
+
+
+def test_rate_limit_refusals_at_a_service_are_503s_the_callers_retry_sees() -> None:
+    """b's rate-limit refusals answer HTTP 503: a caller retrying on 503 retries them (every
+    retry reaches b), and rescues orders; one retrying only on 500 does not."""
+    backoff = rl.Backoff(initial=0.02, max_delay=0.1)
+
+    def run(retry_on: tuple[str, ...]) -> rl.Result:
+        retry = rl.Retry(max_attempts=4, backoff=backoff, retry_on=retry_on)
+        sc = _one_service(_rate(100.0), workers=8, rate=80.0, caller={"retry": retry})
+        return rl.simulate(sc)
+
+    on_503, on_500 = run(("503",)), run(("500",))
+    b = on_503.services.loc["b"]
+    assert b["failed_rate_limited"] > 50
+    assert _dep(on_503, "to_b")["retries"] > 50
+    assert b["arrivals"] == on_503.summary["arrived"] + _dep(on_503, "to_b")["retries"]
+    assert _dep(on_500, "to_b")["retries"] == 0
+    assert on_500.summary["failed"] == on_500.services.loc["b", "failed_rate_limited"] > 50
+    assert on_503.summary["completed"] > on_500.summary["completed"]
+
+
+def _burst_at_b(intake: rl.Intake, n: int) -> rl.Scenario:
+    """``n`` orders at t = 0 to b (8 workers, ``intake``), whose leaf takes 10 ms."""
+    return rl.Scenario(
+        arrivals=rl.Trace(times=(0.0,) * n),
+        workers=n,
+        sample_every=0.0,
+        dependencies=(D("to_b", service="b"),),
+        services=(
+            rl.Service(
+                name="b",
+                workers=8,
+                intake=intake,
+                dependencies=(D("leaf", faults=rl.Faults(latency=rl.Constant(0.01))),),
+            ),
+        ),
+    )
+
+
+def test_max_wait_at_a_service_delays_instead_of_refusing() -> None:
+    """5 orders at once to b limited to 10/s (burst 1): with max_wait 1 s every request waits
+    for its permit (0, 0.1, ..., 0.4 s of virtual time, holding no worker) and completes; with
+    max_wait 0.25 s the three due within it wait and the other two are refused at once."""
+    waited = rl.simulate(_burst_at_b(_rate(10.0, max_wait=1.0), 5))
+    assert waited.summary["completed"] == 5
+    assert waited.services.loc["b", "rejected"] == 0
+    assert waited.orders is not None
+    ends = sorted(waited.orders["end"] - waited.orders["arrival"])
+    assert ends == pytest.approx([0.01, 0.11, 0.21, 0.31, 0.41], abs=1e-6)
+    some = rl.simulate(_burst_at_b(_rate(10.0, max_wait=0.25), 5))
+    assert some.summary["completed"] == 3
+    assert some.services.loc["b", "failed_rate_limited"] == 2
+    # A wait past the caller's own deadline is refused too (the permit would come too late).
+    late = rl.simulate(_burst_at_b(_rate(10.0, max_wait=1.0), 5).replace({"order_deadline": 0.15}))
+    assert late.services.loc["b", "failed_rate_limited"] == 3
+    assert late.summary["completed"] == 2
+
+
+@pytest.mark.parametrize(("rate", "max_wait", "completed"), [(0.5, 0.0, 2), (4.0, 2.0, 6)])
+def test_sim_and_live_agree_on_a_rate_limited_service(
+    rate: float, max_wait: float, completed: int
+) -> None:
+    """Scripted: 6 orders at once to b, its rate limit with a burst of 2. At 0.5/s without
+    max_wait: exactly the burst is admitted and the other 4 are refused at once (rate_limited,
+    503) in both engines (the next permit is 2 s away: far beyond a slow machine's delays); at
+    4/s with max_wait 2 s: all 6 are admitted (4 park for their permits, due within 1 s) and
+    complete."""
+    sc = _burst_at_b(_rate(rate, burst=2, max_wait=max_wait), 6)
+    sim = rl.simulate(sc)
+    with rl.Lab(sc, shutdown_timeout=10.0) as lab:
+        assert lab.submit_many(6).wait(60.0)
+    live = lab.result
+    for name, r in (("sim", sim), ("live", live)):
+        b = r.services.loc["b"]
+        assert r.summary["completed"] == completed, name
+        assert b["arrivals"] == 6 and b["completed"] == completed, name
+        assert b["rejected"] == 6 - completed, name
+        if completed < 6:
+            assert b["failed_rate_limited"] == 6 - completed, name
+        assert b["in_flight"] == 0, name
+
+
+@pytest.mark.parametrize("per_key", [False, True])
+def test_shutdown_with_requests_parked_for_a_services_rate_limit_ends_every_order(
+    per_key: bool,
+) -> None:
+    """Live: b admits one request per 100 s and lets the others wait up to 1000 s for their
+    permit. A short grace time cancels the orders; the parked requests end at the shutdown
+    (none reaches a worker), and nothing waits for their permits."""
+    sc = _burst_at_b(_rate(0.01, max_wait=1000.0, per_key=per_key), 4)
+    sc = sc.replace({"num_keys": 1})
+    lab = rl.Lab(sc)
+    lab.start()
+    lab.submit_many(4)
+    report = lab.shutdown(timeout=0.2)
+    r = lab.result
+    assert report.timed_out and report.cancelled >= 3
+    assert r.summary["in_flight"] == 0
+    ended = sum(r.summary[k] for k in ("completed", "failed", "rejected", "expired", "cancelled"))
+    assert ended == r.summary["arrived"] == 4
+    b = r.services.loc["b"]
+    assert b["in_flight"] == 0
+    assert b["arrivals"] == 4 and b["completed"] <= 1 and b["rejected"] == 0
+    assert b["dropped_unstarted"] >= 3  # their callers had gone: ended without any work
+    assert b["arrivals"] == sum(r.totals["services"][1]["statuses"].values())

@@ -29,8 +29,9 @@ SERVICE_COLUMNS = (
 def service_frame(totals: Mapping[str, Any]) -> pd.DataFrame:
     """One row per service, the root (``"root"``, the scenario itself: its rows are the orders)
     first: ``arrivals`` (requests that reached it, rejected ones included), ``completed``,
-    ``failed``, ``rejected`` (refused at once by its full job queue or its ``intake.limit``,
-    or dropped by its ``intake.discipline``: see ``failed_<reason>``), ``expired`` (dropped
+    ``failed``, ``rejected`` (refused at once by its full job queue, its ``intake.limit`` or
+    its ``intake.rate_limit``, or dropped by its ``intake.discipline``: see
+    ``failed_<reason>``), ``expired`` (dropped
     unstarted: its caller had given up, or its deadline passed), ``in_flight`` (0 after a
     drained run),
     ``amplification`` (arrivals per user order: the calls each order causes at this tier),

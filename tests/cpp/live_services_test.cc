@@ -161,6 +161,92 @@ TEST(LiveServicesTest, ServiceIntakesUnderConcurrentSubmitters) {
                 cc.by_reason[static_cast<size_t>(FailReason::kQueueFull)]);
 }
 
+TEST(LiveServicesTest, ServiceRateLimitsUnderConcurrentSubmitters) {
+  // a: a rate limit refusing at once; b: one parking requests up to 20 ms for their permit (per
+  // order key), in front of a limit; c: a bursty one parking up to 5 ms. Requests are parked
+  // and released by each tier's own thread while several threads submit.
+  ScenarioConfig c = Graph();
+  c.workers = 8;
+  c.num_keys = 4;
+  c.services[0].intake.rate_limit.emplace();
+  c.services[0].intake.rate_limit->rate = 50.0;
+  c.services[0].intake.rate_limit->burst = 2;
+  c.services[1].intake.rate_limit.emplace();
+  c.services[1].intake.rate_limit->rate = 300.0;
+  c.services[1].intake.rate_limit->max_wait_ns = 20 * kMs;
+  c.services[1].intake.rate_limit->per_key = true;
+  c.services[1].intake.limit.emplace();
+  c.services[1].intake.limit->kind = LimitConfig::Kind::kStatic;
+  c.services[1].intake.limit->initial = 2;
+  c.services[2].intake.rate_limit.emplace();
+  c.services[2].intake.rate_limit->rate = 1000.0;
+  c.services[2].intake.rate_limit->mode = RateLimitMode::kBursty;
+  c.services[2].intake.rate_limit->burst = 3;
+  c.services[2].intake.rate_limit->max_wait_ns = 5 * kMs;
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 3; ++i) {
+    submitters.emplace_back([&] {
+      for (int k = 0; k < 40; ++k) ASSERT_TRUE((*e)->Submit().ok());
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  ASSERT_TRUE((*e)->WaitIdle(30 * kNsPerSecond));
+  const ShutdownReport report = (*e)->Shutdown(5 * kNsPerSecond);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.arrived, 120);
+  ExpectServicesConserved(r);
+  int64_t ended = 0;
+  for (int64_t n : r.by_status) ended += n;
+  EXPECT_EQ(ended, 120);
+  // 120 orders at once against a burst of 2: a refused most of its requests at once.
+  const ServiceTotals& a = r.services[1];
+  EXPECT_GE(a.by_reason[static_cast<size_t>(FailReason::kRateLimited)], 1);
+  for (size_t t = 1; t < r.services.size(); ++t) {
+    const ServiceTotals& s = r.services[t];
+    EXPECT_EQ(Status(s, OrderStatus::kRejected),
+              s.by_reason[static_cast<size_t>(FailReason::kRateLimited)] +
+                  s.by_reason[static_cast<size_t>(FailReason::kLimited)] +
+                  s.by_reason[static_cast<size_t>(FailReason::kQueueFull)])
+        << "tier " << t;
+  }
+}
+
+TEST(LiveServicesTest, ShutdownEndsRequestsParkedForARateLimitPermit) {
+  ScenarioConfig c;
+  c.workers = 4;
+  c.queue_capacity = 100;
+  c.dependencies = {Call("to_s", "s")};
+  // One permit per 100 s, waits of up to 1000 s: all but the first request park far longer
+  // than the test; only the shutdown ends them, none reaching a worker.
+  c.services = {Svc("s", 2, 10, {Leaf("fast", 0.001)})};
+  c.services[0].intake.rate_limit.emplace();
+  c.services[0].intake.rate_limit->rate = 0.01;
+  c.services[0].intake.rate_limit->max_wait_ns = 1000 * kNsPerSecond;
+  auto e = LiveEngine::Create(c, LiveOptions());
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE((*e)->Start().ok());
+  for (int k = 0; k < 4; ++k) ASSERT_TRUE((*e)->Submit().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const ShutdownReport report = (*e)->Shutdown(50 * kMs);
+  EXPECT_TRUE(report.timed_out);
+  EXPECT_TRUE(report.internal_error.empty()) << report.internal_error;
+  const SimResult& r = **(*e)->result();
+  EXPECT_EQ(r.in_flight, 0);
+  EXPECT_EQ(r.by_status[static_cast<size_t>(OrderStatus::kCancelled)] +
+                r.by_status[static_cast<size_t>(OrderStatus::kCompleted)],
+            4);
+  EXPECT_GE(report.cancelled, 3);
+  ExpectServicesConserved(r);
+  const ServiceTotals& s = r.services[1];
+  EXPECT_EQ(s.arrived, 4);
+  EXPECT_EQ(Status(s, OrderStatus::kRejected), 0);  // parked, not refused
+  EXPECT_GE(s.dropped_unstarted, 3);                // their callers had gone
+}
+
 TEST(LiveServicesTest, AFullCalleeQueueAnswers503AtOnce) {
   ScenarioConfig c;
   c.workers = 6;

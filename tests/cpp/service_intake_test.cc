@@ -216,9 +216,11 @@ TEST(ServiceIntakeTest, ValidatorNamesTheServicePath) {
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("services[b].intake.shedding"), std::string::npos) << st;
   s.intake.shedding.reset();
-  s.intake.rate_limit.emplace();
+  s.intake.rate_limit.emplace();  // modelled at a service: valid, its fields checked by path
+  EXPECT_TRUE(ValidateServiceIntake(s).ok());
+  s.intake.rate_limit->rate = -1.0;
   st = ValidateServiceIntake(s);
-  EXPECT_NE(st.message().find("services[b].intake.rate_limit"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("services[b].intake.rate_limit.rate"), std::string::npos) << st;
   s.intake.rate_limit.reset();
   s.intake.discipline.kind = QueueDisciplineConfig::Kind::kCodel;
   s.intake.discipline.codel_target_ns = -1;
@@ -232,13 +234,60 @@ TEST(ServiceIntakeTest, ValidatorNamesTheServicePath) {
   EXPECT_NE(st.message().find("services[b].intake.limit.min"), std::string::npos) << st;
 }
 
+IntakeConfig WithRate(double rate, int64_t burst, int64_t max_wait_ns, bool per_key = false) {
+  IntakeConfig c;
+  c.rate_limit.emplace();
+  c.rate_limit->rate = rate;
+  c.rate_limit->burst = burst;
+  c.rate_limit->max_wait_ns = max_wait_ns;
+  c.rate_limit->per_key = per_key;
+  return c;
+}
+
+TEST(ServiceIntakeTest, NoRateLimitNeverWaits) {
+  ServiceIntake in(IntakeConfig{});
+  EXPECT_EQ(in.rate(), nullptr);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(in.ReserveRate(0, 0, kNoDeadline), 0);
+}
+
+TEST(ServiceIntakeTest, RateLimitAdmitsTheBurstThenRefusesWithoutMaxWait) {
+  ServiceIntake in(WithRate(10.0, 3, 0));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(in.ReserveRate(0, 0, kNoDeadline), 0) << i;
+  EXPECT_FALSE(in.ReserveRate(0, 0, kNoDeadline).has_value());
+  // One permit every 100 ms afterwards.
+  EXPECT_EQ(in.ReserveRate(0, 100 * kMs, kNoDeadline), 0);
+  EXPECT_FALSE(in.ReserveRate(0, 150 * kMs, kNoDeadline).has_value());
+  EXPECT_EQ(in.rate()->counts().refused, 2);
+}
+
+TEST(ServiceIntakeTest, RateLimitWaitsWithinMaxWaitAndTheRequestsDeadline) {
+  ServiceIntake in(WithRate(10.0, 1, 250 * kMs));
+  EXPECT_EQ(in.ReserveRate(0, 0, kNoDeadline), 0);
+  EXPECT_EQ(in.ReserveRate(0, 0, kNoDeadline), 100 * kMs);
+  // Due at 200 ms: after a deadline at 150 ms it is of no use (refused, nothing reserved).
+  EXPECT_FALSE(in.ReserveRate(0, 0, 150 * kMs).has_value());
+  EXPECT_EQ(in.ReserveRate(0, 0, 300 * kMs), 200 * kMs);
+  EXPECT_FALSE(in.ReserveRate(0, 0, kNoDeadline).has_value());  // 300 ms > max_wait
+  EXPECT_EQ(in.rate()->counts().waits, 2);
+}
+
+TEST(ServiceIntakeTest, PerKeyRateLimitKeepsARatePerKey) {
+  ServiceIntake in(WithRate(10.0, 1, 0, /*per_key=*/true));
+  EXPECT_EQ(in.ReserveRate(1, 0, kNoDeadline), 0);
+  EXPECT_FALSE(in.ReserveRate(1, 0, kNoDeadline).has_value());
+  EXPECT_EQ(in.ReserveRate(2, 0, kNoDeadline), 0);
+}
+
 TEST(ServiceIntakeTest, RefusalsAreCountedByReason) {
   ServiceTotals t;
   CountServiceArrival(t);
   CountServiceRejected(t, FailReason::kLimited);
   CountServiceArrival(t);
   CountServiceRejected(t);
-  EXPECT_EQ(t.by_status[static_cast<size_t>(OrderStatus::kRejected)], 2);
+  CountServiceArrival(t);
+  CountServiceRejected(t, FailReason::kRateLimited);
+  EXPECT_EQ(t.by_status[static_cast<size_t>(OrderStatus::kRejected)], 3);
+  EXPECT_EQ(t.by_reason[static_cast<size_t>(FailReason::kRateLimited)], 1);
   EXPECT_EQ(t.by_reason[static_cast<size_t>(FailReason::kLimited)], 1);
   EXPECT_EQ(t.by_reason[static_cast<size_t>(FailReason::kQueueFull)], 1);
   EXPECT_EQ(ChildRejectedAnswer().http_status, 503);

@@ -118,6 +118,12 @@ void LiveWorkerPool::InitServices(const ScenarioConfig& scenario, Rng& rng) {
       tier->intake = std::make_unique<ServiceIntake>(svc.intake);
       tier->intake_rng = rng.Stream("intake/" + svc.name);
     }
+    if (svc.intake.rate_limit && svc.intake.rate_limit->max_wait_ns > 0) {
+      ServiceTier* t = tier.get();
+      tier->rate_waits = std::make_unique<RateWaitQueue<std::shared_ptr<ServiceCall>>>(
+          [this](int64_t t_ns) { return ToSteady(t_ns); },
+          [this, t](std::shared_ptr<ServiceCall> call) { ReleaseServiceCall(*t, call); });
+    }
     for (int j = 0; j < svc.workers; ++j) {
       auto w = std::make_unique<LiveWorker>();
       w->index = j;
@@ -171,6 +177,7 @@ absl::Status LiveWorkerPool::InitServiceMetrics(const std::vector<double>& laten
 void LiveWorkerPool::StartServices() {
   for (auto& t : tiers_) {
     ServiceTier* tier = t.get();
+    if (tier->rate_waits) tier->rate_waits->Start();
     for (LiveWorker* w : tier->workers) {
       w->thread = std::thread([this, tier, w] { ServiceWorkerLoop(*tier, *w); });
     }
@@ -243,28 +250,81 @@ bool LiveWorkerPool::QueueServiceCall(ServiceTier& t, const std::shared_ptr<Serv
   {
     MutexLock lock(&t.mu);
     CountServiceArrival(t.totals);
-    // A free worker takes the request at once; otherwise it waits in the queue, if there is
-    // room (the simulated engine's rule: queue_capacity counts the requests no worker holds).
-    // Counted from the configured workers, not from threads seen waiting: a worker thread not
-    // yet scheduled at start-up (or between two requests) is still free.
-    // Its intake.limit first, then the queue's room (the root's order of gates).
-    std::optional<ServicePermit> permit = t.intake->Admit(call->arrival_ns);
-    const bool room =
-        !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
-                         static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
-    admitted = permit && room;
-    if (admitted) {
-      call->permit = *permit;
-      CountServiceAdmitted(t.totals);
-      t.jobs.push_back(call);
-      t.cv.Signal();
-    } else {
-      if (permit) t.intake->Abandon(*permit);
-      CountServiceRejected(t.totals, permit ? FailReason::kQueueFull : FailReason::kLimited);
+    // Its intake.rate_limit first: a permit due later parks the request (admitted, in flight)
+    // until ReleaseServiceCall; then its intake.limit, then the queue's room (the root's order
+    // of gates). A free worker takes the request at once; otherwise it waits in the queue, if
+    // there is room (the simulated engine's rule: queue_capacity counts the requests no worker
+    // holds). Counted from the configured workers, not from threads seen waiting: a worker
+    // thread not yet scheduled at start-up (or between two requests) is still free.
+    const std::optional<int64_t> rate_wait_ns =
+        t.intake->ReserveRate(call->key, call->arrival_ns, call->deadline_ns);
+    FailReason reason = FailReason::kRateLimited;
+    if (rate_wait_ns && *rate_wait_ns > 0) {
+      // Park never blocks; it fails only once StopServices stopped the queue, when no caller
+      // is left (refused then: nothing was done).
+      admitted =
+          t.rate_waits != nullptr && t.rate_waits->Park(call, call->arrival_ns + *rate_wait_ns);
+      if (admitted) CountServiceAdmitted(t.totals);
+    } else if (rate_wait_ns) {
+      std::optional<ServicePermit> permit = t.intake->Admit(call->arrival_ns);
+      const bool room =
+          !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
+                           static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
+      admitted = permit && room;
+      if (admitted) {
+        call->permit = *permit;
+        CountServiceAdmitted(t.totals);
+        t.jobs.push_back(call);
+        t.cv.Signal();
+      } else {
+        if (permit) t.intake->Abandon(*permit);
+        reason = permit ? FailReason::kQueueFull : FailReason::kLimited;
+      }
     }
+    if (!admitted) CountServiceRejected(t.totals, reason);
   }
   if (!admitted) t.requests[2]->Add();  // rejected
   return admitted;
+}
+
+void LiveWorkerPool::ReleaseServiceCall(ServiceTier& t, const std::shared_ptr<ServiceCall>& call) {
+  const int64_t now = NowNs();
+  ChildEnd end;
+  end.arrival_ns = call->arrival_ns;
+  end.deadline_ns = call->deadline_ns;
+  end.end_ns = now;
+  bool gone = false;
+  {
+    MutexLock lock(&call->mu);
+    gone = call->caller_gone;
+  }
+  if (gone) {
+    // Its caller gave up while it waited for its permit: dropped unstarted, as from the queue.
+    end.status = OrderStatus::kExpired;
+    end.dropped_unstarted = true;
+    EndCall(t, *call, end, /*held_worker=*/false);
+    return;
+  }
+  {
+    // As SimEngine::OnServiceReady: its intake.limit, then the queue's room, now.
+    MutexLock lock(&t.mu);
+    std::optional<ServicePermit> permit = t.intake->Admit(now);
+    const bool room =
+        !t.closed && static_cast<int64_t>(t.jobs.size()) + t.busy <
+                         static_cast<int64_t>(t.config->workers) + t.config->queue_capacity;
+    if (permit && room) {
+      call->permit = *permit;
+      t.jobs.push_back(call);
+      t.cv.Signal();
+      return;
+    }
+    if (permit) t.intake->Abandon(*permit);
+    end.status = t.closed ? OrderStatus::kCancelled : OrderStatus::kRejected;
+    end.reason = t.closed ? FailReason::kShutdown
+                 : permit ? FailReason::kQueueFull
+                          : FailReason::kLimited;
+  }
+  EndCall(t, *call, end, /*held_worker=*/false);
 }
 
 FlowAction LiveWorkerPool::RunServiceRound(
@@ -580,6 +640,26 @@ void LiveWorkerPool::StopServices(SteadyTime grace_end, bool forever) {
   }
   shutdown_.Cancel();
   InterruptWaits();  // capacity and bulkhead lines, and callers waiting for a service
+  // The requests still waiting for a rate-limit permit end now, without reaching the queue
+  // (Stop joins the queue's thread first: no release runs after it).
+  for (auto& t : tiers_) {
+    if (!t->rate_waits) continue;
+    for (const std::shared_ptr<ServiceCall>& call : t->rate_waits->Stop()) {
+      ChildEnd end;
+      end.arrival_ns = call->arrival_ns;
+      end.deadline_ns = call->deadline_ns;
+      end.end_ns = NowNs();
+      bool gone = false;
+      {
+        MutexLock lock(&call->mu);
+        gone = call->caller_gone;
+      }
+      end.status = gone ? OrderStatus::kExpired : OrderStatus::kCancelled;
+      end.reason = gone ? FailReason::kNone : FailReason::kShutdown;
+      end.dropped_unstarted = gone;
+      EndCall(*t, *call, end, /*held_worker=*/false);
+    }
+  }
   for (auto& t : tiers_) {
     MutexLock l(&t->mu);
     t->closed = true;

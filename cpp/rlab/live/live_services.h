@@ -13,11 +13,12 @@
 // The rules are the simulated engine's (model/service_accounting.h): the child's deadline is
 // the caller's remaining time capped by the service's `deadline`; a request whose caller gave up
 // before a worker took it is dropped unstarted; one whose caller gave up while it ran goes on
-// and its worker time is counted as wasted; a full queue (or the service's intake.limit) answers
-// 503 at once; the service's intake.discipline picks which waiting request a worker takes (CoDel
-// drops answer 503, model/service_intake.h); the child's end answers the caller by ChildAnswer.
-// Counting, the `service.<name>.*` time-series columns and the rlab_service_* families are the
-// simulator's.
+// and its worker time is counted as wasted; a full queue (or the service's intake.limit or
+// intake.rate_limit) answers 503 at once; a request whose rate-limit permit is due within
+// max_wait is admitted and parked (rate_waits) until then, then meets the limit and the queue; the
+// service's intake.discipline picks which waiting request a worker takes (CoDel drops answer 503,
+// model/service_intake.h); the child's end answers the caller by ChildAnswer. Counting, the
+// `service.<name>.*` time-series columns and the rlab_service_* families are the simulator's.
 //
 // Shutdown: the root's workers drain within the grace time while the services keep serving
 // them; once those are joined (every order terminal), the services' work is for nobody: every
@@ -35,6 +36,7 @@
 #include "rlab/core/outcome.h"
 #include "rlab/core/rng.h"
 #include "rlab/live/live_worker_pool.h"
+#include "rlab/live/rate_wait_queue.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
 #include "rlab/model/service_accounting.h"
@@ -106,6 +108,9 @@ struct LiveWorkerPool::ServiceTier {
   // rlab_service_latency_seconds{service=<name>}.
   std::array<Counter*, 4> requests{};
   Histogram* latency = nullptr;
+  // intake.rate_limit with max_wait > 0: the admitted requests waiting for their permit, off
+  // the queue and the workers (its own thread hands each to ReleaseServiceCall when due).
+  std::unique_ptr<RateWaitQueue<std::shared_ptr<ServiceCall>>> rate_waits;
 };
 
 }  // namespace rlab

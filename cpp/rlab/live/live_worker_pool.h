@@ -261,6 +261,9 @@ class LiveWorkerPool {
   // Queues `call` at tier `t` or refuses it (its queue is full): true when queued. Every call
   // to a service is admitted here (CallService, RunServiceRound).
   bool QueueServiceCall(ServiceTier& t, const std::shared_ptr<ServiceCall>& call);
+  // A call parked for its service's intake.rate_limit permit is due (the tier's rate_waits
+  // thread): it meets the intake.limit and the queue now, or ends.
+  void ReleaseServiceCall(ServiceTier& t, const std::shared_ptr<ServiceCall>& call);
   // RunRound for a dependency that calls a service: each copy of the hedged or fanned-out call
   // is a request of its own to the service.
   FlowAction RunServiceRound(LiveWorker& w, OrderFlow& flow, FlowAction action,

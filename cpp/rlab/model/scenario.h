@@ -214,8 +214,8 @@ struct ServiceConfig {
   int queue_capacity = 64;
   int64_t deadline_ns = 0;  // 0: only the caller's remaining time bounds a request
   std::vector<DependencyConfig> dependencies;
-  // Its own intake (model/service_intake.h): the job queue's discipline and an adaptive
-  // concurrency limit; shedding and rate_limit are refused at a service for now.
+  // Its own intake (model/service_intake.h): a rate limit, the job queue's discipline and an
+  // adaptive concurrency limit; shedding is refused at a service for now.
   IntakeConfig intake;
 };
 

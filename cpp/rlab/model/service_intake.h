@@ -11,8 +11,13 @@
 //     (IntakeLimitSample: its sojourn time, as a drop when it ran out of time).
 //   - dequeue: the queue discipline (intake.discipline, policy/queue_discipline.h) picks which
 //     waiting request a free worker takes, and CoDel drops (reason `queue_delay`, HTTP 503).
-// A service's intake.shedding and intake.rate_limit are refused by the validator (not modelled
-// at a service yet).
+//   - rate: intake.rate_limit (model/limits.h RateGate), checked BEFORE the limit, as at the
+//     root: a request whose permit is due within max_wait (and before its own deadline) is
+//     admitted but parked until then, off the queue and off the workers (the engines park it:
+//     the simulator as an event, the live engine in a RateWaitQueue); at its permit time it
+//     meets the limit and the queue's room. Any other is refused at once (reason
+//     `rate_limited`, HTTP 503 to its caller). per_key: the key of the request's root order.
+// A service's intake.shedding is refused by the validator (not modelled at a service yet).
 //
 // Not thread-safe: the live engine calls it under the service's lock (the limiter has its own).
 
@@ -22,6 +27,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "rlab/model/limits.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/concurrency_limit.h"
@@ -48,6 +54,13 @@ class ServiceIntake {
   bool has_limit() const { return limiter_ != nullptr; }
   // The limiter (nullptr without intake.limit), for samplers.
   ConcurrencyLimiter* limiter() const { return limiter_.get(); }
+  // intake.rate_limit's gate (nullptr without one). Thread-safe by itself.
+  RateGate* rate() const { return rate_.get(); }
+
+  // The rate gate at `now_ns` for a request of order key `key` with deadline `deadline_ns`
+  // (kNoDeadline: none): the wait (>= 0) for its permit, 0 without a rate limit, or nullopt
+  // when it is refused (CountServiceRejected(..., FailReason::kRateLimited)).
+  std::optional<int64_t> ReserveRate(int32_t key, int64_t now_ns, int64_t deadline_ns);
   const QueueDiscipline& discipline() const { return discipline_; }
 
   // The limit gate at `now_ns`: the request's permit, or nullopt when it is over the limit
@@ -95,6 +108,7 @@ class ServiceIntake {
  private:
   QueueDiscipline discipline_;
   std::unique_ptr<ConcurrencyLimiter> limiter_;
+  std::unique_ptr<RateGate> rate_;
 };
 
 }  // namespace rlab

@@ -137,6 +137,9 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
   }
   // The readers of an order's key: a cache fallback (model/order_flow.cc) and a rate limit.
   keys_used_ = config_.intake.rate_limit.has_value();
+  for (const ServiceConfig& svc : config_.services) {  // a service's per-key rate limit too
+    keys_used_ = keys_used_ || (svc.intake.rate_limit && svc.intake.rate_limit->per_key);
+  }
   for (const FlatDependency& f : flat_deps_) {
     const FallbackConfig::Kind k = f.config->fallback.kind;
     keys_used_ = keys_used_ || f.config->rate_limit.has_value() ||
@@ -218,6 +221,9 @@ absl::Status SimEngine::Run() {
         break;
       case kTierFree:
         ReleaseTierWorker(static_cast<int>(e.a), now_ns_);
+        break;
+      case kServiceReady:  // service graphs: sim_services.cc
+        OnServiceReady(e.a, e.b, now_ns_);
         break;
       case kHedgeTimer:
         OnHedgeTimer(e.a, e.b, now_ns_);

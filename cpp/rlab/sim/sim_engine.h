@@ -72,6 +72,8 @@ class SimEngine {
     kIntakeReady,  // an order's intake.rate_limit permit is due
     kServiceCall,  // service graphs: a call to a service reaches it (a = index into calls_)
     kTierFree,     // service graphs: a worker of tier a is free (after its answer went out)
+    // Service graphs: a child's intake.rate_limit permit is due (a: slot, b: gen).
+    kServiceReady,
   };
 
   // An admitted order that is not terminal yet.
@@ -209,6 +211,9 @@ class SimEngine {
   bool CallerWaiting(const Active& child) const;
   // A worker of the slot's tier is free again (after the request ended or parked in a backoff).
   void ReleaseTierWorker(int tier, int64_t now_ns);
+  // A child that waited for its service's intake.rate_limit permit goes on through its
+  // intake.limit and its queue (as OnIntakeReady at the root).
+  void OnServiceReady(uint32_t slot, uint32_t gen, int64_t now_ns);
 
   const ScenarioConfig& config_;
   const SimOptions options_;

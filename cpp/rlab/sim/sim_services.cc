@@ -70,13 +70,23 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   Tier& tier = tiers_[t - 1];
   ServiceTotals& st = result_.services[t];
   CountServiceArrival(st);
-  // Its intake.limit first, then its queue's capacity (the root's order of gates).
-  std::optional<ServicePermit> permit = tier.intake->Admit(now_ns);
-  const bool worker_free = tier.idle > 0 && tier.jobs.empty() && tier.ready.empty();
-  const bool full = !worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity;
-  if (!permit || full) {
+  const int64_t deadline_ns = ChildDeadline(call.until_ns, tier.deadline_ns, now_ns);
+  const int32_t key = active_[call.slot].key;
+  // Its intake.rate_limit first (a permit due later parks the request: kServiceReady), then its
+  // intake.limit, then its queue's capacity (the root's order of gates).
+  const std::optional<int64_t> rate_wait_ns = tier.intake->ReserveRate(key, now_ns, deadline_ns);
+  std::optional<ServicePermit> permit;
+  bool full = false;
+  if (rate_wait_ns && *rate_wait_ns == 0) {
+    permit = tier.intake->Admit(now_ns);
+    const bool worker_free = tier.idle > 0 && tier.jobs.empty() && tier.ready.empty();
+    full = !worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity;
+  }
+  if (!rate_wait_ns || (*rate_wait_ns == 0 && (!permit || full))) {
     if (permit) tier.intake->Abandon(*permit);
-    CountServiceRejected(st, permit ? FailReason::kQueueFull : FailReason::kLimited);
+    CountServiceRejected(st, !rate_wait_ns ? FailReason::kRateLimited
+                             : permit      ? FailReason::kQueueFull
+                                           : FailReason::kLimited);
     Active& p = active_[call.slot];
     if (deps_[call.dep].rounds()) {
       p.copy_retry_after_ns[call.copy] = -1;
@@ -87,8 +97,6 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
              PackOutcome(ChildRejectedAnswer(), call.copy));
     return;
   }
-  const int64_t deadline_ns = ChildDeadline(call.until_ns, tier.deadline_ns, now_ns);
-  const int32_t key = active_[call.slot].key;
   const uint32_t c = AllocSlot();  // may move active_: no reference is held across it
   Active& a = active_[c];
   a.flow.reset();
@@ -101,8 +109,8 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   a.attempt_dep = -1;
   a.outstanding = 0;
   a.holds_worker = false;
-  a.holds_intake = permit->held;
-  a.intake_token = permit->token;
+  a.holds_intake = permit && permit->held;
+  a.intake_token = permit ? permit->token : LimitToken{};
   a.live = true;
   a.origin = {};
   ++a.gen;
@@ -114,7 +122,39 @@ void SimEngine::OnServiceCall(uint32_t index, int64_t now_ns) {
   a.caller_until_ns = call.until_ns;
   a.caller_until_is_deadline = call.until_is_deadline;
   CountServiceAdmitted(st);
+  if (*rate_wait_ns > 0) {
+    // Admitted (in flight), neither queued nor holding a worker until its permit is due.
+    Schedule(now_ns + *rate_wait_ns, kServiceReady, c, a.gen);
+    return;
+  }
   tier.jobs.push_back(c);
+  DispatchTier(t, now_ns);
+}
+
+void SimEngine::OnServiceReady(uint32_t slot, uint32_t gen, int64_t now_ns) {
+  Active& a = active_[slot];
+  if (!a.live || a.gen != gen) return;
+  if (!CallerWaiting(a)) {
+    // Its caller gave up while it waited for its permit: dropped unstarted, as from the queue.
+    FinishChild(slot, OrderStatus::kExpired, FailReason::kNone, now_ns, /*dropped=*/true);
+    return;
+  }
+  const int t = a.tier;
+  Tier& tier = tiers_[t - 1];
+  std::optional<ServicePermit> permit = tier.intake->Admit(now_ns);
+  if (!permit) {
+    FinishChild(slot, OrderStatus::kRejected, FailReason::kLimited, now_ns);
+    return;
+  }
+  const bool worker_free = tier.idle > 0 && tier.jobs.empty() && tier.ready.empty();
+  if (!worker_free && static_cast<int>(tier.jobs.size()) >= tier.queue_capacity) {
+    tier.intake->Abandon(*permit);
+    FinishChild(slot, OrderStatus::kRejected, FailReason::kQueueFull, now_ns);
+    return;
+  }
+  a.holds_intake = permit->held;
+  a.intake_token = permit->token;
+  tier.jobs.push_back(slot);
   DispatchTier(t, now_ns);
 }
 

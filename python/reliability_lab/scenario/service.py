@@ -2,7 +2,8 @@
 service's) can call, with its own worker pool, job queue and dependencies. The root service is
 the :class:`~reliability_lab.scenario.Scenario` itself (it receives the arrivals); a dependency
 with ``service="name"`` calls a service instead of a leaf fault model. A service has its own
-intake (``Service.intake``: a queue discipline and a concurrency limit at its job queue).
+intake (``Service.intake``: a rate limit, a queue discipline and a concurrency limit at its job
+queue).
 
 Both engines run it: :func:`~reliability_lab.simulate` in virtual time, and
 :class:`~reliability_lab.Lab` on real threads (a worker pool and a bounded queue per service,
@@ -69,8 +70,12 @@ class Service:
             request CoDel drops is rejected with reason ``queue_delay``, HTTP 503 to its
             caller), and ``limit`` caps the service's admitted requests (queued + processing;
             one over it is rejected at once with reason ``limited``, HTTP 503), learning from
-            each request's sojourn time as the root's limit does. ``shedding`` and
-            ``rate_limit`` must be None at a service for now (ValueError).
+            each request's sojourn time as the root's limit does. ``rate_limit`` is checked
+            before ``limit``, as at the root: a request whose permit is due within its
+            ``max_wait`` (and before the request's own deadline) waits for it, holding no
+            worker, then meets the limit and the queue; any other is rejected at once with
+            reason ``rate_limited`` (HTTP 503 to its caller); ``per_key`` limits each root
+            order's key. ``shedding`` must be None at a service for now (ValueError).
     """
 
     name: str
@@ -111,12 +116,6 @@ class Service:
             raise ValueError(
                 f"services[{self.name}].intake.shedding must be None: load shedding is only "
                 "modelled at the root's intake for now (set intake.shedding on the scenario)"
-            )
-        if self.intake.rate_limit is not None:
-            raise ValueError(
-                f"services[{self.name}].intake.rate_limit must be None: a rate limit is only "
-                "modelled at the root's intake and on dependencies for now (set "
-                "intake.rate_limit, or <dependency>.rate_limit on the calling dependency)"
             )
 
     def to_dict(self) -> dict[str, Any]:
