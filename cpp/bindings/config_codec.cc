@@ -13,6 +13,7 @@
 #include "common.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
 
@@ -193,6 +194,7 @@ py::dict DescribeField(const FieldInfo& f, py::object default_value) {
   py::list choices;
   for (std::string_view c : f.choices) choices.append(std::string(c));
   d["choices"] = choices;
+  d["optional"] = f.optional;
   d["doc"] = std::string(f.doc);
   return d;
 }
@@ -225,6 +227,7 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, TokenBucketSchema(), &ValidateTokenBucketRules);
     Export(*t, RatioBudgetSchema(), &ValidateRatioBudgetRules);
     Export(*t, ThrottleSchema(), &ValidateThrottleRules);
+    Export<QueueDisciplineConfig>(*t, QueueDisciplineSchema(), nullptr);
     return t;
   }();
   return *tables;
@@ -241,7 +244,7 @@ void RegisterConfigSchemas(py::module_& m) {
         return out;
       },
       "Every config's field table: {class name: [{name, kind, unit, default, lo, hi, lo_open, "
-      "hi_open, choices, doc}, ...]}.");
+      "hi_open, choices, optional, doc}, ...]}.");
   m.def(
       "check_config",
       [](const std::string& name, py::handle d) {

@@ -235,31 +235,12 @@ FaultPhase ReadPhase(py::handle h, const std::string& path) {
   return p;
 }
 
-constexpr std::pair<std::string_view, QueueDisciplineConfig::Kind> kDisciplineKinds[] = {
-    {"fifo", QueueDisciplineConfig::Kind::kFifo},
-    {"lifo", QueueDisciplineConfig::Kind::kLifo},
-    {"adaptive_lifo", QueueDisciplineConfig::Kind::kAdaptiveLifo},
-    {"codel", QueueDisciplineConfig::Kind::kCodel},
-};
-
 QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  QueueDisciplineConfig c;
-  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kDisciplineKinds);
-  c.codel_target_ns = o.Seconds("codel_target");
-  c.codel_interval_ns = o.Seconds("codel_interval");
-  c.lifo_threshold_ns = o.Seconds("lifo_threshold");
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, QueueDisciplineSchema());
 }
 
 py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
-  py::dict d;
-  d["kind"] = std::string(QueueDisciplineKindName(c.kind));
-  d["codel_target_ns"] = c.codel_target_ns;
-  d["codel_interval_ns"] = c.codel_interval_ns;
-  d["lifo_threshold_ns"] = c.lifo_threshold_ns;
-  return d;
+  return WriteConfig(QueueDisciplineSchema(), c, true);
 }
 
 CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
