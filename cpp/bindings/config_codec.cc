@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/limits.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry_budget.h"
@@ -228,6 +229,8 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, RatioBudgetSchema(), &ValidateRatioBudgetRules);
     Export(*t, ThrottleSchema(), &ValidateThrottleRules);
     Export<QueueDisciplineConfig>(*t, QueueDisciplineSchema(), nullptr);
+    Export(*t, LimitSchema(), &ValidateLimitRules);
+    Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
     return t;
   }();
   return *tables;

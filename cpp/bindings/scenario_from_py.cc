@@ -531,102 +531,19 @@ py::dict SheddingToDict(const SheddingConfig& c) {
   return d;
 }
 
-// rl.Limit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
+// rl.Limit and rl.RateLimit (cpp/rlab/model/limits.h), from their field tables.
 LimitConfig ReadLimit(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, LimitConfig::Kind> kKinds[] = {
-      {"static", LimitConfig::Kind::kStatic}, {"aimd", LimitConfig::Kind::kAimd},
-      {"vegas", LimitConfig::Kind::kVegas},   {"gradient2", LimitConfig::Kind::kGradient2},
-      {"envoy", LimitConfig::Kind::kEnvoy},
-  };
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  Obj o(h, path);
-  LimitConfig c;
-  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kKinds);
-  c.initial = o.Int("initial", 1, 1'000'000);
-  c.min = o.Int("min", 1, 1'000'000);
-  c.max = o.Int("max", 1, 1'000'000);
-  c.backoff_ratio = o.Number("backoff_ratio");
-  c.timeout_ns = o.Seconds("timeout");
-  if (!o.IsNone("smoothing")) {
-    c.smoothing = o.Number("smoothing");
-    // -1 means "None" in the struct: given explicitly, it is out of range.
-    if (!(c.smoothing > 0.0)) {
-      Fail(absl::StrFormat("%s must be None or in (0, 1], got %g", o.At("smoothing"), c.smoothing));
-    }
-  }
-  c.alpha_factor = o.Int("alpha_factor", 0, 1000);
-  c.beta_factor = o.Int("beta_factor", 0, 1000);
-  c.threshold_factor = o.Int("threshold_factor", 0, 1000);
-  c.probe_multiplier = o.Int("probe_multiplier", 1, kMax);
-  c.queue_size = o.Int("queue_size", 0, kMax);
-  c.long_window = o.Int("long_window", 1, kMax);
-  c.rtt_tolerance = o.Number("rtt_tolerance");
-  c.sample_interval_ns = o.Seconds("sample_interval");
-  c.min_rtt_interval_ns = o.Seconds("min_rtt_interval");
-  c.jitter = o.Number("jitter");
-  c.request_count = o.Int("request_count", 1, kMax);
-  c.buffer = o.Number("buffer");
-  c.percentile = o.Number("percentile");
-  c.window_ns = o.Seconds("window");
-  c.window_size = o.Int("window_size", 1, kMax);
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, LimitSchema());
 }
 
-py::dict LimitToDict(const LimitConfig& c) {
-  py::dict d;
-  d["kind"] = std::string(LimitKindName(c.kind));
-  d["initial"] = c.initial;
-  d["min"] = c.min;
-  d["max"] = c.max;
-  d["backoff_ratio"] = c.backoff_ratio;
-  d["timeout_ns"] = c.timeout_ns;
-  d["smoothing"] = c.smoothing;
-  d["alpha_factor"] = c.alpha_factor;
-  d["beta_factor"] = c.beta_factor;
-  d["threshold_factor"] = c.threshold_factor;
-  d["probe_multiplier"] = c.probe_multiplier;
-  d["queue_size"] = c.queue_size;
-  d["long_window"] = c.long_window;
-  d["rtt_tolerance"] = c.rtt_tolerance;
-  d["sample_interval_ns"] = c.sample_interval_ns;
-  d["min_rtt_interval_ns"] = c.min_rtt_interval_ns;
-  d["jitter"] = c.jitter;
-  d["request_count"] = c.request_count;
-  d["buffer"] = c.buffer;
-  d["percentile"] = c.percentile;
-  d["window_ns"] = c.window_ns;
-  d["window_size"] = c.window_size;
-  return d;
-}
+py::dict LimitToDict(const LimitConfig& c) { return WriteConfig(LimitSchema(), c, true); }
 
-// rl.RateLimit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
 RateLimitScenarioConfig ReadRateLimit(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, RateLimitMode> kModes[] = {
-      {"smooth", RateLimitMode::kSmooth},
-      {"bursty", RateLimitMode::kBursty},
-  };
-  Obj o(h, path);
-  RateLimitScenarioConfig c;
-  c.rate = o.Number("rate");
-  c.burst = o.Int("burst", 1, 1'000'000'000);
-  c.mode = ParseChoice(o.At("mode"), o.Str("mode"), kModes);
-  c.max_wait_ns = o.Seconds("max_wait");
-  c.per_key = o.Bool("per_key");
-  c.max_keys = o.Int("max_keys", 1, 10'000'000);
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, RateLimitSchema());
 }
 
 py::dict RateLimitToDict(const RateLimitScenarioConfig& c) {
-  py::dict d;
-  d["rate"] = c.rate;
-  d["burst"] = c.burst;
-  d["mode"] = std::string(RateLimitModeName(c.mode));
-  d["max_wait_ns"] = c.max_wait_ns;
-  d["per_key"] = c.per_key;
-  d["max_keys"] = c.max_keys;
-  return d;
+  return WriteConfig(RateLimitSchema(), c, true);
 }
 
 IntakeConfig ReadIntake(py::handle h, const std::string& path) {

@@ -120,6 +120,19 @@ absl::Status ValidateFields(const ConfigSchema<Config>& schema, const Config& co
   return absl::OkStatus();
 }
 
+// `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
+// empty path leaves the message as it is.
+absl::Status AtPath(std::string_view path, const absl::Status& status);
+
+// ValidateFields, then the config's cross-field `rules` (may be null), the message under `path`.
+template <typename Config>
+absl::Status ValidateAt(std::string_view path, const ConfigSchema<Config>& schema,
+                        const Config& config, absl::Status (*rules)(const Config&) = nullptr) {
+  absl::Status s = ValidateFields(schema, config);
+  if (s.ok() && rules != nullptr) s = rules(config);
+  return AtPath(path, s);
+}
+
 // Builders of table rows from a member pointer: `schema::Int<&C::member>(...)`.
 namespace schema {
 
