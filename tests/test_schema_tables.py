@@ -68,7 +68,7 @@ def test_dataclass_matches_its_table(name: str) -> None:
     table = TABLES[name]
     fields = [f for f in dataclasses.fields(cls) if f.init]
     assert [f.name for f in fields] == [f["name"] for f in table]
-    hints = _field_hints(cls)
+    hints = dict(_field_hints(cls))  # a copy: the cached hints stay as they are
     for py, nat in zip(fields, table, strict=True):
         where = f"{name}.{py.name}"
         default = py.default

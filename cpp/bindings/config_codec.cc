@@ -12,7 +12,9 @@
 #include "absl/strings/str_join.h"
 #include "common.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/faults.h"
 #include "rlab/model/limits.h"
+#include "rlab/model/scenario.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry_budget.h"
@@ -230,6 +232,12 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, ThrottleSchema(), &ValidateThrottleRules);
     Export<QueueDisciplineConfig>(*t, QueueDisciplineSchema(), nullptr);
     Export(*t, LimitSchema(), &ValidateLimitRules);
+    Export<FailureMix>(*t, FailureMixSchema(), nullptr);
+    Export<FallbackConfig>(*t, FallbackSchema(), nullptr);
+    Export<HedgeConfig>(*t, HedgeSchema(), nullptr);
+    Export(*t, FanoutSchema(), &ValidateFanoutRules);
+    Export(*t, OutlierSchema(), &ValidateOutlierRules);
+    Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
     Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
     return t;
   }();

@@ -121,7 +121,8 @@ template <typename C>
 py::list DescribeSchema(const ConfigSchema<C>& schema) {
   py::list out;
   const C defaults{};
-  for (const FieldSpec<C>& f : schema.fields) out.append(DescribeField(f.info, FieldToPy(f, defaults)));
+  for (const FieldSpec<C>& f : schema.fields)
+    out.append(DescribeField(f.info, FieldToPy(f, defaults)));
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/faults.h"
 #include "rlab/policy/aws_retry.h"
 #include "rlab/policy/backoff.h"
 #include "rlab/policy/bulkhead.h"
@@ -185,16 +186,7 @@ LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixtur
 }
 
 FailureMix ReadMix(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  FailureMix mix;
-  mix.http500 = o.Number("http500");
-  mix.http503 = o.Number("http503");
-  mix.http429 = o.Number("http429");
-  mix.timeout = o.Number("timeout");
-  mix.connection_reset = o.Number("connection_reset");
-  mix.retry_after_ns = o.Seconds("retry_after");
-  o.Finish();
-  return mix;
+  return ReadConfig(h, path, FailureMixSchema());
 }
 
 // Phases are named in paths as the core names them: by name when unique, else by index.
@@ -275,19 +267,7 @@ FaultModelConfig ReadFaults(py::handle h, const std::string& path) {
 }
 
 FallbackConfig ReadFallback(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, FallbackConfig::Kind> kKinds[] = {
-      {"none", FallbackConfig::Kind::kNone},
-      {"cache", FallbackConfig::Kind::kCache},
-      {"default", FallbackConfig::Kind::kDefault},
-      {"cache_or_default", FallbackConfig::Kind::kCacheOrDefault},
-  };
-  Obj o(h, path);
-  FallbackConfig f;
-  f.kind = ParseChoice(o.At("kind"), o.Str("kind"), kKinds);
-  f.cache_capacity = o.Int32("cache_capacity");
-  f.cache_ttl_ns = o.Seconds("cache_ttl");
-  o.Finish();
-  return f;
+  return ReadConfig(h, path, FallbackSchema());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,13 +334,7 @@ void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
 }
 
 BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  BulkheadConfig b;
-  b.max_concurrent = o.Int64("max_concurrent");
-  b.max_waiting = o.Int64("max_waiting");
-  b.max_wait_ns = o.IsNone("max_wait") ? -1 : o.Seconds("max_wait");  // None: no limit
-  o.Finish();
-  return b;
+  return ReadConfig(h, path, BulkheadSchema());
 }
 
 ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
@@ -368,51 +342,15 @@ ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
 }
 
 HedgeConfig ReadHedge(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  HedgeConfig c;
-  c.max_hedges = static_cast<int>(o.Int("max_hedges", 1, kMaxCopies - 1));
-  c.delay_ns = o.Seconds("delay");
-  if (!o.IsNone("quantile")) {
-    c.quantile = o.Number("quantile");
-    // 0 means "no quantile" in the struct: given explicitly, it is out of range.
-    if (c.quantile == 0.0) {
-      Fail(absl::StrFormat("%s must be None or in (0, 1), got 0", o.At("quantile")));
-    }
-  }
-  c.window = static_cast<int>(o.Int("window", 1, 100'000));
-  c.budget_ratio = o.IsNone("budget_ratio") ? -1.0 : o.Number("budget_ratio");
-  if (!o.IsNone("budget_ratio") && c.budget_ratio < 0.0) {
-    Fail(absl::StrFormat("%s must be None or in [0, %d], got %g", o.At("budget_ratio"),
-                         kMaxCopies - 1, c.budget_ratio));
-  }
-  c.budget_burst = o.Number("budget_burst");
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, HedgeSchema());
 }
 
 FanoutConfig ReadFanout(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  FanoutConfig c;
-  c.copies = static_cast<int>(o.Int("copies", 1, kMaxCopies));
-  c.quorum = static_cast<int>(o.Int("quorum", 1, c.copies));
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, FanoutSchema());
 }
 
 OutlierConfig ReadOutlier(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  OutlierConfig c;
-  c.consecutive_errors = static_cast<int>(o.Int("consecutive_errors", 0, 1'000'000));
-  c.interval_ns = o.Seconds("interval");
-  c.base_ejection_ns = o.Seconds("base_ejection_time");
-  c.max_ejection_ns = o.Seconds("max_ejection_time");
-  c.max_ejection_percent = o.Number("max_ejection_percent");
-  c.success_rate = o.Bool("success_rate");
-  c.success_rate_minimum_hosts = static_cast<int>(o.Int("success_rate_minimum_hosts", 1, 100'000));
-  c.success_rate_request_volume = o.Int("success_rate_request_volume", 1, 1'000'000'000);
-  c.success_rate_stdev_factor = o.Number("success_rate_stdev_factor");
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, OutlierSchema());
 }
 
 ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
@@ -714,16 +652,7 @@ py::dict LatencyToDict(const LatencyDist& l) {
   return d;
 }
 
-py::dict MixToDict(const FailureMix& m) {
-  py::dict d;
-  d["http500"] = m.http500;
-  d["http503"] = m.http503;
-  d["http429"] = m.http429;
-  d["timeout"] = m.timeout;
-  d["connection_reset"] = m.connection_reset;
-  d["retry_after_ns"] = m.retry_after_ns;
-  return d;
-}
+py::dict MixToDict(const FailureMix& m) { return WriteConfig(FailureMixSchema(), m, true); }
 
 template <typename T, typename F>
 py::object OptionalToPy(const std::optional<T>& v, F f) {
@@ -787,62 +716,29 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
     return WriteConfig(RatioBudgetSchema(), r, true);
   });
-  d["bulkhead"] = OptionalToPy(dep.bulkhead, [](const BulkheadConfig& b) {
-    py::dict bd;
-    bd["max_concurrent"] = b.max_concurrent;
-    bd["max_waiting"] = b.max_waiting;
-    bd["max_wait_ns"] = b.max_wait_ns;
-    return bd;
-  });
+  d["bulkhead"] = OptionalToPy(
+      dep.bulkhead, [](const BulkheadConfig& b) { return WriteConfig(BulkheadSchema(), b, true); });
   d["throttle"] = OptionalToPy(dep.throttle, [](const ThrottleConfig& t) {
     return WriteConfig(ThrottleSchema(), t, true);
   });
   d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
   d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
                                                                           : "breaker_outside_retry";
-  static constexpr std::string_view kFallbacks[] = {"none", "cache", "default", "cache_or_default"};
-  py::dict fb;
-  fb["kind"] = std::string(kFallbacks[static_cast<int>(dep.fallback.kind)]);
-  fb["cache_capacity"] = dep.fallback.cache_capacity;
-  fb["cache_ttl_ns"] = dep.fallback.cache_ttl_ns;
-  d["fallback"] = fb;
+  d["fallback"] = WriteConfig(FallbackSchema(), dep.fallback, true);
   d["idempotency_keys"] = dep.idempotency_keys;
   d["charges"] = dep.charges;
-  d["hedge"] = OptionalToPy(dep.hedge, [](const HedgeConfig& c) {
-    py::dict hd;
-    hd["max_hedges"] = c.max_hedges;
-    hd["delay_ns"] = c.delay_ns;
-    hd["quantile"] = c.quantile;
-    hd["window"] = c.window;
-    hd["budget_ratio"] = c.budget_ratio;
-    hd["budget_burst"] = c.budget_burst;
-    return hd;
-  });
-  d["fanout"] = OptionalToPy(dep.fanout, [](const FanoutConfig& c) {
-    py::dict fd;
-    fd["copies"] = c.copies;
-    fd["quorum"] = c.quorum;
-    return fd;
-  });
+  d["hedge"] = OptionalToPy(
+      dep.hedge, [](const HedgeConfig& c) { return WriteConfig(HedgeSchema(), c, true); });
+  d["fanout"] = OptionalToPy(
+      dep.fanout, [](const FanoutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
   d["replicas"] = OptionalToPy(dep.replicas, [](const ReplicasConfig& c) {
     py::dict rd;
     rd["count"] = c.count;
     rd["balancer"] = std::string(LbKindName(c.balancer));
     rd["decay_ns"] = c.decay_ns;
     rd["panic_threshold"] = c.panic_threshold_percent;
-    rd["outlier"] = OptionalToPy(c.outlier, [](const OutlierConfig& o) {
-      py::dict od;
-      od["consecutive_errors"] = o.consecutive_errors;
-      od["interval_ns"] = o.interval_ns;
-      od["base_ejection_time_ns"] = o.base_ejection_ns;
-      od["max_ejection_time_ns"] = o.max_ejection_ns;
-      od["max_ejection_percent"] = o.max_ejection_percent;
-      od["success_rate"] = o.success_rate;
-      od["success_rate_minimum_hosts"] = o.success_rate_minimum_hosts;
-      od["success_rate_request_volume"] = o.success_rate_request_volume;
-      od["success_rate_stdev_factor"] = o.success_rate_stdev_factor;
-      return od;
-    });
+    rd["outlier"] = OptionalToPy(
+        c.outlier, [](const OutlierConfig& o) { return WriteConfig(OutlierSchema(), o, true); });
     py::list overrides;
     for (const ReplicaOverride& x : c.overrides) {
       py::dict xd;

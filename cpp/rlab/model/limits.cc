@@ -42,9 +42,9 @@ const ConfigSchema<LimitConfig>& LimitSchema() {
       schema::Int<&C::max>("max", 1, kMaxLimit, "", "the highest limit"),
       schema::Real<&C::backoff_ratio>("backoff_ratio", 0.5, 1, kC, kO, "", "aimd: drop factor"),
       schema::Seconds<&C::timeout_ns>("timeout", 0, kMaxDurationS, kO, kC, "aimd: drop RTT"),
-      schema::OrNone(schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "",
-                                                 "vegas, gradient2: smoothing"),
-                     -1.0),
+      schema::OrNone(
+          schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "vegas, gradient2: smoothing"),
+          -1.0),
       schema::Int<&C::alpha_factor>("alpha_factor", 0, 1000, "", "vegas: alpha"),
       schema::Int<&C::beta_factor>("beta_factor", 0, 1000, "", "vegas: beta"),
       schema::Int<&C::threshold_factor>("threshold_factor", 0, 1000, "", "vegas: threshold"),
@@ -74,7 +74,8 @@ absl::Status ValidateLimitRules(const LimitConfig& c) {
   };
   if (c.min > c.max) return above("min", 1, c.max, c.min);
   if (c.initial < c.min || c.initial > c.max) return above("initial", c.min, c.max, c.initial);
-  if (c.alpha_factor > c.beta_factor) return above("alpha_factor", 0, c.beta_factor, c.alpha_factor);
+  if (c.alpha_factor > c.beta_factor)
+    return above("alpha_factor", 0, c.beta_factor, c.alpha_factor);
   if (c.kind == LimitConfig::Kind::kEnvoy && c.window_ns > 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), got %g",
@@ -176,8 +177,8 @@ const ConfigSchema<RateLimitScenarioConfig>& RateLimitSchema() {
                              "permits per second"),
       schema::Int<&C::burst>("burst", 1, 1'000'000'000, "permits", "permits saved up"),
       schema::Choice<&C::mode>("mode", kModes, "smooth (GCRA) or bursty"),
-      schema::Seconds<&C::max_wait_ns>("max_wait", 0, kMaxDurationS, Bound::kClosed,
-                                       Bound::kClosed, "the longest wait for a permit"),
+      schema::Seconds<&C::max_wait_ns>("max_wait", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed,
+                                       "the longest wait for a permit"),
       schema::Flag<&C::per_key>("per_key", "one rate per order key"),
       schema::Int<&C::max_keys>("max_keys", 1, 10'000'000, "keys", "keys kept when per_key"),
   };

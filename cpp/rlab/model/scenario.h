@@ -12,14 +12,15 @@
 
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
-#include "rlab/policy/aws_retry.h"
+#include "rlab/core/schema.h"
 #include "rlab/model/limits.h"
+#include "rlab/policy/aws_retry.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
 #include "rlab/policy/load_balancer.h"
-#include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/load_shedder.h"
+#include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
@@ -238,6 +239,9 @@ struct ScenarioConfig {
 // The most dependencies a scenario may have (the live engine keeps per-order dependency sets in
 // 32-bit masks).
 inline constexpr size_t kMaxDependencies = 16;
+
+// The field table of FallbackConfig (Python: rl.Fallback).
+const ConfigSchema<FallbackConfig>& FallbackSchema();
 
 // Checks everything, naming the dotted path of the first bad field as the Python API spells it,
 // with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").

@@ -30,8 +30,8 @@ const ConfigSchema<QueueDisciplineConfig>& QueueDisciplineSchema() {
                                            Bound::kClosed, "CoDel's acceptable standing delay"),
       schema::Seconds<&C::codel_interval_ns>("codel_interval", 0, kMaxDurationS, Bound::kOpen,
                                              Bound::kClosed, "CoDel's sliding window"),
-      schema::Seconds<&C::lifo_threshold_ns>("lifo_threshold", 0, kMaxDurationS,
-                                             Bound::kClosed, Bound::kClosed,
+      schema::Seconds<&C::lifo_threshold_ns>("lifo_threshold", 0, kMaxDurationS, Bound::kClosed,
+                                             Bound::kClosed,
                                              "adaptive LIFO's congestion threshold"),
   };
   static constexpr ConfigSchema<C> kSchema{"QueueDiscipline", kFields};
