@@ -238,6 +238,7 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, FanoutSchema(), &ValidateFanoutRules);
     Export(*t, OutlierSchema(), &ValidateOutlierRules);
     Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
+    Export<AwsRetryConfig>(*t, AwsRetrySchema(), nullptr);
     Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
     return t;
   }();

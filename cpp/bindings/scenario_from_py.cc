@@ -386,31 +386,7 @@ ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
 
 // An AWS SDK retry mode (python/reliability_lab/scenario/aws_retry_config.py).
 AwsRetryConfig ReadAwsRetry(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, AwsRetryMode> kModes[] = {
-      {"standard", AwsRetryMode::kStandard}, {"adaptive", AwsRetryMode::kAdaptive}};
-  constexpr int64_t kUnits = 1'000'000'000;
-  Obj o(h, path);
-  AwsRetryConfig c;
-  c.mode = ParseChoice(o.At("mode"), o.Str("mode"), kModes);
-  c.max_attempts = static_cast<int>(o.Int("max_attempts", 1, 100));
-  c.quota = o.Int("quota", 0, kUnits);
-  c.retry_cost = o.Int("retry_cost", 1, kUnits);
-  c.timeout_cost = o.Int("timeout_cost", 1, kUnits);
-  c.no_retry_increment = o.Int("no_retry_increment", 0, kUnits);
-  c.base_delay_s = o.Number("base_delay");
-  c.max_backoff_s = o.Number("max_backoff");
-  c.adaptive.min_rate = o.Number("min_rate");
-  c.adaptive.beta = o.Number("beta");
-  c.adaptive.scale_constant = o.Number("scale_constant");
-  c.adaptive.smoothing = o.Number("smoothing");
-  c.max_wait_s = o.Number("max_wait");
-  o.Finish();
-  // The ranges: Validate names the fields "aws_retry.<field>", re-rooted here at `path`.
-  if (absl::Status s = Validate(c); !s.ok()) {
-    const std::string root = path.substr(0, path.size() - std::string_view("aws_retry").size());
-    Fail(absl::StrFormat("%s%s", root, s.message()));
-  }
-  return c;
+  return ReadConfig(h, path, AwsRetrySchema());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -751,21 +727,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return rd;
   });
   d["aws_retry"] = OptionalToPy(dep.aws_retry, [](const AwsRetryConfig& c) {
-    py::dict ad;
-    ad["mode"] = std::string(AwsRetryModeName(c.mode));
-    ad["max_attempts"] = c.max_attempts;
-    ad["quota"] = c.quota;
-    ad["retry_cost"] = c.retry_cost;
-    ad["timeout_cost"] = c.timeout_cost;
-    ad["no_retry_increment"] = c.no_retry_increment;
-    ad["base_delay"] = c.base_delay_s;
-    ad["max_backoff"] = c.max_backoff_s;
-    ad["min_rate"] = c.adaptive.min_rate;
-    ad["beta"] = c.adaptive.beta;
-    ad["scale_constant"] = c.adaptive.scale_constant;
-    ad["smoothing"] = c.adaptive.smoothing;
-    ad["max_wait"] = c.max_wait_s;
-    return ad;
+    return WriteConfig(AwsRetrySchema(), c, true);
   });
   d["limit"] = OptionalToPy(dep.limit, LimitToDict);
   d["rate_limit"] = OptionalToPy(dep.rate_limit, RateLimitToDict);

@@ -178,6 +178,24 @@ constexpr FieldSpec<C> Real(std::string_view name, double lo, double hi, Bound l
   return f;
 }
 
+// A real member `Inner` of the struct member `Outer` (a nested params struct), flat in Python.
+template <auto Outer, auto Inner, typename C = typename MemberOf<Outer>::Class>
+constexpr FieldSpec<C> RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
+                              Bound hi_bound, std::string_view unit, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kReal;
+  f.info.lo = lo;
+  f.info.hi = hi;
+  f.info.lo_bound = lo_bound;
+  f.info.hi_bound = hi_bound;
+  f.info.unit = unit;
+  f.info.doc = doc;
+  f.get_real = [](const C& c) -> double { return (c.*Outer).*Inner; };
+  f.set_real = [](C& c, double v) { (c.*Outer).*Inner = v; };
+  return f;
+}
+
 // A duration held as int64_t nanoseconds; `lo`/`hi` in seconds.
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Seconds(std::string_view name, double lo, double hi, Bound lo_bound,
