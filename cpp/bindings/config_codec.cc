@@ -239,6 +239,7 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, OutlierSchema(), &ValidateOutlierRules);
     Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
     Export<AwsRetryConfig>(*t, AwsRetrySchema(), nullptr);
+    Export<ShedClassConfig>(*t, ShedClassSchema(), nullptr);
     Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
     return t;
   }();

@@ -398,12 +398,7 @@ SheddingConfig ReadShedding(py::handle h, const std::string& path) {
   SheddingConfig c;
   static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
   for (int i = 0; i < kNumCriticalities; ++i) {
-    Obj k(o.Get(kClasses[i]), o.At(kClasses[i]));
-    c.classes[i].traffic = k.Number("traffic");
-    c.classes[i].max_occupancy = k.Number("max_occupancy");
-    c.classes[i].max_queue_delay_ns =
-        k.IsNone("max_queue_delay") ? 0 : k.Seconds("max_queue_delay");
-    k.Finish();
+    c.classes[i] = ReadConfig(o.Get(kClasses[i]), o.At(kClasses[i]), ShedClassSchema());
   }
   c.delay_interval_ns = o.Seconds("delay_interval");
   c.fair_share_above = o.IsNone("fair_share_above") ? -1.0 : o.Number("fair_share_above");
@@ -425,11 +420,7 @@ py::dict SheddingToDict(const SheddingConfig& c) {
   py::dict d;
   static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
   for (int i = 0; i < kNumCriticalities; ++i) {
-    py::dict k;
-    k["traffic"] = c.classes[i].traffic;
-    k["max_occupancy"] = c.classes[i].max_occupancy;
-    k["max_queue_delay_ns"] = c.classes[i].max_queue_delay_ns;
-    d[kClasses[i]] = k;
+    d[kClasses[i]] = WriteConfig(ShedClassSchema(), c.classes[i], true);
   }
   d["delay_interval_ns"] = c.delay_interval_ns;
   d["fair_share_above"] = c.fair_share_above;
