@@ -196,7 +196,7 @@ def test_adaptive_wait_beyond_max_wait_is_refused() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mode": "legacy"}, "aws_retry.mode must be 'standard' or 'adaptive', got 'legacy'"),
+        ({"mode": "legacy"}, "aws_retry.mode must be one of 'standard', 'adaptive', got 'legacy'"),
         ({"max_attempts": 0}, "aws_retry.max_attempts must be an integer in [1, 100], got 0"),
         ({"quota": -1}, "aws_retry.quota"),
         ({"retry_cost": 0}, "aws_retry.retry_cost"),

@@ -236,7 +236,10 @@ def test_release_without_acquire_is_an_error() -> None:
         ({"max_concurrent": 1, "max_wait": -0.5}, r"max_wait must be a finite number in \[0"),
         ({"max_concurrent": 1, "max_wait": math.nan}, "max_wait"),
         ({"max_concurrent": 1, "max_wait": math.inf}, "max_wait"),
-        ({"max_concurrent": 1, "max_wait": "1s"}, "max_wait must be a number"),
+        (
+            {"max_concurrent": 1, "max_wait": "1s"},
+            r"max_wait must be a finite number in \[0, 1e\+06\], got '1s'",
+        ),
     ],
 )
 def test_errors_name_the_parameter(kwargs: dict[str, object], message: str) -> None:

@@ -12,7 +12,11 @@
 #include "absl/strings/str_join.h"
 #include "common.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/faults.h"
+#include "rlab/model/limits.h"
+#include "rlab/model/scenario.h"
 #include "rlab/policy/circuit_breaker.h"
+#include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
 
@@ -193,6 +197,7 @@ py::dict DescribeField(const FieldInfo& f, py::object default_value) {
   py::list choices;
   for (std::string_view c : f.choices) choices.append(std::string(c));
   d["choices"] = choices;
+  d["optional"] = f.optional;
   d["doc"] = std::string(f.doc);
   return d;
 }
@@ -225,6 +230,17 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, TokenBucketSchema(), &ValidateTokenBucketRules);
     Export(*t, RatioBudgetSchema(), &ValidateRatioBudgetRules);
     Export(*t, ThrottleSchema(), &ValidateThrottleRules);
+    Export<QueueDisciplineConfig>(*t, QueueDisciplineSchema(), nullptr);
+    Export(*t, LimitSchema(), &ValidateLimitRules);
+    Export<FailureMix>(*t, FailureMixSchema(), nullptr);
+    Export<FallbackConfig>(*t, FallbackSchema(), nullptr);
+    Export<HedgeConfig>(*t, HedgeSchema(), nullptr);
+    Export(*t, FanoutSchema(), &ValidateFanoutRules);
+    Export(*t, OutlierSchema(), &ValidateOutlierRules);
+    Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
+    Export<AwsRetryConfig>(*t, AwsRetrySchema(), nullptr);
+    Export<ShedClassConfig>(*t, ShedClassSchema(), nullptr);
+    Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
     return t;
   }();
   return *tables;
@@ -241,7 +257,7 @@ void RegisterConfigSchemas(py::module_& m) {
         return out;
       },
       "Every config's field table: {class name: [{name, kind, unit, default, lo, hi, lo_open, "
-      "hi_open, choices, doc}, ...]}.");
+      "hi_open, choices, optional, doc}, ...]}.");
   m.def(
       "check_config",
       [](const std::string& name, py::handle d) {

@@ -51,7 +51,13 @@ void ReadFields(const py::dict& d, const std::string& path, const ConfigSchema<C
     PyObject* v = PyDict_GetItemString(d.ptr(), f.info.name.data());
     if (v == nullptr) MissingKey(path, f.info.name);
     const std::string at = JoinPath(path, f.info.name);
-    if (f.info.kind == FieldKind::kReal) {
+    if (f.info.optional && v == Py_None) {
+      if (f.info.kind == FieldKind::kReal) {
+        f.set_real(config, f.info.none_real);
+      } else {
+        f.set_int(config, f.info.none_int);
+      }
+    } else if (f.info.kind == FieldKind::kReal) {
       f.set_real(config, ReadReal(v, f.info, at));
     } else {
       f.set_int(config, ReadIntLike(v, f.info, at));
@@ -78,9 +84,20 @@ C ReadConfig(py::handle h, const std::string& path, const ConfigSchema<C>& schem
   return config;
 }
 
+// One field's value in its Python form (None for an optional field's sentinel).
+template <typename C>
+py::object FieldToPy(const FieldSpec<C>& f, const C& config) {
+  if (f.info.kind == FieldKind::kReal) {
+    const double v = f.get_real(config);
+    return IsNoneReal(f.info, v) ? py::object(py::none()) : py::object(py::float_(v));
+  }
+  const int64_t v = f.get_int(config);
+  return IsNoneInt(f.info, v) ? py::object(py::none()) : IntLikeToPy(f.info, v);
+}
+
 // The config as a dict in its Python form (the inverse of ReadConfig), or with `nanoseconds`
-// its seconds fields as integer nanoseconds under "<name>_ns" (what the engines run, for the
-// native config dump).
+// what the engines run, for the native config dump: seconds fields as integer nanoseconds under
+// "<name>_ns", an optional field's None as its sentinel.
 template <typename C>
 py::dict WriteConfig(const ConfigSchema<C>& schema, const C& config, bool nanoseconds = false) {
   py::dict d;
@@ -88,27 +105,24 @@ py::dict WriteConfig(const ConfigSchema<C>& schema, const C& config, bool nanose
     const std::string_view name = f.info.name;
     if (nanoseconds && f.info.kind == FieldKind::kSeconds) {
       d[py::str(std::string(name) + "_ns")] = f.get_int(config);
+    } else if (nanoseconds && f.info.kind == FieldKind::kReal) {
+      d[py::str(name.data(), name.size())] = f.get_real(config);
     } else {
-      d[py::str(name.data(), name.size())] = f.info.kind == FieldKind::kReal
-                                                 ? py::object(py::float_(f.get_real(config)))
-                                                 : IntLikeToPy(f.info, f.get_int(config));
+      d[py::str(name.data(), name.size())] = FieldToPy(f, config);
     }
   }
   return d;
 }
 
 // The table for Python: one dict per field (name, kind, unit, default, lo, hi, lo_open, hi_open,
-// choices, doc), the default read from a default-constructed C.
+// choices, optional, doc), the default read from a default-constructed C.
 py::dict DescribeField(const FieldInfo& f, py::object default_value);
 template <typename C>
 py::list DescribeSchema(const ConfigSchema<C>& schema) {
   py::list out;
   const C defaults{};
-  for (const FieldSpec<C>& f : schema.fields) {
-    out.append(DescribeField(f.info, f.info.kind == FieldKind::kReal
-                                         ? py::object(py::float_(f.get_real(defaults)))
-                                         : IntLikeToPy(f.info, f.get_int(defaults))));
-  }
+  for (const FieldSpec<C>& f : schema.fields)
+    out.append(DescribeField(f.info, FieldToPy(f, defaults)));
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/aws_retry.h"
@@ -43,31 +44,11 @@ void RegisterAwsRetry(py::module_& m) {
   py::class_<AwsRetryPolicy, std::shared_ptr<AwsRetryPolicy>>(
       m, "AwsRetryPolicy", "botocore's standard/adaptive retry mode: quota and rate limiter.")
       .def(
-          py::init([](const std::string& mode, int64_t max_attempts, int64_t quota,
-                      int64_t retry_cost, int64_t timeout_cost, int64_t no_retry_increment,
-                      double base_delay, double max_backoff, double min_rate, double beta,
-                      double scale_constant, double smoothing, double max_wait, int64_t now_ns) {
-            ThrowIfError(CheckIntRange("aws_retry.max_attempts", max_attempts, 1, 100));
-            AwsRetryConfig c;
-            c.mode = ValueOrThrow(ParseAwsRetryMode(mode));
-            c.max_attempts = static_cast<int>(max_attempts);
-            c.quota = quota;
-            c.retry_cost = retry_cost;
-            c.timeout_cost = timeout_cost;
-            c.no_retry_increment = no_retry_increment;
-            c.base_delay_s = base_delay;
-            c.max_backoff_s = max_backoff;
-            c.adaptive.min_rate = min_rate;
-            c.adaptive.beta = beta;
-            c.adaptive.scale_constant = scale_constant;
-            c.adaptive.smoothing = smoothing;
-            c.max_wait_s = max_wait;
+          py::init([](py::handle config, int64_t now_ns) {
+            const AwsRetryConfig c = ReadConfig(config, "aws_retry", AwsRetrySchema());
             return std::shared_ptr<AwsRetryPolicy>(ValueOrThrow(AwsRetryPolicy::Create(c, now_ns)));
           }),
-          py::kw_only(), py::arg("mode"), py::arg("max_attempts"), py::arg("quota"),
-          py::arg("retry_cost"), py::arg("timeout_cost"), py::arg("no_retry_increment"),
-          py::arg("base_delay"), py::arg("max_backoff"), py::arg("min_rate"), py::arg("beta"),
-          py::arg("scale_constant"), py::arg("smoothing"), py::arg("max_wait"), py::arg("now_ns"))
+          py::arg("config"), py::arg("now_ns"))
       .def(
           "before_attempt",
           [](AwsRetryPolicy& p, int64_t now_ns) -> std::optional<double> {

@@ -21,6 +21,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/faults.h"
 #include "rlab/policy/aws_retry.h"
 #include "rlab/policy/backoff.h"
 #include "rlab/policy/bulkhead.h"
@@ -185,16 +186,7 @@ LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixtur
 }
 
 FailureMix ReadMix(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  FailureMix mix;
-  mix.http500 = o.Number("http500");
-  mix.http503 = o.Number("http503");
-  mix.http429 = o.Number("http429");
-  mix.timeout = o.Number("timeout");
-  mix.connection_reset = o.Number("connection_reset");
-  mix.retry_after_ns = o.Seconds("retry_after");
-  o.Finish();
-  return mix;
+  return ReadConfig(h, path, FailureMixSchema());
 }
 
 // Phases are named in paths as the core names them: by name when unique, else by index.
@@ -235,31 +227,12 @@ FaultPhase ReadPhase(py::handle h, const std::string& path) {
   return p;
 }
 
-constexpr std::pair<std::string_view, QueueDisciplineConfig::Kind> kDisciplineKinds[] = {
-    {"fifo", QueueDisciplineConfig::Kind::kFifo},
-    {"lifo", QueueDisciplineConfig::Kind::kLifo},
-    {"adaptive_lifo", QueueDisciplineConfig::Kind::kAdaptiveLifo},
-    {"codel", QueueDisciplineConfig::Kind::kCodel},
-};
-
 QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  QueueDisciplineConfig c;
-  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kDisciplineKinds);
-  c.codel_target_ns = o.Seconds("codel_target");
-  c.codel_interval_ns = o.Seconds("codel_interval");
-  c.lifo_threshold_ns = o.Seconds("lifo_threshold");
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, QueueDisciplineSchema());
 }
 
 py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
-  py::dict d;
-  d["kind"] = std::string(QueueDisciplineKindName(c.kind));
-  d["codel_target_ns"] = c.codel_target_ns;
-  d["codel_interval_ns"] = c.codel_interval_ns;
-  d["lifo_threshold_ns"] = c.lifo_threshold_ns;
-  return d;
+  return WriteConfig(QueueDisciplineSchema(), c, true);
 }
 
 CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
@@ -294,19 +267,7 @@ FaultModelConfig ReadFaults(py::handle h, const std::string& path) {
 }
 
 FallbackConfig ReadFallback(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, FallbackConfig::Kind> kKinds[] = {
-      {"none", FallbackConfig::Kind::kNone},
-      {"cache", FallbackConfig::Kind::kCache},
-      {"default", FallbackConfig::Kind::kDefault},
-      {"cache_or_default", FallbackConfig::Kind::kCacheOrDefault},
-  };
-  Obj o(h, path);
-  FallbackConfig f;
-  f.kind = ParseChoice(o.At("kind"), o.Str("kind"), kKinds);
-  f.cache_capacity = o.Int32("cache_capacity");
-  f.cache_ttl_ns = o.Seconds("cache_ttl");
-  o.Finish();
-  return f;
+  return ReadConfig(h, path, FallbackSchema());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,13 +334,7 @@ void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
 }
 
 BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  BulkheadConfig b;
-  b.max_concurrent = o.Int64("max_concurrent");
-  b.max_waiting = o.Int64("max_waiting");
-  b.max_wait_ns = o.IsNone("max_wait") ? -1 : o.Seconds("max_wait");  // None: no limit
-  o.Finish();
-  return b;
+  return ReadConfig(h, path, BulkheadSchema());
 }
 
 ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
@@ -387,51 +342,15 @@ ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
 }
 
 HedgeConfig ReadHedge(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  HedgeConfig c;
-  c.max_hedges = static_cast<int>(o.Int("max_hedges", 1, kMaxCopies - 1));
-  c.delay_ns = o.Seconds("delay");
-  if (!o.IsNone("quantile")) {
-    c.quantile = o.Number("quantile");
-    // 0 means "no quantile" in the struct: given explicitly, it is out of range.
-    if (c.quantile == 0.0) {
-      Fail(absl::StrFormat("%s must be None or in (0, 1), got 0", o.At("quantile")));
-    }
-  }
-  c.window = static_cast<int>(o.Int("window", 1, 100'000));
-  c.budget_ratio = o.IsNone("budget_ratio") ? -1.0 : o.Number("budget_ratio");
-  if (!o.IsNone("budget_ratio") && c.budget_ratio < 0.0) {
-    Fail(absl::StrFormat("%s must be None or in [0, %d], got %g", o.At("budget_ratio"),
-                         kMaxCopies - 1, c.budget_ratio));
-  }
-  c.budget_burst = o.Number("budget_burst");
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, HedgeSchema());
 }
 
 FanoutConfig ReadFanout(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  FanoutConfig c;
-  c.copies = static_cast<int>(o.Int("copies", 1, kMaxCopies));
-  c.quorum = static_cast<int>(o.Int("quorum", 1, c.copies));
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, FanoutSchema());
 }
 
 OutlierConfig ReadOutlier(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  OutlierConfig c;
-  c.consecutive_errors = static_cast<int>(o.Int("consecutive_errors", 0, 1'000'000));
-  c.interval_ns = o.Seconds("interval");
-  c.base_ejection_ns = o.Seconds("base_ejection_time");
-  c.max_ejection_ns = o.Seconds("max_ejection_time");
-  c.max_ejection_percent = o.Number("max_ejection_percent");
-  c.success_rate = o.Bool("success_rate");
-  c.success_rate_minimum_hosts = static_cast<int>(o.Int("success_rate_minimum_hosts", 1, 100'000));
-  c.success_rate_request_volume = o.Int("success_rate_request_volume", 1, 1'000'000'000);
-  c.success_rate_stdev_factor = o.Number("success_rate_stdev_factor");
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, OutlierSchema());
 }
 
 ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
@@ -467,31 +386,7 @@ ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
 
 // An AWS SDK retry mode (python/reliability_lab/scenario/aws_retry_config.py).
 AwsRetryConfig ReadAwsRetry(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, AwsRetryMode> kModes[] = {
-      {"standard", AwsRetryMode::kStandard}, {"adaptive", AwsRetryMode::kAdaptive}};
-  constexpr int64_t kUnits = 1'000'000'000;
-  Obj o(h, path);
-  AwsRetryConfig c;
-  c.mode = ParseChoice(o.At("mode"), o.Str("mode"), kModes);
-  c.max_attempts = static_cast<int>(o.Int("max_attempts", 1, 100));
-  c.quota = o.Int("quota", 0, kUnits);
-  c.retry_cost = o.Int("retry_cost", 1, kUnits);
-  c.timeout_cost = o.Int("timeout_cost", 1, kUnits);
-  c.no_retry_increment = o.Int("no_retry_increment", 0, kUnits);
-  c.base_delay_s = o.Number("base_delay");
-  c.max_backoff_s = o.Number("max_backoff");
-  c.adaptive.min_rate = o.Number("min_rate");
-  c.adaptive.beta = o.Number("beta");
-  c.adaptive.scale_constant = o.Number("scale_constant");
-  c.adaptive.smoothing = o.Number("smoothing");
-  c.max_wait_s = o.Number("max_wait");
-  o.Finish();
-  // The ranges: Validate names the fields "aws_retry.<field>", re-rooted here at `path`.
-  if (absl::Status s = Validate(c); !s.ok()) {
-    const std::string root = path.substr(0, path.size() - std::string_view("aws_retry").size());
-    Fail(absl::StrFormat("%s%s", root, s.message()));
-  }
-  return c;
+  return ReadConfig(h, path, AwsRetrySchema());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,12 +398,7 @@ SheddingConfig ReadShedding(py::handle h, const std::string& path) {
   SheddingConfig c;
   static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
   for (int i = 0; i < kNumCriticalities; ++i) {
-    Obj k(o.Get(kClasses[i]), o.At(kClasses[i]));
-    c.classes[i].traffic = k.Number("traffic");
-    c.classes[i].max_occupancy = k.Number("max_occupancy");
-    c.classes[i].max_queue_delay_ns =
-        k.IsNone("max_queue_delay") ? 0 : k.Seconds("max_queue_delay");
-    k.Finish();
+    c.classes[i] = ReadConfig(o.Get(kClasses[i]), o.At(kClasses[i]), ShedClassSchema());
   }
   c.delay_interval_ns = o.Seconds("delay_interval");
   c.fair_share_above = o.IsNone("fair_share_above") ? -1.0 : o.Number("fair_share_above");
@@ -530,11 +420,7 @@ py::dict SheddingToDict(const SheddingConfig& c) {
   py::dict d;
   static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
   for (int i = 0; i < kNumCriticalities; ++i) {
-    py::dict k;
-    k["traffic"] = c.classes[i].traffic;
-    k["max_occupancy"] = c.classes[i].max_occupancy;
-    k["max_queue_delay_ns"] = c.classes[i].max_queue_delay_ns;
-    d[kClasses[i]] = k;
+    d[kClasses[i]] = WriteConfig(ShedClassSchema(), c.classes[i], true);
   }
   d["delay_interval_ns"] = c.delay_interval_ns;
   d["fair_share_above"] = c.fair_share_above;
@@ -550,102 +436,19 @@ py::dict SheddingToDict(const SheddingConfig& c) {
   return d;
 }
 
-// rl.Limit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
+// rl.Limit and rl.RateLimit (cpp/rlab/model/limits.h), from their field tables.
 LimitConfig ReadLimit(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, LimitConfig::Kind> kKinds[] = {
-      {"static", LimitConfig::Kind::kStatic}, {"aimd", LimitConfig::Kind::kAimd},
-      {"vegas", LimitConfig::Kind::kVegas},   {"gradient2", LimitConfig::Kind::kGradient2},
-      {"envoy", LimitConfig::Kind::kEnvoy},
-  };
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  Obj o(h, path);
-  LimitConfig c;
-  c.kind = ParseChoice(o.At("kind"), o.Str("kind"), kKinds);
-  c.initial = o.Int("initial", 1, 1'000'000);
-  c.min = o.Int("min", 1, 1'000'000);
-  c.max = o.Int("max", 1, 1'000'000);
-  c.backoff_ratio = o.Number("backoff_ratio");
-  c.timeout_ns = o.Seconds("timeout");
-  if (!o.IsNone("smoothing")) {
-    c.smoothing = o.Number("smoothing");
-    // -1 means "None" in the struct: given explicitly, it is out of range.
-    if (!(c.smoothing > 0.0)) {
-      Fail(absl::StrFormat("%s must be None or in (0, 1], got %g", o.At("smoothing"), c.smoothing));
-    }
-  }
-  c.alpha_factor = o.Int("alpha_factor", 0, 1000);
-  c.beta_factor = o.Int("beta_factor", 0, 1000);
-  c.threshold_factor = o.Int("threshold_factor", 0, 1000);
-  c.probe_multiplier = o.Int("probe_multiplier", 1, kMax);
-  c.queue_size = o.Int("queue_size", 0, kMax);
-  c.long_window = o.Int("long_window", 1, kMax);
-  c.rtt_tolerance = o.Number("rtt_tolerance");
-  c.sample_interval_ns = o.Seconds("sample_interval");
-  c.min_rtt_interval_ns = o.Seconds("min_rtt_interval");
-  c.jitter = o.Number("jitter");
-  c.request_count = o.Int("request_count", 1, kMax);
-  c.buffer = o.Number("buffer");
-  c.percentile = o.Number("percentile");
-  c.window_ns = o.Seconds("window");
-  c.window_size = o.Int("window_size", 1, kMax);
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, LimitSchema());
 }
 
-py::dict LimitToDict(const LimitConfig& c) {
-  py::dict d;
-  d["kind"] = std::string(LimitKindName(c.kind));
-  d["initial"] = c.initial;
-  d["min"] = c.min;
-  d["max"] = c.max;
-  d["backoff_ratio"] = c.backoff_ratio;
-  d["timeout_ns"] = c.timeout_ns;
-  d["smoothing"] = c.smoothing;
-  d["alpha_factor"] = c.alpha_factor;
-  d["beta_factor"] = c.beta_factor;
-  d["threshold_factor"] = c.threshold_factor;
-  d["probe_multiplier"] = c.probe_multiplier;
-  d["queue_size"] = c.queue_size;
-  d["long_window"] = c.long_window;
-  d["rtt_tolerance"] = c.rtt_tolerance;
-  d["sample_interval_ns"] = c.sample_interval_ns;
-  d["min_rtt_interval_ns"] = c.min_rtt_interval_ns;
-  d["jitter"] = c.jitter;
-  d["request_count"] = c.request_count;
-  d["buffer"] = c.buffer;
-  d["percentile"] = c.percentile;
-  d["window_ns"] = c.window_ns;
-  d["window_size"] = c.window_size;
-  return d;
-}
+py::dict LimitToDict(const LimitConfig& c) { return WriteConfig(LimitSchema(), c, true); }
 
-// rl.RateLimit (cpp/rlab/model/limits.h); ValidateScenario checks the ranges.
 RateLimitScenarioConfig ReadRateLimit(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, RateLimitMode> kModes[] = {
-      {"smooth", RateLimitMode::kSmooth},
-      {"bursty", RateLimitMode::kBursty},
-  };
-  Obj o(h, path);
-  RateLimitScenarioConfig c;
-  c.rate = o.Number("rate");
-  c.burst = o.Int("burst", 1, 1'000'000'000);
-  c.mode = ParseChoice(o.At("mode"), o.Str("mode"), kModes);
-  c.max_wait_ns = o.Seconds("max_wait");
-  c.per_key = o.Bool("per_key");
-  c.max_keys = o.Int("max_keys", 1, 10'000'000);
-  o.Finish();
-  return c;
+  return ReadConfig(h, path, RateLimitSchema());
 }
 
 py::dict RateLimitToDict(const RateLimitScenarioConfig& c) {
-  py::dict d;
-  d["rate"] = c.rate;
-  d["burst"] = c.burst;
-  d["mode"] = std::string(RateLimitModeName(c.mode));
-  d["max_wait_ns"] = c.max_wait_ns;
-  d["per_key"] = c.per_key;
-  d["max_keys"] = c.max_keys;
-  return d;
+  return WriteConfig(RateLimitSchema(), c, true);
 }
 
 IntakeConfig ReadIntake(py::handle h, const std::string& path) {
@@ -818,16 +621,7 @@ py::dict LatencyToDict(const LatencyDist& l) {
   return d;
 }
 
-py::dict MixToDict(const FailureMix& m) {
-  py::dict d;
-  d["http500"] = m.http500;
-  d["http503"] = m.http503;
-  d["http429"] = m.http429;
-  d["timeout"] = m.timeout;
-  d["connection_reset"] = m.connection_reset;
-  d["retry_after_ns"] = m.retry_after_ns;
-  return d;
-}
+py::dict MixToDict(const FailureMix& m) { return WriteConfig(FailureMixSchema(), m, true); }
 
 template <typename T, typename F>
 py::object OptionalToPy(const std::optional<T>& v, F f) {
@@ -891,61 +685,28 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
     return WriteConfig(RatioBudgetSchema(), r, true);
   });
-  d["bulkhead"] = OptionalToPy(dep.bulkhead, [](const BulkheadConfig& b) {
-    py::dict bd;
-    bd["max_concurrent"] = b.max_concurrent;
-    bd["max_waiting"] = b.max_waiting;
-    bd["max_wait_ns"] = b.max_wait_ns;
-    return bd;
-  });
+  d["bulkhead"] = OptionalToPy(
+      dep.bulkhead, [](const BulkheadConfig& b) { return WriteConfig(BulkheadSchema(), b, true); });
   d["throttle"] = OptionalToPy(
       dep.throttle, [](const ThrottleConfig& t) { return WriteConfig(ThrottleSchema(), t, true); });
   d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
   d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
                                                                           : "breaker_outside_retry";
-  static constexpr std::string_view kFallbacks[] = {"none", "cache", "default", "cache_or_default"};
-  py::dict fb;
-  fb["kind"] = std::string(kFallbacks[static_cast<int>(dep.fallback.kind)]);
-  fb["cache_capacity"] = dep.fallback.cache_capacity;
-  fb["cache_ttl_ns"] = dep.fallback.cache_ttl_ns;
-  d["fallback"] = fb;
+  d["fallback"] = WriteConfig(FallbackSchema(), dep.fallback, true);
   d["idempotency_keys"] = dep.idempotency_keys;
   d["charges"] = dep.charges;
-  d["hedge"] = OptionalToPy(dep.hedge, [](const HedgeConfig& c) {
-    py::dict hd;
-    hd["max_hedges"] = c.max_hedges;
-    hd["delay_ns"] = c.delay_ns;
-    hd["quantile"] = c.quantile;
-    hd["window"] = c.window;
-    hd["budget_ratio"] = c.budget_ratio;
-    hd["budget_burst"] = c.budget_burst;
-    return hd;
-  });
-  d["fanout"] = OptionalToPy(dep.fanout, [](const FanoutConfig& c) {
-    py::dict fd;
-    fd["copies"] = c.copies;
-    fd["quorum"] = c.quorum;
-    return fd;
-  });
+  d["hedge"] = OptionalToPy(
+      dep.hedge, [](const HedgeConfig& c) { return WriteConfig(HedgeSchema(), c, true); });
+  d["fanout"] = OptionalToPy(
+      dep.fanout, [](const FanoutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
   d["replicas"] = OptionalToPy(dep.replicas, [](const ReplicasConfig& c) {
     py::dict rd;
     rd["count"] = c.count;
     rd["balancer"] = std::string(LbKindName(c.balancer));
     rd["decay_ns"] = c.decay_ns;
     rd["panic_threshold"] = c.panic_threshold_percent;
-    rd["outlier"] = OptionalToPy(c.outlier, [](const OutlierConfig& o) {
-      py::dict od;
-      od["consecutive_errors"] = o.consecutive_errors;
-      od["interval_ns"] = o.interval_ns;
-      od["base_ejection_time_ns"] = o.base_ejection_ns;
-      od["max_ejection_time_ns"] = o.max_ejection_ns;
-      od["max_ejection_percent"] = o.max_ejection_percent;
-      od["success_rate"] = o.success_rate;
-      od["success_rate_minimum_hosts"] = o.success_rate_minimum_hosts;
-      od["success_rate_request_volume"] = o.success_rate_request_volume;
-      od["success_rate_stdev_factor"] = o.success_rate_stdev_factor;
-      return od;
-    });
+    rd["outlier"] = OptionalToPy(
+        c.outlier, [](const OutlierConfig& o) { return WriteConfig(OutlierSchema(), o, true); });
     py::list overrides;
     for (const ReplicaOverride& x : c.overrides) {
       py::dict xd;
@@ -958,21 +719,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return rd;
   });
   d["aws_retry"] = OptionalToPy(dep.aws_retry, [](const AwsRetryConfig& c) {
-    py::dict ad;
-    ad["mode"] = std::string(AwsRetryModeName(c.mode));
-    ad["max_attempts"] = c.max_attempts;
-    ad["quota"] = c.quota;
-    ad["retry_cost"] = c.retry_cost;
-    ad["timeout_cost"] = c.timeout_cost;
-    ad["no_retry_increment"] = c.no_retry_increment;
-    ad["base_delay"] = c.base_delay_s;
-    ad["max_backoff"] = c.max_backoff_s;
-    ad["min_rate"] = c.adaptive.min_rate;
-    ad["beta"] = c.adaptive.beta;
-    ad["scale_constant"] = c.adaptive.scale_constant;
-    ad["smoothing"] = c.adaptive.smoothing;
-    ad["max_wait"] = c.max_wait_s;
-    return ad;
+    return WriteConfig(AwsRetrySchema(), c, true);
   });
   d["limit"] = OptionalToPy(dep.limit, LimitToDict);
   d["rate_limit"] = OptionalToPy(dep.rate_limit, RateLimitToDict);

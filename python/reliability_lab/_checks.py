@@ -34,10 +34,6 @@ def number(name: str, value: object) -> float:
         raise ValueError(f"{name} must be a finite number, got {short_repr(value)}") from None
 
 
-def optional_number(name: str, value: object) -> float | None:
-    return None if value is None else number(name, value)
-
-
 def integer(name: str, value: object, lo: int = INT32_MIN, hi: int = INT32_MAX) -> int:
     """An integer (not bool) in [lo, hi] (by default what a C++ ``int`` holds; the native
     validator then checks the field's own range)."""

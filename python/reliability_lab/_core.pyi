@@ -681,24 +681,7 @@ class AwsRetrySnapshot:
     def measured_rate(self) -> float: ...
 
 class AwsRetryPolicy:
-    def __init__(
-        self,
-        *,
-        mode: str,
-        max_attempts: int,
-        quota: int,
-        retry_cost: int,
-        timeout_cost: int,
-        no_retry_increment: int,
-        base_delay: float,
-        max_backoff: float,
-        min_rate: float,
-        beta: float,
-        scale_constant: float,
-        smoothing: float,
-        max_wait: float,
-        now_ns: int,
-    ) -> None: ...
+    def __init__(self, config: dict[str, object], now_ns: int) -> None: ...
     def before_attempt(self, now_ns: int) -> float | None: ...
     def on_attempt_end(
         self, attempt: int, last_cost: int, kind: str, now_ns: int, draw: float

@@ -16,7 +16,7 @@ from reliability_lab import _core
 
 #: {class name: [field description, ...]}; a field description has ``name``, ``kind`` ("int",
 #: "real", "seconds", "bool", "choice"), ``unit``, ``default``, ``lo``, ``hi``, ``lo_open``,
-#: ``hi_open``, ``choices`` and ``doc``.
+#: ``hi_open``, ``choices``, ``optional`` (the field also takes None) and ``doc``.
 TABLES: dict[str, list[dict[str, Any]]] = _core.config_schema()
 
 _REAL_KINDS = ("real", "seconds")

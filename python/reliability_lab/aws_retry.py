@@ -34,7 +34,7 @@ from typing import Literal, NoReturn, ParamSpec, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _core
+from reliability_lab import _core, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import Cancelled, Rejected, RetryBudgetExhausted, RetryExhausted
 from reliability_lab.metrics import PREFIX
@@ -185,22 +185,10 @@ class AwsRetry:
         if self.classify is not None and not callable(self.classify):
             raise TypeError(f"aws_retry.classify must be callable, got {self.classify!r}")
         clock = self.clock if self.clock is not None else default_clock()
-        native = _core.AwsRetryPolicy(
-            mode=self.mode,
-            max_attempts=self.max_attempts,
-            quota=self.quota,
-            retry_cost=self.retry_cost,
-            timeout_cost=self.timeout_cost,
-            no_retry_increment=self.no_retry_increment,
-            base_delay=self.base_delay,
-            max_backoff=self.max_backoff,
-            min_rate=self.min_rate,
-            beta=self.beta,
-            scale_constant=self.scale_constant,
-            smoothing=self.smoothing,
-            max_wait=self.max_wait,
-            now_ns=clock.now_ns(),
-        )
+        # The field table beside AwsRetryConfig (cpp/rlab/policy/aws_retry.cc) reads and checks
+        # the fields, naming them "aws_retry.<field>".
+        fields = {f["name"]: getattr(self, f["name"]) for f in _schema.TABLES["AwsRetryConfig"]}
+        native = _core.AwsRetryPolicy(fields, clock.now_ns())
         init = functools.partial(object.__setattr__, self)
         init("_native", native)
         init("_clock", clock)

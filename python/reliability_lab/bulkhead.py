@@ -30,23 +30,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
-from reliability_lab import _checks, _core
+from reliability_lab import _checks, _core, _schema
 from reliability_lab.errors import BulkheadClosed, BulkheadFull
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _integer(name: str, value: object) -> int:
-    # Within the native int64 (beyond it pybind11 would not name the field); the native check
-    # then applies the field's own range.
-    return _checks.integer(name, value, _checks.INT64_MIN, _checks.INT64_MAX)
-
-
-def _max_wait(value: object) -> float | None:
-    if value is None:
-        return None
-    return _checks.number("max_wait", value)
 
 
 @dataclass(frozen=True)
@@ -65,14 +53,11 @@ class BulkheadConfig:
     max_wait: float | None = None
 
     def __post_init__(self) -> None:
-        _core.BulkheadState(*self._args())
+        # The field table beside BulkheadConfig (cpp/rlab/policy/bulkhead.cc).
+        _schema.check(self)
 
     def _args(self) -> tuple[int, int, float | None]:
-        return (
-            _integer("max_concurrent", self.max_concurrent),
-            _integer("max_waiting", self.max_waiting),
-            _max_wait(self.max_wait),
-        )
+        return (self.max_concurrent, self.max_waiting, self.max_wait)  # checked on construction
 
     def build(self, name: str = "bulkhead") -> Bulkhead:
         """A new bulkhead with this configuration."""

@@ -30,7 +30,7 @@ TEST(HedgeConfigTest, Validation) {
   EXPECT_EQ(Validate(h).message(), "max_hedges must be an integer in [1, 31], got 0");
   h = {};
   h.quantile = 1.0;
-  EXPECT_EQ(Validate(h).message(), "quantile must be None or in (0, 1), got 1");
+  EXPECT_EQ(Validate(h).message(), "quantile must be a finite number in (0, 1), got 1");
   h = {};
   h.budget_ratio = 32.0;
   EXPECT_FALSE(Validate(h).ok());

@@ -95,5 +95,70 @@ TEST(SchemaTest, BreakerTableDrivesItsValidator) {
   EXPECT_EQ(BreakerSchema().class_name, "Breaker");
 }
 
+struct Inner {
+  double rate = 2.0;
+};
+
+struct Optional {
+  int64_t wait_ns = -1;  // None
+  double share = 0.5;
+  Inner inner;
+};
+
+const ConfigSchema<Optional>& OptionalSchema() {
+  static constexpr FieldSpec<Optional> kFields[] = {
+      schema::OrNone(schema::Seconds<&Optional::wait_ns>("wait", 0, kMaxDurationS, Bound::kClosed,
+                                                         Bound::kClosed, "how long"),
+                     -1),
+      schema::OrNone(
+          schema::Real<&Optional::share>("share", 0, 1, Bound::kOpen, Bound::kOpen, "", "a share"),
+          -1.0),
+      schema::RealIn<&Optional::inner, &Inner::rate>("rate", 0, 10, Bound::kOpen, Bound::kClosed,
+                                                     "1/s", "a nested member"),
+  };
+  static constexpr ConfigSchema<Optional> kSchema{"Optional", kFields};
+  return kSchema;
+}
+
+TEST(SchemaTest, OptionalFieldsAcceptOnlyTheirSentinelOutsideTheRange) {
+  Optional o;
+  EXPECT_TRUE(ValidateFields(OptionalSchema(), o).ok());  // both None
+  EXPECT_TRUE(OptionalSchema().fields[0].info.optional);
+  EXPECT_TRUE(IsNoneInt(OptionalSchema().fields[0].info, o.wait_ns));
+  o.wait_ns = -2;  // not the sentinel: out of range
+  EXPECT_EQ(ValidateFields(OptionalSchema(), o).message(),
+            "wait must be a finite number in [0, 1e+06], got -2e-09");
+  o = Optional{};
+  o.share = -1.0;  // the sentinel: None
+  EXPECT_TRUE(ValidateFields(OptionalSchema(), o).ok());
+  o.share = 1.0;
+  EXPECT_EQ(ValidateFields(OptionalSchema(), o).message(),
+            "share must be a finite number in (0, 1), got 1");
+}
+
+TEST(SchemaTest, RealInReadsAndWritesTheNestedMember) {
+  Optional o;
+  const FieldSpec<Optional>& f = OptionalSchema().fields[2];
+  EXPECT_EQ(f.get_real(o), 2.0);
+  f.set_real(o, 3.0);
+  EXPECT_EQ(o.inner.rate, 3.0);
+  o.inner.rate = 0.0;
+  EXPECT_EQ(ValidateFields(OptionalSchema(), o).message(),
+            "rate must be a finite number in (0, 10], got 0");
+}
+
+TEST(SchemaTest, ValidateAtRootsTheMessageAtThePath) {
+  Optional o;
+  o.inner.rate = 11.0;
+  EXPECT_EQ(ValidateAt("payment.x", OptionalSchema(), o).message(),
+            "payment.x.rate must be a finite number in (0, 10], got 11");
+  EXPECT_EQ(ValidateAt("", OptionalSchema(), o).message(),
+            "rate must be a finite number in (0, 10], got 11");
+  auto rules = [](const Optional& c) {
+    return c.share > 0.4 ? absl::InvalidArgumentError("share too big") : absl::OkStatus();
+  };
+  EXPECT_EQ(ValidateAt("p", OptionalSchema(), Optional{}, +rules).message(), "p.share too big");
+}
+
 }  // namespace
 }  // namespace rlab

@@ -50,4 +50,9 @@ absl::Status CheckChoiceField(const FieldInfo& f, int64_t index) {
                                                     absl::StrJoin(names, ", "), index));
 }
 
+absl::Status AtPath(std::string_view path, const absl::Status& status) {
+  if (status.ok() || path.empty()) return status;
+  return absl::Status(status.code(), absl::StrFormat("%s.%s", path, status.message()));
+}
+
 }  // namespace rlab

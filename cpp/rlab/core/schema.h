@@ -51,7 +51,17 @@ struct FieldInfo {
   absl::Span<const std::string_view> choices;  // kChoice: the names of the values 0..n-1
   std::string_view unit;                       // "s", "calls", "" ...
   std::string_view doc;                        // one line
+  // An optional field (Python `x | None`): the member holds `none_int` (integer-like kinds) or
+  // `none_real` (reals) for None, a value outside the range so that no legal value is taken
+  // for it. Set by schema::OrNone.
+  bool optional = false;
+  int64_t none_int = 0;
+  double none_real = 0.0;
 };
+
+// Whether a field's raw value is its None sentinel.
+inline bool IsNoneInt(const FieldInfo& f, int64_t v) { return f.optional && v == f.none_int; }
+inline bool IsNoneReal(const FieldInfo& f, double v) { return f.optional && v == f.none_real; }
 
 // A field and how to read and write it in a `Config`. Integer-like kinds (int, seconds as
 // nanoseconds, bool, choice index) go through get_int/set_int, reals through get_real/set_real.
@@ -85,6 +95,10 @@ template <typename Config>
 absl::Status ValidateFields(const ConfigSchema<Config>& schema, const Config& config) {
   for (const FieldSpec<Config>& f : schema.fields) {
     absl::Status s;
+    if (f.info.kind == FieldKind::kReal ? IsNoneReal(f.info, f.get_real(config))
+                                        : IsNoneInt(f.info, f.get_int(config))) {
+      continue;
+    }
     switch (f.info.kind) {
       case FieldKind::kInt:
         s = CheckIntField(f.info, f.get_int(config));
@@ -104,6 +118,19 @@ absl::Status ValidateFields(const ConfigSchema<Config>& schema, const Config& co
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+// `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
+// empty path leaves the message as it is.
+absl::Status AtPath(std::string_view path, const absl::Status& status);
+
+// ValidateFields, then the config's cross-field `rules` (may be null), the message under `path`.
+template <typename Config>
+absl::Status ValidateAt(std::string_view path, const ConfigSchema<Config>& schema,
+                        const Config& config, absl::Status (*rules)(const Config&) = nullptr) {
+  absl::Status s = ValidateFields(schema, config);
+  if (s.ok() && rules != nullptr) s = rules(config);
+  return AtPath(path, s);
 }
 
 // Builders of table rows from a member pointer: `schema::Int<&C::member>(...)`.
@@ -148,6 +175,24 @@ constexpr FieldSpec<C> Real(std::string_view name, double lo, double hi, Bound l
   f.info.doc = doc;
   f.get_real = [](const C& c) -> double { return c.*M; };
   f.set_real = [](C& c, double v) { c.*M = v; };
+  return f;
+}
+
+// A real member `Inner` of the struct member `Outer` (a nested params struct), flat in Python.
+template <auto Outer, auto Inner, typename C = typename MemberOf<Outer>::Class>
+constexpr FieldSpec<C> RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
+                              Bound hi_bound, std::string_view unit, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kReal;
+  f.info.lo = lo;
+  f.info.hi = hi;
+  f.info.lo_bound = lo_bound;
+  f.info.hi_bound = hi_bound;
+  f.info.unit = unit;
+  f.info.doc = doc;
+  f.get_real = [](const C& c) -> double { return (c.*Outer).*Inner; };
+  f.set_real = [](C& c, double v) { (c.*Outer).*Inner = v; };
   return f;
 }
 
@@ -196,6 +241,16 @@ constexpr FieldSpec<C> Choice(std::string_view name, absl::Span<const std::strin
   f.get_int = [](const C& c) -> int64_t { return static_cast<int64_t>(c.*M); };
   f.set_int = [](C& c, int64_t v) { c.*M = static_cast<typename MemberOf<M>::Type>(v); };
   return f;
+}
+
+// `field` made optional: None is held as `none` in the member (nanoseconds for seconds), a
+// value the field's range excludes.
+template <typename C>
+constexpr FieldSpec<C> OrNone(FieldSpec<C> field, double none) {
+  field.info.optional = true;
+  field.info.none_real = none;
+  field.info.none_int = static_cast<int64_t>(none);
+  return field;
 }
 
 }  // namespace schema

@@ -100,15 +100,7 @@ double MixTotal(const FailureMix& mix) {
 }
 
 absl::Status ValidateMix(std::string_view path, const FailureMix& mix) {
-  return FirstError({
-      CheckRange(Join(path, "http500"), mix.http500, 0.0, kInf),
-      CheckRange(Join(path, "http503"), mix.http503, 0.0, kInf),
-      CheckRange(Join(path, "http429"), mix.http429, 0.0, kInf),
-      CheckRange(Join(path, "timeout"), mix.timeout, 0.0, kInf),
-      CheckRange(Join(path, "connection_reset"), mix.connection_reset, 0.0, kInf),
-      CheckDuration(Join(path, "retry_after"), NsToSeconds(mix.retry_after_ns),
-                    /*allow_zero=*/true),
-  });
+  return ValidateAt(path, FailureMixSchema(), mix);
 }
 
 // A failing call needs a kind to fail with: the mix in force must have some weight.
@@ -244,6 +236,23 @@ Outcome PickFailure(const FailureMix& mix, double u) {
 }
 
 }  // namespace
+
+const ConfigSchema<FailureMix>& FailureMixSchema() {
+  using C = FailureMix;
+  constexpr Bound kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Real<&C::http500>("http500", 0, kInf, kC, kC, "", "weight of HTTP 500 answers"),
+      schema::Real<&C::http503>("http503", 0, kInf, kC, kC, "", "weight of HTTP 503 answers"),
+      schema::Real<&C::http429>("http429", 0, kInf, kC, kC, "", "weight of HTTP 429 answers"),
+      schema::Real<&C::timeout>("timeout", 0, kInf, kC, kC, "", "weight of hangs"),
+      schema::Real<&C::connection_reset>("connection_reset", 0, kInf, kC, kC, "",
+                                         "weight of connection resets"),
+      schema::Seconds<&C::retry_after_ns>("retry_after", 0, kMaxDurationS, kC, kC,
+                                          "the Retry-After hint of a 429"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"FailureMix", kFields};
+  return kSchema;
+}
 
 int64_t SampleNs(const LatencyDist& dist, RandomStream& rng) {
   return ToCappedNs(SampleSeconds(dist, DrawSample(rng)));

@@ -12,6 +12,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/rng.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 #include "rlab/model/scenario.h"
 
@@ -39,6 +40,9 @@ double MeanSeconds(const LatencyDist& dist);
 
 // Checks a distribution; errors name `path` (e.g. "payment.faults.latency.mean").
 absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist);
+
+// The field table of FailureMix (Python: rl.FailureMix).
+const ConfigSchema<FailureMix>& FailureMixSchema();
 
 // Checks a fault model, phases and capacity included; errors name `path` + ".field".
 absl::Status ValidateFaultModel(std::string_view path, const FaultModelConfig& config);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -30,54 +31,61 @@ std::string_view LimitKindName(LimitConfig::Kind kind) {
   return "?";
 }
 
-absl::Status ValidateLimit(std::string_view path, const LimitConfig& c) {
-  auto at = [path](std::string_view name) { return absl::StrFormat("%s.%s", path, name); };
-  absl::Status s = FirstError({
-      CheckIntRange(at("initial"), c.initial, 1, kMaxLimit),
-      CheckIntRange(at("min"), c.min, 1, kMaxLimit),
-      CheckIntRange(at("max"), c.max, 1, kMaxLimit),
-      CheckRange(at("backoff_ratio"), c.backoff_ratio, 0.5, 1.0, Bound::kClosed, Bound::kOpen),
-      CheckDurationNs(at("timeout"), c.timeout_ns),
-      c.smoothing == -1.0  // None: the algorithm's default
-          ? absl::OkStatus()
-          : CheckRange(at("smoothing"), c.smoothing, 0.0, 1.0, Bound::kOpen, Bound::kClosed),
-      CheckIntRange(at("alpha_factor"), c.alpha_factor, 0, 1000),
-      CheckIntRange(at("beta_factor"), c.beta_factor, 0, 1000),
-      CheckIntRange(at("threshold_factor"), c.threshold_factor, 0, 1000),
-      CheckIntRange(at("probe_multiplier"), c.probe_multiplier, 1, kMaxLimit),
-      CheckIntRange(at("queue_size"), c.queue_size, 0, kMaxLimit),
-      CheckIntRange(at("long_window"), c.long_window, 1, kMaxLimit),
-      CheckRange(at("rtt_tolerance"), c.rtt_tolerance, 1.0, 100.0),
-      CheckDurationNs(at("sample_interval"), c.sample_interval_ns),
-      CheckDurationNs(at("min_rtt_interval"), c.min_rtt_interval_ns),
-      CheckRange(at("jitter"), c.jitter, 0.0, 1.0),
-      CheckIntRange(at("request_count"), c.request_count, 1, kMaxLimit),
-      CheckRange(at("buffer"), c.buffer, 0.0, 10.0),
-      CheckRange(at("percentile"), c.percentile, 0.0, 1.0, Bound::kOpen, Bound::kClosed),
-      CheckDurationNs(at("window"), c.window_ns, /*allow_zero=*/true),
-      CheckIntRange(at("window_size"), c.window_size, 1, kMaxLimit),
-  });
-  if (!s.ok()) return s;
-  if (c.min > c.max) {
+const ConfigSchema<LimitConfig>& LimitSchema() {
+  using C = LimitConfig;
+  static constexpr std::string_view kKinds[] = {"static", "aimd", "vegas", "gradient2", "envoy"};
+  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Choice<&C::kind>("kind", kKinds, "the algorithm"),
+      schema::Int<&C::initial>("initial", 1, kMaxLimit, "", "the limit at the start"),
+      schema::Int<&C::min>("min", 1, kMaxLimit, "", "the lowest limit"),
+      schema::Int<&C::max>("max", 1, kMaxLimit, "", "the highest limit"),
+      schema::Real<&C::backoff_ratio>("backoff_ratio", 0.5, 1, kC, kO, "", "aimd: drop factor"),
+      schema::Seconds<&C::timeout_ns>("timeout", 0, kMaxDurationS, kO, kC, "aimd: drop RTT"),
+      schema::OrNone(
+          schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "vegas, gradient2: smoothing"),
+          -1.0),
+      schema::Int<&C::alpha_factor>("alpha_factor", 0, 1000, "", "vegas: alpha"),
+      schema::Int<&C::beta_factor>("beta_factor", 0, 1000, "", "vegas: beta"),
+      schema::Int<&C::threshold_factor>("threshold_factor", 0, 1000, "", "vegas: threshold"),
+      schema::Int<&C::probe_multiplier>("probe_multiplier", 1, kMaxLimit, "", "vegas: probes"),
+      schema::Int<&C::queue_size>("queue_size", 0, kMaxLimit, "", "gradient2: growth"),
+      schema::Int<&C::long_window>("long_window", 1, kMaxLimit, "", "gradient2: long RTT"),
+      schema::Real<&C::rtt_tolerance>("rtt_tolerance", 1, 100, kC, kC, "", "gradient2: RTT rise"),
+      schema::Seconds<&C::sample_interval_ns>("sample_interval", 0, kMaxDurationS, kO, kC,
+                                              "envoy: between limit updates"),
+      schema::Seconds<&C::min_rtt_interval_ns>("min_rtt_interval", 0, kMaxDurationS, kO, kC,
+                                               "envoy: between min-RTT measurements"),
+      schema::Real<&C::jitter>("jitter", 0, 1, kC, kC, "", "envoy: min-RTT jitter"),
+      schema::Int<&C::request_count>("request_count", 1, kMaxLimit, "", "envoy: min-RTT samples"),
+      schema::Real<&C::buffer>("buffer", 0, 10, kC, kC, "", "envoy: latency above min RTT"),
+      schema::Real<&C::percentile>("percentile", 0, 1, kO, kC, "", "envoy: a window's RTT"),
+      schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, kC, kC, "the update window"),
+      schema::Int<&C::window_size>("window_size", 1, kMaxLimit, "", "samples a window needs"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Limit", kFields};
+  return kSchema;
+}
+
+absl::Status ValidateLimitRules(const LimitConfig& c) {
+  auto above = [](std::string_view name, int64_t lo, int64_t hi, int64_t v) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s must be at most %s (%d), got %d", at("min"), at("max"), c.max, c.min));
-  }
-  if (c.initial < c.min || c.initial > c.max) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s must be in [%s, %s] = [%d, %d], got %d",
-                                                      at("initial"), at("min"), at("max"), c.min,
-                                                      c.max, c.initial));
-  }
-  if (c.alpha_factor > c.beta_factor) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s must be at most %s (%d), got %d",
-                                                      at("alpha_factor"), at("beta_factor"),
-                                                      c.beta_factor, c.alpha_factor));
-  }
+        absl::StrFormat("%s must be an integer in [%d, %d], got %d", name, lo, hi, v));
+  };
+  if (c.min > c.max) return above("min", 1, c.max, c.min);
+  if (c.initial < c.min || c.initial > c.max) return above("initial", c.min, c.max, c.initial);
+  if (c.alpha_factor > c.beta_factor)
+    return above("alpha_factor", 0, c.beta_factor, c.alpha_factor);
   if (c.kind == LimitConfig::Kind::kEnvoy && c.window_ns > 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s must be 0 when %s is 'envoy' (Envoy has its own sample windows), got %g s",
-        at("window"), at("kind"), NsToSeconds(c.window_ns)));
+        "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), got %g",
+        NsToSeconds(c.window_ns)));
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateLimit(std::string_view path, const LimitConfig& c) {
+  return ValidateAt(path, LimitSchema(), c, &ValidateLimitRules);
 }
 
 ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
@@ -161,17 +169,25 @@ LimitSampleKind ClientLimitSample(const Outcome& o) {
   }
 }
 
+const ConfigSchema<RateLimitScenarioConfig>& RateLimitSchema() {
+  using C = RateLimitScenarioConfig;
+  static constexpr std::string_view kModes[] = {"smooth", "bursty"};
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Real<&C::rate>("rate", 0, 1e7, Bound::kOpen, Bound::kClosed, "1/s",
+                             "permits per second"),
+      schema::Int<&C::burst>("burst", 1, 1'000'000'000, "permits", "permits saved up"),
+      schema::Choice<&C::mode>("mode", kModes, "smooth (GCRA) or bursty"),
+      schema::Seconds<&C::max_wait_ns>("max_wait", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed,
+                                       "the longest wait for a permit"),
+      schema::Flag<&C::per_key>("per_key", "one rate per order key"),
+      schema::Int<&C::max_keys>("max_keys", 1, 10'000'000, "keys", "keys kept when per_key"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"RateLimit", kFields};
+  return kSchema;
+}
+
 absl::Status ValidateRateLimit(std::string_view path, const RateLimitScenarioConfig& c) {
-  auto at = [path](std::string_view name) { return absl::StrFormat("%s.%s", path, name); };
-  return FirstError({
-      CheckRange(at("rate"), c.rate, 0.0, 1e7, Bound::kOpen, Bound::kClosed),
-      CheckIntRange(at("burst"), c.burst, 1, 1'000'000'000),
-      c.mode == RateLimitMode::kSmooth || c.mode == RateLimitMode::kBursty
-          ? absl::OkStatus()
-          : absl::InvalidArgumentError(absl::StrFormat("%s has an unknown value", at("mode"))),
-      CheckDurationNs(at("max_wait"), c.max_wait_ns, /*allow_zero=*/true),
-      CheckIntRange(at("max_keys"), c.max_keys, 1, 10'000'000),
-  });
+  return ValidateAt(path, RateLimitSchema(), c);
 }
 
 RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& c) {

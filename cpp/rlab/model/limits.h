@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
+#include "rlab/core/schema.h"
 #include "rlab/policy/concurrency_limit.h"
 #include "rlab/policy/rate_limit.h"
 
@@ -68,6 +69,10 @@ std::string_view LimitKindName(LimitConfig::Kind kind);
 // Checks every field (whatever the kind), naming it by its Python name under `path`
 // ("payment.limit.initial must be ...").
 absl::Status ValidateLimit(std::string_view path, const LimitConfig& config);
+// The field table of LimitConfig (Python: rl.Limit), and the rules ValidateLimit adds
+// (min <= initial <= max, alpha_factor <= beta_factor, no window for envoy).
+const ConfigSchema<LimitConfig>& LimitSchema();
+absl::Status ValidateLimitRules(const LimitConfig& config);
 
 // The policy's configuration for a valid `config` (static: AIMD pinned at `initial`).
 ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& config);
@@ -95,6 +100,8 @@ struct RateLimitScenarioConfig {
 
 // Checks every field under `path` ("payment.rate_limit.rate must be ...").
 absl::Status ValidateRateLimit(std::string_view path, const RateLimitScenarioConfig& config);
+// The field table of RateLimitScenarioConfig (Python: rl.RateLimit).
+const ConfigSchema<RateLimitScenarioConfig>& RateLimitSchema();
 
 // The policy's configuration: permits = 1 (smooth) or burst (bursty) per permits / rate seconds.
 RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& config);

@@ -145,19 +145,11 @@ absl::Status ValidateDependencyName(const ScenarioConfig& config, size_t index) 
 }
 
 absl::Status ValidateFallback(const std::string& name, const FallbackConfig& f) {
-  switch (f.kind) {
-    case FallbackConfig::Kind::kNone:
-    case FallbackConfig::Kind::kDefault:
-      return absl::OkStatus();
-    case FallbackConfig::Kind::kCache:
-    case FallbackConfig::Kind::kCacheOrDefault:
-      return FirstError({
-          CheckIntRange(name + ".fallback.cache_capacity", f.cache_capacity, 1, kMaxCacheCapacity),
-          CheckDuration(name + ".fallback.cache_ttl", NsToSeconds(f.cache_ttl_ns)),
-      });
+  // Without a cache the cache fields are not used, so not checked.
+  if (f.kind == FallbackConfig::Kind::kNone || f.kind == FallbackConfig::Kind::kDefault) {
+    return absl::OkStatus();
   }
-  return Invalid(
-      absl::StrFormat("%s.fallback has an unknown kind %d", name, static_cast<int>(f.kind)));
+  return ValidateAt(name + ".fallback", FallbackSchema(), f);
 }
 
 absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
@@ -279,6 +271,20 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
 }
 
 }  // namespace
+
+const ConfigSchema<FallbackConfig>& FallbackSchema() {
+  using C = FallbackConfig;
+  static constexpr std::string_view kKinds[] = {"none", "cache", "default", "cache_or_default"};
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Choice<&C::kind>("kind", kKinds, "what a failed call falls back to"),
+      schema::Int<&C::cache_capacity>("cache_capacity", 1, kMaxCacheCapacity, "entries",
+                                      "LRU entries, one per order key"),
+      schema::Seconds<&C::cache_ttl_ns>("cache_ttl", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
+                                        "the oldest cached value served"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Fallback", kFields};
+  return kSchema;
+}
 
 absl::Status ValidateScenario(const ScenarioConfig& config) {
   absl::Status s = FirstError({

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/policy/aws_retry.h"
 #include "rlab/model/limits.h"
 #include "rlab/policy/bulkhead.h"
@@ -241,6 +242,9 @@ struct ScenarioConfig {
 // The most dependencies a scenario may have (the live engine keeps per-order dependency sets in
 // 32-bit masks).
 inline constexpr size_t kMaxDependencies = 16;
+
+// The field table of FallbackConfig (Python: rl.Fallback).
+const ConfigSchema<FallbackConfig>& FallbackSchema();
 
 // Checks everything, naming the dotted path of the first bad field as the Python API spells it,
 // with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").

@@ -243,23 +243,42 @@ std::string_view AwsRetryVerdictName(AwsRetryVerdict verdict) {
   return "permanent";
 }
 
-absl::Status Validate(const AwsRetryConfig& c) {
+const ConfigSchema<AwsRetryConfig>& AwsRetrySchema() {
+  using C = AwsRetryConfig;
+  using P = ClientRateLimiter::Params;
   constexpr int64_t kMaxUnits = 1'000'000'000;
-  const ClientRateLimiter::Params& a = c.adaptive;
-  return FirstError({
-      CheckIntRange("aws_retry.max_attempts", c.max_attempts, 1, 100),
-      CheckIntRange("aws_retry.quota", c.quota, 0, kMaxUnits),
-      CheckIntRange("aws_retry.retry_cost", c.retry_cost, 1, kMaxUnits),
-      CheckIntRange("aws_retry.timeout_cost", c.timeout_cost, 1, kMaxUnits),
-      CheckIntRange("aws_retry.no_retry_increment", c.no_retry_increment, 0, kMaxUnits),
-      CheckDuration("aws_retry.base_delay", c.base_delay_s),
-      CheckDuration("aws_retry.max_backoff", c.max_backoff_s),
-      CheckRange("aws_retry.min_rate", a.min_rate, 0.0, 1e9, Bound::kOpen),
-      CheckRange("aws_retry.beta", a.beta, 0.0, 1.0, Bound::kOpen, Bound::kOpen),
-      CheckRange("aws_retry.scale_constant", a.scale_constant, 0.0, 1e9, Bound::kOpen),
-      CheckRange("aws_retry.smoothing", a.smoothing, 0.0, 1.0, Bound::kOpen),
-      CheckDuration("aws_retry.max_wait", c.max_wait_s, /*allow_zero=*/true),
-  });
+  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+  static constexpr std::string_view kModes[] = {"standard", "adaptive"};
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Choice<&C::mode>("mode", kModes, "botocore's retry mode"),
+      schema::Int<&C::max_attempts>("max_attempts", 1, 100, "attempts", "the first included"),
+      schema::Int<&C::quota>("quota", 0, kMaxUnits, "units", "the retry quota's capacity"),
+      schema::Int<&C::retry_cost>("retry_cost", 1, kMaxUnits, "units", "a retry's cost"),
+      schema::Int<&C::timeout_cost>("timeout_cost", 1, kMaxUnits, "units",
+                                    "a retry's cost after a timeout"),
+      schema::Int<&C::no_retry_increment>("no_retry_increment", 0, kMaxUnits, "units",
+                                          "refund of a success without retries"),
+      schema::Real<&C::base_delay_s>("base_delay", 0, kMaxDurationS, kO, kC, "s",
+                                     "scales the backoff"),
+      schema::Real<&C::max_backoff_s>("max_backoff", 0, kMaxDurationS, kO, kC, "s",
+                                      "cap on one backoff"),
+      schema::RealIn<&C::adaptive, &P::min_rate>("min_rate", 0, 1e9, kO, kC, "1/s",
+                                                 "adaptive: the lowest send rate"),
+      schema::RealIn<&C::adaptive, &P::beta>("beta", 0, 1, kO, kO, "",
+                                             "adaptive: CUBIC's decrease"),
+      schema::RealIn<&C::adaptive, &P::scale_constant>("scale_constant", 0, 1e9, kO, kC, "",
+                                                       "adaptive: CUBIC's C"),
+      schema::RealIn<&C::adaptive, &P::smoothing>("smoothing", 0, 1, kO, kC, "",
+                                                  "adaptive: send-rate average weight"),
+      schema::Real<&C::max_wait_s>("max_wait", 0, kMaxDurationS, kC, kC, "s",
+                                   "adaptive: longest wait for a send token"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"AwsRetryConfig", kFields};
+  return kSchema;
+}
+
+absl::Status Validate(const AwsRetryConfig& c) {
+  return ValidateAt("aws_retry", AwsRetrySchema(), c);
 }
 
 AwsRetryPolicy::AwsRetryPolicy(const AwsRetryConfig& config, int64_t now_ns)

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
 #include "rlab/core/outcome.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -198,6 +199,8 @@ struct AwsRetryConfig {
 
 // Checks every field, naming them as the Python parameters.
 absl::Status Validate(const AwsRetryConfig& config);
+// The field table of AwsRetryConfig (Python: rl.AwsRetryConfig; `adaptive` flattened).
+const ConfigSchema<AwsRetryConfig>& AwsRetrySchema();
 
 // What to do after an attempt.
 enum class AwsRetryVerdict : uint8_t {

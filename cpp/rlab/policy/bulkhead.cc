@@ -4,14 +4,23 @@
 #include "rlab/core/validate.h"
 
 namespace rlab {
-absl::Status Validate(const BulkheadConfig& c) {
+const ConfigSchema<BulkheadConfig>& BulkheadSchema() {
+  using C = BulkheadConfig;
   constexpr int64_t kMaxCount = 1'000'000;
-  return FirstError({
-      CheckIntRange("max_concurrent", c.max_concurrent, 1, kMaxCount),
-      CheckIntRange("max_waiting", c.max_waiting, 0, kMaxCount),
-      c.max_wait_ns < 0 ? absl::OkStatus() : CheckDurationNs("max_wait", c.max_wait_ns, true),
-  });
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Int<&C::max_concurrent>("max_concurrent", 1, kMaxCount, "calls",
+                                      "calls running at once"),
+      schema::Int<&C::max_waiting>("max_waiting", 0, kMaxCount, "calls",
+                                   "callers allowed to wait for a slot"),
+      schema::OrNone(schema::Seconds<&C::max_wait_ns>("max_wait", 0, kMaxDurationS, Bound::kClosed,
+                                                      Bound::kClosed, "a waiter's longest wait"),
+                     -1),
+  };
+  static constexpr ConfigSchema<C> kSchema{"BulkheadConfig", kFields};
+  return kSchema;
 }
+
+absl::Status Validate(const BulkheadConfig& c) { return ValidateFields(BulkheadSchema(), c); }
 
 std::string_view BulkheadDecisionName(BulkheadDecision decision) {
   switch (decision) {

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -30,6 +31,8 @@ struct BulkheadConfig {
 
 // Checks every field, naming the Python parameter (max_concurrent, max_waiting, max_wait).
 absl::Status Validate(const BulkheadConfig& config);
+// The field table of BulkheadConfig (Python: rl.BulkheadConfig).
+const ConfigSchema<BulkheadConfig>& BulkheadSchema();
 
 // The answer to TryAcquire.
 enum class BulkheadDecision : uint8_t {

@@ -9,28 +9,46 @@
 
 namespace rlab {
 
-absl::Status Validate(const HedgeConfig& c) {
-  absl::Status s = FirstError({
-      CheckIntRange("max_hedges", c.max_hedges, 1, kMaxCopies - 1),
-      CheckDurationNs("delay", c.delay_ns),
-      CheckIntRange("window", c.window, 1, 100'000),
-      CheckRange("budget_burst", c.budget_burst, 1.0, 1e9),
-  });
-  if (!s.ok()) return s;
-  if (c.quantile != 0.0 && !(c.quantile > 0.0 && c.quantile < 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("quantile must be None or in (0, 1), got %g", c.quantile));
-  }
-  if (c.budget_ratio >= 0.0 || std::isnan(c.budget_ratio)) {
-    return CheckRange("budget_ratio", c.budget_ratio, 0.0, kMaxCopies - 1);
-  }
-  return absl::OkStatus();
+const ConfigSchema<HedgeConfig>& HedgeSchema() {
+  using C = HedgeConfig;
+  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Int<&C::max_hedges>("max_hedges", 1, kMaxCopies - 1, "copies",
+                                  "extra copies per call"),
+      schema::Seconds<&C::delay_ns>("delay", 0, kMaxDurationS, kO, kC,
+                                    "without an answer before the next copy"),
+      schema::OrNone(schema::Real<&C::quantile>("quantile", 0, 1, kO, kO, "",
+                                                "hedge after this latency quantile"),
+                     0.0),
+      schema::Int<&C::window>("window", 1, 100'000, "latencies", "kept for the quantile"),
+      schema::OrNone(schema::Real<&C::budget_ratio>("budget_ratio", 0, kMaxCopies - 1, kC, kC,
+                                                    "tokens", "budget tokens added per call"),
+                     -1.0),
+      schema::Real<&C::budget_burst>("budget_burst", 1, 1e9, kC, kC, "tokens",
+                                     "the budget bucket's size"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Hedge", kFields};
+  return kSchema;
+}
+
+absl::Status Validate(const HedgeConfig& c) { return ValidateFields(HedgeSchema(), c); }
+
+const ConfigSchema<FanoutConfig>& FanoutSchema() {
+  using C = FanoutConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Int<&C::copies>("copies", 1, kMaxCopies, "copies", "copies per call"),
+      schema::Int<&C::quorum>("quorum", 1, kMaxCopies, "copies", "successes needed"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"FanOut", kFields};
+  return kSchema;
+}
+
+absl::Status ValidateFanoutRules(const FanoutConfig& c) {
+  return CheckIntRange("quorum", c.quorum, 1, c.copies);
 }
 
 absl::Status Validate(const FanoutConfig& c) {
-  absl::Status s = CheckIntRange("copies", c.copies, 1, kMaxCopies);
-  if (!s.ok()) return s;
-  return CheckIntRange("quorum", c.quorum, 1, c.copies);
+  return ValidateAt("", FanoutSchema(), c, &ValidateFanoutRules);
 }
 
 Hedger::Hedger(const HedgeConfig& config) : config_(config), tokens_(config.budget_burst) {

@@ -19,6 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "rlab/core/mutex.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -51,6 +52,10 @@ struct FanoutConfig {
 // Checks every field, naming the Python parameter (max_hedges, delay, ...).
 absl::Status Validate(const HedgeConfig& config);
 absl::Status Validate(const FanoutConfig& config);
+// The field tables (Python: rl.Hedge, rl.FanOut), and FanOut's rule (quorum <= copies).
+const ConfigSchema<HedgeConfig>& HedgeSchema();
+const ConfigSchema<FanoutConfig>& FanoutSchema();
+absl::Status ValidateFanoutRules(const FanoutConfig& config);
 
 // The shared hedging state of one dependency: the latency window and the budget. Thread-safe.
 class Hedger {

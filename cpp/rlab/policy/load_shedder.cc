@@ -45,18 +45,28 @@ std::string_view CriticalityName(Criticality c) { return kClassNames[static_cast
 
 std::string_view ShedCauseName(ShedCause c) { return kCauseNames[static_cast<size_t>(c)]; }
 
+const ConfigSchema<ShedClassConfig>& ShedClassSchema() {
+  using C = ShedClassConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Real<&C::traffic>("traffic", 0, 1e9, Bound::kClosed, Bound::kClosed, "",
+                                "the class's weight among arrivals"),
+      schema::Real<&C::max_occupancy>("max_occupancy", 0, 1, Bound::kOpen, Bound::kClosed, "",
+                                      "refused above this share of the queue"),
+      schema::OrNone(schema::Seconds<&C::max_queue_delay_ns>("max_queue_delay", 0, kMaxDurationS,
+                                                             Bound::kOpen, Bound::kClosed,
+                                                             "refused above this queueing delay"),
+                     0),
+  };
+  static constexpr ConfigSchema<C> kSchema{"ShedClass", kFields};
+  return kSchema;
+}
+
 absl::Status Validate(const SheddingConfig& c, std::string_view path) {
   double traffic = 0.0;
   for (int i = 0; i < kNumCriticalities; ++i) {
     const ShedClassConfig& k = c.classes[i];
     const std::string at = absl::StrFormat("%s.%s", path, kClassNames[i]);
-    if (absl::Status s =
-            FirstError({CheckRange(at + ".traffic", k.traffic, 0.0, 1e9),
-                        CheckRange(at + ".max_occupancy", k.max_occupancy, 0.0, 1.0, Bound::kOpen),
-                        CheckDurationNs(at + ".max_queue_delay", k.max_queue_delay_ns, true)});
-        !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = ValidateAt(at, ShedClassSchema(), k); !s.ok()) return s;
     traffic += k.traffic;
   }
   if (!(traffic > 0.0)) {

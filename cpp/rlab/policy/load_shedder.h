@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "rlab/core/mutex.h"
 #include "rlab/core/rng.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -54,7 +55,7 @@ std::string_view CriticalityName(Criticality c);
 
 // One class's share of the arrivals and its shedding thresholds.
 struct ShedClassConfig {
-  double traffic = 0.0;            // relative weight of this class among arrivals, >= 0
+  double traffic = 1.0;            // relative weight of this class among arrivals, >= 0
   double max_occupancy = 1.0;      // in (0, 1]; see above
   int64_t max_queue_delay_ns = 0;  // 0: never shed by queueing delay
 };
@@ -79,6 +80,8 @@ struct SheddingConfig {
 // Checks every field, naming them under `path` as the Python API does
 // ("intake.shedding.sheddable.max_occupancy must be ...", "intake.shedding.tenants[1].weight").
 absl::Status Validate(const SheddingConfig& config, std::string_view path = "intake.shedding");
+// The field table of one class (Python: rl.ShedClass; max_queue_delay None held as 0).
+const ConfigSchema<ShedClassConfig>& ShedClassSchema();
 
 // Why an order was refused (kAdmit: it was not).
 enum class ShedCause : uint8_t { kAdmit = 0, kOccupancy, kDelay, kFairness };

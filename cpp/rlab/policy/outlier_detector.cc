@@ -31,29 +31,46 @@ int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
 }  // namespace
 
-absl::Status Validate(const OutlierConfig& c) {
-  absl::Status s = FirstError({
-      CheckIntRange("outlier.replicas", c.replicas, 1, 100000),
-      CheckIntRange("outlier.consecutive_errors", c.consecutive_errors, 0, 1000000),
-      CheckDurationNs("outlier.interval", c.interval_ns),
-      CheckDurationNs("outlier.base_ejection_time", c.base_ejection_ns),
-      CheckDurationNs("outlier.max_ejection_time", c.max_ejection_ns),
-      CheckRange("outlier.max_ejection_percent", c.max_ejection_percent, 0.0, 100.0),
-      CheckIntRange("outlier.success_rate_minimum_hosts", c.success_rate_minimum_hosts, 1, 100000),
-      CheckIntRange("outlier.success_rate_request_volume", c.success_rate_request_volume, 1,
-                    1'000'000'000),
-      CheckRange("outlier.success_rate_stdev_factor", c.success_rate_stdev_factor, 0.0, 100.0),
-  });
-  if (!s.ok()) return s;
+const ConfigSchema<OutlierConfig>& OutlierSchema() {
+  using C = OutlierConfig;
+  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Int<&C::consecutive_errors>("consecutive_errors", 0, 1'000'000, "errors",
+                                          "errors in a row that eject (0: off)"),
+      schema::Seconds<&C::interval_ns>("interval", 0, kMaxDurationS, kO, kC, "between ticks"),
+      schema::Seconds<&C::base_ejection_ns>("base_ejection_time", 0, kMaxDurationS, kO, kC,
+                                            "the first ejection's length"),
+      schema::Seconds<&C::max_ejection_ns>("max_ejection_time", 0, kMaxDurationS, kO, kC,
+                                           "the cap on an ejection's length"),
+      schema::Real<&C::max_ejection_percent>("max_ejection_percent", 0, 100, kC, kC, "%",
+                                             "the largest share of the pool ejected"),
+      schema::Flag<&C::success_rate>("success_rate", "whether the success-rate check runs"),
+      schema::Int<&C::success_rate_minimum_hosts>("success_rate_minimum_hosts", 1, 100'000,
+                                                  "replicas", "replicas with enough volume"),
+      schema::Int<&C::success_rate_request_volume>("success_rate_request_volume", 1, 1'000'000'000,
+                                                   "results", "results for a replica to count"),
+      schema::Real<&C::success_rate_stdev_factor>("success_rate_stdev_factor", 0, 100, kC, kC, "",
+                                                  "the threshold's factor"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"OutlierDetection", kFields};
+  return kSchema;
+}
+
+absl::Status ValidateOutlierRules(const OutlierConfig& c) {
   if (c.max_ejection_ns < c.base_ejection_ns) {
     // Envoy refuses the same configuration.
     return absl::InvalidArgumentError(
-        absl::StrFormat("outlier.max_ejection_time must be in [base_ejection_time (%g s), 1e+06] "
+        absl::StrFormat("max_ejection_time must be in [base_ejection_time (%g s), 1e+06] "
                         "seconds, got %g",
                         static_cast<double>(c.base_ejection_ns) * 1e-9,
                         static_cast<double>(c.max_ejection_ns) * 1e-9));
   }
   return absl::OkStatus();
+}
+
+absl::Status Validate(const OutlierConfig& c) {
+  absl::Status s = CheckIntRange("outlier.replicas", c.replicas, 1, 100000);
+  return s.ok() ? ValidateAt("outlier", OutlierSchema(), c, &ValidateOutlierRules) : s;
 }
 
 OutlierDetector::OutlierDetector(const OutlierConfig& config, int64_t start_ns)

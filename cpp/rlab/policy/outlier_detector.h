@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -58,6 +59,10 @@ struct OutlierConfig {
 };
 
 absl::Status Validate(const OutlierConfig& config);
+// The field table of OutlierConfig (Python: rl.OutlierDetection; `replicas` is the pool's),
+// and the rule Validate adds (max_ejection_time >= base_ejection_time).
+const ConfigSchema<OutlierConfig>& OutlierSchema();
+absl::Status ValidateOutlierRules(const OutlierConfig& config);
 
 // Why a replica was ejected.
 enum class EjectionReason { kConsecutiveErrors, kSuccessRate };

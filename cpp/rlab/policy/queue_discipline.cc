@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "absl/strings/str_format.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -21,17 +21,25 @@ std::string_view QueueDisciplineKindName(QueueDisciplineConfig::Kind kind) {
   return "unknown";
 }
 
+const ConfigSchema<QueueDisciplineConfig>& QueueDisciplineSchema() {
+  using C = QueueDisciplineConfig;
+  static constexpr std::string_view kKinds[] = {"fifo", "lifo", "adaptive_lifo", "codel"};
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Choice<&C::kind>("kind", kKinds, "the waiting order (and CoDel's drops)"),
+      schema::Seconds<&C::codel_target_ns>("codel_target", 0, kMaxDurationS, Bound::kOpen,
+                                           Bound::kClosed, "CoDel's acceptable standing delay"),
+      schema::Seconds<&C::codel_interval_ns>("codel_interval", 0, kMaxDurationS, Bound::kOpen,
+                                             Bound::kClosed, "CoDel's sliding window"),
+      schema::Seconds<&C::lifo_threshold_ns>("lifo_threshold", 0, kMaxDurationS, Bound::kClosed,
+                                             Bound::kClosed,
+                                             "adaptive LIFO's congestion threshold"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"QueueDiscipline", kFields};
+  return kSchema;
+}
+
 absl::Status Validate(const QueueDisciplineConfig& c) {
-  if (static_cast<uint8_t>(c.kind) > static_cast<uint8_t>(QueueDisciplineConfig::Kind::kCodel)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("kind must be one of 'fifo', 'lifo', 'adaptive_lifo', 'codel', got %d",
-                        static_cast<int>(c.kind)));
-  }
-  return FirstError({
-      CheckDurationNs("codel_target", c.codel_target_ns),
-      CheckDurationNs("codel_interval", c.codel_interval_ns),
-      CheckDurationNs("lifo_threshold", c.lifo_threshold_ns, /*allow_zero=*/true),
-  });
+  return ValidateFields(QueueDisciplineSchema(), c);
 }
 
 QueueDiscipline::End QueueDiscipline::Next(int64_t now_ns, int64_t oldest_enqueued_ns) const {

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -42,6 +43,8 @@ std::string_view QueueDisciplineKindName(QueueDisciplineConfig::Kind kind);
 
 // Checks every field, naming the Python parameter (codel_target, codel_interval, lifo_threshold).
 absl::Status Validate(const QueueDisciplineConfig& config);
+// The field table of QueueDisciplineConfig (Python: rl.QueueDiscipline).
+const ConfigSchema<QueueDisciplineConfig>& QueueDisciplineSchema();
 
 // One waiting line's discipline. Not thread-safe: the owner of the line calls it under the
 // line's lock (live engine) or from the event loop (sim engine).

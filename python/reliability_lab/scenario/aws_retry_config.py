@@ -31,11 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reliability_lab.scenario._validate import _choice, _duration, _int, _real, _set
+from reliability_lab import _schema
 
 AwsMode = Literal["standard", "adaptive"]
-_MODES = ("standard", "adaptive")
-_UNITS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -73,18 +71,5 @@ class AwsRetryConfig:
     max_wait: float = 60.0
 
     def __post_init__(self) -> None:
-        _choice("mode", self.mode, _MODES)
-        _set(self, "max_attempts", _int("max_attempts", self.max_attempts, 1, 100))
-        _set(self, "quota", _int("quota", self.quota, 0, _UNITS))
-        _set(self, "retry_cost", _int("retry_cost", self.retry_cost, 1, _UNITS))
-        _set(self, "timeout_cost", _int("timeout_cost", self.timeout_cost, 1, _UNITS))
-        _set(self, "no_retry_increment",
-             _int("no_retry_increment", self.no_retry_increment, 0, _UNITS))
-        _set(self, "base_delay", _duration("base_delay", self.base_delay, allow_zero=False))
-        _set(self, "max_backoff", _duration("max_backoff", self.max_backoff, allow_zero=False))
-        _set(self, "min_rate", _real("min_rate", self.min_rate, 0.0, 1e9, lo_open=True))
-        _set(self, "beta", _real("beta", self.beta, 0.0, 1.0, lo_open=True, hi_open=True))
-        _set(self, "scale_constant",
-             _real("scale_constant", self.scale_constant, 0.0, 1e9, lo_open=True))
-        _set(self, "smoothing", _real("smoothing", self.smoothing, 0.0, 1.0, lo_open=True))
-        _set(self, "max_wait", _duration("max_wait", self.max_wait, allow_zero=True))
+        # The field table beside AwsRetryConfig (cpp/rlab/policy/aws_retry.cc).
+        _schema.check(self)

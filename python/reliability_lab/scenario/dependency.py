@@ -8,19 +8,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from reliability_lab import _schema
 from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
 from reliability_lab.retry import DEFAULT_RETRY_ON, Retry
 from reliability_lab.scenario._validate import (
-    _MAX_CACHE_CAPACITY,
     _NAME,
     _at,
     _bool,
     _choice,
     _duration,
     _instance,
-    _int,
     _items,
     _set,
 )
@@ -60,13 +59,8 @@ class Fallback:
     cache_ttl: float = 60.0
 
     def __post_init__(self) -> None:
-        _choice("kind", self.kind, _FALLBACK_KINDS)
-        _set(
-            self,
-            "cache_capacity",
-            _int("cache_capacity", self.cache_capacity, 1, _MAX_CACHE_CAPACITY),
-        )
-        _set(self, "cache_ttl", _duration("cache_ttl", self.cache_ttl, allow_zero=False))
+        # The field table beside FallbackConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 Budget: TypeAlias = TokenBucketConfig | RatioBudgetConfig

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reliability_lab import _schema
 from reliability_lab.scenario._validate import (
     _INF,
     _MAX_IN_SERVICE,
@@ -49,9 +50,8 @@ class FailureMix:
     retry_after: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("http500", "http503", "http429", "timeout", "connection_reset"):
-            _set(self, name, _real(name, getattr(self, name), 0.0, _INF))
-        _set(self, "retry_after", _duration("retry_after", self.retry_after, allow_zero=True))
+        # The field table beside FailureMix (cpp/rlab/model/faults.cc) checks each field.
+        _schema.check(self)
 
     @property
     def total(self) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reliability_lab.scenario._validate import _duration, _int, _real, _set
+from reliability_lab import _schema
 
 _MAX_COPIES = 32  # the core's kMaxCopies
 _MAX_WINDOW = 100_000
@@ -57,16 +57,8 @@ class Hedge:
     budget_burst: float = 10.0
 
     def __post_init__(self) -> None:
-        _set(self, "max_hedges", _int("max_hedges", self.max_hedges, 1, _MAX_COPIES - 1))
-        _set(self, "delay", _duration("delay", self.delay, allow_zero=False))
-        if self.quantile is not None:
-            q = _real("quantile", self.quantile, 0.0, 1.0, lo_open=True, hi_open=True)
-            _set(self, "quantile", q)
-        _set(self, "window", _int("window", self.window, 1, _MAX_WINDOW))
-        if self.budget_ratio is not None:
-            r = _real("budget_ratio", self.budget_ratio, 0.0, _MAX_COPIES - 1)
-            _set(self, "budget_ratio", r)
-        _set(self, "budget_burst", _real("budget_burst", self.budget_burst, 1.0, 1e9))
+        # The field table beside HedgeConfig (cpp/rlab/policy/hedge.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -88,5 +80,5 @@ class FanOut:
     quorum: int = 1
 
     def __post_init__(self) -> None:
-        _set(self, "copies", _int("copies", self.copies, 1, _MAX_COPIES))
-        _set(self, "quorum", _int("quorum", self.quorum, 1, self.copies))
+        # The field table beside FanoutConfig (hedge.cc) and its rule (quorum <= copies).
+        _schema.check(self)

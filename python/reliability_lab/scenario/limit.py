@@ -26,19 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reliability_lab.scenario._validate import (
-    _MAX_RATE,
-    _bool,
-    _choice,
-    _duration,
-    _int,
-    _real,
-    _set,
-)
+from reliability_lab import _schema
 
 LimitKind = Literal["static", "aimd", "vegas", "gradient2", "envoy"]
-_KINDS = ("static", "aimd", "vegas", "gradient2", "envoy")
-_MAX_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -100,54 +90,11 @@ class Limit:
     window_size: int = 10
 
     def __post_init__(self) -> None:
-        _choice("kind", self.kind, _KINDS)
-        _set(self, "max", _int("max", self.max, 1, _MAX_LIMIT))
-        _set(self, "min", _int("min", self.min, 1, self.max))
-        _set(self, "initial", _int("initial", self.initial, self.min, self.max))
-        _set(
-            self,
-            "backoff_ratio",
-            _real("backoff_ratio", self.backoff_ratio, 0.5, 1.0, hi_open=True),
-        )
-        _set(self, "timeout", _duration("timeout", self.timeout, allow_zero=False))
-        if self.smoothing is not None:
-            _set(self, "smoothing", _real("smoothing", self.smoothing, 0.0, 1.0, lo_open=True))
-        _set(self, "beta_factor", _int("beta_factor", self.beta_factor, 0, 1000))
-        _set(self, "alpha_factor", _int("alpha_factor", self.alpha_factor, 0, self.beta_factor))
-        _set(self, "threshold_factor", _int("threshold_factor", self.threshold_factor, 0, 1000))
-        _set(
-            self,
-            "probe_multiplier",
-            _int("probe_multiplier", self.probe_multiplier, 1, _MAX_LIMIT),
-        )
-        _set(self, "queue_size", _int("queue_size", self.queue_size, 0, _MAX_LIMIT))
-        _set(self, "long_window", _int("long_window", self.long_window, 1, _MAX_LIMIT))
-        _set(self, "rtt_tolerance", _real("rtt_tolerance", self.rtt_tolerance, 1.0, 100.0))
-        _set(
-            self,
-            "sample_interval",
-            _duration("sample_interval", self.sample_interval, allow_zero=False),
-        )
-        _set(
-            self,
-            "min_rtt_interval",
-            _duration("min_rtt_interval", self.min_rtt_interval, allow_zero=False),
-        )
-        _set(self, "jitter", _real("jitter", self.jitter, 0.0, 1.0))
-        _set(self, "request_count", _int("request_count", self.request_count, 1, _MAX_LIMIT))
-        _set(self, "buffer", _real("buffer", self.buffer, 0.0, 10.0))
-        _set(self, "percentile", _real("percentile", self.percentile, 0.0, 1.0, lo_open=True))
-        _set(self, "window", _duration("window", self.window, allow_zero=True))
-        if self.kind == "envoy" and self.window > 0:
-            raise ValueError(
-                "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), "
-                f"got {self.window:g}"
-            )
-        _set(self, "window_size", _int("window_size", self.window_size, 1, _MAX_LIMIT))
+        # The field table beside LimitConfig (cpp/rlab/model/limits.cc) and its rules check it.
+        _schema.check(self)
 
 
 RateLimitMode = Literal["smooth", "bursty"]
-_MODES = ("smooth", "bursty")
 
 
 @dataclass(frozen=True)
@@ -188,12 +135,8 @@ class RateLimit:
     max_keys: int = 10_000
 
     def __post_init__(self) -> None:
-        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
-        _set(self, "burst", _int("burst", self.burst, 1, 1_000_000_000))
-        _choice("mode", self.mode, _MODES)
-        _set(self, "max_wait", _duration("max_wait", self.max_wait, allow_zero=True))
-        _bool("per_key", self.per_key)
-        _set(self, "max_keys", _int("max_keys", self.max_keys, 1, 10_000_000))
+        # The field table beside RateLimitScenarioConfig (cpp/rlab/model/limits.cc).
+        _schema.check(self)
 
 
 __all__ = ["Limit", "LimitKind", "RateLimit", "RateLimitMode"]

@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reliability_lab.scenario._validate import _choice, _duration, _set
+from reliability_lab import _schema
 
 QueueDisciplineKind = Literal["fifo", "lifo", "adaptive_lifo", "codel"]
-_KINDS = ("fifo", "lifo", "adaptive_lifo", "codel")
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,5 @@ class QueueDiscipline:
     lifo_threshold: float = 0.005
 
     def __post_init__(self) -> None:
-        _choice("kind", self.kind, _KINDS)
-        _set(self, "codel_target", _duration("codel_target", self.codel_target, allow_zero=False))
-        _set(
-            self,
-            "codel_interval",
-            _duration("codel_interval", self.codel_interval, allow_zero=False),
-        )
-        _set(
-            self,
-            "lifo_threshold",
-            _duration("lifo_threshold", self.lifo_threshold, allow_zero=True),
-        )
+        # The field table beside QueueDisciplineConfig (queue_discipline.cc) checks each field.
+        _schema.check(self)

@@ -59,11 +59,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from reliability_lab import _schema
 from reliability_lab.breaker import Breaker
 from reliability_lab.scenario._validate import (
-    _MAX_DURATION,
     _at,
-    _bool,
     _choice,
     _duration,
     _instance,
@@ -119,47 +118,8 @@ class OutlierDetection:
     success_rate_stdev_factor: float = 1.9
 
     def __post_init__(self) -> None:
-        _set(
-            self,
-            "consecutive_errors",
-            _int("consecutive_errors", self.consecutive_errors, 0, 1_000_000),
-        )
-        _set(self, "interval", _duration("interval", self.interval, allow_zero=False))
-        base = _duration("base_ejection_time", self.base_ejection_time, allow_zero=False)
-        _set(self, "base_ejection_time", base)
-        top = _real("max_ejection_time", self.max_ejection_time, 0.0, _MAX_DURATION)
-        if top < base:
-            raise ValueError(
-                f"max_ejection_time must be in [base_ejection_time ({base:g} s), 1e+06] "
-                f"seconds, got {top:g}"
-            )
-        _set(self, "max_ejection_time", top)
-        _set(
-            self,
-            "max_ejection_percent",
-            _real("max_ejection_percent", self.max_ejection_percent, 0.0, 100.0),
-        )
-        _bool("success_rate", self.success_rate)
-        _set(
-            self,
-            "success_rate_minimum_hosts",
-            _int("success_rate_minimum_hosts", self.success_rate_minimum_hosts, 1, 100_000),
-        )
-        _set(
-            self,
-            "success_rate_request_volume",
-            _int(
-                "success_rate_request_volume",
-                self.success_rate_request_volume,
-                1,
-                1_000_000_000,
-            ),
-        )
-        _set(
-            self,
-            "success_rate_stdev_factor",
-            _real("success_rate_stdev_factor", self.success_rate_stdev_factor, 0.0, 100.0),
-        )
+        # The field table beside OutlierConfig (outlier_detector.cc) and its rule.
+        _schema.check(self)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reliability_lab import _schema
 from reliability_lab.scenario._validate import (
     _NAME,
     _duration,
@@ -70,15 +71,8 @@ class ShedClass:
     max_queue_delay: float | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "traffic", _real("traffic", self.traffic, 0.0, _MAX_WEIGHT))
-        _set(
-            self,
-            "max_occupancy",
-            _real("max_occupancy", self.max_occupancy, 0.0, 1.0, lo_open=True),
-        )
-        if self.max_queue_delay is not None:
-            d = _duration("max_queue_delay", self.max_queue_delay, allow_zero=False)
-            _set(self, "max_queue_delay", d)
+        # The field table beside ShedClassConfig (cpp/rlab/policy/load_shedder.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
