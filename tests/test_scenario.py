@@ -1193,3 +1193,21 @@ def test_a_run_takes_the_compiled_scenario_as_it_is(monkeypatch: pytest.MonkeyPa
         _native_core.simulate(bad, latency_bounds=[1.0])
     with pytest.raises(TypeError, match="CompiledScenario"):
         _native_core.simulate([1, 2], latency_bounds=[1.0])
+
+
+def test_the_compiled_config_lives_and_dies_with_its_scenario() -> None:
+    """The compiled config is kept beside the Scenario, not in its fields or ``__dict__``
+    (``Scenario(**vars(sc))`` still works), and is dropped when the Scenario is collected."""
+    import gc
+
+    from reliability_lab.scenario import model
+
+    sc = rs.Scenario(workers=3)
+    assert "_compiled" not in vars(sc)
+    assert rs.Scenario(**vars(sc)) == sc
+    before = len(model._COMPILED)
+    for _ in range(50):
+        rs.Scenario(workers=4)
+    gc.collect()
+    assert len(model._COMPILED) <= before
+    assert sc.compiled() is sc.compiled()

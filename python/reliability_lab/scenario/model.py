@@ -8,6 +8,7 @@ import difflib
 import json
 import re
 import types
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -56,6 +57,9 @@ from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride,
 from reliability_lab.scenario.service import MAX_SERVICES, Service
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
 from reliability_lab.throttle import ThrottleConfig
+
+# Each live Scenario's compiled config, by id (removed when the Scenario is collected).
+_COMPILED: dict[int, _core.CompiledScenario] = {}
 
 #: The version of the dict / JSON schema written by :meth:`Scenario.to_dict`.
 SCHEMA_VERSION = 1
@@ -189,12 +193,13 @@ class Scenario:
         # The whole tree, read and validated once by the engines' own converter (one source of
         # truth); a run takes the compiled config as it is (simulate, Lab), so it crosses into
         # the native side and is checked once per Scenario, not again per run.
-        object.__setattr__(self, "_compiled", _core.compile_scenario(self.to_dict()))
+        # Kept beside the instance, not in its __dict__ (Scenario(**vars(sc)) must still work).
+        _COMPILED[id(self)] = _core.compile_scenario(self.to_dict())
+        weakref.finalize(self, _COMPILED.pop, id(self), None)
 
     def compiled(self) -> _core.CompiledScenario:
         """The scenario as the engines run it: read and validated once, when it was built."""
-        compiled: _core.CompiledScenario = self.__dict__["_compiled"]
-        return compiled
+        return _COMPILED[id(self)]
 
     # -- access by path ----------------------------------------------------------------------
 
