@@ -144,7 +144,7 @@ BENCHMARK(BM_BackoffNextDelayWithDraw)->DenseRange(0, kNumJitterModes - 1)->ArgN
 // Token bucket retry budget (gRFC A6), uncontended: each call takes the bucket's mutex once.
 
 void BM_TokenBucketTryAcquireRetry(benchmark::State& state) {
-  TokenBucketBudget budget(TokenBucketBudgetConfig{});
+  TokenBucketBudget budget(TokenBucketConfig{});
   int64_t now_ns = 0;
   for (auto _ : state) benchmark::DoNotOptimize(budget.TryAcquireRetry(++now_ns));
 }
@@ -152,7 +152,7 @@ BENCHMARK(BM_TokenBucketTryAcquireRetry);
 
 // Outcomes alternate success / retryable failure, so that the level really moves (and clamps).
 void BM_TokenBucketOnOutcome(benchmark::State& state) {
-  TokenBucketBudget budget(TokenBucketBudgetConfig{});
+  TokenBucketBudget budget(TokenBucketConfig{});
   int64_t now_ns = 0;
   bool success = false;
   for (auto _ : state) {
@@ -165,7 +165,7 @@ BENCHMARK(BM_TokenBucketOnOutcome);
 
 // What a retry loop does per failed attempt: record the retryable failure, then ask for a retry.
 void BM_TokenBucketFailureThenAcquire(benchmark::State& state) {
-  TokenBucketBudget budget(TokenBucketBudgetConfig{});
+  TokenBucketBudget budget(TokenBucketConfig{});
   int64_t now_ns = 0;
   size_t i = 0;
   for (auto _ : state) {
@@ -200,7 +200,7 @@ BENCHMARK(BM_LoadBalancerPickStartEnd)->DenseRange(0, 4)->ArgName("kind");
 
 // The same for P2C with an Envoy outlier detector attached (nothing ejected: the common case).
 void BM_LoadBalancerWithOutlierDetector(benchmark::State& state) {
-  OutlierConfig oc;
+  OutlierDetectionConfig oc;
   oc.replicas = 10;
   LoadBalancerConfig config;
   config.kind = LbKind::kPowerOfTwo;

@@ -60,7 +60,7 @@ void RegisterOutlier(py::module_& m) {
                  CheckIntRange("outlier.success_rate_minimum_hosts", success_rate_minimum_hosts, 1,
                                100000),
              }));
-             OutlierConfig c;
+             OutlierDetectionConfig c;
              c.replicas = static_cast<int>(replicas);
              c.consecutive_errors = static_cast<int>(consecutive_errors);
              c.interval_ns = DurationArgNs("outlier.interval", interval, false);

@@ -248,9 +248,9 @@ CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
   return c;
 }
 
-FaultModelConfig ReadFaults(py::handle h, const std::string& path) {
+FaultsConfig ReadFaults(py::handle h, const std::string& path) {
   Obj o(h, path);
-  FaultModelConfig f;
+  FaultsConfig f;
   f.failure_rate = o.Number("failure_rate");
   f.mix = ReadMix(o.Get("mix"), o.At("mix"));
   f.latency = ReadLatency(o.Get("latency"), o.At("latency"));
@@ -345,11 +345,11 @@ HedgeConfig ReadHedge(py::handle h, const std::string& path) {
   return ReadConfig(h, path, HedgeSchema());
 }
 
-FanoutConfig ReadFanout(py::handle h, const std::string& path) {
+FanOutConfig ReadFanout(py::handle h, const std::string& path) {
   return ReadConfig(h, path, FanoutSchema());
 }
 
-OutlierConfig ReadOutlier(py::handle h, const std::string& path) {
+OutlierDetectionConfig ReadOutlier(py::handle h, const std::string& path) {
   return ReadConfig(h, path, OutlierSchema());
 }
 
@@ -629,7 +629,7 @@ py::object OptionalToPy(const std::optional<T>& v, F f) {
   return f(*v);
 }
 
-py::dict FaultsToDict(const FaultModelConfig& f) {
+py::dict FaultsToDict(const FaultsConfig& f) {
   py::dict faults;
   faults["failure_rate"] = f.failure_rate;
   faults["mix"] = MixToDict(f.mix);
@@ -679,7 +679,7 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
     return rd;
   });
   d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
-  d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketBudgetConfig& t) {
+  d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketConfig& t) {
     return WriteConfig(TokenBucketSchema(), t, true);
   });
   d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
@@ -698,15 +698,16 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   d["hedge"] = OptionalToPy(
       dep.hedge, [](const HedgeConfig& c) { return WriteConfig(HedgeSchema(), c, true); });
   d["fanout"] = OptionalToPy(
-      dep.fanout, [](const FanoutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
+      dep.fanout, [](const FanOutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
   d["replicas"] = OptionalToPy(dep.replicas, [](const ReplicasConfig& c) {
     py::dict rd;
     rd["count"] = c.count;
     rd["balancer"] = std::string(LbKindName(c.balancer));
     rd["decay_ns"] = c.decay_ns;
     rd["panic_threshold"] = c.panic_threshold_percent;
-    rd["outlier"] = OptionalToPy(
-        c.outlier, [](const OutlierConfig& o) { return WriteConfig(OutlierSchema(), o, true); });
+    rd["outlier"] = OptionalToPy(c.outlier, [](const OutlierDetectionConfig& o) {
+      return WriteConfig(OutlierSchema(), o, true);
+    });
     py::list overrides;
     for (const ReplicaOverride& x : c.overrides) {
       py::dict xd;

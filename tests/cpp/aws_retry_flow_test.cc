@@ -79,7 +79,7 @@ TEST(AwsRetryFlowTest, ScenarioRules) {
             "payment.retry must be None when payment.aws_retry is set (the AWS retry mode runs "
             "the retries)");
   d.retry.reset();
-  d.token_bucket = TokenBucketBudgetConfig{};
+  d.token_bucket = TokenBucketConfig{};
   EXPECT_EQ(ValidateScenario(sc).message(),
             "payment.budget must be None when payment.aws_retry is set (its retry quota is the "
             "budget)");

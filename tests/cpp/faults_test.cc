@@ -239,8 +239,8 @@ TEST(ValidateLatencyTest, Mixtures) {
 // ---------------------------------------------------------------------------------------------
 // The fault model.
 
-FaultModelConfig Mixed(double failure_rate) {
-  FaultModelConfig c;
+FaultsConfig Mixed(double failure_rate) {
+  FaultsConfig c;
   c.failure_rate = failure_rate;
   c.mix = FailureMix{.http500 = 1,
                      .http503 = 2,
@@ -286,7 +286,7 @@ TEST(FaultModelTest, HonoursFailureRateAndMix) {
 }
 
 TEST(FaultModelTest, ZeroWeightKindsNeverHappen) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.failure_rate = 1.0;
   c.mix = FailureMix{.http500 = 0, .http503 = 0, .http429 = 0, .timeout = 0, .connection_reset = 2};
   const FaultModel model(c);
@@ -307,7 +307,7 @@ TEST(FaultModelTest, RatesZeroAndOneAreExact) {
 }
 
 TEST(FaultModelTest, ServiceTimeFollowsTheLatency) {
-  FaultModelConfig c = Mixed(0.3);
+  FaultsConfig c = Mixed(0.3);
   c.latency = LogNormal(0.04, 0.6);
   const FaultModel model(c);
   RandomStream rng(3);
@@ -317,8 +317,8 @@ TEST(FaultModelTest, ServiceTimeFollowsTheLatency) {
   EXPECT_NEAR(sum / kN, mean, mean * 0.01);
 }
 
-FaultModelConfig WithOutage() {
-  FaultModelConfig c;
+FaultsConfig WithOutage() {
+  FaultsConfig c;
   c.failure_rate = 0.0;
   c.latency = Constant(0.1);
   FaultPhase outage;
@@ -374,7 +374,7 @@ TEST(FaultModelTest, PhasesApplyExactlyInsideStartEnd) {
 }
 
 TEST(FaultModelTest, LoadSlopeAboveTheKnee) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.latency = Constant(0.1);
   c.capacity.load_slope = 0.5;
   c.capacity.load_knee = 2;
@@ -398,7 +398,7 @@ TEST(FaultModelTest, LoadSlopeAboveTheKnee) {
 }
 
 TEST(FaultModelTest, HugeLoadSaturates) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.latency = Constant(1000);
   c.capacity.load_slope = 1e300;
   FaultPhase p;
@@ -412,7 +412,7 @@ TEST(FaultModelTest, HugeLoadSaturates) {
 }
 
 TEST(FaultModelTest, AmbiguousSuccessesCommitButHang) {
-  FaultModelConfig c = Mixed(0.2);
+  FaultsConfig c = Mixed(0.2);
   c.ambiguous_rate = 0.25;
   const FaultModel model(c);
   RandomStream rng(77);
@@ -457,7 +457,7 @@ TEST(FaultModelTest, SameSeedSameDraws) {
 }
 
 TEST(FaultModelTest, ConsumesAFixedNumberOfDraws) {
-  FaultModelConfig c = WithOutage();
+  FaultsConfig c = WithOutage();
   c.ambiguous_rate = 0.5;
   const FaultModel model(c);
   RandomStream rng(31);
@@ -489,14 +489,14 @@ TEST(FaultModelTest, RaisingTheFailureRateOnlyAddsFailures) {
 // ---------------------------------------------------------------------------------------------
 // Fault model validation.
 
-std::string Check(const FaultModelConfig& c) {
+std::string Check(const FaultsConfig& c) {
   return Message(ValidateFaultModel("payment.faults", c));
 }
 
 TEST(ValidateFaultModelTest, AcceptsDefaultsAndRichModels) {
-  EXPECT_EQ(Check(FaultModelConfig{}), "OK");
+  EXPECT_EQ(Check(FaultsConfig{}), "OK");
   EXPECT_EQ(Check(Mixed(0.3)), "OK");
-  FaultModelConfig c = WithOutage();
+  FaultsConfig c = WithOutage();
   c.capacity =
       CapacityConfig{.max_in_service = 8, .max_queue = 100, .load_slope = 0.1, .load_knee = 8};
   c.ambiguous_rate = 0.01;
@@ -507,7 +507,7 @@ TEST(ValidateFaultModelTest, AcceptsDefaultsAndRichModels) {
 }
 
 TEST(ValidateFaultModelTest, TopLevelFields) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.failure_rate = 1.5;
   EXPECT_EQ(Check(c), "payment.faults.failure_rate must be a finite number in [0, 1], got 1.5");
   c = {};
@@ -525,7 +525,7 @@ TEST(ValidateFaultModelTest, TopLevelFields) {
 }
 
 TEST(ValidateFaultModelTest, Mix) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.mix.http500 = -1;
   EXPECT_EQ(Check(c), "payment.faults.mix.http500 must be a finite number in [0, inf], got -1");
   c = {};
@@ -546,7 +546,7 @@ TEST(ValidateFaultModelTest, Mix) {
 }
 
 TEST(ValidateFaultModelTest, Capacity) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.capacity.max_in_service = -1;
   EXPECT_EQ(Check(c),
             "payment.faults.capacity.max_in_service must be an integer in [0, 1000000], got -1");
@@ -565,7 +565,7 @@ TEST(ValidateFaultModelTest, Capacity) {
 }
 
 TEST(ValidateFaultModelTest, Phases) {
-  FaultModelConfig c = WithOutage();  // phases = {brownout, outage}
+  FaultsConfig c = WithOutage();  // phases = {brownout, outage}
   c.phases[1].start_ns = -kS;
   EXPECT_EQ(Check(c), "payment.faults.phases[outage].start must be >= 0, got -1");
   c = WithOutage();
@@ -598,7 +598,7 @@ TEST(ValidateFaultModelTest, Phases) {
 }
 
 TEST(ValidateFaultModelTest, PhaseWithoutMixNeedsAUsableBaseMix) {
-  FaultModelConfig c;
+  FaultsConfig c;
   c.mix.http503 = 0;  // fine while nothing fails ...
   FaultPhase p;
   p.name = "outage";
@@ -612,7 +612,7 @@ TEST(ValidateFaultModelTest, PhaseWithoutMixNeedsAUsableBaseMix) {
 }
 
 TEST(ValidateFaultModelTest, OverlapNamesBothPhases) {
-  FaultModelConfig c = WithOutage();  // brownout [30, 40), outage [10, 20)
+  FaultsConfig c = WithOutage();  // brownout [30, 40), outage [10, 20)
   c.phases[0].start_ns = 15 * kS;
   EXPECT_EQ(Check(c),
             "payment.faults.phases[brownout] [15, 40) overlaps phases[outage] [10, 20): phases "

@@ -36,7 +36,7 @@ TEST(HedgeConfigTest, Validation) {
   EXPECT_FALSE(Validate(h).ok());
   h.budget_ratio = -1.0;  // no budget
   EXPECT_TRUE(Validate(h).ok());
-  FanoutConfig f{3, 4};
+  FanOutConfig f{3, 4};
   EXPECT_EQ(Validate(f).message(), "quorum must be an integer in [1, 3], got 4");
 }
 
@@ -46,7 +46,7 @@ TEST(HedgeConfigTest, ScenarioRules) {
   DependencyConfig& d = sc.dependencies[0];
   d.hedge = HedgeConfig{};
   EXPECT_TRUE(ValidateScenario(sc).ok());
-  d.fanout = FanoutConfig{};
+  d.fanout = FanOutConfig{};
   EXPECT_EQ(ValidateScenario(sc).message(),
             "payment.hedge must be None when payment.fanout is set (a call is either hedged or "
             "fanned out)");
@@ -58,9 +58,9 @@ TEST(HedgeConfigTest, ScenarioRules) {
             "payment.hedge must be None on a dependency that charges without idempotency keys "
             "(each copy would be charged; set idempotency_keys=True)");
   d.hedge.reset();
-  d.fanout = FanoutConfig{};
+  d.fanout = FanOutConfig{};
   EXPECT_NE(ValidateScenario(sc).message().find("payment.fanout must be None"), std::string::npos);
-  d.fanout = FanoutConfig{2, 3};
+  d.fanout = FanOutConfig{2, 3};
   d.idempotency_keys = true;
   EXPECT_EQ(ValidateScenario(sc).message(),
             "payment.fanout.quorum must be an integer in [1, 2], got 3");
@@ -249,7 +249,7 @@ TEST(HedgeFlowTest, EveryCopyIsAnAttemptForTheBreaker) {
 
 DependencyConfig Fanned(int copies, int quorum) {
   DependencyConfig d;
-  d.fanout = FanoutConfig{copies, quorum};
+  d.fanout = FanOutConfig{copies, quorum};
   return d;
 }
 

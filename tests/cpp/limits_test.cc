@@ -241,7 +241,7 @@ TEST(LimitFlowTest, ALimitWithAHedgeOrAFanoutIsValid) {
   c.dependencies.push_back(d);
   EXPECT_TRUE(ValidateScenario(c).ok()) << ValidateScenario(c);
   c.dependencies[0].hedge.reset();
-  c.dependencies[0].fanout = FanoutConfig();
+  c.dependencies[0].fanout = FanOutConfig();
   EXPECT_TRUE(ValidateScenario(c).ok()) << ValidateScenario(c);
   c.dependencies[0].fanout.reset();
   c.intake.limit = LimitConfig();
@@ -316,7 +316,7 @@ TEST(LimitFlowTest, APermitPerCopyAndAllReturnedAfterTheRound) {
   // give their permits back unsampled.
   DependencyConfig e;
   e.limit = Static(2);
-  FanoutConfig fo;
+  FanOutConfig fo;
   fo.copies = 3;
   fo.quorum = 3;
   e.fanout = fo;

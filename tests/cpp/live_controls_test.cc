@@ -128,7 +128,7 @@ TEST(LiveBudgetGauge, ExportsTheTokenBucketLevel) {
   plain.name = "inventory";
   sc.dependencies[0].retry.emplace();
   sc.dependencies[0].retry->max_attempts = 3;
-  TokenBucketBudgetConfig bucket;
+  TokenBucketConfig bucket;
   bucket.max_tokens = 42;  // also the starting level
   bucket.token_ratio = 0.1;
   sc.dependencies[0].token_bucket = bucket;

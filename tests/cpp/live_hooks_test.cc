@@ -282,7 +282,7 @@ TEST(LiveHooksTest, SetFaultsTakesEffectForLaterAttempts) {
     return completed;
   };
   EXPECT_EQ(run(10), 10);
-  FaultModelConfig down = sc.dependencies[0].faults;
+  FaultsConfig down = sc.dependencies[0].faults;
   down.failure_rate = 1.0;
   ASSERT_TRUE(e->SetFaults("payment", down).ok());
   EXPECT_EQ(e->Internals().deps[0].faults_version, 1u);
@@ -290,7 +290,7 @@ TEST(LiveHooksTest, SetFaultsTakesEffectForLaterAttempts) {
   ASSERT_TRUE(e->SetFaults("payment", sc.dependencies[0].faults).ok());
   EXPECT_EQ(run(10), 10);
 
-  FaultModelConfig bad = sc.dependencies[0].faults;
+  FaultsConfig bad = sc.dependencies[0].faults;
   bad.failure_rate = 2.0;
   const absl::Status s = e->SetFaults("payment", bad);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -307,7 +307,7 @@ TEST(LiveHooksTest, SetFaultsWhileRunningIsRaceFree) {
   auto e = Started(sc, LiveOptions{});
   std::atomic<bool> stop{false};
   std::thread chaos([&] {
-    FaultModelConfig f = sc.dependencies[0].faults;
+    FaultsConfig f = sc.dependencies[0].faults;
     for (int i = 0; !stop.load(); ++i) {
       f.failure_rate = (i % 4) * 0.25;
       f.capacity.max_in_service = i % 3;  // 0: unlimited

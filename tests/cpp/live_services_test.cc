@@ -367,7 +367,7 @@ TEST(LiveServicesTest, FanOutWithAQuorumToAService) {
   c.workers = 4;
   c.queue_capacity = 1000;
   c.dependencies = {Call("to_s", "s")};
-  c.dependencies[0].fanout = FanoutConfig{3, 2};
+  c.dependencies[0].fanout = FanOutConfig{3, 2};
   c.services = {Svc("s", 6, 1000, {Leaf("db", 0.001, 0.3)})};
   auto e = LiveEngine::Create(c, LiveOptions());
   ASSERT_TRUE(e.ok()) << e.status();

@@ -42,7 +42,7 @@ TEST(LoadBalancerTest, ValidateNamesDottedPathRangeAndValue) {
   c = Config(LbKind::kRandom, 3);
   c.panic_threshold_percent = -1;
   EXPECT_THAT(Validate(c).message(), HasSubstr("load_balancer.panic_threshold"));
-  OutlierConfig oc;
+  OutlierDetectionConfig oc;
   oc.replicas = 4;
   EXPECT_THAT(
       LoadBalancer::Create(Config(LbKind::kRandom, 3), std::make_shared<OutlierDetector>(oc))
@@ -161,7 +161,7 @@ TEST(LoadBalancerTest, UnmatchedEndsAndBadReplicasAreIgnored) {
 }
 
 TEST(LoadBalancerTest, OutlierDetectorEjectsThroughOnEndAndPickSkips) {
-  OutlierConfig oc;
+  OutlierDetectionConfig oc;
   oc.replicas = 4;
   oc.consecutive_errors = 2;
   oc.interval_ns = kS;
@@ -186,7 +186,7 @@ TEST(LoadBalancerTest, OutlierDetectorEjectsThroughOnEndAndPickSkips) {
 }
 
 TEST(LoadBalancerTest, ConcurrentCallersConserveCounts) {
-  OutlierConfig oc;
+  OutlierDetectionConfig oc;
   oc.replicas = 8;
   oc.consecutive_errors = 3;
   oc.interval_ns = kMs;

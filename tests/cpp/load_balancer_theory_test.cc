@@ -190,7 +190,7 @@ TEST(LoadBalancerTheoryTest, LoadAwareBalancersSendTheSlowReplicaLess) {
 }
 
 TEST(LoadBalancerTheoryTest, EjectionRemovesAFailingReplicaAndReturnsIt) {
-  OutlierConfig oc;
+  OutlierDetectionConfig oc;
   oc.replicas = 10;
   oc.consecutive_errors = 2;
   oc.interval_ns = 1 * kNsPerSecond;

@@ -17,8 +17,8 @@ constexpr int64_t kMs = kS / 1000;
 
 // 10 replicas, 3 errors in a row eject, ticks every second, ejections of 5 s capped at 20 s,
 // any share ejectable, success rate off.
-OutlierConfig Consecutive() {
-  OutlierConfig c;
+OutlierDetectionConfig Consecutive() {
+  OutlierDetectionConfig c;
   c.replicas = 10;
   c.consecutive_errors = 3;
   c.interval_ns = 1 * kS;
@@ -30,7 +30,7 @@ OutlierConfig Consecutive() {
 }
 
 TEST(OutlierDetectorTest, ValidateNamesDottedPathRangeAndValue) {
-  OutlierConfig c = Consecutive();
+  OutlierDetectionConfig c = Consecutive();
   c.consecutive_errors = -1;
   EXPECT_THAT(Validate(c).message(),
               HasSubstr("outlier.consecutive_errors must be an integer in [0, 1000000], got -1"));
@@ -106,7 +106,7 @@ TEST(OutlierDetectorTest, ReturnsAtTheFirstTickAfterTheEjectionTimeAndBacksOff) 
 }
 
 TEST(OutlierDetectorTest, EjectionTimeIsCappedByMaxEjectionTime) {
-  OutlierConfig c = Consecutive();
+  OutlierDetectionConfig c = Consecutive();
   c.max_ejection_ns = 12 * kS;  // lengths 5, 10, 12, 12 ...
   OutlierDetector d(c);
   int64_t t = 0;
@@ -126,7 +126,7 @@ TEST(OutlierDetectorTest, EjectionTimeIsCappedByMaxEjectionTime) {
 }
 
 TEST(OutlierDetectorTest, MaxEjectionPercentRefusesEjections) {
-  OutlierConfig c = Consecutive();
+  OutlierDetectionConfig c = Consecutive();
   c.max_ejection_percent = 10.0;  // one of ten
   OutlierDetector d(c);
   for (int i = 0; i < 3; ++i) d.RecordResult(0, kMs, false);
@@ -137,8 +137,8 @@ TEST(OutlierDetectorTest, MaxEjectionPercentRefusesEjections) {
   EXPECT_EQ(d.State(1).consecutive_errors, 0) << "the run is reset once detected";
 }
 
-OutlierConfig SuccessRate() {
-  OutlierConfig c;
+OutlierDetectionConfig SuccessRate() {
+  OutlierDetectionConfig c;
   c.replicas = 5;
   c.consecutive_errors = 0;
   c.interval_ns = 1 * kS;
@@ -179,7 +179,7 @@ TEST(OutlierDetectorTest, SuccessRateAboveThresholdStays) {
   // 12, threshold 71.2 > 70 ejects too; {100 x4, 80}: mean 96, stdev 8, threshold 80.8 > 80.
   // The rule is relative: with one outlier among five, a factor of 1.9 always flags it
   // (z = 2), so a larger factor is what keeps it.
-  OutlierConfig c = SuccessRate();
+  OutlierDetectionConfig c = SuccessRate();
   c.success_rate_stdev_factor = 2.1;
   OutlierDetector d(c);
   FillInterval(d, 5);
@@ -193,7 +193,7 @@ TEST(OutlierDetectorTest, SuccessRateNeedsVolumeAndMinimumHosts) {
   low_volume.AdvanceTo(1 * kS);
   EXPECT_FALSE(low_volume.IsEjected(4));
 
-  OutlierConfig c = SuccessRate();
+  OutlierDetectionConfig c = SuccessRate();
   c.success_rate_minimum_hosts = 6;  // more than the pool
   OutlierDetector few_hosts(c);
   FillInterval(few_hosts, 0);
@@ -214,7 +214,7 @@ TEST(OutlierDetectorTest, SuccessRateNeedsVolumeAndMinimumHosts) {
 TEST(OutlierDetectorTest, SuccessRateEjectionsRespectMaxEjectionPercent) {
   // Ten replicas, two at 0%: mean 80, stdev 40, threshold 80 - 1.9 * 40 = 4; both are below it
   // but at most 10% of the pool may be out, so the second is refused.
-  OutlierConfig c = SuccessRate();
+  OutlierDetectionConfig c = SuccessRate();
   c.replicas = 10;
   c.max_ejection_percent = 10.0;
   OutlierDetector d(c);
@@ -229,7 +229,7 @@ TEST(OutlierDetectorTest, SuccessRateEjectionsRespectMaxEjectionPercent) {
 
 TEST(OutlierDetectorTest, LongQuietGapMatchesTickByTick) {
   // The fast-forward over idle ticks must give the same state as running every tick.
-  OutlierConfig c = Consecutive();
+  OutlierDetectionConfig c = Consecutive();
   OutlierDetector stepped(c);
   OutlierDetector jumped(c);
   for (OutlierDetector* d : {&stepped, &jumped}) {

@@ -26,8 +26,8 @@ ReplicasConfig Pool(int count, LbKind kind = LbKind::kRoundRobin) {
   return c;
 }
 
-OutlierConfig Consecutive(int n, double max_percent = 100.0) {
-  OutlierConfig o;
+OutlierDetectionConfig Consecutive(int n, double max_percent = 100.0) {
+  OutlierDetectionConfig o;
   o.consecutive_errors = n;
   o.success_rate = false;
   o.interval_ns = 1 * kS;
@@ -39,10 +39,10 @@ OutlierConfig Consecutive(int n, double max_percent = 100.0) {
 
 TEST(ReplicaPoolTest, OverridesReplaceOneReplicasModelTheOthersShareTheDependencys) {
   ReplicasConfig c = Pool(4);
-  FaultModelConfig slow;
+  FaultsConfig slow;
   slow.failure_rate = 0.5;
   c.overrides.push_back({2, slow});
-  FaultModelConfig base;
+  FaultsConfig base;
   base.failure_rate = 0.1;
   ReplicaPool pool(c, base);
   EXPECT_EQ(pool.count(), 4);
@@ -52,7 +52,7 @@ TEST(ReplicaPoolTest, OverridesReplaceOneReplicasModelTheOthersShareTheDependenc
 }
 
 TEST(ReplicaPoolTest, RoundRobinCyclesAndTotalsAddUp) {
-  ReplicaPool pool(Pool(3), FaultModelConfig{});
+  ReplicaPool pool(Pool(3), FaultsConfig{});
   RandomStream rng(1);
   std::vector<int> picks;
   for (int i = 0; i < 6; ++i) {
@@ -76,7 +76,7 @@ TEST(ReplicaPoolTest, RoundRobinCyclesAndTotalsAddUp) {
 TEST(ReplicaPoolTest, ABeginConsumesTheSameDrawsWhateverTheBalancer) {
   for (LbKind k : {LbKind::kRoundRobin, LbKind::kRandom, LbKind::kLeastOutstanding,
                    LbKind::kPowerOfTwo, LbKind::kPeakEwma}) {
-    ReplicaPool pool(Pool(5, k), FaultModelConfig{});
+    ReplicaPool pool(Pool(5, k), FaultsConfig{});
     RandomStream used(9), fresh(9);
     pool.Begin(0, used);
     for (int i = 0; i < ReplicaPool::kDrawsPerPick; ++i) fresh.Uniform01();
@@ -87,7 +87,7 @@ TEST(ReplicaPoolTest, ABeginConsumesTheSameDrawsWhateverTheBalancer) {
 TEST(ReplicaPoolTest, ConsecutiveErrorsEjectUntilTheTickAfterTheEjectionEnds) {
   ReplicasConfig c = Pool(3);
   c.outlier = Consecutive(2);
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   RandomStream rng(1);
   // Replica 0 fails twice in a row: ejected at the second error.
   int64_t t = 0;
@@ -121,7 +121,7 @@ TEST(ReplicaPoolTest, ConsecutiveErrorsEjectUntilTheTickAfterTheEjectionEnds) {
 TEST(ReplicaPoolTest, AttemptsTheCallerGaveUpOnAreNotTheReplicasFault) {
   ReplicasConfig c = Pool(2);
   c.outlier = Consecutive(1);
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   RandomStream rng(1);
   for (int i = 0; i < 20; ++i) {
     const int r = pool.Begin(i * kMs, rng);
@@ -141,7 +141,7 @@ TEST(ReplicaPoolTest, EveryReplicaEjectedWithoutPanicLeavesNoReplica) {
   ReplicasConfig c = Pool(2);
   c.outlier = Consecutive(1);
   c.panic_threshold_percent = 0.0;
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   RandomStream rng(1);
   for (int i = 0; i < 2; ++i) {
     const int r = pool.Begin(i * kMs, rng);
@@ -150,7 +150,7 @@ TEST(ReplicaPoolTest, EveryReplicaEjectedWithoutPanicLeavesNoReplica) {
   EXPECT_EQ(pool.Begin(10 * kMs, rng), -1);
   // With Envoy's default threshold (50 %) the same pool panics and picks anyway.
   c.panic_threshold_percent = 50.0;
-  ReplicaPool panicking(c, FaultModelConfig{});
+  ReplicaPool panicking(c, FaultsConfig{});
   for (int i = 0; i < 2; ++i) {
     const int r = panicking.Begin(i * kMs, rng);
     panicking.End(r, i * kMs + 1, 1, Outcome::Http(503));
@@ -160,7 +160,7 @@ TEST(ReplicaPoolTest, EveryReplicaEjectedWithoutPanicLeavesNoReplica) {
 }
 
 TEST(ReplicaPoolTest, LoadTimeIsTheTimeSpentAtEachLevelOfOutstandingAttempts) {
-  ReplicaPool pool(Pool(1), FaultModelConfig{});
+  ReplicaPool pool(Pool(1), FaultsConfig{});
   RandomStream rng(1);
   const int a = pool.Begin(1 * kS, rng);
   const int b = pool.Begin(2 * kS, rng);
@@ -175,7 +175,7 @@ TEST(ReplicaPoolTest, LoadTimeIsTheTimeSpentAtEachLevelOfOutstandingAttempts) {
 TEST(ReplicaPoolTest, ConcurrentCallersKeepTheTotalsConsistent) {
   ReplicasConfig c = Pool(8, LbKind::kPowerOfTwo);
   c.outlier = Consecutive(3, 50.0);
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   constexpr int kThreads = 4;
   constexpr int kCalls = 5000;
   std::vector<std::thread> threads;
@@ -208,13 +208,13 @@ TEST(ReplicaPoolTest, ValidationNamesTheDottedPath) {
   sc.dependencies.push_back(d);
   EXPECT_THAT(std::string(ValidateScenario(sc).message()), HasSubstr("payment.replicas.count"));
   sc.dependencies[0].replicas = Pool(3);
-  sc.dependencies[0].replicas->overrides.push_back({3, FaultModelConfig{}});
+  sc.dependencies[0].replicas->overrides.push_back({3, FaultsConfig{}});
   EXPECT_THAT(std::string(ValidateScenario(sc).message()),
               HasSubstr("payment.replicas.overrides[0].index"));
-  sc.dependencies[0].replicas->overrides = {{1, FaultModelConfig{}}, {1, FaultModelConfig{}}};
+  sc.dependencies[0].replicas->overrides = {{1, FaultsConfig{}}, {1, FaultsConfig{}}};
   EXPECT_THAT(std::string(ValidateScenario(sc).message()),
               HasSubstr("payment.replicas.overrides[1].index must be unique"));
-  sc.dependencies[0].replicas->overrides = {{1, FaultModelConfig{}}};
+  sc.dependencies[0].replicas->overrides = {{1, FaultsConfig{}}};
   sc.dependencies[0].replicas->overrides[0].faults.failure_rate = 2.0;
   EXPECT_THAT(std::string(ValidateScenario(sc).message()),
               HasSubstr("payment.replicas.overrides[0].faults.failure_rate"));
@@ -239,7 +239,7 @@ BreakerConfig ThreeStrikes() {
 TEST(ReplicaPoolBreakerTest, AFailingReplicaOpensGetsNoCallsThenOneProbeAndClosesOnSuccess) {
   ReplicasConfig c = Pool(3);
   c.breaker = ThreeStrikes();
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   ASSERT_TRUE(pool.has_breakers());
   RandomStream rng(7);
   ManualClock clock;
@@ -318,7 +318,7 @@ TEST(ReplicaPoolBreakerTest, AFailingReplicaOpensGetsNoCallsThenOneProbeAndClose
 TEST(ReplicaPoolBreakerTest, NoReplicaAdmittingRejectsAsBreakerOpenWithoutACall) {
   ReplicasConfig c = Pool(2, LbKind::kRandom);
   c.breaker = ThreeStrikes();
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   RandomStream rng(3);
   int64_t t = 0;
   for (int i = 0; i < 6; ++i) {
@@ -346,7 +346,7 @@ TEST(ReplicaPoolBreakerTest, NoReplicaAdmittingRejectsAsBreakerOpenWithoutACall)
 TEST(ReplicaPoolBreakerTest, AProbeCancelledOrTimedOutFreesItsSlot) {
   ReplicasConfig c = Pool(1);
   c.breaker = ThreeStrikes();
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   RandomStream rng(5);
   for (int i = 0; i < 3; ++i) {
     uint64_t permit = 0;
@@ -376,7 +376,7 @@ TEST(ReplicaPoolBreakerTest, BlockedReplicasStayOutInPanicToo) {
   c.breaker = ThreeStrikes();
   c.outlier = Consecutive(1);
   c.panic_threshold_percent = 100.0;
-  ReplicaPool pool(c, FaultModelConfig{});
+  ReplicaPool pool(c, FaultsConfig{});
   RandomStream rng(11);
   for (int i = 0; i < 200; ++i) {
     uint64_t permit = 0;

@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kS = kNsPerSecond;
 
 TokenBucketBudget MakeBucket(double max_tokens, double token_ratio) {
-  return TokenBucketBudget(TokenBucketBudgetConfig{max_tokens, token_ratio});
+  return TokenBucketBudget(TokenBucketConfig{max_tokens, token_ratio});
 }
 
 void Fail(TokenBucketBudget& b, int n = 1) {
@@ -29,7 +29,7 @@ void Succeed(TokenBucketBudget& b, int n = 1) {
 }
 
 TEST(TokenBucketBudgetTest, StartsFullWithIntegerThousandths) {
-  TokenBucketBudget b(TokenBucketBudgetConfig{});
+  TokenBucketBudget b(TokenBucketConfig{});
   EXPECT_EQ(b.max_milli_tokens(), 10'000);
   EXPECT_EQ(b.milli_token_ratio(), 100);
   EXPECT_EQ(b.threshold_milli_tokens(), 5'000);
@@ -66,7 +66,7 @@ TEST(TokenBucketBudgetTest, A6SequenceMax10Ratio0_1) {
 
 // gRFC A6 allows any positive tokenRatio; gRPC's own throttling tests use 1.6.
 TEST(TokenBucketBudgetTest, A6RatioAboveOne) {
-  ASSERT_TRUE(Validate(TokenBucketBudgetConfig{10, 1.6}).ok());
+  ASSERT_TRUE(Validate(TokenBucketConfig{10, 1.6}).ok());
   TokenBucketBudget b = MakeBucket(10, 1.6);
   EXPECT_EQ(b.milli_token_ratio(), 1'600);
   Fail(b, 6);
@@ -118,9 +118,9 @@ TEST(TokenBucketBudgetTest, RoundsToThousandths) {
 
 TEST(TokenBucketBudgetTest, ValidationNamesTheParameter) {
   auto message = [](double max_tokens, double ratio) {
-    return std::string(Validate(TokenBucketBudgetConfig{max_tokens, ratio}).message());
+    return std::string(Validate(TokenBucketConfig{max_tokens, ratio}).message());
   };
-  EXPECT_TRUE(Validate(TokenBucketBudgetConfig{1000, 1}).ok());
+  EXPECT_TRUE(Validate(TokenBucketConfig{1000, 1}).ok());
   EXPECT_THAT(message(0, 0.1), HasSubstr("max_tokens must be a finite number in (0, 1000]"));
   EXPECT_THAT(message(1000.5, 0.1), HasSubstr("max_tokens"));
   EXPECT_THAT(message(std::nan(""), 0.1), HasSubstr("max_tokens"));
@@ -130,8 +130,8 @@ TEST(TokenBucketBudgetTest, ValidationNamesTheParameter) {
   EXPECT_THAT(message(10, 1000.5), HasSubstr("token_ratio"));
   EXPECT_THAT(message(10, -INFINITY), HasSubstr("token_ratio"));
   EXPECT_THAT(message(10, 0.0004), HasSubstr("token_ratio must be at least 0.0005"));
-  EXPECT_FALSE(TokenBucketBudget::Create(TokenBucketBudgetConfig{0, 0.1}).ok());
-  EXPECT_TRUE(TokenBucketBudget::Create(TokenBucketBudgetConfig{}).ok());
+  EXPECT_FALSE(TokenBucketBudget::Create(TokenBucketConfig{0, 0.1}).ok());
+  EXPECT_TRUE(TokenBucketBudget::Create(TokenBucketConfig{}).ok());
 }
 
 TEST(TokenBucketBudgetTest, ManyThreadsKeepTokensInRange) {

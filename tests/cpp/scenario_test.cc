@@ -49,7 +49,7 @@ ScenarioConfig Rich() {
   payment.faults.phases = {outage};
   payment.retry = RetryConfig{};
   payment.breaker = BreakerConfig{};
-  payment.token_bucket = TokenBucketBudgetConfig{};
+  payment.token_bucket = TokenBucketConfig{};
   payment.attempt_timeout_ns = kS / 2;
   payment.charges = true;
   c.dependencies = {inventory, pricing, payment};

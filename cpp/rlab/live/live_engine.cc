@@ -435,7 +435,7 @@ absl::StatusOr<int64_t> LiveEngine::SubmitImpl(int key, std::string_view idempot
   return id;
 }
 
-absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultModelConfig& faults) {
+absl::Status LiveEngine::SetFaults(std::string_view dependency, const FaultsConfig& faults) {
   int dep = -1;
   for (size_t i = 0; i < config_.dependencies.size(); ++i) {
     if (config_.dependencies[i].name == dependency) dep = static_cast<int>(i);

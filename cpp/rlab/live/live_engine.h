@@ -95,9 +95,9 @@ struct LiveOrderEvent {
   int64_t id = 0;
   OrderStatus status = OrderStatus::kPending;
   FailReason reason = FailReason::kNone;
-  int64_t t_ns = 0;  // engine time
-  int attempts = 0;  // meaningful in a terminal event
-  int charges = 0;   // committed charges, meaningful in a terminal event
+  int64_t t_ns = 0;       // engine time
+  int attempts = 0;       // meaningful in a terminal event
+  int charges = 0;        // committed charges, meaningful in a terminal event
   bool degraded = false;  // completed on a fallback's help, meaningful in a terminal event
 };
 
@@ -218,7 +218,7 @@ class LiveEngine {
   // progress keep the model they started with). Phases are on the engine's clock, like the
   // scenario's. InvalidArgument (with the dotted path) for an invalid model, NotFound for an
   // unknown dependency.
-  absl::Status SetFaults(std::string_view dependency, const FaultModelConfig& faults);
+  absl::Status SetFaults(std::string_view dependency, const FaultsConfig& faults);
 
   // Replaces dependency `dependency`'s circuit breaker parameters from now on (engine time), by
   // CircuitBreaker::Reconfigure: the state is kept, calls admitted before report stale, and an
@@ -372,7 +372,7 @@ class LiveEngine {
   // first id, the oldest dropped beyond max_order_records.
   std::map<int64_t, std::vector<OrderRecord>> recorded_ ABSL_GUARDED_BY(index_mu_);
   int64_t recorded_count_ ABSL_GUARDED_BY(index_mu_) = 0;
-  std::atomic<int64_t> keys_held_{0};     // idempotency keys of orders not yet terminal
+  std::atomic<int64_t> keys_held_{0};       // idempotency keys of orders not yet terminal
   std::atomic<int64_t> finished_twice_{0};  // Finish on a terminal order: an engine bug
   std::atomic<int64_t> next_id_{0};
   std::atomic<int64_t> in_system_{0};
@@ -419,7 +419,7 @@ class LiveEngine {
 
   // The shutdown sequence, the cancellation every wait watches, the workers still running.
   LiveShutdown shutdown_;
-  SimResult result_;  // written once by Shutdown, read-only afterwards
+  SimResult result_;               // written once by Shutdown, read-only afterwards
   int64_t recorded_first_id_ = 0;  // likewise
 
   // Service graphs (live_services.{h,cc}; model/service_graph.h): config_ is the working copy

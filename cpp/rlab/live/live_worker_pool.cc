@@ -130,7 +130,7 @@ void LiveWorkerPool::Join() {
   }
 }
 
-void LiveWorkerPool::SetFaults(int dep, const FaultModelConfig& faults) {
+void LiveWorkerPool::SetFaults(int dep, const FaultsConfig& faults) {
   auto model = std::make_shared<const FaultModel>(faults);
   FaultSlot& f = *fault_slots_[dep];
   MutexLock lock(&f.mu);
@@ -343,7 +343,7 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::DoAttempt(LiveWorker& w, const FlowAc
     return end;
   }
   const FaultModel& model = replica >= 0 ? pool->faults(replica) : ModelFor(w, dep);
-  const FaultModelConfig& fm = model.config();
+  const FaultsConfig& fm = model.config();
   if (fm.capacity.max_in_service > 0) {
     end = DoLimitedAttempt(w, model, a, now,
                            replica >= 0 ? replica_servers_[dep][replica].get() : nullptr);
@@ -525,7 +525,7 @@ LiveWorkerPool::AttemptEnd LiveWorkerPool::DoLimitedAttempt(LiveWorker& w, const
                                                             const FlowAction& a, int64_t now,
                                                             Server* server) {
   const int dep = a.dep;
-  const FaultModelConfig& fm = model.config();
+  const FaultsConfig& fm = model.config();
   Server& s = server != nullptr ? *server : *servers_[dep];
   const Outcome timeout =
       Outcome::Of(a.until_is_deadline ? OutcomeKind::kDeadlineExceeded : OutcomeKind::kTimeout);

@@ -100,7 +100,7 @@ class LiveWorkerPool {
   // Joins the worker threads (they exit once the job queue is closed and empty).
   void Join();
   // Replaces dependency `dep`'s fault model for attempts that start from now on.
-  void SetFaults(int dep, const FaultModelConfig& faults);
+  void SetFaults(int dep, const FaultsConfig& faults);
 
   // The workers, for the result (only once they are joined).
   const std::vector<std::unique_ptr<LiveWorker>>& workers() const { return workers_; }

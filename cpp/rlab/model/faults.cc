@@ -139,7 +139,7 @@ std::string PhaseLabel(const std::vector<FaultPhase>& phases, size_t i) {
   return unique ? absl::StrFormat("phases[%s]", name) : absl::StrFormat("phases[%d]", i);
 }
 
-absl::Status ValidatePhase(std::string_view path, const FaultModelConfig& config,
+absl::Status ValidatePhase(std::string_view path, const FaultsConfig& config,
                            const std::string& label, const FaultPhase& phase) {
   const std::string p = Join(path, label);
   const double start_s = NsToSeconds(phase.start_ns);
@@ -176,7 +176,7 @@ absl::Status ValidatePhase(std::string_view path, const FaultModelConfig& config
                     Bound::kOpen, Bound::kClosed);
 }
 
-absl::Status ValidatePhases(std::string_view path, const FaultModelConfig& config) {
+absl::Status ValidatePhases(std::string_view path, const FaultsConfig& config) {
   const std::vector<FaultPhase>& phases = config.phases;
   std::vector<std::string> labels;
   labels.reserve(phases.size());
@@ -338,7 +338,7 @@ absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist) {
       absl::StrFormat("%s has an unknown distribution kind %d", path, static_cast<int>(dist.kind)));
 }
 
-absl::Status ValidateFaultModel(std::string_view path, const FaultModelConfig& config) {
+absl::Status ValidateFaultModel(std::string_view path, const FaultsConfig& config) {
   absl::Status s = FirstError({
       CheckRange(Join(path, "failure_rate"), config.failure_rate, 0.0, 1.0),
       ValidateMix(Join(path, "mix"), config.mix),
@@ -358,7 +358,7 @@ absl::Status ValidateFaultModel(std::string_view path, const FaultModelConfig& c
   });
 }
 
-FaultModel::FaultModel(const FaultModelConfig& config) : config_(config) {}
+FaultModel::FaultModel(const FaultsConfig& config) : config_(config) {}
 
 const FaultPhase* FaultModel::PhaseAt(int64_t now_ns) const {
   for (const FaultPhase& phase : config_.phases) {

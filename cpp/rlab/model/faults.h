@@ -45,7 +45,7 @@ absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist);
 const ConfigSchema<FailureMix>& FailureMixSchema();
 
 // Checks a fault model, phases and capacity included; errors name `path` + ".field".
-absl::Status ValidateFaultModel(std::string_view path, const FaultModelConfig& config);
+absl::Status ValidateFaultModel(std::string_view path, const FaultsConfig& config);
 
 // One attempt's fate, drawn when the server starts working on it.
 struct AttemptDraw {
@@ -64,7 +64,7 @@ struct AttemptDraw {
 class FaultModel {
  public:
   // `config` must have passed ValidateFaultModel.
-  explicit FaultModel(const FaultModelConfig& config);
+  explicit FaultModel(const FaultsConfig& config);
 
   // Draws the fate of an attempt whose service starts at `now_ns`, when `load` calls (this one
   // included) are in service or waiting at the server. Consumes exactly kDrawsPerAttempt uniform
@@ -77,10 +77,10 @@ class FaultModel {
   // The failure probability in force at `now_ns`.
   double FailureRateAt(int64_t now_ns) const;
 
-  const FaultModelConfig& config() const { return config_; }
+  const FaultsConfig& config() const { return config_; }
 
  private:
-  FaultModelConfig config_;
+  FaultsConfig config_;
 };
 
 }  // namespace rlab

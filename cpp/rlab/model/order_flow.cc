@@ -10,10 +10,19 @@ namespace {
 constexpr std::array<std::string_view, kNumOrderStatuses> kStatusNames = {
     "pending", "queued", "processing", "completed", "failed", "rejected", "expired", "cancelled"};
 
-constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {
-    "",         "exhausted",     "permanent",  "breaker_open", "budget",
-    "deadline", "non_retryable", "queue_full", "shutdown",     "shed",
-    "queue_delay", "limited",    "rate_limited"};
+constexpr std::array<std::string_view, kNumFailReasons> kReasonNames = {"",
+                                                                        "exhausted",
+                                                                        "permanent",
+                                                                        "breaker_open",
+                                                                        "budget",
+                                                                        "deadline",
+                                                                        "non_retryable",
+                                                                        "queue_full",
+                                                                        "shutdown",
+                                                                        "shed",
+                                                                        "queue_delay",
+                                                                        "limited",
+                                                                        "rate_limited"};
 
 RetryConfig SingleAttempt() {
   RetryConfig c;
@@ -267,7 +276,7 @@ FlowAction OrderFlow::StartRound(int64_t now_ns, RandomStream& rng) {
   outstanding_ = 0;
   next_hedge_ns_ = kNoDeadline;
   if (d.config->fanout) {
-    const FanoutConfig& f = *d.config->fanout;
+    const FanOutConfig& f = *d.config->fanout;
     uint32_t launch = 0;
     Outcome rejection;
     for (int c = 0; c < f.copies; ++c) {
@@ -369,7 +378,7 @@ FlowAction OrderFlow::OnCopyDone(int64_t now_ns, const Outcome& outcome, int cop
                                  RandomStream& rng) {
   DependencyRuntime& d = (*deps_)[dep_];
   outstanding_ &= ~(1u << copy);
-  const FanoutConfig* fanout = d.config->fanout ? &*d.config->fanout : nullptr;
+  const FanOutConfig* fanout = d.config->fanout ? &*d.config->fanout : nullptr;
   if (outcome.ok()) {
     if (d.hedger) d.hedger->RecordLatency(now_ns - copies_[copy].start_ns);
     ++round_ok_;

@@ -4,16 +4,16 @@
 
 namespace rlab {
 
-ReplicaPool::ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& base)
+ReplicaPool::ReplicaPool(const ReplicasConfig& config, const FaultsConfig& base)
     : count_(config.count) {
   // Replicas without an override share one FaultModel (a pool of 1000 holds one copy).
   auto shared = std::make_shared<FaultModel>(base);
-  std::vector<const FaultModelConfig*> chosen(static_cast<size_t>(count_), nullptr);
+  std::vector<const FaultsConfig*> chosen(static_cast<size_t>(count_), nullptr);
   for (const ReplicaOverride& o : config.overrides)
     chosen[static_cast<size_t>(o.index)] = &o.faults;
   faults_.reserve(static_cast<size_t>(count_));
   for (int r = 0; r < count_; ++r) {
-    const FaultModelConfig* c = chosen[static_cast<size_t>(r)];
+    const FaultsConfig* c = chosen[static_cast<size_t>(r)];
     faults_.push_back(c == nullptr ? std::shared_ptr<FaultModel>(shared)
                                    : std::make_shared<FaultModel>(*c));
   }
@@ -26,7 +26,7 @@ ReplicaPool::ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& b
   // an attempt the caller gave up on ends at the balancer without counting at the detector.
   balancer_ = std::make_unique<LoadBalancer>(lb);
   if (config.outlier.has_value()) {
-    OutlierConfig o = *config.outlier;
+    OutlierDetectionConfig o = *config.outlier;
     o.replicas = count_;
     detector_ = std::make_unique<OutlierDetector>(o, 0);
   }
@@ -142,8 +142,7 @@ void ReplicaPool::SyncLocked() {
   events_taken_ = all.size();
 }
 
-int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding,
-                       uint64_t* permit) {
+int ReplicaPool::Begin(int64_t now_ns, RandomStream& rng, int64_t* outstanding, uint64_t* permit) {
   const double u1 = rng.Uniform01();
   const double u2 = rng.Uniform01();
   MutexLock lock(&mu_);

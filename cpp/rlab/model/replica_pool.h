@@ -105,7 +105,7 @@ class ReplicaPool {
   }
 
   // `config` and `base` must have passed ValidateScenario.
-  ReplicaPool(const ReplicasConfig& config, const FaultModelConfig& base);
+  ReplicaPool(const ReplicasConfig& config, const FaultsConfig& base);
 
   ReplicaPool(const ReplicaPool&) = delete;
   ReplicaPool& operator=(const ReplicaPool&) = delete;
@@ -167,7 +167,7 @@ class ReplicaPool {
   std::vector<std::unique_ptr<CircuitBreaker>> breakers_;
   int half_open_max_calls_ = 1;
   std::vector<BreakerState> breaker_state_ ABSL_GUARDED_BY(mu_);  // as last seen
-  std::vector<bool> blocked_ ABSL_GUARDED_BY(mu_);  // what the balancer was told
+  std::vector<bool> blocked_ ABSL_GUARDED_BY(mu_);                // what the balancer was told
   int blocked_count_ ABSL_GUARDED_BY(mu_) = 0;
   // Replicas whose breaker left closed (closed ones drop out at the next refresh).
   std::vector<int> watched_ ABSL_GUARDED_BY(mu_);

@@ -10,9 +10,9 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 #include "rlab/model/aws_retry_call.h"
+#include "rlab/model/faults.h"
 #include "rlab/model/service_graph.h"
 #include "rlab/model/service_intake.h"
-#include "rlab/model/faults.h"
 
 namespace rlab {
 namespace {
@@ -165,7 +165,7 @@ absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
         absl::StrFormat("%s.balancer has an unknown value %d", p, static_cast<int>(r.balancer)));
   }
   if (r.outlier.has_value()) {
-    OutlierConfig o = *r.outlier;
+    OutlierDetectionConfig o = *r.outlier;
     o.replicas = r.count;
     s = Prefixed(p + ".", Validate(o));
     if (!s.ok()) return s;

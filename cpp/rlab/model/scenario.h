@@ -13,14 +13,14 @@
 #include "absl/status/status.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/schema.h"
-#include "rlab/policy/aws_retry.h"
 #include "rlab/model/limits.h"
+#include "rlab/policy/aws_retry.h"
 #include "rlab/policy/bulkhead.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/hedge.h"
 #include "rlab/policy/load_balancer.h"
-#include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/load_shedder.h"
+#include "rlab/policy/outlier_detector.h"
 #include "rlab/policy/queue_discipline.h"
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
@@ -68,7 +68,8 @@ struct FaultPhase {
 // latency may grow with load (the ingredient of retry storms and metastable failures).
 struct CapacityConfig {
   int max_in_service = 0;  // 0: unlimited
-  int max_queue = -1;      // calls allowed to wait; beyond it the call fails at once with 503; -1: unbounded
+  int max_queue =
+      -1;  // calls allowed to wait; beyond it the call fails at once with 503; -1: unbounded
   // Service time is multiplied by 1 + load_slope * max(0, load - load_knee), where load is the
   // number of calls in service when service starts (this one included): calls in flight when
   // there is no capacity limit, at most max_in_service with one.
@@ -82,7 +83,7 @@ struct CapacityConfig {
 };
 
 // One dependency's behaviour: what fails, how long calls take, and when.
-struct FaultModelConfig {
+struct FaultsConfig {
   double failure_rate = 0.0;  // probability that an attempt fails, in [0, 1]
   FailureMix mix;
   LatencyDist latency;  // service time of every attempt
@@ -100,7 +101,7 @@ struct FaultModelConfig {
 struct FallbackConfig {
   enum class Kind : uint8_t { kNone, kCache, kDefault, kCacheOrDefault };
   Kind kind = Kind::kNone;
-  int cache_capacity = 1000;             // LRU entries, one per order key
+  int cache_capacity = 1000;                 // LRU entries, one per order key
   int64_t cache_ttl_ns = 60 * kNsPerSecond;  // a cached value older than this is not served
 };
 
@@ -117,7 +118,7 @@ enum class Composition : uint8_t {
 // One replica whose fault model differs from the dependency's (a slow or failing replica).
 struct ReplicaOverride {
   int index = 0;  // in [0, count), unique
-  FaultModelConfig faults;
+  FaultsConfig faults;
 };
 
 // A dependency served by a pool of replicas (Python: rl.Replicas). Every replica runs the
@@ -129,7 +130,7 @@ struct ReplicasConfig {
   LbKind balancer = LbKind::kRoundRobin;
   int64_t decay_ns = 10 * kNsPerSecond;  // Peak EWMA's time constant
   double panic_threshold_percent = 50.0;
-  std::optional<OutlierConfig> outlier;  // its `replicas` is ignored (count is used)
+  std::optional<OutlierDetectionConfig> outlier;  // its `replicas` is ignored (count is used)
   std::vector<ReplicaOverride> overrides;
   // Each replica's own circuit breaker, built from this (model/replica_pool.h); none if absent.
   std::optional<BreakerConfig> breaker;
@@ -141,10 +142,10 @@ inline constexpr int kMaxReplicas = 1000;
 // One named dependency with its fault model and its policy stack; any policy may be absent.
 struct DependencyConfig {
   std::string name = "payment";
-  FaultModelConfig faults;
+  FaultsConfig faults;
   std::optional<RetryConfig> retry;  // absent: one attempt
   std::optional<BreakerConfig> breaker;
-  std::optional<TokenBucketBudgetConfig> token_bucket;  // at most one budget
+  std::optional<TokenBucketConfig> token_bucket;  // at most one budget
   std::optional<RatioBudgetConfig> ratio_budget;
   std::optional<BulkheadConfig> bulkhead;
   std::optional<ThrottleConfig> throttle;
@@ -158,7 +159,7 @@ struct DependencyConfig {
   // Request patterns (at most one of the two): each call of the retry loop is a round of copies.
   // A write (`charges`) needs idempotency keys for either: every copy may charge.
   std::optional<HedgeConfig> hedge;
-  std::optional<FanoutConfig> fanout;
+  std::optional<FanOutConfig> fanout;
   // A pool of replicas behind a balancer; absent: one server, as before.
   std::optional<ReplicasConfig> replicas;
   // An AWS SDK retry mode (botocore "standard"/"adaptive", model/aws_retry_call.h) running the

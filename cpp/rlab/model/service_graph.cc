@@ -15,8 +15,7 @@ absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(st
 bool UsableName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-          c == '_')) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
       return false;
     }
   }
@@ -25,7 +24,7 @@ bool UsableName(std::string_view name) {
 
 // Whether a fault model says nothing a call to a service could honour (the Python Dependency
 // checks that it is exactly the default; here, what would be silently ignored).
-bool DefaultFaults(const FaultModelConfig& f) {
+bool DefaultFaults(const FaultsConfig& f) {
   return f.failure_rate == 0.0 && f.phases.empty() && f.ambiguous_rate == 0.0 &&
          f.capacity.max_in_service == 0;
 }
@@ -52,8 +51,8 @@ std::string ServiceDependencyPath(const ServiceConfig& service, const Dependency
 absl::Status ValidateServiceFields(const ServiceConfig& s) {
   if (!UsableName(s.name)) {
     return Invalid(absl::StrFormat(
-        "services[%s].name must contain only letters, digits and underscores, got \"%s\"",
-        s.name, s.name));
+        "services[%s].name must contain only letters, digits and underscores, got \"%s\"", s.name,
+        s.name));
   }
   const std::string p = absl::StrFormat("services[%s]", s.name);
   absl::Status st = CheckIntRange(p + ".workers", s.workers, 1, 100'000);
@@ -64,8 +63,8 @@ absl::Status ValidateServiceFields(const ServiceConfig& s) {
   if (!st.ok()) return st;
   const size_t n = s.dependencies.size();
   if (n < 1 || n > kMaxDependencies) {
-    return Invalid(absl::StrFormat("%s.dependencies must have between 1 and %d entries, got %d",
-                                   p, kMaxDependencies, n));
+    return Invalid(absl::StrFormat("%s.dependencies must have between 1 and %d entries, got %d", p,
+                                   kMaxDependencies, n));
   }
   for (size_t i = 0; i < n; ++i) {
     const std::string& name = s.dependencies[i].name;
@@ -78,8 +77,8 @@ absl::Status ValidateServiceFields(const ServiceConfig& s) {
     for (size_t j = 0; j < i; ++j) {
       if (s.dependencies[j].name == name) {
         return Invalid(absl::StrFormat(
-            "%s.dependencies[%d].name \"%s\" is already used by %s.dependencies[%d]", p, i, name,
-            p, j));
+            "%s.dependencies[%d].name \"%s\" is already used by %s.dependencies[%d]", p, i, name, p,
+            j));
       }
     }
   }
@@ -118,8 +117,8 @@ absl::Status ValidateServiceGraph(const ScenarioConfig& config) {
     if (d.service.empty()) return absl::OkStatus();
     const int t = index_of(d.service);
     if (t < 0) {
-      return Invalid(absl::StrFormat("%s.service: unknown service '%s'; known: %s", path,
-                                     d.service, known));
+      return Invalid(
+          absl::StrFormat("%s.service: unknown service '%s'; known: %s", path, d.service, known));
     }
     out.push_back(t);
     return CheckCaller(path, d);

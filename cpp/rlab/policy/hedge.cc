@@ -33,8 +33,8 @@ const ConfigSchema<HedgeConfig>& HedgeSchema() {
 
 absl::Status Validate(const HedgeConfig& c) { return ValidateFields(HedgeSchema(), c); }
 
-const ConfigSchema<FanoutConfig>& FanoutSchema() {
-  using C = FanoutConfig;
+const ConfigSchema<FanOutConfig>& FanoutSchema() {
+  using C = FanOutConfig;
   static constexpr FieldSpec<C> kFields[] = {
       schema::Int<&C::copies>("copies", 1, kMaxCopies, "copies", "copies per call"),
       schema::Int<&C::quorum>("quorum", 1, kMaxCopies, "copies", "successes needed"),
@@ -43,11 +43,11 @@ const ConfigSchema<FanoutConfig>& FanoutSchema() {
   return kSchema;
 }
 
-absl::Status ValidateFanoutRules(const FanoutConfig& c) {
+absl::Status ValidateFanoutRules(const FanOutConfig& c) {
   return CheckIntRange("quorum", c.quorum, 1, c.copies);
 }
 
-absl::Status Validate(const FanoutConfig& c) {
+absl::Status Validate(const FanOutConfig& c) {
   return ValidateAt("", FanoutSchema(), c, &ValidateFanoutRules);
 }
 

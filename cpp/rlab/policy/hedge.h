@@ -44,18 +44,18 @@ struct HedgeConfig {
 };
 
 // One call sends `copies` copies at once and succeeds once `quorum` of them succeeded.
-struct FanoutConfig {
+struct FanOutConfig {
   int copies = 2;  // in [1, kMaxCopies]
   int quorum = 1;  // in [1, copies]
 };
 
 // Checks every field, naming the Python parameter (max_hedges, delay, ...).
 absl::Status Validate(const HedgeConfig& config);
-absl::Status Validate(const FanoutConfig& config);
+absl::Status Validate(const FanOutConfig& config);
 // The field tables (Python: rl.Hedge, rl.FanOut), and FanOut's rule (quorum <= copies).
 const ConfigSchema<HedgeConfig>& HedgeSchema();
-const ConfigSchema<FanoutConfig>& FanoutSchema();
-absl::Status ValidateFanoutRules(const FanoutConfig& config);
+const ConfigSchema<FanOutConfig>& FanoutSchema();
+absl::Status ValidateFanoutRules(const FanOutConfig& config);
 
 // The shared hedging state of one dependency: the latency window and the budget. Thread-safe.
 class Hedger {

@@ -31,8 +31,8 @@ int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
 }  // namespace
 
-const ConfigSchema<OutlierConfig>& OutlierSchema() {
-  using C = OutlierConfig;
+const ConfigSchema<OutlierDetectionConfig>& OutlierSchema() {
+  using C = OutlierDetectionConfig;
   constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
   static constexpr FieldSpec<C> kFields[] = {
       schema::Int<&C::consecutive_errors>("consecutive_errors", 0, 1'000'000, "errors",
@@ -56,7 +56,7 @@ const ConfigSchema<OutlierConfig>& OutlierSchema() {
   return kSchema;
 }
 
-absl::Status ValidateOutlierRules(const OutlierConfig& c) {
+absl::Status ValidateOutlierRules(const OutlierDetectionConfig& c) {
   if (c.max_ejection_ns < c.base_ejection_ns) {
     // Envoy refuses the same configuration.
     return absl::InvalidArgumentError(
@@ -68,18 +68,18 @@ absl::Status ValidateOutlierRules(const OutlierConfig& c) {
   return absl::OkStatus();
 }
 
-absl::Status Validate(const OutlierConfig& c) {
+absl::Status Validate(const OutlierDetectionConfig& c) {
   absl::Status s = CheckIntRange("outlier.replicas", c.replicas, 1, 100000);
   return s.ok() ? ValidateAt("outlier", OutlierSchema(), c, &ValidateOutlierRules) : s;
 }
 
-OutlierDetector::OutlierDetector(const OutlierConfig& config, int64_t start_ns)
+OutlierDetector::OutlierDetector(const OutlierDetectionConfig& config, int64_t start_ns)
     : config_(config),
       replicas_(static_cast<size_t>(config.replicas)),
       next_tick_ns_(SaturatingAdd(start_ns, config.interval_ns)) {}
 
 absl::StatusOr<std::unique_ptr<OutlierDetector>> OutlierDetector::Create(
-    const OutlierConfig& config, int64_t start_ns) {
+    const OutlierDetectionConfig& config, int64_t start_ns) {
   absl::Status s = Validate(config);
   if (!s.ok()) return s;
   return std::make_unique<OutlierDetector>(config, start_ns);

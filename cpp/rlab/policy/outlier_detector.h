@@ -35,7 +35,7 @@
 namespace rlab {
 
 // Parameters; names in error messages are the dotted Python paths ("outlier.<field>").
-struct OutlierConfig {
+struct OutlierDetectionConfig {
   // Replicas in the pool, in [1, 100000].
   int replicas = 1;
   // Errors in a row that eject a replica, in [0, 1000000]; 0 turns the check off. Envoy: 5.
@@ -58,11 +58,11 @@ struct OutlierConfig {
   double success_rate_stdev_factor = 1.9;
 };
 
-absl::Status Validate(const OutlierConfig& config);
-// The field table of OutlierConfig (Python: rl.OutlierDetection; `replicas` is the pool's),
-// and the rule Validate adds (max_ejection_time >= base_ejection_time).
-const ConfigSchema<OutlierConfig>& OutlierSchema();
-absl::Status ValidateOutlierRules(const OutlierConfig& config);
+absl::Status Validate(const OutlierDetectionConfig& config);
+// The field table of OutlierDetectionConfig (Python: rl.OutlierDetection; `replicas` is the
+// pool's), and the rule Validate adds (max_ejection_time >= base_ejection_time).
+const ConfigSchema<OutlierDetectionConfig>& OutlierSchema();
+absl::Status ValidateOutlierRules(const OutlierDetectionConfig& config);
 
 // Why a replica was ejected.
 enum class EjectionReason { kConsecutiveErrors, kSuccessRate };
@@ -87,9 +87,9 @@ struct ReplicaOutlierState {
 class OutlierDetector {
  public:
   // `config` must have passed Validate; ticks fall at start_ns + k * interval.
-  explicit OutlierDetector(const OutlierConfig& config, int64_t start_ns = 0);
-  static absl::StatusOr<std::unique_ptr<OutlierDetector>> Create(const OutlierConfig& config,
-                                                                 int64_t start_ns = 0);
+  explicit OutlierDetector(const OutlierDetectionConfig& config, int64_t start_ns = 0);
+  static absl::StatusOr<std::unique_ptr<OutlierDetector>> Create(
+      const OutlierDetectionConfig& config, int64_t start_ns = 0);
 
   OutlierDetector(const OutlierDetector&) = delete;
   OutlierDetector& operator=(const OutlierDetector&) = delete;
@@ -113,7 +113,7 @@ class OutlierDetector {
   std::vector<EjectionEvent> Events() const;
   // Ejections refused by max_ejection_percent.
   int64_t overflow_count() const;
-  const OutlierConfig& config() const { return config_; }
+  const OutlierDetectionConfig& config() const { return config_; }
   int replicas() const { return config_.replicas; }
 
  private:
@@ -137,7 +137,7 @@ class OutlierDetector {
   void RecordEventLocked(const EjectionEvent& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const OutlierConfig config_;
+  const OutlierDetectionConfig config_;
   mutable Mutex mu_;
   std::vector<Replica> replicas_ ABSL_GUARDED_BY(mu_);
   int64_t next_tick_ns_ ABSL_GUARDED_BY(mu_);

@@ -34,32 +34,32 @@ constexpr double kRelativeTolerance = 1e-9;
 // ---------------------------------------------------------------------------------------------
 // TokenBucketBudget
 
-const ConfigSchema<TokenBucketBudgetConfig>& TokenBucketSchema() {
-  using C = TokenBucketBudgetConfig;
+const ConfigSchema<TokenBucketConfig>& TokenBucketSchema() {
+  using C = TokenBucketConfig;
   // gRFC A6 only asks for tokenRatio > 0 (gRPC's own tests use 1.6). A ratio above max_tokens
   // refills the whole bucket in one success, so larger values add nothing: the cap is
   // max_tokens' own.
   static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::max_tokens>("max_tokens", 0, 1000, Bound::kOpen, Bound::kClosed,
-                                   "tokens", "capacity and starting level"),
-      schema::Real<&C::token_ratio>("token_ratio", 0, 1000, Bound::kOpen, Bound::kClosed,
-                                    "tokens", "tokens returned by each success"),
+      schema::Real<&C::max_tokens>("max_tokens", 0, 1000, Bound::kOpen, Bound::kClosed, "tokens",
+                                   "capacity and starting level"),
+      schema::Real<&C::token_ratio>("token_ratio", 0, 1000, Bound::kOpen, Bound::kClosed, "tokens",
+                                    "tokens returned by each success"),
   };
   static constexpr ConfigSchema<C> kSchema{"TokenBucketConfig", kFields};
   return kSchema;
 }
 
-absl::Status Validate(const TokenBucketBudgetConfig& c) {
+absl::Status Validate(const TokenBucketConfig& c) {
   absl::Status s = ValidateFields(TokenBucketSchema(), c);
   return s.ok() ? ValidateTokenBucketRules(c) : s;
 }
 
-absl::Status ValidateTokenBucketRules(const TokenBucketBudgetConfig& c) {
+absl::Status ValidateTokenBucketRules(const TokenBucketConfig& c) {
   return FirstError(
       {CheckMilli("max_tokens", c.max_tokens), CheckMilli("token_ratio", c.token_ratio)});
 }
 
-TokenBucketBudget::TokenBucketBudget(const TokenBucketBudgetConfig& config)
+TokenBucketBudget::TokenBucketBudget(const TokenBucketConfig& config)
     : max_milli_tokens_(ToMilli(config.max_tokens)),
       milli_token_ratio_(ToMilli(config.token_ratio)),
       threshold_milli_tokens_(max_milli_tokens_ / 2) {
@@ -67,7 +67,7 @@ TokenBucketBudget::TokenBucketBudget(const TokenBucketBudgetConfig& config)
 }
 
 absl::StatusOr<std::unique_ptr<TokenBucketBudget>> TokenBucketBudget::Create(
-    const TokenBucketBudgetConfig& config) {
+    const TokenBucketConfig& config) {
   absl::Status s = Validate(config);
   if (!s.ok()) return s;
   return std::make_unique<TokenBucketBudget>(config);
@@ -115,8 +115,7 @@ const ConfigSchema<RatioBudgetConfig>& RatioBudgetSchema() {
       schema::Real<&C::min_retries_per_s>("min_retries_per_second", 0, 1e6, Bound::kClosed,
                                           Bound::kClosed, "1/s",
                                           "retries per second always allowed"),
-      schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets",
-                                   "buckets of the sliding window"),
+      schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the sliding window"),
   };
   static constexpr ConfigSchema<C> kSchema{"RatioBudgetConfig", kFields};
   return kSchema;

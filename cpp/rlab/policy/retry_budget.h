@@ -42,7 +42,7 @@ class RetryBudget {
 // Parameters of gRPC's retry throttling. A6 keeps three decimal places: both values are rounded
 // to the nearest thousandth, and all arithmetic is done in integer thousandths ("milli-tokens"),
 // so that e.g. ten successes at 0.1 add exactly one token.
-struct TokenBucketBudgetConfig {
+struct TokenBucketConfig {
   // The bucket's capacity and starting level, in (0, 1000].
   double max_tokens = 10.0;
   // Tokens returned by each success, in (0, 1000] (gRFC A6: any positive ratio; typically < 1).
@@ -50,11 +50,11 @@ struct TokenBucketBudgetConfig {
 };
 
 // Checks both fields (Python names in messages), including that each rounds to >= 0.001.
-absl::Status Validate(const TokenBucketBudgetConfig& config);
-// The field table of TokenBucketBudgetConfig (rlab/core/schema.h), and the rules Validate adds
+absl::Status Validate(const TokenBucketConfig& config);
+// The field table of TokenBucketConfig (rlab/core/schema.h), and the rules Validate adds
 // to it (each field rounds to >= 0.001).
-const ConfigSchema<TokenBucketBudgetConfig>& TokenBucketSchema();
-absl::Status ValidateTokenBucketRules(const TokenBucketBudgetConfig& config);
+const ConfigSchema<TokenBucketConfig>& TokenBucketSchema();
+absl::Status ValidateTokenBucketRules(const TokenBucketConfig& config);
 
 // Point-in-time state of a TokenBucketBudget, for metrics.
 struct TokenBucketBudgetSnapshot {
@@ -69,10 +69,9 @@ struct TokenBucketBudgetSnapshot {
 class TokenBucketBudget final : public RetryBudget {
  public:
   // `config` must have passed Validate.
-  explicit TokenBucketBudget(const TokenBucketBudgetConfig& config);
+  explicit TokenBucketBudget(const TokenBucketConfig& config);
   // Validates `config` first.
-  static absl::StatusOr<std::unique_ptr<TokenBucketBudget>> Create(
-      const TokenBucketBudgetConfig& config);
+  static absl::StatusOr<std::unique_ptr<TokenBucketBudget>> Create(const TokenBucketConfig& config);
 
   TokenBucketBudget(const TokenBucketBudget&) = delete;
   TokenBucketBudget& operator=(const TokenBucketBudget&) = delete;

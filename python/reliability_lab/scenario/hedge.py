@@ -80,5 +80,5 @@ class FanOut:
     quorum: int = 1
 
     def __post_init__(self) -> None:
-        # The field table beside FanoutConfig (hedge.cc) and its rule (quorum <= copies).
+        # The field table beside FanOutConfig (hedge.cc) and its rule (quorum <= copies).
         _schema.check(self)

@@ -118,7 +118,7 @@ class OutlierDetection:
     success_rate_stdev_factor: float = 1.9
 
     def __post_init__(self) -> None:
-        # The field table beside OutlierConfig (outlier_detector.cc) and its rule.
+        # The field table beside OutlierDetectionConfig (outlier_detector.cc) and its rule.
         _schema.check(self)
 
 
