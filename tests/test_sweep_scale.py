@@ -221,36 +221,37 @@ def test_bad_executors_are_named() -> None:
 # The per-point encoding of summary sweeps
 
 
-def test_point_encoder_gives_to_dict() -> None:
-    from reliability_lab.sweep import _PointEncoder
+def test_a_summary_sweep_hands_the_engine_each_points_compiled_scenario_with_its_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The summary path reads nothing again: every run gets its point's CompiledScenario (built
+    once per point and chunk) and the task's seed, and its numbers equal simulate() of that
+    point and seed."""
+    seen: list[tuple[Any, int]] = []
+    native = _core.simulate
 
-    sc = base().replace(
-        dependencies=[
-            base().dependencies[0],
-            rl.Dependency("stock", faults=rl.Faults(latency=rl.Constant(0.01))),
-        ]
-    )
-    enc = _PointEncoder(sc)
-    changes: list[dict[str, Any]] = [
-        {},
-        {"payment.breaker.consecutive_failures": 3},
-        {"payment.breaker.open_for": 2.5, "payment.faults.failure_rate": 0.2},
-        {"payment.faults.phases[0].end": 4.0},
-        {"payment.faults.latency": rl.LogNormal(median=0.01, sigma=0.5)},
-        {"payment.retry.max_attempts": 5, "payment.retry.backoff.initial": 0.02},
-        {"payment.retry": None},
-        {"payment.breaker": None, "stock.faults.failure_rate": 0.5},
-        {"stock.breaker": rl.Breaker(consecutive_failures=2)},
-        {"arrivals": rl.ConstantRate(rate=50), "workers": 3, "duration": 7},
-        {"dependencies": [rl.Dependency("other")]},
-    ]
-    for change in changes:
-        point = sc.replace(change)
-        d = enc.to_dict(point)
-        assert d == point.to_dict(), change
-        d["seed"] = 5  # the caller's change stays in its own dict
-        assert enc.base_dict["seed"] == sc.seed
-    assert enc.to_dict(sc) == sc.to_dict()
+    def spy(scenario: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((scenario, kwargs["seed"]))
+        return native(scenario, *args, **kwargs)
+
+    monkeypatch.setattr(_core, "simulate", spy)
+    grid = {"payment.breaker.open_for": [0.5, 2.0], "payment.faults.failure_rate": [0.1, 0.4]}
+    df = sweep(base(), grid, seeds=range(3), max_workers=1, progress=False)
+    monkeypatch.undo()
+    assert len(seen) == 12
+    assert all(isinstance(c, _core.CompiledScenario) for c, _ in seen)
+    assert sorted({s for _, s in seen}) == sorted(set(df["seed"]))
+    for _, row in df.iterrows():
+        point = base().replace(
+            {
+                "payment.breaker.open_for": row["payment.breaker.open_for"],
+                "payment.faults.failure_rate": row["payment.faults.failure_rate"],
+                "seed": int(row["seed"]),
+            }
+        )
+        summary = rl.simulate(point).summary
+        for name in ("completed", "failed", "latency_p99", "utilization", "payment.retries"):
+            assert row[name] == pytest.approx(summary[name], nan_ok=True), name
 
 
 @pytest.mark.parametrize(

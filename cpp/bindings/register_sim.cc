@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,9 +25,17 @@ void RegisterSim(py::module_& m) {
   m.def(
       "simulate",
       [](const py::object& scenario, double sample_every, bool record_orders, bool record_events,
-         double until, int64_t max_events, const std::vector<double>& latency_bounds) {
+         double until, int64_t max_events, const std::vector<double>& latency_bounds,
+         std::optional<uint64_t> seed) {
         std::shared_ptr<const ScenarioConfig> config;
         ScenarioArg(scenario, &config);  // a CompiledScenario: read and validated already
+        if (seed.has_value() && *seed != config->seed) {
+          // A sweep's runs differ from their point only by the seed: a copy of the compiled
+          // config, not a re-read of the whole scenario.
+          auto reseeded = std::make_shared<ScenarioConfig>(*config);
+          reseeded->seed = *seed;
+          config = std::move(reseeded);
+        }
         SimOptions opt;
         opt.sample_every_ns =
             sample_every > 0 ? DurationArgNs("sample_every", sample_every, false) : 0;
@@ -48,8 +57,9 @@ void RegisterSim(py::module_& m) {
       py::arg("scenario"), py::arg("sample_every") = 1.0, py::arg("record_orders") = true,
       py::arg("record_events") = true, py::arg("until") = -1.0,
       py::arg("max_events") = int64_t{4'000'000'000}, py::arg("latency_bounds"),
-      "Runs a scenario (a CompiledScenario, or a Scenario.to_dict() dict) in virtual time; returns "
-      "raw arrays and counters.");
+      py::arg("seed") = std::nullopt,
+      "Runs a scenario (a CompiledScenario, or a Scenario.to_dict() dict) in virtual time, with "
+      "`seed` in place of the scenario's if given; returns raw arrays and counters.");
 }
 
 }  // namespace rlab::bindings

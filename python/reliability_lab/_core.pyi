@@ -165,6 +165,7 @@ def simulate(
     max_events: int = 4000000000,
     *,
     latency_bounds: list[float],
+    seed: int | None = None,
 ) -> dict[str, Any]: ...
 
 # --- backoff (register_backoff.cc) ---

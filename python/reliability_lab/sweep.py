@@ -39,7 +39,6 @@ call gives the same DataFrame.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import itertools
 import math
@@ -57,9 +56,7 @@ import pandas as pd
 from reliability_lab import _core
 from reliability_lab.cache import RunCache, scenario_key
 from reliability_lab.metrics import LATENCY_BOUNDS
-from reliability_lab.retry import Retry
 from reliability_lab.scenario import Scenario
-from reliability_lab.scenario.model import _encode as _encode_value
 from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, _summary_values, simulate
 
 #: What ``metrics=`` accepts: None (every summary column), a list of summary column names, or a
@@ -205,82 +202,35 @@ def _run_summary_chunk(
     points: Mapping[int, dict[str, Any]],
     names: list[str] | None,
     record_events: bool,
-    encoder: _PointEncoder | None = None,
 ) -> list[tuple[int, dict[str, float]]]:
-    """The summary-only path: each run is the native engine on the point's scenario (as a
-    dict) with the task's seed, without per-order records or time series, and its summary
-    numbers are computed without pandas (the same numbers as ``simulate(...).summary``;
-    tests/test_sweep.py checks that they agree). Each point is built where it is first run,
-    so that this Python work (GIL held) interleaves with the other threads' native runs."""
+    """The summary-only path: each run is the native engine on the point's compiled scenario
+    with the task's seed, without per-order records or time series, and its summary numbers are
+    computed without pandas (the same numbers as ``simulate(...).summary``; tests/test_sweep.py
+    checks that they agree). A point is built (and so compiled, once) where it is first run, so
+    that this Python work (GIL held) interleaves with the other threads' native runs; its runs
+    hand the engine that compiled config with their seed, and nothing is read again."""
     out = []
     bounds = list(LATENCY_BOUNDS)
-    dicts: dict[int, dict[str, Any]] = {}
-    if encoder is None:
-        encoder = _PointEncoder(scenario)
+    built: dict[int, Scenario] = {}
     for k, (p, seed) in enumerate(tasks):
-        d = dicts.get(p)
-        if d is None:
-            d = dicts[p] = encoder.to_dict(_at_point(scenario, p, points[p]))
-        d["seed"] = seed
+        point = built.get(p)
+        if point is None:
+            point = built[p] = _at_point(scenario, p, points[p])
         raw = _core.simulate(
-            d,
+            point.compiled(),
             sample_every=0.0,
             record_orders=False,
             record_events=record_events,
             until=-1.0,
             max_events=DEFAULT_MAX_EVENTS,
             latency_bounds=bounds,
+            seed=seed,
         )
-        values = _summary_values(d, raw)
+        values = _summary_values({"workers": point.workers}, raw)
         if names is not None:
             values = {name: values.get(name, math.nan) for name in names}
         out.append((k, values))
     return out
-
-
-class _PointEncoder:
-    """``Scenario.to_dict()`` of the points of one base scenario, re-encoding only the objects
-    a point replaced. ``Scenario.replace`` keeps every unchanged sub-object (the same Python
-    object), so their encodings are taken from the base's dict; this halves the GIL-held
-    Python work per point of a summary sweep (tests/test_sweep_scale.py checks the dicts
-    equal ``to_dict()``). Top-level dicts are fresh (the caller sets ``seed``); nested ones
-    may be shared with the base and must not be mutated."""
-
-    def __init__(self, base: Scenario) -> None:
-        self.base = base
-        self.base_dict = base.to_dict()
-
-    def to_dict(self, sc: Scenario) -> dict[str, Any]:
-        d = self._encode(sc, self.base, self.base_dict)
-        return dict(d)
-
-    def _encode(self, value: Any, base: Any, base_enc: Any) -> Any:
-        if value is base:
-            return base_enc
-        if (
-            type(value) is type(base)
-            and not isinstance(value, Retry)  # encoded by its own rules: whole
-            and isinstance(base_enc, dict)
-            and dataclasses.is_dataclass(value)
-            and not isinstance(value, type)
-        ):
-            out = dict(base_enc)
-            for f in dataclasses.fields(value):
-                v, bv = getattr(value, f.name), getattr(base, f.name)
-                if v is bv:
-                    continue
-                if f.name not in base_enc:  # encoded under other keys (Retry): whole
-                    return _encode_value(value)
-                out[f.name] = self._encode(v, bv, base_enc[f.name])
-            return out
-        if (
-            isinstance(value, (tuple, list))
-            and isinstance(base, (tuple, list))
-            and isinstance(base_enc, list)
-            and len(value) == len(base) == len(base_enc)
-        ):
-            return [self._encode(v, b, e) for v, b, e in zip(value, base, base_enc, strict=True)]
-        return _encode_value(value)
 
 
 def _metrics_of(result: Result, metrics: Metrics) -> dict[str, float]:
@@ -527,9 +477,7 @@ def _run_tasks(
         pairs = [tasks[i] for i in chunk]
         sub = {p: points[p] for p, _ in pairs}
         if summary_only:
-            return _run_summary_chunk, (
-                scenario, pairs, sub, worker_names, record_events, shared_encoder,
-            )
+            return _run_summary_chunk, (scenario, pairs, sub, worker_names, record_events)
         return _run_chunk, (scenario, pairs, sub, metrics)
 
     def collect(chunk: list[int], results: list[tuple[int, dict[str, float]]]) -> None:
@@ -546,9 +494,6 @@ def _run_tasks(
             bar.close()
         return
     ex, own_client, dask_threads = _resolve_executor(executor)
-    # In-process threads share one encoder (read-only once built); other executors build
-    # theirs per chunk rather than receive the base's dict with every task.
-    shared_encoder = _PointEncoder(scenario) if summary_only and ex is None else None
     try:
         workers = max_workers or dask_threads or os.cpu_count() or 1
         if chunksize is None:
