@@ -24,6 +24,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/model/series_row.h"
 
 namespace rlab {
 
@@ -75,19 +76,6 @@ class LiveSampler {
   std::vector<std::vector<double>> rows() const;
 
  private:
-  // The counters as of the last row (rows hold deltas).
-  struct Last {
-    int64_t arrived = 0;
-    std::array<int64_t, kNumOrderStatuses> by_status{};
-    std::array<int64_t, kNumFailReasons> by_reason{};
-    int64_t degraded = 0;
-    std::vector<std::array<int64_t, 4>> deps;  // calls, retries, failures, rejected_breaker
-    std::vector<int64_t> limit_rejected;       // per dependency with a limit
-    int64_t intake_limit_rejected = 0;
-    // Rate limits: per dependency, then intake.rate_limit last.
-    std::vector<RateGate::Counts> rate;
-  };
-
   void Loop(std::chrono::steady_clock::time_point start);
 
   const LiveSampleSources src_;
@@ -102,7 +90,8 @@ class LiveSampler {
 
   mutable Mutex rows_mu_;
   std::vector<std::vector<double>> rows_ ABSL_GUARDED_BY(rows_mu_);
-  Last last_ ABSL_GUARDED_BY(rows_mu_);
+  SeriesLayout layout_;                            // fixed by the constructor
+  SeriesRow series_ ABSL_GUARDED_BY(rows_mu_){0};  // keeps the counters of the previous row
   int64_t last_sample_ns_ ABSL_GUARDED_BY(rows_mu_) = 0;
 };
 

@@ -79,30 +79,14 @@ void RoundMetrics::RefreshGauges(const std::vector<DependencyRuntime>& deps) {
   }
 }
 
-void RoundMetrics::AppendColumns(const std::vector<std::string>& names,
-                                 const std::vector<DependencyRuntime>& deps,
-                                 std::vector<std::string>& columns) {
-  for (size_t d = 0; d < deps.size(); ++d) {
-    if (!deps[d].rounds()) continue;
-    for (const char* c : kRoundSeriesColumns) {
-      columns.push_back(absl::StrFormat("%s.%s", names[d], c));
-    }
-  }
-}
-
-void RoundMetrics::AppendSample(const std::function<void(double)>& put) {
-  for (Dep& d : deps_) {
-    const std::array<int64_t, 4> now = {d.counters[0]->value(), d.counters[1]->value(),
-                                        d.counters[2]->value(), d.counters[3]->value()};
-    const int64_t wasted = wasted_ns_[d.index].load(std::memory_order_relaxed);
-    // The column order of kRoundSeriesColumns: hedges, hedges_won, cancelled, wasted, denied.
-    put(static_cast<double>(now[0] - d.last[0]));
-    put(static_cast<double>(now[1] - d.last[1]));
-    put(static_cast<double>(now[3] - d.last[3]));
-    put(NsToSeconds(wasted - d.last_wasted_ns));
-    put(static_cast<double>(now[2] - d.last[2]));
-    d.last = now;
-    d.last_wasted_ns = wasted;
+void RoundMetrics::FillSeriesCounts(std::vector<SeriesDepCounts>& counts) const {
+  for (const Dep& d : deps_) {
+    SeriesDepCounts& c = counts[d.index];
+    c.hedges = d.counters[0]->value();
+    c.hedges_won = d.counters[1]->value();
+    c.hedges_denied = d.counters[2]->value();
+    c.cancelled = d.counters[3]->value();
+    c.wasted_attempt_ns = wasted_ns_[d.index].load(std::memory_order_relaxed);
   }
 }
 

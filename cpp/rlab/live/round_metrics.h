@@ -24,7 +24,7 @@
 #include "absl/status/status.h"
 #include "rlab/core/metrics.h"
 #include "rlab/model/order_flow.h"
-#include "rlab/model/round_series.h"
+#include "rlab/model/series_row.h"
 
 namespace rlab {
 
@@ -39,14 +39,9 @@ class RoundMetrics {
   void Publish(size_t dep, const FlowStats& now, FlowStats& published);
   // Refreshes the gauges (at scrape time).
   void RefreshGauges(const std::vector<DependencyRuntime>& deps);
-  // Appends the column names ("<dep>.<column>") for the time series, for the dependencies Init
-  // registers (static: the engine lays out its series before it registers its metrics).
-  static void AppendColumns(const std::vector<std::string>& names,
-                            const std::vector<DependencyRuntime>& deps,
-                            std::vector<std::string>& columns);
-  // Appends one sample row's values (deltas since the last sample) through `put`, one per
-  // column AppendColumns named. After Init.
-  void AppendSample(const std::function<void(double)>& put);
+  // Fills the round counters of `counts` (one per dependency) for a time-series row
+  // (model/series_row.h). After Init.
+  void FillSeriesCounts(std::vector<SeriesDepCounts>& counts) const;
 
  private:
   struct Dep {
@@ -55,8 +50,6 @@ class RoundMetrics {
     std::array<Counter*, 4> counters{};  // hedges, hedges_won, hedges_denied, cancelled
     Gauge* wasted_s = nullptr;
     Gauge* tokens = nullptr;  // null unless hedged with a budget
-    std::array<int64_t, 4> last{};
-    int64_t last_wasted_ns = 0;
   };
   std::vector<Dep> deps_;
   const std::atomic<int64_t>* wasted_ns_ = nullptr;

@@ -8,7 +8,6 @@
 #include "rlab/core/invariant.h"
 #include "rlab/model/order_conservation.h"
 #include "rlab/model/sample_schedule.h"
-#include "rlab/model/round_series.h"
 
 namespace rlab {
 namespace {
@@ -34,7 +33,6 @@ Outcome Unpack(uint32_t p, int64_t retry_after_ns) {
 }
 
 bool Committed(uint32_t p) { return (p >> 14) & 1; }
-
 
 }  // namespace
 
@@ -104,10 +102,6 @@ SimEngine::SimEngine(const ScenarioConfig& config, const SimOptions& options)
       }
     }
   }
-  last_.deps.resize(n);
-  last_.wasted_attempt_ns.resize(n);
-  last_.limit_rejected.resize(n);
-  last_.rate.resize(n + 1);
   if (config_.intake.rate_limit) {
     intake_rate_ = std::make_unique<RateGate>(*config_.intake.rate_limit);
   }
@@ -488,8 +482,8 @@ void SimEngine::OnIntakeReady(uint32_t slot, uint32_t gen, int64_t now_ns) {
     FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kQueueFull, now_ns);
     return;
   }
-  if (shedder_ && shedder_->Admit(now_ns, a.origin.criticality, a.origin.tenant) !=
-                      ShedCause::kAdmit) {
+  if (shedder_ &&
+      shedder_->Admit(now_ns, a.origin.criticality, a.origin.tenant) != ShedCause::kAdmit) {
     // It reaches the queue only now: the shedder decides now (counted admitted on arrival).
     if (intake_token) intake_limiter_->OnIgnore(*intake_token);
     FinishWithoutFlow(slot, OrderStatus::kRejected, FailReason::kShed, now_ns);
@@ -949,47 +943,16 @@ void SimEngine::SetBusy(int64_t now_ns, int delta) {
 
 void SimEngine::InitTimeSeries() {
   if (options_.sample_every_ns <= 0) return;
+  for (const FlatDependency& d : flat_deps_) series_layout_.labels.push_back(d.label);
+  series_layout_.intake_discipline = !intake_discipline_.fifo();
+  series_layout_.intake_limit = intake_limiter_ != nullptr;
+  series_layout_.intake_rate = intake_rate_ != nullptr;
+  series_ = SeriesRow(deps_.size());
   auto& c = result_.ts_columns;
-  c = {"t", "arrivals", "completed", "failed", "rejected", "expired", "degraded"};
-  for (FailReason r : {FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
-                       FailReason::kBudget, FailReason::kDeadline, FailReason::kNonRetryable}) {
-    c.push_back(absl::StrFormat("failed_%s", std::string(FailReasonName(r))));
-  }
-  c.insert(c.end(), {"queue_depth", "busy_workers", "in_system"});
-  for (const FlatDependency& d : flat_deps_) {
-    for (const char* m : {"calls", "retries", "failures", "rejected_breaker", "breaker_state",
-                          "budget_tokens", "in_flight"}) {
-      c.push_back(absl::StrFormat("%s.%s", d.label, m));
-    }
-  }
-  // Hedged or fanned-out dependencies only, after all the others: the price of the copies.
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].rounds()) continue;
-    for (const char* m : kRoundSeriesColumns) {
-      c.push_back(absl::StrFormat("%s.%s", flat_deps_[i].label, m));
-    }
-  }
-  // A queue discipline other than FIFO, last: the job queue's standing delay and its drops.
-  if (!intake_discipline_.fifo()) c.insert(c.end(), {"intake.queue_delay", "intake.dropped"});
-  // Concurrency limits, after everything else: the limit, the permits held, the refusals.
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].limiter) continue;
-    for (const char* m : {"limit", "limit_inflight", "rejected_limit"}) {
-      c.push_back(absl::StrFormat("%s.%s", flat_deps_[i].label, m));
-    }
-  }
-  if (intake_limiter_) c.insert(c.end(), {"intake.limit", "intake.inflight", "intake.rejected"});
-  // Rate limits, after the concurrency limits: per interval, the refusals and the waits.
-  for (size_t i = 0; i < deps_.size(); ++i) {
-    if (!deps_[i].rate_gate) continue;
-    for (const char* m : {"rate_limited", "rate_limit_waits"}) {
-      c.push_back(absl::StrFormat("%s.%s", flat_deps_[i].label, m));
-    }
-  }
-  if (intake_rate_) c.insert(c.end(), {"intake.rate_limited", "intake.rate_limit_waits"});
+  c = SeriesColumns(series_layout_, deps_);
   // Service graphs, last: per non-root service, its intervals' counts and its state at the sample.
   AppendServiceColumns(config_, &c);  // model/service_accounting.h
-  last_.services.assign(result_.services.size(), {});
+  last_services_.assign(result_.services.size(), {});
   result_.ts.assign(c.size(), {});
 }
 
@@ -1004,92 +967,38 @@ void SimEngine::Sample(int64_t now_ns, bool final) {
   last_sample_ns_ = now_ns;
   size_t col = 0;
   auto put = [&](double v) { ts[col++].push_back(v); };
-  const auto& st = result_.by_status;
-  auto delta_status = [&](OrderStatus s) {
-    return static_cast<double>(st[static_cast<size_t>(s)] -
-                               last_.by_status[static_cast<size_t>(s)]);
-  };
-  put(NsToSeconds(now_ns));
-  put(static_cast<double>(result_.arrived - last_.arrived));
-  put(delta_status(OrderStatus::kCompleted));
-  put(delta_status(OrderStatus::kFailed));
-  put(delta_status(OrderStatus::kRejected));
-  put(delta_status(OrderStatus::kExpired));
-  put(static_cast<double>(result_.degraded - last_.degraded));
-  for (FailReason r : {FailReason::kExhausted, FailReason::kPermanent, FailReason::kBreakerOpen,
-                       FailReason::kBudget, FailReason::kDeadline, FailReason::kNonRetryable}) {
-    const size_t i = static_cast<size_t>(r);
-    put(static_cast<double>(result_.by_reason[i] - last_.by_reason[i]));
-  }
-  put(static_cast<double>(job_queue_.size()));
-  put(static_cast<double>(busy_));
-  put(static_cast<double>(in_system_));
+  SeriesCounts now;
+  now.arrived = result_.arrived;
+  now.by_status = result_.by_status;
+  now.by_reason = result_.by_reason;
+  now.degraded = result_.degraded;
+  now.queue_depth = static_cast<int64_t>(job_queue_.size());
+  now.busy_workers = busy_;
+  now.in_system = in_system_;
+  // How long the oldest waiting order has waited (0: none waits): the standing queue delay.
+  if (!job_queue_.empty()) now.oldest_wait_ns = now_ns - active_[job_queue_.front()].arrival_ns;
+  now.deps.resize(deps_.size());
   for (size_t d = 0; d < deps_.size(); ++d) {
     const FlowStats& s = stats_[d];
-    const FlowStats& l = last_.deps[d];
-    put(static_cast<double>(s.calls - l.calls));
-    put(static_cast<double>(s.retries - l.retries));
-    put(static_cast<double>(s.failures - l.failures));
-    put(static_cast<double>(s.rejected_breaker - l.rejected_breaker));
-    put(deps_[d].breaker ? static_cast<double>(deps_[d].breaker->State(now_ns)) : 0.0);
-    put(deps_[d].token_bucket ? deps_[d].token_bucket->Snapshot().milli_tokens * 1e-3
-                              : std::numeric_limits<double>::quiet_NaN());
-    put(static_cast<double>(servers_[d].in_flight));
+    now.deps[d] = {.calls = s.calls,
+                   .retries = s.retries,
+                   .failures = s.failures,
+                   .rejected_breaker = s.rejected_breaker,
+                   .in_flight = servers_[d].in_flight,
+                   .hedges = s.hedges,
+                   .hedges_won = s.hedges_won,
+                   .cancelled = s.cancelled,
+                   .hedges_denied = s.hedges_denied,
+                   .wasted_attempt_ns = result_.deps[d].wasted_attempt_ns};
   }
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (!deps_[d].rounds()) continue;
-    const FlowStats& s = stats_[d];
-    const FlowStats& l = last_.deps[d];
-    put(static_cast<double>(s.hedges - l.hedges));
-    put(static_cast<double>(s.hedges_won - l.hedges_won));
-    put(static_cast<double>(s.cancelled - l.cancelled));
-    put(NsToSeconds(result_.deps[d].wasted_attempt_ns - last_.wasted_attempt_ns[d]));
-    last_.wasted_attempt_ns[d] = result_.deps[d].wasted_attempt_ns;
-    put(static_cast<double>(s.hedges_denied - l.hedges_denied));
-  }
-  if (!intake_discipline_.fifo()) {
-    // How long the oldest waiting order has waited (0: none waits): the standing queue delay.
-    put(job_queue_.empty() ? 0.0 : NsToSeconds(now_ns - active_[job_queue_.front()].arrival_ns));
-    const size_t r = static_cast<size_t>(FailReason::kQueueDelay);
-    put(static_cast<double>(result_.by_reason[r] - last_.by_reason[r]));
-  }
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (!deps_[d].limiter) continue;
-    const LimiterSnapshot l = deps_[d].limiter->Peek();
-    put(static_cast<double>(l.limit));
-    put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.limit_rejected[d]));
-    last_.limit_rejected[d] = l.rejected;
-  }
-  if (intake_limiter_) {
-    const LimiterSnapshot l = intake_limiter_->Peek();
-    put(static_cast<double>(l.limit));
-    put(static_cast<double>(l.inflight));
-    put(static_cast<double>(l.rejected - last_.intake_limit_rejected));
-    last_.intake_limit_rejected = l.rejected;
-  }
-  auto put_rate = [&](RateGate& gate, RateGate::Counts& last) {
-    const RateGate::Counts now = gate.counts();
-    put(static_cast<double>(now.refused - last.refused));
-    put(static_cast<double>(now.waits - last.waits));
-    last = now;
-  };
-  for (size_t d = 0; d < deps_.size(); ++d) {
-    if (deps_[d].rate_gate) put_rate(*deps_[d].rate_gate, last_.rate[d]);
-  }
-  if (intake_rate_) put_rate(*intake_rate_, last_.rate[deps_.size()]);
+  series_.Put(now_ns, series_layout_, now, deps_, intake_limiter_.get(), intake_rate_.get(), put);
   // In kServiceSeriesColumns' order (model/service_accounting.h).
   for (size_t t = 1; t < result_.services.size(); ++t) {
     const Tier& tier = tiers_[t - 1];
     PutServiceSample(SampleOf(result_.services[t], static_cast<int64_t>(tier.jobs.size()),
                               tier.workers - tier.idle),
-                     &last_.services[t], put);
+                     &last_services_[t], put);
   }
-  last_.arrived = result_.arrived;
-  last_.by_status = result_.by_status;
-  last_.by_reason = result_.by_reason;
-  last_.degraded = result_.degraded;
-  last_.deps = stats_;
 }
 
 }  // namespace rlab

@@ -22,6 +22,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/run_result.h"
 #include "rlab/model/scenario.h"
+#include "rlab/model/series_row.h"
 #include "rlab/model/service_accounting.h"
 #include "rlab/model/service_graph.h"
 #include "rlab/model/service_intake.h"
@@ -155,7 +156,7 @@ class SimEngine {
 
   // One dependency's server and its load.
   struct Server {
-    int in_flight = 0;  // attempts whose caller is waiting
+    int in_flight = 0;                                           // attempts whose caller is waiting
     std::deque<std::pair<uint32_t, uint32_t>> bulkhead_waiters;  // (slot, gen), FIFO
     // With limited capacity: the line and its rules (model/capacity_server.h).
     std::optional<CapacityServer<LineCall>> capacity;
@@ -250,21 +251,12 @@ class SimEngine {
   int busy_ = 0;
   int64_t last_busy_change_ns_ = 0;
 
-  // Time series bookkeeping: counters at the previous sample.
-  struct Counters {
-    int64_t arrived = 0;
-    std::array<int64_t, kNumOrderStatuses> by_status{};
-    std::array<int64_t, kNumFailReasons> by_reason{};
-    int64_t degraded = 0;
-    std::vector<FlowStats> deps;
-    std::vector<int64_t> wasted_attempt_ns;
-    std::vector<int64_t> limit_rejected;  // per dependency with a limit
-    int64_t intake_limit_rejected = 0;
-    // Rate limits: per dependency, then intake.rate_limit last.
-    std::vector<RateGate::Counts> rate;
-    std::vector<ServiceSample> services;  // service graphs: per tier, root (unused) first
-  };
-  Counters last_;
+  // Time series (model/series_row.h): the columns' layout, the row writer (it keeps the
+  // counters of the previous row) and the services' state at the previous row (per tier, root
+  // (unused) first).
+  SeriesLayout series_layout_;
+  SeriesRow series_{0};
+  std::vector<ServiceSample> last_services_;
   int64_t last_sample_ns_ = 0;
   SimResult result_;
   // intake.shedding: the shedder and the draws of each arrival's class and tenant.
