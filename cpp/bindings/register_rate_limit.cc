@@ -21,9 +21,9 @@ int64_t NowArgNs(double now) {
   return SecondsToNs(now);
 }
 
-RateLimitConfig ConfigArg(const std::string& mode, int64_t permits, double period, int64_t burst,
-                          int64_t max_keys) {
-  RateLimitConfig c;
+RateLimiterParams ConfigArg(const std::string& mode, int64_t permits, double period, int64_t burst,
+                            int64_t max_keys) {
+  RateLimiterParams c;
   c.mode = ValueOrThrow(ParseRateLimitMode(mode));
   c.permits = permits;
   c.period_ns = DurationArgNs("rate.period", period, false);

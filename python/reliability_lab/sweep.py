@@ -57,7 +57,6 @@ import pandas as pd
 from reliability_lab import _core
 from reliability_lab.cache import RunCache, scenario_key
 from reliability_lab.metrics import LATENCY_BOUNDS
-from reliability_lab.retry import Retry
 from reliability_lab.scenario import Scenario
 from reliability_lab.scenario.model import _encode as _encode_value
 from reliability_lab.sim import DEFAULT_MAX_EVENTS, Result, _summary_values, simulate
@@ -259,7 +258,6 @@ class _PointEncoder:
             return base_enc
         if (
             type(value) is type(base)
-            and not isinstance(value, Retry)  # encoded by its own rules: whole
             and isinstance(base_enc, dict)
             and dataclasses.is_dataclass(value)
             and not isinstance(value, type)
@@ -269,7 +267,7 @@ class _PointEncoder:
                 v, bv = getattr(value, f.name), getattr(base, f.name)
                 if v is bv:
                     continue
-                if f.name not in base_enc:  # encoded under other keys (Retry): whole
+                if f.name not in base_enc:  # encoded under other keys: whole
                     return _encode_value(value)
                 out[f.name] = self._encode(v, bv, base_enc[f.name])
             return out
