@@ -19,11 +19,13 @@ ship them:
   unused ones not carried over (Resilience4j's RateLimiter, failsafe-go's BurstyRateLimiter).
 
 The native policy counts whole nanoseconds: the spacing (smooth) or period (bursty) is converted
-once, at construction, as the engines convert a scenario's rate limit (``ToRateLimiterParams``,
-``cpp/rlab/model/limits.cc``): rounded to the nearest nanosecond, at least one per permit, at
-most 1e6 s. The deprecated ``RateLimitConfig(permits=3, period=1.0)`` therefore spaces permits
-333,333,333 ns apart where the old limiter floored ``period / permits`` (they differ by at most
-1 ns per permit, and not at all when ``permits`` divides the period in nanoseconds).
+once, at construction, by the function that converts a scenario's rate limit for the engines
+(``ToRateLimiterParams``, ``cpp/rlab/model/limits.cc``): rounded to the nearest nanosecond, at
+least one per permit, at most 1e6 s. The deprecated ``RateLimitConfig(permits=2, period=1e-8)``
+(rate 2e8) is refused, above ``RateLimit``'s 1e7 per second; ``RateLimitConfig(permits=6,
+period=1.0)`` spaces permits 166,666,667 ns apart where the old limiter floored ``period /
+permits`` to 166,666,666 (at most 1 ns per permit, and none when ``permits`` divides the period
+in nanoseconds; bursty periods are kept exactly).
 
 A wait (``max_wait > 0``) reserves a future permit and sleeps until it is due, outside every lock
 and with the GIL released (through the limiter's clock); a wait that would exceed ``max_wait`` is
@@ -50,10 +52,11 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _checks, _core, _deprecated
+from reliability_lab import _checks, _core, _deprecated, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import Cancelled, Rejected
 from reliability_lab.metrics import PREFIX
+from reliability_lab.scenario._validate import _duration, _int, _ns
 from reliability_lab.scenario.limit import RateLimit, RateLimitMode
 
 P = ParamSpec("P")
@@ -122,15 +125,17 @@ def _from_permits(
     max_keys: int,
 ) -> RateLimit:
     """The RateLimit equivalent to the old permits-per-period settings, checked as before."""
-    if not isinstance(mode, str):
+    if mode not in ("smooth", "bursty"):
         raise ValueError(f"rate.mode must be 'smooth' or 'bursty', got {mode!r}")
-    args = (
-        mode,
-        _integer("rate.permits", permits),
-        _number("rate.period", period),
-        _integer("rate.burst", burst),
-    )
-    _core.KeyedRateLimiter(*args, _integer("rate.max_keys", max_keys))  # the old checks
+    permits = _int("rate.permits", _integer("rate.permits", permits), 1, 1_000_000_000)
+    period = _duration("rate.period", _number("rate.period", period), allow_zero=False)
+    burst = _int("rate.burst", _integer("rate.burst", burst), 1, 1_000_000_000)
+    max_keys = _int("rate.max_keys", _integer("rate.max_keys", max_keys), 1, 10_000_000)
+    if _ns(period) < permits:  # the old limiter spaced permits period / permits ns apart
+        raise ValueError(
+            f"rate.permits must be at most rate.period in nanoseconds ({_ns(period)}), "
+            f"got {permits}"
+        )
     if not isinstance(per_key, bool):
         raise ValueError(f"rate.per_key must be a bool, got {per_key!r}")
     return RateLimit(
@@ -159,17 +164,6 @@ def RateLimitConfig(
         "reliability_lab.RateLimitConfig", "reliability_lab.RateLimit (rate = permits / period)"
     )
     return _from_permits(permits, period, mode, burst, max_wait, per_key, max_keys)
-
-
-def _native_args(config: RateLimit) -> tuple[str, int, float, int]:
-    """The native policy's (mode, permits, period, burst) for ``config``, as the engines convert
-    it (``ToRateLimiterParams``): smooth, one permit per ``1 / rate`` s; bursty, ``burst`` permits
-    per ``burst / rate`` s; the period rounded to the nearest nanosecond (half away from zero, as
-    ``std::round``), at least one per permit and at most 1e6 s."""
-    permits = config.burst if config.mode == "bursty" else 1
-    period_ns = math.floor(permits * 1e9 / config.rate + 0.5)
-    period_ns = min(max(period_ns, permits), 10**15)
-    return config.mode, permits, period_ns / 1e9, config.burst
 
 
 @dataclass(frozen=True)
@@ -231,9 +225,10 @@ class RateLimiter:
                 f"{_checks.short_repr(config)}"
             )
         self._config = config
-        args = _native_args(config)
-        self._single = None if config.per_key else _core.RateLimiter(*args)
-        self._keyed = _core.KeyedRateLimiter(*args, config.max_keys) if config.per_key else None
+        # The native side converts the config once, as the engines do (ToRateLimiterParams).
+        native = _schema.values(config)
+        self._single = None if config.per_key else _core.RateLimiter(native)
+        self._keyed = _core.KeyedRateLimiter(native) if config.per_key else None
         self._clock = clock if clock is not None else default_clock()
         self._name = str(name)
         self._forfeit_lock = threading.Lock()
