@@ -499,20 +499,7 @@ class EjectionEvent:
     def reason(self) -> str: ...
 
 class OutlierDetector:
-    def __init__(
-        self,
-        replicas: int,
-        consecutive_errors: int = 5,
-        interval: float = 10.0,
-        base_ejection_time: float = 30.0,
-        max_ejection_time: float = 300.0,
-        max_ejection_percent: float = 10.0,
-        success_rate: bool = True,
-        success_rate_minimum_hosts: int = 5,
-        success_rate_request_volume: int = 100,
-        success_rate_stdev_factor: float = 1.9,
-        start: float = 0.0,
-    ) -> None: ...
+    def __init__(self, config: dict[str, Any], replicas: int, start: float = 0.0) -> None: ...
     def record_result(self, replica: int, now: float, ok: bool) -> bool: ...
     def advance_to(self, now: float) -> None: ...
     def is_ejected(self, replica: int) -> bool: ...
