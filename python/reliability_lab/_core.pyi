@@ -675,16 +675,7 @@ class AwsRetryPolicy:
 
 # Hedging state for the standalone Hedging (register_hedge.cc).
 class Hedger:
-    def __init__(
-        self,
-        *,
-        max_hedges: int,
-        delay: float,
-        quantile: float | None,
-        window: int,
-        budget_ratio: float | None,
-        budget_burst: float,
-    ) -> None: ...
+    def __init__(self, config: dict[str, Any]) -> None: ...
     def delay_ns(self) -> int: ...
     def record_latency(self, latency_ns: int) -> None: ...
     def on_call(self) -> None: ...
