@@ -67,7 +67,7 @@ def _leaf(name: str) -> rl.Dependency:
             capacity=rl.Capacity(max_in_service=8),
         ),
         replicas=rl.Replicas(count=REPLICAS, balancer="p2c"),
-        retry=rl.Retry(
+        retry=rl.RetryConfig(
             max_attempts=3,
             backoff=rl.Backoff(initial=0.001, multiplier=2.0, max_delay=1.0, jitter="full"),
         ),
@@ -122,7 +122,7 @@ def generate(
                         rl.Dependency(
                             f"to_{k}",
                             service=k,
-                            retry=rl.Retry(
+                            retry=rl.RetryConfig(
                                 max_attempts=2,
                                 backoff=rl.Backoff(initial=0.001, jitter="full"),
                             )

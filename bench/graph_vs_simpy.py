@@ -148,7 +148,7 @@ def _leaf(name: str) -> Any:
             capacity=rl.Capacity(max_in_service=1),
         ),
         replicas=rl.Replicas(count=REPLICAS, balancer="round_robin"),
-        retry=rl.Retry(
+        retry=rl.RetryConfig(
             max_attempts=MAX_ATTEMPTS,
             backoff=rl.Backoff(
                 initial=BACKOFF_INITIAL, multiplier=2.0, max_delay=30.0, jitter="full"

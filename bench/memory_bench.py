@@ -129,7 +129,7 @@ def lab_scenario(rate: float, seconds: float) -> Any:
     payment = rl.Dependency(
         "payment",
         faults=rl.Faults(latency=rl.Exponential(0.005), failure_rate=0.05),
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
         breaker=rl.Breaker(consecutive_failures=0, failure_rate_threshold=0.5, open_for=5.0),
         attempt_timeout=0.5,
         charges=True,

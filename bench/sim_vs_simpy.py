@@ -136,7 +136,7 @@ def simpy_retry(horizon: float, seed: int = SEED) -> SimpyStats:
 
 def scenario(kind: str, horizon: float, *, record_orders: bool = False, seed: int = SEED) -> Any:
     from reliability_lab.backoff import Backoff
-    from reliability_lab.retry import Retry
+    from reliability_lab.retry import RetryConfig
     from reliability_lab.scenario import Dependency, Exponential, Faults, Poisson, Scenario
 
     if kind == "mmc":
@@ -148,7 +148,7 @@ def scenario(kind: str, horizon: float, *, record_orders: bool = False, seed: in
         dep = Dependency(
             "payment",
             faults=Faults(failure_rate=FAIL_P, latency=Exponential(SERVICE_MEAN)),
-            retry=Retry(
+            retry=RetryConfig(
                 max_attempts=MAX_ATTEMPTS,
                 backoff=Backoff(
                     initial=BACKOFF_INITIAL, multiplier=2.0, max_delay=30.0, jitter="full"

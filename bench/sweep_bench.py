@@ -80,7 +80,7 @@ def scenario() -> Any:
                     latency=rl.Exponential(mean=0.05),
                     phases=[rl.Outage(start=20, end=35)],
                 ),
-                retry=rl.Retry(
+                retry=rl.RetryConfig(
                     max_attempts=4, backoff=rl.Backoff(initial=0.1, max_delay=2.0, jitter="full")
                 ),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=5.0),

@@ -29,7 +29,7 @@ from reliability_lab.testing import (
 from reliability_lab.testing.strategies import st_faults, st_scenario
 
 # The settings under test.
-MY_RETRY = rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1))
+MY_RETRY = rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1))
 MY_BREAKER = rl.Breaker(consecutive_failures=5, open_for=2.0)
 # A deliberately wrong one: a breaker that never trips.
 NEVER_TRIPS = rl.Breaker(consecutive_failures=1_000_000)

@@ -9,7 +9,7 @@ import reliability_lab as rl
 
 
 def scenarios() -> dict[str, rl.Scenario]:
-    retry = rl.Retry(max_attempts=4, backoff=rl.Backoff(initial=0.01, max_delay=0.1))
+    retry = rl.RetryConfig(max_attempts=4, backoff=rl.Backoff(initial=0.01, max_delay=0.1))
     return {
         "retry_breaker": rl.Scenario(
             arrivals=rl.Poisson(200.0),

@@ -274,7 +274,7 @@ def test_every_example_scenario_validates_against_the_schema() -> None:
                     ),
                     budget=rl.RatioBudgetConfig(),
                     bulkhead=rl.BulkheadConfig(max_concurrent=4),
-                    throttle=rl.ThrottleConfig(),
+                    throttle=rl.Throttle(),
                     fallback=rl.Fallback(kind="default"),
                 )
             ],

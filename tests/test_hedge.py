@@ -143,7 +143,7 @@ def _outcomes(orders: object) -> list[tuple[str, str, int]]:
         Dependency(
             faults=Faults(latency=Constant(0.05)),
             attempt_timeout=0.015,
-            retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
+            retry=rl.RetryConfig(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
             hedge=Hedge(delay=0.005, max_hedges=2, budget_ratio=None),
         ),
         # A hedge budget of one token: the first order hedges, the others cannot.
@@ -185,7 +185,7 @@ def test_conservation_with_faults_retries_and_a_breaker() -> None:
             failure_rate=0.2,
             latency=Mixture((0.9, 0.1), (Exponential(0.02), Constant(0.5))),
         ),
-        retry=rl.Retry(max_attempts=3),
+        retry=rl.RetryConfig(max_attempts=3),
         breaker=rl.Breaker(consecutive_failures=20),
         attempt_timeout=0.3,
         hedge=Hedge(delay=0.03, max_hedges=2, budget_ratio=0.2),
@@ -352,7 +352,7 @@ def test_every_order_ends_once_and_the_counts_add_up(
     )
     dep = Dependency(
         faults=Faults(failure_rate=failure_rate, latency=Exponential(0.02)),
-        retry=rl.Retry(max_attempts=retries, backoff=rl.Backoff(initial=0.001)),
+        retry=rl.RetryConfig(max_attempts=retries, backoff=rl.Backoff(initial=0.001)),
         breaker=rl.Breaker(consecutive_failures=5, open_for=0.05) if breaker else None,
         attempt_timeout=timeout,
         **pattern,  # type: ignore[arg-type]

@@ -266,17 +266,18 @@ def test_a_non_executor_is_a_type_error() -> None:
 
 
 def test_the_native_hedger_budget() -> None:
-    h = _core.Hedger(
-        max_hedges=1, delay=0.05, quantile=None, window=10, budget_ratio=0.0, budget_burst=1.0
-    )
+    config = {"max_hedges": 1, "delay": 0.05, "quantile": None, "window": 10,
+              "budget_ratio": 0.0, "budget_burst": 1.0}
+    h = _core.Hedger(config)
     h.on_call()
     assert h.try_hedge() and not h.try_hedge()
     assert h.tokens == 0.0
     with pytest.raises(ValueError, match="max_hedges"):
-        _core.Hedger(
-            max_hedges=99, delay=0.05, quantile=None, window=10, budget_ratio=None,
-            budget_burst=1.0,
-        )
+        _core.Hedger({**config, "max_hedges": 99})
+    with pytest.raises(ValueError, match="config must be a dict"):
+        _core.Hedger(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="budget_burst"):
+        _core.Hedger({k: v for k, v in config.items() if k != "budget_burst"})
 
 
 def _pool_threads(name: str) -> list[threading.Thread]:

@@ -194,7 +194,7 @@ def test_live_agrees_with_simulation_on_a_simple_scenario() -> None:
     dep = rl.Dependency(
         "payment",
         faults=rl.Faults(failure_rate=0.3, latency=rl.Constant(0.0005)),
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
     )
     sc = scenario(dependency=dep, workers=8, queue_capacity=1000)
     with Lab(sc) as lab:
@@ -227,7 +227,7 @@ def test_interleaved_submits_and_shutdowns_conserve_orders(
     dep = rl.Dependency(
         "payment",
         faults=rl.Faults(failure_rate=0.3, latency=rl.Exponential(mean=0.002)),
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.001, max_delay=0.004)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.001, max_delay=0.004)),
     )
     lab = Lab(scenario(dependency=dep, workers=workers, queue_capacity=capacity))
     submitted: list[int] = []
@@ -252,7 +252,7 @@ def test_metric_families_cover_the_issue_and_use_fixed_labels() -> None:
     dep = rl.Dependency(
         "payment",
         faults=rl.Faults(failure_rate=0.5, latency=rl.Constant(0.0005)),
-        retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
+        retry=rl.RetryConfig(max_attempts=2, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
         breaker=rl.Breaker(consecutive_failures=50),
         bulkhead=rl.BulkheadConfig(max_concurrent=2),
     )
@@ -298,7 +298,7 @@ def test_retries_given_up_are_logged_as_json(caplog: pytest.LogCaptureFixture) -
     dep = rl.Dependency(
         "payment",
         faults=rl.Faults(failure_rate=1.0, latency=rl.Constant(0.0005)),
-        retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
+        retry=rl.RetryConfig(max_attempts=2, backoff=rl.Backoff(initial=0.0005, max_delay=0.001)),
     )
     caplog.set_level(logging.INFO, logger="reliability_lab")
     with Lab(scenario(dependency=dep)) as lab:

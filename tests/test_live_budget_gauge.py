@@ -15,7 +15,7 @@ def test_budget_tokens_gauge() -> None:
             rl.Dependency(
                 "payment",
                 faults=rl.Faults(latency=rl.Constant(0.001)),
-                retry=rl.Retry(max_attempts=3),
+                retry=rl.RetryConfig(max_attempts=3),
                 budget=rl.TokenBucketConfig(max_tokens=37, token_ratio=0.1),
             ),
             rl.Dependency("inventory", faults=rl.Faults(latency=rl.Constant(0.001))),

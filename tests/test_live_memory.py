@@ -20,7 +20,7 @@ def scenario(**kw: object) -> rl.Scenario:
     payment = rl.Dependency(
         "payment",
         faults=rl.Faults(latency=rl.Constant(0.0), failure_rate=0.1),
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.0, max_delay=0.0)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.0, max_delay=0.0)),
         charges=True,
         idempotency_keys=True,
     )

@@ -22,7 +22,7 @@ FAST = rl.Constant(0.002)
 def _two_services(p_fail: float, **scenario: object) -> rl.Scenario:
     """root → a (a fast leaf) then → b (a leaf failing with probability p_fail); the root retries
     its call to b up to 3 attempts (b's failure answers 503, retryable)."""
-    retry = rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.001, max_delay=0.001))
+    retry = rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.001, max_delay=0.001))
     return rl.Scenario(
         dependencies=(D("to_a", service="a"), D("to_b", service="b", retry=retry)),
         services=(

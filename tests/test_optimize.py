@@ -32,7 +32,9 @@ def base(failure_rate: float = 0.25) -> rl.Scenario:
             rl.Dependency(
                 "payment",
                 faults=rl.Faults(failure_rate=failure_rate, latency=rl.Exponential(mean=0.01)),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05)
+                ),
             )
         ],
     )

@@ -33,7 +33,9 @@ def scenario() -> rl.Scenario:
                 "payment",
                 faults=rl.Faults(failure_rate=0.1, latency=rl.Exponential(mean=0.02),
                                  phases=(rl.Outage(start=10, end=18),)),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)
+                ),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=2.0),
             ),
         ),
@@ -136,7 +138,7 @@ def three_tiers() -> rl.Scenario:
     """orders → inventory → db → disk, plus a replicated leaf at the root, a cache under
     inventory, and two dependencies of the root calling inventory (parallel edges)."""
     D = rl.Dependency
-    retry = rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05))
+    retry = rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05))
     return rl.Scenario(
         arrivals=rl.Poisson(rate=50), duration=20, workers=16, seed=11, sample_every=0.0,
         dependencies=(

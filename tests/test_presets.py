@@ -73,7 +73,7 @@ def _lab_defaults(sc: rl.Scenario) -> rl.Scenario:
     deps = [
         rl.Dependency(
             d.name,
-            retry=rl.Retry() if d.retry is not None else None,
+            retry=rl.RetryConfig() if d.retry is not None else None,
             breaker=rl.Breaker() if d.breaker is not None else None,
             bulkhead=BulkheadConfig() if d.bulkhead is not None else None,
         )

@@ -93,7 +93,7 @@ def test_no_replica_admitting_rejects_as_breaker_open_like_a_shared_breaker() ->
     dep = Dependency(
         "svc",
         faults=_FAILING,
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.001)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.001)),
         replicas=Replicas(count=2, breaker=Breaker(consecutive_failures=2, open_for=100.0)),
     )
     r = simulate(_scenario(dep, rate=50, duration=5))
@@ -211,7 +211,9 @@ def test_both_engines_give_the_same_per_order_outcomes(replicas: Replicas) -> No
             Dependency(
                 "payment",
                 faults=Faults(latency=Constant(0.01)),
-                retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
+                retry=rl.RetryConfig(
+                    max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")
+                ),
                 replicas=replicas,
             ),
         ),
@@ -261,7 +263,7 @@ def test_every_half_open_permit_is_released_under_hedging_and_timeouts(
     dep = Dependency(
         "payment",
         faults=Faults(failure_rate=0.1, latency=Exponential(0.02)),
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.005)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.005)),
         attempt_timeout=timeout,
         hedge=rl.Hedge(delay=0.01, max_hedges=max_hedges, budget_ratio=None),
         replicas=Replicas(
@@ -340,7 +342,9 @@ def test_the_live_engine_exports_the_replica_families_while_it_runs() -> None:
             Dependency(
                 "payment",
                 faults=Faults(latency=Constant(0.001)),
-                retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
+                retry=rl.RetryConfig(
+                    max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")
+                ),
                 replicas=Replicas(
                     count=3,
                     overrides=(ReplicaOverride(1, _ALWAYS_FAILS),),

@@ -115,7 +115,7 @@ def test_conservation(
             latency=Exponential(0.02),
             capacity=Capacity(max_in_service=capacity, max_queue=5 if capacity else -1),
         ),
-        retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.005)),
+        retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.005)),
         attempt_timeout=0.1,
         hedge=rl.Hedge(delay=0.02, budget_ratio=None) if hedge and capacity == 0 else None,
         replicas=Replicas(
@@ -355,7 +355,9 @@ def test_both_engines_give_the_same_per_order_outcomes(replicas: Replicas, capac
             Dependency(
                 "payment",
                 faults=Faults(latency=Constant(0.01), capacity=Capacity(capacity)),
-                retry=rl.Retry(max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")),
+                retry=rl.RetryConfig(
+                    max_attempts=2, backoff=rl.Backoff(initial=0.001, jitter="none")
+                ),
                 replicas=replicas,
             ),
         ),

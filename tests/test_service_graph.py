@@ -178,7 +178,7 @@ def test_amplification_is_the_product_of_per_tier_attempts(q: float) -> None:
     only).
     """
     p = 0.4
-    retry = rl.Retry(max_attempts=4, backoff=rl.Backoff(initial=0.0001, max_delay=0.0001))
+    retry = rl.RetryConfig(max_attempts=4, backoff=rl.Backoff(initial=0.0001, max_delay=0.0001))
     fast = rl.Constant(0.0001)
 
     def local() -> rl.Dependency:
@@ -344,7 +344,7 @@ def _graphs(draw: st.DrawFn) -> rl.Scenario:
             "attempt_timeout": draw(seconds),
             "retry": None
             if attempts is None
-            else rl.Retry(
+            else rl.RetryConfig(
                 max_attempts=attempts, backoff=rl.Backoff(initial=0.001, max_delay=0.002)
             ),
         }

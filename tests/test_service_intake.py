@@ -123,7 +123,7 @@ def test_refusals_at_a_service_are_503s_the_callers_retry_sees() -> None:
     backoff = rl.Backoff(initial=0.01, max_delay=0.05)
 
     def run(retry_on: tuple[str, ...]) -> rl.Result:
-        retry = rl.Retry(max_attempts=4, backoff=backoff, retry_on=retry_on)
+        retry = rl.RetryConfig(max_attempts=4, backoff=backoff, retry_on=retry_on)
         return rl.simulate(_one_service(intake, workers=8, rate=250.0, caller={"retry": retry}))
 
     on_503, on_500 = run(("503",)), run(("500",))
@@ -295,7 +295,7 @@ def test_rate_limit_refusals_at_a_service_are_503s_the_callers_retry_sees() -> N
     backoff = rl.Backoff(initial=0.02, max_delay=0.1)
 
     def run(retry_on: tuple[str, ...]) -> rl.Result:
-        retry = rl.Retry(max_attempts=4, backoff=backoff, retry_on=retry_on)
+        retry = rl.RetryConfig(max_attempts=4, backoff=backoff, retry_on=retry_on)
         sc = _one_service(_rate(100.0), workers=8, rate=80.0, caller={"retry": retry})
         return rl.simulate(sc)
 

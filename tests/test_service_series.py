@@ -28,7 +28,7 @@ def _graph(**kw: object) -> rl.Scenario:
                 workers=2,
                 queue_capacity=3,
                 dependencies=(
-                    D("to_b", service="b", retry=rl.Retry(max_attempts=2)),
+                    D("to_b", service="b", retry=rl.RetryConfig(max_attempts=2)),
                     D("cache", faults=rl.Faults(latency=rl.Exponential(0.002))),
                 ),
             ),

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import Breaker
 from reliability_lab.budget import TokenBucketConfig
-from reliability_lab.retry import Retry
+from reliability_lab.retry import RetryConfig
 from reliability_lab.scenario import (
     ClosedLoop,
     Constant,
@@ -60,7 +60,7 @@ def mmck_blocking(c: int, k: int, a: float) -> float:
 
 def test_same_seed_same_result_other_seed_different() -> None:
     sc = mmc(50, 4, 0.05, 20, 100, seed=3).replace(
-        {"server.faults.failure_rate": 0.3, "server.retry": Retry(max_attempts=3)}
+        {"server.faults.failure_rate": 0.3, "server.retry": RetryConfig(max_attempts=3)}
     )
     a, b = simulate(sc), simulate(sc)
     assert a.orders is not None and b.orders is not None
@@ -75,7 +75,7 @@ def test_same_seed_same_result_other_seed_different() -> None:
 def test_conservation_every_order_terminal_exactly_once() -> None:
     sc = mmc(100, 2, 0.05, 30, 60, seed=9).replace(
         {"order_deadline": 0.3, "server.faults.failure_rate": 0.3,
-         "server.retry": Retry(max_attempts=4)}
+         "server.retry": RetryConfig(max_attempts=4)}
     )
     r = simulate(sc)
     s = r.summary
@@ -148,7 +148,7 @@ def test_retry_arithmetic(attempts: int) -> None:
             Dependency(
                 "payment",
                 faults=Faults(failure_rate=p, latency=Constant(0.001)),
-                retry=Retry(max_attempts=attempts,
+                retry=RetryConfig(max_attempts=attempts,
                             backoff=Backoff(initial=0.01, max_delay=0.1, jitter="full")),
             ),
         ),
@@ -174,7 +174,7 @@ def test_breaker_opens_in_an_outage_and_recovers_at_exact_times() -> None:
             Dependency(
                 "payment",
                 faults=Faults(latency=Constant(0.001), phases=(Outage(start=10, end=20),)),
-                retry=Retry(max_attempts=3,
+                retry=RetryConfig(max_attempts=3,
                             backoff=Backoff(initial=0.001, max_delay=0.01, jitter="none")),
                 breaker=Breaker(consecutive_failures=5, open_for=5.0),
             ),
@@ -212,7 +212,7 @@ def test_token_bucket_budget_caps_retries_in_an_outage() -> None:
             Dependency(
                 "payment",
                 faults=Faults(latency=Constant(0.001), phases=(Outage(start=10, end=20),)),
-                retry=Retry(max_attempts=4, backoff=Backoff(initial=0.001, max_delay=0.01)),
+                retry=RetryConfig(max_attempts=4, backoff=Backoff(initial=0.001, max_delay=0.01)),
             ),
         ),
     )
@@ -347,7 +347,9 @@ def test_property_no_order_lost_or_duplicated(
             Dependency(
                 "payment",
                 faults=Faults(failure_rate=failure_rate, latency=Exponential(mean=0.02)),
-                retry=Retry(max_attempts=attempts, backoff=Backoff(initial=0.01, max_delay=0.1)),
+                retry=RetryConfig(
+                    max_attempts=attempts, backoff=Backoff(initial=0.01, max_delay=0.1)
+                ),
                 breaker=Breaker(consecutive_failures=3, open_for=0.5) if breaker else None,
                 budget=TokenBucketConfig() if budget else None,
                 attempt_timeout=timeout,

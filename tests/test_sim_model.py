@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import reliability_lab as rl
 from reliability_lab.bulkhead import BulkheadConfig
-from reliability_lab.throttle import ThrottleConfig
+from reliability_lab.throttle import Throttle
 
 FAST = rl.Constant(0.001)
 
@@ -41,7 +41,7 @@ def test_breaker_outside_retry_admits_the_whole_loop_once() -> None:
         dependencies=(
             one_dep(
                 faults=rl.Faults(latency=FAST, phases=(rl.Outage(start=10, end=20),)),
-                retry=rl.Retry(
+                retry=rl.RetryConfig(
                     max_attempts=3,
                     backoff=rl.Backoff(initial=0.001, max_delay=0.01, jitter="none"),
                 ),
@@ -94,7 +94,9 @@ def test_ambiguous_failures_double_charge_without_idempotency_keys() -> None:
         dependencies=(
             one_dep(
                 faults=rl.Faults(latency=FAST, ambiguous_rate=0.2),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05)
+                ),
                 attempt_timeout=0.1,
                 charges=True,
             ),
@@ -116,7 +118,9 @@ def test_retry_after_hint_is_honoured() -> None:
         dependencies=(
             one_dep(
                 faults=rl.Faults(latency=FAST, failure_rate=1.0, mix=mix),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.05)
+                ),
             ),
         ),
     )
@@ -144,7 +148,7 @@ def test_limited_capacity_and_retries_make_a_metastable_failure() -> None:
     )
     calm = rl.simulate(base)
     storm = rl.simulate(
-        base.replace({"payment.retry": rl.Retry(max_attempts=5, backoff=rl.Backoff(
+        base.replace({"payment.retry": rl.RetryConfig(max_attempts=5, backoff=rl.Backoff(
             initial=0.01, max_delay=0.05))})
     )
     def late(r: rl.Result) -> float:
@@ -181,7 +185,7 @@ def test_adaptive_throttle_sheds_load_when_the_backend_refuses() -> None:
         dependencies=(
             one_dep(
                 faults=rl.Faults(latency=FAST, phases=(rl.Outage(start=0, end=60),)),
-                throttle=ThrottleConfig(k=2.0, window=10.0, buckets=10),
+                throttle=Throttle(k=2.0, window=10.0, buckets=10),
             ),
         ),
     )
@@ -196,7 +200,9 @@ def test_releasing_workers_during_backoff_serves_more_orders() -> None:
         dependencies=(
             one_dep(
                 faults=rl.Faults(failure_rate=0.5, latency=rl.Constant(0.01)),
-                retry=rl.Retry(max_attempts=4, backoff=rl.Backoff(initial=0.05, max_delay=0.4)),
+                retry=rl.RetryConfig(
+                    max_attempts=4, backoff=rl.Backoff(initial=0.05, max_delay=0.4)
+                ),
             ),
         ),
     )

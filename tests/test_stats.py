@@ -200,7 +200,7 @@ def test_replicate_a_scenario_metric() -> None:
     sc = rl.Scenario(
         arrivals=rl.Poisson(rate=100), duration=20, workers=16,
         dependencies=[rl.Dependency("payment", faults=rl.Faults(failure_rate=0.2),
-                                    retry=rl.Retry(max_attempts=2))],
+                                    retry=rl.RetryConfig(max_attempts=2))],
     )
     rep = rl.replicate(sc, "success_rate", half_width=0.005, n_max=50)
     assert rep.reached
@@ -227,7 +227,7 @@ def breaker_pair() -> tuple[rl.Scenario, rl.Scenario]:
             "payment",
             faults=rl.Faults(failure_rate=0.05, latency=rl.Exponential(mean=0.05),
                              phases=[rl.Outage(start=10, end=15)]),
-            retry=rl.Retry(max_attempts=3),
+            retry=rl.RetryConfig(max_attempts=3),
             breaker=rl.Breaker(consecutive_failures=0, failure_rate_threshold=0.5,
                                window_size=20, minimum_calls=10, open_for=1.0))],
     )
@@ -322,7 +322,7 @@ def test_select_best_on_a_scenario() -> None:
     sc = rl.Scenario(
         arrivals=rl.Poisson(rate=100), duration=20, workers=16,
         dependencies=[rl.Dependency("payment", faults=rl.Faults(failure_rate=0.3),
-                                    retry=rl.Retry(max_attempts=2))],
+                                    retry=rl.RetryConfig(max_attempts=2))],
     )
     candidates = {
         "one attempt": {"payment.retry": None},
@@ -350,7 +350,7 @@ def trigger_scenario(attempts: int) -> rl.Scenario:
         latency=rl.Exponential(mean=0.01), capacity=rl.Capacity(max_in_service=10),
         phases=(rl.Brownout(start=20, end=22, failure_rate=0.0, latency_multiplier=4.0),),
     )
-    retry = None if attempts == 1 else rl.Retry(
+    retry = None if attempts == 1 else rl.RetryConfig(
         max_attempts=attempts, backoff=rl.Backoff(initial=0.01, max_delay=0.05))
     return rl.Scenario(
         arrivals=rl.Poisson(rate=700), duration=60, workers=400, queue_capacity=1000, seed=5,

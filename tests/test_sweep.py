@@ -28,7 +28,9 @@ def base() -> rl.Scenario:
                     latency=rl.Exponential(mean=0.02),
                     phases=(rl.Outage(start=4, end=6),),
                 ),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)
+                ),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=1.0),
             ),
         ),
@@ -328,7 +330,9 @@ def _two_dependency_scenario() -> rl.Scenario:
                     latency=rl.Exponential(mean=0.03),
                     phases=(rl.Brownout(start=3, end=5), rl.Outage(start=6, end=7)),
                 ),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)
+                ),
                 breaker=rl.Breaker(consecutive_failures=3, open_for=0.5),
             ),
         ),

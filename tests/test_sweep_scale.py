@@ -28,7 +28,9 @@ def base() -> rl.Scenario:
                     latency=rl.Exponential(mean=0.02),
                     phases=(rl.Outage(start=2, end=3),),
                 ),
-                retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+                retry=rl.RetryConfig(
+                    max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)
+                ),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=1.0),
             ),
         ),

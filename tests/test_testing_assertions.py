@@ -11,7 +11,7 @@ from reliability_lab.testing.assertions import Objective, rerun_code
 
 
 def _small(failure_rate: float = 0.0, breaker: rl.Breaker | None = None,
-           retry: rl.Retry | None = None, phases: tuple[rl.Phase, ...] = ()) -> rl.Scenario:
+           retry: rl.RetryConfig | None = None, phases: tuple[rl.Phase, ...] = ()) -> rl.Scenario:
     return rl.Scenario(
         arrivals=rl.Poisson(50.0), duration=5.0, workers=8,
         dependencies=[rl.Dependency(
@@ -28,7 +28,7 @@ def test_a_met_objective_returns_each_figure_with_its_interval() -> None:
 
 
 def test_a_missed_objective_names_the_figure_interval_seed_and_diff() -> None:
-    sc = _small(failure_rate=0.2, retry=rl.Retry(max_attempts=2))
+    sc = _small(failure_rate=0.2, retry=rl.RetryConfig(max_attempts=2))
     with pytest.raises(SLOError) as info:
         assert_slo(sc, success_rate=">= 0.99", calls_per_order="<= 1.5", replications=4)
     msg = str(info.value)
@@ -110,7 +110,7 @@ def _trigger(breaker: rl.Breaker | None, attempts: int = 1) -> rl.Scenario:
         arrivals=rl.Poisson(50.0), duration=30.0, workers=8,
         dependencies=[rl.Dependency(
             "payment", faults=rl.Faults(phases=[rl.Outage(5.0, 10.0)]), breaker=breaker,
-            retry=rl.Retry(max_attempts=attempts) if attempts > 1 else None)])
+            retry=rl.RetryConfig(max_attempts=attempts) if attempts > 1 else None)])
 
 
 def test_assert_recovers_passes_after_an_outage_and_reports_verdicts() -> None:

@@ -160,7 +160,7 @@ ATTEMPTS = 3
 def _simulated_failure_fraction(faults: rl.Faults) -> tuple[float, int]:
     sc = rl.Scenario(
         arrivals=rl.Poisson(200.0), duration=10.0, workers=64, queue_capacity=10_000, seed=5,
-        dependencies=[rl.Dependency("payment", faults=faults, retry=rl.Retry(
+        dependencies=[rl.Dependency("payment", faults=faults, retry=rl.RetryConfig(
             max_attempts=ATTEMPTS, backoff=rl.Backoff(initial=0.001, max_delay=0.01)))])
     s = rl.simulate(sc.replace(record_orders=False)).summary
     return 1.0 - float(s["success_rate"]), int(s["arrived"])

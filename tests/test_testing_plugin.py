@@ -131,7 +131,7 @@ def test_a_breaker_that_never_trips_fails_assert_slo_with_shrunk_parameters(
             faults=st_faults(failure_rate=st.floats(0, 0.1), phases=[rl.Outage(2.0, 8.0)],
                              mix=rl.FailureMix(), latency=rl.Constant(0.01),
                              capacity=rl.Capacity(), ambiguous_rate=0.0),
-            retry=rl.Retry(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
+            retry=rl.RetryConfig(max_attempts=3, backoff=rl.Backoff(initial=0.01, max_delay=0.1)),
             breaker=NEVER_TRIPS, budget=None, bulkhead=None, throttle=None,
             attempt_timeout=0.0, fallback=rl.Fallback(), charges=False))
         def test_load_stays_bounded_during_an_outage(sc):

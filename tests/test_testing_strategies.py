@@ -53,11 +53,11 @@ def test_generated_scenarios_run_in_the_simulated_engine(sc: Scenario) -> None:
 )
 def test_every_policy_config_is_accepted_by_its_live_object_and_a_dependency(
     faults: rl.Faults,
-    retry: rl.Retry,
+    retry: rl.RetryConfig,
     breaker: rl.Breaker,
     budget: rl.TokenBucketConfig | rl.RatioBudgetConfig,
     bulkhead: rl.BulkheadConfig,
-    throttle: rl.ThrottleConfig,
+    throttle: rl.Throttle,
     fallback: rl.Fallback,
     latency: rl.Exponential,
 ) -> None:
@@ -65,6 +65,7 @@ def test_every_policy_config_is_accepted_by_its_live_object_and_a_dependency(
     budget.build()
     bulkhead.build()
     rl.AdaptiveThrottle.from_config(throttle)
+    rl.Retry.from_config(retry, clock=rl.ManualClock())
     dep = Dependency("svc", faults=faults, retry=retry, breaker=breaker, budget=budget,
                      bulkhead=bulkhead, throttle=throttle, fallback=fallback)
     assert Dependency.from_dict(dep.to_dict()) == dep

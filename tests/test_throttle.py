@@ -14,7 +14,7 @@ from reliability_lab.clock import ManualClock
 from reliability_lab.errors import BreakerOpen, DeadlineExceeded, RetryExhausted, Throttled
 from reliability_lab.throttle import (
     AdaptiveThrottle,
-    ThrottleConfig,
+    Throttle,
     is_accepted_outcome,
     is_overload,
 )
@@ -272,7 +272,7 @@ def test_native_u_and_now_are_checked() -> None:
 
 
 def test_config_is_frozen() -> None:
-    cfg = ThrottleConfig(k=3, window=60, buckets=60)
+    cfg = Throttle(k=3, window=60, buckets=60)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.k = 2  # type: ignore[misc]
     t = AdaptiveThrottle.from_config(cfg, clock=ManualClock(), seed=2, name="x")

@@ -240,7 +240,7 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
     Export<AwsRetryConfig>(*t, AwsRetrySchema(), nullptr);
     Export<ShedClassConfig>(*t, ShedClassSchema(), nullptr);
-    Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
+    Export<RateLimitConfig>(*t, RateLimitSchema(), nullptr);
     return t;
   }();
   return *tables;

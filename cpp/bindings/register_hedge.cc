@@ -6,11 +6,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <memory>
-#include <optional>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/hedge.h"
 
@@ -19,24 +18,12 @@ namespace rlab::bindings {
 void RegisterHedge(py::module_& m) {
   py::class_<Hedger, std::shared_ptr<Hedger>>(
       m, "Hedger", "When to hedge (fixed delay or latency quantile) and the hedge budget.")
-      .def(py::init([](int64_t max_hedges, double delay, std::optional<double> quantile,
-                       int64_t window, std::optional<double> budget_ratio, double budget_burst) {
-             HedgeConfig c;
-             ThrowIfError(CheckIntRange("max_hedges", max_hedges, 1, kMaxCopies - 1));
-             ThrowIfError(CheckIntRange("window", window, 1, 100'000));
-             c.max_hedges = static_cast<int>(max_hedges);
-             c.delay_ns = DurationArgNs("delay", delay, /*allow_zero=*/false);
-             c.quantile = quantile.value_or(0.0);
-             if (quantile.has_value() && *quantile == 0.0) c.quantile = std::nan("");
-             c.window = static_cast<int>(window);
-             c.budget_ratio = budget_ratio.value_or(-1.0);
-             if (budget_ratio.has_value() && *budget_ratio < 0.0) c.budget_ratio = std::nan("");
-             c.budget_burst = budget_burst;
+      .def(py::init([](const py::object& config) {
+             const HedgeConfig c = ReadConfig(config, "", HedgeSchema());
              ThrowIfError(Validate(c));
              return std::make_shared<Hedger>(c);
            }),
-           py::kw_only(), py::arg("max_hedges"), py::arg("delay"), py::arg("quantile"),
-           py::arg("window"), py::arg("budget_ratio"), py::arg("budget_burst"))
+           py::arg("config"), "From the dict of an rl.Hedge (its field table).")
       .def(
           "delay_ns",
           [](Hedger& h) {

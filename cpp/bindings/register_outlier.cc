@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/outlier_detector.h"
@@ -48,39 +49,16 @@ void RegisterOutlier(py::module_& m) {
 
   py::class_<OutlierDetector, std::shared_ptr<OutlierDetector>>(
       m, "OutlierDetector", "Ejects replicas on consecutive errors or low success rate (Envoy).")
-      .def(py::init([](int64_t replicas, int64_t consecutive_errors, double interval,
-                       double base_ejection_time, double max_ejection_time,
-                       double max_ejection_percent, bool success_rate,
-                       int64_t success_rate_minimum_hosts, int64_t success_rate_request_volume,
-                       double success_rate_stdev_factor, double start) {
-             // Ranges before narrowing to int.
-             ThrowIfError(FirstError({
-                 CheckIntRange("outlier.replicas", replicas, 1, 100000),
-                 CheckIntRange("outlier.consecutive_errors", consecutive_errors, 0, 1000000),
-                 CheckIntRange("outlier.success_rate_minimum_hosts", success_rate_minimum_hosts, 1,
-                               100000),
-             }));
-             OutlierDetectionConfig c;
+      .def(py::init([](const py::object& config, int64_t replicas, double start) {
+             ThrowIfError(CheckIntRange("outlier.replicas", replicas, 1, 100000));
+             OutlierDetectionConfig c = ReadConfig(config, "outlier", OutlierSchema());
              c.replicas = static_cast<int>(replicas);
-             c.consecutive_errors = static_cast<int>(consecutive_errors);
-             c.interval_ns = DurationArgNs("outlier.interval", interval, false);
-             c.base_ejection_ns =
-                 DurationArgNs("outlier.base_ejection_time", base_ejection_time, false);
-             c.max_ejection_ns =
-                 DurationArgNs("outlier.max_ejection_time", max_ejection_time, false);
-             c.max_ejection_percent = max_ejection_percent;
-             c.success_rate = success_rate;
-             c.success_rate_minimum_hosts = static_cast<int>(success_rate_minimum_hosts);
-             c.success_rate_request_volume = success_rate_request_volume;
-             c.success_rate_stdev_factor = success_rate_stdev_factor;
-             ThrowIfError(Validate(c));
+             ThrowIfError(Validate(c));  // the table's cross-field rule
              return std::make_shared<OutlierDetector>(c, NowNs(start));
            }),
-           py::arg("replicas"), py::arg("consecutive_errors") = 5, py::arg("interval") = 10.0,
-           py::arg("base_ejection_time") = 30.0, py::arg("max_ejection_time") = 300.0,
-           py::arg("max_ejection_percent") = 10.0, py::arg("success_rate") = true,
-           py::arg("success_rate_minimum_hosts") = 5, py::arg("success_rate_request_volume") = 100,
-           py::arg("success_rate_stdev_factor") = 1.9, py::arg("start") = 0.0)
+           py::arg("config"), py::arg("replicas"), py::arg("start") = 0.0,
+           "From the dict of an rl.OutlierDetection (its field table), over `replicas` replicas; "
+           "ticks fall every interval from `start`.")
       .def(
           "record_result",
           [](OutlierDetector& d, int64_t replica, double now, bool ok) {

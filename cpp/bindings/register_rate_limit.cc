@@ -8,8 +8,10 @@
 #include <string>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
+#include "rlab/model/limits.h"
 #include "rlab/policy/rate_limit.h"
 
 namespace rlab::bindings {
@@ -21,16 +23,13 @@ int64_t NowArgNs(double now) {
   return SecondsToNs(now);
 }
 
-RateLimitConfig ConfigArg(const std::string& mode, int64_t permits, double period, int64_t burst,
-                          int64_t max_keys) {
-  RateLimitConfig c;
-  c.mode = ValueOrThrow(ParseRateLimitMode(mode));
-  c.permits = permits;
-  c.period_ns = DurationArgNs("rate.period", period, false);
-  c.burst = burst;
-  c.max_keys = max_keys;
-  ThrowIfError(Validate(c));
-  return c;
+// The policy's parameters from the dict of an rl.RateLimit (its field table: rate, burst, mode,
+// max_wait, per_key, max_keys), converted as the engines convert a scenario's rate limit. The
+// caller (rate_limit.py) handles max_wait and per_key.
+RateLimiterParams ConfigArg(py::handle config) {
+  const RateLimiterParams p = ToRateLimiterParams(ReadConfig(config, "", RateLimitSchema()));
+  ThrowIfError(Validate(p));
+  return p;
 }
 
 // The wait in seconds, or None when refused.
@@ -51,10 +50,10 @@ void RegisterRateLimit(py::module_& m) {
 
   py::class_<RateLimiter, std::shared_ptr<RateLimiter>>(
       m, "RateLimiter", "Admission at a fixed rate (smooth or bursty).")
-      .def(py::init([](const std::string& mode, int64_t permits, double period, int64_t burst) {
-             return std::make_shared<RateLimiter>(ConfigArg(mode, permits, period, burst, 1));
+      .def(py::init([](const py::object& config) {
+             return std::make_shared<RateLimiter>(ConfigArg(config));
            }),
-           py::arg("mode"), py::arg("permits"), py::arg("period"), py::arg("burst"))
+           py::arg("config"), "From the dict of an rl.RateLimit (its field table).")
       .def(
           "try_acquire",
           [](RateLimiter& r, double now) {
@@ -80,13 +79,10 @@ void RegisterRateLimit(py::module_& m) {
 
   py::class_<KeyedRateLimiter, std::shared_ptr<KeyedRateLimiter>>(
       m, "KeyedRateLimiter", "One rate per key, for at most max_keys keys (LRU eviction).")
-      .def(py::init([](const std::string& mode, int64_t permits, double period, int64_t burst,
-                       int64_t max_keys) {
-             return std::make_shared<KeyedRateLimiter>(
-                 ConfigArg(mode, permits, period, burst, max_keys));
+      .def(py::init([](const py::object& config) {
+             return std::make_shared<KeyedRateLimiter>(ConfigArg(config));
            }),
-           py::arg("mode"), py::arg("permits"), py::arg("period"), py::arg("burst"),
-           py::arg("max_keys"))
+           py::arg("config"), "From the dict of an rl.RateLimit (its field table).")
       .def(
           "try_acquire",
           [](KeyedRateLimiter& r, const std::string& key, double now) {

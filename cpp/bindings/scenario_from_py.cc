@@ -443,11 +443,11 @@ LimitConfig ReadLimit(py::handle h, const std::string& path) {
 
 py::dict LimitToDict(const LimitConfig& c) { return WriteConfig(LimitSchema(), c, true); }
 
-RateLimitScenarioConfig ReadRateLimit(py::handle h, const std::string& path) {
+RateLimitConfig ReadRateLimit(py::handle h, const std::string& path) {
   return ReadConfig(h, path, RateLimitSchema());
 }
 
-py::dict RateLimitToDict(const RateLimitScenarioConfig& c) {
+py::dict RateLimitToDict(const RateLimitConfig& c) {
   return WriteConfig(RateLimitSchema(), c, true);
 }
 

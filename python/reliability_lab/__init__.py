@@ -7,7 +7,9 @@ pipeline in virtual time, and ``Lab`` runs it live on real threads. ``presets`` 
 article's settings by name.
 """
 
-from reliability_lab import presets
+from typing import TYPE_CHECKING
+
+from reliability_lab import _deprecated, presets
 from reliability_lab.aws_retry import AwsRetry, AwsRetryStats, SendRateLimited
 from reliability_lab.backoff import JITTER_MODES, Backoff
 from reliability_lab.balancer import LB_KINDS, LoadBalancer, OutlierDetector
@@ -56,9 +58,10 @@ from reliability_lab.live import (
     ShutdownReport,
 )
 from reliability_lab.optimize import Constraint, Objective, OptimizationResult, optimize
-from reliability_lab.rate_limit import RateLimitConfig, RateLimited, RateLimiter, RateLimitStats
+from reliability_lab.rate_limit import RateLimitConfig as RateLimitConfig  # deprecated
+from reliability_lab.rate_limit import RateLimited, RateLimiter, RateLimitStats
 from reliability_lab.results_io import ResultsMetadata, load_results, save_results
-from reliability_lab.retry import Retry, RetryContext, RetryStats, retry
+from reliability_lab.retry import Retry, RetryConfig, RetryContext, RetryStats, retry
 from reliability_lab.scenario import (
     AwsRetryConfig,
     Brownout,
@@ -115,7 +118,7 @@ from reliability_lab.stats import (
     warmup_mser,
 )
 from reliability_lab.sweep import Range, pareto_front, summarize, sweep
-from reliability_lab.throttle import AdaptiveThrottle, ThrottleConfig
+from reliability_lab.throttle import AdaptiveThrottle, Throttle
 
 __version__ = "0.1.0"
 
@@ -185,7 +188,6 @@ __all__ = [
     "QueueDiscipline",
     "Range",
     "RateLimit",
-    "RateLimitConfig",
     "RateLimitStats",
     "RateLimited",
     "RateLimiter",
@@ -202,6 +204,7 @@ __all__ = [
     "ResultsMetadata",
     "Retry",
     "RetryBudgetExhausted",
+    "RetryConfig",
     "RetryContext",
     "RetryError",
     "RetryExhausted",
@@ -219,7 +222,7 @@ __all__ = [
     "SteadyClock",
     "Study",
     "Tenant",
-    "ThrottleConfig",
+    "Throttle",
     "Throttled",
     "TokenBucket",
     "TokenBucketConfig",
@@ -251,3 +254,11 @@ __all__ = [
     "warmup",
     "warmup_mser",
 ]
+
+if TYPE_CHECKING:
+    ThrottleConfig = Throttle  # deprecated: use Throttle
+else:
+    # Old names kept for one release; each access warns (DeprecationWarning) naming the new one.
+    __getattr__ = _deprecated.module_getattr(
+        __name__, {"ThrottleConfig": ("reliability_lab.Throttle", lambda: Throttle)}
+    )

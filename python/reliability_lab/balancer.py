@@ -150,18 +150,20 @@ class OutlierDetector:
         clock: Clock | None = None,
     ) -> None:
         self._clock = clock if clock is not None else default_clock()
+        config = {
+            "consecutive_errors": consecutive_errors,
+            "interval": interval,
+            "base_ejection_time": base_ejection_time,
+            "max_ejection_time": max_ejection_time,
+            "max_ejection_percent": max_ejection_percent,
+            "success_rate": success_rate,
+            "success_rate_minimum_hosts": success_rate_minimum_hosts,
+            "success_rate_request_volume": success_rate_request_volume,
+            "success_rate_stdev_factor": success_rate_stdev_factor,
+        }
+        # One config dict, read and checked by the OutlierDetection field table.
         self._native = _core.OutlierDetector(
-            _integer("outlier.replicas", replicas, 1, 100_000),
-            _integer("outlier.consecutive_errors", consecutive_errors, 0, 1_000_000),
-            _number("outlier.interval", interval),
-            _number("outlier.base_ejection_time", base_ejection_time),
-            _number("outlier.max_ejection_time", max_ejection_time),
-            _number("outlier.max_ejection_percent", max_ejection_percent),
-            _flag("outlier.success_rate", success_rate),
-            _integer("outlier.success_rate_minimum_hosts", success_rate_minimum_hosts, 1, 100_000),
-            _integer("outlier.success_rate_request_volume", success_rate_request_volume, 1, 10**9),
-            _number("outlier.success_rate_stdev_factor", success_rate_stdev_factor),
-            self._clock.now(),
+            config, _integer("outlier.replicas", replicas, 1, 100_000), self._clock.now()
         )
 
     @property

@@ -25,7 +25,7 @@ from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import Breaker, CircuitBreaker, Transition
 from reliability_lab.clock import ManualClock
 from reliability_lab.errors import Rejected, RetryError
-from reliability_lab.retry import Retry
+from reliability_lab.retry import RetryConfig
 
 
 class PaymentError(Exception):
@@ -168,7 +168,7 @@ def part3(seconds: float, seed: int) -> None:
                     phases=(rs.Outage(start=start, end=end),),
                 ),
                 attempt_timeout=0.5,
-                retry=Retry(max_attempts=3, backoff=Backoff(initial=0.05, max_delay=0.5)),
+                retry=RetryConfig(max_attempts=3, backoff=Backoff(initial=0.05, max_delay=0.5)),
                 breaker=Breaker(
                     consecutive_failures=0, failure_rate_threshold=0.6, window_size=50,
                     minimum_calls=20, open_for=0.5,

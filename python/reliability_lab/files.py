@@ -835,8 +835,6 @@ def _hint_schema(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
-    from reliability_lab.retry import Retry
-
     hints = _field_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     props: dict[str, Any] = {}
@@ -844,7 +842,6 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     tag = _TAGS.get(cls)
     if tag is not None:
         props["type"] = {"const": tag}
-    defaults = Retry() if cls is Retry else None
     for name, hint in hints.items():
         schema = _hint_schema(hint, defs)
         bare = hint if not _is_union(hint) else next(
@@ -855,9 +852,8 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
             target = schema if "type" in schema else schema["anyOf"][0]
             target.update(bounds)
         f = fields.get(name)
-        if defaults is not None:
-            default: Any = getattr(defaults, name)
-        elif f is not None and f.default is not dataclasses.MISSING:
+        default: Any
+        if f is not None and f.default is not dataclasses.MISSING:
             default = f.default
         else:
             default = dataclasses.MISSING

@@ -59,7 +59,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _core
+from reliability_lab import _core, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import DeadlineExceeded
 from reliability_lab.metrics import PREFIX
@@ -183,11 +183,7 @@ class Hedging:
             raise TypeError(f"hedging.name must be a str, got {name!r}")
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise TypeError(f"hedging.executor must have submit(), got {executor!r}")
-        c = self.config
-        self._native = _core.Hedger(
-            max_hedges=c.max_hedges, delay=c.delay, quantile=c.quantile, window=c.window,
-            budget_ratio=c.budget_ratio, budget_burst=c.budget_burst,
-        )
+        self._native = _core.Hedger(_schema.values(self.config))  # the Hedge field table
         self.name = name
         self._clock = clock if clock is not None else default_clock()
         self._steady = isinstance(self._clock, _core.SteadyClock)

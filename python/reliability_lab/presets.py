@@ -10,6 +10,7 @@ bulkhead, timeouts — as ready-made lab objects::
     rl.simulate(presets.go_lab_scenario(duration=30, seed=1))
     sc = presets.microservices_scenario().replace({"user_service.faults.failure_rate": 0.2})
     retry = presets.pricing_retry(on_retry=print)       # a live Retry for your own code
+    presets.pricing_retry_config()                      # ... and its settings (a RetryConfig)
     presets.preset("002").differences                   # where the article and the lab differ
 
 ========================  =========  =============================================================
@@ -41,7 +42,7 @@ from typing import Any
 from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import Breaker
 from reliability_lab.bulkhead import BulkheadConfig
-from reliability_lab.retry import DEFAULT_RETRY_ON, Retry
+from reliability_lab.retry import DEFAULT_RETRY_ON, Retry, RetryConfig
 from reliability_lab.scenario import Dependency, Fallback, Faults, Scenario
 
 
@@ -71,7 +72,9 @@ class Preset:
         name: the preset's name (``"go_lab"``, ``"microservices"``, ``"pricing"``).
         seeds: the seed files it comes from.
         title: what the article is about.
-        retry: builds the article's retry (keyword arguments go to :class:`Retry`, e.g. a clock).
+        retry: builds the article's retry, a runtime :class:`Retry` (keyword arguments go to
+            :meth:`Retry.from_config`, e.g. a clock); the scenario holds its
+            :class:`RetryConfig`.
         breaker: builds the article's breaker.
         scenario: builds a scenario with the article's settings (keyword arguments replace
             top-level :class:`Scenario` fields).
@@ -102,24 +105,27 @@ GO_LAB_RETRY_ON: tuple[str, ...] = ("timeout", "connection_reset", "error", "4xx
 stops only on a breaker rejection (which the lab never retries anyway)."""
 
 
-def go_lab_retry(**live: Any) -> Retry:
+def go_lab_retry_config() -> RetryConfig:
     """The go-lab's retry (seed 000): 4 attempts, i.e. one call and 3 retries, every failure but
     a breaker rejection retried.
 
     The article gives no backoff numbers (only "increasing delays"); the preset uses the demo's
-    exponential backoff from 0.1 s, doubling, capped at 2 s, with full jitter. ``live`` goes to
-    :class:`Retry` (``clock``, ``seed``, ``on_retry``... for use around Python code; inside a
-    scenario they must stay None).
+    exponential backoff from 0.1 s, doubling, capped at 2 s, with full jitter.
 
     Differs from the lab's defaults: ``max_attempts`` (3), ``retry_on`` (timeouts, connection
     errors, 429, 500, 502, 503, 504), ``backoff.max_delay`` (30 s).
     """
-    return Retry(
+    return RetryConfig(
         max_attempts=4,
         backoff=Backoff(initial=0.1, multiplier=2.0, max_delay=2.0, jitter="full"),
         retry_on=GO_LAB_RETRY_ON,
-        **live,
     )
+
+
+def go_lab_retry(**live: Any) -> Retry:
+    """A :class:`Retry` with :func:`go_lab_retry_config` (``live`` goes to
+    :meth:`Retry.from_config`: ``clock``, ``seed``, ``on_retry``...), for your own code."""
+    return Retry.from_config(go_lab_retry_config(), **live)
 
 
 def go_lab_breaker() -> Breaker:
@@ -143,7 +149,7 @@ def go_lab_payment() -> Dependency:
     return Dependency(
         "payment",
         faults=Faults(failure_rate=GO_LAB_FAILURE_RATE),
-        retry=go_lab_retry(),
+        retry=go_lab_retry_config(),
         breaker=go_lab_breaker(),
         composition="retry_outside_breaker",
         charges=True,
@@ -192,23 +198,28 @@ MICROSERVICES_RETRY_ON: tuple[str, ...] = (
 (all ``connection_reset`` in the lab) and the statuses of its status classifier."""
 
 
-def microservices_retry(**live: Any) -> Retry:
+def microservices_retry_config() -> RetryConfig:
     """Seed 002's retry: 3 attempts in all, backoff from 0.1 s doubling up to 5 s, each delay
     multiplied by a uniform factor in [0.5, 1.5] (randomization factor 0.5, the lab's
     ``"proportional"`` jitter), retrying timeouts, connection errors and 408, 425, 429, 500,
-    502, 503, 504. ``live`` goes to :class:`Retry`.
+    502, 503, 504.
 
     Differs from the lab's defaults: ``backoff.max_delay`` (30 s), ``backoff.jitter`` (full),
     ``retry_on`` (no 408 or 425). The article's prose rule names only 502/503/504 among the
     statuses; the preset follows its classifier code, which also lists 408, 425, 429 and 500.
     """
-    return Retry(
+    return RetryConfig(
         max_attempts=3,
         backoff=Backoff(initial=0.1, multiplier=2.0, max_delay=5.0, jitter="proportional",
                         jitter_factor=0.5),
         retry_on=MICROSERVICES_RETRY_ON,
-        **live,
     )
+
+
+def microservices_retry(**live: Any) -> Retry:
+    """A :class:`Retry` with :func:`microservices_retry_config` (``live`` goes to
+    :meth:`Retry.from_config`: ``clock``, ``seed``, ``on_retry``...), for your own code."""
+    return Retry.from_config(microservices_retry_config(), **live)
 
 
 def microservices_breaker() -> Breaker:
@@ -240,7 +251,7 @@ def microservices_dependency(name: str = "user_service") -> Dependency:
     """
     return Dependency(
         name,
-        retry=microservices_retry(),
+        retry=microservices_retry_config(),
         breaker=microservices_breaker(),
         bulkhead=microservices_bulkhead(),
         attempt_timeout=0.5,
@@ -299,24 +310,28 @@ PRICING_RETRY_ON: tuple[str, ...] = ("timeout", "connection_reset", "error", "5x
 the caller's deadline or an open breaker (the last three are never retried in the lab)."""
 
 
-def pricing_retry(**live: Any) -> Retry:
+def pricing_retry_config() -> RetryConfig:
     """Seed 003's retry: 5 attempts, backoff from 0.1 s doubling up to 30 s, each delay moved by
     a random amount of up to half of it either way (the lab's ``"proportional"`` jitter with
-    factor 0.5), retrying every 5xx and every non-HTTP error, no 4xx. ``live`` goes to
-    :class:`Retry`.
+    factor 0.5), retrying every 5xx and every non-HTTP error, no 4xx.
 
     Differs from the lab's defaults: ``max_attempts`` (3), ``backoff.jitter`` (full),
     ``retry_on`` (the lab retries 429 but no other 4xx, no 501/505+, and no plain errors).
     The article's text says the jitter is a quarter of the delay either way, but its code
     draws an offset of up to half the delay with a random sign; the preset follows the code.
     """
-    return Retry(
+    return RetryConfig(
         max_attempts=5,
         backoff=Backoff(initial=0.1, multiplier=2.0, max_delay=30.0, jitter="proportional",
                         jitter_factor=0.5),
         retry_on=PRICING_RETRY_ON,
-        **live,
     )
+
+
+def pricing_retry(**live: Any) -> Retry:
+    """A :class:`Retry` with :func:`pricing_retry_config` (``live`` goes to
+    :meth:`Retry.from_config`: ``clock``, ``seed``, ``on_retry``...), for your own code."""
+    return Retry.from_config(pricing_retry_config(), **live)
 
 
 def pricing_breaker() -> Breaker:
@@ -340,7 +355,7 @@ def pricing_scenario(**fields: Any) -> Scenario:
     """
     pricing = Dependency(
         "pricing",
-        retry=pricing_retry(),
+        retry=pricing_retry_config(),
         breaker=pricing_breaker(),
         attempt_timeout=0.5,
         composition="retry_outside_breaker",
@@ -413,14 +428,17 @@ __all__ = [
     "go_lab_breaker",
     "go_lab_payment",
     "go_lab_retry",
+    "go_lab_retry_config",
     "go_lab_scenario",
     "microservices_breaker",
     "microservices_bulkhead",
     "microservices_dependency",
     "microservices_retry",
+    "microservices_retry_config",
     "microservices_scenario",
     "preset",
     "pricing_breaker",
     "pricing_retry",
+    "pricing_retry_config",
     "pricing_scenario",
 ]

@@ -1,20 +1,31 @@
-"""Rate limiting: admit at most ``permits`` per ``period``, optionally per key (tenant).
+"""Rate limiting: admit at most ``rate`` calls per second, optionally per key (tenant).
 
 ::
 
-    rl = RateLimiter(permits=100, period=1.0, mode="smooth", burst=10, name="search")
-    rl.call(search, query)                     # raises RateLimited when no permit is free
-    limiter = RateLimiter(permits=5, max_wait=0.5)
+    api = RateLimiter(RateLimit(rate=100, burst=10, mode="smooth"), name="search")
+    api.call(search, query)                    # raises RateLimited when no permit is free
+    limiter = RateLimiter(RateLimit(rate=5, max_wait=0.5))
     limiter.call(send, msg)                    # waits up to 0.5 s for a permit, then RateLimited
-    per_tenant = RateLimiter(permits=10, per_key=True, max_keys=10_000)
+    per_tenant = RateLimiter(RateLimit(rate=10, per_key=True, max_keys=10_000))
     per_tenant.call_for(tenant_id, handle, request)
 
-Two modes, as the common libraries ship them:
+The configuration is :class:`~reliability_lab.scenario.RateLimit`, the same one a scenario's
+``intake.rate_limit`` and ``<dependency>.rate_limit`` take. Two modes, as the common libraries
+ship them:
 
-- ``"smooth"``: permits evenly spaced, one every ``period / permits`` (failsafe-go's
+- ``"smooth"``: permits evenly spaced, one every ``1 / rate`` seconds (failsafe-go's
   SmoothRateLimiter), with up to ``burst`` of them saved up while idle (a token bucket; GCRA).
-- ``"bursty"``: all ``permits`` available at the start of each period, unused ones not carried over
-  (Resilience4j's RateLimiter, failsafe-go's BurstyRateLimiter).
+- ``"bursty"``: ``burst`` permits available at the start of every ``burst / rate`` seconds,
+  unused ones not carried over (Resilience4j's RateLimiter, failsafe-go's BurstyRateLimiter).
+
+The native policy counts whole nanoseconds: the spacing (smooth) or period (bursty) is converted
+once, at construction, by the function that converts a scenario's rate limit for the engines
+(``ToRateLimiterParams``, ``cpp/rlab/model/limits.cc``): rounded to the nearest nanosecond, at
+least one per permit, at most 1e6 s. The deprecated ``RateLimitConfig(permits=2, period=1e-8)``
+(rate 2e8) is refused, above ``RateLimit``'s 1e7 per second; ``RateLimitConfig(permits=6,
+period=1.0)`` spaces permits 166,666,667 ns apart where the old limiter floored ``period /
+permits`` to 166,666,666 (at most 1 ns per permit, and none when ``permits`` divides the period
+in nanoseconds; bursty periods are kept exactly).
 
 A wait (``max_wait > 0``) reserves a future permit and sleeps until it is due, outside every lock
 and with the GIL released (through the limiter's clock); a wait that would exceed ``max_wait`` is
@@ -36,21 +47,20 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, NoReturn, ParamSpec, Protocol, TypeVar
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _core
+from reliability_lab import _checks, _core, _deprecated, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import Cancelled, Rejected
 from reliability_lab.metrics import PREFIX
+from reliability_lab.scenario._validate import _duration, _int, _ns
+from reliability_lab.scenario.limit import RateLimit, RateLimitMode
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-RateLimitMode = Literal["smooth", "bursty"]
-
 
 class CancelToken(Protocol):
     """What ``cancel`` accepts: a :class:`threading.Event` or anything shaped like one."""
@@ -105,47 +115,55 @@ def _max_wait(name: str, value: object) -> float:
     return x
 
 
-@dataclass(frozen=True)
-class RateLimitConfig:
-    """Configuration of a :class:`RateLimiter` (validated on construction).
-
-    Attributes:
-        permits: permits per period, in [1, 1e9].
-        period: seconds, in (0, 1e6] (and at least ``permits`` nanoseconds).
-        mode: ``"smooth"`` (evenly spaced) or ``"bursty"`` (refilled each period).
-        burst: smooth mode: permits saved up while idle, in [1, 1e9] (1: strictly spaced).
-        max_wait: seconds a call may wait for a permit, in [0, 1e6]; 0 never waits.
-        per_key: one rate per key (use :meth:`RateLimiter.call_for`).
-        max_keys: keys kept when ``per_key``, in [1, 1e7].
-    """
-
-    permits: int = 10
-    period: float = 1.0
-    mode: RateLimitMode = "smooth"
-    burst: int = 1
-    max_wait: float = 0.0
-    per_key: bool = False
-    max_keys: int = 10_000
-
-    def __post_init__(self) -> None:
-        self._native()
-        _max_wait("rate.max_wait", self.max_wait)
-        if not isinstance(self.per_key, bool):
-            raise ValueError(f"rate.per_key must be a bool, got {self.per_key!r}")
-
-    def _native(self) -> _core.RateLimiter | _core.KeyedRateLimiter:
-        if not isinstance(self.mode, str):
-            raise ValueError(f"rate.mode must be 'smooth' or 'bursty', got {self.mode!r}")
-        args = (
-            self.mode,
-            _integer("rate.permits", self.permits),
-            _number("rate.period", self.period),
-            _integer("rate.burst", self.burst),
+def _from_permits(
+    permits: int,
+    period: float,
+    mode: RateLimitMode,
+    burst: int,
+    max_wait: float,
+    per_key: bool,
+    max_keys: int,
+) -> RateLimit:
+    """The RateLimit equivalent to the old permits-per-period settings, checked as before."""
+    if mode not in ("smooth", "bursty"):
+        raise ValueError(f"rate.mode must be 'smooth' or 'bursty', got {mode!r}")
+    permits = _int("rate.permits", _integer("rate.permits", permits), 1, 1_000_000_000)
+    period = _duration("rate.period", _number("rate.period", period), allow_zero=False)
+    burst = _int("rate.burst", _integer("rate.burst", burst), 1, 1_000_000_000)
+    max_keys = _int("rate.max_keys", _integer("rate.max_keys", max_keys), 1, 10_000_000)
+    if _ns(period) < permits:  # the old limiter spaced permits period / permits ns apart
+        raise ValueError(
+            f"rate.permits must be at most rate.period in nanoseconds ({_ns(period)}), "
+            f"got {permits}"
         )
-        if self.per_key:
-            return _core.KeyedRateLimiter(*args, _integer("rate.max_keys", self.max_keys))
-        _core.KeyedRateLimiter(*args, _integer("rate.max_keys", self.max_keys))  # validates
-        return _core.RateLimiter(*args)
+    if not isinstance(per_key, bool):
+        raise ValueError(f"rate.per_key must be a bool, got {per_key!r}")
+    return RateLimit(
+        rate=permits / period,
+        burst=permits if mode == "bursty" else burst,
+        mode=mode,
+        max_wait=_max_wait("rate.max_wait", max_wait),
+        per_key=per_key,
+        max_keys=max_keys,
+    )
+
+
+def RateLimitConfig(
+    permits: int = 10,
+    period: float = 1.0,
+    mode: RateLimitMode = "smooth",
+    burst: int = 1,
+    max_wait: float = 0.0,
+    per_key: bool = False,
+    max_keys: int = 10_000,
+) -> RateLimit:
+    """Deprecated: use :class:`~reliability_lab.scenario.RateLimit`. Warns, and returns the
+    equivalent RateLimit: ``rate = permits / period``; bursty: ``burst = permits``; smooth:
+    ``burst`` as given. A rate above the RateLimit's 1e7 per second is refused."""
+    _deprecated.warn(
+        "reliability_lab.RateLimitConfig", "reliability_lab.RateLimit (rate = permits / period)"
+    )
+    return _from_permits(permits, period, mode, burst, max_wait, per_key, max_keys)
 
 
 @dataclass(frozen=True)
@@ -170,36 +188,54 @@ class RateLimiter:
     """A rate limiter around Python callables (thread-safe).
 
     Args:
-        permits, period, mode, burst, max_wait, per_key, max_keys: see :class:`RateLimitConfig`.
+        config: the rate (:class:`~reliability_lab.scenario.RateLimit`: ``rate``, ``burst``,
+            ``mode``, ``max_wait``, ``per_key``, ``max_keys``); ``RateLimit()`` if None.
         clock: the time source; waits sleep through ``clock.sleep`` (a
             :class:`~reliability_lab.clock.ManualClock` advances at once).
         name: used in errors and metrics.
+        legacy: the old keywords (``permits``, ``period``, ``mode``, ``burst``, ``max_wait``,
+            ``per_key``, ``max_keys``), deprecated: they warn and are converted as
+            :func:`RateLimitConfig` converts them.
     """
 
     def __init__(
         self,
-        permits: int = 10,
-        period: float = 1.0,
-        mode: RateLimitMode = "smooth",
-        burst: int = 1,
+        config: RateLimit | None = None,
         *,
-        max_wait: float = 0.0,
-        per_key: bool = False,
-        max_keys: int = 10_000,
         clock: Clock | None = None,
         name: str = "rate_limiter",
+        **legacy: Any,
     ) -> None:
-        self._config = RateLimitConfig(permits, period, mode, burst, max_wait, per_key, max_keys)
-        native = self._config._native()
-        self._single = native if isinstance(native, _core.RateLimiter) else None
-        self._keyed = native if isinstance(native, _core.KeyedRateLimiter) else None
+        if legacy:
+            if config is not None:
+                raise TypeError("pass a RateLimit or the deprecated keywords, not both")
+            unknown = sorted(set(legacy) - set(_LEGACY_DEFAULTS))
+            if unknown:
+                raise TypeError(f"RateLimiter() got an unexpected keyword argument {unknown[0]!r}")
+            _deprecated.warn(
+                "RateLimiter(permits=..., period=..., ...)",
+                "RateLimiter(reliability_lab.RateLimit(rate=permits / period, ...))",
+            )
+            config = _from_permits(**{**_LEGACY_DEFAULTS, **legacy})
+        elif config is None:
+            config = RateLimit()
+        elif not isinstance(config, RateLimit):
+            raise TypeError(
+                "config must be a RateLimit (rl.RateLimit(rate=..., ...)), got "
+                f"{_checks.short_repr(config)}"
+            )
+        self._config = config
+        # The native side converts the config once, as the engines do (ToRateLimiterParams).
+        native = _schema.values(config)
+        self._single = None if config.per_key else _core.RateLimiter(native)
+        self._keyed = _core.KeyedRateLimiter(native) if config.per_key else None
         self._clock = clock if clock is not None else default_clock()
         self._name = str(name)
         self._forfeit_lock = threading.Lock()
         self._forfeited = 0
 
     @property
-    def config(self) -> RateLimitConfig:
+    def config(self) -> RateLimit:
         """The configuration this limiter was built with."""
         return self._config
 
@@ -336,9 +372,20 @@ class RateLimiter:
     def __repr__(self) -> str:
         c = self._config
         return (
-            f"RateLimiter(name={self._name!r}, {c.permits}/{c.period:g}s, mode={c.mode!r},"
+            f"RateLimiter(name={self._name!r}, {c.rate:g}/s, mode={c.mode!r},"
             f" burst={c.burst}, per_key={c.per_key})"
         )
 
 
-__all__ = ["RateLimitConfig", "RateLimitStats", "RateLimited", "RateLimiter"]
+# The old constructor's defaults, for its deprecated keywords.
+_LEGACY_DEFAULTS: dict[str, Any] = {
+    "permits": 10,
+    "period": 1.0,
+    "mode": "smooth",
+    "burst": 1,
+    "max_wait": 0.0,
+    "per_key": False,
+    "max_keys": 10_000,
+}
+
+__all__ = ["RateLimit", "RateLimitStats", "RateLimited", "RateLimiter"]

@@ -1,10 +1,11 @@
 """Retry for Python callables, driven by the core's retry state machine.
 
 ``Retry`` wraps a function: ``Retry(max_attempts=3).call(fn, *args)``, ``@Retry(...)`` or
-``@retry(...)``. A call that succeeds costs one ``try``/``except`` around the function and a
-counter increment: no native call, no clock read. After a failure the decision is the native
-``RetryLoop``'s (the same state machine the engines run), so Python and the engines agree on every
-rule:
+``@retry(...)``; ``Retry.from_config(RetryConfig(...), clock=...)`` builds one from the same
+:class:`RetryConfig` a scenario's ``<dependency>.retry`` takes. A call that succeeds costs one
+``try``/``except`` around the function and a counter increment: no native call, no clock read.
+After a failure the decision is the native ``RetryLoop``'s (the same state machine the engines
+run), so Python and the engines agree on every rule:
 
 * ``max_attempts`` counts attempts, the first call included (3 means at most 2 retries).
 * Only retryable outcomes are retried (``retry_on``; by default timeouts, connection errors and
@@ -54,7 +55,7 @@ import inspect
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
@@ -225,6 +226,66 @@ def _parse_retry_on(retry_on: RetryOn) -> tuple[list[str], tuple[type[BaseExcept
     return names, tuple(classes)
 
 
+def _retry_names(retry_on: object) -> tuple[str, ...]:
+    """``retry_on`` as a tuple of unique outcome names, ``"default"`` expanded."""
+    items: Iterable[object]
+    if isinstance(retry_on, str):
+        items = (retry_on,)
+    elif isinstance(retry_on, Iterable) and not isinstance(retry_on, (bytes, Mapping)):
+        items = retry_on
+    else:
+        raise ValueError(f"retry_on must be an outcome name or a list of them, got {retry_on!r}")
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"retry_on must hold outcome names, got {item!r}")
+        for name in DEFAULT_RETRY_ON if item == "default" else (item,):
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """The settings of a retry loop: a scenario's ``<dependency>.retry``, and what
+    :meth:`Retry.from_config` builds a :class:`Retry` from (validated on construction).
+
+    Attributes:
+        max_attempts: attempts per call, the first included, in [1, 1000000].
+        backoff: the delays between attempts.
+        retry_on: outcome names to retry (``"timeout"``, ``"503"``, ``"5xx"``, ...; ``"default"``
+            stands for the default set); stored as a tuple of unique names, ``"default"``
+            expanded. Exception classes are for a :class:`Retry` around Python code only.
+        max_retry_after: cap in seconds on a Retry-After hint, in [0, 1e6].
+
+    Raises:
+        ValueError: an invalid parameter, named with its allowed range.
+    """
+
+    max_attempts: int = 3
+    backoff: Backoff = Backoff()  # noqa: RUF009 (frozen: immutable)
+    retry_on: tuple[str, ...] = DEFAULT_RETRY_ON
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        names = _retry_names(self.retry_on)
+        if isinstance(self.max_attempts, bool):
+            raise ValueError(f"max_attempts must be an integer, got {self.max_attempts!r}")
+        if not isinstance(self.backoff, Backoff):
+            raise ValueError(f"backoff must be a Backoff, got {self.backoff!r}")
+        self._native(names)  # the core's checks
+        object.__setattr__(self, "retry_on", names)
+        object.__setattr__(self, "max_retry_after", float(self.max_retry_after))
+
+    def _native(self, names: Iterable[str] | None = None) -> _core.RetryConfig:
+        return _core.RetryConfig(
+            max_attempts=_checks.integer("max_attempts", self.max_attempts),
+            backoff=self.backoff._native(),
+            retry_on=list(self.retry_on if names is None else names),
+            max_retry_after=_checks.number("max_retry_after", self.max_retry_after),
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Retry:
     """Retries a Python callable with backoff, by the core's retry rules.
@@ -233,6 +294,9 @@ class Retry:
     ``retry.call_until(deadline, fn, ...)``, or decorate: ``@Retry(max_attempts=5)``. A callable
     that wants its remaining time, or a call that must be cancellable from another thread, uses
     ``retry.call_with(fn, timeout=..., cancel=event)`` (``fn`` takes a :class:`RetryContext`).
+    ``Retry.from_config(config, clock=...)`` builds one from a :class:`RetryConfig` (the settings
+    a scenario uses), :meth:`to_config` gives them back. A ``Retry`` is a runtime object (it holds
+    a clock, a random stream and counters): a scenario takes a :class:`RetryConfig`.
 
     Attributes:
         max_attempts: attempts per call, the first included, in [1, 1000000].
@@ -296,6 +360,46 @@ class Retry:
         }
         init("_counters", counters)
         init("_tick_succeeded", counters["succeeded"].__next__)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RetryConfig,
+        *,
+        budget: RetryBudgetLike | None = None,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        timeout: float | None = None,
+        on_retry: Callable[[int, BaseException, float], object] | None = None,
+    ) -> Retry:
+        """A retry with ``config``'s settings (a scenario's ``<dependency>.retry``, say) and the
+        runtime-only ones given here (see the class attributes)."""
+        if not isinstance(config, RetryConfig):
+            raise TypeError(f"config must be a RetryConfig, got {_checks.short_repr(config)}")
+        return cls(
+            max_attempts=config.max_attempts,
+            backoff=config.backoff,
+            retry_on=config.retry_on,
+            max_retry_after=config.max_retry_after,
+            budget=budget,
+            clock=clock,
+            seed=seed,
+            timeout=timeout,
+            on_retry=on_retry,
+        )
+
+    def to_config(self) -> RetryConfig:
+        """This retry's :class:`RetryConfig` (its runtime-only settings left out).
+
+        Raises:
+            ValueError: ``retry_on`` holds exception classes, which a config cannot carry.
+        """
+        return RetryConfig(
+            max_attempts=self.max_attempts,
+            backoff=self.backoff,
+            retry_on=_retry_names(self.retry_on),
+            max_retry_after=self.max_retry_after,
+        )
 
     # -- calling ---------------------------------------------------------------------------------
 
@@ -584,6 +688,7 @@ __all__ = [
     "CancelToken",
     "Retry",
     "RetryBudgetLike",
+    "RetryConfig",
     "RetryContext",
     "RetryOn",
     "RetryOnItem",

@@ -32,9 +32,9 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from reliability_lab import _checks, _core, _schema
+from reliability_lab import _checks, _core, _deprecated, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import DeadlineExceeded, Rejected, RetryError, Throttled
 
@@ -89,8 +89,9 @@ def is_accepted_outcome(kind: str, http_status: int = 0) -> bool:
 
 
 @dataclass(frozen=True)
-class ThrottleConfig:
-    """Configuration of an :class:`AdaptiveThrottle` (validated on construction).
+class Throttle:
+    """Configuration of an :class:`AdaptiveThrottle` (validated on construction); a scenario's
+    ``<dependency>.throttle``. Formerly ``ThrottleConfig`` (a deprecated alias for one release).
 
     Attributes:
         k: the accepts multiplier K, in [1, 1000]. The backend may refuse up to ``1 - 1/k`` of
@@ -128,7 +129,7 @@ class AdaptiveThrottle:
     """Client-side adaptive throttling for Python callables (thread-safe).
 
     Args:
-        k, window, buckets: see :class:`ThrottleConfig`.
+        k, window, buckets: see :class:`Throttle`.
         clock: the time source; a :class:`~reliability_lab.clock.ManualClock` makes tests instant.
         seed: seeds the random draws (a 64-bit unsigned integer) for reproducible runs; None
             draws a fresh seed.
@@ -148,7 +149,7 @@ class AdaptiveThrottle:
         *,
         is_overload: Callable[[BaseException], bool] = is_overload,
     ) -> None:
-        self._config = ThrottleConfig(k, window, buckets)
+        self._config = Throttle(k, window, buckets)
         self._native = self._config._native()
         self._clock = clock if clock is not None else default_clock()
         if seed is None:
@@ -165,7 +166,7 @@ class AdaptiveThrottle:
     @classmethod
     def from_config(
         cls,
-        config: ThrottleConfig,
+        config: Throttle,
         clock: Clock | None = None,
         seed: int | None = None,
         name: str = "throttle",
@@ -174,7 +175,7 @@ class AdaptiveThrottle:
         return cls(config.k, config.window, config.buckets, clock, seed, name)
 
     @property
-    def config(self) -> ThrottleConfig:
+    def config(self) -> Throttle:
         """The configuration this throttle was built with."""
         return self._config
 
@@ -285,8 +286,15 @@ class AdaptiveThrottle:
 __all__ = [
     "OVERLOAD_STATUSES",
     "AdaptiveThrottle",
-    "ThrottleConfig",
+    "Throttle",
     "ThrottleSnapshot",
     "is_accepted_outcome",
     "is_overload",
 ]
+
+if TYPE_CHECKING:
+    ThrottleConfig = Throttle  # deprecated: use Throttle
+else:
+    __getattr__ = _deprecated.module_getattr(
+        __name__, {"ThrottleConfig": ("reliability_lab.Throttle", lambda: Throttle)}
+    )

@@ -173,7 +173,7 @@ TEST(LimitFlowTest, AnOverloadAnswerIsADropAndARetryTakesANewPermit) {
 
 TEST(RateLimitFlowTest, ACallWaitsForItsPermitOrIsRefused) {
   DependencyConfig d;
-  RateLimitScenarioConfig r;
+  RateLimitConfig r;
   r.rate = 10.0;  // one permit every 100 ms, two saved up
   r.burst = 2;
   r.max_wait_ns = 150 * kMs;
@@ -199,7 +199,7 @@ TEST(RateLimitFlowTest, ACallWaitsForItsPermitOrIsRefused) {
 
 TEST(RateLimitFlowTest, TheGateCountsRefusalsAndWaits) {
   for (bool per_key : {false, true}) {
-    RateLimitScenarioConfig r;
+    RateLimitConfig r;
     r.rate = 10.0;  // one permit every 100 ms
     r.max_wait_ns = 150 * kMs;
     r.per_key = per_key;
@@ -215,15 +215,15 @@ TEST(RateLimitFlowTest, TheGateCountsRefusalsAndWaits) {
 }
 
 TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
-  RateLimitScenarioConfig r;
+  RateLimitConfig r;
   r.rate = 250.0;
   r.burst = 5;
-  RateLimitConfig p = ToRateLimitConfig(r);
+  RateLimiterParams p = ToRateLimiterParams(r);
   EXPECT_EQ(p.permits, 1);
   EXPECT_EQ(p.period_ns, 4 * kMs);
   EXPECT_EQ(p.burst, 5);
   r.mode = RateLimitMode::kBursty;
-  p = ToRateLimitConfig(r);
+  p = ToRateLimiterParams(r);
   EXPECT_EQ(p.permits, 5);
   EXPECT_EQ(p.period_ns, 20 * kMs);
   EXPECT_TRUE(Validate(p).ok());

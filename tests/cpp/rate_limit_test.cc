@@ -17,9 +17,9 @@ using ::testing::Optional;
 constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kS = kNsPerSecond;
 
-RateLimitConfig Config(RateLimitMode mode, int64_t permits, int64_t period_ns, int64_t burst = 1,
-                       int64_t max_keys = 100) {
-  RateLimitConfig c;
+RateLimiterParams Config(RateLimitMode mode, int64_t permits, int64_t period_ns, int64_t burst = 1,
+                         int64_t max_keys = 100) {
+  RateLimiterParams c;
   c.mode = mode;
   c.permits = permits;
   c.period_ns = period_ns;
@@ -29,7 +29,7 @@ RateLimitConfig Config(RateLimitMode mode, int64_t permits, int64_t period_ns, i
 }
 
 TEST(RateLimitTest, Validation) {
-  RateLimitConfig c = Config(RateLimitMode::kSmooth, 0, kS);
+  RateLimiterParams c = Config(RateLimitMode::kSmooth, 0, kS);
   EXPECT_THAT(Validate(c).message(),
               HasSubstr("rate.permits must be an integer in [1, 1000000000]"));
   c.permits = 10;

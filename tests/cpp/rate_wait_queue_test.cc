@@ -133,7 +133,7 @@ ScenarioConfig RateWaitScenario(double period_s) {
   sc.queue_capacity = 64;
   sc.duration_ns = 100 * kMs;
   sc.seed = 1;
-  RateLimitScenarioConfig r;
+  RateLimitConfig r;
   r.rate = 1.0 / period_s;
   r.max_wait_ns = 60 * kNsPerSecond;
   sc.intake.rate_limit = r;

@@ -35,7 +35,7 @@ struct TwoDeps {
     guarded.name = "guarded";
     guarded.breaker = BreakerConfig{};
     guarded.limit = StaticLimit(2);
-    guarded.rate_limit = RateLimitScenarioConfig{};
+    guarded.rate_limit = RateLimitConfig{};
     config.dependencies = {plain, guarded};
     EXPECT_TRUE(ValidateScenario(config).ok()) << ValidateScenario(config);
     for (const DependencyConfig& d : config.dependencies) deps.emplace_back(d);

@@ -428,7 +428,7 @@ def test_page_of_a_lab_dashboard(tmp_path: Path, browser: Any) -> None:
             rl.Dependency(
                 "payment",
                 faults=rl.Faults(failure_rate=0.05, latency=rl.Exponential(mean=0.01)),
-                retry=rl.Retry(max_attempts=3),
+                retry=rl.RetryConfig(max_attempts=3),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=2.0),
                 budget=rl.TokenBucketConfig(max_tokens=20, token_ratio=0.1),
             ),

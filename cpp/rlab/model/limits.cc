@@ -169,8 +169,8 @@ LimitSampleKind ClientLimitSample(const Outcome& o) {
   }
 }
 
-const ConfigSchema<RateLimitScenarioConfig>& RateLimitSchema() {
-  using C = RateLimitScenarioConfig;
+const ConfigSchema<RateLimitConfig>& RateLimitSchema() {
+  using C = RateLimitConfig;
   static constexpr std::string_view kModes[] = {"smooth", "bursty"};
   static constexpr FieldSpec<C> kFields[] = {
       schema::Real<&C::rate>("rate", 0, 1e7, Bound::kOpen, Bound::kClosed, "1/s",
@@ -186,12 +186,12 @@ const ConfigSchema<RateLimitScenarioConfig>& RateLimitSchema() {
   return kSchema;
 }
 
-absl::Status ValidateRateLimit(std::string_view path, const RateLimitScenarioConfig& c) {
+absl::Status ValidateRateLimit(std::string_view path, const RateLimitConfig& c) {
   return ValidateAt(path, RateLimitSchema(), c);
 }
 
-RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& c) {
-  RateLimitConfig out;
+RateLimiterParams ToRateLimiterParams(const RateLimitConfig& c) {
+  RateLimiterParams out;
   out.mode = c.mode;
   out.permits = c.mode == RateLimitMode::kBursty ? c.burst : 1;
   out.burst = c.burst;
@@ -204,8 +204,8 @@ RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& c) {
   return out;
 }
 
-RateGate::RateGate(const RateLimitScenarioConfig& config) : config_(config) {
-  const RateLimitConfig policy = ToRateLimitConfig(config);
+RateGate::RateGate(const RateLimitConfig& config) : config_(config) {
+  const RateLimiterParams policy = ToRateLimiterParams(config);
   if (config.per_key) {
     keyed_ = std::make_unique<KeyedRateLimiter>(policy);
   } else {

@@ -89,7 +89,7 @@ LimitSampleKind ClientLimitSample(const Outcome& outcome);
 // seconds), per order key when `per_key`. A permit due within `max_wait` delays the attempt
 // (client side); any other refuses it (reason `rate_limited`). At the intake, an order waiting
 // for its permit is in the system, not yet queued (the live engine: live/rate_wait_queue.h).
-struct RateLimitScenarioConfig {
+struct RateLimitConfig {
   double rate = 100.0;  // permits per second, in (0, 1e7]
   int64_t burst = 1;    // in [1, 1e9]
   RateLimitMode mode = RateLimitMode::kSmooth;
@@ -99,21 +99,21 @@ struct RateLimitScenarioConfig {
 };
 
 // Checks every field under `path` ("payment.rate_limit.rate must be ...").
-absl::Status ValidateRateLimit(std::string_view path, const RateLimitScenarioConfig& config);
-// The field table of RateLimitScenarioConfig (Python: rl.RateLimit).
-const ConfigSchema<RateLimitScenarioConfig>& RateLimitSchema();
+absl::Status ValidateRateLimit(std::string_view path, const RateLimitConfig& config);
+// The field table of RateLimitConfig (Python: rl.RateLimit).
+const ConfigSchema<RateLimitConfig>& RateLimitSchema();
 
 // The policy's configuration: permits = 1 (smooth) or burst (bursty) per permits / rate seconds.
-RateLimitConfig ToRateLimitConfig(const RateLimitScenarioConfig& config);
+RateLimiterParams ToRateLimiterParams(const RateLimitConfig& config);
 
 // The runtime of one rate limit: one rate, or one per order key. Thread-safe.
 class RateGate {
  public:
-  explicit RateGate(const RateLimitScenarioConfig& config);
+  explicit RateGate(const RateLimitConfig& config);
   // The wait (>= 0) for a permit for `key` reserved at `now_ns`, at most
   // min(max_wait, `max_wait_ns`); nullopt refuses (nothing reserved).
   std::optional<int64_t> Reserve(int key, int64_t now_ns, int64_t max_wait_ns);
-  const RateLimitScenarioConfig& config() const { return config_; }
+  const RateLimitConfig& config() const { return config_; }
   // Reservations so far: refused, and granted with a wait > 0 (time series, metrics).
   struct Counts {
     int64_t refused = 0;
@@ -122,7 +122,7 @@ class RateGate {
   Counts counts();
 
  private:
-  const RateLimitScenarioConfig config_;
+  const RateLimitConfig config_;
   std::unique_ptr<RateLimiter> single_;
   std::unique_ptr<KeyedRateLimiter> keyed_;
 };

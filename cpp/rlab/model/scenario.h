@@ -168,7 +168,7 @@ struct DependencyConfig {
   // A client-side adaptive concurrency limit in front of the dependency (model/limits.h).
   std::optional<LimitConfig> limit;
   // A client-side rate limit in front of the dependency (model/limits.h).
-  std::optional<RateLimitScenarioConfig> rate_limit;
+  std::optional<RateLimitConfig> rate_limit;
   // Service graphs: the name of the scenario's service this dependency calls (each attempt is a
   // request to it); empty: a leaf with its own fault model (model/service_graph.h).
   std::string service;
@@ -205,7 +205,7 @@ struct IntakeConfig {
   // A server-side adaptive concurrency limit on admitted orders (model/limits.h).
   std::optional<LimitConfig> limit;
   // A rate limit on arriving orders, checked before the concurrency limit (model/limits.h).
-  std::optional<RateLimitScenarioConfig> rate_limit;
+  std::optional<RateLimitConfig> rate_limit;
 };
 
 // A tier of a service graph (Python: rl.Service): a small scenario without arrivals, called by

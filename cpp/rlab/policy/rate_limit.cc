@@ -19,7 +19,7 @@ absl::StatusOr<RateLimitMode> ParseRateLimitMode(std::string_view name) {
       absl::StrFormat("rate.mode must be 'smooth' or 'bursty', got '%s'", name));
 }
 
-absl::Status Validate(const RateLimitConfig& c) {
+absl::Status Validate(const RateLimiterParams& c) {
   absl::Status s = FirstError({
       CheckIntRange("rate.permits", c.permits, 1, 1'000'000'000),
       CheckDurationNs("rate.period", c.period_ns),
@@ -43,7 +43,7 @@ int64_t DivCeil(int64_t a, int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
 }  // namespace
 
-int64_t RateState::WaitFor(const RateLimitConfig& c, int64_t now_ns, int64_t* tat, int64_t* cycle,
+int64_t RateState::WaitFor(const RateLimiterParams& c, int64_t now_ns, int64_t* tat, int64_t* cycle,
                            int64_t* available) const {
   if (c.mode == RateLimitMode::kSmooth) {
     // GCRA (the virtual scheduling form): permits every `interval`, `burst` of them saved up.
@@ -82,11 +82,11 @@ int64_t RateState::WaitFor(const RateLimitConfig& c, int64_t now_ns, int64_t* ta
   return wait;
 }
 
-bool RateState::TryAcquire(const RateLimitConfig& c, int64_t now_ns) {
+bool RateState::TryAcquire(const RateLimiterParams& c, int64_t now_ns) {
   return Reserve(c, now_ns, 0).has_value();
 }
 
-std::optional<int64_t> RateState::Reserve(const RateLimitConfig& c, int64_t now_ns,
+std::optional<int64_t> RateState::Reserve(const RateLimiterParams& c, int64_t now_ns,
                                           int64_t max_wait_ns) {
   int64_t tat = tat_ns_;
   int64_t cycle = cycle_;
@@ -100,7 +100,7 @@ std::optional<int64_t> RateState::Reserve(const RateLimitConfig& c, int64_t now_
   return wait;
 }
 
-int64_t RateState::Available(const RateLimitConfig& c, int64_t now_ns) const {
+int64_t RateState::Available(const RateLimiterParams& c, int64_t now_ns) const {
   if (!started_) return c.mode == RateLimitMode::kSmooth ? c.burst : c.permits;
   if (c.mode == RateLimitMode::kSmooth) {
     const int64_t interval = c.period_ns / c.permits;
@@ -117,7 +117,7 @@ int64_t RateState::Available(const RateLimitConfig& c, int64_t now_ns) const {
 
 // --- RateLimiter ---------------------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<RateLimiter>> RateLimiter::Create(const RateLimitConfig& config) {
+absl::StatusOr<std::unique_ptr<RateLimiter>> RateLimiter::Create(const RateLimiterParams& config) {
   absl::Status s = Validate(config);
   if (!s.ok()) return s;
   return std::make_unique<RateLimiter>(config);
@@ -145,7 +145,7 @@ RateLimitStats RateLimiter::Stats() {
 // --- KeyedRateLimiter ----------------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<KeyedRateLimiter>> KeyedRateLimiter::Create(
-    const RateLimitConfig& config) {
+    const RateLimiterParams& config) {
   absl::Status s = Validate(config);
   if (!s.ok()) return s;
   return std::make_unique<KeyedRateLimiter>(config);

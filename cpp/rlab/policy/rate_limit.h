@@ -37,7 +37,7 @@ enum class RateLimitMode : uint8_t { kSmooth = 0, kBursty = 1 };
 std::string_view RateLimitModeName(RateLimitMode mode);
 absl::StatusOr<RateLimitMode> ParseRateLimitMode(std::string_view name);
 
-struct RateLimitConfig {
+struct RateLimiterParams {
   RateLimitMode mode = RateLimitMode::kSmooth;
   int64_t permits = 10;               // per period, in [1, 1e9]
   int64_t period_ns = 1'000'000'000;  // in (0, 1e6] s, and >= permits nanoseconds
@@ -46,23 +46,23 @@ struct RateLimitConfig {
 };
 
 // Checks every field, naming them as the Python parameters (rate.permits, ...).
-absl::Status Validate(const RateLimitConfig& config);
+absl::Status Validate(const RateLimiterParams& config);
 
 // The state of one rate (one key). Not thread-safe; the limiters below serialize it.
 class RateState {
  public:
   RateState() = default;
   // A permit at `now_ns`, if one is free.
-  bool TryAcquire(const RateLimitConfig& c, int64_t now_ns);
+  bool TryAcquire(const RateLimiterParams& c, int64_t now_ns);
   // The wait (>= 0) for a permit reserved at `now_ns`, or nullopt (nothing changed) when it
   // would exceed `max_wait_ns`.
-  std::optional<int64_t> Reserve(const RateLimitConfig& c, int64_t now_ns, int64_t max_wait_ns);
+  std::optional<int64_t> Reserve(const RateLimiterParams& c, int64_t now_ns, int64_t max_wait_ns);
   // Permits free at `now_ns` without waiting (negative: reserved ahead, bursty mode).
-  int64_t Available(const RateLimitConfig& c, int64_t now_ns) const;
+  int64_t Available(const RateLimiterParams& c, int64_t now_ns) const;
 
  private:
   // The wait for one permit at `now_ns` (0 if free now), and the state after taking it.
-  int64_t WaitFor(const RateLimitConfig& c, int64_t now_ns, int64_t* tat, int64_t* cycle,
+  int64_t WaitFor(const RateLimiterParams& c, int64_t now_ns, int64_t* tat, int64_t* cycle,
                   int64_t* available) const;
 
   bool started_ = false;
@@ -82,17 +82,17 @@ struct RateLimitStats {
 // One rate. Thread-safe.
 class RateLimiter {
  public:
-  explicit RateLimiter(const RateLimitConfig& config) : config_(config) {}
-  static absl::StatusOr<std::unique_ptr<RateLimiter>> Create(const RateLimitConfig& config);
+  explicit RateLimiter(const RateLimiterParams& config) : config_(config) {}
+  static absl::StatusOr<std::unique_ptr<RateLimiter>> Create(const RateLimiterParams& config);
 
   bool TryAcquire(int64_t now_ns);
   std::optional<int64_t> Reserve(int64_t now_ns, int64_t max_wait_ns);
   int64_t Available(int64_t now_ns);
   RateLimitStats Stats();
-  const RateLimitConfig& config() const { return config_; }
+  const RateLimiterParams& config() const { return config_; }
 
  private:
-  const RateLimitConfig config_;
+  const RateLimiterParams config_;
   Mutex mu_;
   RateState state_ ABSL_GUARDED_BY(mu_);
   RateLimitStats stats_ ABSL_GUARDED_BY(mu_);
@@ -103,14 +103,14 @@ class RateLimiter {
 // the oldest key's debt, counted in `evictions`). Thread-safe.
 class KeyedRateLimiter {
  public:
-  explicit KeyedRateLimiter(const RateLimitConfig& config) : config_(config) {}
-  static absl::StatusOr<std::unique_ptr<KeyedRateLimiter>> Create(const RateLimitConfig& config);
+  explicit KeyedRateLimiter(const RateLimiterParams& config) : config_(config) {}
+  static absl::StatusOr<std::unique_ptr<KeyedRateLimiter>> Create(const RateLimiterParams& config);
 
   bool TryAcquire(std::string_view key, int64_t now_ns);
   std::optional<int64_t> Reserve(std::string_view key, int64_t now_ns, int64_t max_wait_ns);
   int64_t Available(std::string_view key, int64_t now_ns);
   RateLimitStats Stats();
-  const RateLimitConfig& config() const { return config_; }
+  const RateLimiterParams& config() const { return config_; }
 
  private:
   struct Entry {
@@ -119,7 +119,7 @@ class KeyedRateLimiter {
   };
   Entry& Touch(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const RateLimitConfig config_;
+  const RateLimiterParams config_;
   Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);  // front: most recently used

@@ -37,7 +37,8 @@ struct ThrottleConfig {
 
 // Checks every field, naming the Python parameter (k, window, buckets).
 absl::Status Validate(const ThrottleConfig& config);
-// The field table of ThrottleConfig, and the rule Validate adds (buckets <= window_ns).
+// The field table of ThrottleConfig (Python: rl.Throttle), and the rule Validate adds (buckets
+// <= window_ns).
 const ConfigSchema<ThrottleConfig>& ThrottleSchema();
 absl::Status ValidateThrottleRules(const ThrottleConfig& config);
 

@@ -11,7 +11,7 @@ order calls in sequence, each with its fault model (:class:`Faults`) and its pol
             "payment",
             faults=Faults(failure_rate=0.3, latency=Exponential(mean=0.05),
                           phases=[Outage(start=20, end=35)]),
-            retry=Retry(max_attempts=4, backoff=Backoff(initial=0.1, max_delay=2)),
+            retry=RetryConfig(max_attempts=4, backoff=Backoff(initial=0.1, max_delay=2)),
             breaker=Breaker(consecutive_failures=5, open_for=5))])
     sc2 = sc.replace({"payment.breaker.open_for": 10.0, "workers": 32})
     sc.get("payment.faults.phases[outage].end")          # 35.0

@@ -19,11 +19,11 @@ limiter) per dependency, shared by every order as one SDK client is by its calle
   (counted in ``rejected_throttle``; the loop ends as after a local rejection).
 
 It replaces ``retry`` and a retry budget (ValueError naming ``<dependency>.retry`` /
-``<dependency>.budget`` when either is set too): ``rl.Retry`` is also the standalone policy for
-callables, whose loop the AWS modes do not follow (use :class:`~reliability_lab.AwsRetry` for
-callables). botocore's ``legacy`` mode is not modelled; a plain ``retry=rl.Retry(max_attempts=5)``
-is the closest. With ``hedge``/``fanout``, quota and send token are per round (the unit the
-retry loop counts).
+``<dependency>.budget`` when either is set too): ``rl.RetryConfig`` also configures the
+standalone ``rl.Retry`` for callables, whose loop the AWS modes do not follow (use
+:class:`~reliability_lab.AwsRetry` for callables). botocore's ``legacy`` mode is not modelled; a
+plain ``retry=rl.RetryConfig(max_attempts=5)`` is the closest. With ``hedge``/``fanout``, quota
+and send token are per round (the unit the retry loop counts).
 """
 
 from __future__ import annotations

@@ -4,23 +4,21 @@ throttle, attempt timeout, fallback)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from reliability_lab import _schema
+from reliability_lab import _deprecated, _schema
 from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
-from reliability_lab.retry import DEFAULT_RETRY_ON, Retry
+from reliability_lab.retry import Retry, RetryConfig
 from reliability_lab.scenario._validate import (
     _NAME,
-    _at,
     _bool,
     _choice,
     _duration,
     _instance,
-    _items,
     _set,
 )
 from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
@@ -28,7 +26,7 @@ from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.replicas import Replicas
-from reliability_lab.throttle import ThrottleConfig
+from reliability_lab.throttle import Throttle
 
 FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
 _FALLBACK_KINDS = ("none", "cache", "default", "cache_or_default")
@@ -69,7 +67,8 @@ Budget: TypeAlias = TokenBucketConfig | RatioBudgetConfig
 Composition = Literal["retry_outside_breaker", "breaker_outside_retry"]
 _COMPOSITIONS = ("retry_outside_breaker", "breaker_outside_retry")
 
-# Retry fields that belong to a live Retry only; in a scenario they must keep their defaults.
+# Retry fields that belong to a live Retry only: a Retry given for a scenario's RetryConfig
+# (deprecated) must keep their defaults.
 _RETRY_LIVE_FIELDS = (
     ("budget", "use Dependency.budget"),
     ("clock", "the engine owns time"),
@@ -79,42 +78,35 @@ _RETRY_LIVE_FIELDS = (
 )
 
 
-def _retry_names(retry_on: object) -> tuple[str, ...]:
-    """``retry_on`` as a tuple of unique outcome names, ``"default"`` expanded."""
-    items: Iterable[object] = (
-        (retry_on,) if isinstance(retry_on, (str, type)) else (_items("retry.retry_on", retry_on))
-    )
-    names: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ValueError(f"retry.retry_on must hold outcome names in a scenario, got {item!r}")
-        for name in DEFAULT_RETRY_ON if item == "default" else (item,):
-            if name not in names:
-                names.append(name)
-    return tuple(names)
-
-
-def _normal_retry(retry: Retry) -> Retry:
+def _normal_retry(retry: object) -> RetryConfig:
+    """``retry`` as a RetryConfig; a runtime Retry (deprecated here) is converted, with a
+    DeprecationWarning, once its runtime-only fields are checked to be unset."""
+    if isinstance(retry, RetryConfig):
+        return retry
+    _instance("retry", retry, (RetryConfig, Retry), "a RetryConfig or None")
+    assert isinstance(retry, Retry)
+    _deprecated.warn("a Retry as Dependency.retry", "reliability_lab.RetryConfig", stacklevel=5)
     for attr, why in _RETRY_LIVE_FIELDS:
         value = getattr(retry, attr)
         if value is not None:
             raise ValueError(f"retry.{attr} must be None in a scenario ({why}), got {value!r}")
     if isinstance(retry.max_attempts, bool):
         raise ValueError(f"retry.max_attempts must be an integer, got {retry.max_attempts!r}")
-    names = _retry_names(retry.retry_on)
-    if retry.retry_on != names:
-        with _at("retry"):
-            retry = dataclasses.replace(retry, retry_on=names)
-    return retry
+    try:
+        return retry.to_config()
+    except ValueError:  # the only field a Retry may hold that a config cannot: classes
+        raise ValueError(
+            f"retry.retry_on must hold outcome names in a scenario, got {retry.retry_on!r}"
+        ) from None
 
 
-def _retry_key(retry: Retry | None) -> object:
+def _retry_key(retry: RetryConfig | None) -> object:
     if retry is None:
         return None
     return (
         retry.max_attempts,
         retry.backoff,
-        tuple(sorted(_retry_names(retry.retry_on))),
+        tuple(sorted(retry.retry_on)),
         retry.max_retry_after,
     )
 
@@ -127,15 +119,16 @@ class Dependency:
         name: letters, digits and underscores; unique in the scenario; its paths start with it
             (``"payment.breaker.open_for"``).
         faults: the fault model.
-        retry: a :class:`~reliability_lab.retry.Retry` (only its ``max_attempts``, ``backoff``,
-            ``retry_on`` and ``max_retry_after`` matter here; its budget, clock, seed, timeout and
-            on_retry must be None); None makes one attempt.
+        retry: a :class:`~reliability_lab.retry.RetryConfig`, or None (one attempt). A runtime
+            :class:`~reliability_lab.retry.Retry` is still taken for one release (its budget,
+            clock, seed, timeout and on_retry unset): it warns (DeprecationWarning) and is
+            converted.
         breaker: a :class:`~reliability_lab.breaker.Breaker`, or None.
         budget: a :class:`~reliability_lab.budget.TokenBucketConfig` or
             :class:`~reliability_lab.budget.RatioBudgetConfig` shared by every order's retries
             (no effect without ``retry``), or None.
         bulkhead: a :class:`~reliability_lab.bulkhead.BulkheadConfig`, or None.
-        throttle: a :class:`~reliability_lab.throttle.ThrottleConfig` (adaptive client-side
+        throttle: a :class:`~reliability_lab.throttle.Throttle` (adaptive client-side
             throttling), or None.
         attempt_timeout: seconds per attempt, in [0, 1e6]; 0 is none (the order deadline still
             caps each attempt).
@@ -174,11 +167,11 @@ class Dependency:
 
     name: str = "payment"
     faults: Faults = Faults()  # noqa: RUF009 (frozen: immutable, from another module)
-    retry: Retry | None = None
+    retry: RetryConfig | None = None
     breaker: Breaker | None = None
     budget: Budget | None = None
     bulkhead: BulkheadConfig | None = None
-    throttle: ThrottleConfig | None = None
+    throttle: Throttle | None = None
     attempt_timeout: float = 0.0
     composition: Composition = "retry_outside_breaker"
     fallback: Fallback = Fallback()
@@ -199,7 +192,6 @@ class Dependency:
             )
         _instance("faults", self.faults, (Faults,), "a Faults")
         if self.retry is not None:
-            _instance("retry", self.retry, (Retry,), "a Retry or None")
             _set(self, "retry", _normal_retry(self.retry))
         if self.breaker is not None:
             _instance("breaker", self.breaker, (Breaker,), "a Breaker or None")
@@ -213,7 +205,7 @@ class Dependency:
         if self.bulkhead is not None:
             _instance("bulkhead", self.bulkhead, (BulkheadConfig,), "a BulkheadConfig or None")
         if self.throttle is not None:
-            _instance("throttle", self.throttle, (ThrottleConfig,), "a ThrottleConfig or None")
+            _instance("throttle", self.throttle, (Throttle,), "a Throttle or None")
         _set(
             self,
             "attempt_timeout",
@@ -255,7 +247,7 @@ class Dependency:
                         "replicas and charges)"
                     )
 
-    # A Retry compares by identity (it is a live object); dependencies compare its settings.
+    # Dependencies compare retry_on as a set: the order of the outcome names does not matter.
     def _key(self) -> tuple[object, ...]:
         return tuple(
             _retry_key(self.retry) if f.name == "retry" else getattr(self, f.name)

@@ -99,8 +99,9 @@ RateLimitMode = Literal["smooth", "bursty"]
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A rate limit in a scenario, on the native policy of :mod:`reliability_lab.rate_limit`
-    (as Resilience4j, Polly and failsafe-go ship it).
+    """A rate limit, on the native policy of :mod:`reliability_lab.rate_limit` (as
+    Resilience4j, Polly and failsafe-go ship it): in a scenario, and the configuration of a
+    standalone :class:`~reliability_lab.RateLimiter`.
 
     At ``intake.rate_limit`` it admits arriving orders (before ``intake.limit``): an order
     whose permit is due within ``max_wait`` (and before its deadline) waits for it, admitted
@@ -135,7 +136,7 @@ class RateLimit:
     max_keys: int = 10_000
 
     def __post_init__(self) -> None:
-        # The field table beside RateLimitScenarioConfig (cpp/rlab/model/limits.cc).
+        # The field table beside RateLimitConfig (cpp/rlab/model/limits.cc).
         _schema.check(self)
 
 

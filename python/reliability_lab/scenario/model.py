@@ -18,7 +18,7 @@ from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
-from reliability_lab.retry import Retry
+from reliability_lab.retry import RetryConfig
 from reliability_lab.scenario._validate import (
     _MAX_DEPENDENCIES,
     _MAX_NUM_KEYS,
@@ -46,7 +46,7 @@ from reliability_lab.scenario.arrivals import (
     Trace,
 )
 from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
-from reliability_lab.scenario.dependency import Dependency, Fallback, _retry_names
+from reliability_lab.scenario.dependency import Dependency, Fallback
 from reliability_lab.scenario.faults import Capacity, FailureMix, Faults, Phase, _phase_labels
 from reliability_lab.scenario.hedge import FanOut, Hedge
 from reliability_lab.scenario.intake import Intake
@@ -56,7 +56,7 @@ from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride, Replicas
 from reliability_lab.scenario.service import MAX_SERVICES, Service
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
-from reliability_lab.throttle import ThrottleConfig
+from reliability_lab.throttle import Throttle
 
 # Each live Scenario's compiled config, by id (removed when the Scenario is collected).
 _COMPILED: dict[int, _core.CompiledScenario] = {}
@@ -350,7 +350,7 @@ class Scenario:
         return cls.from_dict(json.loads(text))
 
     def __reduce__(self) -> tuple[Callable[..., Scenario], tuple[Any, ...]]:
-        # Through the dict: a Retry holds native state that does not pickle.
+        # Through the dict, the form every engine reads.
         return (Scenario.from_dict, (self.to_dict(),))
 
 
@@ -401,12 +401,12 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         Limit,
         RateLimit,
         Breaker,
-        Retry,
+        RetryConfig,
         Backoff,
         TokenBucketConfig,
         RatioBudgetConfig,
         BulkheadConfig,
-        ThrottleConfig,
+        Throttle,
         Hedge,
         FanOut,
         Replicas,
@@ -424,13 +424,6 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
 def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, Retry):
-        return {
-            "max_attempts": value.max_attempts,
-            "backoff": _encode(value.backoff),
-            "retry_on": list(_retry_names(value.retry_on)),
-            "max_retry_after": value.max_retry_after,
-        }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         d: dict[str, Any] = {}
         tag = _TAGS.get(type(value))
@@ -461,13 +454,6 @@ def _field_hints(cls: type) -> dict[str, Any]:
 
 
 def _compute_field_hints(cls: type) -> dict[str, Any]:
-    if cls is Retry:
-        return {
-            "max_attempts": int,
-            "backoff": Backoff,
-            "retry_on": Sequence[str],
-            "max_retry_after": float,
-        }
     hints = get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 

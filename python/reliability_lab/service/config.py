@@ -35,7 +35,7 @@ def default_scenario() -> Scenario:
             rl.Dependency(
                 "payment",
                 faults=rl.Faults(failure_rate=0.3, latency=rl.Exponential(mean=0.05)),
-                retry=rl.Retry(
+                retry=rl.RetryConfig(
                     max_attempts=4, backoff=rl.Backoff(initial=0.05, max_delay=1.0, jitter="full")
                 ),
                 breaker=rl.Breaker(consecutive_failures=5, open_for=5.0),

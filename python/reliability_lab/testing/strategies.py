@@ -30,7 +30,7 @@ from reliability_lab.backoff import JITTER_MODES, Backoff
 from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
-from reliability_lab.retry import DEFAULT_RETRY_ON, Retry
+from reliability_lab.retry import DEFAULT_RETRY_ON, RetryConfig
 from reliability_lab.scenario import (
     Arrivals,
     Budget,
@@ -56,7 +56,7 @@ from reliability_lab.scenario import (
     Uniform,
 )
 from reliability_lab.scenario.latency import mean_of
-from reliability_lab.throttle import ThrottleConfig
+from reliability_lab.throttle import Throttle
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -314,11 +314,11 @@ def st_retry(
     backoff: Any = DEFAULT,
     retry_on: Any = DEFAULT,
     max_retry_after: Any = DEFAULT,
-) -> SearchStrategy[Retry]:
-    """A :class:`Retry` usable in a scenario (no budget, clock, seed, timeout or hook):
-    2 to 5 attempts, a subset of the default retryable outcomes, Retry-After capped in [0, 60]."""
+) -> SearchStrategy[RetryConfig]:
+    """A :class:`RetryConfig` (a scenario's ``<dependency>.retry``): 2 to 5 attempts, a subset of
+    the default retryable outcomes, Retry-After capped in [0, 60]."""
     return st.builds(
-        Retry,
+        RetryConfig,
         max_attempts=_s(max_attempts, st.integers(2, 5)),
         backoff=_s(backoff, st_backoff),
         retry_on=_s(
@@ -409,10 +409,10 @@ def st_bulkhead(max_concurrent: int = 64) -> SearchStrategy[BulkheadConfig]:
 
 
 @_cached
-def st_throttle() -> SearchStrategy[ThrottleConfig]:
-    """A :class:`ThrottleConfig` (adaptive throttling): k in [1, 10], window in [0.1, 300] s."""
-    return st.just(ThrottleConfig()) | st.builds(
-        ThrottleConfig, k=_floats(1.0, 10.0), window=_floats(0.1, 300.0),
+def st_throttle() -> SearchStrategy[Throttle]:
+    """A :class:`Throttle` (adaptive throttling): k in [1, 10], window in [0.1, 300] s."""
+    return st.just(Throttle()) | st.builds(
+        Throttle, k=_floats(1.0, 10.0), window=_floats(0.1, 300.0),
         buckets=st.integers(1, 120),
     )
 
