@@ -89,6 +89,33 @@ def test_empirical_rejection_frequency_under_a_fixed_seed() -> None:
     assert t.local_rejections == rejected
 
 
+def test_max_reject_probability_caps_the_rejections() -> None:
+    """With every request refused by the backend the book's p tends to 1; capped at 0.8 (Envoy's
+    default) about a fifth of the requests still go through, and the snapshot says 0.8."""
+
+    def rejected_share(cap: float) -> float:
+        t = AdaptiveThrottle.from_config(
+            Throttle(window=1000, buckets=10, max_reject_probability=cap),
+            clock=ManualClock(),
+            seed=11,
+        )
+        for _ in range(10_000):
+            t.native.allow(0.0, 0.999999)  # requests, no accepts: p = 10000 / 10001
+        assert t.rejection_probability == pytest.approx(min(cap, 10_000 / 10_001))
+        n = 20_000
+        return sum(not t.allow() for _ in range(n)) / n
+
+    assert rejected_share(1.0) == pytest.approx(1.0, abs=0.001)
+    assert rejected_share(0.8) == pytest.approx(0.8, abs=0.012)  # 4 binomial std deviations
+    assert rejected_share(0.0) == 0.0  # a cap of 0 never refuses
+    with pytest.raises(ValueError, match=r"max_reject_probability must be .*\[0, 1\], got 1.5"):
+        Throttle(max_reject_probability=1.5)
+    with pytest.raises(ValueError, match="not both"):
+        AdaptiveThrottle(k=3, config=Throttle())
+    with pytest.raises(TypeError, match="config must be a Throttle"):
+        AdaptiveThrottle(config={"k": 2})  # type: ignore[arg-type]
+
+
 def test_same_seed_same_decisions() -> None:
     def run(seed: int) -> list[bool]:
         t = AdaptiveThrottle(clock=ManualClock(), seed=seed)

@@ -98,11 +98,15 @@ class Throttle:
             the requests before anything is shed; the SRE book suggests 2, lower is stricter.
         window: the sliding window in seconds, in (0, 1e6]; the book uses two minutes.
         buckets: buckets of the window, in [1, 1000] (window / buckets is the resolution).
+        max_reject_probability: the highest probability of refusing a request, in [0, 1], so
+            that some requests still reach a backend that may have recovered (Envoy's admission
+            control caps it at 0.8 by default); 1 keeps the book's formula uncapped.
     """
 
     k: float = 2.0
     window: float = 120.0
     buckets: int = 120
+    max_reject_probability: float = 1.0
 
     def __post_init__(self) -> None:
         _schema.check(self)
@@ -136,6 +140,9 @@ class AdaptiveThrottle:
         name: used in errors and metrics.
         is_overload: classifies an exception raised by a guarded call; True means the backend
             did not accept the request. Defaults to :func:`is_overload`.
+        config: the whole :class:`Throttle` (every field, ``max_reject_probability`` too), in
+            place of ``k``, ``window`` and ``buckets`` (which must then keep their defaults);
+            :meth:`from_config` passes it.
     """
 
     def __init__(
@@ -148,8 +155,15 @@ class AdaptiveThrottle:
         name: str = "throttle",
         *,
         is_overload: Callable[[BaseException], bool] = is_overload,
+        config: Throttle | None = None,
     ) -> None:
-        self._config = Throttle(k, window, buckets)
+        if config is None:
+            config = Throttle(k, window, buckets)
+        elif not isinstance(config, Throttle):
+            raise TypeError(f"config must be a Throttle, got {type(config).__name__}")
+        elif (k, window, buckets) != (2.0, 120.0, 120):
+            raise ValueError("pass either config or k / window / buckets, not both")
+        self._config = config
         self._native = self._config._native()
         self._clock = clock if clock is not None else default_clock()
         if seed is None:
@@ -172,7 +186,7 @@ class AdaptiveThrottle:
         name: str = "throttle",
     ) -> AdaptiveThrottle:
         """A new throttle with ``config``."""
-        return cls(config.k, config.window, config.buckets, clock, seed, name)
+        return cls(clock=clock, seed=seed, name=name, config=config)
 
     @property
     def config(self) -> Throttle:

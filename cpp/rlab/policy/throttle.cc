@@ -16,6 +16,9 @@ const ConfigSchema<ThrottleConfig>& ThrottleSchema() {
       schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
                                      "the sliding window"),
       schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the window"),
+      schema::Real<&C::max_reject_probability>("max_reject_probability", 0, 1, Bound::kClosed,
+                                               Bound::kClosed, "",
+                                               "the highest probability of refusing a request"),
   };
   static constexpr ConfigSchema<C> kSchema{"Throttle", kFields};
   return kSchema;
@@ -81,7 +84,8 @@ absl::StatusOr<std::unique_ptr<AdaptiveThrottle>> AdaptiveThrottle::Create(
 bool AdaptiveThrottle::Allow(int64_t now_ns, double u) {
   MutexLock lock(&mu_);
   const TimeWindowCounter::Counts& totals = window_.Totals(now_ns);
-  const double p = Probability(config_.k, totals[kRequests], totals[kAccepts]);
+  const double p = std::min(Probability(config_.k, totals[kRequests], totals[kAccepts]),
+                            config_.max_reject_probability);
   window_.Add(now_ns, kRequests);
   const bool reject = u < p;
   if (reject) ++local_rejections_;
@@ -100,7 +104,8 @@ void AdaptiveThrottle::RecordOutcome(int64_t now_ns, const Outcome& outcome) {
 double AdaptiveThrottle::RejectProbability(int64_t now_ns) {
   MutexLock lock(&mu_);
   const TimeWindowCounter::Counts& totals = window_.Totals(now_ns);
-  return Probability(config_.k, totals[kRequests], totals[kAccepts]);
+  return std::min(Probability(config_.k, totals[kRequests], totals[kAccepts]),
+                  config_.max_reject_probability);
 }
 
 ThrottleSnapshot AdaptiveThrottle::Snapshot(int64_t now_ns) {
@@ -109,7 +114,8 @@ ThrottleSnapshot AdaptiveThrottle::Snapshot(int64_t now_ns) {
   ThrottleSnapshot snap;
   snap.requests = totals[kRequests];
   snap.accepts = totals[kAccepts];
-  snap.reject_probability = Probability(config_.k, snap.requests, snap.accepts);
+  snap.reject_probability =
+      std::min(Probability(config_.k, snap.requests, snap.accepts), config_.max_reject_probability);
   snap.local_rejections = local_rejections_;
   return snap;
 }

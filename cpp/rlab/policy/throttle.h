@@ -33,6 +33,10 @@ struct ThrottleConfig {
   int64_t window_ns = 120 * int64_t{1'000'000'000};
   // Buckets of the sliding window, in [1, 1000] and no more than window_ns.
   int num_buckets = 120;
+  // The highest probability of refusing a request, in [0, 1]: a cap on the SRE book's formula,
+  // as Envoy's admission control filter has (max_reject_probability, 80% there), so that some
+  // requests still reach a backend that may have recovered. 1: no cap (the book).
+  double max_reject_probability = 1.0;
 };
 
 // Checks every field, naming the Python parameter (k, window, buckets).
