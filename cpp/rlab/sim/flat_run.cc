@@ -307,6 +307,7 @@ void FlatRun::OnServiceDone(int64_t now_ns) {
 
 void FlatRun::End(uint32_t slot, OrderStatus status, FailReason reason, int64_t now_ns) {
   Order& o = orders_[slot];
+  RLAB_INVARIANT(o.live, "flat path: order slot %d ends twice at t = %d ns", slot, now_ns);
   SimResult& r = e_.result_;
   // SimEngine::Finish: the ledger (an order that expired in the queue charged nothing).
   r.charges += o.charges;
