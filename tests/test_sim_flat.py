@@ -129,9 +129,7 @@ def both(sc: rl.Scenario, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> tuple[A
 
 
 def assert_same(general: Any, flat: Any) -> None:
-    assert same(general.summary, flat.summary), pd.concat(
-        [general.summary, flat.summary], axis=1
-    )
+    assert same(general.summary, flat.summary), pd.concat([general.summary, flat.summary], axis=1)
     assert same(general.totals, flat.totals)
     assert same(general.timeseries, flat.timeseries)
     assert same(general.events, flat.events)
