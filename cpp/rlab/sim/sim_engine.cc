@@ -9,8 +9,6 @@
 #include "rlab/model/order_conservation.h"
 #include "rlab/model/sample_schedule.h"
 #include "rlab/model/round_series.h"
-#include "rlab/sim/attempt_payload.h"
-#include "rlab/sim/flat_run.h"
 
 namespace rlab {
 namespace {

@@ -26,7 +26,9 @@
 #include "rlab/model/service_graph.h"
 #include "rlab/model/service_intake.h"
 #include "rlab/policy/load_shedder.h"
+#include "rlab/sim/attempt_payload.h"
 #include "rlab/sim/event_queue.h"
+#include "rlab/sim/flat_run.h"
 
 namespace rlab {
 
