@@ -37,7 +37,10 @@ bool FlatPathEnabled() {
 }
 
 FlatRun::FlatRun(SimEngine& engine)
-    : e_(engine), dep_(engine.config_.dependencies[0]), retry_(engine.deps_[0].retry) {}
+    : e_(engine),
+      dep_(engine.config_.dependencies[0]),
+      retry_(engine.deps_[0].retry),
+      mirror_arrivals_(engine.options_.sample_every_ns > 0) {}
 
 // Flattened: the handlers below inline into the loop (fewer calls per event: -10% of the
 // instructions per order).
@@ -107,6 +110,10 @@ void FlatRun::NewOrder(int64_t now_ns) {
   }
   Order& o = orders_[slot];
   o.arrival_ns = now_ns;
+  if (mirror_arrivals_) {
+    if (e_.active_.size() <= slot) e_.active_.resize(slot + 1);
+    e_.active_[slot].arrival_ns = now_ns;
+  }
   const int64_t deadline = e_.config_.order_deadline_ns;
   o.deadline_ns = deadline > 0 ? now_ns + deadline : kNoDeadline;
   o.record = record;

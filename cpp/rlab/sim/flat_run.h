@@ -83,6 +83,10 @@ class FlatRun {
   const RetryConfig& retry_;
   std::vector<Order> orders_;
   std::vector<uint32_t> free_slots_;
+  // With sampling on, each admitted order's arrival time is also written to the engine's slot
+  // of the same index (SimEngine::Active): SimEngine::Sample reads the oldest queued order's
+  // arrival there (the standing queue delay).
+  bool mirror_arrivals_ = false;
 };
 
 }  // namespace rlab
