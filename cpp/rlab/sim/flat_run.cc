@@ -18,7 +18,9 @@ namespace rlab {
 // intake controls (shedding, a queue discipline other than FIFO, limits) and closed-loop clients
 // (think times). Everything else — any open-loop arrival process, any fault model with phases,
 // a capacity-limited server with any line rules, retries with any backoff, timeouts, deadlines,
-// charges, records, sampling — the flat path runs.
+// charges, records, sampling — the flat path runs. A field added to the scenario that changes
+// what an order does must be refused here until FlatRun runs it: the differential tests
+// (tests/cpp/flat_run_test.cc) only draw the fields they know.
 bool IsFlatScenario(const ScenarioConfig& c) {
   if (c.arrivals.kind == ArrivalConfig::Kind::kClosedLoop) return false;
   if (c.dependencies.size() != 1 || !c.services.empty()) return false;
