@@ -474,29 +474,30 @@ FlowAction OrderFlow::EndAttempt(int64_t now_ns, const Outcome& outcome, RandomS
                                      : loop_->OnAttemptEnd(outcome, now_ns, rng.Uniform01());
   if (step.retry()) return {FlowAction::Kind::kSleep, dep_, now_ns + step.delay_ns, false};
   ++(*stats_)[dep_].retry_ends[static_cast<size_t>(step.reason)];
-  switch (step.reason) {
+  if (step.reason == RetryEndReason::kSucceeded) {
+    return FinishDependency(now_ns, true, FailReason::kNone, rng);
+  }
+  return FinishDependency(now_ns, false, RetryEndFailReason(step.reason, outcome, limited_), rng);
+}
+
+FailReason RetryEndFailReason(RetryEndReason end, const Outcome& outcome, bool limited) {
+  switch (end) {
     case RetryEndReason::kSucceeded:
-      return FinishDependency(now_ns, true, FailReason::kNone, rng);
+      return FailReason::kNone;
     case RetryEndReason::kExhausted:
-      return FinishDependency(now_ns, false, FailReason::kExhausted, rng);
+      return FailReason::kExhausted;
     case RetryEndReason::kBudget:
-      return FinishDependency(now_ns, false, FailReason::kBudget, rng);
+      return FailReason::kBudget;
     case RetryEndReason::kDeadline:
-      return FinishDependency(now_ns, false, FailReason::kDeadline, rng);
+      return FailReason::kDeadline;
     case RetryEndReason::kPermanent:
       break;
   }
-  FailReason reason = FailReason::kNonRetryable;
-  if (limited_ && outcome.kind == OutcomeKind::kBulkheadFull) {
-    reason = FailReason::kLimited;
-  } else if (IsBreakerRejection(outcome)) {
-    reason = FailReason::kBreakerOpen;
-  } else if (outcome.IsLocalRejection()) {
-    reason = FailReason::kPermanent;
-  } else if (outcome.kind == OutcomeKind::kCancelled) {
-    reason = FailReason::kShutdown;
-  }
-  return FinishDependency(now_ns, false, reason, rng);
+  if (limited && outcome.kind == OutcomeKind::kBulkheadFull) return FailReason::kLimited;
+  if (IsBreakerRejection(outcome)) return FailReason::kBreakerOpen;
+  if (outcome.IsLocalRejection()) return FailReason::kPermanent;
+  if (outcome.kind == OutcomeKind::kCancelled) return FailReason::kShutdown;
+  return FailReason::kNonRetryable;
 }
 
 FlowAction OrderFlow::OnSleepDone(int64_t now_ns, RandomStream& rng) {

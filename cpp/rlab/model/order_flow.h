@@ -78,6 +78,11 @@ std::string_view FailReasonName(FailReason reason);
 // shutdown cancellation says nothing.
 LimitSampleKind IntakeLimitSample(OrderStatus status, FailReason reason);
 
+// Why a dependency's call failed when its retry loop ended with `end` (not kSucceeded) after
+// `outcome`; `limited`: the last local rejection came from the client's concurrency limit. Shared
+// by OrderFlow and the simulated engine's flat path (sim/flat_run.h).
+FailReason RetryEndFailReason(RetryEndReason end, const Outcome& outcome, bool limited);
+
 // A bounded least-recently-used cache of each key's last good value time, for fallbacks.
 // Thread-safe (the live engine shares it).
 class FallbackCache {

@@ -15,24 +15,13 @@ namespace {
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr uint32_t kNoJob = std::numeric_limits<uint32_t>::max();
 
-// An attempt's outcome packed into an event's 32-bit payload: kind, HTTP status, committed, and
-// the copy of its call (0 unless hedged or fanned out).
+// The attempt payload (sim/attempt_payload.h), under the names this file uses.
 uint32_t Pack(const Outcome& o, bool committed, int copy = 0) {
-  return static_cast<uint32_t>(o.kind) | (static_cast<uint32_t>(o.http_status) << 4) |
-         (committed ? 1u << 14 : 0u) | (static_cast<uint32_t>(copy) << 16);
+  return PackAttempt(o, committed, copy);
 }
-
-int CopyOf(uint32_t p) { return static_cast<int>((p >> 16) & 0xFF); }
-
-Outcome Unpack(uint32_t p, int64_t retry_after_ns) {
-  Outcome o;
-  o.kind = static_cast<OutcomeKind>(p & 0xF);
-  o.http_status = static_cast<int16_t>((p >> 4) & 0x3FF);
-  o.retry_after_ns = o.kind == OutcomeKind::kHttpStatus ? retry_after_ns : -1;
-  return o;
-}
-
-bool Committed(uint32_t p) { return (p >> 14) & 1; }
+int CopyOf(uint32_t p) { return AttemptCopy(p); }
+Outcome Unpack(uint32_t p, int64_t retry_after_ns) { return UnpackAttempt(p, retry_after_ns); }
+bool Committed(uint32_t p) { return AttemptCommitted(p); }
 
 }  // namespace
 
@@ -158,6 +147,12 @@ absl::Status SimEngine::Run() {
   bool hit_until = false;
   int64_t last_activity_ns = 0;
   int64_t events_at_instant = 0;
+  // A flat-shaped scenario runs on the flat path (sim/flat_run.h); it leaves the queue empty, or
+  // holding only events past until_ns, for the loop below to find.
+  if (options_.flat_path && FlatPathEnabled() && IsFlatScenario(config_)) {
+    const absl::Status flat = FlatRun(*this).Run(&last_activity_ns);
+    if (!flat.ok()) return flat;
+  }
   while (!events_.empty()) {
     if (options_.until_ns >= 0 && events_.Top().t_ns > options_.until_ns) {
       hit_until = true;
@@ -168,19 +163,9 @@ absl::Status SimEngine::Run() {
     now_ns_ = e.t_ns;
     if (e.type != kSample) last_activity_ns = now_ns_;
     if (events_at_instant > options_.max_events_at_one_instant) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "the simulation made no progress: %d events in a row at t = %.9f s with %d orders in "
-          "flight; work that takes no virtual time loops forever (for example a closed loop "
-          "with zero think time whose calls answer in zero time): give the think time or the "
-          "latency a positive value",
-          events_at_instant, NsToSeconds(now_ns_), in_system_));
+      return NoProgressError(events_at_instant);
     }
-    if (++result_.events > options_.max_events) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "the simulation stopped after max_events = %d events at t = %.3f s with %d orders in "
-          "flight; raise max_events, or check for work that never ends",
-          options_.max_events, NsToSeconds(now_ns_), in_system_));
-    }
+    if (++result_.events > options_.max_events) return TooManyEventsError();
     switch (e.type) {
       case kArrival:
         NewOrder(now_ns_, -1);
@@ -234,17 +219,9 @@ absl::Status SimEngine::Run() {
         Apply(e.a, a.flow->OnBulkheadTimeout(now_ns_, FlowRng(e.a)), now_ns_);
         break;
       }
-      case kSample: {
-        // A tick after the run has drained lies past its end: no row, no next tick. The final
-        // row is written at the last real event below.
-        if (now_ns_ >= config_.duration_ns && in_system_ == 0) break;
-        Sample(now_ns_, false);
-        // Regular through arrivals and the start of the drain, then doubling gaps: the rows of
-        // a drain stay bounded however long it lasts (model/sample_schedule.h).
-        Schedule(now_ns_ + NextSampleGapNs(now_ns_, config_.duration_ns, options_.sample_every_ns),
-                 kSample);
+      case kSample:
+        OnSampleTick(now_ns_);
         break;
-      }
     }
   }
   // A run cut at `until` ends there; a drained run ends at its last real event, not at the
@@ -322,6 +299,33 @@ absl::Status SimEngine::Run() {
   std::stable_sort(result_.transitions.begin(), result_.transitions.end(),
                    [](const SimTransition& x, const SimTransition& y) { return x.t_ns < y.t_ns; });
   return absl::OkStatus();
+}
+
+void SimEngine::OnSampleTick(int64_t now_ns) {
+  // A tick after the run has drained lies past its end: no row, no next tick. The final row is
+  // written at the last real event (Run).
+  if (now_ns >= config_.duration_ns && in_system_ == 0) return;
+  Sample(now_ns, false);
+  // Regular through arrivals and the start of the drain, then doubling gaps: the rows of a
+  // drain stay bounded however long it lasts (model/sample_schedule.h).
+  Schedule(now_ns + NextSampleGapNs(now_ns, config_.duration_ns, options_.sample_every_ns),
+           kSample);
+}
+
+absl::Status SimEngine::NoProgressError(int64_t events_at_instant) const {
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the simulation made no progress: %d events in a row at t = %.9f s with %d orders in "
+      "flight; work that takes no virtual time loops forever (for example a closed loop with "
+      "zero think time whose calls answer in zero time): give the think time or the latency a "
+      "positive value",
+      events_at_instant, NsToSeconds(now_ns_), in_system_));
+}
+
+absl::Status SimEngine::TooManyEventsError() const {
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the simulation stopped after max_events = %d events at t = %.3f s with %d orders in "
+      "flight; raise max_events, or check for work that never ends",
+      options_.max_events, NsToSeconds(now_ns_), in_system_));
 }
 
 void SimEngine::ScheduleNextArrival(int64_t now_ns) {

@@ -27,7 +27,9 @@
 #include "rlab/model/service_graph.h"
 #include "rlab/model/service_intake.h"
 #include "rlab/policy/load_shedder.h"
+#include "rlab/sim/attempt_payload.h"
 #include "rlab/sim/event_queue.h"
+#include "rlab/sim/flat_run.h"
 
 namespace rlab {
 
@@ -43,6 +45,10 @@ struct SimOptions {
   // (a Zeno loop) and would otherwise spin until max_events. Legitimate bursts at one instant
   // (every client of a closed loop starting at t = 0) are far below it.
   int64_t max_events_at_one_instant = 20'000'000;
+  // Whether a scenario of the flat shape (sim/flat_run.h) runs on the flat path, which gives
+  // bit-identical results faster. false (or the environment variable RLAB_SIM_FLAT=0) forces the
+  // general loop: the differential tests compare the two.
+  bool flat_path = true;
 };
 
 // Runs one scenario once. Construct, Run, read result().
@@ -275,6 +281,12 @@ class SimEngine {
   // An order's key (its draw only when something reads it: keys_used_).
   int32_t DrawKey();
   bool keys_used_ = true;
+  // The flat path (sim/flat_run.h) runs the events of a flat-shaped scenario on this engine's
+  // queue, counters and result.
+  friend class FlatRun;
+  void OnSampleTick(int64_t now_ns);
+  absl::Status NoProgressError(int64_t events_at_instant) const;
+  absl::Status TooManyEventsError() const;
 };
 
 }  // namespace rlab
