@@ -128,11 +128,6 @@ class Obj {
   absl::flat_hash_set<std::string> seen_;
 };
 
-[[noreturn]] void BadTag(const std::string& path, const std::string& tag,
-                         std::string_view allowed) {
-  Fail(absl::StrFormat("%s must be one of %s, got '%s'", JoinPath(path, "type"), allowed, tag));
-}
-
 template <typename Enum, size_t N>
 Enum ParseChoice(const std::string& path, const std::string& value,
                  const std::pair<std::string_view, Enum> (&choices)[N]) {
@@ -185,48 +180,6 @@ LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixtur
   return dist;
 }
 
-FailureMix ReadMix(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, FailureMixSchema());
-}
-
-// Phases are named in paths as the core names them: by name when unique, else by index.
-std::vector<std::string> PhaseLabels(const py::sequence& phases) {
-  std::vector<std::string> names;
-  for (size_t i = 0; i < phases.size(); ++i) {
-    py::object item = phases[i];
-    std::string name;
-    if (PyDict_Check(item.ptr())) {
-      PyObject* n = PyDict_GetItemString(item.ptr(), "name");
-      if (n != nullptr && PyUnicode_Check(n)) name = py::handle(n).cast<std::string>();
-    }
-    names.push_back(std::move(name));
-  }
-  std::vector<std::string> labels;
-  for (size_t i = 0; i < names.size(); ++i) {
-    size_t count = 0;
-    for (const std::string& n : names) count += n == names[i] ? 1 : 0;
-    labels.push_back(!names[i].empty() && count == 1 ? absl::StrFormat("phases[%s]", names[i])
-                                                     : absl::StrFormat("phases[%d]", i));
-  }
-  return labels;
-}
-
-FaultPhase ReadPhase(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  const std::string tag = o.Tag();
-  if (tag != "phase") BadTag(path, tag, "'phase'");
-  FaultPhase p;
-  p.name = o.Str("name");
-  p.start_ns = o.Seconds("start");
-  p.end_ns = o.Seconds("end");
-  p.failure_rate = o.OptionalNumber("failure_rate");
-  if (!o.IsNone("mix")) p.mix = ReadMix(o.Get("mix"), o.At("mix"));
-  if (!o.IsNone("latency")) p.latency = ReadLatency(o.Get("latency"), o.At("latency"));
-  p.latency_multiplier = o.Number("latency_multiplier");
-  o.Finish();
-  return p;
-}
-
 QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
   return ReadConfig(h, path, QueueDisciplineSchema());
 }
@@ -235,35 +188,8 @@ py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
   return WriteConfig(QueueDisciplineSchema(), c, true);
 }
 
-CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  CapacityConfig c;
-  c.max_in_service = o.Int32("max_in_service");
-  c.max_queue = o.Int32("max_queue");
-  c.load_slope = o.Number("load_slope");
-  c.load_knee = o.Int32("load_knee");
-  c.drop_abandoned = o.Bool("drop_abandoned");
-  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
-  o.Finish();
-  return c;
-}
-
 FaultsConfig ReadFaults(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  FaultsConfig f;
-  f.failure_rate = o.Number("failure_rate");
-  f.mix = ReadMix(o.Get("mix"), o.At("mix"));
-  f.latency = ReadLatency(o.Get("latency"), o.At("latency"));
-  const py::sequence phases = o.List("phases");
-  const std::vector<std::string> labels = PhaseLabels(phases);
-  for (size_t i = 0; i < phases.size(); ++i) {
-    f.phases.push_back(ReadPhase(phases[i], JoinPath(path, labels[i])));
-  }
-  f.capacity = ReadCapacity(o.Get("capacity"), o.At("capacity"));
-  f.ambiguous_rate = o.Number("ambiguous_rate");
-  f.hang_ns = o.Seconds("hang");
-  o.Finish();
-  return f;
+  return ReadConfig(h, path, FaultsSchema());
 }
 
 FallbackConfig ReadFallback(py::handle h, const std::string& path) {
@@ -322,12 +248,11 @@ BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
 }
 
 void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
-  static constexpr std::string_view kTag[] = {"type"};
   const std::string tag = Obj(h, path).Tag();
   if (tag == "token_bucket") {
-    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema(), kTag);
+    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema());
   } else if (tag == "ratio") {
-    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema(), kTag);
+    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema());
   } else {
     BadTag(path, tag, "'token_bucket', 'ratio'");
   }
@@ -606,6 +531,41 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Read-back
 
+// A distribution in its Python dict form (Scenario.to_dict), the inverse of ReadLatency.
+py::dict LatencyToPy(const LatencyDist& l) {
+  py::dict d;
+  switch (l.kind) {
+    case LatencyDist::Kind::kConstant:
+      d["type"] = "constant";
+      d["value"] = l.a;
+      break;
+    case LatencyDist::Kind::kExponential:
+      d["type"] = "exponential";
+      d["mean"] = l.a;
+      break;
+    case LatencyDist::Kind::kLogNormal:
+      d["type"] = "lognormal";
+      d["median"] = l.a;
+      d["sigma"] = l.b;
+      break;
+    case LatencyDist::Kind::kUniform:
+      d["type"] = "uniform";
+      d["low"] = l.a;
+      d["high"] = l.b;
+      break;
+    case LatencyDist::Kind::kMixture: {
+      d["type"] = "mixture";
+      py::list weights, components;
+      for (double w : l.weights) weights.append(w);
+      for (const LatencyDist& c : l.components) components.append(LatencyToPy(c));
+      d["weights"] = weights;
+      d["components"] = components;
+      break;
+    }
+  }
+  return d;
+}
+
 py::dict LatencyToDict(const LatencyDist& l) {
   static constexpr std::string_view kKinds[] = {"constant", "exponential", "lognormal", "uniform",
                                                 "mixture"};
@@ -621,44 +581,13 @@ py::dict LatencyToDict(const LatencyDist& l) {
   return d;
 }
 
-py::dict MixToDict(const FailureMix& m) { return WriteConfig(FailureMixSchema(), m, true); }
-
 template <typename T, typename F>
 py::object OptionalToPy(const std::optional<T>& v, F f) {
   if (!v.has_value()) return py::none();
   return f(*v);
 }
 
-py::dict FaultsToDict(const FaultsConfig& f) {
-  py::dict faults;
-  faults["failure_rate"] = f.failure_rate;
-  faults["mix"] = MixToDict(f.mix);
-  faults["latency"] = LatencyToDict(f.latency);
-  py::list phases;
-  for (const FaultPhase& p : f.phases) {
-    py::dict pd;
-    pd["name"] = p.name;
-    pd["start_ns"] = p.start_ns;
-    pd["end_ns"] = p.end_ns;
-    pd["failure_rate"] = OptionalToPy(p.failure_rate, [](double x) { return py::float_(x); });
-    pd["mix"] = OptionalToPy(p.mix, MixToDict);
-    pd["latency"] = OptionalToPy(p.latency, LatencyToDict);
-    pd["latency_multiplier"] = p.latency_multiplier;
-    phases.append(pd);
-  }
-  faults["phases"] = phases;
-  py::dict cap;
-  cap["max_in_service"] = f.capacity.max_in_service;
-  cap["max_queue"] = f.capacity.max_queue;
-  cap["load_slope"] = f.capacity.load_slope;
-  cap["load_knee"] = f.capacity.load_knee;
-  cap["drop_abandoned"] = f.capacity.drop_abandoned;
-  cap["discipline"] = QueueDisciplineToDict(f.capacity.discipline);
-  faults["capacity"] = cap;
-  faults["ambiguous_rate"] = f.ambiguous_rate;
-  faults["hang_ns"] = f.hang_ns;
-  return faults;
-}
+py::dict FaultsToDict(const FaultsConfig& f) { return WriteConfig(FaultsSchema(), f, true); }
 
 py::dict BreakerToDict(const BreakerConfig& b) { return WriteConfig(BreakerSchema(), b, true); }
 
@@ -839,6 +768,18 @@ const ScenarioConfig& ScenarioArg(const py::object& scenario,
 }
 
 void RegisterScenario(py::module_& m) {
+  // The latency distributions: a union of classes, read by their "type" tag.
+  RegisterUnionCodec(
+      "Latency",
+      {[](py::handle h, const std::string& path, void* value) {
+         *static_cast<LatencyDist*>(value) = ReadLatency(h, path);
+       },
+       [](const void* value, bool nanoseconds) -> py::object {
+         const auto& l = *static_cast<const LatencyDist*>(value);
+         return nanoseconds ? LatencyToDict(l) : LatencyToPy(l);
+       },
+       {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
+       {"constant", "exponential", "lognormal", "uniform", "mixture"}});
   py::class_<CompiledScenario>(
       m, "CompiledScenario",
       "A scenario read and validated once (compile_scenario); the engines run it as it is.");
