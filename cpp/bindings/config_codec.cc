@@ -392,13 +392,12 @@ struct Exported {
 };
 
 template <typename C>
-void Export(std::vector<std::pair<std::string, Exported>>& out, const ConfigSchema<C>& schema,
-            absl::Status (*rules)(const C&)) {
+void Export(std::vector<std::pair<std::string, Exported>>& out, const ConfigSchema<C>& schema) {
   out.push_back({std::string(schema.class_name),
                  {[&schema] { return DescribeAny(Any(schema)); },
-                  [&schema, rules](py::handle d) {
+                  [&schema](py::handle d) {
                     const C config = ReadConfig(d, "", schema);
-                    ThrowIfError(ValidateAt("", schema, config, rules));
+                    ThrowIfError(ValidateAt("", schema, config));
                     return WriteConfig(schema, config);
                   },
                   schema.tag}});
@@ -408,24 +407,29 @@ void Export(std::vector<std::pair<std::string, Exported>>& out, const ConfigSche
 const std::vector<std::pair<std::string, Exported>>& Tables() {
   static const auto* tables = [] {
     auto* t = new std::vector<std::pair<std::string, Exported>>();
-    Export(*t, BreakerSchema(), &ValidateBreakerRules);
-    Export(*t, TokenBucketSchema(), &ValidateTokenBucketRules);
-    Export(*t, RatioBudgetSchema(), &ValidateRatioBudgetRules);
-    Export(*t, ThrottleSchema(), &ValidateThrottleRules);
-    Export<QueueDisciplineConfig>(*t, QueueDisciplineSchema(), nullptr);
-    Export(*t, LimitSchema(), &ValidateLimitRules);
-    Export<FailureMix>(*t, FailureMixSchema(), nullptr);
-    Export<FallbackConfig>(*t, FallbackSchema(), nullptr);
-    Export<HedgeConfig>(*t, HedgeSchema(), nullptr);
-    Export(*t, FanoutSchema(), &ValidateFanoutRules);
-    Export(*t, OutlierSchema(), &ValidateOutlierRules);
-    Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
-    Export<AwsRetryConfig>(*t, AwsRetrySchema(), nullptr);
-    Export<ShedClassConfig>(*t, ShedClassSchema(), nullptr);
-    Export<RateLimitScenarioConfig>(*t, RateLimitSchema(), nullptr);
-    Export<CapacityConfig>(*t, CapacitySchema(), nullptr);
-    Export<FaultPhase>(*t, PhaseSchema(), nullptr);
-    Export<FaultsConfig>(*t, FaultsSchema(), nullptr);
+    Export(*t, BreakerSchema());
+    Export(*t, TokenBucketSchema());
+    Export(*t, RatioBudgetSchema());
+    Export(*t, ThrottleSchema());
+    Export(*t, QueueDisciplineSchema());
+    Export(*t, LimitSchema());
+    Export(*t, FailureMixSchema());
+    Export(*t, FallbackSchema());
+    Export(*t, HedgeSchema());
+    Export(*t, FanoutSchema());
+    Export(*t, OutlierSchema());
+    Export(*t, BulkheadSchema());
+    Export(*t, AwsRetrySchema());
+    Export(*t, ShedClassSchema());
+    Export(*t, RateLimitSchema());
+    Export(*t, CapacitySchema());
+    Export(*t, PhaseSchema());
+    Export(*t, FaultsSchema());
+    Export(*t, TenantSchema());
+    Export(*t, SheddingSchema());
+    Export(*t, IntakeSchema());
+    Export(*t, ReplicaOverrideSchema());
+    Export(*t, ReplicasSchema());
     return t;
   }();
   return *tables;

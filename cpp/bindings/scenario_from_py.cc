@@ -180,14 +180,6 @@ LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixtur
   return dist;
 }
 
-QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, QueueDisciplineSchema());
-}
-
-py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
-  return WriteConfig(QueueDisciplineSchema(), c, true);
-}
-
 FaultsConfig ReadFaults(py::handle h, const std::string& path) {
   return ReadConfig(h, path, FaultsSchema());
 }
@@ -274,39 +266,8 @@ FanOutConfig ReadFanout(py::handle h, const std::string& path) {
   return ReadConfig(h, path, FanoutSchema());
 }
 
-OutlierDetectionConfig ReadOutlier(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, OutlierSchema());
-}
-
 ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, LbKind> kKinds[] = {
-      {"round_robin", LbKind::kRoundRobin},
-      {"random", LbKind::kRandom},
-      {"least_outstanding", LbKind::kLeastOutstanding},
-      {"p2c", LbKind::kPowerOfTwo},
-      {"peak_ewma", LbKind::kPeakEwma},
-  };
-  Obj o(h, path);
-  ReplicasConfig r;
-  r.count = static_cast<int>(o.Int("count", 1, kMaxReplicas));
-  r.balancer = ParseChoice(o.At("balancer"), o.Str("balancer"), kKinds);
-  r.decay_ns = o.Seconds("decay");
-  r.panic_threshold_percent = o.Number("panic_threshold");
-  if (!o.IsNone("outlier")) r.outlier = ReadOutlier(o.Get("outlier"), o.At("outlier"));
-  const py::sequence overrides = o.List("overrides");
-  for (size_t i = 0; i < overrides.size(); ++i) {
-    Obj e(overrides[i], absl::StrFormat("%s.overrides[%d]", path, i));
-    ReplicaOverride x;
-    x.index = static_cast<int>(e.Int("index", 0, r.count - 1));
-    x.faults = ReadFaults(e.Get("faults"), e.At("faults"));
-    e.Finish();
-    r.overrides.push_back(std::move(x));
-  }
-  if (o.Has("breaker") && !o.IsNone("breaker")) {
-    r.breaker = ReadBreaker(o.Get("breaker"), o.At("breaker"));
-  }
-  o.Finish();
-  return r;
+  return ReadConfig(h, path, ReplicasSchema());
 }
 
 // An AWS SDK retry mode (python/reliability_lab/scenario/aws_retry_config.py).
@@ -317,89 +278,24 @@ AwsRetryConfig ReadAwsRetry(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
-// intake.shedding (policy/load_shedder.h).
-SheddingConfig ReadShedding(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  SheddingConfig c;
-  static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
-  for (int i = 0; i < kNumCriticalities; ++i) {
-    c.classes[i] = ReadConfig(o.Get(kClasses[i]), o.At(kClasses[i]), ShedClassSchema());
-  }
-  c.delay_interval_ns = o.Seconds("delay_interval");
-  c.fair_share_above = o.IsNone("fair_share_above") ? -1.0 : o.Number("fair_share_above");
-  const py::sequence tenants = o.List("tenants");
-  for (size_t i = 0; i < tenants.size(); ++i) {
-    Obj t(tenants[i], absl::StrFormat("%s[%d]", o.At("tenants"), i));
-    TenantConfig tc;
-    tc.name = t.Str("name");
-    tc.weight = t.Number("weight");
-    tc.traffic = t.Number("traffic");
-    t.Finish();
-    c.tenants.push_back(std::move(tc));
-  }
-  o.Finish();
-  return c;
+IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+  return ReadConfig(h, path, IntakeSchema());
 }
 
-py::dict SheddingToDict(const SheddingConfig& c) {
-  py::dict d;
-  static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
-  for (int i = 0; i < kNumCriticalities; ++i) {
-    d[kClasses[i]] = WriteConfig(ShedClassSchema(), c.classes[i], true);
-  }
-  d["delay_interval_ns"] = c.delay_interval_ns;
-  d["fair_share_above"] = c.fair_share_above;
-  py::list tenants;
-  for (const TenantConfig& t : c.tenants) {
-    py::dict td;
-    td["name"] = t.name;
-    td["weight"] = t.weight;
-    td["traffic"] = t.traffic;
-    tenants.append(td);
-  }
-  d["tenants"] = tenants;
-  return d;
-}
-
-// rl.Limit and rl.RateLimit (cpp/rlab/model/limits.h), from their field tables.
-LimitConfig ReadLimit(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, LimitSchema());
-}
+py::dict IntakeToDict(const IntakeConfig& c) { return WriteConfig(IntakeSchema(), c, true); }
 
 py::dict LimitToDict(const LimitConfig& c) { return WriteConfig(LimitSchema(), c, true); }
-
-RateLimitScenarioConfig ReadRateLimit(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, RateLimitSchema());
-}
 
 py::dict RateLimitToDict(const RateLimitScenarioConfig& c) {
   return WriteConfig(RateLimitSchema(), c, true);
 }
 
-IntakeConfig ReadIntake(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  IntakeConfig c;
-  if (o.Has("shedding") && !o.IsNone("shedding")) {
-    c.shedding = ReadShedding(o.Get("shedding"), o.At("shedding"));
-  }
-  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
-  // A dict written before the fields existed has no such keys.
-  if (o.Has("limit") && !o.IsNone("limit")) c.limit = ReadLimit(o.Get("limit"), o.At("limit"));
-  if (o.Has("rate_limit") && !o.IsNone("rate_limit")) {
-    c.rate_limit = ReadRateLimit(o.Get("rate_limit"), o.At("rate_limit"));
-  }
-  o.Finish();
-  return c;
+LimitConfig ReadLimit(py::handle h, const std::string& path) {
+  return ReadConfig(h, path, LimitSchema());
 }
 
-py::dict IntakeToDict(const IntakeConfig& c) {
-  py::dict d;
-  d["shedding"] = c.shedding ? py::object(SheddingToDict(*c.shedding)) : py::object(py::none());
-  d["discipline"] = QueueDisciplineToDict(c.discipline);
-  d["limit"] = c.limit ? py::object(LimitToDict(*c.limit)) : py::object(py::none());
-  d["rate_limit"] =
-      c.rate_limit ? py::object(RateLimitToDict(*c.rate_limit)) : py::object(py::none());
-  return d;
+RateLimitScenarioConfig ReadRateLimit(py::handle h, const std::string& path) {
+  return ReadConfig(h, path, RateLimitSchema());
 }
 
 // `parent`: "" for the scenario's own dependencies (named by name), "services[<name>]" for a
@@ -628,26 +524,8 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
       dep.hedge, [](const HedgeConfig& c) { return WriteConfig(HedgeSchema(), c, true); });
   d["fanout"] = OptionalToPy(
       dep.fanout, [](const FanOutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
-  d["replicas"] = OptionalToPy(dep.replicas, [](const ReplicasConfig& c) {
-    py::dict rd;
-    rd["count"] = c.count;
-    rd["balancer"] = std::string(LbKindName(c.balancer));
-    rd["decay_ns"] = c.decay_ns;
-    rd["panic_threshold"] = c.panic_threshold_percent;
-    rd["outlier"] = OptionalToPy(c.outlier, [](const OutlierDetectionConfig& o) {
-      return WriteConfig(OutlierSchema(), o, true);
-    });
-    py::list overrides;
-    for (const ReplicaOverride& x : c.overrides) {
-      py::dict xd;
-      xd["index"] = x.index;
-      xd["faults"] = FaultsToDict(x.faults);
-      overrides.append(xd);
-    }
-    rd["overrides"] = overrides;
-    rd["breaker"] = OptionalToPy(c.breaker, BreakerToDict);
-    return rd;
-  });
+  d["replicas"] = OptionalToPy(
+      dep.replicas, [](const ReplicasConfig& c) { return WriteConfig(ReplicasSchema(), c, true); });
   d["aws_retry"] = OptionalToPy(dep.aws_retry, [](const AwsRetryConfig& c) {
     return WriteConfig(AwsRetrySchema(), c, true);
   });

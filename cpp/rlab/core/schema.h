@@ -413,6 +413,22 @@ constexpr FieldSpec<C> Config(std::string_view name, std::string_view doc) {
   return f;
 }
 
+// The element `I` of an array member (`std::array<T, n>`) as a nested config of its own name.
+template <auto M, size_t I, auto Schema, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> ConfigAt(std::string_view name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kConfig;
+  f.info.type = Schema().class_name;
+  f.info.doc = doc;
+  f.count = [](const C&) -> size_t { return 1; };
+  f.item = [](const C& c, size_t) -> const void* { return &(c.*M)[I]; };
+  f.add = [](C& c) -> void* { return &(c.*M)[I]; };
+  f.reset = [](C& c) { (c.*M)[I] = {}; };
+  f.inner = [] { return Any(Schema()); };
+  return f;
+}
+
 // A list of nested configs (`std::vector<T>`, Python a tuple of T); `by_name`: elements named in
 // paths by their unique `name` (see ElementLabel).
 template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>

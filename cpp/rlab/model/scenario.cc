@@ -1,10 +1,12 @@
 #include "rlab/model/scenario.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
@@ -153,38 +155,7 @@ absl::Status ValidateFallback(const std::string& name, const FallbackConfig& f) 
 }
 
 absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
-  const std::string p = n + ".replicas";
-  absl::Status s = FirstError({
-      CheckIntRange(p + ".count", r.count, 1, kMaxReplicas),
-      CheckDurationNs(p + ".decay", r.decay_ns),
-      CheckRange(p + ".panic_threshold", r.panic_threshold_percent, 0.0, 100.0),
-  });
-  if (!s.ok()) return s;
-  if (static_cast<int>(r.balancer) < 0 || r.balancer > LbKind::kPeakEwma) {
-    return Invalid(
-        absl::StrFormat("%s.balancer has an unknown value %d", p, static_cast<int>(r.balancer)));
-  }
-  if (r.outlier.has_value()) {
-    OutlierDetectionConfig o = *r.outlier;
-    o.replicas = r.count;
-    s = Prefixed(p + ".", Validate(o));
-    if (!s.ok()) return s;
-  }
-  std::vector<bool> seen(static_cast<size_t>(r.count), false);
-  for (size_t i = 0; i < r.overrides.size(); ++i) {
-    const ReplicaOverride& o = r.overrides[i];
-    const std::string q = absl::StrFormat("%s.overrides[%d]", p, i);
-    s = CheckIntRange(q + ".index", o.index, 0, r.count - 1);
-    if (!s.ok()) return s;
-    if (seen[static_cast<size_t>(o.index)]) {
-      return Invalid(absl::StrFormat("%s.index must be unique, got %d twice", q, o.index));
-    }
-    seen[static_cast<size_t>(o.index)] = true;
-    s = ValidateFaultModel(q + ".faults", o.faults);
-    if (!s.ok()) return s;
-  }
-  if (r.breaker.has_value()) return Prefixed(p + ".breaker.", ValidateBreakerConfig(*r.breaker));
-  return absl::OkStatus();
+  return ValidateAt(n + ".replicas", ReplicasSchema(), r);
 }
 
 absl::Status ValidateDependency(const DependencyConfig& d) {
@@ -272,6 +243,72 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
 
 }  // namespace
 
+const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema() {
+  using C = ReplicaOverride;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::index>("index", 0, kMaxReplicas - 1, "",
+                             "the replica, in [0, count), unique"),
+      schema::Config<&C::faults, &FaultsSchema>("faults", "its fault model"),
+  };
+  static const ConfigSchema<C> kSchema{"ReplicaOverride", kFields};
+  return kSchema;
+}
+
+absl::Status ValidateReplicasRules(const ReplicasConfig& r) {
+  std::vector<bool> seen(static_cast<size_t>(std::max(r.count, 0)), false);
+  for (size_t i = 0; i < r.overrides.size(); ++i) {
+    const int index = r.overrides[i].index;
+    if (index >= r.count) {
+      return Invalid(absl::StrFormat("overrides[%d].index must be an integer in [0, %d], got %d",
+                                     i, r.count - 1, index));
+    }
+    if (seen[static_cast<size_t>(index)]) {
+      return Invalid(
+          absl::StrFormat("overrides[%d].index must be unique, got %d twice", i, index));
+    }
+    seen[static_cast<size_t>(index)] = true;
+  }
+  return absl::OkStatus();
+}
+
+const ConfigSchema<ReplicasConfig>& ReplicasSchema() {
+  using C = ReplicasConfig;
+  static constexpr std::string_view kBalancers[] = {"round_robin", "random", "least_outstanding",
+                                                    "p2c", "peak_ewma"};
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::count>("count", 1, kMaxReplicas, "replicas", "replicas in the pool"),
+      schema::Choice<&C::balancer>("balancer", kBalancers, "how a replica is picked"),
+      schema::Seconds<&C::decay_ns>("decay", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
+                                    "Peak EWMA's time constant"),
+      schema::Real<&C::panic_threshold_percent>(
+          "panic_threshold", 0, 100, Bound::kClosed, Bound::kClosed, "%",
+          "below this share of replicas not ejected, ejections are ignored"),
+      schema::Config<&C::outlier, &OutlierSchema>("outlier", "outlier ejection; None: none"),
+      schema::List<&C::overrides, &ReplicaOverrideSchema>(
+          "overrides", /*by_name=*/false, "the replicas whose fault model differs"),
+      schema::Config<&C::breaker, &BreakerSchema>(
+          "breaker", "each replica's own circuit breaker; None: none"),
+  };
+  static const ConfigSchema<C> kSchema{"Replicas", kFields, "", &ValidateReplicasRules};
+  return kSchema;
+}
+
+const ConfigSchema<IntakeConfig>& IntakeSchema() {
+  using C = IntakeConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Config<&C::shedding, &SheddingSchema>(
+          "shedding", "criticality classes, tenants and load shedding; None: none"),
+      schema::Config<&C::discipline, &QueueDisciplineSchema>("discipline",
+                                                             "the job queue's discipline"),
+      schema::Config<&C::limit, &LimitSchema>(
+          "limit", "an adaptive concurrency limit on admitted orders; None: none"),
+      schema::Config<&C::rate_limit, &RateLimitSchema>(
+          "rate_limit", "a rate limit on arriving orders, checked first; None: none"),
+  };
+  static const ConfigSchema<C> kSchema{"Intake", kFields};
+  return kSchema;
+}
+
 const ConfigSchema<FallbackConfig>& FallbackSchema() {
   using C = FallbackConfig;
   static constexpr std::string_view kKinds[] = {"none", "cache", "default", "cache_or_default"};
@@ -310,11 +347,7 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = ValidateDependency(d);
     if (!s.ok()) return s;
   }
-  if (config.intake.shedding) {
-    s = Validate(*config.intake.shedding, "intake.shedding");
-    if (!s.ok()) return s;
-  }
-  s = Prefixed("intake.discipline.", Validate(config.intake.discipline));
+  s = ValidateAt("intake", IntakeSchema(), config.intake);
   if (!s.ok()) return s;
   // Concurrency limits (model/limits.h).
   for (const DependencyConfig& d : config.dependencies) {
@@ -325,14 +358,6 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
   for (const DependencyConfig& d : config.dependencies) {
     if (!d.rate_limit) continue;
     s = ValidateRateLimit(d.name + ".rate_limit", *d.rate_limit);
-    if (!s.ok()) return s;
-  }
-  if (config.intake.limit) {
-    s = ValidateLimit("intake.limit", *config.intake.limit);
-    if (!s.ok()) return s;
-  }
-  if (config.intake.rate_limit) {
-    s = ValidateRateLimit("intake.rate_limit", *config.intake.rate_limit);
     if (!s.ok()) return s;
   }
   // Service graphs (model/service_graph.h): each service's own fields and dependencies, named

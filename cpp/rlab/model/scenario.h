@@ -244,6 +244,15 @@ struct ScenarioConfig {
 // 32-bit masks).
 inline constexpr size_t kMaxDependencies = 16;
 
+// The field tables of ReplicaOverride and ReplicasConfig (Python: rl.ReplicaOverride,
+// rl.Replicas) and the rules between their fields (override indexes below count, unique).
+const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema();
+const ConfigSchema<ReplicasConfig>& ReplicasSchema();
+absl::Status ValidateReplicasRules(const ReplicasConfig& r);
+
+// The field table of IntakeConfig (Python: rl.Intake).
+const ConfigSchema<IntakeConfig>& IntakeSchema();
+
 // The field table of FallbackConfig (Python: rl.Fallback).
 const ConfigSchema<FallbackConfig>& FallbackSchema();
 

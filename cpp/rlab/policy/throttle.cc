@@ -17,7 +17,7 @@ const ConfigSchema<ThrottleConfig>& ThrottleSchema() {
                                      "the sliding window"),
       schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the window"),
   };
-  static constexpr ConfigSchema<C> kSchema{"ThrottleConfig", kFields};
+  static constexpr ConfigSchema<C> kSchema{"ThrottleConfig", kFields, "", &ValidateThrottleRules};
   return kSchema;
 }
 
