@@ -950,7 +950,7 @@ def test_native_dump_of_the_rich_scenario() -> None:
     assert pay["attempt_timeout_ns"] == 500_000_000
     assert pay["faults"]["phases"][0]["failure_rate"] == 1.0
     assert pay["faults"]["phases"][1]["failure_rate"] is None
-    assert pay["faults"]["latency"]["kind"] == "mixture"
+    assert pay["faults"]["latency"]["type"] == "mixture"
     assert pay["composition"] == "retry_outside_breaker"
     assert dump["dependencies"][0]["fallback"]["kind"] == "cache_or_default"
     assert dump["sample_every_ns"] == 10**9

@@ -63,10 +63,6 @@ class Obj {
   bool Has(const char* key) const { return PyDict_GetItemString(dict_.ptr(), key) != nullptr; }
 
   double Number(const char* key) { return ToDouble(Get(key), At(key)); }
-  std::optional<double> OptionalNumber(const char* key) {
-    if (IsNone(key)) return std::nullopt;
-    return Number(key);
-  }
   // Seconds in [0, 1e6], as nanoseconds.
   int64_t Seconds(const char* key) {
     const double s = Number(key);
@@ -77,9 +73,6 @@ class Obj {
   int Int32(const char* key) {
     return static_cast<int>(
         Int(key, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
-  }
-  int64_t Int64(const char* key) {
-    return Int(key, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
   }
   bool Bool(const char* key) {
     py::handle v = Get(key);
@@ -427,7 +420,8 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Read-back
 
-// A distribution in its Python dict form (Scenario.to_dict), the inverse of ReadLatency.
+// A distribution in its Python dict form (Scenario.to_dict), the inverse of ReadLatency; the
+// native config dump shows it so too (its fields are seconds in both).
 py::dict LatencyToPy(const LatencyDist& l) {
   py::dict d;
   switch (l.kind) {
@@ -459,21 +453,6 @@ py::dict LatencyToPy(const LatencyDist& l) {
       break;
     }
   }
-  return d;
-}
-
-py::dict LatencyToDict(const LatencyDist& l) {
-  static constexpr std::string_view kKinds[] = {"constant", "exponential", "lognormal", "uniform",
-                                                "mixture"};
-  py::dict d;
-  d["kind"] = std::string(kKinds[static_cast<int>(l.kind)]);
-  d["a"] = l.a;
-  d["b"] = l.b;
-  py::list weights, components;
-  for (double w : l.weights) weights.append(w);
-  for (const LatencyDist& c : l.components) components.append(LatencyToDict(c));
-  d["weights"] = weights;
-  d["components"] = components;
   return d;
 }
 
@@ -601,7 +580,7 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
   for (int64_t t : c.arrivals.trace_ns) trace.append(t);
   a["trace_ns"] = trace;
   a["clients"] = c.arrivals.clients;
-  a["think_time"] = LatencyToDict(c.arrivals.think_time);
+  a["think_time"] = LatencyToPy(c.arrivals.think_time);
   d["arrivals"] = a;
   d["workers"] = c.workers;
   d["queue_capacity"] = c.queue_capacity;
@@ -652,9 +631,8 @@ void RegisterScenario(py::module_& m) {
       {[](py::handle h, const std::string& path, void* value) {
          *static_cast<LatencyDist*>(value) = ReadLatency(h, path);
        },
-       [](const void* value, bool nanoseconds) -> py::object {
-         const auto& l = *static_cast<const LatencyDist*>(value);
-         return nanoseconds ? LatencyToDict(l) : LatencyToPy(l);
+       [](const void* value, bool) -> py::object {
+         return LatencyToPy(*static_cast<const LatencyDist*>(value));
        },
        {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
        {"constant", "exponential", "lognormal", "uniform", "mixture"}});

@@ -33,7 +33,6 @@ from reliability_lab import _schema
 CRITICALITIES: tuple[str, ...] = ("critical", "default", "sheddable")
 #: The most tenants a scenario may declare (the core's ``kMaxTenants``).
 MAX_TENANTS = 64
-_MAX_WEIGHT = 1e9
 
 
 def _tenant_labels(names: Sequence[object]) -> list[str]:
