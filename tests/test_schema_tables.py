@@ -197,3 +197,43 @@ def test_native_codec_round_trips(name: str) -> None:
         assert type(back[k]) is type(v), (k, v, back[k])
         same = math.isclose(back[k], v, rel_tol=1e-12) if isinstance(v, float) else back[k] == v
         assert same, (k, v, back[k])
+
+
+def test_nested_fields_are_type_checked_by_path() -> None:
+    """A nested value must be an instance of its class (the message names the field, the
+    expected class and the value); a list must be a sequence of them."""
+    cases: list[tuple[Any, str]] = [
+        (lambda: rl.Faults(capacity=5), "capacity must be a Capacity, got 5"),
+        (lambda: rl.Faults(phases="x"), "phases must be a sequence, got 'x'"),
+        (lambda: rl.Faults(phases=[5]), "phases[0] must be a Phase, got 5"),
+        (lambda: rl.Intake(limit=rl.Breaker()), "limit must be a Limit or None, got Breaker("),
+        (lambda: rl.Phase("p", 0, 1, latency=0.1), "latency must be a Constant, Exponential"),
+        (lambda: rl.Replicas(overrides=(rl.Faults(),)), "overrides[0] must be a ReplicaOverride"),
+    ]
+    for build, message in cases:
+        with pytest.raises(ValueError) as e:
+            build()
+        assert str(e.value).startswith(message), str(e.value)
+    f = rl.Faults(phases=[rl.Outage(1, 5)])
+    assert isinstance(f.phases, tuple)
+
+
+def test_nested_values_are_checked_under_their_dotted_path() -> None:
+    """The native reader and rules name a nested field by its path: a list element by its
+    unique name, else by its index."""
+    sent = _schema.values(rl.Faults(phases=[rl.Outage(1, 5)]))
+    sent["phases"][0]["end"] = -1.0
+    with pytest.raises(ValueError, match=r"^phases\[outage\]\.end must be a finite number in"):
+        _core.check_config("Faults", sent)
+    sent["phases"][0]["end"] = 0.5  # before its start: the phase's own rule
+    with pytest.raises(ValueError, match=r"^phases\[outage\]\.end must be greater than start"):
+        _core.check_config("Faults", sent)
+    sent = _schema.values(rl.Replicas(count=3, overrides=(rl.ReplicaOverride(1),)))
+    sent["overrides"][0]["faults"]["capacity"]["max_queue"] = -2
+    with pytest.raises(ValueError, match=r"^overrides\[0\]\.faults\.capacity\.max_queue must"):
+        _core.check_config("Replicas", sent)
+    intake = _schema.values(rl.Intake())
+    intake["shedding"] = _schema.encode(rl.Shedding())
+    intake["shedding"]["tenants"] = [{"name": "a", "weight": 1.0, "traffic": 1.0}] * 2
+    with pytest.raises(ValueError, match=r"^shedding\.tenants\[1\]\.name must be unique"):
+        _core.check_config("Intake", intake)
