@@ -29,6 +29,8 @@ TABLES = _core.config_schema()
 _REQUIRED: dict[str, dict[str, Any]] = {
     "Phase": {"name": "p", "start": 0.0, "end": 1.0},
     "Tenant": {"name": "t"},
+    "RateSegment": {"start": 0.0, "end": 1.0, "rate_start": 1.0, "rate_end": 1.0},
+    "Schedule": {"segments": (rl.RateSegment(0.0, 1.0, 1.0, 1.0),)},
 }
 _PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
 _KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union")
@@ -86,6 +88,9 @@ def test_dataclass_matches_its_table(name: str) -> None:
         hint = hints[py.name]
         if nat["required"]:
             assert default is dataclasses.MISSING, where
+            if nat["kind"] in _PY_TYPE:
+                assert hint is _PY_TYPE[nat["kind"]], where
+            continue
         if nat["kind"] == "list":  # Sequence[T]
             args = [a for a in typing.get_args(hint) if a is not Ellipsis]  # tuple[T, ...]
             assert [a.__name__ for a in args] == nat["types"], where
@@ -99,9 +104,6 @@ def test_dataclass_matches_its_table(name: str) -> None:
             if default is None or nat["default"] is None:
                 assert default is None and nat["default"] is None, where
                 continue
-        if nat["required"]:
-            assert hints[py.name] is _PY_TYPE[nat["kind"]], where
-            continue
         if nat["kind"] == "config":
             assert hints[py.name].__name__ == nat["types"][0], where
             want = _without_unions(nat["types"][0], nat["default"])

@@ -430,6 +430,8 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, IntakeSchema());
     Export(*t, ReplicaOverrideSchema());
     Export(*t, ReplicasSchema());
+    Export(*t, RateSegmentSchema());
+    Export(*t, ScheduleSchema());
     return t;
   }();
   return *tables;

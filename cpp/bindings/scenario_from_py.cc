@@ -382,19 +382,10 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
   if (tag == "poisson" || tag == "constant_rate") {
     a.kind = tag == "poisson" ? ArrivalConfig::Kind::kPoisson : ArrivalConfig::Kind::kConstant;
     a.rate = o.Number("rate");
-  } else if (tag == "schedule") {
+  } else if (tag == "schedule") {  // read through its table
+    a = ReadConfig(h, path, ScheduleSchema());
     a.kind = ArrivalConfig::Kind::kSchedule;
-    const py::sequence segments = o.List("segments");
-    for (size_t i = 0; i < segments.size(); ++i) {
-      Obj s(segments[i], absl::StrFormat("%s[%d]", o.At("segments"), i));
-      RateSegment seg;
-      seg.start_ns = s.Seconds("start");
-      seg.end_ns = s.Seconds("end");
-      seg.rate_start = s.Number("rate_start");
-      seg.rate_end = s.Number("rate_end");
-      s.Finish();
-      a.schedule.push_back(seg);
-    }
+    return a;
   } else if (tag == "trace") {
     a.kind = ArrivalConfig::Kind::kTrace;
     const py::sequence times = o.List("times");

@@ -47,39 +47,6 @@ absl::Status Prefixed(std::string_view prefix, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrFormat("%s%s", prefix, status.message()));
 }
 
-absl::Status CheckNonNegativeTime(std::string_view name, int64_t ns) {
-  if (ns >= 0) return absl::OkStatus();
-  return Invalid(absl::StrFormat("%s must be >= 0, got %g", name, NsToSeconds(ns)));
-}
-
-absl::Status ValidateSchedule(const std::vector<RateSegment>& schedule) {
-  if (schedule.empty()) return Invalid("arrivals.segments must have at least one segment");
-  bool any_positive = false;
-  for (size_t i = 0; i < schedule.size(); ++i) {
-    const RateSegment& seg = schedule[i];
-    const std::string p = absl::StrFormat("arrivals.segments[%d]", i);
-    absl::Status s = FirstError({
-        CheckNonNegativeTime(p + ".start", seg.start_ns),
-        CheckRange(p + ".rate_start", seg.rate_start, 0.0, kMaxArrivalRate),
-        CheckRange(p + ".rate_end", seg.rate_end, 0.0, kMaxArrivalRate),
-    });
-    if (!s.ok()) return s;
-    if (seg.end_ns <= seg.start_ns) {
-      return Invalid(absl::StrFormat("%s.end must be greater than start (%g), got %g", p,
-                                     NsToSeconds(seg.start_ns), NsToSeconds(seg.end_ns)));
-    }
-    if (i > 0 && seg.start_ns < schedule[i - 1].end_ns) {
-      return Invalid(absl::StrFormat(
-          "%s.start must be >= arrivals.segments[%d].end (%g), got %g: segments must be sorted "
-          "and must not overlap",
-          p, i - 1, NsToSeconds(schedule[i - 1].end_ns), NsToSeconds(seg.start_ns)));
-    }
-    any_positive = any_positive || seg.rate_start > 0.0 || seg.rate_end > 0.0;
-  }
-  if (!any_positive) return Invalid("arrivals.segments must have a positive rate somewhere");
-  return absl::OkStatus();
-}
-
 absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
   if (trace_ns.empty()) return Invalid("arrivals.times must have at least one arrival time");
   for (size_t i = 0; i < trace_ns.size(); ++i) {
@@ -104,7 +71,7 @@ absl::Status ValidateArrivals(const ArrivalConfig& a) {
       return CheckRange("arrivals.rate", a.rate, 0.0, kMaxArrivalRate, Bound::kOpen,
                         Bound::kClosed);
     case ArrivalConfig::Kind::kSchedule:
-      return ValidateSchedule(a.schedule);
+      return ValidateAt("arrivals", ScheduleSchema(), a);
     case ArrivalConfig::Kind::kTrace:
       return ValidateTrace(a.trace_ns);
     case ArrivalConfig::Kind::kClosedLoop:
@@ -242,6 +209,56 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
 }
 
 }  // namespace
+
+absl::Status ValidateRateSegmentRules(const RateSegment& seg) {
+  if (seg.end_ns > seg.start_ns) return absl::OkStatus();
+  return Invalid(absl::StrFormat("end must be greater than start (%g), got %g",
+                                 NsToSeconds(seg.start_ns), NsToSeconds(seg.end_ns)));
+}
+
+const ConfigSchema<RateSegment>& RateSegmentSchema() {
+  using C = RateSegment;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::Seconds<&C::start_ns>("start", 0, kMaxDurationS, kC, kC,
+                                                     "where the segment starts")),
+      schema::Required(schema::Seconds<&C::end_ns>("end", 0, kMaxDurationS, kC, kC,
+                                                   "where the segment ends")),
+      schema::Required(schema::Real<&C::rate_start>("rate_start", 0, kMaxArrivalRate, kC, kC,
+                                                    "1/s", "the rate at start")),
+      schema::Required(schema::Real<&C::rate_end>("rate_end", 0, kMaxArrivalRate, kC, kC, "1/s",
+                                                  "the rate just before end")),
+  };
+  static const ConfigSchema<C> kSchema{"RateSegment", kFields, "", &ValidateRateSegmentRules};
+  return kSchema;
+}
+
+absl::Status ValidateScheduleRules(const ArrivalConfig& a) {
+  const std::vector<RateSegment>& segments = a.schedule;
+  if (segments.empty()) return Invalid("segments must have at least one segment");
+  bool any_positive = false;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (i > 0 && segments[i].start_ns < segments[i - 1].end_ns) {
+      return Invalid(absl::StrFormat(
+          "segments[%d].start must be >= segments[%d].end (%g), got %g: segments must be sorted "
+          "and must not overlap",
+          i, i - 1, NsToSeconds(segments[i - 1].end_ns), NsToSeconds(segments[i].start_ns)));
+    }
+    any_positive = any_positive || segments[i].rate_start > 0.0 || segments[i].rate_end > 0.0;
+  }
+  if (!any_positive) return Invalid("segments must have a positive rate somewhere");
+  return absl::OkStatus();
+}
+
+const ConfigSchema<ArrivalConfig>& ScheduleSchema() {
+  using C = ArrivalConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::List<&C::schedule, &RateSegmentSchema>(
+          "segments", /*by_name=*/false, "sorted, non-overlapping pieces of the rate")),
+  };
+  static const ConfigSchema<C> kSchema{"Schedule", kFields, "schedule", &ValidateScheduleRules};
+  return kSchema;
+}
 
 const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema() {
   using C = ReplicaOverride;

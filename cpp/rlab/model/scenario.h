@@ -244,6 +244,14 @@ struct ScenarioConfig {
 // 32-bit masks).
 inline constexpr size_t kMaxDependencies = 16;
 
+// The field tables of RateSegment and of a schedule of arrivals (an ArrivalConfig of kind
+// kSchedule; Python: rl.RateSegment, rl.Schedule) and their rules (end after start; segments
+// sorted, not overlapping, some rate positive).
+const ConfigSchema<RateSegment>& RateSegmentSchema();
+const ConfigSchema<ArrivalConfig>& ScheduleSchema();
+absl::Status ValidateRateSegmentRules(const RateSegment& seg);
+absl::Status ValidateScheduleRules(const ArrivalConfig& a);
+
 // The field tables of ReplicaOverride and ReplicasConfig (Python: rl.ReplicaOverride,
 // rl.Replicas) and the rules between their fields (override indexes below count, unique).
 const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema();
