@@ -31,6 +31,8 @@ _REQUIRED: dict[str, dict[str, Any]] = {
     "Tenant": {"name": "t"},
     "RateSegment": {"start": 0.0, "end": 1.0, "rate_start": 1.0, "rate_end": 1.0},
     "Schedule": {"segments": (rl.RateSegment(0.0, 1.0, 1.0, 1.0),)},
+    "Poisson": {"rate": 1.0},
+    "ConstantRate": {"rate": 1.0},
 }
 _PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
 _KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union")

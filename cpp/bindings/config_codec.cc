@@ -432,6 +432,9 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, ReplicasSchema());
     Export(*t, RateSegmentSchema());
     Export(*t, ScheduleSchema());
+    Export(*t, PoissonSchema());
+    Export(*t, ConstantRateSchema());
+    Export(*t, ClosedLoopSchema());
     return t;
   }();
   return *tables;

@@ -380,8 +380,9 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
   const std::string tag = o.Tag();
   ArrivalConfig a;
   if (tag == "poisson" || tag == "constant_rate") {
+    a = ReadConfig(h, path, tag == "poisson" ? PoissonSchema() : ConstantRateSchema());
     a.kind = tag == "poisson" ? ArrivalConfig::Kind::kPoisson : ArrivalConfig::Kind::kConstant;
-    a.rate = o.Number("rate");
+    return a;
   } else if (tag == "schedule") {  // read through its table
     a = ReadConfig(h, path, ScheduleSchema());
     a.kind = ArrivalConfig::Kind::kSchedule;
@@ -398,9 +399,9 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
       a.trace_ns.push_back(SecondsToNs(t));
     }
   } else if (tag == "closed_loop") {
+    a = ReadConfig(h, path, ClosedLoopSchema());
     a.kind = ArrivalConfig::Kind::kClosedLoop;
-    a.clients = o.Int32("clients");
-    a.think_time = ReadLatency(o.Get("think_time"), o.At("think_time"));
+    return a;
   } else {
     BadTag(path, tag, "'poisson', 'constant_rate', 'schedule', 'trace', 'closed_loop'");
   }

@@ -68,17 +68,13 @@ absl::Status ValidateArrivals(const ArrivalConfig& a) {
   switch (a.kind) {
     case ArrivalConfig::Kind::kPoisson:
     case ArrivalConfig::Kind::kConstant:
-      return CheckRange("arrivals.rate", a.rate, 0.0, kMaxArrivalRate, Bound::kOpen,
-                        Bound::kClosed);
+      return ValidateAt("arrivals", PoissonSchema(), a);
     case ArrivalConfig::Kind::kSchedule:
       return ValidateAt("arrivals", ScheduleSchema(), a);
     case ArrivalConfig::Kind::kTrace:
       return ValidateTrace(a.trace_ns);
     case ArrivalConfig::Kind::kClosedLoop:
-      return FirstError({
-          CheckIntRange("arrivals.clients", a.clients, 1, kMaxClients),
-          ValidateLatency("arrivals.think_time", a.think_time),
-      });
+      return ValidateAt("arrivals", ClosedLoopSchema(), a);
   }
   return Invalid(
       absl::StrFormat("arrivals has an unknown arrival kind %d", static_cast<int>(a.kind)));
@@ -257,6 +253,34 @@ const ConfigSchema<ArrivalConfig>& ScheduleSchema() {
           "segments", /*by_name=*/false, "sorted, non-overlapping pieces of the rate")),
   };
   static const ConfigSchema<C> kSchema{"Schedule", kFields, "schedule", &ValidateScheduleRules};
+  return kSchema;
+}
+
+// Poisson and ConstantRate arrivals hold the same field (their kind is the tag).
+const ConfigSchema<ArrivalConfig>& PoissonSchema() {
+  using C = ArrivalConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::Real<&C::rate>("rate", 0, kMaxArrivalRate, Bound::kOpen,
+                                              Bound::kClosed, "1/s", "orders per second")),
+  };
+  static const ConfigSchema<C> kSchema{"Poisson", kFields, "poisson"};
+  return kSchema;
+}
+
+const ConfigSchema<ArrivalConfig>& ConstantRateSchema() {
+  static const ConfigSchema<ArrivalConfig> kSchema{"ConstantRate", PoissonSchema().fields,
+                                                   "constant_rate"};
+  return kSchema;
+}
+
+const ConfigSchema<ArrivalConfig>& ClosedLoopSchema() {
+  using C = ArrivalConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::clients>("clients", 1, kMaxClients, "", "the customers"),
+      schema::Union<&C::think_time, &ValidateLatency>(
+          "think_time", "Latency", "the pause between an order's end and the next order"),
+  };
+  static const ConfigSchema<C> kSchema{"ClosedLoop", kFields, "closed_loop"};
   return kSchema;
 }
 

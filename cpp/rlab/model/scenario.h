@@ -248,6 +248,11 @@ inline constexpr size_t kMaxDependencies = 16;
 // kSchedule; Python: rl.RateSegment, rl.Schedule) and their rules (end after start; segments
 // sorted, not overlapping, some rate positive).
 const ConfigSchema<RateSegment>& RateSegmentSchema();
+// ... and of the Poisson, constant-rate and closed-loop arrivals (Python: rl.Poisson,
+// rl.ConstantRate, rl.ClosedLoop), each over the ArrivalConfig of its kind.
+const ConfigSchema<ArrivalConfig>& PoissonSchema();
+const ConfigSchema<ArrivalConfig>& ConstantRateSchema();
+const ConfigSchema<ArrivalConfig>& ClosedLoopSchema();
 const ConfigSchema<ArrivalConfig>& ScheduleSchema();
 absl::Status ValidateRateSegmentRules(const RateSegment& seg);
 absl::Status ValidateScheduleRules(const ArrivalConfig& a);

@@ -8,17 +8,12 @@ from typing import TypeAlias
 
 from reliability_lab import _schema
 from reliability_lab.scenario._validate import (
-    _MAX_CLIENTS,
-    _MAX_RATE,
     _at,
     _duration,
-    _instance,
-    _int,
     _items,
-    _real,
     _set,
 )
-from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
+from reliability_lab.scenario.latency import Constant, Latency
 
 
 @dataclass(frozen=True)
@@ -32,7 +27,8 @@ class Poisson:
     rate: float
 
     def __post_init__(self) -> None:
-        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,8 @@ class ConstantRate:
     rate: float
 
     def __post_init__(self) -> None:
-        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -179,8 +176,8 @@ class ClosedLoop:
     think_time: Latency = Constant(0.0)  # noqa: RUF009 (frozen: immutable, from another module)
 
     def __post_init__(self) -> None:
-        _set(self, "clients", _int("clients", self.clients, 1, _MAX_CLIENTS))
-        _instance("think_time", self.think_time, _LATENCY, _LATENCY_WHAT)
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 Arrivals: TypeAlias = Poisson | ConstantRate | Schedule | Trace | ClosedLoop
