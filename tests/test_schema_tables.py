@@ -25,6 +25,19 @@ from scenario_reference import OUT, field_docs, parse_range
 TABLES = _core.config_schema()
 
 
+# Constructor arguments of the classes with required fields (no default).
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "Phase": {"name": "p", "start": 0.0, "end": 1.0},
+    "Tenant": {"name": "t"},
+    "RateSegment": {"start": 0.0, "end": 1.0, "rate_start": 1.0, "rate_end": 1.0},
+    "Schedule": {"segments": (rl.RateSegment(0.0, 1.0, 1.0, 1.0),)},
+    "Poisson": {"rate": 1.0},
+    "ConstantRate": {"rate": 1.0},
+}
+_PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
+_KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union")
+
+
 def _class(name: str) -> type:
     cls = getattr(rl, name, None)
     assert isinstance(cls, type) and dataclasses.is_dataclass(cls), f"no dataclass rl.{name}"
@@ -54,12 +67,14 @@ def test_tables_are_exported() -> None:
     for name, fields in TABLES.items():
         assert fields, name
         for f in fields:
-            assert f["kind"] in ("int", "real", "seconds", "bool", "choice"), (name, f)
+            assert f["kind"] in _KINDS, (name, f)
             assert f["doc"], f"{name}.{f['name']} has no doc line"
             if f["kind"] == "seconds":
                 assert f["unit"] == "s"
             if f["kind"] == "choice":
                 assert f["choices"]
+            if f["kind"] in ("config", "list", "union"):
+                assert f["types"] and all(_class(t) for t in f["types"]), (name, f)
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -73,14 +88,36 @@ def test_dataclass_matches_its_table(name: str) -> None:
         where = f"{name}.{py.name}"
         default = py.default
         hint = hints[py.name]
+        if nat["required"]:
+            assert default is dataclasses.MISSING, where
+            if nat["kind"] in _PY_TYPE:
+                assert hint is _PY_TYPE[nat["kind"]], where
+            continue
+        if nat["kind"] == "list":  # Sequence[T]
+            args = [a for a in typing.get_args(hint) if a is not Ellipsis]  # tuple[T, ...]
+            assert [a.__name__ for a in args] == nat["types"], where
+            got = [_without_unions(nat["types"][0], _schema.encode(x)) for x in default]
+            assert got == [_without_unions(nat["types"][0], x) for x in nat["default"]], where
+            continue
         if nat["optional"]:  # `T | None`, the default None or a value
-            args = typing.get_args(hint)
-            assert len(args) == 2 and type(None) in args, where
-            hints[py.name] = next(a for a in args if a is not type(None))
+            args = tuple(a for a in typing.get_args(hint) if a is not type(None))
+            assert len(args) < len(typing.get_args(hint)), where
+            hints[py.name] = args[0] if len(args) == 1 else typing.Union[args]  # noqa: UP007
             if default is None or nat["default"] is None:
                 assert default is None and nat["default"] is None, where
                 continue
-        if nat["kind"] in ("real", "seconds"):
+        if nat["kind"] == "config":
+            assert hints[py.name].__name__ == nat["types"][0], where
+            want = _without_unions(nat["types"][0], nat["default"])
+            assert _without_unions(nat["types"][0], _schema.encode(default)) == want, where
+        elif nat["kind"] == "union":
+            # Its default is the dataclass's (Faults.latency: 10 ms); the C++ member's is the
+            # engine's (0 s), set by every scenario read.
+            assert [a.__name__ for a in typing.get_args(hints[py.name])] == nat["types"], where
+        elif nat["kind"] == "string":
+            assert hints[py.name] is str, where
+            assert default == nat["default"], where
+        elif nat["kind"] in ("real", "seconds"):
             assert hints[py.name] is float, where
             assert math.isclose(default, nat["default"], rel_tol=1e-12, abs_tol=1e-12), where
         elif nat["kind"] == "int":
@@ -93,6 +130,23 @@ def test_dataclass_matches_its_table(name: str) -> None:
             assert typing.get_origin(hints[py.name]) is typing.Literal, where
             assert list(typing.get_args(hints[py.name])) == nat["choices"], where
             assert default == nat["default"], where
+
+
+def _without_unions(name: str, d: dict[str, Any]) -> dict[str, Any]:
+    """A nested default's dict form without its union fields, at any depth: a union's default is
+    the dataclass's (Faults.latency: 10 ms), its C++ member's the engine's (0 s), which every
+    scenario read sets."""
+    out = {}
+    for f in TABLES[name]:
+        v = d[f["name"]]
+        if f["kind"] == "union":
+            continue
+        if f["kind"] == "config" and v is not None:
+            v = _without_unions(f["types"][0], v)
+        elif f["kind"] == "list":
+            v = [_without_unions(f["types"][0], x) for x in v]
+        out[f["name"]] = v
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -130,7 +184,7 @@ def test_check_names_field_range_and_value(name: str) -> None:
         else:
             continue
         with pytest.raises(ValueError) as e:
-            cls(**{f["name"]: bad})
+            cls(**{**_REQUIRED.get(name, {}), f["name"]: bad})
         msg = str(e.value)
         assert f["name"] in msg and _interval_text(f) in msg, msg
         assert f"{bad:g}" in msg or str(bad) in msg, msg
@@ -139,7 +193,7 @@ def test_check_names_field_range_and_value(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_native_codec_round_trips(name: str) -> None:
     """dict -> native struct -> dict gives the dict back (the generic reader and writer)."""
-    obj = _class(name)()
+    obj = _class(name)(**_REQUIRED.get(name, {}))
     sent = _schema.values(obj)
     back = _core.check_config(name, sent)
     assert list(back) == list(sent)
@@ -147,3 +201,43 @@ def test_native_codec_round_trips(name: str) -> None:
         assert type(back[k]) is type(v), (k, v, back[k])
         same = math.isclose(back[k], v, rel_tol=1e-12) if isinstance(v, float) else back[k] == v
         assert same, (k, v, back[k])
+
+
+def test_nested_fields_are_type_checked_by_path() -> None:
+    """A nested value must be an instance of its class (the message names the field, the
+    expected class and the value); a list must be a sequence of them."""
+    cases: list[tuple[Any, str]] = [
+        (lambda: rl.Faults(capacity=5), "capacity must be a Capacity, got 5"),
+        (lambda: rl.Faults(phases="x"), "phases must be a sequence, got 'x'"),
+        (lambda: rl.Faults(phases=[5]), "phases[0] must be a Phase, got 5"),
+        (lambda: rl.Intake(limit=rl.Breaker()), "limit must be a Limit or None, got Breaker("),
+        (lambda: rl.Phase("p", 0, 1, latency=0.1), "latency must be a Constant, Exponential"),
+        (lambda: rl.Replicas(overrides=(rl.Faults(),)), "overrides[0] must be a ReplicaOverride"),
+    ]
+    for build, message in cases:
+        with pytest.raises(ValueError) as e:
+            build()
+        assert str(e.value).startswith(message), str(e.value)
+    f = rl.Faults(phases=[rl.Outage(1, 5)])
+    assert isinstance(f.phases, tuple)
+
+
+def test_nested_values_are_checked_under_their_dotted_path() -> None:
+    """The native reader and rules name a nested field by its path: a list element by its
+    unique name, else by its index."""
+    sent = _schema.values(rl.Faults(phases=[rl.Outage(1, 5)]))
+    sent["phases"][0]["end"] = -1.0
+    with pytest.raises(ValueError, match=r"^phases\[outage\]\.end must be a finite number in"):
+        _core.check_config("Faults", sent)
+    sent["phases"][0]["end"] = 0.5  # before its start: the phase's own rule
+    with pytest.raises(ValueError, match=r"^phases\[outage\]\.end must be greater than start"):
+        _core.check_config("Faults", sent)
+    sent = _schema.values(rl.Replicas(count=3, overrides=(rl.ReplicaOverride(1),)))
+    sent["overrides"][0]["faults"]["capacity"]["max_queue"] = -2
+    with pytest.raises(ValueError, match=r"^overrides\[0\]\.faults\.capacity\.max_queue must"):
+        _core.check_config("Replicas", sent)
+    intake = _schema.values(rl.Intake())
+    intake["shedding"] = _schema.encode(rl.Shedding())
+    intake["shedding"]["tenants"] = [{"name": "a", "weight": 1.0, "traffic": 1.0}] * 2
+    with pytest.raises(ValueError, match=r"^shedding\.tenants\[1\]\.name must be unique"):
+        _core.check_config("Intake", intake)

@@ -3,10 +3,13 @@
 
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -135,10 +138,10 @@ int64_t ReadIntLike(py::handle v, const FieldInfo& f, const std::string& path) {
         }
       }
       Fail(absl::StrFormat("%s must be one of %s, got %s", path, ChoiceList(f), Repr(v)));
-    case FieldKind::kReal:
+    default:
       break;
   }
-  Fail(absl::StrFormat("%s is a real field", path));
+  Fail(absl::StrFormat("%s is not an integer-like field", path));
 }
 
 py::object IntLikeToPy(const FieldInfo& f, int64_t v) {
@@ -161,86 +164,277 @@ void MissingKey(const std::string& path, std::string_view key) {
   Fail(absl::StrFormat("%s: missing key '%s'", path.empty() ? "config" : path, key));
 }
 
-void CheckKeys(py::handle h, const std::string& path, absl::Span<const std::string_view> names,
-               absl::Span<const std::string_view> extra) {
+void BadTag(const std::string& path, std::string_view tag, std::string_view allowed) {
+  Fail(absl::StrFormat("%s must be one of %s, got '%s'", JoinPath(path, "type"), allowed, tag));
+}
+
+std::string TagOf(py::handle h, const std::string& path) {
+  PyObject* v = PyDict_GetItemString(h.ptr(), "type");
+  if (v == nullptr) MissingKey(path, "type");
+  if (!PyUnicode_Check(v)) {
+    Fail(absl::StrFormat("%s must be a string, got %s", JoinPath(path, "type"),
+                         Repr(py::handle(v))));
+  }
+  return py::handle(v).cast<std::string>();
+}
+
+namespace {
+
+absl::flat_hash_map<std::string, UnionCodec>& UnionCodecs() {
+  static auto* codecs = new absl::flat_hash_map<std::string, UnionCodec>();
+  return *codecs;
+}
+
+// The Python form of a scalar field's value (None for an optional field's sentinel).
+py::object ScalarToPy(AnySchema schema, size_t i, const void* config) {
+  const FieldInfo& f = schema.ops->info(schema.schema, i);
+  if (f.kind == FieldKind::kReal) {
+    const double v = schema.ops->get_real(schema.schema, i, config);
+    return IsNoneReal(f, v) ? py::object(py::none()) : py::object(py::float_(v));
+  }
+  if (f.kind == FieldKind::kString) {
+    const std::string_view v = schema.ops->get_str(schema.schema, i, config);
+    return py::str(v.data(), v.size());
+  }
+  const int64_t v = schema.ops->get_int(schema.schema, i, config);
+  return IsNoneInt(f, v) ? py::object(py::none()) : IntLikeToPy(f, v);
+}
+
+// A nested field's value (config, list or union) in its Python or native form.
+py::object NestedToPy(AnySchema schema, size_t i, const void* config, bool nanoseconds) {
+  const void* s = schema.schema;
+  const SchemaOps& ops = *schema.ops;
+  const FieldInfo& f = ops.info(s, i);
+  const size_t n = ops.count(s, i, config);
+  if (f.kind == FieldKind::kList) {
+    py::list out;
+    for (size_t k = 0; k < n; ++k) {
+      out.append(WriteAny(ops.inner(s, i), ops.item(s, i, config, k), nanoseconds, true));
+    }
+    return out;
+  }
+  if (n == 0) return py::none();
+  if (f.kind == FieldKind::kConfig) {
+    return WriteAny(ops.inner(s, i), ops.item(s, i, config, 0), nanoseconds, true);
+  }
+  return FindUnionCodec(f.type).write(ops.item(s, i, config, 0), nanoseconds);
+}
+
+bool IsNested(FieldKind kind) {
+  return kind == FieldKind::kConfig || kind == FieldKind::kList || kind == FieldKind::kUnion;
+}
+
+}  // namespace
+
+void RegisterUnionCodec(std::string_view name, UnionCodec codec) {
+  UnionCodecs()[std::string(name)] = std::move(codec);
+}
+
+const UnionCodec& FindUnionCodec(std::string_view name) {
+  auto it = UnionCodecs().find(std::string(name));
+  if (it == UnionCodecs().end()) Fail(absl::StrFormat("no codec for %s", name));
+  return it->second;
+}
+
+void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* config) {
+  const void* s = schema.schema;
+  const SchemaOps& ops = *schema.ops;
   if (!PyDict_Check(h.ptr())) {
     Fail(absl::StrFormat("%s must be a dict, got %s", path.empty() ? "config" : path, Repr(h)));
   }
-  absl::flat_hash_set<std::string_view> known(names.begin(), names.end());
-  known.insert(extra.begin(), extra.end());
-  for (std::string_view n : names) {
-    if (PyDict_GetItemString(h.ptr(), std::string(n).c_str()) == nullptr) MissingKey(path, n);
-  }
+  const std::string_view tag = ops.tag(s);
+  absl::flat_hash_set<std::string_view> known;
+  for (size_t i = 0; i < ops.size(s); ++i) known.insert(ops.info(s, i).name);
+  if (!tag.empty()) known.insert("type");
   for (auto item : py::reinterpret_borrow<py::dict>(h)) {
     const std::string key = py::str(item.first).cast<std::string>();
     if (!known.contains(key)) {
       Fail(absl::StrFormat("%s is not a field of the scenario schema", JoinPath(path, key)));
     }
   }
+  if (!tag.empty() && PyDict_GetItemString(h.ptr(), "type") != nullptr) {
+    const std::string t = TagOf(h, path);
+    if (t != tag) BadTag(path, t, absl::StrFormat("'%s'", tag));
+  }
+  for (size_t i = 0; i < ops.size(s); ++i) {
+    const FieldInfo& f = ops.info(s, i);
+    PyObject* v = PyDict_GetItemString(h.ptr(), std::string(f.name).c_str());
+    const bool nested_optional =
+        f.optional && (f.kind == FieldKind::kConfig || f.kind == FieldKind::kUnion);
+    if (v == nullptr && nested_optional) {  // a dict written before the field existed
+      ops.reset(s, i, config);
+      continue;
+    }
+    if (v == nullptr) MissingKey(path, f.name);
+    const std::string at = JoinPath(path, f.name);
+    if (f.optional && v == Py_None) {
+      if (nested_optional) {
+        ops.reset(s, i, config);
+      } else if (f.kind == FieldKind::kReal) {
+        ops.set_real(s, i, config, f.none_real);
+      } else {
+        ops.set_int(s, i, config, f.none_int);
+      }
+      continue;
+    }
+    py::handle value(v);
+    switch (f.kind) {
+      case FieldKind::kReal:
+        ops.set_real(s, i, config, ReadReal(value, f, at));
+        break;
+      case FieldKind::kString:
+        if (!PyUnicode_Check(v)) {
+          Fail(absl::StrFormat("%s must be a string, got %s", at, Repr(value)));
+        }
+        ops.set_str(s, i, config, value.cast<std::string>());
+        break;
+      case FieldKind::kConfig:
+        ReadAny(value, at, ops.inner(s, i), ops.add(s, i, config));
+        break;
+      case FieldKind::kList: {
+        if (!PyList_Check(v) && !PyTuple_Check(v)) {
+          Fail(absl::StrFormat("%s must be a list, got %s", at, Repr(value)));
+        }
+        const py::sequence items = py::reinterpret_borrow<py::sequence>(value);
+        // Elements named as the validator names them (by a unique name, else by index).
+        std::vector<std::string> names;
+        for (size_t k = 0; k < items.size(); ++k) {
+          py::object e = items[k];
+          PyObject* n = PyDict_Check(e.ptr()) ? PyDict_GetItemString(e.ptr(), "name") : nullptr;
+          names.push_back(n != nullptr && PyUnicode_Check(n) ? py::handle(n).cast<std::string>()
+                                                             : std::string());
+        }
+        ops.reset(s, i, config);
+        for (size_t k = 0; k < items.size(); ++k) {
+          ReadAny(items[k], JoinPath(path, ElementLabel(f, names, k)), ops.inner(s, i),
+                  ops.add(s, i, config));
+        }
+        break;
+      }
+      case FieldKind::kUnion:
+        FindUnionCodec(f.type).read(value, at, ops.add(s, i, config));
+        break;
+      default:
+        ops.set_int(s, i, config, ReadIntLike(value, f, at));
+    }
+  }
 }
 
-py::dict DescribeField(const FieldInfo& f, py::object default_value) {
+py::dict WriteAny(AnySchema schema, const void* config, bool nanoseconds, bool tagged) {
+  const void* s = schema.schema;
+  const SchemaOps& ops = *schema.ops;
   py::dict d;
-  d["name"] = std::string(f.name);
-  d["kind"] = std::string(FieldKindName(f.kind));
-  d["unit"] = std::string(f.unit);
-  d["default"] = std::move(default_value);
-  if (f.kind == FieldKind::kInt) {
-    d["lo"] = f.int_lo;
-    d["hi"] = f.int_hi;
-  } else {
-    d["lo"] = f.lo;
-    d["hi"] = f.hi;
+  const std::string_view tag = ops.tag(s);
+  if (tagged && !nanoseconds && !tag.empty()) d["type"] = py::str(tag.data(), tag.size());
+  for (size_t i = 0; i < ops.size(s); ++i) {
+    const FieldInfo& f = ops.info(s, i);
+    const std::string name(f.name);
+    if (IsNested(f.kind)) {
+      d[py::str(name)] = NestedToPy(schema, i, config, nanoseconds);
+    } else if (nanoseconds && f.kind == FieldKind::kSeconds) {
+      d[py::str(name + "_ns")] = ops.get_int(s, i, config);
+    } else if (nanoseconds && f.kind == FieldKind::kReal && !std::isnan(f.none_real)) {
+      d[py::str(name)] = ops.get_real(s, i, config);
+    } else {
+      d[py::str(name)] = ScalarToPy(schema, i, config);
+    }
   }
-  d["lo_open"] = f.lo_bound == Bound::kOpen;
-  d["hi_open"] = f.hi_bound == Bound::kOpen;
-  py::list choices;
-  for (std::string_view c : f.choices) choices.append(std::string(c));
-  d["choices"] = choices;
-  d["optional"] = f.optional;
-  d["doc"] = std::string(f.doc);
   return d;
+}
+
+py::list DescribeAny(AnySchema schema) {
+  const void* s = schema.schema;
+  const SchemaOps& ops = *schema.ops;
+  std::unique_ptr<void, void (*)(void*)> defaults(ops.make(), ops.destroy);
+  py::list out;
+  for (size_t i = 0; i < ops.size(s); ++i) {
+    const FieldInfo& f = ops.info(s, i);
+    py::dict d;
+    d["name"] = std::string(f.name);
+    d["kind"] = std::string(FieldKindName(f.kind));
+    d["unit"] = std::string(f.unit);
+    d["default"] = IsNested(f.kind) ? NestedToPy(schema, i, defaults.get(), false)
+                                    : ScalarToPy(schema, i, defaults.get());
+    if (f.kind == FieldKind::kInt) {
+      d["lo"] = f.int_lo;
+      d["hi"] = f.int_hi;
+    } else {
+      d["lo"] = f.lo;
+      d["hi"] = f.hi;
+    }
+    d["lo_open"] = f.lo_bound == Bound::kOpen;
+    d["hi_open"] = f.hi_bound == Bound::kOpen;
+    py::list choices;
+    for (std::string_view c : f.choices) choices.append(std::string(c));
+    d["choices"] = choices;
+    d["optional"] = f.optional;
+    d["required"] = f.required;
+    py::list types;
+    if (f.kind == FieldKind::kUnion) {
+      for (const std::string& t : FindUnionCodec(f.type).types) types.append(t);
+    } else if (IsNested(f.kind)) {
+      types.append(std::string(f.type));
+    }
+    d["types"] = types;
+    d["doc"] = std::string(f.doc);
+    out.append(d);
+  }
+  return out;
 }
 
 namespace {
 
-// One exported table: its description, and a check of a dict against it and its rules.
+// One exported table: its description, its tag, and a check of a dict against it and its rules.
 struct Exported {
   std::function<py::list()> describe;
   std::function<py::dict(py::handle)> check;
+  std::string_view tag;
 };
 
 template <typename C>
-void Export(std::vector<std::pair<std::string, Exported>>& out, const ConfigSchema<C>& schema,
-            absl::Status (*rules)(const C&)) {
+void Export(std::vector<std::pair<std::string, Exported>>& out, const ConfigSchema<C>& schema) {
   out.push_back({std::string(schema.class_name),
-                 {[&schema] { return DescribeSchema(schema); },
-                  [&schema, rules](py::handle d) {
+                 {[&schema] { return DescribeAny(Any(schema)); },
+                  [&schema](py::handle d) {
                     const C config = ReadConfig(d, "", schema);
-                    if (rules != nullptr) ThrowIfError(rules(config));
+                    ThrowIfError(ValidateAt("", schema, config));
                     return WriteConfig(schema, config);
-                  }}});
+                  },
+                  schema.tag}});
 }
 
 // Every config declared by a field table.
 const std::vector<std::pair<std::string, Exported>>& Tables() {
   static const auto* tables = [] {
     auto* t = new std::vector<std::pair<std::string, Exported>>();
-    Export(*t, BreakerSchema(), &ValidateBreakerRules);
-    Export(*t, TokenBucketSchema(), &ValidateTokenBucketRules);
-    Export(*t, RatioBudgetSchema(), &ValidateRatioBudgetRules);
-    Export(*t, ThrottleSchema(), &ValidateThrottleRules);
-    Export<QueueDisciplineConfig>(*t, QueueDisciplineSchema(), nullptr);
-    Export(*t, LimitSchema(), &ValidateLimitRules);
-    Export<FailureMix>(*t, FailureMixSchema(), nullptr);
-    Export<FallbackConfig>(*t, FallbackSchema(), nullptr);
-    Export<HedgeConfig>(*t, HedgeSchema(), nullptr);
-    Export(*t, FanoutSchema(), &ValidateFanoutRules);
-    Export(*t, OutlierSchema(), &ValidateOutlierRules);
-    Export<BulkheadConfig>(*t, BulkheadSchema(), nullptr);
-    Export<AwsRetryConfig>(*t, AwsRetrySchema(), nullptr);
-    Export<ShedClassConfig>(*t, ShedClassSchema(), nullptr);
-    Export<RateLimitConfig>(*t, RateLimitSchema(), nullptr);
+    Export(*t, BreakerSchema());
+    Export(*t, TokenBucketSchema());
+    Export(*t, RatioBudgetSchema());
+    Export(*t, ThrottleSchema());
+    Export(*t, QueueDisciplineSchema());
+    Export(*t, LimitSchema());
+    Export(*t, FailureMixSchema());
+    Export(*t, FallbackSchema());
+    Export(*t, HedgeSchema());
+    Export(*t, FanoutSchema());
+    Export(*t, OutlierSchema());
+    Export(*t, BulkheadSchema());
+    Export(*t, AwsRetrySchema());
+    Export(*t, ShedClassSchema());
+    Export(*t, RateLimitSchema());
+    Export(*t, CapacitySchema());
+    Export(*t, PhaseSchema());
+    Export(*t, FaultsSchema());
+    Export(*t, TenantSchema());
+    Export(*t, SheddingSchema());
+    Export(*t, IntakeSchema());
+    Export(*t, ReplicaOverrideSchema());
+    Export(*t, ReplicasSchema());
+    Export(*t, RateSegmentSchema());
+    Export(*t, ScheduleSchema());
+    Export(*t, PoissonSchema());
+    Export(*t, ConstantRateSchema());
+    Export(*t, ClosedLoopSchema());
     return t;
   }();
   return *tables;
@@ -257,7 +451,22 @@ void RegisterConfigSchemas(py::module_& m) {
         return out;
       },
       "Every config's field table: {class name: [{name, kind, unit, default, lo, hi, lo_open, "
-      "hi_open, choices, optional, doc}, ...]}.");
+      "hi_open, choices, optional, required, types, doc}, ...]}.");
+  m.def(
+      "config_tags",
+      [] {
+        py::dict out;
+        for (const auto& [name, e] : Tables()) {
+          if (!e.tag.empty()) out[py::str(name)] = std::string(e.tag);
+        }
+        for (const auto& [name, codec] : UnionCodecs()) {
+          for (size_t k = 0; k < codec.types.size(); ++k) {
+            out[py::str(codec.types[k])] = codec.tags[k];
+          }
+        }
+        return out;
+      },
+      "The \"type\" tag of each config class whose dict form carries one: {class name: tag}.");
   m.def(
       "check_config",
       [](const std::string& name, py::handle d) {

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/schema.h"
 
@@ -37,93 +38,52 @@ double ReadReal(py::handle v, const FieldInfo& f, const std::string& path);
 py::object IntLikeToPy(const FieldInfo& f, int64_t v);
 
 [[noreturn]] void MissingKey(const std::string& path, std::string_view key);
+// A union's "type" tag that is none of `allowed`.
+[[noreturn]] void BadTag(const std::string& path, std::string_view tag, std::string_view allowed);
+// The string value of the dict `h`'s "type" key (which must be there).
+std::string TagOf(py::handle h, const std::string& path);
 
-// The dict `h` must hold exactly `names` as keys; raises naming `path` otherwise.
-// `extra` keys (such as a union's "type" tag) are allowed and left to the caller.
-void CheckKeys(py::handle h, const std::string& path, absl::Span<const std::string_view> names,
-               absl::Span<const std::string_view> extra = {});
+// A tagged union's codec (a FieldKind::kUnion row names it): reads the dict (whose "type" picks
+// the class) into the member, and writes it back; `types` are the Python classes it takes and
+// `tags` their "type" tags, in the same order.
+struct UnionCodec {
+  void (*read)(py::handle h, const std::string& path, void* value) = nullptr;
+  py::object (*write)(const void* value, bool nanoseconds) = nullptr;
+  std::vector<std::string> types;
+  std::vector<std::string> tags;
+};
+void RegisterUnionCodec(std::string_view name, UnionCodec codec);
+const UnionCodec& FindUnionCodec(std::string_view name);
 
-// Reads every field of `schema` from the dict `d` into `config`.
+// Reads a dict holding exactly the schema's fields (an optional nested config's key may be
+// missing: None) into `config`, checking each value's type and range and naming `path`; nested
+// configs and lists are read through their own tables. A schema with a tag also takes a "type"
+// key, which must then be that tag. The rules between fields are the caller's
+// (ValidateAny/ValidateAt).
+void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* config);
+
+// The config as a dict in its Python form (the inverse of ReadAny; `tagged`: with its "type"
+// tag, as a nested value is), or with `nanoseconds` what the engines run, for the native config
+// dump: seconds fields as integer nanoseconds under "<name>_ns", an optional field's None as its
+// sentinel.
+py::dict WriteAny(AnySchema schema, const void* config, bool nanoseconds = false,
+                  bool tagged = false);
+
+// The table for Python: one dict per field (name, kind, unit, default, lo, hi, lo_open, hi_open,
+// choices, optional, required, types, doc), the default read from a default-constructed config.
+py::list DescribeAny(AnySchema schema);
+
+// A whole config from a dict (ReadAny): every field checked, the rules not.
 template <typename C>
-void ReadFields(const py::dict& d, const std::string& path, const ConfigSchema<C>& schema,
-                C& config) {
-  for (const FieldSpec<C>& f : schema.fields) {
-    PyObject* v = PyDict_GetItemString(d.ptr(), f.info.name.data());
-    if (v == nullptr) MissingKey(path, f.info.name);
-    const std::string at = JoinPath(path, f.info.name);
-    if (f.info.optional && v == Py_None) {
-      if (f.info.kind == FieldKind::kReal) {
-        f.set_real(config, f.info.none_real);
-      } else {
-        f.set_int(config, f.info.none_int);
-      }
-    } else if (f.info.kind == FieldKind::kReal) {
-      f.set_real(config, ReadReal(v, f.info, at));
-    } else {
-      f.set_int(config, ReadIntLike(v, f.info, at));
-    }
-  }
-}
-
-// The names of a schema's fields (in table order).
-template <typename C>
-std::vector<std::string_view> FieldNames(const ConfigSchema<C>& schema) {
-  std::vector<std::string_view> names;
-  for (const FieldSpec<C>& f : schema.fields) names.push_back(f.info.name);
-  return names;
-}
-
-// A whole config from a dict holding exactly the schema's fields (no other key), every field
-// checked; the cross-field rules are the caller's (the policy's Validate...Rules).
-template <typename C>
-C ReadConfig(py::handle h, const std::string& path, const ConfigSchema<C>& schema,
-             absl::Span<const std::string_view> extra = {}) {
-  CheckKeys(h, path, FieldNames(schema), extra);
+C ReadConfig(py::handle h, const std::string& path, const ConfigSchema<C>& schema) {
   C config;
-  ReadFields(py::reinterpret_borrow<py::dict>(h), path, schema, config);
+  ReadAny(h, path, Any(schema), &config);
   return config;
 }
 
-// One field's value in its Python form (None for an optional field's sentinel).
-template <typename C>
-py::object FieldToPy(const FieldSpec<C>& f, const C& config) {
-  if (f.info.kind == FieldKind::kReal) {
-    const double v = f.get_real(config);
-    return IsNoneReal(f.info, v) ? py::object(py::none()) : py::object(py::float_(v));
-  }
-  const int64_t v = f.get_int(config);
-  return IsNoneInt(f.info, v) ? py::object(py::none()) : IntLikeToPy(f.info, v);
-}
-
-// The config as a dict in its Python form (the inverse of ReadConfig), or with `nanoseconds`
-// what the engines run, for the native config dump: seconds fields as integer nanoseconds under
-// "<name>_ns", an optional field's None as its sentinel.
 template <typename C>
 py::dict WriteConfig(const ConfigSchema<C>& schema, const C& config, bool nanoseconds = false) {
-  py::dict d;
-  for (const FieldSpec<C>& f : schema.fields) {
-    const std::string_view name = f.info.name;
-    if (nanoseconds && f.info.kind == FieldKind::kSeconds) {
-      d[py::str(std::string(name) + "_ns")] = f.get_int(config);
-    } else if (nanoseconds && f.info.kind == FieldKind::kReal) {
-      d[py::str(name.data(), name.size())] = f.get_real(config);
-    } else {
-      d[py::str(name.data(), name.size())] = FieldToPy(f, config);
-    }
-  }
-  return d;
-}
-
-// The table for Python: one dict per field (name, kind, unit, default, lo, hi, lo_open, hi_open,
-// choices, optional, doc), the default read from a default-constructed C.
-py::dict DescribeField(const FieldInfo& f, py::object default_value);
-template <typename C>
-py::list DescribeSchema(const ConfigSchema<C>& schema) {
-  py::list out;
-  const C defaults{};
-  for (const FieldSpec<C>& f : schema.fields)
-    out.append(DescribeField(f.info, FieldToPy(f, defaults)));
-  return out;
+  return WriteAny(Any(schema), &config, nanoseconds);
 }
 
 // Binds config_schema() -> {class: [field, ...]} and check_config(class, dict) -> None.

@@ -63,10 +63,6 @@ class Obj {
   bool Has(const char* key) const { return PyDict_GetItemString(dict_.ptr(), key) != nullptr; }
 
   double Number(const char* key) { return ToDouble(Get(key), At(key)); }
-  std::optional<double> OptionalNumber(const char* key) {
-    if (IsNone(key)) return std::nullopt;
-    return Number(key);
-  }
   // Seconds in [0, 1e6], as nanoseconds.
   int64_t Seconds(const char* key) {
     const double s = Number(key);
@@ -77,9 +73,6 @@ class Obj {
   int Int32(const char* key) {
     return static_cast<int>(
         Int(key, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
-  }
-  int64_t Int64(const char* key) {
-    return Int(key, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
   }
   bool Bool(const char* key) {
     py::handle v = Get(key);
@@ -127,11 +120,6 @@ class Obj {
   py::dict dict_;
   absl::flat_hash_set<std::string> seen_;
 };
-
-[[noreturn]] void BadTag(const std::string& path, const std::string& tag,
-                         std::string_view allowed) {
-  Fail(absl::StrFormat("%s must be one of %s, got '%s'", JoinPath(path, "type"), allowed, tag));
-}
 
 template <typename Enum, size_t N>
 Enum ParseChoice(const std::string& path, const std::string& value,
@@ -185,85 +173,8 @@ LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixtur
   return dist;
 }
 
-FailureMix ReadMix(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, FailureMixSchema());
-}
-
-// Phases are named in paths as the core names them: by name when unique, else by index.
-std::vector<std::string> PhaseLabels(const py::sequence& phases) {
-  std::vector<std::string> names;
-  for (size_t i = 0; i < phases.size(); ++i) {
-    py::object item = phases[i];
-    std::string name;
-    if (PyDict_Check(item.ptr())) {
-      PyObject* n = PyDict_GetItemString(item.ptr(), "name");
-      if (n != nullptr && PyUnicode_Check(n)) name = py::handle(n).cast<std::string>();
-    }
-    names.push_back(std::move(name));
-  }
-  std::vector<std::string> labels;
-  for (size_t i = 0; i < names.size(); ++i) {
-    size_t count = 0;
-    for (const std::string& n : names) count += n == names[i] ? 1 : 0;
-    labels.push_back(!names[i].empty() && count == 1 ? absl::StrFormat("phases[%s]", names[i])
-                                                     : absl::StrFormat("phases[%d]", i));
-  }
-  return labels;
-}
-
-FaultPhase ReadPhase(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  const std::string tag = o.Tag();
-  if (tag != "phase") BadTag(path, tag, "'phase'");
-  FaultPhase p;
-  p.name = o.Str("name");
-  p.start_ns = o.Seconds("start");
-  p.end_ns = o.Seconds("end");
-  p.failure_rate = o.OptionalNumber("failure_rate");
-  if (!o.IsNone("mix")) p.mix = ReadMix(o.Get("mix"), o.At("mix"));
-  if (!o.IsNone("latency")) p.latency = ReadLatency(o.Get("latency"), o.At("latency"));
-  p.latency_multiplier = o.Number("latency_multiplier");
-  o.Finish();
-  return p;
-}
-
-QueueDisciplineConfig ReadQueueDiscipline(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, QueueDisciplineSchema());
-}
-
-py::dict QueueDisciplineToDict(const QueueDisciplineConfig& c) {
-  return WriteConfig(QueueDisciplineSchema(), c, true);
-}
-
-CapacityConfig ReadCapacity(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  CapacityConfig c;
-  c.max_in_service = o.Int32("max_in_service");
-  c.max_queue = o.Int32("max_queue");
-  c.load_slope = o.Number("load_slope");
-  c.load_knee = o.Int32("load_knee");
-  c.drop_abandoned = o.Bool("drop_abandoned");
-  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
-  o.Finish();
-  return c;
-}
-
 FaultsConfig ReadFaults(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  FaultsConfig f;
-  f.failure_rate = o.Number("failure_rate");
-  f.mix = ReadMix(o.Get("mix"), o.At("mix"));
-  f.latency = ReadLatency(o.Get("latency"), o.At("latency"));
-  const py::sequence phases = o.List("phases");
-  const std::vector<std::string> labels = PhaseLabels(phases);
-  for (size_t i = 0; i < phases.size(); ++i) {
-    f.phases.push_back(ReadPhase(phases[i], JoinPath(path, labels[i])));
-  }
-  f.capacity = ReadCapacity(o.Get("capacity"), o.At("capacity"));
-  f.ambiguous_rate = o.Number("ambiguous_rate");
-  f.hang_ns = o.Seconds("hang");
-  o.Finish();
-  return f;
+  return ReadConfig(h, path, FaultsSchema());
 }
 
 FallbackConfig ReadFallback(py::handle h, const std::string& path) {
@@ -322,12 +233,11 @@ BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
 }
 
 void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
-  static constexpr std::string_view kTag[] = {"type"};
   const std::string tag = Obj(h, path).Tag();
   if (tag == "token_bucket") {
-    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema(), kTag);
+    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema());
   } else if (tag == "ratio") {
-    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema(), kTag);
+    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema());
   } else {
     BadTag(path, tag, "'token_bucket', 'ratio'");
   }
@@ -349,39 +259,8 @@ FanOutConfig ReadFanout(py::handle h, const std::string& path) {
   return ReadConfig(h, path, FanoutSchema());
 }
 
-OutlierDetectionConfig ReadOutlier(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, OutlierSchema());
-}
-
 ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
-  static constexpr std::pair<std::string_view, LbKind> kKinds[] = {
-      {"round_robin", LbKind::kRoundRobin},
-      {"random", LbKind::kRandom},
-      {"least_outstanding", LbKind::kLeastOutstanding},
-      {"p2c", LbKind::kPowerOfTwo},
-      {"peak_ewma", LbKind::kPeakEwma},
-  };
-  Obj o(h, path);
-  ReplicasConfig r;
-  r.count = static_cast<int>(o.Int("count", 1, kMaxReplicas));
-  r.balancer = ParseChoice(o.At("balancer"), o.Str("balancer"), kKinds);
-  r.decay_ns = o.Seconds("decay");
-  r.panic_threshold_percent = o.Number("panic_threshold");
-  if (!o.IsNone("outlier")) r.outlier = ReadOutlier(o.Get("outlier"), o.At("outlier"));
-  const py::sequence overrides = o.List("overrides");
-  for (size_t i = 0; i < overrides.size(); ++i) {
-    Obj e(overrides[i], absl::StrFormat("%s.overrides[%d]", path, i));
-    ReplicaOverride x;
-    x.index = static_cast<int>(e.Int("index", 0, r.count - 1));
-    x.faults = ReadFaults(e.Get("faults"), e.At("faults"));
-    e.Finish();
-    r.overrides.push_back(std::move(x));
-  }
-  if (o.Has("breaker") && !o.IsNone("breaker")) {
-    r.breaker = ReadBreaker(o.Get("breaker"), o.At("breaker"));
-  }
-  o.Finish();
-  return r;
+  return ReadConfig(h, path, ReplicasSchema());
 }
 
 // An AWS SDK retry mode (python/reliability_lab/scenario/aws_retry_config.py).
@@ -392,89 +271,24 @@ AwsRetryConfig ReadAwsRetry(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
-// intake.shedding (policy/load_shedder.h).
-SheddingConfig ReadShedding(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  SheddingConfig c;
-  static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
-  for (int i = 0; i < kNumCriticalities; ++i) {
-    c.classes[i] = ReadConfig(o.Get(kClasses[i]), o.At(kClasses[i]), ShedClassSchema());
-  }
-  c.delay_interval_ns = o.Seconds("delay_interval");
-  c.fair_share_above = o.IsNone("fair_share_above") ? -1.0 : o.Number("fair_share_above");
-  const py::sequence tenants = o.List("tenants");
-  for (size_t i = 0; i < tenants.size(); ++i) {
-    Obj t(tenants[i], absl::StrFormat("%s[%d]", o.At("tenants"), i));
-    TenantConfig tc;
-    tc.name = t.Str("name");
-    tc.weight = t.Number("weight");
-    tc.traffic = t.Number("traffic");
-    t.Finish();
-    c.tenants.push_back(std::move(tc));
-  }
-  o.Finish();
-  return c;
+IntakeConfig ReadIntake(py::handle h, const std::string& path) {
+  return ReadConfig(h, path, IntakeSchema());
 }
 
-py::dict SheddingToDict(const SheddingConfig& c) {
-  py::dict d;
-  static constexpr const char* kClasses[kNumCriticalities] = {"critical", "default", "sheddable"};
-  for (int i = 0; i < kNumCriticalities; ++i) {
-    d[kClasses[i]] = WriteConfig(ShedClassSchema(), c.classes[i], true);
-  }
-  d["delay_interval_ns"] = c.delay_interval_ns;
-  d["fair_share_above"] = c.fair_share_above;
-  py::list tenants;
-  for (const TenantConfig& t : c.tenants) {
-    py::dict td;
-    td["name"] = t.name;
-    td["weight"] = t.weight;
-    td["traffic"] = t.traffic;
-    tenants.append(td);
-  }
-  d["tenants"] = tenants;
-  return d;
-}
-
-// rl.Limit and rl.RateLimit (cpp/rlab/model/limits.h), from their field tables.
-LimitConfig ReadLimit(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, LimitSchema());
-}
+py::dict IntakeToDict(const IntakeConfig& c) { return WriteConfig(IntakeSchema(), c, true); }
 
 py::dict LimitToDict(const LimitConfig& c) { return WriteConfig(LimitSchema(), c, true); }
-
-RateLimitConfig ReadRateLimit(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, RateLimitSchema());
-}
 
 py::dict RateLimitToDict(const RateLimitConfig& c) {
   return WriteConfig(RateLimitSchema(), c, true);
 }
 
-IntakeConfig ReadIntake(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  IntakeConfig c;
-  if (o.Has("shedding") && !o.IsNone("shedding")) {
-    c.shedding = ReadShedding(o.Get("shedding"), o.At("shedding"));
-  }
-  c.discipline = ReadQueueDiscipline(o.Get("discipline"), o.At("discipline"));
-  // A dict written before the fields existed has no such keys.
-  if (o.Has("limit") && !o.IsNone("limit")) c.limit = ReadLimit(o.Get("limit"), o.At("limit"));
-  if (o.Has("rate_limit") && !o.IsNone("rate_limit")) {
-    c.rate_limit = ReadRateLimit(o.Get("rate_limit"), o.At("rate_limit"));
-  }
-  o.Finish();
-  return c;
+LimitConfig ReadLimit(py::handle h, const std::string& path) {
+  return ReadConfig(h, path, LimitSchema());
 }
 
-py::dict IntakeToDict(const IntakeConfig& c) {
-  py::dict d;
-  d["shedding"] = c.shedding ? py::object(SheddingToDict(*c.shedding)) : py::object(py::none());
-  d["discipline"] = QueueDisciplineToDict(c.discipline);
-  d["limit"] = c.limit ? py::object(LimitToDict(*c.limit)) : py::object(py::none());
-  d["rate_limit"] =
-      c.rate_limit ? py::object(RateLimitToDict(*c.rate_limit)) : py::object(py::none());
-  return d;
+RateLimitConfig ReadRateLimit(py::handle h, const std::string& path) {
+  return ReadConfig(h, path, RateLimitSchema());
 }
 
 // `parent`: "" for the scenario's own dependencies (named by name), "services[<name>]" for a
@@ -566,21 +380,13 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
   const std::string tag = o.Tag();
   ArrivalConfig a;
   if (tag == "poisson" || tag == "constant_rate") {
+    a = ReadConfig(h, path, tag == "poisson" ? PoissonSchema() : ConstantRateSchema());
     a.kind = tag == "poisson" ? ArrivalConfig::Kind::kPoisson : ArrivalConfig::Kind::kConstant;
-    a.rate = o.Number("rate");
-  } else if (tag == "schedule") {
+    return a;
+  } else if (tag == "schedule") {  // read through its table
+    a = ReadConfig(h, path, ScheduleSchema());
     a.kind = ArrivalConfig::Kind::kSchedule;
-    const py::sequence segments = o.List("segments");
-    for (size_t i = 0; i < segments.size(); ++i) {
-      Obj s(segments[i], absl::StrFormat("%s[%d]", o.At("segments"), i));
-      RateSegment seg;
-      seg.start_ns = s.Seconds("start");
-      seg.end_ns = s.Seconds("end");
-      seg.rate_start = s.Number("rate_start");
-      seg.rate_end = s.Number("rate_end");
-      s.Finish();
-      a.schedule.push_back(seg);
-    }
+    return a;
   } else if (tag == "trace") {
     a.kind = ArrivalConfig::Kind::kTrace;
     const py::sequence times = o.List("times");
@@ -593,9 +399,9 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
       a.trace_ns.push_back(SecondsToNs(t));
     }
   } else if (tag == "closed_loop") {
+    a = ReadConfig(h, path, ClosedLoopSchema());
     a.kind = ArrivalConfig::Kind::kClosedLoop;
-    a.clients = o.Int32("clients");
-    a.think_time = ReadLatency(o.Get("think_time"), o.At("think_time"));
+    return a;
   } else {
     BadTag(path, tag, "'poisson', 'constant_rate', 'schedule', 'trace', 'closed_loop'");
   }
@@ -606,22 +412,41 @@ ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Read-back
 
-py::dict LatencyToDict(const LatencyDist& l) {
-  static constexpr std::string_view kKinds[] = {"constant", "exponential", "lognormal", "uniform",
-                                                "mixture"};
+// A distribution in its Python dict form (Scenario.to_dict), the inverse of ReadLatency; the
+// native config dump shows it so too (its fields are seconds in both).
+py::dict LatencyToPy(const LatencyDist& l) {
   py::dict d;
-  d["kind"] = std::string(kKinds[static_cast<int>(l.kind)]);
-  d["a"] = l.a;
-  d["b"] = l.b;
-  py::list weights, components;
-  for (double w : l.weights) weights.append(w);
-  for (const LatencyDist& c : l.components) components.append(LatencyToDict(c));
-  d["weights"] = weights;
-  d["components"] = components;
+  switch (l.kind) {
+    case LatencyDist::Kind::kConstant:
+      d["type"] = "constant";
+      d["value"] = l.a;
+      break;
+    case LatencyDist::Kind::kExponential:
+      d["type"] = "exponential";
+      d["mean"] = l.a;
+      break;
+    case LatencyDist::Kind::kLogNormal:
+      d["type"] = "lognormal";
+      d["median"] = l.a;
+      d["sigma"] = l.b;
+      break;
+    case LatencyDist::Kind::kUniform:
+      d["type"] = "uniform";
+      d["low"] = l.a;
+      d["high"] = l.b;
+      break;
+    case LatencyDist::Kind::kMixture: {
+      d["type"] = "mixture";
+      py::list weights, components;
+      for (double w : l.weights) weights.append(w);
+      for (const LatencyDist& c : l.components) components.append(LatencyToPy(c));
+      d["weights"] = weights;
+      d["components"] = components;
+      break;
+    }
+  }
   return d;
 }
-
-py::dict MixToDict(const FailureMix& m) { return WriteConfig(FailureMixSchema(), m, true); }
 
 template <typename T, typename F>
 py::object OptionalToPy(const std::optional<T>& v, F f) {
@@ -629,36 +454,7 @@ py::object OptionalToPy(const std::optional<T>& v, F f) {
   return f(*v);
 }
 
-py::dict FaultsToDict(const FaultsConfig& f) {
-  py::dict faults;
-  faults["failure_rate"] = f.failure_rate;
-  faults["mix"] = MixToDict(f.mix);
-  faults["latency"] = LatencyToDict(f.latency);
-  py::list phases;
-  for (const FaultPhase& p : f.phases) {
-    py::dict pd;
-    pd["name"] = p.name;
-    pd["start_ns"] = p.start_ns;
-    pd["end_ns"] = p.end_ns;
-    pd["failure_rate"] = OptionalToPy(p.failure_rate, [](double x) { return py::float_(x); });
-    pd["mix"] = OptionalToPy(p.mix, MixToDict);
-    pd["latency"] = OptionalToPy(p.latency, LatencyToDict);
-    pd["latency_multiplier"] = p.latency_multiplier;
-    phases.append(pd);
-  }
-  faults["phases"] = phases;
-  py::dict cap;
-  cap["max_in_service"] = f.capacity.max_in_service;
-  cap["max_queue"] = f.capacity.max_queue;
-  cap["load_slope"] = f.capacity.load_slope;
-  cap["load_knee"] = f.capacity.load_knee;
-  cap["drop_abandoned"] = f.capacity.drop_abandoned;
-  cap["discipline"] = QueueDisciplineToDict(f.capacity.discipline);
-  faults["capacity"] = cap;
-  faults["ambiguous_rate"] = f.ambiguous_rate;
-  faults["hang_ns"] = f.hang_ns;
-  return faults;
-}
+py::dict FaultsToDict(const FaultsConfig& f) { return WriteConfig(FaultsSchema(), f, true); }
 
 py::dict BreakerToDict(const BreakerConfig& b) { return WriteConfig(BreakerSchema(), b, true); }
 
@@ -699,26 +495,8 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
       dep.hedge, [](const HedgeConfig& c) { return WriteConfig(HedgeSchema(), c, true); });
   d["fanout"] = OptionalToPy(
       dep.fanout, [](const FanOutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
-  d["replicas"] = OptionalToPy(dep.replicas, [](const ReplicasConfig& c) {
-    py::dict rd;
-    rd["count"] = c.count;
-    rd["balancer"] = std::string(LbKindName(c.balancer));
-    rd["decay_ns"] = c.decay_ns;
-    rd["panic_threshold"] = c.panic_threshold_percent;
-    rd["outlier"] = OptionalToPy(c.outlier, [](const OutlierDetectionConfig& o) {
-      return WriteConfig(OutlierSchema(), o, true);
-    });
-    py::list overrides;
-    for (const ReplicaOverride& x : c.overrides) {
-      py::dict xd;
-      xd["index"] = x.index;
-      xd["faults"] = FaultsToDict(x.faults);
-      overrides.append(xd);
-    }
-    rd["overrides"] = overrides;
-    rd["breaker"] = OptionalToPy(c.breaker, BreakerToDict);
-    return rd;
-  });
+  d["replicas"] = OptionalToPy(
+      dep.replicas, [](const ReplicasConfig& c) { return WriteConfig(ReplicasSchema(), c, true); });
   d["aws_retry"] = OptionalToPy(dep.aws_retry, [](const AwsRetryConfig& c) {
     return WriteConfig(AwsRetrySchema(), c, true);
   });
@@ -794,7 +572,7 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
   for (int64_t t : c.arrivals.trace_ns) trace.append(t);
   a["trace_ns"] = trace;
   a["clients"] = c.arrivals.clients;
-  a["think_time"] = LatencyToDict(c.arrivals.think_time);
+  a["think_time"] = LatencyToPy(c.arrivals.think_time);
   d["arrivals"] = a;
   d["workers"] = c.workers;
   d["queue_capacity"] = c.queue_capacity;
@@ -839,6 +617,17 @@ const ScenarioConfig& ScenarioArg(const py::object& scenario,
 }
 
 void RegisterScenario(py::module_& m) {
+  // The latency distributions: a union of classes, read by their "type" tag.
+  RegisterUnionCodec(
+      "Latency",
+      {[](py::handle h, const std::string& path, void* value) {
+         *static_cast<LatencyDist*>(value) = ReadLatency(h, path);
+       },
+       [](const void* value, bool) -> py::object {
+         return LatencyToPy(*static_cast<const LatencyDist*>(value));
+       },
+       {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
+       {"constant", "exponential", "lognormal", "uniform", "mixture"}});
   py::class_<CompiledScenario>(
       m, "CompiledScenario",
       "A scenario read and validated once (compile_scenario); the engines run it as it is.");

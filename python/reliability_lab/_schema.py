@@ -9,17 +9,25 @@ tests tie each dataclass to its table (names, defaults, types, docstring ranges)
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reliability_lab import _core
 
 #: {class name: [field description, ...]}; a field description has ``name``, ``kind`` ("int",
-#: "real", "seconds", "bool", "choice"), ``unit``, ``default``, ``lo``, ``hi``, ``lo_open``,
-#: ``hi_open``, ``choices``, ``optional`` (the field also takes None) and ``doc``.
+#: "real", "seconds", "bool", "choice", "string", or for a nested value "config", "list" (a tuple
+#: of configs) and "union" (a tagged union such as the latency distributions)), ``unit``,
+#: ``default``, ``lo``, ``hi``, ``lo_open``, ``hi_open``, ``choices``, ``optional`` (the field
+#: also takes None), ``required`` (no default), ``types`` (a nested value's classes) and ``doc``.
 TABLES: dict[str, list[dict[str, Any]]] = _core.config_schema()
 
+#: {class name: its dict form's ``"type"`` tag}, for the classes whose dict form carries one.
+TAGS: dict[str, str] = _core.config_tags()
+
 _REAL_KINDS = ("real", "seconds")
+_NESTED_KINDS = ("config", "union")
 
 
 def _normal(kind: str, value: object) -> object:
@@ -37,18 +45,73 @@ def _normal(kind: str, value: object) -> object:
     return value
 
 
+def encode(value: Any) -> Any:
+    """A config value in its dict form (``Scenario.to_dict``'s): a dataclass as a dict of its
+    fields (with its ``"type"`` tag if it has one), a tuple as a list."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        d: dict[str, Any] = {}
+        tag = TAGS.get(type(value).__name__)
+        if tag is not None:
+            d["type"] = tag
+        for f in dataclasses.fields(value):
+            if f.init:
+                d[f.name] = encode(getattr(value, f.name))
+        return d
+    if isinstance(value, (tuple, list)):
+        return [encode(v) for v in value]
+    return value
+
+
+def _expect(path: str, value: object, f: dict[str, Any]) -> None:
+    """A nested value must be an instance of one of the field's classes (ValueError naming the
+    path, the classes and the value)."""
+    types: list[str] = f["types"]
+    mro = type(value).__mro__
+    if dataclasses.is_dataclass(value) and any(c.__name__ in types for c in mro):
+        return
+    names = types[0] if len(types) == 1 else ", ".join(types[:-1]) + " or " + types[-1]
+    article = "an" if names[0] in "AEIOU" else "a"
+    none = " or None" if f["optional"] and f["kind"] != "list" else ""
+    raise ValueError(f"{path} must be {article} {names}{none}, got {value!r}")
+
+
+def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The table's fields of ``obj``: as the native reader takes them (nested values encoded),
+    and as they are stored back (numbers normalised, a list as a tuple, nested values as they
+    are). Nested values are type-checked here."""
+    sent: dict[str, Any] = {}
+    stored: dict[str, Any] = {}
+    for f in TABLES[type(obj).__name__]:
+        name, kind = f["name"], f["kind"]
+        value = getattr(obj, name)
+        if kind in _NESTED_KINDS:
+            if not (value is None and f["optional"]):
+                _expect(name, value, f)
+            sent[name] = encode(value)
+        elif kind == "list":
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+                raise ValueError(f"{name} must be a sequence, got {value!r}")
+            items = tuple(value)
+            for i, item in enumerate(items):
+                _expect(f"{name}[{i}]", item, f)
+            sent[name] = [encode(v) for v in items]
+            stored[name] = items
+        else:
+            sent[name] = stored[name] = _normal(kind, value)
+    return sent, stored
+
+
 def values(obj: object) -> dict[str, Any]:
-    """The table's fields of ``obj`` as a dict, each normalised to its kind's Python type: the
-    form the native readers take."""
-    return {
-        f["name"]: _normal(f["kind"], getattr(obj, f["name"])) for f in TABLES[type(obj).__name__]
-    }
+    """The table's fields of ``obj`` as a dict, each normalised to its kind's Python type (a
+    nested config in its dict form): the form the native readers take."""
+    return _read(obj)[0]
 
 
 def check(obj: object) -> None:
     """Checks ``obj`` against its class's table and rules (ValueError naming the field, range and
-    value), then stores each field normalised to its kind (``open_for=5`` reads back ``5.0``)."""
-    fields = values(obj)
-    _core.check_config(type(obj).__name__, fields)
-    for name, value in fields.items():
+    value; a nested config's fields by their dotted path), then stores each field normalised to
+    its kind (``open_for=5`` reads back ``5.0``, a list as a tuple)."""
+    sent, stored = _read(obj)
+    _core.check_config(type(obj).__name__, sent)
+    for name, value in stored.items():
         object.__setattr__(obj, name, value)

@@ -107,7 +107,7 @@ TEST(ValidateScenarioTest, Schedule) {
   EXPECT_EQ(Check(bad), "arrivals.segments[1].end must be greater than start (10), got 10");
   bad = c;
   bad.arrivals.schedule[0].start_ns = -kS;
-  EXPECT_EQ(Check(bad), "arrivals.segments[0].start must be >= 0, got -1");
+  EXPECT_EQ(Check(bad), "arrivals.segments[0].start must be a finite number in [0, 1e+06], got -1");
   bad = c;
   bad.arrivals.schedule[2].rate_end = -1;
   EXPECT_EQ(Check(bad),
@@ -119,7 +119,7 @@ TEST(ValidateScenarioTest, Schedule) {
   bad = c;
   bad.arrivals.schedule[2].start_ns = 11 * kS;
   EXPECT_EQ(Check(bad),
-            "arrivals.segments[2].start must be >= arrivals.segments[1].end (12), got 11: "
+            "arrivals.segments[2].start must be >= segments[1].end (12), got 11: "
             "segments must be sorted and must not overlap");
   bad = c;
   for (RateSegment& s : bad.arrivals.schedule) s.rate_start = s.rate_end = 0;

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "rlab/core/clock.h"
 #include "rlab/policy/circuit_breaker.h"
@@ -158,6 +161,100 @@ TEST(SchemaTest, ValidateAtRootsTheMessageAtThePath) {
     return c.share > 0.4 ? absl::InvalidArgumentError("share too big") : absl::OkStatus();
   };
   EXPECT_EQ(ValidateAt("p", OptionalSchema(), Optional{}, +rules).message(), "p.share too big");
+}
+
+// Nested rows: a config, an optional config and a list named by name, each with its own rules.
+struct Leaf {
+  std::string name;
+  double share = 0.5;
+};
+
+absl::Status LeafRules(const Leaf& l) {
+  return l.share == 0.25 ? absl::InvalidArgumentError("share must not be a quarter")
+                         : absl::OkStatus();
+}
+
+const ConfigSchema<Leaf>& LeafSchema() {
+  static const FieldSpec<Leaf> kFields[] = {
+      schema::String<&Leaf::name>("name", "its name"),
+      schema::Real<&Leaf::share>("share", 0, 1, Bound::kClosed, Bound::kClosed, "", "a share"),
+  };
+  static const ConfigSchema<Leaf> kSchema{"Leaf", kFields, "leaf", &LeafRules};
+  return kSchema;
+}
+
+struct Tree {
+  Leaf leaf;
+  std::optional<Leaf> maybe;
+  std::vector<Leaf> leaves;
+};
+
+const ConfigSchema<Tree>& TreeSchema() {
+  static const FieldSpec<Tree> kFields[] = {
+      schema::Config<&Tree::leaf, &LeafSchema>("leaf", "one"),
+      schema::Config<&Tree::maybe, &LeafSchema>("maybe", "one or None"),
+      schema::List<&Tree::leaves, &LeafSchema>("leaves", /*by_name=*/true, "many"),
+  };
+  static const ConfigSchema<Tree> kSchema{"Tree", kFields};
+  return kSchema;
+}
+
+TEST(SchemaTest, NestedRowsValidateUnderTheirDottedPaths) {
+  Tree t;
+  EXPECT_TRUE(ValidateAt("root", TreeSchema(), t).ok());
+  EXPECT_EQ(TreeSchema().fields[0].info.type, "Leaf");
+  EXPECT_FALSE(TreeSchema().fields[0].info.optional);
+  EXPECT_TRUE(TreeSchema().fields[1].info.optional);
+  t.leaf.share = 2;
+  EXPECT_EQ(ValidateAt("root", TreeSchema(), t).message(),
+            "root.leaf.share must be a finite number in [0, 1], got 2");
+  t = Tree{};
+  t.maybe = Leaf{"m", 0.25};  // the nested config's own rules run
+  EXPECT_EQ(ValidateAt("root", TreeSchema(), t).message(),
+            "root.maybe.share must not be a quarter");
+  t = Tree{};
+  t.leaves = {Leaf{"a", 0.1}, Leaf{"b", -1}};  // by its unique name
+  EXPECT_EQ(ValidateAt("", TreeSchema(), t).message(),
+            "leaves[b].share must be a finite number in [0, 1], got -1");
+  t.leaves = {Leaf{"b", 0.1}, Leaf{"b", -1}};  // a shared name: by index
+  EXPECT_EQ(ValidateAt("", TreeSchema(), t).message(),
+            "leaves[1].share must be a finite number in [0, 1], got -1");
+}
+
+TEST(SchemaTest, NestedRowsAreReachedThroughTheErasedSchema) {
+  Tree t;
+  const AnySchema any = Any(TreeSchema());
+  const SchemaOps& ops = *any.ops;
+  EXPECT_EQ(ops.count(any.schema, 1, &t), 0u);  // None
+  static_cast<Leaf*>(ops.add(any.schema, 1, &t))->name = "x";
+  ASSERT_TRUE(t.maybe.has_value());
+  EXPECT_EQ(t.maybe->name, "x");
+  ops.add(any.schema, 2, &t);
+  ops.add(any.schema, 2, &t);
+  EXPECT_EQ(t.leaves.size(), 2u);
+  EXPECT_EQ(ops.count(any.schema, 2, &t), 2u);
+  ops.reset(any.schema, 1, &t);
+  EXPECT_FALSE(t.maybe.has_value());
+  const AnySchema inner = ops.inner(any.schema, 0);
+  EXPECT_EQ(inner.ops->class_name(inner.schema), "Leaf");
+  EXPECT_EQ(inner.ops->tag(inner.schema), "leaf");
+}
+
+struct MaybeRate {
+  std::optional<double> rate;
+};
+
+TEST(SchemaTest, MaybeRealMapsAnEmptyOptionalToNone) {
+  static const FieldSpec<MaybeRate> kFields[] = {schema::MaybeReal<&MaybeRate::rate>(
+      "rate", 0, 1, Bound::kClosed, Bound::kClosed, "", "a rate or None")};
+  static const ConfigSchema<MaybeRate> kSchema{"MaybeRate", kFields};
+  MaybeRate m;
+  EXPECT_TRUE(IsNoneReal(kFields[0].info, kFields[0].get_real(m)));
+  EXPECT_TRUE(ValidateFields(kSchema, m).ok());
+  kFields[0].set_real(m, 2.0);
+  EXPECT_EQ(ValidateFields(kSchema, m).message(), "rate must be a finite number in [0, 1], got 2");
+  kFields[0].set_real(m, kFields[0].info.none_real);
+  EXPECT_FALSE(m.rate.has_value());
 }
 
 }  // namespace

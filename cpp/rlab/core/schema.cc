@@ -1,5 +1,6 @@
 #include "rlab/core/schema.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,14 @@ std::string_view FieldKindName(FieldKind kind) {
       return "bool";
     case FieldKind::kChoice:
       return "choice";
+    case FieldKind::kString:
+      return "string";
+    case FieldKind::kConfig:
+      return "config";
+    case FieldKind::kList:
+      return "list";
+    case FieldKind::kUnion:
+      return "union";
   }
   return "real";
 }
@@ -48,6 +57,88 @@ absl::Status CheckChoiceField(const FieldInfo& f, int64_t index) {
   for (std::string_view n : f.choices) names.push_back(absl::StrFormat("'%s'", n));
   return absl::InvalidArgumentError(absl::StrFormat("%s must be one of %s, got %d", f.name,
                                                     absl::StrJoin(names, ", "), index));
+}
+
+std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& names, size_t k) {
+  if (f.by_name && k < names.size() && !names[k].empty() &&
+      std::count(names.begin(), names.end(), names[k]) == 1) {
+    return absl::StrFormat("%s[%s]", f.name, names[k]);
+  }
+  return absl::StrFormat("%s[%d]", f.name, k);
+}
+
+std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config) {
+  const SchemaOps& ops = *schema.ops;
+  std::vector<std::string> names;
+  const size_t n = ops.count(schema.schema, i, config);
+  const AnySchema inner = ops.inner(schema.schema, i);
+  size_t name_row = ops.size(inner.schema);
+  for (size_t r = 0; r < ops.size(inner.schema); ++r) {
+    const FieldInfo& f = inner.ops->info(inner.schema, r);
+    if (f.kind == FieldKind::kString && f.name == "name") name_row = r;
+  }
+  for (size_t k = 0; k < n; ++k) {
+    const void* item = ops.item(schema.schema, i, config, k);
+    names.emplace_back(name_row < inner.ops->size(inner.schema)
+                           ? inner.ops->get_str(inner.schema, name_row, item)
+                           : std::string_view());
+  }
+  return names;
+}
+
+absl::Status ValidateRows(AnySchema schema, const void* config) {
+  const void* s = schema.schema;
+  const SchemaOps& ops = *schema.ops;
+  for (size_t i = 0; i < ops.size(s); ++i) {
+    const FieldInfo& f = ops.info(s, i);
+    absl::Status status;
+    switch (f.kind) {
+      case FieldKind::kInt:
+      case FieldKind::kSeconds:
+      case FieldKind::kChoice: {
+        const int64_t v = ops.get_int(s, i, config);
+        if (IsNoneInt(f, v)) break;
+        status = f.kind == FieldKind::kInt       ? CheckIntField(f, v)
+                 : f.kind == FieldKind::kSeconds ? CheckNsField(f, v)
+                                                 : CheckChoiceField(f, v);
+        break;
+      }
+      case FieldKind::kReal: {
+        const double v = ops.get_real(s, i, config);
+        if (!IsNoneReal(f, v)) status = CheckRealField(f, v);
+        break;
+      }
+      case FieldKind::kBool:
+      case FieldKind::kString:
+        break;
+      case FieldKind::kConfig:
+        if (ops.count(s, i, config) == 1) {
+          status = ValidateAny(f.name, ops.inner(s, i), ops.item(s, i, config, 0));
+        }
+        break;
+      case FieldKind::kList: {
+        const std::vector<std::string> names = ElementNames(schema, i, config);
+        for (size_t k = 0; k < names.size() && status.ok(); ++k) {
+          status = ValidateAny(ElementLabel(f, names, k), ops.inner(s, i),
+                               ops.item(s, i, config, k));
+        }
+        break;
+      }
+      case FieldKind::kUnion:
+        if (ops.count(s, i, config) == 1) {
+          status = ops.check(s, i, f.name, ops.item(s, i, config, 0));
+        }
+        break;
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* config) {
+  absl::Status s = ValidateRows(schema, config);
+  if (s.ok()) s = schema.ops->rules(schema.schema, config);
+  return AtPath(path, s);
 }
 
 absl::Status AtPath(std::string_view path, const absl::Status& status) {

@@ -15,8 +15,15 @@
 //
 // The default of a field is the default-constructed struct's member.
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
@@ -31,6 +38,10 @@ enum class FieldKind : uint8_t {
   kSeconds,  // an int64_t of nanoseconds, a Python float of seconds
   kBool,     // a bool
   kChoice,   // an enum with values 0..n-1, a Python string among `choices`
+  kString,   // a std::string, a Python str
+  kConfig,   // a nested config with its own table (`std::optional<T>` for `T | None`)
+  kList,     // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
+  kUnion,    // a tagged union read by a named codec of the bindings (`"type"` picks the class)
 };
 
 // "int", "real", "seconds", "bool" or "choice".
@@ -57,14 +68,32 @@ struct FieldInfo {
   bool optional = false;
   int64_t none_int = 0;
   double none_real = 0.0;
+  // The Python field has no default (a required constructor argument).
+  bool required = false;
+  // kConfig, kList: the nested table's class name; kUnion: the codec's name ("Latency").
+  std::string_view type;
+  // kList: an element is named in paths by its `name` when that is non-empty and unique among
+  // the elements (`phases[outage]`), else by its index (`phases[2]`).
+  bool by_name = false;
 };
 
 // Whether a field's raw value is its None sentinel.
 inline bool IsNoneInt(const FieldInfo& f, int64_t v) { return f.optional && v == f.none_int; }
-inline bool IsNoneReal(const FieldInfo& f, double v) { return f.optional && v == f.none_real; }
+inline bool IsNoneReal(const FieldInfo& f, double v) {
+  return f.optional && (v == f.none_real || (std::isnan(f.none_real) && std::isnan(v)));
+}
 
 // A field and how to read and write it in a `Config`. Integer-like kinds (int, seconds as
 // nanoseconds, bool, choice index) go through get_int/set_int, reals through get_real/set_real.
+struct SchemaOps;
+
+// A config's table with its type erased, for walking nested configs generically (validation
+// here, the dict codec in the bindings): `Any(schema)`.
+struct AnySchema {
+  const void* schema = nullptr;  // the ConfigSchema<C>
+  const SchemaOps* ops = nullptr;
+};
+
 template <typename Config>
 struct FieldSpec {
   FieldInfo info;
@@ -72,14 +101,115 @@ struct FieldSpec {
   void (*set_int)(Config&, int64_t) = nullptr;
   double (*get_real)(const Config&) = nullptr;
   void (*set_real)(Config&, double) = nullptr;
+  // kString.
+  std::string_view (*get_str)(const Config&) = nullptr;
+  void (*set_str)(Config&, std::string_view) = nullptr;
+  // kConfig, kList, kUnion: the nested values, type-erased. `count` is 0 or 1 for a config (0:
+  // an optional one is None), the length of a list; `item(c, k)` the k-th; `add` the member
+  // (an optional one emplaced) or a new element appended; `reset` None / an empty list.
+  size_t (*count)(const Config&) = nullptr;
+  const void* (*item)(const Config&, size_t) = nullptr;
+  void* (*add)(Config&) = nullptr;
+  void (*reset)(Config&) = nullptr;
+  AnySchema (*inner)() = nullptr;  // kConfig, kList: the nested table
+  // kUnion: the value's own check, naming `path`.
+  absl::Status (*check)(std::string_view path, const void* value) = nullptr;
 };
 
-// A config's table and the Python class it backs.
+// A config's table and the Python class it backs. `tag`: the `"type"` key its dict form carries
+// (a union's member, such as a Phase), empty for none; `rules`: its checks between fields, run
+// after the table's (and by ValidateAt for a nested config).
 template <typename Config>
 struct ConfigSchema {
   std::string_view class_name;
   absl::Span<const FieldSpec<Config>> fields;
+  std::string_view tag = {};
+  absl::Status (*rules)(const Config&) = nullptr;
 };
+
+// The operations of one config type's table, reached through AnySchema (void* configs).
+struct SchemaOps {
+  std::string_view (*class_name)(const void* schema);
+  std::string_view (*tag)(const void* schema);
+  size_t (*size)(const void* schema);
+  const FieldInfo& (*info)(const void* schema, size_t i);
+  int64_t (*get_int)(const void* schema, size_t i, const void* config);
+  void (*set_int)(const void* schema, size_t i, void* config, int64_t v);
+  double (*get_real)(const void* schema, size_t i, const void* config);
+  void (*set_real)(const void* schema, size_t i, void* config, double v);
+  std::string_view (*get_str)(const void* schema, size_t i, const void* config);
+  void (*set_str)(const void* schema, size_t i, void* config, std::string_view v);
+  size_t (*count)(const void* schema, size_t i, const void* config);
+  const void* (*item)(const void* schema, size_t i, const void* config, size_t k);
+  void* (*add)(const void* schema, size_t i, void* config);
+  void (*reset)(const void* schema, size_t i, void* config);
+  AnySchema (*inner)(const void* schema, size_t i);
+  absl::Status (*check)(const void* schema, size_t i, std::string_view path, const void* value);
+  absl::Status (*rules)(const void* schema, const void* config);
+  void* (*make)();  // a default-constructed config (for the defaults; delete with `destroy`)
+  void (*destroy)(void* config);
+};
+
+namespace schema_internal {
+
+template <typename C>
+const FieldSpec<C>& Row(const void* s, size_t i) {
+  return static_cast<const ConfigSchema<C>*>(s)->fields[i];
+}
+template <typename C>
+const C& Cfg(const void* c) {
+  return *static_cast<const C*>(c);
+}
+template <typename C>
+C& Mut(void* c) {
+  return *static_cast<C*>(c);
+}
+
+template <typename C>
+inline constexpr SchemaOps kOps = {
+    [](const void* s) { return static_cast<const ConfigSchema<C>*>(s)->class_name; },
+    [](const void* s) { return static_cast<const ConfigSchema<C>*>(s)->tag; },
+    [](const void* s) { return static_cast<const ConfigSchema<C>*>(s)->fields.size(); },
+    [](const void* s, size_t i) -> const FieldInfo& { return Row<C>(s, i).info; },
+    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_int(Cfg<C>(c)); },
+    [](const void* s, size_t i, void* c, int64_t v) { Row<C>(s, i).set_int(Mut<C>(c), v); },
+    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_real(Cfg<C>(c)); },
+    [](const void* s, size_t i, void* c, double v) { Row<C>(s, i).set_real(Mut<C>(c), v); },
+    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_str(Cfg<C>(c)); },
+    [](const void* s, size_t i, void* c, std::string_view v) {
+      Row<C>(s, i).set_str(Mut<C>(c), v);
+    },
+    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).count(Cfg<C>(c)); },
+    [](const void* s, size_t i, const void* c, size_t k) {
+      return Row<C>(s, i).item(Cfg<C>(c), k);
+    },
+    [](const void* s, size_t i, void* c) { return Row<C>(s, i).add(Mut<C>(c)); },
+    [](const void* s, size_t i, void* c) { Row<C>(s, i).reset(Mut<C>(c)); },
+    [](const void* s, size_t i) { return Row<C>(s, i).inner(); },
+    [](const void* s, size_t i, std::string_view path, const void* v) {
+      return Row<C>(s, i).check(path, v);
+    },
+    [](const void* s, const void* c) {
+      const auto* schema = static_cast<const ConfigSchema<C>*>(s);
+      return schema->rules == nullptr ? absl::OkStatus() : schema->rules(Cfg<C>(c));
+    },
+    []() -> void* { return new C(); },
+    [](void* c) { delete static_cast<C*>(c); },
+};
+
+}  // namespace schema_internal
+
+template <typename C>
+AnySchema Any(const ConfigSchema<C>& schema) {
+  return AnySchema{&schema, &schema_internal::kOps<C>};
+}
+
+// How the k-th element of a list field is named in paths: "phases[outage]" when its name is
+// non-empty and unique among `names` (and the field names elements by name), else "phases[2]".
+std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& names, size_t k);
+
+// The names of a list field's elements (their `name` string field; empty when they have none).
+std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config);
 
 // Range checks of one value against its field, worded as rlab/core/validate.h words them
 // ("open_for must be a finite number in (0, 1e+06], got -1").
@@ -90,46 +220,30 @@ absl::Status CheckRealField(const FieldInfo& f, double value);
 absl::Status CheckNsField(const FieldInfo& f, int64_t ns);
 absl::Status CheckChoiceField(const FieldInfo& f, int64_t index);
 
-// Checks every field of `config` against its range; the first error, or OK.
+// Checks every field of `config` against its range, nested configs included (each with its own
+// rules, the message under its path: "capacity.max_queue ..."); the first error, or OK.
+absl::Status ValidateRows(AnySchema schema, const void* config);
+
 template <typename Config>
 absl::Status ValidateFields(const ConfigSchema<Config>& schema, const Config& config) {
-  for (const FieldSpec<Config>& f : schema.fields) {
-    absl::Status s;
-    if (f.info.kind == FieldKind::kReal ? IsNoneReal(f.info, f.get_real(config))
-                                        : IsNoneInt(f.info, f.get_int(config))) {
-      continue;
-    }
-    switch (f.info.kind) {
-      case FieldKind::kInt:
-        s = CheckIntField(f.info, f.get_int(config));
-        break;
-      case FieldKind::kReal:
-        s = CheckRealField(f.info, f.get_real(config));
-        break;
-      case FieldKind::kSeconds:
-        s = CheckNsField(f.info, f.get_int(config));
-        break;
-      case FieldKind::kChoice:
-        s = CheckChoiceField(f.info, f.get_int(config));
-        break;
-      case FieldKind::kBool:
-        break;
-    }
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
+  return ValidateRows(Any(schema), &config);
 }
+
+// ValidateRows, then the schema's own rules, the message under `path`.
+absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* config);
 
 // `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
 // empty path leaves the message as it is.
 absl::Status AtPath(std::string_view path, const absl::Status& status);
 
-// ValidateFields, then the config's cross-field `rules` (may be null), the message under `path`.
+// ValidateFields, then the config's cross-field `rules` (null: the schema's own), the message
+// under `path`.
 template <typename Config>
 absl::Status ValidateAt(std::string_view path, const ConfigSchema<Config>& schema,
                         const Config& config, absl::Status (*rules)(const Config&) = nullptr) {
+  if (rules == nullptr) return ValidateAny(path, Any(schema), &config);
   absl::Status s = ValidateFields(schema, config);
-  if (s.ok() && rules != nullptr) s = rules(config);
+  if (s.ok()) s = rules(config);
   return AtPath(path, s);
 }
 
@@ -240,6 +354,149 @@ constexpr FieldSpec<C> Choice(std::string_view name, absl::Span<const std::strin
   f.info.doc = doc;
   f.get_int = [](const C& c) -> int64_t { return static_cast<int64_t>(c.*M); };
   f.set_int = [](C& c, int64_t v) { c.*M = static_cast<typename MemberOf<M>::Type>(v); };
+  return f;
+}
+
+// A string member.
+template <auto M, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> String(std::string_view name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kString;
+  f.info.doc = doc;
+  f.get_str = [](const C& c) -> std::string_view { return c.*M; };
+  f.set_str = [](C& c, std::string_view v) { c.*M = std::string(v); };
+  return f;
+}
+
+// Whether T is a std::optional, and what it holds.
+template <typename T>
+struct OptionalOf {
+  static constexpr bool kIs = false;
+  using Type = T;
+};
+template <typename T>
+struct OptionalOf<std::optional<T>> {
+  static constexpr bool kIs = true;
+  using Type = T;
+};
+
+// The type-erased access to a member that is a T or a std::optional<T> (None when empty).
+template <auto M, typename C>
+constexpr void NestedAccess(FieldSpec<C>& f) {
+  using Member = typename MemberOf<M>::Type;
+  f.info.optional = OptionalOf<Member>::kIs;
+  if constexpr (OptionalOf<Member>::kIs) {
+    f.count = [](const C& c) -> size_t { return (c.*M).has_value() ? 1 : 0; };
+    f.item = [](const C& c, size_t) -> const void* { return &*(c.*M); };
+    f.add = [](C& c) -> void* { return &(c.*M).emplace(); };
+    f.reset = [](C& c) { (c.*M).reset(); };
+  } else {
+    f.count = [](const C&) -> size_t { return 1; };
+    f.item = [](const C& c, size_t) -> const void* { return &(c.*M); };
+    f.add = [](C& c) -> void* { return &(c.*M); };
+    f.reset = [](C& c) { c.*M = Member{}; };
+  }
+}
+
+// A nested config (`T` or `std::optional<T>`, Python `T` or `T | None`) with its own table,
+// `Schema()`; read, written and validated through that table and its rules.
+template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> Config(std::string_view name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kConfig;
+  f.info.type = Schema().class_name;
+  f.info.doc = doc;
+  NestedAccess<M>(f);
+  f.inner = [] { return Any(Schema()); };
+  return f;
+}
+
+// The element `I` of an array member (`std::array<T, n>`) as a nested config of its own name.
+template <auto M, size_t I, auto Schema, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> ConfigAt(std::string_view name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kConfig;
+  f.info.type = Schema().class_name;
+  f.info.doc = doc;
+  f.count = [](const C&) -> size_t { return 1; };
+  f.item = [](const C& c, size_t) -> const void* { return &(c.*M)[I]; };
+  f.add = [](C& c) -> void* { return &(c.*M)[I]; };
+  f.reset = [](C& c) { (c.*M)[I] = {}; };
+  f.inner = [] { return Any(Schema()); };
+  return f;
+}
+
+// A list of nested configs (`std::vector<T>`, Python a tuple of T); `by_name`: elements named in
+// paths by their unique `name` (see ElementLabel).
+template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> List(std::string_view name, bool by_name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kList;
+  f.info.type = Schema().class_name;
+  f.info.by_name = by_name;
+  f.info.doc = doc;
+  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
+  f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
+  f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
+  f.reset = [](C& c) { (c.*M).clear(); };
+  f.inner = [] { return Any(Schema()); };
+  return f;
+}
+
+// A tagged union (`T` or `std::optional<T>`) read and written by the bindings' codec named
+// `codec` (its dict carries a `"type"` tag); `Check(path, value)` validates it.
+template <auto M, auto Check, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> Union(std::string_view name, std::string_view codec, std::string_view doc) {
+  using T = typename OptionalOf<typename MemberOf<M>::Type>::Type;
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kUnion;
+  f.info.type = codec;
+  f.info.doc = doc;
+  NestedAccess<M>(f);
+  f.check = [](std::string_view path, const void* v) {
+    return Check(path, *static_cast<const T*>(v));
+  };
+  return f;
+}
+
+// `field` with no default in Python (a required argument); the struct's default stands in C++.
+template <typename C>
+constexpr FieldSpec<C> Required(FieldSpec<C> field) {
+  field.info.required = true;
+  return field;
+}
+
+// An optional real held as `std::optional<double>`; None (empty) reads as NaN, the field's
+// None sentinel, and setting NaN empties it.
+template <auto M, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> MaybeReal(std::string_view name, double lo, double hi, Bound lo_bound,
+                                 Bound hi_bound, std::string_view unit, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kReal;
+  f.info.lo = lo;
+  f.info.hi = hi;
+  f.info.lo_bound = lo_bound;
+  f.info.hi_bound = hi_bound;
+  f.info.unit = unit;
+  f.info.doc = doc;
+  f.info.optional = true;
+  f.info.none_real = std::numeric_limits<double>::quiet_NaN();
+  f.get_real = [](const C& c) -> double {
+    return (c.*M).has_value() ? *(c.*M) : std::numeric_limits<double>::quiet_NaN();
+  };
+  f.set_real = [](C& c, double v) {
+    if (std::isnan(v)) {
+      (c.*M).reset();
+    } else {
+      c.*M = v;
+    }
+  };
   return f;
 }
 

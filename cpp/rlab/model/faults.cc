@@ -99,10 +99,6 @@ double MixTotal(const FailureMix& mix) {
   return mix.http500 + mix.http503 + mix.http429 + mix.timeout + mix.connection_reset;
 }
 
-absl::Status ValidateMix(std::string_view path, const FailureMix& mix) {
-  return ValidateAt(path, FailureMixSchema(), mix);
-}
-
 // A failing call needs a kind to fail with: the mix in force must have some weight.
 absl::Status CheckMixUsable(std::string_view mix_path, const FailureMix& mix,
                             std::string_view rate_path, double failure_rate) {
@@ -111,96 +107,6 @@ absl::Status CheckMixUsable(std::string_view mix_path, const FailureMix& mix,
     return Invalid(
         absl::StrFormat("%s must have a positive, finite total weight when %s > 0, got total %g",
                         mix_path, rate_path, total));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateCapacity(std::string_view path, const CapacityConfig& c) {
-  absl::Status discipline = Validate(c.discipline);
-  if (!discipline.ok()) {
-    discipline = absl::InvalidArgumentError(
-        absl::StrFormat("%s.%s", Join(path, "discipline"), discipline.message()));
-  }
-  return FirstError({
-      CheckIntRange(Join(path, "max_in_service"), c.max_in_service, 0, kMaxCapacityCount),
-      CheckIntRange(Join(path, "max_queue"), c.max_queue, -1, kMaxQueueCount),
-      CheckRange(Join(path, "load_slope"), c.load_slope, 0.0, kInf),
-      CheckIntRange(Join(path, "load_knee"), c.load_knee, 0, kMaxQueueCount),
-      discipline,
-  });
-}
-
-// How a phase is named in messages: by its name when that is non-empty and unique, else by index.
-std::string PhaseLabel(const std::vector<FaultPhase>& phases, size_t i) {
-  const std::string& name = phases[i].name;
-  const bool unique =
-      !name.empty() && std::count_if(phases.begin(), phases.end(),
-                                     [&](const FaultPhase& p) { return p.name == name; }) == 1;
-  return unique ? absl::StrFormat("phases[%s]", name) : absl::StrFormat("phases[%d]", i);
-}
-
-absl::Status ValidatePhase(std::string_view path, const FaultsConfig& config,
-                           const std::string& label, const FaultPhase& phase) {
-  const std::string p = Join(path, label);
-  const double start_s = NsToSeconds(phase.start_ns);
-  const double end_s = NsToSeconds(phase.end_ns);
-  if (phase.start_ns < 0) {
-    return Invalid(absl::StrFormat("%s.start must be >= 0, got %g", p, start_s));
-  }
-  if (phase.end_ns <= phase.start_ns) {
-    return Invalid(
-        absl::StrFormat("%s.end must be greater than start (%g), got %g", p, start_s, end_s));
-  }
-  if (phase.failure_rate.has_value()) {
-    absl::Status s = CheckRange(p + ".failure_rate", *phase.failure_rate, 0.0, 1.0);
-    if (!s.ok()) return s;
-  }
-  const double rate = phase.failure_rate.value_or(config.failure_rate);
-  const std::string rate_path =
-      phase.failure_rate.has_value() ? p + ".failure_rate" : Join(path, "failure_rate");
-  if (phase.mix.has_value()) {
-    absl::Status s = ValidateMix(p + ".mix", *phase.mix);
-    if (!s.ok()) return s;
-    s = CheckMixUsable(p + ".mix", *phase.mix, rate_path, rate);
-    if (!s.ok()) return s;
-  } else {
-    // The phase fails calls with the model's own mix, which need not be usable outside it.
-    absl::Status s = CheckMixUsable(Join(path, "mix"), config.mix, rate_path, rate);
-    if (!s.ok()) return s;
-  }
-  if (phase.latency.has_value()) {
-    absl::Status s = ValidateLatency(p + ".latency", *phase.latency);
-    if (!s.ok()) return s;
-  }
-  return CheckRange(p + ".latency_multiplier", phase.latency_multiplier, 0.0, kMaxLatencyMultiplier,
-                    Bound::kOpen, Bound::kClosed);
-}
-
-absl::Status ValidatePhases(std::string_view path, const FaultsConfig& config) {
-  const std::vector<FaultPhase>& phases = config.phases;
-  std::vector<std::string> labels;
-  labels.reserve(phases.size());
-  for (size_t i = 0; i < phases.size(); ++i) {
-    labels.push_back(PhaseLabel(phases, i));
-    absl::Status s = ValidatePhase(path, config, labels.back(), phases[i]);
-    if (!s.ok()) return s;
-  }
-  // Phases may be given in any order; overlap is checked on the sorted order, and reported in
-  // the order the user gave them.
-  std::vector<size_t> order(phases.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t x, size_t y) { return phases[x].start_ns < phases[y].start_ns; });
-  for (size_t k = 1; k < order.size(); ++k) {
-    size_t a = order[k - 1];
-    size_t b = order[k];
-    if (phases[b].start_ns < phases[a].end_ns) {
-      if (b < a) std::swap(a, b);
-      return Invalid(absl::StrFormat(
-          "%s [%g, %g) overlaps %s [%g, %g): phases must not overlap", Join(path, labels[a]),
-          NsToSeconds(phases[a].start_ns), NsToSeconds(phases[a].end_ns), labels[b],
-          NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
-    }
   }
   return absl::OkStatus();
 }
@@ -251,6 +157,120 @@ const ConfigSchema<FailureMix>& FailureMixSchema() {
                                           "the Retry-After hint of a 429"),
   };
   static constexpr ConfigSchema<C> kSchema{"FailureMix", kFields};
+  return kSchema;
+}
+
+const ConfigSchema<CapacityConfig>& CapacitySchema() {
+  using C = CapacityConfig;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::max_in_service>("max_in_service", 0, kMaxCapacityCount, "calls",
+                                      "calls served at once; 0 is unlimited"),
+      schema::Int<&C::max_queue>("max_queue", -1, kMaxQueueCount, "calls",
+                                 "calls allowed to wait for service; -1 is unbounded"),
+      schema::Real<&C::load_slope>("load_slope", 0, kInf, kC, kC, "",
+                                   "service time grows by this factor per call above the knee"),
+      schema::Int<&C::load_knee>("load_knee", 0, kMaxQueueCount, "calls",
+                                 "the load above which service slows down"),
+      schema::Flag<&C::drop_abandoned>("drop_abandoned",
+                                       "whether the server drops a call whose caller gave up"),
+      schema::Config<&C::discipline, &QueueDisciplineSchema>(
+          "discipline", "the order in which the server takes waiting calls"),
+  };
+  static const ConfigSchema<C> kSchema{"Capacity", kFields};
+  return kSchema;
+}
+
+absl::Status ValidatePhaseRules(const FaultPhase& phase) {
+  if (phase.end_ns > phase.start_ns) return absl::OkStatus();
+  return Invalid(absl::StrFormat("end must be greater than start (%g), got %g",
+                                 NsToSeconds(phase.start_ns), NsToSeconds(phase.end_ns)));
+}
+
+const ConfigSchema<FaultPhase>& PhaseSchema() {
+  using C = FaultPhase;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::String<&C::name>("name", "the phase's name in summaries and paths")),
+      schema::Required(schema::Seconds<&C::start_ns>("start", 0, kMaxDurationS, kC, kC,
+                                                     "where the window starts")),
+      schema::Required(
+          schema::Seconds<&C::end_ns>("end", 0, kMaxDurationS, kC, kC, "where the window ends")),
+      schema::MaybeReal<&C::failure_rate>("failure_rate", 0, 1, kC, kC, "",
+                                          "the failure probability in force"),
+      schema::Config<&C::mix, &FailureMixSchema>("mix", "the failure kinds in force"),
+      schema::Union<&C::latency, &ValidateLatency>("latency", "Latency",
+                                                   "the service time distribution in force"),
+      schema::Real<&C::latency_multiplier>("latency_multiplier", 0, kMaxLatencyMultiplier,
+                                           Bound::kOpen, kC, "",
+                                           "multiplies whichever latency is in force"),
+  };
+  static const ConfigSchema<C> kSchema{"Phase", kFields, "phase", &ValidatePhaseRules};
+  return kSchema;
+}
+
+absl::Status ValidateFaultsRules(const FaultsConfig& config) {
+  absl::Status s = CheckMixUsable("mix", config.mix, "failure_rate", config.failure_rate);
+  if (!s.ok()) return s;
+  const std::vector<FaultPhase>& phases = config.phases;
+  FieldInfo field;  // the phases row, for their labels
+  field.name = "phases";
+  field.by_name = true;
+  std::vector<std::string> names;
+  for (const FaultPhase& p : phases) names.push_back(p.name);
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    labels.push_back(ElementLabel(field, names, i));
+    const FaultPhase& p = phases[i];
+    // A phase fails calls with its own mix, or with the model's (which need not be usable
+    // outside the phase).
+    const double rate = p.failure_rate.value_or(config.failure_rate);
+    const std::string rate_path =
+        p.failure_rate.has_value() ? labels[i] + ".failure_rate" : "failure_rate";
+    s = p.mix.has_value() ? CheckMixUsable(labels[i] + ".mix", *p.mix, rate_path, rate)
+                          : CheckMixUsable("mix", config.mix, rate_path, rate);
+    if (!s.ok()) return s;
+  }
+  // Phases may be given in any order; overlap is checked on the sorted order, and reported in
+  // the order the user gave them.
+  std::vector<size_t> order(phases.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return phases[x].start_ns < phases[y].start_ns; });
+  for (size_t k = 1; k < order.size(); ++k) {
+    size_t a = order[k - 1];
+    size_t b = order[k];
+    if (phases[b].start_ns < phases[a].end_ns) {
+      if (b < a) std::swap(a, b);
+      return Invalid(absl::StrFormat(
+          "%s [%g, %g) overlaps %s [%g, %g): phases must not overlap", labels[a],
+          NsToSeconds(phases[a].start_ns), NsToSeconds(phases[a].end_ns), labels[b],
+          NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+const ConfigSchema<FaultsConfig>& FaultsSchema() {
+  using C = FaultsConfig;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Real<&C::failure_rate>("failure_rate", 0, 1, kC, kC, "",
+                                     "probability that an attempt fails"),
+      schema::Config<&C::mix, &FailureMixSchema>("mix", "the kinds of failure"),
+      schema::Union<&C::latency, &ValidateLatency>("latency", "Latency",
+                                                   "the service time of every attempt"),
+      schema::List<&C::phases, &PhaseSchema>("phases", /*by_name=*/true,
+                                             "windows overriding the above; must not overlap"),
+      schema::Config<&C::capacity, &CapacitySchema>(
+          "capacity", "limited concurrency and load-dependent latency"),
+      schema::Real<&C::ambiguous_rate>(
+          "ambiguous_rate", 0, 1, kC, kC, "",
+          "probability that a successful attempt commits but loses its response"),
+      schema::Seconds<&C::hang_ns>("hang", 0, kMaxDurationS, Bound::kOpen, kC,
+                                   "how long a hung call lasts with no timeout or deadline"),
+  };
+  static const ConfigSchema<C> kSchema{"Faults", kFields, "", &ValidateFaultsRules};
   return kSchema;
 }
 
@@ -339,23 +359,7 @@ absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist) {
 }
 
 absl::Status ValidateFaultModel(std::string_view path, const FaultsConfig& config) {
-  absl::Status s = FirstError({
-      CheckRange(Join(path, "failure_rate"), config.failure_rate, 0.0, 1.0),
-      ValidateMix(Join(path, "mix"), config.mix),
-  });
-  if (!s.ok()) return s;
-  s = CheckMixUsable(Join(path, "mix"), config.mix, Join(path, "failure_rate"),
-                     config.failure_rate);
-  if (!s.ok()) return s;
-  s = ValidateLatency(Join(path, "latency"), config.latency);
-  if (!s.ok()) return s;
-  s = ValidatePhases(path, config);
-  if (!s.ok()) return s;
-  return FirstError({
-      ValidateCapacity(Join(path, "capacity"), config.capacity),
-      CheckRange(Join(path, "ambiguous_rate"), config.ambiguous_rate, 0.0, 1.0),
-      CheckDuration(Join(path, "hang"), NsToSeconds(config.hang_ns)),
-  });
+  return ValidateAt(path, FaultsSchema(), config);
 }
 
 FaultModel::FaultModel(const FaultsConfig& config) : config_(config) {}

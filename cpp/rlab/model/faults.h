@@ -44,6 +44,15 @@ absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist);
 // The field table of FailureMix (Python: rl.FailureMix).
 const ConfigSchema<FailureMix>& FailureMixSchema();
 
+// The field tables of CapacityConfig, FaultPhase and FaultsConfig (Python: rl.Capacity,
+// rl.Phase, rl.Faults), and the rules between their fields (a phase ends after it starts; a mix
+// that must fail calls has weight; phases do not overlap).
+const ConfigSchema<CapacityConfig>& CapacitySchema();
+const ConfigSchema<FaultPhase>& PhaseSchema();
+const ConfigSchema<FaultsConfig>& FaultsSchema();
+absl::Status ValidatePhaseRules(const FaultPhase& phase);
+absl::Status ValidateFaultsRules(const FaultsConfig& config);
+
 // Checks a fault model, phases and capacity included; errors name `path` + ".field".
 absl::Status ValidateFaultModel(std::string_view path, const FaultsConfig& config);
 

@@ -63,7 +63,7 @@ const ConfigSchema<LimitConfig>& LimitSchema() {
       schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, kC, kC, "the update window"),
       schema::Int<&C::window_size>("window_size", 1, kMaxLimit, "", "samples a window needs"),
   };
-  static constexpr ConfigSchema<C> kSchema{"Limit", kFields};
+  static constexpr ConfigSchema<C> kSchema{"Limit", kFields, "", &ValidateLimitRules};
   return kSchema;
 }
 

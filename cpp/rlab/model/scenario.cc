@@ -1,10 +1,12 @@
 #include "rlab/model/scenario.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
@@ -45,39 +47,6 @@ absl::Status Prefixed(std::string_view prefix, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrFormat("%s%s", prefix, status.message()));
 }
 
-absl::Status CheckNonNegativeTime(std::string_view name, int64_t ns) {
-  if (ns >= 0) return absl::OkStatus();
-  return Invalid(absl::StrFormat("%s must be >= 0, got %g", name, NsToSeconds(ns)));
-}
-
-absl::Status ValidateSchedule(const std::vector<RateSegment>& schedule) {
-  if (schedule.empty()) return Invalid("arrivals.segments must have at least one segment");
-  bool any_positive = false;
-  for (size_t i = 0; i < schedule.size(); ++i) {
-    const RateSegment& seg = schedule[i];
-    const std::string p = absl::StrFormat("arrivals.segments[%d]", i);
-    absl::Status s = FirstError({
-        CheckNonNegativeTime(p + ".start", seg.start_ns),
-        CheckRange(p + ".rate_start", seg.rate_start, 0.0, kMaxArrivalRate),
-        CheckRange(p + ".rate_end", seg.rate_end, 0.0, kMaxArrivalRate),
-    });
-    if (!s.ok()) return s;
-    if (seg.end_ns <= seg.start_ns) {
-      return Invalid(absl::StrFormat("%s.end must be greater than start (%g), got %g", p,
-                                     NsToSeconds(seg.start_ns), NsToSeconds(seg.end_ns)));
-    }
-    if (i > 0 && seg.start_ns < schedule[i - 1].end_ns) {
-      return Invalid(absl::StrFormat(
-          "%s.start must be >= arrivals.segments[%d].end (%g), got %g: segments must be sorted "
-          "and must not overlap",
-          p, i - 1, NsToSeconds(schedule[i - 1].end_ns), NsToSeconds(seg.start_ns)));
-    }
-    any_positive = any_positive || seg.rate_start > 0.0 || seg.rate_end > 0.0;
-  }
-  if (!any_positive) return Invalid("arrivals.segments must have a positive rate somewhere");
-  return absl::OkStatus();
-}
-
 absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
   if (trace_ns.empty()) return Invalid("arrivals.times must have at least one arrival time");
   for (size_t i = 0; i < trace_ns.size(); ++i) {
@@ -99,17 +68,13 @@ absl::Status ValidateArrivals(const ArrivalConfig& a) {
   switch (a.kind) {
     case ArrivalConfig::Kind::kPoisson:
     case ArrivalConfig::Kind::kConstant:
-      return CheckRange("arrivals.rate", a.rate, 0.0, kMaxArrivalRate, Bound::kOpen,
-                        Bound::kClosed);
+      return ValidateAt("arrivals", PoissonSchema(), a);
     case ArrivalConfig::Kind::kSchedule:
-      return ValidateSchedule(a.schedule);
+      return ValidateAt("arrivals", ScheduleSchema(), a);
     case ArrivalConfig::Kind::kTrace:
       return ValidateTrace(a.trace_ns);
     case ArrivalConfig::Kind::kClosedLoop:
-      return FirstError({
-          CheckIntRange("arrivals.clients", a.clients, 1, kMaxClients),
-          ValidateLatency("arrivals.think_time", a.think_time),
-      });
+      return ValidateAt("arrivals", ClosedLoopSchema(), a);
   }
   return Invalid(
       absl::StrFormat("arrivals has an unknown arrival kind %d", static_cast<int>(a.kind)));
@@ -153,38 +118,7 @@ absl::Status ValidateFallback(const std::string& name, const FallbackConfig& f) 
 }
 
 absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
-  const std::string p = n + ".replicas";
-  absl::Status s = FirstError({
-      CheckIntRange(p + ".count", r.count, 1, kMaxReplicas),
-      CheckDurationNs(p + ".decay", r.decay_ns),
-      CheckRange(p + ".panic_threshold", r.panic_threshold_percent, 0.0, 100.0),
-  });
-  if (!s.ok()) return s;
-  if (static_cast<int>(r.balancer) < 0 || r.balancer > LbKind::kPeakEwma) {
-    return Invalid(
-        absl::StrFormat("%s.balancer has an unknown value %d", p, static_cast<int>(r.balancer)));
-  }
-  if (r.outlier.has_value()) {
-    OutlierDetectionConfig o = *r.outlier;
-    o.replicas = r.count;
-    s = Prefixed(p + ".", Validate(o));
-    if (!s.ok()) return s;
-  }
-  std::vector<bool> seen(static_cast<size_t>(r.count), false);
-  for (size_t i = 0; i < r.overrides.size(); ++i) {
-    const ReplicaOverride& o = r.overrides[i];
-    const std::string q = absl::StrFormat("%s.overrides[%d]", p, i);
-    s = CheckIntRange(q + ".index", o.index, 0, r.count - 1);
-    if (!s.ok()) return s;
-    if (seen[static_cast<size_t>(o.index)]) {
-      return Invalid(absl::StrFormat("%s.index must be unique, got %d twice", q, o.index));
-    }
-    seen[static_cast<size_t>(o.index)] = true;
-    s = ValidateFaultModel(q + ".faults", o.faults);
-    if (!s.ok()) return s;
-  }
-  if (r.breaker.has_value()) return Prefixed(p + ".breaker.", ValidateBreakerConfig(*r.breaker));
-  return absl::OkStatus();
+  return ValidateAt(n + ".replicas", ReplicasSchema(), r);
 }
 
 absl::Status ValidateDependency(const DependencyConfig& d) {
@@ -272,6 +206,150 @@ absl::Status ValidateDependency(const DependencyConfig& d) {
 
 }  // namespace
 
+absl::Status ValidateRateSegmentRules(const RateSegment& seg) {
+  if (seg.end_ns > seg.start_ns) return absl::OkStatus();
+  return Invalid(absl::StrFormat("end must be greater than start (%g), got %g",
+                                 NsToSeconds(seg.start_ns), NsToSeconds(seg.end_ns)));
+}
+
+const ConfigSchema<RateSegment>& RateSegmentSchema() {
+  using C = RateSegment;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::Seconds<&C::start_ns>("start", 0, kMaxDurationS, kC, kC,
+                                                     "where the segment starts")),
+      schema::Required(schema::Seconds<&C::end_ns>("end", 0, kMaxDurationS, kC, kC,
+                                                   "where the segment ends")),
+      schema::Required(schema::Real<&C::rate_start>("rate_start", 0, kMaxArrivalRate, kC, kC,
+                                                    "1/s", "the rate at start")),
+      schema::Required(schema::Real<&C::rate_end>("rate_end", 0, kMaxArrivalRate, kC, kC, "1/s",
+                                                  "the rate just before end")),
+  };
+  static const ConfigSchema<C> kSchema{"RateSegment", kFields, "", &ValidateRateSegmentRules};
+  return kSchema;
+}
+
+absl::Status ValidateScheduleRules(const ArrivalConfig& a) {
+  const std::vector<RateSegment>& segments = a.schedule;
+  if (segments.empty()) return Invalid("segments must have at least one segment");
+  bool any_positive = false;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (i > 0 && segments[i].start_ns < segments[i - 1].end_ns) {
+      return Invalid(absl::StrFormat(
+          "segments[%d].start must be >= segments[%d].end (%g), got %g: segments must be sorted "
+          "and must not overlap",
+          i, i - 1, NsToSeconds(segments[i - 1].end_ns), NsToSeconds(segments[i].start_ns)));
+    }
+    any_positive = any_positive || segments[i].rate_start > 0.0 || segments[i].rate_end > 0.0;
+  }
+  if (!any_positive) return Invalid("segments must have a positive rate somewhere");
+  return absl::OkStatus();
+}
+
+const ConfigSchema<ArrivalConfig>& ScheduleSchema() {
+  using C = ArrivalConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::List<&C::schedule, &RateSegmentSchema>(
+          "segments", /*by_name=*/false, "sorted, non-overlapping pieces of the rate")),
+  };
+  static const ConfigSchema<C> kSchema{"Schedule", kFields, "schedule", &ValidateScheduleRules};
+  return kSchema;
+}
+
+// Poisson and ConstantRate arrivals hold the same field (their kind is the tag).
+const ConfigSchema<ArrivalConfig>& PoissonSchema() {
+  using C = ArrivalConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::Real<&C::rate>("rate", 0, kMaxArrivalRate, Bound::kOpen,
+                                              Bound::kClosed, "1/s", "orders per second")),
+  };
+  static const ConfigSchema<C> kSchema{"Poisson", kFields, "poisson"};
+  return kSchema;
+}
+
+const ConfigSchema<ArrivalConfig>& ConstantRateSchema() {
+  static const ConfigSchema<ArrivalConfig> kSchema{"ConstantRate", PoissonSchema().fields,
+                                                   "constant_rate"};
+  return kSchema;
+}
+
+const ConfigSchema<ArrivalConfig>& ClosedLoopSchema() {
+  using C = ArrivalConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::clients>("clients", 1, kMaxClients, "", "the customers"),
+      schema::Union<&C::think_time, &ValidateLatency>(
+          "think_time", "Latency", "the pause between an order's end and the next order"),
+  };
+  static const ConfigSchema<C> kSchema{"ClosedLoop", kFields, "closed_loop"};
+  return kSchema;
+}
+
+const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema() {
+  using C = ReplicaOverride;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::index>("index", 0, kMaxReplicas - 1, "",
+                             "the replica, in [0, count), unique"),
+      schema::Config<&C::faults, &FaultsSchema>("faults", "its fault model"),
+  };
+  static const ConfigSchema<C> kSchema{"ReplicaOverride", kFields};
+  return kSchema;
+}
+
+absl::Status ValidateReplicasRules(const ReplicasConfig& r) {
+  std::vector<bool> seen(static_cast<size_t>(std::max(r.count, 0)), false);
+  for (size_t i = 0; i < r.overrides.size(); ++i) {
+    const int index = r.overrides[i].index;
+    if (index >= r.count) {
+      return Invalid(absl::StrFormat("overrides[%d].index must be an integer in [0, %d], got %d",
+                                     i, r.count - 1, index));
+    }
+    if (seen[static_cast<size_t>(index)]) {
+      return Invalid(
+          absl::StrFormat("overrides[%d].index must be unique, got %d twice", i, index));
+    }
+    seen[static_cast<size_t>(index)] = true;
+  }
+  return absl::OkStatus();
+}
+
+const ConfigSchema<ReplicasConfig>& ReplicasSchema() {
+  using C = ReplicasConfig;
+  static constexpr std::string_view kBalancers[] = {"round_robin", "random", "least_outstanding",
+                                                    "p2c", "peak_ewma"};
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::count>("count", 1, kMaxReplicas, "replicas", "replicas in the pool"),
+      schema::Choice<&C::balancer>("balancer", kBalancers, "how a replica is picked"),
+      schema::Seconds<&C::decay_ns>("decay", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
+                                    "Peak EWMA's time constant"),
+      schema::Real<&C::panic_threshold_percent>(
+          "panic_threshold", 0, 100, Bound::kClosed, Bound::kClosed, "%",
+          "below this share of replicas not ejected, ejections are ignored"),
+      schema::Config<&C::outlier, &OutlierSchema>("outlier", "outlier ejection; None: none"),
+      schema::List<&C::overrides, &ReplicaOverrideSchema>(
+          "overrides", /*by_name=*/false, "the replicas whose fault model differs"),
+      schema::Config<&C::breaker, &BreakerSchema>(
+          "breaker", "each replica's own circuit breaker; None: none"),
+  };
+  static const ConfigSchema<C> kSchema{"Replicas", kFields, "", &ValidateReplicasRules};
+  return kSchema;
+}
+
+const ConfigSchema<IntakeConfig>& IntakeSchema() {
+  using C = IntakeConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Config<&C::shedding, &SheddingSchema>(
+          "shedding", "criticality classes, tenants and load shedding; None: none"),
+      schema::Config<&C::discipline, &QueueDisciplineSchema>("discipline",
+                                                             "the job queue's discipline"),
+      schema::Config<&C::limit, &LimitSchema>(
+          "limit", "an adaptive concurrency limit on admitted orders; None: none"),
+      schema::Config<&C::rate_limit, &RateLimitSchema>(
+          "rate_limit", "a rate limit on arriving orders, checked first; None: none"),
+  };
+  static const ConfigSchema<C> kSchema{"Intake", kFields};
+  return kSchema;
+}
+
 const ConfigSchema<FallbackConfig>& FallbackSchema() {
   using C = FallbackConfig;
   static constexpr std::string_view kKinds[] = {"none", "cache", "default", "cache_or_default"};
@@ -310,11 +388,7 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     s = ValidateDependency(d);
     if (!s.ok()) return s;
   }
-  if (config.intake.shedding) {
-    s = Validate(*config.intake.shedding, "intake.shedding");
-    if (!s.ok()) return s;
-  }
-  s = Prefixed("intake.discipline.", Validate(config.intake.discipline));
+  s = ValidateAt("intake", IntakeSchema(), config.intake);
   if (!s.ok()) return s;
   // Concurrency limits (model/limits.h).
   for (const DependencyConfig& d : config.dependencies) {
@@ -325,14 +399,6 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
   for (const DependencyConfig& d : config.dependencies) {
     if (!d.rate_limit) continue;
     s = ValidateRateLimit(d.name + ".rate_limit", *d.rate_limit);
-    if (!s.ok()) return s;
-  }
-  if (config.intake.limit) {
-    s = ValidateLimit("intake.limit", *config.intake.limit);
-    if (!s.ok()) return s;
-  }
-  if (config.intake.rate_limit) {
-    s = ValidateRateLimit("intake.rate_limit", *config.intake.rate_limit);
     if (!s.ok()) return s;
   }
   // Service graphs (model/service_graph.h): each service's own fields and dependencies, named

@@ -244,6 +244,28 @@ struct ScenarioConfig {
 // 32-bit masks).
 inline constexpr size_t kMaxDependencies = 16;
 
+// The field tables of RateSegment and of a schedule of arrivals (an ArrivalConfig of kind
+// kSchedule; Python: rl.RateSegment, rl.Schedule) and their rules (end after start; segments
+// sorted, not overlapping, some rate positive).
+const ConfigSchema<RateSegment>& RateSegmentSchema();
+// ... and of the Poisson, constant-rate and closed-loop arrivals (Python: rl.Poisson,
+// rl.ConstantRate, rl.ClosedLoop), each over the ArrivalConfig of its kind.
+const ConfigSchema<ArrivalConfig>& PoissonSchema();
+const ConfigSchema<ArrivalConfig>& ConstantRateSchema();
+const ConfigSchema<ArrivalConfig>& ClosedLoopSchema();
+const ConfigSchema<ArrivalConfig>& ScheduleSchema();
+absl::Status ValidateRateSegmentRules(const RateSegment& seg);
+absl::Status ValidateScheduleRules(const ArrivalConfig& a);
+
+// The field tables of ReplicaOverride and ReplicasConfig (Python: rl.ReplicaOverride,
+// rl.Replicas) and the rules between their fields (override indexes below count, unique).
+const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema();
+const ConfigSchema<ReplicasConfig>& ReplicasSchema();
+absl::Status ValidateReplicasRules(const ReplicasConfig& r);
+
+// The field table of IntakeConfig (Python: rl.Intake).
+const ConfigSchema<IntakeConfig>& IntakeSchema();
+
 // The field table of FallbackConfig (Python: rl.Fallback).
 const ConfigSchema<FallbackConfig>& FallbackSchema();
 

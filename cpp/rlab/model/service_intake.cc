@@ -9,14 +9,6 @@
 #include "rlab/model/order_flow.h"
 
 namespace rlab {
-namespace {
-
-absl::Status Prefixed(const std::string& prefix, const absl::Status& status) {
-  if (status.ok()) return status;
-  return absl::Status(status.code(), absl::StrFormat("%s%s", prefix, status.message()));
-}
-
-}  // namespace
 
 absl::Status ValidateServiceIntake(const ServiceConfig& service) {
   const std::string p = absl::StrFormat("services[%s].intake", service.name);
@@ -29,10 +21,7 @@ absl::Status ValidateServiceIntake(const ServiceConfig& service) {
         "(set intake.shedding on the scenario)",
         p));
   }
-  absl::Status s = Prefixed(p + ".discipline.", Validate(in.discipline));
-  if (s.ok() && in.limit) s = ValidateLimit(p + ".limit", *in.limit);
-  if (s.ok() && in.rate_limit) s = ValidateRateLimit(p + ".rate_limit", *in.rate_limit);
-  return s;
+  return ValidateAt(p, IntakeSchema(), in);
 }
 
 ServiceIntake::ServiceIntake(const IntakeConfig& config) : discipline_(config.discipline) {

@@ -67,7 +67,7 @@ const ConfigSchema<BreakerConfig>& BreakerSchema() {
       schema::Int<&C::success_threshold>("success_threshold", 1, kMaxCount, "calls",
                                          "successful probes needed to close"),
   };
-  static constexpr ConfigSchema<C> kSchema{"Breaker", kFields};
+  static constexpr ConfigSchema<C> kSchema{"Breaker", kFields, "", &ValidateBreakerRules};
   return kSchema;
 }
 

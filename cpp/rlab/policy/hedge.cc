@@ -39,7 +39,7 @@ const ConfigSchema<FanOutConfig>& FanoutSchema() {
       schema::Int<&C::copies>("copies", 1, kMaxCopies, "copies", "copies per call"),
       schema::Int<&C::quorum>("quorum", 1, kMaxCopies, "copies", "successes needed"),
   };
-  static constexpr ConfigSchema<C> kSchema{"FanOut", kFields};
+  static constexpr ConfigSchema<C> kSchema{"FanOut", kFields, "", &ValidateFanoutRules};
   return kSchema;
 }
 

@@ -61,65 +61,77 @@ const ConfigSchema<ShedClassConfig>& ShedClassSchema() {
   return kSchema;
 }
 
-absl::Status Validate(const SheddingConfig& c, std::string_view path) {
+absl::Status ValidateTenantRules(const TenantConfig& t) {
+  if (ValidName(t.name)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("name must be 1 to 64 letters, digits or underscores, got '%s'", t.name));
+}
+
+const ConfigSchema<TenantConfig>& TenantSchema() {
+  using C = TenantConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::String<&C::name>("name", "unique among the tenants")),
+      schema::Real<&C::weight>("weight", 0, 1e9, Bound::kOpen, Bound::kClosed, "",
+                               "its share of a congested queue, relative to the others'"),
+      schema::Real<&C::traffic>("traffic", 0, 1e9, Bound::kClosed, Bound::kClosed, "",
+                                "its weight among arrivals"),
+  };
+  static const ConfigSchema<C> kSchema{"Tenant", kFields, "", &ValidateTenantRules};
+  return kSchema;
+}
+
+absl::Status ValidateSheddingRules(const SheddingConfig& c) {
   double traffic = 0.0;
-  for (int i = 0; i < kNumCriticalities; ++i) {
-    const ShedClassConfig& k = c.classes[i];
-    const std::string at = absl::StrFormat("%s.%s", path, kClassNames[i]);
-    if (absl::Status s = ValidateAt(at, ShedClassSchema(), k); !s.ok()) return s;
-    traffic += k.traffic;
-  }
+  for (const ShedClassConfig& k : c.classes) traffic += k.traffic;
   if (!(traffic > 0.0)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: the traffic of critical, default and sheddable must not all be 0", path));
-  }
-  if (absl::Status s =
-          CheckDurationNs(absl::StrFormat("%s.delay_interval", path), c.delay_interval_ns);
-      !s.ok()) {
-    return s;
-  }
-  if (c.fair_share_above >= 0.0) {
-    if (absl::Status s =
-            CheckRange(absl::StrFormat("%s.fair_share_above", path), c.fair_share_above, 0.0, 1.0);
-        !s.ok()) {
-      return s;
-    }
+    return absl::InvalidArgumentError(
+        "critical.traffic, default.traffic and sheddable.traffic must not all be 0");
   }
   if (c.tenants.size() > static_cast<size_t>(kMaxTenants)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.tenants must have at most %d entries, got %d", path, kMaxTenants, c.tenants.size()));
+        "tenants must have at most %d entries, got %d", kMaxTenants, c.tenants.size()));
   }
   double tenant_traffic = 0.0;
   for (size_t i = 0; i < c.tenants.size(); ++i) {
     const TenantConfig& t = c.tenants[i];
-    const std::string at = absl::StrFormat("%s.tenants[%d]", path, i);
-    if (!ValidName(t.name)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s.name must be 1 to 64 letters, digits or underscores, got '%s'", at, t.name));
-    }
     const bool seen = std::any_of(c.tenants.begin(), c.tenants.begin() + static_cast<long>(i),
                                   [&](const TenantConfig& u) { return u.name == t.name; });
     if (seen) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("%s.name must be unique, got '%s' twice", at, t.name));
-    }
-    // A unique name names the tenant in paths, an index the others (as the Python API does).
-    const bool unique = std::count_if(c.tenants.begin(), c.tenants.end(),
-                                      [&](const TenantConfig& u) { return u.name == t.name; }) == 1;
-    const std::string named = unique ? absl::StrFormat("%s.tenants[%s]", path, t.name) : at;
-    if (absl::Status s =
-            FirstError({CheckRange(named + ".weight", t.weight, 0.0, 1e9, Bound::kOpen),
-                        CheckRange(named + ".traffic", t.traffic, 0.0, 1e9)});
-        !s.ok()) {
-      return s;
+          absl::StrFormat("tenants[%d].name must be unique, got '%s' twice", i, t.name));
     }
     tenant_traffic += t.traffic;
   }
   if (!c.tenants.empty() && !(tenant_traffic > 0.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s.tenants: the traffic of the tenants must not all be 0", path));
+    return absl::InvalidArgumentError("tenants: the traffic of the tenants must not all be 0");
   }
   return absl::OkStatus();
+}
+
+const ConfigSchema<SheddingConfig>& SheddingSchema() {
+  using C = SheddingConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::ConfigAt<&C::classes, 0, &ShedClassSchema>(
+          "critical", "the most important class (refused only by a full queue)"),
+      schema::ConfigAt<&C::classes, 1, &ShedClassSchema>("default",
+                                                         "the class of ordinary traffic"),
+      schema::ConfigAt<&C::classes, 2, &ShedClassSchema>("sheddable", "the class shed first"),
+      schema::Seconds<&C::delay_interval_ns>("delay_interval", 0, kMaxDurationS, Bound::kOpen,
+                                             Bound::kClosed,
+                                             "the window of the recent queueing delay"),
+      schema::OrNone(schema::Real<&C::fair_share_above>(
+                         "fair_share_above", 0, 1, Bound::kClosed, Bound::kClosed, "",
+                         "the occupancy from which tenants are held to their fair share"),
+                     -1.0),
+      schema::List<&C::tenants, &TenantSchema>("tenants", /*by_name=*/true,
+                                               "the tenants (none: one anonymous tenant)"),
+  };
+  static const ConfigSchema<C> kSchema{"Shedding", kFields, "", &ValidateSheddingRules};
+  return kSchema;
+}
+
+absl::Status Validate(const SheddingConfig& c, std::string_view path) {
+  return ValidateAt(path, SheddingSchema(), c);
 }
 
 OrderOrigin DrawOrigin(const SheddingConfig& c, RandomStream& rng) {

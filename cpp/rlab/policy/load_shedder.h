@@ -82,6 +82,13 @@ struct SheddingConfig {
 absl::Status Validate(const SheddingConfig& config, std::string_view path = "intake.shedding");
 // The field table of one class (Python: rl.ShedClass; max_queue_delay None held as 0).
 const ConfigSchema<ShedClassConfig>& ShedClassSchema();
+// The field tables of TenantConfig and SheddingConfig (Python: rl.Tenant, rl.Shedding; the
+// classes as `critical`, `default` and `sheddable`, fair_share_above None held as -1) and the
+// rules between their fields (a tenant's name; unique names; some traffic).
+const ConfigSchema<TenantConfig>& TenantSchema();
+const ConfigSchema<SheddingConfig>& SheddingSchema();
+absl::Status ValidateTenantRules(const TenantConfig& t);
+absl::Status ValidateSheddingRules(const SheddingConfig& c);
 
 // Why an order was refused (kAdmit: it was not).
 enum class ShedCause : uint8_t { kAdmit = 0, kOccupancy, kDelay, kFairness };

@@ -52,7 +52,8 @@ const ConfigSchema<OutlierDetectionConfig>& OutlierSchema() {
       schema::Real<&C::success_rate_stdev_factor>("success_rate_stdev_factor", 0, 100, kC, kC, "",
                                                   "the threshold's factor"),
   };
-  static constexpr ConfigSchema<C> kSchema{"OutlierDetection", kFields};
+  static constexpr ConfigSchema<C> kSchema{"OutlierDetection", kFields, "",
+                                           &ValidateOutlierRules};
   return kSchema;
 }
 

@@ -45,7 +45,8 @@ const ConfigSchema<TokenBucketConfig>& TokenBucketSchema() {
       schema::Real<&C::token_ratio>("token_ratio", 0, 1000, Bound::kOpen, Bound::kClosed, "tokens",
                                     "tokens returned by each success"),
   };
-  static constexpr ConfigSchema<C> kSchema{"TokenBucketConfig", kFields};
+  static constexpr ConfigSchema<C> kSchema{"TokenBucketConfig", kFields, "token_bucket",
+                                           &ValidateTokenBucketRules};
   return kSchema;
 }
 
@@ -117,7 +118,8 @@ const ConfigSchema<RatioBudgetConfig>& RatioBudgetSchema() {
                                           "retries per second always allowed"),
       schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the sliding window"),
   };
-  static constexpr ConfigSchema<C> kSchema{"RatioBudgetConfig", kFields};
+  static constexpr ConfigSchema<C> kSchema{"RatioBudgetConfig", kFields, "ratio",
+                                           &ValidateRatioBudgetRules};
   return kSchema;
 }
 

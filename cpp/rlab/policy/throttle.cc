@@ -20,7 +20,7 @@ const ConfigSchema<ThrottleConfig>& ThrottleSchema() {
                                                Bound::kClosed, "",
                                                "the highest probability of refusing a request"),
   };
-  static constexpr ConfigSchema<C> kSchema{"Throttle", kFields};
+  static constexpr ConfigSchema<C> kSchema{"Throttle", kFields, "", &ValidateThrottleRules};
   return kSchema;
 }
 

@@ -6,20 +6,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from reliability_lab import _schema
 from reliability_lab.scenario._validate import (
-    _MAX_CLIENTS,
-    _MAX_RATE,
     _at,
     _duration,
-    _instance,
-    _int,
     _items,
-    _ns,
-    _real,
     _set,
-    _window,
 )
-from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
+from reliability_lab.scenario.latency import Constant, Latency
 
 
 @dataclass(frozen=True)
@@ -33,7 +27,8 @@ class Poisson:
     rate: float
 
     def __post_init__(self) -> None:
-        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,8 @@ class ConstantRate:
     rate: float
 
     def __post_init__(self) -> None:
-        _set(self, "rate", _real("rate", self.rate, 0.0, _MAX_RATE, lo_open=True))
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -67,11 +63,8 @@ class RateSegment:
     rate_end: float
 
     def __post_init__(self) -> None:
-        start, end = _window(self.start, self.end)
-        _set(self, "start", start)
-        _set(self, "end", end)
-        _set(self, "rate_start", _real("rate_start", self.rate_start, 0.0, _MAX_RATE))
-        _set(self, "rate_end", _real("rate_end", self.rate_end, 0.0, _MAX_RATE))
+        # The field table beside RateSegment (cpp/rlab/model/scenario.cc) and its rule.
+        _schema.check(self)
 
 
 def _segments(pieces: Iterable[tuple[float, float, float, float]]) -> tuple[RateSegment, ...]:
@@ -90,30 +83,25 @@ class Schedule:
     ``(start, end, rate_start, rate_end)`` tuples.
 
     Helpers: :meth:`steps`, :meth:`spike`, :meth:`ramp`.
+
+    Attributes:
+        segments: the :class:`RateSegment` pieces, sorted, not overlapping, at least one.
     """
 
     segments: Sequence[RateSegment]
 
     def __post_init__(self) -> None:
-        raw = _items("segments", self.segments)
-        if not raw:
-            raise ValueError("segments must have at least one segment")
-        segments: list[RateSegment] = []
-        for i, s in enumerate(raw):
+        # Python-only: a segment may be given as a (start, end, rate[, rate_end]) tuple.
+        segments = []
+        for i, s in enumerate(_items("segments", self.segments)):
             with _at(f"segments[{i}]"):
                 if isinstance(s, tuple) and len(s) in (3, 4):
                     s = RateSegment(s[0], s[1], s[2], s[-1])
-            _instance(f"segments[{i}]", s, (RateSegment,), "a RateSegment")
-            if i > 0 and _ns(s.start) < _ns(segments[-1].end):
-                raise ValueError(
-                    f"segments[{i}].start must be >= segments[{i - 1}].end "
-                    f"({segments[-1].end:g}), got {s.start:g}: segments must be sorted and "
-                    "must not overlap"
-                )
             segments.append(s)
-        if not any(s.rate_start > 0 or s.rate_end > 0 for s in segments):
-            raise ValueError("segments must have a positive rate somewhere")
         _set(self, "segments", tuple(segments))
+        # The field table beside ArrivalConfig's schedule (cpp/rlab/model/scenario.cc) and its
+        # rules (some segment, sorted, not overlapping, some rate positive).
+        _schema.check(self)
 
     @classmethod
     def steps(cls, steps: Iterable[tuple[float, float]], end: float) -> Schedule:
@@ -188,8 +176,8 @@ class ClosedLoop:
     think_time: Latency = Constant(0.0)  # noqa: RUF009 (frozen: immutable, from another module)
 
     def __post_init__(self) -> None:
-        _set(self, "clients", _int("clients", self.clients, 1, _MAX_CLIENTS))
-        _instance("think_time", self.think_time, _LATENCY, _LATENCY_WHAT)
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 Arrivals: TypeAlias = Poisson | ConstantRate | Schedule | Trace | ClosedLoop

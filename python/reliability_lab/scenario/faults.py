@@ -3,28 +3,12 @@ limited capacity, and :class:`Faults` that holds them."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reliability_lab import _schema
-from reliability_lab.scenario._validate import (
-    _INF,
-    _MAX_IN_SERVICE,
-    _MAX_LATENCY_MULTIPLIER,
-    _MAX_SERVER_QUEUE,
-    _NAME,
-    _bool,
-    _duration,
-    _instance,
-    _int,
-    _items,
-    _ns,
-    _real,
-    _set,
-    _window,
-)
-from reliability_lab.scenario.latency import _LATENCY, _LATENCY_WHAT, Constant, Latency
+from reliability_lab.scenario._validate import _NAME
+from reliability_lab.scenario.latency import Constant, Latency
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 
 # ------------------------------------------------------------------------------------------------
@@ -59,15 +43,6 @@ class FailureMix:
         return self.http500 + self.http503 + self.http429 + self.timeout + self.connection_reset
 
 
-def _check_mix_usable(mix_name: str, mix: FailureMix, rate_name: str, rate: float) -> None:
-    total = mix.total
-    if rate > 0 and not (total > 0 and math.isfinite(total)):
-        raise ValueError(
-            f"{mix_name} must have a positive, finite total weight when {rate_name} > 0, "
-            f"got total {total:g}"
-        )
-
-
 @dataclass(frozen=True)
 class Phase:
     """A time window ``[start, end)`` that overrides parts of the fault model.
@@ -91,30 +66,14 @@ class Phase:
     latency_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
+        # Only Python names phases in paths (`phases[outage]`); the C++ engines take any name.
         if not isinstance(self.name, str) or not _NAME.match(self.name) or self.name.isdigit():
             raise ValueError(
                 f"name must be letters, digits and underscores (not all digits), got {self.name!r}"
             )
-        start, end = _window(self.start, self.end)
-        _set(self, "start", start)
-        _set(self, "end", end)
-        if self.failure_rate is not None:
-            _set(self, "failure_rate", _real("failure_rate", self.failure_rate, 0.0, 1.0))
-        if self.mix is not None:
-            _instance("mix", self.mix, (FailureMix,), "a FailureMix or None")
-        if self.latency is not None:
-            _instance("latency", self.latency, _LATENCY, _LATENCY_WHAT + " or None")
-        _set(
-            self,
-            "latency_multiplier",
-            _real(
-                "latency_multiplier",
-                self.latency_multiplier,
-                0.0,
-                _MAX_LATENCY_MULTIPLIER,
-                lo_open=True,
-            ),
-        )
+        # The field table beside FaultPhase (cpp/rlab/model/faults.cc) and its rule (end after
+        # start) check the other fields.
+        _schema.check(self)
 
 
 def Outage(
@@ -196,14 +155,8 @@ class Capacity:
     discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
 
     def __post_init__(self) -> None:
-        _set(
-            self, "max_in_service", _int("max_in_service", self.max_in_service, 0, _MAX_IN_SERVICE)
-        )
-        _set(self, "max_queue", _int("max_queue", self.max_queue, -1, _MAX_SERVER_QUEUE))
-        _set(self, "load_slope", _real("load_slope", self.load_slope, 0.0, _INF))
-        _set(self, "load_knee", _int("load_knee", self.load_knee, 0, _MAX_SERVER_QUEUE))
-        _bool("drop_abandoned", self.drop_abandoned)
-        _instance("discipline", self.discipline, (QueueDiscipline,), "a QueueDiscipline")
+        # The field table beside CapacityConfig (cpp/rlab/model/faults.cc) checks each field.
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -231,34 +184,7 @@ class Faults:
     hang: float = 30.0
 
     def __post_init__(self) -> None:
-        rate = _real("failure_rate", self.failure_rate, 0.0, 1.0)
-        _set(self, "failure_rate", rate)
-        _instance("mix", self.mix, (FailureMix,), "a FailureMix")
-        _check_mix_usable("mix", self.mix, "failure_rate", rate)
-        _instance("latency", self.latency, _LATENCY, _LATENCY_WHAT)
-        phases = _items("phases", self.phases)
-        labels = _phase_labels([getattr(p, "name", None) for p in phases])
-        for label, p in zip(labels, phases, strict=True):
-            _instance(label, p, (Phase,), "a Phase")
-            if p.failure_rate is not None:
-                prate, rate_name = p.failure_rate, f"{label}.failure_rate"
-            else:
-                prate, rate_name = rate, "failure_rate"
-            if p.mix is not None:
-                _check_mix_usable(f"{label}.mix", p.mix, rate_name, prate)
-            else:
-                _check_mix_usable("mix", self.mix, rate_name, prate)
-        order = sorted(range(len(phases)), key=lambda i: _ns(phases[i].start))
-        for k in range(1, len(order)):
-            a, b = order[k - 1], order[k]
-            if _ns(phases[b].start) < _ns(phases[a].end):
-                a, b = min(a, b), max(a, b)
-                pa, pb = phases[a], phases[b]
-                raise ValueError(
-                    f"{labels[a]} [{pa.start:g}, {pa.end:g}) overlaps {labels[b]} "
-                    f"[{pb.start:g}, {pb.end:g}): phases must not overlap"
-                )
-        _set(self, "phases", phases)
-        _instance("capacity", self.capacity, (Capacity,), "a Capacity")
-        _set(self, "ambiguous_rate", _real("ambiguous_rate", self.ambiguous_rate, 0.0, 1.0))
-        _set(self, "hang", _duration("hang", self.hang, allow_zero=False))
+        # The field table beside FaultsConfig (cpp/rlab/model/faults.cc) checks each field, the
+        # nested ones by their dotted paths (``phases[outage].end``), then its rules: a mix that
+        # must fail calls has weight, phases do not overlap.
+        _schema.check(self)

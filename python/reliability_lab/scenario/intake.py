@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reliability_lab.scenario._validate import _instance
+from reliability_lab import _schema
 from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.shedding import Shedding
@@ -46,10 +46,5 @@ class Intake:
     rate_limit: RateLimit | None = None
 
     def __post_init__(self) -> None:
-        if self.shedding is not None:
-            _instance("shedding", self.shedding, (Shedding,), "a Shedding or None")
-        _instance("discipline", self.discipline, (QueueDiscipline,), "a QueueDiscipline")
-        if self.limit is not None:
-            _instance("limit", self.limit, (Limit,), "a Limit or None")
-        if self.rate_limit is not None:
-            _instance("rate_limit", self.rate_limit, (RateLimit,), "a RateLimit or None")
+        # The field table beside IntakeConfig (cpp/rlab/model/scenario.cc).
+        _schema.check(self)

@@ -61,16 +61,6 @@ from typing import Literal
 
 from reliability_lab import _schema
 from reliability_lab.breaker import Breaker
-from reliability_lab.scenario._validate import (
-    _at,
-    _choice,
-    _duration,
-    _instance,
-    _int,
-    _items,
-    _real,
-    _set,
-)
 from reliability_lab.scenario.faults import Faults
 
 BalancerKind = Literal["round_robin", "random", "least_outstanding", "p2c", "peak_ewma"]
@@ -136,8 +126,8 @@ class ReplicaOverride:
     faults: Faults = Faults()  # noqa: RUF009 (frozen: immutable, from another module)
 
     def __post_init__(self) -> None:
-        _set(self, "index", _int("index", self.index, 0, _MAX_REPLICAS - 1))
-        _instance("faults", self.faults, (Faults,), "a Faults")
+        # The field table beside ReplicaOverride (cpp/rlab/model/scenario.cc).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -167,31 +157,9 @@ class Replicas:
     breaker: Breaker | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "count", _int("count", self.count, 1, _MAX_REPLICAS))
-        _choice("balancer", self.balancer, _BALANCERS)
-        _set(self, "decay", _duration("decay", self.decay, allow_zero=False))
-        _set(
-            self,
-            "panic_threshold",
-            _real("panic_threshold", self.panic_threshold, 0.0, 100.0),
-        )
-        if self.outlier is not None:
-            _instance("outlier", self.outlier, (OutlierDetection,), "an OutlierDetection or None")
-        overrides = _items("overrides", self.overrides)
-        seen: set[int] = set()
-        for i, o in enumerate(overrides):
-            _instance(f"overrides[{i}]", o, (ReplicaOverride,), "a ReplicaOverride")
-            with _at(f"overrides[{i}]"):
-                if o.index >= self.count:
-                    raise ValueError(
-                        f"index must be an integer in [0, {self.count - 1}], got {o.index}"
-                    )
-                if o.index in seen:
-                    raise ValueError(f"index must be unique, got {o.index} twice")
-            seen.add(o.index)
-        _set(self, "overrides", overrides)
-        if self.breaker is not None:
-            _instance("breaker", self.breaker, (Breaker,), "a Breaker or None")
+        # The field table beside ReplicasConfig (cpp/rlab/model/scenario.cc) and its rules
+        # (override indexes below count, unique).
+        _schema.check(self)
 
 
 __all__ = ["BalancerKind", "OutlierDetection", "ReplicaOverride", "Replicas"]

@@ -28,20 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reliability_lab import _schema
-from reliability_lab.scenario._validate import (
-    _NAME,
-    _duration,
-    _instance,
-    _items,
-    _real,
-    _set,
-)
 
 #: The criticality classes, lowest index most critical (the core's ``Criticality``).
 CRITICALITIES: tuple[str, ...] = ("critical", "default", "sheddable")
 #: The most tenants a scenario may declare (the core's ``kMaxTenants``).
 MAX_TENANTS = 64
-_MAX_WEIGHT = 1e9
 
 
 def _tenant_labels(names: Sequence[object]) -> list[str]:
@@ -91,13 +82,9 @@ class Tenant:
     traffic: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name) or len(self.name) > 64:
-            raise ValueError(
-                f"name must be 1 to 64 letters, digits or underscores, got {self.name!r}"
-            )
-        w = _real("weight", self.weight, 0.0, _MAX_WEIGHT, lo_open=True)
-        _set(self, "weight", w)
-        _set(self, "traffic", _real("traffic", self.traffic, 0.0, _MAX_WEIGHT))
+        # The field table beside TenantConfig (cpp/rlab/policy/load_shedder.cc) and its rule
+        # (the name).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -122,35 +109,9 @@ class Shedding:
     tenants: tuple[Tenant, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in CRITICALITIES:
-            _instance(name, getattr(self, name), (ShedClass,), "a ShedClass")
-        if not any(getattr(self, n).traffic > 0 for n in CRITICALITIES):
-            raise ValueError(
-                "critical.traffic, default.traffic and sheddable.traffic must not all be 0"
-            )
-        _set(
-            self,
-            "delay_interval",
-            _duration("delay_interval", self.delay_interval, allow_zero=False),
-        )
-        if self.fair_share_above is not None:
-            f = _real("fair_share_above", self.fair_share_above, 0.0, 1.0)
-            _set(self, "fair_share_above", f)
-        tenants = _items("tenants", self.tenants)
-        if len(tenants) > MAX_TENANTS:
-            raise ValueError(
-                f"tenants must have at most {MAX_TENANTS} entries, got {len(tenants)}"
-            )
-        seen: set[str] = set()
-        for i, t in enumerate(tenants):
-            if not isinstance(t, Tenant):
-                raise ValueError(f"tenants[{i}] must be a Tenant, got {t!r}")
-            if t.name in seen:
-                raise ValueError(f"tenants[{i}].name must be unique, got {t.name!r} twice")
-            seen.add(t.name)
-        if tenants and not any(t.traffic > 0 for t in tenants):
-            raise ValueError("tenants: the traffic of the tenants must not all be 0")
-        _set(self, "tenants", tenants)
+        # The field table beside SheddingConfig (cpp/rlab/policy/load_shedder.cc) and its rules
+        # (some traffic, at most 64 tenants with unique names).
+        _schema.check(self)
 
     def tenant_names(self) -> list[str]:
         """The tenants' names in declaration order (``[""]`` without tenants)."""
