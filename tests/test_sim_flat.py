@@ -50,7 +50,7 @@ def flat_scenarios(draw: st.DrawFn) -> rl.Scenario:
     retry = None
     if draw(st.booleans()):
         initial = draw(st.sampled_from((0.0, 0.01, 0.1)))
-        retry = rl.Retry(
+        retry = rl.RetryConfig(
             max_attempts=draw(st.integers(1, 6)),
             backoff=rl.Backoff(
                 initial=initial,
@@ -164,7 +164,7 @@ def test_bench_retry_model_matches(monkeypatch: pytest.MonkeyPatch) -> None:
             rl.Dependency(
                 "payment",
                 faults=rl.Faults(failure_rate=0.3, latency=rl.Exponential(0.1)),
-                retry=rl.Retry(
+                retry=rl.RetryConfig(
                     max_attempts=4,
                     backoff=rl.Backoff(initial=0.1, multiplier=2.0, max_delay=30.0, jitter="full"),
                 ),
