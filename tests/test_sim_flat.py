@@ -9,6 +9,7 @@ events and the raw totals.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -175,3 +176,36 @@ def test_bench_retry_model_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     general, flat = both(sc, monkeypatch)
     assert general.summary["arrived"] > 15_000
     assert_same(general, flat)
+
+
+def test_every_scenario_field_either_leaves_the_flat_path_or_gives_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard for fields added later: every field reachable from rl.Scenario (the round-trip
+    walker, tests/schema_walk.py), set to a legal non-default value on a flat-shaped scenario,
+    either takes the scenario off the flat path (IsFlatScenario refuses it) or changes nothing
+    between the two loops. A new field the flat loop ignores but the general loop obeys fails
+    here until IsFlatScenario refuses it or the flat loop handles it."""
+    from schema_walk import all_leaves, build_legal
+
+    flat_leaves = 0
+    mismatched = []
+    for leaf in all_leaves():
+        sc, _, _ = build_legal(leaf)
+        with contextlib.suppress(ValueError):  # keep the runs short where the field allows
+            sc = sc.replace({"duration": min(sc.duration, 3.0)})
+        if not sc.compiled().flat_shape:
+            continue
+        flat_leaves += 1
+        general, flat = both(sc, monkeypatch)
+        if not (
+            same(general.summary, flat.summary)
+            and same(general.totals, flat.totals)
+            and same(general.timeseries, flat.timeseries)
+            and same(general.events, flat.events)
+        ):
+            mismatched.append(leaf.template())
+    assert mismatched == []
+    # The walker's scenarios reach the flat loop for the fields it handles (retry, backoff,
+    # faults, capacity, arrivals, the run's own settings): the check above is not vacuous.
+    assert flat_leaves >= 50, flat_leaves

@@ -29,6 +29,7 @@
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
+#include "rlab/sim/flat_run.h"
 
 namespace rlab::bindings {
 namespace {
@@ -618,19 +619,21 @@ const ScenarioConfig& ScenarioArg(const py::object& scenario,
 
 void RegisterScenario(py::module_& m) {
   // The latency distributions: a union of classes, read by their "type" tag.
-  RegisterUnionCodec(
-      "Latency",
-      {[](py::handle h, const std::string& path, void* value) {
-         *static_cast<LatencyDist*>(value) = ReadLatency(h, path);
-       },
-       [](const void* value, bool) -> py::object {
-         return LatencyToPy(*static_cast<const LatencyDist*>(value));
-       },
-       {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
-       {"constant", "exponential", "lognormal", "uniform", "mixture"}});
+  RegisterUnionCodec("Latency", {[](py::handle h, const std::string& path, void* value) {
+                                   *static_cast<LatencyDist*>(value) = ReadLatency(h, path);
+                                 },
+                                 [](const void* value, bool) -> py::object {
+                                   return LatencyToPy(*static_cast<const LatencyDist*>(value));
+                                 },
+                                 {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
+                                 {"constant", "exponential", "lognormal", "uniform", "mixture"}});
   py::class_<CompiledScenario>(
       m, "CompiledScenario",
-      "A scenario read and validated once (compile_scenario); the engines run it as it is.");
+      "A scenario read and validated once (compile_scenario); the engines run it as it is.")
+      .def_property_readonly(
+          "flat_shape", [](const CompiledScenario& c) { return IsFlatScenario(*c.config); },
+          "Whether the simulated engine runs it on its flat loop (sim/flat_run.h), unless "
+          "RLAB_SIM_FLAT=0.");
   m.def(
       "compile_scenario",
       [](const py::dict& d) {
