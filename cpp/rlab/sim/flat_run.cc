@@ -20,7 +20,8 @@ namespace rlab {
 // a capacity-limited server with any line rules, retries with any backoff, timeouts, deadlines,
 // charges, records, sampling — the flat path runs. A field added to the scenario that changes
 // what an order does must be refused here until FlatRun runs it: the differential tests
-// (tests/cpp/flat_run_test.cc) only draw the fields they know.
+// (tests/cpp/flat_run_test.cc) only draw the fields they know, and tests/test_sim_flat.py sets
+// every scenario field in turn and fails when the two loops disagree on one this lets through.
 bool IsFlatScenario(const ScenarioConfig& c) {
   if (c.arrivals.kind == ArrivalConfig::Kind::kClosedLoop) return false;
   if (c.dependencies.size() != 1 || !c.services.empty()) return false;
