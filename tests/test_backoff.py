@@ -10,7 +10,6 @@ import pickle
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reliability_lab import _core
 from reliability_lab.backoff import JITTER_MODES, Backoff
 
 NS = 1e-9  # delays are whole nanoseconds, rounded down: bounds are checked to within 1 ns
@@ -49,7 +48,8 @@ def test_base_is_exponential_and_capped() -> None:
         ({"jitter_factor": -0.5}, "jitter_factor must be a finite number in [0, 1], got -0.5"),
         (
             {"jitter": "gaussian"},
-            "jitter must be one of none, full, equal, decorrelated, proportional; got 'gaussian'",
+            "jitter must be one of 'none', 'full', 'equal', 'decorrelated', 'proportional', "
+            "got 'gaussian'",
         ),
     ],
 )
@@ -135,7 +135,7 @@ configs = st.builds(
 )
 def test_every_mode_within_bounds_and_cap(b: Backoff, k: int, u: float, prev_factor: float) -> None:
     d = b.base(k)
-    cap = _core.BackoffConfig(b.initial, b.multiplier, b.max_delay).max_delay
+    cap = b._native().max_delay
     previous = min(b.initial * prev_factor, cap)
     x = b.delay(k, u, previous)
     assert 0.0 <= x <= cap + NS

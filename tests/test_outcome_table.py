@@ -17,7 +17,7 @@ from reliability_lab import _core, errors
 from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import CANCELLATION_TYPES, Breaker, CircuitBreaker
 from reliability_lab.clock import ManualClock
-from reliability_lab.retry import Retry
+from reliability_lab.retry import Retry, RetryConfig
 
 STATUSES = [300, 304, 400, 401, 403, 404, 408, 409, 422, 425, 429, 451, 499,
             500, 501, 502, 503, 504, 599]  # fmt: skip
@@ -115,7 +115,7 @@ def test_python_classification_equals_the_engines(case: tuple[str, int, BaseExce
     assert cb2.snapshot()["failures"] == int(expected == "failure")
 
     # The retry retries exactly when the engines' retry loop would, under the default retry_on.
-    loop = _core.RetryLoop(_core.RetryConfig(max_attempts=2), None, None)
+    loop = _core.RetryLoop(RetryConfig(max_attempts=2)._native(), None, None)
     assert loop.on_attempt_start(0)
     label = f"http_{status}" if status else kind
     engine_retries = loop.on_attempt_end(label, 0, 0.5).retry

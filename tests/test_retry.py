@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from reliability_lab import _core, errors
 from reliability_lab.backoff import Backoff
 from reliability_lab.clock import ManualClock
-from reliability_lab.retry import DEFAULT_RETRY_ON, END_REASONS, Retry, RetryStats, retry
+from reliability_lab.retry import (
+    DEFAULT_RETRY_ON,
+    END_REASONS,
+    Retry,
+    RetryConfig,
+    RetryStats,
+    retry,
+)
 
 CONSTANT = Backoff(initial=0.1, multiplier=1.0, max_delay=0.1, jitter="none")
 
@@ -622,7 +629,7 @@ def failures_before_ok(outcomes: list[str]) -> list[str]:
 
 
 def test_native_loop_end_reasons() -> None:
-    cfg = _core.RetryConfig(2, _core.BackoffConfig(0.1, 1.0, 0.1, "none"), None, 60.0)
+    cfg = RetryConfig(2, Backoff(0.1, 1.0, 0.1, "none"))._native()
     loop = _core.RetryLoop(cfg, None, 1_000_000_000)
     assert loop.deadline_ns == 1_000_000_000
     assert loop.on_attempt_start(0)
@@ -653,7 +660,7 @@ def test_native_loop_end_reasons() -> None:
 
 
 def test_native_loop_rejects_bad_input() -> None:
-    cfg = _core.RetryConfig()
+    cfg = RetryConfig()._native()
     loop = _core.RetryLoop(cfg)
     loop.on_attempt_start(0)
     with pytest.raises(ValueError, match=r"u must be a finite number in \[0, 1\)"):
@@ -663,7 +670,7 @@ def test_native_loop_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="http status"):
         loop.on_attempt_end("http_99", 0, 0.5)
     with pytest.raises(TypeError):
-        _core.RetryLoop(_core.BackoffConfig())  # type: ignore[arg-type]
+        _core.RetryLoop(Backoff()._native())  # type: ignore[arg-type]
 
 
 # -- concurrency and real time --------------------------------------------------------------------

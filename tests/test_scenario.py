@@ -927,8 +927,9 @@ def test_native_dump_of_the_rich_scenario() -> None:
     dump = _core.scenario_config_dump(rich().to_dict())
     pay = dump["dependencies"][1]
     assert pay["breaker"]["open_for_ns"] == 5_000_000_000
-    assert pay["retry"]["initial_ns"] == 100_000_000 and pay["retry"]["max_ns"] == 2 * 10**9
-    assert pay["retry"]["retryable"] == [
+    backoff = pay["retry"]["backoff"]  # the generic writer's nanoseconds form
+    assert backoff["initial_ns"] == 100_000_000 and backoff["max_delay_ns"] == 2 * 10**9
+    assert pay["retry"]["retry_on"] == [
         "timeout",
         "connection_reset",
         "429",

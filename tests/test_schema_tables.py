@@ -35,7 +35,9 @@ _REQUIRED: dict[str, dict[str, Any]] = {
     "ConstantRate": {"rate": 1.0},
 }
 _PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
-_KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union")
+_KINDS = (
+    "int", "real", "seconds", "bool", "choice", "string", "config", "list", "union", "strings"
+)
 
 
 def _class(name: str) -> type:
@@ -117,6 +119,9 @@ def test_dataclass_matches_its_table(name: str) -> None:
         elif nat["kind"] == "string":
             assert hints[py.name] is str, where
             assert default == nat["default"], where
+        elif nat["kind"] == "strings":  # a set of names (RetryConfig.retry_on)
+            assert hints[py.name] == tuple[str, ...], where
+            assert sorted(default) == sorted(nat["default"]), where
         elif nat["kind"] in ("real", "seconds"):
             assert hints[py.name] is float, where
             assert math.isclose(default, nat["default"], rel_tol=1e-12, abs_tol=1e-12), where

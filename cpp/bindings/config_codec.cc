@@ -18,8 +18,10 @@
 #include "rlab/model/faults.h"
 #include "rlab/model/limits.h"
 #include "rlab/model/scenario.h"
+#include "rlab/policy/backoff.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/queue_discipline.h"
+#include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
 
@@ -196,6 +198,9 @@ py::object ScalarToPy(AnySchema schema, size_t i, const void* config) {
     const std::string_view v = schema.ops->get_str(schema.schema, i, config);
     return py::str(v.data(), v.size());
   }
+  if (f.kind == FieldKind::kStrings) {
+    return py::cast(schema.ops->get_strs(schema.schema, i, config));
+  }
   const int64_t v = schema.ops->get_int(schema.schema, i, config);
   return IsNoneInt(f, v) ? py::object(py::none()) : IntLikeToPy(f, v);
 }
@@ -314,6 +319,22 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
       case FieldKind::kUnion:
         FindUnionCodec(f.type).read(value, at, ops.add(s, i, config));
         break;
+      case FieldKind::kStrings: {
+        if (!PyList_Check(v) && !PyTuple_Check(v)) {
+          Fail(absl::StrFormat("%s must be a list of strings, got %s", at, Repr(value)));
+        }
+        std::vector<std::string> names;
+        const py::sequence items = py::reinterpret_borrow<py::sequence>(value);
+        for (size_t k = 0; k < items.size(); ++k) {
+          py::object e = items[k];
+          if (!PyUnicode_Check(e.ptr())) {
+            Fail(absl::StrFormat("%s[%d] must be a string, got %s", at, k, Repr(e)));
+          }
+          names.push_back(e.cast<std::string>());
+        }
+        ThrowIfError(ops.set_strs(s, i, config, names, at));
+        break;
+      }
       default:
         ops.set_int(s, i, config, ReadIntLike(value, f, at));
     }
@@ -435,6 +456,8 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, PoissonSchema());
     Export(*t, ConstantRateSchema());
     Export(*t, ClosedLoopSchema());
+    Export(*t, BackoffSchema());
+    Export(*t, RetrySchema());
     return t;
   }();
   return *tables;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 #include "rlab/core/validate.h"
@@ -41,14 +42,12 @@ class BackoffDelays {
 void RegisterBackoff(py::module_& m) {
   py::class_<BackoffConfig>(m, "BackoffConfig",
                             "Exponential backoff with jitter (validated; seconds in, ns inside).")
-      .def(py::init([](double initial, double multiplier, double max_delay,
-                       const std::string& jitter, double jitter_factor) {
-             return ValueOrThrow(
-                 MakeBackoffConfig(initial, multiplier, max_delay, jitter, jitter_factor));
+      .def(py::init([](const py::dict& d) {
+             const BackoffConfig c = ReadConfig(d, "", BackoffSchema());
+             ThrowIfError(Validate(c));
+             return c;
            }),
-           py::arg("initial") = 0.1, py::arg("multiplier") = 2.0, py::arg("max_delay") = 30.0,
-           py::arg("jitter") = "full", py::arg("jitter_factor") = 0.5,
-           "Validates every parameter; ValueError names the parameter and its allowed range.")
+           py::arg("config"), "From its dict form (rl.Backoff's fields), read by the table.")
       .def_property_readonly("initial",
                              [](const BackoffConfig& c) { return NsToSeconds(c.initial_ns); })
       .def_property_readonly("initial_ns", [](const BackoffConfig& c) { return c.initial_ns; })

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/outcome.h"
 #include "rlab/core/validate.h"
@@ -124,26 +125,12 @@ py::object ReasonOrNone(bool done, RetryEndReason reason) {
 
 void RegisterRetry(py::module_& m) {
   py::class_<RetryConfig>(m, "RetryConfig", "What to retry and how long to wait (validated).")
-      .def(py::init([](int64_t max_attempts, const BackoffConfig& backoff,
-                       std::optional<std::vector<std::string>> retry_on, double max_retry_after) {
-             ThrowIfError(FirstError({
-                 CheckIntRange("max_attempts", max_attempts, 1, kMaxAttemptsLimit),
-                 CheckDuration("max_retry_after", max_retry_after, /*allow_zero=*/true),
-             }));
-             RetryConfig c;
-             c.max_attempts = static_cast<int>(max_attempts);
-             c.backoff = backoff;
-             if (retry_on.has_value()) {
-               c.retryable = ValueOrThrow(OutcomeSet::Parse("retry_on", *retry_on));
-             }
-             c.max_retry_after_ns = SecondsToNs(max_retry_after);
+      .def(py::init([](const py::dict& d) {
+             const RetryConfig c = ReadConfig(d, "", RetrySchema());
              ThrowIfError(Validate(c));
              return c;
            }),
-           py::arg("max_attempts") = 3, py::arg("backoff") = BackoffConfig(),
-           py::arg("retry_on") = py::none(), py::arg("max_retry_after") = 60.0,
-           "max_attempts counts attempts (first call included); retry_on is a list of outcome "
-           "names (None: timeout, connection_reset, 429, 500, 502, 503, 504).")
+           py::arg("config"), "From its dict form (rl.RetryConfig's fields), read by the table.")
       .def_property_readonly("max_attempts", [](const RetryConfig& c) { return c.max_attempts; })
       .def_property_readonly("backoff", [](const RetryConfig& c) { return c.backoff; })
       .def_property_readonly("retry_on", [](const RetryConfig& c) { return c.retryable.Names(); })

@@ -185,48 +185,8 @@ FallbackConfig ReadFallback(py::handle h, const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Policies
 
-// Re-raises a policy's own error (which names only its field) under `prefix`.
-void ThrowPrefixed(const std::string& prefix, const absl::Status& status) {
-  if (status.ok()) return;
-  ThrowIfError(absl::Status(status.code(), absl::StrFormat("%s.%s", prefix, status.message())));
-}
-
-BackoffConfig ReadBackoff(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  BackoffConfig b;
-  b.initial_ns = o.Seconds("initial");
-  b.multiplier = o.Number("multiplier");
-  b.max_ns = o.Seconds("max_delay");
-  absl::StatusOr<Jitter> jitter = ParseJitter(o.Str("jitter"));
-  ThrowPrefixed(path, jitter.status());
-  b.jitter = *jitter;
-  b.jitter_factor = o.Number("jitter_factor");
-  o.Finish();
-  // Validated here: the retry's own validation would name these "retry.<field>", not
-  // "retry.backoff.<field>" as the Python API spells them.
-  ThrowPrefixed(path, Validate(b));
-  return b;
-}
-
 RetryConfig ReadRetry(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  RetryConfig r;
-  r.max_attempts = o.Int32("max_attempts");
-  r.backoff = ReadBackoff(o.Get("backoff"), o.At("backoff"));
-  const py::sequence retry_on = o.List("retry_on");
-  std::vector<std::string> names;
-  for (size_t i = 0; i < retry_on.size(); ++i) {
-    py::object item = retry_on[i];
-    if (!PyUnicode_Check(item.ptr())) {
-      Fail(absl::StrFormat("%s[%d] must be an outcome name, got %s", o.At("retry_on"), i,
-                           Repr(item)));
-    }
-    names.push_back(item.cast<std::string>());
-  }
-  r.retryable = ValueOrThrow(OutcomeSet::Parse(o.At("retry_on"), names));
-  r.max_retry_after_ns = o.Seconds("max_retry_after");
-  o.Finish();
-  return r;
+  return ReadConfig(h, path, RetrySchema());
 }
 
 BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
@@ -463,18 +423,8 @@ py::dict DependencyToDict(const DependencyConfig& dep) {
   py::dict d;
   d["name"] = dep.name;
   d["faults"] = FaultsToDict(dep.faults);
-  d["retry"] = OptionalToPy(dep.retry, [](const RetryConfig& r) {
-    py::dict rd;
-    rd["max_attempts"] = r.max_attempts;
-    rd["initial_ns"] = r.backoff.initial_ns;
-    rd["multiplier"] = r.backoff.multiplier;
-    rd["max_ns"] = r.backoff.max_ns;
-    rd["jitter"] = std::string(JitterName(r.backoff.jitter));
-    rd["jitter_factor"] = r.backoff.jitter_factor;
-    rd["retryable"] = r.retryable.Names();
-    rd["max_retry_after_ns"] = r.max_retry_after_ns;
-    return rd;
-  });
+  d["retry"] = OptionalToPy(
+      dep.retry, [](const RetryConfig& r) { return WriteConfig(RetrySchema(), r, true); });
   d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
   d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketConfig& t) {
     return WriteConfig(TokenBucketSchema(), t, true);

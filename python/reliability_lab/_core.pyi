@@ -173,14 +173,7 @@ def simulate(
 
 # --- backoff (register_backoff.cc) ---
 class BackoffConfig:
-    def __init__(
-        self,
-        initial: float = 0.1,
-        multiplier: float = 2.0,
-        max_delay: float = 30.0,
-        jitter: str = "full",
-        jitter_factor: float = 0.5,
-    ) -> None: ...
+    def __init__(self, config: dict[str, Any]) -> None: ...
     @property
     def initial(self) -> float: ...
     @property
@@ -207,13 +200,7 @@ def backoff_delay_ns(config: BackoffConfig, retry: int, previous_ns: int, u: flo
 
 # --- retry (register_retry.cc) ---
 class RetryConfig:
-    def __init__(
-        self,
-        max_attempts: int = 3,
-        backoff: BackoffConfig = ...,
-        retry_on: list[str] | None = None,
-        max_retry_after: float = 60.0,
-    ) -> None: ...
+    def __init__(self, config: dict[str, Any]) -> None: ...
     @property
     def max_attempts(self) -> int: ...
     @property

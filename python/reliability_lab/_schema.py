@@ -18,7 +18,8 @@ from reliability_lab import _core
 
 #: {class name: [field description, ...]}; a field description has ``name``, ``kind`` ("int",
 #: "real", "seconds", "bool", "choice", "string", or for a nested value "config", "list" (a tuple
-#: of configs) and "union" (a tagged union such as the latency distributions)), ``unit``,
+#: of configs) and "union" (a tagged union such as the latency distributions); "strings": a tuple
+#: of names), ``unit``,
 #: ``default``, ``lo``, ``hi``, ``lo_open``, ``hi_open``, ``choices``, ``optional`` (the field
 #: also takes None), ``required`` (no default), ``types`` (a nested value's classes) and ``doc``.
 TABLES: dict[str, list[dict[str, Any]]] = _core.config_schema()
@@ -88,11 +89,11 @@ def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
             if not (value is None and f["optional"]):
                 _expect(name, value, f)
             sent[name] = encode(value)
-        elif kind == "list":
+        elif kind in ("list", "strings"):  # "strings": a tuple of names (RetryConfig.retry_on)
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
                 raise ValueError(f"{name} must be a sequence, got {value!r}")
             items = tuple(value)
-            for i, item in enumerate(items):
+            for i, item in enumerate(items if kind == "list" else ()):
                 _expect(f"{name}[{i}]", item, f)
             sent[name] = [encode(v) for v in items]
             stored[name] = items

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from reliability_lab import _checks, _core
+from reliability_lab import _core, _schema
 
 JitterMode = Literal["none", "full", "equal", "decorrelated", "proportional"]
 """The jitter mode names accepted by :class:`Backoff`."""
@@ -55,17 +55,11 @@ class Backoff:
     jitter_factor: float = 0.5
 
     def __post_init__(self) -> None:
-        self._native()  # validates every field through the core
+        _schema.check(self)  # the table beside BackoffConfig (cpp/rlab/policy/backoff.cc)
 
     def _native(self) -> _core.BackoffConfig:
         """The validated native config (built on demand: cheap, and keeps Backoff picklable)."""
-        return _core.BackoffConfig(
-            initial=_checks.number("initial", self.initial),
-            multiplier=_checks.number("multiplier", self.multiplier),
-            max_delay=_checks.number("max_delay", self.max_delay),
-            jitter=_checks.string("jitter", self.jitter),
-            jitter_factor=_checks.number("jitter_factor", self.jitter_factor),
-        )
+        return _core.BackoffConfig(_schema.values(self))
 
     def base(self, retry: int) -> float:
         """The un-jittered delay in seconds before retry ``retry`` (>= 1)."""

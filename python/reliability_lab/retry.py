@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
-from reliability_lab import _checks, _core
+from reliability_lab import _checks, _core, _schema
 from reliability_lab.backoff import Backoff
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import (
@@ -268,22 +268,12 @@ class RetryConfig:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        names = _retry_names(self.retry_on)
-        if isinstance(self.max_attempts, bool):
-            raise ValueError(f"max_attempts must be an integer, got {self.max_attempts!r}")
-        if not isinstance(self.backoff, Backoff):
-            raise ValueError(f"backoff must be a Backoff, got {self.backoff!r}")
-        self._native(names)  # the core's checks
-        object.__setattr__(self, "retry_on", names)
-        object.__setattr__(self, "max_retry_after", float(self.max_retry_after))
+        # "default" expanded and names made unique (Python only); then the table's checks.
+        object.__setattr__(self, "retry_on", _retry_names(self.retry_on))
+        _schema.check(self)
 
-    def _native(self, names: Iterable[str] | None = None) -> _core.RetryConfig:
-        return _core.RetryConfig(
-            max_attempts=_checks.integer("max_attempts", self.max_attempts),
-            backoff=self.backoff._native(),
-            retry_on=list(self.retry_on if names is None else names),
-            max_retry_after=_checks.number("max_retry_after", self.max_retry_after),
-        )
+    def _native(self) -> _core.RetryConfig:
+        return _core.RetryConfig(_schema.values(self))
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,16 +328,11 @@ class Retry:
         names, classes = _parse_retry_on(self.retry_on)
         if self.timeout is not None:
             _check_duration("timeout", self.timeout, allow_zero=False)
-        if not isinstance(self.backoff, Backoff):
-            raise ValueError(f"backoff must be a Backoff, got {self.backoff!r}")
         if self.seed is not None:
             _checks.integer("seed", self.seed, 0, 2**64 - 1)
-        config = _core.RetryConfig(
-            max_attempts=_checks.integer("max_attempts", self.max_attempts),
-            backoff=self.backoff._native(),
-            retry_on=names,
-            max_retry_after=_checks.number("max_retry_after", self.max_retry_after),
-        )
+        config = RetryConfig(
+            self.max_attempts, self.backoff, tuple(names), self.max_retry_after
+        )._native()
         init = functools.partial(object.__setattr__, self)
         init("_config", config)
         init("_classes", classes)

@@ -365,7 +365,9 @@ TEST(RetryConfigTest, Validation) {
   c.max_retry_after_ns = 0;
   EXPECT_TRUE(Validate(c).ok());
   c.backoff.multiplier = 0.5;
-  EXPECT_EQ(Validate(c).message(), "multiplier must be a finite number in [1, inf), got 0.5");
+  // The nested backoff's fields are named under their path.
+  EXPECT_EQ(Validate(c).message(),
+            "backoff.multiplier must be a finite number in [1, inf), got 0.5");
 }
 
 TEST(RetryLoopTest, NoAllocationAndSmall) {

@@ -30,6 +30,8 @@ std::string_view FieldKindName(FieldKind kind) {
       return "list";
     case FieldKind::kUnion:
       return "union";
+    case FieldKind::kStrings:
+      return "strings";
   }
   return "real";
 }
@@ -110,6 +112,7 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
       }
       case FieldKind::kBool:
       case FieldKind::kString:
+      case FieldKind::kStrings:  // checked as it is set
         break;
       case FieldKind::kConfig:
         if (ops.count(s, i, config) == 1) {

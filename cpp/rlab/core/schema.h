@@ -42,6 +42,7 @@ enum class FieldKind : uint8_t {
   kConfig,   // a nested config with its own table (`std::optional<T>` for `T | None`)
   kList,     // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
   kUnion,    // a tagged union read by a named codec of the bindings (`"type"` picks the class)
+  kStrings,  // a set of names held in any form (get_strs/set_strs), a Python tuple of str
 };
 
 // "int", "real", "seconds", "bool" or "choice".
@@ -114,6 +115,10 @@ struct FieldSpec {
   AnySchema (*inner)() = nullptr;  // kConfig, kList: the nested table
   // kUnion: the value's own check, naming `path`.
   absl::Status (*check)(std::string_view path, const void* value) = nullptr;
+  // kStrings: the names, and setting them (an unknown name is an error naming `path`).
+  std::vector<std::string> (*get_strs)(const Config&) = nullptr;
+  absl::Status (*set_strs)(Config&, const std::vector<std::string>&, std::string_view path) =
+      nullptr;
 };
 
 // A config's table and the Python class it backs. `tag`: the `"type"` key its dict form carries
@@ -148,6 +153,9 @@ struct SchemaOps {
   absl::Status (*rules)(const void* schema, const void* config);
   void* (*make)();  // a default-constructed config (for the defaults; delete with `destroy`)
   void (*destroy)(void* config);
+  std::vector<std::string> (*get_strs)(const void* schema, size_t i, const void* config);
+  absl::Status (*set_strs)(const void* schema, size_t i, void* config,
+                           const std::vector<std::string>& v, std::string_view path);
 };
 
 namespace schema_internal {
@@ -195,6 +203,9 @@ inline constexpr SchemaOps kOps = {
     },
     []() -> void* { return new C(); },
     [](void* c) { delete static_cast<C*>(c); },
+    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_strs(Cfg<C>(c)); },
+    [](const void* s, size_t i, void* c, const std::vector<std::string>& v,
+       std::string_view path) { return Row<C>(s, i).set_strs(Mut<C>(c), v, path); },
 };
 
 }  // namespace schema_internal
@@ -508,6 +519,19 @@ constexpr FieldSpec<C> OrNone(FieldSpec<C> field, double none) {
   field.info.none_real = none;
   field.info.none_int = static_cast<int64_t>(none);
   return field;
+}
+
+// A set of names (kStrings) read and written by `Get(c)` and `Set(c, names, path)`: a member
+// held in its own form (RetryConfig.retryable, an OutcomeSet), a tuple of str in Python.
+template <typename C, auto Get, auto Set>
+constexpr FieldSpec<C> Strings(std::string_view name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kStrings;
+  f.info.doc = doc;
+  f.get_strs = Get;
+  f.set_strs = Set;
+  return f;
 }
 
 }  // namespace schema

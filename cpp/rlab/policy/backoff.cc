@@ -50,44 +50,32 @@ absl::StatusOr<Jitter> ParseJitter(std::string_view name) {
       absl::StrFormat("jitter must be one of %s; got '%s'", AllowedJitterNames(), name));
 }
 
-absl::Status Validate(const BackoffConfig& config) {
-  const double initial_s = NsToSeconds(config.initial_ns);
-  if (static_cast<size_t>(config.jitter) >= kJitterNames.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat("jitter must be one of %s; got enum value %d",
-                                                      AllowedJitterNames(),
-                                                      static_cast<int>(config.jitter)));
-  }
-  return FirstError({
-      CheckDuration("initial", initial_s, /*allow_zero=*/true),
-      CheckRange("multiplier", config.multiplier, 1.0, std::numeric_limits<double>::infinity(),
-                 Bound::kClosed, Bound::kOpen),
-      // max_delay >= initial: a cap below the first delay would silently flatten every delay.
-      CheckRange("max_delay", NsToSeconds(config.max_ns), initial_s, kMaxDurationS),
-      CheckRange("jitter_factor", config.jitter_factor, 0.0, 1.0),
-  });
+absl::Status ValidateBackoffRules(const BackoffConfig& config) {
+  // max_delay >= initial: a cap below the first delay would silently flatten every delay.
+  return CheckRange("max_delay", NsToSeconds(config.max_ns), NsToSeconds(config.initial_ns),
+                    kMaxDurationS);
 }
 
-absl::StatusOr<BackoffConfig> MakeBackoffConfig(double initial_s, double multiplier,
-                                                double max_delay_s, std::string_view jitter,
-                                                double jitter_factor) {
-  // Check the seconds first so that NaN / inf are reported as given, not as a converted 0.
-  if (absl::Status s = FirstError({
-          CheckDuration("initial", initial_s, /*allow_zero=*/true),
-          CheckDuration("max_delay", max_delay_s, /*allow_zero=*/true),
-      });
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<Jitter> mode = ParseJitter(jitter);
-  if (!mode.ok()) return mode.status();
-  BackoffConfig config;
-  config.initial_ns = SecondsToNs(initial_s);
-  config.multiplier = multiplier;
-  config.max_ns = SecondsToNs(max_delay_s);
-  config.jitter = *mode;
-  config.jitter_factor = jitter_factor;
-  if (absl::Status s = Validate(config); !s.ok()) return s;
-  return config;
+const ConfigSchema<BackoffConfig>& BackoffSchema() {
+  using C = BackoffConfig;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Seconds<&C::initial_ns>("initial", 0, kMaxDurationS, kC, kC,
+                                      "the base delay before the first retry"),
+      schema::Real<&C::multiplier>("multiplier", 1, std::numeric_limits<double>::infinity(), kC,
+                                   Bound::kOpen, "", "growth factor per retry"),
+      schema::Seconds<&C::max_ns>("max_delay", 0, kMaxDurationS, kC, kC,
+                                  "the cap, applied after jitter; at least initial"),
+      schema::Choice<&C::jitter>("jitter", kJitterNames, "how randomness is mixed into a delay"),
+      schema::Real<&C::jitter_factor>("jitter_factor", 0, 1, kC, kC, "",
+                                      "the spread of proportional jitter"),
+  };
+  static const ConfigSchema<C> kSchema{"Backoff", kFields, "", &ValidateBackoffRules};
+  return kSchema;
+}
+
+absl::Status Validate(const BackoffConfig& config) {
+  return ValidateAt("", BackoffSchema(), config);
 }
 
 int64_t BackoffBaseNs(const BackoffConfig& config, int64_t retry) {

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -40,15 +41,13 @@ struct BackoffConfig {
   double jitter_factor = 0.5;  // f in [0, 1], used by kProportional only
 };
 
-// Checks every field; messages use the Python-facing names and ranges, e.g.
+// The field table (Python: rl.Backoff) and its rule: max_delay >= initial.
+const ConfigSchema<BackoffConfig>& BackoffSchema();
+absl::Status ValidateBackoffRules(const BackoffConfig& config);
+
+// Checks every field against the table; messages use the Python-facing names and ranges, e.g.
 //   "max_delay must be a finite number in [0.1, 1e+06], got 0.05".
 absl::Status Validate(const BackoffConfig& config);
-
-// Builds and validates a config from seconds, as Python and scenario files give it. Checking the
-// seconds (not the converted nanoseconds) lets NaN and inf be reported as given.
-absl::StatusOr<BackoffConfig> MakeBackoffConfig(double initial_s, double multiplier,
-                                                double max_delay_s, std::string_view jitter,
-                                                double jitter_factor);
 
 // The un-jittered delay before retry `retry`: min(max, initial * multiplier^(retry - 1)).
 // Computed in floating point so that a huge `retry` saturates at max instead of overflowing;

@@ -1,6 +1,8 @@
 #include "rlab/policy/retry.h"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "rlab/core/validate.h"
 
@@ -21,14 +23,35 @@ const std::array<std::string_view, kNumRetryEndReasons>& RetryEndReasonNames() {
   return kEndReasonNames;
 }
 
-absl::Status Validate(const RetryConfig& config) {
-  return FirstError({
-      CheckIntRange("max_attempts", config.max_attempts, 1, kMaxAttemptsLimit),
-      CheckDuration("max_retry_after", NsToSeconds(config.max_retry_after_ns),
-                    /*allow_zero=*/true),
-      Validate(config.backoff),
-  });
+namespace {
+
+std::vector<std::string> RetryOnNames(const RetryConfig& c) { return c.retryable.Names(); }
+
+absl::Status SetRetryOn(RetryConfig& c, const std::vector<std::string>& names,
+                        std::string_view path) {
+  absl::StatusOr<OutcomeSet> set = OutcomeSet::Parse(path, names);
+  if (!set.ok()) return set.status();
+  c.retryable = *set;
+  return absl::OkStatus();
 }
+
+}  // namespace
+
+const ConfigSchema<RetryConfig>& RetrySchema() {
+  using C = RetryConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::max_attempts>("max_attempts", 1, kMaxAttemptsLimit, "attempts",
+                                    "attempts per call, the first included"),
+      schema::Config<&C::backoff, &BackoffSchema>("backoff", "the delays between attempts"),
+      schema::Strings<C, &RetryOnNames, &SetRetryOn>("retry_on", "the outcome names to retry"),
+      schema::Seconds<&C::max_retry_after_ns>("max_retry_after", 0, kMaxDurationS, Bound::kClosed,
+                                              Bound::kClosed, "the cap on a Retry-After hint"),
+  };
+  static const ConfigSchema<C> kSchema{"RetryConfig", kFields};
+  return kSchema;
+}
+
+absl::Status Validate(const RetryConfig& config) { return ValidateAt("", RetrySchema(), config); }
 
 bool RetryLoop::OnAttemptStart(int64_t now_ns) {
   if (done_) return false;

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/outcome.h"
+#include "rlab/core/schema.h"
 #include "rlab/policy/backoff.h"
 #include "rlab/policy/retry_budget.h"
 
@@ -48,7 +49,10 @@ struct RetryConfig {
   int64_t max_retry_after_ns = 60 * kNsPerSecond;
 };
 
-// Checks max_attempts, max_retry_after and the backoff, with Python-facing names.
+// The field table (Python: rl.RetryConfig; retry_on the names of `retryable`).
+const ConfigSchema<RetryConfig>& RetrySchema();
+
+// Checks max_attempts, max_retry_after and the backoff (as "backoff.<field>"), by the table.
 absl::Status Validate(const RetryConfig& config);
 
 // The deadline_ns value meaning "no deadline".
