@@ -124,7 +124,7 @@ def test_sweepable_by_dotted_path() -> None:
         ({"payment.aws_retry.retry_cost": 0}, r"payment\.aws_retry\.retry_cost must be"),
         ({"payment.aws_retry.beta": 1.0}, r"payment\.aws_retry\.beta must be"),
         ({"payment.retry": rl.RetryConfig()},
-         r"payment\.retry must be None when payment\.aws_retry"),
+         r"payment\.retry must be None when aws_retry is set"),
         ({"payment.budget": rl.TokenBucketConfig()}, r"payment\.budget must be None"),
     ],
 )

@@ -10,9 +10,9 @@ field round-trips through every form the engine's configuration takes:
   ``rl.simulate`` uses, written back to a dict by the bindings' reverse writer) holds the value:
   every native leaf that differs from the default scenario's equals the value (or, for times,
   the value in nanoseconds), and a list field appears as a native list. The reverse writer
-  speaks the C++ schema (nanoseconds, ``retry.initial_ns`` flattened, ``token_bucket`` /
-  ``ratio_budget`` for ``budget``), so there is no native -> ``Scenario`` reader; the read-back
-  is matched by value, not by a hand-written field map (which a new field would escape);
+  is the generic one in its engines' form (nanoseconds as ``<name>_ns``, None as its sentinel,
+  no ``"type"`` tags), so there is no native -> ``Scenario`` reader; the read-back is matched
+  by value, not by a hand-written field map (which a new field would escape);
 * an illegal value, set by dotted path (``Scenario.replace``) or inside the dict
   (``Scenario.from_dict``), raises ValueError/TypeError naming that path.
 """

@@ -196,6 +196,7 @@ py::object ScalarToPy(AnySchema schema, size_t i, const void* config) {
   }
   if (f.kind == FieldKind::kString) {
     const std::string_view v = schema.ops->get_str(schema.schema, i, config);
+    if (f.optional && v.empty()) return py::none();  // an optional string: None is empty
     return py::str(v.data(), v.size());
   }
   if (f.kind == FieldKind::kStrings) {
@@ -266,8 +267,13 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
     PyObject* v = PyDict_GetItemString(h.ptr(), std::string(f.name).c_str());
     const bool nested_optional =
         f.optional && (f.kind == FieldKind::kConfig || f.kind == FieldKind::kUnion);
-    if (v == nullptr && nested_optional) {  // a dict written before the field existed
-      ops.reset(s, i, config);
+    const bool optional_string = f.optional && f.kind == FieldKind::kString;
+    if (v == nullptr && (nested_optional || optional_string)) {  // written before it existed
+      if (optional_string) {
+        ops.set_str(s, i, config, "");
+      } else {
+        ops.reset(s, i, config);
+      }
       continue;
     }
     if (v == nullptr) MissingKey(path, f.name);
@@ -275,6 +281,8 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
     if (f.optional && v == Py_None) {
       if (nested_optional) {
         ops.reset(s, i, config);
+      } else if (optional_string) {
+        ops.set_str(s, i, config, "");
       } else if (f.kind == FieldKind::kReal) {
         ops.set_real(s, i, config, f.none_real);
       } else {
@@ -458,6 +466,7 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, ClosedLoopSchema());
     Export(*t, BackoffSchema());
     Export(*t, RetrySchema());
+    Export(*t, DependencySchema());
     return t;
   }();
   return *tables;

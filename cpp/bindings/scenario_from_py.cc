@@ -122,17 +122,6 @@ class Obj {
   absl::flat_hash_set<std::string> seen_;
 };
 
-template <typename Enum, size_t N>
-Enum ParseChoice(const std::string& path, const std::string& value,
-                 const std::pair<std::string_view, Enum> (&choices)[N]) {
-  std::vector<std::string> names;
-  for (const auto& [name, e] : choices) {
-    if (value == name) return e;
-    names.push_back(absl::StrFormat("'%s'", name));
-  }
-  Fail(absl::StrFormat("%s must be one of %s, got '%s'", path, absl::StrJoin(names, ", "), value));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Latency, faults
 
@@ -174,61 +163,6 @@ LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixtur
   return dist;
 }
 
-FaultsConfig ReadFaults(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, FaultsSchema());
-}
-
-FallbackConfig ReadFallback(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, FallbackSchema());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Policies
-
-RetryConfig ReadRetry(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, RetrySchema());
-}
-
-BreakerConfig ReadBreaker(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, BreakerSchema());
-}
-
-void ReadBudget(py::handle h, const std::string& path, DependencyConfig& dep) {
-  const std::string tag = Obj(h, path).Tag();
-  if (tag == "token_bucket") {
-    dep.token_bucket = ReadConfig(h, path, TokenBucketSchema());
-  } else if (tag == "ratio") {
-    dep.ratio_budget = ReadConfig(h, path, RatioBudgetSchema());
-  } else {
-    BadTag(path, tag, "'token_bucket', 'ratio'");
-  }
-}
-
-BulkheadConfig ReadBulkhead(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, BulkheadSchema());
-}
-
-ThrottleConfig ReadThrottle(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, ThrottleSchema());
-}
-
-HedgeConfig ReadHedge(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, HedgeSchema());
-}
-
-FanOutConfig ReadFanout(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, FanoutSchema());
-}
-
-ReplicasConfig ReadReplicas(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, ReplicasSchema());
-}
-
-// An AWS SDK retry mode (python/reliability_lab/scenario/aws_retry_config.py).
-AwsRetryConfig ReadAwsRetry(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, AwsRetrySchema());
-}
-
 // ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
@@ -238,72 +172,23 @@ IntakeConfig ReadIntake(py::handle h, const std::string& path) {
 
 py::dict IntakeToDict(const IntakeConfig& c) { return WriteConfig(IntakeSchema(), c, true); }
 
-py::dict LimitToDict(const LimitConfig& c) { return WriteConfig(LimitSchema(), c, true); }
-
-py::dict RateLimitToDict(const RateLimitConfig& c) {
-  return WriteConfig(RateLimitSchema(), c, true);
-}
-
-LimitConfig ReadLimit(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, LimitSchema());
-}
-
-RateLimitConfig ReadRateLimit(py::handle h, const std::string& path) {
-  return ReadConfig(h, path, RateLimitSchema());
-}
-
 // `parent`: "" for the scenario's own dependencies (named by name), "services[<name>]" for a
 // service's (named "services[<name>].dependencies[<dep>]").
 DependencyConfig ReadDependency(py::handle h, size_t index, const std::string& parent = "") {
-  static constexpr std::pair<std::string_view, Composition> kCompositions[] = {
-      {"retry_outside_breaker", Composition::kRetryOutsideBreaker},
-      {"breaker_outside_retry", Composition::kBreakerOutsideRetry},
-  };
-  const std::string fallback_path = JoinPath(parent, absl::StrFormat("dependencies[%d]", index));
-  DependencyConfig d;
-  {
-    Obj named(h, fallback_path);
-    d.name = named.Str("name");
-  }
   // Addressed by name, as in the Python API, once the name is usable in a path.
-  bool usable = !d.name.empty();
-  for (char c : d.name) {
+  PyObject* n = PyDict_Check(h.ptr()) ? PyDict_GetItemString(h.ptr(), "name") : nullptr;
+  const std::string name = n != nullptr && PyUnicode_Check(n) ? py::handle(n).cast<std::string>()
+                                                              : std::string();
+  bool usable = !name.empty();
+  for (char c : name) {
     usable = usable && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
                         (c >= '0' && c <= '9') || c == '_');
   }
-  Obj o(h, !usable          ? fallback_path
-           : parent.empty() ? d.name
-                            : JoinPath(parent, absl::StrFormat("dependencies[%s]", d.name)));
-  o.Str("name");
-  d.faults = ReadFaults(o.Get("faults"), o.At("faults"));
-  if (!o.IsNone("retry")) d.retry = ReadRetry(o.Get("retry"), o.At("retry"));
-  if (!o.IsNone("breaker")) d.breaker = ReadBreaker(o.Get("breaker"), o.At("breaker"));
-  if (!o.IsNone("budget")) ReadBudget(o.Get("budget"), o.At("budget"), d);
-  if (!o.IsNone("bulkhead")) d.bulkhead = ReadBulkhead(o.Get("bulkhead"), o.At("bulkhead"));
-  if (!o.IsNone("throttle")) d.throttle = ReadThrottle(o.Get("throttle"), o.At("throttle"));
-  d.attempt_timeout_ns = o.Seconds("attempt_timeout");
-  d.composition = ParseChoice(o.At("composition"), o.Str("composition"), kCompositions);
-  d.fallback = ReadFallback(o.Get("fallback"), o.At("fallback"));
-  d.idempotency_keys = o.Bool("idempotency_keys");
-  d.charges = o.Bool("charges");
-  // Request patterns; a dict written before they existed has no such keys.
-  if (o.Has("hedge") && !o.IsNone("hedge")) d.hedge = ReadHedge(o.Get("hedge"), o.At("hedge"));
-  if (o.Has("fanout") && !o.IsNone("fanout")) {
-    d.fanout = ReadFanout(o.Get("fanout"), o.At("fanout"));
-  }
-  if (o.Has("replicas") && !o.IsNone("replicas")) {
-    d.replicas = ReadReplicas(o.Get("replicas"), o.At("replicas"));
-  }
-  if (o.Has("aws_retry") && !o.IsNone("aws_retry")) {
-    d.aws_retry = ReadAwsRetry(o.Get("aws_retry"), o.At("aws_retry"));
-  }
-  if (o.Has("limit") && !o.IsNone("limit")) d.limit = ReadLimit(o.Get("limit"), o.At("limit"));
-  if (o.Has("rate_limit") && !o.IsNone("rate_limit")) {
-    d.rate_limit = ReadRateLimit(o.Get("rate_limit"), o.At("rate_limit"));
-  }
-  if (o.Has("service") && !o.IsNone("service")) d.service = o.Str("service");
-  o.Finish();
-  return d;
+  const std::string path =
+      !usable          ? JoinPath(parent, absl::StrFormat("dependencies[%d]", index))
+      : parent.empty() ? name
+                       : JoinPath(parent, absl::StrFormat("dependencies[%s]", name));
+  return ReadConfig(h, path, DependencySchema());
 }
 
 // A tier of a service graph (model/service_graph.h).
@@ -409,52 +294,8 @@ py::dict LatencyToPy(const LatencyDist& l) {
   return d;
 }
 
-template <typename T, typename F>
-py::object OptionalToPy(const std::optional<T>& v, F f) {
-  if (!v.has_value()) return py::none();
-  return f(*v);
-}
-
-py::dict FaultsToDict(const FaultsConfig& f) { return WriteConfig(FaultsSchema(), f, true); }
-
-py::dict BreakerToDict(const BreakerConfig& b) { return WriteConfig(BreakerSchema(), b, true); }
-
 py::dict DependencyToDict(const DependencyConfig& dep) {
-  py::dict d;
-  d["name"] = dep.name;
-  d["faults"] = FaultsToDict(dep.faults);
-  d["retry"] = OptionalToPy(
-      dep.retry, [](const RetryConfig& r) { return WriteConfig(RetrySchema(), r, true); });
-  d["breaker"] = OptionalToPy(dep.breaker, BreakerToDict);
-  d["token_bucket"] = OptionalToPy(dep.token_bucket, [](const TokenBucketConfig& t) {
-    return WriteConfig(TokenBucketSchema(), t, true);
-  });
-  d["ratio_budget"] = OptionalToPy(dep.ratio_budget, [](const RatioBudgetConfig& r) {
-    return WriteConfig(RatioBudgetSchema(), r, true);
-  });
-  d["bulkhead"] = OptionalToPy(
-      dep.bulkhead, [](const BulkheadConfig& b) { return WriteConfig(BulkheadSchema(), b, true); });
-  d["throttle"] = OptionalToPy(
-      dep.throttle, [](const ThrottleConfig& t) { return WriteConfig(ThrottleSchema(), t, true); });
-  d["attempt_timeout_ns"] = dep.attempt_timeout_ns;
-  d["composition"] = dep.composition == Composition::kRetryOutsideBreaker ? "retry_outside_breaker"
-                                                                          : "breaker_outside_retry";
-  d["fallback"] = WriteConfig(FallbackSchema(), dep.fallback, true);
-  d["idempotency_keys"] = dep.idempotency_keys;
-  d["charges"] = dep.charges;
-  d["hedge"] = OptionalToPy(
-      dep.hedge, [](const HedgeConfig& c) { return WriteConfig(HedgeSchema(), c, true); });
-  d["fanout"] = OptionalToPy(
-      dep.fanout, [](const FanOutConfig& c) { return WriteConfig(FanoutSchema(), c, true); });
-  d["replicas"] = OptionalToPy(
-      dep.replicas, [](const ReplicasConfig& c) { return WriteConfig(ReplicasSchema(), c, true); });
-  d["aws_retry"] = OptionalToPy(dep.aws_retry, [](const AwsRetryConfig& c) {
-    return WriteConfig(AwsRetrySchema(), c, true);
-  });
-  d["limit"] = OptionalToPy(dep.limit, LimitToDict);
-  d["rate_limit"] = OptionalToPy(dep.rate_limit, RateLimitToDict);
-  d["service"] = dep.service.empty() ? py::object(py::none()) : py::object(py::str(dep.service));
-  return d;
+  return WriteConfig(DependencySchema(), dep, true);
 }
 
 }  // namespace
@@ -577,6 +418,29 @@ void RegisterScenario(py::module_& m) {
                                  },
                                  {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
                                  {"constant", "exponential", "lognormal", "uniform", "mixture"}});
+  // A dependency's retry budget: the "type" picks the member of DependencyConfig it fills.
+  RegisterUnionCodec(
+      "Budget", {[](py::handle h, const std::string& path, void* value) {
+                   auto& d = *static_cast<DependencyConfig*>(value);
+                   if (!PyDict_Check(h.ptr())) Fail(path + " must be a dict, got " + Repr(h));
+                   const std::string tag = TagOf(h, path);
+                   if (tag == "token_bucket") {
+                     d.token_bucket = ReadConfig(h, path, TokenBucketSchema());
+                   } else if (tag == "ratio") {
+                     d.ratio_budget = ReadConfig(h, path, RatioBudgetSchema());
+                   } else {
+                     BadTag(path, tag, "'token_bucket', 'ratio'");
+                   }
+                 },
+                 [](const void* value, bool nanoseconds) -> py::object {
+                   const auto& d = *static_cast<const DependencyConfig*>(value);
+                   if (d.token_bucket.has_value()) {
+                     return WriteAny(Any(TokenBucketSchema()), &*d.token_bucket, nanoseconds, true);
+                   }
+                   return WriteAny(Any(RatioBudgetSchema()), &*d.ratio_budget, nanoseconds, true);
+                 },
+                 {"TokenBucketConfig", "RatioBudgetConfig"},
+                 {"token_bucket", "ratio"}});
   py::class_<CompiledScenario>(
       m, "CompiledScenario",
       "A scenario read and validated once (compile_scenario); the engines run it as it is.")

@@ -76,12 +76,12 @@ TEST(AwsRetryFlowTest, ScenarioRules) {
   d.aws_retry = AwsRetryConfig{};
   d.retry = RetryConfig{};
   EXPECT_EQ(ValidateScenario(sc).message(),
-            "payment.retry must be None when payment.aws_retry is set (the AWS retry mode runs "
+            "payment.retry must be None when aws_retry is set (the AWS retry mode runs "
             "the retries)");
   d.retry.reset();
   d.token_bucket = TokenBucketConfig{};
   EXPECT_EQ(ValidateScenario(sc).message(),
-            "payment.budget must be None when payment.aws_retry is set (its retry quota is the "
+            "payment.budget must be None when aws_retry is set (its retry quota is the "
             "budget)");
 }
 

@@ -199,12 +199,14 @@ TEST(BackoffTest, ValidationMessagesNameParameterAndRange) {
   EXPECT_EQ(message(0.1, 2.0, 30.0, 0.5), "ok");
   EXPECT_EQ(message(0.0, 2.0, 0.0, 0.5), "ok");
   EXPECT_EQ(message(-1, 2.0, 30.0, 0.5), "initial must be a finite number in [0, 1e+06], got -1");
-  EXPECT_EQ(message(0.1, 0.5, 30.0, 0.5), "multiplier must be a finite number in [1, inf), got 0.5");
+  EXPECT_EQ(message(0.1, 0.5, 30.0, 0.5),
+            "multiplier must be a finite number in [1, inf), got 0.5");
   EXPECT_EQ(message(0.1, INFINITY, 30.0, 0.5),
             "multiplier must be a finite number in [1, inf), got inf");
   EXPECT_EQ(message(0.1, 2.0, 0.05, 0.5),
             "max_delay must be a finite number in [0.1, 1e+06], got 0.05");
-  EXPECT_EQ(message(0.1, 2.0, 30.0, 1.5), "jitter_factor must be a finite number in [0, 1], got 1.5");
+  EXPECT_EQ(message(0.1, 2.0, 30.0, 1.5),
+            "jitter_factor must be a finite number in [0, 1], got 1.5");
   EXPECT_EQ(message(0.1, 2.0, 30.0, -0.1),
             "jitter_factor must be a finite number in [0, 1], got -0.1");
 

@@ -201,7 +201,7 @@ TEST(ValidateScenarioTest, PoliciesArePrefixedWithTheirPath) {
   EXPECT_EQ(Check(c), "payment.retry.max_attempts must be an integer in [1, 1000000], got 0");
   c = Rich();
   c.dependencies[2].retry->backoff.multiplier = 0.5;
-  EXPECT_THAT(Check(c), ::testing::StartsWith("payment.retry.multiplier must be"));
+  EXPECT_THAT(Check(c), ::testing::StartsWith("payment.retry.backoff.multiplier must be"));
   c = Rich();
   c.dependencies[2].token_bucket->token_ratio = 0;
   EXPECT_THAT(Check(c), ::testing::StartsWith("payment.budget.token_ratio must be"));
@@ -232,9 +232,9 @@ TEST(ValidateScenarioTest, AttemptTimeoutAndFallback) {
   c = Rich();
   c.dependencies[1].fallback.cache_ttl_ns = 0;
   EXPECT_EQ(Check(c), "pricing.fallback.cache_ttl must be a finite number in (0, 1e+06], got 0");
-  // Without a cache the cache fields are not used, so not checked.
+  // Checked by the table whatever the kind, as the Python Fallback always checked them.
   c.dependencies[1].fallback.kind = FallbackConfig::Kind::kDefault;
-  EXPECT_EQ(Check(c), "OK");
+  EXPECT_EQ(Check(c), "pricing.fallback.cache_ttl must be a finite number in (0, 1e+06], got 0");
 }
 
 TEST(ValidateScenarioTest, AChargingDependencyCannotHaveAFallback) {

@@ -11,7 +11,6 @@
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
-#include "rlab/model/aws_retry_call.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/service_graph.h"
 #include "rlab/model/service_intake.h"
@@ -39,13 +38,6 @@ constexpr std::array<std::string_view, 9> kReservedNames = {"arrivals",
                                                             "dependencies"};
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
-
-// Re-issues a policy's error (which names only its own field) under the dotted path of the
-// policy inside the scenario, e.g. "payment.breaker." + "open_for must be ...".
-absl::Status Prefixed(std::string_view prefix, const absl::Status& status) {
-  if (status.ok()) return status;
-  return absl::Status(status.code(), absl::StrFormat("%s%s", prefix, status.message()));
-}
 
 absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
   if (trace_ns.empty()) return Invalid("arrivals.times must have at least one arrival time");
@@ -107,101 +99,6 @@ absl::Status ValidateDependencyName(const ScenarioConfig& config, size_t index) 
     }
   }
   return absl::OkStatus();
-}
-
-absl::Status ValidateFallback(const std::string& name, const FallbackConfig& f) {
-  // Without a cache the cache fields are not used, so not checked.
-  if (f.kind == FallbackConfig::Kind::kNone || f.kind == FallbackConfig::Kind::kDefault) {
-    return absl::OkStatus();
-  }
-  return ValidateAt(name + ".fallback", FallbackSchema(), f);
-}
-
-absl::Status ValidateReplicas(const std::string& n, const ReplicasConfig& r) {
-  return ValidateAt(n + ".replicas", ReplicasSchema(), r);
-}
-
-absl::Status ValidateDependency(const DependencyConfig& d) {
-  const std::string& n = d.name;
-  absl::Status s = ValidateFaultModel(n + ".faults", d.faults);
-  if (!s.ok()) return s;
-  if (d.retry.has_value()) {
-    s = Prefixed(n + ".retry.", Validate(*d.retry));
-    if (!s.ok()) return s;
-  }
-  if (d.breaker.has_value()) {
-    s = Prefixed(n + ".breaker.", ValidateBreakerConfig(*d.breaker));
-    if (!s.ok()) return s;
-  }
-  if (d.token_bucket.has_value() && d.ratio_budget.has_value()) {
-    return Invalid(
-        absl::StrFormat("%s.budget must be either a token bucket or a ratio budget, not both", n));
-  }
-  if (d.token_bucket.has_value()) {
-    s = Prefixed(n + ".budget.", Validate(*d.token_bucket));
-    if (!s.ok()) return s;
-  }
-  if (d.ratio_budget.has_value()) {
-    s = Prefixed(n + ".budget.", Validate(*d.ratio_budget));
-    if (!s.ok()) return s;
-  }
-  if (d.bulkhead.has_value()) {
-    s = Prefixed(n + ".bulkhead.", Validate(*d.bulkhead));
-    if (!s.ok()) return s;
-  }
-  if (d.throttle.has_value()) {
-    s = Prefixed(n + ".throttle.", Validate(*d.throttle));
-    if (!s.ok()) return s;
-  }
-  s = CheckDuration(n + ".attempt_timeout", NsToSeconds(d.attempt_timeout_ns),
-                    /*allow_zero=*/true);
-  if (!s.ok()) return s;
-  if (d.composition != Composition::kRetryOutsideBreaker &&
-      d.composition != Composition::kBreakerOutsideRetry) {
-    return Invalid(absl::StrFormat("%s.composition has an unknown value %d", n,
-                                   static_cast<int>(d.composition)));
-  }
-  if (d.hedge.has_value()) {
-    s = Prefixed(n + ".hedge.", Validate(*d.hedge));
-    if (!s.ok()) return s;
-  }
-  if (d.fanout.has_value()) {
-    s = Prefixed(n + ".fanout.", Validate(*d.fanout));
-    if (!s.ok()) return s;
-  }
-  if (d.replicas.has_value()) {
-    s = ValidateReplicas(n, *d.replicas);
-    if (!s.ok()) return s;
-  }
-  if (d.hedge.has_value() && d.fanout.has_value()) {
-    return Invalid(absl::StrFormat(
-        "%s.hedge must be None when %s.fanout is set (a call is either hedged or fanned out)", n,
-        n));
-  }
-  if (d.charges && !d.idempotency_keys && (d.hedge.has_value() || d.fanout.has_value())) {
-    // Every copy of a hedged or fanned-out write may charge: without an idempotency key the
-    // provider applies each of them (the rule of gRFC A6: only idempotent calls are hedged).
-    // Worded as the Python Scenario words it (python/reliability_lab/scenario/model.py).
-    return Invalid(absl::StrFormat(
-        "%s.%s must be None on a dependency that charges without idempotency keys (each copy "
-        "would be charged; set idempotency_keys=True)",
-        n, d.hedge.has_value() ? "hedge" : "fanout"));
-  }
-  s = ValidateAwsRetryOf(d);  // model/aws_retry_call.cc
-  if (!s.ok()) return s;
-  if (d.charges && d.fallback.kind != FallbackConfig::Kind::kNone) {
-    // A write cannot be replaced by a cached or default answer: the order would complete as
-    // paid while nothing was charged. (Seed 002: degradation does not work for writes.)
-    static constexpr std::array<std::string_view, 4> kKinds = {"none", "cache", "default",
-                                                               "cache_or_default"};
-    const auto k = static_cast<size_t>(d.fallback.kind);
-    // Worded as the Python Scenario words it (python/reliability_lab/scenario/model.py).
-    return Invalid(absl::StrFormat(
-        "%s.fallback must be \"none\" on a dependency that charges (a failed charge cannot be "
-        "served from a fallback: the order would complete without being charged), got \"%s\"",
-        n, k < kKinds.size() ? kKinds[k] : std::string_view("?")));
-  }
-  return ValidateFallback(n, d.fallback);
 }
 
 }  // namespace
@@ -364,6 +261,122 @@ const ConfigSchema<FallbackConfig>& FallbackSchema() {
   return kSchema;
 }
 
+absl::Status ValidateDependencyRules(const DependencyConfig& d) {
+  auto usable = [](const std::string& name) {
+    return !name.empty() && std::all_of(name.begin(), name.end(), IsNameChar);
+  };
+  if (!usable(d.name)) {
+    // Names become dotted-path segments and metric label values.
+    return Invalid(absl::StrFormat(
+        "name must contain only letters, digits and underscores, got \"%s\"", d.name));
+  }
+  if (!d.service.empty() && !usable(d.service)) {
+    return Invalid(absl::StrFormat(
+        "service must be None or a service name (letters, digits and underscores), got \"%s\"",
+        d.service));
+  }
+  if (d.hedge.has_value() && d.fanout.has_value()) {
+    return Invalid("hedge must be None when fanout is set (a call is either hedged or fanned out)");
+  }
+  if (d.charges && !d.idempotency_keys && (d.hedge.has_value() || d.fanout.has_value())) {
+    // Every copy of a hedged or fanned-out write may charge: without an idempotency key the
+    // provider applies each of them (the rule of gRFC A6: only idempotent calls are hedged).
+    return Invalid(absl::StrFormat(
+        "%s must be None on a dependency that charges without idempotency keys (each copy "
+        "would be charged; set idempotency_keys=True)",
+        d.hedge.has_value() ? "hedge" : "fanout"));
+  }
+  if (d.aws_retry.has_value() && d.retry.has_value()) {
+    return Invalid(
+        "retry must be None when aws_retry is set (the AWS retry mode runs the retries)");
+  }
+  if (d.aws_retry.has_value() && (d.token_bucket.has_value() || d.ratio_budget.has_value())) {
+    return Invalid("budget must be None when aws_retry is set (its retry quota is the budget)");
+  }
+  if (d.charges && d.fallback.kind != FallbackConfig::Kind::kNone) {
+    // A write cannot be replaced by a cached or default answer: the order would complete as
+    // paid while nothing was charged. (Seed 002: degradation does not work for writes.)
+    static constexpr std::array<std::string_view, 4> kKinds = {"none", "cache", "default",
+                                                               "cache_or_default"};
+    const auto k = static_cast<size_t>(d.fallback.kind);
+    return Invalid(absl::StrFormat(
+        "fallback must be \"none\" on a dependency that charges (a failed charge cannot be "
+        "served from a fallback: the order would complete without being charged), got \"%s\"",
+        k < kKinds.size() ? kKinds[k] : std::string_view("?")));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The retry budget: one union row over the two optional members (the dict's "type" picks which
+// one the bindings' "Budget" codec fills); its value is the whole DependencyConfig.
+absl::Status CheckBudget(std::string_view path, const DependencyConfig& d) {
+  if (d.token_bucket.has_value() && d.ratio_budget.has_value()) {
+    return Invalid(absl::StrFormat(
+        "%s must be either a token bucket or a ratio budget, not both", path));
+  }
+  if (d.token_bucket.has_value()) return ValidateAt(path, TokenBucketSchema(), *d.token_bucket);
+  return ValidateAt(path, RatioBudgetSchema(), *d.ratio_budget);
+}
+
+FieldSpec<DependencyConfig> BudgetRow() {
+  using C = DependencyConfig;
+  FieldSpec<C> f;
+  f.info.name = "budget";
+  f.info.kind = FieldKind::kUnion;
+  f.info.type = "Budget";
+  f.info.optional = true;
+  f.info.doc = "a retry budget shared by every order's retries; None: none";
+  f.count = [](const C& c) -> size_t { return c.token_bucket || c.ratio_budget ? 1 : 0; };
+  f.item = [](const C& c, size_t) -> const void* { return &c; };
+  f.add = [](C& c) -> void* { return &c; };
+  f.reset = [](C& c) {
+    c.token_bucket.reset();
+    c.ratio_budget.reset();
+  };
+  f.check = [](std::string_view path, const void* v) {
+    return CheckBudget(path, *static_cast<const C*>(v));
+  };
+  return f;
+}
+
+}  // namespace
+
+const ConfigSchema<DependencyConfig>& DependencySchema() {
+  using C = DependencyConfig;
+  static constexpr std::string_view kCompositions[] = {"retry_outside_breaker",
+                                                       "breaker_outside_retry"};
+  static const FieldSpec<C> kFields[] = {
+      schema::String<&C::name>("name", "letters, digits and underscores; unique"),
+      schema::Config<&C::faults, &FaultsSchema>("faults", "the fault model"),
+      schema::Config<&C::retry, &RetrySchema>("retry", "the retry loop; None: one attempt"),
+      schema::Config<&C::breaker, &BreakerSchema>("breaker", "a circuit breaker; None: none"),
+      BudgetRow(),
+      schema::Config<&C::bulkhead, &BulkheadSchema>("bulkhead", "a bulkhead; None: none"),
+      schema::Config<&C::throttle, &ThrottleSchema>("throttle",
+                                                    "adaptive client-side throttling; None: none"),
+      schema::Seconds<&C::attempt_timeout_ns>("attempt_timeout", 0, kMaxDurationS, Bound::kClosed,
+                                              Bound::kClosed, "per attempt; 0: none"),
+      schema::Choice<&C::composition>("composition", kCompositions,
+                                      "how retry and breaker are composed"),
+      schema::Config<&C::fallback, &FallbackSchema>("fallback", "what a failed call falls back to"),
+      schema::Flag<&C::idempotency_keys>("idempotency_keys", "charges carry the order's key"),
+      schema::Flag<&C::charges>("charges", "this dependency takes money"),
+      schema::Config<&C::hedge, &HedgeSchema>("hedge", "hedged calls; None: none"),
+      schema::Config<&C::fanout, &FanoutSchema>("fanout", "fanned-out calls; None: none"),
+      schema::Config<&C::replicas, &ReplicasSchema>("replicas", "a pool of replicas; None: one"),
+      schema::Config<&C::aws_retry, &AwsRetrySchema>("aws_retry",
+                                                     "an AWS SDK retry mode; None: none"),
+      schema::Config<&C::limit, &LimitSchema>("limit", "an adaptive concurrency limit; None: none"),
+      schema::Config<&C::rate_limit, &RateLimitSchema>("rate_limit", "a rate limit; None: none"),
+      schema::OrNone(schema::String<&C::service>("service", "the service it calls; None: a leaf"),
+                     0),
+  };
+  static const ConfigSchema<C> kSchema{"Dependency", kFields, "", &ValidateDependencyRules};
+  return kSchema;
+}
+
 absl::Status ValidateScenario(const ScenarioConfig& config) {
   absl::Status s = FirstError({
       ValidateArrivals(config.arrivals),
@@ -385,22 +398,11 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     if (!s.ok()) return s;
   }
   for (const DependencyConfig& d : config.dependencies) {
-    s = ValidateDependency(d);
+    s = ValidateAt(d.name, DependencySchema(), d);
     if (!s.ok()) return s;
   }
   s = ValidateAt("intake", IntakeSchema(), config.intake);
   if (!s.ok()) return s;
-  // Concurrency limits (model/limits.h).
-  for (const DependencyConfig& d : config.dependencies) {
-    if (!d.limit) continue;
-    s = ValidateLimit(d.name + ".limit", *d.limit);
-    if (!s.ok()) return s;
-  }
-  for (const DependencyConfig& d : config.dependencies) {
-    if (!d.rate_limit) continue;
-    s = ValidateRateLimit(d.name + ".rate_limit", *d.rate_limit);
-    if (!s.ok()) return s;
-  }
   // Service graphs (model/service_graph.h): each service's own fields and dependencies, named
   // "services[<name>].dependencies[<dep>]" in errors, then the graph as a whole.
   for (const ServiceConfig& svc : config.services) {
@@ -408,11 +410,7 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
     if (s.ok()) s = ValidateServiceIntake(svc);
     if (!s.ok()) return s;
     for (const DependencyConfig& d : svc.dependencies) {
-      DependencyConfig named = d;
-      named.name = ServiceDependencyPath(svc, d);
-      s = ValidateDependency(named);
-      if (s.ok() && d.limit) s = ValidateLimit(named.name + ".limit", *d.limit);
-      if (s.ok() && d.rate_limit) s = ValidateRateLimit(named.name + ".rate_limit", *d.rate_limit);
+      s = ValidateAt(ServiceDependencyPath(svc, d), DependencySchema(), d);
       if (!s.ok()) return s;
     }
   }

@@ -269,6 +269,12 @@ const ConfigSchema<IntakeConfig>& IntakeSchema();
 // The field table of FallbackConfig (Python: rl.Fallback).
 const ConfigSchema<FallbackConfig>& FallbackSchema();
 
+// The field table of DependencyConfig (Python: rl.Dependency; `budget` a union row filling
+// `token_bucket` or `ratio_budget`) and its rules (names usable in paths; hedge / fanout, charges,
+// aws_retry and fallback combinations).
+const ConfigSchema<DependencyConfig>& DependencySchema();
+absl::Status ValidateDependencyRules(const DependencyConfig& d);
+
 // Checks everything, naming the dotted path of the first bad field as the Python API spells it,
 // with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").
 absl::Status ValidateScenario(const ScenarioConfig& config);

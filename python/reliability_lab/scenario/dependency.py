@@ -13,14 +13,7 @@ from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
 from reliability_lab.retry import Retry, RetryConfig
-from reliability_lab.scenario._validate import (
-    _NAME,
-    _bool,
-    _choice,
-    _duration,
-    _instance,
-    _set,
-)
+from reliability_lab.scenario._validate import _instance, _set
 from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
@@ -29,7 +22,6 @@ from reliability_lab.scenario.replicas import Replicas
 from reliability_lab.throttle import Throttle
 
 FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
-_FALLBACK_KINDS = ("none", "cache", "default", "cache_or_default")
 
 
 @dataclass(frozen=True)
@@ -65,7 +57,6 @@ Budget: TypeAlias = TokenBucketConfig | RatioBudgetConfig
 """A retry budget configuration."""
 
 Composition = Literal["retry_outside_breaker", "breaker_outside_retry"]
-_COMPOSITIONS = ("retry_outside_breaker", "breaker_outside_retry")
 
 # Retry fields that belong to a live Retry only: a Retry given for a scenario's RetryConfig
 # (deprecated) must keep their defaults.
@@ -186,55 +177,13 @@ class Dependency:
     service: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(
-                f"name must contain only letters, digits and underscores, got {self.name!r}"
-            )
-        _instance("faults", self.faults, (Faults,), "a Faults")
-        if self.retry is not None:
+        if self.retry is not None:  # a deprecated runtime Retry is converted (Python only)
             _set(self, "retry", _normal_retry(self.retry))
-        if self.breaker is not None:
-            _instance("breaker", self.breaker, (Breaker,), "a Breaker or None")
-        if self.budget is not None:
-            _instance(
-                "budget",
-                self.budget,
-                (TokenBucketConfig, RatioBudgetConfig),
-                "a TokenBucketConfig, a RatioBudgetConfig or None",
-            )
-        if self.bulkhead is not None:
-            _instance("bulkhead", self.bulkhead, (BulkheadConfig,), "a BulkheadConfig or None")
-        if self.throttle is not None:
-            _instance("throttle", self.throttle, (Throttle,), "a Throttle or None")
-        _set(
-            self,
-            "attempt_timeout",
-            _duration("attempt_timeout", self.attempt_timeout, allow_zero=True),
-        )
-        _choice("composition", self.composition, _COMPOSITIONS)
-        _instance("fallback", self.fallback, (Fallback,), "a Fallback")
-        _bool("idempotency_keys", self.idempotency_keys)
-        _bool("charges", self.charges)
-        if self.hedge is not None:
-            _instance("hedge", self.hedge, (Hedge,), "a Hedge or None")
-        if self.fanout is not None:
-            _instance("fanout", self.fanout, (FanOut,), "a FanOut or None")
-        if self.replicas is not None:
-            _instance("replicas", self.replicas, (Replicas,), "a Replicas or None")
-        if self.aws_retry is not None:
-            _instance("aws_retry", self.aws_retry, (AwsRetryConfig,), "an AwsRetryConfig or None")
-        if self.limit is not None:
-            _instance("limit", self.limit, (Limit,), "a Limit or None")
-        if self.rate_limit is not None:
-            _instance("rate_limit", self.rate_limit, (RateLimit,), "a RateLimit or None")
+        _schema.check(self)  # the table beside DependencyConfig (cpp/rlab/model/scenario.cc)
         if self.service is not None:
-            if not isinstance(self.service, str) or not _NAME.match(self.service):
-                raise ValueError(
-                    "service must be None or a service name (letters, digits and underscores), "
-                    f"got {self.service!r}"
-                )
             # A call to a service is answered by the service's own dependencies: a fault model,
-            # replicas or charges here would be silently ignored.
+            # replicas or charges here would be silently ignored. (Exactly the Python default
+            # Faults, whose latency the native default does not share.)
             for attr, bad in (
                 ("faults", self.faults != Faults()),
                 ("replicas", self.replicas is not None),

@@ -159,28 +159,6 @@ class Scenario:
                     raise ValueError(
                         f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
                     )
-            if d.charges and d.fallback.kind != "none":
-                # A write cannot be replaced by a cached or default answer: the order would
-                # complete as paid while nothing was charged (seed 002: degradation does not
-                # work for writes). Worded as the native validator words it.
-                raise ValueError(
-                    f'{d.name}.fallback must be "none" on a dependency that charges (a failed '
-                    "charge cannot be served from a fallback: the order would complete without "
-                    f'being charged), got "{d.fallback.kind}"'
-                )
-            if d.hedge is not None and d.fanout is not None:
-                raise ValueError(
-                    f"{d.name}.hedge must be None when {d.name}.fanout is set (a call is either "
-                    "hedged or fanned out)"
-                )
-            if d.charges and not d.idempotency_keys and (d.hedge or d.fanout) is not None:
-                # Every copy of a hedged or fanned-out write may charge (gRFC A6 hedges only
-                # idempotent calls). Worded as the native validator words it.
-                which = "hedge" if d.hedge is not None else "fanout"
-                raise ValueError(
-                    f"{d.name}.{which} must be None on a dependency that charges without "
-                    "idempotency keys (each copy would be charged; set idempotency_keys=True)"
-                )
         _set(self, "dependencies", deps)
         services = _items("services", self.services)
         if len(services) > MAX_SERVICES:
