@@ -32,7 +32,13 @@ _REQUIRED: dict[str, dict[str, Any]] = {
     "RateSegment": {"start": 0.0, "end": 1.0, "rate_start": 1.0, "rate_end": 1.0},
     "Schedule": {"segments": (rl.RateSegment(0.0, 1.0, 1.0, 1.0),)},
     "Poisson": {"rate": 1.0},
+    "Service": {"name": "s"},
     "ConstantRate": {"rate": 1.0},
+}
+# List fields whose dataclass default differs from the C++ member's, with the reason: the
+# dataclass's is a usable value, the C++ struct's an empty list, which every read fills.
+_PYTHON_LIST_DEFAULTS = {
+    "Service.dependencies": "a Service() calls one dependency, `payment`; ServiceConfig{} none",
 }
 _PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
 _KINDS = (
@@ -98,6 +104,8 @@ def test_dataclass_matches_its_table(name: str) -> None:
         if nat["kind"] == "list":  # Sequence[T]
             args = [a for a in typing.get_args(hint) if a is not Ellipsis]  # tuple[T, ...]
             assert [a.__name__ for a in args] == nat["types"], where
+            if where in _PYTHON_LIST_DEFAULTS:
+                continue
             got = [_without_unions(nat["types"][0], _schema.encode(x)) for x in default]
             assert got == [_without_unions(nat["types"][0], x) for x in nat["default"]], where
             continue

@@ -18,6 +18,7 @@
 #include "rlab/model/faults.h"
 #include "rlab/model/limits.h"
 #include "rlab/model/scenario.h"
+#include "rlab/model/service_graph.h"
 #include "rlab/policy/backoff.h"
 #include "rlab/policy/circuit_breaker.h"
 #include "rlab/policy/queue_discipline.h"
@@ -467,6 +468,7 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, BackoffSchema());
     Export(*t, RetrySchema());
     Export(*t, DependencySchema());
+    Export(*t, ServiceSchema());
     return t;
   }();
   return *tables;

@@ -29,6 +29,7 @@
 #include "rlab/policy/retry.h"
 #include "rlab/policy/retry_budget.h"
 #include "rlab/policy/throttle.h"
+#include "rlab/model/service_graph.h"
 #include "rlab/sim/flat_run.h"
 
 namespace rlab::bindings {
@@ -191,34 +192,17 @@ DependencyConfig ReadDependency(py::handle h, size_t index, const std::string& p
   return ReadConfig(h, path, DependencySchema());
 }
 
-// A tier of a service graph (model/service_graph.h).
+// A tier of a service graph (model/service_graph.h), named by name once it is usable in a path.
 ServiceConfig ReadService(py::handle h, size_t index) {
-  std::string name;
-  {
-    Obj named(h, absl::StrFormat("services[%d]", index));
-    name = named.Str("name");
-  }
+  PyObject* n = PyDict_Check(h.ptr()) ? PyDict_GetItemString(h.ptr(), "name") : nullptr;
+  std::string name = n != nullptr && PyUnicode_Check(n) ? py::handle(n).cast<std::string>() : "";
   bool usable = !name.empty();
   for (char c : name) {
     usable = usable && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
                         (c >= '0' && c <= '9') || c == '_');
   }
-  const std::string path =
-      absl::StrFormat("services[%s]", usable ? name : absl::StrFormat("%d", index));
-  Obj o(h, path);
-  ServiceConfig s;
-  s.name = o.Str("name");
-  s.workers = o.Int32("workers");
-  s.queue_capacity = o.Int32("queue_capacity");
-  s.deadline_ns = o.Seconds("deadline");
-  const py::sequence deps = o.List("dependencies");
-  for (size_t i = 0; i < deps.size(); ++i) {
-    s.dependencies.push_back(ReadDependency(deps[i], i, path));
-  }
-  // Its own intake (a dict written before the field existed has none).
-  if (o.Has("intake")) s.intake = ReadIntake(o.Get("intake"), o.At("intake"));
-  o.Finish();
-  return s;
+  if (!usable) name = absl::StrFormat("%d", index);
+  return ReadConfig(h, absl::StrFormat("services[%s]", name), ServiceSchema());
 }
 
 ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
@@ -378,18 +362,7 @@ py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
   d["dependencies"] = deps;
   d["intake"] = IntakeToDict(c.intake);
   py::list services;
-  for (const ServiceConfig& s : c.services) {
-    py::dict sd;
-    sd["name"] = s.name;
-    sd["workers"] = s.workers;
-    sd["queue_capacity"] = s.queue_capacity;
-    sd["deadline_ns"] = s.deadline_ns;
-    py::list sdeps;
-    for (const DependencyConfig& dep : s.dependencies) sdeps.append(DependencyToDict(dep));
-    sd["dependencies"] = sdeps;
-    sd["intake"] = IntakeToDict(s.intake);
-    services.append(sd);
-  }
+  for (const ServiceConfig& s : c.services) services.append(WriteConfig(ServiceSchema(), s, true));
   d["services"] = services;
   return d;
 }

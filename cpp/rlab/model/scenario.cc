@@ -406,13 +406,9 @@ absl::Status ValidateScenario(const ScenarioConfig& config) {
   // Service graphs (model/service_graph.h): each service's own fields and dependencies, named
   // "services[<name>].dependencies[<dep>]" in errors, then the graph as a whole.
   for (const ServiceConfig& svc : config.services) {
-    s = ValidateServiceFields(svc);
+    s = ValidateAt(absl::StrFormat("services[%s]", svc.name), ServiceSchema(), svc);
     if (s.ok()) s = ValidateServiceIntake(svc);
     if (!s.ok()) return s;
-    for (const DependencyConfig& d : svc.dependencies) {
-      s = ValidateAt(ServiceDependencyPath(svc, d), DependencySchema(), d);
-      if (!s.ok()) return s;
-    }
   }
   return ValidateServiceGraph(config);
 }

@@ -48,41 +48,44 @@ std::string ServiceDependencyPath(const ServiceConfig& service, const Dependency
   return absl::StrFormat("services[%s].dependencies[%s]", service.name, dep.name);
 }
 
-absl::Status ValidateServiceFields(const ServiceConfig& s) {
+absl::Status ValidateServiceRules(const ServiceConfig& s) {
   if (!UsableName(s.name)) {
     return Invalid(absl::StrFormat(
-        "services[%s].name must contain only letters, digits and underscores, got \"%s\"", s.name,
-        s.name));
+        "name must contain only letters, digits and underscores, got \"%s\"", s.name));
   }
-  const std::string p = absl::StrFormat("services[%s]", s.name);
-  absl::Status st = CheckIntRange(p + ".workers", s.workers, 1, 100'000);
-  if (st.ok()) st = CheckIntRange(p + ".queue_capacity", s.queue_capacity, 0, 10'000'000);
-  if (st.ok()) {
-    st = CheckDuration(p + ".deadline", NsToSeconds(s.deadline_ns), /*allow_zero=*/true);
-  }
-  if (!st.ok()) return st;
   const size_t n = s.dependencies.size();
   if (n < 1 || n > kMaxDependencies) {
-    return Invalid(absl::StrFormat("%s.dependencies must have between 1 and %d entries, got %d", p,
+    return Invalid(absl::StrFormat("dependencies must have between 1 and %d entries, got %d",
                                    kMaxDependencies, n));
   }
   for (size_t i = 0; i < n; ++i) {
-    const std::string& name = s.dependencies[i].name;
-    if (!UsableName(name)) {
-      return Invalid(absl::StrFormat(
-          "%s.dependencies[%d].name must contain only letters, digits and underscores, got "
-          "\"%s\"",
-          p, i, name));
-    }
     for (size_t j = 0; j < i; ++j) {
-      if (s.dependencies[j].name == name) {
-        return Invalid(absl::StrFormat(
-            "%s.dependencies[%d].name \"%s\" is already used by %s.dependencies[%d]", p, i, name, p,
-            j));
+      if (s.dependencies[j].name == s.dependencies[i].name) {
+        return Invalid(absl::StrFormat("dependencies[%d].name \"%s\" is already used by "
+                                       "dependencies[%d]",
+                                       i, s.dependencies[i].name, j));
       }
     }
   }
   return absl::OkStatus();
+}
+
+const ConfigSchema<ServiceConfig>& ServiceSchema() {
+  using C = ServiceConfig;
+  constexpr Bound kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::String<&C::name>("name", "letters, digits and underscores")),
+      schema::Int<&C::workers>("workers", 1, 100'000, "workers", "the worker pool"),
+      schema::Int<&C::queue_capacity>("queue_capacity", 0, 10'000'000, "requests",
+                                      "the bounded job queue"),
+      schema::Seconds<&C::deadline_ns>("deadline", 0, kMaxDurationS, kC, kC,
+                                       "a request's own deadline; 0: the caller's time only"),
+      schema::List<&C::dependencies, &DependencySchema>("dependencies", /*by_name=*/true,
+                                                        "called in order by each request"),
+      schema::Config<&C::intake, &IntakeSchema>("intake", "its own overload control"),
+  };
+  static const ConfigSchema<C> kSchema{"Service", kFields, "", &ValidateServiceRules};
+  return kSchema;
 }
 
 absl::Status ValidateServiceGraph(const ScenarioConfig& config) {

@@ -20,9 +20,10 @@ inline constexpr int kMaxServices = 256;
 // dependency.
 std::string ServiceDependencyPath(const ServiceConfig& service, const DependencyConfig& dep);
 
-// A service's own fields (name, workers, queue_capacity, deadline, the dependency count and
-// names), as the Python Service checks them.
-absl::Status ValidateServiceFields(const ServiceConfig& service);
+// The field table of ServiceConfig (Python: rl.Service; its dependencies named by name) and its
+// rules: a name usable in paths, 1 to kMaxDependencies dependencies with unique names.
+const ConfigSchema<ServiceConfig>& ServiceSchema();
+absl::Status ValidateServiceRules(const ServiceConfig& service);
 
 // The graph as a whole: unique service names, no unknown service name, no cycle (named, e.g.
 // "root → a → b → a"), every service reachable from the root, and a dependency that calls a

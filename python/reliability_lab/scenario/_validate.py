@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,10 +17,8 @@ from reliability_lab._checks import short_repr
 
 # Limits, shared with the native validator (cpp/rlab/model/scenario.cc and faults.cc).
 _MAX_DURATION = 1e6  # seconds: the core's kMaxDurationS
-_MAX_RATE = 1e7  # orders per second
 _MAX_WORKERS = 100_000
 _MAX_QUEUE_CAPACITY = 10_000_000
-_MAX_CLIENTS = 1_000_000
 _MAX_NUM_KEYS = 1_000_000_000
 _MAX_DEPENDENCIES = 16
 _MAX_SIGMA = 10.0
@@ -68,16 +66,6 @@ def _duration(name: str, value: object, *, allow_zero: bool) -> float:
     return _real(name, value, 0.0, _MAX_DURATION, lo_open=not allow_zero)
 
 
-def _window(start: object, end: object) -> tuple[float, float]:
-    """A time window ``[start, end)``: seconds in [0, 1e6], ``end`` after ``start`` as the core
-    compares them (in nanoseconds)."""
-    s = _duration("start", start, allow_zero=True)
-    e = _duration("end", end, allow_zero=True)
-    if not _ns(e) > _ns(s):
-        raise ValueError(f"end must be greater than start ({s:g}), got {e:g}")
-    return s, e
-
-
 def _int(name: str, value: object, lo: int, hi: int) -> int:
     """An integer (not bool) in [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -91,13 +79,6 @@ def _int(name: str, value: object, lo: int, hi: int) -> int:
 def _bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _choice(name: str, value: object, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {shown}, got {value!r}")
     return value
 
 

@@ -18,17 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reliability_lab.scenario._validate import (
-    _MAX_DEPENDENCIES,
-    _MAX_QUEUE_CAPACITY,
-    _MAX_WORKERS,
-    _NAME,
-    _duration,
-    _instance,
-    _int,
-    _items,
-    _set,
-)
+from reliability_lab import _schema
 from reliability_lab.scenario.dependency import Dependency
 from reliability_lab.scenario.intake import Intake
 
@@ -86,31 +76,7 @@ class Service:
     intake: Intake = Intake()  # noqa: RUF009 (frozen: immutable)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(
-                f"name must contain only letters, digits and underscores, got {self.name!r}"
-            )
-        _set(self, "workers", _int("workers", self.workers, 1, _MAX_WORKERS))
-        _set(
-            self,
-            "queue_capacity",
-            _int("queue_capacity", self.queue_capacity, 0, _MAX_QUEUE_CAPACITY),
-        )
-        _set(self, "deadline", _duration("deadline", self.deadline, allow_zero=True))
-        deps = _items("dependencies", self.dependencies)
-        if not 1 <= len(deps) <= _MAX_DEPENDENCIES:
-            raise ValueError(
-                f"dependencies must have between 1 and {_MAX_DEPENDENCIES} entries, got {len(deps)}"
-            )
-        for i, d in enumerate(deps):
-            _instance(f"dependencies[{i}]", d, (Dependency,), "a Dependency")
-            for j in range(i):
-                if deps[j].name == d.name:
-                    raise ValueError(
-                        f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
-                    )
-        _set(self, "dependencies", deps)
-        _instance("intake", self.intake, (Intake,), "an Intake")
+        _schema.check(self)  # the table beside ServiceConfig (cpp/rlab/model/service_graph.cc)
         # Not modelled at a service yet (worded as the native validator words it).
         if self.intake.shedding is not None:
             raise ValueError(
