@@ -48,8 +48,8 @@ TEST(HedgeConfigTest, ScenarioRules) {
   EXPECT_TRUE(ValidateScenario(sc).ok());
   d.fanout = FanOutConfig{};
   EXPECT_EQ(ValidateScenario(sc).message(),
-            "payment.hedge must be None when payment.fanout is set (a call is either hedged or "
-            "fanned out)");
+            "payment.hedge must be None when fanout is set (a call is either hedged or fanned "
+            "out)");
   d.fanout.reset();
   d.charges = true;
   EXPECT_TRUE(ValidateScenario(sc).ok());  // idempotency keys: a retried charge applies once
