@@ -30,6 +30,12 @@ std::string_view FieldKindName(FieldKind kind) {
       return "list";
     case FieldKind::kUnion:
       return "union";
+    case FieldKind::kRealList:
+      return "real_list";
+    case FieldKind::kSecondsList:
+      return "seconds_list";
+    case FieldKind::kUnionList:
+      return "union_list";
   }
   return "real";
 }
@@ -126,9 +132,27 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
       }
       case FieldKind::kUnion:
         if (ops.count(s, i, config) == 1) {
-          status = ops.check(s, i, f.name, ops.item(s, i, config, 0));
+          status = ValidateUnion(f.name, ops.members(s, i), ops.item(s, i, config, 0));
         }
         break;
+      case FieldKind::kUnionList:
+        for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
+          status = ValidateUnion(absl::StrFormat("%s[%d]", f.name, k), ops.members(s, i),
+                                 ops.item(s, i, config, k));
+        }
+        break;
+      case FieldKind::kRealList:
+      case FieldKind::kSecondsList: {
+        FieldInfo element = f;  // named by its index
+        for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
+          const std::string name = absl::StrFormat("%s[%d]", f.name, k);
+          element.name = name;
+          status = f.kind == FieldKind::kRealList
+                       ? CheckRealField(element, ops.get_real_at(s, i, config, k))
+                       : CheckNsField(element, ops.get_int_at(s, i, config, k));
+        }
+        break;
+      }
     }
     if (!status.ok()) return status;
   }
@@ -139,6 +163,13 @@ absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* co
   absl::Status s = ValidateRows(schema, config);
   if (s.ok()) s = schema.ops->rules(schema.schema, config);
   return AtPath(path, s);
+}
+
+absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value) {
+  const size_t k = u.ops->which(u.u, value);
+  if (k < u.ops->size(u.u)) return ValidateAny(path, u.ops->member(u.u, k), value);
+  return absl::InvalidArgumentError(absl::StrFormat("%s is none of the %s kinds", path,
+                                                    u.ops->name(u.u)));
 }
 
 absl::Status AtPath(std::string_view path, const absl::Status& status) {

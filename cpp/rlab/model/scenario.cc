@@ -47,39 +47,6 @@ absl::Status Prefixed(std::string_view prefix, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrFormat("%s%s", prefix, status.message()));
 }
 
-absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
-  if (trace_ns.empty()) return Invalid("arrivals.times must have at least one arrival time");
-  for (size_t i = 0; i < trace_ns.size(); ++i) {
-    if (trace_ns[i] < 0) {
-      return Invalid(
-          absl::StrFormat("arrivals.times[%d] must be >= 0, got %g", i, NsToSeconds(trace_ns[i])));
-    }
-    // Equal times are fine (a burst); going back in time is not.
-    if (i > 0 && trace_ns[i] < trace_ns[i - 1]) {
-      return Invalid(absl::StrFormat(
-          "arrivals.times must be in ascending order, got times[%d] = %g after times[%d] = %g", i,
-          NsToSeconds(trace_ns[i]), i - 1, NsToSeconds(trace_ns[i - 1])));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateArrivals(const ArrivalConfig& a) {
-  switch (a.kind) {
-    case ArrivalConfig::Kind::kPoisson:
-    case ArrivalConfig::Kind::kConstant:
-      return ValidateAt("arrivals", PoissonSchema(), a);
-    case ArrivalConfig::Kind::kSchedule:
-      return ValidateAt("arrivals", ScheduleSchema(), a);
-    case ArrivalConfig::Kind::kTrace:
-      return ValidateTrace(a.trace_ns);
-    case ArrivalConfig::Kind::kClosedLoop:
-      return ValidateAt("arrivals", ClosedLoopSchema(), a);
-  }
-  return Invalid(
-      absl::StrFormat("arrivals has an unknown arrival kind %d", static_cast<int>(a.kind)));
-}
-
 bool IsNameChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -277,11 +244,45 @@ const ConfigSchema<ArrivalConfig>& ClosedLoopSchema() {
   using C = ArrivalConfig;
   static const FieldSpec<C> kFields[] = {
       schema::Int<&C::clients>("clients", 1, kMaxClients, "", "the customers"),
-      schema::Union<&C::think_time, &ValidateLatency>(
-          "think_time", "Latency", "the pause between an order's end and the next order"),
+      schema::OneOf<&C::think_time, &LatencyUnion>(
+          "think_time", "the pause between an order's end and the next order"),
   };
   static const ConfigSchema<C> kSchema{"ClosedLoop", kFields, "closed_loop"};
   return kSchema;
+}
+
+absl::Status ValidateTraceRules(const ArrivalConfig& a) {
+  const std::vector<int64_t>& t = a.trace_ns;
+  if (t.empty()) return Invalid("times must have at least one arrival time");
+  for (size_t i = 1; i < t.size(); ++i) {
+    if (t[i] < t[i - 1]) {  // equal times are fine (a burst); going back in time is not
+      return Invalid(absl::StrFormat(
+          "times must be in ascending order, got times[%d] = %g after times[%d] = %g", i,
+          NsToSeconds(t[i]), i - 1, NsToSeconds(t[i - 1])));
+    }
+  }
+  return absl::OkStatus();
+}
+
+const ConfigSchema<ArrivalConfig>& TraceSchema() {
+  using C = ArrivalConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Required(schema::SecondsList<&C::trace_ns>(
+          "times", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed, "arrival times, ascending")),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Trace", kFields, "trace", &ValidateTraceRules};
+  return kSchema;
+}
+
+const UnionSchema<ArrivalConfig>& ArrivalsUnion() {
+  using K = ArrivalConfig::Kind;
+  static constexpr UnionMember<ArrivalConfig> kMembers[] = {
+      {&PoissonSchema, K::kPoisson}, {&ConstantRateSchema, K::kConstant},
+      {&ScheduleSchema, K::kSchedule}, {&TraceSchema, K::kTrace},
+      {&ClosedLoopSchema, K::kClosedLoop},
+  };
+  static constexpr UnionSchema<ArrivalConfig> kUnion{"Arrivals", kMembers};
+  return kUnion;
 }
 
 const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema() {
@@ -366,7 +367,7 @@ const ConfigSchema<FallbackConfig>& FallbackSchema() {
 
 absl::Status ValidateScenario(const ScenarioConfig& config) {
   absl::Status s = FirstError({
-      ValidateArrivals(config.arrivals),
+      ValidateUnion("arrivals", ArrivalsUnion(), config.arrivals),
       CheckIntRange("workers", config.workers, 1, kMaxWorkers),
       CheckIntRange("queue_capacity", config.queue_capacity, 0, kMaxQueueCapacity),
       CheckDuration("duration", NsToSeconds(config.duration_ns)),
