@@ -33,9 +33,16 @@ _REQUIRED: dict[str, dict[str, Any]] = {
     "Schedule": {"segments": (rl.RateSegment(0.0, 1.0, 1.0, 1.0),)},
     "Poisson": {"rate": 1.0},
     "ConstantRate": {"rate": 1.0},
+    "Trace": {"times": (0.0,)},
+    "Constant": {"value": 1.0},
+    "Exponential": {"mean": 1.0},
+    "LogNormal": {"median": 1.0, "sigma": 1.0},
+    "Uniform": {"low": 0.0, "high": 1.0},
+    "Mixture": {"weights": (1.0,), "components": (rl.Constant(1.0),)},
 }
 _PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
-_KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union")
+_KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union",
+          "union_list", "real_list", "seconds_list")
 
 
 def _class(name: str) -> type:
@@ -73,7 +80,7 @@ def test_tables_are_exported() -> None:
                 assert f["unit"] == "s"
             if f["kind"] == "choice":
                 assert f["choices"]
-            if f["kind"] in ("config", "list", "union"):
+            if f["kind"] in ("config", "list", "union", "union_list"):
                 assert f["types"] and all(_class(t) for t in f["types"]), (name, f)
 
 
@@ -139,7 +146,7 @@ def _without_unions(name: str, d: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for f in TABLES[name]:
         v = d[f["name"]]
-        if f["kind"] == "union":
+        if f["kind"] in ("union", "union_list"):
             continue
         if f["kind"] == "config" and v is not None:
             v = _without_unions(f["types"][0], v)
@@ -179,13 +186,15 @@ def test_check_names_field_range_and_value(name: str) -> None:
     for f in TABLES[name]:
         if f["kind"] == "int":
             bad: Any = f["hi"] + 1
-        elif f["kind"] in ("real", "seconds"):
+        elif f["kind"] in ("real", "seconds", "real_list", "seconds_list"):
             bad = f["hi"] * 2 + 1 if math.isfinite(f["hi"]) else math.nan
         else:
             continue
+        listed = f["kind"].endswith("_list")  # a list of numbers: its element named by index
         with pytest.raises(ValueError) as e:
-            cls(**{**_REQUIRED.get(name, {}), f["name"]: bad})
+            cls(**{**_REQUIRED.get(name, {}), f["name"]: (bad,) if listed else bad})
         msg = str(e.value)
+        assert not listed or f"{f['name']}[0] must be" in msg, msg
         assert f["name"] in msg and _interval_text(f) in msg, msg
         assert f"{bad:g}" in msg or str(bad) in msg, msg
 
