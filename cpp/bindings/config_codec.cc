@@ -210,10 +210,11 @@ py::object NestedToPy(AnySchema schema, size_t i, const void* config, bool nanos
       } else if (f.kind == FieldKind::kUnionList) {
         out.append(WriteUnion(ops.members(s, i), ops.item(s, i, config, k), nanoseconds));
       } else if (f.kind == FieldKind::kRealList) {
-        out.append(ops.get_real_at(s, i, config, k));
+        out.append(*static_cast<const double*>(ops.item(s, i, config, k)));
       } else {
-        const int64_t ns = ops.get_int_at(s, i, config, k);
-        out.append(nanoseconds ? py::object(py::int_(ns)) : py::object(py::float_(NsToSeconds(ns))));
+        const int64_t ns = *static_cast<const int64_t*>(ops.item(s, i, config, k));
+        out.append(nanoseconds ? py::object(py::int_(ns))
+                               : py::object(py::float_(NsToSeconds(ns))));
       }
     }
     return out;
@@ -258,11 +259,10 @@ void ReadUnion(py::handle h, const std::string& path, AnyUnion u, void* value) {
 
 py::dict WriteUnion(AnyUnion u, const void* value, bool nanoseconds) {
   const size_t k = u.ops->which(u.u, value);
-  if (k >= u.ops->size(u.u)) Fail(absl::StrFormat("a %s of no known kind", u.ops->name(u.u)));
+  if (k >= u.ops->size(u.u)) Fail("a union value of no known kind");
   const AnySchema m = u.ops->member(u.u, k);
-  py::dict d;
-  d["type"] = std::string(m.ops->tag(m.schema));
-  for (auto item : WriteAny(m, value, nanoseconds)) d[item.first] = item.second;
+  py::dict d = WriteAny(m, value, nanoseconds, /*tagged=*/true);
+  if (nanoseconds) d["type"] = std::string(m.ops->tag(m.schema));  // the dump shows it too
   return d;
 }
 
@@ -353,9 +353,9 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
           if (f.kind == FieldKind::kUnionList) {
             ReadUnion(items[k], item_at, ops.members(s, i), ops.add(s, i, config));
           } else if (f.kind == FieldKind::kRealList) {
-            ops.append_real(s, i, config, ReadReal(items[k], f, item_at));
+            *static_cast<double*>(ops.add(s, i, config)) = ReadReal(items[k], f, item_at);
           } else {
-            ops.append_int(s, i, config, ReadIntLike(items[k], element, item_at));
+            *static_cast<int64_t*>(ops.add(s, i, config)) = ReadIntLike(items[k], element, item_at);
           }
         }
         break;

@@ -191,48 +191,53 @@ TEST(SampleNsTest, SameSeedSameSequence) {
 // ---------------------------------------------------------------------------------------------
 // Latency validation.
 
+// A distribution validated through its member of the union (faults.h LatencyUnion).
+absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist) {
+  return ValidateUnion(path, AnyOf(LatencyUnion()), &dist);
+}
+
 TEST(ValidateLatencyTest, AcceptsEveryKind) {
   for (const LatencyDist& dist :
        {Constant(0), Exponential(0.05), LogNormal(0.1, 0.5), Uniform(0.1, 0.1),
         Mixture({1, 2}, {Constant(0.01), LogNormal(0.1, 2)})}) {
-    EXPECT_EQ(Message(ValidateUnion("payment.faults.latency", LatencyUnion(), dist)), "OK");
+    EXPECT_EQ(Message(ValidateLatency("payment.faults.latency", dist)), "OK");
   }
 }
 
 TEST(ValidateLatencyTest, NamesTheDottedPath) {
   const std::string p = "payment.faults.latency";
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Constant(-1))),
+  EXPECT_EQ(Message(ValidateLatency(p, Constant(-1))),
             "payment.faults.latency.value must be a finite number in [0, 1e+06], got -1");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Exponential(-0.5))),
+  EXPECT_EQ(Message(ValidateLatency(p, Exponential(-0.5))),
             "payment.faults.latency.mean must be a finite number in [0, 1e+06], got -0.5");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Exponential(std::nan("")))),
+  EXPECT_EQ(Message(ValidateLatency(p, Exponential(std::nan("")))),
             "payment.faults.latency.mean must be a finite number in [0, 1e+06], got nan");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), LogNormal(std::numeric_limits<double>::infinity(), 1))),
+  EXPECT_EQ(Message(ValidateLatency(p, LogNormal(std::numeric_limits<double>::infinity(), 1))),
             "payment.faults.latency.median must be a finite number in [0, 1e+06], got inf");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), LogNormal(0.1, -1))),
+  EXPECT_EQ(Message(ValidateLatency(p, LogNormal(0.1, -1))),
             "payment.faults.latency.sigma must be a finite number in [0, 10], got -1");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Uniform(-1, 1))),
+  EXPECT_EQ(Message(ValidateLatency(p, Uniform(-1, 1))),
             "payment.faults.latency.low must be a finite number in [0, 1e+06], got -1");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Uniform(2, 1))),
+  EXPECT_EQ(Message(ValidateLatency(p, Uniform(2, 1))),
             "payment.faults.latency.high must be >= low (2), got 1");
 }
 
 TEST(ValidateLatencyTest, Mixtures) {
   const std::string p = "inventory.faults.latency";
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Mixture({}, {}))),
+  EXPECT_EQ(Message(ValidateLatency(p, Mixture({}, {}))),
             "inventory.faults.latency.components must not be empty");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Mixture({1}, {Constant(1), Constant(2)}))),
+  EXPECT_EQ(Message(ValidateLatency(p, Mixture({1}, {Constant(1), Constant(2)}))),
             "inventory.faults.latency.weights must have one entry per component (2), got 1");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Mixture({1, 0}, {Constant(1), Constant(2)}))),
+  EXPECT_EQ(Message(ValidateLatency(p, Mixture({1, 0}, {Constant(1), Constant(2)}))),
             "inventory.faults.latency.weights[1] must be a finite number in (0, inf], got 0");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Mixture({1, std::numeric_limits<double>::infinity()},
+  EXPECT_EQ(Message(ValidateLatency(p, Mixture({1, std::numeric_limits<double>::infinity()},
                                                {Constant(1), Constant(2)}))),
             "inventory.faults.latency.weights[1] must be a finite number in (0, inf], got inf");
-  EXPECT_EQ(Message(ValidateUnion(p, LatencyUnion(), Mixture({1, 1}, {Constant(1), Exponential(-2)}))),
+  EXPECT_EQ(Message(ValidateLatency(p, Mixture({1, 1}, {Constant(1), Exponential(-2)}))),
             "inventory.faults.latency.components[1].mean must be a finite number in [0, 1e+06], "
             "got -2");
   EXPECT_EQ(
-      Message(ValidateUnion(p, LatencyUnion(), Mixture({1, 1}, {Constant(1), Mixture({1}, {Constant(1)})}))),
+      Message(ValidateLatency(p, Mixture({1, 1}, {Constant(1), Mixture({1}, {Constant(1)})}))),
       "inventory.faults.latency.components[1] must not itself be a mixture");
 }
 

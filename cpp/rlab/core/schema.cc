@@ -147,9 +147,10 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
         for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
           const std::string name = absl::StrFormat("%s[%d]", f.name, k);
           element.name = name;
+          const void* v = ops.item(s, i, config, k);
           status = f.kind == FieldKind::kRealList
-                       ? CheckRealField(element, ops.get_real_at(s, i, config, k))
-                       : CheckNsField(element, ops.get_int_at(s, i, config, k));
+                       ? CheckRealField(element, *static_cast<const double*>(v))
+                       : CheckNsField(element, *static_cast<const int64_t*>(v));
         }
         break;
       }
@@ -168,8 +169,7 @@ absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* co
 absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value) {
   const size_t k = u.ops->which(u.u, value);
   if (k < u.ops->size(u.u)) return ValidateAny(path, u.ops->member(u.u, k), value);
-  return absl::InvalidArgumentError(absl::StrFormat("%s is none of the %s kinds", path,
-                                                    u.ops->name(u.u)));
+  return absl::InvalidArgumentError(absl::StrFormat("%s is of no known kind", path));
 }
 
 absl::Status AtPath(std::string_view path, const absl::Status& status) {

@@ -41,10 +41,11 @@ enum class FieldKind : uint8_t {
   kString,   // a std::string, a Python str
   kConfig,   // a nested config with its own table (`std::optional<T>` for `T | None`)
   kList,     // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
-  kUnion,    // a tagged union of configs over one struct (`"type"` picks the member's table)
+  kUnion,    // a tagged union of tables over one struct (`"type"` picks the member's table)
+
   kRealList,     // a std::vector<double>, a Python tuple of floats (paths `weights[2]`)
   kSecondsList,  // a std::vector<int64_t> of nanoseconds, a Python tuple of seconds
-  kUnionList,    // a std::vector of tagged union values, a Python tuple (paths `components[1]`)
+  kUnionList,    // a std::vector of tagged union values, a Python tuple (`components[1]`)
 };
 
 // "int", "real", "seconds", "bool" or "choice".
@@ -122,13 +123,9 @@ struct FieldSpec {
   void* (*add)(Config&) = nullptr;
   void (*reset)(Config&) = nullptr;
   AnySchema (*inner)() = nullptr;  // kConfig, kList: the nested table
-  AnyUnion (*members)() = nullptr;  // kUnion, kUnionList: the union's members
-  // kRealList, kSecondsList: the k-th element (seconds in nanoseconds) and appending one; `count`
-  // and `reset` as for a list.
-  double (*get_real_at)(const Config&, size_t) = nullptr;
-  int64_t (*get_int_at)(const Config&, size_t) = nullptr;
-  void (*append_real)(Config&, double) = nullptr;
-  void (*append_int)(Config&, int64_t) = nullptr;
+  // kUnion, kUnionList: the union's members. (The list kinds' elements, a double or int64_t
+  // nanoseconds for kRealList and kSecondsList, are reached by `item` and `add` as a list's.)
+  AnyUnion (*members)() = nullptr;
 };
 
 // A config's table and the Python class it backs. `tag`: the `"type"` key its dict form carries
@@ -163,10 +160,6 @@ struct SchemaOps {
   void* (*make)();  // a default-constructed config (for the defaults; delete with `destroy`)
   void (*destroy)(void* config);
   AnyUnion (*members)(const void* schema, size_t i);
-  double (*get_real_at)(const void* schema, size_t i, const void* config, size_t k);
-  int64_t (*get_int_at)(const void* schema, size_t i, const void* config, size_t k);
-  void (*append_real)(const void* schema, size_t i, void* config, double v);
-  void (*append_int)(const void* schema, size_t i, void* config, int64_t v);
 };
 
 // A tagged union declared as its members (issue #11): each a table over the same struct `T`
@@ -184,11 +177,11 @@ struct UnionSchema {
 
 // The operations of one union type, reached through AnyUnion (void* values).
 struct UnionOps {
-  std::string_view (*name)(const void* u);
   size_t (*size)(const void* u);
   AnySchema (*member)(const void* u, size_t k);
-  size_t (*which)(const void* u, const void* value);  // the value's member; `size` if none
-  void (*assign)(const void* u, size_t k, void* value);  // a default value of member k
+  // The value's member (`size` if none), and a default value made of member k.
+  size_t (*which)(const void* u, const void* value);
+  void (*assign)(const void* u, size_t k, void* value);
 };
 
 namespace schema_internal {
@@ -234,14 +227,6 @@ inline constexpr SchemaOps kOps = {
     []() -> void* { return new C(); },
     [](void* c) { delete static_cast<C*>(c); },
     [](const void* s, size_t i) { return Row<C>(s, i).members(); },
-    [](const void* s, size_t i, const void* c, size_t k) {
-      return Row<C>(s, i).get_real_at(Cfg<C>(c), k);
-    },
-    [](const void* s, size_t i, const void* c, size_t k) {
-      return Row<C>(s, i).get_int_at(Cfg<C>(c), k);
-    },
-    [](const void* s, size_t i, void* c, double v) { Row<C>(s, i).append_real(Mut<C>(c), v); },
-    [](const void* s, size_t i, void* c, int64_t v) { Row<C>(s, i).append_int(Mut<C>(c), v); },
 };
 
 template <typename T>
@@ -251,7 +236,6 @@ const UnionSchema<T>& Un(const void* u) {
 
 template <typename T>
 inline constexpr UnionOps kUnionOps = {
-    [](const void* u) { return Un<T>(u).name; },
     [](const void* u) { return Un<T>(u).members.size(); },
     [](const void* u, size_t k) {
       const ConfigSchema<T>& m = Un<T>(u).members[k].schema();
@@ -311,11 +295,6 @@ absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* co
 
 // ValidateAny with the table of the value's member of the union.
 absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value);
-
-template <typename T>
-absl::Status ValidateUnion(std::string_view path, const UnionSchema<T>& u, const T& value) {
-  return ValidateUnion(path, AnyOf(u), &value);
-}
 
 // `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
 // empty path leaves the message as it is.
@@ -546,6 +525,15 @@ constexpr FieldSpec<C> OneOf(std::string_view name, std::string_view doc) {
   return f;
 }
 
+// The type-erased access to a `std::vector` member, a list field's elements.
+template <auto M, typename C>
+constexpr void VectorAccess(FieldSpec<C>& f) {
+  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
+  f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
+  f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
+  f.reset = [](C& c) { (c.*M).clear(); };
+}
+
 // A list of tagged union values (`std::vector<T>`, Python a tuple), elements named by index.
 template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> OneOfList(std::string_view name, std::string_view doc) {
@@ -554,51 +542,28 @@ constexpr FieldSpec<C> OneOfList(std::string_view name, std::string_view doc) {
   f.info.kind = FieldKind::kUnionList;
   f.info.type = Union().name;
   f.info.doc = doc;
-  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
-  f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
-  f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
-  f.reset = [](C& c) { (c.*M).clear(); };
+  VectorAccess<M>(f);
   f.members = [] { return AnyOf(Union()); };
   return f;
 }
 
-// A list of reals (`std::vector<double>`), each in the interval (paths `weights[2]`).
+// A list of numbers, each in the interval (paths `weights[2]`): reals (`std::vector<double>`), or
+// durations (`std::vector<int64_t>` of nanoseconds; `lo`/`hi` in seconds, `unit` "s").
 template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> RealList(std::string_view name, double lo, double hi, Bound lo_bound,
-                                Bound hi_bound, std::string_view unit, std::string_view doc) {
+constexpr FieldSpec<C> Numbers(std::string_view name, double lo, double hi, Bound lo_bound,
+                               Bound hi_bound, std::string_view unit, std::string_view doc) {
+  using T = typename MemberOf<M>::Type::value_type;
+  static_assert(std::is_same_v<T, double> || std::is_same_v<T, int64_t>);
   FieldSpec<C> f;
   f.info.name = name;
-  f.info.kind = FieldKind::kRealList;
+  f.info.kind = std::is_same_v<T, double> ? FieldKind::kRealList : FieldKind::kSecondsList;
   f.info.lo = lo;
   f.info.hi = hi;
   f.info.lo_bound = lo_bound;
   f.info.hi_bound = hi_bound;
   f.info.unit = unit;
   f.info.doc = doc;
-  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
-  f.reset = [](C& c) { (c.*M).clear(); };
-  f.get_real_at = [](const C& c, size_t k) -> double { return (c.*M)[k]; };
-  f.append_real = [](C& c, double v) { (c.*M).push_back(v); };
-  return f;
-}
-
-// A list of durations (`std::vector<int64_t>` of nanoseconds), each in the interval (seconds).
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> SecondsList(std::string_view name, double lo, double hi, Bound lo_bound,
-                                   Bound hi_bound, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kSecondsList;
-  f.info.lo = lo;
-  f.info.hi = hi;
-  f.info.lo_bound = lo_bound;
-  f.info.hi_bound = hi_bound;
-  f.info.unit = "s";
-  f.info.doc = doc;
-  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
-  f.reset = [](C& c) { (c.*M).clear(); };
-  f.get_int_at = [](const C& c, size_t k) -> int64_t { return (c.*M)[k]; };
-  f.append_int = [](C& c, int64_t v) { (c.*M).push_back(v); };
+  VectorAccess<M>(f);
   return f;
 }
 

@@ -200,17 +200,16 @@ const ConfigSchema<LatencyDist>& UniformSchema() {
       schema::Required(
           schema::Real<&C::b>("high", 0, kMaxDurationS, kC, kC, "s", "the highest, >= low")),
   };
-  static constexpr ConfigSchema<C> kSchema{"Uniform", kFields, "uniform",
-                                           &ValidateUniformRules};
+  static constexpr ConfigSchema<C> kSchema{"Uniform", kFields, "uniform", &ValidateUniformRules};
   return kSchema;
 }
 
 const ConfigSchema<LatencyDist>& MixtureSchema() {
   using C = LatencyDist;
   static const FieldSpec<C> kFields[] = {
-      schema::Required(schema::RealList<&C::weights>("weights", 0, kInf, Bound::kOpen,
-                                                     Bound::kClosed, "",
-                                                     "relative weights, one per component")),
+      schema::Required(schema::Numbers<&C::weights>("weights", 0, kInf, Bound::kOpen,
+                                                    Bound::kClosed, "",
+                                                    "relative weights, one per component")),
       schema::Required(schema::OneOfList<&C::components, &LatencyUnion>(
           "components", "the distributions mixed, none itself a mixture")),
   };

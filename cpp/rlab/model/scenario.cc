@@ -267,8 +267,9 @@ absl::Status ValidateTraceRules(const ArrivalConfig& a) {
 const ConfigSchema<ArrivalConfig>& TraceSchema() {
   using C = ArrivalConfig;
   static constexpr FieldSpec<C> kFields[] = {
-      schema::Required(schema::SecondsList<&C::trace_ns>(
-          "times", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed, "arrival times, ascending")),
+      schema::Required(schema::Numbers<&C::trace_ns>("times", 0, kMaxDurationS, Bound::kClosed,
+                                                     Bound::kClosed, "s",
+                                                     "arrival times, ascending")),
   };
   static constexpr ConfigSchema<C> kSchema{"Trace", kFields, "trace", &ValidateTraceRules};
   return kSchema;
@@ -277,8 +278,8 @@ const ConfigSchema<ArrivalConfig>& TraceSchema() {
 const UnionSchema<ArrivalConfig>& ArrivalsUnion() {
   using K = ArrivalConfig::Kind;
   static constexpr UnionMember<ArrivalConfig> kMembers[] = {
-      {&PoissonSchema, K::kPoisson}, {&ConstantRateSchema, K::kConstant},
-      {&ScheduleSchema, K::kSchedule}, {&TraceSchema, K::kTrace},
+      {&PoissonSchema, K::kPoisson},       {&ConstantRateSchema, K::kConstant},
+      {&ScheduleSchema, K::kSchedule},     {&TraceSchema, K::kTrace},
       {&ClosedLoopSchema, K::kClosedLoop},
   };
   static constexpr UnionSchema<ArrivalConfig> kUnion{"Arrivals", kMembers};
@@ -367,7 +368,7 @@ const ConfigSchema<FallbackConfig>& FallbackSchema() {
 
 absl::Status ValidateScenario(const ScenarioConfig& config) {
   absl::Status s = FirstError({
-      ValidateUnion("arrivals", ArrivalsUnion(), config.arrivals),
+      ValidateUnion("arrivals", AnyOf(ArrivalsUnion()), &config.arrivals),
       CheckIntRange("workers", config.workers, 1, kMaxWorkers),
       CheckIntRange("queue_capacity", config.queue_capacity, 0, kMaxQueueCapacity),
       CheckDuration("duration", NsToSeconds(config.duration_ns)),
