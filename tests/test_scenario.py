@@ -1077,10 +1077,15 @@ def test_native_reader_is_strict_about_the_schema() -> None:
         ),
         (["arrivals", "type"], "burst", "arrivals.type must be one of 'poisson'"),
         (["dependencies", 1, "budget", "type"], "leaky", "payment.budget.type must be one of"),
-        (
+        (  # a nested mixture: the Mixture rule (once the inner one is itself valid)
+            ["dependencies", 1, "faults", "latency", "components", 0],
+            {"type": "mixture", "weights": [1], "components": [{"type": "constant", "value": 1}]},
+            "payment.faults.latency.components[0] must not itself be a mixture",
+        ),
+        (  # an invalid nested mixture: its own first error, by its path
             ["dependencies", 1, "faults", "latency", "components", 0],
             {"type": "mixture", "weights": [], "components": []},
-            "payment.faults.latency.components[0] must not itself be a mixture",
+            "payment.faults.latency.components[0].components must not be empty",
         ),
         (["dependencies", 1, "composition"], "nested", "payment.composition must be one of"),
         (

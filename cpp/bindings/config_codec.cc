@@ -183,11 +183,6 @@ std::string TagOf(py::handle h, const std::string& path) {
 
 namespace {
 
-absl::flat_hash_map<std::string, UnionCodec>& UnionCodecs() {
-  static auto* codecs = new absl::flat_hash_map<std::string, UnionCodec>();
-  return *codecs;
-}
-
 // The Python form of a scalar field's value (None for an optional field's sentinel).
 py::object ScalarToPy(AnySchema schema, size_t i, const void* config) {
   const FieldInfo& f = schema.ops->info(schema.schema, i);
@@ -213,10 +208,21 @@ py::object NestedToPy(AnySchema schema, size_t i, const void* config, bool nanos
   const SchemaOps& ops = *schema.ops;
   const FieldInfo& f = ops.info(s, i);
   const size_t n = ops.count(s, i, config);
-  if (f.kind == FieldKind::kList) {
+  if (f.kind == FieldKind::kList || f.kind == FieldKind::kUnionList ||
+      f.kind == FieldKind::kRealList || f.kind == FieldKind::kSecondsList) {
     py::list out;
     for (size_t k = 0; k < n; ++k) {
-      out.append(WriteAny(ops.inner(s, i), ops.item(s, i, config, k), nanoseconds, true));
+      if (f.kind == FieldKind::kList) {
+        out.append(WriteAny(ops.inner(s, i), ops.item(s, i, config, k), nanoseconds, true));
+      } else if (f.kind == FieldKind::kUnionList) {
+        out.append(WriteUnion(ops.members(s, i), ops.item(s, i, config, k), nanoseconds));
+      } else if (f.kind == FieldKind::kRealList) {
+        out.append(*static_cast<const double*>(ops.item(s, i, config, k)));
+      } else {
+        const int64_t ns = *static_cast<const int64_t*>(ops.item(s, i, config, k));
+        out.append(nanoseconds ? py::object(py::int_(ns))
+                               : py::object(py::float_(NsToSeconds(ns))));
+      }
     }
     return out;
   }
@@ -224,23 +230,47 @@ py::object NestedToPy(AnySchema schema, size_t i, const void* config, bool nanos
   if (f.kind == FieldKind::kConfig) {
     return WriteAny(ops.inner(s, i), ops.item(s, i, config, 0), nanoseconds, true);
   }
-  return FindUnionCodec(f.type).write(ops.item(s, i, config, 0), nanoseconds);
+  return WriteUnion(ops.members(s, i), ops.item(s, i, config, 0), nanoseconds);
 }
 
 bool IsNested(FieldKind kind) {
-  return kind == FieldKind::kConfig || kind == FieldKind::kList || kind == FieldKind::kUnion;
+  return kind == FieldKind::kConfig || kind == FieldKind::kList || kind == FieldKind::kUnion ||
+         kind >= FieldKind::kRealList;
+}
+
+// A list field's value as a Python sequence (a list or a tuple), else a ValueError.
+py::sequence ListAt(py::handle v, const std::string& at) {
+  if (!PyList_Check(v.ptr()) && !PyTuple_Check(v.ptr())) {
+    Fail(absl::StrFormat("%s must be a list, got %s", at, Repr(v)));
+  }
+  return py::reinterpret_borrow<py::sequence>(v);
 }
 
 }  // namespace
 
-void RegisterUnionCodec(std::string_view name, UnionCodec codec) {
-  UnionCodecs()[std::string(name)] = std::move(codec);
+void ReadUnion(py::handle h, const std::string& path, AnyUnion u, void* value) {
+  if (!PyDict_Check(h.ptr())) Fail(absl::StrFormat("%s must be a dict, got %s", path, Repr(h)));
+  const std::string tag = TagOf(h, path);
+  std::vector<std::string> allowed;
+  for (size_t k = 0; k < u.ops->size(u.u); ++k) {
+    const AnySchema m = u.ops->member(u.u, k);
+    if (m.ops->tag(m.schema) == tag) {
+      u.ops->assign(u.u, k, value);
+      ReadAny(h, path, m, u.ops->slot(u.u, k, value));
+      return;
+    }
+    allowed.push_back(absl::StrFormat("'%s'", m.ops->tag(m.schema)));
+  }
+  BadTag(path, tag, absl::StrJoin(allowed, ", "));
 }
 
-const UnionCodec& FindUnionCodec(std::string_view name) {
-  auto it = UnionCodecs().find(std::string(name));
-  if (it == UnionCodecs().end()) Fail(absl::StrFormat("no codec for %s", name));
-  return it->second;
+py::dict WriteUnion(AnyUnion u, const void* value, bool nanoseconds) {
+  const size_t k = u.ops->which(u.u, value);
+  if (k >= u.ops->size(u.u)) Fail("a union value of no known kind");
+  const AnySchema m = u.ops->member(u.u, k);
+  py::dict d = WriteAny(m, u.ops->view(u.u, k, value), nanoseconds, /*tagged=*/true);
+  if (nanoseconds) d["type"] = std::string(m.ops->tag(m.schema));  // the dump shows it too
+  return d;
 }
 
 void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* config) {
@@ -306,10 +336,7 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
         ReadAny(value, at, ops.inner(s, i), ops.add(s, i, config));
         break;
       case FieldKind::kList: {
-        if (!PyList_Check(v) && !PyTuple_Check(v)) {
-          Fail(absl::StrFormat("%s must be a list, got %s", at, Repr(value)));
-        }
-        const py::sequence items = py::reinterpret_borrow<py::sequence>(value);
+        const py::sequence items = ListAt(value, at);
         // Elements named as the validator names them (by a unique name, else by index).
         std::vector<std::string> names;
         for (size_t k = 0; k < items.size(); ++k) {
@@ -326,7 +353,7 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
         break;
       }
       case FieldKind::kUnion:
-        FindUnionCodec(f.type).read(value, at, ops.add(s, i, config));
+        ReadUnion(value, at, ops.members(s, i), ops.add(s, i, config));
         break;
       case FieldKind::kStrings: {
         if (!PyList_Check(v) && !PyTuple_Check(v)) {
@@ -342,6 +369,25 @@ void ReadAny(py::handle h, const std::string& path, AnySchema schema, void* conf
           names.push_back(e.cast<std::string>());
         }
         ThrowIfError(ops.set_strs(s, i, config, names, at));
+        break;
+      }
+      case FieldKind::kUnionList:
+      case FieldKind::kRealList:
+      case FieldKind::kSecondsList: {
+        const py::sequence items = ListAt(value, at);
+        FieldInfo element = f;
+        element.kind = FieldKind::kSeconds;
+        ops.reset(s, i, config);
+        for (size_t k = 0; k < items.size(); ++k) {
+          const std::string item_at = absl::StrFormat("%s[%d]", at, k);
+          if (f.kind == FieldKind::kUnionList) {
+            ReadUnion(items[k], item_at, ops.members(s, i), ops.add(s, i, config));
+          } else if (f.kind == FieldKind::kRealList) {
+            *static_cast<double*>(ops.add(s, i, config)) = ReadReal(items[k], f, item_at);
+          } else {
+            *static_cast<int64_t*>(ops.add(s, i, config)) = ReadIntLike(items[k], element, item_at);
+          }
+        }
         break;
       }
       default:
@@ -400,9 +446,13 @@ py::list DescribeAny(AnySchema schema) {
     d["optional"] = f.optional;
     d["required"] = f.required;
     py::list types;
-    if (f.kind == FieldKind::kUnion) {
-      for (const std::string& t : FindUnionCodec(f.type).types) types.append(t);
-    } else if (IsNested(f.kind)) {
+    if (f.kind == FieldKind::kUnion || f.kind == FieldKind::kUnionList) {
+      const AnyUnion u = ops.members(s, i);
+      for (size_t k = 0; k < u.ops->size(u.u); ++k) {
+        const AnySchema m = u.ops->member(u.u, k);
+        types.append(std::string(m.ops->class_name(m.schema)));
+      }
+    } else if (f.kind == FieldKind::kConfig || f.kind == FieldKind::kList) {
       types.append(std::string(f.type));
     }
     d["types"] = types;
@@ -469,6 +519,8 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, RetrySchema());
     Export(*t, DependencySchema());
     Export(*t, ServiceSchema());
+    Export(*t, TraceSchema());
+    for (const UnionMember<LatencyDist>& m : LatencyUnion().members) Export(*t, m.schema());
     return t;
   }();
   return *tables;
@@ -492,11 +544,6 @@ void RegisterConfigSchemas(py::module_& m) {
         py::dict out;
         for (const auto& [name, e] : Tables()) {
           if (!e.tag.empty()) out[py::str(name)] = std::string(e.tag);
-        }
-        for (const auto& [name, codec] : UnionCodecs()) {
-          for (size_t k = 0; k < codec.types.size(); ++k) {
-            out[py::str(codec.types[k])] = codec.tags[k];
-          }
         }
         return out;
       },

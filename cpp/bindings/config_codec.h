@@ -43,17 +43,10 @@ py::object IntLikeToPy(const FieldInfo& f, int64_t v);
 // The string value of the dict `h`'s "type" key (which must be there).
 std::string TagOf(py::handle h, const std::string& path);
 
-// A tagged union's codec (a FieldKind::kUnion row names it): reads the dict (whose "type" picks
-// the class) into the member, and writes it back; `types` are the Python classes it takes and
-// `tags` their "type" tags, in the same order.
-struct UnionCodec {
-  void (*read)(py::handle h, const std::string& path, void* value) = nullptr;
-  py::object (*write)(const void* value, bool nanoseconds) = nullptr;
-  std::vector<std::string> types;
-  std::vector<std::string> tags;
-};
-void RegisterUnionCodec(std::string_view name, UnionCodec codec);
-const UnionCodec& FindUnionCodec(std::string_view name);
+// A tagged union's value from its dict, whose "type" picks the member (an unknown tag names the
+// allowed ones), read by the member's table; and back, with its tag (in both forms).
+void ReadUnion(py::handle h, const std::string& path, AnyUnion u, void* value);
+py::dict WriteUnion(AnyUnion u, const void* value, bool nanoseconds = false);
 
 // Reads a dict holding exactly the schema's fields (an optional nested config's key may be
 // missing: None) into `config`, checking each value's type and range and naming `path`; nested

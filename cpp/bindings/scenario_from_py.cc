@@ -124,47 +124,6 @@ class Obj {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Latency, faults
-
-LatencyDist ReadLatency(py::handle h, const std::string& path, bool allow_mixture = true) {
-  Obj o(h, path);
-  const std::string tag = o.Tag();
-  LatencyDist dist;
-  if (tag == "constant") {
-    dist.kind = LatencyDist::Kind::kConstant;
-    dist.a = o.Number("value");
-  } else if (tag == "exponential") {
-    dist.kind = LatencyDist::Kind::kExponential;
-    dist.a = o.Number("mean");
-  } else if (tag == "lognormal") {
-    dist.kind = LatencyDist::Kind::kLogNormal;
-    dist.a = o.Number("median");
-    dist.b = o.Number("sigma");
-  } else if (tag == "uniform") {
-    dist.kind = LatencyDist::Kind::kUniform;
-    dist.a = o.Number("low");
-    dist.b = o.Number("high");
-  } else if (tag == "mixture" && allow_mixture) {
-    dist.kind = LatencyDist::Kind::kMixture;
-    const py::sequence weights = o.List("weights");
-    for (size_t i = 0; i < weights.size(); ++i) {
-      dist.weights.push_back(ToDouble(weights[i], absl::StrFormat("%s[%d]", o.At("weights"), i)));
-    }
-    const py::sequence components = o.List("components");
-    for (size_t i = 0; i < components.size(); ++i) {
-      dist.components.push_back(
-          ReadLatency(components[i], absl::StrFormat("%s[%d]", o.At("components"), i), false));
-    }
-  } else if (tag == "mixture") {
-    Fail(absl::StrFormat("%s must not itself be a mixture", path));
-  } else {
-    BadTag(path, tag, "'constant', 'exponential', 'lognormal', 'uniform', 'mixture'");
-  }
-  o.Finish();
-  return dist;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Dependencies, arrivals, the scenario
 
 IntakeConfig ReadIntake(py::handle h, const std::string& path) {
@@ -205,78 +164,8 @@ ServiceConfig ReadService(py::handle h, size_t index) {
   return ReadConfig(h, absl::StrFormat("services[%s]", name), ServiceSchema());
 }
 
-ArrivalConfig ReadArrivals(py::handle h, const std::string& path) {
-  Obj o(h, path);
-  const std::string tag = o.Tag();
-  ArrivalConfig a;
-  if (tag == "poisson" || tag == "constant_rate") {
-    a = ReadConfig(h, path, tag == "poisson" ? PoissonSchema() : ConstantRateSchema());
-    a.kind = tag == "poisson" ? ArrivalConfig::Kind::kPoisson : ArrivalConfig::Kind::kConstant;
-    return a;
-  } else if (tag == "schedule") {  // read through its table
-    a = ReadConfig(h, path, ScheduleSchema());
-    a.kind = ArrivalConfig::Kind::kSchedule;
-    return a;
-  } else if (tag == "trace") {
-    a.kind = ArrivalConfig::Kind::kTrace;
-    const py::sequence times = o.List("times");
-    const std::string times_path = o.At("times");
-    a.trace_ns.reserve(times.size());
-    for (size_t i = 0; i < times.size(); ++i) {
-      const std::string p = absl::StrFormat("%s[%d]", times_path, i);
-      const double t = ToDouble(times[i], p);
-      ThrowIfError(CheckDuration(p, t, /*allow_zero=*/true));
-      a.trace_ns.push_back(SecondsToNs(t));
-    }
-  } else if (tag == "closed_loop") {
-    a = ReadConfig(h, path, ClosedLoopSchema());
-    a.kind = ArrivalConfig::Kind::kClosedLoop;
-    return a;
-  } else {
-    BadTag(path, tag, "'poisson', 'constant_rate', 'schedule', 'trace', 'closed_loop'");
-  }
-  o.Finish();
-  return a;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Read-back
-
-// A distribution in its Python dict form (Scenario.to_dict), the inverse of ReadLatency; the
-// native config dump shows it so too (its fields are seconds in both).
-py::dict LatencyToPy(const LatencyDist& l) {
-  py::dict d;
-  switch (l.kind) {
-    case LatencyDist::Kind::kConstant:
-      d["type"] = "constant";
-      d["value"] = l.a;
-      break;
-    case LatencyDist::Kind::kExponential:
-      d["type"] = "exponential";
-      d["mean"] = l.a;
-      break;
-    case LatencyDist::Kind::kLogNormal:
-      d["type"] = "lognormal";
-      d["median"] = l.a;
-      d["sigma"] = l.b;
-      break;
-    case LatencyDist::Kind::kUniform:
-      d["type"] = "uniform";
-      d["low"] = l.a;
-      d["high"] = l.b;
-      break;
-    case LatencyDist::Kind::kMixture: {
-      d["type"] = "mixture";
-      py::list weights, components;
-      for (double w : l.weights) weights.append(w);
-      for (const LatencyDist& c : l.components) components.append(LatencyToPy(c));
-      d["weights"] = weights;
-      d["components"] = components;
-      break;
-    }
-  }
-  return d;
-}
 
 py::dict DependencyToDict(const DependencyConfig& dep) {
   return WriteConfig(DependencySchema(), dep, true);
@@ -291,7 +180,7 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
     Fail(absl::StrFormat("version must be %d, got %d", kSchemaVersion, version));
   }
   ScenarioConfig c;
-  c.arrivals = ReadArrivals(o.Get("arrivals"), "arrivals");
+  ReadUnion(o.Get("arrivals"), "arrivals", AnyOf(ArrivalsUnion()), &c.arrivals);
   c.workers = o.Int32("workers");
   c.queue_capacity = o.Int32("queue_capacity");
   c.duration_ns = o.Seconds("duration");
@@ -333,23 +222,8 @@ ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* 
 }
 
 py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
-  static constexpr std::string_view kArrivalKinds[] = {"poisson", "constant", "schedule", "trace",
-                                                       "closed_loop"};
   py::dict d;
-  py::dict a;
-  a["kind"] = std::string(kArrivalKinds[static_cast<int>(c.arrivals.kind)]);
-  a["rate"] = c.arrivals.rate;
-  py::list schedule;
-  for (const RateSegment& s : c.arrivals.schedule) {
-    schedule.append(py::make_tuple(s.start_ns, s.end_ns, s.rate_start, s.rate_end));
-  }
-  a["schedule"] = schedule;
-  py::list trace;
-  for (int64_t t : c.arrivals.trace_ns) trace.append(t);
-  a["trace_ns"] = trace;
-  a["clients"] = c.arrivals.clients;
-  a["think_time"] = LatencyToPy(c.arrivals.think_time);
-  d["arrivals"] = a;
+  d["arrivals"] = WriteUnion(AnyOf(ArrivalsUnion()), &c.arrivals, /*nanoseconds=*/true);
   d["workers"] = c.workers;
   d["queue_capacity"] = c.queue_capacity;
   d["duration_ns"] = c.duration_ns;
@@ -382,38 +256,6 @@ const ScenarioConfig& ScenarioArg(const py::object& scenario,
 }
 
 void RegisterScenario(py::module_& m) {
-  // The latency distributions: a union of classes, read by their "type" tag.
-  RegisterUnionCodec("Latency", {[](py::handle h, const std::string& path, void* value) {
-                                   *static_cast<LatencyDist*>(value) = ReadLatency(h, path);
-                                 },
-                                 [](const void* value, bool) -> py::object {
-                                   return LatencyToPy(*static_cast<const LatencyDist*>(value));
-                                 },
-                                 {"Constant", "Exponential", "LogNormal", "Uniform", "Mixture"},
-                                 {"constant", "exponential", "lognormal", "uniform", "mixture"}});
-  // A dependency's retry budget: the "type" picks the member of DependencyConfig it fills.
-  RegisterUnionCodec(
-      "Budget", {[](py::handle h, const std::string& path, void* value) {
-                   auto& d = *static_cast<DependencyConfig*>(value);
-                   if (!PyDict_Check(h.ptr())) Fail(path + " must be a dict, got " + Repr(h));
-                   const std::string tag = TagOf(h, path);
-                   if (tag == "token_bucket") {
-                     d.token_bucket = ReadConfig(h, path, TokenBucketSchema());
-                   } else if (tag == "ratio") {
-                     d.ratio_budget = ReadConfig(h, path, RatioBudgetSchema());
-                   } else {
-                     BadTag(path, tag, "'token_bucket', 'ratio'");
-                   }
-                 },
-                 [](const void* value, bool nanoseconds) -> py::object {
-                   const auto& d = *static_cast<const DependencyConfig*>(value);
-                   if (d.token_bucket.has_value()) {
-                     return WriteAny(Any(TokenBucketSchema()), &*d.token_bucket, nanoseconds, true);
-                   }
-                   return WriteAny(Any(RatioBudgetSchema()), &*d.ratio_budget, nanoseconds, true);
-                 },
-                 {"TokenBucketConfig", "RatioBudgetConfig"},
-                 {"token_bucket", "ratio"}});
   py::class_<CompiledScenario>(
       m, "CompiledScenario",
       "A scenario read and validated once (compile_scenario); the engines run it as it is.")

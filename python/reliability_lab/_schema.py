@@ -18,8 +18,9 @@ from reliability_lab import _core
 
 #: {class name: [field description, ...]}; a field description has ``name``, ``kind`` ("int",
 #: "real", "seconds", "bool", "choice", "string", or for a nested value "config", "list" (a tuple
-#: of configs) and "union" (a tagged union such as the latency distributions); "strings": a tuple
-#: of names), ``unit``,
+#: of configs) and "union" (a tagged union such as the latency distributions), "union_list" (a
+#: tuple of union values), "real_list" / "seconds_list" (a tuple of numbers), "strings" (a tuple
+#: of names)), ``unit``,
 #: ``default``, ``lo``, ``hi``, ``lo_open``, ``hi_open``, ``choices``, ``optional`` (the field
 #: also takes None), ``required`` (no default), ``types`` (a nested value's classes) and ``doc``.
 TABLES: dict[str, list[dict[str, Any]]] = _core.config_schema()
@@ -29,6 +30,7 @@ TAGS: dict[str, str] = _core.config_tags()
 
 _REAL_KINDS = ("real", "seconds")
 _NESTED_KINDS = ("config", "union")
+_LIST_KINDS = ("list", "union_list", "real_list", "seconds_list", "strings")
 
 
 def _normal(kind: str, value: object) -> object:
@@ -89,11 +91,12 @@ def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
             if not (value is None and f["optional"]):
                 _expect(name, value, f)
             sent[name] = encode(value)
-        elif kind in ("list", "strings"):  # "strings": a tuple of names (RetryConfig.retry_on)
+        elif kind in _LIST_KINDS:
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
                 raise ValueError(f"{name} must be a sequence, got {value!r}")
-            items = tuple(value)
-            for i, item in enumerate(items if kind == "list" else ()):
+            numbers = kind in ("real_list", "seconds_list")  # the native check names them
+            items = tuple(_normal("real", v) if numbers else v for v in value)
+            for i, item in enumerate(items if kind in ("list", "union_list") else ()):
                 _expect(f"{name}[{i}]", item, f)
             sent[name] = [encode(v) for v in items]
             stored[name] = items

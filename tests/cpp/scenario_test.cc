@@ -136,7 +136,7 @@ TEST(ValidateScenarioTest, Trace) {
   EXPECT_EQ(Check(c),
             "arrivals.times must be in ascending order, got times[2] = 1 after times[1] = 2");
   c.arrivals.trace_ns = {-kS / 2, kS};
-  EXPECT_EQ(Check(c), "arrivals.times[0] must be >= 0, got -0.5");
+  EXPECT_EQ(Check(c), "arrivals.times[0] must be a finite number in [0, 1e+06], got -0.5");
 }
 
 TEST(ValidateScenarioTest, ClosedLoop) {

@@ -32,6 +32,12 @@ std::string_view FieldKindName(FieldKind kind) {
       return "union";
     case FieldKind::kStrings:
       return "strings";
+    case FieldKind::kRealList:
+      return "real_list";
+    case FieldKind::kSecondsList:
+      return "seconds_list";
+    case FieldKind::kUnionList:
+      return "union_list";
   }
   return "real";
 }
@@ -129,9 +135,28 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
       }
       case FieldKind::kUnion:
         if (ops.count(s, i, config) == 1) {
-          status = ops.check(s, i, f.name, ops.item(s, i, config, 0));
+          status = ValidateUnion(f.name, ops.members(s, i), ops.item(s, i, config, 0));
         }
         break;
+      case FieldKind::kUnionList:
+        for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
+          status = ValidateUnion(absl::StrFormat("%s[%d]", f.name, k), ops.members(s, i),
+                                 ops.item(s, i, config, k));
+        }
+        break;
+      case FieldKind::kRealList:
+      case FieldKind::kSecondsList: {
+        FieldInfo element = f;  // named by its index
+        for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
+          const std::string name = absl::StrFormat("%s[%d]", f.name, k);
+          element.name = name;
+          const void* v = ops.item(s, i, config, k);
+          status = f.kind == FieldKind::kRealList
+                       ? CheckRealField(element, *static_cast<const double*>(v))
+                       : CheckNsField(element, *static_cast<const int64_t*>(v));
+        }
+        break;
+      }
     }
     if (!status.ok()) return status;
   }
@@ -142,6 +167,14 @@ absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* co
   absl::Status s = ValidateRows(schema, config);
   if (s.ok()) s = schema.ops->rules(schema.schema, config);
   return AtPath(path, s);
+}
+
+absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value) {
+  const size_t k = u.ops->which(u.u, value);
+  if (k < u.ops->size(u.u)) {
+    return ValidateAny(path, u.ops->member(u.u, k), u.ops->view(u.u, k, value));
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("%s is of no known kind", path));
 }
 
 absl::Status AtPath(std::string_view path, const absl::Status& status) {

@@ -41,8 +41,11 @@ enum class FieldKind : uint8_t {
   kString,   // a std::string, a Python str
   kConfig,   // a nested config with its own table (`std::optional<T>` for `T | None`)
   kList,     // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
-  kUnion,    // a tagged union read by a named codec of the bindings (`"type"` picks the class)
+  kUnion,    // a tagged union of tables (`"type"` picks the member's table)
   kStrings,  // a set of names held in any form (get_strs/set_strs), a Python tuple of str
+  kRealList,     // a std::vector<double>, a Python tuple of floats (paths `weights[2]`)
+  kSecondsList,  // a std::vector<int64_t> of nanoseconds, a Python tuple of seconds
+  kUnionList,    // a std::vector of tagged union values, a Python tuple (`components[1]`)
 };
 
 // "int", "real", "seconds", "bool" or "choice".
@@ -71,7 +74,7 @@ struct FieldInfo {
   double none_real = 0.0;
   // The Python field has no default (a required constructor argument).
   bool required = false;
-  // kConfig, kList: the nested table's class name; kUnion: the codec's name ("Latency").
+  // kConfig, kList: the nested table's class name; kUnion, kUnionList: the union's name.
   std::string_view type;
   // kList: an element is named in paths by its `name` when that is non-empty and unique among
   // the elements (`phases[outage]`), else by its index (`phases[2]`).
@@ -87,12 +90,19 @@ inline bool IsNoneReal(const FieldInfo& f, double v) {
 // A field and how to read and write it in a `Config`. Integer-like kinds (int, seconds as
 // nanoseconds, bool, choice index) go through get_int/set_int, reals through get_real/set_real.
 struct SchemaOps;
+struct UnionOps;
 
 // A config's table with its type erased, for walking nested configs generically (validation
 // here, the dict codec in the bindings): `Any(schema)`.
 struct AnySchema {
   const void* schema = nullptr;  // the ConfigSchema<C>
   const SchemaOps* ops = nullptr;
+};
+
+// A tagged union with its type erased: its members' tables, over one struct (`AnyOf(u)`).
+struct AnyUnion {
+  const void* u = nullptr;  // the UnionSchema<T>
+  const UnionOps* ops = nullptr;
 };
 
 template <typename Config>
@@ -113,12 +123,13 @@ struct FieldSpec {
   void* (*add)(Config&) = nullptr;
   void (*reset)(Config&) = nullptr;
   AnySchema (*inner)() = nullptr;  // kConfig, kList: the nested table
-  // kUnion: the value's own check, naming `path`.
-  absl::Status (*check)(std::string_view path, const void* value) = nullptr;
   // kStrings: the names, and setting them (an unknown name is an error naming `path`).
   std::vector<std::string> (*get_strs)(const Config&) = nullptr;
   absl::Status (*set_strs)(Config&, const std::vector<std::string>&, std::string_view path) =
       nullptr;
+  // kUnion, kUnionList: the union's members. (The list kinds' elements, a double or int64_t
+  // nanoseconds for kRealList and kSecondsList, are reached by `item` and `add` as a list's.)
+  AnyUnion (*members)() = nullptr;
 };
 
 // A config's table and the Python class it backs. `tag`: the `"type"` key its dict form carries
@@ -149,13 +160,39 @@ struct SchemaOps {
   void* (*add)(const void* schema, size_t i, void* config);
   void (*reset)(const void* schema, size_t i, void* config);
   AnySchema (*inner)(const void* schema, size_t i);
-  absl::Status (*check)(const void* schema, size_t i, std::string_view path, const void* value);
   absl::Status (*rules)(const void* schema, const void* config);
   void* (*make)();  // a default-constructed config (for the defaults; delete with `destroy`)
   void (*destroy)(void* config);
   std::vector<std::string> (*get_strs)(const void* schema, size_t i, const void* config);
   absl::Status (*set_strs)(const void* schema, size_t i, void* config,
                            const std::vector<std::string>& v, std::string_view path);
+  AnyUnion (*members)(const void* schema, size_t i);
+};
+
+// A tagged union declared as its members (issue #11): each a table over the same struct `T`
+// (its class name and `"type"` tag in the table) and the value of `T::kind` it stands for.
+template <typename T>
+struct UnionMember {
+  const ConfigSchema<T>& (*schema)();
+  decltype(T::kind) kind;
+};
+template <typename T>
+struct UnionSchema {
+  std::string_view name;  // "Latency", "Arrivals"
+  absl::Span<const UnionMember<T>> members;
+};
+
+// The operations of one union type, reached through AnyUnion (void* values).
+struct UnionOps {
+  size_t (*size)(const void* u);
+  AnySchema (*member)(const void* u, size_t k);
+  // The value's member (`size` if none), and a default value made of member k.
+  size_t (*which)(const void* u, const void* value);
+  void (*assign)(const void* u, size_t k, void* value);
+  // Where member k's config lives in the value: the value itself for a union over one struct;
+  // for a union held in one optional member per class (a dependency's budget), that member.
+  const void* (*view)(const void* u, size_t k, const void* value);
+  void* (*slot)(const void* u, size_t k, void* value);
 };
 
 namespace schema_internal {
@@ -194,9 +231,6 @@ inline constexpr SchemaOps kOps = {
     [](const void* s, size_t i, void* c) { return Row<C>(s, i).add(Mut<C>(c)); },
     [](const void* s, size_t i, void* c) { Row<C>(s, i).reset(Mut<C>(c)); },
     [](const void* s, size_t i) { return Row<C>(s, i).inner(); },
-    [](const void* s, size_t i, std::string_view path, const void* v) {
-      return Row<C>(s, i).check(path, v);
-    },
     [](const void* s, const void* c) {
       const auto* schema = static_cast<const ConfigSchema<C>*>(s);
       return schema->rules == nullptr ? absl::OkStatus() : schema->rules(Cfg<C>(c));
@@ -206,6 +240,33 @@ inline constexpr SchemaOps kOps = {
     [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_strs(Cfg<C>(c)); },
     [](const void* s, size_t i, void* c, const std::vector<std::string>& v,
        std::string_view path) { return Row<C>(s, i).set_strs(Mut<C>(c), v, path); },
+    [](const void* s, size_t i) { return Row<C>(s, i).members(); },
+};
+
+template <typename T>
+const UnionSchema<T>& Un(const void* u) {
+  return *static_cast<const UnionSchema<T>*>(u);
+}
+
+template <typename T>
+inline constexpr UnionOps kUnionOps = {
+    [](const void* u) { return Un<T>(u).members.size(); },
+    [](const void* u, size_t k) {
+      const ConfigSchema<T>& m = Un<T>(u).members[k].schema();
+      return AnySchema{&m, &kOps<T>};
+    },
+    [](const void* u, const void* v) {
+      const auto& members = Un<T>(u).members;
+      size_t k = 0;
+      while (k < members.size() && members[k].kind != Cfg<T>(v).kind) ++k;
+      return k;
+    },
+    [](const void* u, size_t k, void* v) {
+      Mut<T>(v) = T{};
+      Mut<T>(v).kind = Un<T>(u).members[k].kind;
+    },
+    [](const void*, size_t, const void* v) { return v; },
+    [](const void*, size_t, void* v) { return v; },
 };
 
 }  // namespace schema_internal
@@ -213,6 +274,11 @@ inline constexpr SchemaOps kOps = {
 template <typename C>
 AnySchema Any(const ConfigSchema<C>& schema) {
   return AnySchema{&schema, &schema_internal::kOps<C>};
+}
+
+template <typename T>
+AnyUnion AnyOf(const UnionSchema<T>& u) {
+  return AnyUnion{&u, &schema_internal::kUnionOps<T>};
 }
 
 // How the k-th element of a list field is named in paths: "phases[outage]" when its name is
@@ -242,6 +308,9 @@ absl::Status ValidateFields(const ConfigSchema<Config>& schema, const Config& co
 
 // ValidateRows, then the schema's own rules, the message under `path`.
 absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* config);
+
+// ValidateAny with the table of the value's member of the union.
+absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value);
 
 // `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
 // empty path leaves the message as it is.
@@ -458,20 +527,59 @@ constexpr FieldSpec<C> List(std::string_view name, bool by_name, std::string_vie
   return f;
 }
 
-// A tagged union (`T` or `std::optional<T>`) read and written by the bindings' codec named
-// `codec` (its dict carries a `"type"` tag); `Check(path, value)` validates it.
-template <auto M, auto Check, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Union(std::string_view name, std::string_view codec, std::string_view doc) {
-  using T = typename OptionalOf<typename MemberOf<M>::Type>::Type;
+// A tagged union (`T` or `std::optional<T>`) whose members `Union()` declares; its dict carries
+// the member's `"type"` tag, and it is read, written and validated through the member's table.
+template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> OneOf(std::string_view name, std::string_view doc) {
   FieldSpec<C> f;
   f.info.name = name;
   f.info.kind = FieldKind::kUnion;
-  f.info.type = codec;
+  f.info.type = Union().name;
   f.info.doc = doc;
   NestedAccess<M>(f);
-  f.check = [](std::string_view path, const void* v) {
-    return Check(path, *static_cast<const T*>(v));
-  };
+  f.members = [] { return AnyOf(Union()); };
+  return f;
+}
+
+// The type-erased access to a `std::vector` member, a list field's elements.
+template <auto M, typename C>
+constexpr void VectorAccess(FieldSpec<C>& f) {
+  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
+  f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
+  f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
+  f.reset = [](C& c) { (c.*M).clear(); };
+}
+
+// A list of tagged union values (`std::vector<T>`, Python a tuple), elements named by index.
+template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> OneOfList(std::string_view name, std::string_view doc) {
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = FieldKind::kUnionList;
+  f.info.type = Union().name;
+  f.info.doc = doc;
+  VectorAccess<M>(f);
+  f.members = [] { return AnyOf(Union()); };
+  return f;
+}
+
+// A list of numbers, each in the interval (paths `weights[2]`): reals (`std::vector<double>`), or
+// durations (`std::vector<int64_t>` of nanoseconds; `lo`/`hi` in seconds, `unit` "s").
+template <auto M, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec<C> Numbers(std::string_view name, double lo, double hi, Bound lo_bound,
+                               Bound hi_bound, std::string_view unit, std::string_view doc) {
+  using T = typename MemberOf<M>::Type::value_type;
+  static_assert(std::is_same_v<T, double> || std::is_same_v<T, int64_t>);
+  FieldSpec<C> f;
+  f.info.name = name;
+  f.info.kind = std::is_same_v<T, double> ? FieldKind::kRealList : FieldKind::kSecondsList;
+  f.info.lo = lo;
+  f.info.hi = hi;
+  f.info.lo_bound = lo_bound;
+  f.info.hi_bound = hi_bound;
+  f.info.unit = unit;
+  f.info.doc = doc;
+  VectorAccess<M>(f);
   return f;
 }
 

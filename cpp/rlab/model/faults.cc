@@ -57,7 +57,7 @@ double SampleSimpleSeconds(const LatencyDist& dist, double u1, double u2) {
     case LatencyDist::Kind::kUniform:
       return dist.a + (dist.b - dist.a) * u1;
     case LatencyDist::Kind::kMixture:
-      break;  // not simple; ValidateLatency forbids nested mixtures
+      break;  // not simple; ValidateMixtureRules forbids nested mixtures
   }
   return 0.0;
 }
@@ -86,11 +86,6 @@ int64_t ToCappedNs(double seconds) {
   if (!(seconds > 0.0)) return 0;
   if (seconds >= kMaxDurationS) return kMaxSampleNs;
   return std::min(SecondsToNs(seconds), kMaxSampleNs);
-}
-
-std::string Join(std::string_view path, std::string_view field) {
-  if (path.empty()) return std::string(field);
-  return absl::StrFormat("%s.%s", path, field);
 }
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
@@ -142,6 +137,98 @@ Outcome PickFailure(const FailureMix& mix, double u) {
 }
 
 }  // namespace
+
+absl::Status ValidateUniformRules(const LatencyDist& dist) {
+  if (dist.b >= dist.a) return absl::OkStatus();
+  return Invalid(absl::StrFormat("high must be >= low (%g), got %g", dist.a, dist.b));
+}
+
+absl::Status ValidateMixtureRules(const LatencyDist& dist) {
+  if (dist.components.empty()) return Invalid("components must not be empty");
+  if (dist.weights.size() != dist.components.size()) {
+    return Invalid(absl::StrFormat("weights must have one entry per component (%d), got %d",
+                                   dist.components.size(), dist.weights.size()));
+  }
+  double total = 0.0;
+  for (double w : dist.weights) total += w;
+  if (!std::isfinite(total)) return Invalid("weights must have a finite sum");
+  for (size_t i = 0; i < dist.components.size(); ++i) {
+    if (dist.components[i].kind == LatencyDist::Kind::kMixture) {
+      return Invalid(absl::StrFormat("components[%d] must not itself be a mixture", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// One table per distribution, over LatencyDist's `a` and `b` (seconds, or sigma).
+const ConfigSchema<LatencyDist>& ConstantSchema() {
+  using C = LatencyDist;
+  static constexpr FieldSpec<C> kFields[] = {schema::Required(schema::Real<&C::a>(
+      "value", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed, "s", "the duration"))};
+  static constexpr ConfigSchema<C> kSchema{"Constant", kFields, "constant"};
+  return kSchema;
+}
+
+const ConfigSchema<LatencyDist>& ExponentialSchema() {
+  using C = LatencyDist;
+  static constexpr FieldSpec<C> kFields[] = {schema::Required(schema::Real<&C::a>(
+      "mean", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed, "s", "the mean duration"))};
+  static constexpr ConfigSchema<C> kSchema{"Exponential", kFields, "exponential"};
+  return kSchema;
+}
+
+const ConfigSchema<LatencyDist>& LogNormalSchema() {
+  using C = LatencyDist;
+  constexpr Bound kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Required(
+          schema::Real<&C::a>("median", 0, kMaxDurationS, kC, kC, "s", "the median duration")),
+      schema::Required(schema::Real<&C::b>("sigma", 0, kMaxLogNormalSigma, kC, kC, "",
+                                           "the spread of the log (0 is a constant)")),
+  };
+  static constexpr ConfigSchema<C> kSchema{"LogNormal", kFields, "lognormal"};
+  return kSchema;
+}
+
+const ConfigSchema<LatencyDist>& UniformSchema() {
+  using C = LatencyDist;
+  constexpr Bound kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Required(schema::Real<&C::a>("low", 0, kMaxDurationS, kC, kC, "s", "the lowest")),
+      schema::Required(
+          schema::Real<&C::b>("high", 0, kMaxDurationS, kC, kC, "s", "the highest, >= low")),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Uniform", kFields, "uniform", &ValidateUniformRules};
+  return kSchema;
+}
+
+const ConfigSchema<LatencyDist>& MixtureSchema() {
+  using C = LatencyDist;
+  static const FieldSpec<C> kFields[] = {
+      schema::Required(schema::Numbers<&C::weights>("weights", 0, kInf, Bound::kOpen,
+                                                    Bound::kClosed, "",
+                                                    "relative weights, one per component")),
+      schema::Required(schema::OneOfList<&C::components, &LatencyUnion>(
+          "components", "the distributions mixed, none itself a mixture")),
+  };
+  static const ConfigSchema<C> kSchema{"Mixture", kFields, "mixture", &ValidateMixtureRules};
+  return kSchema;
+}
+
+}  // namespace
+
+const UnionSchema<LatencyDist>& LatencyUnion() {
+  using K = LatencyDist::Kind;
+  static constexpr UnionMember<LatencyDist> kMembers[] = {
+      {&ConstantSchema, K::kConstant},   {&ExponentialSchema, K::kExponential},
+      {&LogNormalSchema, K::kLogNormal}, {&UniformSchema, K::kUniform},
+      {&MixtureSchema, K::kMixture},
+  };
+  static constexpr UnionSchema<LatencyDist> kUnion{"Latency", kMembers};
+  return kUnion;
+}
 
 const ConfigSchema<FailureMix>& FailureMixSchema() {
   using C = FailureMix;
@@ -199,8 +286,8 @@ const ConfigSchema<FaultPhase>& PhaseSchema() {
       schema::MaybeReal<&C::failure_rate>("failure_rate", 0, 1, kC, kC, "",
                                           "the failure probability in force"),
       schema::Config<&C::mix, &FailureMixSchema>("mix", "the failure kinds in force"),
-      schema::Union<&C::latency, &ValidateLatency>("latency", "Latency",
-                                                   "the service time distribution in force"),
+      schema::OneOf<&C::latency, &LatencyUnion>("latency",
+                                                "the service time distribution in force"),
       schema::Real<&C::latency_multiplier>("latency_multiplier", 0, kMaxLatencyMultiplier,
                                            Bound::kOpen, kC, "",
                                            "multiplies whichever latency is in force"),
@@ -258,8 +345,7 @@ const ConfigSchema<FaultsConfig>& FaultsSchema() {
       schema::Real<&C::failure_rate>("failure_rate", 0, 1, kC, kC, "",
                                      "probability that an attempt fails"),
       schema::Config<&C::mix, &FailureMixSchema>("mix", "the kinds of failure"),
-      schema::Union<&C::latency, &ValidateLatency>("latency", "Latency",
-                                                   "the service time of every attempt"),
+      schema::OneOf<&C::latency, &LatencyUnion>("latency", "the service time of every attempt"),
       schema::List<&C::phases, &PhaseSchema>("phases", /*by_name=*/true,
                                              "windows overriding the above; must not overlap"),
       schema::Config<&C::capacity, &CapacitySchema>(
@@ -299,63 +385,6 @@ double MeanSeconds(const LatencyDist& dist) {
     }
   }
   return 0.0;
-}
-
-absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist) {
-  switch (dist.kind) {
-    case LatencyDist::Kind::kConstant:
-      return CheckDuration(Join(path, "value"), dist.a, /*allow_zero=*/true);
-    case LatencyDist::Kind::kExponential:
-      return CheckDuration(Join(path, "mean"), dist.a, /*allow_zero=*/true);
-    case LatencyDist::Kind::kLogNormal:
-      return FirstError({
-          CheckDuration(Join(path, "median"), dist.a, /*allow_zero=*/true),
-          CheckRange(Join(path, "sigma"), dist.b, 0.0, kMaxLogNormalSigma),
-      });
-    case LatencyDist::Kind::kUniform: {
-      absl::Status s = FirstError({
-          CheckDuration(Join(path, "low"), dist.a, /*allow_zero=*/true),
-          CheckDuration(Join(path, "high"), dist.b, /*allow_zero=*/true),
-      });
-      if (!s.ok()) return s;
-      if (dist.b < dist.a) {
-        return Invalid(absl::StrFormat("%s must be >= %s (%g), got %g", Join(path, "high"),
-                                       Join(path, "low"), dist.a, dist.b));
-      }
-      return absl::OkStatus();
-    }
-    case LatencyDist::Kind::kMixture: {
-      if (dist.components.empty()) {
-        return Invalid(absl::StrFormat("%s must not be empty", Join(path, "components")));
-      }
-      if (dist.weights.size() != dist.components.size()) {
-        return Invalid(absl::StrFormat("%s must have one entry per component (%d), got %d",
-                                       Join(path, "weights"), dist.components.size(),
-                                       dist.weights.size()));
-      }
-      double total = 0.0;
-      for (size_t i = 0; i < dist.weights.size(); ++i) {
-        absl::Status s = CheckRange(absl::StrFormat("%s[%d]", Join(path, "weights"), i),
-                                    dist.weights[i], 0.0, kInf, Bound::kOpen, Bound::kClosed);
-        if (!s.ok()) return s;
-        total += dist.weights[i];
-      }
-      if (!std::isfinite(total)) {
-        return Invalid(absl::StrFormat("%s must have a finite sum", Join(path, "weights")));
-      }
-      for (size_t i = 0; i < dist.components.size(); ++i) {
-        const std::string component = absl::StrFormat("%s[%d]", Join(path, "components"), i);
-        if (dist.components[i].kind == LatencyDist::Kind::kMixture) {
-          return Invalid(absl::StrFormat("%s must not itself be a mixture", component));
-        }
-        absl::Status s = ValidateLatency(component, dist.components[i]);
-        if (!s.ok()) return s;
-      }
-      return absl::OkStatus();
-    }
-  }
-  return Invalid(
-      absl::StrFormat("%s has an unknown distribution kind %d", path, static_cast<int>(dist.kind)));
 }
 
 absl::Status ValidateFaultModel(std::string_view path, const FaultsConfig& config) {

@@ -38,8 +38,12 @@ int64_t SampleNs(const LatencyDist& dist, RandomStream& rng);
 // The distribution's mean, in seconds (for reports and theory checks).
 double MeanSeconds(const LatencyDist& dist);
 
-// Checks a distribution; errors name `path` (e.g. "payment.faults.latency.mean").
-absl::Status ValidateLatency(std::string_view path, const LatencyDist& dist);
+// The latency distributions (Python: rl.Constant, rl.Exponential, rl.LogNormal, rl.Uniform,
+// rl.Mixture): a union of one table per distribution over LatencyDist, and the rules a table
+// cannot say (low <= high; a mixture's weights match its components, which are not mixtures).
+const UnionSchema<LatencyDist>& LatencyUnion();
+absl::Status ValidateUniformRules(const LatencyDist& dist);
+absl::Status ValidateMixtureRules(const LatencyDist& dist);
 
 // The field table of FailureMix (Python: rl.FailureMix).
 const ConfigSchema<FailureMix>& FailureMixSchema();

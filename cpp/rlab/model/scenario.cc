@@ -39,39 +39,6 @@ constexpr std::array<std::string_view, 9> kReservedNames = {"arrivals",
 
 absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
 
-absl::Status ValidateTrace(const std::vector<int64_t>& trace_ns) {
-  if (trace_ns.empty()) return Invalid("arrivals.times must have at least one arrival time");
-  for (size_t i = 0; i < trace_ns.size(); ++i) {
-    if (trace_ns[i] < 0) {
-      return Invalid(
-          absl::StrFormat("arrivals.times[%d] must be >= 0, got %g", i, NsToSeconds(trace_ns[i])));
-    }
-    // Equal times are fine (a burst); going back in time is not.
-    if (i > 0 && trace_ns[i] < trace_ns[i - 1]) {
-      return Invalid(absl::StrFormat(
-          "arrivals.times must be in ascending order, got times[%d] = %g after times[%d] = %g", i,
-          NsToSeconds(trace_ns[i]), i - 1, NsToSeconds(trace_ns[i - 1])));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateArrivals(const ArrivalConfig& a) {
-  switch (a.kind) {
-    case ArrivalConfig::Kind::kPoisson:
-    case ArrivalConfig::Kind::kConstant:
-      return ValidateAt("arrivals", PoissonSchema(), a);
-    case ArrivalConfig::Kind::kSchedule:
-      return ValidateAt("arrivals", ScheduleSchema(), a);
-    case ArrivalConfig::Kind::kTrace:
-      return ValidateTrace(a.trace_ns);
-    case ArrivalConfig::Kind::kClosedLoop:
-      return ValidateAt("arrivals", ClosedLoopSchema(), a);
-  }
-  return Invalid(
-      absl::StrFormat("arrivals has an unknown arrival kind %d", static_cast<int>(a.kind)));
-}
-
 bool IsNameChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -174,11 +141,46 @@ const ConfigSchema<ArrivalConfig>& ClosedLoopSchema() {
   using C = ArrivalConfig;
   static const FieldSpec<C> kFields[] = {
       schema::Int<&C::clients>("clients", 1, kMaxClients, "", "the customers"),
-      schema::Union<&C::think_time, &ValidateLatency>(
-          "think_time", "Latency", "the pause between an order's end and the next order"),
+      schema::OneOf<&C::think_time, &LatencyUnion>(
+          "think_time", "the pause between an order's end and the next order"),
   };
   static const ConfigSchema<C> kSchema{"ClosedLoop", kFields, "closed_loop"};
   return kSchema;
+}
+
+absl::Status ValidateTraceRules(const ArrivalConfig& a) {
+  const std::vector<int64_t>& t = a.trace_ns;
+  if (t.empty()) return Invalid("times must have at least one arrival time");
+  for (size_t i = 1; i < t.size(); ++i) {
+    if (t[i] < t[i - 1]) {  // equal times are fine (a burst); going back in time is not
+      return Invalid(absl::StrFormat(
+          "times must be in ascending order, got times[%d] = %g after times[%d] = %g", i,
+          NsToSeconds(t[i]), i - 1, NsToSeconds(t[i - 1])));
+    }
+  }
+  return absl::OkStatus();
+}
+
+const ConfigSchema<ArrivalConfig>& TraceSchema() {
+  using C = ArrivalConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Required(schema::Numbers<&C::trace_ns>("times", 0, kMaxDurationS, Bound::kClosed,
+                                                     Bound::kClosed, "s",
+                                                     "arrival times, ascending")),
+  };
+  static constexpr ConfigSchema<C> kSchema{"Trace", kFields, "trace", &ValidateTraceRules};
+  return kSchema;
+}
+
+const UnionSchema<ArrivalConfig>& ArrivalsUnion() {
+  using K = ArrivalConfig::Kind;
+  static constexpr UnionMember<ArrivalConfig> kMembers[] = {
+      {&PoissonSchema, K::kPoisson},       {&ConstantRateSchema, K::kConstant},
+      {&ScheduleSchema, K::kSchedule},     {&TraceSchema, K::kTrace},
+      {&ClosedLoopSchema, K::kClosedLoop},
+  };
+  static constexpr UnionSchema<ArrivalConfig> kUnion{"Arrivals", kMembers};
+  return kUnion;
 }
 
 const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema() {
@@ -290,6 +292,9 @@ absl::Status ValidateDependencyRules(const DependencyConfig& d) {
     return Invalid(
         "retry must be None when aws_retry is set (the AWS retry mode runs the retries)");
   }
+  if (d.token_bucket.has_value() && d.ratio_budget.has_value()) {
+    return Invalid("budget must be either a token bucket or a ratio budget, not both");
+  }
   if (d.aws_retry.has_value() && (d.token_bucket.has_value() || d.ratio_budget.has_value())) {
     return Invalid("budget must be None when aws_retry is set (its retry quota is the budget)");
   }
@@ -309,16 +314,32 @@ absl::Status ValidateDependencyRules(const DependencyConfig& d) {
 
 namespace {
 
-// The retry budget: one union row over the two optional members (the dict's "type" picks which
-// one the bindings' "Budget" codec fills); its value is the whole DependencyConfig.
-absl::Status CheckBudget(std::string_view path, const DependencyConfig& d) {
-  if (d.token_bucket.has_value() && d.ratio_budget.has_value()) {
-    return Invalid(absl::StrFormat(
-        "%s must be either a token bucket or a ratio budget, not both", path));
-  }
-  if (d.token_bucket.has_value()) return ValidateAt(path, TokenBucketSchema(), *d.token_bucket);
-  return ValidateAt(path, RatioBudgetSchema(), *d.ratio_budget);
-}
+// The retry budget: a union held in one optional member per class (the dict's "type" picks
+// which one is filled), so its operations reach the member rather than the whole value.
+using Dep = DependencyConfig;
+inline constexpr UnionOps kBudgetOps = {
+    [](const void*) -> size_t { return 2; },
+    [](const void*, size_t k) { return k == 0 ? Any(TokenBucketSchema()) : Any(RatioBudgetSchema()); },
+    [](const void*, const void* v) -> size_t {
+      const auto& d = *static_cast<const Dep*>(v);
+      return d.token_bucket ? 0 : d.ratio_budget ? 1 : 2;
+    },
+    [](const void*, size_t k, void* v) {
+      auto& d = *static_cast<Dep*>(v);
+      d.token_bucket.reset();
+      d.ratio_budget.reset();
+      if (k == 0) d.token_bucket.emplace();
+      if (k == 1) d.ratio_budget.emplace();
+    },
+    [](const void*, size_t k, const void* v) -> const void* {
+      const auto& d = *static_cast<const Dep*>(v);
+      return k == 0 ? static_cast<const void*>(&*d.token_bucket) : &*d.ratio_budget;
+    },
+    [](const void*, size_t k, void* v) -> void* {
+      auto& d = *static_cast<Dep*>(v);
+      return k == 0 ? static_cast<void*>(&*d.token_bucket) : &*d.ratio_budget;
+    },
+};
 
 FieldSpec<DependencyConfig> BudgetRow() {
   using C = DependencyConfig;
@@ -335,9 +356,7 @@ FieldSpec<DependencyConfig> BudgetRow() {
     c.token_bucket.reset();
     c.ratio_budget.reset();
   };
-  f.check = [](std::string_view path, const void* v) {
-    return CheckBudget(path, *static_cast<const C*>(v));
-  };
+  f.members = [] { return AnyUnion{nullptr, &kBudgetOps}; };
   return f;
 }
 
@@ -379,7 +398,7 @@ const ConfigSchema<DependencyConfig>& DependencySchema() {
 
 absl::Status ValidateScenario(const ScenarioConfig& config) {
   absl::Status s = FirstError({
-      ValidateArrivals(config.arrivals),
+      ValidateUnion("arrivals", AnyOf(ArrivalsUnion()), &config.arrivals),
       CheckIntRange("workers", config.workers, 1, kMaxWorkers),
       CheckIntRange("queue_capacity", config.queue_capacity, 0, kMaxQueueCapacity),
       CheckDuration("duration", NsToSeconds(config.duration_ns)),

@@ -257,6 +257,12 @@ const ConfigSchema<ArrivalConfig>& ScheduleSchema();
 absl::Status ValidateRateSegmentRules(const RateSegment& seg);
 absl::Status ValidateScheduleRules(const ArrivalConfig& a);
 
+// Trace arrivals (rl.Trace: a list of seconds, ascending), and the arrival processes as a union
+// of the tables above over ArrivalConfig (the scenario's `arrivals`).
+const ConfigSchema<ArrivalConfig>& TraceSchema();
+absl::Status ValidateTraceRules(const ArrivalConfig& a);
+const UnionSchema<ArrivalConfig>& ArrivalsUnion();
+
 // The field tables of ReplicaOverride and ReplicasConfig (Python: rl.ReplicaOverride,
 // rl.Replicas) and the rules between their fields (override indexes below count, unique).
 const ConfigSchema<ReplicaOverride>& ReplicaOverrideSchema();

@@ -7,12 +7,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from reliability_lab import _schema
-from reliability_lab.scenario._validate import (
-    _at,
-    _duration,
-    _items,
-    _set,
-)
+from reliability_lab.scenario._validate import _at, _items, _set
 from reliability_lab.scenario.latency import Constant, Latency
 
 
@@ -148,17 +143,9 @@ class Trace:
     times: Sequence[float]
 
     def __post_init__(self) -> None:
-        raw = _items("times", self.times)
-        if not raw:
-            raise ValueError("times must have at least one arrival time")
-        times = tuple(_duration(f"times[{i}]", t, allow_zero=True) for i, t in enumerate(raw))
-        for i in range(1, len(times)):
-            if times[i] < times[i - 1]:
-                raise ValueError(
-                    f"times must be in ascending order, got times[{i}] = {times[i]:g} after "
-                    f"times[{i - 1}] = {times[i - 1]:g}"
-                )
-        _set(self, "times", times)
+        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc) and its rules (at
+        # least one time, ascending).
+        _schema.check(self)
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from reliability_lab.scenario._validate import (
-    _INF,
-    _MAX_SIGMA,
-    _duration,
-    _instance,
-    _items,
-    _real,
-    _set,
-)
+from reliability_lab import _schema
 
 
 @dataclass(frozen=True)
@@ -29,7 +21,8 @@ class Constant:
     value: float
 
     def __post_init__(self) -> None:
-        _set(self, "value", _duration("value", self.value, allow_zero=True))
+        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -43,7 +36,8 @@ class Exponential:
     mean: float
 
     def __post_init__(self) -> None:
-        _set(self, "mean", _duration("mean", self.mean, allow_zero=True))
+        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -59,8 +53,8 @@ class LogNormal:
     sigma: float
 
     def __post_init__(self) -> None:
-        _set(self, "median", _duration("median", self.median, allow_zero=True))
-        _set(self, "sigma", _real("sigma", self.sigma, 0.0, _MAX_SIGMA))
+        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
+        _schema.check(self)
 
 
 @dataclass(frozen=True)
@@ -75,18 +69,12 @@ class Uniform:
     high: float
 
     def __post_init__(self) -> None:
-        low = _duration("low", self.low, allow_zero=True)
-        high = _duration("high", self.high, allow_zero=True)
-        if high < low:
-            raise ValueError(f"high must be >= low ({low:g}), got {high:g}")
-        _set(self, "low", low)
-        _set(self, "high", high)
+        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
+        _schema.check(self)
 
 
 SimpleLatency: TypeAlias = Constant | Exponential | LogNormal | Uniform
 """A latency distribution that is not a mixture (a mixture's components)."""
-
-_SIMPLE_LATENCY = (Constant, Exponential, LogNormal, Uniform)
 
 
 @dataclass(frozen=True)
@@ -104,30 +92,8 @@ class Mixture:
     components: Sequence[SimpleLatency]
 
     def __post_init__(self) -> None:
-        weights = _items("weights", self.weights)
-        components = _items("components", self.components)
-        if not components:
-            raise ValueError("components must not be empty")
-        if len(weights) != len(components):
-            raise ValueError(
-                f"weights must have one entry per component ({len(components)}), got {len(weights)}"
-            )
-        ws = tuple(
-            _real(f"weights[{i}]", w, 0.0, _INF, lo_open=True) for i, w in enumerate(weights)
-        )
-        if not math.isfinite(math.fsum(ws)):
-            raise ValueError("weights must have a finite sum")
-        for i, c in enumerate(components):
-            if isinstance(c, Mixture):
-                raise ValueError(f"components[{i}] must not itself be a mixture")
-            _instance(
-                f"components[{i}]",
-                c,
-                _SIMPLE_LATENCY,
-                "a Constant, Exponential, LogNormal or Uniform",
-            )
-        _set(self, "weights", ws)
-        _set(self, "components", components)
+        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
+        _schema.check(self)
 
     @classmethod
     def of(cls, *pairs: tuple[float, SimpleLatency]) -> Mixture:
@@ -137,9 +103,6 @@ class Mixture:
 
 Latency: TypeAlias = Constant | Exponential | LogNormal | Uniform | Mixture
 """Any latency distribution."""
-
-_LATENCY = (Constant, Exponential, LogNormal, Uniform, Mixture)
-_LATENCY_WHAT = "a Constant, Exponential, LogNormal, Uniform or Mixture"
 
 
 def mean_of(dist: Latency) -> float:
