@@ -17,15 +17,11 @@ from reliability_lab._checks import short_repr
 
 # Limits, shared with the native validator (cpp/rlab/model/scenario.cc and faults.cc).
 _MAX_DURATION = 1e6  # seconds: the core's kMaxDurationS
-_MAX_RATE = 1e7  # orders per second
 _MAX_WORKERS = 100_000
 _MAX_QUEUE_CAPACITY = 10_000_000
-_MAX_CLIENTS = 1_000_000
 _MAX_NUM_KEYS = 1_000_000_000
 _MAX_DEPENDENCIES = 16
-_MAX_SIGMA = 10.0
 _MAX_SEED = 2**64 - 1
-_INF = math.inf
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 # ------------------------------------------------------------------------------------------------
