@@ -21,9 +21,7 @@ _MAX_WORKERS = 100_000
 _MAX_QUEUE_CAPACITY = 10_000_000
 _MAX_NUM_KEYS = 1_000_000_000
 _MAX_DEPENDENCIES = 16
-_MAX_SIGMA = 10.0
 _MAX_SEED = 2**64 - 1
-_INF = math.inf
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 # ------------------------------------------------------------------------------------------------
