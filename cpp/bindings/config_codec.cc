@@ -435,6 +435,11 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, PoissonSchema());
     Export(*t, ConstantRateSchema());
     Export(*t, ClosedLoopSchema());
+    Export(*t, SampleWindowSchema());
+    Export(*t, AimdSchema());
+    Export(*t, VegasSchema());
+    Export(*t, Gradient2Schema());
+    Export(*t, EnvoyGradientSchema());
     return t;
   }();
   return *tables;
