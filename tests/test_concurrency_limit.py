@@ -30,7 +30,9 @@ def test_validation_names_the_dotted_path_range_and_value() -> None:
         ValueError, match=r"^backoff_ratio must be a finite number in \[0\.5, 1\), got 1"
     ):
         Aimd(backoff_ratio=1.0)
-    with pytest.raises(ValueError, match=r"^initial_limit must be an integer in \[1, 1000000\], got 1\.5"):
+    with pytest.raises(
+        ValueError, match=r"^initial_limit must be an integer in \[1, 1000000\], got 1\.5"
+    ):
         Aimd(initial_limit=1.5)  # type: ignore[arg-type]
     with pytest.raises(
         ValueError, match=r"^timeout must be a finite number in \(0, 1e\+06\], got 0"
@@ -42,13 +44,17 @@ def test_validation_names_the_dotted_path_range_and_value() -> None:
         Vegas(alpha_factor=7)
     with pytest.raises(ValueError, match=r"^min_limit must be at most max_limit \(200\), got 300"):
         Gradient2(min_limit=300)
-    with pytest.raises(ValueError, match=r"^rtt_tolerance must be a finite number in \[1, 100\], got 'x'"):
+    with pytest.raises(
+        ValueError, match=r"^rtt_tolerance must be a finite number in \[1, 100\], got 'x'"
+    ):
         Gradient2(rtt_tolerance="x")  # type: ignore[arg-type]
     with pytest.raises(
         ValueError, match=r"^percentile must be a finite number in \(0, 1\], got 0"
     ):
         EnvoyGradient(percentile=0)
-    with pytest.raises(ValueError, match=r"^max_limit must be an integer in \[1, 1000000\], got 1180"):
+    with pytest.raises(
+        ValueError, match=r"^max_limit must be an integer in \[1, 1000000\], got 1180"
+    ):
         EnvoyGradient(max_limit=2**70)
     # The native limiter reads the same tables, naming the algorithm in the path; Envoy has its
     # own sample windows, so its table has no `window`.
@@ -60,10 +66,13 @@ def test_validation_names_the_dotted_path_range_and_value() -> None:
     with pytest.raises(ValueError, match=r"^envoy\.min_concurrency must be at most max_limit"):
         _core.ConcurrencyLimiter("envoy", {**envoy, "min_concurrency": 2000})
     aimd = _schema.values(Aimd())
-    with pytest.raises(ValueError, match=r"^aimd\.timeout must be a finite number in \(0, 1e\+06\]"):
+    with pytest.raises(
+        ValueError, match=r"^aimd\.timeout must be a finite number in \(0, 1e\+06\]"
+    ):
         _core.ConcurrencyLimiter("aimd", {**aimd, "timeout": -1.0})
-    with pytest.raises(ValueError, match=r"^aimd\.window\.size must be an integer in \[1, 1000000\]"):
-        _core.ConcurrencyLimiter("aimd", {**aimd, "window": {**_schema.values(SampleWindow()), "size": 0}})
+    window = {**_schema.values(SampleWindow()), "size": 0}
+    with pytest.raises(ValueError, match=r"^aimd\.window\.size must be an integer in \[1, 1000"):
+        _core.ConcurrencyLimiter("aimd", {**aimd, "window": window})
     with pytest.raises(ValueError, match=r"^size must be an integer in \[1, 1000000\]"):
         Vegas(window=SampleWindow(size=0))
     with pytest.raises(ValueError, match=r"^min_time must be at most max_time \(1 s\), got 2 s"):
