@@ -16,7 +16,6 @@
 namespace rlab::bindings {
 namespace {
 
-
 // The ident of Python's main thread: only there can a signal (Ctrl-C) be delivered.
 unsigned long main_thread_ident = 0;
 
@@ -96,11 +95,10 @@ void RegisterBulkhead(py::module_& m) {
   py::class_<BlockingBulkhead, std::shared_ptr<BlockingBulkhead>>(
       m, "BlockingBulkhead",
       "A bulkhead on which threads wait (GIL released, FIFO hand-off) for at most max_wait.")
-      .def(
-          py::init([](py::handle config) {
-            return std::make_shared<BlockingBulkhead>(ConfigArg(config));
-          }),
-          py::arg("config"), "From the dict of an rl.BulkheadConfig (its field table).")
+      .def(py::init([](py::handle config) {
+             return std::make_shared<BlockingBulkhead>(ConfigArg(config));
+           }),
+           py::arg("config"), "From the dict of an rl.BulkheadConfig (its field table).")
       .def(
           "acquire",
           [](BlockingBulkhead& b) { return AcquireReleasingGil(b, b.config().max_wait_ns); },
