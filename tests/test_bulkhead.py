@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reliability_lab import _core
+from reliability_lab import _core, _schema
 from reliability_lab.bulkhead import Bulkhead, BulkheadConfig
 from reliability_lab.errors import BulkheadFull, Rejected
 
@@ -263,7 +263,7 @@ def test_config_is_frozen_and_builds() -> None:
 
 
 def test_state_machine_transitions() -> None:
-    s = _core.BulkheadState(2, 1)
+    s = _core.BulkheadState(_schema.values(BulkheadConfig(2, 1)))
     assert [s.try_acquire() for _ in range(4)] == ["admitted", "admitted", "must_wait", "rejected"]
     assert s.release() == "handed_off"
     st_ = s.stats()
@@ -282,7 +282,7 @@ def test_state_machine_transitions() -> None:
 )
 @settings(max_examples=200, deadline=None)
 def test_state_machine_matches_model(max_concurrent: int, max_waiting: int, ops: list[str]) -> None:
-    s = _core.BulkheadState(max_concurrent, max_waiting)
+    s = _core.BulkheadState(_schema.values(BulkheadConfig(max_concurrent, max_waiting)))
     active = waiting = 0
     for op in ops:
         if op == "acquire":
@@ -369,3 +369,19 @@ def test_close_releases_waiters_and_fails_later_acquires() -> None:
     with contextlib.closing(other):
         assert other.call(lambda: 7) == 7
     assert other.closed
+
+
+def test_native_bulkheads_read_the_config_dict_by_its_table() -> None:
+    """The native halves take an rl.BulkheadConfig's dict; a bad one is refused naming the
+    field, the range and the value, or the missing or unknown key."""
+    good = _schema.values(BulkheadConfig(2, 1, 0.5))
+    for native in (_core.BulkheadState, _core.BlockingBulkhead):
+        assert native(good).max_concurrent == 2
+        with pytest.raises(ValueError, match=r"^max_concurrent must be an integer in \[1, "):
+            native({**good, "max_concurrent": 0})
+        with pytest.raises(ValueError, match=r"^max_wait must be a finite number in \[0, 1e\+06\]"):
+            native({**good, "max_wait": -1.0})
+        with pytest.raises(ValueError, match="max_waiting"):
+            native({k: v for k, v in good.items() if k != "max_waiting"})
+        with pytest.raises(ValueError, match="nope"):
+            native({**good, "nope": 1})

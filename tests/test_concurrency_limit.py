@@ -8,7 +8,7 @@ import threading
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reliability_lab import _core
+from reliability_lab import _core, _schema
 from reliability_lab.clock import ManualClock
 from reliability_lab.concurrency_limit import (
     Aimd,
@@ -27,39 +27,60 @@ from reliability_lab.metrics import exposition
 
 def test_validation_names_the_dotted_path_range_and_value() -> None:
     with pytest.raises(
-        ValueError, match=r"aimd\.backoff_ratio must be a finite number in \[0\.5, 1\), got 1"
+        ValueError, match=r"^backoff_ratio must be a finite number in \[0\.5, 1\), got 1"
     ):
         Aimd(backoff_ratio=1.0)
-    with pytest.raises(ValueError, match=r"aimd\.initial_limit must be an integer, got 1\.5"):
+    with pytest.raises(
+        ValueError, match=r"^initial_limit must be an integer in \[1, 1000000\], got 1\.5"
+    ):
         Aimd(initial_limit=1.5)  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match=r"aimd\.timeout must be a finite number in \(0, 1e\+06\], got 0"
+        ValueError, match=r"^timeout must be a finite number in \(0, 1e\+06\], got 0"
     ):
         Aimd(timeout=0)
-    with pytest.raises(ValueError, match=r"vegas\.smoothing must be a finite number in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"^smoothing must be a finite number in \(0, 1\]"):
         Vegas(smoothing=0)
-    with pytest.raises(ValueError, match=r"vegas\.alpha_factor must be at most vegas\.beta_factor"):
+    with pytest.raises(ValueError, match=r"^alpha_factor must be at most beta_factor \(6\), got 7"):
         Vegas(alpha_factor=7)
-    with pytest.raises(ValueError, match=r"gradient2\.min_limit must be at most gradient2\.max"):
+    with pytest.raises(ValueError, match=r"^min_limit must be at most max_limit \(200\), got 300"):
         Gradient2(min_limit=300)
-    with pytest.raises(ValueError, match=r"gradient2\.rtt_tolerance must be a number, got 'x'"):
+    with pytest.raises(
+        ValueError, match=r"^rtt_tolerance must be a finite number in \[1, 100\], got 'x'"
+    ):
         Gradient2(rtt_tolerance="x")  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match=r"envoy\.percentile must be a finite number in \(0, 1\], got 0"
+        ValueError, match=r"^percentile must be a finite number in \(0, 1\], got 0"
     ):
         EnvoyGradient(percentile=0)
-    with pytest.raises(ValueError, match=r"envoy\.max_limit is out of range"):
+    with pytest.raises(
+        ValueError, match=r"^max_limit must be an integer in \[1, 1000000\], got 1180"
+    ):
         EnvoyGradient(max_limit=2**70)
-    with pytest.raises(ValueError, match=r"envoy\.nope is not a parameter of envoy"):
-        _core.ConcurrencyLimiter("envoy", nope=1)
-    with pytest.raises(ValueError, match=r"window\.size must be an integer in \[1, 1000000\]"):
+    # The native limiter reads the same tables, naming the algorithm in the path; Envoy has its
+    # own sample windows, so its table has no `window`.
+    envoy = _schema.values(EnvoyGradient())
+    with pytest.raises(ValueError, match=r"^envoy\.nope"):
+        _core.ConcurrencyLimiter("envoy", {**envoy, "nope": 1})
+    with pytest.raises(ValueError, match=r"^envoy\.window"):
+        _core.ConcurrencyLimiter("envoy", {**envoy, "window": _schema.values(SampleWindow())})
+    with pytest.raises(ValueError, match=r"^envoy\.min_concurrency must be at most max_limit"):
+        _core.ConcurrencyLimiter("envoy", {**envoy, "min_concurrency": 2000})
+    aimd = _schema.values(Aimd())
+    with pytest.raises(
+        ValueError, match=r"^aimd\.timeout must be a finite number in \(0, 1e\+06\]"
+    ):
+        _core.ConcurrencyLimiter("aimd", {**aimd, "timeout": -1.0})
+    window = {**_schema.values(SampleWindow()), "size": 0}
+    with pytest.raises(ValueError, match=r"^aimd\.window\.size must be an integer in \[1, 1000"):
+        _core.ConcurrencyLimiter("aimd", {**aimd, "window": window})
+    with pytest.raises(ValueError, match=r"^size must be an integer in \[1, 1000000\]"):
         Vegas(window=SampleWindow(size=0))
-    with pytest.raises(ValueError, match=r"window\.min_time must be at most window\.max_time"):
+    with pytest.raises(ValueError, match=r"^min_time must be at most max_time \(1 s\), got 2 s"):
         Gradient2(window=SampleWindow(min_time=2.0))
-    with pytest.raises(TypeError, match=r"aimd\.window must be a SampleWindow"):
+    with pytest.raises(ValueError, match=r"^window must be a SampleWindow or None, got 5"):
         Aimd(window=5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"algorithm must be one of"):
-        _core.ConcurrencyLimiter("gradient")
+        _core.ConcurrencyLimiter("gradient", {})
     with pytest.raises(TypeError, match="algorithm must be"):
         ConcurrencyLimiter("aimd")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="seed must be"):
@@ -95,7 +116,7 @@ def gradient2_step(limit: float, long_rtt: float, rtt: float) -> float:
 @given(rtts=st.lists(st.integers(1, 10_000), min_size=1, max_size=10))
 @settings(max_examples=60, deadline=None)
 def test_gradient2_warmup_steps_follow_the_formula(rtts: list[int]) -> None:
-    native = _core.ConcurrencyLimiter("gradient2", min_limit=1, max_limit=10**6)
+    native = Gradient2(min_limit=1, max_limit=10**6)._native()
     limit = 20.0
     for i, rtt_ms in enumerate(rtts):
         native.on_sample(100.0, rtt_ms / 1000, inflight=10**6)
@@ -111,9 +132,9 @@ def test_gradient2_warmup_steps_follow_the_formula(rtts: list[int]) -> None:
 def test_envoy_limit_formula(limit: int, min_rtt_ms: int, sample_ms: int) -> None:
     # Envoy: gradient = clamp(min_rtt * 1.25 / sample_rtt, 0.5, 2),
     # limit = clamp(int(g * limit + sqrt(g * limit)), 3, 1000).
-    native = _core.ConcurrencyLimiter(
-        "envoy", request_count=1, sample_interval=1.0, jitter=0.0, min_concurrency=limit
-    )
+    native = EnvoyGradient(
+        request_count=1, sample_interval=1.0, jitter=0.0, min_concurrency=limit
+    )._native()
     native.on_sample(0.0, min_rtt_ms / 1000, 1, start=0.0)  # ends the min-RTT window
     assert native.limit(0.0) == limit
     native.on_sample(0.5, sample_ms / 1000, 1, start=0.4)

@@ -8,6 +8,7 @@ import pytest
 import reliability_lab as rl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reliability_lab import _core
 from reliability_lab.balancer import LB_KINDS, LoadBalancer, OutlierDetector
 
 
@@ -273,3 +274,22 @@ def test_properties_of_balancing_with_ejection(
         assert load.outstanding == in_flight.count(r)
         total_picks += load.picks
     assert total_picks == picks
+
+
+def test_native_balancer_reads_its_config_dict_by_its_table() -> None:
+    """_core.LoadBalancer takes one dict read by its field table: a bad, missing or unknown key
+    is refused naming load_balancer.<field>."""
+    good = {"kind": "p2c", "replicas": 3, "decay": 10.0, "panic_threshold": 50.0}
+    assert _core.LoadBalancer(good).replicas == 3
+    cases = [
+        ({**good, "kind": "fastest"}, "load_balancer.kind must be one of"),
+        ({**good, "replicas": 0}, "load_balancer.replicas must be an integer in [1, 100000], got"),
+        ({**good, "decay": 0.0}, "load_balancer.decay must be a finite number in (0, 1e+06]"),
+        ({**good, "panic_threshold": -1.0}, "load_balancer.panic_threshold must be"),
+        ({k: v for k, v in good.items() if k != "decay"}, "decay"),
+        ({**good, "nope": 1}, "nope"),
+    ]
+    for config, message in cases:
+        with pytest.raises(ValueError) as info:
+            _core.LoadBalancer(config)
+        assert message in str(info.value)

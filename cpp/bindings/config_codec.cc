@@ -521,6 +521,11 @@ const std::vector<std::pair<std::string, Exported>>& Tables() {
     Export(*t, ServiceSchema());
     Export(*t, TraceSchema());
     for (const UnionMember<LatencyDist>& m : LatencyUnion().members) Export(*t, m.schema());
+    Export(*t, SampleWindowSchema());
+    Export(*t, AimdSchema());
+    Export(*t, VegasSchema());
+    Export(*t, Gradient2Schema());
+    Export(*t, EnvoyGradientSchema());
     return t;
   }();
   return *tables;

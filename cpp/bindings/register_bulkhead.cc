@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/live/blocking_bulkhead.h"
 #include "rlab/policy/bulkhead.h"
@@ -15,17 +16,14 @@
 namespace rlab::bindings {
 namespace {
 
-
 // The ident of Python's main thread: only there can a signal (Ctrl-C) be delivered.
 unsigned long main_thread_ident = 0;
 
-// Builds a validated config from the Python arguments; max_wait None waits without limit.
-BulkheadConfig MakeConfig(int64_t max_concurrent, int64_t max_waiting,
-                          std::optional<double> max_wait) {
-  BulkheadConfig config{max_concurrent, max_waiting, -1};
-  if (max_wait.has_value()) config.max_wait_ns = DurationArgNs("max_wait", *max_wait, true);
-  ThrowIfError(Validate(config));
-  return config;
+// The config from the dict of an rl.BulkheadConfig, read and checked by its field table.
+BulkheadConfig ConfigArg(py::handle config) {
+  const BulkheadConfig c = ReadConfig(config, "", BulkheadSchema());
+  ThrowIfError(ValidateAt("", BulkheadSchema(), c));
+  return c;
 }
 
 std::optional<double> MaxWaitSeconds(const BulkheadConfig& config) {
@@ -76,10 +74,8 @@ void RegisterBulkhead(py::module_& m) {
       m, "BulkheadState",
       "Bulkhead admission as a pure state machine: decides and counts, never blocks.")
       .def(
-          py::init([](int64_t max_concurrent, int64_t max_waiting, std::optional<double> max_wait) {
-            return std::make_shared<Bulkhead>(MakeConfig(max_concurrent, max_waiting, max_wait));
-          }),
-          py::arg("max_concurrent"), py::arg("max_waiting") = 0, py::arg("max_wait") = py::none())
+          py::init([](py::handle config) { return std::make_shared<Bulkhead>(ConfigArg(config)); }),
+          py::arg("config"), "From the dict of an rl.BulkheadConfig (its field table).")
       .def(
           "try_acquire", [](Bulkhead& b) { return BulkheadDecisionName(b.TryAcquire()); },
           "'admitted', 'must_wait' (a waiting place is reserved) or 'rejected'.")
@@ -99,12 +95,10 @@ void RegisterBulkhead(py::module_& m) {
   py::class_<BlockingBulkhead, std::shared_ptr<BlockingBulkhead>>(
       m, "BlockingBulkhead",
       "A bulkhead on which threads wait (GIL released, FIFO hand-off) for at most max_wait.")
-      .def(
-          py::init([](int64_t max_concurrent, int64_t max_waiting, std::optional<double> max_wait) {
-            return std::make_shared<BlockingBulkhead>(
-                MakeConfig(max_concurrent, max_waiting, max_wait));
-          }),
-          py::arg("max_concurrent"), py::arg("max_waiting") = 0, py::arg("max_wait") = py::none())
+      .def(py::init([](py::handle config) {
+             return std::make_shared<BlockingBulkhead>(ConfigArg(config));
+           }),
+           py::arg("config"), "From the dict of an rl.BulkheadConfig (its field table).")
       .def(
           "acquire",
           [](BlockingBulkhead& b) { return AcquireReleasingGil(b, b.config().max_wait_ns); },

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common.h"
+#include "config_codec.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 #include "rlab/policy/load_balancer.h"
@@ -46,19 +47,13 @@ void RegisterLoadBalancer(py::module_& m) {
 
   py::class_<LoadBalancer, std::shared_ptr<LoadBalancer>>(
       m, "LoadBalancer", "Chooses a replica for each call; pure: time and draws come in.")
-      .def(py::init([](const std::string& kind, int64_t replicas, double decay,
-                       double panic_threshold, std::shared_ptr<OutlierDetector> outlier) {
-             ThrowIfError(CheckIntRange("load_balancer.replicas", replicas, 1, 100000));
-             LoadBalancerConfig c;
-             c.kind = ValueOrThrow(ParseLbKind(kind));
-             c.replicas = static_cast<int>(replicas);
-             c.decay_ns = DurationArgNs("load_balancer.decay", decay, false);
-             c.panic_threshold_percent = panic_threshold;
+      .def(py::init([](py::handle config, std::shared_ptr<OutlierDetector> outlier) {
+             const auto c = ReadConfig(config, "load_balancer", LoadBalancerSchema());
              return std::shared_ptr<LoadBalancer>(
                  ValueOrThrow(LoadBalancer::Create(c, std::move(outlier))));
            }),
-           py::arg("kind"), py::arg("replicas"), py::arg("decay") = 10.0,
-           py::arg("panic_threshold") = 50.0, py::arg("outlier") = nullptr)
+           py::arg("config"), py::arg("outlier") = nullptr,
+           "From {kind, replicas, decay, panic_threshold}, read by its field table.")
       .def(
           "pick",
           [](LoadBalancer& lb, double now, double u1, double u2) {

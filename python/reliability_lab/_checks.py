@@ -49,3 +49,17 @@ def string(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
     return value
+
+
+def in_range(
+    name: str, value: object, lo: int, hi: int, *, seconds: bool = False, lo_open: bool = False
+) -> None:
+    """A setting: an integer (with ``seconds``, a number of seconds) in [lo, hi] ((lo, hi] when
+    ``lo_open``); otherwise ValueError naming the setting, the range and the value. NaN and inf
+    fail the comparisons."""
+    kinds = (int, float) if seconds else (int,)
+    ok = not isinstance(value, bool) and isinstance(value, kinds)
+    if ok and (lo < value if lo_open else lo <= value) and value <= hi:  # type: ignore[operator]
+        return
+    what, left = "a number of seconds" if seconds else "an integer", "(" if lo_open else "["
+    raise ValueError(f"{name} must be {what} in {left}{lo}, {hi}], got {value!r}")

@@ -277,13 +277,13 @@ class LoadBalancer:
             )
         self._clock = clock
         self._outlier = outlier
-        self._native = _core.LoadBalancer(
-            kind,
-            _integer("load_balancer.replicas", replicas, 1, 100_000),
-            _number("load_balancer.decay", decay),
-            _number("load_balancer.panic_threshold", panic_threshold),
-            outlier.native if outlier is not None else None,
-        )
+        config = {
+            "kind": kind,
+            "replicas": _integer("load_balancer.replicas", replicas, 1, 100_000),
+            "decay": _number("load_balancer.decay", decay),
+            "panic_threshold": _number("load_balancer.panic_threshold", panic_threshold),
+        }  # read by the native field table (cpp/rlab/policy/load_balancer.cc)
+        self._native = _core.LoadBalancer(config, outlier.native if outlier is not None else None)
         self._seed = _seed(seed)
         self._rng = _core.RandomStream(self._seed)
         self._rng_lock = threading.Lock()

@@ -56,9 +56,6 @@ class BulkheadConfig:
         # The field table beside BulkheadConfig (cpp/rlab/policy/bulkhead.cc).
         _schema.check(self)
 
-    def _args(self) -> tuple[int, int, float | None]:
-        return (self.max_concurrent, self.max_waiting, self.max_wait)  # checked on construction
-
     def build(self, name: str = "bulkhead") -> Bulkhead:
         """A new bulkhead with this configuration."""
         return Bulkhead.from_config(self, name=name)
@@ -100,7 +97,7 @@ class Bulkhead:
         name: str = "bulkhead",
     ) -> None:
         self._config = BulkheadConfig(max_concurrent, max_waiting, max_wait)
-        self._native = _core.BlockingBulkhead(*self._config._args())
+        self._native = _core.BlockingBulkhead(_schema.values(self._config))
         self._name = _checks.string("name", name)
 
     @classmethod

@@ -39,14 +39,14 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, ParamSpec, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _core
+from reliability_lab import _core, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import CANCELLED_TYPES, Rejected
 from reliability_lab.metrics import PREFIX
@@ -96,26 +96,21 @@ class SampleWindow:
     size: int = 10
     min_rtt_threshold: float = 0.0001
 
+    def __post_init__(self) -> None:
+        _schema.check(self)
+
 
 class _Algorithm:
-    """Common behaviour of the algorithm configurations: validated by building a native limiter."""
+    """Common behaviour of the algorithm configurations: checked by their field tables
+    (``cpp/rlab/policy/concurrency_limit.cc``), which the native limiter reads them by."""
 
     algorithm: ClassVar[str]
 
     def __post_init__(self) -> None:
-        self._native()
+        _schema.check(self)
 
     def _native(self) -> _core.ConcurrencyLimiter:
-        names = [f.name for f in fields(self)]  # type: ignore[arg-type]
-        params = {n: getattr(self, n) for n in names if n != "window"}
-        window = getattr(self, "window", None)
-        if window is not None and not isinstance(window, SampleWindow):
-            raise TypeError(
-                f"{self.algorithm}.window must be a SampleWindow or None, got {window!r}"
-            )
-        return _core.ConcurrencyLimiter(
-            self.algorithm, asdict(window) if window is not None else None, **params
-        )
+        return _core.ConcurrencyLimiter(self.algorithm, _schema.values(self))
 
 
 @dataclass(frozen=True)
@@ -152,8 +147,8 @@ class Vegas(_Algorithm):
         max_limit: in [1, 1e6].
         smoothing: in (0, 1]; 1 takes each new estimate at once.
         alpha_factor, beta_factor, threshold_factor: integers in [0, 1000], alpha <= beta.
-        probe_multiplier: the no-load RTT is re-probed every ``jitter * probe_multiplier *
-            limit`` samples (jitter uniform in [0.5, 1)); in [1, 1e6].
+        probe_multiplier: in [1, 1e6]; the no-load RTT is re-probed every ``jitter *
+            probe_multiplier * limit`` samples, the jitter uniform from 0.5 to 1.
         window: a :class:`SampleWindow` to update once per window; None (Netflix's
             default) updates on every sample.
     """

@@ -46,7 +46,7 @@ TEST(ConcurrencyLimitTest, ValidationNamesTheDottedPath) {
   c.aimd.backoff_ratio = 0.9;
   c.aimd.initial_limit = 5;
   EXPECT_THAT(Validate(c).message(),
-              HasSubstr("aimd.min_limit must be at most aimd.initial_limit"));
+              HasSubstr("aimd.min_limit must be at most initial_limit (5), got 20"));
   c.kind = LimitAlgorithmKind::kVegas;
   c.vegas.smoothing = 0.0;
   EXPECT_THAT(Validate(c).message(), HasSubstr("vegas.smoothing"));
@@ -312,7 +312,7 @@ TEST(WindowedLimitTest, OneUpdatePerWindowWithTheAverage) {
   c.kind = LimitAlgorithmKind::kAimd;
   c.aimd.min_limit = 1;
   c.aimd.timeout_ns = 150 * kMs;
-  c.window.enabled = true;  // > 10 samples, window clamp(2 x min RTT, 1 s, 1 s)
+  c.aimd.window.emplace();  // > 10 samples, window clamp(2 x min RTT, 1 s, 1 s)
   ASSERT_TRUE(Validate(c).ok());
   auto algo = MakeLimitAlgorithm(c);
   algo->Update(0, Sample(50'000, 20));  // below the 100 us threshold: ignored
@@ -328,11 +328,11 @@ TEST(WindowedLimitTest, OneUpdatePerWindowWithTheAverage) {
   EXPECT_EQ(algo->limit(), 21);
   algo->Update(0, Sample(kS + 100 * kMs + 1, 20));  // ends after 1.1 s: the window had a drop
   EXPECT_EQ(algo->limit(), 18);                     // (int) (21 * 0.9)
-  c.kind = LimitAlgorithmKind::kEnvoy;
-  EXPECT_THAT(Validate(c).message(), HasSubstr("envoy has its own sample windows"));
-  c.kind = LimitAlgorithmKind::kAimd;
-  c.window.min_time_ns = 2 * kS;
-  EXPECT_THAT(Validate(c).message(), HasSubstr("window.min_time must be at most window.max_time"));
+  // Envoy has its own sample windows: EnvoyGradientConfig has no `window` (and its table no
+  // such key, tests/test_concurrency_limit.py).
+  c.aimd.window->min_time_ns = 2 * kS;
+  EXPECT_THAT(Validate(c).message(),
+              HasSubstr("aimd.window.min_time must be at most max_time (1 s), got 2 s"));
 }
 
 // --- the limiter ---------------------------------------------------------------------------------
@@ -490,7 +490,8 @@ constexpr double kKnee = kServers;
 ConcurrencyLimitConfig Windowed(LimitAlgorithmKind kind) {
   ConcurrencyLimitConfig c;
   c.kind = kind;
-  c.window.enabled = true;  // Netflix WindowedLimit defaults: 1 s windows, > 10 samples
+  // Netflix WindowedLimit defaults: 1 s windows, > 10 samples
+  c.aimd.window = c.vegas.window = c.gradient2.window = SampleWindowConfig{};
   return c;
 }
 

@@ -226,11 +226,38 @@ TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
   p = ToRateLimiterParams(r);
   EXPECT_EQ(p.permits, 5);
   EXPECT_EQ(p.period_ns, 20 * kMs);
-  EXPECT_TRUE(Validate(p).ok());
   r.rate = 0.0;
   EXPECT_NE(std::string(ValidateRateLimit("intake.rate_limit", r).message())
                 .find("intake.rate_limit.rate"),
             std::string::npos);
+}
+
+// The rate limiter's parameters have no check of their own: every RateLimitConfig its table
+// accepts converts into parameters inside the policy's bounds (at least one permit, at least one
+// nanosecond per permit, a period within 1e6 s), here at the table's extremes.
+TEST(RateLimitConfigTest, ParamsInRangeAtExtremes) {
+  for (double rate : {1e-300, 1e-3, 1.0, 3.0, 1e7}) {
+    for (int64_t burst : {int64_t{1}, int64_t{7}, int64_t{1'000'000'000}}) {
+      for (RateLimitMode mode : {RateLimitMode::kSmooth, RateLimitMode::kBursty}) {
+        for (int64_t max_keys : {int64_t{1}, int64_t{10'000'000}}) {
+          RateLimitConfig r;
+          r.rate = rate;
+          r.burst = burst;
+          r.mode = mode;
+          r.max_keys = max_keys;
+          ASSERT_TRUE(ValidateRateLimit("r", r).ok());
+          const RateLimiterParams p = ToRateLimiterParams(r);
+          EXPECT_GE(p.permits, 1);
+          EXPECT_LE(p.permits, 1'000'000'000);
+          EXPECT_GE(p.period_ns, p.permits) << rate << " " << burst;
+          EXPECT_LE(p.period_ns, int64_t{1'000'000} * kNsPerSecond) << rate << " " << burst;
+          EXPECT_GE(p.burst, 1);
+          EXPECT_LE(p.burst, 1'000'000'000);
+          EXPECT_EQ(p.max_keys, max_keys);
+        }
+      }
+    }
+  }
 }
 
 TEST(LimitFlowTest, ALimitWithAHedgeOrAFanoutIsValid) {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import math
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the service extra (fastapi, uvicorn, psycopg) is missing")
 
 from reliability_lab.service.config import ServiceConfig
+from reliability_lab.service.server import EdgeConfig
 from reliability_lab.service.store import parse_database_url
 
 
@@ -70,3 +73,20 @@ def test_config_and_urls() -> None:
     cfg = ServiceConfig(database="/tmp/x/orders.sqlite3")
     assert str(cfg.effective_ledger_path) == "/tmp/x/orders.sqlite3.ledger"
     assert cfg.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("cls", [ServiceConfig, EdgeConfig])
+def test_numeric_settings_name_the_setting_range_and_value(cls: type) -> None:
+    """Each numeric setting of the service and its edge: a value just outside its range, NaN, a
+    bool and a string each raise ValueError naming the setting, the range and the value."""
+    module = importlib.import_module(cls.__module__)
+    for name, lo, hi, seconds, lo_open in module._RANGES:
+        what = "a number of seconds" if seconds else "an integer"
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        below = lo if lo_open else lo - 1
+        for bad in (below, hi + 1, math.nan, True, "5"):
+            if not seconds and bad is math.nan:
+                continue
+            with pytest.raises(ValueError) as e:
+                cls(**{name: bad})
+            assert str(e.value) == f"{name} must be {what} in {interval}, got {bad!r}", name

@@ -90,17 +90,17 @@ absl::Status ValidateLimit(std::string_view path, const LimitConfig& c) {
 
 ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
   ConcurrencyLimitConfig out;
+  std::optional<SampleWindowConfig> window;
   if (c.window_ns > 0) {
-    out.window.enabled = true;
-    out.window.min_time_ns = c.window_ns;
-    out.window.max_time_ns = c.window_ns;
-    out.window.size = c.window_size;
+    window.emplace();
+    window->min_time_ns = c.window_ns;
+    window->max_time_ns = c.window_ns;
+    window->size = c.window_size;
   }
   switch (c.kind) {
     case LimitConfig::Kind::kStatic:
       // Netflix FixedLimit: an AIMD whose bounds pin it.
       out.kind = LimitAlgorithmKind::kAimd;
-      out.window.enabled = false;
       out.aimd.initial_limit = c.initial;
       out.aimd.min_limit = c.initial;
       out.aimd.max_limit = c.initial;
@@ -112,6 +112,7 @@ ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
       out.aimd.max_limit = c.max;
       out.aimd.backoff_ratio = c.backoff_ratio;
       out.aimd.timeout_ns = c.timeout_ns;
+      out.aimd.window = window;
       break;
     case LimitConfig::Kind::kVegas:
       out.kind = LimitAlgorithmKind::kVegas;
@@ -122,6 +123,7 @@ ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
       out.vegas.beta_factor = c.beta_factor;
       out.vegas.threshold_factor = c.threshold_factor;
       out.vegas.probe_multiplier = c.probe_multiplier;
+      out.vegas.window = window;
       break;
     case LimitConfig::Kind::kGradient2:
       out.kind = LimitAlgorithmKind::kGradient2;
@@ -132,10 +134,10 @@ ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
       out.gradient2.queue_size = c.queue_size;
       out.gradient2.long_window = c.long_window;
       out.gradient2.rtt_tolerance = c.rtt_tolerance;
+      out.gradient2.window = window;
       break;
     case LimitConfig::Kind::kEnvoy:
       out.kind = LimitAlgorithmKind::kEnvoy;
-      out.window.enabled = false;
       out.envoy.sample_interval_ns = c.sample_interval_ns;
       out.envoy.min_rtt_interval_ns = c.min_rtt_interval_ns;
       out.envoy.jitter = c.jitter;

@@ -48,8 +48,7 @@ const ConfigSchema<BreakerConfig>& BreakerSchema() {
                                                  "a call that took longer is slow"),
       schema::Choice<&C::window>("window", kWindows,
                                  "the last window_size calls, or the last window_duration"),
-      schema::Int<&C::window_size>("window_size", 1, kMaxCount, "calls",
-                                   "calls in a count window"),
+      schema::Int<&C::window_size>("window_size", 1, kMaxCount, "calls", "calls in a count window"),
       schema::Seconds<&C::window_ns>("window_duration", 0, kMaxS, kO, kC,
                                      "length of a time window"),
       schema::Int<&C::window_buckets>("window_buckets", 1, 1000, "buckets",
@@ -72,9 +71,7 @@ const ConfigSchema<BreakerConfig>& BreakerSchema() {
 }
 
 absl::Status ValidateBreakerConfig(const BreakerConfig& c) {
-  absl::Status s = ValidateFields(BreakerSchema(), c);
-  if (!s.ok()) return s;
-  return ValidateBreakerRules(c);
+  return ValidateAt("", BreakerSchema(), c);
 }
 
 absl::Status ValidateBreakerRules(const BreakerConfig& c) {

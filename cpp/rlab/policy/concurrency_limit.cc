@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -12,7 +13,7 @@ namespace {
 
 constexpr int64_t kMaxLimit = 1'000'000;
 
-// `lo_name` <= `hi_name`, both already in range.
+// `lo_name` <= `hi_name`, both already in range (the names relative to the config).
 absl::Status CheckOrder(std::string_view lo_name, int64_t lo, std::string_view hi_name,
                         int64_t hi) {
   if (lo <= hi) return absl::OkStatus();
@@ -20,72 +21,31 @@ absl::Status CheckOrder(std::string_view lo_name, int64_t lo, std::string_view h
       absl::StrFormat("%s must be at most %s (%d), got %d", lo_name, hi_name, hi, lo));
 }
 
-absl::Status ValidateAimd(const AimdConfig& c) {
-  absl::Status s = FirstError({
-      CheckIntRange("aimd.min_limit", c.min_limit, 1, kMaxLimit),
-      CheckIntRange("aimd.max_limit", c.max_limit, 1, kMaxLimit),
-      CheckIntRange("aimd.initial_limit", c.initial_limit, 1, kMaxLimit),
-      CheckRange("aimd.backoff_ratio", c.backoff_ratio, 0.5, 1.0, Bound::kClosed, Bound::kOpen),
-      CheckDurationNs("aimd.timeout", c.timeout_ns),
-  });
-  if (!s.ok()) return s;
-  return FirstError({
-      CheckOrder("aimd.min_limit", c.min_limit, "aimd.max_limit", c.max_limit),
-      CheckOrder("aimd.min_limit", c.min_limit, "aimd.initial_limit", c.initial_limit),
-      CheckOrder("aimd.initial_limit", c.initial_limit, "aimd.max_limit", c.max_limit),
-  });
+// Aimd's and Gradient2's rules: min_limit <= initial_limit <= max_limit.
+template <typename C>
+absl::Status ValidateLimitOrder(const C& c) {
+  return FirstError({CheckOrder("min_limit", c.min_limit, "max_limit", c.max_limit),
+                     CheckOrder("min_limit", c.min_limit, "initial_limit", c.initial_limit),
+                     CheckOrder("initial_limit", c.initial_limit, "max_limit", c.max_limit)});
 }
 
-absl::Status ValidateVegas(const VegasConfig& c) {
-  absl::Status s = FirstError({
-      CheckIntRange("vegas.max_limit", c.max_limit, 1, kMaxLimit),
-      CheckIntRange("vegas.initial_limit", c.initial_limit, 1, kMaxLimit),
-      CheckRange("vegas.smoothing", c.smoothing, 0.0, 1.0, Bound::kOpen, Bound::kClosed),
-      CheckIntRange("vegas.alpha_factor", c.alpha_factor, 0, 1000),
-      CheckIntRange("vegas.beta_factor", c.beta_factor, 0, 1000),
-      CheckIntRange("vegas.threshold_factor", c.threshold_factor, 0, 1000),
-      CheckIntRange("vegas.probe_multiplier", c.probe_multiplier, 1, kMaxLimit),
-  });
-  if (!s.ok()) return s;
-  return FirstError({
-      CheckOrder("vegas.initial_limit", c.initial_limit, "vegas.max_limit", c.max_limit),
-      CheckOrder("vegas.alpha_factor", c.alpha_factor, "vegas.beta_factor", c.beta_factor),
-  });
+absl::Status ValidateVegasRules(const VegasConfig& c) {
+  return FirstError({CheckOrder("initial_limit", c.initial_limit, "max_limit", c.max_limit),
+                     CheckOrder("alpha_factor", c.alpha_factor, "beta_factor", c.beta_factor)});
 }
 
-absl::Status ValidateGradient2(const Gradient2Config& c) {
-  absl::Status s = FirstError({
-      CheckIntRange("gradient2.min_limit", c.min_limit, 1, kMaxLimit),
-      CheckIntRange("gradient2.max_limit", c.max_limit, 1, kMaxLimit),
-      CheckIntRange("gradient2.initial_limit", c.initial_limit, 1, kMaxLimit),
-      CheckRange("gradient2.smoothing", c.smoothing, 0.0, 1.0, Bound::kOpen, Bound::kClosed),
-      CheckIntRange("gradient2.queue_size", c.queue_size, 0, kMaxLimit),
-      CheckIntRange("gradient2.long_window", c.long_window, 1, kMaxLimit),
-      CheckRange("gradient2.rtt_tolerance", c.rtt_tolerance, 1.0, 100.0),
-  });
-  if (!s.ok()) return s;
-  return FirstError({
-      CheckOrder("gradient2.min_limit", c.min_limit, "gradient2.max_limit", c.max_limit),
-      CheckOrder("gradient2.min_limit", c.min_limit, "gradient2.initial_limit", c.initial_limit),
-      CheckOrder("gradient2.initial_limit", c.initial_limit, "gradient2.max_limit", c.max_limit),
-  });
+absl::Status ValidateEnvoyRules(const EnvoyGradientConfig& c) {
+  return CheckOrder("min_concurrency", c.min_concurrency, "max_limit", c.max_limit);
 }
 
-absl::Status ValidateEnvoy(const EnvoyGradientConfig& c) {
-  absl::Status s = FirstError({
-      CheckDurationNs("envoy.sample_interval", c.sample_interval_ns),
-      CheckDurationNs("envoy.min_rtt_interval", c.min_rtt_interval_ns),
-      CheckRange("envoy.jitter", c.jitter, 0.0, 1.0),
-      CheckIntRange("envoy.request_count", c.request_count, 1, kMaxLimit),
-      CheckIntRange("envoy.max_limit", c.max_limit, 1, kMaxLimit),
-      CheckIntRange("envoy.min_concurrency", c.min_concurrency, 1, kMaxLimit),
-      CheckRange("envoy.buffer", c.buffer, 0.0, 10.0),
-      CheckRange("envoy.percentile", c.percentile, 0.0, 1.0, Bound::kOpen, Bound::kClosed),
-      CheckIntRange("envoy.max_samples", c.max_samples, 1, kMaxLimit),
-  });
-  if (!s.ok()) return s;
-  return CheckOrder("envoy.min_concurrency", c.min_concurrency, "envoy.max_limit", c.max_limit);
+absl::Status ValidateWindowRules(const SampleWindowConfig& c) {
+  if (c.min_time_ns <= c.max_time_ns) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("min_time must be at most max_time (%g s), got %g s",
+                      NsToSeconds(c.max_time_ns), NsToSeconds(c.min_time_ns)));
 }
+
+constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
 
 }  // namespace
 
@@ -112,40 +72,93 @@ absl::StatusOr<LimitAlgorithmKind> ParseLimitAlgorithm(std::string_view name) {
       "algorithm must be one of 'aimd', 'vegas', 'gradient2', 'envoy', got '%s'", name));
 }
 
-absl::Status ValidateWindow(const SampleWindowConfig& c) {
-  absl::Status s = FirstError({
-      CheckDurationNs("window.min_time", c.min_time_ns),
-      CheckDurationNs("window.max_time", c.max_time_ns),
-      CheckIntRange("window.size", c.size, 1, kMaxLimit),
-      CheckDurationNs("window.min_rtt_threshold", c.min_rtt_threshold_ns, /*allow_zero=*/true),
-  });
-  if (!s.ok()) return s;
-  if (c.min_time_ns > c.max_time_ns) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "window.min_time must be at most window.max_time (%g s), got %g s",
-        static_cast<double>(c.max_time_ns) / 1e9, static_cast<double>(c.min_time_ns) / 1e9));
-  }
-  return absl::OkStatus();
+const ConfigSchema<SampleWindowConfig>& SampleWindowSchema() {
+  using C = SampleWindowConfig;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Seconds<&C::min_time_ns>("min_time", 0, kMaxDurationS, kO, kC, "shortest window"),
+      schema::Seconds<&C::max_time_ns>("max_time", 0, kMaxDurationS, kO, kC, "longest window"),
+      schema::Int<&C::size>("size", 1, kMaxLimit, "samples", "a window needs more samples"),
+      schema::Seconds<&C::min_rtt_threshold_ns>("min_rtt_threshold", 0, kMaxDurationS, kC, kC,
+                                                "shorter RTTs are ignored"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"SampleWindow", kFields, "", &ValidateWindowRules};
+  return kSchema;
+}
+
+const ConfigSchema<AimdConfig>& AimdSchema() {
+  using C = AimdConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::initial_limit>("initial_limit", 1, kMaxLimit, "", "the starting limit"),
+      schema::Int<&C::min_limit>("min_limit", 1, kMaxLimit, "", "the lowest limit"),
+      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
+      schema::Real<&C::backoff_ratio>("backoff_ratio", 0.5, 1, kC, kO, "", "drop factor"),
+      schema::Seconds<&C::timeout_ns>("timeout", 0, kMaxDurationS, kO, kC, "a longer RTT drops"),
+      schema::Config<&C::window, &SampleWindowSchema>("window", "update once per window"),
+  };
+  static const ConfigSchema<C> kSchema{"Aimd", kFields, "", &ValidateLimitOrder<C>};
+  return kSchema;
+}
+
+const ConfigSchema<VegasConfig>& VegasSchema() {
+  using C = VegasConfig;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::initial_limit>("initial_limit", 1, kMaxLimit, "", "the starting limit"),
+      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
+      schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "weight of a new estimate"),
+      schema::Int<&C::alpha_factor>("alpha_factor", 0, 1000, "", "grow below alpha * L"),
+      schema::Int<&C::beta_factor>("beta_factor", 0, 1000, "", "shrink above beta * L"),
+      schema::Int<&C::threshold_factor>("threshold_factor", 0, 1000, "", "grow fast below"),
+      schema::Int<&C::probe_multiplier>("probe_multiplier", 1, kMaxLimit, "", "no-load probes"),
+      schema::Config<&C::window, &SampleWindowSchema>("window", "update once per window"),
+  };
+  static const ConfigSchema<C> kSchema{"Vegas", kFields, "", &ValidateVegasRules};
+  return kSchema;
+}
+
+const ConfigSchema<Gradient2Config>& Gradient2Schema() {
+  using C = Gradient2Config;
+  static const FieldSpec<C> kFields[] = {
+      schema::Int<&C::initial_limit>("initial_limit", 1, kMaxLimit, "", "the starting limit"),
+      schema::Int<&C::min_limit>("min_limit", 1, kMaxLimit, "", "the lowest limit"),
+      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
+      schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "weight of a new estimate"),
+      schema::Int<&C::queue_size>("queue_size", 0, kMaxLimit, "", "growth per sample"),
+      schema::Int<&C::long_window>("long_window", 1, kMaxLimit, "samples", "long RTT average"),
+      schema::Real<&C::rtt_tolerance>("rtt_tolerance", 1, 100, kC, kC, "", "RTT rise tolerated"),
+      schema::Config<&C::window, &SampleWindowSchema>("window", "update once per window"),
+  };
+  static const ConfigSchema<C> kSchema{"Gradient2", kFields, "", &ValidateLimitOrder<C>};
+  return kSchema;
+}
+
+const ConfigSchema<EnvoyGradientConfig>& EnvoyGradientSchema() {
+  using C = EnvoyGradientConfig;
+  constexpr double kMaxS = kMaxDurationS;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Seconds<&C::sample_interval_ns>("sample_interval", 0, kMaxS, kO, kC, "updates"),
+      schema::Seconds<&C::min_rtt_interval_ns>("min_rtt_interval", 0, kMaxS, kO, kC, "min RTTs"),
+      schema::Real<&C::jitter>("jitter", 0, 1, kC, kC, "", "of min_rtt_interval, at random"),
+      schema::Int<&C::request_count>("request_count", 1, kMaxLimit, "", "min-RTT samples"),
+      schema::Int<&C::min_concurrency>("min_concurrency", 1, kMaxLimit, "", "the lowest limit"),
+      schema::Real<&C::buffer>("buffer", 0, 10, kC, kC, "", "latency above min RTT"),
+      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
+      schema::Real<&C::percentile>("percentile", 0, 1, kO, kC, "", "a window's RTT"),
+      schema::Int<&C::max_samples>("max_samples", 1, kMaxLimit, "", "samples kept per window"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"EnvoyGradient", kFields, "", &ValidateEnvoyRules};
+  return kSchema;
 }
 
 absl::Status Validate(const ConcurrencyLimitConfig& config) {
-  if (config.window.enabled) {
-    if (config.kind == LimitAlgorithmKind::kEnvoy) {
-      return absl::InvalidArgumentError(
-          "window applies to aimd, vegas and gradient2; envoy has its own sample windows");
-    }
-    absl::Status s = ValidateWindow(config.window);
-    if (!s.ok()) return s;
-  }
   switch (config.kind) {
     case LimitAlgorithmKind::kAimd:
-      return ValidateAimd(config.aimd);
+      return ValidateAt("aimd", AimdSchema(), config.aimd);
     case LimitAlgorithmKind::kVegas:
-      return ValidateVegas(config.vegas);
+      return ValidateAt("vegas", VegasSchema(), config.vegas);
     case LimitAlgorithmKind::kGradient2:
-      return ValidateGradient2(config.gradient2);
+      return ValidateAt("gradient2", Gradient2Schema(), config.gradient2);
     case LimitAlgorithmKind::kEnvoy:
-      return ValidateEnvoy(config.envoy);
+      return ValidateAt("envoy", EnvoyGradientSchema(), config.envoy);
   }
   return absl::InvalidArgumentError("algorithm is not a known kind");
 }
@@ -387,8 +400,12 @@ std::unique_ptr<LimitAlgorithm> MakeBare(const ConcurrencyLimitConfig& config) {
 
 std::unique_ptr<LimitAlgorithm> MakeLimitAlgorithm(const ConcurrencyLimitConfig& config) {
   std::unique_ptr<LimitAlgorithm> bare = MakeBare(config);
-  if (!config.window.enabled || config.kind == LimitAlgorithmKind::kEnvoy) return bare;
-  return std::make_unique<WindowedLimit>(config.window, std::move(bare));
+  const std::optional<SampleWindowConfig>& window =
+      config.kind == LimitAlgorithmKind::kAimd    ? config.aimd.window
+      : config.kind == LimitAlgorithmKind::kVegas ? config.vegas.window
+                                                  : config.gradient2.window;
+  if (!window.has_value() || config.kind == LimitAlgorithmKind::kEnvoy) return bare;
+  return std::make_unique<WindowedLimit>(*window, std::move(bare));
 }
 
 ConcurrencyLimiter::ConcurrencyLimiter(const ConcurrencyLimitConfig& config)

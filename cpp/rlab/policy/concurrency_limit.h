@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
+#include "rlab/core/schema.h"
 
 namespace rlab {
 
@@ -32,14 +33,26 @@ enum class LimitAlgorithmKind : uint8_t { kAimd = 0, kVegas = 1, kGradient2 = 2,
 std::string_view LimitAlgorithmName(LimitAlgorithmKind kind);
 absl::StatusOr<LimitAlgorithmKind> ParseLimitAlgorithm(std::string_view name);
 
+// Netflix WindowedLimit: aggregate samples over a window (average RTT, max in flight, any drop)
+// and update the Netflix algorithms once per window instead of once per sample. Per-sample
+// updates react to the same standing queue many times per RTT and overshoot; a window of about
+// 2 x min RTT (clamped to [min_time, max_time]) sees each queue once.
+struct SampleWindowConfig {
+  int64_t min_time_ns = 1'000'000'000;     // (0, 1e6] s
+  int64_t max_time_ns = 1'000'000'000;     // [min_time, 1e6] s
+  int64_t size = 10;                       // a window needs more than `size` samples; [1, 1e6]
+  int64_t min_rtt_threshold_ns = 100'000;  // shorter RTTs are ignored; [0, 1e6] s
+};
+
 // Netflix AIMDLimit (loss based): +1 while the limit is in use and nothing drops; x backoff_ratio
 // on a drop or an RTT above `timeout`.
 struct AimdConfig {
-  int64_t initial_limit = 20;          // in [min_limit, max_limit]
-  int64_t min_limit = 20;              // in [1, 1e6]
-  int64_t max_limit = 200;             // in [min_limit, 1e6]
-  double backoff_ratio = 0.9;          // in [0.5, 1)
-  int64_t timeout_ns = 5'000'000'000;  // an RTT above it counts as a drop; (0, 1e6] s
+  int64_t initial_limit = 20;                // in [min_limit, max_limit]
+  int64_t min_limit = 20;                    // in [1, 1e6]
+  int64_t max_limit = 200;                   // in [min_limit, 1e6]
+  double backoff_ratio = 0.9;                // in [0.5, 1)
+  int64_t timeout_ns = 5'000'000'000;        // an RTT above it counts as a drop; (0, 1e6] s
+  std::optional<SampleWindowConfig> window;  // none: an update per sample (Netflix's default)
 };
 
 // Netflix VegasLimit (delay based, after TCP Vegas): queue = ceil(limit * (1 - rtt_noload / rtt));
@@ -54,6 +67,7 @@ struct VegasConfig {
   int64_t threshold_factor = 1;  // in [0, 1000]
   // Re-probe the no-load RTT every jitter * probe_multiplier * limit samples, jitter in [0.5, 1).
   int64_t probe_multiplier = 30;  // in [1, 1e6]
+  std::optional<SampleWindowConfig> window;
 };
 
 // Netflix Gradient2Limit: gradient = clamp(tolerance * long_rtt / rtt, 0.5, 1), new = limit *
@@ -67,6 +81,7 @@ struct Gradient2Config {
   int64_t queue_size = 4;      // in [0, 1e6]
   int64_t long_window = 600;   // in [1, 1e6] samples
   double rtt_tolerance = 1.5;  // in [1, 100]
+  std::optional<SampleWindowConfig> window;
 };
 
 // Envoy's gradient controller: every `min_rtt_interval` (plus jitter) the limit drops to
@@ -87,30 +102,26 @@ struct EnvoyGradientConfig {
   int64_t max_samples = 1024;
 };
 
-// Netflix WindowedLimit: aggregate samples over a window (average RTT, max in flight, any drop)
-// and update the Netflix algorithms once per window instead of once per sample. Per-sample
-// updates react to the same standing queue many times per RTT and overshoot; a window of about
-// 2 x min RTT (clamped to [min_time, max_time]) sees each queue once.
-struct SampleWindowConfig {
-  bool enabled = false;
-  int64_t min_time_ns = 1'000'000'000;     // (0, 1e6] s
-  int64_t max_time_ns = 1'000'000'000;     // [min_time, 1e6] s
-  int64_t size = 10;                       // a window needs more than `size` samples; [1, 1e6]
-  int64_t min_rtt_threshold_ns = 100'000;  // shorter RTTs are ignored; [0, 1e6] s
-};
-
 // Which algorithm, and its parameters (only the chosen one's are read).
 struct ConcurrencyLimitConfig {
   LimitAlgorithmKind kind = LimitAlgorithmKind::kGradient2;
-  SampleWindowConfig window;  // for aimd, vegas and gradient2 (Envoy has its own windows)
   AimdConfig aimd;
   VegasConfig vegas;
   Gradient2Config gradient2;
   EnvoyGradientConfig envoy;
 };
 
-// Checks the chosen algorithm's fields, naming them by dotted path ("aimd.backoff_ratio", ...).
+// Checks the chosen algorithm's fields by its table and rules, naming them by dotted path
+// ("aimd.backoff_ratio", ...).
 absl::Status Validate(const ConcurrencyLimitConfig& config);
+
+// The field tables (Python: rl.SampleWindow, rl.Aimd, rl.Vegas, rl.Gradient2, rl.EnvoyGradient);
+// their rules order the limits (min <= initial <= max, alpha <= beta, min_time <= max_time).
+const ConfigSchema<SampleWindowConfig>& SampleWindowSchema();
+const ConfigSchema<AimdConfig>& AimdSchema();
+const ConfigSchema<VegasConfig>& VegasSchema();
+const ConfigSchema<Gradient2Config>& Gradient2Schema();
+const ConfigSchema<EnvoyGradientConfig>& EnvoyGradientSchema();
 
 // One observation of a finished request.
 struct LimitSample {

@@ -47,9 +47,7 @@ absl::Status ValidateFanoutRules(const FanOutConfig& c) {
   return CheckIntRange("quorum", c.quorum, 1, c.copies);
 }
 
-absl::Status Validate(const FanOutConfig& c) {
-  return ValidateAt("", FanoutSchema(), c, &ValidateFanoutRules);
-}
+absl::Status Validate(const FanOutConfig& c) { return ValidateAt("", FanoutSchema(), c); }
 
 Hedger::Hedger(const HedgeConfig& config) : config_(config), tokens_(config.budget_burst) {
   if (config_.quantile > 0.0) ring_.reserve(static_cast<size_t>(config_.window));

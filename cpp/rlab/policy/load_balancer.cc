@@ -49,12 +49,24 @@ absl::StatusOr<LbKind> ParseLbKind(std::string_view name) {
                       name));
 }
 
+const ConfigSchema<LoadBalancerConfig>& LoadBalancerSchema() {
+  using C = LoadBalancerConfig;
+  static constexpr std::string_view kKinds[] = {"round_robin", "random", "least_outstanding", "p2c",
+                                                "peak_ewma"};  // LbKind's order
+  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+  static constexpr FieldSpec<C> kFields[] = {
+      schema::Choice<&C::kind>("kind", kKinds, "how a replica is picked"),
+      schema::Int<&C::replicas>("replicas", 1, 100000, "replicas", "replicas in the pool"),
+      schema::Seconds<&C::decay_ns>("decay", 0, kMaxDurationS, kO, kC, "Peak EWMA's tau"),
+      schema::Real<&C::panic_threshold_percent>("panic_threshold", 0, 100, kC, kC, "%",
+                                                "ejections ignored below this share"),
+  };
+  static constexpr ConfigSchema<C> kSchema{"LoadBalancer", kFields};
+  return kSchema;
+}
+
 absl::Status Validate(const LoadBalancerConfig& c) {
-  return FirstError({
-      CheckIntRange("load_balancer.replicas", c.replicas, 1, 100000),
-      CheckDurationNs("load_balancer.decay", c.decay_ns),
-      CheckRange("load_balancer.panic_threshold", c.panic_threshold_percent, 0.0, 100.0),
-  });
+  return ValidateAt("load_balancer", LoadBalancerSchema(), c);
 }
 
 LoadBalancer::LoadBalancer(const LoadBalancerConfig& config,

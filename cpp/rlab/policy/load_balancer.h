@@ -45,6 +45,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rlab/core/mutex.h"
+#include "rlab/core/schema.h"
 #include "rlab/policy/outlier_detector.h"
 
 namespace rlab {
@@ -67,7 +68,10 @@ struct LoadBalancerConfig {
   double panic_threshold_percent = 50.0;
 };
 
+// Checks the fields by the table, named "load_balancer.<field>" (the Python parameters).
 absl::Status Validate(const LoadBalancerConfig& config);
+// The field table (Python: rl.LoadBalancer's kind, replicas, decay, panic_threshold).
+const ConfigSchema<LoadBalancerConfig>& LoadBalancerSchema();
 
 // One replica's counters, for metrics and tests.
 struct ReplicaLoad {

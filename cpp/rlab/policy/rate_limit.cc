@@ -19,23 +19,6 @@ absl::StatusOr<RateLimitMode> ParseRateLimitMode(std::string_view name) {
       absl::StrFormat("rate.mode must be 'smooth' or 'bursty', got '%s'", name));
 }
 
-absl::Status Validate(const RateLimiterParams& c) {
-  absl::Status s = FirstError({
-      CheckIntRange("rate.permits", c.permits, 1, 1'000'000'000),
-      CheckDurationNs("rate.period", c.period_ns),
-      CheckIntRange("rate.burst", c.burst, 1, 1'000'000'000),
-      CheckIntRange("rate.max_keys", c.max_keys, 1, 10'000'000),
-  });
-  if (!s.ok()) return s;
-  if (c.period_ns < c.permits) {
-    // Smooth mode spaces permits by period / permits nanoseconds: at least one.
-    return absl::InvalidArgumentError(
-        absl::StrFormat("rate.permits must be at most rate.period in nanoseconds (%d), got %d",
-                        c.period_ns, c.permits));
-  }
-  return absl::OkStatus();
-}
-
 namespace {
 
 // ceil(a / b) for a >= 0, b > 0.
@@ -117,12 +100,6 @@ int64_t RateState::Available(const RateLimiterParams& c, int64_t now_ns) const {
 
 // --- RateLimiter ---------------------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<RateLimiter>> RateLimiter::Create(const RateLimiterParams& config) {
-  absl::Status s = Validate(config);
-  if (!s.ok()) return s;
-  return std::make_unique<RateLimiter>(config);
-}
-
 bool RateLimiter::TryAcquire(int64_t now_ns) { return Reserve(now_ns, 0).has_value(); }
 
 std::optional<int64_t> RateLimiter::Reserve(int64_t now_ns, int64_t max_wait_ns) {
@@ -143,13 +120,6 @@ RateLimitStats RateLimiter::Stats() {
 }
 
 // --- KeyedRateLimiter ----------------------------------------------------------------------------
-
-absl::StatusOr<std::unique_ptr<KeyedRateLimiter>> KeyedRateLimiter::Create(
-    const RateLimiterParams& config) {
-  absl::Status s = Validate(config);
-  if (!s.ok()) return s;
-  return std::make_unique<KeyedRateLimiter>(config);
-}
 
 KeyedRateLimiter::Entry& KeyedRateLimiter::Touch(std::string_view key) {
   auto it = entries_.find(std::string(key));

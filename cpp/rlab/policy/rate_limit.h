@@ -37,6 +37,9 @@ enum class RateLimitMode : uint8_t { kSmooth = 0, kBursty = 1 };
 std::string_view RateLimitModeName(RateLimitMode mode);
 absl::StatusOr<RateLimitMode> ParseRateLimitMode(std::string_view name);
 
+// The policy's parameters: built only by ToRateLimiterParams (rlab/model/limits.h) from a
+// RateLimitConfig its field table validated, so the ranges below hold by construction
+// (tests/cpp/limits_test.cc checks them at the table's extremes).
 struct RateLimiterParams {
   RateLimitMode mode = RateLimitMode::kSmooth;
   int64_t permits = 10;               // per period, in [1, 1e9]
@@ -44,9 +47,6 @@ struct RateLimiterParams {
   int64_t burst = 1;                  // smooth mode: permits saved up while idle, [1, 1e9]
   int64_t max_keys = 10'000;          // keyed limiter: keys kept, in [1, 1e7]
 };
-
-// Checks every field, naming them as the Python parameters (rate.permits, ...).
-absl::Status Validate(const RateLimiterParams& config);
 
 // The state of one rate (one key). Not thread-safe; the limiters below serialize it.
 class RateState {
@@ -83,7 +83,6 @@ struct RateLimitStats {
 class RateLimiter {
  public:
   explicit RateLimiter(const RateLimiterParams& config) : config_(config) {}
-  static absl::StatusOr<std::unique_ptr<RateLimiter>> Create(const RateLimiterParams& config);
 
   bool TryAcquire(int64_t now_ns);
   std::optional<int64_t> Reserve(int64_t now_ns, int64_t max_wait_ns);
@@ -104,7 +103,6 @@ class RateLimiter {
 class KeyedRateLimiter {
  public:
   explicit KeyedRateLimiter(const RateLimiterParams& config) : config_(config) {}
-  static absl::StatusOr<std::unique_ptr<KeyedRateLimiter>> Create(const RateLimiterParams& config);
 
   bool TryAcquire(std::string_view key, int64_t now_ns);
   std::optional<int64_t> Reserve(std::string_view key, int64_t now_ns, int64_t max_wait_ns);

@@ -50,10 +50,7 @@ const ConfigSchema<TokenBucketConfig>& TokenBucketSchema() {
   return kSchema;
 }
 
-absl::Status Validate(const TokenBucketConfig& c) {
-  absl::Status s = ValidateFields(TokenBucketSchema(), c);
-  return s.ok() ? ValidateTokenBucketRules(c) : s;
-}
+absl::Status Validate(const TokenBucketConfig& c) { return ValidateAt("", TokenBucketSchema(), c); }
 
 absl::Status ValidateTokenBucketRules(const TokenBucketConfig& c) {
   return FirstError(
@@ -123,10 +120,7 @@ const ConfigSchema<RatioBudgetConfig>& RatioBudgetSchema() {
   return kSchema;
 }
 
-absl::Status Validate(const RatioBudgetConfig& c) {
-  absl::Status s = ValidateFields(RatioBudgetSchema(), c);
-  return s.ok() ? ValidateRatioBudgetRules(c) : s;
-}
+absl::Status Validate(const RatioBudgetConfig& c) { return ValidateAt("", RatioBudgetSchema(), c); }
 
 absl::Status ValidateRatioBudgetRules(const RatioBudgetConfig& c) {
   if (c.num_buckets > c.window_ns) {

@@ -24,10 +24,7 @@ const ConfigSchema<ThrottleConfig>& ThrottleSchema() {
   return kSchema;
 }
 
-absl::Status Validate(const ThrottleConfig& c) {
-  absl::Status s = ValidateFields(ThrottleSchema(), c);
-  return s.ok() ? ValidateThrottleRules(c) : s;
-}
+absl::Status Validate(const ThrottleConfig& c) { return ValidateAt("", ThrottleSchema(), c); }
 
 absl::Status ValidateThrottleRules(const ThrottleConfig& c) {
   if (c.num_buckets > c.window_ns) {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import reliability_lab as rl
+from reliability_lab import _checks
 from reliability_lab.scenario import Scenario
 from reliability_lab.service.store import parse_database_url
 
@@ -52,6 +52,18 @@ def load_scenario(path: str | os.PathLike[str] | None) -> Scenario:
         return default_scenario()
     text = Path(path).read_text()
     return Scenario.from_json(text)
+
+
+# The numeric settings, declared once: (name, lo, hi, in seconds, lo excluded).
+_RANGES = (
+    ("port", 0, 65535, False, False),
+    ("shutdown_budget", 0, 3600, True, False),
+    ("max_body_bytes", 1, 16 * 1024 * 1024, False, False),
+    ("store_timeout", 0, 600, True, True),
+    ("db_statement_timeout", 0, 600, True, True),
+    ("db_connect_timeout", 2, 600, True, False),
+    ("watchdog_timeout", 10, 3600, True, False),
+)
 
 
 @dataclass(frozen=True)
@@ -102,62 +114,15 @@ class ServiceConfig:
     watchdog_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.port, bool)
-            or not isinstance(self.port, int)
-            or not (0 <= self.port <= 65535)
-        ):
-            raise ValueError(f"port must be an integer in [0, 65535], got {self.port!r}")
+        for name, lo, hi, seconds, lo_open in _RANGES:
+            _checks.in_range(name, getattr(self, name), lo, hi, seconds=seconds, lo_open=lo_open)
         parse_database_url(self.database)
-        if not (
-            isinstance(self.shutdown_budget, (int, float))
-            and math.isfinite(self.shutdown_budget)
-            and 0 <= self.shutdown_budget <= 3600
-        ):
-            raise ValueError(
-                f"shutdown_budget must be a number of seconds in [0, 3600], "
-                f"got {self.shutdown_budget!r}"
-            )
-        if (
-            isinstance(self.max_body_bytes, bool)
-            or not isinstance(self.max_body_bytes, int)
-            or not (1 <= self.max_body_bytes <= 16 * 1024 * 1024)
-        ):
-            raise ValueError(
-                f"max_body_bytes must be an integer in [1, 16777216], got {self.max_body_bytes!r}"
-            )
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError(
                 f"log_level must be one of debug, info, warning, error; got {self.log_level!r}"
             )
         if self.admin_token is not None and len(self.admin_token) < 8:
             raise ValueError("admin_token must be at least 8 characters long")
-        if not (
-            isinstance(self.store_timeout, (int, float))
-            and math.isfinite(self.store_timeout)
-            and 0 < self.store_timeout <= 600
-        ):
-            raise ValueError(
-                f"store_timeout must be a number of seconds in (0, 600], got {self.store_timeout!r}"
-            )
-
-        for name, low, high, open_low in (
-            ("db_statement_timeout", 0.0, 600.0, True),
-            ("db_connect_timeout", 2.0, 600.0, False),
-            ("watchdog_timeout", 10.0, 3600.0, False),
-        ):
-            value = getattr(self, name)
-            if not (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and (low < value if open_low else low <= value)
-                and value <= high
-            ):
-                lo = "(" if open_low else "["
-                raise ValueError(
-                    f"{name} must be a number of seconds in {lo}{low:g}, {high:g}], got {value!r}"
-                )
         if self.watchdog_timeout <= 2 * (self.db_statement_timeout + self.db_connect_timeout):
             raise ValueError(
                 "watchdog_timeout must exceed twice db_statement_timeout + db_connect_timeout "

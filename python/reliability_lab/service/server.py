@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import resource
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from reliability_lab import _checks
 from reliability_lab.service.core import log_event
 
 Scope = MutableMapping[str, Any]
@@ -52,6 +52,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FD_RESERVE = 256
 #: Paths the in-flight limit never refuses: probes must report health, not load.
 UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/metrics"})
+
+
+# The numeric settings, declared once: (name, lo, hi, in seconds, lo excluded);
+# max_connections may also be None.
+_RANGES = (
+    ("header_timeout_s", 0, 3600, True, True),
+    ("body_timeout_s", 0, 3600, True, True),
+    ("keep_alive_timeout_s", 1, 3600, False, False),
+    ("limit_concurrency", 1, 1_000_000, False, False),
+    ("tracemalloc_frames", 0, 100, False, False),
+    ("max_connections", 1, 10**7, False, False),
+)
 
 
 @dataclass(frozen=True)
@@ -79,26 +91,10 @@ class EdgeConfig:
     tracemalloc_frames: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("header_timeout_s", "body_timeout_s"):
-            v = getattr(self, name)
-            if not (
-                isinstance(v, (int, float))
-                and not isinstance(v, bool)
-                and math.isfinite(v)
-                and 0 < v <= 3600
-            ):
-                raise ValueError(f"{name} must be a number of seconds in (0, 3600], got {v!r}")
-        for name, lo, hi in (
-            ("keep_alive_timeout_s", 1, 3600),
-            ("limit_concurrency", 1, 1_000_000),
-            ("tracemalloc_frames", 0, 100),
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
-        m = self.max_connections
-        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 10**7):
-            raise ValueError(f"max_connections must be an integer in [1, 10000000], got {m!r}")
+        for name, lo, hi, seconds, lo_open in _RANGES:
+            value = getattr(self, name)
+            if value is not None or name != "max_connections":
+                _checks.in_range(name, value, lo, hi, seconds=seconds, lo_open=lo_open)
 
 
 def _nr_open() -> int:
