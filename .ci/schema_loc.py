@@ -8,8 +8,9 @@ Python). *Schema code* is what declares, checks or converts configuration fields
    _checks.py``, ``python/reliability_lab/_schema.py``, ``cpp/bindings/scenario_from_py.cc``,
    ``cpp/bindings/config_codec.{h,cc}``, ``cpp/rlab/core/schema.{h,cc}``,
    ``cpp/rlab/core/validate.{h,cc}``;
-2. in ``python/reliability_lab/**.py``: every ``__post_init__`` method (the dataclasses' checks)
-   and every module-level ``_native`` function (a config unpacked into a positional constructor);
+2. in ``python/reliability_lab/**.py``: every ``__post_init__`` method (the dataclasses' checks),
+   every module-level ``_native`` function (a config unpacked into a positional constructor) and
+   every module-level ``_RANGES = (...)`` range table;
 3. in ``cpp/rlab/{policy,model}/*.cc``: every function whose signature line starts with
    ``absl::Status Validate`` (the C++ validators, including ``Validate...Rules``) or
    ``const ConfigSchema<`` (the field tables);
@@ -54,12 +55,13 @@ def _count(lines: list[str], comment: str) -> int:
 
 
 def _python_blocks(text: str) -> list[str]:
-    """``__post_init__`` methods and module-level ``_native`` functions."""
+    """``__post_init__`` methods, module-level ``_native`` functions and module-level range
+    tables (``_RANGES = (...)``)."""
     lines = text.splitlines()
     out: list[str] = []
     i = 0
     while i < len(lines):
-        m = re.match(r"^(\s*)def (__post_init__|_native)\b", lines[i])
+        m = re.match(r"^(\s*)(?:def (__post_init__|_native)\b|(_RANGES) = )", lines[i])
         if m and (m.group(2) == "__post_init__" or not m.group(1)):
             indent = len(m.group(1))
             j = i + 1
