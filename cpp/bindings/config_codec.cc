@@ -104,8 +104,7 @@ double CheckedReal(py::handle v, const FieldInfo& f, const std::string& path) {
     PyErr_Clear();
   }
   if (!ok) {
-    Fail(absl::StrFormat("%s must be a finite number in %s, got %s", path, Interval(f),
-                         Repr(v)));
+    Fail(absl::StrFormat("%s must be a finite number in %s, got %s", path, Interval(f), Repr(v)));
   }
   ThrowIfError(CheckRange(path, x, f.lo, f.hi, f.lo_bound, f.hi_bound));
   return x;

@@ -27,9 +27,9 @@ struct ScenarioRunOptions {
   bool record_events = true;
 };
 
-// Reads a dict produced by Scenario.to_dict(). Does not run ValidateScenario (the caller does,
-// or calls ValidatedScenarioFromDict); it checks only what the conversion itself needs. Fills
-// `options` when given.
+// Reads a dict produced by Scenario.to_dict() through the scenario's table: every value's type
+// and range is checked as it is read, the rules between fields are not (ValidateScenario, or
+// ValidatedScenarioFromDict). Fills `options` when given.
 ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options = nullptr);
 
 // ScenarioFromDict, then ValidateScenario; raises ValueError on the first problem.

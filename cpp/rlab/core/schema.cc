@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "rlab/core/clock.h"
@@ -63,14 +64,17 @@ absl::Status CheckChoiceField(const FieldInfo& f, int64_t index) {
   if (index >= 0 && index < static_cast<int64_t>(f.choices.size())) return absl::OkStatus();
   std::vector<std::string> names;
   for (std::string_view n : f.choices) names.push_back(absl::StrFormat("'%s'", n));
-  return absl::InvalidArgumentError(absl::StrFormat("%s must be one of %s, got %d", f.name,
-                                                    absl::StrJoin(names, ", "), index));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s must be one of %s, got %d", f.name, absl::StrJoin(names, ", "), index));
 }
 
 std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& names, size_t k) {
+  // A name usable in a path: a word, and unique among the elements.
   if (f.by_name && k < names.size() && !names[k].empty() &&
+      std::all_of(names[k].begin(), names[k].end(),
+                  [](char c) { return absl::ascii_isalnum(c) || c == '_'; }) &&
       std::count(names.begin(), names.end(), names[k]) == 1) {
-    return absl::StrFormat("%s[%s]", f.name, names[k]);
+    return f.bare ? names[k] : absl::StrFormat("%s[%s]", f.name, names[k]);
   }
   return absl::StrFormat("%s[%d]", f.name, k);
 }
@@ -128,8 +132,8 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
       case FieldKind::kList: {
         const std::vector<std::string> names = ElementNames(schema, i, config);
         for (size_t k = 0; k < names.size() && status.ok(); ++k) {
-          status = ValidateAny(ElementLabel(f, names, k), ops.inner(s, i),
-                               ops.item(s, i, config, k));
+          status =
+              ValidateAny(ElementLabel(f, names, k), ops.inner(s, i), ops.item(s, i, config, k));
         }
         break;
       }

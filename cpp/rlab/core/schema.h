@@ -33,17 +33,17 @@ namespace rlab {
 
 // How a field is held in C++ and read from Python.
 enum class FieldKind : uint8_t {
-  kInt,      // an integer member (int, int64_t), a Python int
-  kReal,     // a double, a Python float
-  kSeconds,  // an int64_t of nanoseconds, a Python float of seconds
-  kBool,     // a bool
-  kChoice,   // an enum with values 0..n-1, a Python string among `choices`
-  kString,   // a std::string, a Python str
-  kConfig,   // a nested config with its own table (`std::optional<T>` for `T | None`)
-  kList,     // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
-  kUnion,    // a tagged union of tables (`"type"` picks the member's table)
-  kStrings,  // a set of names held in any form (get_strs/set_strs), a Python tuple of str
-  kRealList,     // a std::vector<double>, a Python tuple of floats (paths `weights[2]`)
+  kInt,       // an integer member (int, int64_t), a Python int
+  kReal,      // a double, a Python float
+  kSeconds,   // an int64_t of nanoseconds, a Python float of seconds
+  kBool,      // a bool
+  kChoice,    // an enum with values 0..n-1, a Python string among `choices`
+  kString,    // a std::string, a Python str
+  kConfig,    // a nested config with its own table (`std::optional<T>` for `T | None`)
+  kList,      // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
+  kUnion,     // a tagged union of tables (`"type"` picks the member's table)
+  kStrings,   // a set of names held in any form (get_strs/set_strs), a Python tuple of str
+  kRealList,  // a std::vector<double>, a Python tuple of floats (paths `weights[2]`)
   kSecondsList,  // a std::vector<int64_t> of nanoseconds, a Python tuple of seconds
   kUnionList,    // a std::vector of tagged union values, a Python tuple (`components[1]`)
 };
@@ -79,6 +79,9 @@ struct FieldInfo {
   // kList: an element is named in paths by its `name` when that is non-empty and unique among
   // the elements (`phases[outage]`), else by its index (`phases[2]`).
   bool by_name = false;
+  // kList by name: the element's path is its bare name (`payment.breaker`, the scenario's own
+  // dependencies), not `dependencies[payment]`.
+  bool bare = false;
 };
 
 // Whether a field's raw value is its None sentinel.
@@ -125,8 +128,8 @@ struct FieldSpec {
   AnySchema (*inner)() = nullptr;  // kConfig, kList: the nested table
   // kStrings: the names, and setting them (an unknown name is an error naming `path`).
   std::vector<std::string> (*get_strs)(const Config&) = nullptr;
-  absl::Status (*set_strs)(Config&, const std::vector<std::string>&, std::string_view path) =
-      nullptr;
+  absl::Status (*set_strs)(Config&, const std::vector<std::string>&,
+                           std::string_view path) = nullptr;
   // kUnion, kUnionList: the union's members. (The list kinds' elements, a double or int64_t
   // nanoseconds for kRealList and kSecondsList, are reached by `item` and `add` as a list's.)
   AnyUnion (*members)() = nullptr;
@@ -238,8 +241,9 @@ inline constexpr SchemaOps kOps = {
     []() -> void* { return new C(); },
     [](void* c) { delete static_cast<C*>(c); },
     [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_strs(Cfg<C>(c)); },
-    [](const void* s, size_t i, void* c, const std::vector<std::string>& v,
-       std::string_view path) { return Row<C>(s, i).set_strs(Mut<C>(c), v, path); },
+    [](const void* s, size_t i, void* c, const std::vector<std::string>& v, std::string_view path) {
+      return Row<C>(s, i).set_strs(Mut<C>(c), v, path);
+    },
     [](const void* s, size_t i) { return Row<C>(s, i).members(); },
 };
 
@@ -332,7 +336,7 @@ namespace schema {
 
 template <auto Member>
 struct MemberOf;
-template <typename C, typename T, T C::* M>
+template <typename C, typename T, T C::*M>
 struct MemberOf<M> {
   using Class = C;
   using Type = T;
@@ -525,6 +529,13 @@ constexpr FieldSpec<C> List(std::string_view name, bool by_name, std::string_vie
   f.reset = [](C& c) { (c.*M).clear(); };
   f.inner = [] { return Any(Schema()); };
   return f;
+}
+
+// `list` (a List by name) with its elements named by their bare name in paths.
+template <typename C>
+constexpr FieldSpec<C> Bare(FieldSpec<C> list) {
+  list.info.by_name = list.info.bare = true;
+  return list;
 }
 
 // A tagged union (`T` or `std::optional<T>`) whose members `Union()` declares; its dict carries

@@ -82,10 +82,10 @@ const ConfigSchema<RateSegment>& RateSegmentSchema() {
   static const FieldSpec<C> kFields[] = {
       schema::Required(schema::Seconds<&C::start_ns>("start", 0, kMaxDurationS, kC, kC,
                                                      "where the segment starts")),
-      schema::Required(schema::Seconds<&C::end_ns>("end", 0, kMaxDurationS, kC, kC,
-                                                   "where the segment ends")),
-      schema::Required(schema::Real<&C::rate_start>("rate_start", 0, kMaxArrivalRate, kC, kC,
-                                                    "1/s", "the rate at start")),
+      schema::Required(
+          schema::Seconds<&C::end_ns>("end", 0, kMaxDurationS, kC, kC, "where the segment ends")),
+      schema::Required(schema::Real<&C::rate_start>("rate_start", 0, kMaxArrivalRate, kC, kC, "1/s",
+                                                    "the rate at start")),
       schema::Required(schema::Real<&C::rate_end>("rate_end", 0, kMaxArrivalRate, kC, kC, "1/s",
                                                   "the rate just before end")),
   };
@@ -199,12 +199,11 @@ absl::Status ValidateReplicasRules(const ReplicasConfig& r) {
   for (size_t i = 0; i < r.overrides.size(); ++i) {
     const int index = r.overrides[i].index;
     if (index >= r.count) {
-      return Invalid(absl::StrFormat("overrides[%d].index must be an integer in [0, %d], got %d",
-                                     i, r.count - 1, index));
+      return Invalid(absl::StrFormat("overrides[%d].index must be an integer in [0, %d], got %d", i,
+                                     r.count - 1, index));
     }
     if (seen[static_cast<size_t>(index)]) {
-      return Invalid(
-          absl::StrFormat("overrides[%d].index must be unique, got %d twice", i, index));
+      return Invalid(absl::StrFormat("overrides[%d].index must be unique, got %d twice", i, index));
     }
     seen[static_cast<size_t>(index)] = true;
   }
@@ -224,10 +223,10 @@ const ConfigSchema<ReplicasConfig>& ReplicasSchema() {
           "panic_threshold", 0, 100, Bound::kClosed, Bound::kClosed, "%",
           "below this share of replicas not ejected, ejections are ignored"),
       schema::Config<&C::outlier, &OutlierSchema>("outlier", "outlier ejection; None: none"),
-      schema::List<&C::overrides, &ReplicaOverrideSchema>(
-          "overrides", /*by_name=*/false, "the replicas whose fault model differs"),
-      schema::Config<&C::breaker, &BreakerSchema>(
-          "breaker", "each replica's own circuit breaker; None: none"),
+      schema::List<&C::overrides, &ReplicaOverrideSchema>("overrides", /*by_name=*/false,
+                                                          "the replicas whose fault model differs"),
+      schema::Config<&C::breaker, &BreakerSchema>("breaker",
+                                                  "each replica's own circuit breaker; None: none"),
   };
   static const ConfigSchema<C> kSchema{"Replicas", kFields, "", &ValidateReplicasRules};
   return kSchema;
@@ -267,6 +266,7 @@ absl::Status ValidateDependencyRules(const DependencyConfig& d) {
   auto usable = [](const std::string& name) {
     return !name.empty() && std::all_of(name.begin(), name.end(), IsNameChar);
   };
+  if (d.name.empty()) return Invalid("name must not be empty");
   if (!usable(d.name)) {
     // Names become dotted-path segments and metric label values.
     return Invalid(absl::StrFormat(
@@ -319,7 +319,9 @@ namespace {
 using Dep = DependencyConfig;
 inline constexpr UnionOps kBudgetOps = {
     [](const void*) -> size_t { return 2; },
-    [](const void*, size_t k) { return k == 0 ? Any(TokenBucketSchema()) : Any(RatioBudgetSchema()); },
+    [](const void*, size_t k) {
+      return k == 0 ? Any(TokenBucketSchema()) : Any(RatioBudgetSchema());
+    },
     [](const void*, const void* v) -> size_t {
       const auto& d = *static_cast<const Dep*>(v);
       return d.token_bucket ? 0 : d.ratio_budget ? 1 : 2;
@@ -396,40 +398,51 @@ const ConfigSchema<DependencyConfig>& DependencySchema() {
   return kSchema;
 }
 
-absl::Status ValidateScenario(const ScenarioConfig& config) {
-  absl::Status s = FirstError({
-      ValidateUnion("arrivals", AnyOf(ArrivalsUnion()), &config.arrivals),
-      CheckIntRange("workers", config.workers, 1, kMaxWorkers),
-      CheckIntRange("queue_capacity", config.queue_capacity, 0, kMaxQueueCapacity),
-      CheckDuration("duration", NsToSeconds(config.duration_ns)),
-      CheckDuration("order_deadline", NsToSeconds(config.order_deadline_ns),
-                    /*allow_zero=*/true),
-      CheckIntRange("num_keys", config.num_keys, 1, kMaxNumKeys),
-  });
-  if (!s.ok()) return s;
+// The rules between a scenario's fields, after every field and nested config passed its table:
+// the dependencies' count and names, each service's intake, and the graph as a whole.
+absl::Status ValidateScenarioRules(const ScenarioConfig& config) {
   const size_t n = config.dependencies.size();
   if (n < 1 || n > kMaxDependencies) {
     return Invalid(absl::StrFormat("dependencies must have between 1 and %d entries, got %d",
                                    kMaxDependencies, n));
   }
   for (size_t i = 0; i < n; ++i) {
-    s = ValidateDependencyName(config, i);
+    absl::Status s = ValidateDependencyName(config, i);
     if (!s.ok()) return s;
   }
-  for (const DependencyConfig& d : config.dependencies) {
-    s = ValidateAt(d.name, DependencySchema(), d);
-    if (!s.ok()) return s;
-  }
-  s = ValidateAt("intake", IntakeSchema(), config.intake);
-  if (!s.ok()) return s;
-  // Service graphs (model/service_graph.h): each service's own fields and dependencies, named
-  // "services[<name>].dependencies[<dep>]" in errors, then the graph as a whole.
   for (const ServiceConfig& svc : config.services) {
-    s = ValidateAt(absl::StrFormat("services[%s]", svc.name), ServiceSchema(), svc);
-    if (s.ok()) s = ValidateServiceIntake(svc);
+    absl::Status s = AtPath(absl::StrFormat("services[%s]", svc.name), ValidateServiceIntake(svc));
     if (!s.ok()) return s;
   }
   return ValidateServiceGraph(config);
+}
+
+const ConfigSchema<ScenarioConfig>& ScenarioSchema() {
+  using C = ScenarioConfig;
+  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+  static const FieldSpec<C> kFields[] = {
+      // not constexpr: the union's name is read at run time
+      schema::OneOf<&C::arrivals, &ArrivalsUnion>("arrivals", "how orders arrive"),
+      schema::Int<&C::workers>("workers", 1, kMaxWorkers, "", "workers serving orders"),
+      schema::Int<&C::queue_capacity>("queue_capacity", 0, kMaxQueueCapacity, "orders",
+                                      "the job queue's bound"),
+      schema::Seconds<&C::duration_ns>("duration", 0, kMaxDurationS, kO, kC, "the run's length"),
+      schema::Bare(schema::List<&C::dependencies, &DependencySchema>(
+          "dependencies", true, "the dependencies each order calls, in order")),
+      schema::Seconds<&C::order_deadline_ns>("order_deadline", 0, kMaxDurationS, kC, kC,
+                                             "an order's deadline; 0: none"),
+      schema::Flag<&C::release_worker_during_backoff>("release_worker_during_backoff",
+                                                      "a worker serves others while one backs off"),
+      schema::Int<&C::num_keys>("num_keys", 1, kMaxNumKeys, "", "distinct order keys"),
+      schema::Config<&C::intake, &IntakeSchema>("intake", "the intake's admission controls"),
+      schema::List<&C::services, &ServiceSchema>("services", true, "the service graph's tiers"),
+  };
+  static const ConfigSchema<C> kSchema{"Scenario", kFields, "", &ValidateScenarioRules};
+  return kSchema;
+}
+
+absl::Status ValidateScenario(const ScenarioConfig& config) {
+  return ValidateAny("", Any(ScenarioSchema()), &config);
 }
 
 }  // namespace rlab

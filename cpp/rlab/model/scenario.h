@@ -281,6 +281,9 @@ const ConfigSchema<FallbackConfig>& FallbackSchema();
 const ConfigSchema<DependencyConfig>& DependencySchema();
 absl::Status ValidateDependencyRules(const DependencyConfig& d);
 
+// The scenario's own table (read and written by the bindings; not a Python dataclass's).
+const ConfigSchema<ScenarioConfig>& ScenarioSchema();
+
 // Checks everything, naming the dotted path of the first bad field as the Python API spells it,
 // with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").
 absl::Status ValidateScenario(const ScenarioConfig& config);
