@@ -1,30 +1,6 @@
 #include "rlab/model/aws_retry_call.h"
 
-#include <string>
-
-#include "absl/strings/str_format.h"
-
 namespace rlab {
-
-absl::Status ValidateAwsRetryOf(const DependencyConfig& d) {
-  if (!d.aws_retry.has_value()) return absl::OkStatus();
-  // Validate names the fields "aws_retry.<field>".
-  if (absl::Status s = Validate(*d.aws_retry); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s.%s", d.name, s.message()));
-  }
-  // Worded as the Python Dependency words them (python/reliability_lab/scenario/model.py).
-  if (d.retry.has_value()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.retry must be None when %s.aws_retry is set (the AWS retry mode runs the retries)",
-        d.name, d.name));
-  }
-  if (d.token_bucket.has_value() || d.ratio_budget.has_value()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.budget must be None when %s.aws_retry is set (its retry quota is the budget)", d.name,
-        d.name));
-  }
-  return absl::OkStatus();
-}
 
 AwsRetryCall::SendDecision AwsRetryCall::BeforeSend(AwsRetryPolicy& policy, int64_t now_ns) {
   if (reserved_) {  // the wait for the token taken before the sleep is over

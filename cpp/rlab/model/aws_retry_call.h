@@ -13,17 +13,12 @@
 
 #include <cstdint>
 
-#include "absl/status/status.h"
 #include "rlab/core/outcome.h"
 #include "rlab/model/scenario.h"
 #include "rlab/policy/aws_retry.h"
 #include "rlab/policy/retry.h"
 
 namespace rlab {
-
-// Checks a dependency's `aws_retry` (fields named "<dep>.aws_retry.<field>") and that it comes
-// without `retry` and without a retry budget (the mode's quota is the budget).
-absl::Status ValidateAwsRetryOf(const DependencyConfig& d);
 
 class AwsRetryCall {
  public:
