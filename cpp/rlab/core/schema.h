@@ -656,4 +656,37 @@ constexpr FieldSpec<C> Strings(std::string_view name, std::string_view doc) {
 }  // namespace schema
 }  // namespace rlab
 
+// Compact declarations (issue #11: a field declared once, in one line where it fits). A row
+// macro names the field after its member, so the Python name cannot drift from the C++ one (a
+// duration's member carries `_ns`, its Python name not); `ends` is CC, CO, OC or OO, whether
+// `lo` and `hi` are closed (C) or open (O). Rows are written inside RLAB_TABLE (or any scope
+// where `C` names the config); a field whose Python name differs uses the builders above.
+#define RLAB_ENDS_CC ::rlab::Bound::kClosed, ::rlab::Bound::kClosed
+#define RLAB_ENDS_CO ::rlab::Bound::kClosed, ::rlab::Bound::kOpen
+#define RLAB_ENDS_OC ::rlab::Bound::kOpen, ::rlab::Bound::kClosed
+#define RLAB_ENDS_OO ::rlab::Bound::kOpen, ::rlab::Bound::kOpen
+#define RLAB_INT(m, lo, hi, unit, doc) ::rlab::schema::Int<&C::m>(#m, lo, hi, unit, doc)
+#define RLAB_REAL(m, lo, hi, ends, unit, doc) \
+  ::rlab::schema::Real<&C::m>(#m, lo, hi, RLAB_ENDS_##ends, unit, doc)
+#define RLAB_SECONDS(m, lo, hi, ends, doc) \
+  ::rlab::schema::Seconds<&C::m##_ns>(#m, lo, hi, RLAB_ENDS_##ends, doc)
+#define RLAB_FLAG(m, doc) ::rlab::schema::Flag<&C::m>(#m, doc)
+#define RLAB_STRING(m, doc) ::rlab::schema::String<&C::m>(#m, doc)
+#define RLAB_CHOICE(m, names, doc) ::rlab::schema::Choice<&C::m>(#m, names, doc)
+#define RLAB_CONFIG(m, table, doc) ::rlab::schema::Config<&C::m, &table>(#m, doc)
+#define RLAB_LIST(m, table, by_name, doc) ::rlab::schema::List<&C::m, &table>(#m, by_name, doc)
+#define RLAB_ONEOF(m, u, doc) ::rlab::schema::OneOf<&C::m, &u>(#m, doc)
+
+// Defines `const ConfigSchema<Type>& fn()`: the table of `Type` (its Python class `name`, its
+// "type" `tag` or "", its cross-field `rules` or nullptr) made of the rows that follow, in
+// which `C` is `Type`. Ends with a `;` at the call site.
+#define RLAB_TABLE(fn, Type, name, tag, rules, ...)                           \
+  const ::rlab::ConfigSchema<Type>& fn() {                                    \
+    using C = Type;                                                           \
+    static const ::rlab::FieldSpec<C> kFields[] = {__VA_ARGS__};              \
+    static const ::rlab::ConfigSchema<C> kSchema{name, kFields, tag, rules};  \
+    return kSchema;                                                           \
+  }                                                                           \
+  static_assert(true)
+
 #endif  // RLAB_CORE_SCHEMA_H_

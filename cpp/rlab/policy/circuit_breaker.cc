@@ -30,45 +30,33 @@ std::string_view BreakerStateName(BreakerState state) {
   return "unknown";
 }
 
-const ConfigSchema<BreakerConfig>& BreakerSchema() {
-  using C = BreakerConfig;
-  static constexpr std::string_view kWindows[] = {"count", "time"};
-  constexpr double kMaxS = kMaxDurationS;
-  constexpr Bound kC = Bound::kClosed, kO = Bound::kOpen;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Int<&C::consecutive_failures>("consecutive_failures", 0, kMaxCount, "calls",
-                                            "open on the N-th failure in a row (0 disables)"),
-      schema::Real<&C::failure_rate_threshold>(
-          "failure_rate_threshold", 0, 1, kC, kC, "",
-          "open when failures/calls >= this over the window (0 disables)"),
-      schema::Real<&C::slow_call_rate_threshold>(
-          "slow_call_rate_threshold", 0, 1, kC, kC, "",
-          "open when slow calls/calls >= this over the window (0 disables)"),
-      schema::Seconds<&C::slow_call_duration_ns>("slow_call_duration", 0, kMaxS, kC, kC,
-                                                 "a call that took longer is slow"),
-      schema::Choice<&C::window>("window", kWindows,
-                                 "the last window_size calls, or the last window_duration"),
-      schema::Int<&C::window_size>("window_size", 1, kMaxCount, "calls", "calls in a count window"),
-      schema::Seconds<&C::window_ns>("window_duration", 0, kMaxS, kO, kC,
-                                     "length of a time window"),
-      schema::Int<&C::window_buckets>("window_buckets", 1, 1000, "buckets",
-                                      "buckets of a time window"),
-      schema::Int<&C::minimum_calls>("minimum_calls", 1, kMaxCount, "calls",
-                                     "the rate policies wait for this many calls in the window"),
-      schema::Seconds<&C::open_for_ns>("open_for", 0, kMaxS, kO, kC,
-                                       "open before the next admission becomes a probe"),
-      schema::Real<&C::open_growth>("open_growth", 1, 1000, kC, kC, "",
-                                    "each trip without closing multiplies open_for by this"),
-      schema::Seconds<&C::max_open_for_ns>("max_open_for", 0, kMaxS, kC, kC,
-                                           "cap of the grown open_for (0: open_for)"),
-      schema::Int<&C::half_open_max_calls>("half_open_max_calls", 1, kMaxCount, "calls",
-                                           "concurrent probes allowed while half-open"),
-      schema::Int<&C::success_threshold>("success_threshold", 1, kMaxCount, "calls",
-                                         "successful probes needed to close"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"Breaker", kFields, "", &ValidateBreakerRules};
-  return kSchema;
-}
+namespace {
+constexpr std::string_view kWindows[] = {"count", "time"};
+constexpr double kMaxS = kMaxDurationS;
+}  // namespace
+
+RLAB_TABLE(BreakerSchema, BreakerConfig, "Breaker", "", &ValidateBreakerRules,
+           RLAB_INT(consecutive_failures, 0, kMaxCount, "calls",
+                    "open on the N-th failure in a row (0 disables)"),
+           RLAB_REAL(failure_rate_threshold, 0, 1, CC, "",
+                     "open when failures/calls >= this over the window (0 disables)"),
+           RLAB_REAL(slow_call_rate_threshold, 0, 1, CC, "",
+                     "open when slow calls/calls >= this over the window (0 disables)"),
+           RLAB_SECONDS(slow_call_duration, 0, kMaxS, CC, "a call that took longer is slow"),
+           RLAB_CHOICE(window, kWindows, "the last window_size calls, or the last window_duration"),
+           RLAB_INT(window_size, 1, kMaxCount, "calls", "calls in a count window"),
+           schema::Seconds<&C::window_ns>("window_duration", 0, kMaxS, RLAB_ENDS_OC,
+                                          "length of a time window"),
+           RLAB_INT(window_buckets, 1, 1000, "buckets", "buckets of a time window"),
+           RLAB_INT(minimum_calls, 1, kMaxCount, "calls",
+                    "the rate policies wait for this many calls in the window"),
+           RLAB_SECONDS(open_for, 0, kMaxS, OC, "open before the next admission becomes a probe"),
+           RLAB_REAL(open_growth, 1, 1000, CC, "",
+                     "each trip without closing multiplies open_for by this"),
+           RLAB_SECONDS(max_open_for, 0, kMaxS, CC, "cap of the grown open_for (0: open_for)"),
+           RLAB_INT(half_open_max_calls, 1, kMaxCount, "calls",
+                    "concurrent probes allowed while half-open"),
+           RLAB_INT(success_threshold, 1, kMaxCount, "calls", "successful probes needed to close"));
 
 absl::Status ValidateBreakerConfig(const BreakerConfig& c) {
   return ValidateAt("", BreakerSchema(), c);
