@@ -12,8 +12,9 @@ Python). *Schema code* is what declares, checks or converts configuration fields
    every module-level ``_native`` function (a config unpacked into a positional constructor) and
    every module-level ``_RANGES = (...)`` range table;
 3. in ``cpp/rlab/{policy,model}/*.cc``: every function whose signature line starts with
-   ``absl::Status Validate`` (the C++ validators, including ``Validate...Rules``) or
-   ``const ConfigSchema<`` (the field tables);
+   ``absl::Status Validate`` (the C++ validators, including ``Validate...Rules``),
+   ``const ConfigSchema<`` (the field tables) or ``const UnionSchema<`` (the tagged unions'
+   member lists), and every ``RLAB_TABLE(...)`` (a field table declared by the macro);
 4. in ``cpp/bindings/register_*.cc``: every ``py::init(...)`` call of a class whose constructor
    takes configuration (the whole parenthesised call, arguments and ``py::arg`` list included);
 5. in ``python/reliability_lab/_core.pyi``: every ``def __init__(...)`` stub (the constructors'
@@ -105,6 +106,14 @@ def _cpp_functions(text: str, pattern: str) -> list[str]:
     return out
 
 
+def _macro_tables(text: str) -> list[str]:
+    out: list[str] = []
+    for m in re.finditer(r"^RLAB_TABLE\(", text, re.M):
+        end = _balanced(text, m.start(), "(", ")")
+        out.extend(text[m.start():end].splitlines())
+    return out
+
+
 def _inits(text: str) -> list[str]:
     out: list[str] = []
     for m in re.finditer(r"\.def\(py::init\(", text):
@@ -137,9 +146,8 @@ def measure(read: Callable[[str], str | None], files: list[str]) -> dict[str, in
         elif path.endswith(".py") and path not in WHOLE:
             n = _count(_python_blocks(text), "#")
         elif re.match(r"cpp/rlab/(policy|model)/.*\.cc$", path):
-            n = _count(
-                _cpp_functions(text, r"^(absl::Status Validate|const ConfigSchema<)"), "//"
-            )
+            pattern = r"^(absl::Status Validate|const ConfigSchema<|const UnionSchema<)"
+            n = _count(_cpp_functions(text, pattern) + _macro_tables(text), "//")
         elif re.match(r"cpp/bindings/register_.*\.cc$", path):
             n = _count(_inits(text), "//")
         if n:
