@@ -41,7 +41,8 @@ TEST(BreakerConfigTest, ValidationNamesTheParameter) {
               ::testing::HasSubstr("failure_rate_threshold must be a finite number in [0, 1]"));
   c = BreakerConfig();
   c.open_for_ns = 0;
-  EXPECT_THAT(std::string(ValidateBreakerConfig(c).message()), ::testing::HasSubstr("open_for must be"));
+  EXPECT_THAT(std::string(ValidateBreakerConfig(c).message()),
+              ::testing::HasSubstr("open_for must be"));
   c = BreakerConfig();
   c.consecutive_failures = 0;
   EXPECT_FALSE(ValidateBreakerConfig(c).ok());  // no trip policy at all
@@ -54,6 +55,37 @@ TEST(BreakerConfigTest, ValidationNamesTheParameter) {
   c.max_open_for_ns = kS;  // below open_for
   EXPECT_FALSE(ValidateBreakerConfig(c).ok());
   EXPECT_TRUE(ValidateBreakerConfig(BreakerConfig()).ok());
+}
+
+// Each cross-field rule names the fields it ties and the value it refuses.
+TEST(BreakerConfigTest, RulesNameTheirValues) {
+  auto message = [](const BreakerConfig& c) {
+    return std::string(ValidateBreakerConfig(c).message());
+  };
+  EXPECT_THAT(message(Consecutive(0)),
+              ::testing::HasSubstr("at least one trip policy must be enabled: consecutive_failures "
+                                   ">= 1, failure_rate_threshold in (0, 1] or "
+                                   "slow_call_rate_threshold in (0, 1], got 0, 0 and 0"));
+  BreakerConfig c;
+  c.slow_call_rate_threshold = 0.5;
+  EXPECT_EQ(message(c),
+            "slow_call_duration must be in (0, 1e+06] seconds when slow_call_rate_threshold is "
+            "set, got 0");
+  c = Consecutive(5, 5 * kS);
+  c.max_open_for_ns = kS;
+  EXPECT_EQ(message(c),
+            "max_open_for must be 0 (no cap beyond open_for) or at least open_for (5 s), got 1");
+  c.max_open_for_ns = 5 * kS;
+  EXPECT_TRUE(ValidateBreakerConfig(c).ok());
+  // A time window's buckets span at least one nanosecond each.
+  c = BreakerConfig();
+  c.window = WindowKind::kTime;
+  c.window_ns = 100;
+  c.window_buckets = 100;
+  EXPECT_TRUE(ValidateBreakerConfig(c).ok());
+  c.window_buckets = 101;
+  EXPECT_EQ(message(c),
+            "window_buckets must be at most window_duration in nanoseconds (100), got 101");
 }
 
 // The engines record every attempt through BreakerResultOf: the one outcome table.
@@ -69,9 +101,9 @@ TEST(BreakerResultOfTest, FollowsTheOutcomeTable) {
   for (int st : {400, 404, 409, 422}) {
     EXPECT_EQ(BreakerResultOf(Outcome::Http(st)), CallResult::kSuccess) << st;
   }
-  for (OutcomeKind k : {OutcomeKind::kCancelled, OutcomeKind::kDeadlineExceeded,
-                        OutcomeKind::kBreakerOpen, OutcomeKind::kBreakerHalfOpenFull,
-                        OutcomeKind::kBulkheadFull, OutcomeKind::kThrottled}) {
+  for (OutcomeKind k :
+       {OutcomeKind::kCancelled, OutcomeKind::kDeadlineExceeded, OutcomeKind::kBreakerOpen,
+        OutcomeKind::kBreakerHalfOpenFull, OutcomeKind::kBulkheadFull, OutcomeKind::kThrottled}) {
     EXPECT_EQ(BreakerResultOf(Outcome::Of(k)), CallResult::kIgnored) << OutcomeKindName(k);
   }
 }

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -13,6 +14,11 @@ namespace {
 
 // Correctly rounded (5e8 ns is exactly 0.5 s), which RateClocker's bucket arithmetic relies on.
 double ToSeconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+using P = ClientRateLimiter::Params;
+constexpr int64_t kMaxUnits = 1'000'000'000;
+constexpr double kMaxS = kMaxDurationS;
+constexpr std::string_view kModes[] = {"standard", "adaptive"};
 
 }  // namespace
 
@@ -243,40 +249,28 @@ std::string_view AwsRetryVerdictName(AwsRetryVerdict verdict) {
   return "permanent";
 }
 
-const ConfigSchema<AwsRetryConfig>& AwsRetrySchema() {
-  using C = AwsRetryConfig;
-  using P = ClientRateLimiter::Params;
-  constexpr int64_t kMaxUnits = 1'000'000'000;
-  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
-  static constexpr std::string_view kModes[] = {"standard", "adaptive"};
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Choice<&C::mode>("mode", kModes, "botocore's retry mode"),
-      schema::Int<&C::max_attempts>("max_attempts", 1, 100, "attempts", "the first included"),
-      schema::Int<&C::quota>("quota", 0, kMaxUnits, "units", "the retry quota's capacity"),
-      schema::Int<&C::retry_cost>("retry_cost", 1, kMaxUnits, "units", "a retry's cost"),
-      schema::Int<&C::timeout_cost>("timeout_cost", 1, kMaxUnits, "units",
-                                    "a retry's cost after a timeout"),
-      schema::Int<&C::no_retry_increment>("no_retry_increment", 0, kMaxUnits, "units",
-                                          "refund of a success without retries"),
-      schema::Real<&C::base_delay_s>("base_delay", 0, kMaxDurationS, kO, kC, "s",
-                                     "scales the backoff"),
-      schema::Real<&C::max_backoff_s>("max_backoff", 0, kMaxDurationS, kO, kC, "s",
-                                      "cap on one backoff"),
-      schema::RealIn<&C::adaptive, &P::min_rate>("min_rate", 0, 1e9, kO, kC, "1/s",
-                                                 "adaptive: the lowest send rate"),
-      schema::RealIn<&C::adaptive, &P::beta>("beta", 0, 1, kO, kO, "",
-                                             "adaptive: CUBIC's decrease"),
-      schema::RealIn<&C::adaptive, &P::scale_constant>("scale_constant", 0, 1e9, kO, kC, "",
-                                                       "adaptive: CUBIC's C"),
-      schema::RealIn<&C::adaptive, &P::smoothing>("smoothing", 0, 1, kO, kC, "",
-                                                  "adaptive: send-rate average weight"),
-      schema::Real<&C::max_wait_s>("max_wait", 0, kMaxDurationS, kC, kC, "s",
-                                   "adaptive: longest wait for a send token"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"AwsRetryConfig", kFields};
-  return kSchema;
-}
-
+RLAB_TABLE(AwsRetrySchema, AwsRetryConfig, "AwsRetryConfig", "", nullptr,
+           RLAB_CHOICE(mode, kModes, "botocore's retry mode"),
+           RLAB_INT(max_attempts, 1, 100, "attempts", "the first included"),
+           RLAB_INT(quota, 0, kMaxUnits, "units", "the retry quota's capacity"),
+           RLAB_INT(retry_cost, 1, kMaxUnits, "units", "a retry's cost"),
+           RLAB_INT(timeout_cost, 1, kMaxUnits, "units", "a retry's cost after a timeout"),
+           RLAB_INT(no_retry_increment, 0, kMaxUnits, "units",
+                    "refund of a success without retries"),
+           schema::Real<&C::base_delay_s>("base_delay", 0, kMaxS, RLAB_ENDS_OC, "s",
+                                          "scales the backoff"),
+           schema::Real<&C::max_backoff_s>("max_backoff", 0, kMaxS, RLAB_ENDS_OC, "s",
+                                           "cap on one backoff"),
+           schema::RealIn<&C::adaptive, &P::min_rate>("min_rate", 0, 1e9, RLAB_ENDS_OC, "1/s",
+                                                      "adaptive: the lowest send rate"),
+           schema::RealIn<&C::adaptive, &P::beta>("beta", 0, 1, RLAB_ENDS_OO, "",
+                                                  "adaptive: CUBIC's decrease"),
+           schema::RealIn<&C::adaptive, &P::scale_constant>("scale_constant", 0, 1e9, RLAB_ENDS_OC,
+                                                            "", "adaptive: CUBIC's C"),
+           schema::RealIn<&C::adaptive, &P::smoothing>("smoothing", 0, 1, RLAB_ENDS_OC, "",
+                                                       "adaptive: send-rate average weight"),
+           schema::Real<&C::max_wait_s>("max_wait", 0, kMaxS, RLAB_ENDS_CC, "s",
+                                        "adaptive: longest wait for a send token"));
 absl::Status Validate(const AwsRetryConfig& c) {
   return ValidateAt("aws_retry", AwsRetrySchema(), c);
 }

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -56,24 +58,14 @@ absl::Status ValidateBackoffRules(const BackoffConfig& config) {
                     kMaxDurationS);
 }
 
-const ConfigSchema<BackoffConfig>& BackoffSchema() {
-  using C = BackoffConfig;
-  constexpr Bound kC = Bound::kClosed;
-  static const FieldSpec<C> kFields[] = {
-      schema::Seconds<&C::initial_ns>("initial", 0, kMaxDurationS, kC, kC,
-                                      "the base delay before the first retry"),
-      schema::Real<&C::multiplier>("multiplier", 1, std::numeric_limits<double>::infinity(), kC,
-                                   Bound::kOpen, "", "growth factor per retry"),
-      schema::Seconds<&C::max_ns>("max_delay", 0, kMaxDurationS, kC, kC,
-                                  "the cap, applied after jitter; at least initial"),
-      schema::Choice<&C::jitter>("jitter", kJitterNames, "how randomness is mixed into a delay"),
-      schema::Real<&C::jitter_factor>("jitter_factor", 0, 1, kC, kC, "",
-                                      "the spread of proportional jitter"),
-  };
-  static const ConfigSchema<C> kSchema{"Backoff", kFields, "", &ValidateBackoffRules};
-  return kSchema;
-}
-
+RLAB_TABLE(BackoffSchema, BackoffConfig, "Backoff", "", &ValidateBackoffRules,
+           RLAB_SECONDS(initial, 0, kMaxDurationS, CC, "the base delay before the first retry"),
+           RLAB_REAL(multiplier, 1, std::numeric_limits<double>::infinity(), CO, "",
+                     "growth factor per retry"),
+           schema::Seconds<&C::max_ns>("max_delay", 0, kMaxDurationS, RLAB_ENDS_CC,
+                                       "the cap, applied after jitter; at least initial"),
+           RLAB_CHOICE(jitter, kJitterNames, "how randomness is mixed into a delay"),
+           RLAB_REAL(jitter_factor, 0, 1, CC, "", "the spread of proportional jitter"));
 absl::Status Validate(const BackoffConfig& config) {
   return ValidateAt("", BackoffSchema(), config);
 }

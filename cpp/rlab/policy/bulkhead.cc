@@ -1,25 +1,19 @@
 #include "rlab/policy/bulkhead.h"
 
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
-const ConfigSchema<BulkheadConfig>& BulkheadSchema() {
-  using C = BulkheadConfig;
-  constexpr int64_t kMaxCount = 1'000'000;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Int<&C::max_concurrent>("max_concurrent", 1, kMaxCount, "calls",
-                                      "calls running at once"),
-      schema::Int<&C::max_waiting>("max_waiting", 0, kMaxCount, "calls",
-                                   "callers allowed to wait for a slot"),
-      schema::OrNone(schema::Seconds<&C::max_wait_ns>("max_wait", 0, kMaxDurationS, Bound::kClosed,
-                                                      Bound::kClosed, "a waiter's longest wait"),
-                     -1),
-  };
-  static constexpr ConfigSchema<C> kSchema{"BulkheadConfig", kFields};
-  return kSchema;
-}
+namespace {
+constexpr int64_t kMaxCount = 1'000'000;
+}  // namespace
 
+RLAB_TABLE(BulkheadSchema, BulkheadConfig, "BulkheadConfig", "", nullptr,
+           RLAB_INT(max_concurrent, 1, kMaxCount, "calls", "calls running at once"),
+           RLAB_INT(max_waiting, 0, kMaxCount, "calls", "callers allowed to wait for a slot"),
+           schema::OrNone(RLAB_SECONDS(max_wait, 0, kMaxDurationS, CC, "a waiter's longest wait"),
+                          -1));
 absl::Status Validate(const BulkheadConfig& c) { return ValidateFields(BulkheadSchema(), c); }
 
 std::string_view BulkheadDecisionName(BulkheadDecision decision) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/invariant.h"
 #include "rlab/core/schema.h"
@@ -67,18 +68,23 @@ absl::Status ValidateBreakerRules(const BreakerConfig& c) {
       c.slow_call_rate_threshold == 0.0) {
     return absl::InvalidArgumentError(
         "at least one trip policy must be enabled: consecutive_failures >= 1, "
-        "failure_rate_threshold in (0, 1] or slow_call_rate_threshold in (0, 1]");
+        "failure_rate_threshold in (0, 1] or slow_call_rate_threshold in (0, 1], got 0, 0 and 0");
   }
   if (c.slow_call_rate_threshold > 0.0 && c.slow_call_duration_ns <= 0) {
-    return absl::InvalidArgumentError(
-        "slow_call_duration must be in (0, 1e+06] seconds when slow_call_rate_threshold is set");
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "slow_call_duration must be in (0, 1e+06] seconds when slow_call_rate_threshold is set, "
+        "got %g",
+        NsToSeconds(c.slow_call_duration_ns)));
   }
   if (c.max_open_for_ns != 0 && c.max_open_for_ns < c.open_for_ns) {
-    return absl::InvalidArgumentError(
-        "max_open_for must be 0 (no cap beyond open_for) or >= open_for");
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "max_open_for must be 0 (no cap beyond open_for) or at least open_for (%g s), got %g",
+        NsToSeconds(c.open_for_ns), NsToSeconds(c.max_open_for_ns)));
   }
-  if (c.window == WindowKind::kTime && c.window_ns / c.window_buckets < 1) {
-    return absl::InvalidArgumentError("window_buckets must be <= window_duration in nanoseconds");
+  if (c.window == WindowKind::kTime && c.window_buckets > c.window_ns) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "window_buckets must be at most window_duration in nanoseconds (%d), got %d", c.window_ns,
+        c.window_buckets));
   }
   return absl::OkStatus();
 }

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -13,12 +15,16 @@ namespace {
 
 constexpr int64_t kMaxLimit = 1'000'000;
 
-// `lo_name` <= `hi_name`, both already in range (the names relative to the config).
-absl::Status CheckOrder(std::string_view lo_name, int64_t lo, std::string_view hi_name,
-                        int64_t hi) {
+// `lo_name` <= `hi_name`, both already in range (the names relative to the config); `ns`:
+// durations in nanoseconds, named in seconds like the Python fields.
+absl::Status CheckOrder(std::string_view lo_name, int64_t lo, std::string_view hi_name, int64_t hi,
+                        bool ns = false) {
   if (lo <= hi) return absl::OkStatus();
+  auto show = [ns](int64_t v) {
+    return ns ? absl::StrFormat("%g s", NsToSeconds(v)) : absl::StrCat(v);
+  };
   return absl::InvalidArgumentError(
-      absl::StrFormat("%s must be at most %s (%d), got %d", lo_name, hi_name, hi, lo));
+      absl::StrFormat("%s must be at most %s (%s), got %s", lo_name, hi_name, show(hi), show(lo)));
 }
 
 // Aimd's and Gradient2's rules: min_limit <= initial_limit <= max_limit.
@@ -39,13 +45,10 @@ absl::Status ValidateEnvoyRules(const EnvoyGradientConfig& c) {
 }
 
 absl::Status ValidateWindowRules(const SampleWindowConfig& c) {
-  if (c.min_time_ns <= c.max_time_ns) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrFormat("min_time must be at most max_time (%g s), got %g s",
-                      NsToSeconds(c.max_time_ns), NsToSeconds(c.min_time_ns)));
+  return CheckOrder("min_time", c.min_time_ns, "max_time", c.max_time_ns, /*ns=*/true);
 }
 
-constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
+constexpr double kMaxS = kMaxDurationS;
 
 }  // namespace
 
@@ -72,94 +75,59 @@ absl::StatusOr<LimitAlgorithmKind> ParseLimitAlgorithm(std::string_view name) {
       "algorithm must be one of 'aimd', 'vegas', 'gradient2', 'envoy', got '%s'", name));
 }
 
-const ConfigSchema<SampleWindowConfig>& SampleWindowSchema() {
-  using C = SampleWindowConfig;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Seconds<&C::min_time_ns>("min_time", 0, kMaxDurationS, kO, kC, "shortest window"),
-      schema::Seconds<&C::max_time_ns>("max_time", 0, kMaxDurationS, kO, kC, "longest window"),
-      schema::Int<&C::size>("size", 1, kMaxLimit, "samples", "a window needs more samples"),
-      schema::Seconds<&C::min_rtt_threshold_ns>("min_rtt_threshold", 0, kMaxDurationS, kC, kC,
-                                                "shorter RTTs are ignored"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"SampleWindow", kFields, "", &ValidateWindowRules};
-  return kSchema;
-}
+RLAB_TABLE(SampleWindowSchema, SampleWindowConfig, "SampleWindow", "", &ValidateWindowRules,
+           RLAB_SECONDS(min_time, 0, kMaxS, OC, "shortest window"),
+           RLAB_SECONDS(max_time, 0, kMaxS, OC, "longest window"),
+           RLAB_INT(size, 1, kMaxLimit, "samples", "a window needs more samples"),
+           RLAB_SECONDS(min_rtt_threshold, 0, kMaxS, CC, "shorter RTTs are ignored"));
 
-const ConfigSchema<AimdConfig>& AimdSchema() {
-  using C = AimdConfig;
-  static const FieldSpec<C> kFields[] = {
-      schema::Int<&C::initial_limit>("initial_limit", 1, kMaxLimit, "", "the starting limit"),
-      schema::Int<&C::min_limit>("min_limit", 1, kMaxLimit, "", "the lowest limit"),
-      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
-      schema::Real<&C::backoff_ratio>("backoff_ratio", 0.5, 1, kC, kO, "", "drop factor"),
-      schema::Seconds<&C::timeout_ns>("timeout", 0, kMaxDurationS, kO, kC, "a longer RTT drops"),
-      schema::Config<&C::window, &SampleWindowSchema>("window", "update once per window"),
-  };
-  static const ConfigSchema<C> kSchema{"Aimd", kFields, "", &ValidateLimitOrder<C>};
-  return kSchema;
-}
+RLAB_TABLE(AimdSchema, AimdConfig, "Aimd", "", &ValidateLimitOrder<C>,
+           RLAB_INT(initial_limit, 1, kMaxLimit, "", "the starting limit"),
+           RLAB_INT(min_limit, 1, kMaxLimit, "", "the lowest limit"),
+           RLAB_INT(max_limit, 1, kMaxLimit, "", "the highest limit"),
+           RLAB_REAL(backoff_ratio, 0.5, 1, CO, "", "drop factor"),
+           RLAB_SECONDS(timeout, 0, kMaxS, OC, "a longer RTT drops"),
+           RLAB_CONFIG(window, SampleWindowSchema, "update once per window"));
 
-const ConfigSchema<VegasConfig>& VegasSchema() {
-  using C = VegasConfig;
-  static const FieldSpec<C> kFields[] = {
-      schema::Int<&C::initial_limit>("initial_limit", 1, kMaxLimit, "", "the starting limit"),
-      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
-      schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "weight of a new estimate"),
-      schema::Int<&C::alpha_factor>("alpha_factor", 0, 1000, "", "grow below alpha * L"),
-      schema::Int<&C::beta_factor>("beta_factor", 0, 1000, "", "shrink above beta * L"),
-      schema::Int<&C::threshold_factor>("threshold_factor", 0, 1000, "", "grow fast below"),
-      schema::Int<&C::probe_multiplier>("probe_multiplier", 1, kMaxLimit, "", "no-load probes"),
-      schema::Config<&C::window, &SampleWindowSchema>("window", "update once per window"),
-  };
-  static const ConfigSchema<C> kSchema{"Vegas", kFields, "", &ValidateVegasRules};
-  return kSchema;
-}
+RLAB_TABLE(VegasSchema, VegasConfig, "Vegas", "", &ValidateVegasRules,
+           RLAB_INT(initial_limit, 1, kMaxLimit, "", "the starting limit"),
+           RLAB_INT(max_limit, 1, kMaxLimit, "", "the highest limit"),
+           RLAB_REAL(smoothing, 0, 1, OC, "", "weight of a new estimate"),
+           RLAB_INT(alpha_factor, 0, 1000, "", "grow below alpha * L"),
+           RLAB_INT(beta_factor, 0, 1000, "", "shrink above beta * L"),
+           RLAB_INT(threshold_factor, 0, 1000, "", "grow fast below"),
+           RLAB_INT(probe_multiplier, 1, kMaxLimit, "", "no-load probes"),
+           RLAB_CONFIG(window, SampleWindowSchema, "update once per window"));
 
-const ConfigSchema<Gradient2Config>& Gradient2Schema() {
-  using C = Gradient2Config;
-  static const FieldSpec<C> kFields[] = {
-      schema::Int<&C::initial_limit>("initial_limit", 1, kMaxLimit, "", "the starting limit"),
-      schema::Int<&C::min_limit>("min_limit", 1, kMaxLimit, "", "the lowest limit"),
-      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
-      schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "weight of a new estimate"),
-      schema::Int<&C::queue_size>("queue_size", 0, kMaxLimit, "", "growth per sample"),
-      schema::Int<&C::long_window>("long_window", 1, kMaxLimit, "samples", "long RTT average"),
-      schema::Real<&C::rtt_tolerance>("rtt_tolerance", 1, 100, kC, kC, "", "RTT rise tolerated"),
-      schema::Config<&C::window, &SampleWindowSchema>("window", "update once per window"),
-  };
-  static const ConfigSchema<C> kSchema{"Gradient2", kFields, "", &ValidateLimitOrder<C>};
-  return kSchema;
-}
+RLAB_TABLE(Gradient2Schema, Gradient2Config, "Gradient2", "", &ValidateLimitOrder<C>,
+           RLAB_INT(initial_limit, 1, kMaxLimit, "", "the starting limit"),
+           RLAB_INT(min_limit, 1, kMaxLimit, "", "the lowest limit"),
+           RLAB_INT(max_limit, 1, kMaxLimit, "", "the highest limit"),
+           RLAB_REAL(smoothing, 0, 1, OC, "", "weight of a new estimate"),
+           RLAB_INT(queue_size, 0, kMaxLimit, "", "growth per sample"),
+           RLAB_INT(long_window, 1, kMaxLimit, "samples", "long RTT average"),
+           RLAB_REAL(rtt_tolerance, 1, 100, CC, "", "RTT rise tolerated"),
+           RLAB_CONFIG(window, SampleWindowSchema, "update once per window"));
 
-const ConfigSchema<EnvoyGradientConfig>& EnvoyGradientSchema() {
-  using C = EnvoyGradientConfig;
-  constexpr double kMaxS = kMaxDurationS;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Seconds<&C::sample_interval_ns>("sample_interval", 0, kMaxS, kO, kC, "updates"),
-      schema::Seconds<&C::min_rtt_interval_ns>("min_rtt_interval", 0, kMaxS, kO, kC, "min RTTs"),
-      schema::Real<&C::jitter>("jitter", 0, 1, kC, kC, "", "of min_rtt_interval, at random"),
-      schema::Int<&C::request_count>("request_count", 1, kMaxLimit, "", "min-RTT samples"),
-      schema::Int<&C::min_concurrency>("min_concurrency", 1, kMaxLimit, "", "the lowest limit"),
-      schema::Real<&C::buffer>("buffer", 0, 10, kC, kC, "", "latency above min RTT"),
-      schema::Int<&C::max_limit>("max_limit", 1, kMaxLimit, "", "the highest limit"),
-      schema::Real<&C::percentile>("percentile", 0, 1, kO, kC, "", "a window's RTT"),
-      schema::Int<&C::max_samples>("max_samples", 1, kMaxLimit, "", "samples kept per window"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"EnvoyGradient", kFields, "", &ValidateEnvoyRules};
-  return kSchema;
-}
+RLAB_TABLE(EnvoyGradientSchema, EnvoyGradientConfig, "EnvoyGradient", "", &ValidateEnvoyRules,
+           RLAB_SECONDS(sample_interval, 0, kMaxS, OC, "updates"),
+           RLAB_SECONDS(min_rtt_interval, 0, kMaxS, OC, "min RTTs"),
+           RLAB_REAL(jitter, 0, 1, CC, "", "of min_rtt_interval, at random"),
+           RLAB_INT(request_count, 1, kMaxLimit, "", "min-RTT samples"),
+           RLAB_INT(min_concurrency, 1, kMaxLimit, "", "the lowest limit"),
+           RLAB_REAL(buffer, 0, 10, CC, "", "latency above min RTT"),
+           RLAB_INT(max_limit, 1, kMaxLimit, "", "the highest limit"),
+           RLAB_REAL(percentile, 0, 1, OC, "", "a window's RTT"),
+           RLAB_INT(max_samples, 1, kMaxLimit, "", "samples kept per window"));
 
-absl::Status Validate(const ConcurrencyLimitConfig& config) {
-  switch (config.kind) {
-    case LimitAlgorithmKind::kAimd:
-      return ValidateAt("aimd", AimdSchema(), config.aimd);
-    case LimitAlgorithmKind::kVegas:
-      return ValidateAt("vegas", VegasSchema(), config.vegas);
-    case LimitAlgorithmKind::kGradient2:
-      return ValidateAt("gradient2", Gradient2Schema(), config.gradient2);
-    case LimitAlgorithmKind::kEnvoy:
-      return ValidateAt("envoy", EnvoyGradientSchema(), config.envoy);
-  }
+// The algorithm's own table, under its name (MakeBare's switch keeps the kinds exhaustive).
+absl::Status Validate(const ConcurrencyLimitConfig& c) {
+  using K = LimitAlgorithmKind;
+  const std::string_view path = LimitAlgorithmName(c.kind);
+  if (c.kind == K::kAimd) return ValidateAt(path, AimdSchema(), c.aimd);
+  if (c.kind == K::kVegas) return ValidateAt(path, VegasSchema(), c.vegas);
+  if (c.kind == K::kGradient2) return ValidateAt(path, Gradient2Schema(), c.gradient2);
+  if (c.kind == K::kEnvoy) return ValidateAt(path, EnvoyGradientSchema(), c.envoy);
   return absl::InvalidArgumentError("algorithm is not a known kind");
 }
 

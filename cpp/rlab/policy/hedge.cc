@@ -5,48 +5,29 @@
 
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
 
-const ConfigSchema<HedgeConfig>& HedgeSchema() {
-  using C = HedgeConfig;
-  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Int<&C::max_hedges>("max_hedges", 1, kMaxCopies - 1, "copies",
-                                  "extra copies per call"),
-      schema::Seconds<&C::delay_ns>("delay", 0, kMaxDurationS, kO, kC,
-                                    "without an answer before the next copy"),
-      schema::OrNone(schema::Real<&C::quantile>("quantile", 0, 1, kO, kO, "",
-                                                "hedge after this latency quantile"),
-                     0.0),
-      schema::Int<&C::window>("window", 1, 100'000, "latencies", "kept for the quantile"),
-      schema::OrNone(schema::Real<&C::budget_ratio>("budget_ratio", 0, kMaxCopies - 1, kC, kC,
-                                                    "tokens", "budget tokens added per call"),
-                     -1.0),
-      schema::Real<&C::budget_burst>("budget_burst", 1, 1e9, kC, kC, "tokens",
-                                     "the budget bucket's size"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"Hedge", kFields};
-  return kSchema;
-}
-
+RLAB_TABLE(HedgeSchema, HedgeConfig, "Hedge", "", nullptr,
+           RLAB_INT(max_hedges, 1, kMaxCopies - 1, "copies", "extra copies per call"),
+           RLAB_SECONDS(delay, 0, kMaxDurationS, OC, "without an answer before the next copy"),
+           schema::OrNone(RLAB_REAL(quantile, 0, 1, OO, "", "hedge after this latency quantile"),
+                          0.0),
+           RLAB_INT(window, 1, 100'000, "latencies", "kept for the quantile"),
+           schema::OrNone(RLAB_REAL(budget_ratio, 0, kMaxCopies - 1, CC, "tokens",
+                                    "budget tokens added per call"),
+                          -1.0),
+           RLAB_REAL(budget_burst, 1, 1e9, CC, "tokens", "the budget bucket's size"));
 absl::Status Validate(const HedgeConfig& c) { return ValidateFields(HedgeSchema(), c); }
 
-const ConfigSchema<FanOutConfig>& FanoutSchema() {
-  using C = FanOutConfig;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Int<&C::copies>("copies", 1, kMaxCopies, "copies", "copies per call"),
-      schema::Int<&C::quorum>("quorum", 1, kMaxCopies, "copies", "successes needed"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"FanOut", kFields, "", &ValidateFanoutRules};
-  return kSchema;
-}
-
+RLAB_TABLE(FanoutSchema, FanOutConfig, "FanOut", "", &ValidateFanoutRules,
+           RLAB_INT(copies, 1, kMaxCopies, "copies", "copies per call"),
+           RLAB_INT(quorum, 1, kMaxCopies, "copies", "successes needed"));
 absl::Status ValidateFanoutRules(const FanOutConfig& c) {
   return CheckIntRange("quorum", c.quorum, 1, c.copies);
 }
-
 absl::Status Validate(const FanOutConfig& c) { return ValidateAt("", FanoutSchema(), c); }
 
 Hedger::Hedger(const HedgeConfig& config) : config_(config), tokens_(config.budget_burst) {

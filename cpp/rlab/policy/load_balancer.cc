@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -19,6 +20,9 @@ size_t Scale(double u, size_t n) {
   const auto i = static_cast<size_t>(u * static_cast<double>(n));
   return std::min(i, n - 1);
 }
+
+constexpr std::string_view kKinds[] = {"round_robin", "random", "least_outstanding", "p2c",
+                                       "peak_ewma"};  // LbKind's order
 
 }  // namespace
 
@@ -49,22 +53,12 @@ absl::StatusOr<LbKind> ParseLbKind(std::string_view name) {
                       name));
 }
 
-const ConfigSchema<LoadBalancerConfig>& LoadBalancerSchema() {
-  using C = LoadBalancerConfig;
-  static constexpr std::string_view kKinds[] = {"round_robin", "random", "least_outstanding", "p2c",
-                                                "peak_ewma"};  // LbKind's order
-  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Choice<&C::kind>("kind", kKinds, "how a replica is picked"),
-      schema::Int<&C::replicas>("replicas", 1, 100000, "replicas", "replicas in the pool"),
-      schema::Seconds<&C::decay_ns>("decay", 0, kMaxDurationS, kO, kC, "Peak EWMA's tau"),
-      schema::Real<&C::panic_threshold_percent>("panic_threshold", 0, 100, kC, kC, "%",
-                                                "ejections ignored below this share"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"LoadBalancer", kFields};
-  return kSchema;
-}
-
+RLAB_TABLE(LoadBalancerSchema, LoadBalancerConfig, "LoadBalancer", "", nullptr,
+           RLAB_CHOICE(kind, kKinds, "how a replica is picked"),
+           RLAB_INT(replicas, 1, 100000, "replicas", "replicas in the pool"),
+           RLAB_SECONDS(decay, 0, kMaxDurationS, OC, "Peak EWMA's tau"),
+           schema::Real<&C::panic_threshold_percent>("panic_threshold", 0, 100, RLAB_ENDS_CC, "%",
+                                                     "ejections ignored below this share"));
 absl::Status Validate(const LoadBalancerConfig& c) {
   return ValidateAt("load_balancer", LoadBalancerSchema(), c);
 }

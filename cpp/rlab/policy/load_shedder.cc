@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -39,27 +41,26 @@ int DrawIndex(int n, double total, Weight weight, RandomStream& rng) {
   return 0;
 }
 
+// The total `traffic` of classes or tenants.
+template <typename Items>
+double Traffic(const Items& items) {
+  double total = 0.0;
+  for (const auto& x : items) total += x.traffic;
+  return total;
+}
+
 }  // namespace
 
 std::string_view CriticalityName(Criticality c) { return kClassNames[static_cast<size_t>(c)]; }
 
 std::string_view ShedCauseName(ShedCause c) { return kCauseNames[static_cast<size_t>(c)]; }
 
-const ConfigSchema<ShedClassConfig>& ShedClassSchema() {
-  using C = ShedClassConfig;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::traffic>("traffic", 0, 1e9, Bound::kClosed, Bound::kClosed, "",
-                                "the class's weight among arrivals"),
-      schema::Real<&C::max_occupancy>("max_occupancy", 0, 1, Bound::kOpen, Bound::kClosed, "",
-                                      "refused above this share of the queue"),
-      schema::OrNone(schema::Seconds<&C::max_queue_delay_ns>("max_queue_delay", 0, kMaxDurationS,
-                                                             Bound::kOpen, Bound::kClosed,
-                                                             "refused above this queueing delay"),
-                     0),
-  };
-  static constexpr ConfigSchema<C> kSchema{"ShedClass", kFields};
-  return kSchema;
-}
+RLAB_TABLE(ShedClassSchema, ShedClassConfig, "ShedClass", "", nullptr,
+           RLAB_REAL(traffic, 0, 1e9, CC, "", "the class's weight among arrivals"),
+           RLAB_REAL(max_occupancy, 0, 1, OC, "", "refused above this share of the queue"),
+           schema::OrNone(RLAB_SECONDS(max_queue_delay, 0, kMaxDurationS, OC,
+                                       "refused above this queueing delay"),
+                          0));
 
 absl::Status ValidateTenantRules(const TenantConfig& t) {
   if (ValidName(t.name)) return absl::OkStatus();
@@ -67,23 +68,14 @@ absl::Status ValidateTenantRules(const TenantConfig& t) {
       absl::StrFormat("name must be 1 to 64 letters, digits or underscores, got '%s'", t.name));
 }
 
-const ConfigSchema<TenantConfig>& TenantSchema() {
-  using C = TenantConfig;
-  static const FieldSpec<C> kFields[] = {
-      schema::Required(schema::String<&C::name>("name", "unique among the tenants")),
-      schema::Real<&C::weight>("weight", 0, 1e9, Bound::kOpen, Bound::kClosed, "",
-                               "its share of a congested queue, relative to the others'"),
-      schema::Real<&C::traffic>("traffic", 0, 1e9, Bound::kClosed, Bound::kClosed, "",
-                                "its weight among arrivals"),
-  };
-  static const ConfigSchema<C> kSchema{"Tenant", kFields, "", &ValidateTenantRules};
-  return kSchema;
-}
+RLAB_TABLE(TenantSchema, TenantConfig, "Tenant", "", &ValidateTenantRules,
+           schema::Required(RLAB_STRING(name, "unique among the tenants")),
+           RLAB_REAL(weight, 0, 1e9, OC, "",
+                     "its share of a congested queue, relative to the others'"),
+           RLAB_REAL(traffic, 0, 1e9, CC, "", "its weight among arrivals"));
 
 absl::Status ValidateSheddingRules(const SheddingConfig& c) {
-  double traffic = 0.0;
-  for (const ShedClassConfig& k : c.classes) traffic += k.traffic;
-  if (!(traffic > 0.0)) {
+  if (!(Traffic(c.classes) > 0.0)) {
     return absl::InvalidArgumentError(
         "critical.traffic, default.traffic and sheddable.traffic must not all be 0");
   }
@@ -91,44 +83,30 @@ absl::Status ValidateSheddingRules(const SheddingConfig& c) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "tenants must have at most %d entries, got %d", kMaxTenants, c.tenants.size()));
   }
-  double tenant_traffic = 0.0;
+  absl::flat_hash_set<std::string_view> names;
   for (size_t i = 0; i < c.tenants.size(); ++i) {
-    const TenantConfig& t = c.tenants[i];
-    const bool seen = std::any_of(c.tenants.begin(), c.tenants.begin() + static_cast<long>(i),
-                                  [&](const TenantConfig& u) { return u.name == t.name; });
-    if (seen) {
+    if (!names.insert(c.tenants[i].name).second) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("tenants[%d].name must be unique, got '%s' twice", i, t.name));
+          absl::StrFormat("tenants[%d].name must be unique, got '%s' twice", i, c.tenants[i].name));
     }
-    tenant_traffic += t.traffic;
   }
-  if (!c.tenants.empty() && !(tenant_traffic > 0.0)) {
+  if (!c.tenants.empty() && !(Traffic(c.tenants) > 0.0)) {
     return absl::InvalidArgumentError("tenants: the traffic of the tenants must not all be 0");
   }
   return absl::OkStatus();
 }
 
-const ConfigSchema<SheddingConfig>& SheddingSchema() {
-  using C = SheddingConfig;
-  static const FieldSpec<C> kFields[] = {
-      schema::ConfigAt<&C::classes, 0, &ShedClassSchema>(
-          "critical", "the most important class (refused only by a full queue)"),
-      schema::ConfigAt<&C::classes, 1, &ShedClassSchema>("default",
-                                                         "the class of ordinary traffic"),
-      schema::ConfigAt<&C::classes, 2, &ShedClassSchema>("sheddable", "the class shed first"),
-      schema::Seconds<&C::delay_interval_ns>("delay_interval", 0, kMaxDurationS, Bound::kOpen,
-                                             Bound::kClosed,
-                                             "the window of the recent queueing delay"),
-      schema::OrNone(schema::Real<&C::fair_share_above>(
-                         "fair_share_above", 0, 1, Bound::kClosed, Bound::kClosed, "",
-                         "the occupancy from which tenants are held to their fair share"),
-                     -1.0),
-      schema::List<&C::tenants, &TenantSchema>("tenants", /*by_name=*/true,
-                                               "the tenants (none: one anonymous tenant)"),
-  };
-  static const ConfigSchema<C> kSchema{"Shedding", kFields, "", &ValidateSheddingRules};
-  return kSchema;
-}
+RLAB_TABLE(
+    SheddingSchema, SheddingConfig, "Shedding", "", &ValidateSheddingRules,
+    schema::ConfigAt<&C::classes, 0, &ShedClassSchema>(
+        "critical", "the most important class (refused only by a full queue)"),
+    schema::ConfigAt<&C::classes, 1, &ShedClassSchema>("default", "the class of ordinary traffic"),
+    schema::ConfigAt<&C::classes, 2, &ShedClassSchema>("sheddable", "the class shed first"),
+    RLAB_SECONDS(delay_interval, 0, kMaxDurationS, OC, "the window of the recent queueing delay"),
+    schema::OrNone(RLAB_REAL(fair_share_above, 0, 1, CC, "",
+                             "the occupancy from which tenants are held to their fair share"),
+                   -1.0),
+    RLAB_LIST(tenants, TenantSchema, /*by_name=*/true, "the tenants (none: one anonymous tenant)"));
 
 absl::Status Validate(const SheddingConfig& c, std::string_view path) {
   return ValidateAt(path, SheddingSchema(), c);
@@ -136,15 +114,12 @@ absl::Status Validate(const SheddingConfig& c, std::string_view path) {
 
 OrderOrigin DrawOrigin(const SheddingConfig& c, RandomStream& rng) {
   OrderOrigin o;
-  double total = 0.0;
-  for (const ShedClassConfig& k : c.classes) total += k.traffic;
-  o.criticality = static_cast<Criticality>(
-      DrawIndex(kNumCriticalities, total, [&](int i) { return c.classes[i].traffic; }, rng));
+  o.criticality = static_cast<Criticality>(DrawIndex(
+      kNumCriticalities, Traffic(c.classes), [&](int i) { return c.classes[i].traffic; }, rng));
   if (c.tenants.size() > 1) {
-    double tt = 0.0;
-    for (const TenantConfig& t : c.tenants) tt += t.traffic;
     o.tenant = DrawIndex(
-        static_cast<int>(c.tenants.size()), tt, [&](int i) { return c.tenants[i].traffic; }, rng);
+        static_cast<int>(c.tenants.size()), Traffic(c.tenants),
+        [&](int i) { return c.tenants[i].traffic; }, rng);
   }
   return o;
 }

@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "rlab/core/clock.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -31,47 +33,32 @@ int64_t CeilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
 }  // namespace
 
-const ConfigSchema<OutlierDetectionConfig>& OutlierSchema() {
-  using C = OutlierDetectionConfig;
-  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Int<&C::consecutive_errors>("consecutive_errors", 0, 1'000'000, "errors",
-                                          "errors in a row that eject (0: off)"),
-      schema::Seconds<&C::interval_ns>("interval", 0, kMaxDurationS, kO, kC, "between ticks"),
-      schema::Seconds<&C::base_ejection_ns>("base_ejection_time", 0, kMaxDurationS, kO, kC,
-                                            "the first ejection's length"),
-      schema::Seconds<&C::max_ejection_ns>("max_ejection_time", 0, kMaxDurationS, kO, kC,
-                                           "the cap on an ejection's length"),
-      schema::Real<&C::max_ejection_percent>("max_ejection_percent", 0, 100, kC, kC, "%",
-                                             "the largest share of the pool ejected"),
-      schema::Flag<&C::success_rate>("success_rate", "whether the success-rate check runs"),
-      schema::Int<&C::success_rate_minimum_hosts>("success_rate_minimum_hosts", 1, 100'000,
-                                                  "replicas", "replicas with enough volume"),
-      schema::Int<&C::success_rate_request_volume>("success_rate_request_volume", 1, 1'000'000'000,
-                                                   "results", "results for a replica to count"),
-      schema::Real<&C::success_rate_stdev_factor>("success_rate_stdev_factor", 0, 100, kC, kC, "",
-                                                  "the threshold's factor"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"OutlierDetection", kFields, "",
-                                           &ValidateOutlierRules};
-  return kSchema;
-}
+RLAB_TABLE(
+    OutlierSchema, OutlierDetectionConfig, "OutlierDetection", "", &ValidateOutlierRules,
+    RLAB_INT(consecutive_errors, 0, 1'000'000, "errors", "errors in a row that eject (0: off)"),
+    RLAB_SECONDS(interval, 0, kMaxDurationS, OC, "between ticks"),
+    schema::Seconds<&C::base_ejection_ns>("base_ejection_time", 0, kMaxDurationS, RLAB_ENDS_OC,
+                                          "the first ejection's length"),
+    schema::Seconds<&C::max_ejection_ns>("max_ejection_time", 0, kMaxDurationS, RLAB_ENDS_OC,
+                                         "the cap on an ejection's length"),
+    RLAB_REAL(max_ejection_percent, 0, 100, CC, "%", "the largest share of the pool ejected"),
+    RLAB_FLAG(success_rate, "whether the success-rate check runs"),
+    RLAB_INT(success_rate_minimum_hosts, 1, 100'000, "replicas", "replicas with enough volume"),
+    RLAB_INT(success_rate_request_volume, 1, 1'000'000'000, "results",
+             "results for a replica to count"),
+    RLAB_REAL(success_rate_stdev_factor, 0, 100, CC, "", "the threshold's factor"));
 
 absl::Status ValidateOutlierRules(const OutlierDetectionConfig& c) {
-  if (c.max_ejection_ns < c.base_ejection_ns) {
-    // Envoy refuses the same configuration.
-    return absl::InvalidArgumentError(
-        absl::StrFormat("max_ejection_time must be in [base_ejection_time (%g s), 1e+06] "
-                        "seconds, got %g",
-                        static_cast<double>(c.base_ejection_ns) * 1e-9,
-                        static_cast<double>(c.max_ejection_ns) * 1e-9));
-  }
-  return absl::OkStatus();
+  if (c.max_ejection_ns >= c.base_ejection_ns) return absl::OkStatus();
+  // Envoy refuses the same configuration.
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "max_ejection_time must be in [base_ejection_time (%g s), 1e+06] seconds, got %g",
+      NsToSeconds(c.base_ejection_ns), NsToSeconds(c.max_ejection_ns)));
 }
 
 absl::Status Validate(const OutlierDetectionConfig& c) {
-  absl::Status s = CheckIntRange("outlier.replicas", c.replicas, 1, 100000);
-  return s.ok() ? ValidateAt("outlier", OutlierSchema(), c, &ValidateOutlierRules) : s;
+  return FirstError({CheckIntRange("outlier.replicas", c.replicas, 1, 100000),
+                     ValidateAt("outlier", OutlierSchema(), c)});
 }
 
 OutlierDetector::OutlierDetector(const OutlierDetectionConfig& config, int64_t start_ns)

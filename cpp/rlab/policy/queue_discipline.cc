@@ -21,23 +21,16 @@ std::string_view QueueDisciplineKindName(QueueDisciplineConfig::Kind kind) {
   return "unknown";
 }
 
-const ConfigSchema<QueueDisciplineConfig>& QueueDisciplineSchema() {
-  using C = QueueDisciplineConfig;
-  static constexpr std::string_view kKinds[] = {"fifo", "lifo", "adaptive_lifo", "codel"};
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Choice<&C::kind>("kind", kKinds, "the waiting order (and CoDel's drops)"),
-      schema::Seconds<&C::codel_target_ns>("codel_target", 0, kMaxDurationS, Bound::kOpen,
-                                           Bound::kClosed, "CoDel's acceptable standing delay"),
-      schema::Seconds<&C::codel_interval_ns>("codel_interval", 0, kMaxDurationS, Bound::kOpen,
-                                             Bound::kClosed, "CoDel's sliding window"),
-      schema::Seconds<&C::lifo_threshold_ns>("lifo_threshold", 0, kMaxDurationS, Bound::kClosed,
-                                             Bound::kClosed,
-                                             "adaptive LIFO's congestion threshold"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"QueueDiscipline", kFields};
-  return kSchema;
-}
+namespace {
+constexpr std::string_view kKinds[] = {"fifo", "lifo", "adaptive_lifo", "codel"};
+}  // namespace
 
+RLAB_TABLE(QueueDisciplineSchema, QueueDisciplineConfig, "QueueDiscipline", "", nullptr,
+           RLAB_CHOICE(kind, kKinds, "the waiting order (and CoDel's drops)"),
+           RLAB_SECONDS(codel_target, 0, kMaxDurationS, OC, "CoDel's acceptable standing delay"),
+           RLAB_SECONDS(codel_interval, 0, kMaxDurationS, OC, "CoDel's sliding window"),
+           RLAB_SECONDS(lifo_threshold, 0, kMaxDurationS, CC,
+                        "adaptive LIFO's congestion threshold"));
 absl::Status Validate(const QueueDisciplineConfig& c) {
   return ValidateFields(QueueDisciplineSchema(), c);
 }

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
 
 namespace rlab {
@@ -37,20 +38,12 @@ absl::Status SetRetryOn(RetryConfig& c, const std::vector<std::string>& names,
 
 }  // namespace
 
-const ConfigSchema<RetryConfig>& RetrySchema() {
-  using C = RetryConfig;
-  static const FieldSpec<C> kFields[] = {
-      schema::Int<&C::max_attempts>("max_attempts", 1, kMaxAttemptsLimit, "attempts",
-                                    "attempts per call, the first included"),
-      schema::Config<&C::backoff, &BackoffSchema>("backoff", "the delays between attempts"),
-      schema::Strings<C, &RetryOnNames, &SetRetryOn>("retry_on", "the outcome names to retry"),
-      schema::Seconds<&C::max_retry_after_ns>("max_retry_after", 0, kMaxDurationS, Bound::kClosed,
-                                              Bound::kClosed, "the cap on a Retry-After hint"),
-  };
-  static const ConfigSchema<C> kSchema{"RetryConfig", kFields};
-  return kSchema;
-}
-
+RLAB_TABLE(RetrySchema, RetryConfig, "RetryConfig", "", nullptr,
+           RLAB_INT(max_attempts, 1, kMaxAttemptsLimit, "attempts",
+                    "attempts per call, the first included"),
+           RLAB_CONFIG(backoff, BackoffSchema, "the delays between attempts"),
+           schema::Strings<C, &RetryOnNames, &SetRetryOn>("retry_on", "the outcome names to retry"),
+           RLAB_SECONDS(max_retry_after, 0, kMaxDurationS, CC, "the cap on a Retry-After hint"));
 absl::Status Validate(const RetryConfig& config) { return ValidateAt("", RetrySchema(), config); }
 
 bool RetryLoop::OnAttemptStart(int64_t now_ns) {

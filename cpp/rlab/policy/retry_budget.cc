@@ -34,21 +34,13 @@ constexpr double kRelativeTolerance = 1e-9;
 // ---------------------------------------------------------------------------------------------
 // TokenBucketBudget
 
-const ConfigSchema<TokenBucketConfig>& TokenBucketSchema() {
-  using C = TokenBucketConfig;
-  // gRFC A6 only asks for tokenRatio > 0 (gRPC's own tests use 1.6). A ratio above max_tokens
-  // refills the whole bucket in one success, so larger values add nothing: the cap is
-  // max_tokens' own.
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::max_tokens>("max_tokens", 0, 1000, Bound::kOpen, Bound::kClosed, "tokens",
-                                   "capacity and starting level"),
-      schema::Real<&C::token_ratio>("token_ratio", 0, 1000, Bound::kOpen, Bound::kClosed, "tokens",
-                                    "tokens returned by each success"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"TokenBucketConfig", kFields, "token_bucket",
-                                           &ValidateTokenBucketRules};
-  return kSchema;
-}
+// gRFC A6 only asks for tokenRatio > 0 (gRPC's own tests use 1.6). A ratio above max_tokens
+// refills the whole bucket in one success, so larger values add nothing: the cap is max_tokens'
+// own.
+RLAB_TABLE(TokenBucketSchema, TokenBucketConfig, "TokenBucketConfig", "token_bucket",
+           &ValidateTokenBucketRules,
+           RLAB_REAL(max_tokens, 0, 1000, OC, "tokens", "capacity and starting level"),
+           RLAB_REAL(token_ratio, 0, 1000, OC, "tokens", "tokens returned by each success"));
 
 absl::Status Validate(const TokenBucketConfig& c) { return ValidateAt("", TokenBucketSchema(), c); }
 
@@ -103,32 +95,22 @@ TokenBucketBudgetSnapshot TokenBucketBudget::Snapshot() const {
 // ---------------------------------------------------------------------------------------------
 // RatioBudget
 
-const ConfigSchema<RatioBudgetConfig>& RatioBudgetSchema() {
-  using C = RatioBudgetConfig;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::ratio>("ratio", 0, 1000, Bound::kClosed, Bound::kClosed, "",
-                              "retries allowed per request in the window"),
-      schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
-                                     "the sliding window"),
-      schema::Real<&C::min_retries_per_s>("min_retries_per_second", 0, 1e6, Bound::kClosed,
-                                          Bound::kClosed, "1/s",
-                                          "retries per second always allowed"),
-      schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the sliding window"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"RatioBudgetConfig", kFields, "ratio",
-                                           &ValidateRatioBudgetRules};
-  return kSchema;
-}
+RLAB_TABLE(RatioBudgetSchema, RatioBudgetConfig, "RatioBudgetConfig", "ratio",
+           &ValidateRatioBudgetRules,
+           RLAB_REAL(ratio, 0, 1000, CC, "", "retries allowed per request in the window"),
+           RLAB_SECONDS(window, 0, kMaxDurationS, OC, "the sliding window"),
+           schema::Real<&C::min_retries_per_s>("min_retries_per_second", 0, 1e6, RLAB_ENDS_CC,
+                                               "1/s", "retries per second always allowed"),
+           schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets",
+                                        "buckets of the sliding window"));
 
 absl::Status Validate(const RatioBudgetConfig& c) { return ValidateAt("", RatioBudgetSchema(), c); }
 
 absl::Status ValidateRatioBudgetRules(const RatioBudgetConfig& c) {
-  if (c.num_buckets > c.window_ns) {
-    // A bucket must span at least one nanosecond.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "buckets must be at most window in nanoseconds (%d), got %d", c.window_ns, c.num_buckets));
-  }
-  return absl::OkStatus();
+  // A bucket must span at least one nanosecond.
+  if (c.num_buckets <= c.window_ns) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "buckets must be at most window in nanoseconds (%d), got %d", c.window_ns, c.num_buckets));
 }
 
 RatioBudget::RatioBudget(const RatioBudgetConfig& config)

@@ -8,31 +8,19 @@
 #include "rlab/core/validate.h"
 
 namespace rlab {
-const ConfigSchema<ThrottleConfig>& ThrottleSchema() {
-  using C = ThrottleConfig;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::k>("k", 1, 1000, Bound::kClosed, Bound::kClosed, "",
-                          "the accepts multiplier K"),
-      schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
-                                     "the sliding window"),
-      schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the window"),
-      schema::Real<&C::max_reject_probability>("max_reject_probability", 0, 1, Bound::kClosed,
-                                               Bound::kClosed, "",
-                                               "the highest probability of refusing a request"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"Throttle", kFields, "", &ValidateThrottleRules};
-  return kSchema;
-}
-
+RLAB_TABLE(ThrottleSchema, ThrottleConfig, "Throttle", "", &ValidateThrottleRules,
+           RLAB_REAL(k, 1, 1000, CC, "", "the accepts multiplier K"),
+           RLAB_SECONDS(window, 0, kMaxDurationS, OC, "the sliding window"),
+           schema::Int<&C::num_buckets>("buckets", 1, 1000, "buckets", "buckets of the window"),
+           RLAB_REAL(max_reject_probability, 0, 1, CC, "",
+                     "the highest probability of refusing a request"));
 absl::Status Validate(const ThrottleConfig& c) { return ValidateAt("", ThrottleSchema(), c); }
 
 absl::Status ValidateThrottleRules(const ThrottleConfig& c) {
-  if (c.num_buckets > c.window_ns) {
-    // A bucket must span at least one nanosecond.
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "buckets must be at most window in nanoseconds (%d), got %d", c.window_ns, c.num_buckets));
-  }
-  return absl::OkStatus();
+  // A bucket must span at least one nanosecond.
+  if (c.num_buckets <= c.window_ns) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "buckets must be at most window in nanoseconds (%d), got %d", c.window_ns, c.num_buckets));
 }
 
 bool IsAcceptedByBackend(const Outcome& outcome) {
