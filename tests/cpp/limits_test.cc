@@ -47,6 +47,24 @@ TEST(LimitConfigTest, ValidationNamesTheDottedPath) {
   EXPECT_FALSE(ValidateLimit("x", c).ok());
 }
 
+TEST(LimitConfigTest, RulesWordABoundSetByAnotherFieldAsARange) {
+  LimitConfig c;
+  c.min = 250;  // above max (200)
+  EXPECT_EQ(ValidateLimit("", c).message(), "min must be an integer in [1, 200], got 250");
+  c = LimitConfig();
+  c.min = 30;  // above initial (20)
+  EXPECT_EQ(ValidateLimit("", c).message(), "initial must be an integer in [30, 200], got 20");
+  c = LimitConfig();
+  c.alpha_factor = 7;  // above beta_factor (6)
+  EXPECT_EQ(ValidateLimit("", c).message(), "alpha_factor must be an integer in [0, 6], got 7");
+  c.beta_factor = 7;
+  EXPECT_TRUE(ValidateLimit("", c).ok());
+  c.kind = LimitConfig::Kind::kEnvoy;
+  c.window_ns = kNsPerSecond;
+  EXPECT_EQ(ValidateLimit("", c).message(),
+            "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), got 1");
+}
+
 TEST(LimitConfigTest, EveryKindMapsOntoAValidPolicy) {
   for (LimitConfig::Kind k :
        {LimitConfig::Kind::kStatic, LimitConfig::Kind::kAimd, LimitConfig::Kind::kVegas,
