@@ -69,10 +69,6 @@ absl::Status ValidateLimitRules(const LimitConfig& c) {
       NsToSeconds(c.window_ns)));
 }
 
-absl::Status ValidateLimit(std::string_view path, const LimitConfig& c) {
-  return ValidateAt(path, LimitSchema(), c);
-}
-
 ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
   ConcurrencyLimitConfig out;
   std::optional<SampleWindowConfig> window;
@@ -163,10 +159,6 @@ RLAB_TABLE(RateLimitSchema, RateLimitConfig, "RateLimit", "", nullptr,
            RLAB_SECONDS(max_wait, 0, kMaxS, CC, "the longest wait for a permit"),
            RLAB_FLAG(per_key, "one rate per order key"),
            RLAB_INT(max_keys, 1, 10'000'000, "keys", "keys kept when per_key"));
-
-absl::Status ValidateRateLimit(std::string_view path, const RateLimitConfig& c) {
-  return ValidateAt(path, RateLimitSchema(), c);
-}
 
 RateLimiterParams ToRateLimiterParams(const RateLimitConfig& c) {
   RateLimiterParams out;
