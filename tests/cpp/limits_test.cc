@@ -28,23 +28,46 @@ LimitConfig Static(int64_t n) {
 
 TEST(LimitConfigTest, ValidationNamesTheDottedPath) {
   LimitConfig c;
-  EXPECT_TRUE(ValidateLimit("payment.limit", c).ok());
+  EXPECT_TRUE(ValidateAt("payment.limit", LimitSchema(), c).ok());
   c.initial = 0;
-  absl::Status s = ValidateLimit("payment.limit", c);
+  absl::Status s = ValidateAt("payment.limit", LimitSchema(), c);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(s.message()).find("payment.limit.initial"), std::string::npos) << s;
   c = LimitConfig();
   c.initial = 300;  // above max
-  EXPECT_NE(std::string(ValidateLimit("intake.limit", c).message()).find("intake.limit.initial"),
+  EXPECT_NE(std::string(ValidateAt("intake.limit", LimitSchema(), c).message())
+                .find("intake.limit.initial"),
             std::string::npos);
   c = LimitConfig();
   c.kind = LimitConfig::Kind::kEnvoy;
   c.window_ns = kMs;
-  EXPECT_NE(std::string(ValidateLimit("intake.limit", c).message()).find("intake.limit.window"),
+  EXPECT_NE(std::string(ValidateAt("intake.limit", LimitSchema(), c).message())
+                .find("intake.limit.window"),
             std::string::npos);
   c = LimitConfig();
   c.smoothing = 0.0;
-  EXPECT_FALSE(ValidateLimit("x", c).ok());
+  EXPECT_FALSE(ValidateAt("x", LimitSchema(), c).ok());
+}
+
+TEST(LimitConfigTest, RulesWordABoundSetByAnotherFieldAsARange) {
+  LimitConfig c;
+  c.min = 250;  // above max (200)
+  EXPECT_EQ(ValidateAt("", LimitSchema(), c).message(),
+            "min must be an integer in [1, 200], got 250");
+  c = LimitConfig();
+  c.min = 30;  // above initial (20)
+  EXPECT_EQ(ValidateAt("", LimitSchema(), c).message(),
+            "initial must be an integer in [30, 200], got 20");
+  c = LimitConfig();
+  c.alpha_factor = 7;  // above beta_factor (6)
+  EXPECT_EQ(ValidateAt("", LimitSchema(), c).message(),
+            "alpha_factor must be an integer in [0, 6], got 7");
+  c.beta_factor = 7;
+  EXPECT_TRUE(ValidateAt("", LimitSchema(), c).ok());
+  c.kind = LimitConfig::Kind::kEnvoy;
+  c.window_ns = kNsPerSecond;
+  EXPECT_EQ(ValidateAt("", LimitSchema(), c).message(),
+            "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), got 1");
 }
 
 TEST(LimitConfigTest, EveryKindMapsOntoAValidPolicy) {
@@ -227,7 +250,7 @@ TEST(RateLimitFlowTest, TheMappingKeepsTheRate) {
   EXPECT_EQ(p.permits, 5);
   EXPECT_EQ(p.period_ns, 20 * kMs);
   r.rate = 0.0;
-  EXPECT_NE(std::string(ValidateRateLimit("intake.rate_limit", r).message())
+  EXPECT_NE(std::string(ValidateAt("intake.rate_limit", RateLimitSchema(), r).message())
                 .find("intake.rate_limit.rate"),
             std::string::npos);
 }
@@ -245,7 +268,7 @@ TEST(RateLimitConfigTest, ParamsInRangeAtExtremes) {
           r.burst = burst;
           r.mode = mode;
           r.max_keys = max_keys;
-          ASSERT_TRUE(ValidateRateLimit("r", r).ok());
+          ASSERT_TRUE(ValidateAt("r", RateLimitSchema(), r).ok());
           const RateLimiterParams p = ToRateLimiterParams(r);
           EXPECT_GE(p.permits, 1);
           EXPECT_LE(p.permits, 1'000'000'000);

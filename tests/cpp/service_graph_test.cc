@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "rlab/core/clock.h"
 #include "rlab/model/scenario.h"
@@ -56,10 +57,9 @@ TEST(ServiceGraphTest, UnknownServiceIsNamedWithItsPath) {
 TEST(ServiceGraphTest, CycleIsNamed) {
   ScenarioConfig c = Graph();
   c.services[1].dependencies.push_back(Call("back", "a"));
-  EXPECT_EQ(
-      ValidateScenario(c).message(),
-      "services form a cycle: root → a → b → a (a service must not call itself, directly or "
-      "through others)");
+  EXPECT_EQ(ValidateScenario(c).message(),
+            "services form a cycle: root → a → b → a (a service must not call itself, directly or "
+            "through others)");
 }
 
 TEST(ServiceGraphTest, UnreachableAndDuplicateServicesAreErrors) {
@@ -70,6 +70,30 @@ TEST(ServiceGraphTest, UnreachableAndDuplicateServicesAreErrors) {
   c = Graph();
   c.services.push_back(Svc("a", {Leaf("db")}));
   EXPECT_EQ(ValidateScenario(c).message(), "services[2].name \"a\" is already used by services[0]");
+}
+
+TEST(ServiceGraphTest, ServiceNamesDependencyListsAndCountAreChecked) {
+  ScenarioConfig c = Graph();
+  c.services[1].name = "b-2";
+  EXPECT_EQ(ValidateScenario(c).message(),
+            "services[1].name must contain only letters, digits and underscores, got \"b-2\"");
+  c.services[1].name = "";
+  EXPECT_EQ(ValidateScenario(c).message(), "services[1].name must not be empty");
+  c = Graph();
+  c.services[0].dependencies.push_back(Call("to_b", "b"));
+  EXPECT_EQ(ValidateScenario(c).message(),
+            "services[a].dependencies[1].name \"to_b\" is already used by dependencies[0]");
+  c = Graph();
+  c.services[1].dependencies.clear();
+  EXPECT_EQ(ValidateScenario(c).message(),
+            "services[b].dependencies must have between 1 and 16 entries, got 0");
+  c = Graph();
+  for (int i = 2; i < kMaxServices; ++i) {  // Graph() has two
+    c.services.push_back(Svc(absl::StrCat("s", i), {Leaf("db")}));
+  }
+  EXPECT_NE(ValidateScenario(c).message().find("services[s2] is unreachable"), std::string::npos);
+  c.services.push_back(Svc("one_too_many", {Leaf("db")}));
+  EXPECT_EQ(ValidateScenario(c).message(), "services must have at most 256 entries, got 257");
 }
 
 TEST(ServiceGraphTest, ACallerHasNoFaultsOfItsOwn) {

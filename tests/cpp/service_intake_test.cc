@@ -208,29 +208,35 @@ TEST(ServiceIntakeTest, AimdLimitLearnsFromDrops) {
 }
 
 TEST(ServiceIntakeTest, ValidatorNamesTheServicePath) {
-  ServiceConfig s;
+  // A service's intake is checked by the scenario's tables and rules, under the service's path.
+  ScenarioConfig c;
+  c.dependencies.emplace_back();
+  c.dependencies[0].name = "call";
+  c.dependencies[0].service = "b";
+  ServiceConfig& s = c.services.emplace_back();
   s.name = "b";
-  EXPECT_TRUE(ValidateServiceIntake(s).ok());
+  s.dependencies.emplace_back().name = "d";
+  EXPECT_TRUE(ValidateScenario(c).ok()) << ValidateScenario(c);
   s.intake.shedding.emplace();
-  absl::Status st = ValidateServiceIntake(s);
+  absl::Status st = ValidateScenario(c);
   EXPECT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("services[b].intake.shedding"), std::string::npos) << st;
+  EXPECT_EQ(st.message().find("services[b].intake.shedding"), 0u) << st;
   s.intake.shedding.reset();
   s.intake.rate_limit.emplace();  // modelled at a service: valid, its fields checked by path
-  EXPECT_TRUE(ValidateServiceIntake(s).ok());
+  EXPECT_TRUE(ValidateScenario(c).ok());
   s.intake.rate_limit->rate = -1.0;
-  st = ValidateServiceIntake(s);
+  st = ValidateScenario(c);
   EXPECT_NE(st.message().find("services[b].intake.rate_limit.rate"), std::string::npos) << st;
   s.intake.rate_limit.reset();
   s.intake.discipline.kind = QueueDisciplineConfig::Kind::kCodel;
   s.intake.discipline.codel_target_ns = -1;
-  st = ValidateServiceIntake(s);
+  st = ValidateScenario(c);
   EXPECT_NE(st.message().find("services[b].intake.discipline.codel_target"), std::string::npos)
       << st;
   s.intake.discipline.codel_target_ns = 5 * kMs;
   s.intake.limit.emplace();
   s.intake.limit->min = 0;
-  st = ValidateServiceIntake(s);
+  st = ValidateScenario(c);
   EXPECT_NE(st.message().find("services[b].intake.limit.min"), std::string::npos) << st;
 }
 

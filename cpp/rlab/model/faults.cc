@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@ constexpr double kMaxLogNormalSigma = 10.0;
 constexpr int64_t kMaxCapacityCount = 1'000'000;
 constexpr int64_t kMaxQueueCount = 10'000'000;
 constexpr double kMaxLatencyMultiplier = 1e6;
+constexpr double kMaxS = kMaxDurationS;
 
 // The uniform draws of one sample: the mixture's component pick, then two for the component
 // (Box-Muller needs two; the others use the first).
@@ -144,16 +146,18 @@ absl::Status ValidateUniformRules(const LatencyDist& dist) {
 }
 
 absl::Status ValidateMixtureRules(const LatencyDist& dist) {
-  if (dist.components.empty()) return Invalid("components must not be empty");
-  if (dist.weights.size() != dist.components.size()) {
+  const std::vector<LatencyDist>& c = dist.components;
+  if (c.empty()) return Invalid("components must not be empty");
+  if (dist.weights.size() != c.size()) {
     return Invalid(absl::StrFormat("weights must have one entry per component (%d), got %d",
-                                   dist.components.size(), dist.weights.size()));
+                                   c.size(), dist.weights.size()));
   }
-  double total = 0.0;
-  for (double w : dist.weights) total += w;
-  if (!std::isfinite(total)) return Invalid("weights must have a finite sum");
-  for (size_t i = 0; i < dist.components.size(); ++i) {
-    if (dist.components[i].kind == LatencyDist::Kind::kMixture) {
+  // Each weight is in (0, inf]: the sum is finite unless one is infinite or they overflow.
+  if (!std::isfinite(std::accumulate(dist.weights.begin(), dist.weights.end(), 0.0))) {
+    return Invalid("weights must have a finite sum");
+  }
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (c[i].kind == LatencyDist::Kind::kMixture) {
       return Invalid(absl::StrFormat("components[%d] must not itself be a mixture", i));
     }
   }
@@ -163,59 +167,30 @@ absl::Status ValidateMixtureRules(const LatencyDist& dist) {
 namespace {
 
 // One table per distribution, over LatencyDist's `a` and `b` (seconds, or sigma).
-const ConfigSchema<LatencyDist>& ConstantSchema() {
-  using C = LatencyDist;
-  static constexpr FieldSpec<C> kFields[] = {schema::Required(schema::Real<&C::a>(
-      "value", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed, "s", "the duration"))};
-  static constexpr ConfigSchema<C> kSchema{"Constant", kFields, "constant"};
-  return kSchema;
-}
+RLAB_TABLE(ConstantSchema, LatencyDist, "Constant", "constant", nullptr,
+           schema::Required(schema::Real<&C::a>("value", 0, kMaxS, RLAB_ENDS_CC, "s",
+                                                "the duration")));
 
-const ConfigSchema<LatencyDist>& ExponentialSchema() {
-  using C = LatencyDist;
-  static constexpr FieldSpec<C> kFields[] = {schema::Required(schema::Real<&C::a>(
-      "mean", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed, "s", "the mean duration"))};
-  static constexpr ConfigSchema<C> kSchema{"Exponential", kFields, "exponential"};
-  return kSchema;
-}
+RLAB_TABLE(ExponentialSchema, LatencyDist, "Exponential", "exponential", nullptr,
+           schema::Required(schema::Real<&C::a>("mean", 0, kMaxS, RLAB_ENDS_CC, "s",
+                                                "the mean duration")));
 
-const ConfigSchema<LatencyDist>& LogNormalSchema() {
-  using C = LatencyDist;
-  constexpr Bound kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Required(
-          schema::Real<&C::a>("median", 0, kMaxDurationS, kC, kC, "s", "the median duration")),
-      schema::Required(schema::Real<&C::b>("sigma", 0, kMaxLogNormalSigma, kC, kC, "",
-                                           "the spread of the log (0 is a constant)")),
-  };
-  static constexpr ConfigSchema<C> kSchema{"LogNormal", kFields, "lognormal"};
-  return kSchema;
-}
+RLAB_TABLE(LogNormalSchema, LatencyDist, "LogNormal", "lognormal", nullptr,
+           schema::Required(schema::Real<&C::a>("median", 0, kMaxS, RLAB_ENDS_CC, "s",
+                                                "the median duration")),
+           schema::Required(schema::Real<&C::b>("sigma", 0, kMaxLogNormalSigma, RLAB_ENDS_CC, "",
+                                                "the spread of the log (0 is a constant)")));
 
-const ConfigSchema<LatencyDist>& UniformSchema() {
-  using C = LatencyDist;
-  constexpr Bound kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Required(schema::Real<&C::a>("low", 0, kMaxDurationS, kC, kC, "s", "the lowest")),
-      schema::Required(
-          schema::Real<&C::b>("high", 0, kMaxDurationS, kC, kC, "s", "the highest, >= low")),
-  };
-  static constexpr ConfigSchema<C> kSchema{"Uniform", kFields, "uniform", &ValidateUniformRules};
-  return kSchema;
-}
+RLAB_TABLE(UniformSchema, LatencyDist, "Uniform", "uniform", &ValidateUniformRules,
+           schema::Required(schema::Real<&C::a>("low", 0, kMaxS, RLAB_ENDS_CC, "s", "the lowest")),
+           schema::Required(schema::Real<&C::b>("high", 0, kMaxS, RLAB_ENDS_CC, "s",
+                                                "the highest, >= low")));
 
-const ConfigSchema<LatencyDist>& MixtureSchema() {
-  using C = LatencyDist;
-  static const FieldSpec<C> kFields[] = {
-      schema::Required(schema::Numbers<&C::weights>("weights", 0, kInf, Bound::kOpen,
-                                                    Bound::kClosed, "",
-                                                    "relative weights, one per component")),
-      schema::Required(schema::OneOfList<&C::components, &LatencyUnion>(
-          "components", "the distributions mixed, none itself a mixture")),
-  };
-  static const ConfigSchema<C> kSchema{"Mixture", kFields, "mixture", &ValidateMixtureRules};
-  return kSchema;
-}
+RLAB_TABLE(MixtureSchema, LatencyDist, "Mixture", "mixture", &ValidateMixtureRules,
+           schema::Required(schema::Numbers<&C::weights>("weights", 0, kInf, RLAB_ENDS_OC, "",
+                                                         "relative weights, one per component")),
+           schema::Required(schema::OneOfList<&C::components, &LatencyUnion>(
+               "components", "the distributions mixed, none itself a mixture")));
 
 }  // namespace
 
@@ -230,43 +205,26 @@ const UnionSchema<LatencyDist>& LatencyUnion() {
   return kUnion;
 }
 
-const ConfigSchema<FailureMix>& FailureMixSchema() {
-  using C = FailureMix;
-  constexpr Bound kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::http500>("http500", 0, kInf, kC, kC, "", "weight of HTTP 500 answers"),
-      schema::Real<&C::http503>("http503", 0, kInf, kC, kC, "", "weight of HTTP 503 answers"),
-      schema::Real<&C::http429>("http429", 0, kInf, kC, kC, "", "weight of HTTP 429 answers"),
-      schema::Real<&C::timeout>("timeout", 0, kInf, kC, kC, "", "weight of hangs"),
-      schema::Real<&C::connection_reset>("connection_reset", 0, kInf, kC, kC, "",
-                                         "weight of connection resets"),
-      schema::Seconds<&C::retry_after_ns>("retry_after", 0, kMaxDurationS, kC, kC,
-                                          "the Retry-After hint of a 429"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"FailureMix", kFields};
-  return kSchema;
-}
+RLAB_TABLE(FailureMixSchema, FailureMix, "FailureMix", "", nullptr,
+           RLAB_REAL(http500, 0, kInf, CC, "", "weight of HTTP 500 answers"),
+           RLAB_REAL(http503, 0, kInf, CC, "", "weight of HTTP 503 answers"),
+           RLAB_REAL(http429, 0, kInf, CC, "", "weight of HTTP 429 answers"),
+           RLAB_REAL(timeout, 0, kInf, CC, "", "weight of hangs"),
+           RLAB_REAL(connection_reset, 0, kInf, CC, "", "weight of connection resets"),
+           RLAB_SECONDS(retry_after, 0, kMaxS, CC, "the Retry-After hint of a 429"));
 
-const ConfigSchema<CapacityConfig>& CapacitySchema() {
-  using C = CapacityConfig;
-  constexpr Bound kC = Bound::kClosed;
-  static const FieldSpec<C> kFields[] = {
-      schema::Int<&C::max_in_service>("max_in_service", 0, kMaxCapacityCount, "calls",
-                                      "calls served at once; 0 is unlimited"),
-      schema::Int<&C::max_queue>("max_queue", -1, kMaxQueueCount, "calls",
-                                 "calls allowed to wait for service; -1 is unbounded"),
-      schema::Real<&C::load_slope>("load_slope", 0, kInf, kC, kC, "",
-                                   "service time grows by this factor per call above the knee"),
-      schema::Int<&C::load_knee>("load_knee", 0, kMaxQueueCount, "calls",
-                                 "the load above which service slows down"),
-      schema::Flag<&C::drop_abandoned>("drop_abandoned",
-                                       "whether the server drops a call whose caller gave up"),
-      schema::Config<&C::discipline, &QueueDisciplineSchema>(
-          "discipline", "the order in which the server takes waiting calls"),
-  };
-  static const ConfigSchema<C> kSchema{"Capacity", kFields};
-  return kSchema;
-}
+RLAB_TABLE(CapacitySchema, CapacityConfig, "Capacity", "", nullptr,
+           RLAB_INT(max_in_service, 0, kMaxCapacityCount, "calls",
+                    "calls served at once; 0 is unlimited"),
+           RLAB_INT(max_queue, -1, kMaxQueueCount, "calls",
+                    "calls allowed to wait for service; -1 is unbounded"),
+           RLAB_REAL(load_slope, 0, kInf, CC, "",
+                     "service time grows by this factor per call above the knee"),
+           RLAB_INT(load_knee, 0, kMaxQueueCount, "calls",
+                    "the load above which service slows down"),
+           RLAB_FLAG(drop_abandoned, "whether the server drops a call whose caller gave up"),
+           RLAB_CONFIG(discipline, QueueDisciplineSchema,
+                       "the order in which the server takes waiting calls"));
 
 absl::Status ValidatePhaseRules(const FaultPhase& phase) {
   if (phase.end_ns > phase.start_ns) return absl::OkStatus();
@@ -274,91 +232,62 @@ absl::Status ValidatePhaseRules(const FaultPhase& phase) {
                                  NsToSeconds(phase.start_ns), NsToSeconds(phase.end_ns)));
 }
 
-const ConfigSchema<FaultPhase>& PhaseSchema() {
-  using C = FaultPhase;
-  constexpr Bound kC = Bound::kClosed;
-  static const FieldSpec<C> kFields[] = {
-      schema::Required(schema::String<&C::name>("name", "the phase's name in summaries and paths")),
-      schema::Required(schema::Seconds<&C::start_ns>("start", 0, kMaxDurationS, kC, kC,
-                                                     "where the window starts")),
-      schema::Required(
-          schema::Seconds<&C::end_ns>("end", 0, kMaxDurationS, kC, kC, "where the window ends")),
-      schema::MaybeReal<&C::failure_rate>("failure_rate", 0, 1, kC, kC, "",
-                                          "the failure probability in force"),
-      schema::Config<&C::mix, &FailureMixSchema>("mix", "the failure kinds in force"),
-      schema::OneOf<&C::latency, &LatencyUnion>("latency",
-                                                "the service time distribution in force"),
-      schema::Real<&C::latency_multiplier>("latency_multiplier", 0, kMaxLatencyMultiplier,
-                                           Bound::kOpen, kC, "",
-                                           "multiplies whichever latency is in force"),
-  };
-  static const ConfigSchema<C> kSchema{"Phase", kFields, "phase", &ValidatePhaseRules};
-  return kSchema;
-}
+RLAB_TABLE(PhaseSchema, FaultPhase, "Phase", "phase", &ValidatePhaseRules,
+           schema::Required(RLAB_STRING(name, "the phase's name in summaries and paths")),
+           schema::Required(RLAB_SECONDS(start, 0, kMaxS, CC, "where the window starts")),
+           schema::Required(RLAB_SECONDS(end, 0, kMaxS, CC, "where the window ends")),
+           schema::MaybeReal<&C::failure_rate>("failure_rate", 0, 1, RLAB_ENDS_CC, "",
+                                               "the failure probability in force"),
+           RLAB_CONFIG(mix, FailureMixSchema, "the failure kinds in force"),
+           RLAB_ONEOF(latency, LatencyUnion, "the service time distribution in force"),
+           RLAB_REAL(latency_multiplier, 0, kMaxLatencyMultiplier, OC, "",
+                     "multiplies whichever latency is in force"));
 
 absl::Status ValidateFaultsRules(const FaultsConfig& config) {
   absl::Status s = CheckMixUsable("mix", config.mix, "failure_rate", config.failure_rate);
-  if (!s.ok()) return s;
   const std::vector<FaultPhase>& phases = config.phases;
   FieldInfo field;  // the phases row, for their labels
   field.name = "phases";
   field.by_name = true;
-  std::vector<std::string> names;
+  std::vector<std::string> names, labels;
   for (const FaultPhase& p : phases) names.push_back(p.name);
-  std::vector<std::string> labels;
-  for (size_t i = 0; i < phases.size(); ++i) {
+  for (size_t i = 0; i < phases.size() && s.ok(); ++i) {
     labels.push_back(ElementLabel(field, names, i));
-    const FaultPhase& p = phases[i];
     // A phase fails calls with its own mix, or with the model's (which need not be usable
     // outside the phase).
-    const double rate = p.failure_rate.value_or(config.failure_rate);
-    const std::string rate_path =
-        p.failure_rate.has_value() ? labels[i] + ".failure_rate" : "failure_rate";
-    s = p.mix.has_value() ? CheckMixUsable(labels[i] + ".mix", *p.mix, rate_path, rate)
-                          : CheckMixUsable("mix", config.mix, rate_path, rate);
-    if (!s.ok()) return s;
+    const FaultPhase& p = phases[i];
+    s = CheckMixUsable(p.mix ? labels[i] + ".mix" : "mix", p.mix.value_or(config.mix),
+                       p.failure_rate ? labels[i] + ".failure_rate" : "failure_rate",
+                       p.failure_rate.value_or(config.failure_rate));
   }
+  if (!s.ok()) return s;
   // Phases may be given in any order; overlap is checked on the sorted order, and reported in
   // the order the user gave them.
   std::vector<size_t> order(phases.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t x, size_t y) { return phases[x].start_ns < phases[y].start_ns; });
   for (size_t k = 1; k < order.size(); ++k) {
-    size_t a = order[k - 1];
-    size_t b = order[k];
-    if (phases[b].start_ns < phases[a].end_ns) {
-      if (b < a) std::swap(a, b);
-      return Invalid(absl::StrFormat(
-          "%s [%g, %g) overlaps %s [%g, %g): phases must not overlap", labels[a],
-          NsToSeconds(phases[a].start_ns), NsToSeconds(phases[a].end_ns), labels[b],
-          NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
-    }
+    if (phases[order[k]].start_ns >= phases[order[k - 1]].end_ns) continue;
+    const size_t a = std::min(order[k - 1], order[k]), b = std::max(order[k - 1], order[k]);
+    return Invalid(absl::StrFormat("%s [%g, %g) overlaps %s [%g, %g): phases must not overlap",
+                                   labels[a], NsToSeconds(phases[a].start_ns),
+                                   NsToSeconds(phases[a].end_ns), labels[b],
+                                   NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
   }
   return absl::OkStatus();
 }
 
-const ConfigSchema<FaultsConfig>& FaultsSchema() {
-  using C = FaultsConfig;
-  constexpr Bound kC = Bound::kClosed;
-  static const FieldSpec<C> kFields[] = {
-      schema::Real<&C::failure_rate>("failure_rate", 0, 1, kC, kC, "",
-                                     "probability that an attempt fails"),
-      schema::Config<&C::mix, &FailureMixSchema>("mix", "the kinds of failure"),
-      schema::OneOf<&C::latency, &LatencyUnion>("latency", "the service time of every attempt"),
-      schema::List<&C::phases, &PhaseSchema>("phases", /*by_name=*/true,
-                                             "windows overriding the above; must not overlap"),
-      schema::Config<&C::capacity, &CapacitySchema>(
-          "capacity", "limited concurrency and load-dependent latency"),
-      schema::Real<&C::ambiguous_rate>(
-          "ambiguous_rate", 0, 1, kC, kC, "",
-          "probability that a successful attempt commits but loses its response"),
-      schema::Seconds<&C::hang_ns>("hang", 0, kMaxDurationS, Bound::kOpen, kC,
-                                   "how long a hung call lasts with no timeout or deadline"),
-  };
-  static const ConfigSchema<C> kSchema{"Faults", kFields, "", &ValidateFaultsRules};
-  return kSchema;
-}
+RLAB_TABLE(FaultsSchema, FaultsConfig, "Faults", "", &ValidateFaultsRules,
+           RLAB_REAL(failure_rate, 0, 1, CC, "", "probability that an attempt fails"),
+           RLAB_CONFIG(mix, FailureMixSchema, "the kinds of failure"),
+           RLAB_ONEOF(latency, LatencyUnion, "the service time of every attempt"),
+           RLAB_LIST(phases, PhaseSchema, true, "windows overriding the above; must not overlap"),
+           RLAB_CONFIG(capacity, CapacitySchema, "limited concurrency and load-dependent latency"),
+           RLAB_REAL(ambiguous_rate, 0, 1, CC, "",
+                     "probability that a successful attempt commits but loses its response"),
+           RLAB_SECONDS(hang, 0, kMaxS, OC,
+                        "how long a hung call lasts with no timeout or deadline"));
 
 int64_t SampleNs(const LatencyDist& dist, RandomStream& rng) {
   return ToCappedNs(SampleSeconds(dist, DrawSample(rng)));

@@ -12,6 +12,9 @@ namespace rlab {
 namespace {
 
 constexpr int64_t kMaxLimit = 1'000'000;
+constexpr double kMaxS = kMaxDurationS;
+constexpr std::string_view kLimitKinds[] = {"static", "aimd", "vegas", "gradient2", "envoy"};
+constexpr std::string_view kRateModes[] = {"smooth", "bursty"};
 
 }  // namespace
 
@@ -31,61 +34,39 @@ std::string_view LimitKindName(LimitConfig::Kind kind) {
   return "?";
 }
 
-const ConfigSchema<LimitConfig>& LimitSchema() {
-  using C = LimitConfig;
-  static constexpr std::string_view kKinds[] = {"static", "aimd", "vegas", "gradient2", "envoy"};
-  constexpr Bound kO = Bound::kOpen, kC = Bound::kClosed;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Choice<&C::kind>("kind", kKinds, "the algorithm"),
-      schema::Int<&C::initial>("initial", 1, kMaxLimit, "", "the limit at the start"),
-      schema::Int<&C::min>("min", 1, kMaxLimit, "", "the lowest limit"),
-      schema::Int<&C::max>("max", 1, kMaxLimit, "", "the highest limit"),
-      schema::Real<&C::backoff_ratio>("backoff_ratio", 0.5, 1, kC, kO, "", "aimd: drop factor"),
-      schema::Seconds<&C::timeout_ns>("timeout", 0, kMaxDurationS, kO, kC, "aimd: drop RTT"),
-      schema::OrNone(
-          schema::Real<&C::smoothing>("smoothing", 0, 1, kO, kC, "", "vegas, gradient2: smoothing"),
-          -1.0),
-      schema::Int<&C::alpha_factor>("alpha_factor", 0, 1000, "", "vegas: alpha"),
-      schema::Int<&C::beta_factor>("beta_factor", 0, 1000, "", "vegas: beta"),
-      schema::Int<&C::threshold_factor>("threshold_factor", 0, 1000, "", "vegas: threshold"),
-      schema::Int<&C::probe_multiplier>("probe_multiplier", 1, kMaxLimit, "", "vegas: probes"),
-      schema::Int<&C::queue_size>("queue_size", 0, kMaxLimit, "", "gradient2: growth"),
-      schema::Int<&C::long_window>("long_window", 1, kMaxLimit, "", "gradient2: long RTT"),
-      schema::Real<&C::rtt_tolerance>("rtt_tolerance", 1, 100, kC, kC, "", "gradient2: RTT rise"),
-      schema::Seconds<&C::sample_interval_ns>("sample_interval", 0, kMaxDurationS, kO, kC,
-                                              "envoy: between limit updates"),
-      schema::Seconds<&C::min_rtt_interval_ns>("min_rtt_interval", 0, kMaxDurationS, kO, kC,
-                                               "envoy: between min-RTT measurements"),
-      schema::Real<&C::jitter>("jitter", 0, 1, kC, kC, "", "envoy: min-RTT jitter"),
-      schema::Int<&C::request_count>("request_count", 1, kMaxLimit, "", "envoy: min-RTT samples"),
-      schema::Real<&C::buffer>("buffer", 0, 10, kC, kC, "", "envoy: latency above min RTT"),
-      schema::Real<&C::percentile>("percentile", 0, 1, kO, kC, "", "envoy: a window's RTT"),
-      schema::Seconds<&C::window_ns>("window", 0, kMaxDurationS, kC, kC, "the update window"),
-      schema::Int<&C::window_size>("window_size", 1, kMaxLimit, "", "samples a window needs"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"Limit", kFields, "", &ValidateLimitRules};
-  return kSchema;
-}
+RLAB_TABLE(LimitSchema, LimitConfig, "Limit", "", &ValidateLimitRules,
+           RLAB_CHOICE(kind, kLimitKinds, "the algorithm"),
+           RLAB_INT(initial, 1, kMaxLimit, "", "the limit at the start"),
+           RLAB_INT(min, 1, kMaxLimit, "", "the lowest limit"),
+           RLAB_INT(max, 1, kMaxLimit, "", "the highest limit"),
+           RLAB_REAL(backoff_ratio, 0.5, 1, CO, "", "aimd: drop factor"),
+           RLAB_SECONDS(timeout, 0, kMaxS, OC, "aimd: drop RTT"),
+           schema::OrNone(RLAB_REAL(smoothing, 0, 1, OC, "", "vegas, gradient2: smoothing"), -1.0),
+           RLAB_INT(alpha_factor, 0, 1000, "", "vegas: alpha"),
+           RLAB_INT(beta_factor, 0, 1000, "", "vegas: beta"),
+           RLAB_INT(threshold_factor, 0, 1000, "", "vegas: threshold"),
+           RLAB_INT(probe_multiplier, 1, kMaxLimit, "", "vegas: probes"),
+           RLAB_INT(queue_size, 0, kMaxLimit, "", "gradient2: growth"),
+           RLAB_INT(long_window, 1, kMaxLimit, "", "gradient2: long RTT"),
+           RLAB_REAL(rtt_tolerance, 1, 100, CC, "", "gradient2: RTT rise"),
+           RLAB_SECONDS(sample_interval, 0, kMaxS, OC, "envoy: between limit updates"),
+           RLAB_SECONDS(min_rtt_interval, 0, kMaxS, OC, "envoy: between min-RTT measurements"),
+           RLAB_REAL(jitter, 0, 1, CC, "", "envoy: min-RTT jitter"),
+           RLAB_INT(request_count, 1, kMaxLimit, "", "envoy: min-RTT samples"),
+           RLAB_REAL(buffer, 0, 10, CC, "", "envoy: latency above min RTT"),
+           RLAB_REAL(percentile, 0, 1, OC, "", "envoy: a window's RTT"),
+           RLAB_SECONDS(window, 0, kMaxS, CC, "the update window"),
+           RLAB_INT(window_size, 1, kMaxLimit, "", "samples a window needs"));
 
+// The bounds one field puts on another, worded as the table's ranges.
 absl::Status ValidateLimitRules(const LimitConfig& c) {
-  auto above = [](std::string_view name, int64_t lo, int64_t hi, int64_t v) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s must be an integer in [%d, %d], got %d", name, lo, hi, v));
-  };
-  if (c.min > c.max) return above("min", 1, c.max, c.min);
-  if (c.initial < c.min || c.initial > c.max) return above("initial", c.min, c.max, c.initial);
-  if (c.alpha_factor > c.beta_factor)
-    return above("alpha_factor", 0, c.beta_factor, c.alpha_factor);
-  if (c.kind == LimitConfig::Kind::kEnvoy && c.window_ns > 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), got %g",
-        NsToSeconds(c.window_ns)));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateLimit(std::string_view path, const LimitConfig& c) {
-  return ValidateAt(path, LimitSchema(), c, &ValidateLimitRules);
+  absl::Status s = FirstError({CheckIntRange("min", c.min, 1, c.max),
+                               CheckIntRange("initial", c.initial, c.min, c.max),
+                               CheckIntRange("alpha_factor", c.alpha_factor, 0, c.beta_factor)});
+  if (!s.ok() || c.kind != LimitConfig::Kind::kEnvoy || c.window_ns == 0) return s;
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "window must be 0 when kind is 'envoy' (Envoy has its own sample windows), got %g",
+      NsToSeconds(c.window_ns)));
 }
 
 ConcurrencyLimitConfig ToConcurrencyLimitConfig(const LimitConfig& c) {
@@ -171,26 +152,13 @@ LimitSampleKind ClientLimitSample(const Outcome& o) {
   }
 }
 
-const ConfigSchema<RateLimitConfig>& RateLimitSchema() {
-  using C = RateLimitConfig;
-  static constexpr std::string_view kModes[] = {"smooth", "bursty"};
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Real<&C::rate>("rate", 0, 1e7, Bound::kOpen, Bound::kClosed, "1/s",
-                             "permits per second"),
-      schema::Int<&C::burst>("burst", 1, 1'000'000'000, "permits", "permits saved up"),
-      schema::Choice<&C::mode>("mode", kModes, "smooth (GCRA) or bursty"),
-      schema::Seconds<&C::max_wait_ns>("max_wait", 0, kMaxDurationS, Bound::kClosed, Bound::kClosed,
-                                       "the longest wait for a permit"),
-      schema::Flag<&C::per_key>("per_key", "one rate per order key"),
-      schema::Int<&C::max_keys>("max_keys", 1, 10'000'000, "keys", "keys kept when per_key"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"RateLimit", kFields};
-  return kSchema;
-}
-
-absl::Status ValidateRateLimit(std::string_view path, const RateLimitConfig& c) {
-  return ValidateAt(path, RateLimitSchema(), c);
-}
+RLAB_TABLE(RateLimitSchema, RateLimitConfig, "RateLimit", "", nullptr,
+           RLAB_REAL(rate, 0, 1e7, OC, "1/s", "permits per second"),
+           RLAB_INT(burst, 1, 1'000'000'000, "permits", "permits saved up"),
+           RLAB_CHOICE(mode, kRateModes, "smooth (GCRA) or bursty"),
+           RLAB_SECONDS(max_wait, 0, kMaxS, CC, "the longest wait for a permit"),
+           RLAB_FLAG(per_key, "one rate per order key"),
+           RLAB_INT(max_keys, 1, 10'000'000, "keys", "keys kept when per_key"));
 
 RateLimiterParams ToRateLimiterParams(const RateLimitConfig& c) {
   RateLimiterParams out;

@@ -66,11 +66,9 @@ struct LimitConfig {
 // "static", "aimd", "vegas", "gradient2", "envoy".
 std::string_view LimitKindName(LimitConfig::Kind kind);
 
-// Checks every field (whatever the kind), naming it by its Python name under `path`
-// ("payment.limit.initial must be ...").
-absl::Status ValidateLimit(std::string_view path, const LimitConfig& config);
-// The field table of LimitConfig (Python: rl.Limit), and the rules ValidateLimit adds
-// (min <= initial <= max, alpha_factor <= beta_factor, no window for envoy).
+// The field table of LimitConfig (Python: rl.Limit; every field checked whatever the kind), and
+// its rules (min <= initial <= max, alpha_factor <= beta_factor, no window for envoy).
+// `ValidateAt("payment.limit", LimitSchema(), c)` checks both ("payment.limit.initial ...").
 const ConfigSchema<LimitConfig>& LimitSchema();
 absl::Status ValidateLimitRules(const LimitConfig& config);
 
@@ -98,8 +96,6 @@ struct RateLimitConfig {
   int64_t max_keys = 10'000;  // per_key: keys kept (least recently used evicted), [1, 1e7]
 };
 
-// Checks every field under `path` ("payment.rate_limit.rate must be ...").
-absl::Status ValidateRateLimit(std::string_view path, const RateLimitConfig& config);
 // The field table of RateLimitConfig (Python: rl.RateLimit).
 const ConfigSchema<RateLimitConfig>& RateLimitSchema();
 

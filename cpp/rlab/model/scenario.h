@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -243,6 +244,10 @@ struct ScenarioConfig {
 // The most dependencies a scenario may have (the live engine keeps per-order dependency sets in
 // 32-bit masks).
 inline constexpr size_t kMaxDependencies = 16;
+
+// `name` as the value of the field `field` names a dependency or a service: not empty, only
+// letters, digits and underscores (names become dotted-path segments and metric label values).
+absl::Status ValidateName(std::string_view field, std::string_view name);
 
 // The field tables of RateSegment and of a schedule of arrivals (an ArrivalConfig of kind
 // kSchedule; Python: rl.RateSegment, rl.Schedule) and their rules (end after start; segments

@@ -6,6 +6,7 @@
 // whole and resolves names to indices for the engines.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,9 +22,16 @@ inline constexpr int kMaxServices = 256;
 std::string ServiceDependencyPath(const ServiceConfig& service, const DependencyConfig& dep);
 
 // The field table of ServiceConfig (Python: rl.Service; its dependencies named by name) and its
-// rules: a name usable in paths, 1 to kMaxDependencies dependencies with unique names.
+// rules: a name usable in paths, and ValidateDependencyList.
 const ConfigSchema<ServiceConfig>& ServiceSchema();
 absl::Status ValidateServiceRules(const ServiceConfig& service);
+
+// A tier's dependencies: 1 to kMaxDependencies of them, with unique names.
+absl::Status ValidateDependencyList(const std::vector<DependencyConfig>& deps);
+
+// The first of `names` (the elements of the list field `list`) that an earlier one already has,
+// as an error naming both ("dependencies[2].name \"a\" is already used by dependencies[0]").
+absl::Status ValidateUniqueNames(std::string_view list, const std::vector<std::string>& names);
 
 // The graph as a whole: unique service names, no unknown service name, no cycle (named, e.g.
 // "root → a → b → a"), every service reachable from the root, and a dependency that calls a

@@ -2,27 +2,11 @@
 
 #include <algorithm>
 #include <limits>
-#include <string>
 
-#include "absl/strings/str_format.h"
 #include "rlab/model/limits.h"
 #include "rlab/model/order_flow.h"
 
 namespace rlab {
-
-absl::Status ValidateServiceIntake(const ServiceConfig& service) {
-  const std::string p = absl::StrFormat("services[%s].intake", service.name);
-  const IntakeConfig& in = service.intake;
-  // Shedding reads an order's class and tenant: not modelled at a service yet (the root's
-  // intake has it).
-  if (in.shedding) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s.shedding must be None: load shedding is only modelled at the root's intake for now "
-        "(set intake.shedding on the scenario)",
-        p));
-  }
-  return ValidateAt(p, IntakeSchema(), in);
-}
 
 ServiceIntake::ServiceIntake(const IntakeConfig& config) : discipline_(config.discipline) {
   if (config.limit) {

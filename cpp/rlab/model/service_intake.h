@@ -17,7 +17,8 @@
 //     the simulator as an event, the live engine in a RateWaitQueue); at its permit time it
 //     meets the limit and the queue's room. Any other is refused at once (reason
 //     `rate_limited`, HTTP 503 to its caller). per_key: the key of the request's root order.
-// A service's intake.shedding is refused by the validator (not modelled at a service yet).
+// A service's intake.shedding is refused by the scenario's rules (not modelled at a service
+// yet).
 //
 // Not thread-safe: the live engine calls it under the service's lock (the limiter has its own).
 
@@ -35,9 +36,6 @@
 
 namespace rlab {
 
-// The validator's rules for `services[<name>].intake` (paths named so).
-absl::Status ValidateServiceIntake(const ServiceConfig& service);
-
 // An admitted request's hold on the service's limit (none without a limit).
 struct ServicePermit {
   bool held = false;
@@ -46,7 +44,7 @@ struct ServicePermit {
 
 class ServiceIntake {
  public:
-  // `config` must have passed ValidateServiceIntake.
+  // `config` must have passed a service's table (ServiceSchema: its intake and rules).
   explicit ServiceIntake(const IntakeConfig& config);
 
   // Whether the queue is plain FIFO (no discipline to consult).
