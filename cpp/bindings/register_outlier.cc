@@ -53,7 +53,7 @@ void RegisterOutlier(py::module_& m) {
              ThrowIfError(CheckIntRange("outlier.replicas", replicas, 1, 100000));
              OutlierDetectionConfig c = ReadConfig(config, "outlier", OutlierSchema());
              c.replicas = static_cast<int>(replicas);
-             ThrowIfError(Validate(c));  // the table's cross-field rule
+             ThrowIfError(ValidateAt("outlier", OutlierSchema(), c));  // the table's rules
              return std::make_shared<OutlierDetector>(c, NowNs(start));
            }),
            py::arg("config"), py::arg("replicas"), py::arg("start") = 0.0,
