@@ -69,7 +69,7 @@ def test_every_config_class_is_known_to_the_codec() -> None:
     """A dataclass reachable from Scenario that the dict codec does not know cannot round-trip."""
     classes = {s.child for lf in LEAVES for s in lf.steps if s.child is not None}
     missing = sorted(c.__name__ for c in classes - _CONFIG_CLASSES)
-    assert not missing, f"add {missing} to scenario.model._CONFIG_CLASSES (and _TAGS if a union)"
+    assert not missing, f"add {missing} to scenario.model._CONFIG_CLASSES"
 
 
 def _native(sc: Scenario) -> dict[str, Any]:
@@ -213,9 +213,9 @@ def test_refused_subtrees_are_refused_with_their_path() -> None:
 
 
 def _encoded(value: Any) -> Any:
-    from reliability_lab.scenario.model import _encode
+    from reliability_lab._schema import encode
 
-    return _encode(value)
+    return encode(value)
 
 
 # Referenced so that the imports document which classes name their elements in paths.

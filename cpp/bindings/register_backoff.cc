@@ -42,11 +42,7 @@ class BackoffDelays {
 void RegisterBackoff(py::module_& m) {
   py::class_<BackoffConfig>(m, "BackoffConfig",
                             "Exponential backoff with jitter (validated; seconds in, ns inside).")
-      .def(py::init([](const py::dict& d) {
-             const BackoffConfig c = ReadConfig(d, "", BackoffSchema());
-             ThrowIfError(Validate(c));
-             return c;
-           }),
+      .def(py::init([](const py::dict& d) { return ReadValid(d, "", BackoffSchema()); }),
            py::arg("config"), "From its dict form (rl.Backoff's fields), read by the table.")
       .def_property_readonly("initial",
                              [](const BackoffConfig& c) { return NsToSeconds(c.initial_ns); })

@@ -19,9 +19,7 @@ void RegisterHedge(py::module_& m) {
   py::class_<Hedger, std::shared_ptr<Hedger>>(
       m, "Hedger", "When to hedge (fixed delay or latency quantile) and the hedge budget.")
       .def(py::init([](const py::object& config) {
-             const HedgeConfig c = ReadConfig(config, "", HedgeSchema());
-             ThrowIfError(Validate(c));
-             return std::make_shared<Hedger>(c);
+             return std::make_shared<Hedger>(ReadValid(config, "", HedgeSchema()));
            }),
            py::arg("config"), "From the dict of an rl.Hedge (its field table).")
       .def(

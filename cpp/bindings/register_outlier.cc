@@ -51,9 +51,8 @@ void RegisterOutlier(py::module_& m) {
       m, "OutlierDetector", "Ejects replicas on consecutive errors or low success rate (Envoy).")
       .def(py::init([](const py::object& config, int64_t replicas, double start) {
              ThrowIfError(CheckIntRange("outlier.replicas", replicas, 1, 100000));
-             OutlierDetectionConfig c = ReadConfig(config, "outlier", OutlierSchema());
-             c.replicas = static_cast<int>(replicas);
-             ThrowIfError(Validate(c));  // the table's cross-field rule
+             OutlierDetectionConfig c = ReadValid(config, "outlier", OutlierSchema());
+             c.replicas = static_cast<int>(replicas);  // the rules do not read it
              return std::make_shared<OutlierDetector>(c, NowNs(start));
            }),
            py::arg("config"), py::arg("replicas"), py::arg("start") = 0.0,

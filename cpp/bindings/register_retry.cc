@@ -125,11 +125,7 @@ py::object ReasonOrNone(bool done, RetryEndReason reason) {
 
 void RegisterRetry(py::module_& m) {
   py::class_<RetryConfig>(m, "RetryConfig", "What to retry and how long to wait (validated).")
-      .def(py::init([](const py::dict& d) {
-             const RetryConfig c = ReadConfig(d, "", RetrySchema());
-             ThrowIfError(Validate(c));
-             return c;
-           }),
+      .def(py::init([](const py::dict& d) { return ReadValid(d, "", RetrySchema()); }),
            py::arg("config"), "From its dict form (rl.RetryConfig's fields), read by the table.")
       .def_property_readonly("max_attempts", [](const RetryConfig& c) { return c.max_attempts; })
       .def_property_readonly("backoff", [](const RetryConfig& c) { return c.backoff; })

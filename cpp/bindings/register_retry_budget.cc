@@ -55,9 +55,7 @@ void RegisterRetryBudget(py::module_& m) {
   py::class_<TokenBucketBudget, RetryBudget, std::shared_ptr<TokenBucketBudget>>(
       m, "TokenBucketBudget", "gRPC retry throttling (gRFC A6), in integer thousandths of a token.")
       .def(py::init([](const py::dict& config) {
-             const auto c = ReadConfig(config, "", TokenBucketSchema());
-             ThrowIfError(ValidateTokenBucketRules(c));
-             return std::make_shared<TokenBucketBudget>(c);
+             return std::make_shared<TokenBucketBudget>(ReadValid(config, "", TokenBucketSchema()));
            }),
            py::arg("config"))
       .def_property_readonly("tokens", &TokenBucketBudget::tokens)
@@ -79,9 +77,7 @@ void RegisterRetryBudget(py::module_& m) {
       m, "RatioBudget",
       "Retries <= ratio x requests + min_retries_per_second x window over a sliding window.")
       .def(py::init([](const py::dict& config) {
-             const auto c = ReadConfig(config, "", RatioBudgetSchema());
-             ThrowIfError(ValidateRatioBudgetRules(c));
-             return std::make_shared<RatioBudget>(c);
+             return std::make_shared<RatioBudget>(ReadValid(config, "", RatioBudgetSchema()));
            }),
            py::arg("config"))
       .def_property_readonly("floor_retries", &RatioBudget::floor_retries)

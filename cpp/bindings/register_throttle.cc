@@ -15,7 +15,6 @@
 namespace rlab::bindings {
 namespace {
 
-
 // `now` in seconds on the caller's clock, as nanoseconds; any finite value is a valid instant.
 int64_t NowArgNs(double now) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -47,9 +46,7 @@ void RegisterThrottle(py::module_& m) {
       m, "AdaptiveThrottle",
       "Rejects locally with p = max(0, (requests - k * accepts) / (requests + 1)).")
       .def(py::init([](const py::dict& config) {
-             const auto c = ReadConfig(config, "", ThrottleSchema());
-             ThrowIfError(ValidateThrottleRules(c));
-             return std::make_shared<AdaptiveThrottle>(c);
+             return std::make_shared<AdaptiveThrottle>(ReadValid(config, "", ThrottleSchema()));
            }),
            py::arg("config"))
       .def(

@@ -1,20 +1,27 @@
-"""Type gates run before a value crosses into the native constructors.
+"""Checks of the values that are not a config's fields (a runtime policy's own arguments, the
+service's settings), and the dotted-path helpers the scenario's dict codec shares.
 
 pybind11 would otherwise answer a wrong type with "incompatible constructor arguments", Python's
 ``float()`` would turn ``"5"`` into 5.0 silently, and an int too large for a float would raise a
-bare OverflowError. These gates name the parameter, the expected type and the value; the ranges
-stay the native validator's (one source of truth).
+bare OverflowError. Messages follow the core's wording (rlab/core/validate.cc): the parameter (or
+dotted path), the expected type or range, and the value. A config's own fields are its field
+table's (``_schema.check``).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # The native constructors take C++ ``int`` for counts.
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+
+#: A name usable in a dotted path (``phases[outage]``).
+NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def short_repr(value: object) -> str:
@@ -32,6 +39,18 @@ def number(name: str, value: object) -> float:
         return float(value)
     except OverflowError:  # an int beyond the float range
         raise ValueError(f"{name} must be a finite number, got {short_repr(value)}") from None
+
+
+def duration(name: str, value: object, *, allow_zero: bool) -> float:
+    """Seconds in [0, 1e6] (``allow_zero``) or (0, 1e6], as a float (the core's CheckDuration)."""
+    what = f"{name} must be a finite number in {'[' if allow_zero else '('}0, 1e+06]"
+    try:
+        x = number(name, value)
+    except ValueError:  # not a number, or an int too large for a float: shown as given
+        raise ValueError(f"{what}, got {short_repr(value)}") from None
+    if not (math.isfinite(x) and (x >= 0 if allow_zero else x > 0) and x <= 1e6):
+        raise ValueError(f"{what}, got {x:g}")
+    return x
 
 
 def integer(name: str, value: object, lo: int = INT32_MIN, hi: int = INT32_MAX) -> int:
@@ -63,3 +82,23 @@ def in_range(
         return
     what, left = "a number of seconds" if seconds else "an integer", "(" if lo_open else "["
     raise ValueError(f"{name} must be {what} in {left}{lo}, {hi}], got {value!r}")
+
+
+def ns(seconds: float) -> int:
+    """Seconds (validated, >= 0) as the core's nanoseconds: time comparisons agree with it."""
+    return math.floor(seconds * 1e9 + 0.5)
+
+
+def join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+@contextmanager
+def at(path: str) -> Iterator[None]:
+    """Re-raises a ValueError (or TypeError) from inside as a ValueError under ``path``."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        if not path:
+            raise
+        raise ValueError(f"{path}{'.' if isinstance(e, ValueError) else ': '}{e}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reliability_lab import _core
@@ -28,19 +28,14 @@ TABLES: dict[str, list[dict[str, Any]]] = _core.config_schema()
 #: {class name: its dict form's ``"type"`` tag}, for the classes whose dict form carries one.
 TAGS: dict[str, str] = _core.config_tags()
 
-_REAL_KINDS = ("real", "seconds")
-_NESTED_KINDS = ("config", "union")
-_LIST_KINDS = ("list", "union_list", "real_list", "seconds_list", "strings")
-
-
-def _normal(kind: str, value: object) -> object:
-    """An int for an integer field, a float for a real one (numpy scalars included); anything
-    else as given, for the native check to name."""
+def normal(kind: str, value: object) -> object:
+    """An int for an integer field (kind "int"), a float for a real one ("real", "seconds" or
+    "float"; numpy scalars included); anything else as given, for the native check to name."""
     if isinstance(value, bool):
         return value
     if kind == "int" and isinstance(value, numbers.Integral):
         return int(value)
-    if kind in _REAL_KINDS and isinstance(value, numbers.Real):
+    if kind in ("real", "seconds", "float") and isinstance(value, numbers.Real):
         try:
             return float(value)
         except OverflowError:  # an int beyond a float: the native check shows it
@@ -65,17 +60,26 @@ def encode(value: Any) -> Any:
     return value
 
 
-def _expect(path: str, value: object, f: dict[str, Any]) -> None:
-    """A nested value must be an instance of one of the field's classes (ValueError naming the
-    path, the classes and the value)."""
-    types: list[str] = f["types"]
+def expect(path: str, value: object, types: Sequence[str], none: bool = False) -> None:
+    """A nested value must be an instance of one of the classes named ``types`` (ValueError
+    naming the path, the classes and the value)."""
     mro = type(value).__mro__
     if dataclasses.is_dataclass(value) and any(c.__name__ in types for c in mro):
         return
     names = types[0] if len(types) == 1 else ", ".join(types[:-1]) + " or " + types[-1]
     article = "an" if names[0] in "AEIOU" else "a"
-    none = " or None" if f["optional"] and f["kind"] != "list" else ""
-    raise ValueError(f"{path} must be {article} {names}{none}, got {value!r}")
+    raise ValueError(f"{path} must be {article} {names}{' or None' if none else ''}, got {value!r}")
+
+
+def items(name: str, value: object, types: Sequence[str] = ()) -> tuple[Any, ...]:
+    """A sequence given as any iterable (not a string or mapping), as a tuple; with ``types``,
+    of instances of those classes."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a sequence, got {value!r}")
+    seq = tuple(value)
+    for i, item in enumerate(seq if types else ()):
+        expect(f"{name}[{i}]", item, types)
+    return seq
 
 
 def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -87,21 +91,17 @@ def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
     for f in TABLES[type(obj).__name__]:
         name, kind = f["name"], f["kind"]
         value = getattr(obj, name)
-        if kind in _NESTED_KINDS:
+        if kind in ("config", "union"):
             if not (value is None and f["optional"]):
-                _expect(name, value, f)
+                expect(name, value, f["types"], f["optional"])
             sent[name] = encode(value)
-        elif kind in _LIST_KINDS:
-            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-                raise ValueError(f"{name} must be a sequence, got {value!r}")
-            numbers = kind in ("real_list", "seconds_list")  # the native check names them
-            items = tuple(_normal("real", v) if numbers else v for v in value)
-            for i, item in enumerate(items if kind in ("list", "union_list") else ()):
-                _expect(f"{name}[{i}]", item, f)
-            sent[name] = [encode(v) for v in items]
-            stored[name] = items
+        elif kind.endswith("list") or kind == "strings":  # a tuple
+            seq = items(name, value, f["types"])
+            if kind in ("real_list", "seconds_list"):  # the native check names a bad number
+                seq = tuple(normal("real", v) for v in seq)
+            sent[name], stored[name] = encode(seq), seq
         else:
-            sent[name] = stored[name] = _normal(kind, value)
+            sent[name] = stored[name] = normal(kind, value)
     return sent, stored
 
 

@@ -102,16 +102,7 @@ class AwsRetryStats:
         )
 
 
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"aws_retry.{name} must be an int, got {value!r}")
-    return value
-
-
-def _check_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"aws_retry.{name} must be a number, got {value!r}")
-    return float(value)
+_TYPES: dict[str, type | tuple[type, ...]] = {"a str": str, "an int": int, "a number": (int, float)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,15 +164,11 @@ class AwsRetry:
     _counters: dict[str, itertools.count[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.mode, str):
-            raise TypeError(f"aws_retry.mode must be a str, got {self.mode!r}")
-        for n in ("max_attempts", "quota", "retry_cost", "timeout_cost", "no_retry_increment"):
-            _check_int(n, getattr(self, n))
-        for n in (
-            "base_delay", "max_backoff", "min_rate", "beta", "scale_constant", "smoothing",
-            "max_wait",
-        ):
-            _check_float(n, getattr(self, n))
+        for f in _schema.TABLES["AwsRetryConfig"]:  # a wrong type is a TypeError here
+            value, kind = getattr(self, f["name"]), f["kind"]
+            what = {"choice": "a str", "int": "an int"}.get(kind, "a number")
+            if isinstance(value, bool) or not isinstance(value, _TYPES[what]):
+                raise TypeError(f"aws_retry.{f['name']} must be {what}, got {value!r}")
         if self.classify is not None and not callable(self.classify):
             raise TypeError(f"aws_retry.classify must be callable, got {self.classify!r}")
         clock = self.clock if self.clock is not None else default_clock()

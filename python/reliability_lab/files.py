@@ -59,10 +59,10 @@ import pandas as pd
 from reliability_lab.scenario import (
     _CONFIG_CLASSES,
     _SCENARIO_FIELDS,
-    _TAGS,
     SCHEMA_VERSION,
     Scenario,
     _field_hints,
+    _tag,
 )
 
 __all__ = [
@@ -780,8 +780,11 @@ def _probe_interval(cls: type, name: str, hint: Any) -> dict[str, float]:
                 (m.group(3), m.group(4), "maximum", "exclusiveMaximum"),
             ):
                 value: float
+                power = re.fullmatch(r"2\*\*(\d+) - 1", bound.strip())  # the seed's bound
                 if re.fullmatch(r"-?\d+", bound.strip()):
                     value = int(bound)  # exact: 2**64 - 1 does not survive a float
+                elif power is not None:
+                    value = 2 ** int(power.group(1)) - 1
                 else:
                     try:
                         value = float(bound)
@@ -839,7 +842,7 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     props: dict[str, Any] = {}
     required: list[str] = []
-    tag = _TAGS.get(cls)
+    tag = _tag(cls)
     if tag is not None:
         props["type"] = {"const": tag}
     for name, hint in hints.items():

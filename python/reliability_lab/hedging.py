@@ -59,12 +59,11 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _core, _schema
+from reliability_lab import _checks, _core, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import DeadlineExceeded
 from reliability_lab.metrics import PREFIX
 from reliability_lab.retry import _count_value
-from reliability_lab.scenario._validate import _at, _duration, _int
 from reliability_lab.scenario.hedge import Hedge
 
 P = ParamSpec("P")
@@ -173,12 +172,13 @@ class Hedging:
         clock: Clock | None = None,
         name: str = "hedging",
     ) -> None:
-        with _at("hedging"):
+        with _checks.at("hedging"):
             self.config = Hedge(max_hedges, delay, quantile, window, budget_ratio, budget_burst)
-            self.timeout = None if timeout is None else _duration("timeout", timeout,
-                                                                   allow_zero=False)
+            self.timeout = (
+                None if timeout is None else _checks.duration("timeout", timeout, allow_zero=False)
+            )
             workers = 8 * (self.config.max_hedges + 1) if max_workers is None else max_workers
-            self.max_workers = _int("max_workers", workers, 1, 10_000)
+            self.max_workers = _checks.integer("max_workers", workers, 1, 10_000)
         if not isinstance(name, str):
             raise TypeError(f"hedging.name must be a str, got {name!r}")
         if executor is not None and not callable(getattr(executor, "submit", None)):

@@ -56,7 +56,6 @@ from reliability_lab import _checks, _core, _deprecated, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import Cancelled, Rejected
 from reliability_lab.metrics import PREFIX
-from reliability_lab.scenario._validate import _duration, _int, _ns
 from reliability_lab.scenario.limit import RateLimit, RateLimitMode
 
 P = ParamSpec("P")
@@ -127,13 +126,15 @@ def _from_permits(
     """The RateLimit equivalent to the old permits-per-period settings, checked as before."""
     if mode not in ("smooth", "bursty"):
         raise ValueError(f"rate.mode must be 'smooth' or 'bursty', got {mode!r}")
-    permits = _int("rate.permits", _integer("rate.permits", permits), 1, 1_000_000_000)
-    period = _duration("rate.period", _number("rate.period", period), allow_zero=False)
-    burst = _int("rate.burst", _integer("rate.burst", burst), 1, 1_000_000_000)
-    max_keys = _int("rate.max_keys", _integer("rate.max_keys", max_keys), 1, 10_000_000)
-    if _ns(period) < permits:  # the old limiter spaced permits period / permits ns apart
+    integer, at_most = _checks.integer, 1_000_000_000
+    permits = integer("rate.permits", _integer("rate.permits", permits), 1, at_most)
+    period = _checks.duration("rate.period", _number("rate.period", period), allow_zero=False)
+    burst = integer("rate.burst", _integer("rate.burst", burst), 1, at_most)
+    max_keys = integer("rate.max_keys", _integer("rate.max_keys", max_keys), 1, 10_000_000)
+    period_ns = _checks.ns(period)
+    if period_ns < permits:  # the old limiter spaced permits period / permits ns apart
         raise ValueError(
-            f"rate.permits must be at most rate.period in nanoseconds ({_ns(period)}), "
+            f"rate.permits must be at most rate.period in nanoseconds ({period_ns}), "
             f"got {permits}"
         )
     if not isinstance(per_key, bool):

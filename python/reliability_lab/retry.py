@@ -188,19 +188,6 @@ def _count_value(counter: itertools.count[int]) -> int:
     return int(repr(counter)[len("count(") : -1])
 
 
-def _check_duration(name: str, value: float, allow_zero: bool) -> None:
-    # Mirrors the core's CheckDuration message.
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number and isinstance(value, int) and abs(value) > _MAX_DURATION_S:
-        number = False  # shown as an int: a huge one has no float (OverflowError in :g)
-    ok = number and math.isfinite(value) and value <= _MAX_DURATION_S
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bracket = "[" if allow_zero else "("
-        shown = f"{value:g}" if number else _checks.short_repr(value)
-        raise ValueError(f"{name} must be a finite number in {bracket}0, 1e+06], got {shown}")
-
-
 def _retry_after_ns(exc: BaseException) -> int:
     hint = getattr(exc, "retry_after", None)
     if isinstance(hint, bool) or not isinstance(hint, (int, float)):
@@ -327,7 +314,7 @@ class Retry:
     def __post_init__(self) -> None:
         names, classes = _parse_retry_on(self.retry_on)
         if self.timeout is not None:
-            _check_duration("timeout", self.timeout, allow_zero=False)
+            _checks.duration("timeout", self.timeout, allow_zero=False)
         if self.seed is not None:
             _checks.integer("seed", self.seed, 0, 2**64 - 1)
         config = RetryConfig(
@@ -406,7 +393,7 @@ class Retry:
         self, timeout: float, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Like :meth:`call`, with a deadline ``timeout`` seconds from now."""
-        _check_duration("timeout", timeout, allow_zero=True)
+        _checks.duration("timeout", timeout, allow_zero=True)
         deadline_ns = self._now_ns() + round(timeout * 1e9)
         return self._run(fn, args, kwargs, self._deadline_ns(deadline_ns), None)
 
@@ -446,7 +433,7 @@ class Retry:
         """
         deadline_ns: int | None = None
         if timeout is not None:
-            _check_duration("timeout", timeout, allow_zero=True)
+            _checks.duration("timeout", timeout, allow_zero=True)
             deadline_ns = self._now_ns() + round(timeout * 1e9)
         if deadline is not None:
             if not (

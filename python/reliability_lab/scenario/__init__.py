@@ -31,7 +31,7 @@ wrap it.
 Collections given as lists are stored as tuples, so every object is immutable and hashable.
 
 The package is split by concern: ``latency``, ``faults``, ``arrivals``, ``dependency`` and
-``model`` (the Scenario, its dict form and its paths), over the shared checks of ``_validate``;
+``model`` (the Scenario, its dict form and its paths), over the field tables (``_schema``);
 import from ``reliability_lab.scenario`` itself.
 """
 
@@ -80,9 +80,9 @@ from reliability_lab.scenario.limit import Limit, RateLimit
 # The private names re-exported here are the codec's tables, read by reliability_lab.files.
 from reliability_lab.scenario.model import _CONFIG_CLASSES as _CONFIG_CLASSES
 from reliability_lab.scenario.model import _SCENARIO_FIELDS as _SCENARIO_FIELDS
-from reliability_lab.scenario.model import _TAGS as _TAGS
 from reliability_lab.scenario.model import SCHEMA_VERSION, Scenario
 from reliability_lab.scenario.model import _field_hints as _field_hints
+from reliability_lab.scenario.model import _tag as _tag
 from reliability_lab.scenario.queue_discipline import QueueDiscipline, QueueDisciplineKind
 from reliability_lab.scenario.replicas import (
     BalancerKind,

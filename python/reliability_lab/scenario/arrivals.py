@@ -6,8 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from reliability_lab import _schema
-from reliability_lab.scenario._validate import _at, _items, _set
+from reliability_lab import _checks, _schema
 from reliability_lab.scenario.latency import Constant, Latency
 
 
@@ -65,7 +64,7 @@ class RateSegment:
 def _segments(pieces: Iterable[tuple[float, float, float, float]]) -> tuple[RateSegment, ...]:
     out = []
     for i, p in enumerate(pieces):
-        with _at(f"segments[{i}]"):
+        with _checks.at(f"segments[{i}]"):
             out.append(RateSegment(*p))
     return tuple(out)
 
@@ -87,13 +86,12 @@ class Schedule:
 
     def __post_init__(self) -> None:
         # Python-only: a segment may be given as a (start, end, rate[, rate_end]) tuple.
-        segments = []
-        for i, s in enumerate(_items("segments", self.segments)):
-            with _at(f"segments[{i}]"):
-                if isinstance(s, tuple) and len(s) in (3, 4):
-                    s = RateSegment(s[0], s[1], s[2], s[-1])
-            segments.append(s)
-        _set(self, "segments", tuple(segments))
+        segments = list(_schema.items("segments", self.segments))
+        for i, s in enumerate(segments):
+            if isinstance(s, tuple) and len(s) in (3, 4):
+                with _checks.at(f"segments[{i}]"):
+                    segments[i] = RateSegment(s[0], s[1], s[2], s[-1])
+        object.__setattr__(self, "segments", tuple(segments))
         # The field table beside ArrivalConfig's schedule (cpp/rlab/model/scenario.cc) and its
         # rules (some segment, sorted, not overlapping, some rate positive).
         _schema.check(self)

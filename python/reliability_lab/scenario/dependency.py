@@ -13,7 +13,6 @@ from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
 from reliability_lab.retry import Retry, RetryConfig
-from reliability_lab.scenario._validate import _instance, _set
 from reliability_lab.scenario.aws_retry_config import AwsRetryConfig
 from reliability_lab.scenario.faults import Faults
 from reliability_lab.scenario.hedge import FanOut, Hedge
@@ -69,13 +68,9 @@ _RETRY_LIVE_FIELDS = (
 )
 
 
-def _normal_retry(retry: object) -> RetryConfig:
-    """``retry`` as a RetryConfig; a runtime Retry (deprecated here) is converted, with a
-    DeprecationWarning, once its runtime-only fields are checked to be unset."""
-    if isinstance(retry, RetryConfig):
-        return retry
-    _instance("retry", retry, (RetryConfig, Retry), "a RetryConfig or None")
-    assert isinstance(retry, Retry)
+def _normal_retry(retry: Retry) -> RetryConfig:
+    """A runtime Retry (deprecated here) as a RetryConfig, with a DeprecationWarning, once its
+    runtime-only fields are checked to be unset."""
     _deprecated.warn("a Retry as Dependency.retry", "reliability_lab.RetryConfig", stacklevel=5)
     for attr, why in _RETRY_LIVE_FIELDS:
         value = getattr(retry, attr)
@@ -177,8 +172,8 @@ class Dependency:
     service: str | None = None
 
     def __post_init__(self) -> None:
-        if self.retry is not None:  # a deprecated runtime Retry is converted (Python only)
-            _set(self, "retry", _normal_retry(self.retry))
+        if isinstance(self.retry, Retry):  # deprecated: converted (Python only)
+            object.__setattr__(self, "retry", _normal_retry(self.retry))
         _schema.check(self)  # the table beside DependencyConfig (cpp/rlab/model/scenario.cc)
         if self.service is not None:
             # A call to a service is answered by the service's own dependencies: a fault model,
@@ -214,10 +209,8 @@ class Dependency:
 
     def to_dict(self) -> dict[str, Any]:
         """This dependency as a plain JSON-able dict (see :meth:`Scenario.to_dict`)."""
-        # The codec knows every config class, the Scenario included: it sits above this module.
-        from reliability_lab.scenario.model import _encode_dependency
-
-        return _encode_dependency(self)
+        result: dict[str, Any] = _schema.encode(self)
+        return result
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Dependency:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reliability_lab import _schema
-from reliability_lab.scenario._validate import _NAME
+from reliability_lab._checks import NAME as _NAME
 from reliability_lab.scenario.latency import Constant, Latency
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 

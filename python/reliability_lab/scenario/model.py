@@ -13,28 +13,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from reliability_lab import _core
+from reliability_lab import _core, _schema
+from reliability_lab._checks import NAME as _NAME
+from reliability_lab._checks import at as _at
+from reliability_lab._checks import join as _join
 from reliability_lab.backoff import Backoff
 from reliability_lab.breaker import Breaker
 from reliability_lab.budget import RatioBudgetConfig, TokenBucketConfig
 from reliability_lab.bulkhead import BulkheadConfig
 from reliability_lab.retry import RetryConfig
-from reliability_lab.scenario._validate import (
-    _MAX_DEPENDENCIES,
-    _MAX_NUM_KEYS,
-    _MAX_QUEUE_CAPACITY,
-    _MAX_SEED,
-    _MAX_WORKERS,
-    _NAME,
-    _at,
-    _bool,
-    _duration,
-    _instance,
-    _int,
-    _items,
-    _join,
-    _set,
-)
 from reliability_lab.scenario.arrivals import (
     _ARRIVALS,
     Arrivals,
@@ -54,7 +41,7 @@ from reliability_lab.scenario.latency import Constant, Exponential, LogNormal, M
 from reliability_lab.scenario.limit import Limit, RateLimit
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 from reliability_lab.scenario.replicas import OutlierDetection, ReplicaOverride, Replicas
-from reliability_lab.scenario.service import MAX_SERVICES, Service
+from reliability_lab.scenario.service import Service
 from reliability_lab.scenario.shedding import ShedClass, Shedding, Tenant, _tenant_labels
 from reliability_lab.throttle import Throttle
 
@@ -117,62 +104,28 @@ class Scenario:
     services: Sequence[Service] = ()
 
     def __post_init__(self) -> None:
-        _instance(
-            "arrivals",
-            self.arrivals,
-            _ARRIVALS,
-            "a Poisson, ConstantRate, Schedule, Trace or ClosedLoop",
-        )
-        _set(self, "workers", _int("workers", self.workers, 1, _MAX_WORKERS))
-        _set(
-            self,
-            "queue_capacity",
-            _int("queue_capacity", self.queue_capacity, 0, _MAX_QUEUE_CAPACITY),
-        )
-        _set(self, "duration", _duration("duration", self.duration, allow_zero=False))
-        _set(self, "seed", _int("seed", self.seed, 0, _MAX_SEED))
-        _set(
-            self,
-            "order_deadline",
-            _duration("order_deadline", self.order_deadline, allow_zero=True),
-        )
-        _bool("release_worker_during_backoff", self.release_worker_during_backoff)
-        _set(self, "num_keys", _int("num_keys", self.num_keys, 1, _MAX_NUM_KEYS))
-        _set(self, "sample_every", _duration("sample_every", self.sample_every, allow_zero=True))
-        _bool("record_orders", self.record_orders)
-        _bool("record_events", self.record_events)
-        _instance("intake", self.intake, (Intake,), "an Intake")
-        deps = _items("dependencies", self.dependencies)
-        if not 1 <= len(deps) <= _MAX_DEPENDENCIES:
-            raise ValueError(
-                f"dependencies must have between 1 and {_MAX_DEPENDENCIES} entries, got {len(deps)}"
-            )
-        for i, d in enumerate(deps):
-            _instance(f"dependencies[{i}]", d, (Dependency,), "a Dependency")
-            if d.name in _SCENARIO_FIELDS:
+        # Python holds nested values as objects of their classes, lists as tuples and numbers
+        # as their fields' types; every other check is the native reader's and the scenario
+        # table's rules (ScenarioSchema), made once: a run takes the compiled config as it is
+        # (simulate, Lab), checked once per Scenario, not again per run.
+        _schema.expect("arrivals", self.arrivals, [c.__name__ for c in _ARRIVALS])
+        _schema.expect("intake", self.intake, ["Intake"])
+        for name, cls in (("dependencies", "Dependency"), ("services", "Service")):
+            object.__setattr__(self, name, _schema.items(name, getattr(self, name), [cls]))
+        for i, dep in enumerate(self.dependencies):  # Python's paths also name the run options
+            if dep.name in _SCENARIO_FIELDS:
                 raise ValueError(
-                    f'dependencies[{i}].name must not be "{d.name}": it is a scenario field, '
+                    f'dependencies[{i}].name must not be "{dep.name}": it is a scenario field, '
                     "and paths would be ambiguous"
                 )
-            for j in range(i):
-                if deps[j].name == d.name:
-                    raise ValueError(
-                        f'dependencies[{i}].name "{d.name}" is already used by dependencies[{j}]'
-                    )
-        _set(self, "dependencies", deps)
-        services = _items("services", self.services)
-        if len(services) > MAX_SERVICES:
-            raise ValueError(
-                f"services must have at most {MAX_SERVICES} entries, got {len(services)}"
-            )
-        for i, s in enumerate(services):
-            _instance(f"services[{i}]", s, (Service,), "a Service")
-        _set(self, "services", services)
-        # The whole tree, read and validated once by the engines' own converter (one source of
-        # truth); a run takes the compiled config as it is (simulate, Lab), so it crosses into
-        # the native side and is checked once per Scenario, not again per run.
+        sent = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.type in ("int", "float", "bool"):  # as given, not encoded: errors show it
+                value = _schema.normal(str(f.type), getattr(self, f.name))
+                object.__setattr__(self, f.name, value)
+                sent[f.name] = value
         # Kept beside the instance, not in its __dict__ (Scenario(**vars(sc)) must still work).
-        _COMPILED[id(self)] = _core.compile_scenario(self.to_dict())
+        _COMPILED[id(self)] = _core.compile_scenario(sent)
         weakref.finalize(self, _COMPILED.pop, id(self), None)
 
     def compiled(self) -> _core.CompiledScenario:
@@ -298,11 +251,7 @@ class Scenario:
         """
         d: dict[str, Any] = {"version": SCHEMA_VERSION}
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "dependencies":
-                d[f.name] = [_encode_dependency(dep) for dep in value]
-            else:
-                d[f.name] = _encode(value)
+            d[f.name] = _schema.encode(getattr(self, f.name))
         return d
 
     @classmethod
@@ -337,22 +286,6 @@ _STEP = re.compile(r"^([A-Za-z0-9_]+)(?:\[([^\[\]]+)\])?$")
 
 # ------------------------------------------------------------------------------------------------
 # Encoding and decoding
-
-_TAGS: dict[type, str] = {
-    Constant: "constant",
-    Exponential: "exponential",
-    LogNormal: "lognormal",
-    Uniform: "uniform",
-    Mixture: "mixture",
-    Poisson: "poisson",
-    ConstantRate: "constant_rate",
-    Schedule: "schedule",
-    Trace: "trace",
-    ClosedLoop: "closed_loop",
-    Phase: "phase",
-    TokenBucketConfig: "token_bucket",
-    RatioBudgetConfig: "ratio",
-}
 
 _CONFIG_CLASSES: frozenset[type] = frozenset(
     {
@@ -397,27 +330,6 @@ _CONFIG_CLASSES: frozenset[type] = frozenset(
         Tenant,
     }
 )
-
-
-def _encode(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        d: dict[str, Any] = {}
-        tag = _TAGS.get(type(value))
-        if tag is not None:
-            d["type"] = tag
-        for f in dataclasses.fields(value):
-            if f.init:
-                d[f.name] = _encode(getattr(value, f.name))
-        return d
-    if isinstance(value, (tuple, list)):
-        return [_encode(v) for v in value]
-    raise TypeError(f"cannot encode {value!r}")
-
-
-def _encode_dependency(dep: Dependency) -> dict[str, Any]:
-    return {f.name: _encode(getattr(dep, f.name)) for f in dataclasses.fields(dep)}
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -487,13 +399,18 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
     return value
 
 
+def _tag(cls: type) -> str | None:
+    """The ``"type"`` tag of a class's dict form, if it has one."""
+    return _schema.TAGS.get(cls.__name__)
+
+
 def _pick_class(classes: list[type], d: Mapping[str, Any], path: str) -> type:
-    tags = {_TAGS[c]: c for c in classes if c in _TAGS}
+    tags = {_tag(c): c for c in classes if _tag(c) is not None}
     tag = d.get("type")
     if len(classes) == 1:
         cls = classes[0]
-        if tag is not None and tag != _TAGS.get(cls):
-            raise ValueError(f"{_join(path, 'type')} must be {_TAGS.get(cls)!r} here, got {tag!r}")
+        if tag is not None and tag != _tag(cls):
+            raise ValueError(f"{_join(path, 'type')} must be {_tag(cls)!r} here, got {tag!r}")
         return cls
     if tag not in tags:
         shown = ", ".join(repr(t) for t in tags)
@@ -508,9 +425,9 @@ def _decode_config(cls: type, d: Any, path: str) -> Any:
     hints = _field_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in d.items():
-        if key == "type" and cls in _TAGS:
-            if value != _TAGS[cls]:
-                raise ValueError(f"{_join(path, 'type')} must be {_TAGS[cls]!r}, got {value!r}")
+        if key == "type" and _tag(cls) is not None:
+            if value != _tag(cls):
+                raise ValueError(f"{_join(path, 'type')} must be {_tag(cls)!r}, got {value!r}")
             continue
         if key not in hints:
             close = difflib.get_close_matches(str(key), list(hints), n=3, cutoff=0.6)

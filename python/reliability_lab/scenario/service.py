@@ -86,9 +86,7 @@ class Service:
 
     def to_dict(self) -> dict[str, Any]:
         """This service as a plain JSON-able dict (see :meth:`Scenario.to_dict`)."""
-        from reliability_lab.scenario.model import _encode
-
-        out: dict[str, Any] = _encode(self)
+        out: dict[str, Any] = _schema.encode(self)
         return out
 
     @classmethod

@@ -30,8 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+from reliability_lab._schema import encode
 from reliability_lab.scenario import Scenario
-from reliability_lab.scenario.model import _encode
 from reliability_lab.sim import Result, simulate
 from reliability_lab.stats import Metastability, metastability, replicate
 
@@ -135,8 +135,8 @@ def _compact(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_compact(v) for v in value]
     if not (dataclasses.is_dataclass(value) and not isinstance(value, type)):
-        return _encode(value)
-    full = _encode(value)
+        return encode(value)
+    full = encode(value)
     if not isinstance(full, dict):
         return full
     defaults: dict[str, Any] = {}
@@ -150,7 +150,7 @@ def _compact(value: Any) -> Any:
         if key == "type":
             out[key] = encoded
             continue
-        if key in defaults and _encode(defaults[key]) == encoded:
+        if key in defaults and encode(defaults[key]) == encoded:
             continue
         out[key] = _compact(getattr(value, key))
     return out
