@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common.h"
+#include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
 #include "rlab/model/faults.h"
 #include "rlab/model/limits.h"

@@ -11,10 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include "absl/types/span.h"
-#include "rlab/core/clock.h"
 #include "rlab/core/schema.h"
 
 namespace rlab::bindings {

@@ -56,6 +56,9 @@ std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& nam
   return absl::StrFormat("%s[%d]", f.name, k);
 }
 
+namespace {
+
+// The names of a nested field's elements (a list's elements' `name`; empty when they have none).
 std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config) {
   const SchemaOps& ops = *schema.ops;
   std::vector<std::string> names(ops.count(schema.schema, i, config));
@@ -70,6 +73,8 @@ std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* co
   }
   return names;
 }
+
+}  // namespace
 
 absl::Status ValidateRows(AnySchema schema, const void* config) {
   const void* s = schema.schema;

@@ -64,11 +64,11 @@ struct FieldInfo {
   double hi = 0.0;
   Bound lo_bound = Bound::kClosed;
   Bound hi_bound = Bound::kClosed;
+  std::string_view unit = {};  // "s", "calls", "" ...
+  std::string_view doc = {};   // one line
   int64_t int_lo = 0;
   int64_t int_hi = 0;
   absl::Span<const std::string_view> choices = {};  // kChoice: the names of the values 0..n-1
-  std::string_view unit = {};                       // "s", "calls", "" ...
-  std::string_view doc = {};                        // one line
   // An optional field (Python `x | None`): the member holds `none_int` (integer-like kinds) or
   // `none_real` (reals) for None, a value outside the range so that no legal value is taken
   // for it. Set by schema::OrNone.
@@ -287,9 +287,6 @@ AnyUnion AnyOf(const UnionSchema<T>& u) {
 // field names elements by name), else "phases[2]".
 std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& names, size_t k);
 
-// The names of a nested field's elements (a list's elements' `name`; empty when they have none).
-std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config);
-
 // Range checks of one value of `f` named `name` (its path), worded as rlab/core/validate.h words
 // them ("open_for must be a finite number in (0, 1e+06], got -1"): an integer, a choice's index
 // or nanoseconds (compared in nanoseconds, so the documented maximum passes; worded in seconds
@@ -346,14 +343,7 @@ constexpr FieldSpec<C> Row(std::string_view name, FieldKind kind, std::string_vi
                            double lo = 0, double hi = 0, Bound lo_bound = Bound::kClosed,
                            Bound hi_bound = Bound::kClosed, std::string_view unit = "") {
   FieldSpec<C> f;
-  f.info = {.name = name,
-            .kind = kind,
-            .lo = lo,
-            .hi = hi,
-            .lo_bound = lo_bound,
-            .hi_bound = hi_bound,
-            .unit = unit,
-            .doc = doc};
+  f.info = {name, kind, lo, hi, lo_bound, hi_bound, unit, doc};
   return f;
 }
 
