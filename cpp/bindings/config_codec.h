@@ -11,10 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include "absl/types/span.h"
-#include "rlab/core/clock.h"
 #include "rlab/core/schema.h"
 
 namespace rlab::bindings {
@@ -30,18 +27,8 @@ double ToDouble(py::handle h, const std::string& path);
 // An integer (not bool) in [lo, hi].
 int64_t ToInt(py::handle h, const std::string& path, int64_t lo, int64_t hi);
 
-// One field's Python value, type- and range-checked against `f`: integer-like kinds (int,
-// seconds -> nanoseconds, bool, choice index) as int64, reals as double.
-int64_t ReadIntLike(py::handle v, const FieldInfo& f, const std::string& path);
-double ReadReal(py::handle v, const FieldInfo& f, const std::string& path);
-// A field's value in its Python form (seconds for nanoseconds, a name for a choice index).
-py::object IntLikeToPy(const FieldInfo& f, int64_t v);
-
+// "path: missing key 'key'" (ValueError).
 [[noreturn]] void MissingKey(const std::string& path, std::string_view key);
-// A union's "type" tag that is none of `allowed`.
-[[noreturn]] void BadTag(const std::string& path, std::string_view tag, std::string_view allowed);
-// The string value of the dict `h`'s "type" key (which must be there).
-std::string TagOf(py::handle h, const std::string& path);
 
 // A tagged union's value from its dict, whose "type" picks the member (an unknown tag names the
 // allowed ones), read by the member's table; and back, with its tag (in both forms).

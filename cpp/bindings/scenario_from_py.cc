@@ -4,32 +4,17 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <cstdint>
 #include <limits>
-#include <optional>
+#include <memory>
 #include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "common.h"
 #include "config_codec.h"
-#include "rlab/core/clock.h"
-#include "rlab/core/outcome.h"
+#include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
-#include "rlab/model/faults.h"
-#include "rlab/model/service_graph.h"
-#include "rlab/policy/aws_retry.h"
-#include "rlab/policy/backoff.h"
-#include "rlab/policy/bulkhead.h"
-#include "rlab/policy/circuit_breaker.h"
-#include "rlab/policy/retry.h"
-#include "rlab/policy/retry_budget.h"
-#include "rlab/policy/throttle.h"
+#include "rlab/model/scenario.h"
 #include "rlab/sim/flat_run.h"
 
 namespace rlab::bindings {
@@ -40,17 +25,10 @@ constexpr int64_t kSchemaVersion = 1;
 [[noreturn]] void Fail(const std::string& message) { throw py::value_error(message); }
 
 // The run options' table: scenario fields that configure a run rather than the model.
-const ConfigSchema<ScenarioRunOptions>& RunOptionsSchema() {
-  using C = ScenarioRunOptions;
-  static constexpr FieldSpec<C> kFields[] = {
-      schema::Seconds<&C::sample_every_ns>("sample_every", 0, kMaxDurationS, Bound::kClosed,
-                                           Bound::kClosed, "between time-series rows; 0: none"),
-      schema::Flag<&C::record_orders>("record_orders", "keep each order's record"),
-      schema::Flag<&C::record_events>("record_events", "keep the event log"),
-  };
-  static constexpr ConfigSchema<C> kSchema{"RunOptions", kFields};
-  return kSchema;
-}
+RLAB_TABLE(RunOptionsSchema, ScenarioRunOptions, "RunOptions", "", nullptr,
+           RLAB_SECONDS(sample_every, 0, kMaxDurationS, CC, "between time-series rows; 0: none"),
+           RLAB_FLAG(record_orders, "keep each order's record"),
+           RLAB_FLAG(record_events, "keep the event log"));
 
 // `d[key]`, removed from `d`; a missing key is an error naming it.
 py::object Take(py::dict& d, const char* key) {
@@ -143,9 +121,7 @@ void RegisterScenario(py::module_& m) {
       [](const py::dict& d) {
         ScenarioRunOptions options;
         py::dict out = ScenarioConfigToDict(ScenarioFromDict(d, &options));
-        out["sample_every_ns"] = options.sample_every_ns;
-        out["record_orders"] = options.record_orders;
-        out["record_events"] = options.record_events;
+        out.attr("update")(WriteConfig(RunOptionsSchema(), options, /*nanoseconds=*/true));
         return out;
       },
       py::arg("scenario"),

@@ -236,8 +236,9 @@ TEST(SchemaTest, NestedRowsAreReachedThroughTheErasedSchema) {
   ops.reset(any.schema, 1, &t);
   EXPECT_FALSE(t.maybe.has_value());
   const AnySchema inner = ops.inner(any.schema, 0);
-  EXPECT_EQ(inner.ops->class_name(inner.schema), "Leaf");
-  EXPECT_EQ(inner.ops->tag(inner.schema), "leaf");
+  EXPECT_EQ(inner.class_name, "Leaf");
+  EXPECT_EQ(inner.tag, "leaf");
+  EXPECT_EQ(inner.size, 2u);
 }
 
 struct MaybeRate {

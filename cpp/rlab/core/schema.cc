@@ -12,63 +12,40 @@
 namespace rlab {
 
 std::string_view FieldKindName(FieldKind kind) {
-  switch (kind) {
-    case FieldKind::kInt:
-      return "int";
-    case FieldKind::kReal:
-      return "real";
-    case FieldKind::kSeconds:
-      return "seconds";
-    case FieldKind::kBool:
-      return "bool";
-    case FieldKind::kChoice:
-      return "choice";
-    case FieldKind::kString:
-      return "string";
-    case FieldKind::kConfig:
-      return "config";
-    case FieldKind::kList:
-      return "list";
-    case FieldKind::kUnion:
-      return "union";
-    case FieldKind::kStrings:
-      return "strings";
-    case FieldKind::kRealList:
-      return "real_list";
-    case FieldKind::kSecondsList:
-      return "seconds_list";
-    case FieldKind::kUnionList:
-      return "union_list";
-  }
-  return "real";
+  static constexpr std::string_view kNames[] = {
+      "int",    "real",  "seconds", "bool",       "choice",    "string",      "strings",
+      "config", "union", "list",    "union_list", "real_list", "seconds_list"};
+  return kNames[static_cast<size_t>(kind)];
 }
 
-absl::Status CheckIntField(const FieldInfo& f, int64_t value) {
-  return CheckIntRange(f.name, value, f.int_lo, f.int_hi);
-}
-
-absl::Status CheckRealField(const FieldInfo& f, double value) {
-  return CheckRange(f.name, value, f.lo, f.hi, f.lo_bound, f.hi_bound);
-}
-
-absl::Status CheckNsField(const FieldInfo& f, int64_t ns) {
-  const int64_t lo = SecondsToNs(f.lo);
-  const int64_t hi = SecondsToNs(f.hi);
-  const bool below = f.lo_bound == Bound::kOpen ? ns <= lo : ns < lo;
-  const bool above = f.hi_bound == Bound::kOpen ? ns >= hi : ns > hi;
-  if (!below && !above) return absl::OkStatus();
-  return RangeError(f.name, NsToSeconds(ns), f.lo, f.hi, f.lo_bound, f.hi_bound);
-}
-
-absl::Status CheckChoiceField(const FieldInfo& f, int64_t index) {
-  if (index >= 0 && index < static_cast<int64_t>(f.choices.size())) return absl::OkStatus();
+absl::Status ChoiceError(const FieldInfo& f, std::string_view name, std::string_view got) {
   std::vector<std::string> names;
   for (std::string_view n : f.choices) names.push_back(absl::StrFormat("'%s'", n));
   return absl::InvalidArgumentError(
-      absl::StrFormat("%s must be one of %s, got %d", f.name, absl::StrJoin(names, ", "), index));
+      absl::StrFormat("%s must be one of %s, got %s", name, absl::StrJoin(names, ", "), got));
+}
+
+absl::Status CheckIntField(const FieldInfo& f, std::string_view name, int64_t v) {
+  if (f.kind == FieldKind::kInt) return CheckIntRange(name, v, f.int_lo, f.int_hi);
+  if (f.kind == FieldKind::kChoice) {
+    if (v >= 0 && v < static_cast<int64_t>(f.choices.size())) return absl::OkStatus();
+    return ChoiceError(f, name, absl::StrFormat("%d", v));
+  }
+  // Nanoseconds: compared in nanoseconds (so the documented maximum passes), worded in seconds.
+  const int64_t lo = SecondsToNs(f.lo), hi = SecondsToNs(f.hi);
+  const bool below = f.lo_bound == Bound::kOpen ? v <= lo : v < lo;
+  const bool above = f.hi_bound == Bound::kOpen ? v >= hi : v > hi;
+  if (!below && !above) return absl::OkStatus();
+  return RangeError(name, absl::StrFormat("%g", NsToSeconds(v)), f.lo, f.hi, f.lo_bound,
+                    f.hi_bound);
+}
+
+absl::Status CheckRealField(const FieldInfo& f, std::string_view name, double v) {
+  return CheckRange(name, v, f.lo, f.hi, f.lo_bound, f.hi_bound);
 }
 
 std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& names, size_t k) {
+  if (f.kind == FieldKind::kConfig || f.kind == FieldKind::kUnion) return std::string(f.name);
   // A name usable in a path: a word, and unique among the elements.
   if (f.by_name && k < names.size() && !names[k].empty() &&
       std::all_of(names[k].begin(), names[k].end(),
@@ -79,88 +56,54 @@ std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& nam
   return absl::StrFormat("%s[%d]", f.name, k);
 }
 
+namespace {
+
+// The names of a nested field's elements (a list's elements' `name`; empty when they have none).
 std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config) {
   const SchemaOps& ops = *schema.ops;
-  std::vector<std::string> names;
-  const size_t n = ops.count(schema.schema, i, config);
+  std::vector<std::string> names(ops.count(schema.schema, i, config));
+  if (ops.info(schema.schema, i).kind != FieldKind::kList) return names;
   const AnySchema inner = ops.inner(schema.schema, i);
-  size_t name_row = ops.size(inner.schema);
-  for (size_t r = 0; r < ops.size(inner.schema); ++r) {
+  for (size_t r = 0; r < inner.size; ++r) {
     const FieldInfo& f = inner.ops->info(inner.schema, r);
-    if (f.kind == FieldKind::kString && f.name == "name") name_row = r;
-  }
-  for (size_t k = 0; k < n; ++k) {
-    const void* item = ops.item(schema.schema, i, config, k);
-    names.emplace_back(name_row < inner.ops->size(inner.schema)
-                           ? inner.ops->get_str(inner.schema, name_row, item)
-                           : std::string_view());
+    if (f.kind != FieldKind::kString || f.name != "name") continue;
+    for (size_t k = 0; k < names.size(); ++k) {
+      names[k] = inner.ops->get_str(inner.schema, r, ops.item(schema.schema, i, config, k));
+    }
   }
   return names;
 }
 
+}  // namespace
+
 absl::Status ValidateRows(AnySchema schema, const void* config) {
   const void* s = schema.schema;
   const SchemaOps& ops = *schema.ops;
-  for (size_t i = 0; i < ops.size(s); ++i) {
+  for (size_t i = 0; i < schema.size; ++i) {
     const FieldInfo& f = ops.info(s, i);
     absl::Status status;
-    switch (f.kind) {
-      case FieldKind::kInt:
-      case FieldKind::kSeconds:
-      case FieldKind::kChoice: {
-        const int64_t v = ops.get_int(s, i, config);
-        if (IsNoneInt(f, v)) break;
-        status = f.kind == FieldKind::kInt       ? CheckIntField(f, v)
-                 : f.kind == FieldKind::kSeconds ? CheckNsField(f, v)
-                                                 : CheckChoiceField(f, v);
-        break;
+    if (IsNested(f.kind)) {  // each element under its path
+      const std::vector<std::string> names = ElementNames(schema, i, config);
+      for (size_t k = 0; k < names.size() && status.ok(); ++k) {
+        const std::string at = ElementLabel(f, names, k);
+        const void* item = ops.item(s, i, config, k);
+        if (f.kind == FieldKind::kConfig || f.kind == FieldKind::kList) {
+          status = ValidateAny(at, ops.inner(s, i), item);
+        } else if (f.kind == FieldKind::kUnion || f.kind == FieldKind::kUnionList) {
+          status = ValidateUnion(at, ops.members(s, i), item);
+        } else if (f.kind == FieldKind::kRealList) {
+          status = CheckRealField(f, at, *static_cast<const double*>(item));
+        } else {
+          status = CheckIntField(f, at, *static_cast<const int64_t*>(item));
+        }
       }
-      case FieldKind::kReal: {
-        const double v = ops.get_real(s, i, config);
-        if (!IsNoneReal(f, v)) status = CheckRealField(f, v);
-        break;
-      }
-      case FieldKind::kBool:
-      case FieldKind::kString:
-      case FieldKind::kStrings:  // checked as it is set
-        break;
-      case FieldKind::kConfig:
-        if (ops.count(s, i, config) == 1) {
-          status = ValidateAny(f.name, ops.inner(s, i), ops.item(s, i, config, 0));
-        }
-        break;
-      case FieldKind::kList: {
-        const std::vector<std::string> names = ElementNames(schema, i, config);
-        for (size_t k = 0; k < names.size() && status.ok(); ++k) {
-          status =
-              ValidateAny(ElementLabel(f, names, k), ops.inner(s, i), ops.item(s, i, config, k));
-        }
-        break;
-      }
-      case FieldKind::kUnion:
-        if (ops.count(s, i, config) == 1) {
-          status = ValidateUnion(f.name, ops.members(s, i), ops.item(s, i, config, 0));
-        }
-        break;
-      case FieldKind::kUnionList:
-        for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
-          status = ValidateUnion(absl::StrFormat("%s[%d]", f.name, k), ops.members(s, i),
-                                 ops.item(s, i, config, k));
-        }
-        break;
-      case FieldKind::kRealList:
-      case FieldKind::kSecondsList: {
-        FieldInfo element = f;  // named by its index
-        for (size_t k = 0; k < ops.count(s, i, config) && status.ok(); ++k) {
-          const std::string name = absl::StrFormat("%s[%d]", f.name, k);
-          element.name = name;
-          const void* v = ops.item(s, i, config, k);
-          status = f.kind == FieldKind::kRealList
-                       ? CheckRealField(element, *static_cast<const double*>(v))
-                       : CheckNsField(element, *static_cast<const int64_t*>(v));
-        }
-        break;
-      }
+    } else if (f.kind == FieldKind::kReal) {
+      const double v = ops.get_real(s, i, config);
+      if (!IsNoneReal(f, v)) status = CheckRealField(f, f.name, v);
+    } else if (f.kind == FieldKind::kInt || f.kind == FieldKind::kSeconds ||
+               f.kind == FieldKind::kChoice) {  // bools, strings and names need no check
+      const int64_t v = ops.get_int(s, i, config);
+      if (!IsNoneInt(f, v)) status = CheckIntField(f, f.name, v);
     }
     if (!status.ok()) return status;
   }

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,27 +34,29 @@ namespace rlab {
 
 // How a field is held in C++ and read from Python.
 enum class FieldKind : uint8_t {
-  kInt,       // an integer member (int, int64_t), a Python int
-  kReal,      // a double, a Python float
-  kSeconds,   // an int64_t of nanoseconds, a Python float of seconds
-  kBool,      // a bool
-  kChoice,    // an enum with values 0..n-1, a Python string among `choices`
-  kString,    // a std::string, a Python str
-  kConfig,    // a nested config with its own table (`std::optional<T>` for `T | None`)
-  kList,      // a std::vector of nested configs, a Python tuple (paths `phases[2]`, `phases[name]`)
-  kUnion,     // a tagged union of tables (`"type"` picks the member's table)
-  kStrings,   // a set of names held in any form (get_strs/set_strs), a Python tuple of str
-  kRealList,  // a std::vector<double>, a Python tuple of floats (paths `weights[2]`)
-  kSecondsList,  // a std::vector<int64_t> of nanoseconds, a Python tuple of seconds
+  kInt,      // an integer member (int, int64_t), a Python int
+  kReal,     // a double, a Python float
+  kSeconds,  // an int64_t of nanoseconds, a Python float of seconds
+  kBool,     // a bool
+  kChoice,   // an enum with values 0..n-1, a Python string among `choices`
+  kString,   // a std::string, a Python str
+  kStrings,  // a set of names held in any form (get_strs/set_strs), a Python tuple of str
+  // The nested kinds (IsNested), reached through count/item/add/reset:
+  kConfig,  // a nested config with its own table (`std::optional<T>` for `T | None`)
+  kUnion,   // a tagged union of tables (`"type"` picks the member's table)
+  // The lists (IsList):
+  kList,         // a std::vector of nested configs, a Python tuple (`phases[2]`, `phases[name]`)
   kUnionList,    // a std::vector of tagged union values, a Python tuple (`components[1]`)
+  kRealList,     // a std::vector<double>, a Python tuple of floats (paths `weights[2]`)
+  kSecondsList,  // a std::vector<int64_t> of nanoseconds, a Python tuple of seconds
 };
 
-// "int", "real", "seconds", "bool" or "choice".
+// "int", "real", "seconds", "bool", "choice", "string", "config", "list" ...
 std::string_view FieldKindName(FieldKind kind);
 
 // What a field is, without its accessors (shared by every config type).
 struct FieldInfo {
-  std::string_view name;  // the Python attribute and the dict key
+  std::string_view name = {};  // the Python attribute and the dict key
   FieldKind kind = FieldKind::kReal;
   // The allowed range: reals and seconds in `lo`/`hi` (seconds for kSeconds), integers in
   // `int_lo`/`int_hi`. Integers are always closed intervals.
@@ -61,11 +64,11 @@ struct FieldInfo {
   double hi = 0.0;
   Bound lo_bound = Bound::kClosed;
   Bound hi_bound = Bound::kClosed;
+  std::string_view unit = {};  // "s", "calls", "" ...
+  std::string_view doc = {};   // one line
   int64_t int_lo = 0;
   int64_t int_hi = 0;
-  absl::Span<const std::string_view> choices;  // kChoice: the names of the values 0..n-1
-  std::string_view unit;                       // "s", "calls", "" ...
-  std::string_view doc;                        // one line
+  absl::Span<const std::string_view> choices = {};  // kChoice: the names of the values 0..n-1
   // An optional field (Python `x | None`): the member holds `none_int` (integer-like kinds) or
   // `none_real` (reals) for None, a value outside the range so that no legal value is taken
   // for it. Set by schema::OrNone.
@@ -75,7 +78,7 @@ struct FieldInfo {
   // The Python field has no default (a required constructor argument).
   bool required = false;
   // kConfig, kList: the nested table's class name; kUnion, kUnionList: the union's name.
-  std::string_view type;
+  std::string_view type = {};
   // kList: an element is named in paths by its `name` when that is non-empty and unique among
   // the elements (`phases[outage]`), else by its index (`phases[2]`).
   bool by_name = false;
@@ -84,14 +87,17 @@ struct FieldInfo {
   bool bare = false;
 };
 
+// Whether a field's values are reached through count/item/add/reset (configs, unions, lists of
+// them or of numbers), and whether it is a list of them.
+inline bool IsNested(FieldKind k) { return k >= FieldKind::kConfig; }
+inline bool IsList(FieldKind k) { return k >= FieldKind::kList; }
+
 // Whether a field's raw value is its None sentinel.
 inline bool IsNoneInt(const FieldInfo& f, int64_t v) { return f.optional && v == f.none_int; }
 inline bool IsNoneReal(const FieldInfo& f, double v) {
   return f.optional && (v == f.none_real || (std::isnan(f.none_real) && std::isnan(v)));
 }
 
-// A field and how to read and write it in a `Config`. Integer-like kinds (int, seconds as
-// nanoseconds, bool, choice index) go through get_int/set_int, reals through get_real/set_real.
 struct SchemaOps;
 struct UnionOps;
 
@@ -100,6 +106,8 @@ struct UnionOps;
 struct AnySchema {
   const void* schema = nullptr;  // the ConfigSchema<C>
   const SchemaOps* ops = nullptr;
+  std::string_view class_name, tag;  // the table's
+  size_t size = 0;                   // its number of fields
 };
 
 // A tagged union with its type erased: its members' tables, over one struct (`AnyOf(u)`).
@@ -108,6 +116,8 @@ struct AnyUnion {
   const UnionOps* ops = nullptr;
 };
 
+// A field and how to read and write it in a `Config`. Integer-like kinds (int, seconds as
+// nanoseconds, bool, choice index) go through get_int/set_int, reals through get_real/set_real.
 template <typename Config>
 struct FieldSpec {
   FieldInfo info;
@@ -148,9 +158,6 @@ struct ConfigSchema {
 
 // The operations of one config type's table, reached through AnySchema (void* configs).
 struct SchemaOps {
-  std::string_view (*class_name)(const void* schema);
-  std::string_view (*tag)(const void* schema);
-  size_t (*size)(const void* schema);
   const FieldInfo& (*info)(const void* schema, size_t i);
   int64_t (*get_int)(const void* schema, size_t i, const void* config);
   void (*set_int)(const void* schema, size_t i, void* config, int64_t v);
@@ -164,8 +171,7 @@ struct SchemaOps {
   void (*reset)(const void* schema, size_t i, void* config);
   AnySchema (*inner)(const void* schema, size_t i);
   absl::Status (*rules)(const void* schema, const void* config);
-  void* (*make)();  // a default-constructed config (for the defaults; delete with `destroy`)
-  void (*destroy)(void* config);
+  std::shared_ptr<void> (*make)();  // a default-constructed config (for the defaults)
   std::vector<std::string> (*get_strs)(const void* schema, size_t i, const void* config);
   absl::Status (*set_strs)(const void* schema, size_t i, void* config,
                            const std::vector<std::string>& v, std::string_view path);
@@ -201,51 +207,50 @@ struct UnionOps {
 namespace schema_internal {
 
 template <typename C>
-const FieldSpec<C>& Row(const void* s, size_t i) {
-  return static_cast<const ConfigSchema<C>*>(s)->fields[i];
+const ConfigSchema<C>& Table(const void* s) {
+  return *static_cast<const ConfigSchema<C>*>(s);
 }
-template <typename C>
-const C& Cfg(const void* c) {
-  return *static_cast<const C*>(c);
-}
-template <typename C>
-C& Mut(void* c) {
-  return *static_cast<C*>(c);
-}
+
+// Calls the accessor `F` of row i of the table `s` on the config `c`, typed again (const or not,
+// as it is given), with the other arguments.
+template <typename C, auto F>
+inline constexpr auto kCall = [](const void* s, size_t i, auto* c, auto... args) {
+  using Typed = std::conditional_t<std::is_const_v<std::remove_pointer_t<decltype(c)>>, const C, C>;
+  return (Table<C>(s).fields[i].*F)(*static_cast<Typed*>(c), args...);
+};
 
 template <typename C>
 inline constexpr SchemaOps kOps = {
-    [](const void* s) { return static_cast<const ConfigSchema<C>*>(s)->class_name; },
-    [](const void* s) { return static_cast<const ConfigSchema<C>*>(s)->tag; },
-    [](const void* s) { return static_cast<const ConfigSchema<C>*>(s)->fields.size(); },
-    [](const void* s, size_t i) -> const FieldInfo& { return Row<C>(s, i).info; },
-    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_int(Cfg<C>(c)); },
-    [](const void* s, size_t i, void* c, int64_t v) { Row<C>(s, i).set_int(Mut<C>(c), v); },
-    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_real(Cfg<C>(c)); },
-    [](const void* s, size_t i, void* c, double v) { Row<C>(s, i).set_real(Mut<C>(c), v); },
-    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_str(Cfg<C>(c)); },
-    [](const void* s, size_t i, void* c, std::string_view v) {
-      Row<C>(s, i).set_str(Mut<C>(c), v);
-    },
-    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).count(Cfg<C>(c)); },
-    [](const void* s, size_t i, const void* c, size_t k) {
-      return Row<C>(s, i).item(Cfg<C>(c), k);
-    },
-    [](const void* s, size_t i, void* c) { return Row<C>(s, i).add(Mut<C>(c)); },
-    [](const void* s, size_t i, void* c) { Row<C>(s, i).reset(Mut<C>(c)); },
-    [](const void* s, size_t i) { return Row<C>(s, i).inner(); },
+    [](const void* s, size_t i) -> const FieldInfo& { return Table<C>(s).fields[i].info; },
+    kCall<C, &FieldSpec<C>::get_int>,
+    kCall<C, &FieldSpec<C>::set_int>,
+    kCall<C, &FieldSpec<C>::get_real>,
+    kCall<C, &FieldSpec<C>::set_real>,
+    kCall<C, &FieldSpec<C>::get_str>,
+    kCall<C, &FieldSpec<C>::set_str>,
+    kCall<C, &FieldSpec<C>::count>,
+    kCall<C, &FieldSpec<C>::item>,
+    kCall<C, &FieldSpec<C>::add>,
+    kCall<C, &FieldSpec<C>::reset>,
+    [](const void* s, size_t i) { return Table<C>(s).fields[i].inner(); },
     [](const void* s, const void* c) {
-      const auto* schema = static_cast<const ConfigSchema<C>*>(s);
-      return schema->rules == nullptr ? absl::OkStatus() : schema->rules(Cfg<C>(c));
+      const auto rules = Table<C>(s).rules;
+      return rules == nullptr ? absl::OkStatus() : rules(*static_cast<const C*>(c));
     },
-    []() -> void* { return new C(); },
-    [](void* c) { delete static_cast<C*>(c); },
-    [](const void* s, size_t i, const void* c) { return Row<C>(s, i).get_strs(Cfg<C>(c)); },
-    [](const void* s, size_t i, void* c, const std::vector<std::string>& v, std::string_view path) {
-      return Row<C>(s, i).set_strs(Mut<C>(c), v, path);
-    },
-    [](const void* s, size_t i) { return Row<C>(s, i).members(); },
+    []() -> std::shared_ptr<void> { return std::make_shared<C>(); },
+    kCall<C, &FieldSpec<C>::get_strs>,
+    kCall<C, &FieldSpec<C>::set_strs>,
+    [](const void* s, size_t i) { return Table<C>(s).fields[i].members(); },
 };
+
+}  // namespace schema_internal
+
+template <typename C>
+AnySchema Any(const ConfigSchema<C>& schema) {
+  return {&schema, &schema_internal::kOps<C>, schema.class_name, schema.tag, schema.fields.size()};
+}
+
+namespace schema_internal {
 
 template <typename T>
 const UnionSchema<T>& Un(const void* u) {
@@ -255,19 +260,16 @@ const UnionSchema<T>& Un(const void* u) {
 template <typename T>
 inline constexpr UnionOps kUnionOps = {
     [](const void* u) { return Un<T>(u).members.size(); },
-    [](const void* u, size_t k) {
-      const ConfigSchema<T>& m = Un<T>(u).members[k].schema();
-      return AnySchema{&m, &kOps<T>};
-    },
+    [](const void* u, size_t k) { return Any(Un<T>(u).members[k].schema()); },
     [](const void* u, const void* v) {
       const auto& members = Un<T>(u).members;
       size_t k = 0;
-      while (k < members.size() && members[k].kind != Cfg<T>(v).kind) ++k;
+      while (k < members.size() && members[k].kind != static_cast<const T*>(v)->kind) ++k;
       return k;
     },
     [](const void* u, size_t k, void* v) {
-      Mut<T>(v) = T{};
-      Mut<T>(v).kind = Un<T>(u).members[k].kind;
+      *static_cast<T*>(v) = T{};
+      static_cast<T*>(v)->kind = Un<T>(u).members[k].kind;
     },
     [](const void*, size_t, const void* v) { return v; },
     [](const void*, size_t, void* v) { return v; },
@@ -275,31 +277,24 @@ inline constexpr UnionOps kUnionOps = {
 
 }  // namespace schema_internal
 
-template <typename C>
-AnySchema Any(const ConfigSchema<C>& schema) {
-  return AnySchema{&schema, &schema_internal::kOps<C>};
-}
-
 template <typename T>
 AnyUnion AnyOf(const UnionSchema<T>& u) {
   return AnyUnion{&u, &schema_internal::kUnionOps<T>};
 }
 
-// How the k-th element of a list field is named in paths: "phases[outage]" when its name is
-// non-empty and unique among `names` (and the field names elements by name), else "phases[2]".
+// How the k-th element of a nested field is named in paths: a config or a union by the field's
+// name; a list's "phases[outage]" when its name is non-empty and unique among `names` (and the
+// field names elements by name), else "phases[2]".
 std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& names, size_t k);
 
-// The names of a list field's elements (their `name` string field; empty when they have none).
-std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config);
-
-// Range checks of one value against its field, worded as rlab/core/validate.h words them
-// ("open_for must be a finite number in (0, 1e+06], got -1").
-absl::Status CheckIntField(const FieldInfo& f, int64_t value);
-absl::Status CheckRealField(const FieldInfo& f, double value);
-// Seconds given as nanoseconds: compared in nanoseconds (so the documented maximum passes), the
-// message in seconds like the Python parameter.
-absl::Status CheckNsField(const FieldInfo& f, int64_t ns);
-absl::Status CheckChoiceField(const FieldInfo& f, int64_t index);
+// Range checks of one value of `f` named `name` (its path), worded as rlab/core/validate.h words
+// them ("open_for must be a finite number in (0, 1e+06], got -1"): an integer, a choice's index
+// or nanoseconds (compared in nanoseconds, so the documented maximum passes; worded in seconds
+// like the Python parameter); a real.
+absl::Status CheckIntField(const FieldInfo& f, std::string_view name, int64_t v);
+absl::Status CheckRealField(const FieldInfo& f, std::string_view name, double v);
+// "mode must be one of 'a', 'b', got <got>".
+absl::Status ChoiceError(const FieldInfo& f, std::string_view name, std::string_view got);
 
 // Checks every field of `config` against its range, nested configs included (each with its own
 // rules, the message under its path: "capacity.max_queue ..."); the first error, or OK.
@@ -342,169 +337,127 @@ struct MemberOf<M> {
   using Type = T;
 };
 
+// A row of `kind` without accessors; the builders below add them.
+template <typename C>
+constexpr FieldSpec<C> Row(std::string_view name, FieldKind kind, std::string_view doc,
+                           double lo = 0, double hi = 0, Bound lo_bound = Bound::kClosed,
+                           Bound hi_bound = Bound::kClosed, std::string_view unit = "") {
+  FieldSpec<C> f;
+  f.info = {name, kind, lo, hi, lo_bound, hi_bound, unit, doc};
+  return f;
+}
+
+// `f` reading and writing the integer-like member `c.*M` (an integer, nanoseconds, a bool or an
+// enum's index) through int64_t.
+template <auto M, typename C>
+constexpr FieldSpec<C> IntAccess(FieldSpec<C> f) {
+  f.get_int = [](const C& c) { return static_cast<int64_t>(c.*M); };
+  f.set_int = [](C& c, int64_t v) { c.*M = static_cast<typename MemberOf<M>::Type>(v); };
+  return f;
+}
+
+// `f` reading and writing the double `c.*M` (or `(c.*M1).*M2` for a nested params struct).
+template <typename C, auto... Ms>
+constexpr FieldSpec<C> RealAccess(FieldSpec<C> f) {
+  f.get_real = [](const C& c) -> double { return (c.*....*Ms); };
+  f.set_real = [](C& c, double v) { (c.*....*Ms) = v; };
+  return f;
+}
+
+// `f` reaching the nested values of the member `c.*M`: a T (always one), a std::optional<T>
+// (None when empty) or a std::vector<T> (a list). `count` is 0 or 1 for a config, a list's
+// length; `add` the member (an optional one emplaced) or a new element appended; `reset` None,
+// the default or an empty list.
+template <auto M, typename C>
+constexpr FieldSpec<C> NestedAccess(FieldSpec<C> f) {
+  using T = typename MemberOf<M>::Type;
+  constexpr bool kOptional = requires(T t) { t.has_value(); };
+  f.info.optional = kOptional;
+  if constexpr (kOptional) {
+    f.count = [](const C& c) -> size_t { return (c.*M).has_value() ? 1 : 0; };
+    f.item = [](const C& c, size_t) -> const void* { return &*(c.*M); };
+    f.add = [](C& c) -> void* { return &(c.*M).emplace(); };
+  } else if constexpr (requires(T t) { t.emplace_back(); }) {
+    f.count = [](const C& c) -> size_t { return (c.*M).size(); };
+    f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
+    f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
+  } else {
+    f.count = [](const C&) -> size_t { return 1; };
+    f.item = [](const C& c, size_t) -> const void* { return &(c.*M); };
+    f.add = [](C& c) -> void* { return &(c.*M); };
+  }
+  f.reset = [](C& c) { c.*M = T{}; };
+  return f;
+}
+
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Int(std::string_view name, int64_t lo, int64_t hi, std::string_view unit,
                            std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kInt;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kInt, doc, lo, hi, Bound::kClosed, Bound::kClosed, unit);
   f.info.int_lo = lo;
   f.info.int_hi = hi;
-  f.info.lo = static_cast<double>(lo);
-  f.info.hi = static_cast<double>(hi);
-  f.info.unit = unit;
-  f.info.doc = doc;
-  f.get_int = [](const C& c) -> int64_t { return c.*M; };
-  f.set_int = [](C& c, int64_t v) { c.*M = static_cast<typename MemberOf<M>::Type>(v); };
-  return f;
+  return IntAccess<M>(f);
 }
 
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Real(std::string_view name, double lo, double hi, Bound lo_bound,
                             Bound hi_bound, std::string_view unit, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kReal;
-  f.info.lo = lo;
-  f.info.hi = hi;
-  f.info.lo_bound = lo_bound;
-  f.info.hi_bound = hi_bound;
-  f.info.unit = unit;
-  f.info.doc = doc;
-  f.get_real = [](const C& c) -> double { return c.*M; };
-  f.set_real = [](C& c, double v) { c.*M = v; };
-  return f;
+  return RealAccess<C, M>(Row<C>(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit));
 }
 
 // A real member `Inner` of the struct member `Outer` (a nested params struct), flat in Python.
 template <auto Outer, auto Inner, typename C = typename MemberOf<Outer>::Class>
 constexpr FieldSpec<C> RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
                               Bound hi_bound, std::string_view unit, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kReal;
-  f.info.lo = lo;
-  f.info.hi = hi;
-  f.info.lo_bound = lo_bound;
-  f.info.hi_bound = hi_bound;
-  f.info.unit = unit;
-  f.info.doc = doc;
-  f.get_real = [](const C& c) -> double { return (c.*Outer).*Inner; };
-  f.set_real = [](C& c, double v) { (c.*Outer).*Inner = v; };
-  return f;
+  return RealAccess<C, Outer, Inner>(
+      Row<C>(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit));
 }
 
 // A duration held as int64_t nanoseconds; `lo`/`hi` in seconds.
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Seconds(std::string_view name, double lo, double hi, Bound lo_bound,
                                Bound hi_bound, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kSeconds;
-  f.info.lo = lo;
-  f.info.hi = hi;
-  f.info.lo_bound = lo_bound;
-  f.info.hi_bound = hi_bound;
-  f.info.unit = "s";
-  f.info.doc = doc;
-  f.get_int = [](const C& c) -> int64_t { return c.*M; };
-  f.set_int = [](C& c, int64_t v) { c.*M = v; };
-  return f;
+  return IntAccess<M>(Row<C>(name, FieldKind::kSeconds, doc, lo, hi, lo_bound, hi_bound, "s"));
 }
 
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Flag(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kBool;
-  f.info.int_hi = 1;
-  f.info.hi = 1;
-  f.info.doc = doc;
-  f.get_int = [](const C& c) -> int64_t { return (c.*M) ? 1 : 0; };
-  f.set_int = [](C& c, int64_t v) { c.*M = v != 0; };
-  return f;
+  return IntAccess<M>(Row<C>(name, FieldKind::kBool, doc, 0, 1));
 }
 
 // An enum member whose values are 0..n-1, named by `names` in that order.
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Choice(std::string_view name, absl::Span<const std::string_view> names,
                               std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kChoice;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kChoice, doc, 0, static_cast<double>(names.size()) - 1);
   f.info.choices = names;
-  f.info.int_hi = static_cast<int64_t>(names.size()) - 1;
-  f.info.hi = static_cast<double>(f.info.int_hi);
-  f.info.doc = doc;
-  f.get_int = [](const C& c) -> int64_t { return static_cast<int64_t>(c.*M); };
-  f.set_int = [](C& c, int64_t v) { c.*M = static_cast<typename MemberOf<M>::Type>(v); };
-  return f;
+  return IntAccess<M>(f);
 }
 
 // A string member.
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> String(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kString;
-  f.info.doc = doc;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kString, doc);
   f.get_str = [](const C& c) -> std::string_view { return c.*M; };
   f.set_str = [](C& c, std::string_view v) { c.*M = std::string(v); };
   return f;
-}
-
-// Whether T is a std::optional, and what it holds.
-template <typename T>
-struct OptionalOf {
-  static constexpr bool kIs = false;
-  using Type = T;
-};
-template <typename T>
-struct OptionalOf<std::optional<T>> {
-  static constexpr bool kIs = true;
-  using Type = T;
-};
-
-// The type-erased access to a member that is a T or a std::optional<T> (None when empty).
-template <auto M, typename C>
-constexpr void NestedAccess(FieldSpec<C>& f) {
-  using Member = typename MemberOf<M>::Type;
-  f.info.optional = OptionalOf<Member>::kIs;
-  if constexpr (OptionalOf<Member>::kIs) {
-    f.count = [](const C& c) -> size_t { return (c.*M).has_value() ? 1 : 0; };
-    f.item = [](const C& c, size_t) -> const void* { return &*(c.*M); };
-    f.add = [](C& c) -> void* { return &(c.*M).emplace(); };
-    f.reset = [](C& c) { (c.*M).reset(); };
-  } else {
-    f.count = [](const C&) -> size_t { return 1; };
-    f.item = [](const C& c, size_t) -> const void* { return &(c.*M); };
-    f.add = [](C& c) -> void* { return &(c.*M); };
-    f.reset = [](C& c) { c.*M = Member{}; };
-  }
 }
 
 // A nested config (`T` or `std::optional<T>`, Python `T` or `T | None`) with its own table,
 // `Schema()`; read, written and validated through that table and its rules.
 template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> Config(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kConfig;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kConfig, doc);
   f.info.type = Schema().class_name;
-  f.info.doc = doc;
-  NestedAccess<M>(f);
   f.inner = [] { return Any(Schema()); };
-  return f;
+  return NestedAccess<M>(f);
 }
 
 // The element `I` of an array member (`std::array<T, n>`) as a nested config of its own name.
 template <auto M, size_t I, auto Schema, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> ConfigAt(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kConfig;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kConfig, doc);
   f.info.type = Schema().class_name;
-  f.info.doc = doc;
   f.count = [](const C&) -> size_t { return 1; };
   f.item = [](const C& c, size_t) -> const void* { return &(c.*M)[I]; };
   f.add = [](C& c) -> void* { return &(c.*M)[I]; };
@@ -517,17 +470,9 @@ constexpr FieldSpec<C> ConfigAt(std::string_view name, std::string_view doc) {
 // paths by their unique `name` (see ElementLabel).
 template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> List(std::string_view name, bool by_name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
+  FieldSpec<C> f = Config<M, Schema>(name, doc);
   f.info.kind = FieldKind::kList;
-  f.info.type = Schema().class_name;
   f.info.by_name = by_name;
-  f.info.doc = doc;
-  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
-  f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
-  f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
-  f.reset = [](C& c) { (c.*M).clear(); };
-  f.inner = [] { return Any(Schema()); };
   return f;
 }
 
@@ -542,35 +487,17 @@ constexpr FieldSpec<C> Bare(FieldSpec<C> list) {
 // the member's `"type"` tag, and it is read, written and validated through the member's table.
 template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> OneOf(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kUnion;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kUnion, doc);
   f.info.type = Union().name;
-  f.info.doc = doc;
-  NestedAccess<M>(f);
   f.members = [] { return AnyOf(Union()); };
-  return f;
-}
-
-// The type-erased access to a `std::vector` member, a list field's elements.
-template <auto M, typename C>
-constexpr void VectorAccess(FieldSpec<C>& f) {
-  f.count = [](const C& c) -> size_t { return (c.*M).size(); };
-  f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
-  f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
-  f.reset = [](C& c) { (c.*M).clear(); };
+  return NestedAccess<M>(f);
 }
 
 // A list of tagged union values (`std::vector<T>`, Python a tuple), elements named by index.
 template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> OneOfList(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
+  FieldSpec<C> f = OneOf<M, Union>(name, doc);
   f.info.kind = FieldKind::kUnionList;
-  f.info.type = Union().name;
-  f.info.doc = doc;
-  VectorAccess<M>(f);
-  f.members = [] { return AnyOf(Union()); };
   return f;
 }
 
@@ -581,17 +508,9 @@ constexpr FieldSpec<C> Numbers(std::string_view name, double lo, double hi, Boun
                                Bound hi_bound, std::string_view unit, std::string_view doc) {
   using T = typename MemberOf<M>::Type::value_type;
   static_assert(std::is_same_v<T, double> || std::is_same_v<T, int64_t>);
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = std::is_same_v<T, double> ? FieldKind::kRealList : FieldKind::kSecondsList;
-  f.info.lo = lo;
-  f.info.hi = hi;
-  f.info.lo_bound = lo_bound;
-  f.info.hi_bound = hi_bound;
-  f.info.unit = unit;
-  f.info.doc = doc;
-  VectorAccess<M>(f);
-  return f;
+  constexpr FieldKind kKind =
+      std::is_same_v<T, double> ? FieldKind::kRealList : FieldKind::kSecondsList;
+  return NestedAccess<M>(Row<C>(name, kKind, doc, lo, hi, lo_bound, hi_bound, unit));
 }
 
 // `field` with no default in Python (a required argument); the struct's default stands in C++.
@@ -606,27 +525,11 @@ constexpr FieldSpec<C> Required(FieldSpec<C> field) {
 template <auto M, typename C = typename MemberOf<M>::Class>
 constexpr FieldSpec<C> MaybeReal(std::string_view name, double lo, double hi, Bound lo_bound,
                                  Bound hi_bound, std::string_view unit, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kReal;
-  f.info.lo = lo;
-  f.info.hi = hi;
-  f.info.lo_bound = lo_bound;
-  f.info.hi_bound = hi_bound;
-  f.info.unit = unit;
-  f.info.doc = doc;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit);
   f.info.optional = true;
   f.info.none_real = std::numeric_limits<double>::quiet_NaN();
-  f.get_real = [](const C& c) -> double {
-    return (c.*M).has_value() ? *(c.*M) : std::numeric_limits<double>::quiet_NaN();
-  };
-  f.set_real = [](C& c, double v) {
-    if (std::isnan(v)) {
-      (c.*M).reset();
-    } else {
-      c.*M = v;
-    }
-  };
+  f.get_real = [](const C& c) { return (c.*M).value_or(std::numeric_limits<double>::quiet_NaN()); };
+  f.set_real = [](C& c, double v) { c.*M = std::isnan(v) ? std::nullopt : std::optional(v); };
   return f;
 }
 
@@ -644,10 +547,7 @@ constexpr FieldSpec<C> OrNone(FieldSpec<C> field, double none) {
 // held in its own form (RetryConfig.retryable, an OutcomeSet), a tuple of str in Python.
 template <typename C, auto Get, auto Set>
 constexpr FieldSpec<C> Strings(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f;
-  f.info.name = name;
-  f.info.kind = FieldKind::kStrings;
-  f.info.doc = doc;
+  FieldSpec<C> f = Row<C>(name, FieldKind::kStrings, doc);
   f.get_strs = Get;
   f.set_strs = Set;
   return f;
@@ -680,13 +580,13 @@ constexpr FieldSpec<C> Strings(std::string_view name, std::string_view doc) {
 // Defines `const ConfigSchema<Type>& fn()`: the table of `Type` (its Python class `name`, its
 // "type" `tag` or "", its cross-field `rules` or nullptr) made of the rows that follow, in
 // which `C` is `Type`. Ends with a `;` at the call site.
-#define RLAB_TABLE(fn, Type, name, tag, rules, ...)                           \
-  const ::rlab::ConfigSchema<Type>& fn() {                                    \
-    using C = Type;                                                           \
-    static const ::rlab::FieldSpec<C> kFields[] = {__VA_ARGS__};              \
-    static const ::rlab::ConfigSchema<C> kSchema{name, kFields, tag, rules};  \
-    return kSchema;                                                           \
-  }                                                                           \
+#define RLAB_TABLE(fn, Type, name, tag, rules, ...)                          \
+  const ::rlab::ConfigSchema<Type>& fn() {                                   \
+    using C = Type;                                                          \
+    static const ::rlab::FieldSpec<C> kFields[] = {__VA_ARGS__};             \
+    static const ::rlab::ConfigSchema<C> kSchema{name, kFields, tag, rules}; \
+    return kSchema;                                                          \
+  }                                                                          \
   static_assert(true)
 
 #endif  // RLAB_CORE_SCHEMA_H_

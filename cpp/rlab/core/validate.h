@@ -20,8 +20,8 @@ enum class Bound { kClosed, kOpen };
 absl::Status CheckRange(std::string_view name, double value, double lo, double hi,
                         Bound lo_bound = Bound::kClosed, Bound hi_bound = Bound::kClosed);
 
-// The error CheckRange returns for `value` (whether or not it is inside).
-absl::Status RangeError(std::string_view name, double value, double lo, double hi,
+// The error CheckRange returns, for a value written `got` ("-1", or a Python repr).
+absl::Status RangeError(std::string_view name, std::string_view got, double lo, double hi,
                         Bound lo_bound, Bound hi_bound);
 
 // An integer inside [lo, hi].
@@ -33,11 +33,6 @@ inline constexpr double kMaxDurationS = 1e6;
 
 // A duration in seconds, finite and inside (0, kMaxDurationS] (or [0, ...] when `allow_zero`).
 absl::Status CheckDuration(std::string_view name, double seconds, bool allow_zero = false);
-
-// A duration given in nanoseconds, checked as CheckDuration checks seconds. Checked in
-// nanoseconds so that the documented maximum itself passes; the message still speaks in seconds,
-// like the Python parameter.
-absl::Status CheckDurationNs(std::string_view name, int64_t ns, bool allow_zero = false);
 
 // Returns the first error among `statuses`, or OK.
 inline absl::Status FirstError(std::initializer_list<absl::Status> statuses) {
