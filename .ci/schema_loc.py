@@ -13,8 +13,9 @@ Python). *Schema code* is what declares, checks or converts configuration fields
    every module-level ``_RANGES = (...)`` range table;
 3. in ``cpp/rlab/{policy,model}/*.cc``: every function whose signature line starts with
    ``absl::Status Validate`` (the C++ validators, including ``Validate...Rules``),
-   ``const ConfigSchema<`` (the field tables) or ``const UnionSchema<`` (the tagged unions'
-   member lists), and every ``RLAB_TABLE(...)`` (a field table declared by the macro);
+   ``const ConfigSchema<`` (the field tables), ``const UnionSchema<`` (the tagged unions'
+   member lists) or ``FieldSpec<`` (a hand-built row), every ``RLAB_TABLE(...)`` (a field table
+   declared by the macro) and every ``constexpr UnionOps`` (a hand-written union's operations);
 4. in ``cpp/bindings/register_*.cc``: every ``py::init(...)`` call of a class whose constructor
    takes configuration (the whole parenthesised call, arguments and ``py::arg`` list included);
 5. in ``python/reliability_lab/_core.pyi``: every ``def __init__(...)`` stub (the constructors'
@@ -146,8 +147,9 @@ def measure(read: Callable[[str], str | None], files: list[str]) -> dict[str, in
         elif path.endswith(".py") and path not in WHOLE:
             n = _count(_python_blocks(text), "#")
         elif re.match(r"cpp/rlab/(policy|model)/.*\.cc$", path):
-            pattern = r"^(absl::Status Validate|const ConfigSchema<|const UnionSchema<)"
-            n = _count(_cpp_functions(text, pattern) + _macro_tables(text), "//")
+            pattern = r"^(absl::Status Validate|const ConfigSchema<|const UnionSchema<|FieldSpec<)"
+            ops = _cpp_functions(text, r"^(inline )?constexpr UnionOps")
+            n = _count(_cpp_functions(text, pattern) + ops + _macro_tables(text), "//")
         elif re.match(r"cpp/bindings/register_.*\.cc$", path):
             n = _count(_inits(text), "//")
         if n:
