@@ -251,7 +251,12 @@ def test_decorator_and_metrics() -> None:
         ({"budget_ratio": -1.0}, r"hedging\.budget_ratio"),
         ({"budget_burst": 0.5}, r"hedging\.budget_burst"),
         ({"timeout": 0.0}, r"hedging\.timeout"),
+        ({"timeout": "1"}, r"^hedging\.timeout must be a finite number in \(0, 1e\+06\], got '1'$"),
         ({"max_workers": 0}, r"hedging\.max_workers"),
+        (
+            {"max_workers": 2.0},
+            r"^hedging\.max_workers must be an integer in \[1, 10000\], got 2\.0$",
+        ),
         ({"max_hedges": "2"}, r"hedging\.max_hedges"),
     ],
 )

@@ -40,7 +40,7 @@ def test_the_old_keywords_warn_and_keep_their_checks() -> None:
     assert old.config == RateLimit(rate=2.0, burst=3)
     cases: list[tuple[dict[str, object], str]] = [
         ({"permits": 0}, r"rate\.permits must be an integer in \[1, 1000000000\]"),
-        ({"permits": 1.5}, r"rate\.permits must be an integer, got 1\.5"),
+        ({"permits": 1.5}, r"rate\.permits must be an integer in \[1, 1000000000\], got 1\.5"),
         ({"period": 0}, r"rate\.period must be a finite number in \(0, 1e\+06\]"),
         ({"mode": "leaky"}, r"rate\.mode must be 'smooth' or 'bursty', got 'leaky'"),
         ({"burst": 0}, r"rate\.burst must be an integer in \[1"),

@@ -15,10 +15,12 @@ import numbers
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
-# The native constructors take C++ ``int`` for counts.
-INT32_MIN = -(2**31)
-INT32_MAX = 2**31 - 1
+T = TypeVar("T")
+
+#: The longest duration a setting takes, in seconds (the core's kMaxDurationS).
+MAX_S = 1e6
 
 #: A name usable in a dotted path (``phases[outage]``).
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -41,47 +43,27 @@ def number(name: str, value: object) -> float:
         raise ValueError(f"{name} must be a finite number, got {short_repr(value)}") from None
 
 
-def duration(name: str, value: object, *, allow_zero: bool) -> float:
-    """Seconds in [0, 1e6] (``allow_zero``) or (0, 1e6], as a float (the core's CheckDuration)."""
-    what = f"{name} must be a finite number in {'[' if allow_zero else '('}0, 1e+06]"
-    try:
-        x = number(name, value)
-    except ValueError:  # not a number, or an int too large for a float: shown as given
-        raise ValueError(f"{what}, got {short_repr(value)}") from None
-    if not (math.isfinite(x) and (x >= 0 if allow_zero else x > 0) and x <= 1e6):
-        raise ValueError(f"{what}, got {x:g}")
-    return x
-
-
-def integer(name: str, value: object, lo: int = INT32_MIN, hi: int = INT32_MAX) -> int:
-    """An integer (not bool) in [lo, hi] (by default what a C++ ``int`` holds; the native
-    validator then checks the field's own range)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {short_repr(v)}")
-    return v
+def in_range(
+    name: str, value: T, lo: float, hi: float, *, seconds: bool = False, lo_open: bool = False
+) -> T:
+    """An integer (with ``seconds``, a number of seconds: any real) in [lo, hi] ((lo, hi] when
+    ``lo_open``), returned as given; otherwise ValueError naming it, the range and the value in
+    the core's wording (rlab/core/validate.cc). NaN and inf fail the comparisons."""
+    kind = numbers.Real if seconds else numbers.Integral
+    ok = not isinstance(value, bool) and isinstance(value, kind)
+    v: Any = value
+    if ok and (lo < v if lo_open else lo <= v) and v <= hi:
+        return value
+    what = "a finite number" if seconds else "an integer"
+    span = f"{lo:g}, {hi:g}" if seconds else f"{lo}, {hi}"
+    got = f"{v:g}" if seconds and isinstance(v, float) else short_repr(v)
+    raise ValueError(f"{name} must be {what} in {'(' if lo_open else '['}{span}], got {got}")
 
 
 def string(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
     return value
-
-
-def in_range(
-    name: str, value: object, lo: int, hi: int, *, seconds: bool = False, lo_open: bool = False
-) -> None:
-    """A setting: an integer (with ``seconds``, a number of seconds) in [lo, hi] ((lo, hi] when
-    ``lo_open``); otherwise ValueError naming the setting, the range and the value. NaN and inf
-    fail the comparisons."""
-    kinds = (int, float) if seconds else (int,)
-    ok = not isinstance(value, bool) and isinstance(value, kinds)
-    if ok and (lo < value if lo_open else lo <= value) and value <= hi:  # type: ignore[operator]
-        return
-    what, left = "a number of seconds" if seconds else "an integer", "(" if lo_open else "["
-    raise ValueError(f"{name} must be {what} in {left}{lo}, {hi}], got {value!r}")
 
 
 def ns(seconds: float) -> int:

@@ -82,12 +82,12 @@ def items(name: str, value: object, types: Sequence[str] = ()) -> tuple[Any, ...
     return seq
 
 
-def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The table's fields of ``obj``: as the native reader takes them (nested values encoded),
-    and as they are stored back (numbers normalised, a list as a tuple, nested values as they
-    are). Nested values are type-checked here."""
+def values(obj: object, store: bool = False) -> dict[str, Any]:
+    """The table's fields of ``obj`` as the native readers take them: numbers normalised to
+    their kind's Python type, nested values type-checked here and encoded. With ``store``, each
+    field is also stored back normalised (``open_for=5`` reads back ``5.0``, a list as a tuple,
+    a nested value as it is)."""
     sent: dict[str, Any] = {}
-    stored: dict[str, Any] = {}
     for f in TABLES[type(obj).__name__]:
         name, kind = f["name"], f["kind"]
         value = getattr(obj, name)
@@ -96,26 +96,18 @@ def _read(obj: object) -> tuple[dict[str, Any], dict[str, Any]]:
                 expect(name, value, f["types"], f["optional"])
             sent[name] = encode(value)
         elif kind.endswith("list") or kind == "strings":  # a tuple
-            seq = items(name, value, f["types"])
+            value = items(name, value, f["types"])
             if kind in ("real_list", "seconds_list"):  # the native check names a bad number
-                seq = tuple(normal("real", v) for v in seq)
-            sent[name], stored[name] = encode(seq), seq
-        else:
-            sent[name] = stored[name] = normal(kind, value)
-    return sent, stored
-
-
-def values(obj: object) -> dict[str, Any]:
-    """The table's fields of ``obj`` as a dict, each normalised to its kind's Python type (a
-    nested config in its dict form): the form the native readers take."""
-    return _read(obj)[0]
+                value = tuple(normal("real", v) for v in value)
+            sent[name] = encode(value)
+        else:  # as given (normalised), not encoded: a bad value is shown as it is
+            sent[name] = value = normal(kind, value)
+        if store:
+            object.__setattr__(obj, name, value)
+    return sent
 
 
 def check(obj: object) -> None:
     """Checks ``obj`` against its class's table and rules (ValueError naming the field, range and
-    value; a nested config's fields by their dotted path), then stores each field normalised to
-    its kind (``open_for=5`` reads back ``5.0``, a list as a tuple)."""
-    sent, stored = _read(obj)
-    _core.check_config(type(obj).__name__, sent)
-    for name, value in stored.items():
-        object.__setattr__(obj, name, value)
+    value; a nested config's fields by their dotted path), its fields stored normalised."""
+    _core.check_config(type(obj).__name__, values(obj, store=True))

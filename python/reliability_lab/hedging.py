@@ -174,11 +174,11 @@ class Hedging:
     ) -> None:
         with _checks.at("hedging"):
             self.config = Hedge(max_hedges, delay, quantile, window, budget_ratio, budget_burst)
-            self.timeout = (
-                None if timeout is None else _checks.duration("timeout", timeout, allow_zero=False)
+            self.timeout = None if timeout is None else _checks.in_range(
+                "timeout", timeout, 0, _checks.MAX_S, seconds=True, lo_open=True
             )
             workers = 8 * (self.config.max_hedges + 1) if max_workers is None else max_workers
-            self.max_workers = _checks.integer("max_workers", workers, 1, 10_000)
+            self.max_workers = _checks.in_range("max_workers", workers, 1, 10_000)
         if not isinstance(name, str):
             raise TypeError(f"hedging.name must be a str, got {name!r}")
         if executor is not None and not callable(getattr(executor, "submit", None)):

@@ -43,7 +43,6 @@ thread-safe, called without the GIL.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -93,25 +92,8 @@ class RateLimited(Rejected):
         return f"rate limiter {self.name!r} has no permit{who}"
 
 
-def _integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"{name} is out of range, got {value!r}")
-    return value
-
-
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _max_wait(name: str, value: object) -> float:
-    x = _number(name, value)
-    if not (math.isfinite(x) and 0 <= x <= 1e6):
-        raise ValueError(f"{name} must be a finite number in [0, 1e+06], got {value!r}")
-    return x
+def _max_wait(name: str, value: float) -> float:
+    return float(_checks.in_range(name, value, 0, _checks.MAX_S, seconds=True))
 
 
 def _from_permits(
@@ -126,11 +108,11 @@ def _from_permits(
     """The RateLimit equivalent to the old permits-per-period settings, checked as before."""
     if mode not in ("smooth", "bursty"):
         raise ValueError(f"rate.mode must be 'smooth' or 'bursty', got {mode!r}")
-    integer, at_most = _checks.integer, 1_000_000_000
-    permits = integer("rate.permits", _integer("rate.permits", permits), 1, at_most)
-    period = _checks.duration("rate.period", _number("rate.period", period), allow_zero=False)
-    burst = integer("rate.burst", _integer("rate.burst", burst), 1, at_most)
-    max_keys = integer("rate.max_keys", _integer("rate.max_keys", max_keys), 1, 10_000_000)
+    in_range, at_most = _checks.in_range, 1_000_000_000
+    permits = in_range("rate.permits", permits, 1, at_most)
+    period = in_range("rate.period", period, 0, _checks.MAX_S, seconds=True, lo_open=True)
+    burst = in_range("rate.burst", burst, 1, at_most)
+    max_keys = in_range("rate.max_keys", max_keys, 1, 10_000_000)
     period_ns = _checks.ns(period)
     if period_ns < permits:  # the old limiter spaced permits period / permits ns apart
         raise ValueError(

@@ -314,9 +314,9 @@ class Retry:
     def __post_init__(self) -> None:
         names, classes = _parse_retry_on(self.retry_on)
         if self.timeout is not None:
-            _checks.duration("timeout", self.timeout, allow_zero=False)
+            _checks.in_range("timeout", self.timeout, 0, _checks.MAX_S, seconds=True, lo_open=True)
         if self.seed is not None:
-            _checks.integer("seed", self.seed, 0, 2**64 - 1)
+            _checks.in_range("seed", self.seed, 0, 2**64 - 1)
         config = RetryConfig(
             self.max_attempts, self.backoff, tuple(names), self.max_retry_after
         )._native()
@@ -393,7 +393,7 @@ class Retry:
         self, timeout: float, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Like :meth:`call`, with a deadline ``timeout`` seconds from now."""
-        _checks.duration("timeout", timeout, allow_zero=True)
+        _checks.in_range("timeout", timeout, 0, _checks.MAX_S, seconds=True)
         deadline_ns = self._now_ns() + round(timeout * 1e9)
         return self._run(fn, args, kwargs, self._deadline_ns(deadline_ns), None)
 
@@ -433,7 +433,7 @@ class Retry:
         """
         deadline_ns: int | None = None
         if timeout is not None:
-            _checks.duration("timeout", timeout, allow_zero=True)
+            _checks.in_range("timeout", timeout, 0, _checks.MAX_S, seconds=True)
             deadline_ns = self._now_ns() + round(timeout * 1e9)
         if deadline is not None:
             if not (

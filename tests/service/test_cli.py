@@ -81,8 +81,9 @@ def test_numeric_settings_name_the_setting_range_and_value(cls: type) -> None:
     bool and a string each raise ValueError naming the setting, the range and the value."""
     module = importlib.import_module(cls.__module__)
     for name, lo, hi, seconds, lo_open in module._RANGES:
-        what = "a number of seconds" if seconds else "an integer"
-        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        what = "a finite number" if seconds else "an integer"
+        span = f"{lo:g}, {hi:g}" if seconds else f"{lo}, {hi}"  # reals in the core's %g
+        interval = f"{'(' if lo_open else '['}{span}]"
         below = lo if lo_open else lo - 1
         for bad in (below, hi + 1, math.nan, True, "5"):
             if not seconds and bad is math.nan:
