@@ -227,6 +227,9 @@ def test_service_intake_paths_and_refusals() -> None:
         sc.replace({"services[b].intake.discipline.codel_target": -1.0})
     with pytest.raises(ValueError, match=r"services\[b\]\.intake\.shedding"):
         sc.replace({"services[b].intake.shedding": rl.Shedding()})
+    # Built directly as well (the scenario's rules refuse it, naming the service).
+    with pytest.raises(ValueError, match=r"^services\[b\]\.intake\.shedding must be None"):
+        _one_service(rl.Intake(shedding=rl.Shedding()))
     limited = sc.replace({"services[b].intake.rate_limit": rl.RateLimit(rate=5.0)})
     assert limited.get("services[b].intake.rate_limit.rate") == 5.0
     with pytest.raises(ValueError, match=r"services\[b\]\.intake\.rate_limit\.rate"):
