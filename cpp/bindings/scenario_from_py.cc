@@ -57,13 +57,13 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
   }
   c.seed = v;
   py::dict run;
-  for (const FieldSpec<ScenarioRunOptions>& f : RunOptionsSchema().fields) {
+  for (const FieldSpec& f : RunOptionsSchema().fields) {
     const std::string key(f.info.name);
     run[py::str(key)] = Take(rest, key.c_str());
   }
   ScenarioRunOptions read = ReadConfig(run, "", RunOptionsSchema());
   if (!rest.contains("services")) rest["services"] = py::list();  // a dict written before them
-  ReadAny(rest, "", Any(ScenarioSchema()), &c);
+  ReadAny(rest, "", ScenarioSchema(), &c);
   if (options != nullptr) *options = read;
   return c;
 }
@@ -75,7 +75,7 @@ ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* 
 }
 
 py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
-  py::dict d = WriteConfig(ScenarioSchema(), c, /*nanoseconds=*/true);
+  py::dict d = WriteAny(ScenarioSchema(), &c, /*nanoseconds=*/true);
   d["seed"] = c.seed;
   return d;
 }
@@ -121,7 +121,7 @@ void RegisterScenario(py::module_& m) {
       [](const py::dict& d) {
         ScenarioRunOptions options;
         py::dict out = ScenarioConfigToDict(ScenarioFromDict(d, &options));
-        out.attr("update")(WriteConfig(RunOptionsSchema(), options, /*nanoseconds=*/true));
+        out.attr("update")(WriteAny(RunOptionsSchema(), &options, /*nanoseconds=*/true));
         return out;
       },
       py::arg("scenario"),
