@@ -40,6 +40,11 @@ std::string Repr(py::handle h) {
   }
 }
 
+// "path must be <what>, got <repr>": a value of the wrong type.
+[[noreturn]] static void Expected(std::string_view path, std::string_view what, py::handle h) {
+  Fail(absl::StrFormat("%s must be %s, got %s", path, what, Repr(h)));
+}
+
 int64_t ToInt(py::handle h, const std::string& path, int64_t lo, int64_t hi) {
   PyObject* o = h.ptr();
   const bool is_int = PyLong_Check(o) && !PyBool_Check(o);
@@ -81,9 +86,7 @@ double ReadReal(py::handle v, const FieldInfo& f, const std::string& path) {
 int64_t ReadIntLike(py::handle v, const FieldInfo& f, const std::string& path) {
   if (f.kind == FieldKind::kInt) return ToInt(v, path, f.int_lo, f.int_hi);
   if (f.kind == FieldKind::kBool) {
-    if (!PyBool_Check(v.ptr())) {
-      Fail(absl::StrFormat("%s must be True or False, got %s", path, Repr(v)));
-    }
+    if (!PyBool_Check(v.ptr())) Expected(path, "True or False", v);
     return v.ptr() == Py_True ? 1 : 0;
   }
   if (f.kind == FieldKind::kChoice) {
@@ -99,17 +102,13 @@ int64_t ReadIntLike(py::handle v, const FieldInfo& f, const std::string& path) {
 }
 
 std::string ReadString(py::handle v, const std::string& path) {
-  if (!PyUnicode_Check(v.ptr())) {
-    Fail(absl::StrFormat("%s must be a string, got %s", path, Repr(v)));
-  }
+  if (!PyUnicode_Check(v.ptr())) Expected(path, "a string", v);
   return v.cast<std::string>();
 }
 
 // A list field's value as a Python sequence (a list or a tuple), else a ValueError.
-py::sequence ListAt(py::handle v, const std::string& at, std::string_view of = "") {
-  if (!PyList_Check(v.ptr()) && !PyTuple_Check(v.ptr())) {
-    Fail(absl::StrFormat("%s must be a list%s, got %s", at, of, Repr(v)));
-  }
+py::sequence ListAt(py::handle v, const std::string& at, std::string_view what = "a list") {
+  if (!PyList_Check(v.ptr()) && !PyTuple_Check(v.ptr())) Expected(at, what, v);
   return py::reinterpret_borrow<py::sequence>(v);
 }
 
@@ -128,7 +127,7 @@ std::string TagOf(py::handle h, const std::string& path) {
 // A tagged union's value from its dict, whose "type" picks the member (an unknown tag names the
 // allowed ones), read by the member's table.
 void ReadUnion(py::handle h, const std::string& path, const AnyUnion& u, void* value) {
-  if (!PyDict_Check(h.ptr())) Fail(absl::StrFormat("%s must be a dict, got %s", path, Repr(h)));
+  if (!PyDict_Check(h.ptr())) Expected(path, "a dict", h);
   const std::string tag = TagOf(h, path);
   std::vector<std::string> allowed;
   for (size_t k = 0; k < u.size; ++k) {
@@ -269,9 +268,7 @@ py::list DescribeAny(const AnySchema& schema) {
 }  // namespace
 
 void ReadAny(py::handle h, const std::string& path, const AnySchema& schema, void* config) {
-  if (!PyDict_Check(h.ptr())) {
-    Fail(absl::StrFormat("%s must be a dict, got %s", path.empty() ? "config" : path, Repr(h)));
-  }
+  if (!PyDict_Check(h.ptr())) Expected(path.empty() ? "config" : path, "a dict", h);
   absl::flat_hash_set<std::string_view> known;
   for (const FieldSpec& row : schema.fields) known.insert(row.info.name);
   if (!schema.tag.empty()) known.insert("type");
@@ -304,7 +301,7 @@ void ReadAny(py::handle h, const std::string& path, const AnySchema& schema, voi
       row.set_str(config, ReadString(v, at));
     } else if (f.kind == FieldKind::kStrings) {
       std::vector<std::string> names;
-      const py::sequence items = ListAt(v, at, " of strings");
+      const py::sequence items = ListAt(v, at, "a list of strings");
       for (size_t k = 0; k < items.size(); ++k) {
         names.push_back(ReadString(items[k], absl::StrFormat("%s[%d]", at, k)));
       }

@@ -68,16 +68,10 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
   return c;
 }
 
-ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) {
-  ScenarioConfig config = ScenarioFromDict(d, options);
+ScenarioConfig ValidatedScenarioFromDict(const py::dict& d) {
+  ScenarioConfig config = ScenarioFromDict(d);
   ThrowIfError(ValidateScenario(config));
   return config;
-}
-
-py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
-  py::dict d = WriteAny(ScenarioSchema(), &c, /*nanoseconds=*/true);
-  d["seed"] = c.seed;
-  return d;
 }
 
 const ScenarioConfig& ScenarioArg(const py::object& scenario,
@@ -120,7 +114,9 @@ void RegisterScenario(py::module_& m) {
       "scenario_config_dump",
       [](const py::dict& d) {
         ScenarioRunOptions options;
-        py::dict out = ScenarioConfigToDict(ScenarioFromDict(d, &options));
+        const ScenarioConfig c = ScenarioFromDict(d, &options);
+        py::dict out = WriteAny(ScenarioSchema(), &c, /*nanoseconds=*/true);
+        out["seed"] = c.seed;
         out.attr("update")(WriteAny(RunOptionsSchema(), &options, /*nanoseconds=*/true));
         return out;
       },

@@ -106,18 +106,14 @@ absl::Status ValidateRows(const AnySchema& schema, const void* config) {
 absl::Status ValidateAny(std::string_view path, const AnySchema& schema, const void* config) {
   absl::Status s = ValidateRows(schema, config);
   if (s.ok()) s = schema.check_rules(schema, config);
-  return AtPath(path, s);
+  if (s.ok() || path.empty()) return s;  // else re-rooted under `path`
+  return absl::Status(s.code(), absl::StrFormat("%s.%s", path, s.message()));
 }
 
 absl::Status ValidateUnion(std::string_view path, const AnyUnion& u, const void* value) {
   const size_t k = Which(u, value);
   if (k < u.size) return ValidateAny(path, u.member(u, k), u.view(u, k, value));
   return absl::InvalidArgumentError(absl::StrFormat("%s is of no known kind", path));
-}
-
-absl::Status AtPath(std::string_view path, const absl::Status& status) {
-  if (status.ok() || path.empty()) return status;
-  return absl::Status(status.code(), absl::StrFormat("%s.%s", path, status.message()));
 }
 
 }  // namespace rlab

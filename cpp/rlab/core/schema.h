@@ -224,15 +224,12 @@ absl::Status ChoiceError(const FieldInfo& f, std::string_view name, std::string_
 // rules, the message under its path: "capacity.max_queue ..."); the first error, or OK.
 absl::Status ValidateRows(const AnySchema& schema, const void* config);
 
-// ValidateRows, then the schema's own rules, the message under `path`.
+// ValidateRows, then the schema's own rules, the message re-rooted under `path` ("path.<message>"
+// unless `path` is empty).
 absl::Status ValidateAny(std::string_view path, const AnySchema& schema, const void* config);
 
 // ValidateAny with the table of the value's member of the union.
 absl::Status ValidateUnion(std::string_view path, const AnyUnion& u, const void* value);
-
-// `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
-// empty path leaves the message as it is.
-absl::Status AtPath(std::string_view path, const absl::Status& status);
 
 // The typed entry points: the table's ranges alone, or with the config's rules, the message
 // under `path`.
@@ -284,14 +281,6 @@ constexpr FieldSpec IntAccess(FieldSpec f) {
   return f;
 }
 
-// `f` reading and writing the double `c.*M` (or `(c.*M1).*M2` for a nested params struct).
-template <typename C, auto... Ms>
-constexpr FieldSpec RealAccess(FieldSpec f) {
-  f.get_real = [](const void* c) -> double { return (As<C>(c).*....*Ms); };
-  f.set_real = [](void* c, double v) { (As<C>(c).*....*Ms) = v; };
-  return f;
-}
-
 // `f` reaching the nested values of the member `c.*M`: a T (always one), a std::optional<T>
 // (None when empty) or a std::vector<T> (a list).
 template <auto M, typename C = typename MemberOf<M>::Class>
@@ -325,19 +314,20 @@ constexpr FieldSpec Int(std::string_view name, int64_t lo, int64_t hi, std::stri
   return IntAccess<M>(f);
 }
 
-template <auto M>
+// A real member `c.*M` (or `(c.*M).*Inner` of a nested params struct, flat in Python: RealIn).
+template <auto M, auto... Inner>
 constexpr FieldSpec Real(std::string_view name, double lo, double hi, Bound lo_bound,
                          Bound hi_bound, std::string_view unit, std::string_view doc) {
-  return RealAccess<typename MemberOf<M>::Class, M>(
-      Row(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit));
+  using C = typename MemberOf<M>::Class;
+  FieldSpec f = Row(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit);
+  f.get_real = [](const void* c) -> double { return ((As<C>(c).*M).*....*Inner); };
+  f.set_real = [](void* c, double v) { ((As<C>(c).*M).*....*Inner) = v; };
+  return f;
 }
-
-// A real member `Inner` of the struct member `Outer` (a nested params struct), flat in Python.
 template <auto Outer, auto Inner>
 constexpr FieldSpec RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
                            Bound hi_bound, std::string_view unit, std::string_view doc) {
-  return RealAccess<typename MemberOf<Outer>::Class, Outer, Inner>(
-      Row(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit));
+  return Real<Outer, Inner>(name, lo, hi, lo_bound, hi_bound, unit, doc);
 }
 
 // A duration held as int64_t nanoseconds; `lo`/`hi` in seconds.
