@@ -251,7 +251,7 @@ py::list DescribeAny(const AnySchema& schema) {
       const AnyUnion& u = row.members();
       for (size_t k = 0; k < u.size; ++k) types.push_back(u.member(u, k).class_name);
     } else if (f.kind == FieldKind::kConfig || f.kind == FieldKind::kList) {
-      types.push_back(f.type);
+      types.push_back(row.inner().class_name);
     }
     out.append(py::dict(
         "name"_a = f.name, "kind"_a = FieldKindName(f.kind), "unit"_a = f.unit,

@@ -203,7 +203,7 @@ const ConfigSchema<Tree>& TreeSchema() {
 TEST(SchemaTest, NestedRowsValidateUnderTheirDottedPaths) {
   Tree t;
   EXPECT_TRUE(ValidateAt("root", TreeSchema(), t).ok());
-  EXPECT_EQ(TreeSchema().fields[0].info.type, "Leaf");
+  EXPECT_EQ(TreeSchema().fields[0].inner().class_name, "Leaf");
   EXPECT_FALSE(TreeSchema().fields[0].info.optional);
   EXPECT_TRUE(TreeSchema().fields[1].info.optional);
   t.leaf.share = 2;
@@ -269,7 +269,7 @@ struct Slotted {
 TEST(SchemaTest, OneOfSlotsFillsOneMemberPerClass) {
   static const FieldSpec kFields[] = {
       schema::OneOfSlots<schema::Slot<&Slotted::a, &LeafSchema>,
-                         schema::Slot<&Slotted::b, &DemoSchema>>("pick", "Pick", "one of")};
+                         schema::Slot<&Slotted::b, &DemoSchema>>("pick", "one of")};
   static const ConfigSchema<Slotted> kSchema{"Slotted", kFields};
   Slotted s;
   EXPECT_EQ(kFields[0].count(&s), 0u);  // None

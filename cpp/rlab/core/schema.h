@@ -76,8 +76,6 @@ struct FieldInfo {
   double none_real = 0.0;
   // The Python field has no default (a required constructor argument).
   bool required = false;
-  // kConfig, kList: the nested table's class name; kUnion, kUnionList: the union's name.
-  std::string_view type = {};
   // kList: an element is named in paths by its `name` when that is non-empty and unique among
   // the elements (`phases[outage]`), else by its index (`phases[2]`).
   bool by_name = false;
@@ -365,7 +363,6 @@ constexpr FieldSpec String(std::string_view name, std::string_view doc) {
 template <auto M, auto Schema>
 constexpr FieldSpec Config(std::string_view name, std::string_view doc) {
   FieldSpec f = Row(name, FieldKind::kConfig, doc);
-  f.info.type = Schema().class_name;
   f.inner = []() -> const AnySchema& { return Schema(); };
   return NestedAccess<M>(f);
 }
@@ -401,7 +398,6 @@ constexpr FieldSpec Bare(FieldSpec list) {
 template <auto M, auto Union>
 constexpr FieldSpec OneOf(std::string_view name, std::string_view doc) {
   FieldSpec f = Row(name, FieldKind::kUnion, doc);
-  f.info.type = Union().name;
   f.members = []() -> const AnyUnion& { return Union(); };
   return NestedAccess<M>(f);
 }
@@ -426,6 +422,7 @@ struct Slot {
   static void Reset(void* c) { (As<C>(c).*M).reset(); }
 };
 
+// The union of the members `S...` (Slot), with its type erased.
 template <typename... S>
 struct Slots {
   static constexpr const AnySchema& (*kTables[])() = {&S::Table...};
@@ -440,13 +437,12 @@ struct Slots {
       }};
 };
 
-// A tagged union (Python `type | None`, its class `type`) held in the config as one optional
-// member per class, at most one set, each a `Slot<&C::m, &Schema>` (a dependency's `budget`:
-// `token_bucket` or `ratio_budget`); the dict's `"type"` picks the member to fill.
+// A tagged union (Python `A | B | None`) held in the config as one optional member per class, at
+// most one set, each a `Slot<&C::m, &Schema>` (a dependency's `budget`: `token_bucket` or
+// `ratio_budget`); the dict's `"type"` picks the member to fill. The row's value is the config.
 template <typename... S>
-constexpr FieldSpec OneOfSlots(std::string_view name, std::string_view type, std::string_view doc) {
+constexpr FieldSpec OneOfSlots(std::string_view name, std::string_view doc) {
   FieldSpec f = Row(name, FieldKind::kUnion, doc);
-  f.info.type = type;
   f.info.optional = true;
   f.count = [](const void* c) -> size_t { return Which(Slots<S...>::kUnion, c) < sizeof...(S); };
   f.item = [](const void* c, size_t) { return c; };

@@ -226,7 +226,7 @@ RLAB_TABLE(DependencySchema, DependencyConfig, "Dependency", "", &ValidateDepend
            RLAB_CONFIG(breaker, BreakerSchema, "a circuit breaker; None: none"),
            schema::OneOfSlots<schema::Slot<&C::token_bucket, &TokenBucketSchema>,
                               schema::Slot<&C::ratio_budget, &RatioBudgetSchema>>(
-               "budget", "Budget", "a retry budget shared by every order's retries; None: none"),
+               "budget", "a retry budget shared by every order's retries; None: none"),
            RLAB_CONFIG(bulkhead, BulkheadSchema, "a bulkhead; None: none"),
            RLAB_CONFIG(throttle, ThrottleSchema, "adaptive client-side throttling; None: none"),
            RLAB_SECONDS(attempt_timeout, 0, kMaxS, CC, "per attempt; 0: none"),
