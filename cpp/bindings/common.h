@@ -7,8 +7,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config_codec.h"
-#include "rlab/core/schema.h"
 
 namespace rlab::bindings {
 
@@ -49,15 +47,6 @@ template <typename T>
 T ValueOrThrow(absl::StatusOr<T> v) {
   ThrowIfError(v.status());
   return *std::move(v);
-}
-
-// A standalone policy's config from its dict form: read by its field table (each value's type
-// and range), then checked with the table's rules, errors under `path`.
-template <typename C>
-C ReadValid(py::handle h, const std::string& path, const ConfigSchema<C>& schema) {
-  C config = ReadConfig(h, path, schema);
-  ThrowIfError(ValidateAt(path, schema, config));
-  return config;
 }
 
 // Seconds from Python to nanoseconds, raising ValueError naming `name` unless finite and in

@@ -57,27 +57,21 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
   }
   c.seed = v;
   py::dict run;
-  for (const FieldSpec<ScenarioRunOptions>& f : RunOptionsSchema().fields) {
+  for (const FieldSpec& f : RunOptionsSchema().fields) {
     const std::string key(f.info.name);
     run[py::str(key)] = Take(rest, key.c_str());
   }
   ScenarioRunOptions read = ReadConfig(run, "", RunOptionsSchema());
   if (!rest.contains("services")) rest["services"] = py::list();  // a dict written before them
-  ReadAny(rest, "", Any(ScenarioSchema()), &c);
+  ReadAny(rest, "", ScenarioSchema(), &c);
   if (options != nullptr) *options = read;
   return c;
 }
 
-ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) {
-  ScenarioConfig config = ScenarioFromDict(d, options);
+ScenarioConfig ValidatedScenarioFromDict(const py::dict& d) {
+  ScenarioConfig config = ScenarioFromDict(d);
   ThrowIfError(ValidateScenario(config));
   return config;
-}
-
-py::dict ScenarioConfigToDict(const ScenarioConfig& c) {
-  py::dict d = WriteConfig(ScenarioSchema(), c, /*nanoseconds=*/true);
-  d["seed"] = c.seed;
-  return d;
 }
 
 const ScenarioConfig& ScenarioArg(const py::object& scenario,
@@ -120,8 +114,10 @@ void RegisterScenario(py::module_& m) {
       "scenario_config_dump",
       [](const py::dict& d) {
         ScenarioRunOptions options;
-        py::dict out = ScenarioConfigToDict(ScenarioFromDict(d, &options));
-        out.attr("update")(WriteConfig(RunOptionsSchema(), options, /*nanoseconds=*/true));
+        const ScenarioConfig c = ScenarioFromDict(d, &options);
+        py::dict out = WriteAny(ScenarioSchema(), &c, /*nanoseconds=*/true);
+        out["seed"] = c.seed;
+        out.attr("update")(WriteAny(RunOptionsSchema(), &options, /*nanoseconds=*/true));
         return out;
       },
       py::arg("scenario"),

@@ -33,11 +33,7 @@ struct ScenarioRunOptions {
 ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options = nullptr);
 
 // ScenarioFromDict, then ValidateScenario; raises ValueError on the first problem.
-ScenarioConfig ValidatedScenarioFromDict(const py::dict& d, ScenarioRunOptions* options = nullptr);
-
-// The config read back as a dict with the C++ field names and integer nanoseconds (for tests
-// and debugging: it shows exactly what the engines will run).
-py::dict ScenarioConfigToDict(const ScenarioConfig& config);
+ScenarioConfig ValidatedScenarioFromDict(const py::dict& d);
 
 // A scenario read and validated once (Python: _core.CompiledScenario, built by
 // compile_scenario(d)); a Scenario keeps one, so a run neither re-reads nor re-validates it.

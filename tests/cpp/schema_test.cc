@@ -27,7 +27,7 @@ struct Demo {
 constexpr std::string_view kModes[] = {"a", "b"};
 
 const ConfigSchema<Demo>& DemoSchema() {
-  static constexpr FieldSpec<Demo> kFields[] = {
+  static constexpr FieldSpec kFields[] = {
       schema::Int<&Demo::count>("count", 1, 10, "calls", "how many"),
       schema::Real<&Demo::ratio>("ratio", 0, 1, Bound::kOpen, Bound::kClosed, "", "a share"),
       schema::Seconds<&Demo::wait_ns>("wait", 0, kMaxDurationS, Bound::kOpen, Bound::kClosed,
@@ -42,16 +42,16 @@ const ConfigSchema<Demo>& DemoSchema() {
 TEST(SchemaTest, AccessorsReadAndWriteTheMembers) {
   Demo d;
   const auto& f = DemoSchema().fields;
-  EXPECT_EQ(f[0].get_int(d), 3);
-  f[0].set_int(d, 7);
+  EXPECT_EQ(f[0].get_int(&d), 3);
+  f[0].set_int(&d, 7);
   EXPECT_EQ(d.count, 7);
-  f[1].set_real(d, 0.25);
+  f[1].set_real(&d, 0.25);
   EXPECT_EQ(d.ratio, 0.25);
-  EXPECT_EQ(f[2].get_int(d), kNsPerSecond);
-  f[3].set_int(d, 0);
+  EXPECT_EQ(f[2].get_int(&d), kNsPerSecond);
+  f[3].set_int(&d, 0);
   EXPECT_FALSE(d.on);
-  EXPECT_EQ(f[4].get_int(d), 1);
-  f[4].set_int(d, 0);
+  EXPECT_EQ(f[4].get_int(&d), 1);
+  f[4].set_int(&d, 0);
   EXPECT_EQ(d.mode, Mode::kA);
 }
 
@@ -109,7 +109,7 @@ struct Optional {
 };
 
 const ConfigSchema<Optional>& OptionalSchema() {
-  static constexpr FieldSpec<Optional> kFields[] = {
+  static constexpr FieldSpec kFields[] = {
       schema::OrNone(schema::Seconds<&Optional::wait_ns>("wait", 0, kMaxDurationS, Bound::kClosed,
                                                          Bound::kClosed, "how long"),
                      -1),
@@ -141,9 +141,9 @@ TEST(SchemaTest, OptionalFieldsAcceptOnlyTheirSentinelOutsideTheRange) {
 
 TEST(SchemaTest, RealInReadsAndWritesTheNestedMember) {
   Optional o;
-  const FieldSpec<Optional>& f = OptionalSchema().fields[2];
-  EXPECT_EQ(f.get_real(o), 2.0);
-  f.set_real(o, 3.0);
+  const FieldSpec& f = OptionalSchema().fields[2];
+  EXPECT_EQ(f.get_real(&o), 2.0);
+  f.set_real(&o, 3.0);
   EXPECT_EQ(o.inner.rate, 3.0);
   o.inner.rate = 0.0;
   EXPECT_EQ(ValidateFields(OptionalSchema(), o).message(),
@@ -160,7 +160,8 @@ TEST(SchemaTest, ValidateAtRootsTheMessageAtThePath) {
   auto rules = [](const Optional& c) {
     return c.share > 0.4 ? absl::InvalidArgumentError("share too big") : absl::OkStatus();
   };
-  EXPECT_EQ(ValidateAt("p", OptionalSchema(), Optional{}, +rules).message(), "p.share too big");
+  static const ConfigSchema<Optional> kRuled{"Optional", OptionalSchema().fields, "", +rules};
+  EXPECT_EQ(ValidateAt("p", kRuled, Optional{}).message(), "p.share too big");
 }
 
 // Nested rows: a config, an optional config and a list named by name, each with its own rules.
@@ -175,7 +176,7 @@ absl::Status LeafRules(const Leaf& l) {
 }
 
 const ConfigSchema<Leaf>& LeafSchema() {
-  static const FieldSpec<Leaf> kFields[] = {
+  static const FieldSpec kFields[] = {
       schema::String<&Leaf::name>("name", "its name"),
       schema::Real<&Leaf::share>("share", 0, 1, Bound::kClosed, Bound::kClosed, "", "a share"),
   };
@@ -190,7 +191,7 @@ struct Tree {
 };
 
 const ConfigSchema<Tree>& TreeSchema() {
-  static const FieldSpec<Tree> kFields[] = {
+  static const FieldSpec kFields[] = {
       schema::Config<&Tree::leaf, &LeafSchema>("leaf", "one"),
       schema::Config<&Tree::maybe, &LeafSchema>("maybe", "one or None"),
       schema::List<&Tree::leaves, &LeafSchema>("leaves", /*by_name=*/true, "many"),
@@ -202,7 +203,7 @@ const ConfigSchema<Tree>& TreeSchema() {
 TEST(SchemaTest, NestedRowsValidateUnderTheirDottedPaths) {
   Tree t;
   EXPECT_TRUE(ValidateAt("root", TreeSchema(), t).ok());
-  EXPECT_EQ(TreeSchema().fields[0].info.type, "Leaf");
+  EXPECT_EQ(TreeSchema().fields[0].inner().class_name, "Leaf");
   EXPECT_FALSE(TreeSchema().fields[0].info.optional);
   EXPECT_TRUE(TreeSchema().fields[1].info.optional);
   t.leaf.share = 2;
@@ -223,22 +224,22 @@ TEST(SchemaTest, NestedRowsValidateUnderTheirDottedPaths) {
 
 TEST(SchemaTest, NestedRowsAreReachedThroughTheErasedSchema) {
   Tree t;
-  const AnySchema any = Any(TreeSchema());
-  const SchemaOps& ops = *any.ops;
-  EXPECT_EQ(ops.count(any.schema, 1, &t), 0u);  // None
-  static_cast<Leaf*>(ops.add(any.schema, 1, &t))->name = "x";
+  const AnySchema& any = TreeSchema();
+  const auto& rows = any.fields;
+  EXPECT_EQ(rows[1].count(&t), 0u);  // None
+  static_cast<Leaf*>(rows[1].add(&t))->name = "x";
   ASSERT_TRUE(t.maybe.has_value());
   EXPECT_EQ(t.maybe->name, "x");
-  ops.add(any.schema, 2, &t);
-  ops.add(any.schema, 2, &t);
+  rows[2].add(&t);
+  rows[2].add(&t);
   EXPECT_EQ(t.leaves.size(), 2u);
-  EXPECT_EQ(ops.count(any.schema, 2, &t), 2u);
-  ops.reset(any.schema, 1, &t);
+  EXPECT_EQ(rows[2].count(&t), 2u);
+  rows[1].reset(&t);
   EXPECT_FALSE(t.maybe.has_value());
-  const AnySchema inner = ops.inner(any.schema, 0);
+  const AnySchema& inner = rows[0].inner();
   EXPECT_EQ(inner.class_name, "Leaf");
   EXPECT_EQ(inner.tag, "leaf");
-  EXPECT_EQ(inner.size, 2u);
+  EXPECT_EQ(inner.fields.size(), 2u);
 }
 
 struct MaybeRate {
@@ -246,16 +247,46 @@ struct MaybeRate {
 };
 
 TEST(SchemaTest, MaybeRealMapsAnEmptyOptionalToNone) {
-  static const FieldSpec<MaybeRate> kFields[] = {schema::MaybeReal<&MaybeRate::rate>(
+  static const FieldSpec kFields[] = {schema::MaybeReal<&MaybeRate::rate>(
       "rate", 0, 1, Bound::kClosed, Bound::kClosed, "", "a rate or None")};
   static const ConfigSchema<MaybeRate> kSchema{"MaybeRate", kFields};
   MaybeRate m;
-  EXPECT_TRUE(IsNoneReal(kFields[0].info, kFields[0].get_real(m)));
+  EXPECT_TRUE(IsNoneReal(kFields[0].info, kFields[0].get_real(&m)));
   EXPECT_TRUE(ValidateFields(kSchema, m).ok());
-  kFields[0].set_real(m, 2.0);
+  kFields[0].set_real(&m, 2.0);
   EXPECT_EQ(ValidateFields(kSchema, m).message(), "rate must be a finite number in [0, 1], got 2");
-  kFields[0].set_real(m, kFields[0].info.none_real);
+  kFields[0].set_real(&m, kFields[0].info.none_real);
   EXPECT_FALSE(m.rate.has_value());
+}
+
+// A union held in one optional member per class (a dependency's budget): the row's value is the
+// config itself, and assigning a member empties the others.
+struct Slotted {
+  std::optional<Leaf> a;
+  std::optional<Demo> b;
+};
+
+TEST(SchemaTest, OneOfSlotsFillsOneMemberPerClass) {
+  static const FieldSpec kFields[] = {
+      schema::OneOfSlots<schema::Slot<&Slotted::a, &LeafSchema>,
+                         schema::Slot<&Slotted::b, &DemoSchema>>("pick", "one of")};
+  static const ConfigSchema<Slotted> kSchema{"Slotted", kFields};
+  Slotted s;
+  EXPECT_EQ(kFields[0].count(&s), 0u);  // None
+  const AnyUnion& u = kFields[0].members();
+  EXPECT_EQ(u.member(u, 1).class_name, "Demo");
+  static_cast<Demo*>(u.assign(u, 1, kFields[0].add(&s)))->count = 11;
+  EXPECT_FALSE(s.a.has_value());
+  ASSERT_TRUE(s.b.has_value());
+  EXPECT_EQ(Which(u, &s), 1u);
+  EXPECT_EQ(kFields[0].count(&s), 1u);
+  EXPECT_EQ(ValidateFields(kSchema, s).message(),
+            "pick.count must be an integer in [1, 10], got 11");
+  u.assign(u, 0, &s);
+  EXPECT_TRUE(s.a.has_value());
+  EXPECT_FALSE(s.b.has_value());
+  kFields[0].reset(&s);
+  EXPECT_EQ(kFields[0].count(&s), 0u);
 }
 
 }  // namespace

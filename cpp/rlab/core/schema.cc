@@ -59,38 +59,31 @@ std::string ElementLabel(const FieldInfo& f, const std::vector<std::string>& nam
 namespace {
 
 // The names of a nested field's elements (a list's elements' `name`; empty when they have none).
-std::vector<std::string> ElementNames(AnySchema schema, size_t i, const void* config) {
-  const SchemaOps& ops = *schema.ops;
-  std::vector<std::string> names(ops.count(schema.schema, i, config));
-  if (ops.info(schema.schema, i).kind != FieldKind::kList) return names;
-  const AnySchema inner = ops.inner(schema.schema, i);
-  for (size_t r = 0; r < inner.size; ++r) {
-    const FieldInfo& f = inner.ops->info(inner.schema, r);
-    if (f.kind != FieldKind::kString || f.name != "name") continue;
-    for (size_t k = 0; k < names.size(); ++k) {
-      names[k] = inner.ops->get_str(inner.schema, r, ops.item(schema.schema, i, config, k));
-    }
+std::vector<std::string> ElementNames(const FieldSpec& row, const void* config) {
+  std::vector<std::string> names(row.count(config));
+  if (row.info.kind != FieldKind::kList) return names;
+  for (const FieldSpec& r : row.inner().fields) {
+    if (r.info.kind != FieldKind::kString || r.info.name != "name") continue;
+    for (size_t k = 0; k < names.size(); ++k) names[k] = r.get_str(row.item(config, k));
   }
   return names;
 }
 
 }  // namespace
 
-absl::Status ValidateRows(AnySchema schema, const void* config) {
-  const void* s = schema.schema;
-  const SchemaOps& ops = *schema.ops;
-  for (size_t i = 0; i < schema.size; ++i) {
-    const FieldInfo& f = ops.info(s, i);
+absl::Status ValidateRows(const AnySchema& schema, const void* config) {
+  for (const FieldSpec& row : schema.fields) {
+    const FieldInfo& f = row.info;
     absl::Status status;
     if (IsNested(f.kind)) {  // each element under its path
-      const std::vector<std::string> names = ElementNames(schema, i, config);
+      const std::vector<std::string> names = ElementNames(row, config);
       for (size_t k = 0; k < names.size() && status.ok(); ++k) {
         const std::string at = ElementLabel(f, names, k);
-        const void* item = ops.item(s, i, config, k);
+        const void* item = row.item(config, k);
         if (f.kind == FieldKind::kConfig || f.kind == FieldKind::kList) {
-          status = ValidateAny(at, ops.inner(s, i), item);
+          status = ValidateAny(at, row.inner(), item);
         } else if (f.kind == FieldKind::kUnion || f.kind == FieldKind::kUnionList) {
-          status = ValidateUnion(at, ops.members(s, i), item);
+          status = ValidateUnion(at, row.members(), item);
         } else if (f.kind == FieldKind::kRealList) {
           status = CheckRealField(f, at, *static_cast<const double*>(item));
         } else {
@@ -98,11 +91,11 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
         }
       }
     } else if (f.kind == FieldKind::kReal) {
-      const double v = ops.get_real(s, i, config);
+      const double v = row.get_real(config);
       if (!IsNoneReal(f, v)) status = CheckRealField(f, f.name, v);
     } else if (f.kind == FieldKind::kInt || f.kind == FieldKind::kSeconds ||
                f.kind == FieldKind::kChoice) {  // bools, strings and names need no check
-      const int64_t v = ops.get_int(s, i, config);
+      const int64_t v = row.get_int(config);
       if (!IsNoneInt(f, v)) status = CheckIntField(f, f.name, v);
     }
     if (!status.ok()) return status;
@@ -110,23 +103,17 @@ absl::Status ValidateRows(AnySchema schema, const void* config) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* config) {
+absl::Status ValidateAny(std::string_view path, const AnySchema& schema, const void* config) {
   absl::Status s = ValidateRows(schema, config);
-  if (s.ok()) s = schema.ops->rules(schema.schema, config);
-  return AtPath(path, s);
+  if (s.ok()) s = schema.check_rules(schema, config);
+  if (s.ok() || path.empty()) return s;  // else re-rooted under `path`
+  return absl::Status(s.code(), absl::StrFormat("%s.%s", path, s.message()));
 }
 
-absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value) {
-  const size_t k = u.ops->which(u.u, value);
-  if (k < u.ops->size(u.u)) {
-    return ValidateAny(path, u.ops->member(u.u, k), u.ops->view(u.u, k, value));
-  }
+absl::Status ValidateUnion(std::string_view path, const AnyUnion& u, const void* value) {
+  const size_t k = Which(u, value);
+  if (k < u.size) return ValidateAny(path, u.member(u, k), u.view(u, k, value));
   return absl::InvalidArgumentError(absl::StrFormat("%s is of no known kind", path));
-}
-
-absl::Status AtPath(std::string_view path, const absl::Status& status) {
-  if (status.ok() || path.empty()) return status;
-  return absl::Status(status.code(), absl::StrFormat("%s.%s", path, status.message()));
 }
 
 }  // namespace rlab

@@ -8,10 +8,9 @@
 // exported to Python (`_core.config_schema()`), the Python dataclasses' checks, and the checks
 // that tie the dataclasses, the stubs and the reference docs to the table (tests).
 //
-//   inline constexpr FieldSpec<BreakerConfig> kBreakerFields[] = {
-//       schema::Seconds<&BreakerConfig::open_for_ns>("open_for", 0, kMaxDurationS,
-//           Bound::kOpen, Bound::kClosed, "seconds open before the next admission probes"),
-//       ...};
+//   RLAB_TABLE(BreakerSchema, BreakerConfig, "Breaker", "", &ValidateBreakerRules,
+//              RLAB_SECONDS(open_for, 0, kMaxDurationS, OC, "seconds open before a probe"),
+//              ...);
 //
 // The default of a field is the default-constructed struct's member.
 
@@ -77,8 +76,6 @@ struct FieldInfo {
   double none_real = 0.0;
   // The Python field has no default (a required constructor argument).
   bool required = false;
-  // kConfig, kList: the nested table's class name; kUnion, kUnionList: the union's name.
-  std::string_view type = {};
   // kList: an element is named in paths by its `name` when that is non-empty and unique among
   // the elements (`phases[outage]`), else by its index (`phases[2]`).
   bool by_name = false;
@@ -98,85 +95,83 @@ inline bool IsNoneReal(const FieldInfo& f, double v) {
   return f.optional && (v == f.none_real || (std::isnan(f.none_real) && std::isnan(v)));
 }
 
-struct SchemaOps;
-struct UnionOps;
+struct AnySchema;
+struct AnyUnion;
 
-// A config's table with its type erased, for walking nested configs generically (validation
-// here, the dict codec in the bindings): `Any(schema)`.
-struct AnySchema {
-  const void* schema = nullptr;  // the ConfigSchema<C>
-  const SchemaOps* ops = nullptr;
-  std::string_view class_name, tag;  // the table's
-  size_t size = 0;                   // its number of fields
-};
-
-// A tagged union with its type erased: its members' tables, over one struct (`AnyOf(u)`).
-struct AnyUnion {
-  const void* u = nullptr;  // the UnionSchema<T>
-  const UnionOps* ops = nullptr;
-};
-
-// A field and how to read and write it in a `Config`. Integer-like kinds (int, seconds as
-// nanoseconds, bool, choice index) go through get_int/set_int, reals through get_real/set_real.
-template <typename Config>
+// A field and how to read and write it in a config, given as `void*` (its table's config type,
+// which the row's builder casts back to). Integer-like kinds (int, seconds as nanoseconds, bool,
+// choice index) go through get_int/set_int, reals through get_real/set_real. A row is the same
+// type for every config, so the validator and the codec walk any table's rows directly.
 struct FieldSpec {
   FieldInfo info;
-  int64_t (*get_int)(const Config&) = nullptr;
-  void (*set_int)(Config&, int64_t) = nullptr;
-  double (*get_real)(const Config&) = nullptr;
-  void (*set_real)(Config&, double) = nullptr;
+  int64_t (*get_int)(const void*) = nullptr;
+  void (*set_int)(void*, int64_t) = nullptr;
+  double (*get_real)(const void*) = nullptr;
+  void (*set_real)(void*, double) = nullptr;
   // kString.
-  std::string_view (*get_str)(const Config&) = nullptr;
-  void (*set_str)(Config&, std::string_view) = nullptr;
-  // kConfig, kList, kUnion: the nested values, type-erased. `count` is 0 or 1 for a config (0:
-  // an optional one is None), the length of a list; `item(c, k)` the k-th; `add` the member
-  // (an optional one emplaced) or a new element appended; `reset` None / an empty list.
-  size_t (*count)(const Config&) = nullptr;
-  const void* (*item)(const Config&, size_t) = nullptr;
-  void* (*add)(Config&) = nullptr;
-  void (*reset)(Config&) = nullptr;
-  AnySchema (*inner)() = nullptr;  // kConfig, kList: the nested table
+  std::string_view (*get_str)(const void*) = nullptr;
+  void (*set_str)(void*, std::string_view) = nullptr;
+  // The nested kinds: `count` is 0 or 1 for a config or a union (0: an optional one is None),
+  // the length of a list; `item(c, k)` the k-th; `add` the member (an optional one emplaced) or
+  // a new element appended; `reset` None / an empty list. A list of numbers' elements are a
+  // double (kRealList) or int64_t nanoseconds (kSecondsList).
+  size_t (*count)(const void*) = nullptr;
+  const void* (*item)(const void*, size_t) = nullptr;
+  void* (*add)(void*) = nullptr;
+  void (*reset)(void*) = nullptr;
+  const AnySchema& (*inner)() = nullptr;   // kConfig, kList: the nested table
+  const AnyUnion& (*members)() = nullptr;  // kUnion, kUnionList: the union's members
   // kStrings: the names, and setting them (an unknown name is an error naming `path`).
-  std::vector<std::string> (*get_strs)(const Config&) = nullptr;
-  absl::Status (*set_strs)(Config&, const std::vector<std::string>&,
-                           std::string_view path) = nullptr;
-  // kUnion, kUnionList: the union's members. (The list kinds' elements, a double or int64_t
-  // nanoseconds for kRealList and kSecondsList, are reached by `item` and `add` as a list's.)
-  AnyUnion (*members)() = nullptr;
+  std::vector<std::string> (*get_strs)(const void*) = nullptr;
+  absl::Status (*set_strs)(void*, const std::vector<std::string>&, std::string_view path) = nullptr;
+};
+
+// A config's table with its type erased, which the validator and the codec walk at every depth:
+// a ConfigSchema<C> seen as its base.
+struct AnySchema {
+  std::string_view class_name;
+  absl::Span<const FieldSpec> fields;
+  std::string_view tag;  // the `"type"` key its dict form carries, empty for none
+  // The table's rules on a config of its type (OK when it has none), and a default config.
+  absl::Status (*check_rules)(const AnySchema& self, const void* config);
+  std::shared_ptr<void> (*make)();
 };
 
 // A config's table and the Python class it backs. `tag`: the `"type"` key its dict form carries
 // (a union's member, such as a Phase), empty for none; `rules`: its checks between fields, run
 // after the table's (and by ValidateAt for a nested config).
-template <typename Config>
-struct ConfigSchema {
-  std::string_view class_name;
-  absl::Span<const FieldSpec<Config>> fields;
-  std::string_view tag = {};
-  absl::Status (*rules)(const Config&) = nullptr;
+template <typename C>
+struct ConfigSchema : AnySchema {
+  using Rules = absl::Status (*)(const C&);
+  constexpr ConfigSchema(std::string_view class_name, absl::Span<const FieldSpec> fields,
+                         std::string_view tag = {}, Rules rules = nullptr)
+      : AnySchema{class_name, fields, tag,
+                  [](const AnySchema& self, const void* c) {
+                    const Rules r = static_cast<const ConfigSchema&>(self).rules;
+                    return r == nullptr ? absl::OkStatus() : r(*static_cast<const C*>(c));
+                  },
+                  []() -> std::shared_ptr<void> { return std::make_shared<C>(); }},
+        rules(rules) {}
+  Rules rules;
 };
 
-// The operations of one config type's table, reached through AnySchema (void* configs).
-struct SchemaOps {
-  const FieldInfo& (*info)(const void* schema, size_t i);
-  int64_t (*get_int)(const void* schema, size_t i, const void* config);
-  void (*set_int)(const void* schema, size_t i, void* config, int64_t v);
-  double (*get_real)(const void* schema, size_t i, const void* config);
-  void (*set_real)(const void* schema, size_t i, void* config, double v);
-  std::string_view (*get_str)(const void* schema, size_t i, const void* config);
-  void (*set_str)(const void* schema, size_t i, void* config, std::string_view v);
-  size_t (*count)(const void* schema, size_t i, const void* config);
-  const void* (*item)(const void* schema, size_t i, const void* config, size_t k);
-  void* (*add)(const void* schema, size_t i, void* config);
-  void (*reset)(const void* schema, size_t i, void* config);
-  AnySchema (*inner)(const void* schema, size_t i);
-  absl::Status (*rules)(const void* schema, const void* config);
-  std::shared_ptr<void> (*make)();  // a default-constructed config (for the defaults)
-  std::vector<std::string> (*get_strs)(const void* schema, size_t i, const void* config);
-  absl::Status (*set_strs)(const void* schema, size_t i, void* config,
-                           const std::vector<std::string>& v, std::string_view path);
-  AnyUnion (*members)(const void* schema, size_t i);
+// A tagged union with its type erased: its members' tables, and where member k's config lives
+// in a value (the value itself for a union over one struct; for a union held in one optional
+// member per class, that member): `view` null when the value is of another member, `assign`
+// after making the value a default one of member k.
+struct AnyUnion {
+  size_t size;  // the number of members
+  const AnySchema& (*member)(const AnyUnion& self, size_t k);
+  const void* (*view)(const AnyUnion& self, size_t k, const void* value);
+  void* (*assign)(const AnyUnion& self, size_t k, void* value);
 };
+
+// The member a union value is of (`u.size` if none).
+inline size_t Which(const AnyUnion& u, const void* value) {
+  size_t k = 0;
+  while (k < u.size && u.view(u, k, value) == nullptr) ++k;
+  return k;
+}
 
 // A tagged union declared as its members (issue #11): each a table over the same struct `T`
 // (its class name and `"type"` tag in the table) and the value of `T::kind` it stands for.
@@ -186,101 +181,28 @@ struct UnionMember {
   decltype(T::kind) kind;
 };
 template <typename T>
-struct UnionSchema {
+struct UnionSchema : AnyUnion {
+  constexpr UnionSchema(std::string_view name, absl::Span<const UnionMember<T>> members)
+      : AnyUnion{members.size(),
+                 [](const AnyUnion& u, size_t k) -> const AnySchema& { return Of(u)[k].schema(); },
+                 [](const AnyUnion& u, size_t k, const void* v) {
+                   return static_cast<const T*>(v)->kind == Of(u)[k].kind ? v : nullptr;
+                 },
+                 [](const AnyUnion& u, size_t k, void* v) {
+                   *static_cast<T*>(v) = T{};
+                   static_cast<T*>(v)->kind = Of(u)[k].kind;
+                   return v;
+                 }},
+        name(name),
+        members(members) {}
   std::string_view name;  // "Latency", "Arrivals"
   absl::Span<const UnionMember<T>> members;
+
+ private:
+  static absl::Span<const UnionMember<T>> Of(const AnyUnion& u) {
+    return static_cast<const UnionSchema&>(u).members;
+  }
 };
-
-// The operations of one union type, reached through AnyUnion (void* values).
-struct UnionOps {
-  size_t (*size)(const void* u);
-  AnySchema (*member)(const void* u, size_t k);
-  // The value's member (`size` if none), and a default value made of member k.
-  size_t (*which)(const void* u, const void* value);
-  void (*assign)(const void* u, size_t k, void* value);
-  // Where member k's config lives in the value: the value itself for a union over one struct;
-  // for a union held in one optional member per class (a dependency's budget), that member.
-  const void* (*view)(const void* u, size_t k, const void* value);
-  void* (*slot)(const void* u, size_t k, void* value);
-};
-
-namespace schema_internal {
-
-template <typename C>
-const ConfigSchema<C>& Table(const void* s) {
-  return *static_cast<const ConfigSchema<C>*>(s);
-}
-
-// Calls the accessor `F` of row i of the table `s` on the config `c`, typed again (const or not,
-// as it is given), with the other arguments.
-template <typename C, auto F>
-inline constexpr auto kCall = [](const void* s, size_t i, auto* c, auto... args) {
-  using Typed = std::conditional_t<std::is_const_v<std::remove_pointer_t<decltype(c)>>, const C, C>;
-  return (Table<C>(s).fields[i].*F)(*static_cast<Typed*>(c), args...);
-};
-
-template <typename C>
-inline constexpr SchemaOps kOps = {
-    [](const void* s, size_t i) -> const FieldInfo& { return Table<C>(s).fields[i].info; },
-    kCall<C, &FieldSpec<C>::get_int>,
-    kCall<C, &FieldSpec<C>::set_int>,
-    kCall<C, &FieldSpec<C>::get_real>,
-    kCall<C, &FieldSpec<C>::set_real>,
-    kCall<C, &FieldSpec<C>::get_str>,
-    kCall<C, &FieldSpec<C>::set_str>,
-    kCall<C, &FieldSpec<C>::count>,
-    kCall<C, &FieldSpec<C>::item>,
-    kCall<C, &FieldSpec<C>::add>,
-    kCall<C, &FieldSpec<C>::reset>,
-    [](const void* s, size_t i) { return Table<C>(s).fields[i].inner(); },
-    [](const void* s, const void* c) {
-      const auto rules = Table<C>(s).rules;
-      return rules == nullptr ? absl::OkStatus() : rules(*static_cast<const C*>(c));
-    },
-    []() -> std::shared_ptr<void> { return std::make_shared<C>(); },
-    kCall<C, &FieldSpec<C>::get_strs>,
-    kCall<C, &FieldSpec<C>::set_strs>,
-    [](const void* s, size_t i) { return Table<C>(s).fields[i].members(); },
-};
-
-}  // namespace schema_internal
-
-template <typename C>
-AnySchema Any(const ConfigSchema<C>& schema) {
-  return {&schema, &schema_internal::kOps<C>, schema.class_name, schema.tag, schema.fields.size()};
-}
-
-namespace schema_internal {
-
-template <typename T>
-const UnionSchema<T>& Un(const void* u) {
-  return *static_cast<const UnionSchema<T>*>(u);
-}
-
-template <typename T>
-inline constexpr UnionOps kUnionOps = {
-    [](const void* u) { return Un<T>(u).members.size(); },
-    [](const void* u, size_t k) { return Any(Un<T>(u).members[k].schema()); },
-    [](const void* u, const void* v) {
-      const auto& members = Un<T>(u).members;
-      size_t k = 0;
-      while (k < members.size() && members[k].kind != static_cast<const T*>(v)->kind) ++k;
-      return k;
-    },
-    [](const void* u, size_t k, void* v) {
-      *static_cast<T*>(v) = T{};
-      static_cast<T*>(v)->kind = Un<T>(u).members[k].kind;
-    },
-    [](const void*, size_t, const void* v) { return v; },
-    [](const void*, size_t, void* v) { return v; },
-};
-
-}  // namespace schema_internal
-
-template <typename T>
-AnyUnion AnyOf(const UnionSchema<T>& u) {
-  return AnyUnion{&u, &schema_internal::kUnionOps<T>};
-}
 
 // How the k-th element of a nested field is named in paths: a config or a union by the field's
 // name; a list's "phases[outage]" when its name is non-empty and unique among `names` (and the
@@ -298,32 +220,24 @@ absl::Status ChoiceError(const FieldInfo& f, std::string_view name, std::string_
 
 // Checks every field of `config` against its range, nested configs included (each with its own
 // rules, the message under its path: "capacity.max_queue ..."); the first error, or OK.
-absl::Status ValidateRows(AnySchema schema, const void* config);
+absl::Status ValidateRows(const AnySchema& schema, const void* config);
 
-template <typename Config>
-absl::Status ValidateFields(const ConfigSchema<Config>& schema, const Config& config) {
-  return ValidateRows(Any(schema), &config);
-}
-
-// ValidateRows, then the schema's own rules, the message under `path`.
-absl::Status ValidateAny(std::string_view path, AnySchema schema, const void* config);
+// ValidateRows, then the schema's own rules, the message re-rooted under `path` ("path.<message>"
+// unless `path` is empty).
+absl::Status ValidateAny(std::string_view path, const AnySchema& schema, const void* config);
 
 // ValidateAny with the table of the value's member of the union.
-absl::Status ValidateUnion(std::string_view path, AnyUnion u, const void* value);
+absl::Status ValidateUnion(std::string_view path, const AnyUnion& u, const void* value);
 
-// `status` with its message re-rooted under `path` ("path.<message>"); OK stays OK, and an
-// empty path leaves the message as it is.
-absl::Status AtPath(std::string_view path, const absl::Status& status);
-
-// ValidateFields, then the config's cross-field `rules` (null: the schema's own), the message
+// The typed entry points: the table's ranges alone, or with the config's rules, the message
 // under `path`.
-template <typename Config>
-absl::Status ValidateAt(std::string_view path, const ConfigSchema<Config>& schema,
-                        const Config& config, absl::Status (*rules)(const Config&) = nullptr) {
-  if (rules == nullptr) return ValidateAny(path, Any(schema), &config);
-  absl::Status s = ValidateFields(schema, config);
-  if (s.ok()) s = rules(config);
-  return AtPath(path, s);
+template <typename C>
+absl::Status ValidateFields(const ConfigSchema<C>& schema, const C& config) {
+  return ValidateRows(schema, &config);
+}
+template <typename C>
+absl::Status ValidateAt(std::string_view path, const ConfigSchema<C>& schema, const C& config) {
+  return ValidateAny(path, schema, &config);
 }
 
 // Builders of table rows from a member pointer: `schema::Int<&C::member>(...)`.
@@ -337,185 +251,221 @@ struct MemberOf<M> {
   using Type = T;
 };
 
-// A row of `kind` without accessors; the builders below add them.
+// The config an accessor is given, typed again.
 template <typename C>
-constexpr FieldSpec<C> Row(std::string_view name, FieldKind kind, std::string_view doc,
-                           double lo = 0, double hi = 0, Bound lo_bound = Bound::kClosed,
-                           Bound hi_bound = Bound::kClosed, std::string_view unit = "") {
-  FieldSpec<C> f;
+const C& As(const void* c) {
+  return *static_cast<const C*>(c);
+}
+template <typename C>
+C& As(void* c) {
+  return *static_cast<C*>(c);
+}
+
+// A row of `kind` without accessors; the builders below add them.
+constexpr FieldSpec Row(std::string_view name, FieldKind kind, std::string_view doc, double lo = 0,
+                        double hi = 0, Bound lo_bound = Bound::kClosed,
+                        Bound hi_bound = Bound::kClosed, std::string_view unit = "") {
+  FieldSpec f;
   f.info = {name, kind, lo, hi, lo_bound, hi_bound, unit, doc};
   return f;
 }
 
 // `f` reading and writing the integer-like member `c.*M` (an integer, nanoseconds, a bool or an
 // enum's index) through int64_t.
-template <auto M, typename C>
-constexpr FieldSpec<C> IntAccess(FieldSpec<C> f) {
-  f.get_int = [](const C& c) { return static_cast<int64_t>(c.*M); };
-  f.set_int = [](C& c, int64_t v) { c.*M = static_cast<typename MemberOf<M>::Type>(v); };
-  return f;
-}
-
-// `f` reading and writing the double `c.*M` (or `(c.*M1).*M2` for a nested params struct).
-template <typename C, auto... Ms>
-constexpr FieldSpec<C> RealAccess(FieldSpec<C> f) {
-  f.get_real = [](const C& c) -> double { return (c.*....*Ms); };
-  f.set_real = [](C& c, double v) { (c.*....*Ms) = v; };
+template <auto M, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec IntAccess(FieldSpec f) {
+  f.get_int = [](const void* c) { return static_cast<int64_t>(As<C>(c).*M); };
+  f.set_int = [](void* c, int64_t v) { As<C>(c).*M = static_cast<typename MemberOf<M>::Type>(v); };
   return f;
 }
 
 // `f` reaching the nested values of the member `c.*M`: a T (always one), a std::optional<T>
-// (None when empty) or a std::vector<T> (a list). `count` is 0 or 1 for a config, a list's
-// length; `add` the member (an optional one emplaced) or a new element appended; `reset` None,
-// the default or an empty list.
-template <auto M, typename C>
-constexpr FieldSpec<C> NestedAccess(FieldSpec<C> f) {
+// (None when empty) or a std::vector<T> (a list).
+template <auto M, typename C = typename MemberOf<M>::Class>
+constexpr FieldSpec NestedAccess(FieldSpec f) {
   using T = typename MemberOf<M>::Type;
   constexpr bool kOptional = requires(T t) { t.has_value(); };
   f.info.optional = kOptional;
   if constexpr (kOptional) {
-    f.count = [](const C& c) -> size_t { return (c.*M).has_value() ? 1 : 0; };
-    f.item = [](const C& c, size_t) -> const void* { return &*(c.*M); };
-    f.add = [](C& c) -> void* { return &(c.*M).emplace(); };
+    f.count = [](const void* c) -> size_t { return (As<C>(c).*M).has_value() ? 1 : 0; };
+    f.item = [](const void* c, size_t) -> const void* { return &*(As<C>(c).*M); };
+    f.add = [](void* c) -> void* { return &(As<C>(c).*M).emplace(); };
   } else if constexpr (requires(T t) { t.emplace_back(); }) {
-    f.count = [](const C& c) -> size_t { return (c.*M).size(); };
-    f.item = [](const C& c, size_t k) -> const void* { return &(c.*M)[k]; };
-    f.add = [](C& c) -> void* { return &(c.*M).emplace_back(); };
+    f.count = [](const void* c) -> size_t { return (As<C>(c).*M).size(); };
+    f.item = [](const void* c, size_t k) -> const void* { return &(As<C>(c).*M)[k]; };
+    f.add = [](void* c) -> void* { return &(As<C>(c).*M).emplace_back(); };
   } else {
-    f.count = [](const C&) -> size_t { return 1; };
-    f.item = [](const C& c, size_t) -> const void* { return &(c.*M); };
-    f.add = [](C& c) -> void* { return &(c.*M); };
+    f.count = [](const void*) -> size_t { return 1; };
+    f.item = [](const void* c, size_t) -> const void* { return &(As<C>(c).*M); };
+    f.add = [](void* c) -> void* { return &(As<C>(c).*M); };
   }
-  f.reset = [](C& c) { c.*M = T{}; };
+  f.reset = [](void* c) { As<C>(c).*M = T{}; };
   return f;
 }
 
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Int(std::string_view name, int64_t lo, int64_t hi, std::string_view unit,
-                           std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kInt, doc, lo, hi, Bound::kClosed, Bound::kClosed, unit);
+template <auto M>
+constexpr FieldSpec Int(std::string_view name, int64_t lo, int64_t hi, std::string_view unit,
+                        std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kInt, doc, lo, hi, Bound::kClosed, Bound::kClosed, unit);
   f.info.int_lo = lo;
   f.info.int_hi = hi;
   return IntAccess<M>(f);
 }
 
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Real(std::string_view name, double lo, double hi, Bound lo_bound,
-                            Bound hi_bound, std::string_view unit, std::string_view doc) {
-  return RealAccess<C, M>(Row<C>(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit));
+// A real member `c.*M` (or `(c.*M).*Inner` of a nested params struct, flat in Python: RealIn).
+template <auto M, auto... Inner>
+constexpr FieldSpec Real(std::string_view name, double lo, double hi, Bound lo_bound,
+                         Bound hi_bound, std::string_view unit, std::string_view doc) {
+  using C = typename MemberOf<M>::Class;
+  FieldSpec f = Row(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit);
+  f.get_real = [](const void* c) -> double { return ((As<C>(c).*M).*....*Inner); };
+  f.set_real = [](void* c, double v) { ((As<C>(c).*M).*....*Inner) = v; };
+  return f;
 }
-
-// A real member `Inner` of the struct member `Outer` (a nested params struct), flat in Python.
-template <auto Outer, auto Inner, typename C = typename MemberOf<Outer>::Class>
-constexpr FieldSpec<C> RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
-                              Bound hi_bound, std::string_view unit, std::string_view doc) {
-  return RealAccess<C, Outer, Inner>(
-      Row<C>(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit));
+template <auto Outer, auto Inner>
+constexpr FieldSpec RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
+                           Bound hi_bound, std::string_view unit, std::string_view doc) {
+  return Real<Outer, Inner>(name, lo, hi, lo_bound, hi_bound, unit, doc);
 }
 
 // A duration held as int64_t nanoseconds; `lo`/`hi` in seconds.
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Seconds(std::string_view name, double lo, double hi, Bound lo_bound,
-                               Bound hi_bound, std::string_view doc) {
-  return IntAccess<M>(Row<C>(name, FieldKind::kSeconds, doc, lo, hi, lo_bound, hi_bound, "s"));
+template <auto M>
+constexpr FieldSpec Seconds(std::string_view name, double lo, double hi, Bound lo_bound,
+                            Bound hi_bound, std::string_view doc) {
+  return IntAccess<M>(Row(name, FieldKind::kSeconds, doc, lo, hi, lo_bound, hi_bound, "s"));
 }
 
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Flag(std::string_view name, std::string_view doc) {
-  return IntAccess<M>(Row<C>(name, FieldKind::kBool, doc, 0, 1));
+template <auto M>
+constexpr FieldSpec Flag(std::string_view name, std::string_view doc) {
+  return IntAccess<M>(Row(name, FieldKind::kBool, doc, 0, 1));
 }
 
 // An enum member whose values are 0..n-1, named by `names` in that order.
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Choice(std::string_view name, absl::Span<const std::string_view> names,
-                              std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kChoice, doc, 0, static_cast<double>(names.size()) - 1);
+template <auto M>
+constexpr FieldSpec Choice(std::string_view name, absl::Span<const std::string_view> names,
+                           std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kChoice, doc, 0, static_cast<double>(names.size()) - 1);
   f.info.choices = names;
   return IntAccess<M>(f);
 }
 
 // A string member.
 template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> String(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kString, doc);
-  f.get_str = [](const C& c) -> std::string_view { return c.*M; };
-  f.set_str = [](C& c, std::string_view v) { c.*M = std::string(v); };
+constexpr FieldSpec String(std::string_view name, std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kString, doc);
+  f.get_str = [](const void* c) -> std::string_view { return As<C>(c).*M; };
+  f.set_str = [](void* c, std::string_view v) { As<C>(c).*M = std::string(v); };
   return f;
 }
 
 // A nested config (`T` or `std::optional<T>`, Python `T` or `T | None`) with its own table,
 // `Schema()`; read, written and validated through that table and its rules.
-template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Config(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kConfig, doc);
-  f.info.type = Schema().class_name;
-  f.inner = [] { return Any(Schema()); };
+template <auto M, auto Schema>
+constexpr FieldSpec Config(std::string_view name, std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kConfig, doc);
+  f.inner = []() -> const AnySchema& { return Schema(); };
   return NestedAccess<M>(f);
 }
 
 // The element `I` of an array member (`std::array<T, n>`) as a nested config of its own name.
 template <auto M, size_t I, auto Schema, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> ConfigAt(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kConfig, doc);
-  f.info.type = Schema().class_name;
-  f.count = [](const C&) -> size_t { return 1; };
-  f.item = [](const C& c, size_t) -> const void* { return &(c.*M)[I]; };
-  f.add = [](C& c) -> void* { return &(c.*M)[I]; };
-  f.reset = [](C& c) { (c.*M)[I] = {}; };
-  f.inner = [] { return Any(Schema()); };
+constexpr FieldSpec ConfigAt(std::string_view name, std::string_view doc) {
+  FieldSpec f = Config<M, Schema>(name, doc);
+  f.item = [](const void* c, size_t) -> const void* { return &(As<C>(c).*M)[I]; };
+  f.add = [](void* c) -> void* { return &(As<C>(c).*M)[I]; };
+  f.reset = [](void* c) { (As<C>(c).*M)[I] = {}; };
   return f;
 }
 
 // A list of nested configs (`std::vector<T>`, Python a tuple of T); `by_name`: elements named in
 // paths by their unique `name` (see ElementLabel).
-template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> List(std::string_view name, bool by_name, std::string_view doc) {
-  FieldSpec<C> f = Config<M, Schema>(name, doc);
+template <auto M, auto Schema>
+constexpr FieldSpec List(std::string_view name, bool by_name, std::string_view doc) {
+  FieldSpec f = Config<M, Schema>(name, doc);
   f.info.kind = FieldKind::kList;
   f.info.by_name = by_name;
   return f;
 }
 
 // `list` (a List by name) with its elements named by their bare name in paths.
-template <typename C>
-constexpr FieldSpec<C> Bare(FieldSpec<C> list) {
+constexpr FieldSpec Bare(FieldSpec list) {
   list.info.by_name = list.info.bare = true;
   return list;
 }
 
 // A tagged union (`T` or `std::optional<T>`) whose members `Union()` declares; its dict carries
 // the member's `"type"` tag, and it is read, written and validated through the member's table.
-template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> OneOf(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kUnion, doc);
-  f.info.type = Union().name;
-  f.members = [] { return AnyOf(Union()); };
+template <auto M, auto Union>
+constexpr FieldSpec OneOf(std::string_view name, std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kUnion, doc);
+  f.members = []() -> const AnyUnion& { return Union(); };
   return NestedAccess<M>(f);
 }
 
 // A list of tagged union values (`std::vector<T>`, Python a tuple), elements named by index.
-template <auto M, auto Union, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> OneOfList(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f = OneOf<M, Union>(name, doc);
+template <auto M, auto Union>
+constexpr FieldSpec OneOfList(std::string_view name, std::string_view doc) {
+  FieldSpec f = OneOf<M, Union>(name, doc);
   f.info.kind = FieldKind::kUnionList;
+  return f;
+}
+
+// One member of a union held in one optional member per class (OneOfSlots): the member `c.*M`
+// and its table.
+template <auto M, auto Schema, typename C = typename MemberOf<M>::Class>
+struct Slot {
+  static const AnySchema& Table() { return Schema(); }
+  static const void* View(const void* c) {
+    return (As<C>(c).*M).has_value() ? &*(As<C>(c).*M) : nullptr;
+  }
+  static void* Emplace(void* c) { return &(As<C>(c).*M).emplace(); }
+  static void Reset(void* c) { (As<C>(c).*M).reset(); }
+};
+
+// The union of the members `S...` (Slot), with its type erased.
+template <typename... S>
+struct Slots {
+  static constexpr const AnySchema& (*kTables[])() = {&S::Table...};
+  static constexpr const void* (*kViews[])(const void*) = {&S::View...};
+  static constexpr void* (*kEmplace[])(void*) = {&S::Emplace...};
+  static constexpr AnyUnion kUnion = {
+      sizeof...(S), [](const AnyUnion&, size_t k) -> const AnySchema& { return kTables[k](); },
+      [](const AnyUnion&, size_t k, const void* c) { return kViews[k](c); },
+      [](const AnyUnion&, size_t k, void* c) {
+        (S::Reset(c), ...);
+        return kEmplace[k](c);
+      }};
+};
+
+// A tagged union (Python `A | B | None`) held in the config as one optional member per class, at
+// most one set, each a `Slot<&C::m, &Schema>` (a dependency's `budget`: `token_bucket` or
+// `ratio_budget`); the dict's `"type"` picks the member to fill. The row's value is the config.
+template <typename... S>
+constexpr FieldSpec OneOfSlots(std::string_view name, std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kUnion, doc);
+  f.info.optional = true;
+  f.count = [](const void* c) -> size_t { return Which(Slots<S...>::kUnion, c) < sizeof...(S); };
+  f.item = [](const void* c, size_t) { return c; };
+  f.add = [](void* c) { return c; };
+  f.reset = [](void* c) { (S::Reset(c), ...); };
+  f.members = []() -> const AnyUnion& { return Slots<S...>::kUnion; };
   return f;
 }
 
 // A list of numbers, each in the interval (paths `weights[2]`): reals (`std::vector<double>`), or
 // durations (`std::vector<int64_t>` of nanoseconds; `lo`/`hi` in seconds, `unit` "s").
-template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> Numbers(std::string_view name, double lo, double hi, Bound lo_bound,
-                               Bound hi_bound, std::string_view unit, std::string_view doc) {
+template <auto M>
+constexpr FieldSpec Numbers(std::string_view name, double lo, double hi, Bound lo_bound,
+                            Bound hi_bound, std::string_view unit, std::string_view doc) {
   using T = typename MemberOf<M>::Type::value_type;
   static_assert(std::is_same_v<T, double> || std::is_same_v<T, int64_t>);
   constexpr FieldKind kKind =
       std::is_same_v<T, double> ? FieldKind::kRealList : FieldKind::kSecondsList;
-  return NestedAccess<M>(Row<C>(name, kKind, doc, lo, hi, lo_bound, hi_bound, unit));
+  return NestedAccess<M>(Row(name, kKind, doc, lo, hi, lo_bound, hi_bound, unit));
 }
 
 // `field` with no default in Python (a required argument); the struct's default stands in C++.
-template <typename C>
-constexpr FieldSpec<C> Required(FieldSpec<C> field) {
+constexpr FieldSpec Required(FieldSpec field) {
   field.info.required = true;
   return field;
 }
@@ -523,20 +473,23 @@ constexpr FieldSpec<C> Required(FieldSpec<C> field) {
 // An optional real held as `std::optional<double>`; None (empty) reads as NaN, the field's
 // None sentinel, and setting NaN empties it.
 template <auto M, typename C = typename MemberOf<M>::Class>
-constexpr FieldSpec<C> MaybeReal(std::string_view name, double lo, double hi, Bound lo_bound,
-                                 Bound hi_bound, std::string_view unit, std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit);
+constexpr FieldSpec MaybeReal(std::string_view name, double lo, double hi, Bound lo_bound,
+                              Bound hi_bound, std::string_view unit, std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kReal, doc, lo, hi, lo_bound, hi_bound, unit);
   f.info.optional = true;
   f.info.none_real = std::numeric_limits<double>::quiet_NaN();
-  f.get_real = [](const C& c) { return (c.*M).value_or(std::numeric_limits<double>::quiet_NaN()); };
-  f.set_real = [](C& c, double v) { c.*M = std::isnan(v) ? std::nullopt : std::optional(v); };
+  f.get_real = [](const void* c) {
+    return (As<C>(c).*M).value_or(std::numeric_limits<double>::quiet_NaN());
+  };
+  f.set_real = [](void* c, double v) {
+    As<C>(c).*M = std::isnan(v) ? std::nullopt : std::optional(v);
+  };
   return f;
 }
 
 // `field` made optional: None is held as `none` in the member (nanoseconds for seconds), a
 // value the field's range excludes.
-template <typename C>
-constexpr FieldSpec<C> OrNone(FieldSpec<C> field, double none) {
+constexpr FieldSpec OrNone(FieldSpec field, double none) {
   field.info.optional = true;
   field.info.none_real = none;
   field.info.none_int = static_cast<int64_t>(none);
@@ -546,10 +499,12 @@ constexpr FieldSpec<C> OrNone(FieldSpec<C> field, double none) {
 // A set of names (kStrings) read and written by `Get(c)` and `Set(c, names, path)`: a member
 // held in its own form (RetryConfig.retryable, an OutcomeSet), a tuple of str in Python.
 template <typename C, auto Get, auto Set>
-constexpr FieldSpec<C> Strings(std::string_view name, std::string_view doc) {
-  FieldSpec<C> f = Row<C>(name, FieldKind::kStrings, doc);
-  f.get_strs = Get;
-  f.set_strs = Set;
+constexpr FieldSpec Strings(std::string_view name, std::string_view doc) {
+  FieldSpec f = Row(name, FieldKind::kStrings, doc);
+  f.get_strs = [](const void* c) { return Get(As<C>(c)); };
+  f.set_strs = [](void* c, const std::vector<std::string>& v, std::string_view path) {
+    return Set(As<C>(c), v, path);
+  };
   return f;
 }
 
@@ -583,7 +538,7 @@ constexpr FieldSpec<C> Strings(std::string_view name, std::string_view doc) {
 #define RLAB_TABLE(fn, Type, name, tag, rules, ...)                          \
   const ::rlab::ConfigSchema<Type>& fn() {                                   \
     using C = Type;                                                          \
-    static const ::rlab::FieldSpec<C> kFields[] = {__VA_ARGS__};             \
+    static const ::rlab::FieldSpec kFields[] = {__VA_ARGS__};                \
     static const ::rlab::ConfigSchema<C> kSchema{name, kFields, tag, rules}; \
     return kSchema;                                                          \
   }                                                                          \

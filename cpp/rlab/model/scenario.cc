@@ -219,64 +219,14 @@ absl::Status ValidateDependencyRules(const DependencyConfig& d) {
       kFallbackKinds[static_cast<size_t>(d.fallback.kind)]));
 }
 
-namespace {
-
-// The retry budget: a union held in one optional member per class (the dict's "type" picks
-// which one is filled), so its operations reach the member rather than the whole value.
-using Dep = DependencyConfig;
-inline constexpr UnionOps kBudgetOps = {
-    [](const void*) -> size_t { return 2; },
-    [](const void*, size_t k) {
-      return k == 0 ? Any(TokenBucketSchema()) : Any(RatioBudgetSchema());
-    },
-    [](const void*, const void* v) -> size_t {
-      const auto& d = *static_cast<const Dep*>(v);
-      return d.token_bucket ? 0 : d.ratio_budget ? 1 : 2;
-    },
-    [](const void*, size_t k, void* v) {
-      auto& d = *static_cast<Dep*>(v);
-      d.token_bucket.reset();
-      d.ratio_budget.reset();
-      if (k == 0) d.token_bucket.emplace();
-      if (k == 1) d.ratio_budget.emplace();
-    },
-    [](const void*, size_t k, const void* v) -> const void* {
-      const auto& d = *static_cast<const Dep*>(v);
-      return k == 0 ? static_cast<const void*>(&*d.token_bucket) : &*d.ratio_budget;
-    },
-    [](const void*, size_t k, void* v) -> void* {
-      auto& d = *static_cast<Dep*>(v);
-      return k == 0 ? static_cast<void*>(&*d.token_bucket) : &*d.ratio_budget;
-    },
-};
-
-FieldSpec<DependencyConfig> BudgetRow() {
-  using C = DependencyConfig;
-  FieldSpec<C> f;
-  f.info.name = "budget";
-  f.info.kind = FieldKind::kUnion;
-  f.info.type = "Budget";
-  f.info.optional = true;
-  f.info.doc = "a retry budget shared by every order's retries; None: none";
-  f.count = [](const C& c) -> size_t { return c.token_bucket || c.ratio_budget ? 1 : 0; };
-  f.item = [](const C& c, size_t) -> const void* { return &c; };
-  f.add = [](C& c) -> void* { return &c; };
-  f.reset = [](C& c) {
-    c.token_bucket.reset();
-    c.ratio_budget.reset();
-  };
-  f.members = [] { return AnyUnion{nullptr, &kBudgetOps}; };
-  return f;
-}
-
-}  // namespace
-
 RLAB_TABLE(DependencySchema, DependencyConfig, "Dependency", "", &ValidateDependencyRules,
            RLAB_STRING(name, "letters, digits and underscores; unique"),
            RLAB_CONFIG(faults, FaultsSchema, "the fault model"),
            RLAB_CONFIG(retry, RetrySchema, "the retry loop; None: one attempt"),
            RLAB_CONFIG(breaker, BreakerSchema, "a circuit breaker; None: none"),
-           BudgetRow(),  // a union over token_bucket and ratio_budget
+           schema::OneOfSlots<schema::Slot<&C::token_bucket, &TokenBucketSchema>,
+                              schema::Slot<&C::ratio_budget, &RatioBudgetSchema>>(
+               "budget", "a retry budget shared by every order's retries; None: none"),
            RLAB_CONFIG(bulkhead, BulkheadSchema, "a bulkhead; None: none"),
            RLAB_CONFIG(throttle, ThrottleSchema, "adaptive client-side throttling; None: none"),
            RLAB_SECONDS(attempt_timeout, 0, kMaxS, CC, "per attempt; 0: none"),
