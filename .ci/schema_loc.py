@@ -14,7 +14,7 @@ Python). *Schema code* is what declares, checks or converts configuration fields
 3. in ``cpp/rlab/{policy,model}/*.cc``: every function whose signature line starts with
    ``absl::Status Validate`` (the C++ validators, including ``Validate...Rules``),
    ``const ConfigSchema<`` (the field tables), ``const UnionSchema<`` (the tagged unions'
-   member lists) or ``FieldSpec<`` (a hand-built row), every ``RLAB_TABLE(...)`` (a field table
+   member lists) or ``FieldSpec`` (a hand-built row), every ``RLAB_TABLE(...)`` (a field table
    declared by the macro) and every ``constexpr UnionOps`` (a hand-written union's operations);
 4. in ``cpp/bindings/register_*.cc``: every ``py::init(...)`` call of a class whose constructor
    takes configuration (the whole parenthesised call, arguments and ``py::arg`` list included);
@@ -147,7 +147,7 @@ def measure(read: Callable[[str], str | None], files: list[str]) -> dict[str, in
         elif path.endswith(".py") and path not in WHOLE:
             n = _count(_python_blocks(text), "#")
         elif re.match(r"cpp/rlab/(policy|model)/.*\.cc$", path):
-            pattern = r"^(absl::Status Validate|const ConfigSchema<|const UnionSchema<|FieldSpec<)"
+            pattern = r"^(absl::Status Validate|const ConfigSchema<|const UnionSchema<|FieldSpec\b)"
             ops = _cpp_functions(text, r"^(inline )?constexpr UnionOps")
             n = _count(_cpp_functions(text, pattern) + ops + _macro_tables(text), "//")
         elif re.match(r"cpp/bindings/register_.*\.cc$", path):
