@@ -8,7 +8,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::arrivals_test {
 namespace {
 
 constexpr int64_t kS = kNsPerSecond;
@@ -71,4 +71,4 @@ TEST(ArrivalsTest, RateAtInterpolatesInsideSegments) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::arrivals_test

@@ -14,7 +14,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/policy/aws_retry.h"
 
-namespace rlab {
+namespace rlab::aws_retry_flow_test {
 namespace {
 
 constexpr int64_t kMs = kNsPerSecond / 1000;
@@ -202,4 +202,4 @@ TEST(AwsRetryFlowTest, AdaptiveModeRefusesASendPastMaxWait) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::aws_retry_flow_test

@@ -9,7 +9,7 @@
 #include <optional>
 #include <vector>
 
-namespace rlab {
+namespace rlab::aws_retry_test {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
@@ -383,4 +383,4 @@ TEST(AwsRetryPolicyTest, ValidateNamesFieldRangeAndValue) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::aws_retry_test

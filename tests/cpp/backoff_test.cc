@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::backoff_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -217,4 +217,4 @@ TEST(BackoffTest, ValidationMessagesNameParameterAndRange) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::backoff_test

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace rlab {
+namespace rlab::bounded_queue_test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -155,4 +155,4 @@ TEST(BoundedQueueTest, StressConservesEveryItem) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::bounded_queue_test

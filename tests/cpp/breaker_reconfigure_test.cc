@@ -9,7 +9,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/policy/circuit_breaker.h"
 
-namespace rlab {
+namespace rlab::breaker_reconfigure_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -219,4 +219,4 @@ TEST(BreakerReconfigureTest, ConcurrentWithCalls) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::breaker_reconfigure_test

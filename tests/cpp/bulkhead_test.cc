@@ -12,7 +12,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/live/blocking_bulkhead.h"
 
-namespace rlab {
+namespace rlab::bulkhead_test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -292,4 +292,4 @@ TEST(BlockingBulkheadTest, CloseReleasesEveryWaiterAndRefusesLaterAcquires) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::bulkhead_test

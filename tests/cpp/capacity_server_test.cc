@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 
-namespace rlab {
+namespace rlab::capacity_server_test {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
@@ -288,4 +288,4 @@ TEST(CapacityServerDeathTest, TakingTwiceWithoutAVerdictIsAnEngineBug) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::capacity_server_test

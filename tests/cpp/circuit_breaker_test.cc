@@ -10,7 +10,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::circuit_breaker_test {
 namespace {
 
 constexpr int64_t kS = kNsPerSecond;
@@ -373,4 +373,4 @@ TEST(CircuitBreakerTest, ConcurrentProbesNeverExceedTheLimitAndTransitionsStayOr
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::circuit_breaker_test

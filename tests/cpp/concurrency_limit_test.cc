@@ -16,7 +16,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::concurrency_limit_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -551,4 +551,4 @@ TEST(ConvergenceTest, AimdSawtoothBelowItsTimeout) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::concurrency_limit_test

@@ -7,7 +7,7 @@
 #include "rlab/core/sliding_window.h"
 #include "rlab/core/validate.h"
 
-namespace rlab {
+namespace rlab::core_test {
 namespace {
 
 TEST(ClockTest, ManualClockMovesOnlyForward) {
@@ -185,4 +185,4 @@ TEST(CountWindowTest, KeepsLastN) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::core_test

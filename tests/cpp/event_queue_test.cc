@@ -6,7 +6,7 @@
 
 #include "gtest/gtest.h"
 
-namespace rlab {
+namespace rlab::event_queue_test {
 namespace {
 
 // The events a queue hands out, in order, as (time, sequence, payload).
@@ -81,4 +81,4 @@ TEST(SimEventQueueTest, LaneAloneAndHeapAlone) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::event_queue_test

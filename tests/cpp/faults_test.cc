@@ -12,7 +12,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::faults_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -639,4 +639,4 @@ TEST(ValidateFaultModelTest, OverlapNamesBothPhases) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::faults_test

@@ -14,7 +14,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/sim/sim_engine.h"
 
-namespace rlab {
+namespace rlab::flat_run_test {
 namespace {
 
 constexpr int64_t kS = kNsPerSecond;
@@ -340,4 +340,4 @@ TEST(FlatRunTest, EventLimitsGiveTheSameErrors) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::flat_run_test

@@ -15,7 +15,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/sim/sim_engine.h"
 
-namespace rlab {
+namespace rlab::hedge_test {
 namespace {
 
 constexpr int64_t kMs = kNsPerSecond / 1000;
@@ -426,4 +426,4 @@ TEST(HedgerTest, TheBudgetLogsOnlyItsDryAndRefillEdges) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::hedge_test

@@ -27,6 +27,7 @@ class CircuitBreakerTestPeer {
   }
 };
 
+namespace invariant_test {
 namespace {
 
 class InvariantDeathTest : public ::testing::Test {
@@ -128,4 +129,5 @@ TEST(CondVarTest, WaitSeesTheSignalledStateAndWaitUntilTimesOut) {
 }
 
 }  // namespace
+}  // namespace invariant_test
 }  // namespace rlab

@@ -11,7 +11,7 @@
 #include "rlab/model/order_flow.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::limits_test {
 namespace {
 
 using Kind = FlowAction::Kind;
@@ -398,4 +398,4 @@ TEST(LimitFlowTest, APermitPerCopyAndAllReturnedAfterTheRound) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::limits_test

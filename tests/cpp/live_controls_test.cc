@@ -13,7 +13,7 @@
 #include "rlab/live/live_engine.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::live_controls_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -194,4 +194,4 @@ TEST(LiveBreakerConfig, ChangesTheRunningBreakerAndRefusesBadInput) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::live_controls_test

@@ -13,7 +13,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::live_engine_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -452,4 +452,4 @@ TEST(LiveEngineTest, StressManySubmittersAndWaiters) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::live_engine_test

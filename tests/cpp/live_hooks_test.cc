@@ -17,7 +17,7 @@
 #include "rlab/live/payment_ledger.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::live_hooks_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -356,4 +356,4 @@ TEST(LiveHooksTest, InternalsDescribeTheEngine) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::live_hooks_test

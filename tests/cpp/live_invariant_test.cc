@@ -25,6 +25,7 @@ class LiveEngineTestPeer {
   }
 };
 
+namespace live_invariant_test {
 namespace {
 
 ScenarioConfig OneInstantDependency() {
@@ -57,4 +58,5 @@ TEST(LiveInvariantDeathTest, AnOrderEndingTwiceAborts) {
 }
 
 }  // namespace
+}  // namespace live_invariant_test
 }  // namespace rlab

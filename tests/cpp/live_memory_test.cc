@@ -15,7 +15,7 @@
 #include "rlab/live/payment_ledger.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::live_memory_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -339,4 +339,4 @@ TEST(PaymentLedgerWindowTest, LoadingStreamsThroughTheWindow) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::live_memory_test

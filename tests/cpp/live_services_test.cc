@@ -16,7 +16,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/model/service_accounting.h"
 
-namespace rlab {
+namespace rlab::live_services_test {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
@@ -458,4 +458,4 @@ TEST(ServiceAccountingTest, OutcomeMapping) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::live_services_test

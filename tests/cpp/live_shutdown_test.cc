@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace rlab {
+namespace rlab::live_shutdown_test {
 namespace {
 
 // Steps that record their calls; the counts are fixed numbers.
@@ -137,4 +137,4 @@ TEST(LiveShutdownTest, CancellationWakesASleeperWithoutLimit) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::live_shutdown_test

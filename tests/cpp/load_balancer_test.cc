@@ -11,7 +11,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::load_balancer_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -225,4 +225,4 @@ TEST(LoadBalancerTest, ConcurrentCallersConserveCounts) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::load_balancer_test

@@ -20,7 +20,7 @@
 #include "rlab/policy/load_balancer.h"
 #include "rlab/policy/outlier_detector.h"
 
-namespace rlab {
+namespace rlab::load_balancer_theory_test {
 namespace {
 
 constexpr int kMaxTail = 8;
@@ -235,4 +235,4 @@ TEST(LoadBalancerTheoryTest, EjectionRemovesAFailingReplicaAndReturnsIt) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::load_balancer_theory_test

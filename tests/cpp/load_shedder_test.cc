@@ -6,7 +6,7 @@
 
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::load_shedder_test {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
@@ -184,4 +184,4 @@ TEST(LoadShedderTest, ValidationNamesTheDottedPath) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::load_shedder_test

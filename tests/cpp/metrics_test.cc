@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace rlab {
+namespace rlab::metrics_test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -94,4 +94,4 @@ TEST(MetricsTest, ConcurrentUpdatesAreNotLost) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::metrics_test

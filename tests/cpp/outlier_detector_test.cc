@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "rlab/core/clock.h"
 
-namespace rlab {
+namespace rlab::outlier_detector_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -284,4 +284,4 @@ TEST(OutlierDetectorTest, OutOfRangeReplicaIsIgnored) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::outlier_detector_test

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "rlab/live/bounded_queue.h"
 
-namespace rlab {
+namespace rlab::queue_discipline_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -386,4 +386,4 @@ TEST(QueueDisciplineTest, BoundedQueueCodelHandsDropsToTheCaller) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::queue_discipline_test

@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "rlab/core/clock.h"
 
-namespace rlab {
+namespace rlab::rate_limit_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -134,4 +134,4 @@ TEST(RateLimitTest, NeverExceededUnderThreads) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::rate_limit_test

@@ -19,7 +19,7 @@
 #include "rlab/live/live_engine.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::rate_wait_queue_test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -248,4 +248,4 @@ TEST(LiveRateWaitTest, ConcurrentSubmittersAndAShutdownLeaveNoOrderBehind) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::rate_wait_queue_test

@@ -11,7 +11,7 @@
 #include "rlab/core/rng.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::replica_pool_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -409,4 +409,4 @@ TEST(ReplicaPoolBreakerTest, ValidationNamesTheDottedPath) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::replica_pool_test

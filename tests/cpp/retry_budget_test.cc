@@ -9,7 +9,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::retry_budget_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -293,4 +293,4 @@ TEST(RatioBudgetTest, ManyThreadsNeverExceedTheAllowance) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::retry_budget_test

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::retry_test {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
@@ -378,4 +378,4 @@ TEST(RetryLoopTest, NoAllocationAndSmall) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::retry_test

@@ -5,7 +5,7 @@
 
 #include "gtest/gtest.h"
 
-namespace rlab {
+namespace rlab::sample_schedule_test {
 namespace {
 
 constexpr int64_t kS = 1'000'000'000;
@@ -56,4 +56,4 @@ TEST(SampleScheduleTest, NeverOverflows) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::sample_schedule_test

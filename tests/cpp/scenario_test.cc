@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "rlab/core/clock.h"
 
-namespace rlab {
+namespace rlab::scenario_test {
 namespace {
 
 constexpr int64_t kS = kNsPerSecond;
@@ -264,4 +264,4 @@ TEST(ValidateScenarioTest, TheFirstBadDependencyIsReported) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::scenario_test

@@ -11,7 +11,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/policy/circuit_breaker.h"
 
-namespace rlab {
+namespace rlab::schema_test {
 namespace {
 
 enum class Mode : uint8_t { kA = 0, kB = 1 };
@@ -290,4 +290,4 @@ TEST(SchemaTest, OneOfSlotsFillsOneMemberPerClass) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::schema_test

@@ -10,7 +10,7 @@
 
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::series_row_test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -124,4 +124,4 @@ TEST(SeriesRowTest, RowsHoldDeltasOfCountersAndLevelsAsTheyAre) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::series_row_test

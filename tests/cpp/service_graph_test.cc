@@ -10,7 +10,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/sim/sim_engine.h"
 
-namespace rlab {
+namespace rlab::service_graph_test {
 namespace {
 
 DependencyConfig Leaf(const std::string& name, double failure_rate = 0.0) {
@@ -136,4 +136,4 @@ TEST(ServiceGraphTest, EngineRunsTheGraphAndEveryRequestEnds) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::service_graph_test

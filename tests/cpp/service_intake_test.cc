@@ -14,7 +14,7 @@
 #include "rlab/model/scenario.h"
 #include "rlab/model/service_accounting.h"
 
-namespace rlab {
+namespace rlab::service_intake_test {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
@@ -300,4 +300,4 @@ TEST(ServiceIntakeTest, RefusalsAreCountedByReason) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::service_intake_test

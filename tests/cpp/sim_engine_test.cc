@@ -6,7 +6,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/model/scenario.h"
 
-namespace rlab {
+namespace rlab::sim_engine_test {
 namespace {
 
 constexpr int64_t kS = kNsPerSecond;
@@ -363,4 +363,4 @@ TEST(SimEngineTest, WorkThatTakesNoVirtualTimeStopsWithAClearError) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::sim_engine_test

@@ -9,7 +9,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/rng.h"
 
-namespace rlab {
+namespace rlab::throttle_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -155,4 +155,4 @@ TEST(ThrottleTest, ManyThreadsCountEveryRequest) {
 }
 
 }  // namespace
-}  // namespace rlab
+}  // namespace rlab::throttle_test
