@@ -91,15 +91,13 @@ RLAB_TABLE(ScheduleSchema, ArrivalConfig, "Schedule", "schedule", &ValidateSched
            schema::Required(schema::List<&C::schedule, &RateSegmentSchema>(
                "segments", false, "sorted, non-overlapping pieces of the rate")));
 
-// Poisson and ConstantRate arrivals hold the same field (their kind is the tag).
+// Poisson and ConstantRate arrivals hold the same field (their kind is the tag): ConstantRate
+// reuses Poisson's row.
 RLAB_TABLE(PoissonSchema, ArrivalConfig, "Poisson", "poisson", nullptr,
            schema::Required(RLAB_REAL(rate, 0, kMaxRate, OC, "1/s", "orders per second")));
 
-const ConfigSchema<ArrivalConfig>& ConstantRateSchema() {
-  static const ConfigSchema<ArrivalConfig> kSchema{"ConstantRate", PoissonSchema().fields,
-                                                   "constant_rate"};
-  return kSchema;
-}
+RLAB_TABLE(ConstantRateSchema, ArrivalConfig, "ConstantRate", "constant_rate", nullptr,
+           PoissonSchema().fields[0]);
 
 RLAB_TABLE(ClosedLoopSchema, ArrivalConfig, "ClosedLoop", "closed_loop", nullptr,
            RLAB_INT(clients, 1, kMaxClients, "", "the customers"),
