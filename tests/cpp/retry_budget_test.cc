@@ -262,7 +262,10 @@ TEST(RatioBudgetTest, ValidationNamesTheParameter) {
   c.window_ns = 5;
   c.num_buckets = 10;
   EXPECT_THAT(message(c), HasSubstr("buckets must be at most window"));
+  EXPECT_EQ(message(c), "buckets must be at most window in nanoseconds (5), got 10");
   EXPECT_FALSE(RatioBudget::Create(c).ok());
+  c.num_buckets = 5;  // one nanosecond per bucket
+  EXPECT_TRUE(Validate(c).ok());
 }
 
 TEST(RatioBudgetTest, ManyThreadsNeverExceedTheAllowance) {

@@ -121,6 +121,10 @@ TEST(ThrottleTest, ValidationNamesTheParameter) {
   EXPECT_THAT(Validate(Config(2, 120, 0)).message(), HasSubstr("buckets must be"));
   EXPECT_THAT(Validate(Config(2, 120, 1001)).message(), HasSubstr("buckets must be"));
   EXPECT_THAT(Validate(Config(2, 1e-8, 100)).message(), HasSubstr("buckets must be at most"));
+  // The rule the ratio budget and the breaker share (ValidateBuckets), worded in full.
+  EXPECT_EQ(Validate(Config(2, 1e-8, 100)).message(),
+            "buckets must be at most window in nanoseconds (10), got 100");
+  EXPECT_TRUE(Validate(Config(2, 1e-7, 100)).ok());  // one nanosecond per bucket
   EXPECT_FALSE(AdaptiveThrottle::Create(Config(0, 1, 1)).ok());
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_format.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
@@ -20,8 +21,8 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 // Sigma beyond this makes the tail meaningless (the 99th percentile would be e^23 medians).
 constexpr double kMaxLogNormalSigma = 10.0;
-constexpr int64_t kMaxCapacityCount = 1'000'000;
-constexpr int64_t kMaxQueueCount = 10'000'000;
+constexpr int64_t kMaxCalls = 1'000'000;   // calls served at once
+constexpr int64_t kMaxQueue = 10'000'000;  // calls waiting, and a load
 constexpr double kMaxLatencyMultiplier = 1e6;
 constexpr double kMaxS = kMaxDurationS;
 
@@ -157,9 +158,8 @@ absl::Status ValidateMixtureRules(const LatencyDist& dist) {
     return Invalid("weights must have a finite sum");
   }
   for (size_t i = 0; i < c.size(); ++i) {
-    if (c[i].kind == LatencyDist::Kind::kMixture) {
-      return Invalid(absl::StrFormat("components[%d] must not itself be a mixture", i));
-    }
+    if (c[i].kind != LatencyDist::Kind::kMixture) continue;
+    return Invalid(absl::StrFormat("components[%d] must not itself be a mixture", i));
   }
   return absl::OkStatus();
 }
@@ -214,14 +214,12 @@ RLAB_TABLE(FailureMixSchema, FailureMix, "FailureMix", "", nullptr,
            RLAB_SECONDS(retry_after, 0, kMaxS, CC, "the Retry-After hint of a 429"));
 
 RLAB_TABLE(CapacitySchema, CapacityConfig, "Capacity", "", nullptr,
-           RLAB_INT(max_in_service, 0, kMaxCapacityCount, "calls",
-                    "calls served at once; 0 is unlimited"),
-           RLAB_INT(max_queue, -1, kMaxQueueCount, "calls",
+           RLAB_INT(max_in_service, 0, kMaxCalls, "calls", "calls served at once; 0 is unlimited"),
+           RLAB_INT(max_queue, -1, kMaxQueue, "calls",
                     "calls allowed to wait for service; -1 is unbounded"),
            RLAB_REAL(load_slope, 0, kInf, CC, "",
                      "service time grows by this factor per call above the knee"),
-           RLAB_INT(load_knee, 0, kMaxQueueCount, "calls",
-                    "the load above which service slows down"),
+           RLAB_INT(load_knee, 0, kMaxQueue, "calls", "the load above which service slows down"),
            RLAB_FLAG(drop_abandoned, "whether the server drops a call whose caller gave up"),
            RLAB_CONFIG(discipline, QueueDisciplineSchema,
                        "the order in which the server takes waiting calls"));
@@ -246,9 +244,7 @@ RLAB_TABLE(PhaseSchema, FaultPhase, "Phase", "phase", &ValidatePhaseRules,
 absl::Status ValidateFaultsRules(const FaultsConfig& config) {
   absl::Status s = CheckMixUsable("mix", config.mix, "failure_rate", config.failure_rate);
   const std::vector<FaultPhase>& phases = config.phases;
-  FieldInfo field;  // the phases row, for their labels
-  field.name = "phases";
-  field.by_name = true;
+  const FieldInfo field{.name = "phases", .by_name = true};  // the phases row, for their labels
   std::vector<std::string> names, labels;
   for (const FaultPhase& p : phases) names.push_back(p.name);
   for (size_t i = 0; i < phases.size() && s.ok(); ++i) {
@@ -265,17 +261,16 @@ absl::Status ValidateFaultsRules(const FaultsConfig& config) {
   // the order the user gave them.
   std::vector<size_t> order(phases.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t x, size_t y) { return phases[x].start_ns < phases[y].start_ns; });
-  for (size_t k = 1; k < order.size(); ++k) {
-    if (phases[order[k]].start_ns >= phases[order[k - 1]].end_ns) continue;
-    const size_t a = std::min(order[k - 1], order[k]), b = std::max(order[k - 1], order[k]);
-    return Invalid(absl::StrFormat("%s [%g, %g) overlaps %s [%g, %g): phases must not overlap",
-                                   labels[a], NsToSeconds(phases[a].start_ns),
-                                   NsToSeconds(phases[a].end_ns), labels[b],
-                                   NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
-  }
-  return absl::OkStatus();
+  absl::c_stable_sort(order,
+                      [&](size_t x, size_t y) { return phases[x].start_ns < phases[y].start_ns; });
+  const auto it = absl::c_adjacent_find(
+      order, [&](size_t x, size_t y) { return phases[y].start_ns < phases[x].end_ns; });
+  if (it == order.end()) return absl::OkStatus();
+  const auto [a, b] = std::minmax(it[0], it[1]);
+  return Invalid(absl::StrFormat("%s [%g, %g) overlaps %s [%g, %g): phases must not overlap",
+                                 labels[a], NsToSeconds(phases[a].start_ns),
+                                 NsToSeconds(phases[a].end_ns), labels[b],
+                                 NsToSeconds(phases[b].start_ns), NsToSeconds(phases[b].end_ns)));
 }
 
 RLAB_TABLE(FaultsSchema, FaultsConfig, "Faults", "", &ValidateFaultsRules,

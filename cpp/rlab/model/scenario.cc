@@ -18,12 +18,12 @@
 namespace rlab {
 namespace {
 
-constexpr double kMaxArrivalRate = 1e7;  // orders per second
+constexpr double kMaxRate = 1e7;  // orders per second
 constexpr int64_t kMaxClients = 1'000'000;
 constexpr int64_t kMaxWorkers = 100'000;
 constexpr int64_t kMaxQueueCapacity = 10'000'000;
 constexpr int64_t kMaxNumKeys = 1'000'000'000;
-constexpr int64_t kMaxCacheCapacity = 10'000'000;
+constexpr int64_t kMaxCache = 10'000'000;
 constexpr double kMaxS = kMaxDurationS;
 constexpr std::string_view kBalancers[] = {"round_robin", "random", "least_outstanding", "p2c",
                                            "peak_ewma"};
@@ -66,25 +66,24 @@ absl::Status ValidateRateSegmentRules(const RateSegment& seg) {
 RLAB_TABLE(RateSegmentSchema, RateSegment, "RateSegment", "", &ValidateRateSegmentRules,
            schema::Required(RLAB_SECONDS(start, 0, kMaxS, CC, "where the segment starts")),
            schema::Required(RLAB_SECONDS(end, 0, kMaxS, CC, "where the segment ends")),
-           schema::Required(RLAB_REAL(rate_start, 0, kMaxArrivalRate, CC, "1/s",
-                                      "the rate at start")),
-           schema::Required(RLAB_REAL(rate_end, 0, kMaxArrivalRate, CC, "1/s",
+           schema::Required(RLAB_REAL(rate_start, 0, kMaxRate, CC, "1/s", "the rate at start")),
+           schema::Required(RLAB_REAL(rate_end, 0, kMaxRate, CC, "1/s",
                                       "the rate just before end")));
 
 absl::Status ValidateScheduleRules(const ArrivalConfig& a) {
   const std::vector<RateSegment>& segments = a.schedule;
   if (segments.empty()) return Invalid("segments must have at least one segment");
-  for (size_t i = 1; i < segments.size(); ++i) {
-    if (segments[i].start_ns >= segments[i - 1].end_ns) continue;
+  const auto it = absl::c_adjacent_find(
+      segments, [](const RateSegment& x, const RateSegment& y) { return y.start_ns < x.end_ns; });
+  if (it != segments.end()) {
+    const size_t i = it - segments.begin() + 1;
     return Invalid(absl::StrFormat(
         "segments[%d].start must be >= segments[%d].end (%g), got %g: segments must be sorted "
         "and must not overlap",
-        i, i - 1, NsToSeconds(segments[i - 1].end_ns), NsToSeconds(segments[i].start_ns)));
+        i, i - 1, NsToSeconds(it->end_ns), NsToSeconds(it[1].start_ns)));
   }
-  if (std::any_of(segments.begin(), segments.end(),
-                  [](const RateSegment& s) { return s.rate_start > 0.0 || s.rate_end > 0.0; })) {
-    return absl::OkStatus();
-  }
+  const auto positive = [](const RateSegment& s) { return s.rate_start > 0.0 || s.rate_end > 0.0; };
+  if (absl::c_any_of(segments, positive)) return absl::OkStatus();
   return Invalid("segments must have a positive rate somewhere");
 }
 
@@ -92,15 +91,13 @@ RLAB_TABLE(ScheduleSchema, ArrivalConfig, "Schedule", "schedule", &ValidateSched
            schema::Required(schema::List<&C::schedule, &RateSegmentSchema>(
                "segments", false, "sorted, non-overlapping pieces of the rate")));
 
-// Poisson and ConstantRate arrivals hold the same field (their kind is the tag).
+// Poisson and ConstantRate arrivals hold the same field (their kind is the tag): ConstantRate
+// reuses Poisson's row.
 RLAB_TABLE(PoissonSchema, ArrivalConfig, "Poisson", "poisson", nullptr,
-           schema::Required(RLAB_REAL(rate, 0, kMaxArrivalRate, OC, "1/s", "orders per second")));
+           schema::Required(RLAB_REAL(rate, 0, kMaxRate, OC, "1/s", "orders per second")));
 
-const ConfigSchema<ArrivalConfig>& ConstantRateSchema() {
-  static const ConfigSchema<ArrivalConfig> kSchema{"ConstantRate", PoissonSchema().fields,
-                                                   "constant_rate"};
-  return kSchema;
-}
+RLAB_TABLE(ConstantRateSchema, ArrivalConfig, "ConstantRate", "constant_rate", nullptr,
+           PoissonSchema().fields[0]);
 
 RLAB_TABLE(ClosedLoopSchema, ArrivalConfig, "ClosedLoop", "closed_loop", nullptr,
            RLAB_INT(clients, 1, kMaxClients, "", "the customers"),
@@ -110,13 +107,12 @@ RLAB_TABLE(ClosedLoopSchema, ArrivalConfig, "ClosedLoop", "closed_loop", nullptr
 absl::Status ValidateTraceRules(const ArrivalConfig& a) {
   const std::vector<int64_t>& t = a.trace_ns;
   if (t.empty()) return Invalid("times must have at least one arrival time");
-  for (size_t i = 1; i < t.size(); ++i) {
-    if (t[i] >= t[i - 1]) continue;  // equal times are fine (a burst); going back in time is not
-    return Invalid(
-        absl::StrFormat("times must be in ascending order, got times[%d] = %g after times[%d] = %g",
-                        i, NsToSeconds(t[i]), i - 1, NsToSeconds(t[i - 1])));
-  }
-  return absl::OkStatus();
+  // Equal times are fine (a burst); going back in time is not.
+  const size_t i = std::is_sorted_until(t.begin(), t.end()) - t.begin();
+  if (i == t.size()) return absl::OkStatus();
+  return Invalid(
+      absl::StrFormat("times must be in ascending order, got times[%d] = %g after times[%d] = %g",
+                      i, NsToSeconds(t[i]), i - 1, NsToSeconds(t[i - 1])));
 }
 
 RLAB_TABLE(TraceSchema, ArrivalConfig, "Trace", "trace", &ValidateTraceRules,
@@ -144,10 +140,8 @@ absl::Status ValidateReplicasRules(const ReplicasConfig& r) {
   for (size_t i = 0; i < r.overrides.size(); ++i) {
     const int index = r.overrides[i].index;
     const std::string p = absl::StrFormat("overrides[%d].index", i);
-    absl::Status s = CheckIntRange(p, index, 0, r.count - 1);
-    if (s.ok() && seen[index])
-      s = Invalid(absl::StrFormat("%s must be unique, got %d twice", p, index));
-    if (!s.ok()) return s;
+    if (absl::Status s = CheckIntRange(p, index, 0, r.count - 1); !s.ok()) return s;
+    if (seen[index]) return Invalid(absl::StrFormat("%s must be unique, got %d twice", p, index));
     seen[index] = true;
   }
   return absl::OkStatus();
@@ -176,14 +170,12 @@ RLAB_TABLE(IntakeSchema, IntakeConfig, "Intake", "", nullptr,
 
 RLAB_TABLE(FallbackSchema, FallbackConfig, "Fallback", "", nullptr,
            RLAB_CHOICE(kind, kFallbackKinds, "what a failed call falls back to"),
-           RLAB_INT(cache_capacity, 1, kMaxCacheCapacity, "entries",
-                    "LRU entries, one per order key"),
+           RLAB_INT(cache_capacity, 1, kMaxCache, "entries", "LRU entries, one per order key"),
            RLAB_SECONDS(cache_ttl, 0, kMaxS, OC, "the oldest cached value served"));
 
 absl::Status ValidateDependencyRules(const DependencyConfig& d) {
   // Names become dotted-path segments and metric label values.
-  absl::Status s = ValidateName("name", d.name);
-  if (!s.ok()) return s;
+  if (absl::Status s = ValidateName("name", d.name); !s.ok()) return s;
   if (!d.service.empty() && !ValidateName("service", d.service).ok()) {
     return Invalid(absl::StrFormat(
         "service must be None or a service name (letters, digits and underscores), got \"%s\"",
@@ -249,22 +241,20 @@ absl::Status ValidateScenarioRules(const ScenarioConfig& config) {
   absl::Status s = ValidateDependencyList(config.dependencies);
   for (size_t i = 0; i < config.dependencies.size() && s.ok(); ++i) {
     const std::string& name = config.dependencies[i].name;
-    if (absl::c_linear_search(kReservedNames, name)) {
-      s = Invalid(absl::StrFormat(
-          "dependencies[%d].name must not be \"%s\": it is a scenario field, and paths would "
-          "be ambiguous",
-          i, name));
-    }
+    if (!absl::c_linear_search(kReservedNames, name)) continue;
+    s = Invalid(absl::StrFormat(
+        "dependencies[%d].name must not be \"%s\": it is a scenario field, and paths would be "
+        "ambiguous",
+        i, name));
   }
   // Shedding reads an order's class and tenant: not modelled at a service yet (the root's
   // intake has it).
   for (size_t i = 0; i < config.services.size() && s.ok(); ++i) {
-    if (config.services[i].intake.shedding) {
-      s = Invalid(absl::StrFormat(
-          "services[%s].intake.shedding must be None: load shedding is only modelled at the "
-          "root's intake for now (set intake.shedding on the scenario)",
-          config.services[i].name));
-    }
+    if (!config.services[i].intake.shedding) continue;
+    s = Invalid(absl::StrFormat(
+        "services[%s].intake.shedding must be None: load shedding is only modelled at the root's "
+        "intake for now (set intake.shedding on the scenario)",
+        config.services[i].name));
   }
   return s.ok() ? ValidateServiceGraph(config) : s;
 }

@@ -61,9 +61,7 @@ absl::Status ValidateDependencyList(const std::vector<DependencyConfig>& deps) {
 }
 
 absl::Status ValidateServiceRules(const ServiceConfig& s) {
-  absl::Status status = ValidateName("name", s.name);
-  if (!status.ok()) return status;
-  return ValidateDependencyList(s.dependencies);
+  return FirstError({ValidateName("name", s.name), ValidateDependencyList(s.dependencies)});
 }
 
 RLAB_TABLE(ServiceSchema, ServiceConfig, "Service", "", &ValidateServiceRules,
@@ -84,8 +82,7 @@ absl::Status ValidateServiceGraph(const ScenarioConfig& config) {
   }
   std::vector<std::string> names;
   for (const ServiceConfig& svc : services) names.push_back(svc.name);
-  absl::Status s = ValidateUniqueNames("services", names);
-  if (!s.ok()) return s;
+  if (absl::Status s = ValidateUniqueNames("services", names); !s.ok()) return s;
   // The callers' edges (the root's in edges[n]), checking unknown names and callers with a fault
   // model, root first.
   std::vector<std::vector<int>> edges(n + 1);
@@ -99,8 +96,7 @@ absl::Status ValidateServiceGraph(const ScenarioConfig& config) {
                                        d.service, n == 0 ? "(none)" : absl::StrJoin(names, ", ")));
       }
       edges[i < 0 ? n : i].push_back(to);
-      s = CheckCaller(path, d);
-      if (!s.ok()) return s;
+      if (absl::Status s = CheckCaller(path, d); !s.ok()) return s;
     }
   }
   // Depth-first from the root (iterative: a chain of 256 services is fine either way): a

@@ -15,6 +15,8 @@ namespace {
 
 constexpr std::array<std::string_view, kNumJitterModes> kJitterNames = {
     "none", "full", "equal", "decorrelated", "proportional"};
+constexpr double kMaxS = kMaxDurationS;
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Converts a non-negative delay computed in floating point to whole nanoseconds, rounding down and
 // capping at `max_ns`. The comparison happens in double, before the cast, so that a value beyond
@@ -52,23 +54,19 @@ absl::StatusOr<Jitter> ParseJitter(std::string_view name) {
       absl::StrFormat("jitter must be one of %s; got '%s'", AllowedJitterNames(), name));
 }
 
-absl::Status ValidateBackoffRules(const BackoffConfig& config) {
+absl::Status ValidateBackoffRules(const BackoffConfig& c) {
   // max_delay >= initial: a cap below the first delay would silently flatten every delay.
-  return CheckRange("max_delay", NsToSeconds(config.max_ns), NsToSeconds(config.initial_ns),
-                    kMaxDurationS);
+  return CheckRange("max_delay", NsToSeconds(c.max_ns), NsToSeconds(c.initial_ns), kMaxS);
 }
 
 RLAB_TABLE(BackoffSchema, BackoffConfig, "Backoff", "", &ValidateBackoffRules,
-           RLAB_SECONDS(initial, 0, kMaxDurationS, CC, "the base delay before the first retry"),
-           RLAB_REAL(multiplier, 1, std::numeric_limits<double>::infinity(), CO, "",
-                     "growth factor per retry"),
-           schema::Seconds<&C::max_ns>("max_delay", 0, kMaxDurationS, RLAB_ENDS_CC,
+           RLAB_SECONDS(initial, 0, kMaxS, CC, "the base delay before the first retry"),
+           RLAB_REAL(multiplier, 1, kInf, CO, "", "growth factor per retry"),
+           schema::Seconds<&C::max_ns>("max_delay", 0, kMaxS, RLAB_ENDS_CC,
                                        "the cap, applied after jitter; at least initial"),
            RLAB_CHOICE(jitter, kJitterNames, "how randomness is mixed into a delay"),
            RLAB_REAL(jitter_factor, 0, 1, CC, "", "the spread of proportional jitter"));
-absl::Status Validate(const BackoffConfig& config) {
-  return ValidateAt("", BackoffSchema(), config);
-}
+absl::Status Validate(const BackoffConfig& c) { return ValidateAt("", BackoffSchema(), c); }
 
 int64_t BackoffBaseNs(const BackoffConfig& config, int64_t retry) {
   if (config.initial_ns <= 0) return 0;  // avoids 0 * inf = NaN for huge retries

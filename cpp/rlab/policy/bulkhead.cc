@@ -7,13 +7,13 @@
 namespace rlab {
 namespace {
 constexpr int64_t kMaxCount = 1'000'000;
+constexpr double kMaxS = kMaxDurationS;
 }  // namespace
 
 RLAB_TABLE(BulkheadSchema, BulkheadConfig, "BulkheadConfig", "", nullptr,
            RLAB_INT(max_concurrent, 1, kMaxCount, "calls", "calls running at once"),
            RLAB_INT(max_waiting, 0, kMaxCount, "calls", "callers allowed to wait for a slot"),
-           schema::OrNone(RLAB_SECONDS(max_wait, 0, kMaxDurationS, CC, "a waiter's longest wait"),
-                          -1));
+           schema::OrNone(RLAB_SECONDS(max_wait, 0, kMaxS, CC, "a waiter's longest wait"), -1));
 absl::Status Validate(const BulkheadConfig& c) { return ValidateFields(BulkheadSchema(), c); }
 
 std::string_view BulkheadDecisionName(BulkheadDecision decision) {

@@ -9,6 +9,7 @@
 #include "rlab/core/invariant.h"
 #include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
+#include "rlab/policy/throttle.h"
 
 namespace rlab {
 namespace {
@@ -81,12 +82,8 @@ absl::Status ValidateBreakerRules(const BreakerConfig& c) {
         "max_open_for must be 0 (no cap beyond open_for) or at least open_for (%g s), got %g",
         NsToSeconds(c.open_for_ns), NsToSeconds(c.max_open_for_ns)));
   }
-  if (c.window == WindowKind::kTime && c.window_buckets > c.window_ns) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "window_buckets must be at most window_duration in nanoseconds (%d), got %d", c.window_ns,
-        c.window_buckets));
-  }
-  return absl::OkStatus();
+  if (c.window != WindowKind::kTime) return absl::OkStatus();
+  return ValidateBuckets("window_buckets", c.window_buckets, "window_duration", c.window_ns);
 }
 
 absl::StatusOr<std::unique_ptr<CircuitBreaker>> CircuitBreaker::Create(

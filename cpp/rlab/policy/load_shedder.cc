@@ -85,10 +85,9 @@ absl::Status ValidateSheddingRules(const SheddingConfig& c) {
   }
   absl::flat_hash_set<std::string_view> names;
   for (size_t i = 0; i < c.tenants.size(); ++i) {
-    if (!names.insert(c.tenants[i].name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("tenants[%d].name must be unique, got '%s' twice", i, c.tenants[i].name));
-    }
+    if (names.insert(c.tenants[i].name).second) continue;
+    return absl::InvalidArgumentError(
+        absl::StrFormat("tenants[%d].name must be unique, got '%s' twice", i, c.tenants[i].name));
   }
   if (!c.tenants.empty() && !(Traffic(c.tenants) > 0.0)) {
     return absl::InvalidArgumentError("tenants: the traffic of the tenants must not all be 0");

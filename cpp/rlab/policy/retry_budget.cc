@@ -7,6 +7,7 @@
 #include "rlab/core/clock.h"
 #include "rlab/core/schema.h"
 #include "rlab/core/validate.h"
+#include "rlab/policy/throttle.h"
 
 namespace rlab {
 namespace {
@@ -107,10 +108,7 @@ RLAB_TABLE(RatioBudgetSchema, RatioBudgetConfig, "RatioBudgetConfig", "ratio",
 absl::Status Validate(const RatioBudgetConfig& c) { return ValidateAt("", RatioBudgetSchema(), c); }
 
 absl::Status ValidateRatioBudgetRules(const RatioBudgetConfig& c) {
-  // A bucket must span at least one nanosecond.
-  if (c.num_buckets <= c.window_ns) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "buckets must be at most window in nanoseconds (%d), got %d", c.window_ns, c.num_buckets));
+  return ValidateBuckets("buckets", c.num_buckets, "window", c.window_ns);
 }
 
 RatioBudget::RatioBudget(const RatioBudgetConfig& config)

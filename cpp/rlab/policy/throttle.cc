@@ -16,11 +16,16 @@ RLAB_TABLE(ThrottleSchema, ThrottleConfig, "Throttle", "", &ValidateThrottleRule
                      "the highest probability of refusing a request"));
 absl::Status Validate(const ThrottleConfig& c) { return ValidateAt("", ThrottleSchema(), c); }
 
+absl::Status ValidateBuckets(std::string_view buckets_name, int64_t buckets,
+                             std::string_view window_name, int64_t window_ns) {
+  if (buckets <= window_ns) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s must be at most %s in nanoseconds (%d), got %d", buckets_name,
+                      window_name, window_ns, buckets));
+}
+
 absl::Status ValidateThrottleRules(const ThrottleConfig& c) {
-  // A bucket must span at least one nanosecond.
-  if (c.num_buckets <= c.window_ns) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "buckets must be at most window in nanoseconds (%d), got %d", c.window_ns, c.num_buckets));
+  return ValidateBuckets("buckets", c.num_buckets, "window", c.window_ns);
 }
 
 bool IsAcceptedByBackend(const Outcome& outcome) {

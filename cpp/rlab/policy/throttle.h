@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -45,6 +46,12 @@ absl::Status Validate(const ThrottleConfig& config);
 // <= window_ns).
 const ConfigSchema<ThrottleConfig>& ThrottleSchema();
 absl::Status ValidateThrottleRules(const ThrottleConfig& config);
+
+// The rule of a sliding window split in buckets (the throttle's, the ratio budget's and the
+// breaker's time window): `buckets` at most `window_ns`, so that a bucket spans at least one
+// nanosecond; the error names both fields.
+absl::Status ValidateBuckets(std::string_view buckets_name, int64_t buckets,
+                             std::string_view window_name, int64_t window_ns);
 
 // Whether an outcome counts as "accepted by the backend" for the throttle. The throttle measures
 // overload, so only refusals that say "too much load" count against the backend:
