@@ -2,7 +2,9 @@
 #define RLAB_CORE_VALIDATE_H_
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 
@@ -30,6 +32,16 @@ absl::Status CheckIntRange(std::string_view name, int64_t value, int64_t lo, int
 // The largest duration a configuration accepts, in seconds (about 11.6 days): large enough for
 // any experiment, small enough that nanosecond arithmetic never overflows.
 inline constexpr double kMaxDurationS = 1e6;
+// kMaxDurationS under the short name the field tables use (one definition: the tables of a layer
+// share a translation unit in the unity build).
+inline constexpr double kMaxS = kMaxDurationS;
+// The largest count a table takes for calls, permits or slots.
+inline constexpr int64_t kMaxCount = 1'000'000;
+
+// An InvalidArgument error with `message` (a rule's refusal).
+inline absl::Status Invalid(std::string message) {
+  return absl::InvalidArgumentError(std::move(message));
+}
 
 // A duration in seconds, finite and inside (0, kMaxDurationS] (or [0, ...] when `allow_zero`).
 absl::Status CheckDuration(std::string_view name, double seconds, bool allow_zero = false);

@@ -24,7 +24,6 @@ constexpr double kMaxLogNormalSigma = 10.0;
 constexpr int64_t kMaxCalls = 1'000'000;   // calls served at once
 constexpr int64_t kMaxQueue = 10'000'000;  // calls waiting, and a load
 constexpr double kMaxLatencyMultiplier = 1e6;
-constexpr double kMaxS = kMaxDurationS;
 
 // The uniform draws of one sample: the mixture's component pick, then two for the component
 // (Box-Muller needs two; the others use the first).
@@ -90,8 +89,6 @@ int64_t ToCappedNs(double seconds) {
   if (seconds >= kMaxDurationS) return kMaxSampleNs;
   return std::min(SecondsToNs(seconds), kMaxSampleNs);
 }
-
-absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
 
 double MixTotal(const FailureMix& mix) {
   return mix.http500 + mix.http503 + mix.http429 + mix.timeout + mix.connection_reset;

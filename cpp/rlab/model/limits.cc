@@ -12,7 +12,6 @@ namespace rlab {
 namespace {
 
 constexpr int64_t kMaxLimit = 1'000'000;
-constexpr double kMaxS = kMaxDurationS;
 constexpr std::string_view kLimitKinds[] = {"static", "aimd", "vegas", "gradient2", "envoy"};
 constexpr std::string_view kRateModes[] = {"smooth", "bursty"};
 

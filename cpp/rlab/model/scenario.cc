@@ -24,7 +24,6 @@ constexpr int64_t kMaxWorkers = 100'000;
 constexpr int64_t kMaxQueueCapacity = 10'000'000;
 constexpr int64_t kMaxNumKeys = 1'000'000'000;
 constexpr int64_t kMaxCache = 10'000'000;
-constexpr double kMaxS = kMaxDurationS;
 constexpr std::string_view kBalancers[] = {"round_robin", "random", "least_outstanding", "p2c",
                                            "peak_ewma"};
 constexpr std::string_view kFallbackKinds[] = {"none", "cache", "default", "cache_or_default"};
@@ -41,8 +40,6 @@ constexpr std::string_view kReservedNames[] = {"arrivals",
                                                "release_worker_during_backoff",
                                                "num_keys",
                                                "dependencies"};
-
-absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
 
 bool IsNameChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';

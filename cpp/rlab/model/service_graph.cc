@@ -12,8 +12,6 @@
 namespace rlab {
 namespace {
 
-absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
-
 // Whether a fault model says nothing a call to a service could honour (the Python Dependency
 // checks that it is exactly the default; here, what would be silently ignored).
 bool DefaultFaults(const FaultsConfig& f) {

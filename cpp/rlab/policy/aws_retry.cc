@@ -17,7 +17,6 @@ double ToSeconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 using P = ClientRateLimiter::Params;
 constexpr int64_t kMaxUnits = 1'000'000'000;
-constexpr double kMaxS = kMaxDurationS;
 constexpr std::string_view kModes[] = {"standard", "adaptive"};
 
 }  // namespace

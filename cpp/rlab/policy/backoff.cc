@@ -15,7 +15,6 @@ namespace {
 
 constexpr std::array<std::string_view, kNumJitterModes> kJitterNames = {
     "none", "full", "equal", "decorrelated", "proportional"};
-constexpr double kMaxS = kMaxDurationS;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Converts a non-negative delay computed in floating point to whole nanoseconds, rounding down and

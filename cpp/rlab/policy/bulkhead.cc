@@ -5,10 +5,7 @@
 #include "rlab/core/validate.h"
 
 namespace rlab {
-namespace {
-constexpr int64_t kMaxCount = 1'000'000;
-constexpr double kMaxS = kMaxDurationS;
-}  // namespace
+namespace {}  // namespace
 
 RLAB_TABLE(BulkheadSchema, BulkheadConfig, "BulkheadConfig", "", nullptr,
            RLAB_INT(max_concurrent, 1, kMaxCount, "calls", "calls running at once"),

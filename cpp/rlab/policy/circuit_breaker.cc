@@ -14,8 +14,6 @@
 namespace rlab {
 namespace {
 
-constexpr int kMaxCount = 1'000'000;
-
 uint64_t MakeToken(uint64_t generation, bool probe) { return (generation << 1) | (probe ? 1 : 0); }
 
 }  // namespace
@@ -34,7 +32,6 @@ std::string_view BreakerStateName(BreakerState state) {
 
 namespace {
 constexpr std::string_view kWindows[] = {"count", "time"};
-constexpr double kMaxS = kMaxDurationS;
 }  // namespace
 
 RLAB_TABLE(BreakerSchema, BreakerConfig, "Breaker", "", &ValidateBreakerRules,

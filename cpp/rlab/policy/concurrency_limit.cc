@@ -48,8 +48,6 @@ absl::Status ValidateWindowRules(const SampleWindowConfig& c) {
   return CheckOrder("min_time", c.min_time_ns, "max_time", c.max_time_ns, /*ns=*/true);
 }
 
-constexpr double kMaxS = kMaxDurationS;
-
 }  // namespace
 
 std::string_view LimitAlgorithmName(LimitAlgorithmKind kind) {

@@ -22,12 +22,11 @@ std::string_view QueueDisciplineKindName(QueueDisciplineConfig::Kind kind) {
 }
 
 namespace {
-constexpr std::string_view kKinds[] = {"fifo", "lifo", "adaptive_lifo", "codel"};
-constexpr double kMaxS = kMaxDurationS;
+constexpr std::string_view kDisciplineNames[] = {"fifo", "lifo", "adaptive_lifo", "codel"};
 }  // namespace
 
 RLAB_TABLE(QueueDisciplineSchema, QueueDisciplineConfig, "QueueDiscipline", "", nullptr,
-           RLAB_CHOICE(kind, kKinds, "the waiting order (and CoDel's drops)"),
+           RLAB_CHOICE(kind, kDisciplineNames, "the waiting order (and CoDel's drops)"),
            RLAB_SECONDS(codel_target, 0, kMaxS, OC, "CoDel's acceptable standing delay"),
            RLAB_SECONDS(codel_interval, 0, kMaxS, OC, "CoDel's sliding window"),
            RLAB_SECONDS(lifo_threshold, 0, kMaxS, CC, "adaptive LIFO's congestion threshold"));
