@@ -177,6 +177,13 @@ TEST(ValidateScenarioTest, DependencyCountAndNames) {
   EXPECT_EQ(Check(c),
             "dependencies[2].name must not be \"workers\": it is a scenario field, and paths "
             "would be ambiguous");
+  // Every field of the scenario's table is reserved (intake and services included), and the
+  // seed, which the bindings hold beside it.
+  for (const char* reserved : {"intake", "services", "dependencies", "num_keys", "seed"}) {
+    c.dependencies[2].name = reserved;
+    EXPECT_EQ(Check(c), absl::StrCat("dependencies[2].name must not be \"", reserved,
+                                     "\": it is a scenario field, and paths would be ambiguous"));
+  }
 }
 
 TEST(ValidateScenarioTest, FaultsAreCheckedUnderTheDependencyName) {

@@ -29,18 +29,6 @@ constexpr std::string_view kBalancers[] = {"round_robin", "random", "least_outst
 constexpr std::string_view kFallbackKinds[] = {"none", "cache", "default", "cache_or_default"};
 constexpr std::string_view kCompositions[] = {"retry_outside_breaker", "breaker_outside_retry"};
 
-// Top-level scenario fields. A dependency may not take one of these names: sweep paths such as
-// "workers" or "arrivals.rate" would otherwise be ambiguous with "<dependency>.<field>".
-constexpr std::string_view kReservedNames[] = {"arrivals",
-                                               "workers",
-                                               "queue_capacity",
-                                               "duration",
-                                               "seed",
-                                               "order_deadline",
-                                               "release_worker_during_backoff",
-                                               "num_keys",
-                                               "dependencies"};
-
 bool IsNameChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -238,7 +226,13 @@ absl::Status ValidateScenarioRules(const ScenarioConfig& config) {
   absl::Status s = ValidateDependencyList(config.dependencies);
   for (size_t i = 0; i < config.dependencies.size() && s.ok(); ++i) {
     const std::string& name = config.dependencies[i].name;
-    if (!absl::c_linear_search(kReservedNames, name)) continue;
+    // A scenario field's name (or the seed's, held beside the table) would make paths such as
+    // "workers" or "intake.limit" ambiguous with "<dependency>.<field>".
+    if (name != "seed" && absl::c_none_of(ScenarioSchema().fields, [&](const FieldSpec& f) {
+          return f.info.name == name;
+        })) {
+      continue;
+    }
     s = Invalid(absl::StrFormat(
         "dependencies[%d].name must not be \"%s\": it is a scenario field, and paths would be "
         "ambiguous",
