@@ -323,16 +323,19 @@ TEST(LiveServicesTest, ACallerThatTimesOutLeavesTheCalleesWorkWasted) {
 }
 
 TEST(LiveServicesTest, EachHedgeCopyIsARequestOfItsOwnAndTheLoserIsWasted) {
-  // Both copies take 50 ms at a service with a free worker for each: the original (sent 5 ms
-  // earlier) always answers first, so every hedge loses and its request runs on for nobody.
+  // Both copies take 400 ms at a service with a free worker for each: the original (sent 100 ms
+  // earlier) answers first, so every hedge loses and its request runs on for nobody. (The wide
+  // margins keep this true on a loaded machine, where a thread may wake tens of ms late: the hedge
+  // is sent long before the original answers, and the caller takes the winner's answer long
+  // before the loser's arrives.)
   ScenarioConfig c;
   c.workers = 4;
   c.queue_capacity = 100;
   c.dependencies = {Call("to_s", "s")};
   c.dependencies[0].hedge.emplace();
-  c.dependencies[0].hedge->delay_ns = 5 * kMs;
+  c.dependencies[0].hedge->delay_ns = 100 * kMs;
   c.dependencies[0].hedge->budget_ratio = -1.0;  // no budget: every call hedges
-  c.services = {Svc("s", 8, 100, {Leaf("slow", 0.05)})};
+  c.services = {Svc("s", 8, 100, {Leaf("slow", 0.4)})};
   auto e = LiveEngine::Create(c, LiveOptions());
   ASSERT_TRUE(e.ok()) << e.status();
   ASSERT_TRUE((*e)->Start().ok());
