@@ -111,3 +111,12 @@ def check(obj: object) -> None:
     """Checks ``obj`` against its class's table and rules (ValueError naming the field, range and
     value; a nested config's fields by their dotted path), its fields stored normalised."""
     _core.check_config(type(obj).__name__, values(obj, store=True))
+
+
+class Checked:
+    """The base of a config dataclass whose only check is its table's: a dataclass calls the
+    inherited ``__post_init__``, which runs :func:`check`. The C++ table has the class's name
+    (``RLAB_TABLE(..., "Breaker", ...)``)."""
+
+    def __post_init__(self) -> None:
+        check(self)

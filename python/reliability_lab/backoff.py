@@ -33,7 +33,7 @@ _SEED_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
-class Backoff:
+class Backoff(_schema.Checked):
     """Exponential backoff with jitter, in seconds.
 
     Attributes:
@@ -53,9 +53,6 @@ class Backoff:
     max_delay: float = 30.0
     jitter: JitterMode = "full"
     jitter_factor: float = 0.5
-
-    def __post_init__(self) -> None:
-        _schema.check(self)  # the table beside BackoffConfig (cpp/rlab/policy/backoff.cc)
 
     def _native(self) -> _core.BackoffConfig:
         """The validated native config (built on demand: cheap, and keeps Backoff picklable)."""

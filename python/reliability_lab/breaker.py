@@ -68,7 +68,7 @@ _IDLE_EXIT_S = 5.0
 
 
 @dataclass(frozen=True)
-class Breaker:
+class Breaker(_schema.Checked):
     """Circuit breaker configuration. Times are in seconds.
 
     Trip policies (any enabled one can open the breaker):
@@ -106,10 +106,6 @@ class Breaker:
     max_open_for: float = 0.0
     half_open_max_calls: int = 1
     success_threshold: int = 1
-
-    def __post_init__(self) -> None:
-        # The field table beside BreakerConfig (circuit_breaker.cc) checks and names the field.
-        _schema.check(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a plain dict."""

@@ -49,7 +49,7 @@ def _now(now: float | None, clock: Clock | None) -> float:
 
 
 @dataclass(frozen=True)
-class TokenBucketConfig:
+class TokenBucketConfig(_schema.Checked):
     """Configuration of a :class:`TokenBucket` (validated on construction).
 
     Attributes:
@@ -63,9 +63,6 @@ class TokenBucketConfig:
 
     max_tokens: float = 10.0
     token_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        _schema.check(self)
 
     def _native(self) -> _core.TokenBucketBudget:
         return _core.TokenBucketBudget(_schema.values(self))
@@ -164,7 +161,7 @@ class TokenBucket:
 
 
 @dataclass(frozen=True)
-class RatioBudgetConfig:
+class RatioBudgetConfig(_schema.Checked):
     """Configuration of a :class:`RatioBudget` (validated on construction).
 
     Attributes:
@@ -178,9 +175,6 @@ class RatioBudgetConfig:
     window: float = 10.0
     min_retries_per_second: float = 10.0
     buckets: int = 10
-
-    def __post_init__(self) -> None:
-        _schema.check(self)
 
     def _native(self) -> _core.RatioBudget:
         return _core.RatioBudget(_schema.values(self))

@@ -38,7 +38,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class BulkheadConfig:
+class BulkheadConfig(_schema.Checked):
     """Configuration of a :class:`Bulkhead` (validated on construction).
 
     Attributes:
@@ -51,10 +51,6 @@ class BulkheadConfig:
     max_concurrent: int = 10
     max_waiting: int = 0
     max_wait: float | None = None
-
-    def __post_init__(self) -> None:
-        # The field table beside BulkheadConfig (cpp/rlab/policy/bulkhead.cc).
-        _schema.check(self)
 
     def build(self, name: str = "bulkhead") -> Bulkhead:
         """A new bulkhead with this configuration."""

@@ -79,7 +79,7 @@ class LimitExceeded(Rejected):
 
 
 @dataclass(frozen=True)
-class SampleWindow:
+class SampleWindow(_schema.Checked):
     """Netflix ``WindowedLimit``: aggregate samples (average RTT, max in flight, any drop) and
     update the limit once per window of ``clamp(2 * min RTT, min_time, max_time)`` with more than
     ``size`` samples. Without it the Netflix algorithms update on every sample, and the many
@@ -96,18 +96,12 @@ class SampleWindow:
     size: int = 10
     min_rtt_threshold: float = 0.0001
 
-    def __post_init__(self) -> None:
-        _schema.check(self)
 
-
-class _Algorithm:
+class _Algorithm(_schema.Checked):
     """Common behaviour of the algorithm configurations: checked by their field tables
     (``cpp/rlab/policy/concurrency_limit.cc``), which the native limiter reads them by."""
 
     algorithm: ClassVar[str]
-
-    def __post_init__(self) -> None:
-        _schema.check(self)
 
     def _native(self) -> _core.ConcurrencyLimiter:
         return _core.ConcurrencyLimiter(self.algorithm, _schema.values(self))

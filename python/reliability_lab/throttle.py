@@ -89,7 +89,7 @@ def is_accepted_outcome(kind: str, http_status: int = 0) -> bool:
 
 
 @dataclass(frozen=True)
-class Throttle:
+class Throttle(_schema.Checked):
     """Configuration of an :class:`AdaptiveThrottle` (validated on construction); a scenario's
     ``<dependency>.throttle``. Formerly ``ThrottleConfig`` (a deprecated alias for one release).
 
@@ -107,9 +107,6 @@ class Throttle:
     window: float = 120.0
     buckets: int = 120
     max_reject_probability: float = 1.0
-
-    def __post_init__(self) -> None:
-        _schema.check(self)
 
     def _native(self) -> _core.AdaptiveThrottle:
         return _core.AdaptiveThrottle(_schema.values(self))

@@ -11,7 +11,7 @@ from reliability_lab.scenario.latency import Constant, Latency
 
 
 @dataclass(frozen=True)
-class Poisson:
+class Poisson(_schema.Checked):
     """Open-loop Poisson arrivals: exponential gaps between orders.
 
     Attributes:
@@ -20,13 +20,9 @@ class Poisson:
 
     rate: float
 
-    def __post_init__(self) -> None:
-        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class ConstantRate:
+class ConstantRate(_schema.Checked):
     """Open-loop arrivals evenly spaced in time.
 
     Attributes:
@@ -35,13 +31,9 @@ class ConstantRate:
 
     rate: float
 
-    def __post_init__(self) -> None:
-        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class RateSegment:
+class RateSegment(_schema.Checked):
     """A piece of a rate schedule: over ``[start, end)`` the rate moves linearly from
     ``rate_start`` to ``rate_end`` orders per second (equal rates give a step).
 
@@ -55,10 +47,6 @@ class RateSegment:
     end: float
     rate_start: float
     rate_end: float
-
-    def __post_init__(self) -> None:
-        # The field table beside RateSegment (cpp/rlab/model/scenario.cc) and its rule.
-        _schema.check(self)
 
 
 def _segments(pieces: Iterable[tuple[float, float, float, float]]) -> tuple[RateSegment, ...]:
@@ -129,7 +117,7 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class Trace:
+class Trace(_schema.Checked):
     """Orders arrive at the given times. Any iterable of numbers is accepted (a NumPy array, a
     pandas column) and stored as a tuple.
 
@@ -140,14 +128,9 @@ class Trace:
 
     times: Sequence[float]
 
-    def __post_init__(self) -> None:
-        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc) and its rules (at
-        # least one time, ascending).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class ClosedLoop:
+class ClosedLoop(_schema.Checked):
     """Closed-loop load: a fixed population of customers, each submitting its next order when
     the previous one ends plus a think time.
 
@@ -159,10 +142,6 @@ class ClosedLoop:
 
     clients: int = 10
     think_time: Latency = Constant(0.0)  # noqa: RUF009 (frozen: immutable, from another module)
-
-    def __post_init__(self) -> None:
-        # The field table beside ArrivalConfig (cpp/rlab/model/scenario.cc).
-        _schema.check(self)
 
 
 Arrivals: TypeAlias = Poisson | ConstantRate | Schedule | Trace | ClosedLoop

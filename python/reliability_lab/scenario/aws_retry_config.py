@@ -37,7 +37,7 @@ AwsMode = Literal["standard", "adaptive"]
 
 
 @dataclass(frozen=True)
-class AwsRetryConfig:
+class AwsRetryConfig(_schema.Checked):
     """botocore's ``standard`` / ``adaptive`` retry mode for a scenario dependency.
 
     Attributes:
@@ -69,7 +69,3 @@ class AwsRetryConfig:
     scale_constant: float = 0.4
     smoothing: float = 0.8
     max_wait: float = 60.0
-
-    def __post_init__(self) -> None:
-        # The field table beside AwsRetryConfig (cpp/rlab/policy/aws_retry.cc).
-        _schema.check(self)

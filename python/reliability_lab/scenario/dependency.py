@@ -24,7 +24,7 @@ FallbackKind = Literal["none", "cache", "default", "cache_or_default"]
 
 
 @dataclass(frozen=True)
-class Fallback:
+class Fallback(_schema.Checked):
     """What a non-critical dependency falls back to when its call fails; with a fallback the
     order continues, marked degraded.
 
@@ -46,10 +46,6 @@ class Fallback:
     kind: FallbackKind = "none"
     cache_capacity: int = 1000
     cache_ttl: float = 60.0
-
-    def __post_init__(self) -> None:
-        # The field table beside FallbackConfig (cpp/rlab/model/scenario.cc).
-        _schema.check(self)
 
 
 Budget: TypeAlias = TokenBucketConfig | RatioBudgetConfig

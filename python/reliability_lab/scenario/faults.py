@@ -16,7 +16,7 @@ from reliability_lab.scenario.queue_discipline import QueueDiscipline
 
 
 @dataclass(frozen=True)
-class FailureMix:
+class FailureMix(_schema.Checked):
     """The kinds of failure a dependency produces, as relative weights (each finite, >= 0).
 
     Attributes:
@@ -32,10 +32,6 @@ class FailureMix:
     timeout: float = 0.0
     connection_reset: float = 0.0
     retry_after: float = 1.0
-
-    def __post_init__(self) -> None:
-        # The field table beside FailureMix (cpp/rlab/model/faults.cc) checks each field.
-        _schema.check(self)
 
     @property
     def total(self) -> float:
@@ -129,7 +125,7 @@ def _phase_labels(names: Sequence[object]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Capacity:
+class Capacity(_schema.Checked):
     """How much work a dependency can take at once (the default: unlimited).
 
     Attributes:
@@ -154,13 +150,9 @@ class Capacity:
     drop_abandoned: bool = False
     discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
 
-    def __post_init__(self) -> None:
-        # The field table beside CapacityConfig (cpp/rlab/model/faults.cc) checks each field.
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class Faults:
+class Faults(_schema.Checked):
     """A dependency's behaviour: what fails, how long calls take, and when.
 
     Attributes:
@@ -182,9 +174,3 @@ class Faults:
     capacity: Capacity = Capacity()
     ambiguous_rate: float = 0.0
     hang: float = 30.0
-
-    def __post_init__(self) -> None:
-        # The field table beside FaultsConfig (cpp/rlab/model/faults.cc) checks each field, the
-        # nested ones by their dotted paths (``phases[outage].end``), then its rules: a mix that
-        # must fail calls has weight, phases do not overlap.
-        _schema.check(self)

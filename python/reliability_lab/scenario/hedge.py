@@ -26,7 +26,7 @@ _MAX_WINDOW = 100_000
 
 
 @dataclass(frozen=True)
-class Hedge:
+class Hedge(_schema.Checked):
     """Hedged requests ("The Tail at Scale", Dean and Barroso 2013; gRFC A6): a call sends its
     first copy at once and another copy each time ``delay`` passes without an answer, up to
     ``max_hedges`` extra copies; the first success wins and the other copies are cancelled.
@@ -56,13 +56,9 @@ class Hedge:
     budget_ratio: float | None = 0.05
     budget_burst: float = 10.0
 
-    def __post_init__(self) -> None:
-        # The field table beside HedgeConfig (cpp/rlab/policy/hedge.cc).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class FanOut:
+class FanOut(_schema.Checked):
     """Fan-out with a quorum: a call sends ``copies`` copies at once and succeeds once
     ``quorum`` of them succeeded (its latency is the quorum-th fastest answer); it fails as soon
     as the quorum is out of reach, and the copies still outstanding are cancelled. ``quorum=1``
@@ -78,7 +74,3 @@ class FanOut:
 
     copies: int = 2
     quorum: int = 1
-
-    def __post_init__(self) -> None:
-        # The field table beside FanOutConfig (hedge.cc) and its rule (quorum <= copies).
-        _schema.check(self)

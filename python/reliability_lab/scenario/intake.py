@@ -15,7 +15,7 @@ from reliability_lab.scenario.shedding import Shedding
 
 
 @dataclass(frozen=True)
-class Intake:
+class Intake(_schema.Checked):
     """Overload control at the service's intake. The default admits every order the job queue
     has room for and serves them first come, first served (the behaviour of a scenario that
     does not mention ``intake``).
@@ -44,7 +44,3 @@ class Intake:
     discipline: QueueDiscipline = QueueDiscipline()  # noqa: RUF009 (frozen: immutable)
     limit: Limit | None = None
     rate_limit: RateLimit | None = None
-
-    def __post_init__(self) -> None:
-        # The field table beside IntakeConfig (cpp/rlab/model/scenario.cc).
-        _schema.check(self)

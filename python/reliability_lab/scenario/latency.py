@@ -11,7 +11,7 @@ from reliability_lab import _schema
 
 
 @dataclass(frozen=True)
-class Constant:
+class Constant(_schema.Checked):
     """A fixed duration.
 
     Attributes:
@@ -20,13 +20,9 @@ class Constant:
 
     value: float
 
-    def __post_init__(self) -> None:
-        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class Exponential:
+class Exponential(_schema.Checked):
     """Exponentially distributed durations.
 
     Attributes:
@@ -35,13 +31,9 @@ class Exponential:
 
     mean: float
 
-    def __post_init__(self) -> None:
-        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class LogNormal:
+class LogNormal(_schema.Checked):
     """Log-normal durations: ``median * exp(sigma * Z)``, Z standard normal.
 
     Attributes:
@@ -52,13 +44,9 @@ class LogNormal:
     median: float
     sigma: float
 
-    def __post_init__(self) -> None:
-        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class Uniform:
+class Uniform(_schema.Checked):
     """Durations uniform on ``[low, high]``.
 
     Attributes:
@@ -68,17 +56,13 @@ class Uniform:
     low: float
     high: float
 
-    def __post_init__(self) -> None:
-        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
-        _schema.check(self)
-
 
 SimpleLatency: TypeAlias = Constant | Exponential | LogNormal | Uniform
 """A latency distribution that is not a mixture (a mixture's components)."""
 
 
 @dataclass(frozen=True)
-class Mixture:
+class Mixture(_schema.Checked):
     """A mixture of simple distributions: component ``i`` is drawn with probability
     ``weights[i] / sum(weights)``. Bimodal tails: ``Mixture.of((0.99, Exponential(0.05)),
     (0.01, Constant(2.0)))``.
@@ -90,10 +74,6 @@ class Mixture:
 
     weights: Sequence[float]
     components: Sequence[SimpleLatency]
-
-    def __post_init__(self) -> None:
-        # Its table over LatencyDist (cpp/rlab/model/faults.cc) and rules.
-        _schema.check(self)
 
     @classmethod
     def of(cls, *pairs: tuple[float, SimpleLatency]) -> Mixture:

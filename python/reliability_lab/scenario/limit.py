@@ -32,7 +32,7 @@ LimitKind = Literal["static", "aimd", "vegas", "gradient2", "envoy"]
 
 
 @dataclass(frozen=True)
-class Limit:
+class Limit(_schema.Checked):
     """A concurrency limit in a scenario; each ``kind`` reads its own knobs.
 
     Attributes:
@@ -89,16 +89,12 @@ class Limit:
     window: float = 0.0
     window_size: int = 10
 
-    def __post_init__(self) -> None:
-        # The field table beside LimitConfig (cpp/rlab/model/limits.cc) and its rules check it.
-        _schema.check(self)
-
 
 RateLimitMode = Literal["smooth", "bursty"]
 
 
 @dataclass(frozen=True)
-class RateLimit:
+class RateLimit(_schema.Checked):
     """A rate limit, on the native policy of :mod:`reliability_lab.rate_limit` (as
     Resilience4j, Polly and failsafe-go ship it): in a scenario, and the configuration of a
     standalone :class:`~reliability_lab.RateLimiter`.
@@ -134,10 +130,6 @@ class RateLimit:
     max_wait: float = 0.0
     per_key: bool = False
     max_keys: int = 10_000
-
-    def __post_init__(self) -> None:
-        # The field table beside RateLimitConfig (cpp/rlab/model/limits.cc).
-        _schema.check(self)
 
 
 __all__ = ["Limit", "LimitKind", "RateLimit", "RateLimitMode"]

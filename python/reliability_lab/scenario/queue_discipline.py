@@ -19,7 +19,7 @@ QueueDisciplineKind = Literal["fifo", "lifo", "adaptive_lifo", "codel"]
 
 
 @dataclass(frozen=True)
-class QueueDiscipline:
+class QueueDiscipline(_schema.Checked):
     """Which waiting order a free worker takes next, and which it drops instead of serving.
 
     - ``"fifo"``: the oldest first (the default; exactly the lab's behaviour without it).
@@ -49,7 +49,3 @@ class QueueDiscipline:
     codel_target: float = 0.005
     codel_interval: float = 0.1
     lifo_threshold: float = 0.005
-
-    def __post_init__(self) -> None:
-        # The field table beside QueueDisciplineConfig (queue_discipline.cc) checks each field.
-        _schema.check(self)

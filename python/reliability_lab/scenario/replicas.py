@@ -69,7 +69,7 @@ _MAX_REPLICAS = 1000  # the core's kMaxReplicas: bounds the `replica` metric lab
 
 
 @dataclass(frozen=True)
-class OutlierDetection:
+class OutlierDetection(_schema.Checked):
     """Envoy's outlier detection over a dependency's replicas (defaults: Envoy's).
 
     A replica is ejected when ``consecutive_errors`` of its attempts in a row fail, or (with
@@ -107,13 +107,9 @@ class OutlierDetection:
     success_rate_request_volume: int = 100
     success_rate_stdev_factor: float = 1.9
 
-    def __post_init__(self) -> None:
-        # The field table beside OutlierDetectionConfig (outlier_detector.cc) and its rule.
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class ReplicaOverride:
+class ReplicaOverride(_schema.Checked):
     """One replica whose fault model differs from the dependency's.
 
     Attributes:
@@ -125,13 +121,9 @@ class ReplicaOverride:
     index: int = 0
     faults: Faults = Faults()  # noqa: RUF009 (frozen: immutable, from another module)
 
-    def __post_init__(self) -> None:
-        # The field table beside ReplicaOverride (cpp/rlab/model/scenario.cc).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class Replicas:
+class Replicas(_schema.Checked):
     """A dependency served by ``count`` replicas (see the module docstring for the model).
 
     Attributes:
@@ -155,11 +147,6 @@ class Replicas:
     outlier: OutlierDetection | None = None
     overrides: tuple[ReplicaOverride, ...] = ()
     breaker: Breaker | None = None
-
-    def __post_init__(self) -> None:
-        # The field table beside ReplicasConfig (cpp/rlab/model/scenario.cc) and its rules
-        # (override indexes below count, unique).
-        _schema.check(self)
 
 
 __all__ = ["BalancerKind", "OutlierDetection", "ReplicaOverride", "Replicas"]

@@ -45,7 +45,7 @@ def _tenant_labels(names: Sequence[object]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ShedClass:
+class ShedClass(_schema.Checked):
     """One criticality class: its share of the arrivals and when it is shed.
 
     Attributes:
@@ -61,13 +61,9 @@ class ShedClass:
     max_occupancy: float = 1.0
     max_queue_delay: float | None = None
 
-    def __post_init__(self) -> None:
-        # The field table beside ShedClassConfig (cpp/rlab/policy/load_shedder.cc).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class Tenant:
+class Tenant(_schema.Checked):
     """A named source of orders.
 
     Attributes:
@@ -81,14 +77,9 @@ class Tenant:
     weight: float = 1.0
     traffic: float = 1.0
 
-    def __post_init__(self) -> None:
-        # The field table beside TenantConfig (cpp/rlab/policy/load_shedder.cc) and its rule
-        # (the name).
-        _schema.check(self)
-
 
 @dataclass(frozen=True)
-class Shedding:
+class Shedding(_schema.Checked):
     """Criticality classes, tenants and the shedding policy of the intake.
 
     Attributes:
@@ -107,11 +98,6 @@ class Shedding:
     delay_interval: float = 0.1
     fair_share_above: float | None = 0.5
     tenants: tuple[Tenant, ...] = ()
-
-    def __post_init__(self) -> None:
-        # The field table beside SheddingConfig (cpp/rlab/policy/load_shedder.cc) and its rules
-        # (some traffic, at most 64 tenants with unique names).
-        _schema.check(self)
 
     def tenant_names(self) -> list[str]:
         """The tenants' names in declaration order (``[""]`` without tenants)."""
