@@ -116,8 +116,8 @@ const ConfigSchema<Optional>& OptionalSchema() {
       schema::OrNone(
           schema::Real<&Optional::share>("share", 0, 1, Bound::kOpen, Bound::kOpen, "", "a share"),
           -1.0),
-      schema::RealIn<&Optional::inner, &Inner::rate>("rate", 0, 10, Bound::kOpen, Bound::kClosed,
-                                                     "1/s", "a nested member"),
+      schema::Real<&Optional::inner, &Inner::rate>("rate", 0, 10, Bound::kOpen, Bound::kClosed,
+                                                   "1/s", "a nested member"),
   };
   static constexpr ConfigSchema<Optional> kSchema{"Optional", kFields};
   return kSchema;
@@ -139,7 +139,7 @@ TEST(SchemaTest, OptionalFieldsAcceptOnlyTheirSentinelOutsideTheRange) {
             "share must be a finite number in (0, 1), got 1");
 }
 
-TEST(SchemaTest, RealInReadsAndWritesTheNestedMember) {
+TEST(SchemaTest, RealOfANestedMemberReadsAndWritesIt) {
   Optional o;
   const FieldSpec& f = OptionalSchema().fields[2];
   EXPECT_EQ(f.get_real(&o), 2.0);

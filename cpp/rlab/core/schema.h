@@ -312,7 +312,7 @@ constexpr FieldSpec Int(std::string_view name, int64_t lo, int64_t hi, std::stri
   return IntAccess<M>(f);
 }
 
-// A real member `c.*M` (or `(c.*M).*Inner` of a nested params struct, flat in Python: RealIn).
+// A real member `c.*M`, or `(c.*M).*Inner` of a nested params struct (flat in Python).
 template <auto M, auto... Inner>
 constexpr FieldSpec Real(std::string_view name, double lo, double hi, Bound lo_bound,
                          Bound hi_bound, std::string_view unit, std::string_view doc) {
@@ -321,11 +321,6 @@ constexpr FieldSpec Real(std::string_view name, double lo, double hi, Bound lo_b
   f.get_real = [](const void* c) -> double { return ((As<C>(c).*M).*....*Inner); };
   f.set_real = [](void* c, double v) { ((As<C>(c).*M).*....*Inner) = v; };
   return f;
-}
-template <auto Outer, auto Inner>
-constexpr FieldSpec RealIn(std::string_view name, double lo, double hi, Bound lo_bound,
-                           Bound hi_bound, std::string_view unit, std::string_view doc) {
-  return Real<Outer, Inner>(name, lo, hi, lo_bound, hi_bound, unit, doc);
 }
 
 // A duration held as int64_t nanoseconds; `lo`/`hi` in seconds.
