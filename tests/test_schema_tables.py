@@ -46,9 +46,6 @@ _REQUIRED: dict[str, dict[str, Any]] = {
 _PYTHON_LIST_DEFAULTS = {
     "Service.dependencies": "a Service() calls one dependency, `payment`; ServiceConfig{} none",
 }
-# Union fields whose Python default is not the C++ member's: Faults.latency is 10 ms in Python,
-# 0 s in C++ (the engines' tests build dependencies that answer at once), set by every read.
-_UNION_DEFAULTS_DIFFER = {"Faults.latency"}
 _PY_TYPE = {"int": int, "real": float, "seconds": float, "bool": bool, "string": str}
 _KINDS = ("int", "real", "seconds", "bool", "choice", "string", "config", "list", "union",
           "union_list", "real_list", "seconds_list", "strings")
@@ -114,8 +111,7 @@ def test_dataclass_matches_its_table(name: str) -> None:
             assert [a.__name__ for a in args] == nat["types"], where
             if where in _PYTHON_LIST_DEFAULTS:
                 continue
-            got = [_without_unions(nat["types"][0], _schema.encode(x)) for x in default]
-            assert got == [_without_unions(nat["types"][0], x) for x in nat["default"]], where
+            assert [_schema.encode(x) for x in default] == nat["default"], where
             continue
         if nat["optional"]:  # `T | None`, the default None or a value
             args = tuple(a for a in typing.get_args(hint) if a is not type(None))
@@ -126,12 +122,10 @@ def test_dataclass_matches_its_table(name: str) -> None:
                 continue
         if nat["kind"] == "config":
             assert hints[py.name].__name__ == nat["types"][0], where
-            want = _without_unions(nat["types"][0], nat["default"])
-            assert _without_unions(nat["types"][0], _schema.encode(default)) == want, where
+            assert _schema.encode(default) == nat["default"], where
         elif nat["kind"] == "union":
             assert [a.__name__ for a in typing.get_args(hints[py.name])] == nat["types"], where
-            if where not in _UNION_DEFAULTS_DIFFER:
-                assert _schema.encode(default) == nat["default"], where
+            assert _schema.encode(default) == nat["default"], where
         elif nat["kind"] == "string":
             assert hints[py.name] is str, where
             assert default == nat["default"], where
@@ -151,23 +145,6 @@ def test_dataclass_matches_its_table(name: str) -> None:
             assert typing.get_origin(hints[py.name]) is typing.Literal, where
             assert list(typing.get_args(hints[py.name])) == nat["choices"], where
             assert default == nat["default"], where
-
-
-def _without_unions(name: str, d: dict[str, Any]) -> dict[str, Any]:
-    """A nested default's dict form without its union fields, at any depth: a union's default is
-    the dataclass's (Faults.latency: 10 ms), its C++ member's the engine's (0 s), which every
-    scenario read sets."""
-    out = {}
-    for f in TABLES[name]:
-        v = d[f["name"]]
-        if f["kind"] in ("union", "union_list"):
-            continue
-        if f["kind"] == "config" and v is not None:
-            v = _without_unions(f["types"][0], v)
-        elif f["kind"] == "list":
-            v = [_without_unions(f["types"][0], x) for x in v]
-        out[f["name"]] = v
-    return out
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

@@ -166,6 +166,19 @@ absl::Status ValidateDependencyRules(const DependencyConfig& d) {
         "service must be None or a service name (letters, digits and underscores), got \"%s\"",
         d.service));
   }
+  // A call to a service is answered by the service's own dependencies: a fault model, replicas
+  // or charges here would be silently ignored.
+  const char* ignored = d.service.empty()            ? nullptr
+                        : d.faults != FaultsConfig{} ? "faults"
+                        : d.replicas                 ? "replicas"
+                        : d.charges                  ? "charges"
+                                                     : nullptr;
+  if (ignored != nullptr) {
+    return Invalid(absl::StrFormat(
+        "%s must keep its default when service is set (service='%s': the service's own "
+        "dependencies carry faults, replicas and charges)",
+        ignored, d.service));
+  }
   if (d.hedge && d.fanout) {
     return Invalid("hedge must be None when fanout is set (a call is either hedged or fanned out)");
   }

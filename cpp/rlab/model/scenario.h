@@ -39,8 +39,9 @@ struct LatencyDist {
   double a = 0.0;
   double b = 0.0;
   // kMixture only: weights (> 0, normalised when sampling) and components (no nested mixtures).
-  std::vector<double> weights;
-  std::vector<LatencyDist> components;
+  std::vector<double> weights = {};
+  std::vector<LatencyDist> components = {};
+  bool operator==(const LatencyDist&) const = default;
 };
 
 // The kinds of failure a dependency produces, as relative weights (normalised when drawing).
@@ -51,6 +52,7 @@ struct FailureMix {
   double timeout = 0.0;  // the call hangs past the caller's attempt timeout
   double connection_reset = 0.0;
   int64_t retry_after_ns = kNsPerSecond;
+  bool operator==(const FailureMix&) const = default;
 };
 
 // A time window that overrides parts of the fault model: outages, brownouts, recoveries.
@@ -62,6 +64,7 @@ struct FaultPhase {
   std::optional<FailureMix> mix;
   std::optional<LatencyDist> latency;
   double latency_multiplier = 1.0;  // applied to whichever latency is in force
+  bool operator==(const FaultPhase&) const = default;
 };
 
 // How much work a dependency can take at once. Without it, a dependency serves every call in
@@ -81,13 +84,14 @@ struct CapacityConfig {
   bool drop_abandoned = false;
   // Which waiting call the server takes next, and which it fails at once with 503 (CoDel).
   QueueDisciplineConfig discipline = {};
+  bool operator==(const CapacityConfig&) const = default;
 };
 
 // One dependency's behaviour: what fails, how long calls take, and when.
 struct FaultsConfig {
   double failure_rate = 0.0;  // probability that an attempt fails, in [0, 1]
   FailureMix mix;
-  LatencyDist latency;  // service time of every attempt
+  LatencyDist latency = {.a = 0.01};  // service time of every attempt (10 ms, as rl.Faults)
   std::vector<FaultPhase> phases;
   CapacityConfig capacity;
   // Probability that a successful attempt commits its effect but loses the response: the caller
@@ -95,6 +99,7 @@ struct FaultsConfig {
   double ambiguous_rate = 0.0;
   // How long a hung call lasts when the caller set no attempt timeout and has no deadline.
   int64_t hang_ns = 30 * kNsPerSecond;
+  bool operator==(const FaultsConfig&) const = default;
 };
 
 // What a non-critical dependency falls back to when its call fails. With a fallback the order

@@ -10,29 +10,6 @@
 #include "rlab/core/validate.h"
 
 namespace rlab {
-namespace {
-
-// Whether a fault model says nothing a call to a service could honour (the Python Dependency
-// checks that it is exactly the default; here, what would be silently ignored).
-bool DefaultFaults(const FaultsConfig& f) {
-  return f.failure_rate == 0.0 && f.phases.empty() && f.ambiguous_rate == 0.0 &&
-         f.capacity.max_in_service == 0;
-}
-
-// A dependency that calls a service has no fault model of its own to speak of.
-absl::Status CheckCaller(const std::string& path, const DependencyConfig& d) {
-  const char* bad = !DefaultFaults(d.faults) ? "faults"
-                    : d.replicas.has_value() ? "replicas"
-                    : d.charges              ? "charges"
-                                             : nullptr;
-  if (bad == nullptr) return absl::OkStatus();
-  return Invalid(absl::StrFormat(
-      "%s.%s must keep its default when %s.service is set (service='%s': the service's own "
-      "dependencies carry faults, replicas and charges)",
-      path, bad, path, d.service));
-}
-
-}  // namespace
 
 std::string ServiceDependencyPath(const ServiceConfig& service, const DependencyConfig& dep) {
   return absl::StrFormat("services[%s].dependencies[%s]", service.name, dep.name);
@@ -81,8 +58,7 @@ absl::Status ValidateServiceGraph(const ScenarioConfig& config) {
   std::vector<std::string> names;
   for (const ServiceConfig& svc : services) names.push_back(svc.name);
   if (absl::Status s = ValidateUniqueNames("services", names); !s.ok()) return s;
-  // The callers' edges (the root's in edges[n]), checking unknown names and callers with a fault
-  // model, root first.
+  // The callers' edges (the root's in edges[n]), checking unknown names, root first.
   std::vector<std::vector<int>> edges(n + 1);
   for (int i = -1; i < n; ++i) {
     for (const DependencyConfig& d : i < 0 ? config.dependencies : services[i].dependencies) {
@@ -94,7 +70,6 @@ absl::Status ValidateServiceGraph(const ScenarioConfig& config) {
                                        d.service, n == 0 ? "(none)" : absl::StrJoin(names, ", ")));
       }
       edges[i < 0 ? n : i].push_back(to);
-      if (absl::Status s = CheckCaller(path, d); !s.ok()) return s;
     }
   }
   // Depth-first from the root (iterative: a chain of 256 services is fine either way): a

@@ -36,6 +36,7 @@ struct QueueDisciplineConfig {
   // Adaptive LIFO: the line is congested (served LIFO) while its oldest item has waited at least
   // this long.
   int64_t lifo_threshold_ns = 5'000'000;
+  bool operator==(const QueueDisciplineConfig&) const = default;
 };
 
 // "fifo", "lifo", "adaptive_lifo", "codel".

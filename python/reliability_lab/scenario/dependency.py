@@ -171,21 +171,6 @@ class Dependency:
         if isinstance(self.retry, Retry):  # deprecated: converted (Python only)
             object.__setattr__(self, "retry", _normal_retry(self.retry))
         _schema.check(self)  # the table beside DependencyConfig (cpp/rlab/model/scenario.cc)
-        if self.service is not None:
-            # A call to a service is answered by the service's own dependencies: a fault model,
-            # replicas or charges here would be silently ignored. (Exactly the Python default
-            # Faults, whose latency the native default does not share.)
-            for attr, bad in (
-                ("faults", self.faults != Faults()),
-                ("replicas", self.replicas is not None),
-                ("charges", self.charges),
-            ):
-                if bad:
-                    raise ValueError(
-                        f"{attr} must keep its default when service is set (service="
-                        f"{self.service!r}: the service's own dependencies carry faults, "
-                        "replicas and charges)"
-                    )
 
     # Dependencies compare retry_on as a set: the order of the outcome names does not matter.
     def _key(self) -> tuple[object, ...]:
