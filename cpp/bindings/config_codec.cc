@@ -9,22 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common.h"
 #include "rlab/core/clock.h"
 #include "rlab/core/validate.h"
-#include "rlab/model/faults.h"
-#include "rlab/model/limits.h"
 #include "rlab/model/scenario.h"
-#include "rlab/model/service_graph.h"
-#include "rlab/policy/backoff.h"
-#include "rlab/policy/circuit_breaker.h"
-#include "rlab/policy/queue_discipline.h"
-#include "rlab/policy/retry.h"
-#include "rlab/policy/retry_budget.h"
-#include "rlab/policy/throttle.h"
+#include "rlab/policy/concurrency_limit.h"
 
 namespace rlab::bindings {
 
@@ -325,24 +318,27 @@ py::dict WriteAny(const AnySchema& schema, const void* config, bool nanoseconds,
 
 namespace {
 
-// Every config declared by a field table.
+// Every table met from `table` on (nested configs, unions' members), in the order first met.
+void Collect(const AnySchema& table, std::vector<const AnySchema*>* out) {
+  if (absl::c_linear_search(*out, &table)) return;
+  out->push_back(&table);
+  for (const FieldSpec& row : table.fields) {
+    if (row.inner != nullptr) Collect(row.inner(), out);
+    for (size_t k = 0; row.members != nullptr && k < row.members().size; ++k) {
+      Collect(row.members().member(row.members(), k), out);
+    }
+  }
+}
+
 const std::vector<const AnySchema*>& Tables() {
   static const auto* tables = [] {
-    auto* t = new std::vector<const AnySchema*>{
-        &BreakerSchema(),         &TokenBucketSchema(),     &RatioBudgetSchema(),
-        &ThrottleSchema(),        &QueueDisciplineSchema(), &LimitSchema(),
-        &FailureMixSchema(),      &FallbackSchema(),        &HedgeSchema(),
-        &FanoutSchema(),          &OutlierSchema(),         &BulkheadSchema(),
-        &AwsRetrySchema(),        &ShedClassSchema(),       &RateLimitSchema(),
-        &CapacitySchema(),        &PhaseSchema(),           &FaultsSchema(),
-        &TenantSchema(),          &SheddingSchema(),        &IntakeSchema(),
-        &ReplicaOverrideSchema(), &ReplicasSchema(),        &RateSegmentSchema(),
-        &ScheduleSchema(),        &PoissonSchema(),         &ConstantRateSchema(),
-        &ClosedLoopSchema(),      &BackoffSchema(),         &RetrySchema(),
-        &DependencySchema(),      &ServiceSchema(),         &TraceSchema()};
-    for (const UnionMember<LatencyDist>& m : LatencyUnion().members) t->push_back(&m.schema());
-    t->insert(t->end(), {&SampleWindowSchema(), &AimdSchema(), &VegasSchema(), &Gradient2Schema(),
-                         &EnvoyGradientSchema()});
+    // The scenario's tables (not its own: rl.Scenario holds the run options and the seed
+    // too) and the standalone concurrency limiters' (a scenario's Limit is one flat table).
+    auto* t = new std::vector<const AnySchema*>;
+    const AnySchema* roots[] = {&ScenarioSchema(), &AimdSchema(), &VegasSchema(),
+                                &Gradient2Schema(), &EnvoyGradientSchema()};
+    for (const AnySchema* root : roots) Collect(*root, t);
+    t->erase(t->begin());
     return t;
   }();
   return *tables;
