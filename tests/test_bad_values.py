@@ -4,7 +4,9 @@ exported from ``reliability_lab``, and every numeric leaf of ``Scenario.from_dic
 Every bad value must raise ValueError/TypeError whose message names the parameter (or the dotted
 path) and shows the value: never pybind11's "incompatible constructor arguments", never a bare
 ``float() argument must be ...``, never an OverflowError, never a silent conversion (a numeric
-string such as ``"5"`` accepted as 5.0, a bool accepted as a number).
+string such as ``"5"`` accepted as 5.0, a bool accepted as a number). A value of the wrong type
+raises a TypeError (``rl.ConfigTypeError``, a ValueError too); a value of the right type out of
+its range a ValueError that is not a TypeError.
 
 The constructors and leaves are enumerated, not listed: a class exported later from a policy
 module, or a scenario field added later, is fuzzed automatically.
@@ -103,9 +105,21 @@ def _shown(value: Any) -> list[str]:
     return [repr(value), str(value), f"{value:g}" if isinstance(value, float) else repr(value)]
 
 
-def _check(exc: BaseException, name: str, value: Any) -> None:
+def _wrong_type(value: Any, kind: str) -> bool:
+    """Whether ``value`` is of the wrong type for a parameter of ``kind``: "int", "float",
+    "bool" or "str" (a choice is a str)."""
+    if kind in ("bool", "str"):
+        return not isinstance(value, bool if kind == "bool" else str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    return kind == "int" and isinstance(value, float)
+
+
+def _check(exc: BaseException, name: str, value: Any, kind: str) -> None:
     message = str(exc)
     assert isinstance(exc, (ValueError, TypeError)), f"{type(exc).__name__}: {message}"
+    wrong = _wrong_type(value, kind)
+    assert isinstance(exc, TypeError) == wrong, f"{type(exc).__name__} for {value!r}: {message}"
     assert name in message, message
     assert " must " in message, message  # the expected type or range is said
     assert "incompatible constructor arguments" not in message, message
@@ -124,6 +138,10 @@ def _bad_values(p: inspect.Parameter) -> list[Any]:
     return values
 
 
+def _kind(p: inspect.Parameter) -> str:
+    return "int" if _is_int(str(p.annotation).replace("'", "")) else "float"
+
+
 def _id(case: tuple[type, inspect.Parameter]) -> str:
     return f"{case[0].__name__}.{case[1].name}"
 
@@ -136,7 +154,7 @@ def test_constructor_rejects_bad_values(case: tuple[type, inspect.Parameter]) ->
     for bad in _bad_values(p):
         with pytest.raises(Exception) as info:
             cls(**{**kwargs, p.name: bad})
-        _check(info.value, p.name, bad)
+        _check(info.value, p.name, bad, _kind(p))
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -149,7 +167,7 @@ def _hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-def _word_cases() -> list[tuple[type, str, list[Any]]]:
+def _word_cases() -> list[tuple[type, str, list[Any], str]]:
     """(class, parameter, bad values) for every bool, str and Literal parameter."""
     out = []
     for cls in _constructors():
@@ -174,7 +192,7 @@ def _word_cases() -> list[tuple[type, str, list[Any]]]:
                 continue
             if not optional and p.default is not None:
                 bad.append(None)
-            out.append((cls, p.name, bad))
+            out.append((cls, p.name, bad, "bool" if kind is bool else "str"))
     return out
 
 
@@ -182,17 +200,17 @@ WORD_CASES = _word_cases()
 
 
 @pytest.mark.parametrize(
-    "case", WORD_CASES, ids=[f"{c.__name__}.{n}" for c, n, _ in WORD_CASES]
+    "case", WORD_CASES, ids=[f"{c.__name__}.{n}" for c, n, _, _ in WORD_CASES]
 )
-def test_constructor_rejects_bad_words(case: tuple[type, str, list[Any]]) -> None:
+def test_constructor_rejects_bad_words(case: tuple[type, str, list[Any], str]) -> None:
     """Bools, strings and choices: a bool given 1, a name given 5 or bytes, a choice unknown."""
-    cls, name, bad_values = case
+    cls, name, bad_values, kind = case
     kwargs = _legal_kwargs(cls)
     assert kwargs is not None
     for bad in bad_values:
         with pytest.raises(Exception) as info:
             cls(**{**kwargs, name: bad})
-        _check(info.value, name, bad)
+        _check(info.value, name, bad, kind)
 
 
 NUMERIC_LEAVES = [
@@ -201,6 +219,10 @@ NUMERIC_LEAVES = [
     if str(lf.hint).replace(" | None", "") in ("int", "float", "<class 'int'>", "<class 'float'>")
     or lf.hint in (int, float, int | None, float | None)
 ]
+
+
+def _leaf_kind(leaf: Leaf) -> str:
+    return "int" if "int" in str(leaf.hint) else "float"
 
 
 def _set_in_dict(d: dict[str, Any], leaf: Leaf, sc: Scenario, value: Any) -> None:
@@ -234,7 +256,7 @@ def test_from_dict_leaf_rejects_bad_values(leaf: Leaf, bad: Any) -> None:
     _set_in_dict(d, leaf, sc, bad)
     with pytest.raises(Exception) as info:
         Scenario.from_dict(d)
-    _check(info.value, dotted_path(leaf, sc), bad)
+    _check(info.value, dotted_path(leaf, sc), bad, _leaf_kind(leaf))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -248,7 +270,7 @@ def test_constructor_rejects_junk(case: tuple[type, inspect.Parameter], bad: Any
     assert kwargs is not None
     with pytest.raises(Exception) as info:
         cls(**{**kwargs, p.name: bad})
-    _check(info.value, p.name, bad)
+    _check(info.value, p.name, bad, _kind(p))
 
 
 @pytest.mark.parametrize("leaf", NUMERIC_LEAVES, ids=[lf.template() for lf in NUMERIC_LEAVES])
@@ -265,7 +287,7 @@ def test_from_dict_leaf_rejects_each_bad_value(leaf: Leaf) -> None:
         _set_in_dict(d, leaf, sc, bad)
         with pytest.raises(Exception) as info:
             Scenario.from_dict(d)
-        _check(info.value, dotted_path(leaf, sc), bad)
+        _check(info.value, dotted_path(leaf, sc), bad, _leaf_kind(leaf))
 
 
 def test_the_fuzz_covers_something() -> None:

@@ -26,6 +26,7 @@ NAMES = [
     "RetryExhausted",
     "DeadlineExceeded",
     "RetryBudgetExhausted",
+    "ConfigTypeError",
 ]
 
 
@@ -43,6 +44,37 @@ def test_lab_closed_error_is_native_and_a_runtime_error() -> None:
     assert live.LabClosedError.__module__ == "reliability_lab.live"
     assert issubclass(live.LabClosedError, errors.ReliabilityLabError)
     assert issubclass(live.LabClosedError, RuntimeError)
+
+
+def test_a_wrong_type_is_a_type_error_and_a_value_error() -> None:
+    """ConfigTypeError: a TypeError (the value's type is wrong), and a ValueError, so that code
+    catching a bad configuration as ValueError (every range error) catches it too. Raised the
+    same way by the native reader, the Python checks and a scenario dict's deep leaves."""
+    assert errors.ConfigTypeError.__bases__ == (TypeError, ValueError)
+    assert not issubclass(errors.ConfigTypeError, errors.ReliabilityLabError)
+    for build, message in (
+        (lambda: rl.Breaker(open_for="5"), "open_for must be a finite number in (0, 1e+06]"),
+        (lambda: rl.Breaker(window_size=5.0), "window_size must be an integer in"),
+        (lambda: rl.Breaker(window=5.0), "window must be one of 'count', 'time', got 5.0"),
+        (lambda: rl.Backoff(jitter=5), "jitter must be one of"),
+        (lambda: rl.Dependency("x", faults=5), "faults must be a Faults, got 5"),
+        (lambda: rl.Scenario(dependencies=5), "dependencies must be a sequence, got 5"),
+        (lambda: rl.Retry(seed="1"), "seed must be an integer"),
+        (lambda: rl.AdaptiveThrottle(seed=1.0), "seed must be an integer in [0, 2**64)"),
+        (lambda: rl.Phase(None, 0, 1), "name must be letters"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(errors.ConfigTypeError) as info:
+            build()
+        assert message in str(info.value)
+    d = rl.Scenario().to_dict()
+    d["dependencies"][0]["faults"]["capacity"]["max_queue"] = "3"
+    with pytest.raises(errors.ConfigTypeError, match=r"payment\.faults\.capacity\.max_queue"):
+        rl.Scenario.from_dict(d)
+    # Of the right type but out of its range: a ValueError only.
+    for build in (lambda: rl.Breaker(open_for=-1.0), lambda: rl.Breaker(window_size=0)):
+        with pytest.raises(ValueError) as raised:
+            build()
+        assert not isinstance(raised.value, TypeError)
 
 
 def test_hierarchy() -> None:
@@ -118,6 +150,7 @@ def test_subclasses_and_except_clauses() -> None:
         errors.DeadlineExceeded("late", 1),
         errors.RetryBudgetExhausted("budget", 2),
         live.LabClosedError("closed"),
+        errors.ConfigTypeError("workers must be an integer in [1, 100000], got '8'"),
     ],
 )
 def test_pickles(exc: Exception) -> None:

@@ -29,6 +29,7 @@ struct ErrorTypes {
   PyObject* deadline_exceeded;
   PyObject* retry_budget_exhausted;
   PyObject* lab_closed;       // LabClosedError
+  PyObject* config_type;      // ConfigTypeError: a TypeError and a ValueError
   PyObject* cancelled_types;  // tuple: CANCELLED_TYPES
   PyObject* timeout_types;    // tuple: TIMEOUT_TYPES
 };
@@ -38,6 +39,9 @@ const ErrorTypes& Errors();
 // KeyError, Unavailable (an engine not accepting work) LabClosedError, anything else
 // RuntimeError. Sets the Python error and returns nullptr (for raw CPython methods).
 PyObject* SetErrorFromStatus(const absl::Status& status);
+
+// Raises ConfigTypeError (a configuration value of the wrong type) with `message`.
+[[noreturn]] void ThrowConfigType(const std::string& message);
 
 // The same mapping for pybind11 code: raises (as a C++ exception) unless `status` is OK.
 void ThrowIfError(const absl::Status& status);

@@ -35,7 +35,7 @@ std::string Repr(py::handle h) {
 
 // "path must be <what>, got <repr>": a value of the wrong type.
 [[noreturn]] static void Expected(std::string_view path, std::string_view what, py::handle h) {
-  Fail(absl::StrFormat("%s must be %s, got %s", path, what, Repr(h)));
+  ThrowConfigType(absl::StrFormat("%s must be %s, got %s", path, what, Repr(h)));
 }
 
 int64_t ToInt(py::handle h, const std::string& path, int64_t lo, int64_t hi) {
@@ -45,7 +45,10 @@ int64_t ToInt(py::handle h, const std::string& path, int64_t lo, int64_t hi) {
   const long long v = is_int ? PyLong_AsLongLongAndOverflow(o, &overflow) : 0;
   if (!is_int || overflow != 0 || (v == -1 && PyErr_Occurred()) || v < lo || v > hi) {
     PyErr_Clear();
-    Fail(absl::StrFormat("%s must be an integer in [%d, %d], got %s", path, lo, hi, Repr(h)));
+    const std::string m =
+        absl::StrFormat("%s must be an integer in [%d, %d], got %s", path, lo, hi, Repr(h));
+    if (!is_int) ThrowConfigType(m);
+    Fail(m);
   }
   return v;
 }
@@ -67,9 +70,11 @@ double ReadReal(py::handle v, const FieldInfo& f, const std::string& path) {
   PyObject* o = v.ptr();
   const bool number = PyFloat_Check(o) || (PyLong_Check(o) && !PyBool_Check(o));
   const double x = number ? PyFloat_AsDouble(o) : 0.0;
-  if (!number || (x == -1.0 && PyErr_Occurred())) {
+  if (!number || (x == -1.0 && PyErr_Occurred())) {  // not a number, or an int beyond a float
     PyErr_Clear();
-    ThrowIfError(RangeError(path, Repr(v), f.lo, f.hi, f.lo_bound, f.hi_bound));
+    const absl::Status s = RangeError(path, Repr(v), f.lo, f.hi, f.lo_bound, f.hi_bound);
+    if (!number) ThrowConfigType(std::string(s.message()));
+    ThrowIfError(s);
   }
   ThrowIfError(CheckRealField(f, path, x));
   return x;
@@ -83,10 +88,10 @@ int64_t ReadIntLike(py::handle v, const FieldInfo& f, const std::string& path) {
     return v.ptr() == Py_True ? 1 : 0;
   }
   if (f.kind == FieldKind::kChoice) {
-    if (PyUnicode_Check(v.ptr())) {
-      const auto it = std::find(f.choices.begin(), f.choices.end(), v.cast<std::string>());
-      if (it != f.choices.end()) return it - f.choices.begin();
-    }
+    if (!PyUnicode_Check(v.ptr()))
+      ThrowConfigType(std::string(ChoiceError(f, path, Repr(v)).message()));
+    const auto it = std::find(f.choices.begin(), f.choices.end(), v.cast<std::string>());
+    if (it != f.choices.end()) return it - f.choices.begin();
     ThrowIfError(ChoiceError(f, path, Repr(v)));
   }
   const int64_t ns = SecondsToNs(ReadReal(v, f, path));  // seconds, or a list's element

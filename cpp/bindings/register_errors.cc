@@ -369,6 +369,14 @@ void RegisterErrors(py::module_& m) {
       NewError(m, "reliability_lab.live", "LabClosedError",
                "The lab is not running (not started yet, or shut down): it accepts no new orders.",
                py::make_tuple(py::handle(e->base), py::handle(PyExc_RuntimeError)));
+  // A wrong type is a TypeError; it is a ValueError too, so that code catching a bad
+  // configuration as ValueError (as every range error is) catches it as well.
+  e->config_type = NewError(
+      m, kErrors, "ConfigTypeError",
+      "A configuration value of the wrong type (a string for a number, a float for an integer, "
+      "a dict for a config object...),\nnaming its dotted path, the expected type and the value. "
+      "Both a TypeError and a ValueError.",
+      py::make_tuple(py::handle(PyExc_TypeError), py::handle(PyExc_ValueError)));
 
   // The stdlib's cancellation and timeout types (imports of the standard library only).
   py::module_ asyncio = py::module_::import("asyncio");
@@ -407,6 +415,11 @@ PyObject* SetErrorFromStatus(const absl::Status& status) {
   }
   PyErr_SetString(type, message.c_str());
   return nullptr;
+}
+
+void ThrowConfigType(const std::string& message) {
+  PyErr_SetString(Errors().config_type, message.c_str());
+  throw py::error_already_set();
 }
 
 void ThrowIfError(const absl::Status& status) {

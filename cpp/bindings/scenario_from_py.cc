@@ -53,7 +53,10 @@ ScenarioConfig ScenarioFromDict(const py::dict& d, ScenarioRunOptions* options) 
   const unsigned long long v = ok ? PyLong_AsUnsignedLongLong(seed.ptr()) : 0;
   if (!ok || (v == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
     PyErr_Clear();
-    Fail(absl::StrFormat("seed must be an integer in [0, 2**64 - 1], got %s", Repr(seed)));
+    const std::string m =
+        absl::StrFormat("seed must be an integer in [0, 2**64 - 1], got %s", Repr(seed));
+    if (!ok) ThrowConfigType(m);
+    Fail(m);
   }
   c.seed = v;
   py::dict run;

@@ -13,9 +13,12 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from reliability_lab._core import ConfigTypeError
 
 T = TypeVar("T")
 
@@ -36,7 +39,7 @@ def number(name: str, value: object) -> float:
     """A real number (int or float, not bool, not a numeric string), as a float. NaN and inf
     pass through: the native validator rejects them with the allowed range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ConfigTypeError(f"{name} must be a number, got {value!r}")
     try:
         return float(value)
     except OverflowError:  # an int beyond the float range
@@ -47,8 +50,9 @@ def in_range(
     name: str, value: T, lo: float, hi: float, *, seconds: bool = False, lo_open: bool = False
 ) -> T:
     """An integer (with ``seconds``, a number of seconds: any real) in [lo, hi] ((lo, hi] when
-    ``lo_open``), returned as given; otherwise ValueError naming it, the range and the value in
-    the core's wording (rlab/core/validate.cc). NaN and inf fail the comparisons."""
+    ``lo_open``), returned as given; otherwise ValueError (ConfigTypeError for a value of the
+    wrong type) naming it, the range and the value in the core's wording
+    (rlab/core/validate.cc). NaN and inf fail the comparisons."""
     kind = numbers.Real if seconds else numbers.Integral
     ok = not isinstance(value, bool) and isinstance(value, kind)
     v: Any = value
@@ -57,12 +61,25 @@ def in_range(
     what = "a finite number" if seconds else "an integer"
     span = f"{lo:g}, {hi:g}" if seconds else f"{lo}, {hi}"
     got = f"{v:g}" if seconds and isinstance(v, float) else short_repr(v)
-    raise ValueError(f"{name} must be {what} in {'(' if lo_open else '['}{span}], got {got}")
+    error = ValueError if ok else ConfigTypeError
+    raise error(f"{name} must be {what} in {'(' if lo_open else '['}{span}], got {got}")
+
+
+def seed(name: str, value: object) -> int:
+    """A seed of random draws: an integer in [0, 2**64), or None for a fresh one."""
+    if value is None:
+        return secrets.randbits(64)
+    message = f"{name} must be an integer in [0, 2**64), got {short_repr(value)}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigTypeError(message)
+    if not 0 <= value < 2**64:
+        raise ValueError(message)
+    return value
 
 
 def string(name: str, value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
+        raise ConfigTypeError(f"{name} must be a string, got {value!r}")
     return value
 
 
@@ -77,10 +94,12 @@ def join(path: str, name: str) -> str:
 
 @contextmanager
 def at(path: str) -> Iterator[None]:
-    """Re-raises a ValueError (or TypeError) from inside as a ValueError under ``path``."""
+    """Re-raises a ValueError (or TypeError) from inside under ``path``: a ConfigTypeError as
+    one, anything else as a ValueError."""
     try:
         yield
     except (ValueError, TypeError) as e:
         if not path:
             raise
-        raise ValueError(f"{path}{'.' if isinstance(e, ValueError) else ': '}{e}") from None
+        error = ConfigTypeError if isinstance(e, ConfigTypeError) else ValueError
+        raise error(f"{path}{'.' if isinstance(e, ValueError) else ': '}{e}") from None

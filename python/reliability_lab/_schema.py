@@ -61,21 +61,23 @@ def encode(value: Any) -> Any:
 
 
 def expect(path: str, value: object, types: Sequence[str], none: bool = False) -> None:
-    """A nested value must be an instance of one of the classes named ``types`` (ValueError
+    """A nested value must be an instance of one of the classes named ``types`` (ConfigTypeError
     naming the path, the classes and the value)."""
     mro = type(value).__mro__
     if dataclasses.is_dataclass(value) and any(c.__name__ in types for c in mro):
         return
     names = types[0] if len(types) == 1 else ", ".join(types[:-1]) + " or " + types[-1]
     article = "an" if names[0] in "AEIOU" else "a"
-    raise ValueError(f"{path} must be {article} {names}{' or None' if none else ''}, got {value!r}")
+    raise _core.ConfigTypeError(
+        f"{path} must be {article} {names}{' or None' if none else ''}, got {value!r}"
+    )
 
 
 def items(name: str, value: object, types: Sequence[str] = ()) -> tuple[Any, ...]:
     """A sequence given as any iterable (not a string or mapping), as a tuple; with ``types``,
     of instances of those classes."""
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise ValueError(f"{name} must be a sequence, got {value!r}")
+        raise _core.ConfigTypeError(f"{name} must be a sequence, got {value!r}")
     seq = tuple(value)
     for i, item in enumerate(seq if types else ()):
         expect(f"{name}[{i}]", item, types)

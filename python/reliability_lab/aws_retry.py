@@ -102,9 +102,6 @@ class AwsRetryStats:
         )
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {"a str": str, "an int": int, "a number": (int, float)}
-
-
 @dataclass(frozen=True, eq=False)
 class AwsRetry:
     """Retries a callable as the AWS SDKs' ``standard`` or ``adaptive`` retry mode does.
@@ -164,16 +161,11 @@ class AwsRetry:
     _counters: dict[str, itertools.count[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for f in _schema.TABLES["AwsRetryConfig"]:  # a wrong type is a TypeError here
-            value, kind = getattr(self, f["name"]), f["kind"]
-            what = {"choice": "a str", "int": "an int"}.get(kind, "a number")
-            if isinstance(value, bool) or not isinstance(value, _TYPES[what]):
-                raise TypeError(f"aws_retry.{f['name']} must be {what}, got {value!r}")
         if self.classify is not None and not callable(self.classify):
             raise TypeError(f"aws_retry.classify must be callable, got {self.classify!r}")
         clock = self.clock if self.clock is not None else default_clock()
         # The field table beside AwsRetryConfig (cpp/rlab/policy/aws_retry.cc) reads and checks
-        # the fields, naming them "aws_retry.<field>".
+        # the fields, naming them "aws_retry.<field>" (ConfigTypeError for a wrong type).
         fields = {f["name"]: getattr(self, f["name"]) for f in _schema.TABLES["AwsRetryConfig"]}
         native = _core.AwsRetryPolicy(fields, clock.now_ns())
         init = functools.partial(object.__setattr__, self)

@@ -35,7 +35,6 @@ from a seeded stream, so runs are reproducible and a ``ManualClock`` makes tests
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,13 +69,6 @@ def _flag(path: str, value: object) -> bool:
         raise TypeError(f"{path} must be True or False, got {value!r}")
     return value
 
-
-def _seed(value: int | None) -> int:
-    if value is None:
-        return secrets.randbits(64)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
-        raise ValueError(f"load_balancer.seed must be an integer in [0, 2**64), got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -284,7 +276,7 @@ class LoadBalancer:
             "panic_threshold": _number("load_balancer.panic_threshold", panic_threshold),
         }  # read by the native field table (cpp/rlab/policy/load_balancer.cc)
         self._native = _core.LoadBalancer(config, outlier.native if outlier is not None else None)
-        self._seed = _seed(seed)
+        self._seed = _checks.seed("load_balancer.seed", seed)
         self._rng = _core.RandomStream(self._seed)
         self._rng_lock = threading.Lock()
 

@@ -315,7 +315,8 @@ class CircuitBreaker(_core.CircuitBreaker):
                 raise ValueError(f"exclude must hold exception types, got {t!r}")
         _checks.string("name", name)
         if listener_delivery not in ("caller", "background"):
-            raise ValueError(
+            error = ValueError if isinstance(listener_delivery, str) else _core.ConfigTypeError
+            raise error(
                 "listener_delivery must be 'caller' or 'background', got "
                 f"{listener_delivery!r}"
             )

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from typing import ClassVar, ParamSpec, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reliability_lab import _core, _schema
+from reliability_lab import _checks, _core, _schema
 from reliability_lab.clock import Clock, default_clock
 from reliability_lab.errors import CANCELLED_TYPES, Rejected
 from reliability_lab.metrics import PREFIX
@@ -338,10 +337,7 @@ class ConcurrencyLimiter:
         self._algorithm = algorithm
         self._native = algorithm._native()
         self._clock = clock if clock is not None else default_clock()
-        if seed is None:
-            seed = secrets.randbits(64)
-        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        seed = _checks.seed("seed", seed)
         self._seed = seed
         self._rng = _core.RandomStream(seed)
         self._rng_lock = threading.Lock()

@@ -3,7 +3,9 @@
 Every error the lab raises on purpose derives from :class:`ReliabilityLabError`. Local rejections
 (the dependency was never called) derive from :class:`Rejected`; a retry loop that gave up raises a
 :class:`RetryError` subclass whose ``__cause__`` is the last attempt's exception. Invalid parameters
-raise the built-in :class:`ValueError`, naming the parameter and its allowed range.
+raise the built-in :class:`ValueError`, naming the parameter and its allowed range; a value of the
+wrong type raises :class:`ConfigTypeError`, which is both a :class:`TypeError` and a
+:class:`ValueError`.
 
 The classes are defined by the native core (``reliability_lab._core``), which raises them
 directly; this module re-exports them, so ``reliability_lab.errors.BreakerOpen`` is the same
@@ -44,6 +46,7 @@ from reliability_lab._core import (
     BulkheadClosed,
     BulkheadFull,
     Cancelled,
+    ConfigTypeError,
     DeadlineExceeded,
     Rejected,
     ReliabilityLabError,
@@ -67,6 +70,7 @@ __all__ = [
     "BulkheadClosed",
     "BulkheadFull",
     "Cancelled",
+    "ConfigTypeError",
     "DeadlineExceeded",
     "Rejected",
     "ReliabilityLabError",

@@ -28,7 +28,6 @@ import asyncio
 import concurrent.futures
 import functools
 import math
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,10 +162,7 @@ class AdaptiveThrottle:
         self._config = config
         self._native = self._config._native()
         self._clock = clock if clock is not None else default_clock()
-        if seed is None:
-            seed = secrets.randbits(64)
-        elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        seed = _checks.seed("seed", seed)
         self._seed = seed
         self._rng = _core.RandomStream(seed)
         # A random stream has one owner at a time; the lock keeps draws ordered without the GIL.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from reliability_lab import _schema
 from reliability_lab._checks import NAME as _NAME
+from reliability_lab.errors import ConfigTypeError
 from reliability_lab.scenario.latency import Constant, Latency
 from reliability_lab.scenario.queue_discipline import QueueDiscipline
 
@@ -64,7 +65,8 @@ class Phase:
     def __post_init__(self) -> None:
         # Only Python names phases in paths (`phases[outage]`); the C++ engines take any name.
         if not isinstance(self.name, str) or not _NAME.match(self.name) or self.name.isdigit():
-            raise ValueError(
+            error = ValueError if isinstance(self.name, str) else ConfigTypeError
+            raise error(
                 f"name must be letters, digits and underscores (not all digits), got {self.name!r}"
             )
         # The field table beside FaultPhase (cpp/rlab/model/faults.cc) and its rule (end after
