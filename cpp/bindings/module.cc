@@ -23,8 +23,8 @@ void RegisterRateLimit(py::module_& m);         // rate limiters (smooth, bursty
 // Load balancing over replicas; the detector first (the balancer takes one).
 void RegisterOutlier(py::module_& m);
 void RegisterLoadBalancer(py::module_& m);
-void RegisterAwsRetry(py::module_& m);  // AWS SDK retry modes (botocore standard/adaptive)
-void RegisterHedge(py::module_& m);     // hedging state (delay quantile, budget) for callables
+void RegisterAwsRetry(py::module_& m);       // AWS SDK retry modes (botocore standard/adaptive)
+void RegisterHedge(py::module_& m);          // hedging state (delay quantile, budget) for callables
 void RegisterConfigSchemas(py::module_& m);  // config field tables (config_codec.cc)
 
 }  // namespace rlab::bindings
