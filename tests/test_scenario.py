@@ -257,6 +257,11 @@ BAD_VALUES: list[tuple[Any, dict[str, Any], str]] = [
         {"dependencies": [rs.Dependency("workers")]},
         'dependencies[0].name must not be "workers": it is a scenario field',
     ),
+    (  # a run option (held beside the model's table) is a scenario field too
+        rs.Scenario,
+        {"dependencies": [rs.Dependency("sample_every")]},
+        'dependencies[0].name must not be "sample_every": it is a scenario field',
+    ),
 ]
 
 

@@ -24,12 +24,6 @@ constexpr int64_t kSchemaVersion = 1;
 
 [[noreturn]] void Fail(const std::string& message) { throw py::value_error(message); }
 
-// The run options' table: scenario fields that configure a run rather than the model.
-RLAB_TABLE(RunOptionsSchema, ScenarioRunOptions, "RunOptions", "", nullptr,
-           RLAB_SECONDS(sample_every, 0, kMaxDurationS, CC, "between time-series rows; 0: none"),
-           RLAB_FLAG(record_orders, "keep each order's record"),
-           RLAB_FLAG(record_events, "keep the event log"));
-
 // `d[key]`, removed from `d`; a missing key is an error naming it.
 py::object Take(py::dict& d, const char* key) {
   if (!d.contains(key)) MissingKey("", key);

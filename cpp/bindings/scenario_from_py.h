@@ -20,13 +20,6 @@ namespace rlab::bindings {
 
 namespace py = pybind11;
 
-// The scenario fields that configure a run rather than the model (read by the engines).
-struct ScenarioRunOptions {
-  int64_t sample_every_ns = kNsPerSecond;  // 0: no time series
-  bool record_orders = true;
-  bool record_events = true;
-};
-
 // Reads a dict produced by Scenario.to_dict() through the scenario's table: every value's type
 // and range is checked as it is read, the rules between fields are not (ValidateScenario, or
 // ValidatedScenarioFromDict). Fills `options` when given.

@@ -178,8 +178,9 @@ TEST(ValidateScenarioTest, DependencyCountAndNames) {
             "dependencies[2].name must not be \"workers\": it is a scenario field, and paths "
             "would be ambiguous");
   // Every field of the scenario's table is reserved (intake and services included), and the
-  // seed, which the bindings hold beside it.
-  for (const char* reserved : {"intake", "services", "dependencies", "num_keys", "seed"}) {
+  // seed and the run options, which rl.Scenario holds beside them.
+  for (const char* reserved : {"intake", "services", "dependencies", "num_keys", "seed",
+                               "sample_every", "record_events"}) {
     c.dependencies[2].name = reserved;
     EXPECT_EQ(Check(c), absl::StrCat("dependencies[2].name must not be \"", reserved,
                                      "\": it is a scenario field, and paths would be ambiguous"));

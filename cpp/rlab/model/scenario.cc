@@ -239,11 +239,11 @@ absl::Status ValidateScenarioRules(const ScenarioConfig& config) {
   absl::Status s = ValidateDependencyList(config.dependencies);
   for (size_t i = 0; i < config.dependencies.size() && s.ok(); ++i) {
     const std::string& name = config.dependencies[i].name;
-    // A scenario field's name (or the seed's, held beside the table) would make paths such as
-    // "workers" or "intake.limit" ambiguous with "<dependency>.<field>".
-    if (name != "seed" && absl::c_none_of(ScenarioSchema().fields, [&](const FieldSpec& f) {
-          return f.info.name == name;
-        })) {
+    // A scenario field's name (the model's, the run options' or the seed's) would make paths
+    // such as "workers" or "intake.limit" ambiguous with "<dependency>.<field>".
+    const auto named = [&](const FieldSpec& f) { return f.info.name == name; };
+    if (name != "seed" && absl::c_none_of(ScenarioSchema().fields, named) &&
+        absl::c_none_of(RunOptionsSchema().fields, named)) {
       continue;
     }
     s = Invalid(absl::StrFormat(
@@ -263,6 +263,10 @@ absl::Status ValidateScenarioRules(const ScenarioConfig& config) {
   return s.ok() ? ValidateServiceGraph(config) : s;
 }
 
+RLAB_TABLE(RunOptionsSchema, ScenarioRunOptions, "RunOptions", "", nullptr,
+           RLAB_SECONDS(sample_every, 0, kMaxS, CC, "between time-series rows; 0: none"),
+           RLAB_FLAG(record_orders, "keep each order's record"),
+           RLAB_FLAG(record_events, "keep the event log"));
 RLAB_TABLE(ScenarioSchema, ScenarioConfig, "Scenario", "", &ValidateScenarioRules,
            RLAB_ONEOF(arrivals, ArrivalsUnion, "how orders arrive"),
            RLAB_INT(workers, 1, kMaxWorkers, "", "workers serving orders"),

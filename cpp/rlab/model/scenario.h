@@ -294,6 +294,15 @@ absl::Status ValidateDependencyRules(const DependencyConfig& d);
 // The scenario's own table (read and written by the bindings; not a Python dataclass's).
 const ConfigSchema<ScenarioConfig>& ScenarioSchema();
 
+// The scenario fields that configure a run rather than the model (read by the engines), and
+// their table: rl.Scenario holds them beside the model's fields and the seed.
+struct ScenarioRunOptions {
+  int64_t sample_every_ns = kNsPerSecond;  // 0: no time series
+  bool record_orders = true;
+  bool record_events = true;
+};
+const ConfigSchema<ScenarioRunOptions>& RunOptionsSchema();
+
 // Checks everything, naming the dotted path of the first bad field as the Python API spells it,
 // with dependencies addressed by name (e.g. "payment.faults.failure_rate must be ...").
 absl::Status ValidateScenario(const ScenarioConfig& config);

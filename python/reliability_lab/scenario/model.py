@@ -112,12 +112,6 @@ class Scenario:
         _schema.expect("intake", self.intake, ["Intake"])
         for name, cls in (("dependencies", "Dependency"), ("services", "Service")):
             object.__setattr__(self, name, _schema.items(name, getattr(self, name), [cls]))
-        for i, dep in enumerate(self.dependencies):  # Python's paths also name the run options
-            if dep.name in _SCENARIO_FIELDS:
-                raise ValueError(
-                    f'dependencies[{i}].name must not be "{dep.name}": it is a scenario field, '
-                    "and paths would be ambiguous"
-                )
         sent = self.to_dict()
         for f in dataclasses.fields(self):
             if f.type in ("int", "float", "bool"):  # as given, not encoded: errors show it
